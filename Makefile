@@ -1,0 +1,128 @@
+# ctxgate - one build for everything. Plain GNU Make; every knob is ?=.
+#
+#   make deps     install missing Debian packages (apt-get; sudo when not root)
+#   make          build build/release/ctxgate
+#   make test     deps + ASan/UBSan build + throwaway PostgreSQL + every test
+#   make demo     deps + build + sync examples/demo + answer as two users
+#   make bench    run the benchmarks (results go to docs/benchmarks.md by hand)
+#   make asan     sanitizer build only;  make fuzz   libFuzzer targets
+#   make format / lint / install
+
+CC        ?= cc
+PREFIX    ?= /usr/local
+BUILD     ?= build/release
+OPT       ?= -O2 -g
+SAN       ?=
+WERROR    ?= -Werror
+PKGS      ?= jansson sqlite3 libpq libcrypto
+CPPFLAGS  ?=
+LDFLAGS   ?=
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN   := -Wall -Wextra $(WERROR) -Wformat=2 -Wshadow -Wstrict-prototypes \
+          -Wmissing-prototypes -Wno-missing-field-initializers -Wno-format-truncation
+CFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE $(OPT) $(SAN) $(WARN) -fvisibility=hidden -MMD -MP \
+              -I. -Iconnectors/sdk $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
+LIBS   := $(PKG_LIBS) -ldl -lm -lpthread
+
+LIB_SRC := $(wildcard core/*.c indexer/*.c connectors/*.c connectors/files/*.c \
+             connectors/postgres/*.c agent/*.c retrieval/*.c)
+CLI_SRC := $(wildcard cli/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+INTEG_SRC := $(wildcard tests/integration/test_*.c)
+TEST_HELP := $(wildcard tests/lib/*.c)
+TEST_BINS := $(UNIT_SRC:%.c=$(BUILD)/%) $(INTEG_SRC:%.c=$(BUILD)/%)
+TEST_PLUGINS := $(patsubst %.c,$(BUILD)/%.so,$(wildcard tests/plugins/*.c))
+
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BINS := $(BENCH_SRC:%.c=$(BUILD)/%)
+
+.PHONY: all deps test test-run asan demo bench fuzz format lint install clean check-deps
+
+all: $(BUILD)/ctxgate
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/libctxgate.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/ctxgate: $(CLI_OBJ) $(BUILD)/libctxgate.a
+	$(CC) $(SAN) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libctxgate.a $(LIBS)
+
+$(BUILD)/tests/%: tests/%.c $(TEST_HELP) $(BUILD)/libctxgate.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -o $@ $< $(TEST_HELP) \
+	    $(BUILD)/libctxgate.a $(LIBS) -lcriterion $(LDFLAGS)
+
+# Test connectors are real plugins: built as .so, loaded with dlopen.
+$(BUILD)/tests/plugins/%.so: tests/plugins/%.c connectors/sdk/ctxgate/connector.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(OPT) $(SAN) $(WARN) -Wno-missing-prototypes -fPIC -shared \
+	    -fvisibility=hidden -Iconnectors/sdk -o $@ $<
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libctxgate.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -o $@ $< $(BUILD)/libctxgate.a $(LIBS) $(LDFLAGS)
+
+deps:
+	@sh scripts/deps.sh
+
+# The test build carries ASan and UBSan; tests run against a PostgreSQL
+# started for the run in a temp dir and stopped afterwards.
+TEST_BUILD := build/asan
+TEST_SAN   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+test: deps
+	$(MAKE) BUILD=$(TEST_BUILD) OPT="-O1 -g" SAN="$(TEST_SAN)" test-run
+
+test-run: $(BUILD)/ctxgate $(TEST_BINS) $(TEST_PLUGINS)
+	@BUILD=$(BUILD) sh scripts/run-tests.sh $(TEST_BINS)
+
+asan:
+	$(MAKE) BUILD=$(TEST_BUILD) OPT="-O1 -g" SAN="$(TEST_SAN)" $(TEST_BUILD)/ctxgate
+
+demo: deps
+	$(MAKE) all
+	@sh scripts/demo.sh $(BUILD)/ctxgate
+
+bench: deps
+	$(MAKE) all $(BENCH_BINS)
+	@BUILD=$(BUILD) sh scripts/bench.sh
+
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+fuzz:
+	$(MAKE) BUILD=build/fuzz CC=clang OPT="-O1 -g" \
+	    SAN="-fsanitize=fuzzer-no-link,address,undefined" build/fuzz/libctxgate.a
+	@for f in $(FUZZ_SRC); do \
+	    b=build/fuzz/$${f%.c}; mkdir -p $$(dirname $$b); \
+	    clang -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -I. -Iconnectors/sdk \
+	        $(PKG_CFLAGS) -o $$b $$f build/fuzz/libctxgate.a $(LIBS) || exit 1; \
+	done
+	@sh scripts/fuzz.sh $(FUZZ_SECONDS)
+
+format:
+	clang-format -i $(LIB_SRC) $(CLI_SRC) $(wildcard */*.h */*/*.h)
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --suppress=missingIncludeSystem -I. $(LIB_SRC) $(CLI_SRC)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include/ctxgate \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(BUILD)/ctxgate $(DESTDIR)$(PREFIX)/bin/ctxgate
+	install -m 644 connectors/sdk/ctxgate/connector.h $(DESTDIR)$(PREFIX)/include/ctxgate/
+	sed 's|@PREFIX@|$(PREFIX)|' connectors/sdk/ctxgate.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ctxgate.pc
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

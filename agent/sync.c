@@ -1,0 +1,297 @@
+/*
+ * sync.c - the sync runner (see sync.h).
+ */
+#include "sync.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "../core/util.h"
+#include "../indexer/ingest.h"
+
+/* The host side of the connector ABI: what ctx_emitter points to. */
+struct ctx_emitter {
+    ctx_store *st;
+    ingest_ctx ing;
+    const sync_opts *opts;
+    const char *source_name;
+    const char *stream;       /* the stream being read */
+    store_run_stats stats;
+    ctx_error err;            /* the first failure, reported over the connector's */
+    int failed;
+    uint64_t t0, last_progress;
+};
+
+static int fail(ctx_emitter *em, int rc)
+{
+    em->failed = rc ? rc : CTX_EINTERNAL;
+    return em->failed;
+}
+
+static int check_go(ctx_emitter *em)
+{
+    if (em->failed)
+        return em->failed;
+    if (em->opts->cancel && *em->opts->cancel) {
+        ctx_error_set(&em->err, CTX_ECANCELED, "sync of %s canceled", em->source_name);
+        return fail(em, CTX_ECANCELED);
+    }
+    return CTX_OK;
+}
+
+static void progress(ctx_emitter *em, int done)
+{
+    uint64_t now;
+
+    if (!em->opts->progress)
+        return;
+    now = ctx_mono_ns();
+    if (!done && now - em->last_progress < 250000000u)
+        return;
+    em->last_progress = now;
+    em->opts->progress(em->opts->progress_arg, em->source_name, em->stream, &em->stats,
+                       (double)(now - em->t0) / 1e9, done);
+}
+
+/* A message for another stream than the one being read is a connector bug. */
+static int check_stream(ctx_emitter *em, const char *kind, const char *stream)
+{
+    if (stream && !strcmp(stream, em->stream))
+        return CTX_OK;
+    ctx_error_set(&em->err, CTX_EINVAL, "%s for stream \"%s\" while reading \"%s\"", kind,
+                  stream ? stream : "(null)", em->stream);
+    return fail(em, CTX_EINVAL);
+}
+
+static int em_record(ctx_emitter *em, const ctx_record *rec)
+{
+    int rc;
+    if ((rc = check_go(em)) || (rc = check_stream(em, "RECORD", rec->stream)))
+        return rc;
+    if ((rc = ingest_record(&em->ing, rec, &em->err)))
+        return fail(em, rc);
+    progress(em, 0);
+    return CTX_OK;
+}
+
+static int em_delete(ctx_emitter *em, const char *stream, const char *id)
+{
+    int rc;
+    if ((rc = check_go(em)) || (rc = check_stream(em, "DELETE", stream)))
+        return rc;
+    if ((rc = ingest_delete(&em->ing, stream, id, &em->err)))
+        return fail(em, rc);
+    return CTX_OK;
+}
+
+static int em_acl(ctx_emitter *em, const char *stream, const char *id, const ctx_acl *acl)
+{
+    int rc;
+    if ((rc = check_go(em)) || (rc = check_stream(em, "ACL", stream)))
+        return rc;
+    if ((rc = ingest_acl(&em->ing, stream, id, acl, &em->err)))
+        return fail(em, rc);
+    return CTX_OK;
+}
+
+static int em_principal(ctx_emitter *em, const ctx_principal *p)
+{
+    int rc;
+    if ((rc = check_go(em)))
+        return rc;
+    if ((rc = store_principal_put(em->st, em->ing.source, p, &em->err)))
+        return fail(em, rc);
+    em->stats.principals++;
+    return CTX_OK;
+}
+
+static int em_state(ctx_emitter *em, const char *stream, const char *state)
+{
+    json_t *j;
+    int rc;
+
+    if ((rc = check_go(em)) || (rc = check_stream(em, "STATE", stream)))
+        return rc;
+    j = state ? json_loads(state, 0, NULL) : NULL;
+    if (!json_is_object(j)) {
+        json_decref(j);
+        ctx_error_set(&em->err, CTX_EINVAL, "STATE for %s: not a JSON object", stream);
+        return fail(em, CTX_EINVAL);
+    }
+    json_decref(j);
+    /* The checkpoint and everything before it, in one transaction. */
+    if ((rc = store_state_put(em->st, em->ing.source, stream, state, &em->err)) ||
+        (rc = store_commit(em->st, &em->err)) || (rc = store_begin(em->st, &em->err)))
+        return fail(em, rc);
+    em->stats.states++;
+    return CTX_OK;
+}
+
+static void em_log(ctx_emitter *em, int level, const char *msg)
+{
+    char part[160];
+    snprintf(part, sizeof part, "source %s", em->source_name);
+    ctx_log(level, part, "%s", msg ? msg : "");
+}
+
+static const ctx_host host = {
+    CTX_CONNECTOR_ABI_VERSION, sizeof(ctx_host),
+    em_record, em_delete, em_acl, em_principal, em_state, em_log,
+};
+
+typedef struct stream_list {
+    char **v;
+    size_t n;
+} stream_list;
+
+static int add_stream(void *arg, const char *name, const char *desc)
+{
+    stream_list *l = arg;
+    char **v;
+    (void)desc;
+    if (!(v = ctx_realloc(l->v, (l->n + 1) * sizeof *v)))
+        return CTX_ENOMEM;
+    l->v = v;
+    if (!(l->v[l->n] = ctx_strdup(name)))
+        return CTX_ENOMEM;
+    l->n++;
+    return CTX_OK;
+}
+
+static int lock_source(const char *dir, const char *name, int *fd, ctx_error *err)
+{
+    char path[4096];
+
+    *fd = -1;
+    if (!dir)
+        return CTX_OK;
+    snprintf(path, sizeof path, "%s/%s.lock", dir, name);
+    if ((*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
+        return ctx_error_set(err, CTX_EIO, "lock %s: %s", path, strerror(errno));
+    if (flock(*fd, LOCK_EX | LOCK_NB) < 0) {
+        close(*fd);
+        *fd = -1;
+        return ctx_error_set(err, CTX_EBUSY,
+                             "source %s is being synced by another process (lock %s)",
+                             name, path);
+    }
+    return CTX_OK;
+}
+
+static int read_stream(ctx_emitter *em, registry_conn *rc_, const char *stream, int full)
+{
+    ctx_conn_error ce;
+    char *state = NULL;
+    int rc;
+
+    em->stream = stream;
+    if (!full && (rc = store_state_get(em->st, em->ing.source, stream, &state, &em->err)))
+        return rc;
+    if ((rc = store_begin(em->st, &em->err)))
+        goto done;
+    memset(&ce, 0, sizeof ce);
+    rc = rc_->vt->xRead(rc_->conn, stream, state, full, &host, em, &ce);
+    if (em->failed) {
+        rc = em->failed; /* the host's reason is the real one */
+    } else if (rc) {
+        registry_conn_error(&ce, rc, &em->err);
+        rc = em->err.code;
+    }
+    if (rc) {
+        store_rollback(em->st);
+        goto done;
+    }
+    if (full) {
+        int64_t n = 0;
+        if ((rc = store_prune(em->st, em->ing.source, stream, em->ing.epoch, &n, &em->err))) {
+            store_rollback(em->st);
+            goto done;
+        }
+        em->stats.pruned += n;
+    }
+    rc = store_commit(em->st, &em->err);
+    if (rc)
+        store_rollback(em->st);
+done:
+    ctx_free(state);
+    progress(em, 1);
+    return rc;
+}
+
+int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
+                store_run_stats *stats, ctx_error *err)
+{
+    ctx_emitter em;
+    registry_conn conn = {0};
+    stream_list streams = {NULL, 0};
+    ctx_conn_error ce;
+    int64_t run = 0;
+    int rc, lockfd = -1;
+    size_t i;
+
+    memset(&em, 0, sizeof em);
+    if (stats)
+        memset(stats, 0, sizeof *stats);
+    if ((rc = lock_source(opts->lock_dir, src->name, &lockfd, err)))
+        return rc;
+    if ((rc = registry_open(src, &conn, err)))
+        goto out;
+
+    em.st = st;
+    em.opts = opts;
+    em.source_name = src->name;
+    em.ing.store = st;
+    em.ing.stats = &em.stats;
+    em.ing.max_record_bytes = src->max_record_bytes;
+    em.ing.chunk.max_tokens = opts->chunk_max_tokens ? (int)opts->chunk_max_tokens : 256;
+    em.ing.chunk.overlap_tokens = (int)opts->chunk_overlap_tokens;
+    em.t0 = ctx_mono_ns();
+
+    if ((rc = store_source(st, src->name, conn.vt->name, &em.ing.source, err)))
+        goto out;
+    if ((rc = store_run_begin(st, em.ing.source, opts->full, &run, err)))
+        goto out;
+    em.ing.epoch = run;
+
+    if (opts->nstreams) {
+        for (i = 0; i < opts->nstreams; i++)
+            if ((rc = add_stream(&streams, opts->streams[i], NULL)))
+                break;
+    } else {
+        memset(&ce, 0, sizeof ce);
+        rc = conn.vt->xDiscover(conn.conn, add_stream, &streams, &ce);
+        if (rc)
+            registry_conn_error(&ce, rc, &em.err);
+    }
+    if (rc == CTX_ENOMEM)
+        ctx_error_set(&em.err, rc, "out of memory");
+    for (i = 0; !rc && i < streams.n; i++)
+        rc = read_stream(&em, &conn, streams.v[i], opts->full);
+
+    if (rc)
+        ctx_error_prefix(&em.err, "source %s: ", src->name);
+    {
+        ctx_error ferr;
+        int frc = store_run_finish(st, run, rc ? (rc == CTX_ECANCELED ? "canceled" : "failed") : "ok",
+                                   &em.stats, rc ? em.err.text : NULL, &ferr);
+        if (frc && !rc) {
+            rc = frc;
+            em.err = ferr;
+        }
+    }
+    if (rc && err)
+        *err = em.err;
+    if (stats)
+        *stats = em.stats;
+out:
+    for (i = 0; i < streams.n; i++)
+        ctx_free(streams.v[i]);
+    ctx_free(streams.v);
+    registry_close(&conn);
+    if (lockfd >= 0)
+        close(lockfd);
+    return rc;
+}

@@ -1,0 +1,41 @@
+/*
+ * sync.h - the sync runner: reads a source's streams through its connector
+ * and applies the messages to the store. Everything a connector emits up to
+ * a STATE is committed together with that STATE in one transaction, so the
+ * stored checkpoint is never ahead of the data; on failure the open
+ * transaction is rolled back and the next run resumes from the last STATE.
+ */
+#ifndef CTX_AGENT_SYNC_H
+#define CTX_AGENT_SYNC_H
+
+#include <signal.h>
+
+#include "../connectors/registry.h"
+#include "../core/config.h"
+#include "../indexer/store.h"
+
+/* Progress, called at most a few times a second while a stream is read. */
+typedef void (*sync_progress_fn)(void *arg, const char *source, const char *stream,
+                                 const store_run_stats *s, double seconds, int done);
+
+typedef struct sync_opts {
+    int full;                        /* ignore states; prune what was not seen */
+    const char *const *streams;      /* only these (NULL = every discovered stream) */
+    size_t nstreams;
+    const char *lock_dir;            /* per-source lock files here (NULL = none) */
+    volatile sig_atomic_t *cancel;   /* set non-zero to stop at the next message */
+    sync_progress_fn progress;
+    void *progress_arg;
+    int64_t chunk_max_tokens, chunk_overlap_tokens;
+} sync_opts;
+
+/*
+ * sync_source - one run of one source. Records the run in sync_runs with its
+ * counts and outcome; *stats (may be NULL) receives them too. Returns 0, or
+ * the error of the first failing stream (later streams are not read).
+ * CTX_EBUSY when another process is syncing the same source.
+ */
+int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
+                store_run_stats *stats, ctx_error *err);
+
+#endif

@@ -1,0 +1,542 @@
+/*
+ * main.c - the `ctxgate` command: parses arguments and calls the parts.
+ * Every command takes --config FILE (default ./ctxgate.json) and --help.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../agent/sync.h"
+#include "../connectors/registry.h"
+#include "../core/config.h"
+#include "../core/util.h"
+#include "../indexer/store.h"
+#include "../retrieval/search.h"
+
+static volatile sig_atomic_t canceled;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    canceled = 1;
+}
+
+typedef struct cmd {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *usage;
+} cmd;
+
+static const char *config_path = "ctxgate.json";
+
+static int fail(const ctx_error *err)
+{
+    fprintf(stderr, "ctxgate: %s\n", err->text);
+    return err->code == CTX_ECONFIG ? 2 : 1;
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[4096];
+    size_t i, n = strlen(path);
+
+    if (n >= sizeof buf)
+        return -1;
+    memcpy(buf, path, n + 1);
+    for (i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+                return -1;
+            buf[i] = c;
+        }
+    }
+    return 0;
+}
+
+/* Load config, make the data dir, open the store. */
+static int open_all(ctx_config *cfg, ctx_store **st, int readonly, ctx_error *err)
+{
+    char path[4096];
+    int rc;
+
+    *st = NULL;
+    if ((rc = ctx_config_load(config_path, cfg, err)))
+        return rc;
+    if (!readonly && mkdir_p(cfg->data_dir) < 0)
+        return ctx_error_set(err, CTX_EIO, "data_dir %s: %s; check the path and its"
+                             " permissions", cfg->data_dir, strerror(errno));
+    ctx_config_store_path(cfg, path, sizeof path);
+    if (readonly && access(path, F_OK) != 0)
+        return ctx_error_set(err, CTX_ENOTFOUND, "no store at %s yet; run `ctxgate sync`"
+                             " first", path);
+    return store_open(path, 0, st, err);
+}
+
+/* ---- init ---- */
+
+static const char init_template[] =
+    "{\n"
+    "  \"data_dir\": \"./data\",\n"
+    "  \"chunk\": {\"max_tokens\": 256, \"overlap_tokens\": 32},\n"
+    "  \"sources\": [\n"
+    "    {\"name\": \"docs\", \"type\": \"files\", \"path\": \"./docs\"}\n"
+    "  ]\n"
+    "}\n";
+
+static int cmd_init(int argc, char **argv)
+{
+    ctx_config cfg;
+    ctx_store *st;
+    ctx_error err;
+    FILE *f;
+    int rc;
+    (void)argc;
+    (void)argv;
+
+    if (access(config_path, F_OK) != 0) {
+        if (!(f = fopen(config_path, "wx"))) {
+            fprintf(stderr, "ctxgate: cannot create %s: %s\n", config_path, strerror(errno));
+            return 1;
+        }
+        fputs(init_template, f);
+        fclose(f);
+        printf("wrote %s; edit its sources, then run `ctxgate sync`\n", config_path);
+    }
+    if ((rc = open_all(&cfg, &st, 0, &err))) {
+        ctx_config_free(&cfg);
+        return fail(&err);
+    }
+    printf("store ready in %s\n", cfg.data_dir);
+    store_close(st);
+    ctx_config_free(&cfg);
+    return 0;
+}
+
+/* ---- sources ---- */
+
+static int cmd_sources(int argc, char **argv)
+{
+    ctx_config cfg;
+    ctx_error err;
+    int rc, bad = 0;
+    (void)argc;
+    (void)argv;
+
+    if ((rc = ctx_config_load(config_path, &cfg, &err))) {
+        ctx_config_free(&cfg);
+        return fail(&err);
+    }
+    for (size_t i = 0; i < cfg.nsources; i++) {
+        const ctx_source_cfg *s = &cfg.sources[i];
+        registry_conn conn;
+        ctx_conn_error ce;
+        const char *state = "ok";
+        char why[CTX_ERRMSG_MAX] = "";
+
+        if ((rc = registry_open(s, &conn, &err))) {
+            state = "config error";
+            snprintf(why, sizeof why, "%s", err.text);
+        } else {
+            memset(&ce, 0, sizeof ce);
+            if ((rc = conn.vt->xCheck(conn.conn, &ce))) {
+                state = "unreachable";
+                snprintf(why, sizeof why, "%s", ce.text);
+            }
+            registry_close(&conn);
+        }
+        bad |= rc != 0;
+        printf("%-20s %-10s %-8s %s%s%s\n", s->name, s->type, s->enabled ? "enabled" : "disabled",
+               state, *why ? ": " : "", why);
+    }
+    ctx_config_free(&cfg);
+    return bad ? 1 : 0;
+}
+
+/* ---- sync ---- */
+
+static void show_progress(void *arg, const char *source, const char *stream,
+                          const store_run_stats *s, double secs, int done)
+{
+    (void)arg;
+    fprintf(stderr, "\r%s/%s: %lld new or changed, %lld unchanged, %lld deleted"
+            " (%.0f/s)%s", source, stream, (long long)s->records, (long long)s->unchanged,
+            (long long)s->deletes,
+            secs > 0 ? (double)(s->records + s->unchanged) / secs : 0.0,
+            done ? "\n" : "   ");
+}
+
+static int cmd_sync(int argc, char **argv)
+{
+    static const struct option lo[] = {{"full", no_argument, NULL, 'f'},
+                                       {"stream", required_argument, NULL, 's'},
+                                       {NULL, 0, NULL, 0}};
+    const char *streams[64];
+    size_t nstreams = 0;
+    ctx_config cfg;
+    ctx_store *st = NULL;
+    ctx_error err;
+    sync_opts so;
+    char lockdir[4096];
+    int c, rc, failed = 0, full = 0;
+
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (c == 'f')
+            full = 1;
+        else if (c == 's' && nstreams < 64)
+            streams[nstreams++] = optarg;
+        else
+            return 2;
+    }
+    if ((rc = open_all(&cfg, &st, 0, &err))) {
+        ctx_config_free(&cfg);
+        return fail(&err);
+    }
+    for (int i = optind; i < argc; i++) {
+        if (!ctx_config_source(&cfg, argv[i])) {
+            fprintf(stderr, "ctxgate: sync: no source named \"%s\" in %s\n", argv[i], config_path);
+            store_close(st);
+            ctx_config_free(&cfg);
+            return 2;
+        }
+    }
+    snprintf(lockdir, sizeof lockdir, "%s/locks", cfg.data_dir);
+    mkdir_p(lockdir);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+
+    memset(&so, 0, sizeof so);
+    so.full = full;
+    so.streams = nstreams ? streams : NULL;
+    so.nstreams = nstreams;
+    so.lock_dir = lockdir;
+    so.cancel = &canceled;
+    so.chunk_max_tokens = cfg.chunk_max_tokens;
+    so.chunk_overlap_tokens = cfg.chunk_overlap_tokens;
+    if (isatty(STDERR_FILENO))
+        so.progress = show_progress;
+
+    for (size_t i = 0; i < cfg.nsources && !canceled; i++) {
+        const ctx_source_cfg *src = &cfg.sources[i];
+        store_run_stats stats;
+        int wanted = optind >= argc;
+        uint64_t t0 = ctx_mono_ns();
+
+        for (int j = optind; j < argc; j++)
+            wanted |= !strcmp(argv[j], src->name);
+        if (!wanted || (!src->enabled && optind >= argc))
+            continue;
+        rc = sync_source(st, src, &so, &stats, &err);
+        if (rc) {
+            fprintf(stderr, "ctxgate: %s\n", err.text);
+            failed = 1;
+            continue;
+        }
+        printf("%s: %lld indexed, %lld unchanged, %lld deleted, %lld pruned, %lld permission"
+               " changes, %lld principals, %lld chunks in %.2fs\n",
+               src->name, (long long)stats.records, (long long)stats.unchanged,
+               (long long)stats.deletes, (long long)stats.pruned, (long long)stats.acls,
+               (long long)stats.principals, (long long)stats.chunks,
+               (double)(ctx_mono_ns() - t0) / 1e9);
+        if (stats.repaired_utf8)
+            fprintf(stderr, "ctxgate: %s: repaired %lld ill-formed UTF-8 sequences\n",
+                    src->name, (long long)stats.repaired_utf8);
+    }
+    store_close(st);
+    ctx_config_free(&cfg);
+    return failed || canceled ? 1 : 0;
+}
+
+/* ---- search ---- */
+
+/* A one-line excerpt of text around the first query word found in it. */
+static void excerpt(const char *text, const char *query, char *out, size_t len)
+{
+    const char *best = NULL, *p = query;
+    char word[64];
+    size_t start, n = strlen(text), w;
+
+    while (*p && !best) {
+        while (*p && !((unsigned char)*p >= 0x80 || (*p >= '0' && *p <= '9') ||
+                       ((*p | 32) >= 'a' && (*p | 32) <= 'z')))
+            p++;
+        for (w = 0; p[w] && w < sizeof word - 1 && ((unsigned char)p[w] >= 0x80 ||
+             (p[w] >= '0' && p[w] <= '9') || ((p[w] | 32) >= 'a' && (p[w] | 32) <= 'z')); w++)
+            word[w] = p[w];
+        word[w] = '\0';
+        p += w;
+        if (w >= 3)
+            best = strcasestr(text, word);
+    }
+    start = best && (size_t)(best - text) > 60 ? (size_t)(best - text) - 60 : 0;
+    while (start > 0 && start < n && ((unsigned char)text[start] & 0xC0) == 0x80)
+        start--;
+    snprintf(out, len, "%s%.*s", start ? "..." : "", (int)(len - 8), text + start);
+    for (char *c = out; *c; c++)
+        if (*c == '\n' || *c == '\t' || *c == '\r')
+            *c = ' ';
+    /* Do not end inside a UTF-8 sequence. */
+    n = strlen(out);
+    while (n && ((unsigned char)out[n - 1] & 0xC0) == 0x80)
+        n--;
+    if (n && (unsigned char)out[n - 1] >= 0xC0)
+        n--;
+    out[n] = '\0';
+}
+
+static int cmd_search(int argc, char **argv)
+{
+    static const struct option lo[] = {{"as", required_argument, NULL, 'u'},
+                                       {"k", required_argument, NULL, 'k'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"source", required_argument, NULL, 's'},
+                                       {NULL, 0, NULL, 0}};
+    const char *user = NULL, *sources[64];
+    size_t nsources = 0;
+    int c, k = 10, as_json = 0, rc;
+    ctx_config cfg;
+    ctx_store *st = NULL;
+    ctx_error err;
+    ctx_buf q = CTX_BUF_INIT;
+    search_opts so;
+    search_result res;
+
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (c == 'u')
+            user = optarg;
+        else if (c == 'k')
+            k = atoi(optarg);
+        else if (c == 'j')
+            as_json = 1;
+        else if (c == 's' && nsources < 64)
+            sources[nsources++] = optarg;
+        else
+            return 2;
+    }
+    if (!user) {
+        fprintf(stderr, "ctxgate: search: --as USER is required: results depend on who asks\n");
+        return 2;
+    }
+    if (k < 1 || k > 1000) {
+        fprintf(stderr, "ctxgate: search: --k must be 1..1000\n");
+        return 2;
+    }
+    for (int i = optind; i < argc; i++)
+        ctx_buf_printf(&q, "%s%s", i > optind ? " " : "", argv[i]);
+    if (!q.len) {
+        fprintf(stderr, "ctxgate: search: give a QUERY\n");
+        return 2;
+    }
+    if ((rc = open_all(&cfg, &st, 1, &err))) {
+        ctx_config_free(&cfg);
+        ctx_buf_free(&q);
+        return fail(&err);
+    }
+    memset(&so, 0, sizeof so);
+    so.k = k;
+    so.per_doc = 1;
+    so.sources = nsources ? sources : NULL;
+    so.nsources = nsources;
+    rc = search_lexical(store_db(st), user, q.data, &so, &res, &err);
+    if (rc) {
+        store_close(st);
+        ctx_config_free(&cfg);
+        ctx_buf_free(&q);
+        return fail(&err);
+    }
+    if (as_json) {
+        json_t *root = json_object(), *arr = json_array();
+        for (size_t i = 0; i < res.n; i++) {
+            const search_hit *h = &res.hits[i];
+            json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:s,s:f,s:s,s:I}", "doc_id",
+                                                 (json_int_t)h->doc_id, "source", h->source,
+                                                 "title", h->title, "url", h->url, "score",
+                                                 h->score, "text", h->text, "acl_synced_at",
+                                                 (json_int_t)h->acl_synced_at));
+        }
+        json_object_set_new(root, "results", arr);
+        json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        fputc('\n', stdout);
+        json_decref(root);
+    } else {
+        for (size_t i = 0; i < res.n; i++) {
+            char ex[200];
+            excerpt(res.hits[i].text, q.data, ex, sizeof ex);
+            printf("%2zu. %s  [%s, score %.2f]\n    %s\n    %s\n", i + 1, res.hits[i].title,
+                   res.hits[i].source, res.hits[i].score, res.hits[i].url, ex);
+        }
+        if (!res.n)
+            printf("(no results)\n");
+    }
+    search_result_free(&res);
+    store_close(st);
+    ctx_config_free(&cfg);
+    ctx_buf_free(&q);
+    return 0;
+}
+
+/* ---- status ---- */
+
+static int cmd_status(int argc, char **argv)
+{
+    static const struct option lo[] = {{"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
+    static const char sql[] =
+        "SELECT s.name, s.type,"
+        " (SELECT count(*) FROM documents d WHERE d.source_id = s.id AND d.deleted = 0),"
+        " (SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id"
+        "   WHERE d.source_id = s.id),"
+        " r.status, r.started_at, r.finished_at, r.records, r.unchanged, r.deletes, r.error,"
+        " (SELECT max(finished_at) FROM sync_runs o WHERE o.source_id = s.id AND o.status = 'ok')"
+        " FROM sources s LEFT JOIN sync_runs r ON r.id ="
+        "  (SELECT max(id) FROM sync_runs x WHERE x.source_id = s.id) ORDER BY s.name";
+    ctx_config cfg;
+    ctx_store *st = NULL;
+    ctx_error err;
+    sqlite3_stmt *s;
+    json_t *arr = json_array();
+    int c, as_json = 0, rc;
+    int64_t now = ctx_now_ms();
+
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (c == 'j')
+            as_json = 1;
+        else
+            return 2;
+    }
+    if ((rc = open_all(&cfg, &st, 1, &err))) {
+        ctx_config_free(&cfg);
+        json_decref(arr);
+        return fail(&err);
+    }
+    if (sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL) != SQLITE_OK) {
+        store_errf(st, &err, "status");
+        store_close(st);
+        ctx_config_free(&cfg);
+        json_decref(arr);
+        return fail(&err);
+    }
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        const char *status = (const char *)sqlite3_column_text(s, 4);
+        int64_t last_ok = sqlite3_column_int64(s, 11);
+        json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:s?,s:I,s:I,s:I,s:s?}",
+                              "source", sqlite3_column_text(s, 0), "type",
+                              sqlite3_column_text(s, 1), "documents",
+                              (json_int_t)sqlite3_column_int64(s, 2), "chunks",
+                              (json_int_t)sqlite3_column_int64(s, 3), "last_run", status,
+                              "last_run_started_at", (json_int_t)sqlite3_column_int64(s, 5),
+                              "last_run_records", (json_int_t)sqlite3_column_int64(s, 7),
+                              "lag_ms", (json_int_t)(last_ok ? now - last_ok : -1),
+                              "last_error", sqlite3_column_text(s, 10));
+        json_array_append_new(arr, o);
+        if (!as_json)
+            printf("%-20s %-9s %8lld docs %9lld chunks  last run: %s%s%s  lag: %s\n",
+                   sqlite3_column_text(s, 0), sqlite3_column_text(s, 1),
+                   (long long)sqlite3_column_int64(s, 2), (long long)sqlite3_column_int64(s, 3),
+                   status ? status : "never", sqlite3_column_text(s, 10) ? " - " : "",
+                   sqlite3_column_text(s, 10) ? (const char *)sqlite3_column_text(s, 10) : "",
+                   last_ok ? "" : "never synced");
+        if (!as_json && last_ok)
+            printf("%*s%.1fs since the last good sync\n", 32, "", (double)(now - last_ok) / 1000.0);
+    }
+    sqlite3_finalize(s);
+    if (as_json) {
+        json_t *root = json_pack("{s:o}", "sources", arr);
+        json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        fputc('\n', stdout);
+        json_decref(root);
+    } else {
+        json_decref(arr);
+    }
+    store_close(st);
+    ctx_config_free(&cfg);
+    return 0;
+}
+
+static const cmd cmds[] = {
+    {"init", cmd_init, "init                    write ./ctxgate.json if missing and create the store"},
+    {"sources", cmd_sources, "sources                 list configured sources and check each can be reached"},
+    {"sync", cmd_sync, "sync [SOURCE...] [--full] [--stream S]\n"
+                       "                        pull changes from sources (all by default);\n"
+                       "                        --full re-reads everything and prunes what is gone"},
+    {"search", cmd_search, "search --as USER [--k N] [--json] [--source S] QUERY\n"
+                           "                        search what USER may read"},
+    {"status", cmd_status, "status [--json]         per source: documents, chunks, last run, lag"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ctxgate [--config FILE] [-v] COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        fprintf(f, "  %s\n", cmds[i].usage);
+    fprintf(f, "\n--config FILE defaults to ./ctxgate.json; every command takes --help.\n");
+}
+
+int main(int argc, char **argv)
+{
+    int i = 1;
+
+    while (i < argc && argv[i][0] == '-') {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            config_path = argv[i + 1];
+            i += 2;
+        } else if (!strncmp(argv[i], "--config=", 9)) {
+            config_path = argv[i] + 9;
+            i++;
+        } else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
+            ctx_log_set_level(CTX_LOG_DEBUG);
+            i++;
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "ctxgate: unknown option %s\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
+        const char *slash;
+        if (strcmp(argv[i], cmds[c].name))
+            continue;
+        /* Per-command --config and --help, anywhere after the command. */
+        for (int j = i + 1; j < argc; j++) {
+            if (!strcmp(argv[j], "--help") || !strcmp(argv[j], "-h")) {
+                printf("usage: ctxgate [--config FILE] %s\n", cmds[c].usage);
+                return 0;
+            }
+            if (!strcmp(argv[j], "--config") && j + 1 < argc) {
+                config_path = argv[j + 1];
+                memmove(&argv[j], &argv[j + 2], (size_t)(argc - j - 2) * sizeof *argv);
+                argc -= 2;
+                j--;
+            }
+        }
+        /* Relative paths in the config (data_dir, a connector's path, a
+         * password_file) are relative to the config file: work from there. */
+        if ((slash = strrchr(config_path, '/'))) {
+            char dir[4096];
+            snprintf(dir, sizeof dir, "%.*s", (int)(slash - config_path), config_path);
+            if (chdir(*dir ? dir : "/") < 0) {
+                fprintf(stderr, "ctxgate: --config %s: %s\n", config_path, strerror(errno));
+                return 2;
+            }
+            config_path = slash + 1;
+        }
+        optind = 1;
+        return cmds[c].run(argc - i, argv + i);
+    }
+    fprintf(stderr, "ctxgate: unknown command \"%s\"\n", argv[i]);
+    usage(stderr);
+    return 2;
+}

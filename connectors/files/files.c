@@ -1,0 +1,757 @@
+/*
+ * files.c - the files connector: a directory tree of Markdown, text and
+ * JSON documents. Permissions come from front matter, a sidecar
+ * `<file>.acl.json`, or the nearest `_acl.json` above the file; users and
+ * groups from `_principals.json` at the root. Incremental by mtime, size and
+ * ACL; files that disappeared become DELETEs.
+ *
+ * Streams: "principals" (from _principals.json) and "files".
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../../core/opts.h"
+#include "../../core/util.h"
+#include "../sdk/ctxgate/connector.h"
+
+typedef struct files_cfg {
+    char *path;
+    ctx_strlist extensions;
+    int64_t state_every;
+} files_cfg;
+
+static const ctx_opt files_opts[] = {
+    {"path", CTX_OPT_STRING, NULL, offsetof(files_cfg, path), 1,
+     "root directory of the documents", NULL, 0},
+    {"extensions", CTX_OPT_STRLIST, NULL, offsetof(files_cfg, extensions), 0,
+     "file extensions to index (default .md, .markdown, .txt, .json)", NULL, 0},
+    {"state_every", CTX_OPT_INT, "1000", offsetof(files_cfg, state_every), 0,
+     "emit a checkpoint after this many files", NULL, 0},
+    CTX_OPT_END,
+};
+
+typedef struct files_conn {
+    files_cfg cfg;
+} files_conn;
+
+/* What one file's permissions resolve to; strings owned by the json. */
+typedef struct file_acl {
+    json_t *src;    /* the object they came from (new reference), or NULL */
+    const char **allow, **deny, **labels;
+    size_t n_allow, n_deny, n_labels;
+    char sig[65];   /* hash of the canonical ACL, for change detection */
+} file_acl;
+
+static int fc_err(ctx_conn_error *e, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fc_err(ctx_conn_error *e, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    e->code = code;
+    vsnprintf(e->text, sizeof e->text, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static const char *files_spec(void)
+{
+    static char *spec;
+    if (!spec) {
+        json_t *s = ctx_opts_schema(files_opts, "files connector");
+        spec = json_dumps(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_decref(s);
+    }
+    return spec;
+}
+
+static int files_open(const char *config_json, void **pconn, ctx_conn_error *e)
+{
+    json_error_t jerr;
+    json_t *cfg = json_loads(config_json, 0, &jerr);
+    files_conn *c;
+    ctx_error err;
+    int rc;
+
+    if (!cfg)
+        return fc_err(e, CTX_CONN_ECONFIG, "config: invalid JSON: %s", jerr.text);
+    if (!(c = ctx_calloc(1, sizeof *c))) {
+        json_decref(cfg);
+        return fc_err(e, CTX_CONN_ENOMEM, "out of memory");
+    }
+    rc = ctx_opts_parse(files_opts, cfg, &c->cfg, "", &err);
+    json_decref(cfg);
+    if (rc) {
+        ctx_free(c);
+        return fc_err(e, rc, "%s", err.text);
+    }
+    if (c->cfg.state_every < 1)
+        c->cfg.state_every = 1000;
+    *pconn = c;
+    return CTX_CONN_OK;
+}
+
+static void files_close(void *conn)
+{
+    files_conn *c = conn;
+    ctx_opts_free(files_opts, &c->cfg);
+    ctx_free(c);
+}
+
+static int files_check(void *conn, ctx_conn_error *e)
+{
+    files_conn *c = conn;
+    struct stat sb;
+
+    if (stat(c->cfg.path, &sb) < 0)
+        return fc_err(e, CTX_CONN_ESOURCE, "path: %s: %s; point \"path\" at an existing"
+                      " directory", c->cfg.path, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return fc_err(e, CTX_CONN_ESOURCE, "path: %s is not a directory", c->cfg.path);
+    return CTX_CONN_OK;
+}
+
+static int files_discover(void *conn, ctx_stream_fn fn, void *arg, ctx_conn_error *e)
+{
+    int rc = files_check(conn, e);
+    if (rc)
+        return rc;
+    if (fn(arg, "principals", "{\"kind\":\"principals\"}") ||
+        fn(arg, "files", "{\"kind\":\"documents\"}"))
+        return fc_err(e, CTX_CONN_ECANCELED, "discover stopped by the host");
+    return CTX_CONN_OK;
+}
+
+/* ---- front matter and ACL files ---- */
+
+static char *trim(char *s)
+{
+    char *e;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+        *--e = '\0';
+    if (e - s >= 2 && ((*s == '"' && e[-1] == '"') || (*s == '\'' && e[-1] == '\''))) {
+        e[-1] = '\0';
+        s++;
+    }
+    return s;
+}
+
+/* A flow list "[a, b]" or a bare scalar, into a JSON array. */
+static json_t *parse_list(char *v)
+{
+    json_t *a = json_array();
+    char *p, *tok, *save = NULL;
+
+    v = trim(v);
+    if (*v == '[') {
+        p = v + 1;
+        if ((tok = strrchr(p, ']')))
+            *tok = '\0';
+    } else {
+        p = v;
+    }
+    for (tok = strtok_r(p, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *t = trim(tok);
+        if (*t)
+            json_array_append_new(a, json_string(t));
+    }
+    return a;
+}
+
+/*
+ * parse_front_matter - if text starts with a "---" line, read key: value
+ * lines up to the closing "---" into a JSON object (*fm, new) and set
+ * *body_off past it. Otherwise *fm = NULL and *body_off = 0.
+ */
+static int parse_front_matter(const char *text, size_t len, json_t **fm, size_t *body_off,
+                              char *why, size_t whylen)
+{
+    size_t i, line_start;
+    json_t *o;
+
+    *fm = NULL;
+    *body_off = 0;
+    if (len < 4 || strncmp(text, "---", 3) || (text[3] != '\n' && text[3] != '\r'))
+        return 0;
+    o = json_object();
+    i = text[3] == '\r' ? 5 : 4;
+    while (i < len) {
+        char line[4096], *colon, *k;
+        size_t n;
+        line_start = i;
+        while (i < len && text[i] != '\n')
+            i++;
+        n = i - line_start;
+        if (i < len)
+            i++;
+        if (n >= sizeof line)
+            n = sizeof line - 1;
+        memcpy(line, text + line_start, n);
+        line[n] = '\0';
+        if (n && line[n - 1] == '\r')
+            line[--n] = '\0';
+        if (!strcmp(line, "---")) {
+            *fm = o;
+            *body_off = i;
+            return 0;
+        }
+        if (!*trim(line) || line[0] == '#')
+            continue;
+        if (!(colon = strchr(line, ':'))) {
+            snprintf(why, whylen, "front matter line \"%.60s\": expected \"key: value\"", line);
+            json_decref(o);
+            return -1;
+        }
+        *colon = '\0';
+        k = trim(line);
+        if (!strcmp(k, "allow") || !strcmp(k, "deny") || !strcmp(k, "labels"))
+            json_object_set_new(o, k, parse_list(colon + 1));
+        else
+            json_object_set_new(o, k, json_string(trim(colon + 1)));
+    }
+    snprintf(why, whylen, "front matter has no closing \"---\" line");
+    json_decref(o);
+    return -1;
+}
+
+static int list_of(json_t *obj, const char *key, const char ***out, size_t *n, char *why,
+                   size_t whylen)
+{
+    json_t *a = json_object_get(obj, key), *v;
+    size_t i;
+
+    *out = NULL;
+    *n = 0;
+    if (!a)
+        return 0;
+    if (!json_is_array(a)) {
+        snprintf(why, whylen, "\"%s\": expected an array of strings", key);
+        return -1;
+    }
+    *out = ctx_calloc(json_array_size(a) + 1, sizeof(char *));
+    json_array_foreach(a, i, v) {
+        if (!json_is_string(v)) {
+            snprintf(why, whylen, "\"%s\"[%zu]: expected a string", key, i);
+            return -1;
+        }
+        (*out)[(*n)++] = json_string_value(v);
+    }
+    return 0;
+}
+
+static void acl_free(file_acl *a)
+{
+    ctx_free(a->allow);
+    ctx_free(a->deny);
+    ctx_free(a->labels);
+    json_decref(a->src);
+    memset(a, 0, sizeof *a);
+}
+
+/* acl_from - take the allow/deny/labels of obj (a borrowed reference). */
+static int acl_from(json_t *obj, file_acl *a, char *why, size_t whylen)
+{
+    char *canon;
+    const void *p;
+    size_t l;
+    json_t *c;
+
+    a->src = json_incref(obj);
+    if (list_of(obj, "allow", &a->allow, &a->n_allow, why, whylen) ||
+        list_of(obj, "deny", &a->deny, &a->n_deny, why, whylen) ||
+        list_of(obj, "labels", &a->labels, &a->n_labels, why, whylen))
+        return -1;
+    c = json_pack("{s:O?,s:O?,s:O?}", "a", json_object_get(obj, "allow"), "d",
+                  json_object_get(obj, "deny"), "l", json_object_get(obj, "labels"));
+    canon = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(c);
+    p = canon;
+    l = canon ? strlen(canon) : 0;
+    ctx_hash_hex(&p, &l, 1, a->sig);
+    free(canon);
+    return 0;
+}
+
+/* Folder defaults (_acl.json), loaded once per directory. */
+typedef struct dir_acl {
+    char *dir;        /* relative path of the folder, "" for the root */
+    json_t *acl;      /* parsed _acl.json, or NULL when the folder has none */
+} dir_acl;
+
+typedef struct walk {
+    files_conn *c;
+    const ctx_host *host;
+    ctx_emitter *em;
+    ctx_conn_error *e;
+    json_t *old_state, *new_state;   /* {"files": {rel: "mtime:size:aclsig"}} */
+    json_t *old_files, *new_files;   /* borrowed from the states */
+    dir_acl *dirs;
+    size_t ndirs;
+    int64_t since_state;
+    int full;
+} walk;
+
+static int is_doc(const files_conn *c, const char *name)
+{
+    static const char *const def[] = {".md", ".markdown", ".txt", ".json", NULL};
+    const char *dot = strrchr(name, '.');
+    size_t i;
+
+    if (!dot || name[0] == '.' || name[0] == '_' || strstr(name, ".acl.json"))
+        return 0;
+    if (c->cfg.extensions.n) {
+        for (i = 0; i < c->cfg.extensions.n; i++) {
+            const char *x = c->cfg.extensions.v[i];
+            if (!strcasecmp(dot + 1, x[0] == '.' ? x + 1 : x))
+                return 1;
+        }
+        return 0;
+    }
+    for (i = 0; def[i]; i++)
+        if (!strcasecmp(dot, def[i]))
+            return 1;
+    return 0;
+}
+
+static json_t *load_json_file(const char *path, char *why, size_t whylen, int *missing)
+{
+    json_error_t jerr;
+    json_t *j;
+    struct stat sb;
+
+    *missing = stat(path, &sb) < 0;
+    if (*missing)
+        return NULL;
+    j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j)
+        snprintf(why, whylen, "%s:%d:%d: invalid JSON: %s", path, jerr.line, jerr.column,
+                 jerr.text);
+    else if (!json_is_object(j)) {
+        snprintf(why, whylen, "%s: expected a JSON object", path);
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
+/* folder_acl - the nearest _acl.json at or above rel_dir, or NULL. Borrowed. */
+static json_t *folder_acl(walk *w, const char *rel_dir, int *bad)
+{
+    char path[PATH_MAX], why[512];
+    int missing;
+    size_t i;
+    json_t *j;
+    const char *slash;
+
+    for (i = 0; i < w->ndirs; i++)
+        if (!strcmp(w->dirs[i].dir, rel_dir))
+            goto found;
+    snprintf(path, sizeof path, "%s/%s%s_acl.json", w->c->cfg.path, rel_dir,
+             *rel_dir ? "/" : "");
+    why[0] = '\0';
+    j = load_json_file(path, why, sizeof why, &missing);
+    if (!j && !missing) {
+        fc_err(w->e, CTX_CONN_ESOURCE, "%s; fix the file", why);
+        *bad = 1;
+        return NULL;
+    }
+    {
+        dir_acl *d = ctx_realloc(w->dirs, (w->ndirs + 1) * sizeof *d);
+        if (!d) {
+            json_decref(j);
+            *bad = 1;
+            fc_err(w->e, CTX_CONN_ENOMEM, "out of memory");
+            return NULL;
+        }
+        w->dirs = d;
+        w->dirs[w->ndirs].dir = ctx_strdup(rel_dir);
+        w->dirs[w->ndirs].acl = j;
+        i = w->ndirs++;
+    }
+found:
+    if (w->dirs[i].acl || !*rel_dir)
+        return w->dirs[i].acl;
+    /* Not here: ask the parent folder. */
+    slash = strrchr(rel_dir, '/');
+    {
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof parent, "%.*s", slash ? (int)(slash - rel_dir) : 0, rel_dir);
+        return folder_acl(w, parent, bad);
+    }
+}
+
+/* ---- one file ---- */
+
+static const char *first_heading(const char *body, size_t len, char *buf, size_t buflen)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t s = i;
+        while (i < len && body[i] != '\n')
+            i++;
+        if (i - s > 2 && body[s] == '#' && body[s + 1] == ' ') {
+            snprintf(buf, buflen, "%.*s", (int)(i - s - 2), body + s + 2);
+            return buf;
+        }
+        i++;
+    }
+    return NULL;
+}
+
+static int emit_file(walk *w, const char *rel, const char *abs, const struct stat *sb)
+{
+    char *text = NULL, why[512] = "", sidecar[PATH_MAX], sig[160], titlebuf[256],
+         url[PATH_MAX + 8];
+    size_t len = 0, body_off = 0;
+    json_t *fm = NULL, *doc = NULL, *acl_obj = NULL, *side = NULL, *meta;
+    const char *title = NULL, *body, *ext = strrchr(rel, '.');
+    file_acl acl;
+    ctx_acl cacl;
+    ctx_record rec;
+    int rc = CTX_CONN_OK, missing, bad = 0, changed_content, changed_acl;
+    json_t *prev;
+    char *meta_s = NULL;
+
+    memset(&acl, 0, sizeof acl);
+    if (ctx_read_file(abs, &text, &len)) {
+        /* Vanished between readdir and open: the next run deletes it. */
+        w->host->xLog(w->em, CTX_CONN_LOG_WARN, "file vanished while reading; skipped");
+        return CTX_CONN_OK;
+    }
+    body = text;
+
+    if (ext && !strcasecmp(ext, ".json")) {
+        json_error_t jerr;
+        doc = json_loadb(text, len, 0, &jerr);
+        if (json_is_object(doc) && json_is_string(json_object_get(doc, "body"))) {
+            body = json_string_value(json_object_get(doc, "body"));
+            len = json_string_length(json_object_get(doc, "body"));
+            title = json_string_value(json_object_get(doc, "title"));
+            if (json_object_get(doc, "allow"))
+                acl_obj = doc;
+        }
+    } else if (parse_front_matter(text, len, &fm, &body_off, why, sizeof why) < 0) {
+        rc = fc_err(w->e, CTX_CONN_ESOURCE, "%s: %s", rel, why);
+        goto done;
+    } else if (fm) {
+        body = text + body_off;
+        len -= body_off;
+        title = json_string_value(json_object_get(fm, "title"));
+        if (json_object_get(fm, "allow"))
+            acl_obj = fm;
+    }
+    if (!acl_obj) {
+        snprintf(sidecar, sizeof sidecar, "%s.acl.json", abs);
+        side = load_json_file(sidecar, why, sizeof why, &missing);
+        if (!side && !missing) {
+            rc = fc_err(w->e, CTX_CONN_ESOURCE, "%s; fix the sidecar", why);
+            goto done;
+        }
+        acl_obj = side;
+    }
+    if (!acl_obj) {
+        char dir[PATH_MAX];
+        const char *slash = strrchr(rel, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - rel) : 0, rel);
+        acl_obj = folder_acl(w, dir, &bad);
+        if (bad) {
+            rc = w->e->code;
+            goto done;
+        }
+    }
+    if (acl_obj && acl_from(acl_obj, &acl, why, sizeof why) < 0) {
+        rc = fc_err(w->e, CTX_CONN_ESOURCE, "%s: permissions: %s", rel, why);
+        goto done;
+    }
+
+    snprintf(sig, sizeof sig, "%lld.%09ld:%lld:%s", (long long)sb->st_mtim.tv_sec,
+             sb->st_mtim.tv_nsec, (long long)sb->st_size, acl_obj ? acl.sig : "none");
+    prev = w->old_files ? json_object_get(w->old_files, rel) : NULL;
+    json_object_set_new(w->new_files, rel, json_string(sig));
+    if (prev && !w->full) {
+        const char *p = json_string_value(prev);
+        const char *pa = strrchr(p, ':'), *na = strrchr(sig, ':');
+        changed_content = (size_t)(pa - p) != (size_t)(na - sig) || strncmp(p, sig, (size_t)(na - sig));
+        changed_acl = strcmp(pa, na) != 0;
+        if (!changed_content && !changed_acl)
+            goto done;
+    } else {
+        changed_content = 1;
+        changed_acl = 1;
+    }
+
+    cacl.allow = acl.allow;
+    cacl.n_allow = acl.n_allow;
+    cacl.deny = acl.deny;
+    cacl.n_deny = acl.n_deny;
+    cacl.labels = acl.labels;
+    cacl.n_labels = acl.n_labels;
+    if (!acl_obj)
+        w->host->xLog(w->em, CTX_CONN_LOG_WARN, "file has no permissions (front matter,"
+                      " sidecar or _acl.json): nobody will see it");
+
+    if (!changed_content) {
+        if (w->host->xAcl(w->em, "files", rel, acl_obj ? &cacl : NULL))
+            rc = CTX_CONN_ECANCELED;
+        goto done;
+    }
+    if (!title)
+        title = first_heading(body, len, titlebuf, sizeof titlebuf);
+    if (!title) {
+        const char *base = strrchr(rel, '/');
+        title = base ? base + 1 : rel;
+    }
+    if (fm && json_is_string(json_object_get(fm, "url")))
+        snprintf(url, sizeof url, "%s", json_string_value(json_object_get(fm, "url")));
+    else if (doc && json_is_string(json_object_get(doc, "url")))
+        snprintf(url, sizeof url, "%s", json_string_value(json_object_get(doc, "url")));
+    else
+        snprintf(url, sizeof url, "file://%s", abs);
+    meta = json_pack("{s:s,s:I}", "path", rel, "size", (json_int_t)sb->st_size);
+    meta_s = json_dumps(meta, JSON_COMPACT);
+    json_decref(meta);
+
+    memset(&rec, 0, sizeof rec);
+    rec.stream = "files";
+    rec.id = rel;
+    rec.title = title;
+    rec.url = url;
+    rec.body = body;
+    rec.body_len = len;
+    rec.metadata_json = meta_s;
+    rec.updated_at_ms = (int64_t)sb->st_mtim.tv_sec * 1000 + sb->st_mtim.tv_nsec / 1000000;
+    rec.acl = acl_obj ? &cacl : NULL;
+    if (w->host->xRecord(w->em, &rec))
+        rc = CTX_CONN_ECANCELED;
+done:
+    acl_free(&acl);
+    json_decref(fm);
+    json_decref(doc);
+    json_decref(side);
+    free(meta_s);
+    ctx_free(text);
+    return rc;
+}
+
+static int emit_state(walk *w)
+{
+    char *s = json_dumps(w->new_state, JSON_COMPACT);
+    int rc;
+    if (!s)
+        return fc_err(w->e, CTX_CONN_ENOMEM, "out of memory");
+    rc = w->host->xState(w->em, "files", s);
+    free(s);
+    w->since_state = 0;
+    return rc ? CTX_CONN_ECANCELED : CTX_CONN_OK;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Walk rel (relative to the root) in sorted order, so checkpoints are stable. */
+static int walk_dir(walk *w, const char *rel)
+{
+    char abs[PATH_MAX], child_rel[PATH_MAX], child_abs[PATH_MAX];
+    char **names = NULL;
+    size_t n = 0, cap = 0, i;
+    struct dirent *de;
+    struct stat sb;
+    DIR *d;
+    int rc = CTX_CONN_OK;
+
+    snprintf(abs, sizeof abs, "%s%s%s", w->c->cfg.path, *rel ? "/" : "", rel);
+    if (!(d = opendir(abs)))
+        return fc_err(w->e, CTX_CONN_ESOURCE, "%s: %s", abs, strerror(errno));
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (n == cap) {
+            char **nn;
+            cap = cap ? cap * 2 : 32;
+            if (!(nn = ctx_realloc(names, cap * sizeof *nn))) {
+                rc = fc_err(w->e, CTX_CONN_ENOMEM, "out of memory");
+                goto done;
+            }
+            names = nn;
+        }
+        names[n++] = ctx_strdup(de->d_name);
+    }
+    qsort(names, n, sizeof *names, cmp_str);
+    for (i = 0; i < n && !rc; i++) {
+        snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, *rel ? "/" : "", names[i]);
+        snprintf(child_abs, sizeof child_abs, "%s/%s", w->c->cfg.path, child_rel);
+        if (lstat(child_abs, &sb) < 0)
+            continue;
+        if (S_ISDIR(sb.st_mode)) {
+            rc = walk_dir(w, child_rel);
+        } else if (S_ISREG(sb.st_mode) && is_doc(w->c, names[i])) {
+            rc = emit_file(w, child_rel, child_abs, &sb);
+            if (!rc && ++w->since_state >= w->c->cfg.state_every)
+                rc = emit_state(w);
+        }
+    }
+done:
+    for (i = 0; i < n; i++)
+        ctx_free(names[i]);
+    ctx_free(names);
+    closedir(d);
+    return rc;
+}
+
+static int read_files(files_conn *c, const char *state, int full, const ctx_host *host,
+                      ctx_emitter *em, ctx_conn_error *e)
+{
+    walk w;
+    const char *key;
+    json_t *v;
+    void *tmp;
+    int rc;
+    size_t i;
+
+    memset(&w, 0, sizeof w);
+    w.c = c;
+    w.host = host;
+    w.em = em;
+    w.e = e;
+    w.full = full;
+    if (state && !full) {
+        w.old_state = json_loads(state, 0, NULL);
+        w.old_files = json_object_get(w.old_state, "files");
+        if (!json_is_object(w.old_files))
+            w.old_files = NULL;
+    }
+    w.new_state = json_object();
+    w.new_files = json_object();
+    json_object_set_new(w.new_state, "files", w.new_files);
+    /* Files not reached yet keep their old entry, so a checkpoint mid-walk
+     * does not make them look deleted. */
+    if (w.old_files)
+        json_object_update(w.new_files, w.old_files);
+    rc = files_check(c, e);
+    if (!rc)
+        rc = walk_dir(&w, "");
+    if (!rc && w.old_files) {
+        /* A file of the old state that is no longer there was deleted. */
+        json_object_foreach_safe(w.old_files, tmp, key, v) {
+            char abs[PATH_MAX];
+            struct stat sb;
+            snprintf(abs, sizeof abs, "%s/%s", c->cfg.path, key);
+            if (lstat(abs, &sb) == 0 && S_ISREG(sb.st_mode))
+                continue;
+            json_object_del(w.new_files, key);
+            if (host->xDelete(em, "files", key)) {
+                rc = CTX_CONN_ECANCELED;
+                break;
+            }
+        }
+    }
+    if (!rc)
+        rc = emit_state(&w);
+    for (i = 0; i < w.ndirs; i++) {
+        ctx_free(w.dirs[i].dir);
+        json_decref(w.dirs[i].acl);
+    }
+    ctx_free(w.dirs);
+    json_decref(w.old_state);
+    json_decref(w.new_state);
+    return rc;
+}
+
+/* ---- principals ---- */
+
+static int read_principals(files_conn *c, const ctx_host *host, ctx_emitter *em,
+                           ctx_conn_error *e)
+{
+    char path[PATH_MAX], why[512] = "";
+    json_t *root, *arr, *p;
+    int missing, rc = CTX_CONN_OK;
+    size_t i, j;
+
+    snprintf(path, sizeof path, "%s/_principals.json", c->cfg.path);
+    root = load_json_file(path, why, sizeof why, &missing);
+    if (!root) {
+        if (missing)
+            return host->xState(em, "principals", "{}") ? CTX_CONN_ECANCELED : CTX_CONN_OK;
+        return fc_err(e, CTX_CONN_ESOURCE, "%s; fix the file", why);
+    }
+    arr = json_object_get(root, "users");
+    json_array_foreach(arr, i, p) {
+        ctx_principal pr;
+        memset(&pr, 0, sizeof pr);
+        pr.kind = CTX_PRINCIPAL_USER;
+        pr.id = json_string_value(json_object_get(p, "id"));
+        pr.display_name = json_string_value(json_object_get(p, "name"));
+        pr.email = json_string_value(json_object_get(p, "email"));
+        pr.maps_to = json_string_value(json_object_get(p, "maps_to"));
+        if (!pr.id || strncmp(pr.id, "user:", 5)) {
+            rc = fc_err(e, CTX_CONN_ESOURCE, "%s: users[%zu].id: expected \"user:<id>\"", path, i);
+            goto done;
+        }
+        if (host->xPrincipal(em, &pr)) {
+            rc = CTX_CONN_ECANCELED;
+            goto done;
+        }
+    }
+    arr = json_object_get(root, "groups");
+    json_array_foreach(arr, i, p) {
+        ctx_principal pr;
+        json_t *m = json_object_get(p, "members"), *mv;
+        const char **members;
+        memset(&pr, 0, sizeof pr);
+        pr.kind = CTX_PRINCIPAL_GROUP;
+        pr.id = json_string_value(json_object_get(p, "id"));
+        pr.display_name = json_string_value(json_object_get(p, "name"));
+        if (!pr.id || strncmp(pr.id, "group:", 6)) {
+            rc = fc_err(e, CTX_CONN_ESOURCE, "%s: groups[%zu].id: expected \"group:<id>\"", path, i);
+            goto done;
+        }
+        members = ctx_calloc(json_array_size(m) + 1, sizeof *members);
+        json_array_foreach(m, j, mv) {
+            if (!json_is_string(mv)) {
+                ctx_free(members);
+                rc = fc_err(e, CTX_CONN_ESOURCE, "%s: groups[%zu].members[%zu]: expected a"
+                            " string", path, i, j);
+                goto done;
+            }
+            members[pr.n_members++] = json_string_value(mv);
+        }
+        pr.members = members;
+        rc = host->xPrincipal(em, &pr) ? CTX_CONN_ECANCELED : CTX_CONN_OK;
+        ctx_free(members);
+        if (rc)
+            goto done;
+    }
+    rc = host->xState(em, "principals", "{}") ? CTX_CONN_ECANCELED : CTX_CONN_OK;
+done:
+    json_decref(root);
+    return rc;
+}
+
+static int files_read(void *conn, const char *stream, const char *state, int full,
+                      const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
+{
+    files_conn *c = conn;
+
+    if (!strcmp(stream, "principals"))
+        return read_principals(c, host, em, e);
+    if (!strcmp(stream, "files"))
+        return read_files(c, state, full, host, em, e);
+    return fc_err(e, CTX_CONN_EINVAL, "no stream \"%s\"; the files connector has"
+                  " \"principals\" and \"files\"", stream);
+}
+
+const ctx_connector ctx__files_connector = {
+    CTX_CONNECTOR_ABI_VERSION, sizeof(ctx_connector), "files", "1.0.0",
+    files_spec, files_open, files_check, files_discover, files_read, files_close,
+};

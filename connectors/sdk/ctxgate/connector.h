@@ -1,0 +1,189 @@
+/*
+ * ctxgate/connector.h - the connector plugin ABI, version 1.
+ *
+ * A connector pulls items from one kind of source (a database, an API, a
+ * directory) and hands them to the host as messages: RECORD, DELETE, ACL,
+ * PRINCIPAL, STATE, LOG. The host decides what is committed and when; a
+ * connector never touches the store.
+ *
+ * A plugin is a shared object exporting one function, ctx_connector_entry(),
+ * that returns a pointer to a static ctx_connector. The host checks
+ * abi_version and struct_size before it reads any other member, so a plugin
+ * built against an older header keeps loading: members are only ever
+ * appended, and the host never reads past struct_size.
+ *
+ * Ownership, everywhere in this header:
+ *   - Every pointer the host passes into a connector callback is BORROWED:
+ *     valid until that callback returns. Copy what you keep.
+ *   - Every pointer a connector passes to an emitter function is BORROWED by
+ *     the host: valid for the duration of that call only. The host copies.
+ *   - Strings are NUL-terminated UTF-8 unless a length is given beside them.
+ *     Ill-formed UTF-8 is repaired by the host (U+FFFD) and logged.
+ *   - The connector's handle (void *conn) is created by xOpen and destroyed
+ *     by xClose; nothing else frees it.
+ *   - Errors are written into a ctx_conn_error the host owns (fixed size).
+ *
+ * Threading: the host calls one connector handle from one thread at a time.
+ */
+#ifndef CTXGATE_CONNECTOR_H
+#define CTXGATE_CONNECTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CTX_CONNECTOR_ABI_VERSION 1
+
+#if defined(__GNUC__)
+#define CTX_CONNECTOR_EXPORT __attribute__((visibility("default")))
+#else
+#define CTX_CONNECTOR_EXPORT
+#endif
+
+/* Result codes a connector returns; the same numbers as the host's ctx_rc. */
+enum {
+    CTX_CONN_OK = 0,
+    CTX_CONN_ENOMEM = 1,
+    CTX_CONN_EINVAL = 2,
+    CTX_CONN_ECONFIG = 3,    /* config is wrong: name the key in the message */
+    CTX_CONN_EIO = 4,
+    CTX_CONN_ESOURCE = 6,    /* the source failed or is unreachable */
+    CTX_CONN_EAUTH = 7,      /* credentials rejected */
+    CTX_CONN_ECANCELED = 10, /* an emitter call returned non-zero: stop */
+    CTX_CONN_ETOOBIG = 11,   /* an item is over a configured limit */
+};
+
+/* An error the connector fills in; owned by the host. */
+typedef struct ctx_conn_error {
+    int code;
+    char text[512]; /* "streams[0].table: relation \"x\" does not exist" */
+} ctx_conn_error;
+
+/* Permissions of one item. Principals: "user:<id>", "group:<id>", "everyone". */
+typedef struct ctx_acl {
+    const char *const *allow;   /* n_allow principals that may read */
+    size_t n_allow;
+    const char *const *deny;    /* n_deny principals that may not, even if allowed */
+    size_t n_deny;
+    const char *const *labels;  /* n_labels labels such as "confidential" */
+    size_t n_labels;
+} ctx_acl;
+
+/* RECORD: insert or replace one item, keyed by (stream, id). */
+typedef struct ctx_record {
+    const char *stream;         /* required */
+    const char *id;             /* required: the source's key, as text */
+    const char *title;          /* may be NULL */
+    const char *url;            /* may be NULL */
+    const char *body;           /* may be NULL; body_len bytes */
+    size_t body_len;
+    const char *metadata_json;  /* may be NULL; a JSON object as text */
+    int64_t updated_at_ms;      /* source's modification time, 0 if unknown */
+    const ctx_acl *acl;         /* NULL means "no ACL": the item is invisible */
+} ctx_record;
+
+typedef enum ctx_principal_kind {
+    CTX_PRINCIPAL_USER = 1,
+    CTX_PRINCIPAL_GROUP = 2,
+} ctx_principal_kind;
+
+/*
+ * PRINCIPAL: a user or a group as the source knows it.
+ * For a group, members replaces this source's member list of that group
+ * (members are users or groups; groups nest). For a user, maps_to names the
+ * canonical user a source-local account stands for (e.g. by email), or NULL.
+ */
+typedef struct ctx_principal {
+    int kind;                   /* ctx_principal_kind */
+    const char *id;             /* "user:alice@example.com", "group:hr" */
+    const char *display_name;   /* may be NULL */
+    const char *email;          /* may be NULL */
+    const char *maps_to;        /* users only; may be NULL */
+    const char *const *members; /* groups only */
+    size_t n_members;
+} ctx_principal;
+
+typedef struct ctx_emitter ctx_emitter; /* the host's, opaque */
+
+typedef enum ctx_log_level_conn {
+    CTX_CONN_LOG_DEBUG = 0,
+    CTX_CONN_LOG_INFO = 1,
+    CTX_CONN_LOG_WARN = 2,
+    CTX_CONN_LOG_ERROR = 3,
+} ctx_log_level_conn;
+
+/*
+ * The host's side, handed to xRead. Every function returns 0 to go on, or a
+ * non-zero code telling the connector to stop reading and return
+ * CTX_CONN_ECANCELED (the host's error explains why).
+ */
+typedef struct ctx_host {
+    uint32_t abi_version;      /* CTX_CONNECTOR_ABI_VERSION of the host */
+    uint32_t struct_size;      /* sizeof(ctx_host) of the host */
+    int (*xRecord)(ctx_emitter *em, const ctx_record *rec);
+    int (*xDelete)(ctx_emitter *em, const char *stream, const char *id);
+    /* ACL: change only the permissions of an item already sent. */
+    int (*xAcl)(ctx_emitter *em, const char *stream, const char *id,
+                const ctx_acl *acl);
+    int (*xPrincipal)(ctx_emitter *em, const ctx_principal *p);
+    /*
+     * STATE: everything emitted for this stream so far is complete up to
+     * state_json (a JSON object, opaque to the host). The host commits the
+     * items before it and this state in one transaction, and hands the last
+     * committed state back to xRead on the next run.
+     */
+    int (*xState)(ctx_emitter *em, const char *stream, const char *state_json);
+    void (*xLog)(ctx_emitter *em, int level, const char *msg);
+    /* ---- version 1 members above; append new members below ---- */
+} ctx_host;
+
+/* xDiscover reports each stream it can read through this callback. */
+typedef int (*ctx_stream_fn)(void *arg, const char *name, const char *desc_json);
+
+typedef struct ctx_connector {
+    uint32_t abi_version;      /* CTX_CONNECTOR_ABI_VERSION it was built for */
+    uint32_t struct_size;      /* sizeof(ctx_connector) it was built with */
+    const char *name;          /* "postgres"; static */
+    const char *version;       /* the connector's own version; static */
+
+    /* xSpec: JSON Schema of the connector's config, as static text. */
+    const char *(*xSpec)(void);
+
+    /*
+     * xOpen: parse config_json (the source's object minus the host's keys
+     * name/type/enabled) and create a handle in *pconn. No network yet.
+     * Unknown keys are errors; messages name the key ("streams[0].tabel").
+     */
+    int (*xOpen)(const char *config_json, void **pconn, ctx_conn_error *err);
+
+    /* xCheck: can the source be reached with these credentials? */
+    int (*xCheck)(void *conn, ctx_conn_error *err);
+
+    /* xDiscover: call fn once per stream; stop early if it returns non-zero. */
+    int (*xDiscover)(void *conn, ctx_stream_fn fn, void *arg, ctx_conn_error *err);
+
+    /*
+     * xRead: read one stream, starting after state_json (NULL = from the
+     * beginning, i.e. a full read), and emit through host. Emit STATE often
+     * (every few thousand items): it is the resume point after a crash.
+     * full != 0 asks for every item even if a state is given.
+     */
+    int (*xRead)(void *conn, const char *stream, const char *state_json,
+                 int full, const ctx_host *host, ctx_emitter *em,
+                 ctx_conn_error *err);
+
+    void (*xClose)(void *conn);
+    /* ---- version 1 members above; append new members below ---- */
+} ctx_connector;
+
+/* The one symbol a plugin exports. Returns a pointer to static data. */
+typedef const ctx_connector *(*ctx_connector_entry_fn)(void);
+#define CTX_CONNECTOR_ENTRY "ctx_connector_entry"
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,232 @@
+/*
+ * config.c - load and check ctxgate.json (see config.h).
+ */
+#include "config.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "opts.h"
+#include "util.h"
+
+typedef struct chunk_cfg {
+    int64_t max_tokens, overlap_tokens;
+} chunk_cfg;
+
+typedef struct top_cfg {
+    char *data_dir;
+    json_t *chunk;
+    json_t *sources;
+} top_cfg;
+
+static const ctx_opt top_opts[] = {
+    {"data_dir", CTX_OPT_STRING, "./data", offsetof(top_cfg, data_dir), 0,
+     "directory of the store and indexes, relative to this file", NULL, 0},
+    {"chunk", CTX_OPT_JSON, NULL, offsetof(top_cfg, chunk), 0,
+     "chunking: {\"max_tokens\": 256, \"overlap_tokens\": 32}", NULL, 0},
+    {"sources", CTX_OPT_JSON, NULL, offsetof(top_cfg, sources), 1,
+     "the sources to sync: an array of objects with name and type", NULL, 0},
+    CTX_OPT_END,
+};
+
+static const ctx_opt chunk_opts[] = {
+    {"max_tokens", CTX_OPT_INT, "256", offsetof(chunk_cfg, max_tokens), 0,
+     "token budget of one chunk (16..8192)", NULL, 0},
+    {"overlap_tokens", CTX_OPT_INT, "32", offsetof(chunk_cfg, overlap_tokens), 0,
+     "tokens repeated from the end of one chunk at the start of the next", NULL, 0},
+    CTX_OPT_END,
+};
+
+/* The host's keys in a source object; everything else is the connector's. */
+static const char *const host_keys[] = {"name", "type", "plugin", "enabled",
+                                        "max_record_bytes", NULL};
+
+static int is_host_key(const char *k)
+{
+    for (const char *const *h = host_keys; *h; h++)
+        if (!strcmp(*h, k))
+            return 1;
+    return 0;
+}
+
+static int valid_name(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' || *s == '.'))
+            return 0;
+    return 1;
+}
+
+static int parse_source(json_t *obj, size_t i, ctx_source_cfg *s, ctx_error *err)
+{
+    const char *key;
+    json_t *v;
+
+    s->index = i;
+    s->enabled = 1;
+    s->max_record_bytes = 16 * 1024 * 1024;
+    if (!json_is_object(obj))
+        return ctx_error_set(err, CTX_ECONFIG, "sources[%zu]: expected an object, got %s", i,
+                             ctx_json_typename(obj));
+    v = json_object_get(obj, "name");
+    if (!json_is_string(v) || !valid_name(json_string_value(v)))
+        return ctx_error_set(err, CTX_ECONFIG,
+                             "sources[%zu].name: %s; give each source a unique name of"
+                             " letters, digits, '_', '-' or '.'", i,
+                             v ? "not a valid name" : "missing");
+    v = json_object_get(obj, "type");
+    if (!json_is_string(v))
+        return ctx_error_set(err, CTX_ECONFIG,
+                             "sources[%zu].type: %s; use \"files\", \"postgres\" or"
+                             " \"plugin\" (with \"plugin\": \"path/to/connector.so\")",
+                             i, v ? "expected a string" : "missing");
+    s->name = ctx_strdup(json_string_value(json_object_get(obj, "name")));
+    s->type = ctx_strdup(json_string_value(v));
+    if ((v = json_object_get(obj, "plugin"))) {
+        if (!json_is_string(v))
+            return ctx_error_set(err, CTX_ECONFIG, "sources[%zu].plugin: expected a path", i);
+        s->plugin = ctx_strdup(json_string_value(v));
+    }
+    if ((v = json_object_get(obj, "enabled"))) {
+        if (!json_is_boolean(v))
+            return ctx_error_set(err, CTX_ECONFIG, "sources[%zu].enabled: expected true or false", i);
+        s->enabled = json_is_true(v);
+    }
+    if ((v = json_object_get(obj, "max_record_bytes"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1024)
+            return ctx_error_set(err, CTX_ECONFIG,
+                                 "sources[%zu].max_record_bytes: expected an integer >= 1024", i);
+        s->max_record_bytes = json_integer_value(v);
+    }
+    if (!(s->conn = json_object()))
+        return CTX_ENOMEM;
+    json_object_foreach(obj, key, v) {
+        if (!is_host_key(key))
+            json_object_set(s->conn, key, v);
+    }
+    return s->name && s->type ? CTX_OK : CTX_ENOMEM;
+}
+
+int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_error *err)
+{
+    top_cfg top = {0};
+    chunk_cfg chunk = {256, 32};
+    size_t i, j, n;
+    int rc;
+
+    if ((rc = ctx_opts_parse(top_opts, root, &top, "", err)))
+        return rc;
+    if (top.chunk && (rc = ctx_opts_parse(chunk_opts, top.chunk, &chunk, "chunk", err)))
+        goto done;
+    if (chunk.max_tokens < 16 || chunk.max_tokens > 8192) {
+        rc = ctx_error_set(err, CTX_ECONFIG, "chunk.max_tokens: %lld is out of range; use 16..8192",
+                           (long long)chunk.max_tokens);
+        goto done;
+    }
+    if (chunk.overlap_tokens < 0 || chunk.overlap_tokens > chunk.max_tokens / 2) {
+        rc = ctx_error_set(err, CTX_ECONFIG,
+                           "chunk.overlap_tokens: %lld is out of range; use 0..max_tokens/2",
+                           (long long)chunk.overlap_tokens);
+        goto done;
+    }
+    cfg->chunk_max_tokens = chunk.max_tokens;
+    cfg->chunk_overlap_tokens = chunk.overlap_tokens;
+
+    if (top.data_dir[0] == '/' || !base_dir || !*base_dir) {
+        cfg->data_dir = ctx_strdup(top.data_dir);
+    } else {
+        ctx_buf b = CTX_BUF_INIT;
+        ctx_buf_printf(&b, "%s/%s", base_dir, top.data_dir);
+        cfg->data_dir = ctx_buf_steal(&b);
+    }
+
+    if (!json_is_array(top.sources)) {
+        rc = ctx_error_set(err, CTX_ECONFIG, "sources: expected an array of source objects, got %s",
+                           ctx_json_typename(top.sources));
+        goto done;
+    }
+    n = json_array_size(top.sources);
+    if (!(cfg->sources = ctx_calloc(n ? n : 1, sizeof *cfg->sources))) {
+        rc = CTX_ENOMEM;
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        cfg->nsources = i + 1;
+        if ((rc = parse_source(json_array_get(top.sources, i), i, &cfg->sources[i], err)))
+            goto done;
+        for (j = 0; j < i; j++) {
+            if (!strcmp(cfg->sources[j].name, cfg->sources[i].name)) {
+                rc = ctx_error_set(err, CTX_ECONFIG,
+                                   "sources[%zu].name: \"%s\" is already used by sources[%zu];"
+                                   " names must be unique", i, cfg->sources[i].name, j);
+                goto done;
+            }
+        }
+    }
+    rc = CTX_OK;
+done:
+    ctx_opts_free(top_opts, &top);
+    return rc;
+}
+
+int ctx_config_load(const char *path, ctx_config *cfg, ctx_error *err)
+{
+    json_error_t jerr;
+    json_t *root;
+    char dir[PATH_MAX];
+    const char *slash;
+    int rc;
+
+    memset(cfg, 0, sizeof *cfg);
+    cfg->path = ctx_strdup(path);
+    root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        if (jerr.line < 0 || strstr(jerr.text, "unable to open"))
+            return ctx_error_set(err, CTX_ECONFIG,
+                                 "%s: cannot read the config file (%s); create one with"
+                                 " `ctxgate init` or pass --config FILE", path, jerr.text);
+        return ctx_error_set(err, CTX_ECONFIG, "%s:%d:%d: invalid JSON: %s", path, jerr.line,
+                             jerr.column, jerr.text);
+    }
+    slash = strrchr(path, '/');
+    if (slash)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    else
+        snprintf(dir, sizeof dir, ".");
+    rc = ctx_config_parse(root, dir, cfg, err);
+    json_decref(root);
+    if (rc)
+        ctx_error_prefix(err, "%s: ", path);
+    return rc;
+}
+
+void ctx_config_free(ctx_config *cfg)
+{
+    for (size_t i = 0; i < cfg->nsources; i++) {
+        ctx_free(cfg->sources[i].name);
+        ctx_free(cfg->sources[i].type);
+        ctx_free(cfg->sources[i].plugin);
+        json_decref(cfg->sources[i].conn);
+    }
+    ctx_free(cfg->sources);
+    ctx_free(cfg->data_dir);
+    ctx_free(cfg->path);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+const ctx_source_cfg *ctx_config_source(const ctx_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nsources; i++)
+        if (!strcmp(cfg->sources[i].name, name))
+            return &cfg->sources[i];
+    return NULL;
+}
+
+void ctx_config_store_path(const ctx_config *cfg, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/ctxgate.db", cfg->data_dir);
+}

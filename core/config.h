@@ -1,0 +1,55 @@
+/*
+ * config.h - the ctxgate.json file: where the data lives, how to chunk, and
+ * the sources. Each source object mixes the host's keys (name, type, plugin,
+ * enabled, max_record_bytes) with its connector's own keys; the host takes
+ * its keys and hands the rest to the connector, which rejects what it does
+ * not know. Errors name the path: `sources[1].streams[0]: unknown key ...`.
+ */
+#ifndef CTX_CORE_CONFIG_H
+#define CTX_CORE_CONFIG_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "ctx.h"
+
+typedef struct ctx_source_cfg {
+    char *name;               /* unique, [A-Za-z0-9_.-]+ */
+    char *type;               /* built-in connector name, or "plugin" */
+    char *plugin;             /* path of a .so when type is "plugin" */
+    int enabled;
+    int64_t max_record_bytes;
+    json_t *conn;             /* the connector's keys only; owned */
+    size_t index;             /* position in sources[], for messages */
+} ctx_source_cfg;
+
+typedef struct ctx_config {
+    char *path;               /* the file it came from, or NULL */
+    char *data_dir;           /* absolute or relative to the config file */
+    int64_t chunk_max_tokens;
+    int64_t chunk_overlap_tokens;
+    ctx_source_cfg *sources;
+    size_t nsources;
+} ctx_config;
+
+/*
+ * ctx_config_load - read and check path. A missing file, bad JSON (with line
+ * and column), an unknown key or a wrong type fail with CTX_ECONFIG and a
+ * message naming the place and the fix. *cfg must be ctx_config_free'd
+ * whatever the result.
+ */
+int ctx_config_load(const char *path, ctx_config *cfg, ctx_error *err);
+
+/* ctx_config_parse - the same from a parsed root; base_dir resolves data_dir. */
+int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg,
+                     ctx_error *err);
+
+void ctx_config_free(ctx_config *cfg);
+
+/* ctx_config_source - the source named name, or NULL. Borrowed. */
+const ctx_source_cfg *ctx_config_source(const ctx_config *cfg, const char *name);
+
+/* ctx_config_store_path - "<data_dir>/ctxgate.db" into buf. */
+void ctx_config_store_path(const ctx_config *cfg, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,267 @@
+/*
+ * util.c - buffer, UTF-8, hashing and suggestion helpers.
+ */
+#include "util.h"
+#include "ctx.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int ctx_buf_reserve(ctx_buf *b, size_t extra)
+{
+    size_t need = b->len + extra + 1, cap;
+    char *p;
+
+    if (need <= b->cap)
+        return CTX_OK;
+    cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap *= 2;
+    p = ctx_realloc(b->data, cap);
+    if (!p)
+        return CTX_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return CTX_OK;
+}
+
+int ctx_buf_append(ctx_buf *b, const void *p, size_t n)
+{
+    if (ctx_buf_reserve(b, n))
+        return CTX_ENOMEM;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return CTX_OK;
+}
+
+int ctx_buf_puts(ctx_buf *b, const char *s)
+{
+    return ctx_buf_append(b, s, strlen(s));
+}
+
+int ctx_buf_printf(ctx_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return CTX_EINVAL;
+    if (ctx_buf_reserve(b, (size_t)n))
+        return CTX_ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return CTX_OK;
+}
+
+void ctx_buf_reset(ctx_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+void ctx_buf_free(ctx_buf *b)
+{
+    ctx_free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+char *ctx_buf_steal(ctx_buf *b)
+{
+    char *p = b->data;
+    if (!p)
+        p = ctx_strdup("");
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
+
+/* Length of the well-formed sequence at s (1..4), or 0 if ill-formed. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xE0 && s[1] < 0xA0)
+            return 0; /* overlong */
+        if (c == 0xED && s[1] > 0x9F)
+            return 0; /* surrogate */
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 ||
+            (s[3] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xF0 && s[1] < 0x90)
+            return 0;
+        if (c == 0xF4 && s[1] > 0x8F)
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+int ctx_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, k;
+
+    while (i < n) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        k = utf8_seq(p + i, n - i);
+        if (!k)
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+int ctx_utf8_repair(const char *s, size_t n, ctx_buf *out, size_t *nbad)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, run = 0, bad = 0, k;
+
+    if (ctx_buf_reserve(out, n))
+        return CTX_ENOMEM;
+    while (i < n) {
+        k = p[i] ? utf8_seq(p + i, n - i) : 0;
+        if (k) {
+            i += k;
+            run += k;
+            continue;
+        }
+        if (ctx_buf_append(out, p + i - run, run))
+            return CTX_ENOMEM;
+        run = 0;
+        if (p[i]) {
+            bad++;
+            if (ctx_buf_append(out, "\xEF\xBF\xBD", 3))
+                return CTX_ENOMEM;
+        }
+        i++;
+    }
+    if (ctx_buf_append(out, p + i - run, run))
+        return CTX_ENOMEM;
+    if (nbad)
+        *nbad = bad;
+    return CTX_OK;
+}
+
+void ctx_hash_hex(const void *const *parts, const size_t *lens, size_t nparts,
+                  char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    size_t i;
+
+    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    for (i = 0; i < nparts; i++) {
+        /* A separator keeps ("ab","c") and ("a","bc") apart. */
+        unsigned char len8[8];
+        uint64_t l = lens[i];
+        for (int j = 0; j < 8; j++)
+            len8[j] = (unsigned char)(l >> (8 * j));
+        EVP_DigestUpdate(c, len8, sizeof len8);
+        if (lens[i])
+            EVP_DigestUpdate(c, parts[i], lens[i]);
+    }
+    EVP_DigestFinal_ex(c, md, &mdlen);
+    EVP_MD_CTX_free(c);
+    for (i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), i, j;
+    size_t row[64], prev, tmp;
+
+    if (la >= 63 || lb >= 63)
+        return (size_t)-1;
+    for (j = 0; j <= lb; j++)
+        row[j] = j;
+    for (i = 1; i <= la; i++) {
+        prev = row[0];
+        row[0] = i;
+        for (j = 1; j <= lb; j++) {
+            size_t best = prev + (a[i - 1] != b[j - 1]);
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            tmp = row[j];
+            row[j] = best;
+            prev = tmp;
+        }
+    }
+    return row[lb];
+}
+
+const char *ctx_suggest(const char *word, const char *const *candidates)
+{
+    const char *best = NULL;
+    size_t bestd = (size_t)-1, limit = strlen(word) / 3 + 1, d;
+
+    if (limit < 2)
+        limit = 2;
+    for (; *candidates; candidates++) {
+        d = edit_distance(word, *candidates);
+        if (d < bestd) {
+            bestd = d;
+            best = *candidates;
+        }
+    }
+    return bestd <= limit ? best : NULL;
+}
+
+int ctx_read_file(const char *path, char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    ctx_buf b = CTX_BUF_INIT;
+    char chunk[65536];
+    size_t n;
+
+    if (!f)
+        return errno == ENOENT ? CTX_ENOTFOUND : CTX_EIO;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (ctx_buf_append(&b, chunk, n)) {
+            fclose(f);
+            ctx_buf_free(&b);
+            return CTX_ENOMEM;
+        }
+    }
+    if (ferror(f)) {
+        fclose(f);
+        ctx_buf_free(&b);
+        return CTX_EIO;
+    }
+    fclose(f);
+    *len = b.len;
+    *out = ctx_buf_steal(&b);
+    return CTX_OK;
+}

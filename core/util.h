@@ -1,0 +1,57 @@
+/*
+ * util.h - small helpers every part needs: a growable byte buffer, UTF-8
+ * repair, content hashing and "did you mean" suggestions.
+ */
+#ifndef CTX_CORE_UTIL_H
+#define CTX_CORE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A growable buffer, always NUL terminated when len > 0 or after append. */
+typedef struct ctx_buf {
+    char *data;   /* owned; NULL until the first append */
+    size_t len;
+    size_t cap;
+} ctx_buf;
+
+#define CTX_BUF_INIT {NULL, 0, 0}
+
+int ctx_buf_reserve(ctx_buf *b, size_t extra);
+int ctx_buf_append(ctx_buf *b, const void *p, size_t n);
+int ctx_buf_puts(ctx_buf *b, const char *s);
+int ctx_buf_printf(ctx_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void ctx_buf_reset(ctx_buf *b);   /* len = 0, keeps memory */
+void ctx_buf_free(ctx_buf *b);
+/* ctx_buf_steal - returns the data (new, caller frees) and empties b. */
+char *ctx_buf_steal(ctx_buf *b);
+
+/*
+ * ctx_utf8_valid - 1 if s[0..n) is well-formed UTF-8 (no overlongs, no
+ * surrogates, nothing past U+10FFFF), else 0.
+ */
+int ctx_utf8_valid(const char *s, size_t n);
+
+/*
+ * ctx_utf8_repair - append s[0..n) to out with every ill-formed sequence
+ * replaced by U+FFFD and NUL bytes dropped. *nbad receives the number of
+ * replacements. Returns 0 or CTX_ENOMEM.
+ */
+int ctx_utf8_repair(const char *s, size_t n, ctx_buf *out, size_t *nbad);
+
+/* ctx_hash_hex - SHA-256 of the parts, as 64 hex chars + NUL into out. */
+void ctx_hash_hex(const void *const *parts, const size_t *lens, size_t nparts,
+                  char out[65]);
+
+/*
+ * ctx_suggest - the candidate closest to word by edit distance, or NULL when
+ * none is close enough to be a plausible typo. candidates ends with NULL.
+ * Returns a borrowed pointer into candidates.
+ */
+const char *ctx_suggest(const char *word, const char *const *candidates);
+
+/* ctx_read_file - whole file into *out (new, caller frees); *len its size. */
+int ctx_read_file(const char *path, char **out, size_t *len);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * ingest.h - apply one connector message to the store: repair text, intern
+ * the ACL, skip unchanged content by hash, chunk and index what changed.
+ * The caller (the sync runner) owns the transaction around these calls.
+ */
+#ifndef CTX_INDEXER_INGEST_H
+#define CTX_INDEXER_INGEST_H
+
+#include "chunker.h"
+#include "store.h"
+
+typedef struct ingest_ctx {
+    ctx_store *store;
+    int64_t source;          /* store id of the source */
+    int64_t epoch;           /* the run's id: marks documents seen */
+    chunker_opts chunk;
+    int64_t max_record_bytes; /* bodies over this are refused, 0 = no limit */
+    store_run_stats *stats;  /* counters updated in place; borrowed */
+} ingest_ctx;
+
+/*
+ * ingest_record - insert or update a document and its chunks. Unchanged
+ * content (same hash) is only marked seen; a changed ACL alone re-labels
+ * the chunks without re-chunking. Errors name the record ("tickets/42").
+ */
+int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err);
+
+/* ingest_delete - tombstone the document; deleting an unknown id is a no-op. */
+int ingest_delete(ingest_ctx *c, const char *stream, const char *id, ctx_error *err);
+
+/* ingest_acl - change only the document's permissions; unknown id is a no-op. */
+int ingest_acl(ingest_ctx *c, const char *stream, const char *id, const ctx_acl *acl,
+               ctx_error *err);
+
+#endif

@@ -1,0 +1,887 @@
+/*
+ * store.c - schema, migrations and the statements the indexer and sync
+ * runner write through. Statements are prepared once per connection and
+ * kept in a table indexed by an enum, the way SQLite's own tools cache them.
+ */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/util.h"
+
+/* Version 1 of the schema. A later version appends a migration step. */
+static const char schema_v1[] =
+    "CREATE TABLE sources("
+    "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, type TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    /* kind: 1 user, 2 group, 3 everyone. declared: a source said it exists. */
+    "CREATE TABLE principals("
+    "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, kind INTEGER NOT NULL,"
+    "  display_name TEXT, email TEXT, declared INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE memberships("
+    "  group_id INTEGER NOT NULL, member_id INTEGER NOT NULL,"
+    "  source_id INTEGER NOT NULL,"
+    "  PRIMARY KEY(group_id, source_id, member_id)) WITHOUT ROWID;"
+    "CREATE INDEX memberships_member ON memberships(member_id);"
+    /* A source-local account (account_id) stands for a canonical user. */
+    "CREATE TABLE identities("
+    "  account_id INTEGER NOT NULL, source_id INTEGER NOT NULL,"
+    "  user_id INTEGER NOT NULL, PRIMARY KEY(account_id, source_id)) WITHOUT ROWID;"
+    "CREATE INDEX identities_user ON identities(user_id);"
+    "CREATE TABLE labels(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+    /* Interned ACL sets; *_tokens are what the FTS5 columns hold. */
+    "CREATE TABLE acl_sets("
+    "  id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE,"
+    "  allow_tokens TEXT NOT NULL, deny_tokens TEXT NOT NULL,"
+    "  label_tokens TEXT NOT NULL);"
+    "CREATE TABLE acl_entries("
+    "  acl_id INTEGER NOT NULL, deny INTEGER NOT NULL, principal_id INTEGER NOT NULL,"
+    "  PRIMARY KEY(acl_id, deny, principal_id)) WITHOUT ROWID;"
+    "CREATE TABLE acl_labels("
+    "  acl_id INTEGER NOT NULL, label_id INTEGER NOT NULL,"
+    "  PRIMARY KEY(acl_id, label_id)) WITHOUT ROWID;"
+    "CREATE TABLE documents("
+    "  id INTEGER PRIMARY KEY, source_id INTEGER NOT NULL, stream TEXT NOT NULL,"
+    "  ext_id TEXT NOT NULL, title TEXT, url TEXT, body TEXT, metadata TEXT,"
+    "  updated_at INTEGER, hash TEXT NOT NULL, acl_id INTEGER NOT NULL,"
+    "  deleted INTEGER NOT NULL DEFAULT 0, acl_synced_at INTEGER NOT NULL,"
+    "  indexed_at INTEGER NOT NULL, seen_epoch INTEGER NOT NULL,"
+    "  UNIQUE(source_id, stream, ext_id));"
+    "CREATE INDEX documents_epoch ON documents(source_id, stream, seen_epoch);"
+    "CREATE TABLE chunks("
+    "  id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    "  ntokens INTEGER NOT NULL, acl_id INTEGER NOT NULL,"
+    "  UNIQUE(doc_id, seq));"
+    "CREATE INDEX chunks_acl ON chunks(acl_id);"
+    /*
+     * The chunk text lives only here. allow/deny/labels hold the ACL set's
+     * principal and label tokens, so a search restricts to what the caller
+     * may read inside the FTS5 query itself, before anything is ranked.
+     */
+    "CREATE VIRTUAL TABLE chunks_fts USING fts5("
+    "  title, text, allow, deny, labels,"
+    "  tokenize = 'porter unicode61 remove_diacritics 2');"
+    "CREATE TABLE sync_state("
+    "  source_id INTEGER NOT NULL, stream TEXT NOT NULL, state TEXT NOT NULL,"
+    "  updated_at INTEGER NOT NULL, PRIMARY KEY(source_id, stream));"
+    "CREATE TABLE sync_runs("
+    "  id INTEGER PRIMARY KEY, source_id INTEGER NOT NULL,"
+    "  started_at INTEGER NOT NULL, finished_at INTEGER, full INTEGER NOT NULL,"
+    "  status TEXT NOT NULL, records INTEGER DEFAULT 0, unchanged INTEGER DEFAULT 0,"
+    "  deletes INTEGER DEFAULT 0, acls INTEGER DEFAULT 0,"
+    "  principals INTEGER DEFAULT 0, states INTEGER DEFAULT 0,"
+    "  chunks INTEGER DEFAULT 0, pruned INTEGER DEFAULT 0, bytes INTEGER DEFAULT 0,"
+    "  repaired_utf8 INTEGER DEFAULT 0, error TEXT);"
+    "CREATE INDEX sync_runs_source ON sync_runs(source_id, id);"
+    "INSERT INTO principals(name, kind, declared) VALUES('everyone', 3, 1);";
+
+enum {
+    Q_SOURCE_GET, Q_SOURCE_ADD,
+    Q_STATE_GET, Q_STATE_PUT, Q_STATE_CLEAR,
+    Q_PRIN_GET, Q_PRIN_ADD, Q_PRIN_DECLARE, Q_MEMB_CLEAR, Q_MEMB_ADD,
+    Q_IDENT_PUT, Q_IDENT_DEL,
+    Q_LABEL_GET, Q_LABEL_ADD,
+    Q_ACL_GET, Q_ACL_ADD, Q_ACL_ENTRY, Q_ACL_LABEL,
+    Q_DOC_LOOKUP, Q_DOC_INSERT, Q_DOC_TOUCH, Q_DOC_SET_ACL,
+    Q_DOC_TOMB,
+    Q_FTS_DEL_DOC, Q_CHUNK_DEL_DOC, Q_CHUNK_ADD, Q_FTS_ADD,
+    Q_CHUNK_SET_ACL, Q_FTS_SET_ACL,
+    Q_PRUNE_FTS, Q_PRUNE_CHUNKS, Q_PRUNE_DOCS,
+    Q_RUN_STALE, Q_RUN_ADD, Q_RUN_FINISH,
+    Q_COUNT
+};
+
+static const char *const sql_text[Q_COUNT] = {
+    [Q_SOURCE_GET] = "SELECT id FROM sources WHERE name = ?1",
+    [Q_SOURCE_ADD] = "INSERT INTO sources(name, type, created_at) VALUES(?1, ?2, ?3)",
+    [Q_STATE_GET] = "SELECT state FROM sync_state WHERE source_id = ?1 AND stream = ?2",
+    [Q_STATE_PUT] = "INSERT INTO sync_state(source_id, stream, state, updated_at)"
+                    " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(source_id, stream)"
+                    " DO UPDATE SET state = ?3, updated_at = ?4",
+    [Q_STATE_CLEAR] = "DELETE FROM sync_state WHERE source_id = ?1",
+    [Q_PRIN_GET] = "SELECT id FROM principals WHERE name = ?1",
+    [Q_PRIN_ADD] = "INSERT INTO principals(name, kind) VALUES(?1, ?2)",
+    [Q_PRIN_DECLARE] = "UPDATE principals SET declared = ?2,"
+                       " display_name = coalesce(?3, display_name),"
+                       " email = coalesce(?4, email) WHERE id = ?1",
+    [Q_MEMB_CLEAR] = "DELETE FROM memberships WHERE group_id = ?1 AND source_id = ?2",
+    [Q_MEMB_ADD] = "INSERT OR IGNORE INTO memberships(group_id, member_id, source_id)"
+                   " VALUES(?1, ?2, ?3)",
+    [Q_IDENT_PUT] = "INSERT INTO identities(account_id, source_id, user_id)"
+                    " VALUES(?1, ?2, ?3) ON CONFLICT(account_id, source_id)"
+                    " DO UPDATE SET user_id = ?3",
+    [Q_IDENT_DEL] = "DELETE FROM identities WHERE account_id = ?1 AND source_id = ?2",
+    [Q_LABEL_GET] = "SELECT id FROM labels WHERE name = ?1",
+    [Q_LABEL_ADD] = "INSERT INTO labels(name) VALUES(?1)",
+    [Q_ACL_GET] = "SELECT id FROM acl_sets WHERE hash = ?1",
+    [Q_ACL_ADD] = "INSERT INTO acl_sets(hash, allow_tokens, deny_tokens, label_tokens)"
+                  " VALUES(?1, ?2, ?3, ?4)",
+    [Q_ACL_ENTRY] = "INSERT OR IGNORE INTO acl_entries(acl_id, deny, principal_id)"
+                    " VALUES(?1, ?2, ?3)",
+    [Q_ACL_LABEL] = "INSERT OR IGNORE INTO acl_labels(acl_id, label_id) VALUES(?1, ?2)",
+    [Q_DOC_LOOKUP] = "SELECT id, acl_id, deleted, hash FROM documents"
+                     " WHERE source_id = ?1 AND stream = ?2 AND ext_id = ?3",
+    [Q_DOC_INSERT] = "INSERT INTO documents(source_id, stream, ext_id, title, url, body,"
+                     " metadata, updated_at, hash, acl_id, deleted, acl_synced_at,"
+                     " indexed_at, seen_epoch)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?11, ?12)"
+                     " ON CONFLICT(source_id, stream, ext_id) DO UPDATE SET"
+                     " title = ?4, url = ?5, body = ?6, metadata = ?7, updated_at = ?8,"
+                     " hash = ?9, acl_id = ?10, deleted = 0, acl_synced_at = ?11,"
+                     " indexed_at = ?11, seen_epoch = ?12 RETURNING id",
+    [Q_DOC_TOUCH] = "UPDATE documents SET seen_epoch = ?2, acl_synced_at = ?3 WHERE id = ?1",
+    [Q_DOC_SET_ACL] = "UPDATE documents SET acl_id = ?2, acl_synced_at = ?3 WHERE id = ?1",
+    [Q_DOC_TOMB] = "UPDATE documents SET deleted = 1, body = NULL, metadata = NULL,"
+                   " seen_epoch = ?2, indexed_at = ?3 WHERE id = ?1",
+    [Q_FTS_DEL_DOC] = "DELETE FROM chunks_fts WHERE rowid IN"
+                      " (SELECT id FROM chunks WHERE doc_id = ?1)",
+    [Q_CHUNK_DEL_DOC] = "DELETE FROM chunks WHERE doc_id = ?1",
+    [Q_CHUNK_ADD] = "INSERT INTO chunks(doc_id, seq, ntokens, acl_id) VALUES(?1, ?2, ?3, ?4)",
+    [Q_FTS_ADD] = "INSERT INTO chunks_fts(rowid, title, text, allow, deny, labels)"
+                  " SELECT ?1, ?2, ?3, allow_tokens, deny_tokens, label_tokens"
+                  " FROM acl_sets WHERE id = ?4",
+    [Q_CHUNK_SET_ACL] = "UPDATE chunks SET acl_id = ?2 WHERE doc_id = ?1",
+    [Q_FTS_SET_ACL] = "UPDATE chunks_fts SET (allow, deny, labels) ="
+                      " (SELECT allow_tokens, deny_tokens, label_tokens FROM acl_sets"
+                      "  WHERE id = ?2)"
+                      " WHERE rowid IN (SELECT id FROM chunks WHERE doc_id = ?1)",
+    [Q_PRUNE_FTS] = "DELETE FROM chunks_fts WHERE rowid IN (SELECT c.id FROM chunks c"
+                    " JOIN documents d ON d.id = c.doc_id WHERE d.source_id = ?1"
+                    " AND d.stream = ?2 AND d.seen_epoch < ?3 AND d.deleted = 0)",
+    [Q_PRUNE_CHUNKS] = "DELETE FROM chunks WHERE doc_id IN (SELECT id FROM documents"
+                       " WHERE source_id = ?1 AND stream = ?2 AND seen_epoch < ?3"
+                       " AND deleted = 0)",
+    [Q_PRUNE_DOCS] = "UPDATE documents SET deleted = 1, body = NULL, metadata = NULL,"
+                     " indexed_at = ?4 WHERE source_id = ?1 AND stream = ?2"
+                     " AND seen_epoch < ?3 AND deleted = 0",
+    [Q_RUN_STALE] = "UPDATE sync_runs SET status = 'interrupted', finished_at = ?2"
+                    " WHERE source_id = ?1 AND status = 'running'",
+    [Q_RUN_ADD] = "INSERT INTO sync_runs(source_id, started_at, full, status)"
+                  " VALUES(?1, ?2, ?3, 'running')",
+    [Q_RUN_FINISH] = "UPDATE sync_runs SET finished_at = ?2, status = ?3, records = ?4,"
+                     " unchanged = ?5, deletes = ?6, acls = ?7, principals = ?8,"
+                     " states = ?9, chunks = ?10, pruned = ?11, bytes = ?12,"
+                     " repaired_utf8 = ?13, error = ?14 WHERE id = ?1",
+};
+
+struct ctx_store {
+    sqlite3 *db;
+    sqlite3_stmt *q[Q_COUNT];
+    int in_tx;
+};
+
+sqlite3 *store_db(ctx_store *st) { return st->db; }
+
+int store_errf(ctx_store *st, ctx_error *err, const char *what)
+{
+    return ctx_error_set(err, CTX_ESTORE, "store: %s: %s", what, sqlite3_errmsg(st->db));
+}
+
+/* stmt - the cached statement for id, reset and unbound, or NULL on error. */
+static sqlite3_stmt *stmt(ctx_store *st, int id, ctx_error *err)
+{
+    sqlite3_stmt *s = st->q[id];
+
+    if (!s) {
+        if (sqlite3_prepare_v3(st->db, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT,
+                               &s, NULL) != SQLITE_OK) {
+            store_errf(st, err, "prepare");
+            return NULL;
+        }
+        st->q[id] = s;
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+}
+
+/* step_done - run a statement expected to return no rows. */
+static int step_done(ctx_store *st, sqlite3_stmt *s, ctx_error *err, const char *what)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return store_errf(st, err, what);
+    return CTX_OK;
+}
+
+/* get_id - run a one-column lookup; *id = 0 when there is no row. */
+static int get_id(ctx_store *st, sqlite3_stmt *s, int64_t *id, ctx_error *err,
+                  const char *what)
+{
+    int rc = sqlite3_step(s);
+    *id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_errf(st, err, what);
+    return CTX_OK;
+}
+
+int store_exec(ctx_store *st, const char *sql, ctx_error *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        ctx_error_set(err, CTX_ESTORE, "store: %s", msg ? msg : sqlite3_errmsg(st->db));
+        sqlite3_free(msg);
+        return CTX_ESTORE;
+    }
+    return CTX_OK;
+}
+
+static int migrate(ctx_store *st, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int version, rc;
+
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+        return store_errf(st, err, "read schema version");
+    sqlite3_step(s);
+    version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+
+    if (version > STORE_SCHEMA_VERSION)
+        return ctx_error_set(err, CTX_ESTORE,
+                             "store: schema version %d is newer than this ctxgate (%d);"
+                             " upgrade ctxgate or use another data_dir",
+                             version, STORE_SCHEMA_VERSION);
+    if (version == STORE_SCHEMA_VERSION)
+        return CTX_OK;
+    if ((rc = store_exec(st, "BEGIN IMMEDIATE", err)))
+        return rc;
+    if (version < 1 && (rc = store_exec(st, schema_v1, err)))
+        goto fail;
+    /* Later versions: if (version < 2) apply schema_v2 here. */
+    if ((rc = store_exec(st, "PRAGMA user_version = 1", err)))
+        goto fail;
+    return store_exec(st, "COMMIT", err);
+fail:
+    store_exec(st, "ROLLBACK", NULL);
+    return rc;
+}
+
+int store_open(const char *path, int flags, ctx_store **out, ctx_error *err)
+{
+    ctx_store *st;
+    int oflags = (flags & STORE_OPEN_READONLY)
+                     ? SQLITE_OPEN_READONLY
+                     : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int rc;
+
+    *out = NULL;
+    if (!(st = ctx_calloc(1, sizeof *st)))
+        return ctx_error_set(err, CTX_ENOMEM, "store: out of memory");
+    if (sqlite3_open_v2(path, &st->db, oflags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        rc = ctx_error_set(err, CTX_ESTORE, "store: cannot open %s: %s", path,
+                           st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(st->db, 10000);
+    sqlite3_extended_result_codes(st->db, 1);
+    if (!(flags & STORE_OPEN_READONLY)) {
+        /* WAL + NORMAL: a process crash loses nothing committed. */
+        if ((rc = store_exec(st, "PRAGMA journal_mode = WAL;"
+                                 "PRAGMA synchronous = NORMAL;"
+                                 "PRAGMA foreign_keys = OFF;"
+                                 "PRAGMA cache_size = -32768;", err)))
+            goto fail;
+        if ((rc = migrate(st, err)))
+            goto fail;
+    }
+    *out = st;
+    return CTX_OK;
+fail:
+    store_close(st);
+    return rc;
+}
+
+void store_close(ctx_store *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < Q_COUNT; i++)
+        sqlite3_finalize(st->q[i]);
+    sqlite3_close(st->db);
+    ctx_free(st);
+}
+
+int store_begin(ctx_store *st, ctx_error *err)
+{
+    int rc = store_exec(st, "BEGIN IMMEDIATE", err);
+    if (!rc)
+        st->in_tx = 1;
+    return rc;
+}
+
+int store_commit(ctx_store *st, ctx_error *err)
+{
+    int rc = store_exec(st, "COMMIT", err);
+    if (!rc)
+        st->in_tx = 0;
+    return rc;
+}
+
+void store_rollback(ctx_store *st)
+{
+    if (st->in_tx || !sqlite3_get_autocommit(st->db))
+        store_exec(st, "ROLLBACK", NULL);
+    st->in_tx = 0;
+}
+
+int store_source(ctx_store *st, const char *name, const char *type, int64_t *id,
+                 ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (!(s = stmt(st, Q_SOURCE_GET, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    if ((rc = get_id(st, s, id, err, "look up source")) || *id)
+        return rc;
+    if (!(s = stmt(st, Q_SOURCE_ADD, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, ctx_now_ms());
+    if ((rc = step_done(st, s, err, "add source")))
+        return rc;
+    *id = sqlite3_last_insert_rowid(st->db);
+    return CTX_OK;
+}
+
+int store_state_get(ctx_store *st, int64_t source, const char *stream, char **state,
+                    ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *state = NULL;
+    if (!(s = stmt(st, Q_STATE_GET, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, source);
+    sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *state = ctx_strdup((const char *)sqlite3_column_text(s, 0));
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_errf(st, err, "read sync state");
+    return CTX_OK;
+}
+
+int store_state_put(ctx_store *st, int64_t source, const char *stream,
+                    const char *state, ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_STATE_PUT, err);
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, source);
+    sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, state, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, ctx_now_ms());
+    return step_done(st, s, err, "write sync state");
+}
+
+int store_state_clear(ctx_store *st, int64_t source, ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_STATE_CLEAR, err);
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, source);
+    return step_done(st, s, err, "clear sync state");
+}
+
+static int principal_kind(const char *name)
+{
+    if (!strncmp(name, "user:", 5))
+        return CTX_PRINCIPAL_USER;
+    if (!strncmp(name, "group:", 6))
+        return CTX_PRINCIPAL_GROUP;
+    if (!strcmp(name, "everyone"))
+        return 3;
+    return 0;
+}
+
+int store_principal_id(ctx_store *st, const char *name, int64_t *id, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc, kind = principal_kind(name);
+
+    if (!kind || (kind != 3 && !name[kind == CTX_PRINCIPAL_USER ? 5 : 6]))
+        return ctx_error_set(err, CTX_EINVAL,
+                             "principal \"%s\": expected \"user:<id>\", \"group:<id>\""
+                             " or \"everyone\"", name);
+    if (!(s = stmt(st, Q_PRIN_GET, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    if ((rc = get_id(st, s, id, err, "look up principal")) || *id)
+        return rc;
+    if (!(s = stmt(st, Q_PRIN_ADD, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, kind);
+    if ((rc = step_done(st, s, err, "add principal")))
+        return rc;
+    *id = sqlite3_last_insert_rowid(st->db);
+    return CTX_OK;
+}
+
+static int principal_declare(ctx_store *st, int64_t id, int declared,
+                             const char *display, const char *email, ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_PRIN_DECLARE, err);
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, declared);
+    sqlite3_bind_text(s, 3, display, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, email, -1, SQLITE_STATIC);
+    return step_done(st, s, err, "declare principal");
+}
+
+int store_principal_put(ctx_store *st, int64_t source, const ctx_principal *p,
+                        ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int64_t id, other;
+    int rc;
+    size_t i;
+
+    if (!p->id || principal_kind(p->id) != p->kind)
+        return ctx_error_set(err, CTX_EINVAL,
+                             "PRINCIPAL \"%s\": id must start with \"%s\"",
+                             p->id ? p->id : "(null)",
+                             p->kind == CTX_PRINCIPAL_GROUP ? "group:" : "user:");
+    if ((rc = store_principal_id(st, p->id, &id, err)))
+        return rc;
+
+    if (p->kind == CTX_PRINCIPAL_USER) {
+        if (p->maps_to) {
+            /*
+             * A source-local account: the canonical user it stands for is
+             * the one who logs in, so only that user is declared.
+             */
+            if (principal_kind(p->maps_to) != CTX_PRINCIPAL_USER)
+                return ctx_error_set(err, CTX_EINVAL,
+                                     "PRINCIPAL \"%s\": maps_to \"%s\" must be a user:",
+                                     p->id, p->maps_to);
+            if ((rc = store_principal_id(st, p->maps_to, &other, err)) ||
+                (rc = principal_declare(st, other, 1, NULL, p->email, err)))
+                return rc;
+            if (other == id)
+                return CTX_OK;
+            if (!(s = stmt(st, Q_IDENT_PUT, err)))
+                return CTX_ESTORE;
+            sqlite3_bind_int64(s, 1, id);
+            sqlite3_bind_int64(s, 2, source);
+            sqlite3_bind_int64(s, 3, other);
+            return step_done(st, s, err, "map account");
+        }
+        if (!(s = stmt(st, Q_IDENT_DEL, err)))
+            return CTX_ESTORE;
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, source);
+        if ((rc = step_done(st, s, err, "unmap account")))
+            return rc;
+        return principal_declare(st, id, 1, p->display_name, p->email, err);
+    }
+
+    if ((rc = principal_declare(st, id, 1, p->display_name, NULL, err)))
+        return rc;
+    if (!(s = stmt(st, Q_MEMB_CLEAR, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, source);
+    if ((rc = step_done(st, s, err, "clear members")))
+        return rc;
+    for (i = 0; i < p->n_members; i++) {
+        if ((rc = store_principal_id(st, p->members[i], &other, err))) {
+            ctx_error_prefix(err, "PRINCIPAL \"%s\": members[%zu]: ", p->id, i);
+            return rc;
+        }
+        if (principal_kind(p->members[i]) == 3)
+            return ctx_error_set(err, CTX_EINVAL,
+                                 "PRINCIPAL \"%s\": members[%zu]: \"everyone\" cannot be"
+                                 " a member; allow \"everyone\" on the item instead",
+                                 p->id, i);
+        if (!(s = stmt(st, Q_MEMB_ADD, err)))
+            return CTX_ESTORE;
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, other);
+        sqlite3_bind_int64(s, 3, source);
+        if ((rc = step_done(st, s, err, "add member")))
+            return rc;
+    }
+    return CTX_OK;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorted, de-duplicated ids of names; interning each name as needed. */
+static int intern_list(ctx_store *st, const char *const *names, size_t n, int labels,
+                       int64_t **out, size_t *nout, ctx_error *err)
+{
+    int64_t *ids = ctx_calloc(n ? n : 1, sizeof *ids);
+    size_t i, k = 0;
+    int rc = CTX_OK;
+
+    if (!ids)
+        return ctx_error_set(err, CTX_ENOMEM, "store: out of memory");
+    for (i = 0; i < n; i++) {
+        if (!names[i]) {
+            rc = ctx_error_set(err, CTX_EINVAL, "ACL entry %zu is NULL", i);
+            goto fail;
+        }
+        if (labels) {
+            sqlite3_stmt *s = stmt(st, Q_LABEL_GET, err);
+            if (!s) {
+                rc = CTX_ESTORE;
+                goto fail;
+            }
+            sqlite3_bind_text(s, 1, names[i], -1, SQLITE_STATIC);
+            if ((rc = get_id(st, s, &ids[i], err, "look up label")))
+                goto fail;
+            if (!ids[i]) {
+                if (!(s = stmt(st, Q_LABEL_ADD, err))) {
+                    rc = CTX_ESTORE;
+                    goto fail;
+                }
+                sqlite3_bind_text(s, 1, names[i], -1, SQLITE_STATIC);
+                if ((rc = step_done(st, s, err, "add label")))
+                    goto fail;
+                ids[i] = sqlite3_last_insert_rowid(st->db);
+            }
+        } else if ((rc = store_principal_id(st, names[i], &ids[i], err))) {
+            goto fail;
+        }
+    }
+    qsort(ids, n, sizeof *ids, cmp_i64);
+    for (i = 0; i < n; i++)
+        if (!k || ids[k - 1] != ids[i])
+            ids[k++] = ids[i];
+    *out = ids;
+    *nout = k;
+    return CTX_OK;
+fail:
+    ctx_free(ids);
+    return rc;
+}
+
+static int tokens(ctx_buf *b, char prefix, const int64_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ctx_buf_printf(b, "%s%c%lld", i ? " " : "", prefix, (long long)ids[i]))
+            return CTX_ENOMEM;
+    return ctx_buf_append(b, "", 0);
+}
+
+int store_acl_intern(ctx_store *st, const ctx_acl *acl, int64_t *acl_id, ctx_error *err)
+{
+    static const ctx_acl none = {NULL, 0, NULL, 0, NULL, 0};
+    int64_t *ids[3] = {NULL, NULL, NULL};
+    size_t n[3] = {0, 0, 0};
+    ctx_buf tok[3] = {CTX_BUF_INIT, CTX_BUF_INIT, CTX_BUF_INIT}, key = CTX_BUF_INIT;
+    sqlite3_stmt *s;
+    char hash[65];
+    const void *part;
+    size_t plen;
+    int rc, i;
+    size_t j;
+
+    if (!acl)
+        acl = &none;
+    if ((rc = intern_list(st, acl->allow, acl->n_allow, 0, &ids[0], &n[0], err)) ||
+        (rc = intern_list(st, acl->deny, acl->n_deny, 0, &ids[1], &n[1], err)) ||
+        (rc = intern_list(st, acl->labels, acl->n_labels, 1, &ids[2], &n[2], err)))
+        goto done;
+    rc = CTX_ENOMEM;
+    if (tokens(&tok[0], 'p', ids[0], n[0]) || tokens(&tok[1], 'p', ids[1], n[1]) ||
+        tokens(&tok[2], 'l', ids[2], n[2]) ||
+        ctx_buf_printf(&key, "%s|%s|%s", tok[0].data, tok[1].data, tok[2].data)) {
+        ctx_error_set(err, rc, "store: out of memory");
+        goto done;
+    }
+    part = key.data;
+    plen = key.len;
+    ctx_hash_hex(&part, &plen, 1, hash);
+
+    rc = CTX_ESTORE;
+    if (!(s = stmt(st, Q_ACL_GET, err)))
+        goto done;
+    sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
+    if ((rc = get_id(st, s, acl_id, err, "look up ACL")) || *acl_id)
+        goto done;
+    rc = CTX_ESTORE;
+    if (!(s = stmt(st, Q_ACL_ADD, err)))
+        goto done;
+    sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
+    for (i = 0; i < 3; i++)
+        sqlite3_bind_text(s, 2 + i, tok[i].data, -1, SQLITE_STATIC);
+    if ((rc = step_done(st, s, err, "add ACL")))
+        goto done;
+    *acl_id = sqlite3_last_insert_rowid(st->db);
+    for (i = 0; i < 2; i++) {
+        for (j = 0; j < n[i]; j++) {
+            rc = CTX_ESTORE;
+            if (!(s = stmt(st, Q_ACL_ENTRY, err)))
+                goto done;
+            sqlite3_bind_int64(s, 1, *acl_id);
+            sqlite3_bind_int(s, 2, i);
+            sqlite3_bind_int64(s, 3, ids[i][j]);
+            if ((rc = step_done(st, s, err, "add ACL entry")))
+                goto done;
+        }
+    }
+    for (j = 0; j < n[2]; j++) {
+        rc = CTX_ESTORE;
+        if (!(s = stmt(st, Q_ACL_LABEL, err)))
+            goto done;
+        sqlite3_bind_int64(s, 1, *acl_id);
+        sqlite3_bind_int64(s, 2, ids[2][j]);
+        if ((rc = step_done(st, s, err, "add ACL label")))
+            goto done;
+    }
+    rc = CTX_OK;
+done:
+    for (i = 0; i < 3; i++) {
+        ctx_free(ids[i]);
+        ctx_buf_free(&tok[i]);
+    }
+    ctx_buf_free(&key);
+    return rc;
+}
+
+int store_doc_lookup(ctx_store *st, int64_t source, const char *stream,
+                     const char *ext_id, store_doc_info *info, ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_DOC_LOOKUP, err);
+    int rc;
+
+    memset(info, 0, sizeof *info);
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, source);
+    sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, ext_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const char *h = (const char *)sqlite3_column_text(s, 3);
+        info->id = sqlite3_column_int64(s, 0);
+        info->acl_id = sqlite3_column_int64(s, 1);
+        info->deleted = sqlite3_column_int(s, 2);
+        snprintf(info->hash, sizeof info->hash, "%s", h ? h : "");
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_errf(st, err, "look up document");
+    return CTX_OK;
+}
+
+int store_doc_write(ctx_store *st, const store_doc *d, int64_t *doc_id, ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_DOC_INSERT, err);
+    int rc;
+
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, d->source);
+    sqlite3_bind_text(s, 2, d->stream, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, d->ext_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, d->title, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, d->url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, d->body ? d->body : "", (int)d->body_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 7, d->metadata, -1, SQLITE_STATIC);
+    if (d->updated_at_ms)
+        sqlite3_bind_int64(s, 8, d->updated_at_ms);
+    sqlite3_bind_text(s, 9, d->hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 10, d->acl_id);
+    sqlite3_bind_int64(s, 11, ctx_now_ms());
+    sqlite3_bind_int64(s, 12, d->epoch);
+    rc = get_id(st, s, doc_id, err, "write document");
+    return rc;
+}
+
+int store_doc_touch(ctx_store *st, int64_t doc_id, int64_t epoch, ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_DOC_TOUCH, err);
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, doc_id);
+    sqlite3_bind_int64(s, 2, epoch);
+    sqlite3_bind_int64(s, 3, ctx_now_ms());
+    return step_done(st, s, err, "touch document");
+}
+
+static int drop_chunks(ctx_store *st, int64_t doc_id, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (!(s = stmt(st, Q_FTS_DEL_DOC, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, doc_id);
+    if ((rc = step_done(st, s, err, "drop chunk text")))
+        return rc;
+    if (!(s = stmt(st, Q_CHUNK_DEL_DOC, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, doc_id);
+    return step_done(st, s, err, "drop chunks");
+}
+
+int store_chunks_replace(ctx_store *st, int64_t doc_id, const char *title,
+                         int64_t acl_id, const store_chunk *chunks, size_t n,
+                         ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int64_t cid;
+    size_t i;
+    int rc;
+
+    if ((rc = drop_chunks(st, doc_id, err)))
+        return rc;
+    for (i = 0; i < n; i++) {
+        if (!(s = stmt(st, Q_CHUNK_ADD, err)))
+            return CTX_ESTORE;
+        sqlite3_bind_int64(s, 1, doc_id);
+        sqlite3_bind_int64(s, 2, (int64_t)i);
+        sqlite3_bind_int(s, 3, chunks[i].ntokens);
+        sqlite3_bind_int64(s, 4, acl_id);
+        if ((rc = step_done(st, s, err, "add chunk")))
+            return rc;
+        cid = sqlite3_last_insert_rowid(st->db);
+        if (!(s = stmt(st, Q_FTS_ADD, err)))
+            return CTX_ESTORE;
+        sqlite3_bind_int64(s, 1, cid);
+        sqlite3_bind_text(s, 2, title ? title : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, chunks[i].text, (int)chunks[i].len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 4, acl_id);
+        if ((rc = step_done(st, s, err, "index chunk")))
+            return rc;
+        if (sqlite3_changes(st->db) != 1)
+            return ctx_error_set(err, CTX_EINTERNAL, "store: ACL set %lld missing",
+                                 (long long)acl_id);
+    }
+    return CTX_OK;
+}
+
+int store_doc_set_acl(ctx_store *st, int64_t doc_id, int64_t acl_id, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (!(s = stmt(st, Q_DOC_SET_ACL, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, doc_id);
+    sqlite3_bind_int64(s, 2, acl_id);
+    sqlite3_bind_int64(s, 3, ctx_now_ms());
+    if ((rc = step_done(st, s, err, "set document ACL")))
+        return rc;
+    if (!(s = stmt(st, Q_CHUNK_SET_ACL, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, doc_id);
+    sqlite3_bind_int64(s, 2, acl_id);
+    if ((rc = step_done(st, s, err, "set chunk ACL")))
+        return rc;
+    if (!(s = stmt(st, Q_FTS_SET_ACL, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, doc_id);
+    sqlite3_bind_int64(s, 2, acl_id);
+    return step_done(st, s, err, "reindex chunk ACL");
+}
+
+int store_doc_delete(ctx_store *st, int64_t doc_id, int64_t epoch, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if ((rc = drop_chunks(st, doc_id, err)))
+        return rc;
+    if (!(s = stmt(st, Q_DOC_TOMB, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, doc_id);
+    sqlite3_bind_int64(s, 2, epoch);
+    sqlite3_bind_int64(s, 3, ctx_now_ms());
+    return step_done(st, s, err, "delete document");
+}
+
+int store_prune(ctx_store *st, int64_t source, const char *stream, int64_t epoch,
+                int64_t *n, ctx_error *err)
+{
+    static const int order[3] = {Q_PRUNE_FTS, Q_PRUNE_CHUNKS, Q_PRUNE_DOCS};
+    sqlite3_stmt *s;
+    int rc;
+
+    for (int i = 0; i < 3; i++) {
+        if (!(s = stmt(st, order[i], err)))
+            return CTX_ESTORE;
+        sqlite3_bind_int64(s, 1, source);
+        sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, epoch);
+        if (order[i] == Q_PRUNE_DOCS)
+            sqlite3_bind_int64(s, 4, ctx_now_ms());
+        if ((rc = step_done(st, s, err, "prune")))
+            return rc;
+    }
+    *n = sqlite3_changes(st->db);
+    return CTX_OK;
+}
+
+int store_run_begin(ctx_store *st, int64_t source, int full, int64_t *run, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if ((rc = store_begin(st, err)))
+        return rc;
+    if (!(s = stmt(st, Q_RUN_STALE, err))) {
+        rc = CTX_ESTORE;
+        goto fail;
+    }
+    sqlite3_bind_int64(s, 1, source);
+    sqlite3_bind_int64(s, 2, ctx_now_ms());
+    if ((rc = step_done(st, s, err, "close stale runs")))
+        goto fail;
+    if (!(s = stmt(st, Q_RUN_ADD, err))) {
+        rc = CTX_ESTORE;
+        goto fail;
+    }
+    sqlite3_bind_int64(s, 1, source);
+    sqlite3_bind_int64(s, 2, ctx_now_ms());
+    sqlite3_bind_int(s, 3, full);
+    if ((rc = step_done(st, s, err, "start run")))
+        goto fail;
+    *run = sqlite3_last_insert_rowid(st->db);
+    return store_commit(st, err);
+fail:
+    store_rollback(st);
+    return rc;
+}
+
+int store_run_finish(ctx_store *st, int64_t run, const char *status,
+                     const store_run_stats *r, const char *error, ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_RUN_FINISH, err);
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, run);
+    sqlite3_bind_int64(s, 2, ctx_now_ms());
+    sqlite3_bind_text(s, 3, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, r->records);
+    sqlite3_bind_int64(s, 5, r->unchanged);
+    sqlite3_bind_int64(s, 6, r->deletes);
+    sqlite3_bind_int64(s, 7, r->acls);
+    sqlite3_bind_int64(s, 8, r->principals);
+    sqlite3_bind_int64(s, 9, r->states);
+    sqlite3_bind_int64(s, 10, r->chunks);
+    sqlite3_bind_int64(s, 11, r->pruned);
+    sqlite3_bind_int64(s, 12, r->bytes);
+    sqlite3_bind_int64(s, 13, r->repaired_utf8);
+    sqlite3_bind_text(s, 14, error, -1, SQLITE_STATIC);
+    return step_done(st, s, err, "finish run");
+}

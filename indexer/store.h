@@ -1,0 +1,154 @@
+/*
+ * store.h - the one SQLite database (WAL) that holds everything ctxgate
+ * knows: sources, documents, interned ACL sets, principals and memberships,
+ * chunks with their FTS5 index, per-stream sync state and sync runs.
+ *
+ * Retrieval reads through store_db(); only the indexer and the sync runner
+ * write. Every write function expects the caller to hold a transaction
+ * (store_begin) unless its comment says otherwise.
+ */
+#ifndef CTX_INDEXER_STORE_H
+#define CTX_INDEXER_STORE_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "../connectors/sdk/ctxgate/connector.h"
+#include "../core/ctx.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+typedef struct ctx_store ctx_store;
+
+enum { STORE_OPEN_READONLY = 1 };
+
+/*
+ * store_open - open (creating and migrating when needed) the store at path.
+ * A store written by a newer ctxgate (higher schema version) is refused
+ * with CTX_ESTORE rather than guessed at. *out is new: store_close it.
+ */
+int store_open(const char *path, int flags, ctx_store **out, ctx_error *err);
+void store_close(ctx_store *st);
+
+/* store_db - the connection, borrowed: for read queries in retrieval. */
+sqlite3 *store_db(ctx_store *st);
+
+/* store_errf - fill err from the connection's last error, prefixed by what. */
+int store_errf(ctx_store *st, ctx_error *err, const char *what);
+
+int store_begin(ctx_store *st, ctx_error *err);
+int store_commit(ctx_store *st, ctx_error *err);
+void store_rollback(ctx_store *st);
+
+/* store_exec - run SQL with no results (and no transaction of its own). */
+int store_exec(ctx_store *st, const char *sql, ctx_error *err);
+
+/* store_source - id of the source named name, creating it when new. */
+int store_source(ctx_store *st, const char *name, const char *type,
+                 int64_t *id, ctx_error *err);
+
+/* store_state_get - the committed state of a stream; *state new or NULL. */
+int store_state_get(ctx_store *st, int64_t source, const char *stream,
+                    char **state, ctx_error *err);
+int store_state_put(ctx_store *st, int64_t source, const char *stream,
+                    const char *state, ctx_error *err);
+/* store_state_clear - forget all stream states of a source (full refresh). */
+int store_state_clear(ctx_store *st, int64_t source, ctx_error *err);
+
+/*
+ * store_principal_id - id of the principal named name ("user:x", "group:y",
+ * "everyone"), interning it (undeclared) when new.
+ */
+int store_principal_id(ctx_store *st, const char *name, int64_t *id,
+                       ctx_error *err);
+
+/*
+ * store_principal_put - apply a PRINCIPAL message from source: declare the
+ * user or group, replace the group's members as this source knows them, or
+ * record that a source-local account maps to a canonical user.
+ */
+int store_principal_put(ctx_store *st, int64_t source, const ctx_principal *p,
+                        ctx_error *err);
+
+/*
+ * store_acl_intern - the id of the ACL set equal to acl (order and
+ * duplicates do not matter), creating it when new. acl NULL or with an
+ * empty allow list interns the empty set, which nobody may read.
+ */
+int store_acl_intern(ctx_store *st, const ctx_acl *acl, int64_t *acl_id,
+                     ctx_error *err);
+
+/* What the store knows of a document, for change detection. */
+typedef struct store_doc_info {
+    int64_t id;          /* 0 when the document is not in the store */
+    int64_t acl_id;
+    int deleted;
+    char hash[65];
+} store_doc_info;
+
+int store_doc_lookup(ctx_store *st, int64_t source, const char *stream,
+                     const char *ext_id, store_doc_info *info, ctx_error *err);
+
+/* A document's content as written by the indexer. Strings borrowed. */
+typedef struct store_doc {
+    int64_t source;
+    const char *stream, *ext_id, *title, *url, *body, *metadata;
+    size_t body_len;
+    int64_t updated_at_ms;
+    int64_t acl_id;
+    const char *hash;
+    int64_t epoch;
+} store_doc;
+
+/* store_doc_write - insert or replace the row; *doc_id receives its id. */
+int store_doc_write(ctx_store *st, const store_doc *d, int64_t *doc_id,
+                    ctx_error *err);
+
+/* store_doc_touch - mark a document unchanged but seen in run epoch. */
+int store_doc_touch(ctx_store *st, int64_t doc_id, int64_t epoch, ctx_error *err);
+
+/* One chunk to index. Strings borrowed. */
+typedef struct store_chunk {
+    const char *text;
+    size_t len;
+    int ntokens;
+} store_chunk;
+
+/*
+ * store_chunks_replace - drop the document's chunks and index these in their
+ * place, each carrying the document's title and ACL set.
+ */
+int store_chunks_replace(ctx_store *st, int64_t doc_id, const char *title,
+                         int64_t acl_id, const store_chunk *chunks, size_t n,
+                         ctx_error *err);
+
+/* store_doc_set_acl - move a document and its chunks to another ACL set. */
+int store_doc_set_acl(ctx_store *st, int64_t doc_id, int64_t acl_id,
+                      ctx_error *err);
+
+/* store_doc_delete - drop a document's chunks and leave a tombstone. */
+int store_doc_delete(ctx_store *st, int64_t doc_id, int64_t epoch,
+                     ctx_error *err);
+
+/*
+ * store_prune - tombstone every live document of (source, stream) not seen
+ * in run epoch; *n receives how many.
+ */
+int store_prune(ctx_store *st, int64_t source, const char *stream,
+                int64_t epoch, int64_t *n, ctx_error *err);
+
+/* Sync runs: one row per run, its counts and outcome. */
+typedef struct store_run_stats {
+    int64_t records, unchanged, deletes, acls, principals, states, chunks,
+        pruned, bytes, repaired_utf8;
+} store_run_stats;
+
+/* store_run_begin - record a new run (own transaction); *run is its id/epoch. */
+int store_run_begin(ctx_store *st, int64_t source, int full, int64_t *run,
+                    ctx_error *err);
+/* store_run_finish - record the outcome (own transaction). */
+int store_run_finish(ctx_store *st, int64_t run, const char *status,
+                     const store_run_stats *s, const char *error,
+                     ctx_error *err);
+
+#endif

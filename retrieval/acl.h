@@ -1,0 +1,31 @@
+/*
+ * acl.h - who a caller is in terms of principals: the user, the source
+ * accounts mapped to them, every group reached through (nested)
+ * memberships, and "everyone". Unknown users resolve to nothing.
+ */
+#ifndef CTX_RETRIEVAL_ACL_H
+#define CTX_RETRIEVAL_ACL_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "../core/ctx.h"
+
+typedef struct acl_principals {
+    int64_t *ids;   /* sorted ascending, owned */
+    size_t n;
+} acl_principals;
+
+/*
+ * acl_resolve - the principal ids of user ("user:alice@x" or "alice@x").
+ * An unknown or undeclared user gives CTX_ENOTFOUND and an empty set: the
+ * caller must then return nothing. *out must be acl_principals_free'd.
+ */
+int acl_resolve(sqlite3 *db, const char *user, acl_principals *out, ctx_error *err);
+
+void acl_principals_free(acl_principals *p);
+
+/* acl_user_name - "user:" + user unless it already has a principal prefix. */
+void acl_user_name(const char *user, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * search.h - permission-filtered lexical search. The caller's principals
+ * become part of the FTS5 query itself (allow must match one of them, deny
+ * none), so BM25 ranks only chunks the caller may read and a common term
+ * never ranks forbidden matches first and filters later.
+ */
+#ifndef CTX_RETRIEVAL_SEARCH_H
+#define CTX_RETRIEVAL_SEARCH_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "../core/ctx.h"
+
+typedef struct search_opts {
+    int k;                          /* results wanted, 1..1000 (default 10) */
+    int per_doc;                    /* at most this many chunks per document, 0 = any */
+    const char *const *sources;     /* only these source names (NULL = all) */
+    size_t nsources;
+} search_opts;
+
+typedef struct search_hit {
+    int64_t chunk_id, doc_id;
+    double score;                   /* higher is better */
+    char *source, *title, *url;     /* owned */
+    char *text;                     /* the chunk's text, owned */
+    int64_t acl_synced_at;          /* ms since epoch */
+} search_hit;
+
+typedef struct search_result {
+    search_hit *hits;               /* n hits, best first; owned */
+    size_t n;
+} search_result;
+
+/*
+ * search_lexical - the best k chunks for query that user may read. An
+ * unknown user, an empty query or a query of only punctuation yields zero
+ * hits and CTX_OK: callers learn nothing from the difference. *out must be
+ * search_result_free'd.
+ */
+int search_lexical(sqlite3 *db, const char *user, const char *query,
+                   const search_opts *opts, search_result *out, ctx_error *err);
+
+void search_result_free(search_result *r);
+
+/*
+ * search_fts_query - the FTS5 MATCH expression for query restricted to the
+ * principals (exposed for tests). *out new, or NULL when the query has no
+ * searchable term.
+ */
+int search_fts_query(const char *query, const int64_t *principals, size_t n,
+                     char **out);
+
+#endif
