@@ -435,15 +435,18 @@ static int cmd_status(int argc, char **argv)
                               "lag_ms", (json_int_t)(last_ok ? now - last_ok : -1),
                               "last_error", sqlite3_column_text(s, 10));
         json_array_append_new(arr, o);
-        if (!as_json)
-            printf("%-20s %-9s %8lld docs %9lld chunks  last run: %s%s%s  lag: %s\n",
+        if (!as_json) {
+            char lag[64];
+            if (last_ok)
+                snprintf(lag, sizeof lag, "%.1fs ago", (double)(now - last_ok) / 1000.0);
+            else
+                snprintf(lag, sizeof lag, "never");
+            printf("%-16s %-8s %7lld docs %8lld chunks  last good sync %s, last run %s%s%s\n",
                    sqlite3_column_text(s, 0), sqlite3_column_text(s, 1),
                    (long long)sqlite3_column_int64(s, 2), (long long)sqlite3_column_int64(s, 3),
-                   status ? status : "never", sqlite3_column_text(s, 10) ? " - " : "",
-                   sqlite3_column_text(s, 10) ? (const char *)sqlite3_column_text(s, 10) : "",
-                   last_ok ? "" : "never synced");
-        if (!as_json && last_ok)
-            printf("%*s%.1fs since the last good sync\n", 32, "", (double)(now - last_ok) / 1000.0);
+                   lag, status ? status : "never", sqlite3_column_text(s, 10) ? ": " : "",
+                   sqlite3_column_text(s, 10) ? (const char *)sqlite3_column_text(s, 10) : "");
+        }
     }
     sqlite3_finalize(s);
     if (as_json) {

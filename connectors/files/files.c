@@ -93,6 +93,17 @@ static int files_open(const char *config_json, void **pconn, ctx_conn_error *e)
     }
     if (c->cfg.state_every < 1)
         c->cfg.state_every = 1000;
+    {
+        /* Absolute root: URLs and messages then name the real place. */
+        char real[PATH_MAX];
+        if (realpath(c->cfg.path, real)) {
+            char *dup = ctx_strdup(real);
+            if (dup) {
+                ctx_free(c->cfg.path);
+                c->cfg.path = dup;
+            }
+        }
+    }
     *pconn = c;
     return CTX_CONN_OK;
 }
@@ -213,6 +224,12 @@ static int parse_front_matter(const char *text, size_t len, json_t **fm, size_t 
         }
         *colon = '\0';
         k = trim(line);
+        if (!*k || k[strspn(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")]) {
+            snprintf(why, whylen, "front matter line \"%.60s:...\": expected \"key: value\""
+                     " with a plain key", line);
+            json_decref(o);
+            return -1;
+        }
         if (!strcmp(k, "allow") || !strcmp(k, "deny") || !strcmp(k, "labels"))
             json_object_set_new(o, k, parse_list(colon + 1));
         else
@@ -407,6 +424,24 @@ static const char *first_heading(const char *body, size_t len, char *buf, size_t
     return NULL;
 }
 
+/* A plain text file's title is its first non-blank line. */
+static const char *first_line(const char *body, size_t len, char *buf, size_t buflen)
+{
+    size_t i = 0, s, e;
+    while (i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'))
+        i++;
+    s = i;
+    while (i < len && body[i] != '\n')
+        i++;
+    e = i;
+    while (e > s && (body[e - 1] == ' ' || body[e - 1] == '\r'))
+        e--;
+    if (e == s || e - s > 200)
+        return NULL;
+    snprintf(buf, buflen, "%.*s", (int)(e - s), body + s);
+    return buf;
+}
+
 static int emit_file(walk *w, const char *rel, const char *abs, const struct stat *sb)
 {
     char *text = NULL, why[512] = "", sidecar[PATH_MAX], sig[160], titlebuf[256],
@@ -506,6 +541,8 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
     }
     if (!title)
         title = first_heading(body, len, titlebuf, sizeof titlebuf);
+    if (!title && ext && !strcasecmp(ext, ".txt"))
+        title = first_line(body, len, titlebuf, sizeof titlebuf);
     if (!title) {
         const char *base = strrchr(rel, '/');
         title = base ? base + 1 : rel;

@@ -1,0 +1,264 @@
+/*
+ * test_files.c - the files connector through the real sync runner and
+ * store: permissions from front matter, sidecars and folder defaults,
+ * incremental syncs, deletions, permission-only changes, bad input.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "indexer/ingest.h"
+#include "retrieval/search.h"
+#include "tests/lib/testutil.h"
+
+static char *root, *docs, src[8192];
+static ctx_store *st;
+
+static void setup(void)
+{
+    root = tu_tmpdir("files");
+    snprintf(src, sizeof src, "%s/docs", root);
+    docs = strdup(src);
+    snprintf(src, sizeof src, "{\"name\":\"wiki\",\"type\":\"files\",\"path\":\"%s\"}", docs);
+    tu_write(docs, "_principals.json",
+             "{\"users\":[{\"id\":\"user:ann@x.test\"},{\"id\":\"user:ben@x.test\"},"
+             "{\"id\":\"user:cy@x.test\"},{\"id\":\"user:acct-ann\",\"maps_to\":\"user:ann@x.test\"}],"
+             "\"groups\":[{\"id\":\"group:hr\",\"members\":[\"group:hr-leads\"]},"
+             "{\"id\":\"group:hr-leads\",\"members\":[\"user:ann@x.test\"]},"
+             "{\"id\":\"group:eng\",\"members\":[\"user:ben@x.test\",\"user:cy@x.test\"]}]}");
+    tu_write(docs, "hr/_acl.json", "{\"allow\":[\"group:hr\"],\"labels\":[\"confidential\"]}");
+    tu_write(docs, "hr/pay.md", "---\ntitle: Pay bands\nallow: [group:hr]\n---\n"
+                                "Pay bands for zebra engineers are listed here.\n");
+    tu_write(docs, "hr/default.md", "# Folder default doc\n\nThe zebra policy for HR only.\n");
+    tu_write(docs, "eng/design.md", "---\ntitle: Design\nallow: [group:eng]\ndeny: [user:cy@x.test]\n"
+                                    "---\nThe zebra service design.\n");
+    tu_write(docs, "eng/notes.txt", "Zebra notes from the account.\n");
+    tu_write(docs, "eng/notes.txt.acl.json", "{\"allow\":[\"user:acct-ann\"]}");
+    tu_write(docs, "all/hello.json", "{\"title\":\"Hello\",\"body\":\"Zebra welcome for all.\","
+                                     "\"allow\":[\"everyone\"]}");
+    tu_write(docs, "all/noacl.md", "# No ACL\n\nZebra text nobody may read.\n");
+    st = tu_store(root);
+}
+
+static void teardown(void)
+{
+    store_close(st);
+    tu_rmrf(root);
+    free(root);
+    free(docs);
+}
+
+TestSuite(files, .init = setup, .fini = teardown);
+
+static void sync_ok(store_run_stats *s)
+{
+    ctx_error err;
+    int rc = tu_sync(st, src, 0, s, &err);
+    cr_assert_eq(rc, 0, "sync failed: %s", rc ? err.text : "");
+}
+
+static void assert_sees(const char *user, const char *expect)
+{
+    char *got = tu_search_titles(st, user, "zebra");
+    cr_assert_str_eq(got, expect, "%s sees [%s], expected [%s]", user, got, expect);
+    free(got);
+}
+
+/* Titles are sorted by score; compare as sets by sorting words. */
+static int has(const char *user, const char *title)
+{
+    char *got = tu_search_titles(st, user, "zebra"), *p;
+    int found = 0;
+    for (p = strtok(got, "|"); p; p = strtok(NULL, "|"))
+        found |= !strcmp(p, title);
+    free(got);
+    return found;
+}
+
+Test(files, permissions_from_every_place)
+{
+    store_run_stats s;
+    sync_ok(&s);
+    cr_assert_eq(s.records, 6);
+    cr_assert_eq(s.principals, 7);
+    /* ann: hr via nested group, the account's file, and everyone. */
+    cr_assert(has("ann@x.test", "Pay bands"));
+    cr_assert(has("ann@x.test", "Folder default doc"));
+    cr_assert(has("ann@x.test", "Zebra notes from the account."));
+    cr_assert(has("ann@x.test", "Hello"));
+    cr_assert(!has("ann@x.test", "Design"));
+    /* ben: eng and everyone. cy: denied on Design. */
+    cr_assert(has("ben@x.test", "Design"));
+    cr_assert(!has("ben@x.test", "Pay bands"));
+    cr_assert(!has("cy@x.test", "Design"));
+    assert_sees("cy@x.test", "Hello");
+    /* Unknown users, an account that is not a login, and no-ACL docs: nothing. */
+    assert_sees("mallory@x.test", "");
+    assert_sees("acct-ann", "");
+    assert_sees("", "");
+    for (const char *u = "ann@x.test"; u; u = NULL)
+        cr_assert(!has(u, "No ACL"));
+}
+
+Test(files, second_sync_reads_nothing_changed)
+{
+    store_run_stats s;
+    sync_ok(&s);
+    sync_ok(&s);
+    cr_assert_eq(s.records, 0);
+    cr_assert_eq(s.deletes, 0);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents WHERE deleted = 0"), 6);
+}
+
+Test(files, edits_deletes_and_permission_changes)
+{
+    store_run_stats s;
+    int64_t chunks_before;
+    struct timespec later[2];
+
+    sync_ok(&s);
+    chunks_before = tu_count(st, "SELECT count(*) FROM chunks");
+
+    /* An edit is re-read and re-chunked; the old text is gone. */
+    tu_write(docs, "eng/design.md", "---\ntitle: Design\nallow: [group:eng]\n---\n"
+                                    "The zebra service design, second edition with giraffes.\n");
+    /* mtime resolution: force a different mtime. */
+    clock_gettime(CLOCK_REALTIME, &later[0]);
+    later[0].tv_sec += 5;
+    later[1] = later[0];
+    {
+        char p[8192];
+        snprintf(p, sizeof p, "%s/eng/design.md", docs);
+        utimensat(AT_FDCWD, p, later, 0);
+    }
+    sync_ok(&s);
+    cr_assert_eq(s.records, 1);
+    cr_assert(has("cy@x.test", "Design"), "deny removed in the edit must take effect");
+    {
+        char *g = tu_search_titles(st, "ben@x.test", "giraffes");
+        cr_assert_str_eq(g, "Design");
+        free(g);
+    }
+
+    /* A folder ACL change alone: permission change, no re-chunking. */
+    tu_write(docs, "hr/_acl.json", "{\"allow\":[\"group:eng\"]}");
+    sync_ok(&s);
+    cr_assert_eq(s.records, 0);
+    cr_assert_eq(s.acls, 1);
+    cr_assert(has("ben@x.test", "Folder default doc"));
+    cr_assert(!has("ann@x.test", "Folder default doc"));
+    cr_assert(has("ann@x.test", "Pay bands"), "front matter ACL must not follow the folder");
+
+    /* A deleted file disappears. */
+    {
+        char p[8192];
+        snprintf(p, sizeof p, "%s/hr/pay.md", docs);
+        cr_assert_eq(unlink(p), 0);
+    }
+    sync_ok(&s);
+    cr_assert_eq(s.deletes, 1);
+    cr_assert(!has("ann@x.test", "Pay bands"));
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents WHERE deleted = 1"), 1);
+    cr_assert_lt(tu_count(st, "SELECT count(*) FROM chunks"), chunks_before + 2);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM chunks"),
+                 tu_count(st, "SELECT count(*) FROM chunks_fts"));
+}
+
+Test(files, revoked_membership_takes_effect)
+{
+    store_run_stats s;
+    sync_ok(&s);
+    cr_assert(has("ann@x.test", "Pay bands"));
+    tu_write(docs, "_principals.json",
+             "{\"users\":[{\"id\":\"user:ann@x.test\"}],"
+             "\"groups\":[{\"id\":\"group:hr\",\"members\":[]},"
+             "{\"id\":\"group:hr-leads\",\"members\":[\"user:ann@x.test\"]}]}");
+    sync_ok(&s);
+    cr_assert(!has("ann@x.test", "Pay bands"));
+    cr_assert(has("ann@x.test", "Hello"));
+}
+
+Test(files, full_refresh_prunes_and_keeps_what_it_saw)
+{
+    store_run_stats s;
+    ctx_error err;
+    sync_ok(&s);
+    /* Make the store believe a document exists that the source no longer has. */
+    cr_assert_eq(store_exec(st, "UPDATE sync_state SET state = json_set(state,"
+                                " '$.files.\"gone.md\"', 'x') WHERE stream = 'files'", &err), 0);
+    {
+        ctx_record r = {"files", "gone.md", "Gone", NULL, "zebra ghost", 11, NULL, 0, NULL};
+        ingest_ctx ic;
+        memset(&ic, 0, sizeof ic);
+        ic.store = st;
+        ic.source = tu_count(st, "SELECT id FROM sources WHERE name = 'wiki'");
+        ic.epoch = 0;
+        ic.stats = &s;
+        cr_assert_eq(store_begin(st, &err), 0);
+        cr_assert_eq(ingest_record(&ic, &r, &err), 0, "%s", err.text);
+        cr_assert_eq(store_commit(st, &err), 0);
+    }
+    cr_assert_eq(tu_sync(st, src, 1, &s, &err), 0, "%s", err.text);
+    cr_assert_eq(s.pruned, 1);
+    cr_assert_eq(s.records, 0, "unchanged documents are not re-indexed on a full run");
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents WHERE deleted = 0"), 6);
+}
+
+Test(files, bad_front_matter_fails_and_commits_nothing)
+{
+    store_run_stats s;
+    ctx_error err;
+    tu_write(docs, "eng/broken.md", "---\ntitle: Broken\nallow [group:eng]\n---\nbody\n");
+    cr_assert_neq(tu_sync(st, src, 0, &s, &err), 0);
+    cr_assert(strstr(err.text, "eng/broken.md"), "%s", err.text);
+    cr_assert(strstr(err.text, "expected \"key: value\""), "%s", err.text);
+    /* The principals stream committed; the files stream did not. */
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents"), 0);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM sync_state WHERE stream = 'files'"), 0);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM sync_runs WHERE status = 'failed'"), 1);
+}
+
+Test(files, invalid_utf8_is_repaired_and_counted)
+{
+    store_run_stats s;
+    tu_write(docs, "all/bytes.md", "---\nallow: [everyone]\n---\nzebra \xFF\xFE bytes\n");
+    sync_ok(&s);
+    cr_assert_geq(s.repaired_utf8, 1);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents WHERE body LIKE"
+                              " '%zebra ' || char(65533) || '%'"), 1);
+}
+
+Test(files, oversized_file_fails_cleanly)
+{
+    store_run_stats s;
+    ctx_error err;
+    char big_src[8400];
+    ctx_buf b = CTX_BUF_INIT;
+    ctx_buf_puts(&b, "---\nallow: [everyone]\n---\n");
+    for (int i = 0; i < 300; i++)
+        ctx_buf_puts(&b, "zebra words fill this line up to some length for the test.\n");
+    tu_write(docs, "all/big.md", b.data);
+    ctx_buf_free(&b);
+    snprintf(big_src, sizeof big_src, "{\"name\":\"wiki\",\"type\":\"files\",\"path\":\"%s\","
+             "\"max_record_bytes\":4096}", docs);
+    cr_assert_eq(tu_sync(st, big_src, 0, &s, &err), CTX_ETOOBIG);
+    cr_assert(strstr(err.text, "all/big.md"), "%s", err.text);
+    cr_assert(strstr(err.text, "max_record_bytes"), "%s", err.text);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents"), 0);
+}
+
+Test(files, missing_directory_is_a_clear_error)
+{
+    store_run_stats s;
+    ctx_error err;
+    cr_assert_eq(tu_sync(st, "{\"name\":\"w\",\"type\":\"files\",\"path\":\"/nonexistent/dir\"}",
+                         0, &s, &err), CTX_ESOURCE);
+    cr_assert(strstr(err.text, "/nonexistent/dir"), "%s", err.text);
+    cr_assert(strstr(err.text, "existing directory"), "%s", err.text);
+}

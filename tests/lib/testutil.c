@@ -1,0 +1,139 @@
+/*
+ * testutil.c - see testutil.h. Failures abort: a helper that fails has
+ * broken the test's premise, not its assertion.
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "retrieval/search.h"
+
+static void die(const char *what, const char *detail)
+{
+    fprintf(stderr, "testutil: %s: %s\n", what, detail);
+    abort();
+}
+
+char *tu_tmpdir(const char *tag)
+{
+    char tmpl[256];
+    snprintf(tmpl, sizeof tmpl, "/tmp/ctxgate-%s.XXXXXX", tag);
+    if (!mkdtemp(tmpl))
+        die("mkdtemp", strerror(errno));
+    return strdup(tmpl);
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+void tu_rmrf(const char *path)
+{
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void tu_write(const char *dir, const char *rel, const char *text)
+{
+    char path[4096];
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    for (char *p = path + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    }
+    if (!(f = fopen(path, "wb")))
+        die(path, strerror(errno));
+    fputs(text, f);
+    fclose(f);
+}
+
+ctx_store *tu_store(const char *dir)
+{
+    char path[4096];
+    ctx_store *st;
+    ctx_error err;
+
+    snprintf(path, sizeof path, "%s/ctxgate.db", dir);
+    if (store_open(path, 0, &st, &err))
+        die("store_open", err.text);
+    return st;
+}
+
+int tu_sync(ctx_store *st, const char *source_json, int full, store_run_stats *stats,
+            ctx_error *err)
+{
+    char text[65536];
+    json_error_t jerr;
+    json_t *root;
+    ctx_config cfg;
+    sync_opts so;
+    int rc;
+
+    snprintf(text, sizeof text, "{\"sources\": [%s]}", source_json);
+    if (!(root = json_loads(text, 0, &jerr)))
+        die("tu_sync: bad JSON in test", jerr.text);
+    memset(&cfg, 0, sizeof cfg);
+    rc = ctx_config_parse(root, ".", &cfg, err);
+    json_decref(root);
+    if (!rc) {
+        memset(&so, 0, sizeof so);
+        so.full = full;
+        so.chunk_max_tokens = cfg.chunk_max_tokens;
+        so.chunk_overlap_tokens = cfg.chunk_overlap_tokens;
+        rc = sync_source(st, &cfg.sources[0], &so, stats, err);
+    }
+    ctx_config_free(&cfg);
+    return rc;
+}
+
+int64_t tu_count(ctx_store *st, const char *sql)
+{
+    sqlite3_stmt *s;
+    int64_t v;
+
+    if (sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL) != SQLITE_OK)
+        die(sql, sqlite3_errmsg(store_db(st)));
+    if (sqlite3_step(s) != SQLITE_ROW)
+        die(sql, "no row");
+    v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+char *tu_search_titles(ctx_store *st, const char *user, const char *query)
+{
+    search_opts so = {50, 1, NULL, 0};
+    search_result r;
+    ctx_error err;
+    ctx_buf b = CTX_BUF_INIT;
+
+    if (search_lexical(store_db(st), user, query, &so, &r, &err))
+        die("search", err.text);
+    ctx_buf_puts(&b, "");
+    for (size_t i = 0; i < r.n; i++)
+        ctx_buf_printf(&b, "%s%s", i ? "|" : "", r.hits[i].title);
+    search_result_free(&r);
+    return ctx_buf_steal(&b);
+}
+
+const char *tu_build_dir(void)
+{
+    const char *b = getenv("CTX_BUILD");
+    return b && *b ? b : "build/asan";
+}

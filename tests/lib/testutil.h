@@ -1,0 +1,34 @@
+/*
+ * testutil.h - helpers shared by the test binaries: temp dirs, writing
+ * files, opening a store and syncing a source described by JSON.
+ */
+#ifndef CTX_TESTS_TESTUTIL_H
+#define CTX_TESTS_TESTUTIL_H
+
+#include <stdint.h>
+
+#include "agent/sync.h"
+#include "core/config.h"
+#include "indexer/store.h"
+
+/* tu_tmpdir - a new directory under /tmp; returns a static-lifetime copy. */
+char *tu_tmpdir(const char *tag);
+void tu_rmrf(const char *path);
+/* tu_write - write text to dir/rel, creating parent dirs. */
+void tu_write(const char *dir, const char *rel, const char *text);
+/* tu_store - open (create) dir/ctxgate.db; aborts the test on failure. */
+ctx_store *tu_store(const char *dir);
+/*
+ * tu_sync - parse a config whose "sources" is [source_json] and run one sync
+ * of it; returns the rc, stats and err filled.
+ */
+int tu_sync(ctx_store *st, const char *source_json, int full, store_run_stats *stats,
+            ctx_error *err);
+/* tu_count - the integer result of a one-value SQL query. */
+int64_t tu_count(ctx_store *st, const char *sql);
+/* tu_search_titles - "title1|title2|..." of what user finds (k=50), new. */
+char *tu_search_titles(ctx_store *st, const char *user, const char *query);
+/* tu_build_dir - where the binaries under test were built (env CTX_BUILD). */
+const char *tu_build_dir(void);
+
+#endif

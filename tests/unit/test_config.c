@@ -1,0 +1,214 @@
+/*
+ * test_config.c - a bad config gets an error naming the path and the fix.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <string.h>
+
+#include "connectors/registry.h"
+#include "core/config.h"
+#include "core/opts.h"
+#include "core/util.h"
+#include "tests/lib/testutil.h"
+
+static int parse(const char *text, ctx_config *cfg, ctx_error *err)
+{
+    json_t *root = json_loads(text, 0, NULL);
+    int rc;
+    cr_assert_not_null(root, "test JSON is malformed: %s", text);
+    memset(cfg, 0, sizeof *cfg);
+    rc = ctx_config_parse(root, "/base", cfg, err);
+    json_decref(root);
+    return rc;
+}
+
+Test(config, good_config_resolves_data_dir_and_sources)
+{
+    ctx_config cfg;
+    ctx_error err;
+    cr_assert_eq(parse("{\"data_dir\":\"d\",\"sources\":[{\"name\":\"a\",\"type\":\"files\","
+                       "\"path\":\"x\"}]}", &cfg, &err), 0, "%s", err.text);
+    cr_assert_str_eq(cfg.data_dir, "/base/d");
+    cr_assert_eq(cfg.nsources, 1);
+    cr_assert_str_eq(cfg.sources[0].name, "a");
+    /* Host keys are taken out; the connector sees only its own. */
+    cr_assert_null(json_object_get(cfg.sources[0].conn, "name"));
+    cr_assert_str_eq(json_string_value(json_object_get(cfg.sources[0].conn, "path")), "x");
+    cr_assert_eq(cfg.chunk_max_tokens, 256);
+    ctx_config_free(&cfg);
+}
+
+Test(config, unknown_top_level_key_suggests)
+{
+    ctx_config cfg;
+    ctx_error err;
+    cr_assert_eq(parse("{\"data_dri\":\"d\",\"sources\":[]}", &cfg, &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "unknown key \"data_dri\", did you mean \"data_dir\""), "%s",
+              err.text);
+    ctx_config_free(&cfg);
+}
+
+Test(config, missing_sources_and_wrong_types_are_named)
+{
+    ctx_config cfg;
+    ctx_error err;
+    cr_assert_eq(parse("{}", &cfg, &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "missing required key \"sources\""), "%s", err.text);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"sources\":{}}", &cfg, &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "sources: expected an array"), "%s", err.text);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"sources\":[],\"chunk\":{\"max_tokens\":\"big\"}}", &cfg, &err),
+                 CTX_ECONFIG);
+    cr_assert(strstr(err.text, "chunk.max_tokens: expected an integer, got string"), "%s",
+              err.text);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"sources\":[],\"chunk\":{\"max_tokens\":2}}", &cfg, &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "chunk.max_tokens: 2 is out of range"), "%s", err.text);
+    ctx_config_free(&cfg);
+}
+
+Test(config, source_errors_name_the_index)
+{
+    ctx_config cfg;
+    ctx_error err;
+    cr_assert_eq(parse("{\"sources\":[{\"name\":\"a\",\"type\":\"files\"},{\"type\":\"files\"}]}",
+                       &cfg, &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "sources[1].name: missing"), "%s", err.text);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"sources\":[{\"name\":\"a\",\"type\":\"files\"},"
+                       "{\"name\":\"a\",\"type\":\"files\"}]}", &cfg, &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "sources[1].name: \"a\" is already used by sources[0]"), "%s",
+              err.text);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"sources\":[{\"name\":\"bad name\",\"type\":\"files\"}]}", &cfg, &err),
+                 CTX_ECONFIG);
+    cr_assert(strstr(err.text, "sources[0].name"), "%s", err.text);
+    ctx_config_free(&cfg);
+}
+
+Test(config, connector_keys_are_checked_by_the_connector)
+{
+    ctx_config cfg;
+    ctx_error err;
+    registry_conn rc;
+
+    cr_assert_eq(parse("{\"sources\":[{\"name\":\"a\",\"type\":\"files\",\"path\":\"/tmp\"},"
+                       "{\"name\":\"b\",\"type\":\"files\",\"pth\":\"/tmp\"}]}", &cfg, &err), 0);
+    cr_assert_eq(registry_open(&cfg.sources[0], &rc, &err), 0, "%s", err.text);
+    registry_close(&rc);
+    cr_assert_eq(registry_open(&cfg.sources[1], &rc, &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "sources[1]: unknown key \"pth\", did you mean \"path\""), "%s",
+              err.text);
+    ctx_config_free(&cfg);
+}
+
+Test(config, unknown_connector_type)
+{
+    ctx_config cfg;
+    ctx_error err;
+    registry_conn rc;
+    cr_assert_eq(parse("{\"sources\":[{\"name\":\"a\",\"type\":\"postgress\"}]}", &cfg, &err), 0);
+    cr_assert_eq(registry_open(&cfg.sources[0], &rc, &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "sources[0].type: unknown connector \"postgress\""), "%s", err.text);
+    ctx_config_free(&cfg);
+}
+
+Test(config, file_errors_carry_line_and_column)
+{
+    char *dir = tu_tmpdir("cfg"), path[4096];
+    ctx_config cfg;
+    ctx_error err;
+
+    snprintf(path, sizeof path, "%s/ctxgate.json", dir);
+    tu_write(dir, "ctxgate.json", "{\n  \"sources\": [\n    {\"name\": \"a\",}\n  ]\n}\n");
+    cr_assert_eq(ctx_config_load(path, &cfg, &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "ctxgate.json:3:"), "%s", err.text);
+    cr_assert(strstr(err.text, "invalid JSON"), "%s", err.text);
+    ctx_config_free(&cfg);
+    cr_assert_eq(ctx_config_load("/nonexistent/ctxgate.json", &cfg, &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "ctxgate init"), "%s", err.text);
+    ctx_config_free(&cfg);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+typedef struct inner {
+    char *col;
+    ctx_strlist cols;
+} inner;
+typedef struct outer {
+    char *name;
+    int64_t n;
+    int flag;
+    ctx_objlist items;
+} outer;
+static const ctx_opt inner_opts[] = {
+    {"col", CTX_OPT_STRING, NULL, offsetof(inner, col), 1, "a column", NULL, 0},
+    {"cols", CTX_OPT_STRLIST, NULL, offsetof(inner, cols), 0, "columns", NULL, 0},
+    CTX_OPT_END,
+};
+static const ctx_opt outer_opts[] = {
+    {"name", CTX_OPT_STRING, "dflt", offsetof(outer, name), 0, "a name", NULL, 0},
+    {"n", CTX_OPT_INT, "7", offsetof(outer, n), 0, "a number", NULL, 0},
+    {"flag", CTX_OPT_BOOL, "true", offsetof(outer, flag), 0, "a flag", NULL, 0},
+    {"items", CTX_OPT_OBJLIST, NULL, offsetof(outer, items), 0, "items", inner_opts,
+     sizeof(inner)},
+    CTX_OPT_END,
+};
+
+Test(opts, defaults_lists_and_nested_errors)
+{
+    outer o;
+    ctx_error err;
+    json_t *j = json_loads("{\"items\":[{\"col\":\"a\",\"cols\":\"b\"},{\"col\":\"c\","
+                           "\"cols\":[\"d\",\"e\"]}]}", 0, NULL);
+    memset(&o, 0, sizeof o);
+    cr_assert_eq(ctx_opts_parse(outer_opts, j, &o, "", &err), 0, "%s", err.text);
+    cr_assert_str_eq(o.name, "dflt");
+    cr_assert_eq(o.n, 7);
+    cr_assert_eq(o.flag, 1);
+    cr_assert_eq(o.items.n, 2);
+    cr_assert_str_eq(((inner *)o.items.v)[0].cols.v[0], "b");
+    cr_assert_eq(((inner *)o.items.v)[1].cols.n, 2);
+    ctx_opts_free(outer_opts, &o);
+    json_decref(j);
+
+    j = json_loads("{\"items\":[{\"col\":\"a\"},{\"coll\":\"c\"}]}", 0, NULL);
+    memset(&o, 0, sizeof o);
+    cr_assert_eq(ctx_opts_parse(outer_opts, j, &o, "src", &err), CTX_ECONFIG);
+    cr_assert_str_eq(err.text, "src.items[1]: unknown key \"coll\", did you mean \"col\"");
+    json_decref(j);
+
+    j = json_loads("{\"items\":[{\"cols\":[\"x\"]}]}", 0, NULL);
+    memset(&o, 0, sizeof o);
+    cr_assert_eq(ctx_opts_parse(outer_opts, j, &o, "", &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "items[0]: missing required key \"col\""), "%s", err.text);
+    json_decref(j);
+}
+
+Test(opts, schema_describes_the_table)
+{
+    json_t *s = ctx_opts_schema(outer_opts, "t");
+    cr_assert_str_eq(json_string_value(json_object_get(s, "type")), "object");
+    cr_assert(json_is_false(json_object_get(s, "additionalProperties")));
+    cr_assert_eq(json_integer_value(json_object_get(
+                     json_object_get(json_object_get(s, "properties"), "n"), "default")), 7);
+    json_decref(s);
+}
+
+Test(util, suggest_and_utf8)
+{
+    const char *const names[] = {"table", "query", "title", NULL};
+    ctx_buf b = CTX_BUF_INIT;
+    size_t bad;
+    cr_assert_str_eq(ctx_suggest("tabel", names), "table");
+    cr_assert_null(ctx_suggest("zzzzzzzz", names));
+    cr_assert(ctx_utf8_valid("h\xC3\xA9", 3));
+    cr_assert(!ctx_utf8_valid("\xC0\xAF", 2));          /* overlong */
+    cr_assert(!ctx_utf8_valid("\xED\xA0\x80", 3));      /* surrogate */
+    cr_assert_eq(ctx_utf8_repair("a\xFF" "b\0c", 5, &b, &bad), 0);
+    cr_assert_eq(bad, 1);
+    cr_assert_str_eq(b.data, "a\xEF\xBF\xBD" "bc");
+    ctx_buf_free(&b);
+}
