@@ -1,0 +1,287 @@
+/*
+ * test_leak_oracle.c - random users, nested (even cyclic) groups, source
+ * accounts mapped to users, documents with random allow and deny lists,
+ * and random queries; every answer of search_lexical is compared with a
+ * brute-force oracle: nothing the user may not see, nothing allowed missing.
+ * Permissions and memberships are then changed and everything re-checked.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "indexer/ingest.h"
+#include "retrieval/search.h"
+#include "tests/lib/testutil.h"
+
+#define NUSERS 30
+#define NACCTS 6
+#define NGROUPS 24
+#define NDOCS 1200
+#define NWORDS 40
+#define WORDS_PER_DOC 12
+
+/* Principal names: 0..NUSERS-1 users, then accounts, then groups, then everyone. */
+#define NPRIN (NUSERS + NACCTS + NGROUPS + 1)
+#define P_ACCT(i) (NUSERS + (i))
+#define P_GROUP(i) (NUSERS + NACCTS + (i))
+#define P_EVERYONE (NPRIN - 1)
+
+static char names[NPRIN][32];
+static char words[NWORDS][8];
+static int member[NPRIN][NPRIN];     /* member[a][g]: a is a member of group g */
+static int acct_of[NACCTS];          /* account i stands for user acct_of[i] */
+static int allow[NDOCS][NPRIN], deny[NDOCS][NPRIN];
+static int has_word[NDOCS][NWORDS];
+static int64_t store_id[NDOCS];
+static unsigned rng = 12345;
+
+static int rnd(unsigned n)
+{
+    rng = rng * 1103515245u + 12345u;
+    return (int)((rng >> 8) % n);
+}
+
+static void make_names(void)
+{
+    static const char cons[] = "bcdfghjklmnpqrstvwxz";
+    for (int i = 0; i < NUSERS; i++)
+        snprintf(names[i], sizeof names[i], "user:u%d@t.test", i);
+    for (int i = 0; i < NACCTS; i++)
+        snprintf(names[P_ACCT(i)], sizeof names[0], "user:acct%d", i);
+    for (int i = 0; i < NGROUPS; i++)
+        snprintf(names[P_GROUP(i)], sizeof names[0], "group:g%d", i);
+    snprintf(names[P_EVERYONE], sizeof names[0], "everyone");
+    for (int i = 0; i < NWORDS; i++) {
+        /* No vowels: the porter stemmer leaves them alone and apart. */
+        for (int j = 0; j < 5; j++)
+            words[i][j] = cons[rnd(sizeof cons - 1)];
+        words[i][5] = (char)('b' + i % 20);
+        words[i][6] = (char)('b' + i / 20);
+        words[i][7] = '\0';
+    }
+}
+
+/* The oracle's view of who user u is: a closure over the membership matrix. */
+static void closure(int u, int *in)
+{
+    int changed = 1;
+    memset(in, 0, sizeof(int) * NPRIN);
+    in[u] = 1;
+    for (int a = 0; a < NACCTS; a++)
+        if (acct_of[a] == u)
+            in[P_ACCT(a)] = 1;
+    while (changed) {
+        changed = 0;
+        for (int a = 0; a < NPRIN; a++)
+            for (int g = 0; g < NGROUPS; g++)
+                if (in[a] && member[a][P_GROUP(g)] && !in[P_GROUP(g)])
+                    in[P_GROUP(g)] = changed = 1;
+    }
+    in[P_EVERYONE] = 1;
+}
+
+static int oracle_allows(int d, const int *in)
+{
+    int ok = 0;
+    for (int p = 0; p < NPRIN; p++) {
+        if (in[p] && deny[d][p])
+            return 0;
+        ok |= in[p] && allow[d][p];
+    }
+    return ok;
+}
+
+static void put_groups(ctx_store *st, int64_t source)
+{
+    ctx_error err;
+    for (int g = 0; g < NGROUPS; g++) {
+        const char *m[NPRIN];
+        ctx_principal p = {CTX_PRINCIPAL_GROUP, names[P_GROUP(g)], NULL, NULL, NULL, m, 0};
+        for (int a = 0; a < P_EVERYONE; a++)
+            if (member[a][P_GROUP(g)])
+                m[p.n_members++] = names[a];
+        cr_assert_eq(store_principal_put(st, source, &p, &err), 0, "%s", err.text);
+    }
+}
+
+static void put_doc_acl(ingest_ctx *ic, int d, int as_record)
+{
+    const char *al[NPRIN], *dl[NPRIN];
+    ctx_acl acl = {al, 0, dl, 0, NULL, 0};
+    ctx_error err;
+    char id[16], body[WORDS_PER_DOC * 9 + 1] = "";
+
+    for (int p = 0; p < NPRIN; p++) {
+        if (allow[d][p])
+            al[acl.n_allow++] = names[p];
+        if (deny[d][p])
+            dl[acl.n_deny++] = names[p];
+    }
+    snprintf(id, sizeof id, "d%d", d);
+    if (as_record) {
+        for (int w = 0; w < NWORDS; w++)
+            if (has_word[d][w]) {
+                strcat(body, words[w]);
+                strcat(body, " ");
+            }
+        ctx_record r = {"s", id, id, NULL, body, strlen(body), NULL, 0, &acl};
+        cr_assert_eq(ingest_record(ic, &r, &err), 0, "%s", err.text);
+    } else {
+        cr_assert_eq(ingest_acl(ic, "s", id, &acl, &err), 0, "%s", err.text);
+    }
+}
+
+static void random_acl(int d)
+{
+    int n = rnd(4); /* 0 = empty allow list: nobody */
+    memset(allow[d], 0, sizeof allow[d]);
+    memset(deny[d], 0, sizeof deny[d]);
+    for (int i = 0; i < n; i++) {
+        int r = rnd(100);
+        int p = r < 5 ? P_EVERYONE : r < 45 ? rnd(NUSERS) : r < 55 ? P_ACCT(rnd(NACCTS))
+                                                               : P_GROUP(rnd(NGROUPS));
+        allow[d][p] = 1;
+    }
+    if (rnd(5) == 0)
+        deny[d][rnd(4) ? P_GROUP(rnd(NGROUPS)) : rnd(NUSERS)] = 1;
+}
+
+static int run_queries(ctx_store *st, int nq)
+{
+    int in[NPRIN], checked = 0;
+    char q[64], user[40];
+
+    for (int i = 0; i < nq; i++) {
+        int u = rnd(NUSERS + 2), w1 = rnd(NWORDS), w2 = rnd(NWORDS), two = rnd(2);
+        search_opts so = {1000, 1, NULL, 0};
+        search_result r;
+        ctx_error err;
+        int got[NDOCS] = {0}, want = 0;
+
+        /* u == NUSERS: unknown user; u == NUSERS + 1: a mapped account logging in. */
+        if (u < NUSERS)
+            snprintf(user, sizeof user, "%s", names[u] + 5);
+        else if (u == NUSERS)
+            snprintf(user, sizeof user, "stranger@t.test");
+        else
+            snprintf(user, sizeof user, "%s", names[P_ACCT(0)]);
+        snprintf(q, sizeof q, two ? "%s, %s?" : "%s", words[w1], words[w2]);
+        cr_assert_eq(search_lexical(store_db(st), user, q, &so, &r, &err), 0, "%s", err.text);
+        for (size_t h = 0; h < r.n; h++) {
+            int d = atoi(r.hits[h].title + 1);
+            cr_assert(store_id[d] == r.hits[h].doc_id);
+            got[d] = 1;
+        }
+        if (u < NUSERS)
+            closure(u, in);
+        for (int d = 0; d < NDOCS; d++) {
+            int match = has_word[d][w1] || (two && has_word[d][w2]);
+            int may = u < NUSERS && oracle_allows(d, in);
+            cr_assert(!got[d] || (match && may),
+                      "LEAK: %s got d%d for \"%s\" (match %d, allowed %d)", user, d, q, match, may);
+            cr_assert(got[d] || !(match && may), "MISSING: %s did not get d%d for \"%s\"", user,
+                      d, q);
+            want += match && may;
+        }
+        cr_assert_eq((int)r.n, want);
+        search_result_free(&r);
+        checked++;
+    }
+    return checked;
+}
+
+Test(leak_oracle, random_acls_groups_and_queries, .timeout = 600)
+{
+    char *dir = tu_tmpdir("oracle");
+    ctx_store *st = tu_store(dir);
+    store_run_stats stats;
+    ingest_ctx ic;
+    ctx_error err;
+    int64_t source;
+
+    make_names();
+    cr_assert_eq(store_source(st, "s", "test", &source, &err), 0);
+    cr_assert_eq(store_begin(st, &err), 0);
+    for (int i = 0; i < NUSERS; i++) {
+        ctx_principal p = {CTX_PRINCIPAL_USER, names[i], NULL, NULL, NULL, NULL, 0};
+        cr_assert_eq(store_principal_put(st, source, &p, &err), 0, "%s", err.text);
+    }
+    for (int a = 0; a < NACCTS; a++) {
+        ctx_principal p = {CTX_PRINCIPAL_USER, names[P_ACCT(a)], NULL, NULL, NULL, NULL, 0};
+        acct_of[a] = rnd(NUSERS);
+        p.maps_to = names[acct_of[a]];
+        cr_assert_eq(store_principal_put(st, source, &p, &err), 0, "%s", err.text);
+    }
+    /* Random memberships; groups nest and may form cycles. */
+    for (int g = 0; g < NGROUPS; g++)
+        for (int k = 0; k < 4; k++) {
+            int r = rnd(10);
+            int a = r < 6 ? rnd(NUSERS) : r < 7 ? P_ACCT(rnd(NACCTS)) : P_GROUP(rnd(NGROUPS));
+            if (a != P_GROUP(g))
+                member[a][P_GROUP(g)] = 1;
+        }
+    put_groups(st, source);
+
+    memset(&ic, 0, sizeof ic);
+    memset(&stats, 0, sizeof stats);
+    ic.store = st;
+    ic.source = source;
+    ic.epoch = 1;
+    ic.stats = &stats;
+    ic.chunk.max_tokens = 256;
+    for (int d = 0; d < NDOCS; d++) {
+        for (int k = 0; k < WORDS_PER_DOC; k++)
+            has_word[d][rnd(NWORDS)] = 1;
+        random_acl(d);
+        put_doc_acl(&ic, d, 1);
+    }
+    cr_assert_eq(store_commit(st, &err), 0);
+    for (int d = 0; d < NDOCS; d++) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "SELECT id FROM documents WHERE ext_id = 'd%d'", d);
+        store_id[d] = tu_count(st, sql);
+    }
+
+    cr_assert_eq(run_queries(st, 1500), 1500);
+
+    /* Revoke and grant: new ACLs on a third of the documents, new memberships. */
+    cr_assert_eq(store_begin(st, &err), 0);
+    for (int d = 0; d < NDOCS; d += 3) {
+        random_acl(d);
+        put_doc_acl(&ic, d, 0);
+    }
+    for (int k = 0; k < 20; k++) {
+        int a = rnd(NUSERS), g = rnd(NGROUPS);
+        member[a][P_GROUP(g)] = !member[a][P_GROUP(g)];
+    }
+    put_groups(st, source);
+    cr_assert_eq(store_commit(st, &err), 0);
+
+    cr_assert_eq(run_queries(st, 1500), 1500);
+    store_close(st);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+Test(leak_oracle, fts_syntax_in_queries_is_inert)
+{
+    static const char *const qs[] = {
+        "allow : p1", "\"unbalanced", "NOT everyone", "a OR b AND", "*", "{allow}: p1",
+        "NEAR(x y)", "p1 OR p2", "^start", "col:val", "(((", ")", "-x", "+y",
+    };
+    int64_t pr[2] = {1, 2};
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+        char *m = NULL;
+        cr_assert_eq(search_fts_query(qs[i], pr, 2, &m), 0);
+        if (!m)
+            continue;
+        /* The user part is only quoted terms joined by OR. */
+        const char *user = strstr(m, "{title text} : (") + 16;
+        const char *end = strstr(user, ")) AND (allow");
+        for (const char *c = user; c < end; c++)
+            cr_assert(*c != '(' && *c != ')' && *c != ':' && *c != '*' && *c != '^', "%s", m);
+        ctx_free(m);
+    }
+}
