@@ -1,0 +1,136 @@
+/*
+ * test_store.c - schema creation and versioning, ACL interning, principals.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "retrieval/acl.h"
+#include "tests/lib/testutil.h"
+
+static char *dir;
+static ctx_store *st;
+
+static void setup(void)
+{
+    dir = tu_tmpdir("store");
+    st = tu_store(dir);
+}
+
+static void teardown(void)
+{
+    if (st)
+        store_close(st);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+Test(store, fresh_store_is_wal_and_versioned)
+{
+    cr_assert_eq(tu_count(st, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM principals WHERE name = 'everyone'"), 1);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
+}
+
+Test(store, reopening_keeps_data_and_newer_schema_is_refused)
+{
+    char path[4096];
+    ctx_error err;
+    ctx_store *again;
+    int64_t id;
+
+    cr_assert_eq(store_source(st, "a", "files", &id, &err), 0);
+    store_close(st);
+    st = tu_store(dir);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM sources"), 1);
+    cr_assert_eq(store_exec(st, "PRAGMA user_version = 99", &err), 0);
+    store_close(st);
+    st = NULL;
+    snprintf(path, sizeof path, "%s/ctxgate.db", dir);
+    cr_assert_eq(store_open(path, 0, &again, &err), CTX_ESTORE);
+    cr_assert(strstr(err.text, "schema version 99 is newer"), "%s", err.text);
+}
+
+Test(store, acl_sets_are_interned_regardless_of_order)
+{
+    const char *a1[] = {"group:b", "user:a", "group:b"}, *a2[] = {"user:a", "group:b"};
+    const char *l1[] = {"pii"};
+    ctx_acl x = {a1, 3, NULL, 0, NULL, 0}, y = {a2, 2, NULL, 0, NULL, 0};
+    ctx_acl z = {a2, 2, NULL, 0, l1, 1}, w = {a2, 2, a1, 1, NULL, 0};
+    int64_t ix, iy, iz, iw, inone, iempty;
+    ctx_error err;
+
+    cr_assert_eq(store_acl_intern(st, &x, &ix, &err), 0, "%s", err.text);
+    cr_assert_eq(store_acl_intern(st, &y, &iy, &err), 0);
+    cr_assert_eq(store_acl_intern(st, &z, &iz, &err), 0);
+    cr_assert_eq(store_acl_intern(st, &w, &iw, &err), 0);
+    cr_assert_eq(ix, iy);
+    cr_assert_neq(ix, iz, "labels are part of the set");
+    cr_assert_neq(ix, iw, "deny is part of the set");
+    cr_assert_eq(store_acl_intern(st, NULL, &inone, &err), 0);
+    {
+        ctx_acl e = {NULL, 0, NULL, 0, NULL, 0};
+        cr_assert_eq(store_acl_intern(st, &e, &iempty, &err), 0);
+    }
+    cr_assert_eq(inone, iempty, "no ACL and an empty ACL are the same: nobody");
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM acl_entries WHERE acl_id ="
+                              " (SELECT min(id) FROM acl_sets)"), 2);
+}
+
+Test(store, bad_principal_names_are_rejected)
+{
+    const char *bad[] = {"alice"};
+    ctx_acl a = {bad, 1, NULL, 0, NULL, 0};
+    int64_t id;
+    ctx_error err;
+    cr_assert_eq(store_acl_intern(st, &a, &id, &err), CTX_EINVAL);
+    cr_assert(strstr(err.text, "expected \"user:<id>\""), "%s", err.text);
+    cr_assert_eq(store_principal_id(st, "user:", &id, &err), CTX_EINVAL);
+}
+
+Test(store, principals_nest_map_and_resolve)
+{
+    const char *eng[] = {"user:bo", "group:oncall"}, *oncall[] = {"user:acct7"};
+    ctx_principal pe = {CTX_PRINCIPAL_GROUP, "group:eng", NULL, NULL, NULL, eng, 2};
+    ctx_principal po = {CTX_PRINCIPAL_GROUP, "group:oncall", NULL, NULL, NULL, oncall, 1};
+    ctx_principal pa = {CTX_PRINCIPAL_USER, "user:acct7", NULL, "al@x", "user:al@x", NULL, 0};
+    ctx_principal pb = {CTX_PRINCIPAL_USER, "user:bo", "Bo", NULL, NULL, NULL, 0};
+    ctx_principal loop = {CTX_PRINCIPAL_GROUP, "group:oncall", NULL, NULL, NULL,
+                          (const char *[]){"group:eng", "user:acct7"}, 2};
+    acl_principals p;
+    ctx_error err;
+    int64_t src;
+
+    cr_assert_eq(store_source(st, "s", "t", &src, &err), 0);
+    cr_assert_eq(store_principal_put(st, src, &pe, &err), 0, "%s", err.text);
+    cr_assert_eq(store_principal_put(st, src, &po, &err), 0, "%s", err.text);
+    cr_assert_eq(store_principal_put(st, src, &pa, &err), 0, "%s", err.text);
+    cr_assert_eq(store_principal_put(st, src, &pb, &err), 0, "%s", err.text);
+
+    /* al logs in; the account acct7 stands for al: al, acct7, oncall, eng, everyone. */
+    cr_assert_eq(acl_resolve(store_db(st), "al@x", &p, &err), 0, "%s", err.text);
+    cr_assert_eq(p.n, 5);
+    acl_principals_free(&p);
+    /* The account itself is not a login. */
+    cr_assert_eq(acl_resolve(store_db(st), "acct7", &p, &err), CTX_ENOTFOUND);
+    cr_assert_eq(p.n, 0);
+    /* bo: bo, eng, everyone. */
+    cr_assert_eq(acl_resolve(store_db(st), "user:bo", &p, &err), 0);
+    cr_assert_eq(p.n, 3);
+    acl_principals_free(&p);
+    /* A membership cycle terminates. */
+    cr_assert_eq(store_principal_put(st, src, &loop, &err), 0, "%s", err.text);
+    cr_assert_eq(acl_resolve(store_db(st), "bo", &p, &err), 0);
+    cr_assert_eq(p.n, 4);
+    acl_principals_free(&p);
+    /* A group cannot contain everyone. */
+    {
+        ctx_principal ev = {CTX_PRINCIPAL_GROUP, "group:all", NULL, NULL, NULL,
+                            (const char *[]){"everyone"}, 1};
+        cr_assert_eq(store_principal_put(st, src, &ev, &err), CTX_EINVAL);
+        cr_assert(strstr(err.text, "cannot be a member"), "%s", err.text);
+    }
+}
