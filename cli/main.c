@@ -256,6 +256,11 @@ static int cmd_sync(int argc, char **argv)
 
 /* ---- search ---- */
 
+static int is_wordc(unsigned char c)
+{
+    return c >= 0x80 || (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z');
+}
+
 /* A one-line excerpt of text around the first query word found in it. */
 static void excerpt(const char *text, const char *query, char *out, size_t len)
 {
@@ -264,14 +269,14 @@ static void excerpt(const char *text, const char *query, char *out, size_t len)
     size_t start, n = strlen(text), w;
 
     while (*p && !best) {
-        while (*p && !((unsigned char)*p >= 0x80 || (*p >= '0' && *p <= '9') ||
-                       ((*p | 32) >= 'a' && (*p | 32) <= 'z')))
+        while (*p && !is_wordc((unsigned char)*p))
             p++;
-        for (w = 0; p[w] && w < sizeof word - 1 && ((unsigned char)p[w] >= 0x80 ||
-             (p[w] >= '0' && p[w] <= '9') || ((p[w] | 32) >= 'a' && (p[w] | 32) <= 'z')); w++)
+        for (w = 0; w < sizeof word - 1 && is_wordc((unsigned char)p[w]); w++)
             word[w] = p[w];
         word[w] = '\0';
         p += w;
+        while (is_wordc((unsigned char)*p))
+            p++;
         if (w >= 3)
             best = strcasestr(text, word);
     }
@@ -284,9 +289,7 @@ static void excerpt(const char *text, const char *query, char *out, size_t len)
             *c = ' ';
     /* Do not end inside a UTF-8 sequence. */
     n = strlen(out);
-    while (n && ((unsigned char)out[n - 1] & 0xC0) == 0x80)
-        n--;
-    if (n && (unsigned char)out[n - 1] >= 0xC0)
+    while (n && !ctx_utf8_valid(out, n))
         n--;
     out[n] = '\0';
 }
