@@ -114,6 +114,7 @@ int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err)
     d.acl_id = acl_id;
     d.hash = hash;
     d.epoch = c->epoch;
+    doc_id = info.id;
     if ((rc = store_doc_write(c->store, &d, &doc_id, err)))
         goto fail;
 
@@ -132,7 +133,12 @@ int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err)
         chunks[0].text = "";
         nspans = 1;
     }
-    if ((rc = store_chunks_replace(c->store, doc_id, title, acl_id, chunks, nspans, err)))
+    /* A document new to the store (or a tombstone, which has no chunks) has
+     * nothing to drop first. */
+    rc = info.id && !info.deleted
+             ? store_chunks_replace(c->store, doc_id, title, acl_id, chunks, nspans, err)
+             : store_chunks_add(c->store, doc_id, title, acl_id, chunks, nspans, err);
+    if (rc)
         goto fail;
     c->stats->records++;
     c->stats->chunks += (int64_t)nspans;

@@ -84,9 +84,9 @@ enum {
     Q_IDENT_PUT, Q_IDENT_DEL,
     Q_LABEL_GET, Q_LABEL_ADD,
     Q_ACL_GET, Q_ACL_ADD, Q_ACL_ENTRY, Q_ACL_LABEL,
-    Q_DOC_LOOKUP, Q_DOC_INSERT, Q_DOC_TOUCH, Q_DOC_SET_ACL,
+    Q_DOC_LOOKUP, Q_DOC_INSERT, Q_DOC_UPDATE, Q_DOC_TOUCH, Q_DOC_SET_ACL,
     Q_DOC_TOMB,
-    Q_FTS_DEL_DOC, Q_CHUNK_DEL_DOC, Q_CHUNK_ADD, Q_FTS_ADD,
+    Q_FTS_DEL_DOC, Q_CHUNK_DEL_DOC, Q_CHUNK_ADD, Q_FTS_ADD, Q_ACL_TOKENS,
     Q_CHUNK_SET_ACL, Q_FTS_SET_ACL,
     Q_PRUNE_FTS, Q_PRUNE_CHUNKS, Q_PRUNE_DOCS,
     Q_RUN_STALE, Q_RUN_ADD, Q_RUN_FINISH,
@@ -123,14 +123,19 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_ACL_LABEL] = "INSERT OR IGNORE INTO acl_labels(acl_id, label_id) VALUES(?1, ?2)",
     [Q_DOC_LOOKUP] = "SELECT id, acl_id, deleted, hash FROM documents"
                      " WHERE source_id = ?1 AND stream = ?2 AND ext_id = ?3",
+    /*
+     * Plain single-row INSERT and UPDATE, never an UPSERT: a statement that
+     * needs a statement journal opens a savepoint, and FTS5 flushes its
+     * pending index at every savepoint, which made ingest twice as slow.
+     */
     [Q_DOC_INSERT] = "INSERT INTO documents(source_id, stream, ext_id, title, url, body,"
                      " metadata, updated_at, hash, acl_id, deleted, acl_synced_at,"
                      " indexed_at, seen_epoch)"
-                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?11, ?12)"
-                     " ON CONFLICT(source_id, stream, ext_id) DO UPDATE SET"
-                     " title = ?4, url = ?5, body = ?6, metadata = ?7, updated_at = ?8,"
-                     " hash = ?9, acl_id = ?10, deleted = 0, acl_synced_at = ?11,"
-                     " indexed_at = ?11, seen_epoch = ?12 RETURNING id",
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?11, ?12)",
+    [Q_DOC_UPDATE] = "UPDATE documents SET title = ?4, url = ?5, body = ?6, metadata = ?7,"
+                     " updated_at = ?8, hash = ?9, acl_id = ?10, deleted = 0,"
+                     " acl_synced_at = ?11, indexed_at = ?11, seen_epoch = ?12"
+                     " WHERE id = ?13",
     [Q_DOC_TOUCH] = "UPDATE documents SET seen_epoch = ?2, acl_synced_at = ?3 WHERE id = ?1",
     [Q_DOC_SET_ACL] = "UPDATE documents SET acl_id = ?2, acl_synced_at = ?3 WHERE id = ?1",
     [Q_DOC_TOMB] = "UPDATE documents SET deleted = 1, body = NULL, metadata = NULL,"
@@ -139,9 +144,10 @@ static const char *const sql_text[Q_COUNT] = {
                       " (SELECT id FROM chunks WHERE doc_id = ?1)",
     [Q_CHUNK_DEL_DOC] = "DELETE FROM chunks WHERE doc_id = ?1",
     [Q_CHUNK_ADD] = "INSERT INTO chunks(doc_id, seq, ntokens, acl_id) VALUES(?1, ?2, ?3, ?4)",
+    /* VALUES, not INSERT ... SELECT: see the note at Q_DOC_INSERT. */
     [Q_FTS_ADD] = "INSERT INTO chunks_fts(rowid, title, text, allow, deny, labels)"
-                  " SELECT ?1, ?2, ?3, allow_tokens, deny_tokens, label_tokens"
-                  " FROM acl_sets WHERE id = ?4",
+                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_ACL_TOKENS] = "SELECT allow_tokens, deny_tokens, label_tokens FROM acl_sets WHERE id = ?1",
     [Q_CHUNK_SET_ACL] = "UPDATE chunks SET acl_id = ?2 WHERE doc_id = ?1",
     [Q_FTS_SET_ACL] = "UPDATE chunks_fts SET (allow, deny, labels) ="
                       " (SELECT allow_tokens, deny_tokens, label_tokens FROM acl_sets"
@@ -166,11 +172,42 @@ static const char *const sql_text[Q_COUNT] = {
                      " repaired_utf8 = ?13, error = ?14 WHERE id = ?1",
 };
 
+/* The FTS5 tokens of recently used ACL sets, so indexing a chunk is one
+ * plain INSERT. Cleared on rollback: a rolled-back id can be reused. */
+#define TOKEN_CACHE 64
+typedef struct acl_tokens {
+    int64_t acl_id;   /* 0 = empty slot */
+    char *tok[3];     /* allow, deny, labels; owned */
+} acl_tokens;
+
+/* Recently interned ACLs by their names as given, so a repeated ACL costs
+ * one hash and one compare. Cleared on rollback like the token cache. */
+#define ACL_CACHE 256
+typedef struct acl_memo {
+    char *key;        /* allow names \x1f deny names \x1f labels; owned */
+    int64_t acl_id;
+} acl_memo;
+
 struct ctx_store {
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT];
     int in_tx;
+    acl_tokens cache[TOKEN_CACHE];
+    acl_memo memo[ACL_CACHE];
 };
+
+static void token_cache_clear(ctx_store *st)
+{
+    for (int i = 0; i < ACL_CACHE; i++) {
+        ctx_free(st->memo[i].key);
+        st->memo[i].key = NULL;
+    }
+    for (int i = 0; i < TOKEN_CACHE; i++) {
+        for (int j = 0; j < 3; j++)
+            ctx_free(st->cache[i].tok[j]);
+        memset(&st->cache[i], 0, sizeof st->cache[i]);
+    }
+}
 
 sqlite3 *store_db(ctx_store *st) { return st->db; }
 
@@ -302,6 +339,7 @@ void store_close(ctx_store *st)
         return;
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(st->q[i]);
+    token_cache_clear(st);
     sqlite3_close(st->db);
     ctx_free(st);
 }
@@ -324,6 +362,7 @@ int store_commit(ctx_store *st, ctx_error *err)
 
 void store_rollback(ctx_store *st)
 {
+    token_cache_clear(st);
     if (st->in_tx || !sqlite3_get_autocommit(st->db))
         store_exec(st, "ROLLBACK", NULL);
     st->in_tx = 0;
@@ -581,7 +620,52 @@ static int tokens(ctx_buf *b, char prefix, const int64_t *ids, size_t n)
     return ctx_buf_append(b, "", 0);
 }
 
+static int acl_intern(ctx_store *st, const ctx_acl *acl, int64_t *acl_id, ctx_error *err);
+
+static int memo_key(const ctx_acl *acl, ctx_buf *b, uint32_t *h)
+{
+    const char *const *lists[3] = {acl->allow, acl->deny, acl->labels};
+    size_t ns[3] = {acl->n_allow, acl->n_deny, acl->labels ? acl->n_labels : 0};
+
+    for (int i = 0; i < 3; i++) {
+        for (size_t j = 0; j < ns[i]; j++)
+            if (!lists[i][j] || ctx_buf_puts(b, lists[i][j]) || ctx_buf_append(b, "\x1e", 1))
+                return -1;
+        if (ctx_buf_append(b, "\x1f", 1))
+            return -1;
+    }
+    *h = 2166136261u;
+    for (size_t i = 0; i < b->len; i++)
+        *h = (*h ^ (unsigned char)b->data[i]) * 16777619u;
+    return 0;
+}
+
 int store_acl_intern(ctx_store *st, const ctx_acl *acl, int64_t *acl_id, ctx_error *err)
+{
+    ctx_buf mk = CTX_BUF_INIT;
+    acl_memo *m = NULL;
+    uint32_t h;
+    int rc;
+
+    if (acl && !memo_key(acl, &mk, &h)) {
+        m = &st->memo[h % ACL_CACHE];
+        if (m->key && !strcmp(m->key, mk.data)) {
+            *acl_id = m->acl_id;
+            ctx_buf_free(&mk);
+            return CTX_OK;
+        }
+    }
+    rc = acl_intern(st, acl, acl_id, err);
+    if (!rc && m) {
+        ctx_free(m->key);
+        m->key = ctx_buf_steal(&mk);
+        m->acl_id = *acl_id;
+    }
+    ctx_buf_free(&mk);
+    return rc;
+}
+
+static int acl_intern(ctx_store *st, const ctx_acl *acl, int64_t *acl_id, ctx_error *err)
 {
     static const ctx_acl none = {NULL, 0, NULL, 0, NULL, 0};
     int64_t *ids[3] = {NULL, NULL, NULL};
@@ -685,7 +769,7 @@ int store_doc_lookup(ctx_store *st, int64_t source, const char *stream,
 
 int store_doc_write(ctx_store *st, const store_doc *d, int64_t *doc_id, ctx_error *err)
 {
-    sqlite3_stmt *s = stmt(st, Q_DOC_INSERT, err);
+    sqlite3_stmt *s = stmt(st, *doc_id ? Q_DOC_UPDATE : Q_DOC_INSERT, err);
     int rc;
 
     if (!s)
@@ -703,8 +787,13 @@ int store_doc_write(ctx_store *st, const store_doc *d, int64_t *doc_id, ctx_erro
     sqlite3_bind_int64(s, 10, d->acl_id);
     sqlite3_bind_int64(s, 11, ctx_now_ms());
     sqlite3_bind_int64(s, 12, d->epoch);
-    rc = get_id(st, s, doc_id, err, "write document");
-    return rc;
+    if (*doc_id)
+        sqlite3_bind_int64(s, 13, *doc_id);
+    if ((rc = step_done(st, s, err, "write document")))
+        return rc;
+    if (!*doc_id)
+        *doc_id = sqlite3_last_insert_rowid(st->db);
+    return CTX_OK;
 }
 
 int store_doc_touch(ctx_store *st, int64_t doc_id, int64_t epoch, ctx_error *err)
@@ -738,13 +827,55 @@ int store_chunks_replace(ctx_store *st, int64_t doc_id, const char *title,
                          int64_t acl_id, const store_chunk *chunks, size_t n,
                          ctx_error *err)
 {
+    int rc = drop_chunks(st, doc_id, err);
+    return rc ? rc : store_chunks_add(st, doc_id, title, acl_id, chunks, n, err);
+}
+
+/* acl_tokens_get - the tokens of an ACL set, from the cache or the store. */
+static int acl_tokens_get(ctx_store *st, int64_t acl_id, acl_tokens **out, ctx_error *err)
+{
+    acl_tokens *t = &st->cache[(uint64_t)acl_id % TOKEN_CACHE];
     sqlite3_stmt *s;
+    int rc;
+
+    *out = t;
+    if (t->acl_id == acl_id)
+        return CTX_OK;
+    for (int j = 0; j < 3; j++) {
+        ctx_free(t->tok[j]);
+        t->tok[j] = NULL;
+    }
+    t->acl_id = 0;
+    if (!(s = stmt(st, Q_ACL_TOKENS, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, acl_id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        for (int j = 0; j < 3; j++)
+            t->tok[j] = ctx_strdup((const char *)sqlite3_column_text(s, j));
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE)
+        return ctx_error_set(err, CTX_EINTERNAL, "store: ACL set %lld missing", (long long)acl_id);
+    if (rc != SQLITE_ROW)
+        return store_errf(st, err, "read ACL tokens");
+    if (!t->tok[0] || !t->tok[1] || !t->tok[2])
+        return ctx_error_set(err, CTX_ENOMEM, "store: out of memory");
+    t->acl_id = acl_id;
+    return CTX_OK;
+}
+
+int store_chunks_add(ctx_store *st, int64_t doc_id, const char *title, int64_t acl_id,
+                     const store_chunk *chunks, size_t n, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    acl_tokens *tok;
     int64_t cid;
     size_t i;
     int rc;
 
-    if ((rc = drop_chunks(st, doc_id, err)))
+    if ((rc = acl_tokens_get(st, acl_id, &tok, err)))
         return rc;
+
     for (i = 0; i < n; i++) {
         if (!(s = stmt(st, Q_CHUNK_ADD, err)))
             return CTX_ESTORE;
@@ -760,12 +891,10 @@ int store_chunks_replace(ctx_store *st, int64_t doc_id, const char *title,
         sqlite3_bind_int64(s, 1, cid);
         sqlite3_bind_text(s, 2, title ? title : "", -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 3, chunks[i].text, (int)chunks[i].len, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 4, acl_id);
+        for (int j = 0; j < 3; j++)
+            sqlite3_bind_text(s, 4 + j, tok->tok[j], -1, SQLITE_STATIC);
         if ((rc = step_done(st, s, err, "index chunk")))
             return rc;
-        if (sqlite3_changes(st->db) != 1)
-            return ctx_error_set(err, CTX_EINTERNAL, "store: ACL set %lld missing",
-                                 (long long)acl_id);
     }
     return CTX_OK;
 }

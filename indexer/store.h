@@ -100,7 +100,10 @@ typedef struct store_doc {
     int64_t epoch;
 } store_doc;
 
-/* store_doc_write - insert or replace the row; *doc_id receives its id. */
+/*
+ * store_doc_write - update the row *doc_id, or insert a new one when *doc_id
+ * is 0 and set *doc_id to its id.
+ */
 int store_doc_write(ctx_store *st, const store_doc *d, int64_t *doc_id,
                     ctx_error *err);
 
@@ -121,6 +124,10 @@ typedef struct store_chunk {
 int store_chunks_replace(ctx_store *st, int64_t doc_id, const char *title,
                          int64_t acl_id, const store_chunk *chunks, size_t n,
                          ctx_error *err);
+
+/* store_chunks_add - like store_chunks_replace for a document that has none. */
+int store_chunks_add(ctx_store *st, int64_t doc_id, const char *title, int64_t acl_id,
+                     const store_chunk *chunks, size_t n, ctx_error *err);
 
 /* store_doc_set_acl - move a document and its chunks to another ACL set. */
 int store_doc_set_acl(ctx_store *st, int64_t doc_id, int64_t acl_id,
