@@ -626,8 +626,14 @@ static int walk_dir(walk *w, const char *rel)
     }
     qsort(names, n, sizeof *names, cmp_str);
     for (i = 0; i < n && !rc; i++) {
-        snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, *rel ? "/" : "", names[i]);
-        snprintf(child_abs, sizeof child_abs, "%s/%s", w->c->cfg.path, child_rel);
+        if ((size_t)snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, *rel ? "/" : "",
+                             names[i]) >= sizeof child_rel ||
+            (size_t)snprintf(child_abs, sizeof child_abs, "%s/%s", w->c->cfg.path,
+                             child_rel) >= sizeof child_abs) {
+            rc = fc_err(w->e, CTX_CONN_ESOURCE, "%s/%s: path longer than %d bytes", rel,
+                        names[i], PATH_MAX);
+            break;
+        }
         if (lstat(child_abs, &sb) < 0)
             continue;
         if (S_ISDIR(sb.st_mode)) {
