@@ -21,8 +21,11 @@ LDFLAGS   ?=
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
+# gcc's -Wformat-truncation fires on every bounded path snprintf; clang has no such flag.
+NO_TRUNC := $(shell $(CC) -Werror -Wno-format-truncation -x c -c /dev/null -o /dev/null \
+              2>/dev/null && echo -Wno-format-truncation)
 WARN   := -Wall -Wextra $(WERROR) -Wformat=2 -Wshadow -Wstrict-prototypes \
-          -Wmissing-prototypes -Wno-missing-field-initializers -Wno-format-truncation
+          -Wmissing-prototypes -Wno-missing-field-initializers $(NO_TRUNC)
 CFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE $(OPT) $(SAN) $(WARN) -fvisibility=hidden -MMD -MP \
               -I. -Iconnectors/sdk $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 LIBS   := $(PKG_LIBS) -ldl -lm -lpthread
@@ -42,35 +45,43 @@ TEST_PLUGINS := $(patsubst %.c,$(BUILD)/%.so,$(wildcard tests/plugins/*.c))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRC:%.c=$(BUILD)/%)
 
+# Quiet rules; `make V=1` shows the commands.
+Q := $(if $(V),,@)
+
 .PHONY: all deps test test-run asan demo bench fuzz format lint install clean check-deps
 
 all: $(BUILD)/ctxgate
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(BUILD)/libctxgate.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/ctxgate: $(CLI_OBJ) $(BUILD)/libctxgate.a
-	$(CC) $(SAN) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libctxgate.a $(LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(SAN) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libctxgate.a $(LIBS)
 
 $(BUILD)/tests/%: tests/%.c $(TEST_HELP) $(BUILD)/libctxgate.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -o $@ $< $(TEST_HELP) \
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -o $@ $< $(TEST_HELP) \
 	    $(BUILD)/libctxgate.a $(LIBS) -lcriterion $(LDFLAGS)
 
 # Test connectors are real plugins: built as .so, loaded with dlopen.
 $(BUILD)/tests/plugins/%.so: tests/plugins/%.c connectors/sdk/ctxgate/connector.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 $(OPT) $(SAN) $(WARN) -Wno-missing-prototypes -fPIC -shared \
+	@$(if $(Q),echo "  PLUGIN  $@")
+	$(Q)$(CC) -std=gnu11 $(OPT) $(SAN) $(WARN) -Wno-missing-prototypes -fPIC -shared \
 	    -fvisibility=hidden -Iconnectors/sdk -o $@ $<
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libctxgate.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -o $@ $< $(BUILD)/libctxgate.a $(LIBS) $(LDFLAGS)
+	@$(if $(Q),echo "  BENCH   $@")
+	$(Q)$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -o $@ $< $(BUILD)/libctxgate.a $(LIBS) $(LDFLAGS)
 
 deps:
 	@sh scripts/deps.sh

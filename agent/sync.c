@@ -188,7 +188,9 @@ static int read_stream(ctx_emitter *em, registry_conn *rc_, const char *stream, 
     int rc;
 
     em->stream = stream;
-    if (!full && (rc = store_state_get(em->st, em->ing.source, stream, &state, &em->err)))
+    /* A full read gets the state too: the connector re-reads everything but
+     * may need to know what it sent last time (groups to retract). */
+    if ((rc = store_state_get(em->st, em->ing.source, stream, &state, &em->err)))
         return rc;
     if ((rc = store_begin(em->st, &em->err)))
         goto done;

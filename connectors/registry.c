@@ -8,15 +8,11 @@
 #include <string.h>
 
 extern const ctx_connector ctx__files_connector;
-#ifndef CTX_NO_POSTGRES
 extern const ctx_connector ctx__postgres_connector;
-#endif
 
 static const ctx_connector *const builtins[] = {
     &ctx__files_connector,
-#ifndef CTX_NO_POSTGRES
     &ctx__postgres_connector,
-#endif
 };
 
 static const char *const builtin_names[] = {"files", "postgres", NULL};

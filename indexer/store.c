@@ -446,7 +446,18 @@ static int principal_kind(const char *name)
 int store_principal_id(ctx_store *st, const char *name, int64_t *id, ctx_error *err)
 {
     sqlite3_stmt *s;
-    int rc, kind = principal_kind(name);
+    ctx_buf fixed = CTX_BUF_INIT;
+    int rc, kind;
+
+    /* One spelling per principal: repair here, where every name passes. */
+    if (!ctx_utf8_valid(name, strlen(name))) {
+        if (ctx_utf8_repair(name, strlen(name), &fixed, NULL))
+            return ctx_error_set(err, CTX_ENOMEM, "store: out of memory");
+        rc = store_principal_id(st, fixed.data, id, err);
+        ctx_buf_free(&fixed);
+        return rc;
+    }
+    kind = principal_kind(name);
 
     if (!kind || (kind != 3 && !name[kind == CTX_PRINCIPAL_USER ? 5 : 6]))
         return ctx_error_set(err, CTX_EINVAL,

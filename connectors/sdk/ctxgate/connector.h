@@ -166,10 +166,12 @@ typedef struct ctx_connector {
     int (*xDiscover)(void *conn, ctx_stream_fn fn, void *arg, ctx_conn_error *err);
 
     /*
-     * xRead: read one stream, starting after state_json (NULL = from the
-     * beginning, i.e. a full read), and emit through host. Emit STATE often
-     * (every few thousand items): it is the resume point after a crash.
-     * full != 0 asks for every item even if a state is given.
+     * xRead: read one stream, starting after state_json (the last committed
+     * STATE, or NULL the first time), and emit through host. Emit STATE
+     * often (every few thousand items): it is the resume point after a
+     * crash. full != 0 asks for every item as if there were no state; the
+     * state is still given so a connector can tell what it sent last time
+     * (a group that vanished must be sent again with no members).
      */
     int (*xRead)(void *conn, const char *stream, const char *state_json,
                  int full, const ctx_host *host, ctx_emitter *em,
