@@ -66,7 +66,8 @@ void ctx_log_set_level(int level);
 int ctx_log_get_level(void);
 void ctx_log(int level, const char *part, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void ctx_vlog(int level, const char *part, const char *fmt, va_list ap);
+void ctx_vlog(int level, const char *part, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* Allocation that aborts on failure would hide ENOMEM paths; these don't. */
 void *ctx_malloc(size_t n);

@@ -214,7 +214,10 @@ int chunker_split(const char *text, size_t len, const chunker_opts *opts,
         k = last + 1;
         {
             int carried = 0;
-            while (k > first + 1 && carried + u.v[k - 1].ntokens <= overlap) {
+            /* Carry only what leaves room for the next new unit: a chunk of
+             * nothing but carried units would repeat the one before. */
+            while (k > first + 1 && carried + u.v[k - 1].ntokens <= overlap &&
+                   carried + u.v[k - 1].ntokens + u.v[last + 1].ntokens <= max) {
                 carried += u.v[k - 1].ntokens;
                 k--;
             }

@@ -204,8 +204,15 @@ static int parse_front_matter(const char *text, size_t len, json_t **fm, size_t 
         n = i - line_start;
         if (i < len)
             i++;
-        if (n >= sizeof line)
-            n = sizeof line - 1;
+        if (n >= sizeof line) {
+            /* Cutting would keep a prefix of the last entry: "group:eng" of
+             * "group:eng-leads" is another, larger group. */
+            snprintf(why, whylen, "front matter line \"%.40s...\" is longer than %zu bytes;"
+                     " put long lists in a <file>.acl.json sidecar", text + line_start,
+                     sizeof line - 1);
+            json_decref(o);
+            return -1;
+        }
         memcpy(line, text + line_start, n);
         line[n] = '\0';
         if (n && line[n - 1] == '\r')
@@ -442,12 +449,28 @@ static const char *first_line(const char *body, size_t len, char *buf, size_t bu
     return buf;
 }
 
+/*
+ * skip_file - a file whose text or permissions cannot be read is not
+ * indexed: it is logged, retracted if an earlier version was indexed (fail
+ * closed: its old permissions may be the ones being fixed), and left out of
+ * the state so the next run tries it again. The other files go on.
+ */
+static int skip_file(walk *w, const char *rel, const char *why)
+{
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s: %s; skipped until fixed", rel, why);
+    w->host->xLog(w->em, CTX_CONN_LOG_ERROR, msg);
+    json_object_del(w->new_files, rel);
+    return w->host->xDelete(w->em, "files", rel) ? CTX_CONN_ECANCELED : CTX_CONN_OK;
+}
+
 static int emit_file(walk *w, const char *rel, const char *abs, const struct stat *sb)
 {
     char *text = NULL, why[512] = "", sidecar[PATH_MAX], sig[160], titlebuf[256],
          url[PATH_MAX + 8];
     size_t len = 0, body_off = 0;
-    json_t *fm = NULL, *doc = NULL, *acl_obj = NULL, *side = NULL, *meta;
+    json_t *fm = NULL, *doc = NULL, *acl_obj = NULL, *side = NULL, *meta, *item = NULL;
+    json_t *merged = NULL;
     const char *title = NULL, *body, *ext = strrchr(rel, '.');
     file_acl acl;
     ctx_acl cacl;
@@ -471,40 +494,62 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
             body = json_string_value(json_object_get(doc, "body"));
             len = json_string_length(json_object_get(doc, "body"));
             title = json_string_value(json_object_get(doc, "title"));
-            if (json_object_get(doc, "allow"))
-                acl_obj = doc;
+            item = doc;
         }
     } else if (parse_front_matter(text, len, &fm, &body_off, why, sizeof why) < 0) {
-        rc = fc_err(w->e, CTX_CONN_ESOURCE, "%s: %s", rel, why);
+        rc = skip_file(w, rel, why);
         goto done;
     } else if (fm) {
         body = text + body_off;
         len -= body_off;
         title = json_string_value(json_object_get(fm, "title"));
-        if (json_object_get(fm, "allow"))
-            acl_obj = fm;
+        item = fm;
     }
-    if (!acl_obj) {
+    /*
+     * The item's own allow list wins. Without one, the sidecar or the
+     * nearest _acl.json applies, and an item's deny and labels are added to
+     * it (a deny-only item still denies).
+     */
+    if (item && json_object_get(item, "allow")) {
+        acl_obj = item;
+    } else {
         snprintf(sidecar, sizeof sidecar, "%s.acl.json", abs);
         side = load_json_file(sidecar, why, sizeof why, &missing);
         if (!side && !missing) {
-            rc = fc_err(w->e, CTX_CONN_ESOURCE, "%s; fix the sidecar", why);
+            rc = skip_file(w, rel, why);
             goto done;
         }
         acl_obj = side;
-    }
-    if (!acl_obj) {
-        char dir[PATH_MAX];
-        const char *slash = strrchr(rel, '/');
-        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - rel) : 0, rel);
-        acl_obj = folder_acl(w, dir, &bad);
-        if (bad) {
-            rc = w->e->code;
-            goto done;
+        if (!acl_obj) {
+            char dir[PATH_MAX];
+            const char *slash = strrchr(rel, '/');
+            snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - rel) : 0, rel);
+            acl_obj = folder_acl(w, dir, &bad);
+            if (bad) {
+                rc = w->e->code == CTX_CONN_ENOMEM ? w->e->code : skip_file(w, rel, w->e->text);
+                goto done;
+            }
+        }
+        if (item && (json_object_get(item, "deny") || json_object_get(item, "labels"))) {
+            static const char *const extend[] = {"deny", "labels"};
+            merged = acl_obj ? json_deep_copy(acl_obj) : json_object();
+            for (int k = 0; merged && k < 2; k++) {
+                json_t *add = json_object_get(item, extend[k]), *to;
+                if (!json_is_array(add))
+                    continue;
+                to = json_object_get(merged, extend[k]);
+                if (json_is_array(to))
+                    json_array_extend(to, add);
+                else
+                    json_object_set(merged, extend[k], add);
+            }
+            acl_obj = merged;
         }
     }
     if (acl_obj && acl_from(acl_obj, &acl, why, sizeof why) < 0) {
-        rc = fc_err(w->e, CTX_CONN_ESOURCE, "%s: permissions: %s", rel, why);
+        char msg[600];
+        snprintf(msg, sizeof msg, "permissions: %s", why);
+        rc = skip_file(w, rel, msg);
         goto done;
     }
 
@@ -571,6 +616,7 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
         rc = CTX_CONN_ECANCELED;
 done:
     acl_free(&acl);
+    json_decref(merged);
     json_decref(fm);
     json_decref(doc);
     json_decref(side);

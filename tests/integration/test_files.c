@@ -210,18 +210,61 @@ Test(files, full_refresh_prunes_and_keeps_what_it_saw)
     cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents WHERE deleted = 0"), 6);
 }
 
-Test(files, bad_front_matter_fails_and_commits_nothing)
+Test(files, a_broken_file_is_skipped_retracted_and_retried)
 {
     store_run_stats s;
-    ctx_error err;
-    tu_write(docs, "eng/broken.md", "---\ntitle: Broken\nallow [group:eng]\n---\nbody\n");
-    cr_assert_neq(tu_sync(st, src, 0, &s, &err), 0);
-    cr_assert(strstr(err.text, "eng/broken.md"), "%s", err.text);
-    cr_assert(strstr(err.text, "expected \"key: value\""), "%s", err.text);
-    /* The principals stream committed; the files stream did not. */
-    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents"), 0);
-    cr_assert_eq(tu_count(st, "SELECT count(*) FROM sync_state WHERE stream = 'files'"), 0);
-    cr_assert_eq(tu_count(st, "SELECT count(*) FROM sync_runs WHERE status = 'failed'"), 1);
+    char p[8192];
+    struct timespec later[2];
+
+    sync_ok(&s);
+    cr_assert(has("ben@x.test", "Design"));
+    /* Break the front matter of an indexed file: it must vanish, not keep
+     * serving under the permissions it had. */
+    tu_write(docs, "eng/design.md", "---\ntitle: Design\nallow [group:eng]\n---\nzebra\n");
+    tu_write(docs, "eng/broken.md", "---\ntitle: Broken\nallow: [group:eng]\nzebra\n");
+    sync_ok(&s);
+    cr_assert_eq(s.deletes, 1);
+    cr_assert(!has("ben@x.test", "Design"));
+    cr_assert(!has("ben@x.test", "Broken"));
+    cr_assert(has("ben@x.test", "Hello"), "the other files are still served");
+    /* Fixed: the next sync picks it up although nothing else changed. */
+    tu_write(docs, "eng/design.md", "---\ntitle: Design\nallow: [group:eng]\n---\nzebra\n");
+    clock_gettime(CLOCK_REALTIME, &later[0]);
+    later[0].tv_sec += 5;
+    later[1] = later[0];
+    snprintf(p, sizeof p, "%s/eng/design.md", docs);
+    utimensat(AT_FDCWD, p, later, 0);
+    sync_ok(&s);
+    cr_assert(has("ben@x.test", "Design"));
+    cr_assert(!has("ben@x.test", "Broken"));
+}
+
+Test(files, long_front_matter_line_is_refused_not_cut)
+{
+    store_run_stats s;
+    ctx_buf b = CTX_BUF_INIT;
+    ctx_buf_puts(&b, "---\nallow: [");
+    for (int i = 0; i < 400; i++)
+        ctx_buf_printf(&b, "user:someone%03d@x.test, ", i);
+    ctx_buf_puts(&b, "group:eng-leads]\n---\nzebra long\n");
+    tu_write(docs, "eng/long.md", b.data);
+    ctx_buf_free(&b);
+    sync_ok(&s);
+    /* Cut at 4095 bytes, "group:eng-leads" could have become "group:eng". */
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents WHERE ext_id = 'eng/long.md'"), 0);
+    cr_assert(!has("ben@x.test", "eng/long.md"));
+}
+
+Test(files, deny_only_front_matter_adds_to_the_folder_acl)
+{
+    store_run_stats s;
+    tu_write(docs, "hr/secret.md", "---\ntitle: Secret\ndeny: [user:ann@x.test]\n---\nzebra\n");
+    tu_write(docs, "_principals.json",
+             "{\"users\":[{\"id\":\"user:ann@x.test\"},{\"id\":\"user:hal@x.test\"}],"
+             "\"groups\":[{\"id\":\"group:hr\",\"members\":[\"user:ann@x.test\",\"user:hal@x.test\"]}]}");
+    sync_ok(&s);
+    cr_assert(has("hal@x.test", "Secret"), "the folder's allow list applies");
+    cr_assert(!has("ann@x.test", "Secret"), "the item's deny applies too");
 }
 
 Test(files, invalid_utf8_is_repaired_and_counted)
