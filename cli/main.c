@@ -465,6 +465,31 @@ static int cmd_status(int argc, char **argv)
     return 0;
 }
 
+/* ---- schema ---- */
+
+static int cmd_schema(int argc, char **argv)
+{
+    json_t *specs = json_object(), *root;
+    (void)argc;
+    (void)argv;
+
+    for (const char *const *n = registry_builtin_names(); *n; n++) {
+        json_t *spec = json_loads(registry_builtin(*n)->xSpec(), 0, NULL);
+        if (!spec) {
+            fprintf(stderr, "ctxgate: the %s connector's spec is not JSON\n", *n);
+            json_decref(specs);
+            return 1;
+        }
+        json_object_set_new(specs, *n, spec);
+    }
+    root = ctx_config_schema(specs);
+    json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    fputc('\n', stdout);
+    json_decref(root);
+    json_decref(specs);
+    return 0;
+}
+
 static const cmd cmds[] = {
     {"init", cmd_init, "init                    write ./ctxgate.json if missing and create the store"},
     {"sources", cmd_sources, "sources                 list configured sources and check each can be reached"},
@@ -474,6 +499,7 @@ static const cmd cmds[] = {
     {"search", cmd_search, "search --as USER [--k N] [--json] [--source S] QUERY\n"
                            "                        search what USER may read"},
     {"status", cmd_status, "status [--json]         per source: documents, chunks, last run, lag"},
+    {"schema", cmd_schema, "schema                  print the JSON Schema of the config file"},
 };
 
 static void usage(FILE *f)

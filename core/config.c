@@ -230,3 +230,63 @@ void ctx_config_store_path(const ctx_config *cfg, char *buf, size_t len)
 {
     snprintf(buf, len, "%s/ctxgate.db", cfg->data_dir);
 }
+
+/* The host's keys of a source, as JSON Schema properties (new reference). */
+static json_t *host_props(const char *type)
+{
+    return json_pack("{s:{s:s,s:s,s:s},s:{s:s,s:s},s:{s:s,s:b,s:s},s:{s:s,s:i,s:i,s:s}}",
+                     "name", "type", "string", "pattern", "^[A-Za-z0-9_.-]+$",
+                     "description", "unique name of the source",
+                     "type", "const", type, "description", "connector type",
+                     "enabled", "type", "boolean", "default", 1,
+                     "description", "false skips the source in `ctxgate sync`",
+                     "max_record_bytes", "type", "integer", "minimum", 1024,
+                     "default", 16 * 1024 * 1024,
+                     "description", "bodies larger than this fail the run with a clear error");
+}
+
+json_t *ctx_config_schema(json_t *connectors)
+{
+    json_t *root, *branches = json_array(), *spec, *props, *plugin;
+    const char *type;
+
+    json_object_foreach(connectors, type, spec) {
+        json_t *b = json_deep_copy(spec), *hp = host_props(type), *req;
+        props = json_object_get(b, "properties");
+        if (!props) {
+            props = json_object();
+            json_object_set_new(b, "properties", props);
+        }
+        json_object_update(props, hp);
+        json_decref(hp);
+        req = json_object_get(b, "required");
+        if (!json_is_array(req)) {
+            req = json_array();
+            json_object_set_new(b, "required", req);
+        }
+        json_array_append_new(req, json_string("name"));
+        json_array_append_new(req, json_string("type"));
+        json_object_del(b, "title");
+        json_object_set_new(b, "title", json_sprintf("%s source", type));
+        json_array_append_new(branches, b);
+    }
+    /* A plugin's own keys are its business: its spec checks them on open. */
+    plugin = json_pack("{s:s,s:s,s:o,s:[s,s,s]}", "title", "plugin source", "type", "object",
+                       "properties", host_props("plugin"), "required", "name", "type", "plugin");
+    json_object_set_new(json_object_get(plugin, "properties"), "plugin",
+                        json_pack("{s:s,s:s}", "type", "string", "description",
+                                  "path of the connector .so (relative to this file)"));
+    json_array_append_new(branches, plugin);
+
+    root = ctx_opts_schema(top_opts, "ctxgate configuration");
+    json_object_set_new(root, "$schema",
+                        json_string("https://json-schema.org/draft/2020-12/schema"));
+    props = json_object_get(root, "properties");
+    json_object_set_new(props, "chunk", ctx_opts_schema(chunk_opts, NULL));
+    json_object_set_new(json_object_get(props, "chunk"), "description",
+                        json_string("how documents are cut into chunks"));
+    json_object_set_new(props, "sources",
+                        json_pack("{s:s,s:s,s:{s:o}}", "type", "array", "description",
+                                  "the sources to sync", "items", "oneOf", branches));
+    return root;
+}

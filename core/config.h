@@ -46,6 +46,14 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg,
 
 void ctx_config_free(ctx_config *cfg);
 
+/*
+ * ctx_config_schema - JSON Schema of the config file built from the same
+ * tables the parser uses. connectors maps a type name to that connector's
+ * config schema (borrowed); each becomes one "oneOf" branch of a source.
+ * Returns a new reference.
+ */
+json_t *ctx_config_schema(json_t *connectors);
+
 /* ctx_config_source - the source named name, or NULL. Borrowed. */
 const ctx_source_cfg *ctx_config_source(const ctx_config *cfg, const char *name);
 
