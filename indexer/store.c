@@ -50,8 +50,10 @@ static const char schema_v1[] =
     "  indexed_at INTEGER NOT NULL, seen_epoch INTEGER NOT NULL,"
     "  UNIQUE(source_id, stream, ext_id));"
     "CREATE INDEX documents_epoch ON documents(source_id, stream, seen_epoch);"
+    /* AUTOINCREMENT: a chunk id is never reused, so FTS5 rows are only ever
+     * appended in ascending rowid order (see store_commit). */
     "CREATE TABLE chunks("
-    "  id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
     "  ntokens INTEGER NOT NULL, acl_id INTEGER NOT NULL,"
     "  UNIQUE(doc_id, seq));"
     "CREATE INDEX chunks_acl ON chunks(acl_id);"
@@ -86,8 +88,8 @@ enum {
     Q_ACL_GET, Q_ACL_ADD, Q_ACL_ENTRY, Q_ACL_LABEL,
     Q_DOC_LOOKUP, Q_DOC_INSERT, Q_DOC_UPDATE, Q_DOC_TOUCH, Q_DOC_SET_ACL,
     Q_DOC_TOMB,
-    Q_FTS_DEL_DOC, Q_CHUNK_DEL_DOC, Q_CHUNK_ADD, Q_FTS_ADD, Q_ACL_TOKENS,
-    Q_CHUNK_SET_ACL, Q_FTS_SET_ACL,
+    Q_CHUNK_IDS, Q_FTS_DEL, Q_CHUNK_DEL_DOC, Q_CHUNK_ADD, Q_FTS_ADD, Q_ACL_TOKENS,
+    Q_CHUNK_TEXT,
     Q_PRUNE_FTS, Q_PRUNE_CHUNKS, Q_PRUNE_DOCS,
     Q_RUN_STALE, Q_RUN_ADD, Q_RUN_FINISH,
     Q_COUNT
@@ -140,19 +142,19 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_DOC_SET_ACL] = "UPDATE documents SET acl_id = ?2, acl_synced_at = ?3 WHERE id = ?1",
     [Q_DOC_TOMB] = "UPDATE documents SET deleted = 1, body = NULL, metadata = NULL,"
                    " seen_epoch = ?2, indexed_at = ?3 WHERE id = ?1",
-    [Q_FTS_DEL_DOC] = "DELETE FROM chunks_fts WHERE rowid IN"
-                      " (SELECT id FROM chunks WHERE doc_id = ?1)",
+    /* Chunk ids of a document, then single-row FTS5 writes per id: a
+     * multi-row write to FTS5 would open a savepoint (see Q_DOC_INSERT). */
+    [Q_CHUNK_IDS] = "SELECT id FROM chunks WHERE doc_id = ?1",
+    [Q_FTS_DEL] = "DELETE FROM chunks_fts WHERE rowid = ?1",
     [Q_CHUNK_DEL_DOC] = "DELETE FROM chunks WHERE doc_id = ?1",
     [Q_CHUNK_ADD] = "INSERT INTO chunks(doc_id, seq, ntokens, acl_id) VALUES(?1, ?2, ?3, ?4)",
     /* VALUES, not INSERT ... SELECT: see the note at Q_DOC_INSERT. */
     [Q_FTS_ADD] = "INSERT INTO chunks_fts(rowid, title, text, allow, deny, labels)"
                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_ACL_TOKENS] = "SELECT allow_tokens, deny_tokens, label_tokens FROM acl_sets WHERE id = ?1",
-    [Q_CHUNK_SET_ACL] = "UPDATE chunks SET acl_id = ?2 WHERE doc_id = ?1",
-    [Q_FTS_SET_ACL] = "UPDATE chunks_fts SET (allow, deny, labels) ="
-                      " (SELECT allow_tokens, deny_tokens, label_tokens FROM acl_sets"
-                      "  WHERE id = ?2)"
-                      " WHERE rowid IN (SELECT id FROM chunks WHERE doc_id = ?1)",
+    [Q_CHUNK_TEXT] = "SELECT c.ntokens, f.c0, f.c1 FROM chunks c"
+                     " JOIN chunks_fts_content f ON f.id = c.id"
+                     " WHERE c.doc_id = ?1 ORDER BY c.seq",
     [Q_PRUNE_FTS] = "DELETE FROM chunks_fts WHERE rowid IN (SELECT c.id FROM chunks c"
                     " JOIN documents d ON d.id = c.doc_id WHERE d.source_id = ?1"
                     " AND d.stream = ?2 AND d.seen_epoch < ?3 AND d.deleted = 0)",
@@ -194,10 +196,19 @@ struct ctx_store {
     int in_tx;
     acl_tokens cache[TOKEN_CACHE];
     acl_memo memo[ACL_CACHE];
+    /*
+     * FTS5 rows to delete at commit. FTS5 flushes its pending index
+     * whenever a write goes to a lower rowid than the last one, so deleting
+     * an old chunk right after indexing new ones flushed on every update.
+     * Deletes wait here and run in ascending order just before COMMIT.
+     */
+    int64_t *fts_del;
+    size_t n_fts_del, cap_fts_del;
 };
 
 static void token_cache_clear(ctx_store *st)
 {
+    st->n_fts_del = 0;
     for (int i = 0; i < ACL_CACHE; i++) {
         ctx_free(st->memo[i].key);
         st->memo[i].key = NULL;
@@ -340,6 +351,7 @@ void store_close(ctx_store *st)
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(st->q[i]);
     token_cache_clear(st);
+    ctx_free(st->fts_del);
     sqlite3_close(st->db);
     ctx_free(st);
 }
@@ -352,9 +364,41 @@ int store_begin(ctx_store *st, ctx_error *err)
     return rc;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static sqlite3_stmt *stmt(ctx_store *st, int id, ctx_error *err);
+static int step_done(ctx_store *st, sqlite3_stmt *s, ctx_error *err, const char *what);
+
+/* flush_fts_deletes - the deferred FTS5 deletes, in ascending rowid order. */
+static int flush_fts_deletes(ctx_store *st, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    size_t i;
+    int rc = CTX_OK;
+
+    if (!st->n_fts_del)
+        return CTX_OK;
+    qsort(st->fts_del, st->n_fts_del, sizeof *st->fts_del, cmp_id);
+    for (i = 0; i < st->n_fts_del && !rc; i++) {
+        if (!(s = stmt(st, Q_FTS_DEL, err)))
+            return CTX_ESTORE;
+        sqlite3_bind_int64(s, 1, st->fts_del[i]);
+        rc = step_done(st, s, err, "drop chunk text");
+    }
+    st->n_fts_del = 0;
+    return rc;
+}
+
 int store_commit(ctx_store *st, ctx_error *err)
 {
-    int rc = store_exec(st, "COMMIT", err);
+    int rc = flush_fts_deletes(st, err);
+    if (rc)
+        return rc;
+    rc = store_exec(st, "COMMIT", err);
     if (!rc)
         st->in_tx = 0;
     return rc;
@@ -818,16 +862,62 @@ int store_doc_touch(ctx_store *st, int64_t doc_id, int64_t epoch, ctx_error *err
     return step_done(st, s, err, "touch document");
 }
 
+/*
+ * chunk_ids - the ids of a document's chunks, into *ids (new; *n of them).
+ * Collected first because the FTS5 writes that follow would disturb a
+ * statement still stepping over chunks.
+ */
+static int chunk_ids(ctx_store *st, int64_t doc_id, int64_t **ids, size_t *n, ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_CHUNK_IDS, err);
+    size_t cap = 0;
+    int rc;
+
+    *ids = NULL;
+    *n = 0;
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, doc_id);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (*n == cap) {
+            int64_t *v;
+            cap = cap ? cap * 2 : 16;
+            if (!(v = ctx_realloc(*ids, cap * sizeof *v))) {
+                sqlite3_reset(s);
+                return ctx_error_set(err, CTX_ENOMEM, "store: out of memory");
+            }
+            *ids = v;
+        }
+        (*ids)[(*n)++] = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? CTX_OK : store_errf(st, err, "list chunks");
+}
+
 static int drop_chunks(ctx_store *st, int64_t doc_id, ctx_error *err)
 {
     sqlite3_stmt *s;
+    int64_t *ids;
+    size_t n, i;
     int rc;
 
-    if (!(s = stmt(st, Q_FTS_DEL_DOC, err)))
-        return CTX_ESTORE;
-    sqlite3_bind_int64(s, 1, doc_id);
-    if ((rc = step_done(st, s, err, "drop chunk text")))
+    if ((rc = chunk_ids(st, doc_id, &ids, &n, err)))
         return rc;
+    if (st->n_fts_del + n > st->cap_fts_del) {
+        size_t cap = st->cap_fts_del ? st->cap_fts_del : 256;
+        int64_t *v;
+        while (cap < st->n_fts_del + n)
+            cap *= 2;
+        if (!(v = ctx_realloc(st->fts_del, cap * sizeof *v))) {
+            ctx_free(ids);
+            return ctx_error_set(err, CTX_ENOMEM, "store: out of memory");
+        }
+        st->fts_del = v;
+        st->cap_fts_del = cap;
+    }
+    for (i = 0; i < n; i++)
+        st->fts_del[st->n_fts_del++] = ids[i];
+    ctx_free(ids);
     if (!(s = stmt(st, Q_CHUNK_DEL_DOC, err)))
         return CTX_ESTORE;
     sqlite3_bind_int64(s, 1, doc_id);
@@ -913,7 +1003,11 @@ int store_chunks_add(ctx_store *st, int64_t doc_id, const char *title, int64_t a
 int store_doc_set_acl(ctx_store *st, int64_t doc_id, int64_t acl_id, ctx_error *err)
 {
     sqlite3_stmt *s;
-    int rc;
+    store_chunk *chunks = NULL;
+    ctx_buf text = CTX_BUF_INIT;
+    char *title = NULL;
+    size_t n = 0, cap = 0, i, *offs = NULL;
+    int rc, step;
 
     if (!(s = stmt(st, Q_DOC_SET_ACL, err)))
         return CTX_ESTORE;
@@ -922,17 +1016,60 @@ int store_doc_set_acl(ctx_store *st, int64_t doc_id, int64_t acl_id, ctx_error *
     sqlite3_bind_int64(s, 3, ctx_now_ms());
     if ((rc = step_done(st, s, err, "set document ACL")))
         return rc;
-    if (!(s = stmt(st, Q_CHUNK_SET_ACL, err)))
+
+    /*
+     * The permission columns live in the FTS5 rows, and rewriting a row in
+     * place is a write to a lower rowid (a flush; see fts_del). So the
+     * chunks are indexed again under new ids with the new ACL, and the old
+     * rows join the deletes at commit. Their text is copied out first.
+     */
+    if (!(s = stmt(st, Q_CHUNK_TEXT, err)))
         return CTX_ESTORE;
     sqlite3_bind_int64(s, 1, doc_id);
-    sqlite3_bind_int64(s, 2, acl_id);
-    if ((rc = step_done(st, s, err, "set chunk ACL")))
-        return rc;
-    if (!(s = stmt(st, Q_FTS_SET_ACL, err)))
-        return CTX_ESTORE;
-    sqlite3_bind_int64(s, 1, doc_id);
-    sqlite3_bind_int64(s, 2, acl_id);
-    return step_done(st, s, err, "reindex chunk ACL");
+    rc = CTX_OK;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(s, 2);
+        size_t len = (size_t)sqlite3_column_bytes(s, 2);
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            store_chunk *c = ctx_realloc(chunks, cap * sizeof *c);
+            size_t *o = ctx_realloc(offs, cap * sizeof *o);
+            if (c)
+                chunks = c;
+            if (o)
+                offs = o;
+            if (!c || !o) {
+                rc = CTX_ENOMEM;
+                break;
+            }
+        }
+        if (!title && !(title = ctx_strdup((const char *)sqlite3_column_text(s, 1)))) {
+            rc = CTX_ENOMEM;
+            break;
+        }
+        offs[n] = text.len;
+        chunks[n].len = len;
+        chunks[n].ntokens = sqlite3_column_int(s, 0);
+        if (ctx_buf_append(&text, t ? t : "", len)) {
+            rc = CTX_ENOMEM;
+            break;
+        }
+        n++;
+    }
+    sqlite3_reset(s);
+    if (rc == CTX_ENOMEM)
+        rc = ctx_error_set(err, rc, "store: out of memory");
+    else if (step != SQLITE_DONE)
+        rc = store_errf(st, err, "read chunk text");
+    for (i = 0; !rc && i < n; i++)
+        chunks[i].text = text.data + offs[i];
+    if (!rc)
+        rc = store_chunks_replace(st, doc_id, title, acl_id, chunks, n, err);
+    ctx_free(chunks);
+    ctx_free(offs);
+    ctx_free(title);
+    ctx_buf_free(&text);
+    return rc;
 }
 
 int store_doc_delete(ctx_store *st, int64_t doc_id, int64_t epoch, ctx_error *err)
