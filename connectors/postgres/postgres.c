@@ -1262,6 +1262,15 @@ static int fetch_failed(pg_reader *r, const PGresult *res)
                   " after %lld rows: %s", r->si, r->s->name, (long long)r->rows, msg);
 }
 
+/* next_result - the result of the query sent last; drains the rest. New. */
+static PGresult *next_result(PGconn *db)
+{
+    PGresult *res = PQgetResult(db), *extra;
+    while ((extra = PQgetResult(db)))
+        PQclear(extra);
+    return res;
+}
+
 static int read_stream(pg_reader *r, const char *state, int full)
 {
     const pg_cfg *g = &r->c->cfg;
@@ -1269,7 +1278,7 @@ static int read_stream(pg_reader *r, const char *state, int full)
     PGresult *desc = NULL, *res = NULL;
     const char *params[2];
     char fetch[64], msg[400];
-    int rc, nparams, i, n;
+    int rc, nparams, i, n, in_flight = 0;
 
     if ((rc = load_state(r, state, full)))
         return rc;
@@ -1297,14 +1306,33 @@ static int read_stream(pg_reader *r, const char *state, int full)
     }
     snprintf(fetch, sizeof fetch, "FETCH FORWARD %lld FROM ctxgate_rows",
              (long long)g->batch_rows);
+    /*
+     * Pipelined: the next FETCH is sent before this batch is indexed, so the
+     * server reads and formats rows on one core while the host tokenizes on
+     * the other. Memory stays at two batches.
+     */
+    PQclear(res);
+    res = NULL;
+    if (!PQsendQuery(r->db, fetch)) {
+        rc = fetch_failed(r, NULL);
+        goto done;
+    }
+    in_flight = 1;
     do {
-        PQclear(res);
-        res = PQexec(r->db, fetch);
+        res = next_result(r->db);
+        in_flight = 0;
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
             rc = fetch_failed(r, res);
             goto done;
         }
         n = PQntuples(res);
+        if (n == g->batch_rows) {
+            if (!PQsendQuery(r->db, fetch)) {
+                rc = fetch_failed(r, NULL);
+                goto done;
+            }
+            in_flight = 1;
+        }
         for (i = 0; i < n; i++) {
             if ((rc = emit_row(r, res, i)))
                 goto done;
@@ -1312,9 +1340,9 @@ static int read_stream(pg_reader *r, const char *state, int full)
             if (++r->since_state >= g->state_every && (rc = emit_state(r, 0)))
                 goto done;
         }
+        PQclear(res);
+        res = NULL;
     } while (n == g->batch_rows);
-    PQclear(res);
-    res = NULL;
     if ((rc = exec_cmd(r->db, "COMMIT", "COMMIT", r->e)))
         goto done;
     if (r->null_ids)
@@ -1327,6 +1355,8 @@ static int read_stream(pg_reader *r, const char *state, int full)
     rc = emit_state(r, 1);
 done:
     PQclear(res);
+    if (in_flight)
+        PQclear(next_result(r->db)); /* leave the connection usable */
     PQclear(desc);
     ctx_buf_free(&sql);
     if (rc == CTX_ENOMEM)

@@ -915,12 +915,22 @@ Test(postgres, connection_lost_mid_read_fails_then_resumes)
     o.progress_arg = &k;
     rc = run_sync_opts(&cfg, &o, &s, &err);
     cr_assert_eq(rc, CTX_ESOURCE, "%s: %s", ctx_rc_name(rc), err.text);
-    cr_assert(strstr(err.text, "streams[0]: connection to the server lost after 2 rows"),
-              "%s", err.text);
-    cr_assert_eq(live_docs(), 2, "everything up to the last checkpoint stays");
-
-    s = sync_ok(&cfg, 0);
-    cr_assert_eq(s.records, 4);
+    cr_assert(strstr(err.text, "streams[0]: connection to the server lost after"), "%s",
+              err.text);
+    /*
+     * The kill lands after 2 rows; the batch already fetched (the next FETCH
+     * is pipelined) may still be indexed. With a STATE per row, exactly the
+     * rows read before the loss stay, and the resumed run reads the rest.
+     */
+    {
+        int64_t kept = live_docs();
+        char want[64];
+        snprintf(want, sizeof want, "lost after %lld rows", (long long)kept);
+        cr_assert(kept >= 2 && kept <= 4, "kept %lld", (long long)kept);
+        cr_assert(strstr(err.text, want), "%s (kept %lld)", err.text, (long long)kept);
+        s = sync_ok(&cfg, 0);
+        cr_assert_eq(s.records, 6 - kept);
+    }
     cr_assert_eq(live_docs(), 6);
     ctx_config_free(&cfg);
 }
