@@ -50,17 +50,6 @@ static int is_host_key(const char *k)
     return 0;
 }
 
-static int valid_name(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' || *s == '.'))
-            return 0;
-    return 1;
-}
-
 static int parse_source(json_t *obj, size_t i, ctx_source_cfg *s, ctx_error *err)
 {
     const char *key;
@@ -73,7 +62,7 @@ static int parse_source(json_t *obj, size_t i, ctx_source_cfg *s, ctx_error *err
         return ctx_error_set(err, CTX_ECONFIG, "sources[%zu]: expected an object, got %s", i,
                              ctx_json_typename(obj));
     v = json_object_get(obj, "name");
-    if (!json_is_string(v) || !valid_name(json_string_value(v)))
+    if (!json_is_string(v) || !ctx_valid_name(json_string_value(v)))
         return ctx_error_set(err, CTX_ECONFIG,
                              "sources[%zu].name: %s; give each source a unique name of"
                              " letters, digits, '_', '-' or '.'", i,

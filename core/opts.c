@@ -290,3 +290,29 @@ json_t *ctx_opts_schema(const ctx_opt *table, const char *title)
     json_object_set_new(s, "additionalProperties", json_false());
     return s;
 }
+
+int ctx_opts_parse_text(const ctx_opt *table, const char *text, void *dst,
+                        ctx_error *err)
+{
+    json_error_t jerr;
+    json_t *obj = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    int rc;
+
+    if (!obj)
+        return ctx_error_set(err, CTX_ECONFIG, "config: invalid JSON at %d:%d: %s",
+                             jerr.line, jerr.column, jerr.text);
+    rc = ctx_opts_parse(table, obj, dst, "", err);
+    json_decref(obj);
+    return rc;
+}
+
+int ctx_valid_name(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' || *s == '.'))
+            return 0;
+    return 1;
+}

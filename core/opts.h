@@ -55,6 +55,16 @@ typedef struct ctx_opt {
 int ctx_opts_parse(const ctx_opt *table, json_t *obj, void *dst,
                    const char *path, ctx_error *err);
 
+/*
+ * ctx_opts_parse_text - ctx_opts_parse of the JSON object in text, as a
+ * connector's xOpen receives it. Bad JSON is CTX_ECONFIG naming the place.
+ */
+int ctx_opts_parse_text(const ctx_opt *table, const char *text, void *dst,
+                        ctx_error *err);
+
+/* ctx_valid_name - 1 if s is a non-empty name of letters, digits, '_', '-', '.'. */
+int ctx_valid_name(const char *s);
+
 /* ctx_opts_free - free everything ctx_opts_parse put into *dst. */
 void ctx_opts_free(const ctx_opt *table, void *dst);
 

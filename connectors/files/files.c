@@ -73,21 +73,13 @@ static const char *files_spec(void)
 
 static int files_open(const char *config_json, void **pconn, ctx_conn_error *e)
 {
-    json_error_t jerr;
-    json_t *cfg = json_loads(config_json, 0, &jerr);
     files_conn *c;
     ctx_error err;
     int rc;
 
-    if (!cfg)
-        return fc_err(e, CTX_CONN_ECONFIG, "config: invalid JSON: %s", jerr.text);
-    if (!(c = ctx_calloc(1, sizeof *c))) {
-        json_decref(cfg);
+    if (!(c = ctx_calloc(1, sizeof *c)))
         return fc_err(e, CTX_CONN_ENOMEM, "out of memory");
-    }
-    rc = ctx_opts_parse(files_opts, cfg, &c->cfg, "", &err);
-    json_decref(cfg);
-    if (rc) {
+    if ((rc = ctx_opts_parse_text(files_opts, config_json, &c->cfg, &err))) {
         ctx_free(c);
         return fc_err(e, rc, "%s", err.text);
     }

@@ -163,17 +163,6 @@ static void pg_log(const ctx_host *host, ctx_emitter *em, int level, const char 
     host->xLog(em, level, msg);
 }
 
-static int valid_stream_name(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' || *s == '.'))
-            return 0;
-    return 1;
-}
-
 /* check_stream - the rules the option table cannot express, for streams[i]. */
 static int check_stream(const pg_conn *c, size_t i, ctx_error *err)
 {
@@ -181,7 +170,7 @@ static int check_stream(const pg_conn *c, size_t i, ctx_error *err)
     const json_t *ev = s->allow_everyone;
     size_t j;
 
-    if (!valid_stream_name(s->name) || !strcmp(s->name, "principals"))
+    if (!ctx_valid_name(s->name) || !strcmp(s->name, "principals"))
         return ctx_error_set(err, CTX_ECONFIG, "streams[%zu].name: \"%s\" is not a valid"
                              " stream name; use letters, digits, '_', '-' or '.' (and not"
                              " \"principals\")", i, s->name);
@@ -312,22 +301,14 @@ static void pg_close(void *conn)
 
 static int pg_open(const char *config_json, void **pconn, ctx_conn_error *e)
 {
-    json_error_t jerr;
-    json_t *cfg = json_loads(config_json, 0, &jerr);
     pg_conn *c;
     ctx_error err;
     int rc;
 
     *pconn = NULL;
-    if (!cfg)
-        return pg_err(e, CTX_CONN_ECONFIG, "config: invalid JSON: %s", jerr.text);
-    if (!(c = ctx_calloc(1, sizeof *c))) {
-        json_decref(cfg);
+    if (!(c = ctx_calloc(1, sizeof *c)))
         return pg_err(e, CTX_CONN_ENOMEM, "out of memory");
-    }
-    rc = ctx_opts_parse(pg_opts, cfg, &c->cfg, "", &err);
-    json_decref(cfg);
-    if (rc) {
+    if ((rc = ctx_opts_parse_text(pg_opts, config_json, &c->cfg, &err))) {
         ctx_free(c);
         return pg_err(e, rc, "%s", err.text);
     }
