@@ -39,6 +39,8 @@ static const char schema_v1[] =
     "CREATE TABLE acl_entries("
     "  acl_id INTEGER NOT NULL, deny INTEGER NOT NULL, principal_id INTEGER NOT NULL,"
     "  PRIMARY KEY(acl_id, deny, principal_id)) WITHOUT ROWID;"
+    /* Which ACL sets name a principal: retrieval's plan and ACL filter. */
+    "CREATE INDEX acl_entries_principal ON acl_entries(principal_id, deny);"
     "CREATE TABLE acl_labels("
     "  acl_id INTEGER NOT NULL, label_id INTEGER NOT NULL,"
     "  PRIMARY KEY(acl_id, label_id)) WITHOUT ROWID;"

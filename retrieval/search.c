@@ -33,7 +33,33 @@ static int word_byte(unsigned char c) { return isalnum(c) || c >= 0x80; }
 
 #define MAX_TERMS 32
 
+/* Append " OR "-joined p<id> tokens. */
+static int append_tokens(ctx_buf *b, const int64_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ctx_buf_printf(b, "%sp%lld", i ? " OR " : "", (long long)ids[i]))
+            return CTX_ENOMEM;
+    return CTX_OK;
+}
+
+/*
+ * build_match - the MATCH expression: the query's words, restricted to
+ * chunks allowed to one of allow[] (unless acl_in_match is 0: the caller
+ * then filters by ACL set in SQL) and denied to none of deny[].
+ */
+static int build_match(const char *query, int acl_in_match, const int64_t *allow,
+                       size_t nallow, const int64_t *deny, size_t ndeny, char **out);
+
 int search_fts_query(const char *query, const int64_t *principals, size_t n, char **out)
+{
+    *out = NULL;
+    if (!n)
+        return CTX_OK; /* nobody: nothing to search */
+    return build_match(query, 1, principals, n, principals, n, out);
+}
+
+static int build_match(const char *query, int acl_in_match, const int64_t *allow,
+                       size_t nallow, const int64_t *deny, size_t ndeny, char **out)
 {
     char *terms[MAX_TERMS];
     size_t nterms = 0, nstop = 0, i, j;
@@ -69,7 +95,7 @@ int search_fts_query(const char *query, const int64_t *principals, size_t n, cha
             terms[nterms++] = w;
         }
     }
-    if (!nterms || !n)
+    if (!nterms)
         goto done;
 
     rc = CTX_ENOMEM;
@@ -84,17 +110,16 @@ int search_fts_query(const char *query, const int64_t *principals, size_t n, cha
             goto done;
         first = 0;
     }
-    if (ctx_buf_puts(&b, ")) AND (allow : ("))
-        goto done;
-    for (i = 0; i < n; i++)
-        if (ctx_buf_printf(&b, "%sp%lld", i ? " OR " : "", (long long)principals[i]))
-            goto done;
-    if (ctx_buf_puts(&b, "))) NOT (deny : ("))
-        goto done;
-    for (i = 0; i < n; i++)
-        if (ctx_buf_printf(&b, "%sp%lld", i ? " OR " : "", (long long)principals[i]))
-            goto done;
     if (ctx_buf_puts(&b, "))"))
+        goto done;
+    if (acl_in_match && (ctx_buf_puts(&b, " AND (allow : (") ||
+                         append_tokens(&b, allow, nallow) || ctx_buf_puts(&b, "))")))
+        goto done;
+    if (ctx_buf_puts(&b, ")"))
+        goto done;
+    /* Only principals that some deny list names can deny anything. */
+    if (ndeny && (ctx_buf_puts(&b, " NOT (deny : (") || append_tokens(&b, deny, ndeny) ||
+                  ctx_buf_puts(&b, "))")))
         goto done;
     *out = ctx_buf_steal(&b);
     rc = CTX_OK;
@@ -106,26 +131,100 @@ done:
 }
 
 /*
- * Rank inside the FTS5 query (title counts double; the permission columns
- * count nothing), take the best rows, then join for the display fields.
+ * Ranking happens inside the FTS5 query (title counts double; the permission
+ * columns count nothing); only the best rows are joined for display, and
+ * only their text is read. %s is where the plan puts its ACL join and
+ * filter, and the optional source filter.
  */
-static const char search_sql[] =
+static const char search_sql_fmt[] =
     "WITH top AS ("
-    "  SELECT rowid AS id, text, bm25(chunks_fts, 2.0, 1.0, 0.0, 0.0, 0.0) AS rank"
-    "  FROM chunks_fts WHERE chunks_fts MATCH ?1 ORDER BY rank LIMIT ?2)"
-    " SELECT t.id, -t.rank, c.doc_id, s.name, d.title, d.url, t.text, d.acl_synced_at"
+    "  SELECT f.rowid AS id, bm25(chunks_fts, 2.0, 1.0, 0.0, 0.0, 0.0) AS rank"
+    "  FROM chunks_fts f%s"
+    "  WHERE chunks_fts MATCH ?1%s ORDER BY rank LIMIT ?2)"
+    " SELECT t.id, -t.rank, c.doc_id, s.name, d.title, d.url,"
+    "  (SELECT text FROM chunks_fts WHERE rowid = t.id), d.acl_synced_at"
     " FROM top t JOIN chunks c ON c.id = t.id JOIN documents d ON d.id = c.doc_id"
     " JOIN sources s ON s.id = d.source_id"
     " WHERE d.deleted = 0 ORDER BY t.rank";
 
-/* With a source filter the restriction must come before the LIMIT. */
-static const char search_src_sql[] =
-    "SELECT f.rowid, -bm25(chunks_fts, 2.0, 1.0, 0.0, 0.0, 0.0) AS score, c.doc_id,"
-    " s.name, d.title, d.url, f.text, d.acl_synced_at"
-    " FROM chunks_fts f JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc_id"
-    " JOIN sources s ON s.id = d.source_id"
-    " WHERE chunks_fts MATCH ?1 AND d.deleted = 0 AND s.name IN (SELECT value FROM json_each(?3))"
-    " ORDER BY score DESC LIMIT ?2";
+/* The caller's principals that some allow (deny = 0) or deny list names. */
+static const char named_sql[] =
+    "SELECT DISTINCT principal_id FROM acl_entries"
+    " WHERE deny = ?2 AND principal_id IN (SELECT value FROM json_each(?1)) ORDER BY 1";
+
+/* ACL sets the caller may read: allowed to one of them, denied to none. */
+static const char readable_sql[] =
+    "SELECT json_group_array(acl_id) FROM ("
+    " SELECT acl_id FROM acl_entries WHERE deny = 0"
+    "  AND principal_id IN (SELECT value FROM json_each(?1))"
+    " EXCEPT SELECT acl_id FROM acl_entries WHERE deny = 1"
+    "  AND principal_id IN (SELECT value FROM json_each(?1)))";
+
+/*
+ * Above this many principals an OR of their tokens costs more inside FTS5
+ * than a lookup of each candidate's ACL set (measured in bench/README.md).
+ */
+#define MATCH_PRINCIPALS_MAX 32
+
+static char *ids_json(const int64_t *ids, size_t n)
+{
+    ctx_buf b = CTX_BUF_INIT;
+    ctx_buf_puts(&b, "[");
+    for (size_t i = 0; i < n; i++)
+        ctx_buf_printf(&b, "%s%lld", i ? "," : "", (long long)ids[i]);
+    ctx_buf_puts(&b, "]");
+    return ctx_buf_steal(&b);
+}
+
+/* named - which of the principals (as JSON) some allow or deny list names. */
+static int named(sqlite3 *db, const char *pjson, int deny, acl_principals *out, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    size_t cap = 0;
+    int rc;
+
+    out->ids = NULL;
+    out->n = 0;
+    if (sqlite3_prepare_v2(db, named_sql, -1, &s, NULL) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
+    sqlite3_bind_text(s, 1, pjson, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, deny);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (out->n == cap) {
+            int64_t *v;
+            cap = cap ? cap * 2 : 16;
+            if (!(v = ctx_realloc(out->ids, cap * sizeof *v))) {
+                sqlite3_finalize(s);
+                return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+            }
+            out->ids = v;
+        }
+        out->ids[out->n++] = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
+    return CTX_OK;
+}
+
+/* readable - the readable ACL set ids as a JSON array (new). */
+static int readable(sqlite3 *db, const char *pjson, char **out, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *out = NULL;
+    if (sqlite3_prepare_v2(db, readable_sql, -1, &s, NULL) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
+    sqlite3_bind_text(s, 1, pjson, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *out = ctx_strdup((const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
+    return *out ? CTX_OK : ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+}
 
 static char *col_dup(sqlite3_stmt *s, int i)
 {
@@ -149,11 +248,13 @@ void search_result_free(search_result *r)
 int search_lexical(sqlite3 *db, const char *user, const char *query,
                    const search_opts *opts, search_result *out, ctx_error *err)
 {
-    acl_principals pr = {NULL, 0};
+    acl_principals pr = {NULL, 0}, allow = {NULL, 0}, deny = {NULL, 0};
     sqlite3_stmt *s = NULL;
-    char *match = NULL, *srcs = NULL;
+    char *match = NULL, *srcs = NULL, *pjson = NULL, *acls = NULL, sql[2048];
     int k = opts && opts->k > 0 ? opts->k : 10, per_doc = opts ? opts->per_doc : 0;
-    int limit, rc, step;
+    int max_match = opts && opts->match_principals_max > 0 ? opts->match_principals_max
+                                                          : MATCH_PRINCIPALS_MAX;
+    int limit, rc, step, acl_in_match;
     size_t i, cap;
 
     out->hits = NULL;
@@ -165,10 +266,21 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
         return CTX_OK; /* fail closed, and say nothing about why */
     if (rc)
         return rc;
-    if ((rc = search_fts_query(query ? query : "", pr.ids, pr.n, &match))) {
-        rc = ctx_error_set(err, rc, "search: out of memory");
+    rc = CTX_ENOMEM;
+    if (!(pjson = ids_json(pr.ids, pr.n)))
+        goto oom;
+    /* Only principals some ACL names can change an answer. */
+    if ((rc = named(db, pjson, 0, &allow, err)) || (rc = named(db, pjson, 1, &deny, err)))
         goto done;
-    }
+    if (!allow.n)
+        goto done; /* no document allows any of them */
+    acl_in_match = allow.n <= (size_t)max_match;
+    if (!acl_in_match && (rc = readable(db, pjson, &acls, err)))
+        goto done;
+    rc = build_match(query ? query : "", acl_in_match, allow.ids, allow.n, deny.ids,
+                     acl_in_match ? deny.n : 0, &match);
+    if (rc)
+        goto oom;
     if (!match)
         goto done;
     if (opts && opts->nsources) {
@@ -178,24 +290,42 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
         srcs = json_dumps(a, JSON_COMPACT);
         json_decref(a);
     }
+    /*
+     * Many principals: the words alone go to FTS5, and each candidate's ACL
+     * set is checked in the same query, before ORDER BY rank and LIMIT:
+     * bm25() runs only on rows that pass.
+     */
+    snprintf(sql, sizeof sql, search_sql_fmt,
+             acl_in_match && !srcs ? "" :
+             srcs ? " JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc_id"
+                    " JOIN sources s ON s.id = d.source_id"
+                  : " JOIN chunks c ON c.id = f.rowid",
+             acl_in_match ? (srcs ? " AND s.name IN (SELECT value FROM json_each(?4))" : "")
+             : srcs ? " AND c.acl_id IN (SELECT value FROM json_each(?3))"
+                      " AND s.name IN (SELECT value FROM json_each(?4))"
+                    : " AND c.acl_id IN (SELECT value FROM json_each(?3))");
+
     /* Collapsing chunks per document may need more rows than k: fetch a few
      * times k and widen once more if that was not enough. */
     limit = per_doc ? k * 4 + 8 : k;
     for (;;) {
         size_t nrows = 0;
         search_result_free(out);
-        if (sqlite3_prepare_v2(db, srcs ? search_src_sql : search_sql, -1, &s, NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
             rc = ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
             goto done;
         }
         sqlite3_bind_text(s, 1, match, -1, SQLITE_STATIC);
         sqlite3_bind_int(s, 2, limit);
+        if (acls)
+            sqlite3_bind_text(s, 3, acls, -1, SQLITE_STATIC);
         if (srcs)
-            sqlite3_bind_text(s, 3, srcs, -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 4, srcs, -1, SQLITE_STATIC);
         cap = 0;
         while ((step = sqlite3_step(s)) == SQLITE_ROW) {
             int64_t doc = sqlite3_column_int64(s, 2);
             size_t same = 0;
+            search_hit *h;
             nrows++;
             if ((int)out->n >= k)
                 continue;
@@ -204,7 +334,6 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
             if (per_doc && (int)same >= per_doc)
                 continue;
             if (out->n == cap) {
-                search_hit *h;
                 cap = cap ? cap * 2 : 16;
                 if (!(h = ctx_realloc(out->hits, cap * sizeof *h))) {
                     rc = ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
@@ -212,7 +341,7 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
                 }
                 out->hits = h;
             }
-            search_hit *h = &out->hits[out->n++];
+            h = &out->hits[out->n++];
             h->chunk_id = sqlite3_column_int64(s, 0);
             h->score = sqlite3_column_double(s, 1);
             h->doc_id = doc;
@@ -233,12 +362,19 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
         limit *= 8;
     }
     rc = CTX_OK;
+    goto done;
+oom:
+    rc = ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
 done:
     if (rc)
         search_result_free(out);
     sqlite3_finalize(s);
     ctx_free(match);
+    ctx_free(pjson);
+    ctx_free(acls);
     free(srcs);
     acl_principals_free(&pr);
+    acl_principals_free(&allow);
+    acl_principals_free(&deny);
     return rc;
 }

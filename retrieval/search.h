@@ -17,6 +17,7 @@ typedef struct search_opts {
     int per_doc;                    /* at most this many chunks per document, 0 = any */
     const char *const *sources;     /* only these source names (NULL = all) */
     size_t nsources;
+    int match_principals_max;       /* plan switch (0 = default 32); for tests */
 } search_opts;
 
 typedef struct search_hit {

@@ -118,7 +118,7 @@ int64_t tu_count(ctx_store *st, const char *sql)
 
 char *tu_search_titles(ctx_store *st, const char *user, const char *query)
 {
-    search_opts so = {50, 1, NULL, 0};
+    search_opts so = {50, 1, NULL, 0, 0};
     search_result r;
     ctx_error err;
     ctx_buf b = CTX_BUF_INIT;
