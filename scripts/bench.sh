@@ -1,0 +1,10 @@
+#!/bin/sh
+# Run every benchmark in bench/ and print their markdown tables. Results are
+# copied into docs/benchmarks.md by hand, with the date and the load.
+set -eu
+cd "$(dirname "$0")/.."
+echo "## bench/sync_pg.sh"
+sh bench/sync_pg.sh
+echo
+echo "## bench/search_lexical.sh"
+sh bench/search_lexical.sh
