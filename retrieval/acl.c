@@ -30,21 +30,13 @@ void acl_user_name(const char *user, char *buf, size_t len)
         snprintf(buf, len, "user:%s", user);
 }
 
-int acl_resolve(sqlite3 *db, const char *user, acl_principals *out, ctx_error *err)
+int acl__collect(sqlite3_stmt *s, acl_principals *out, ctx_error *err)
 {
-    sqlite3_stmt *s = NULL;
-    char name[1024];
     size_t cap = 0;
     int rc;
 
     out->ids = NULL;
     out->n = 0;
-    if (!user || !*user || !strcmp(user, "user:"))
-        return ctx_error_set(err, CTX_ENOTFOUND, "no user given");
-    acl_user_name(user, name, sizeof name);
-    if (sqlite3_prepare_v2(db, resolve_sql, -1, &s, NULL) != SQLITE_OK)
-        return ctx_error_set(err, CTX_ESTORE, "acl: %s", sqlite3_errmsg(db));
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (out->n == cap) {
             int64_t *v;
@@ -58,11 +50,32 @@ int acl_resolve(sqlite3 *db, const char *user, acl_principals *out, ctx_error *e
         }
         out->ids[out->n++] = sqlite3_column_int64(s, 0);
     }
-    sqlite3_finalize(s);
     if (rc != SQLITE_DONE) {
+        rc = ctx_error_set(err, CTX_ESTORE, "acl: %s", sqlite3_errmsg(sqlite3_db_handle(s)));
+        sqlite3_finalize(s);
         acl_principals_free(out);
-        return ctx_error_set(err, CTX_ESTORE, "acl: %s", sqlite3_errmsg(db));
+        return rc;
     }
+    sqlite3_finalize(s);
+    return CTX_OK;
+}
+
+int acl_resolve(sqlite3 *db, const char *user, acl_principals *out, ctx_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    char name[1024];
+    int rc;
+
+    out->ids = NULL;
+    out->n = 0;
+    if (!user || !*user || !strcmp(user, "user:"))
+        return ctx_error_set(err, CTX_ENOTFOUND, "no user given");
+    acl_user_name(user, name, sizeof name);
+    if (sqlite3_prepare_v2(db, resolve_sql, -1, &s, NULL) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "acl: %s", sqlite3_errmsg(db));
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    if ((rc = acl__collect(s, out, err)))
+        return rc;
     if (!out->n)
         return ctx_error_set(err, CTX_ENOTFOUND, "unknown user %s", name);
     return CTX_OK;

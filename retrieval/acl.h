@@ -25,6 +25,12 @@ int acl_resolve(sqlite3 *db, const char *user, acl_principals *out, ctx_error *e
 
 void acl_principals_free(acl_principals *p);
 
+/*
+ * acl__collect - (retrieval-internal) step s to the end, collecting column 0
+ * of each row into *out, and finalize s whatever happens.
+ */
+int acl__collect(sqlite3_stmt *s, acl_principals *out, ctx_error *err);
+
 /* acl_user_name - "user:" + user unless it already has a principal prefix. */
 void acl_user_name(const char *user, char *buf, size_t len);
 

@@ -180,8 +180,6 @@ static char *ids_json(const int64_t *ids, size_t n)
 static int named(sqlite3 *db, const char *pjson, int deny, acl_principals *out, ctx_error *err)
 {
     sqlite3_stmt *s;
-    size_t cap = 0;
-    int rc;
 
     out->ids = NULL;
     out->n = 0;
@@ -189,22 +187,7 @@ static int named(sqlite3 *db, const char *pjson, int deny, acl_principals *out, 
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
     sqlite3_bind_text(s, 1, pjson, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, deny);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (out->n == cap) {
-            int64_t *v;
-            cap = cap ? cap * 2 : 16;
-            if (!(v = ctx_realloc(out->ids, cap * sizeof *v))) {
-                sqlite3_finalize(s);
-                return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-            }
-            out->ids = v;
-        }
-        out->ids[out->n++] = sqlite3_column_int64(s, 0);
-    }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
-    return CTX_OK;
+    return acl__collect(s, out, err);
 }
 
 /* readable - the readable ACL set ids as a JSON array (new). */
