@@ -82,7 +82,7 @@ int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err)
     }
 
     if ((rc = store_acl_intern(c->store, rec->acl, &acl_id, err)))
-        goto fail;
+        goto out;
     if (!rec->acl || !rec->acl->n_allow)
         ctx_log(CTX_LOG_DEBUG, "ingest", "RECORD %s/%s has no allow list: nobody can read it",
                 rec->stream, id);
@@ -93,13 +93,13 @@ int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err)
         ctx_hash_hex(parts, lens, 4, hash);
     }
     if ((rc = store_doc_lookup(c->store, c->source, rec->stream, id, &info, err)))
-        goto fail;
+        goto out;
     if (info.id && !info.deleted && !strcmp(info.hash, hash)) {
         c->stats->unchanged++;
         if (info.acl_id != acl_id && (rc = store_doc_set_acl(c->store, info.id, acl_id, err)))
-            goto fail;
+            goto out;
         rc = store_doc_touch(c->store, info.id, c->epoch, err);
-        goto fail; /* the common exit: rc says whether it failed */
+        goto out;
     }
 
     d.source = c->source;
@@ -116,7 +116,7 @@ int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err)
     d.epoch = c->epoch;
     doc_id = info.id;
     if ((rc = store_doc_write(c->store, &d, &doc_id, err)))
-        goto fail;
+        goto out;
 
     rc = CTX_ENOMEM;
     if (chunker_split(body ? body : "", blen, &c->chunk, &spans, &nspans))
@@ -139,15 +139,15 @@ int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err)
              ? store_chunks_replace(c->store, doc_id, title, acl_id, chunks, nspans, err)
              : store_chunks_add(c->store, doc_id, title, acl_id, chunks, nspans, err);
     if (rc)
-        goto fail;
+        goto out;
     c->stats->records++;
     c->stats->chunks += (int64_t)nspans;
     c->stats->bytes += (int64_t)blen;
     rc = CTX_OK;
-    goto fail;
+    goto out;
 oom:
     rc = ctx_error_set(err, CTX_ENOMEM, "RECORD %s/%s: out of memory", rec->stream, rec->id);
-fail:
+out: /* every exit: rc says whether it failed */
     for (i = 0; i < 5; i++)
         ctx_buf_free(&fix[i]);
     ctx_free(spans);
