@@ -619,6 +619,34 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* label_id - the id of a label, interned when new; spelled as valid UTF-8. */
+static int label_id(ctx_store *st, const char *name, int64_t *id, ctx_error *err)
+{
+    ctx_buf fixed = CTX_BUF_INIT;
+    sqlite3_stmt *s;
+    int rc;
+
+    if (!ctx_utf8_valid(name, strlen(name))) {
+        if (ctx_utf8_repair(name, strlen(name), &fixed, NULL))
+            return ctx_error_set(err, CTX_ENOMEM, "store: out of memory");
+        rc = label_id(st, fixed.data, id, err);
+        ctx_buf_free(&fixed);
+        return rc;
+    }
+    if (!(s = stmt(st, Q_LABEL_GET, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    if ((rc = get_id(st, s, id, err, "look up label")) || *id)
+        return rc;
+    if (!(s = stmt(st, Q_LABEL_ADD, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    if ((rc = step_done(st, s, err, "add label")))
+        return rc;
+    *id = sqlite3_last_insert_rowid(st->db);
+    return CTX_OK;
+}
+
 /* Sorted, de-duplicated ids of names; interning each name as needed. */
 static int intern_list(ctx_store *st, const char *const *names, size_t n, int labels,
                        int64_t **out, size_t *nout, ctx_error *err)
@@ -635,24 +663,8 @@ static int intern_list(ctx_store *st, const char *const *names, size_t n, int la
             goto fail;
         }
         if (labels) {
-            sqlite3_stmt *s = stmt(st, Q_LABEL_GET, err);
-            if (!s) {
-                rc = CTX_ESTORE;
+            if ((rc = label_id(st, names[i], &ids[i], err)))
                 goto fail;
-            }
-            sqlite3_bind_text(s, 1, names[i], -1, SQLITE_STATIC);
-            if ((rc = get_id(st, s, &ids[i], err, "look up label")))
-                goto fail;
-            if (!ids[i]) {
-                if (!(s = stmt(st, Q_LABEL_ADD, err))) {
-                    rc = CTX_ESTORE;
-                    goto fail;
-                }
-                sqlite3_bind_text(s, 1, names[i], -1, SQLITE_STATIC);
-                if ((rc = step_done(st, s, err, "add label")))
-                    goto fail;
-                ids[i] = sqlite3_last_insert_rowid(st->db);
-            }
         } else if ((rc = store_principal_id(st, names[i], &ids[i], err))) {
             goto fail;
         }

@@ -134,3 +134,20 @@ Test(store, principals_nest_map_and_resolve)
         cr_assert(strstr(err.text, "cannot be a member"), "%s", err.text);
     }
 }
+
+Test(store, names_are_interned_as_valid_utf8)
+{
+    const char *al[] = {"group:caf\xE9"}, *lb[] = {"conf\xFFidential"};
+    ctx_acl a = {al, 1, NULL, 0, lb, 1};
+    int64_t id, again;
+    ctx_error err;
+
+    cr_assert_eq(store_acl_intern(st, &a, &id, &err), 0, "%s", err.text);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM principals WHERE name = 'group:caf'"
+                              " || char(65533)"), 1);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM labels WHERE name = 'conf' || char(65533)"
+                              " || 'idential'"), 1);
+    /* The repaired spelling is the same principal as the valid one. */
+    cr_assert_eq(store_principal_id(st, "group:caf\xEF\xBF\xBD", &again, &err), 0);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM principals WHERE name LIKE 'group:caf%'"), 1);
+}
