@@ -1400,6 +1400,20 @@ static const char *fix_utf8(ctx_buf *buf, const char *s)
     "CASE WHEN " col "::text LIKE 'user:%' THEN " col "::text ELSE 'user:' || " col      \
     "::text END"
 
+/* fetch_batch - the next batch of a principals cursor into *res (replaced). */
+static int fetch_batch(PGconn *db, const char *fetch, const char *what, PGresult **res,
+                       ctx_conn_error *e)
+{
+    char msg[400];
+
+    PQclear(*res);
+    *res = PQexec(db, fetch);
+    if (PQresultStatus(*res) == PGRES_TUPLES_OK)
+        return CTX_CONN_OK;
+    res_message(db, *res, msg, sizeof msg);
+    return pg_err(e, CTX_CONN_ESOURCE, "principals.%s: %s", what, msg);
+}
+
 static int read_users(const pg_conn *c, PGconn *db, const ctx_host *host, ctx_emitter *em,
                       ctx_conn_error *e)
 {
@@ -1418,14 +1432,8 @@ static int read_users(const pg_conn *c, PGconn *db, const ctx_host *host, ctx_em
     snprintf(fetch, sizeof fetch, "FETCH FORWARD %lld FROM ctxgate_users",
              (long long)c->cfg.batch_rows);
     do {
-        PQclear(res);
-        res = PQexec(db, fetch);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            char msg[400];
-            res_message(db, res, msg, sizeof msg);
-            rc = pg_err(e, CTX_CONN_ESOURCE, "principals.users_query: %s", msg);
+        if ((rc = fetch_batch(db, fetch, "users_query", &res, e)))
             goto done;
-        }
         n = PQntuples(res);
         for (i = 0; i < n; i++) {
             ctx_principal pr;
@@ -1520,14 +1528,8 @@ static int read_groups(const pg_conn *c, PGconn *db, const ctx_host *host, ctx_e
     snprintf(fetch, sizeof fetch, "FETCH FORWARD %lld FROM ctxgate_groups",
              (long long)c->cfg.batch_rows);
     do {
-        PQclear(res);
-        res = PQexec(db, fetch);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            char msg[400];
-            res_message(db, res, msg, sizeof msg);
-            rc = pg_err(e, CTX_CONN_ESOURCE, "principals.groups_query: %s", msg);
+        if ((rc = fetch_batch(db, fetch, "groups_query", &res, e)))
             goto done;
-        }
         n = PQntuples(res);
         for (i = 0; i < n; i++) {
             const char *g = fix_utf8(&fix[0], PQgetvalue(res, i, 0));
