@@ -8,3 +8,6 @@ sh bench/sync_pg.sh
 echo
 echo "## bench/search_lexical.sh"
 sh bench/search_lexical.sh
+echo
+echo "## bench/ingest_cost.sh"
+sh bench/ingest_cost.sh
