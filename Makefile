@@ -14,7 +14,7 @@ BUILD     ?= build/release
 OPT       ?= -O2 -g
 SAN       ?=
 WERROR    ?= -Werror
-PKGS      ?= jansson sqlite3 libpq libcrypto
+PKGS      ?= jansson sqlite3 libpq libcrypto odbc libcurl
 CPPFLAGS  ?=
 LDFLAGS   ?=
 
@@ -30,8 +30,8 @@ CFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE $(OPT) $(SAN) $(WARN) -fvisibility=hidden
               -I. -Iconnectors/sdk $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 LIBS   := $(PKG_LIBS) -ldl -lm -lpthread
 
-LIB_SRC := $(wildcard core/*.c indexer/*.c connectors/*.c connectors/files/*.c \
-             connectors/postgres/*.c agent/*.c retrieval/*.c)
+LIB_SRC := $(wildcard core/*.c indexer/*.c connectors/*.c connectors/*/*.c \
+             agent/*.c retrieval/*.c)
 CLI_SRC := $(wildcard cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)

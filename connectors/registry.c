@@ -4,6 +4,7 @@
 #include "registry.h"
 
 #include <dlfcn.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -100,10 +101,13 @@ int registry_open(const ctx_source_cfg *src, registry_conn *out, ctx_error *err)
             return rc;
         }
     } else if (!(out->vt = registry_builtin(src->type))) {
+        char names[256] = "";
+        for (size_t i = 0; builtin_names[i]; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s\"%s\"",
+                     i ? ", " : "", builtin_names[i]);
         return ctx_error_set(err, CTX_ECONFIG,
                              "sources[%zu].type: unknown connector \"%s\"; built in are"
-                             " \"files\" and \"postgres\", or use \"plugin\"",
-                             src->index, src->type);
+                             " %s, or use \"plugin\"", src->index, src->type, names);
     } else if ((rc = registry_check_abi(out->vt, src->type, err))) {
         return rc;
     }

@@ -3,7 +3,8 @@
 # missing. Uses sudo when not root. Safe to run again: installs nothing twice.
 set -e
 PKGS="build-essential pkg-config libjansson-dev libsqlite3-dev sqlite3 libpq-dev
-libssl-dev libcriterion-dev postgresql postgresql-contrib clang python3-jsonschema"
+libssl-dev libcriterion-dev postgresql postgresql-contrib clang python3-jsonschema
+unixodbc-dev unixodbc odbcinst libsqliteodbc odbc-postgresql libcurl4-openssl-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
