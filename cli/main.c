@@ -18,6 +18,7 @@
 #include "../core/util.h"
 #include "../indexer/store.h"
 #include "../retrieval/search.h"
+#include "connector.h"
 
 static volatile sig_atomic_t canceled;
 
@@ -490,6 +491,11 @@ static int cmd_schema(int argc, char **argv)
     return 0;
 }
 
+static int cmd_connector(int argc, char **argv)
+{
+    return cli_connector(argc, argv, config_path);
+}
+
 static const cmd cmds[] = {
     {"init", cmd_init, "init                    write ./ctxgate.json if missing and create the store"},
     {"sources", cmd_sources, "sources                 list configured sources and check each can be reached"},
@@ -500,6 +506,7 @@ static const cmd cmds[] = {
                            "                        search what USER may read"},
     {"status", cmd_status, "status [--json]         per source: documents, chunks, last run, lag"},
     {"schema", cmd_schema, "schema                  print the JSON Schema of the config file"},
+    {"connector", cmd_connector, CLI_CONNECTOR_USAGE},
 };
 
 static void usage(FILE *f)

@@ -181,9 +181,15 @@ typedef struct ctx_connector {
     /* ---- version 1 members above; append new members below ---- */
 } ctx_connector;
 
-/* The one symbol a plugin exports. Returns a pointer to static data. */
+/*
+ * The one symbol a plugin exports. It returns a pointer to static data
+ * that stays valid until the host dlclose()s the plugin; the host never
+ * writes to it nor frees it. It may be called more than once and must
+ * return the same pointer. Define it with CTX_CONNECTOR_EXPORT in front.
+ */
 typedef const ctx_connector *(*ctx_connector_entry_fn)(void);
 #define CTX_CONNECTOR_ENTRY "ctx_connector_entry"
+CTX_CONNECTOR_EXPORT const ctx_connector *ctx_connector_entry(void);
 
 #ifdef __cplusplus
 }
