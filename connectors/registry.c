@@ -8,15 +8,17 @@
 #include <stddef.h>
 #include <string.h>
 
+extern const ctx_connector ctx__exec_connector;
 extern const ctx_connector ctx__files_connector;
 extern const ctx_connector ctx__postgres_connector;
 
 static const ctx_connector *const builtins[] = {
+    &ctx__exec_connector,
     &ctx__files_connector,
     &ctx__postgres_connector,
 };
 
-static const char *const builtin_names[] = {"files", "postgres", NULL};
+static const char *const builtin_names[] = {"exec", "files", "postgres", NULL};
 
 const char *const *registry_builtin_names(void) { return builtin_names; }
 
