@@ -78,6 +78,21 @@ $(BUILD)/tests/plugins/%.so: tests/plugins/%.c connectors/sdk/ctxgate/connector.
 	$(Q)$(CC) -std=gnu11 $(OPT) $(SAN) $(WARN) -Wno-missing-prototypes -fPIC -shared \
 	    -fvisibility=hidden -Iconnectors/sdk -o $@ $<
 
+# The flawed test connectors wrap the connector template's source.
+$(filter $(BUILD)/tests/plugins/flawed%,$(TEST_PLUGINS)): examples/connector-template/jsonl.c
+
+# The plugin development kit for real: `make install` into a scratch DESTDIR,
+# then the connector template's own Makefile finds the SDK with pkg-config.
+PDK_DIR := $(BUILD)/pdk
+$(PDK_DIR)/jsonl.so: $(BUILD)/ctxgate examples/connector-template/jsonl.c \
+                     examples/connector-template/Makefile connectors/sdk/ctxgate.pc.in
+	@rm -rf $(PDK_DIR)
+	@$(if $(Q),echo "  PDK     $@")
+	$(Q)$(MAKE) --no-print-directory install DESTDIR=$(abspath $(PDK_DIR))/root >/dev/null
+	$(Q)PKG_CONFIG_PATH=$(abspath $(PDK_DIR))/root$(PREFIX)/lib/pkgconfig $(MAKE) \
+	    --no-print-directory -C examples/connector-template OUT=$(abspath $(PDK_DIR)) \
+	    CC="$(CC)" CFLAGS="$(OPT) $(SAN) $(WARN)" >/dev/null
+
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libctxgate.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  BENCH   $@")
@@ -94,7 +109,7 @@ TEST_SAN   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 test: deps
 	$(MAKE) BUILD=$(TEST_BUILD) OPT="-O1 -g" SAN="$(TEST_SAN)" test-run
 
-test-run: $(BUILD)/ctxgate $(TEST_BINS) $(TEST_PLUGINS)
+test-run: $(BUILD)/ctxgate $(TEST_BINS) $(TEST_PLUGINS) $(PDK_DIR)/jsonl.so
 	@BUILD=$(BUILD) sh scripts/run-tests.sh $(TEST_BINS)
 
 asan:

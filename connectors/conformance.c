@@ -244,6 +244,7 @@ static int cap_principal(ctx_emitter *em, const ctx_principal *p)
 {
     int user = p->kind == CTX_PRINCIPAL_USER;
     const char *prefix = user ? "user:" : "group:";
+    json_t *m;
 
     if (!user && p->kind != CTX_PRINCIPAL_GROUP)
         problem(em, "PRINCIPAL %s: kind %d is neither CTX_PRINCIPAL_USER nor _GROUP",
@@ -259,12 +260,13 @@ static int cap_principal(ctx_emitter *em, const ctx_principal *p)
     check_text(em, "PRINCIPAL", "id", p->id);
     check_text(em, "PRINCIPAL", "display_name", p->display_name);
     check_text(em, "PRINCIPAL", "email", p->email);
-    return deliver(em, json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "type", "PRINCIPAL", "kind",
-                                 user ? "user" : "group", "id", jz(p->id), "display_name",
-                                 jz(p->display_name), "email", jz(p->email), "maps_to",
-                                 jz(p->maps_to), "members",
-                                 jlist(em, "PRINCIPAL", "members", p->members, p->n_members,
-                                       1)));
+    m = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o}", "type", "PRINCIPAL", "kind",
+                  user ? "user" : "group", "id", jz(p->id), "display_name", jz(p->display_name),
+                  "email", jz(p->email), "maps_to", jz(p->maps_to));
+    if (m && !user)
+        json_object_set_new(m, "members", jlist(em, "PRINCIPAL", "members", p->members,
+                                                p->n_members, 1));
+    return deliver(em, m);
 }
 
 static int cap_state(ctx_emitter *em, const char *stream, const char *state)
@@ -332,8 +334,10 @@ json_t *conform_check_msg(registry_conn *conn, int *rc)
     *rc = conn->vt->xCheck(conn->conn, &ce);
     if (!*rc)
         return json_pack("{s:s,s:b}", "type", "CHECK", "ok", 1);
-    return json_pack("{s:s,s:b,s:o}", "type", "CHECK", "ok", 0, "message",
-                     jz(ce.text[0] ? ce.text : "check failed without a message"));
+    return json_pack("{s:s,s:b,s:o,s:s}", "type", "CHECK", "ok", 0, "message",
+                     jz(ce.text[0] ? ce.text : "check failed without a message"), "code",
+                     *rc == CTX_CONN_ECONFIG ? "config" : *rc == CTX_CONN_EAUTH ? "auth"
+                                                                                : "source");
 }
 
 static int add_stream(void *arg, const char *name, const char *desc)
