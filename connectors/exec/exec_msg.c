@@ -380,10 +380,16 @@ int ctx__exec_parse_line(const char *line, size_t len, exec_msg *m, ctx_error *e
     if (!ctx_utf8_valid(line, len))
         return ctx_error_set(err, CTX_EINVAL, "not valid UTF-8; print UTF-8 JSON (escape"
                              " binary data, e.g. as base64)");
-    if (!(m->root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr)))
-        return ctx_error_set(err, CTX_EINVAL, "not a JSON message (column %d: %s): \"%.60s\";"
+    if (!(m->root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr))) {
+        /* Quote the start of the line, cut at a character boundary. */
+        int show = len > 60 ? 60 : (int)len;
+        while (show > 0 && (size_t)show < len && (line[show] & 0xC0) == 0x80)
+            show--;
+        return ctx_error_set(err, CTX_EINVAL, "not a JSON message (column %d: %s): \"%.*s\";"
                              " print one JSON object per line and nothing else on stdout"
-                             " (use stderr or LOG for messages)", jerr.column, jerr.text, line);
+                             " (use stderr or LOG for messages)", jerr.column, jerr.text, show,
+                             line);
+    }
     if (!json_is_object(m->root)) {
         rc = ctx_error_set(err, CTX_EINVAL, "expected a JSON object, got %s",
                            ctx_json_typename(m->root));
