@@ -13,17 +13,46 @@
  * appended, and the host never reads past struct_size.
  *
  * Ownership, everywhere in this header:
- *   - Every pointer the host passes into a connector callback is BORROWED:
- *     valid until that callback returns. Copy what you keep.
- *   - Every pointer a connector passes to an emitter function is BORROWED by
- *     the host: valid for the duration of that call only. The host copies.
+ *   - Every pointer the host passes into a connector callback (config_json,
+ *     stream, state_json, host, em, fn, arg, err) is BORROWED: valid until
+ *     that callback returns, never to be freed by the connector. Copy what
+ *     you keep; never use host, em or fn after the callback returned.
+ *   - Every pointer a connector passes to a host function (ctx_host's
+ *     members, ctx_stream_fn) is BORROWED by the host for that call only:
+ *     the host copies what it keeps before it returns, so the connector may
+ *     free or reuse the buffer right after. This holds for everything
+ *     reachable from it too (a ctx_record's acl, the acl's arrays, ...).
+ *   - The host never frees memory a connector allocated and the connector
+ *     never frees the host's: each side frees its own, with its own
+ *     allocator (a plugin may be linked against another libc malloc).
+ *   - Static data (the ctx_connector, its name and version, xSpec's text)
+ *     must stay valid and unchanged until the host dlclose()s the plugin.
  *   - Strings are NUL-terminated UTF-8 unless a length is given beside them.
- *     Ill-formed UTF-8 is repaired by the host (U+FFFD) and logged.
+ *     Ill-formed UTF-8 is repaired by the host (U+FFFD) and logged; a NUL
+ *     byte inside a body is dropped. A pointer documented "may be NULL" is
+ *     absent when NULL; an array with a count of 0 may be NULL.
  *   - The connector's handle (void *conn) is created by xOpen and destroyed
- *     by xClose; nothing else frees it.
- *   - Errors are written into a ctx_conn_error the host owns (fixed size).
+ *     by xClose; nothing else frees it. xClose is called exactly once for
+ *     every successful xOpen, and never after a failed one.
+ *   - Errors: each callback that takes a ctx_conn_error *err gets one the
+ *     host owns, zeroed before the call. On failure, return the code and
+ *     write a one-line message into err->text (truncate to fit; err->code
+ *     may be left 0, the return value is what counts). Name the config key
+ *     and the fix; never put a secret (password, token) in the text.
  *
- * Threading: the host calls one connector handle from one thread at a time.
+ * Return values: callbacks return CTX_CONN_OK (0) or one of the CTX_CONN_*
+ * codes below. Host functions return 0 to go on; any non-zero return means
+ * "stop": the connector calls no host function again in that callback and
+ * returns CTX_CONN_ECANCELED promptly (the host already knows why).
+ *
+ * Threading: the host calls one connector handle from one thread at a time,
+ * but different handles of the same connector may be used at the same time
+ * from different threads, and xSpec may be called from any thread: shared
+ * (static) state of a plugin must be safe for that. Host functions must be
+ * called from the thread that called xRead (or xDiscover for fn), before it
+ * returns; a connector may read with threads of its own but emits from the
+ * calling thread only. Nothing of the connector may still run when xClose
+ * returns (the host may dlclose the plugin right after).
  */
 #ifndef CTXGATE_CONNECTOR_H
 #define CTXGATE_CONNECTOR_H
@@ -56,13 +85,17 @@ enum {
     CTX_CONN_ETOOBIG = 11,   /* an item is over a configured limit */
 };
 
-/* An error the connector fills in; owned by the host. */
+/* An error the connector fills in; owned by the host, zeroed before each call. */
 typedef struct ctx_conn_error {
     int code;
     char text[512]; /* "streams[0].table: relation \"x\" does not exist" */
 } ctx_conn_error;
 
-/* Permissions of one item. Principals: "user:<id>", "group:<id>", "everyone". */
+/*
+ * Permissions of one item. Principals: "user:<id>", "group:<id>", "everyone".
+ * An item with an empty allow list is visible to nobody (fail closed).
+ * Borrowed by the host for the call it is passed to, strings and arrays too.
+ */
 typedef struct ctx_acl {
     const char *const *allow;   /* n_allow principals that may read */
     size_t n_allow;
@@ -72,13 +105,16 @@ typedef struct ctx_acl {
     size_t n_labels;
 } ctx_acl;
 
-/* RECORD: insert or replace one item, keyed by (stream, id). */
+/*
+ * RECORD: insert or replace one item, keyed by (stream, id). Borrowed by the
+ * host for the xRecord call only, with everything it points to.
+ */
 typedef struct ctx_record {
     const char *stream;         /* required */
     const char *id;             /* required: the source's key, as text */
     const char *title;          /* may be NULL */
     const char *url;            /* may be NULL */
-    const char *body;           /* may be NULL; body_len bytes */
+    const char *body;           /* may be NULL; body_len bytes, no NUL needed */
     size_t body_len;
     const char *metadata_json;  /* may be NULL; a JSON object as text */
     int64_t updated_at_ms;      /* source's modification time, 0 if unknown */
@@ -95,6 +131,7 @@ typedef enum ctx_principal_kind {
  * For a group, members replaces this source's member list of that group
  * (members are users or groups; groups nest). For a user, maps_to names the
  * canonical user a source-local account stands for (e.g. by email), or NULL.
+ * Borrowed by the host for the xPrincipal call only.
  */
 typedef struct ctx_principal {
     int kind;                   /* ctx_principal_kind */
@@ -116,16 +153,20 @@ typedef enum ctx_log_level_conn {
 } ctx_log_level_conn;
 
 /*
- * The host's side, handed to xRead. Every function returns 0 to go on, or a
- * non-zero code telling the connector to stop reading and return
- * CTX_CONN_ECANCELED (the host's error explains why).
+ * The host's side, handed to xRead with the em to pass back to each call.
+ * Both are borrowed: valid only during that xRead, from its thread. Every
+ * function returns 0 to go on, or a non-zero code telling the connector to
+ * stop reading: call no host function again and return CTX_CONN_ECANCELED
+ * (the host's error explains why). Every pointer argument is borrowed by the
+ * host for the call only. Messages of one xRead are about its stream only.
  */
 typedef struct ctx_host {
     uint32_t abi_version;      /* CTX_CONNECTOR_ABI_VERSION of the host */
     uint32_t struct_size;      /* sizeof(ctx_host) of the host */
     int (*xRecord)(ctx_emitter *em, const ctx_record *rec);
+    /* DELETE: the item is gone at the source; unknown ids are ignored. */
     int (*xDelete)(ctx_emitter *em, const char *stream, const char *id);
-    /* ACL: change only the permissions of an item already sent. */
+    /* ACL: change only the permissions of an item already sent (NULL: nobody). */
     int (*xAcl)(ctx_emitter *em, const char *stream, const char *id,
                 const ctx_acl *acl);
     int (*xPrincipal)(ctx_emitter *em, const ctx_principal *p);
@@ -133,14 +174,23 @@ typedef struct ctx_host {
      * STATE: everything emitted for this stream so far is complete up to
      * state_json (a JSON object, opaque to the host). The host commits the
      * items before it and this state in one transaction, and hands the last
-     * committed state back to xRead on the next run.
+     * committed state back to xRead on the next run, byte for byte. Messages
+     * after the last STATE of a read are committed when xRead returns 0, and
+     * thrown away when it fails. Resuming from ANY state emitted must lose
+     * nothing (items before it are committed; the rest must come again).
      */
     int (*xState)(ctx_emitter *em, const char *stream, const char *state_json);
+    /* LOG: one line (level: ctx_log_level_conn) into the run's log; no secrets. */
     void (*xLog)(ctx_emitter *em, int level, const char *msg);
     /* ---- version 1 members above; append new members below ---- */
 } ctx_host;
 
-/* xDiscover reports each stream it can read through this callback. */
+/*
+ * xDiscover reports each stream it can read through this callback: name is
+ * the stream's ([A-Za-z0-9_.-]+), desc_json a JSON object describing it or
+ * NULL; both borrowed for the call. arg is the host's: pass it through. A
+ * non-zero return means stop: call fn no more and return CTX_CONN_ECANCELED.
+ */
 typedef int (*ctx_stream_fn)(void *arg, const char *name, const char *desc_json);
 
 typedef struct ctx_connector {
@@ -149,20 +199,31 @@ typedef struct ctx_connector {
     const char *name;          /* "postgres"; static */
     const char *version;       /* the connector's own version; static */
 
-    /* xSpec: JSON Schema of the connector's config, as static text. */
+    /*
+     * xSpec: JSON Schema (draft 2020-12) of the connector's config, as text
+     * the connector owns: static, or built once and kept until unload; the
+     * host never frees it. Called without a handle, before or after xOpen,
+     * any number of times: return the same text each time.
+     */
     const char *(*xSpec)(void);
 
     /*
      * xOpen: parse config_json (the source's object minus the host's keys
-     * name/type/enabled) and create a handle in *pconn. No network yet.
+     * name/type/plugin/enabled/max_record_bytes; borrowed) and create a
+     * handle in *pconn, owned by the connector until xClose. No network yet.
      * Unknown keys are errors; messages name the key ("streams[0].tabel").
+     * On failure *pconn is ignored: free what you allocated before returning.
      */
     int (*xOpen)(const char *config_json, void **pconn, ctx_conn_error *err);
 
-    /* xCheck: can the source be reached with these credentials? */
+    /*
+     * xCheck: can the source be reached with these credentials? It must
+     * really try (connect, log in, open the file): a wrong password or a
+     * missing directory fails here, with CTX_CONN_EAUTH or CTX_CONN_ESOURCE.
+     */
     int (*xCheck)(void *conn, ctx_conn_error *err);
 
-    /* xDiscover: call fn once per stream; stop early if it returns non-zero. */
+    /* xDiscover: call fn once per stream, in the order they should be read. */
     int (*xDiscover)(void *conn, ctx_stream_fn fn, void *arg, ctx_conn_error *err);
 
     /*
@@ -172,11 +233,16 @@ typedef struct ctx_connector {
      * crash. full != 0 asks for every item as if there were no state; the
      * state is still given so a connector can tell what it sent last time
      * (a group that vanished must be sent again with no members).
+     * stream and state_json are borrowed for the call. A read from a state
+     * sends only what changed after it: new and changed items (RECORD, or
+     * ACL when only permissions changed), DELETE for items that are gone.
+     * End every successful read with a STATE.
      */
     int (*xRead)(void *conn, const char *stream, const char *state_json,
                  int full, const ctx_host *host, ctx_emitter *em,
                  ctx_conn_error *err);
 
+    /* xClose: free the handle and everything it owns; conn is never NULL. */
     void (*xClose)(void *conn);
     /* ---- version 1 members above; append new members below ---- */
 } ctx_connector;
