@@ -265,3 +265,40 @@ int ctx_read_file(const char *path, char **out, size_t *len)
     *out = ctx_buf_steal(&b);
     return CTX_OK;
 }
+
+int ctx_strvec_add(ctx_strvec *l, const char *prefix, const char *s, size_t len)
+{
+    size_t plen = prefix ? strlen(prefix) : 0;
+    char *d;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        char **v = ctx_realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return CTX_ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    if (!(d = ctx_malloc(plen + len + 1)))
+        return CTX_ENOMEM;
+    memcpy(d, prefix ? prefix : "", plen);
+    memcpy(d + plen, s, len);
+    d[plen + len] = '\0';
+    l->v[l->n++] = d;
+    return CTX_OK;
+}
+
+void ctx_strvec_clear(ctx_strvec *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        ctx_free(l->v[i]);
+    l->n = 0;
+}
+
+void ctx_strvec_free(ctx_strvec *l)
+{
+    ctx_strvec_clear(l);
+    ctx_free(l->v);
+    l->v = NULL;
+    l->cap = 0;
+}

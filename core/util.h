@@ -54,4 +54,23 @@ const char *ctx_suggest(const char *word, const char *const *candidates);
 /* ctx_read_file - whole file into *out (new, caller frees); *len its size. */
 int ctx_read_file(const char *path, char **out, size_t *len);
 
+/* A growable list of owned strings, reused item after item (ACL values). */
+typedef struct ctx_strvec {
+    char **v;     /* n strings, each owned */
+    size_t n;
+    size_t cap;
+} ctx_strvec;
+
+#define CTX_STRVEC_INIT {NULL, 0, 0}
+
+/*
+ * ctx_strvec_add - append a new string prefix + s[0..len) (prefix may be
+ * NULL). Returns 0 or CTX_ENOMEM (the list is unchanged then).
+ */
+int ctx_strvec_add(ctx_strvec *l, const char *prefix, const char *s, size_t len);
+/* ctx_strvec_clear - free the strings, keep the array for reuse. */
+void ctx_strvec_clear(ctx_strvec *l);
+/* ctx_strvec_free - free everything and reset l to empty. */
+void ctx_strvec_free(ctx_strvec *l);
+
 #endif

@@ -368,13 +368,29 @@ static int check_cfg(rest_conn *c, ctx_error *err)
     return CTX_OK;
 }
 
+/* set_enum - restrict a string property of a schema to names. */
+static void set_enum(json_t *prop, const char *const *names)
+{
+    json_t *e = json_array();
+    for (size_t i = 0; names[i]; i++)
+        json_array_append_new(e, json_string(names[i]));
+    json_object_set_new(prop, "enum", e);
+}
+
 static const char *rest_spec(void)
 {
     static char *spec;
     if (!spec) {
         json_t *s = ctx_opts_schema(rest_opts, "rest connector");
         json_t *props = json_object_get(s, "properties");
+        json_t *items = json_object_get(json_object_get(props, "streams"), "items");
         json_t *a = ctx_opts_schema(auth_opts, NULL);
+        set_enum(json_object_get(json_object_get(items, "properties"), "kind"), kind_names);
+        set_enum(json_object_get(json_object_get(items, "properties"), "pagination"),
+                 page_names);
+        set_enum(json_object_get(json_object_get(a, "properties"), "type"), auth_names);
+        json_object_set_new(json_object_get(json_object_get(items, "properties"), "params"),
+                            "type", json_string("object"));
         json_object_set_new(a, "description", json_string("credentials; the secret itself"
                                                           " comes from secret_env or"
                                                           " secret_file"));
@@ -1092,47 +1108,6 @@ static int parse_answer(const rest_conn *c, const char *what, const char *url,
 
 /* ---- reading a stream ---- */
 
-/* A list of owned strings, reused item after item. */
-typedef struct str_list {
-    char **v;
-    size_t n, cap;
-} str_list;
-
-static int sl_add(str_list *l, const char *prefix, const char *s)
-{
-    size_t plen = prefix ? strlen(prefix) : 0, len = strlen(s);
-    char *d;
-
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        char **v = ctx_realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return CTX_ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
-    if (!(d = ctx_malloc(plen + len + 1)))
-        return CTX_ENOMEM;
-    memcpy(d, prefix ? prefix : "", plen);
-    memcpy(d + plen, s, len + 1);
-    l->v[l->n++] = d;
-    return CTX_OK;
-}
-
-static void sl_clear(str_list *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        ctx_free(l->v[i]);
-    l->n = 0;
-}
-
-static void sl_free(str_list *l)
-{
-    sl_clear(l);
-    ctx_free(l->v);
-    memset(l, 0, sizeof *l);
-}
-
 typedef struct rest_reader rest_reader;
 typedef int (*item_fn)(rest_reader *r, json_t *item, const char *url);
 
@@ -1150,44 +1125,46 @@ struct rest_reader {
     int64_t cur_ms, del_ms;
     int have_cur;
     size_t fresh;              /* items emitted from the current page */
-    str_list allow, deny, labels, members;
+    ctx_strvec allow, deny, labels, members;
     ctx_buf body, url, tmp;
     json_t *seen, *gone;       /* groups streams: names emitted now / last time */
 };
 
+/* sl_add - one whole string, with prefix, onto l. */
+static int sl_add(ctx_strvec *l, const char *prefix, const char *s)
+{
+    return ctx_strvec_add(l, prefix, s, strlen(s));
+}
+
+/* add_value - one ACL value: "user:"/"group:" values and "everyone" keep their form. */
+static int add_value(ctx_strvec *l, const char *prefix, const char *t)
+{
+    if (!t || !*t)
+        return CTX_OK;
+    if (prefix && (!strcmp(t, "everyone") || !strncmp(t, "user:", 5) ||
+                   !strncmp(t, "group:", 6)))
+        prefix = NULL;
+    return sl_add(l, prefix, t);
+}
+
 /*
  * add_values - the principals (or labels, with prefix NULL) at path in v:
- * an array of strings or numbers, or one string. Values already carrying
- * "user:"/"group:" or equal to "everyone" go in as they are.
+ * an array of strings or numbers, or one string.
  */
-static int add_values(str_list *l, const char *prefix, json_t *v, const char *path)
+static int add_values(ctx_strvec *l, const char *prefix, json_t *v, const char *path)
 {
     char buf[64];
-    const char *t;
     json_t *x;
     size_t i;
 
     if (!path)
         return CTX_OK;
     v = jpath(v, path);
-    if (json_is_array(v)) {
-        json_array_foreach(v, i, x) {
-            if (!(t = jtext(x, buf, sizeof buf)) || !*t)
-                continue;
-            if (prefix && (!strcmp(t, "everyone") || !strncmp(t, "user:", 5) ||
-                           !strncmp(t, "group:", 6)))
-                prefix = NULL;
-            if (sl_add(l, prefix, t))
-                return CTX_ENOMEM;
-        }
-        return CTX_OK;
-    }
-    if ((t = jtext(v, buf, sizeof buf)) && *t) {
-        if (prefix && (!strcmp(t, "everyone") || !strncmp(t, "user:", 5) ||
-                       !strncmp(t, "group:", 6)))
-            prefix = NULL;
-        return sl_add(l, prefix, t);
-    }
+    if (!json_is_array(v))
+        return add_value(l, prefix, jtext(v, buf, sizeof buf));
+    json_array_foreach(v, i, x)
+        if (add_value(l, prefix, jtext(x, buf, sizeof buf)))
+            return CTX_ENOMEM;
     return CTX_OK;
 }
 
@@ -1453,9 +1430,9 @@ static int item_acl(rest_reader *r, json_t *item, const char *id, ctx_acl *acl)
     json_t *root = NULL;
     int rc;
 
-    sl_clear(&r->allow);
-    sl_clear(&r->deny);
-    sl_clear(&r->labels);
+    ctx_strvec_clear(&r->allow);
+    ctx_strvec_clear(&r->deny);
+    ctx_strvec_clear(&r->labels);
     if (add_values(&r->allow, "user:", item, s->allow_users) ||
         add_values(&r->allow, "group:", item, s->allow_groups) ||
         add_values(&r->deny, "user:", item, s->deny_users) ||
@@ -1654,7 +1631,7 @@ static int emit_user(rest_reader *r, json_t *item, const char *url)
     if (!id || !*id)
         return rest_err(r->e, CTX_CONN_ESOURCE, "%s: GET %s: a user has no \"%s\" field; set"
                         " the stream's id", r->what, url_path(url), s->id);
-    sl_clear(&r->members);
+    ctx_strvec_clear(&r->members);
     if (sl_add(&r->members, strncmp(id, "user:", 5) ? "user:" : NULL, id) ||
         (email && *email && sl_add(&r->members, "user:", email)))
         return rest_err(r->e, CTX_CONN_ENOMEM, "out of memory");
@@ -1698,7 +1675,7 @@ static int emit_group(rest_reader *r, json_t *item, const char *url)
     if (ctx_buf_printf(&r->tmp, "%s%s", strncmp(id, "group:", 6) ? "group:" : "", id))
         return rest_err(r->e, CTX_CONN_ENOMEM, "out of memory");
     name = r->tmp.data;
-    sl_clear(&r->members);
+    ctx_strvec_clear(&r->members);
     if (add_values(&r->members, "user:", item, s->members) ||
         add_values(&r->members, "group:", item, s->member_groups) ||
         json_array_append_new(r->seen, json_string(name)))
@@ -1734,7 +1711,7 @@ static int read_principals(rest_reader *r, const char *state)
                     r->kind == KIND_USERS ? emit_user : emit_group, NULL);
     if (rc)
         goto done;
-    sl_clear(&r->members);
+    ctx_strvec_clear(&r->members);
     json_object_foreach_safe(r->gone, tmp, name, v) {
         rest_log(r->c, CTX_CONN_LOG_INFO, "%s: %s is gone; its members are cleared", r->what,
                  name);
@@ -1774,10 +1751,10 @@ static void reader_free(rest_reader *r)
 {
     resp_free(&r->resp);
     resp_free(&r->presp);
-    sl_free(&r->allow);
-    sl_free(&r->deny);
-    sl_free(&r->labels);
-    sl_free(&r->members);
+    ctx_strvec_free(&r->allow);
+    ctx_strvec_free(&r->deny);
+    ctx_strvec_free(&r->labels);
+    ctx_strvec_free(&r->members);
     ctx_buf_free(&r->body);
     ctx_buf_free(&r->url);
     ctx_buf_free(&r->tmp);

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "connectors/conformance.h"
 #include "core/util.h"
 #include "tests/lib/testutil.h"
 
@@ -370,50 +371,52 @@ Test(rest, full_sync_prunes_what_is_gone)
 
 /* ---- rate limits and faults ---- */
 
-Test(rest, retry_after_seconds_is_honoured)
+/* recovers - with faults queued, the sync still reads all 20 tickets in n requests. */
+static void recovers(const char *faults, const char *cfg, int64_t n)
 {
     store_run_stats s;
-    ctl("faults", "[{\"path\":\"/tracker/tickets\",\"type\":\"status\",\"code\":429,"
-                  "\"retry_after\":1,\"skip\":2}]");
-    sync_ok(tracker("", TICKETS("tickets", "cursor", INCR)), 0, &s);
+    ctl("faults", faults);
+    sync_ok(cfg, 0, &s);
     cr_assert_eq(docs("tickets"), 20);
-    cr_assert_eq(hits("/tracker/tickets"), 8, "7 pages and one retry");
+    cr_assert_eq(hits("/tracker/tickets"), n, "%lld requests, expected %lld",
+                 (long long)hits("/tracker/tickets"), (long long)n);
+}
+
+Test(rest, retry_after_seconds_is_honoured)
+{
+    /* 7 pages and one retry. */
+    recovers("[{\"path\":\"/tracker/tickets\",\"type\":\"status\",\"code\":429,"
+             "\"retry_after\":1,\"skip\":2}]",
+             tracker("", TICKETS("tickets", "cursor", INCR)), 8);
 }
 
 Test(rest, retry_after_http_date_and_503_are_honoured)
 {
-    store_run_stats s;
-    ctl("faults", "[{\"path\":\"/tracker/tickets\",\"type\":\"status\",\"code\":503,"
-                  "\"retry_after_date\":1,\"skip\":1},"
-                  "{\"path\":\"/tracker/users\",\"type\":\"status\",\"code\":429,"
-                  "\"retry_after_date\":1}]");
-    sync_ok(tracker("", TRACKER_PRINCIPALS "," TICKETS("tickets", "page",
-                                                       ",\"limit_param\":\"per_page\"")),
-            0, &s);
-    cr_assert_eq(docs("tickets"), 20);
-    cr_assert_eq(hits("/tracker/tickets"), 8);
+    recovers("[{\"path\":\"/tracker/tickets\",\"type\":\"status\",\"code\":503,"
+             "\"retry_after_date\":1,\"skip\":1},"
+             "{\"path\":\"/tracker/users\",\"type\":\"status\",\"code\":429,"
+             "\"retry_after_date\":1}]",
+             tracker("", TRACKER_PRINCIPALS "," TICKETS("tickets", "page",
+                                                        ",\"limit_param\":\"per_page\"")),
+             8);
     cr_assert_eq(hits("/tracker/users"), 3, "2 pages and one retry");
 }
 
 Test(rest, server_errors_are_retried_then_succeed)
 {
-    store_run_stats s;
-    ctl("faults", "[{\"path\":\"/tracker/tickets\",\"type\":\"status\",\"code\":500,"
-                  "\"count\":2,\"skip\":1},"
-                  "{\"path\":\"/tracker/tickets\",\"type\":\"status\",\"code\":503,"
-                  "\"count\":1,\"skip\":3}]");
-    sync_ok(tracker("", TICKETS("tickets", "offset", "")), 0, &s);
-    cr_assert_eq(docs("tickets"), 20);
-    cr_assert_eq(hits("/tracker/tickets"), 10, "7 pages and three retries");
+    /* 7 pages and three retries: 500 twice on page 2, 503 once on page 4. */
+    recovers("[{\"path\":\"/tracker/tickets\",\"type\":\"status\",\"code\":500,"
+             "\"count\":2,\"skip\":1},"
+             "{\"path\":\"/tracker/tickets\",\"type\":\"status\",\"code\":503,"
+             "\"count\":1,\"skip\":3}]",
+             tracker("", TICKETS("tickets", "offset", "")), 10);
 }
 
 Test(rest, rate_limit_headers_are_honoured)
 {
-    store_run_stats s;
-    ctl("faults", "[{\"path\":\"/tracker/tickets\",\"type\":\"ratelimit\",\"reset\":1}]");
-    sync_ok(tracker("\"requests_per_second\":50,", TICKETS("tickets", "cursor", "")), 0, &s);
-    cr_assert_eq(docs("tickets"), 20);
-    cr_assert_eq(hits("/tracker/tickets"), 7);
+    /* An exhausted window waits for its reset; nothing is retried. */
+    recovers("[{\"path\":\"/tracker/tickets\",\"type\":\"ratelimit\",\"reset\":1}]",
+             tracker("\"requests_per_second\":50,", TICKETS("tickets", "cursor", "")), 7);
 }
 
 Test(rest, bounded_retries_fail_cleanly_and_resume_from_the_last_state)
@@ -566,6 +569,46 @@ Test(rest, the_secret_never_appears_in_logs_or_errors)
     cr_assert_eq(tu_count(st, "SELECT count(*) FROM sync_runs WHERE error LIKE"
                               " '%" TRACKER_TOKEN "%'"), 0);
     ctx_free(log);
+}
+
+/* ---- the conformance suite ---- */
+
+Test(rest, passes_the_conformance_suite)
+{
+    conform_target t = {.type = "rest"};
+    conform_opts o = {0};
+    conform_report rep;
+    ctx_error err;
+    char mutate[128], *out = NULL;
+    size_t len;
+    json_t *cfg, *bad;
+    FILE *f = open_memstream(&out, &len);
+
+    /* The source's own keys: the suite gives them to the connector as they are. */
+    tracker("", TICKETS("tickets", "cursor", INCR
+                        ",\"deleted_endpoint\":\"/tracker/tickets/deleted\""));
+    cfg = json_loads(src, 0, NULL);
+    json_object_del(cfg, "name");
+    json_object_del(cfg, "type");
+    /* Bad credentials: check must fail on them, not only on a bad address. */
+    setenv("CTX_TEST_BAD_TOKEN", "not-the-token", 1);
+    bad = json_deep_copy(cfg);
+    json_object_set_new(json_object_get(bad, "auth"), "secret_env",
+                        json_string("CTX_TEST_BAD_TOKEN"));
+    snprintf(mutate, sizeof mutate, "sh tests/integration/conformance/rest-mutate.sh %d",
+             port);
+    o.mutate = mutate;
+    o.bad_config = bad;
+    o.validator = "scripts/validate-json.py";
+    o.out = f;
+    conform_run(&t, cfg, &o, &rep, &err);
+    fclose(f);
+    cr_assert_eq(rep.failed, 0, "failed checks:\n%s", out);
+    cr_assert_eq(rep.skipped, 0, "skipped checks:\n%s", out);
+    cr_assert(strstr(out, "PASS check.bad_config: xCheck fails with rc 7"), "%s", out);
+    free(out);
+    json_decref(bad);
+    json_decref(cfg);
 }
 
 /* ---- configuration ---- */
