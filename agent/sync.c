@@ -11,6 +11,7 @@
 
 #include "../core/util.h"
 #include "../indexer/ingest.h"
+#include "../retrieval/rank.h"
 
 /* The host side of the connector ABI: what ctx_emitter points to. */
 struct ctx_emitter {
@@ -283,6 +284,14 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
             rc = frc;
             em.err = ferr;
         }
+    }
+    /* Ranking statistics follow the index when it has grown or shrunk
+     * enough to matter (rank.h); a failure here loses no data. */
+    if (rc != CTX_ECANCELED) {
+        ctx_error serr;
+        if (rank_stats_refresh(store_db(st), 0, &serr))
+            ctx_log(CTX_LOG_WARN, "sync", "source %s: ranking statistics not refreshed: %s",
+                    src->name, serr.text);
     }
     if (rc && err)
         *err = em.err;

@@ -11,6 +11,7 @@
 
 #include "../core/util.h"
 #include "acl.h"
+#include "rank.h"
 
 /* Words too common to rank by; dropped unless they are all the query has. */
 static const char *const stopwords[] = {
@@ -31,10 +32,93 @@ static int is_stop(const char *w)
 
 static int word_byte(unsigned char c) { return isalnum(c) || c >= 0x80; }
 
-#define MAX_TERMS 32
+#define MAX_TERMS RANK_MAX_TERMS
+
+/* A query word with its statistics. */
+typedef struct qterm {
+    char *word;
+    double idf;
+    int common;          /* in more than 1/COMMON_DIV of all chunks */
+} qterm;
+
+typedef struct qterms {
+    qterm t[MAX_TERMS];
+    size_t n;
+} qterms;
+
+static void qterms_free(qterms *q)
+{
+    for (size_t i = 0; i < q->n; i++)
+        ctx_free(q->t[i].word);
+    q->n = 0;
+}
+
+/*
+ * parse_terms - the query's distinct words, lowercased. Words are runs of
+ * letters, digits and non-ASCII; everything else, including FTS5 syntax,
+ * separates them, so no input can inject syntax. Stopwords are dropped
+ * unless they are all the query has.
+ */
+static int parse_terms(const char *query, qterms *out)
+{
+    char *words[MAX_TERMS];
+    size_t n = 0, nstop = 0, i, j;
+    const unsigned char *p = (const unsigned char *)query;
+
+    out->n = 0;
+    while (*p && n < MAX_TERMS) {
+        const unsigned char *s;
+        char *w;
+        while (*p && !word_byte(*p))
+            p++;
+        s = p;
+        while (*p && word_byte(*p))
+            p++;
+        if (p == s || p - s >= 64)
+            continue;
+        if (!(w = ctx_strndup((const char *)s, (size_t)(p - s)))) {
+            for (i = 0; i < n; i++)
+                ctx_free(words[i]);
+            return CTX_ENOMEM;
+        }
+        for (char *c = w; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        for (j = 0; j < n && strcmp(words[j], w); j++)
+            ;
+        if (j < n) {
+            ctx_free(w);
+            continue;
+        }
+        nstop += (size_t)is_stop(w);
+        words[n++] = w;
+    }
+    for (i = 0; i < n; i++) {
+        if (nstop < n && is_stop(words[i]))
+            ctx_free(words[i]);
+        else
+            out->t[out->n++].word = words[i];
+    }
+    return CTX_OK;
+}
+
+/* Append `{title text} : ("w1" OR "w2")` for the terms whose bit is in mask. */
+static int put_terms(ctx_buf *b, const qterms *q, uint32_t mask)
+{
+    int first = 1;
+    if (ctx_buf_puts(b, "({title text} : ("))
+        return CTX_ENOMEM;
+    for (size_t i = 0; i < q->n; i++) {
+        if (!(mask >> i & 1))
+            continue;
+        if (ctx_buf_printf(b, "%s\"%s\"", first ? "" : " OR ", q->t[i].word))
+            return CTX_ENOMEM;
+        first = 0;
+    }
+    return ctx_buf_puts(b, "))") ? CTX_ENOMEM : CTX_OK;
+}
 
 /* Append " OR "-joined p<id> tokens. */
-static int append_tokens(ctx_buf *b, const int64_t *ids, size_t n)
+static int put_tokens(ctx_buf *b, const int64_t *ids, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (ctx_buf_printf(b, "%sp%lld", i ? " OR " : "", (long long)ids[i]))
@@ -42,110 +126,69 @@ static int append_tokens(ctx_buf *b, const int64_t *ids, size_t n)
     return CTX_OK;
 }
 
+/* The shapes of a MATCH expression; phrases are numbered left to right. */
+enum match_shape {
+    SHAPE_ALL,      /* any term */
+    SHAPE_RARE,     /* a rare term, with every term's phrase there to score */
+    SHAPE_COMMON,   /* a common term and no rare one */
+};
+
 /*
- * build_match - the MATCH expression: the query's words, restricted to
- * chunks allowed to one of allow[] (unless acl_in_match is 0: the caller
- * then filters by ACL set in SQL) and denied to none of deny[].
+ * build_match - the MATCH expression of shape over terms (rare: the terms
+ * whose bit is in the mask), restricted to chunks allowed to one of allow[]
+ * (if nallow) and denied to none of deny[].
  */
-static int build_match(const char *query, int acl_in_match, const int64_t *allow,
-                       size_t nallow, const int64_t *deny, size_t ndeny, char **out);
-
-int search_fts_query(const char *query, const int64_t *principals, size_t n, char **out)
+static int build_match(const qterms *q, enum match_shape shape, uint32_t rare,
+                       const int64_t *allow, size_t nallow, const int64_t *deny,
+                       size_t ndeny, char **out)
 {
-    *out = NULL;
-    if (!n)
-        return CTX_OK; /* nobody: nothing to search */
-    return build_match(query, 1, principals, n, principals, n, out);
-}
-
-static int build_match(const char *query, int acl_in_match, const int64_t *allow,
-                       size_t nallow, const int64_t *deny, size_t ndeny, char **out)
-{
-    char *terms[MAX_TERMS];
-    size_t nterms = 0, nstop = 0, i, j;
-    const unsigned char *p = (const unsigned char *)query;
+    uint32_t all = q->n >= 32 ? 0xffffffffu : (1u << q->n) - 1;
     ctx_buf b = CTX_BUF_INIT;
-    int rc = CTX_OK, first;
+    int rc = CTX_ENOMEM;
 
     *out = NULL;
-    /* Words are runs of letters, digits and non-ASCII; everything else,
-     * including FTS5 syntax, separates them, so no input can inject syntax. */
-    while (*p && nterms < MAX_TERMS) {
-        const unsigned char *s;
-        while (*p && !word_byte(*p))
-            p++;
-        s = p;
-        while (*p && word_byte(*p))
-            p++;
-        if (p > s && p - s < 64) {
-            char *w = ctx_strndup((const char *)s, (size_t)(p - s));
-            if (!w) {
-                rc = CTX_ENOMEM;
-                goto done;
-            }
-            for (char *c = w; *c; c++)
-                *c = (char)tolower((unsigned char)*c);
-            for (j = 0; j < nterms && strcmp(terms[j], w); j++)
-                ;
-            if (j < nterms) {
-                ctx_free(w);
-                continue;
-            }
-            nstop += (size_t)is_stop(w);
-            terms[nterms++] = w;
-        }
-    }
-    if (!nterms)
+    if (ctx_buf_puts(&b, shape == SHAPE_ALL ? "(" : "(("))
         goto done;
-
-    rc = CTX_ENOMEM;
-    if (ctx_buf_puts(&b, "(({title text} : ("))
+    if (shape == SHAPE_ALL && put_terms(&b, q, all))
         goto done;
-    first = 1;
-    for (i = 0; i < nterms; i++) {
-        /* Keep stopwords only when the query has nothing else. */
-        if (nstop < nterms && is_stop(terms[i]))
-            continue;
-        if (ctx_buf_printf(&b, "%s\"%s\"", first ? "" : " OR ", terms[i]))
-            goto done;
-        first = 0;
-    }
-    if (ctx_buf_puts(&b, "))"))
+    if (shape == SHAPE_RARE &&
+        (put_terms(&b, q, rare) || ctx_buf_puts(&b, " AND ") || put_terms(&b, q, all) ||
+         ctx_buf_puts(&b, ")")))
         goto done;
-    if (acl_in_match && (ctx_buf_puts(&b, " AND (allow : (") ||
-                         append_tokens(&b, allow, nallow) || ctx_buf_puts(&b, "))")))
+    if (shape == SHAPE_COMMON &&
+        (put_terms(&b, q, all & ~rare) || ctx_buf_puts(&b, " NOT ") || put_terms(&b, q, rare) ||
+         ctx_buf_puts(&b, ")")))
+        goto done;
+    if (nallow && (ctx_buf_puts(&b, " AND (allow : (") || put_tokens(&b, allow, nallow) ||
+                   ctx_buf_puts(&b, "))")))
         goto done;
     if (ctx_buf_puts(&b, ")"))
         goto done;
-    /* Only principals that some deny list names can deny anything. */
-    if (ndeny && (ctx_buf_puts(&b, " NOT (deny : (") || append_tokens(&b, deny, ndeny) ||
+    if (ndeny && (ctx_buf_puts(&b, " NOT (deny : (") || put_tokens(&b, deny, ndeny) ||
                   ctx_buf_puts(&b, "))")))
         goto done;
     *out = ctx_buf_steal(&b);
     rc = CTX_OK;
 done:
-    for (i = 0; i < nterms; i++)
-        ctx_free(terms[i]);
     ctx_buf_free(&b);
     return rc;
 }
 
-/*
- * Ranking happens inside the FTS5 query (title counts double; the permission
- * columns count nothing); only the best rows are joined for display, and
- * only their text is read. %s is where the plan puts its ACL join and
- * filter, and the optional source filter.
- */
-static const char search_sql_fmt[] =
-    "WITH top AS ("
-    "  SELECT f.rowid AS id, bm25(chunks_fts, 2.0, 1.0, 0.0, 0.0, 0.0) AS rank"
-    "  FROM chunks_fts f%s"
-    "  WHERE chunks_fts MATCH ?1%s ORDER BY rank LIMIT ?2)"
-    " SELECT t.id, -t.rank, c.doc_id, s.name, d.title, d.url,"
-    "  (SELECT text FROM chunks_fts WHERE rowid = t.id), d.acl_synced_at"
-    " FROM top t JOIN chunks c ON c.id = t.id JOIN documents d ON d.id = c.doc_id"
-    " JOIN sources s ON s.id = d.source_id"
-    " WHERE d.deleted = 0 ORDER BY t.rank";
+int search_fts_query(const char *query, const int64_t *principals, size_t n, char **out)
+{
+    qterms q;
+    int rc;
+
+    *out = NULL;
+    if (!n)
+        return CTX_OK; /* nobody: nothing to search */
+    if ((rc = parse_terms(query, &q)))
+        return rc;
+    if (q.n)
+        rc = build_match(&q, SHAPE_ALL, 0, principals, n, principals, n, out);
+    qterms_free(&q);
+    return rc;
+}
 
 /* The caller's principals that some allow (deny = 0) or deny list names. */
 static const char named_sql[] =
@@ -154,17 +197,30 @@ static const char named_sql[] =
 
 /* ACL sets the caller may read: allowed to one of them, denied to none. */
 static const char readable_sql[] =
-    "SELECT json_group_array(acl_id) FROM ("
-    " SELECT acl_id FROM acl_entries WHERE deny = 0"
-    "  AND principal_id IN (SELECT value FROM json_each(?1))"
+    "SELECT acl_id FROM acl_entries WHERE deny = 0"
+    " AND principal_id IN (SELECT value FROM json_each(?1))"
     " EXCEPT SELECT acl_id FROM acl_entries WHERE deny = 1"
-    "  AND principal_id IN (SELECT value FROM json_each(?1)))";
+    " AND principal_id IN (SELECT value FROM json_each(?1))";
+
+static const char sources_sql[] =
+    "SELECT id FROM sources WHERE name IN (SELECT value FROM json_each(?1))";
+
+/* What is shown for a hit, once the best rows are known. */
+static const char hit_sql[] =
+    "SELECT c.doc_id, s.name, d.title, d.url,"
+    " (SELECT text FROM chunks_fts WHERE rowid = c.id), d.acl_synced_at"
+    " FROM chunks c JOIN documents d ON d.id = c.doc_id JOIN sources s ON s.id = d.source_id"
+    " WHERE c.id = ?1 AND d.deleted = 0";
 
 /*
  * Above this many principals an OR of their tokens costs more inside FTS5
- * than a lookup of each candidate's ACL set (measured in bench/README.md).
+ * than checking each candidate's ACL set in the chunk map (bench/README.md).
  */
 #define MATCH_PRINCIPALS_MAX 32
+
+/* A term in more than 1/COMMON_DIV of the chunks is common (MaxScore's
+ * "non-essential" terms). */
+#define COMMON_DIV 20
 
 static char *ids_json(const int64_t *ids, size_t n)
 {
@@ -190,23 +246,157 @@ static int named(sqlite3 *db, const char *pjson, int deny, acl_principals *out, 
     return acl__collect(s, out, err);
 }
 
-/* readable - the readable ACL set ids as a JSON array (new). */
-static int readable(sqlite3 *db, const char *pjson, char **out, ctx_error *err)
+/*
+ * id_bitmap - a bit per id that sql (bound to json) returns. *nbits is one
+ * past the highest id; *bits is new, and NULL when there is none.
+ */
+static int id_bitmap(sqlite3 *db, const char *sql, const char *json, uint8_t **bits,
+                     int64_t *nbits, ctx_error *err)
 {
+    acl_principals ids;
     sqlite3_stmt *s;
     int rc;
 
-    *out = NULL;
-    if (sqlite3_prepare_v2(db, readable_sql, -1, &s, NULL) != SQLITE_OK)
+    *bits = NULL;
+    *nbits = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
-    sqlite3_bind_text(s, 1, pjson, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *out = ctx_strdup((const char *)sqlite3_column_text(s, 0));
+    sqlite3_bind_text(s, 1, json, -1, SQLITE_STATIC);
+    if ((rc = acl__collect(s, &ids, err)))
+        return rc;
+    for (size_t i = 0; i < ids.n; i++)
+        if (ids.ids[i] >= *nbits)
+            *nbits = ids.ids[i] + 1;
+    if (*nbits && !(*bits = ctx_calloc((size_t)(*nbits + 7) / 8, 1))) {
+        acl_principals_free(&ids);
+        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    }
+    for (size_t i = 0; i < ids.n; i++)
+        if (ids.ids[i] >= 0)
+            (*bits)[ids.ids[i] >> 3] |= (uint8_t)(1u << (ids.ids[i] & 7));
+    acl_principals_free(&ids);
+    return CTX_OK;
+}
+
+/* ---- the best L candidates: a min-heap on (score, id) ------------------ */
+
+typedef struct cand {
+    double score;
+    int64_t id;
+} cand;
+
+typedef struct heap {
+    cand *v;
+    size_t n, cap;
+} heap;
+
+static int cand_less(const cand *a, const cand *b)
+{
+    return a->score < b->score || (a->score == b->score && a->id < b->id);
+}
+
+static void heap_sift_down(heap *h, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        cand t;
+        if (l < h->n && cand_less(&h->v[l], &h->v[m]))
+            m = l;
+        if (r < h->n && cand_less(&h->v[r], &h->v[m]))
+            m = r;
+        if (m == i)
+            return;
+        t = h->v[i];
+        h->v[i] = h->v[m];
+        h->v[m] = t;
+        i = m;
+    }
+}
+
+static void heap_push(heap *h, cand c)
+{
+    size_t i;
+    if (h->n == h->cap) {
+        if (!cand_less(&h->v[0], &c))
+            return;
+        h->v[0] = c;
+        heap_sift_down(h, 0);
+        return;
+    }
+    for (i = h->n++; i > 0 && cand_less(&c, &h->v[(i - 1) / 2]); i = (i - 1) / 2)
+        h->v[i] = h->v[(i - 1) / 2];
+    h->v[i] = c;
+}
+
+/* heap_sort - best first; the heap is used up. */
+static void heap_sort(heap *h)
+{
+    size_t n = h->n;
+    while (h->n > 1) {
+        cand t = h->v[0];
+        h->v[0] = h->v[--h->n];
+        h->v[h->n] = t;
+        heap_sift_down(h, 0);
+    }
+    h->n = n;
+}
+
+/*
+ * run_pass - score every row of match the caller may read, newest first,
+ * into h. With window > 0, stop after that many readable rows.
+ */
+static int run_pass(sqlite3 *db, rank_conn *rc, const char *match, rank_query *q,
+                    int64_t window, heap *h, int *windowed, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int64_t seen = 0;
+    int step, ok;
+
+    if (sqlite3_prepare_v2(db,
+                           "SELECT rowid, ctx_rank(chunks_fts, ?2) FROM chunks_fts"
+                           " WHERE chunks_fts MATCH ?1 ORDER BY rowid DESC",
+                           -1, &s, NULL) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
+    sqlite3_bind_text(s, 1, match, -1, SQLITE_STATIC);
+    sqlite3_bind_pointer(s, 2, q, RANK_QUERY_PTR, NULL);
+    q->have_totals = 0;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        cand c;
+        if (sqlite3_column_type(s, 1) == SQLITE_NULL)
+            continue; /* not the caller's to read */
+        c.id = sqlite3_column_int64(s, 0);
+        c.score = sqlite3_column_double(s, 1);
+        /* ctx_rank decided rows the map knows; the rest are asked here. */
+        if ((ok = rank_chunk_ok(rc, q, c.id, err)) <= 0) {
+            if (ok < 0) {
+                sqlite3_finalize(s);
+                return -ok;
+            }
+            continue;
+        }
+        heap_push(h, c);
+        if (window > 0 && ++seen >= window) {
+            *windowed = 1;
+            break;
+        }
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
+        sqlite3_finalize(s);
+        return CTX_ESTORE;
+    }
     sqlite3_finalize(s);
-    if (rc != SQLITE_ROW)
-        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
-    return *out ? CTX_OK : ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    return CTX_OK;
+}
+
+/* Fill q's term phrases: the terms whose bit is in mask, in order. */
+static void query_terms(rank_query *q, const qterms *t, uint32_t mask, int first_phrase)
+{
+    q->first_phrase = first_phrase;
+    q->nterms = 0;
+    for (size_t i = 0; i < t->n; i++)
+        if (mask >> i & 1)
+            q->idf[q->nterms++] = t->t[i].idf;
 }
 
 static char *col_dup(sqlite3_stmt *s, int i)
@@ -228,20 +418,97 @@ void search_result_free(search_result *r)
     r->n = 0;
 }
 
+/*
+ * fetch_hits - the shown fields of the candidates in h (best first), at most
+ * per_doc per document, up to k.
+ */
+static int fetch_hits(sqlite3 *db, const heap *h, int k, int per_doc, search_result *out,
+                      ctx_error *err)
+{
+    sqlite3_stmt *s;
+    size_t cap = 0;
+
+    if (sqlite3_prepare_v2(db, hit_sql, -1, &s, NULL) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
+    for (size_t i = 0; i < h->n && (int)out->n < k; i++) {
+        int64_t doc;
+        size_t same = 0;
+        search_hit *hit;
+        int step;
+
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, h->v[i].id);
+        if ((step = sqlite3_step(s)) != SQLITE_ROW) {
+            if (step == SQLITE_DONE)
+                continue; /* its document was deleted */
+            sqlite3_finalize(s);
+            return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
+        }
+        doc = sqlite3_column_int64(s, 0);
+        for (size_t j = 0; per_doc && j < out->n; j++)
+            same += out->hits[j].doc_id == doc;
+        if (per_doc && (int)same >= per_doc)
+            continue;
+        if (out->n == cap) {
+            cap = cap ? cap * 2 : 16;
+            if (!(hit = ctx_realloc(out->hits, cap * sizeof *hit))) {
+                sqlite3_finalize(s);
+                return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+            }
+            out->hits = hit;
+        }
+        hit = &out->hits[out->n++];
+        hit->chunk_id = h->v[i].id;
+        hit->score = h->v[i].score;
+        hit->doc_id = doc;
+        hit->source = col_dup(s, 1);
+        hit->title = col_dup(s, 2);
+        hit->url = col_dup(s, 3);
+        hit->text = col_dup(s, 4);
+        hit->acl_synced_at = sqlite3_column_int64(s, 5);
+    }
+    sqlite3_finalize(s);
+    return CTX_OK;
+}
+
+/*
+ * The plan, in short (bench/README.md has the measurements behind it):
+ *
+ *  1. Resolve the caller to principals, and keep those some ACL names.
+ *  2. Few of them: the permission goes into the MATCH as principal tokens.
+ *     Many: the MATCH holds the words only, and ctx_rank() drops each
+ *     candidate whose ACL set is not readable before scoring it.
+ *  3. Rare terms (in at most 1/COMMON_DIV of the chunks) bound the work
+ *     (MaxScore): rank every readable row holding a rare term first. A row
+ *     with common terms only scores at most the sum of their BM25 ceilings,
+ *     so when the L-th best already beats that, no such row can enter and
+ *     the answer is exact. Otherwise those rows are ranked too, newest first
+ *     and, when a window is set, only the newest `window` readable ones: a
+ *     word in most chunks carries almost no IDF, and ranking all of them
+ *     costs more than it tells.
+ */
 int search_lexical(sqlite3 *db, const char *user, const char *query,
                    const search_opts *opts, search_result *out, ctx_error *err)
 {
     acl_principals pr = {NULL, 0}, allow = {NULL, 0}, deny = {NULL, 0};
-    sqlite3_stmt *s = NULL;
-    char *match = NULL, *srcs = NULL, *pjson = NULL, *acls = NULL, sql[2048];
+    qterms terms = {.n = 0};
+    rank_query rq;
+    rank_conn *rconn;
+    heap h = {NULL, 0, 0};
+    char *match = NULL, *pjson = NULL, *srcs = NULL;
+    uint8_t *readable = NULL, *srcbits = NULL;
+    int64_t nreadable = 0, nsrcbits = 0, nrows = 0, window;
     int k = opts && opts->k > 0 ? opts->k : 10, per_doc = opts ? opts->per_doc : 0;
     int max_match = opts && opts->match_principals_max > 0 ? opts->match_principals_max
                                                           : MATCH_PRINCIPALS_MAX;
-    int limit, rc, step, acl_in_match;
-    size_t i, cap;
+    uint32_t rare = 0;
+    double ceiling = 0;
+    size_t limit, i;
+    int rc, acl_in_match;
 
-    out->hits = NULL;
-    out->n = 0;
+    memset(out, 0, sizeof *out);
+    memset(&rq, 0, sizeof rq);
+    window = opts && opts->rank_window ? opts->rank_window : SEARCH_RANK_WINDOW;
     if (k > 1000)
         k = 1000;
     rc = acl_resolve(db, user, &pr, err);
@@ -249,7 +516,6 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
         return CTX_OK; /* fail closed, and say nothing about why */
     if (rc)
         return rc;
-    rc = CTX_ENOMEM;
     if (!(pjson = ids_json(pr.ids, pr.n)))
         goto oom;
     /* Only principals some ACL names can change an answer. */
@@ -257,90 +523,106 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
         goto done;
     if (!allow.n)
         goto done; /* no document allows any of them */
-    acl_in_match = allow.n <= (size_t)max_match;
-    if (!acl_in_match && (rc = readable(db, pjson, &acls, err)))
-        goto done;
-    rc = build_match(query ? query : "", acl_in_match, allow.ids, allow.n, deny.ids,
-                     acl_in_match ? deny.n : 0, &match);
-    if (rc)
+    if ((rc = parse_terms(query ? query : "", &terms)))
         goto oom;
-    if (!match)
+    if (!terms.n)
         goto done;
+    if (!(rconn = rank_attach(db, err))) {
+        rc = err ? err->code : CTX_ESTORE;
+        goto done;
+    }
+    acl_in_match = allow.n <= (size_t)max_match;
+    if (!acl_in_match &&
+        (rc = id_bitmap(db, readable_sql, pjson, &readable, &nreadable, err)))
+        goto done;
+    if (!acl_in_match && !readable)
+        goto done; /* everything they are allowed is also denied to them */
     if (opts && opts->nsources) {
         json_t *a = json_array();
         for (i = 0; i < opts->nsources; i++)
             json_array_append_new(a, json_string(opts->sources[i]));
         srcs = json_dumps(a, JSON_COMPACT);
         json_decref(a);
+        if (!srcs)
+            goto oom;
+        if ((rc = id_bitmap(db, sources_sql, srcs, &srcbits, &nsrcbits, err)))
+            goto done;
+        if (!srcbits)
+            goto done; /* none of the named sources exists */
     }
-    /*
-     * Many principals: the words alone go to FTS5, and each candidate's ACL
-     * set is checked in the same query, before ORDER BY rank and LIMIT:
-     * bm25() runs only on rows that pass.
-     */
-    snprintf(sql, sizeof sql, search_sql_fmt,
-             acl_in_match && !srcs ? "" :
-             srcs ? " JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc_id"
-                    " JOIN sources s ON s.id = d.source_id"
-                  : " JOIN chunks c ON c.id = f.rowid",
-             acl_in_match ? (srcs ? " AND s.name IN (SELECT value FROM json_each(?4))" : "")
-             : srcs ? " AND c.acl_id IN (SELECT value FROM json_each(?3))"
-                      " AND s.name IN (SELECT value FROM json_each(?4))"
-                    : " AND c.acl_id IN (SELECT value FROM json_each(?3))");
+    if ((readable || srcbits) && (rc = rank_chunks_load(rconn, err)))
+        goto done;
 
-    /* Collapsing chunks per document may need more rows than k: fetch a few
-     * times k and widen once more if that was not enough. */
-    limit = per_doc ? k * 4 + 8 : k;
+    /* IDFs, and which terms are rare. */
+    if ((rc = rank_rows(rconn, &nrows, err)))
+        goto done;
+    for (i = 0; i < terms.n; i++) {
+        int64_t df;
+        if ((rc = rank_df(rconn, terms.t[i].word, &df, err)))
+            goto done;
+        terms.t[i].idf = rank_idf(nrows, df);
+        terms.t[i].common = df * COMMON_DIV > nrows;
+        if (!terms.t[i].common)
+            rare |= 1u << i;
+        else
+            ceiling += terms.t[i].idf * (RANK_K1 + 1.0);
+    }
+
+    rq.readable = readable;
+    rq.nreadable = nreadable;
+    rq.sources = srcbits;
+    rq.nsources = nsrcbits;
+    rq.rc = rconn;
+    /* Collapsing chunks per document may need more rows than k: rank a few
+     * times k and widen when that was not enough. */
+    limit = per_doc ? (size_t)k * 4 + 8 : (size_t)k;
     for (;;) {
-        size_t nrows = 0;
+        uint32_t all = (uint32_t)((1ull << terms.n) - 1);
+        const int64_t *al = acl_in_match ? allow.ids : NULL;
+        size_t nal = acl_in_match ? allow.n : 0, nde = acl_in_match ? deny.n : 0;
+        int windowed = 0, rare_only = 0;
+        cand *v;
+
+        if (!(v = ctx_realloc(h.v, limit * sizeof *v)))
+            goto oom;
+        h.v = v;
+        h.n = 0;
+        h.cap = limit;
         search_result_free(out);
-        if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
-            rc = ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
-            goto done;
-        }
-        sqlite3_bind_text(s, 1, match, -1, SQLITE_STATIC);
-        sqlite3_bind_int(s, 2, limit);
-        if (acls)
-            sqlite3_bind_text(s, 3, acls, -1, SQLITE_STATIC);
-        if (srcs)
-            sqlite3_bind_text(s, 4, srcs, -1, SQLITE_STATIC);
-        cap = 0;
-        while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-            int64_t doc = sqlite3_column_int64(s, 2);
-            size_t same = 0;
-            search_hit *h;
-            nrows++;
-            if ((int)out->n >= k)
-                continue;
-            for (i = 0; per_doc && i < out->n; i++)
-                same += out->hits[i].doc_id == doc;
-            if (per_doc && (int)same >= per_doc)
-                continue;
-            if (out->n == cap) {
-                cap = cap ? cap * 2 : 16;
-                if (!(h = ctx_realloc(out->hits, cap * sizeof *h))) {
-                    rc = ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+        if (rare && rare != all) {
+            /* Rows with a rare term, scored on every term. */
+            ctx_free(match);
+            if ((rc = build_match(&terms, SHAPE_RARE, rare, al, nal, deny.ids, nde, &match)))
+                goto oom;
+            query_terms(&rq, &terms, all, __builtin_popcount(rare));
+            if ((rc = run_pass(db, rconn, match, &rq, 0, &h, &windowed, err)))
+                goto done;
+            /* Then rows with common terms only, unless none can enter. */
+            rare_only = h.n == h.cap && h.v[0].score > ceiling;
+            if (!rare_only) {
+                ctx_free(match);
+                if ((rc = build_match(&terms, SHAPE_COMMON, rare, al, nal, deny.ids, nde,
+                                      &match)))
+                    goto oom;
+                query_terms(&rq, &terms, all & ~rare, 0);
+                if ((rc = run_pass(db, rconn, match, &rq, window, &h, &windowed, err)))
                     goto done;
-                }
-                out->hits = h;
             }
-            h = &out->hits[out->n++];
-            h->chunk_id = sqlite3_column_int64(s, 0);
-            h->score = sqlite3_column_double(s, 1);
-            h->doc_id = doc;
-            h->source = col_dup(s, 3);
-            h->title = col_dup(s, 4);
-            h->url = col_dup(s, 5);
-            h->text = col_dup(s, 6);
-            h->acl_synced_at = sqlite3_column_int64(s, 7);
+        } else {
+            ctx_free(match);
+            if ((rc = build_match(&terms, SHAPE_ALL, 0, al, nal, deny.ids, nde, &match)))
+                goto oom;
+            query_terms(&rq, &terms, all, 0);
+            if ((rc = run_pass(db, rconn, match, &rq, rare ? 0 : window, &h, &windowed,
+                                err)))
+                goto done;
         }
-        sqlite3_finalize(s);
-        s = NULL;
-        if (step != SQLITE_DONE) {
-            rc = ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
+        heap_sort(&h);
+        if ((rc = fetch_hits(db, &h, k, per_doc, out, err)))
             goto done;
-        }
-        if ((int)out->n >= k || (int)nrows < limit || limit >= 1 << 20)
+        out->rare_only = rare_only;
+        out->windowed = windowed;
+        if ((int)out->n >= k || h.n < h.cap || limit >= (size_t)1 << 20)
             break;
         limit *= 8;
     }
@@ -351,10 +633,12 @@ oom:
 done:
     if (rc)
         search_result_free(out);
-    sqlite3_finalize(s);
+    qterms_free(&terms);
+    ctx_free(h.v);
     ctx_free(match);
     ctx_free(pjson);
-    ctx_free(acls);
+    ctx_free(readable);
+    ctx_free(srcbits);
     free(srcs);
     acl_principals_free(&pr);
     acl_principals_free(&allow);

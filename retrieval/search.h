@@ -18,7 +18,16 @@ typedef struct search_opts {
     const char *const *sources;     /* only these source names (NULL = all) */
     size_t nsources;
     int match_principals_max;       /* plan switch (0 = default 32); for tests */
+    /*
+     * Rows holding only common terms (each in more than 5% of chunks) are
+     * ranked among the newest rank_window readable ones (0 = default
+     * SEARCH_RANK_WINDOW, negative = all of them). Rows with a rarer term
+     * are always all ranked.
+     */
+    int64_t rank_window;
 } search_opts;
+
+#define SEARCH_RANK_WINDOW 20000
 
 typedef struct search_hit {
     int64_t chunk_id, doc_id;
@@ -31,6 +40,9 @@ typedef struct search_hit {
 typedef struct search_result {
     search_hit *hits;               /* n hits, best first; owned */
     size_t n;
+    /* How the answer was found (for tests and benchmarks): */
+    int rare_only;                  /* rows with common terms only were provably out */
+    int windowed;                   /* ranking of common-term rows stopped at the window */
 } search_result;
 
 /*

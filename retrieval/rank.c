@@ -1,0 +1,419 @@
+/*
+ * rank.c - ctx_rank(), term statistics and the chunk map (see rank.h).
+ */
+#include "rank.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <pthread.h>
+#include <string.h>
+
+/* The index's tokenizer; a query word is turned into index terms with it. */
+static const char *tokenizer_args[] = {"unicode61", "remove_diacritics", "2"};
+
+struct rank_conn {
+    sqlite3 *db;
+    fts5_api *api;
+    fts5_tokenizer tok;
+    Fts5Tokenizer *tokenizer;
+    int vocab;                  /* temp.ctx_vocab exists */
+    /* chunk id -> ACL set id and source id; 0 = no such committed chunk */
+    int32_t *acl_of, *src_of;
+    int64_t cap;                /* slots in both arrays */
+    int64_t loaded;             /* every committed id <= loaded is mapped */
+    rank_conn *next;            /* in the registry */
+};
+
+/*
+ * The registry: connection -> its state. An entry is removed by the
+ * function's destructor when SQLite closes the connection, so a later
+ * connection at the same address never finds a stale map.
+ */
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static rank_conn *registry;
+
+static void rank_conn_destroy(void *p)
+{
+    rank_conn *rc = p, **pp;
+
+    pthread_mutex_lock(&registry_mu);
+    for (pp = &registry; *pp && *pp != rc; pp = &(*pp)->next)
+        ;
+    if (*pp)
+        *pp = rc->next;
+    pthread_mutex_unlock(&registry_mu);
+    if (rc->tokenizer)
+        rc->tok.xDelete(rc->tokenizer);
+    ctx_free(rc->acl_of);
+    ctx_free(rc->src_of);
+    ctx_free(rc);
+}
+
+double rank_idf(int64_t n, int64_t df)
+{
+    double idf = log(((double)n - (double)df + 0.5) / ((double)df + 0.5));
+    return idf > 1e-6 ? idf : 1e-6;
+}
+
+/*
+ * ctx_rank(chunks_fts, query) - BM25 of the row over the query's terms, the
+ * way FTS5's bm25() weighs columns (a term's frequency is its title count
+ * times RANK_W_TITLE plus its text count times RANK_W_TEXT, the length is
+ * title plus text), except that the permission columns count for nothing:
+ * not as terms and not in the length, so the size of an ACL never moves a
+ * chunk up or down. NULL for a row the caller may not read.
+ */
+static void ctx_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx,
+                        int nval, sqlite3_value **val)
+{
+    rank_query *q = nval == 1 ? sqlite3_value_pointer(val[0], RANK_QUERY_PTR) : NULL;
+    double score = 0, norm = -1;
+
+    if (!q) {
+        sqlite3_result_error(ctx, "ctx_rank: expected (chunks_fts, query pointer)", -1);
+        return;
+    }
+    if (q->readable || q->sources) {
+        /* A row the map knows is decided here; one it does not is scored and
+         * checked by the caller in SQL. */
+        const rank_conn *rc = q->rc;
+        int64_t id = api->xRowid(fts);
+        if (id > 0 && id <= rc->loaded && id < rc->cap) {
+            if (!rc->acl_of[id] ||
+                (q->readable && !rank_bit(q->readable, q->nreadable, rc->acl_of[id])) ||
+                (q->sources && !rank_bit(q->sources, q->nsources, rc->src_of[id]))) {
+                sqlite3_result_null(ctx);
+                return;
+            }
+        }
+    }
+    if (!q->have_totals) {
+        sqlite3_int64 n = 0, title = 0, text = 0;
+        api->xRowCount(fts, &n);
+        api->xColumnTotalSize(fts, 0, &title);
+        api->xColumnTotalSize(fts, 1, &text);
+        q->avg = n > 0 && title + text > 0 ? (double)(title + text) / (double)n : 1.0;
+        q->have_totals = 1;
+    }
+    for (int i = 0; i < q->nterms; i++) {
+        Fts5PhraseIter it;
+        int col, off;
+        double freq = 0;
+        if (api->xPhraseFirst(fts, q->first_phrase + i, &it, &col, &off) != SQLITE_OK)
+            continue;
+        for (; col >= 0; api->xPhraseNext(fts, &it, &col, &off))
+            freq += col == 0 ? RANK_W_TITLE : col == 1 ? RANK_W_TEXT : 0.0;
+        if (freq == 0)
+            continue;
+        if (norm < 0) {
+            int title = 0, text = 0;
+            api->xColumnSize(fts, 0, &title);
+            api->xColumnSize(fts, 1, &text);
+            norm = RANK_K1 * (1.0 - RANK_B + RANK_B * (double)(title + text) / q->avg);
+        }
+        score += q->idf[i] * (freq * (RANK_K1 + 1.0)) / (freq + norm);
+    }
+    sqlite3_result_double(ctx, score);
+}
+
+static fts5_api *fts5_api_of(sqlite3 *db)
+{
+    fts5_api *api = NULL;
+    sqlite3_stmt *s;
+
+    if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &s, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_pointer(s, 1, (void *)&api, "fts5_api_ptr", NULL);
+    sqlite3_step(s);
+    sqlite3_finalize(s);
+    return api;
+}
+
+rank_conn *rank_attach(sqlite3 *db, ctx_error *err)
+{
+    rank_conn *rc;
+    void *ud;
+
+    pthread_mutex_lock(&registry_mu);
+    for (rc = registry; rc && rc->db != db; rc = rc->next)
+        ;
+    pthread_mutex_unlock(&registry_mu);
+    if (rc)
+        return rc;
+
+    if (!(rc = ctx_calloc(1, sizeof *rc))) {
+        ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+        return NULL;
+    }
+    rc->db = db;
+    if (!(rc->api = fts5_api_of(db)) || rc->api->iVersion < 2) {
+        ctx_free(rc);
+        ctx_error_set(err, CTX_ESTORE, "search: this SQLite has no FTS5 API");
+        return NULL;
+    }
+    if (rc->api->xFindTokenizer(rc->api, "porter", &ud, &rc->tok) != SQLITE_OK ||
+        rc->tok.xCreate(ud, tokenizer_args, 3, &rc->tokenizer) != SQLITE_OK) {
+        ctx_free(rc);
+        ctx_error_set(err, CTX_ESTORE, "search: the porter tokenizer is missing");
+        return NULL;
+    }
+    /* From here SQLite owns rc: it calls rank_conn_destroy on close (and
+     * right away if registering fails). */
+    if (rc->api->xCreateFunction(rc->api, "ctx_rank", rc, ctx_rank_fn, rank_conn_destroy) !=
+        SQLITE_OK) {
+        ctx_error_set(err, CTX_ESTORE, "search: cannot register ctx_rank: %s",
+                      sqlite3_errmsg(db));
+        return NULL;
+    }
+    pthread_mutex_lock(&registry_mu);
+    rc->next = registry;
+    registry = rc;
+    pthread_mutex_unlock(&registry_mu);
+    return rc;
+}
+
+/* ---- term statistics --------------------------------------------------- */
+
+typedef struct term_buf {
+    char terms[4][128];
+    int n;
+} term_buf;
+
+static int collect_token(void *arg, int flags, const char *tok, int ntok, int start, int end)
+{
+    term_buf *tb = arg;
+    (void)start;
+    (void)end;
+    if (flags & FTS5_TOKEN_COLOCATED)
+        return SQLITE_OK;
+    if (tb->n < 4 && ntok > 0 && ntok < (int)sizeof tb->terms[0]) {
+        memcpy(tb->terms[tb->n], tok, (size_t)ntok);
+        tb->terms[tb->n++][ntok] = '\0';
+    }
+    return SQLITE_OK;
+}
+
+static int ensure_vocab(rank_conn *rc, ctx_error *err)
+{
+    if (rc->vocab)
+        return CTX_OK;
+    if (sqlite3_exec(rc->db,
+                     "CREATE VIRTUAL TABLE IF NOT EXISTS temp.ctx_vocab"
+                     " USING fts5vocab(main, chunks_fts, 'row')",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "search: fts5vocab: %s", sqlite3_errmsg(rc->db));
+    rc->vocab = 1;
+    return CTX_OK;
+}
+
+/* step s once for an integer; *v = dflt when there is no row */
+static int step_int(sqlite3_stmt *s, int64_t dflt, int64_t *v, ctx_error *err)
+{
+    int r = sqlite3_step(s);
+    *v = r == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL ?
+             sqlite3_column_int64(s, 0) : dflt;
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(sqlite3_db_handle(s)));
+    sqlite3_finalize(s);
+    return r == SQLITE_ROW || r == SQLITE_DONE ? CTX_OK : CTX_ESTORE;
+}
+
+static int term_count(rank_conn *rc, const char *term, int64_t *df, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc_;
+
+    /* term_df first: one B-tree lookup. */
+    if (sqlite3_prepare_v2(rc->db, "SELECT df FROM term_df WHERE term = ?1", -1, &s, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(s, 1, term, -1, SQLITE_STATIC);
+        if ((rc_ = step_int(s, -1, df, err)))
+            return rc_;
+        if (*df >= 0)
+            return CTX_OK;
+    }
+    /* Not there: count it from the index itself (a doclist scan). */
+    if ((rc_ = ensure_vocab(rc, err)))
+        return rc_;
+    if (sqlite3_prepare_v2(rc->db,
+                           "SELECT doc FROM temp.ctx_vocab WHERE term = ?1",
+                           -1, &s, NULL) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    sqlite3_bind_text(s, 1, term, -1, SQLITE_STATIC);
+    return step_int(s, 0, df, err);
+}
+
+int rank_df(rank_conn *rc, const char *word, int64_t *df, ctx_error *err)
+{
+    term_buf tb;
+    int r;
+
+    memset(&tb, 0, sizeof tb);
+    *df = 0;
+    rc->tok.xTokenize(rc->tokenizer, &tb, FTS5_TOKENIZE_QUERY, word, (int)strlen(word),
+                      collect_token);
+    /* A word the tokenizer splits is a phrase: no more common than its
+     * rarest part. */
+    for (int i = 0; i < tb.n; i++) {
+        int64_t d;
+        if ((r = term_count(rc, tb.terms[i], &d, err)))
+            return r;
+        if (i == 0 || d < *df)
+            *df = d;
+    }
+    return CTX_OK;
+}
+
+int rank_rows(rank_conn *rc, int64_t *n, ctx_error *err)
+{
+    sqlite3_stmt *s;
+
+    /* The count term_df was built with, so IDFs and bounds agree. */
+    if (sqlite3_prepare_v2(rc->db, "SELECT nrows FROM term_df_meta", -1, &s, NULL) ==
+            SQLITE_OK &&
+        !step_int(s, -1, n, err) && *n >= 0)
+        return CTX_OK;
+    if (sqlite3_prepare_v2(rc->db, "SELECT count(*) FROM chunks", -1, &s, NULL) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    return step_int(s, 0, n, err);
+}
+
+int rank_stats_refresh(sqlite3 *db, int force, ctx_error *err)
+{
+    rank_conn *rc;
+    sqlite3_stmt *s;
+    int64_t now_rows, then_rows = -1;
+    int r;
+
+    if (!(rc = rank_attach(db, err)))
+        return err ? err->code : CTX_ESTORE;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM chunks", -1, &s, NULL) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "rank stats: %s", sqlite3_errmsg(db));
+    if ((r = step_int(s, 0, &now_rows, err)))
+        return r;
+    if (!force && sqlite3_prepare_v2(db, "SELECT nrows FROM term_df_meta", -1, &s, NULL) ==
+                      SQLITE_OK &&
+        (r = step_int(s, -1, &then_rows, err)))
+        return r;
+    if (!force && then_rows >= 0 && llabs(now_rows - then_rows) * 20 <= then_rows)
+        return CTX_OK;
+    if ((r = ensure_vocab(rc, err)))
+        return r;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "rank stats: %s", sqlite3_errmsg(db));
+    r = sqlite3_exec(db,
+                     "CREATE TABLE IF NOT EXISTS term_df("
+                     "  term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;"
+                     "CREATE TABLE IF NOT EXISTS term_df_meta("
+                     "  id INTEGER PRIMARY KEY CHECK (id = 1), nrows INTEGER NOT NULL,"
+                     "  built_at INTEGER NOT NULL);"
+                     "DELETE FROM term_df;"
+                     "INSERT INTO term_df SELECT term, doc FROM temp.ctx_vocab;"
+                     "INSERT OR REPLACE INTO term_df_meta"
+                     "  SELECT 1, count(*), CAST(strftime('%s', 'now') AS INTEGER) * 1000"
+                     "  FROM chunks;",
+                     NULL, NULL, NULL);
+    if (r != SQLITE_OK) {
+        ctx_error_set(err, CTX_ESTORE, "rank stats: %s", sqlite3_errmsg(db));
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return CTX_ESTORE;
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        ctx_error_set(err, CTX_ESTORE, "rank stats: %s", sqlite3_errmsg(db));
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return CTX_ESTORE;
+    }
+    return CTX_OK;
+}
+
+/* ---- the chunk map ----------------------------------------------------- */
+
+static int map_grow(rank_conn *rc, int64_t id, ctx_error *err)
+{
+    int64_t cap = rc->cap ? rc->cap : 4096;
+    int32_t *a, *b;
+
+    while (cap <= id)
+        cap *= 2;
+    if (!(a = ctx_realloc(rc->acl_of, (size_t)cap * sizeof *a)))
+        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    rc->acl_of = a;
+    if (!(b = ctx_realloc(rc->src_of, (size_t)cap * sizeof *b)))
+        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    rc->src_of = b;
+    memset(a + rc->cap, 0, (size_t)(cap - rc->cap) * sizeof *a);
+    memset(b + rc->cap, 0, (size_t)(cap - rc->cap) * sizeof *b);
+    rc->cap = cap;
+    return CTX_OK;
+}
+
+int rank_chunks_load(rank_conn *rc, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int64_t hi = rc->loaded;
+    int r;
+
+    if (!sqlite3_get_autocommit(rc->db))
+        return CTX_OK; /* rows seen now might still roll back */
+    if (sqlite3_prepare_v2(rc->db,
+                           "SELECT c.id, c.acl_id, d.source_id FROM chunks c"
+                           " JOIN documents d ON d.id = c.doc_id WHERE c.id > ?1"
+                           " ORDER BY c.id",
+                           -1, &s, NULL) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    sqlite3_bind_int64(s, 1, rc->loaded);
+    while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(s, 0);
+        if (id >= rc->cap && map_grow(rc, id, err)) {
+            sqlite3_finalize(s);
+            return CTX_ENOMEM;
+        }
+        rc->acl_of[id] = (int32_t)sqlite3_column_int64(s, 1);
+        rc->src_of[id] = (int32_t)sqlite3_column_int64(s, 2);
+        hi = id;
+    }
+    sqlite3_finalize(s);
+    if (r != SQLITE_DONE)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    /* Also past ids that were used and deleted before we looked: the
+     * sequence says how far ids have gone, and none below it comes back. */
+    if (sqlite3_prepare_v2(rc->db, "SELECT seq FROM sqlite_sequence WHERE name = 'chunks'", -1,
+                           &s, NULL) == SQLITE_OK) {
+        int64_t seq;
+        if (!step_int(s, 0, &seq, err) && seq > hi)
+            hi = seq;
+    }
+    if (hi >= rc->cap && map_grow(rc, hi, err))
+        return CTX_ENOMEM;
+    rc->loaded = hi;
+    return CTX_OK;
+}
+
+int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err)
+{
+    int64_t acl, src;
+    sqlite3_stmt *s;
+    int r;
+
+    if (!q->readable && !q->sources)
+        return 1;
+    if (id > 0 && id <= rc->loaded && id < rc->cap) {
+        acl = rc->acl_of[id];
+        src = rc->src_of[id];
+    } else {
+        if (sqlite3_prepare_v2(rc->db,
+                               "SELECT c.acl_id, d.source_id FROM chunks c"
+                               " JOIN documents d ON d.id = c.doc_id WHERE c.id = ?1",
+                               -1, &s, NULL) != SQLITE_OK)
+            return -ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+        sqlite3_bind_int64(s, 1, id);
+        r = sqlite3_step(s);
+        acl = r == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+        src = r == SQLITE_ROW ? sqlite3_column_int64(s, 1) : 0;
+        sqlite3_finalize(s);
+        if (r != SQLITE_ROW && r != SQLITE_DONE)
+            return -ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    }
+    return acl > 0 && (!q->readable || rank_bit(q->readable, q->nreadable, acl)) &&
+           (!q->sources || rank_bit(q->sources, q->nsources, src));
+}

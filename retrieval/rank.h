@@ -1,0 +1,108 @@
+/*
+ * rank.h - what lexical search needs from SQLite beyond SQL, kept per
+ * connection:
+ *
+ *  - ctx_rank(), an FTS5 auxiliary function that scores a row with BM25 over
+ *    the query's terms only (FTS5's bm25() also loops over every permission
+ *    phrase of the MATCH and scans each phrase's whole doclist for its IDF),
+ *    and that drops a row the caller may not read before scoring it;
+ *  - document frequencies per term, from a term_df table that
+ *    rank_stats_refresh() derives from fts5vocab, so a query never scans a
+ *    doclist to learn how common a word is;
+ *  - an in-memory map chunk id -> (ACL set, source), so the permission
+ *    check of a candidate row is an array read rather than a B-tree lookup.
+ *
+ * The map is sound because a chunk row never changes: chunk ids come from
+ * AUTOINCREMENT and are never reused, and a changed ACL re-indexes a
+ * document's chunks under new ids (store_doc_set_acl). The map only ever
+ * loads committed rows (outside any transaction); any id beyond it is looked
+ * up in SQL, so a row the map has not seen is checked, never assumed.
+ */
+#ifndef CTX_RETRIEVAL_RANK_H
+#define CTX_RETRIEVAL_RANK_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "../core/ctx.h"
+
+#define RANK_MAX_TERMS 32
+
+/* BM25 as FTS5's bm25() computes it; a title occurrence counts double.
+ * A term adds less than its IDF times (RANK_K1 + 1) to any row. */
+#define RANK_K1 1.2
+#define RANK_B 0.75
+#define RANK_W_TITLE 2.0
+#define RANK_W_TEXT 1.0
+
+typedef struct rank_conn rank_conn;
+
+/*
+ * rank_query - one search's parameters to ctx_rank(chunks_fts, ?), passed
+ * with sqlite3_bind_pointer(.., RANK_QUERY_PTR, NULL). Phrases
+ * first_phrase .. first_phrase + nterms - 1 of the MATCH expression are the
+ * query's terms, in order; idf[] holds their weights.
+ */
+typedef struct rank_query {
+    int first_phrase, nterms;
+    double idf[RANK_MAX_TERMS];
+    /* The permission check, or readable == NULL for none (the MATCH holds it). */
+    const uint8_t *readable;        /* bit per ACL set id the caller may read */
+    int64_t nreadable;              /* bits in readable */
+    const uint8_t *sources;         /* bit per source id wanted, or NULL for all */
+    int64_t nsources;
+    const rank_conn *rc;            /* its chunk map */
+    /* filled in by ctx_rank on its first row */
+    int have_totals;
+    double avg;                     /* mean title + text length in tokens */
+} rank_query;
+
+#define RANK_QUERY_PTR "ctxgate_rank_query"
+
+/*
+ * rank_attach - the connection's rank state, registering ctx_rank() on
+ * first use. The state lives as long as the connection: SQLite frees it in
+ * sqlite3_close. NULL with err set if FTS5 is missing.
+ */
+rank_conn *rank_attach(sqlite3 *db, ctx_error *err);
+
+/*
+ * rank_df - the number of chunks holding word (tokenized here the way the
+ * index was). Reads term_df; a term not in it (or a store never refreshed)
+ * is counted from fts5vocab. The permission columns hold only p<id> and
+ * l<id> tokens, so for any real word this is the title-or-text count.
+ */
+int rank_df(rank_conn *rc, const char *term, int64_t *df, ctx_error *err);
+
+/* rank_rows - the number of rows in chunks_fts. */
+int rank_rows(rank_conn *rc, int64_t *n, ctx_error *err);
+
+/* rank_idf - FTS5's IDF: log((N - df + 0.5) / (df + 0.5)), at least 1e-6. */
+double rank_idf(int64_t n, int64_t df);
+
+/*
+ * rank_chunks_load - extend the chunk map with rows committed since the last
+ * call. Does nothing inside a transaction (its rows may still roll back).
+ */
+int rank_chunks_load(rank_conn *rc, ctx_error *err);
+
+/*
+ * rank_chunk_ok - may the caller of q read chunk id (by q->readable and
+ * q->sources)? 1 yes, 0 no, negative a store error (with err set).
+ */
+int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err);
+
+/*
+ * rank_stats_refresh - rebuild term_df from the FTS5 vocabulary when forced,
+ * never built, or the row count moved by more than 5% since the last build.
+ * Run by the sync runner after a run; ranking tolerates stale counts.
+ */
+int rank_stats_refresh(sqlite3 *db, int force, ctx_error *err);
+
+/* Bit helpers for the readable and sources sets. */
+static inline int rank_bit(const uint8_t *set, int64_t nbits, int64_t i)
+{
+    return i >= 0 && i < nbits && (set[i >> 3] >> (i & 7)) & 1;
+}
+
+#endif
