@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../core/opts.h"
+#include "exec/exec.h"
 
 /* Limits the suite holds every message to. */
 #define MAX_ID_BYTES 1024
@@ -706,31 +707,37 @@ static int run_cmd(const char *const *argv, const char *dir, ctx_buf *out)
 
 /* ---- the checks ---- */
 
-/* The spec's shape, and the config against it (also with python3-jsonschema if given). */
-static void check_spec(suite *s)
+/*
+ * A spec's shape, and a config against it (also with python3-jsonschema if
+ * given): reported as name and cname. spec_text is NULL when the spec could
+ * not be had; why_not says why.
+ */
+static void check_schema(suite *s, const char *name, const char *cname, const char *spec_text,
+                         const char *why_not, json_t *config)
 {
     json_error_t jerr;
     ctx_buf why = CTX_BUF_INIT;
-    json_t *spec = json_loads(s->conn.vt->xSpec(), 0, &jerr);
+    json_t *spec = spec_text ? json_loads(spec_text, 0, &jerr) : NULL;
+    const char *type = json_string_value(json_object_get(spec, "type"));
 
     if (!spec) {
-        report(s, FAIL, "spec.schema", "xSpec() is not JSON: line %d: %s", jerr.line, jerr.text);
-        report(s, SKIP, "config.valid", "no spec to validate against");
+        if (spec_text)
+            report(s, FAIL, name, "not JSON: line %d: %s", jerr.line, jerr.text);
+        else
+            report(s, FAIL, name, "%s", why_not);
+        report(s, SKIP, cname, "no spec to validate against");
         return;
     }
     if (!schema_shape(spec, "spec", &why) &&
-        (!json_is_object(spec) || strcmp(json_string_value(json_object_get(spec, "type")) ?
-                                         json_string_value(json_object_get(spec, "type")) : "",
-                                         "object") ||
-         !json_is_object(json_object_get(spec, "properties"))))
+        (!type || strcmp(type, "object") || !json_is_object(json_object_get(spec, "properties"))))
         why_add(&why, "spec: a config schema has \"type\": \"object\" and \"properties\"");
     if (why.len)
-        report(s, FAIL, "spec.schema", "%s", why.data);
+        report(s, FAIL, name, "%s", why.data);
     else
-        report(s, PASS, "spec.schema", "%zu properties, \"type\": \"object\"",
+        report(s, PASS, name, "%zu properties, \"type\": \"object\"",
                json_object_size(json_object_get(spec, "properties")));
     ctx_buf_reset(&why);
-    schema_validate(spec, s->keys, "config", &why);
+    schema_validate(spec, config, "config", &why);
     if (s->o->validator) {
         /* The meta-schema and the same config, by an independent validator. */
         char dir[] = "/tmp/ctxgate-conform.XXXXXX", sp[64], cp[64];
@@ -739,7 +746,7 @@ static void check_spec(suite *s)
             snprintf(sp, sizeof sp, "%s/spec.json", dir);
             snprintf(cp, sizeof cp, "%s/config.json", dir);
             json_dump_file(spec, sp, 0);
-            json_dump_file(s->keys, cp, 0);
+            json_dump_file(config, cp, 0);
             const char *argv[] = {"python3", s->o->validator, sp, cp, NULL};
             if (run_cmd(argv, NULL, &out))
                 why_add(&why, "%s: %s", s->o->validator, out.data ? out.data : "failed");
@@ -750,12 +757,33 @@ static void check_spec(suite *s)
         ctx_buf_free(&out);
     }
     if (why.len)
-        report(s, FAIL, "config.valid", "%s", why.data);
+        report(s, FAIL, cname, "%s", why.data);
     else
-        report(s, PASS, "config.valid", "the config validates against the spec%s",
+        report(s, PASS, cname, "the config validates against the spec%s",
                s->o->validator ? " (and the meta-schema, by python3-jsonschema)" : "");
     ctx_buf_free(&why);
     json_decref(spec);
+}
+
+/* The connector's spec; for exec also the program's own, for its "config". */
+static void check_spec(suite *s)
+{
+    ctx_conn_error ce;
+    char *text = NULL;
+    json_t *inner;
+
+    check_schema(s, "spec.schema", "config.valid", s->conn.vt->xSpec(), NULL, s->keys);
+    if (strcmp(s->conn.vt->name, "exec"))
+        return;
+    memset(&ce, 0, sizeof ce);
+    if (exec_child_spec(s->conn.conn, &text, &ce))
+        snprintf(ce.text + strlen(ce.text), sizeof ce.text - strlen(ce.text), "%s",
+                 ce.text[0] ? "" : "the program gave no spec");
+    inner = json_object_get(s->keys, "config");
+    inner = inner ? json_incref(inner) : json_object();
+    check_schema(s, "program.spec.schema", "program.config.valid", text, ce.text, inner);
+    json_decref(inner);
+    free(text);
 }
 
 /* A copy of config with every top-level string pointing nowhere; NULL if none. */

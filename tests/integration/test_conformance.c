@@ -200,6 +200,28 @@ Test(conformance, flawed_plugins_fail_the_right_checks)
     }
 }
 
+/* ---- an exec connector: the Python example ---- */
+
+Test(conformance, exec_python_example_passes)
+{
+    conform_target t = {.exec = "python3 examples/exec-python/connector.py"};
+    char cfg[4200], mutate[4400], *text;
+    size_t n;
+    run r;
+
+    cr_assert_eq(ctx_read_file("examples/exec-python/items.json", &text, &n), 0);
+    tu_write(dir, "items.json", text);
+    ctx_free(text);
+    snprintf(cfg, sizeof cfg, "{\"path\": \"%s/items.json\", \"state_every\": 1}", dir);
+    snprintf(mutate, sizeof mutate,
+             "python3 tests/integration/conformance/exec-python-mutate.py %s/items.json", dir);
+    suite(&t, cfg, mutate, NULL, &r);
+    assert_all_pass(&r);
+    /* The program's own spec and config are checked too, not only exec's. */
+    cr_assert(has_line(&r, "PASS program.config.valid:"), "%s", r.out);
+    free(r.out);
+}
+
 /* ---- the postgres connector ---- */
 
 Test(conformance, postgres_connector_passes)
