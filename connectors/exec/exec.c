@@ -589,7 +589,8 @@ struct talk {
     ctx_stream_fn fn;          /* discover */
     void *fn_arg;
     char *spec;                /* spec: new */
-    int answered;              /* check: a CHECK came */
+    const char *must;          /* a message the answer must hold ("SPEC"), or NULL */
+    int seen;                  /* it did */
 };
 
 static int line_err(child *c, ctx_conn_error *e, int code, const char *what)
@@ -649,6 +650,7 @@ static int dispatch(talk *t, child *c, exec_msg *m, int *state, ctx_conn_error *
                  t->request);
         return line_err(c, e, CTX_CONN_ESOURCE, what);
     }
+    t->seen |= t->must && !strcmp(m->type_name, t->must);
     return t->on_msg(t, c, m, e);
 }
 
@@ -716,6 +718,9 @@ static int talk_run(exec_conn *x, json_t *req, talk *t, const ctx_host *host,
     else if (!rc && state != DONE)
         rc = xe_err(e, CTX_CONN_ESOURCE, "%s: ended after %ld lines without DONE; the output"
                     " was cut short (print {\"type\":\"DONE\"} last)", x->label, c.lineno);
+    else if (!rc && t->must && !t->seen)
+        rc = xe_err(e, CTX_CONN_ESOURCE, "%s: answered \"%s\" without a %s message",
+                    x->label, t->request, t->must);
     else if (rc && why && !c.killed) {
         size_t n = strlen(e->text);
         snprintf(e->text + n, sizeof e->text - n, " (the program %s)", why);
@@ -738,13 +743,10 @@ static int on_spec(talk *t, child *c, exec_msg *m, ctx_conn_error *e)
 
 int exec_child_spec(void *conn, char **spec_json, ctx_conn_error *e)
 {
-    talk t = {"spec", EXEC_BIT(EXEC_SPEC), on_spec, NULL, NULL, NULL, 0};
+    talk t = {"spec", EXEC_BIT(EXEC_SPEC), on_spec, NULL, NULL, NULL, "SPEC", 0};
     int rc = talk_run(conn, json_object(), &t, NULL, NULL, e);
 
     *spec_json = NULL;
-    if (!rc && !t.spec)
-        rc = xe_err(e, CTX_CONN_ESOURCE, "%s: answered \"spec\" without a SPEC message",
-                    ((exec_conn *)conn)->label);
     if (rc) {
         free(t.spec);
         return rc;
@@ -755,7 +757,7 @@ int exec_child_spec(void *conn, char **spec_json, ctx_conn_error *e)
 
 static int on_check(talk *t, child *c, exec_msg *m, ctx_conn_error *e)
 {
-    t->answered = 1;
+    (void)t;
     if (m->ok)
         return CTX_CONN_OK;
     return xe_err(e, m->code ? m->code : CTX_CONN_ESOURCE, "%s: check failed: %.300s",
@@ -764,13 +766,8 @@ static int on_check(talk *t, child *c, exec_msg *m, ctx_conn_error *e)
 
 static int exec_check(void *conn, ctx_conn_error *e)
 {
-    talk t = {"check", EXEC_BIT(EXEC_CHECK), on_check, NULL, NULL, NULL, 0};
-    int rc = talk_run(conn, json_object(), &t, NULL, NULL, e);
-
-    if (!rc && !t.answered)
-        rc = xe_err(e, CTX_CONN_ESOURCE, "%s: answered \"check\" without a CHECK message",
-                    ((exec_conn *)conn)->label);
-    return rc;
+    talk t = {"check", EXEC_BIT(EXEC_CHECK), on_check, NULL, NULL, NULL, "CHECK", 0};
+    return talk_run(conn, json_object(), &t, NULL, NULL, e);
 }
 
 static int on_stream(talk *t, child *c, exec_msg *m, ctx_conn_error *e)
@@ -782,7 +779,7 @@ static int on_stream(talk *t, child *c, exec_msg *m, ctx_conn_error *e)
 
 static int exec_discover(void *conn, ctx_stream_fn fn, void *arg, ctx_conn_error *e)
 {
-    talk t = {"discover", EXEC_BIT(EXEC_STREAM), on_stream, fn, arg, NULL, 0};
+    talk t = {"discover", EXEC_BIT(EXEC_STREAM), on_stream, fn, arg, NULL, NULL, 0};
     return talk_run(conn, json_object(), &t, NULL, NULL, e);
 }
 
@@ -821,7 +818,7 @@ static int exec_read(void *conn, const char *stream, const char *state, int full
     talk t = {"read",
               EXEC_BIT(EXEC_RECORD) | EXEC_BIT(EXEC_DELETE) | EXEC_BIT(EXEC_ACL) |
                   EXEC_BIT(EXEC_PRINCIPAL) | EXEC_BIT(EXEC_STATE),
-              on_data, NULL, NULL, NULL, 0};
+              on_data, NULL, NULL, NULL, NULL, 0};
     json_t *st = state ? json_loads(state, 0, NULL) : json_null();
 
     return talk_run(conn,

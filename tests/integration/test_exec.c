@@ -77,6 +77,32 @@ static void example_src(char *out, size_t n)
              example, root);
 }
 
+/* Write the items, sync the example over them; src receives its source JSON. */
+static void example_synced(char *src, size_t n, const char *items, store_run_stats *s)
+{
+    ctx_error err;
+    int rc;
+
+    write_items("", items);
+    example_src(src, n);
+    rc = tu_sync(st, src, 0, s, &err);
+    cr_assert_eq(rc, 0, "sync failed: %s", rc ? err.text : "");
+}
+
+/* The exec connector opened on the example over root/<file>. */
+static void *example_open(const ctx_connector *vt, const char *file)
+{
+    ctx_conn_error ce;
+    char cfg[8192];
+    void *conn = NULL;
+
+    snprintf(cfg, sizeof cfg, "{\"command\": [\"python3\", \"%s\"], \"config\": {\"path\":"
+             " \"%s/%s\"}}", example, root, file);
+    memset(&ce, 0, sizeof ce);
+    cr_assert_eq(vt->xOpen(cfg, &conn, &ce), 0, "%s", ce.text);
+    return conn;
+}
+
 /*
  * A shell script at root/name: read the request; answer discover with the
  * one stream "s"; answer read by printing lines, then running tail.
@@ -157,9 +183,7 @@ Test(exec, example_sync_then_incremental)
     char src[8192];
     store_run_stats s;
 
-    write_items("", ITEM_PAY "," ITEM_HELLO "," ITEM_ENG);
-    example_src(src, sizeof src);
-    sync_ok(src, &s);
+    example_synced(src, sizeof src, ITEM_PAY "," ITEM_HELLO "," ITEM_ENG, &s);
     cr_assert_eq(s.records, 3);
     cr_assert_eq(s.principals, 4);
     cr_assert_geq(s.states, 4, "state_every 1 checkpoints after each item");
@@ -198,9 +222,7 @@ Test(exec, example_deletes)
     char src[8192];
     store_run_stats s;
 
-    write_items("", ITEM_PAY "," ITEM_HELLO "," ITEM_ENG);
-    example_src(src, sizeof src);
-    sync_ok(src, &s);
+    example_synced(src, sizeof src, ITEM_PAY "," ITEM_HELLO "," ITEM_ENG, &s);
     write_items("", ITEM_PAY "," ITEM_ENG);
     sync_ok(src, &s);
     cr_assert_eq(s.deletes, 1);
@@ -238,15 +260,13 @@ Test(exec, check_discover_and_spec_through_the_vtable)
 {
     const ctx_connector *vt = registry_builtin("exec");
     ctx_conn_error ce;
-    char cfg[8192], *spec = NULL;
-    void *conn = NULL;
+    char *spec = NULL;
+    void *conn;
 
     cr_assert_not_null(vt);
     write_items("", ITEM_HELLO);
-    snprintf(cfg, sizeof cfg, "{\"command\": [\"python3\", \"%s\"], \"config\": {\"path\":"
-             " \"%s/items.json\"}}", example, root);
+    conn = example_open(vt, "items.json");
     memset(&ce, 0, sizeof ce);
-    cr_assert_eq(vt->xOpen(cfg, &conn, &ce), 0, "%s", ce.text);
     cr_assert_eq(vt->xCheck(conn, &ce), 0, "%s", ce.text);
     cr_assert_eq(exec_child_spec(conn, &spec, &ce), 0, "%s", ce.text);
     cr_assert(strstr(spec, "\"state_every\""));
@@ -254,13 +274,22 @@ Test(exec, check_discover_and_spec_through_the_vtable)
     vt->xClose(conn);
 
     /* A missing file: check fails with the program's reason and code. */
-    snprintf(cfg, sizeof cfg, "{\"command\": [\"python3\", \"%s\"], \"config\": {\"path\":"
-             " \"%s/nope.json\"}}", example, root);
-    cr_assert_eq(vt->xOpen(cfg, &conn, &ce), 0, "%s", ce.text);
+    conn = example_open(vt, "nope.json");
     memset(&ce, 0, sizeof ce);
     cr_assert_eq(vt->xCheck(conn, &ce), CTX_CONN_ECONFIG, "%s", ce.text);
     cr_assert(strstr(ce.text, "nope.json"), "%s", ce.text);
     vt->xClose(conn);
+
+    /* A program that answers check with nothing but HELLO and DONE. */
+    {
+        char cfg[8192];
+        snprintf(cfg, sizeof cfg, "{\"command\": [\"/bin/sh\", \"%s\"]}",
+                 script("nocheck.sh", HELLO DONE, NULL));
+        cr_assert_eq(vt->xOpen(cfg, &conn, &ce), 0, "%s", ce.text);
+        cr_assert_eq(vt->xCheck(conn, &ce), CTX_CONN_ESOURCE);
+        cr_assert(strstr(ce.text, "answered \"check\" without a CHECK message"), "%s", ce.text);
+        vt->xClose(conn);
+    }
     assert_no_children();
 }
 
@@ -277,15 +306,12 @@ Test(exec, discover_streams)
 {
     const ctx_connector *vt = registry_builtin("exec");
     ctx_conn_error ce;
-    char cfg[8192];
-    void *conn = NULL;
+    void *conn;
     int n = 0;
 
     write_items("", ITEM_HELLO);
-    snprintf(cfg, sizeof cfg, "{\"command\": [\"python3\", \"%s\"], \"config\": {\"path\":"
-             " \"%s/items.json\"}}", example, root);
+    conn = example_open(vt, "items.json");
     memset(&ce, 0, sizeof ce);
-    cr_assert_eq(vt->xOpen(cfg, &conn, &ce), 0, "%s", ce.text);
     cr_assert_eq(vt->xDiscover(conn, count_stream, &n, &ce), 0, "%s", ce.text);
     cr_assert_eq(n, 2);
     vt->xClose(conn);
@@ -325,6 +351,21 @@ Test(exec, exit_status_and_stderr_land_in_the_error_and_run_log)
                               " AND error LIKE '%kaboom: the database is on fire%'"), 1);
 }
 
+/* 1 when pid is gone or a zombie (killed, waiting for its parent). */
+static int dead(long pid)
+{
+    char stat[64], *p = NULL;
+    size_t n;
+    int z;
+
+    snprintf(stat, sizeof stat, "/proc/%ld/stat", pid);
+    if (ctx_read_file(stat, &p, &n))
+        return 1;
+    z = strstr(p, ") Z ") || strstr(p, ") X ");
+    ctx_free(p);
+    return z;
+}
+
 Test(exec, hang_is_killed_after_the_timeout_with_what_it_started)
 {
     char src[8192], pidfile[4200], *text = NULL;
@@ -346,27 +387,9 @@ Test(exec, hang_is_killed_after_the_timeout_with_what_it_started)
     /* The script was reaped by us; its sleep, killed with the group, is
      * reaped by init: wait for that, without a timing assertion. */
     cr_assert(kill((pid_t)shpid, 0) == -1 && errno == ESRCH, "the script still exists");
-    for (int i = 0; i < 1000 && kill((pid_t)sleeppid, 0) == 0; i++) {
-        char stat[64], *p = NULL;
-        size_t n;
-        snprintf(stat, sizeof stat, "/proc/%ld/stat", sleeppid);
-        if (ctx_read_file(stat, &p, &n) == 0) {
-            int zombie = strstr(p, ") Z ") != NULL;
-            ctx_free(p);
-            if (zombie)
-                break;
-        }
+    for (int i = 0; i < 1000 && !dead(sleeppid); i++)
         usleep(10000);
-    }
-    {
-        char stat[64], *p = NULL;
-        size_t n;
-        snprintf(stat, sizeof stat, "/proc/%ld/stat", sleeppid);
-        if (ctx_read_file(stat, &p, &n) == 0) {
-            cr_assert(strstr(p, ") Z ") || strstr(p, ") X "), "sleep still runs: %s", p);
-            ctx_free(p);
-        }
-    }
+    cr_assert(dead(sleeppid), "the script's sleep still runs");
 }
 
 Test(exec, garbage_on_stdout)
