@@ -9,22 +9,29 @@ hook for the jsonl connector: changes the item ID in the JSON-lines FILE.
 import json
 import sys
 
-path, verb, stream, item = sys.argv[1:5]
-if stream != "items":
-    sys.exit(f"mutate.py: no stream {stream!r}; the jsonl connector has 'items'")
-lines = [json.loads(l) for l in open(path) if l.strip()]
-hit = [o for o in lines if o.get("id") == item]
-if not hit:
-    sys.exit(f"mutate.py: no item {item!r} in {path}")
-for o in hit:
-    if verb == "touch":
-        o["body"] = o.get("body", "") + " (changed)"
-    elif verb == "delete":
-        lines.remove(o)
-    elif verb == "revoke":
-        o["allow"] = [p for p in o.get("allow", []) if p != sys.argv[5]]
-    else:
-        sys.exit(f"mutate.py: unknown verb {verb!r}")
-with open(path, "w") as f:
-    for o in lines:
-        f.write(json.dumps(o) + "\n")
+
+def mutate(items, verb, item, principal=None):
+    """Apply one change to the list of item objects, in place."""
+    hit = [o for o in items if o.get("id") == item]
+    if not hit:
+        sys.exit(f"mutate: no item {item!r}")
+    for o in hit:
+        if verb == "touch":
+            o["body"] = o.get("body", "") + " (changed)"
+        elif verb == "delete":
+            items.remove(o)
+        elif verb == "revoke":
+            o["allow"] = [p for p in o.get("allow", []) if p != principal]
+        else:
+            sys.exit(f"mutate: unknown verb {verb!r}")
+
+
+if __name__ == "__main__":
+    path, verb, stream, item = sys.argv[1:5]
+    if stream != "items":
+        sys.exit(f"mutate.py: no stream {stream!r}; the jsonl connector has 'items'")
+    lines = [json.loads(l) for l in open(path) if l.strip()]
+    mutate(lines, verb, item, sys.argv[5] if len(sys.argv) > 5 else None)
+    with open(path, "w") as f:
+        for o in lines:
+            f.write(json.dumps(o) + "\n")

@@ -1,24 +1,17 @@
 #!/usr/bin/python3
 """exec-python-mutate.py FILE VERB STREAM ID [PRINCIPAL] - the conformance
-suite's --mutate hook for examples/exec-python: changes the item ID in the
-items.json FILE ({"users": [...], "groups": [...], "items": [...]})."""
+suite's --mutate hook for examples/exec-python: the connector template's
+change, applied to the "items" of the items.json FILE."""
 import json
+import os
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../../../examples/connector-template"))
+from mutate import mutate  # noqa: E402
 
 path, verb, stream, item = sys.argv[1:5]
 if stream != "items":
     sys.exit(f"exec-python-mutate: no stream {stream!r}")
 doc = json.load(open(path))
-hit = [o for o in doc["items"] if o["id"] == item]
-if not hit:
-    sys.exit(f"exec-python-mutate: no item {item!r} in {path}")
-for o in hit:
-    if verb == "touch":
-        o["body"] = o.get("body", "") + " (changed)"
-    elif verb == "delete":
-        doc["items"].remove(o)
-    elif verb == "revoke":
-        o["allow"] = [p for p in o.get("allow", []) if p != sys.argv[5]]
-    else:
-        sys.exit(f"exec-python-mutate: unknown verb {verb!r}")
+mutate(doc["items"], verb, item, sys.argv[5] if len(sys.argv) > 5 else None)
 json.dump(doc, open(path, "w"), indent=1)
