@@ -712,7 +712,11 @@ static int talk_run(exec_conn *x, json_t *req, talk *t, const ctx_host *host,
     }
     status = child_end(&c, rc != 0);
     why = status_text(status, sbuf, sizeof sbuf);
-    if (!rc && why)
+    if (!rc && c.killed)
+        rc = xe_err(e, CTX_CONN_ESOURCE, "%s: still ran %lld s after closing its stdout"
+                    " (timeout_seconds) and was killed; exit after DONE", x->label,
+                    (long long)x->cfg.timeout_seconds);
+    else if (!rc && why)
         rc = xe_err(e, CTX_CONN_ESOURCE, "%s: %s%s", x->label, why,
                     state == DONE ? " after DONE" : "");
     else if (!rc && state != DONE)

@@ -484,6 +484,7 @@ Test(exec, order_rules)
     const char *after[] = {"RECORD after DONE", NULL};
     const char *error[] = {"read failed: the API said no", NULL};
     const char *wrong[] = {"STREAM is not an answer to a \"read\" request", NULL};
+    const char *lingers[] = {"after closing its stdout", NULL};
     store_run_stats s;
 
     script_src(src, sizeof src, script("nodone.sh", HELLO REC("a"), NULL), NULL);
@@ -498,6 +499,10 @@ Test(exec, order_rules)
                script("wrong.sh", HELLO "{\"type\":\"STREAM\",\"name\":\"s\"}\n" DONE, NULL),
                NULL);
     sync_fails(src, wrong);
+    script_src(src, sizeof src,
+               script("linger.sh", HELLO DONE, "exec >&- 2>&-\nsleep 600"),
+               "\"timeout_seconds\": 1");
+    sync_fails(src, lingers);
     cr_assert_eq(live_docs(), 0);
 
     /* And the good shape, from a script: records, a delete, a log line. */
