@@ -159,7 +159,8 @@ static const ctx_opt rest_opts[] = {
     {"auth", CTX_OPT_JSON, NULL, G(auth), 0,
      "credentials: {\"type\": \"bearer\", \"secret_env\": \"TOKEN\"}", NULL, 0},
     {"ca_file", CTX_OPT_STRING, NULL, G(ca_file), 0,
-     "extra CA bundle (PEM) to verify the server with; verification is always on",
+     "CA bundle (PEM) to verify the server with instead of the system's;"
+     " verification is always on",
      NULL, 0},
     {"connect_timeout", CTX_OPT_INT, "10", G(connect_timeout), 0,
      "seconds to wait for a connection", NULL, 0},
@@ -1312,7 +1313,7 @@ static int read_pages(rest_reader *r, const char *endpoint, const char *records_
     int64_t page = r->style == PAGE_OFFSET ? 0 : s->start_page;
     json_t *root = NULL, *items, *x;
     size_t i, n;
-    int rc, more, have_next = 0;
+    int rc, more, have_next = 0, restarted = 0;
 
     for (;;) {
         if (have_next) {
@@ -1348,10 +1349,16 @@ static int read_pages(rest_reader *r, const char *endpoint, const char *records_
         case PAGE_NUMBER:
         case PAGE_OFFSET:
             more = n >= (size_t)s->page_size;
+            /* A restarted page with nothing new: the server ignores since, or a
+             * page of ties; page on plainly from here. */
+            if (restarted && !r->fresh)
+                reanchor = 0;
+            restarted = 0;
             if (more && reanchor && r->fresh && r->have_cur) {
                 /* Start again just after the cursor: nothing shifted is skipped. */
                 since = r->cur_raw;
                 page = r->style == PAGE_OFFSET ? 0 : s->start_page;
+                restarted = 1;
             } else {
                 page += r->style == PAGE_OFFSET ? (int64_t)n : 1;
             }

@@ -29,26 +29,41 @@ static pid_t server;
 static int port;
 static char src[32768];
 
-/* start_server - tests/saas/server.py on a free port; its first line is the port. */
-static void start_server(void)
+/*
+ * spawn_server - tests/saas/server.py on a free port (*pport), over HTTPS
+ * with the test certificate when tls; its first line is the port.
+ */
+static pid_t spawn_server(int tls, int *pport)
 {
     int fds[2];
+    pid_t pid;
     FILE *f;
 
     cr_assert_eq(pipe(fds), 0);
-    server = fork();
-    cr_assert_neq(server, -1);
-    if (server == 0) {
+    pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
-        execlp("python3", "python3", "tests/saas/server.py", (char *)NULL);
+        if (tls)
+            execlp("python3", "python3", "tests/saas/server.py", "--tls",
+                   "tests/saas/tls/cert.pem", "tests/saas/tls/key.pem", (char *)NULL);
+        else
+            execlp("python3", "python3", "tests/saas/server.py", (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
     f = fdopen(fds[0], "r");
-    cr_assert(f && fscanf(f, "%d", &port) == 1, "tests/saas/server.py did not start");
+    cr_assert(f && fscanf(f, "%d", pport) == 1, "tests/saas/server.py did not start");
     fclose(f);
+    return pid;
+}
+
+static void stop_server(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
 }
 
 static void setup(void)
@@ -57,15 +72,13 @@ static void setup(void)
     st = tu_store(root);
     setenv("CTX_TEST_TRACKER_TOKEN", TRACKER_TOKEN, 1);
     setenv("CTX_TEST_WIKI_SECRET", WIKI_SECRET, 1);
-    start_server();
+    server = spawn_server(0, &port);
 }
 
 static void teardown(void)
 {
-    if (server > 0) {
-        kill(server, SIGTERM);
-        waitpid(server, NULL, 0);
-    }
+    if (server > 0)
+        stop_server(server);
     store_close(st);
     tu_rmrf(root);
     free(root);
@@ -528,6 +541,28 @@ Test(rest, api_key_and_basic_auth)
              "\"streams\":[" TICKETS("tickets", "cursor", "") "]}", port, root);
     sync_ok(cfg, 0, &s);
     cr_assert_eq(s.records, 20);
+}
+
+Test(rest, tls_is_verified_and_a_ca_file_can_be_given)
+{
+    store_run_stats s;
+    char msg[600], cfg[4096];
+    int tls_port;
+    pid_t tls = spawn_server(1, &tls_port);
+#define TLS_SOURCE(extra)                                                                \
+    "{\"name\":\"tls\",\"type\":\"rest\",\"base_url\":\"https://127.0.0.1:%d\"," extra     \
+    "\"retries\":0,\"auth\":{\"type\":\"bearer\",\"secret_env\":\"CTX_TEST_TRACKER_TOKEN\"}," \
+    "\"streams\":[" TICKETS("tickets", "cursor", "") "]}"
+
+    /* A self-signed server is refused unless its CA is given. */
+    snprintf(cfg, sizeof cfg, TLS_SOURCE(""), tls_port);
+    sync_fails(cfg, msg, sizeof msg);
+    assert_has(msg, "GET /tracker/tickets");
+    assert_has(msg, "certificate");
+    snprintf(cfg, sizeof cfg, TLS_SOURCE("\"ca_file\":\"tests/saas/tls/cert.pem\","), tls_port);
+    sync_ok(cfg, 0, &s);
+    cr_assert_eq(s.records, 20);
+    stop_server(tls);
 }
 
 Test(rest, rejected_credentials_fail_with_eauth)

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """server.py - a local SaaS-like API for the REST connector's tests.
 
-Serves two profiles on 127.0.0.1 (on the port given as the only argument,
-else a free one; the port is the first line on stdout): a ticket tracker under /tracker (users, groups with nested groups,
+Serves two profiles on 127.0.0.1 (on the port given as an argument, else
+a free one; the port is the first line on stdout; `--tls CERT KEY` serves
+HTTPS, tests/saas/tls/ holds a self-signed pair for 127.0.0.1): a ticket tracker under /tracker (users, groups with nested groups,
 projects with member groups, tickets, comments; bearer, API-key or basic
 auth) and a wiki under /wiki (users, groups, spaces with group permissions,
 pages with page-level restrictions; OAuth2 client credentials from
@@ -27,6 +28,7 @@ import base64
 import copy
 import email.utils
 import json
+import ssl
 import sys
 import threading
 import time
@@ -435,9 +437,19 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    args = sys.argv[1:]
+    tls = None
+    if "--tls" in args:
+        i = args.index("--tls")
+        tls = args[i + 1:i + 3]
+        del args[i:i + 3]
+    port = int(args[0]) if args else 0
     srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     srv.daemon_threads = True
+    if tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(tls[0], tls[1])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     print(srv.server_address[1], flush=True)
     try:
         srv.serve_forever()
