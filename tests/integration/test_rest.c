@@ -222,12 +222,7 @@ static int64_t docs(const char *stream)
 
 static int sees(const char *user, const char *title)
 {
-    char *got = tu_search_titles(st, user, "zebra"), *p, *save = NULL;
-    int found = 0;
-    for (p = strtok_r(got, "|", &save); p; p = strtok_r(NULL, "|", &save))
-        found |= !strcmp(p, title);
-    free(got);
-    return found;
+    return tu_sees(st, user, "zebra", title);
 }
 
 static int nseen(const char *user)
@@ -294,6 +289,20 @@ Test(rest, records_changing_between_pages_are_not_lost)
     cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents WHERE ext_id = '4'"), 1);
 }
 
+Test(rest, a_server_ignoring_since_still_gives_every_record_once)
+{
+    store_run_stats s;
+    /* The server does not know "changed_after": every answer is the whole list. */
+    const char *cfg = tracker("", TICKETS("tickets", "page",
+                                          ",\"since_param\":\"changed_after\","
+                                          "\"limit_param\":\"per_page\""));
+    sync_ok(cfg, 0, &s);
+    cr_assert_eq(s.records, 20);
+    cr_assert_eq(hits("/tracker/tickets"), 8, "7 pages and one restart that found nothing new");
+    sync_ok(cfg, 0, &s);
+    cr_assert_eq(s.records + s.unchanged, 0, "the cursor still filters what was read");
+}
+
 /* ---- permissions and principals ---- */
 
 Test(rest, permissions_from_fields_and_principals)
@@ -344,6 +353,51 @@ Test(rest, wiki_permissions_endpoint_groups_and_oauth2)
     cr_assert_eq(s.records + s.acls + s.unchanged, 1);
     cr_assert(sees("ann@x.test", "Page 5 zebra"));
     cr_assert(!sees("cy@x.test", "Page 5 zebra"));
+}
+
+Test(rest, a_group_that_disappears_loses_its_members)
+{
+    store_run_stats s;
+    const char *cfg = tracker("", TRACKER_PRINCIPALS "," TICKETS("tickets", "cursor", INCR));
+    sync_ok(cfg, 0, &s);
+    cr_assert_eq(nseen("ann@x.test"), 10);
+    ctl("delete", "{\"collection\":\"tracker.groups\",\"id\":\"eng-leads\"}");
+    sync_ok(cfg, 0, &s);
+    cr_assert_eq(nseen("ann@x.test"), 0);
+    cr_assert_eq(nseen("ben@x.test"), 10);
+}
+
+/* example_source - sources[0] of an examples/rest profile, pointed at this test's server. */
+static const char *example_source(const char *path)
+{
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, 0, &jerr), *so;
+    char url[64], *text;
+
+    cr_assert_not_null(doc, "%s: %s", path, jerr.text);
+    so = json_array_get(json_object_get(doc, "sources"), 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    json_object_set_new(so, "base_url", json_string(url));
+    text = json_dumps(so, JSON_COMPACT);
+    snprintf(src, sizeof src, "%s", text);
+    free(text);
+    json_decref(doc);
+    return src;
+}
+
+Test(rest, the_example_profiles_sync)
+{
+    store_run_stats s;
+    setenv("TRACKER_TOKEN", TRACKER_TOKEN, 1);
+    setenv("WIKI_CLIENT_SECRET", WIKI_SECRET, 1);
+    sync_ok(example_source("examples/rest/tickets.json"), 0, &s);
+    cr_assert_eq(docs("tickets"), 20);
+    cr_assert_eq(docs("comments"), 6);
+    cr_assert_eq(s.principals, 7);
+    cr_assert(sees("ann@x.test", "Ticket 1 zebra"));
+    sync_ok(example_source("examples/rest/wiki.json"), 0, &s);
+    cr_assert_eq(docs("pages"), 12);
+    cr_assert(sees("cy@x.test", "Page 5 zebra"));
 }
 
 /* ---- deletes ---- */
@@ -432,6 +486,17 @@ Test(rest, rate_limit_headers_are_honoured)
              tracker("\"requests_per_second\":50,", TICKETS("tickets", "cursor", "")), 7);
 }
 
+Test(rest, a_retry_after_beyond_the_limit_fails_at_once)
+{
+    char msg[600];
+    ctl("faults", "[{\"path\":\"/tracker/tickets\",\"type\":\"status\",\"code\":429,"
+                  "\"retry_after\":3600}]");
+    sync_fails(tracker("\"max_retry_after\":60,", TICKETS("tickets", "cursor", "")), msg,
+               sizeof msg);
+    assert_has(msg, "HTTP 429 asks to wait 3600 s, more than max_retry_after (60 s)");
+    cr_assert_eq(hits("/tracker/tickets"), 1);
+}
+
 Test(rest, bounded_retries_fail_cleanly_and_resume_from_the_last_state)
 {
     store_run_stats s;
@@ -498,6 +563,9 @@ Test(rest, an_html_page_is_a_clear_error)
     sync_fails(tracker("", TRACKER_PRINCIPALS), msg, sizeof msg);
     assert_has(msg, "streams[0] (users)");
     assert_has(msg, "not JSON (Content-Type text/html)");
+    sync_fails(tracker("", TICKETS("tickets", "cursor", ",\"records\":\"data.rows\"")), msg,
+               sizeof msg);
+    assert_has(msg, "no array at records path \"data.rows\"");
 }
 
 /* ---- credentials ---- */

@@ -132,6 +132,17 @@ char *tu_search_titles(ctx_store *st, const char *user, const char *query)
     return ctx_buf_steal(&b);
 }
 
+int tu_sees(ctx_store *st, const char *user, const char *query, const char *title)
+{
+    char *got = tu_search_titles(st, user, query), *p, *save = NULL;
+    int found = 0;
+
+    for (p = strtok_r(got, "|", &save); p; p = strtok_r(NULL, "|", &save))
+        found |= !strcmp(p, title);
+    free(got);
+    return found;
+}
+
 const char *tu_build_dir(void)
 {
     const char *b = getenv("CTX_BUILD");

@@ -28,6 +28,8 @@ int tu_sync(ctx_store *st, const char *source_json, int full, store_run_stats *s
 int64_t tu_count(ctx_store *st, const char *sql);
 /* tu_search_titles - "title1|title2|..." of what user finds (k=50), new. */
 char *tu_search_titles(ctx_store *st, const char *user, const char *query);
+/* tu_sees - 1 when title is among what user finds for query. */
+int tu_sees(ctx_store *st, const char *user, const char *query, const char *title);
 /* tu_build_dir - where the binaries under test were built (env CTX_BUILD). */
 const char *tu_build_dir(void);
 
