@@ -9,6 +9,7 @@
 #   make format / lint / install
 
 CC        ?= cc
+CXX       ?= g++
 PREFIX    ?= /usr/local
 BUILD     ?= build/release
 OPT       ?= -O2 -g
@@ -28,12 +29,20 @@ WARN   := -Wall -Wextra $(WERROR) -Wformat=2 -Wshadow -Wstrict-prototypes \
           -Wmissing-prototypes -Wno-missing-field-initializers $(NO_TRUNC)
 CFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE $(OPT) $(SAN) $(WARN) -fvisibility=hidden -MMD -MP \
               -I. -Iconnectors/sdk $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
-LIBS   := $(PKG_LIBS) -ldl -lm -lpthread
+# FAISS (the vector index, indexer/faiss_bridge.cpp): Debian ships only a
+# static libfaiss and no pkg-config file; it needs BLAS, LAPACK and OpenMP.
+FAISS_LIBS ?= -lfaiss -llapack -lblas -lgomp -lstdc++
+LIBS   := $(PKG_LIBS) $(FAISS_LIBS) -ldl -lm -lpthread
+# C++ only where FAISS needs it; vptr checks need RTTI FAISS was not built for.
+CXXFLAGS_ALL := -std=c++17 $(OPT) $(SAN) $(if $(SAN),-fno-sanitize=vptr) -Wall -Wextra \
+                $(WERROR) -Wshadow -Wno-missing-field-initializers -fvisibility=hidden \
+                -MMD -MP -I. $(CPPFLAGS) $(CXXFLAGS)
 
 LIB_SRC := $(wildcard core/*.c indexer/*.c connectors/*.c connectors/*/*.c \
              agent/*.c retrieval/*.c)
 CLI_SRC := $(wildcard cli/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_CXX_SRC := $(wildcard indexer/*.cpp)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LIB_CXX_SRC:%.cpp=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -56,6 +65,11 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CXX     $<")
+	$(Q)$(CXX) $(CXXFLAGS_ALL) -c $< -o $@
 
 $(BUILD)/libctxgate.a: $(LIB_OBJ)
 	@rm -f $@

@@ -16,8 +16,12 @@
 #include "../connectors/registry.h"
 #include "../core/config.h"
 #include "../core/util.h"
+#include "../indexer/embed.h"
 #include "../indexer/store.h"
+#include "../indexer/vindex.h"
+#include "../retrieval/hybrid.h"
 #include "../retrieval/search.h"
+#include "../retrieval/vsearch.h"
 #include "connector.h"
 
 static volatile sig_atomic_t canceled;
@@ -295,14 +299,67 @@ static void excerpt(const char *text, const char *query, char *out, size_t len)
     out[n] = '\0';
 }
 
+/* The config's embeddings section as the embedder takes it. */
+static void embed_cfg_of(const ctx_config *cfg, embed_cfg *ec)
+{
+    const ctx_embed_cfg *e = &cfg->embeddings;
+    memset(ec, 0, sizeof *ec);
+    ec->provider = e->provider;
+    ec->model = e->model;
+    ec->dim = (int)e->dim;
+    ec->base_url = e->base_url;
+    ec->api_key_env = e->api_key_env;
+    ec->batch_size = (int)e->batch_size;
+    ec->timeout_ms = (int)e->timeout_ms;
+    ec->max_retries = (int)e->max_retries;
+    ec->retry_base_ms = 500;
+}
+
+/*
+ * open_vectors - the active model's index, caught up (and written back when
+ * it had to be built; `ctxgate embed` keeps the file current), and an
+ * embedder of that model for queries. No model yet: both NULL, and vector
+ * search finds nothing.
+ */
+static int open_vectors(const ctx_config *cfg, ctx_store *st, vindex **vi, embed_provider **emb,
+                        ctx_error *err)
+{
+    int64_t active, target;
+    char *name = NULL, path[4096];
+    embed_cfg ec;
+    int dim, how, rc;
+
+    *vi = NULL;
+    *emb = NULL;
+    if ((rc = store_embed_models(st, &active, &target, err)) || !active)
+        return rc;
+    if ((rc = store_embed_model_info(st, active, &name, &dim, err)))
+        return rc;
+    embed_cfg_of(cfg, &ec);
+    rc = embed_open_model(&ec, name, dim, emb, err);
+    ctx_free(name);
+    if (rc)
+        return rc;
+    vindex_path(cfg->data_dir, active, path, sizeof path);
+    if ((rc = vindex_open(st, path, active, vi, &how, err))) {
+        embed_close(*emb);
+        *emb = NULL;
+        return rc;
+    }
+    if (how == VINDEX_BUILT && vindex_save(*vi, path, err))
+        ctx_log(CTX_LOG_WARN, "vindex", "%s", err->text);
+    return CTX_OK;
+}
+
 static int cmd_search(int argc, char **argv)
 {
     static const struct option lo[] = {{"as", required_argument, NULL, 'u'},
                                        {"k", required_argument, NULL, 'k'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"source", required_argument, NULL, 's'},
+                                       {"mode", required_argument, NULL, 'm'},
                                        {NULL, 0, NULL, 0}};
-    const char *user = NULL, *sources[64];
+    const char *user = NULL, *sources[64], *mode = "lexical";
     size_t nsources = 0;
     int c, k = 10, as_json = 0, rc;
     ctx_config cfg;
@@ -311,9 +368,13 @@ static int cmd_search(int argc, char **argv)
     ctx_buf q = CTX_BUF_INIT;
     search_opts so;
     search_result res;
+    vindex *vi = NULL;
+    embed_provider *emb = NULL;
 
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-        if (c == 'u')
+        if (c == 'm')
+            mode = optarg;
+        else if (c == 'u')
             user = optarg;
         else if (c == 'k')
             k = atoi(optarg);
@@ -332,6 +393,10 @@ static int cmd_search(int argc, char **argv)
         fprintf(stderr, "ctxgate: search: --k must be 1..1000\n");
         return 2;
     }
+    if (strcmp(mode, "lexical") && strcmp(mode, "vector") && strcmp(mode, "hybrid")) {
+        fprintf(stderr, "ctxgate: search: --mode must be lexical, vector or hybrid\n");
+        return 2;
+    }
     for (int i = optind; i < argc; i++)
         ctx_buf_printf(&q, "%s%s", i > optind ? " " : "", argv[i]);
     if (!q.len) {
@@ -348,7 +413,36 @@ static int cmd_search(int argc, char **argv)
     so.per_doc = 1;
     so.sources = nsources ? sources : NULL;
     so.nsources = nsources;
-    rc = search_lexical(store_db(st), user, q.data, &so, &res, &err);
+    if (!strcmp(mode, "lexical")) {
+        rc = search_lexical(store_db(st), user, q.data, &so, &res, &err);
+    } else if (!(rc = open_vectors(&cfg, st, &vi, &emb, &err))) {
+        if (!strcmp(mode, "hybrid")) {
+            hybrid_opts ho;
+            memset(&ho, 0, sizeof ho);
+            ho.k = k;
+            ho.per_doc = 1;
+            ho.sources = so.sources;
+            ho.nsources = nsources;
+            rc = hybrid_search(store_db(st), vi, emb, user, q.data, &ho, &res, &err);
+        } else {
+            vsearch_opts vo;
+            float *qv = emb ? ctx_malloc((size_t)embed_dim(emb) * sizeof *qv) : NULL;
+            const char *text = q.data;
+            memset(&vo, 0, sizeof vo);
+            vo.k = k;
+            vo.sources = so.sources;
+            vo.nsources = nsources;
+            res.hits = NULL;
+            res.n = 0;
+            if (emb && !qv)
+                rc = ctx_error_set(&err, CTX_ENOMEM, "search: out of memory");
+            else if (emb && !(rc = embed_texts(emb, &text, &q.len, 1, qv, &err)))
+                rc = vsearch(store_db(st), vi, user, qv, &vo, &res, NULL, &err);
+            ctx_free(qv);
+        }
+        vindex_free(vi);
+        embed_close(emb);
+    }
     if (rc) {
         store_close(st);
         ctx_config_free(&cfg);
@@ -384,6 +478,58 @@ static int cmd_search(int argc, char **argv)
     ctx_config_free(&cfg);
     ctx_buf_free(&q);
     return 0;
+}
+
+/* ---- embed ---- */
+
+static int cmd_embed(int argc, char **argv)
+{
+    ctx_config cfg;
+    ctx_store *st = NULL;
+    ctx_error err;
+    embed_cfg ec;
+    embed_provider *emb = NULL;
+    embed_run_stats es;
+    vindex *vi = NULL;
+    int64_t active, target;
+    char path[4096];
+    int rc, how;
+    uint64_t t0 = ctx_mono_ns();
+    (void)argc;
+    (void)argv;
+
+    if ((rc = open_all(&cfg, &st, 0, &err)))
+        goto done;
+    embed_cfg_of(&cfg, &ec);
+    if ((rc = embed_open(&ec, &emb, &err)))
+        goto done;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    if ((rc = embed_run(st, emb, 0, &canceled, &es, &err)))
+        goto done;
+    printf("%s: %lld embedded, %lld reused, %lld skipped in %.2fs; %lld waiting%s\n",
+           embed_model_name(emb), (long long)es.embedded, (long long)es.reused,
+           (long long)es.skipped, (double)(ctx_mono_ns() - t0) / 1e9, (long long)es.remaining,
+           es.switched ? "; now the active model" : "");
+    /* The index of the model searches use, caught up and written back. */
+    if ((rc = store_embed_models(st, &active, &target, &err)) || !active)
+        goto done;
+    vindex_path(cfg.data_dir, active, path, sizeof path);
+    if ((rc = vindex_open(st, path, active, &vi, &how, &err)) ||
+        (rc = vindex_save(vi, path, &err)))
+        goto done;
+    {
+        vindex_info info;
+        vindex_get_info(vi, &info);
+        printf("vector index: %zu vectors (%zu deleted), %s\n", info.n - info.dead, info.dead,
+               how == VINDEX_BUILT ? "built" : "caught up");
+    }
+done:
+    vindex_free(vi);
+    embed_close(emb);
+    store_close(st);
+    ctx_config_free(&cfg);
+    return rc ? fail(&err) : 0;
 }
 
 /* ---- status ---- */
@@ -502,8 +648,11 @@ static const cmd cmds[] = {
     {"sync", cmd_sync, "sync [SOURCE...] [--full] [--stream S]\n"
                        "                        pull changes from sources (all by default);\n"
                        "                        --full re-reads everything and prunes what is gone"},
-    {"search", cmd_search, "search --as USER [--k N] [--json] [--source S] QUERY\n"
+    {"search", cmd_search, "search --as USER [--k N] [--json] [--source S]\n"
+                           "       [--mode lexical|vector|hybrid] QUERY\n"
                            "                        search what USER may read"},
+    {"embed", cmd_embed, "embed                   give every chunk a vector of the configured model\n"
+                         "                        and bring the vector index up to date"},
     {"status", cmd_status, "status [--json]         per source: documents, chunks, last run, lag"},
     {"schema", cmd_schema, "schema                  print the JSON Schema of the config file"},
     {"connector", cmd_connector, CLI_CONNECTOR_USAGE},

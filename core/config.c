@@ -17,6 +17,7 @@ typedef struct chunk_cfg {
 typedef struct top_cfg {
     char *data_dir;
     json_t *chunk;
+    json_t *embeddings;
     json_t *sources;
 } top_cfg;
 
@@ -25,6 +26,8 @@ static const ctx_opt top_opts[] = {
      "directory of the store and indexes, relative to this file", NULL, 0},
     {"chunk", CTX_OPT_JSON, NULL, offsetof(top_cfg, chunk), 0,
      "chunking: {\"max_tokens\": 256, \"overlap_tokens\": 32}", NULL, 0},
+    {"embeddings", CTX_OPT_JSON, NULL, offsetof(top_cfg, embeddings), 0,
+     "the embedder: {\"provider\": \"hash\", \"dim\": 384}", NULL, 0},
     {"sources", CTX_OPT_JSON, NULL, offsetof(top_cfg, sources), 1,
      "the sources to sync: an array of objects with name and type", NULL, 0},
     CTX_OPT_END,
@@ -35,6 +38,27 @@ static const ctx_opt chunk_opts[] = {
      "token budget of one chunk (16..8192)", NULL, 0},
     {"overlap_tokens", CTX_OPT_INT, "32", offsetof(chunk_cfg, overlap_tokens), 0,
      "tokens repeated from the end of one chunk at the start of the next", NULL, 0},
+    CTX_OPT_END,
+};
+
+static const ctx_opt embed_opts[] = {
+    {"provider", CTX_OPT_STRING, "hash", offsetof(ctx_embed_cfg, provider), 0,
+     "\"hash\" (built in, no network) or \"openai\" (any OpenAI-compatible endpoint)",
+     NULL, 0},
+    {"model", CTX_OPT_STRING, "", offsetof(ctx_embed_cfg, model), 0,
+     "model name; hash: \"v1\", openai: e.g. \"text-embedding-3-small\"", NULL, 0},
+    {"dim", CTX_OPT_INT, "384", offsetof(ctx_embed_cfg, dim), 0,
+     "vector dimension (2..8192); must be what the model returns", NULL, 0},
+    {"base_url", CTX_OPT_STRING, "", offsetof(ctx_embed_cfg, base_url), 0,
+     "openai: the endpoint up to /v1 (default https://api.openai.com/v1)", NULL, 0},
+    {"api_key_env", CTX_OPT_STRING, "OPENAI_API_KEY", offsetof(ctx_embed_cfg, api_key_env), 0,
+     "openai: environment variable holding the API key", NULL, 0},
+    {"batch_size", CTX_OPT_INT, "64", offsetof(ctx_embed_cfg, batch_size), 0,
+     "chunks per request and per transaction (1..2048)", NULL, 0},
+    {"timeout_ms", CTX_OPT_INT, "30000", offsetof(ctx_embed_cfg, timeout_ms), 0,
+     "openai: time limit of one request", NULL, 0},
+    {"max_retries", CTX_OPT_INT, "5", offsetof(ctx_embed_cfg, max_retries), 0,
+     "openai: retries of 429, 5xx and timeouts, with backoff honouring Retry-After", NULL, 0},
     CTX_OPT_END,
 };
 
@@ -125,6 +149,30 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
     cfg->chunk_max_tokens = chunk.max_tokens;
     cfg->chunk_overlap_tokens = chunk.overlap_tokens;
 
+    {
+        json_t *e = top.embeddings ? json_incref(top.embeddings) : json_object();
+        rc = ctx_opts_parse(embed_opts, e, &cfg->embeddings, "embeddings", err);
+        json_decref(e);
+        if (rc)
+            goto done;
+    }
+    if (cfg->embeddings.dim < 2 || cfg->embeddings.dim > 8192) {
+        rc = ctx_error_set(err, CTX_ECONFIG, "embeddings.dim: %lld is out of range; use 2..8192",
+                           (long long)cfg->embeddings.dim);
+        goto done;
+    }
+    if (cfg->embeddings.batch_size < 1 || cfg->embeddings.batch_size > 2048) {
+        rc = ctx_error_set(err, CTX_ECONFIG,
+                           "embeddings.batch_size: %lld is out of range; use 1..2048",
+                           (long long)cfg->embeddings.batch_size);
+        goto done;
+    }
+    if (strcmp(cfg->embeddings.provider, "hash") && strcmp(cfg->embeddings.provider, "openai")) {
+        rc = ctx_error_set(err, CTX_ECONFIG, "embeddings.provider: unknown provider \"%s\";"
+                           " use \"hash\" or \"openai\"", cfg->embeddings.provider);
+        goto done;
+    }
+
     if (top.data_dir[0] == '/' || !base_dir || !*base_dir) {
         cfg->data_dir = ctx_strdup(top.data_dir);
     } else {
@@ -202,6 +250,7 @@ void ctx_config_free(ctx_config *cfg)
         json_decref(cfg->sources[i].conn);
     }
     ctx_free(cfg->sources);
+    ctx_opts_free(embed_opts, &cfg->embeddings);
     ctx_free(cfg->data_dir);
     ctx_free(cfg->path);
     memset(cfg, 0, sizeof *cfg);
@@ -274,6 +323,9 @@ json_t *ctx_config_schema(json_t *connectors)
     json_object_set_new(props, "chunk", ctx_opts_schema(chunk_opts, NULL));
     json_object_set_new(json_object_get(props, "chunk"), "description",
                         json_string("how documents are cut into chunks"));
+    json_object_set_new(props, "embeddings", ctx_opts_schema(embed_opts, NULL));
+    json_object_set_new(json_object_get(props, "embeddings"), "description",
+                        json_string("the embedder that gives chunks their vectors"));
     json_object_set_new(props, "sources",
                         json_pack("{s:s,s:s,s:{s:o}}", "type", "array", "description",
                                   "the sources to sync", "items", "oneOf", branches));

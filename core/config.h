@@ -23,6 +23,18 @@ typedef struct ctx_source_cfg {
     size_t index;             /* position in sources[], for messages */
 } ctx_source_cfg;
 
+/* The "embeddings" section: which embedder gives chunks their vectors. */
+typedef struct ctx_embed_cfg {
+    char *provider;           /* "hash" or "openai" */
+    char *model;              /* hash: "v1"; openai: the model name */
+    int64_t dim;
+    char *base_url;           /* openai: the /v1 endpoint */
+    char *api_key_env;        /* openai: env var with the key */
+    int64_t batch_size;
+    int64_t timeout_ms;
+    int64_t max_retries;
+} ctx_embed_cfg;
+
 typedef struct ctx_config {
     char *path;               /* the file it came from, or NULL */
     char *data_dir;           /* absolute or relative to the config file */
@@ -30,6 +42,7 @@ typedef struct ctx_config {
     int64_t chunk_overlap_tokens;
     ctx_source_cfg *sources;
     size_t nsources;
+    ctx_embed_cfg embeddings;
 } ctx_config;
 
 /*

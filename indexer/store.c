@@ -81,6 +81,34 @@ static const char schema_v1[] =
     "CREATE INDEX sync_runs_source ON sync_runs(source_id, id);"
     "INSERT INTO principals(name, kind, declared) VALUES('everyone', 3, 1);";
 
+/*
+ * Version 2: embeddings. vectors is the source of truth of the vector index
+ * (which is derived and rebuildable); its seq only grows, so an index
+ * remembers the last seq it holds and catches up from there. A vector whose
+ * chunk goes away leaves a row in vector_tombstones for the same reason.
+ * embed_queue holds the chunks still needing a vector of the model being
+ * built; settings holds 'embed.active_model' (the model searches use) and
+ * 'embed.target_model' (one being built in the background, if any).
+ */
+static const char schema_v2[] =
+    "CREATE TABLE settings(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+    "CREATE TABLE embed_models("
+    "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, dim INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    /* vec: dim float32 values in host byte order, L2-normalized. text_hash:
+     * what was embedded, so identical text (a chunk re-made by an ACL change
+     * or an edit elsewhere in its document) reuses the vector. */
+    "CREATE TABLE vectors("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id INTEGER NOT NULL,"
+    "  model_id INTEGER NOT NULL, dim INTEGER NOT NULL, text_hash BLOB NOT NULL,"
+    "  vec BLOB NOT NULL, created_at INTEGER NOT NULL, UNIQUE(chunk_id, model_id));"
+    "CREATE INDEX vectors_model ON vectors(model_id, seq);"
+    "CREATE INDEX vectors_text ON vectors(model_id, text_hash);"
+    "CREATE TABLE vector_tombstones("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id INTEGER NOT NULL);"
+    "CREATE TABLE embed_queue(chunk_id INTEGER PRIMARY KEY);"
+    "INSERT INTO embed_queue(chunk_id) SELECT id FROM chunks;";
+
 enum {
     Q_SOURCE_GET, Q_SOURCE_ADD,
     Q_STATE_GET, Q_STATE_PUT, Q_STATE_CLEAR,
@@ -94,6 +122,11 @@ enum {
     Q_CHUNK_TEXT,
     Q_PRUNE_FTS, Q_PRUNE_CHUNKS, Q_PRUNE_DOCS,
     Q_RUN_STALE, Q_RUN_ADD, Q_RUN_FINISH,
+    Q_QUEUE_ADD, Q_QUEUE_DEL, Q_VEC_DEL, Q_TOMB_ADD,
+    Q_PRUNE_TOMB, Q_PRUNE_VEC, Q_PRUNE_QUEUE,
+    Q_SET_GET, Q_SET_PUT, Q_SET_DEL, Q_MODEL_GET, Q_MODEL_ADD, Q_MODEL_BY_ID,
+    Q_QUEUE_TAKE, Q_QUEUE_DEPTH, Q_VEC_REUSE, Q_VEC_ADD,
+    Q_VEC_SCAN, Q_TOMB_SCAN, Q_VEC_RETIRE, Q_VEC_OF_DOC, Q_CHUNK_AT,
     Q_COUNT
 };
 
@@ -174,6 +207,51 @@ static const char *const sql_text[Q_COUNT] = {
                      " unchanged = ?5, deletes = ?6, acls = ?7, principals = ?8,"
                      " states = ?9, chunks = ?10, pruned = ?11, bytes = ?12,"
                      " repaired_utf8 = ?13, error = ?14 WHERE id = ?1",
+    /* Embeddings (schema v2). Inside a sync batch these are single-row
+     * writes by key, like everything else next to FTS5 (see Q_DOC_INSERT). */
+    [Q_QUEUE_ADD] = "INSERT INTO embed_queue(chunk_id) VALUES(?1)",
+    [Q_QUEUE_DEL] = "DELETE FROM embed_queue WHERE chunk_id = ?1",
+    [Q_VEC_DEL] = "DELETE FROM vectors WHERE chunk_id = ?1",
+    [Q_TOMB_ADD] = "INSERT INTO vector_tombstones(chunk_id) VALUES(?1)",
+    /* Prune already deletes FTS5 rows by subquery; these follow it. */
+    [Q_PRUNE_TOMB] = "INSERT INTO vector_tombstones(chunk_id) SELECT DISTINCT v.chunk_id"
+                     " FROM vectors v JOIN chunks c ON c.id = v.chunk_id"
+                     " JOIN documents d ON d.id = c.doc_id WHERE d.source_id = ?1"
+                     " AND d.stream = ?2 AND d.seen_epoch < ?3 AND d.deleted = 0",
+    [Q_PRUNE_VEC] = "DELETE FROM vectors WHERE chunk_id IN (SELECT c.id FROM chunks c"
+                    " JOIN documents d ON d.id = c.doc_id WHERE d.source_id = ?1"
+                    " AND d.stream = ?2 AND d.seen_epoch < ?3 AND d.deleted = 0)",
+    [Q_PRUNE_QUEUE] = "DELETE FROM embed_queue WHERE chunk_id IN (SELECT c.id FROM chunks c"
+                      " JOIN documents d ON d.id = c.doc_id WHERE d.source_id = ?1"
+                      " AND d.stream = ?2 AND d.seen_epoch < ?3 AND d.deleted = 0)",
+    [Q_SET_GET] = "SELECT value FROM settings WHERE key = ?1",
+    [Q_SET_PUT] = "INSERT OR REPLACE INTO settings(key, value) VALUES(?1, ?2)",
+    [Q_SET_DEL] = "DELETE FROM settings WHERE key = ?1",
+    [Q_MODEL_GET] = "SELECT id, dim FROM embed_models WHERE name = ?1",
+    [Q_MODEL_ADD] = "INSERT INTO embed_models(name, dim, created_at) VALUES(?1, ?2, ?3)",
+    [Q_MODEL_BY_ID] = "SELECT name, dim FROM embed_models WHERE id = ?1",
+    /* What gets embedded is the title, a newline, and the chunk's text. */
+    [Q_QUEUE_TAKE] = "SELECT q.chunk_id, f.c0, f.c1 FROM embed_queue q"
+                     " JOIN chunks_fts_content f ON f.id = q.chunk_id"
+                     " WHERE q.chunk_id > ?1 ORDER BY q.chunk_id LIMIT ?2",
+    [Q_QUEUE_DEPTH] = "SELECT count(*) FROM embed_queue",
+    [Q_VEC_REUSE] = "SELECT vec FROM vectors WHERE model_id = ?1 AND text_hash = ?2 LIMIT 1",
+    [Q_VEC_ADD] = "INSERT INTO vectors(chunk_id, model_id, dim, text_hash, vec, created_at)"
+                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_VEC_SCAN] = "SELECT v.seq, v.chunk_id, c.acl_id, d.source_id, v.vec FROM vectors v"
+                   " JOIN chunks c ON c.id = v.chunk_id JOIN documents d ON d.id = c.doc_id"
+                   " WHERE v.model_id = ?1 AND v.seq > ?2 ORDER BY v.seq",
+    /* A document's vectors by chunk position, to carry over an ACL change. */
+    [Q_VEC_OF_DOC] = "SELECT c.seq, v.model_id, v.dim, v.text_hash, v.vec FROM chunks c"
+                     " JOIN vectors v ON v.chunk_id = c.id WHERE c.doc_id = ?1",
+    [Q_CHUNK_AT] = "SELECT id FROM chunks WHERE doc_id = ?1 AND seq = ?2",
+    [Q_TOMB_SCAN] = "SELECT seq, chunk_id FROM vector_tombstones WHERE seq > ?1 ORDER BY seq",
+    /* Through the models (few) and vectors_model, not a scan of vectors. */
+    [Q_VEC_RETIRE] = "DELETE FROM vectors WHERE seq IN (SELECT v.seq FROM embed_models m"
+                     " JOIN vectors v ON v.model_id = m.id WHERE m.id NOT IN"
+                     " (SELECT value FROM settings"
+                     "  WHERE key IN ('embed.active_model', 'embed.target_model'))"
+                     " LIMIT ?1)",
 };
 
 /* The FTS5 tokens of recently used ACL sets, so indexing a chunk is one
@@ -302,8 +380,10 @@ static int migrate(ctx_store *st, ctx_error *err)
         return rc;
     if (version < 1 && (rc = store_exec(st, schema_v1, err)))
         goto fail;
-    /* Later versions: if (version < 2) apply schema_v2 here. */
-    if ((rc = store_exec(st, "PRAGMA user_version = 1", err)))
+    if (version < 2 && (rc = store_exec(st, schema_v2, err)))
+        goto fail;
+    /* Later versions: if (version < 3) apply schema_v3 here. */
+    if ((rc = store_exec(st, "PRAGMA user_version = 2", err)))
         goto fail;
     return store_exec(st, "COMMIT", err);
 fail:
@@ -931,6 +1011,39 @@ static int drop_chunks(ctx_store *st, int64_t doc_id, ctx_error *err)
     }
     for (i = 0; i < n; i++)
         st->fts_del[st->n_fts_del++] = ids[i];
+    /* Vectors go with their chunk; the tombstone tells a derived index. */
+    for (i = 0; i < n; i++) {
+        int rc2;
+        if (!(s = stmt(st, Q_VEC_DEL, err))) {
+            ctx_free(ids);
+            return CTX_ESTORE;
+        }
+        sqlite3_bind_int64(s, 1, ids[i]);
+        if ((rc2 = step_done(st, s, err, "drop vectors"))) {
+            ctx_free(ids);
+            return rc2;
+        }
+        if (sqlite3_changes(st->db) > 0) {
+            if (!(s = stmt(st, Q_TOMB_ADD, err))) {
+                ctx_free(ids);
+                return CTX_ESTORE;
+            }
+            sqlite3_bind_int64(s, 1, ids[i]);
+            if ((rc2 = step_done(st, s, err, "tombstone vector"))) {
+                ctx_free(ids);
+                return rc2;
+            }
+        }
+        if (!(s = stmt(st, Q_QUEUE_DEL, err))) {
+            ctx_free(ids);
+            return CTX_ESTORE;
+        }
+        sqlite3_bind_int64(s, 1, ids[i]);
+        if ((rc2 = step_done(st, s, err, "dequeue chunk"))) {
+            ctx_free(ids);
+            return rc2;
+        }
+    }
     ctx_free(ids);
     if (!(s = stmt(st, Q_CHUNK_DEL_DOC, err)))
         return CTX_ESTORE;
@@ -1001,6 +1114,11 @@ int store_chunks_add(ctx_store *st, int64_t doc_id, const char *title, int64_t a
         if ((rc = step_done(st, s, err, "add chunk")))
             return rc;
         cid = sqlite3_last_insert_rowid(st->db);
+        if (!(s = stmt(st, Q_QUEUE_ADD, err)))
+            return CTX_ESTORE;
+        sqlite3_bind_int64(s, 1, cid);
+        if ((rc = step_done(st, s, err, "queue chunk for embedding")))
+            return rc;
         if (!(s = stmt(st, Q_FTS_ADD, err)))
             return CTX_ESTORE;
         sqlite3_bind_int64(s, 1, cid);
@@ -1014,8 +1132,103 @@ int store_chunks_add(ctx_store *st, int64_t doc_id, const char *title, int64_t a
     return CTX_OK;
 }
 
+/* A document's vectors, kept across the re-making of its chunks. */
+typedef struct kept_vec {
+    int64_t seq, model_id;
+    int dim;
+    unsigned char hash[16];
+    size_t off;                /* into the blob buffer */
+} kept_vec;
+
+typedef struct kept_vecs {
+    kept_vec *v;
+    size_t n, cap;
+    ctx_buf blobs;
+} kept_vecs;
+
+static int vectors_keep(ctx_store *st, int64_t doc_id, kept_vecs *k, ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_VEC_OF_DOC, err);
+    int step;
+
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, doc_id);
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        kept_vec *e;
+        if (k->n == k->cap) {
+            size_t cap = k->cap ? k->cap * 2 : 8;
+            kept_vec *v = ctx_realloc(k->v, cap * sizeof *v);
+            if (!v)
+                break;
+            k->v = v;
+            k->cap = cap;
+        }
+        e = &k->v[k->n];
+        e->seq = sqlite3_column_int64(s, 0);
+        e->model_id = sqlite3_column_int64(s, 1);
+        e->dim = sqlite3_column_int(s, 2);
+        memset(e->hash, 0, sizeof e->hash);
+        if (sqlite3_column_bytes(s, 3) == 16)
+            memcpy(e->hash, sqlite3_column_blob(s, 3), 16);
+        e->off = k->blobs.len;
+        if (sqlite3_column_bytes(s, 4) != e->dim * (int)sizeof(float))
+            continue; /* not a vector this store wrote: let it be re-embedded */
+        if (ctx_buf_append(&k->blobs, sqlite3_column_blob(s, 4), (size_t)e->dim * sizeof(float)))
+            break;
+        k->n++;
+    }
+    sqlite3_reset(s);
+    if (step == SQLITE_ROW)
+        return ctx_error_set(err, CTX_ENOMEM, "store: out of memory");
+    return step == SQLITE_DONE ? CTX_OK : store_errf(st, err, "read vectors");
+}
+
+/*
+ * vectors_restore - give the document's new chunks the vectors of the old
+ * ones at the same position (the text is the same) under new seqs, so the
+ * index sees a removal and an addition with the new ACL set, and take
+ * them off the embedding queue. One-row writes, as next to FTS5 anywhere.
+ */
+static int vectors_restore(ctx_store *st, int64_t doc_id, const kept_vecs *k, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int64_t cid;
+    int rc;
+
+    for (size_t i = 0; i < k->n; i++) {
+        const kept_vec *e = &k->v[i];
+        if (!(s = stmt(st, Q_CHUNK_AT, err)))
+            return CTX_ESTORE;
+        sqlite3_bind_int64(s, 1, doc_id);
+        sqlite3_bind_int64(s, 2, e->seq);
+        if ((rc = get_id(st, s, &cid, err, "find chunk")))
+            return rc;
+        if (!cid)
+            continue;
+        if (!(s = stmt(st, Q_VEC_ADD, err)))
+            return CTX_ESTORE;
+        sqlite3_bind_int64(s, 1, cid);
+        sqlite3_bind_int64(s, 2, e->model_id);
+        sqlite3_bind_int(s, 3, e->dim);
+        sqlite3_bind_blob(s, 4, e->hash, 16, SQLITE_STATIC);
+        sqlite3_bind_blob(s, 5, k->blobs.data + e->off, e->dim * (int)sizeof(float),
+                          SQLITE_STATIC);
+        sqlite3_bind_int64(s, 6, ctx_now_ms());
+        if ((rc = step_done(st, s, err, "carry vector")))
+            return rc;
+        if (!(s = stmt(st, Q_QUEUE_DEL, err)))
+            return CTX_ESTORE;
+        sqlite3_bind_int64(s, 1, cid);
+        if ((rc = step_done(st, s, err, "dequeue chunk")))
+            return rc;
+    }
+    return CTX_OK;
+}
+
 int store_doc_set_acl(ctx_store *st, int64_t doc_id, int64_t acl_id, ctx_error *err)
 {
+    kept_vecs kept = {NULL, 0, 0, CTX_BUF_INIT};
     sqlite3_stmt *s;
     store_chunk *chunks = NULL;
     ctx_buf text = CTX_BUF_INIT;
@@ -1077,8 +1290,15 @@ int store_doc_set_acl(ctx_store *st, int64_t doc_id, int64_t acl_id, ctx_error *
         rc = store_errf(st, err, "read chunk text");
     for (i = 0; !rc && i < n; i++)
         chunks[i].text = text.data + offs[i];
+    /* Same text, same vectors: an ACL change never re-embeds. */
+    if (!rc)
+        rc = vectors_keep(st, doc_id, &kept, err);
     if (!rc)
         rc = store_chunks_replace(st, doc_id, title, acl_id, chunks, n, err);
+    if (!rc)
+        rc = vectors_restore(st, doc_id, &kept, err);
+    ctx_free(kept.v);
+    ctx_buf_free(&kept.blobs);
     ctx_free(chunks);
     ctx_free(offs);
     ctx_free(title);
@@ -1104,11 +1324,12 @@ int store_doc_delete(ctx_store *st, int64_t doc_id, int64_t epoch, ctx_error *er
 int store_prune(ctx_store *st, int64_t source, const char *stream, int64_t epoch,
                 int64_t *n, ctx_error *err)
 {
-    static const int order[3] = {Q_PRUNE_FTS, Q_PRUNE_CHUNKS, Q_PRUNE_DOCS};
+    static const int order[] = {Q_PRUNE_FTS, Q_PRUNE_TOMB, Q_PRUNE_VEC, Q_PRUNE_QUEUE,
+                                Q_PRUNE_CHUNKS, Q_PRUNE_DOCS};
     sqlite3_stmt *s;
     int rc;
 
-    for (int i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
         if (!(s = stmt(st, order[i], err)))
             return CTX_ESTORE;
         sqlite3_bind_int64(s, 1, source);
@@ -1175,4 +1396,326 @@ int store_run_finish(ctx_store *st, int64_t run, const char *status,
     sqlite3_bind_int64(s, 13, r->repaired_utf8);
     sqlite3_bind_text(s, 14, error, -1, SQLITE_STATIC);
     return step_done(st, s, err, "finish run");
+}
+
+/* ---- Embeddings ---- */
+
+int store_embed_model(ctx_store *st, const char *name, int dim, int64_t *model_id,
+                      ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc, have;
+
+    *model_id = 0;
+    if (!(s = stmt(st, Q_MODEL_GET, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *model_id = sqlite3_column_int64(s, 0);
+        have = sqlite3_column_int(s, 1);
+        sqlite3_reset(s);
+        if (have != dim)
+            return ctx_error_set(err, CTX_ECONFIG,
+                                 "embeddings: model \"%s\" is recorded with %d dimensions,"
+                                 " the config says %d; fix embeddings.dim or name the"
+                                 " model differently", name, have, dim);
+        return CTX_OK;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return store_errf(st, err, "look up model");
+    if (!(s = stmt(st, Q_MODEL_ADD, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, dim);
+    sqlite3_bind_int64(s, 3, ctx_now_ms());
+    if ((rc = step_done(st, s, err, "add model")))
+        return rc;
+    *model_id = sqlite3_last_insert_rowid(st->db);
+    return CTX_OK;
+}
+
+int store_embed_model_info(ctx_store *st, int64_t model_id, char **name, int *dim,
+                           ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_MODEL_BY_ID, err);
+    int rc;
+
+    *name = NULL;
+    *dim = 0;
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, model_id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *name = ctx_strdup((const char *)sqlite3_column_text(s, 0));
+        *dim = sqlite3_column_int(s, 1);
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE)
+        return ctx_error_set(err, CTX_ENOTFOUND, "embeddings: no model %lld", (long long)model_id);
+    if (rc != SQLITE_ROW)
+        return store_errf(st, err, "read model");
+    return *name ? CTX_OK : ctx_error_set(err, CTX_ENOMEM, "store: out of memory");
+}
+
+static int setting_get(ctx_store *st, const char *key, int64_t *v, ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_SET_GET, err);
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    return get_id(st, s, v, err, "read setting");
+}
+
+static int setting_put(ctx_store *st, const char *key, int64_t v, ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, v ? Q_SET_PUT : Q_SET_DEL, err);
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    if (v)
+        sqlite3_bind_int64(s, 2, v);
+    return step_done(st, s, err, "write setting");
+}
+
+int store_embed_models(ctx_store *st, int64_t *active, int64_t *target, ctx_error *err)
+{
+    int rc = setting_get(st, "embed.active_model", active, err);
+    return rc ? rc : setting_get(st, "embed.target_model", target, err);
+}
+
+int store_embed_depth(ctx_store *st, int64_t *n, ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_QUEUE_DEPTH, err);
+    return s ? get_id(st, s, n, err, "count queue") : CTX_ESTORE;
+}
+
+int store_embed_prepare(ctx_store *st, int64_t model_id, int64_t *queued, ctx_error *err)
+{
+    int64_t active, target;
+    char sql[256];
+    int rc;
+
+    *queued = 0;
+    if ((rc = store_begin(st, err)))
+        return rc;
+    if ((rc = store_embed_models(st, &active, &target, err)))
+        goto fail;
+    if (!active) {
+        rc = setting_put(st, "embed.active_model", model_id, err);
+    } else if (active == model_id) {
+        /* Back to the serving model: a half-built target is abandoned. */
+        if (target && !(rc = setting_put(st, "embed.target_model", 0, err)))
+            snprintf(sql, sizeof sql, "DELETE FROM embed_queue;"
+                     "INSERT INTO embed_queue(chunk_id) SELECT id FROM chunks c WHERE NOT"
+                     " EXISTS (SELECT 1 FROM vectors v WHERE v.chunk_id = c.id AND"
+                     " v.model_id = %lld)", (long long)model_id),
+            rc = store_exec(st, sql, err);
+    } else if (target != model_id) {
+        snprintf(sql, sizeof sql, "DELETE FROM embed_queue;"
+                 "INSERT INTO embed_queue(chunk_id) SELECT id FROM chunks c WHERE NOT"
+                 " EXISTS (SELECT 1 FROM vectors v WHERE v.chunk_id = c.id AND"
+                 " v.model_id = %lld)", (long long)model_id);
+        if (!(rc = setting_put(st, "embed.target_model", model_id, err)))
+            rc = store_exec(st, sql, err);
+    }
+    if (rc || (rc = store_embed_depth(st, queued, err)))
+        goto fail;
+    return store_commit(st, err);
+fail:
+    store_rollback(st);
+    return rc;
+}
+
+void store_embed_batch_free(store_embed_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        ctx_free(b->items[i].text);
+    ctx_free(b->items);
+    b->items = NULL;
+    b->n = 0;
+}
+
+int store_embed_take(ctx_store *st, int64_t after, size_t max, store_embed_batch *out,
+                     ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_QUEUE_TAKE, err);
+    int rc;
+
+    out->items = NULL;
+    out->n = 0;
+    if (!s)
+        return CTX_ESTORE;
+    if (!(out->items = ctx_calloc(max ? max : 1, sizeof *out->items)))
+        return ctx_error_set(err, CTX_ENOMEM, "store: out of memory");
+    sqlite3_bind_int64(s, 1, after);
+    sqlite3_bind_int64(s, 2, (int64_t)max);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        store_embed_item *it = &out->items[out->n];
+        ctx_buf b = CTX_BUF_INIT;
+        const char *title = (const char *)sqlite3_column_text(s, 1);
+        const char *text = (const char *)sqlite3_column_text(s, 2);
+        if (ctx_buf_printf(&b, "%s\n%s", title ? title : "", text ? text : "")) {
+            ctx_buf_free(&b);
+            sqlite3_reset(s);
+            store_embed_batch_free(out);
+            return ctx_error_set(err, CTX_ENOMEM, "store: out of memory");
+        }
+        it->chunk_id = sqlite3_column_int64(s, 0);
+        it->len = b.len;
+        it->text = ctx_buf_steal(&b);
+        out->n++;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        store_embed_batch_free(out);
+        return store_errf(st, err, "read embedding queue");
+    }
+    return CTX_OK;
+}
+
+int store_vector_reuse(ctx_store *st, int64_t model_id, const unsigned char hash[16],
+                       float *vec, int dim, int *found, ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_VEC_REUSE, err);
+    int rc;
+
+    *found = 0;
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, model_id);
+    sqlite3_bind_blob(s, 2, hash, 16, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == dim * (int)sizeof(float)) {
+        memcpy(vec, sqlite3_column_blob(s, 0), (size_t)dim * sizeof(float));
+        *found = 1;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_errf(st, err, "look up vector");
+    return CTX_OK;
+}
+
+int store_vector_put(ctx_store *st, int64_t chunk_id, int64_t model_id,
+                     const unsigned char hash[16], const float *vec, int dim, int *applied,
+                     ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_QUEUE_DEL, err);
+    int rc;
+
+    *applied = 0;
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, chunk_id);
+    if ((rc = step_done(st, s, err, "dequeue chunk")))
+        return rc;
+    if (sqlite3_changes(st->db) == 0)
+        return CTX_OK;
+    if (!(s = stmt(st, Q_VEC_ADD, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, chunk_id);
+    sqlite3_bind_int64(s, 2, model_id);
+    sqlite3_bind_int(s, 3, dim);
+    sqlite3_bind_blob(s, 4, hash, 16, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 5, vec, dim * (int)sizeof(float), SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, ctx_now_ms());
+    if ((rc = step_done(st, s, err, "write vector")))
+        return rc;
+    *applied = 1;
+    return CTX_OK;
+}
+
+int store_embed_switch(ctx_store *st, int *switched, ctx_error *err)
+{
+    int64_t active, target, depth;
+    int rc;
+
+    *switched = 0;
+    if ((rc = store_begin(st, err)))
+        return rc;
+    if ((rc = store_embed_models(st, &active, &target, err)) ||
+        (rc = store_embed_depth(st, &depth, err)))
+        goto fail;
+    if (target && !depth) {
+        if ((rc = setting_put(st, "embed.active_model", target, err)) ||
+            (rc = setting_put(st, "embed.target_model", 0, err)))
+            goto fail;
+        *switched = 1;
+    }
+    return store_commit(st, err);
+fail:
+    store_rollback(st);
+    return rc;
+}
+
+int store_vectors_retire(ctx_store *st, int64_t max, int64_t *n, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *n = 0;
+    if ((rc = store_begin(st, err)))
+        return rc;
+    if (!(s = stmt(st, Q_VEC_RETIRE, err))) {
+        store_rollback(st);
+        return CTX_ESTORE;
+    }
+    sqlite3_bind_int64(s, 1, max);
+    if ((rc = step_done(st, s, err, "retire vectors"))) {
+        store_rollback(st);
+        return rc;
+    }
+    *n = sqlite3_changes(st->db);
+    return store_commit(st, err);
+}
+
+int store_vectors_scan(ctx_store *st, int64_t model_id, int64_t after,
+                       int (*fn)(void *arg, const store_vector_row *row), void *arg,
+                       ctx_error *err)
+{
+    sqlite3_stmt *s;
+    store_vector_row r;
+    int rc, step;
+
+    /* A statement of its own: fn may use the cached ones. */
+    if (sqlite3_prepare_v2(st->db, sql_text[Q_VEC_SCAN], -1, &s, NULL) != SQLITE_OK)
+        return store_errf(st, err, "prepare vector scan");
+    sqlite3_bind_int64(s, 1, model_id);
+    sqlite3_bind_int64(s, 2, after);
+    rc = CTX_OK;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        r.seq = sqlite3_column_int64(s, 0);
+        r.chunk_id = sqlite3_column_int64(s, 1);
+        r.acl_id = sqlite3_column_int64(s, 2);
+        r.source_id = sqlite3_column_int64(s, 3);
+        r.vec = sqlite3_column_blob(s, 4);
+        r.dim = sqlite3_column_bytes(s, 4) / (int)sizeof(float);
+        if ((rc = fn(arg, &r)))
+            break;
+    }
+    if (!rc && step != SQLITE_DONE)
+        rc = store_errf(st, err, "scan vectors");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_tombstones_scan(ctx_store *st, int64_t after,
+                          int (*fn)(void *arg, int64_t seq, int64_t chunk_id), void *arg,
+                          ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc = CTX_OK, step;
+
+    if (sqlite3_prepare_v2(st->db, sql_text[Q_TOMB_SCAN], -1, &s, NULL) != SQLITE_OK)
+        return store_errf(st, err, "prepare tombstone scan");
+    sqlite3_bind_int64(s, 1, after);
+    while ((step = sqlite3_step(s)) == SQLITE_ROW)
+        if ((rc = fn(arg, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1))))
+            break;
+    if (!rc && step != SQLITE_DONE)
+        rc = store_errf(st, err, "scan tombstones");
+    sqlite3_finalize(s);
+    return rc;
 }

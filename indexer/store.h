@@ -16,7 +16,7 @@
 #include "../connectors/sdk/ctxgate/connector.h"
 #include "../core/ctx.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 typedef struct ctx_store ctx_store;
 
@@ -157,5 +157,114 @@ int store_run_begin(ctx_store *st, int64_t source, int full, int64_t *run,
 int store_run_finish(ctx_store *st, int64_t run, const char *status,
                      const store_run_stats *s, const char *error,
                      ctx_error *err);
+
+/* ---- Embeddings (schema v2) ----
+ *
+ * Each chunk gets at most one vector per model. New chunks enter
+ * embed_queue as they are indexed; a chunk's vectors and queue entry go
+ * with it, leaving a tombstone for the derived vector index. Vectors are
+ * stored L2-normalized.
+ */
+
+/*
+ * store_embed_model - the id of the model named name (e.g. "hash:v1"),
+ * recorded with dim when new. A name already recorded with another
+ * dimension fails with CTX_ECONFIG. Own statement; no transaction needed.
+ */
+int store_embed_model(ctx_store *st, const char *name, int dim, int64_t *model_id,
+                      ctx_error *err);
+
+/* store_embed_model_info - name (new) and dim of model_id; CTX_ENOTFOUND if none. */
+int store_embed_model_info(ctx_store *st, int64_t model_id, char **name, int *dim,
+                           ctx_error *err);
+
+/*
+ * store_embed_models - the active model (searches use its vectors) and the
+ * target model being built in the background; 0 when none.
+ */
+int store_embed_models(ctx_store *st, int64_t *active, int64_t *target, ctx_error *err);
+
+/*
+ * store_embed_prepare - make model_id the model the queue works for (own
+ * transaction). With no active model it becomes active at once. When
+ * another model is active, model_id becomes the target: the queue is
+ * refilled with every chunk lacking a vector of it, and the active model
+ * keeps serving until store_embed_switch. *queued receives the queue depth.
+ */
+int store_embed_prepare(ctx_store *st, int64_t model_id, int64_t *queued, ctx_error *err);
+
+/* One queued chunk to embed. */
+typedef struct store_embed_item {
+    int64_t chunk_id;
+    char *text;      /* title, newline, text; owned by the batch */
+    size_t len;
+} store_embed_item;
+
+typedef struct store_embed_batch {
+    store_embed_item *items;
+    size_t n;
+} store_embed_batch;
+
+/*
+ * store_embed_take - up to max queued chunks with id > after, in id order
+ * (a read; the queue is not changed). *out must be store_embed_batch_free'd.
+ */
+int store_embed_take(ctx_store *st, int64_t after, size_t max, store_embed_batch *out,
+                     ctx_error *err);
+void store_embed_batch_free(store_embed_batch *b);
+
+/* store_embed_depth - how many chunks wait in the queue. */
+int store_embed_depth(ctx_store *st, int64_t *n, ctx_error *err);
+
+/*
+ * store_vector_reuse - a stored vector of model_id for text with this hash
+ * into vec (dim floats); *found 0 when there is none.
+ */
+int store_vector_reuse(ctx_store *st, int64_t model_id, const unsigned char hash[16],
+                       float *vec, int dim, int *found, ctx_error *err);
+
+/*
+ * store_vector_put - record the vector of a queued chunk and take it off
+ * the queue (caller holds the transaction). A chunk no longer queued
+ * (deleted, or embedded by another worker meanwhile) is skipped:
+ * *applied = 0.
+ */
+int store_vector_put(ctx_store *st, int64_t chunk_id, int64_t model_id,
+                     const unsigned char hash[16], const float *vec, int dim, int *applied,
+                     ctx_error *err);
+
+/*
+ * store_embed_switch - when the queue is empty and a target model is set,
+ * make it the active model in one transaction (own); *switched says so.
+ */
+int store_embed_switch(ctx_store *st, int *switched, ctx_error *err);
+
+/*
+ * store_vectors_retire - delete up to max vectors of models neither active
+ * nor target (own transaction); *n receives how many. They need no
+ * tombstones: an index belongs to one model.
+ */
+int store_vectors_retire(ctx_store *st, int64_t max, int64_t *n, ctx_error *err);
+
+/* A stored vector as the index reads it; pointers valid during the callback. */
+typedef struct store_vector_row {
+    int64_t seq, chunk_id, acl_id, source_id;
+    const float *vec;
+    int dim;
+} store_vector_row;
+
+/*
+ * store_vectors_scan - call fn for each vector of model_id with seq > after,
+ * in seq order, streaming (nothing is held in memory). A non-zero return of
+ * fn stops the scan and is returned.
+ */
+int store_vectors_scan(ctx_store *st, int64_t model_id, int64_t after,
+                       int (*fn)(void *arg, const store_vector_row *row), void *arg,
+                       ctx_error *err);
+
+/* store_tombstones_scan - fn(arg, seq, chunk_id) for each tombstone with seq > after. */
+int store_tombstones_scan(ctx_store *st, int64_t after,
+                          int (*fn)(void *arg, int64_t seq, int64_t chunk_id), void *arg,
+                          ctx_error *err);
 
 #endif

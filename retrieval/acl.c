@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../core/util.h"
+
 /*
  * The user, the source accounts mapped to the user, then every group
  * reachable from any of those. UNION (not UNION ALL) makes the recursion
@@ -86,4 +88,40 @@ void acl_principals_free(acl_principals *p)
     ctx_free(p->ids);
     p->ids = NULL;
     p->n = 0;
+}
+
+/* Allowed to one of the principals (a JSON array), denied to none. */
+static const char readable_sets_sql[] =
+    "SELECT acl_id FROM acl_entries WHERE deny = 0"
+    "  AND principal_id IN (SELECT value FROM json_each(?1))"
+    " EXCEPT SELECT acl_id FROM acl_entries WHERE deny = 1"
+    "  AND principal_id IN (SELECT value FROM json_each(?1))"
+    " ORDER BY 1";
+
+int acl_readable_sets(sqlite3 *db, const acl_principals *pr, acl_principals *out,
+                      ctx_error *err)
+{
+    ctx_buf js = CTX_BUF_INIT;
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    out->ids = NULL;
+    out->n = 0;
+    if (!pr->n)
+        return CTX_OK;
+    rc = ctx_buf_puts(&js, "[");
+    for (size_t i = 0; !rc && i < pr->n; i++)
+        rc = ctx_buf_printf(&js, "%s%lld", i ? "," : "", (long long)pr->ids[i]);
+    if (rc || ctx_buf_puts(&js, "]")) {
+        ctx_buf_free(&js);
+        return ctx_error_set(err, CTX_ENOMEM, "acl: out of memory");
+    }
+    if (sqlite3_prepare_v2(db, readable_sets_sql, -1, &s, NULL) != SQLITE_OK) {
+        ctx_buf_free(&js);
+        return ctx_error_set(err, CTX_ESTORE, "acl: %s", sqlite3_errmsg(db));
+    }
+    sqlite3_bind_text(s, 1, js.data, (int)js.len, SQLITE_STATIC);
+    rc = acl__collect(s, out, err);
+    ctx_buf_free(&js);
+    return rc;
 }

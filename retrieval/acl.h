@@ -31,6 +31,15 @@ void acl_principals_free(acl_principals *p);
  */
 int acl__collect(sqlite3_stmt *s, acl_principals *out, ctx_error *err);
 
+/*
+ * acl_readable_sets - the ACL sets that principals pr may read: allowed to
+ * one of them and denied to none (the same rule lexical search applies).
+ * out->ids (new; sorted ascending, reusing acl_principals as an id list)
+ * must be acl_principals_free'd. No principals: an empty set.
+ */
+int acl_readable_sets(sqlite3 *db, const acl_principals *pr, acl_principals *out,
+                      ctx_error *err);
+
 /* acl_user_name - "user:" + user unless it already has a principal prefix. */
 void acl_user_name(const char *user, char *buf, size_t len);
 

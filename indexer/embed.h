@@ -1,0 +1,92 @@
+/*
+ * embed.h - embedders (text -> L2-normalized float32 vectors) and the queue
+ * worker that gives every chunk a vector of the configured model.
+ *
+ * Providers: "hash" (built in, deterministic, no network: signed feature
+ * hashing of words and word pairs) and "openai" (any OpenAI-compatible
+ * POST {base_url}/embeddings endpoint, through libcurl).
+ */
+#ifndef CTX_INDEXER_EMBED_H
+#define CTX_INDEXER_EMBED_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/ctx.h"
+#include "store.h"
+
+typedef struct embed_cfg {
+    const char *provider;     /* "hash" (default) or "openai" */
+    const char *model;        /* hash: "v1" (default); openai: the model name */
+    int dim;                  /* vector dimension; 384 by default */
+    const char *base_url;     /* openai: default "https://api.openai.com/v1" */
+    const char *api_key_env;  /* openai: env var holding the key (OPENAI_API_KEY) */
+    int batch_size;           /* texts per request / per transaction; 64 */
+    int timeout_ms;           /* openai: per request; 30000 */
+    int max_retries;          /* openai: retries of 429, 5xx, timeouts; 5 */
+    int retry_base_ms;        /* openai: first backoff, doubling; 500 */
+    int retry_max_ms;         /* openai: longest wait, Retry-After included; 60000 */
+} embed_cfg;
+
+typedef struct embed_provider embed_provider;
+
+/*
+ * embed_open - a provider for cfg (borrowed; copied). An unknown provider
+ * or a bad dimension is CTX_ECONFIG naming the key. *out new: embed_close.
+ */
+int embed_open(const embed_cfg *cfg, embed_provider **out, ctx_error *err);
+
+/*
+ * embed_open_model - a provider for a model recorded in the store under
+ * name (as embed_model_name gave it) and dim, taking the endpoint settings
+ * of base. Queries must be embedded by the model whose vectors are served,
+ * which during a switch is not the configured one. *out new.
+ */
+int embed_open_model(const embed_cfg *base, const char *name, int dim,
+                     embed_provider **out, ctx_error *err);
+
+void embed_close(embed_provider *p);
+
+/* embed_model_name - "hash:v1@384" or "openai:<model>"; borrowed. */
+const char *embed_model_name(const embed_provider *p);
+int embed_dim(const embed_provider *p);
+
+/*
+ * embed_texts - n vectors of embed_dim floats each into out (n * dim),
+ * L2-normalized. texts[i] has lens[i] bytes. Either all n are filled or the
+ * call fails: a wrong count or dimension from a server is CTX_ESOURCE with
+ * the URL, the numbers and the fix.
+ */
+int embed_texts(embed_provider *p, const char *const *texts, const size_t *lens, size_t n,
+                float *out, ctx_error *err);
+
+/* embed_hash - the hash embedder itself: text -> out[dim], normalized. */
+void embed_hash(const char *text, size_t len, int dim, float *out);
+
+/* embed_normalize - scale v[dim] to unit length (a zero vector stays zero). */
+void embed_normalize(float *v, int dim);
+
+typedef struct embed_run_stats {
+    int64_t embedded;   /* vectors computed by the provider */
+    int64_t reused;     /* vectors copied from identical text */
+    int64_t skipped;    /* queued chunks gone before their vector was written */
+    int64_t batches;
+    int64_t remaining;  /* queue depth at the end */
+    int64_t retired;    /* vectors of an old model deleted after a switch */
+    int switched;       /* the provider's model became the active one */
+} embed_run_stats;
+
+/*
+ * embed_run - the queue worker. Makes p's model the queue's model (see
+ * store_embed_prepare), then up to max_batches times (0 = until the queue
+ * is empty): take a batch, embed it, and write its vectors in one
+ * transaction, so a failure leaves nothing half-applied. When the queue
+ * is empty and p's model was the target, it becomes active atomically and
+ * the old model's vectors are deleted. cancel (may be NULL) stops between
+ * batches with CTX_ECANCELED. stats may be NULL.
+ */
+int embed_run(ctx_store *st, embed_provider *p, int max_batches,
+              volatile sig_atomic_t *cancel, embed_run_stats *stats, ctx_error *err);
+
+#endif

@@ -1,0 +1,628 @@
+/*
+ * faiss_bridge.cpp - the vector index behind vindex.h: FAISS's HNSW graph
+ * over a storage index of our own, whose distance computer uses AVX2/FMA
+ * when the CPU has them (Debian's libfaiss 1.7.3 has only scalar kernels
+ * and no compiled C API). Also the file format, and the per-vector chunk
+ * id, ACL set and source that let a search see only what a caller may read.
+ *
+ * No C++ exception crosses the extern "C" face: each entry point catches
+ * and turns them into a ctx_error.
+ */
+extern "C" {
+#include "../core/ctx.h"
+}
+#include "vindex.h"
+
+#include <faiss/IndexHNSW.h>
+#include <faiss/impl/AuxIndexStructures.h>
+#include <faiss/impl/DistanceComputer.h>
+#include <faiss/impl/HNSW.h>
+#include <faiss/impl/IDSelector.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cfloat>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include <unistd.h>
+
+namespace {
+
+/* ---- kernels ---- */
+
+float l2_scalar(const float *a, const float *b, size_t d)
+{
+    float s = 0;
+    for (size_t i = 0; i < d; i++) {
+        float t = a[i] - b[i];
+        s += t * t;
+    }
+    return s;
+}
+
+__attribute__((target("avx2,fma"))) float l2_avx2(const float *a, const float *b, size_t d)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+        __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+        __m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
+        s0 = _mm256_fmadd_ps(t0, t0, s0);
+        s1 = _mm256_fmadd_ps(t1, t1, s1);
+    }
+    for (; i + 8 <= d; i += 8) {
+        __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+        s0 = _mm256_fmadd_ps(t0, t0, s0);
+    }
+    s0 = _mm256_add_ps(s0, s1);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+    h = _mm_hadd_ps(h, h);
+    h = _mm_hadd_ps(h, h);
+    float s = _mm_cvtss_f32(h);
+    for (; i < d; i++) {
+        float t = a[i] - b[i];
+        s += t * t;
+    }
+    return s;
+}
+
+bool cpu_has_simd()
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+float (*l2)(const float *, const float *, size_t) = cpu_has_simd() ? l2_avx2 : l2_scalar;
+
+/* ---- the storage index ---- */
+
+struct SimdStorage;
+
+struct SimdDistance : faiss::DistanceComputer {
+    const SimdStorage &s;
+    const float *q = nullptr;
+    explicit SimdDistance(const SimdStorage &st) : s(st) {}
+    void set_query(const float *x) override { q = x; }
+    float operator()(idx_t i) override;
+    float symmetric_dis(idx_t i, idx_t j) override;
+};
+
+/* Plain float32 rows; exists to hand HNSW a fast distance computer. */
+struct SimdStorage : faiss::Index {
+    std::vector<float> data;
+
+    explicit SimdStorage(int dim) : faiss::Index(dim, faiss::METRIC_L2) { is_trained = true; }
+    const float *row(idx_t i) const { return data.data() + (size_t)i * (size_t)d; }
+    void add(idx_t n, const float *x) override
+    {
+        data.insert(data.end(), x, x + (size_t)n * (size_t)d);
+        ntotal += n;
+    }
+    void reset() override
+    {
+        data.clear();
+        ntotal = 0;
+    }
+    void reconstruct(idx_t key, float *out) const override
+    {
+        std::memcpy(out, row(key), sizeof(float) * (size_t)d);
+    }
+    /* Brute force; HNSW never calls it, but Index requires one. */
+    void search(idx_t n, const float *x, idx_t k, float *dist, idx_t *labels,
+                const faiss::SearchParameters *) const override
+    {
+        for (idx_t q = 0; q < n; q++) {
+            std::vector<std::pair<float, idx_t>> all;
+            for (idx_t i = 0; i < ntotal; i++)
+                all.emplace_back(l2(x + q * d, row(i), (size_t)d), i);
+            size_t m = std::min<size_t>((size_t)k, all.size());
+            std::partial_sort(all.begin(), all.begin() + (long)m, all.end());
+            for (idx_t j = 0; j < k; j++) {
+                dist[q * k + j] = (size_t)j < m ? all[(size_t)j].first : FLT_MAX;
+                labels[q * k + j] = (size_t)j < m ? all[(size_t)j].second : -1;
+            }
+        }
+    }
+    faiss::DistanceComputer *get_distance_computer() const override
+    {
+        return new SimdDistance(*this);
+    }
+};
+
+float SimdDistance::operator()(idx_t i) { return l2(q, s.row(i), (size_t)s.d); }
+float SimdDistance::symmetric_dis(idx_t i, idx_t j)
+{
+    return l2(s.row(i), s.row(j), (size_t)s.d);
+}
+
+/* The filter as bitmaps over ACL set and source ids, for the graph walk. */
+struct Allowed : faiss::IDSelector {
+    const vindex *vi;
+    std::vector<uint64_t> acl, src;
+    bool any_source = true;
+    bool is_member(idx_t slot) const override;
+};
+
+} // namespace
+
+struct vindex {
+    int dim, M;
+    int64_t model_id, seq = 0, tomb_seq = 0;
+    SimdStorage *storage;
+    std::unique_ptr<faiss::IndexHNSW> hnsw;
+    std::vector<int64_t> chunk;           /* slot -> chunk id */
+    std::vector<int32_t> acl, src;        /* slot -> ACL set, source */
+    std::vector<uint8_t> dead;            /* slot -> tombstoned */
+    std::vector<std::vector<uint32_t>> by_acl;   /* ACL set -> its slots */
+    std::vector<uint32_t> live_by_acl;           /* ACL set -> live slots */
+    std::unordered_map<int64_t, uint32_t> slot_of;
+    size_t ndead = 0;
+
+    vindex(int d, int64_t model, int m) : dim(d), M(m), model_id(model)
+    {
+        storage = new SimdStorage(d);
+        hnsw.reset(new faiss::IndexHNSW(storage, m));
+        hnsw->own_fields = true;
+        hnsw->hnsw.efConstruction = 80;
+    }
+    void index_slot(uint32_t slot)
+    {
+        size_t a = (size_t)acl[slot];
+        if (by_acl.size() <= a) {
+            by_acl.resize(a + 1);
+            live_by_acl.resize(a + 1);
+        }
+        by_acl[a].push_back(slot);
+        live_by_acl[a] += !dead[slot];
+        if (!dead[slot])
+            slot_of[chunk[slot]] = slot;
+    }
+};
+
+namespace {
+
+bool Allowed::is_member(idx_t slot) const
+{
+    size_t a = (size_t)vi->acl[(size_t)slot], s = (size_t)vi->src[(size_t)slot];
+    if (vi->dead[(size_t)slot] || a / 64 >= acl.size() || !(acl[a / 64] >> (a % 64) & 1))
+        return false;
+    return any_source || (s / 64 < src.size() && (src[s / 64] >> (s % 64) & 1));
+}
+
+void set_bits(std::vector<uint64_t> &bits, const int64_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] > INT32_MAX)
+            continue;
+        size_t b = (size_t)ids[i];
+        if (bits.size() <= b / 64)
+            bits.resize(b / 64 + 1);
+        bits[b / 64] |= 1ULL << (b % 64);
+    }
+}
+
+void make_allowed(const vindex *vi, const vindex_filter *f, Allowed &sel)
+{
+    sel.vi = vi;
+    set_bits(sel.acl, f->acl_ids, f->nacl);
+    sel.any_source = !f->source_ids;
+    if (f->source_ids)
+        set_bits(sel.src, f->source_ids, f->nsource);
+}
+
+int fail(ctx_error *err, int code, const char *what, const char *detail)
+{
+    return ctx_error_set(err, code, "vector index: %s: %s", what, detail);
+}
+
+/* ---- file format ----
+ *
+ * "CTXVIDX1", then fields in host byte order, then a trailer: the 64-bit
+ * checksum of everything before it, the total length, and "CTXVEND1". A
+ * file that is short, long, or fails the checksum is torn.
+ */
+const char MAGIC[8] = {'C', 'T', 'X', 'V', 'I', 'D', 'X', '1'};
+const char MAGIC_END[8] = {'C', 'T', 'X', 'V', 'E', 'N', 'D', '1'};
+
+struct Sum {
+    uint64_t h = 0x9e3779b97f4a7c15ULL;
+    void feed(const void *p, size_t n)
+    {
+        const unsigned char *b = (const unsigned char *)p;
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w;
+            std::memcpy(&w, b + i, 8);
+            h = (h ^ w) * 0x100000001b3ULL;
+            h ^= h >> 29;
+        }
+        for (; i < n; i++)
+            h = (h ^ b[i]) * 0x100000001b3ULL;
+    }
+};
+
+struct Writer {
+    explicit Writer(FILE *fp) : f(fp) {}
+    FILE *f;
+    Sum sum;
+    uint64_t len = 0;
+    bool ok = true;
+    void put(const void *p, size_t n)
+    {
+        if (ok && n && fwrite(p, 1, n, f) != n)
+            ok = false;
+        sum.feed(p, n);
+        len += n;
+    }
+    template <class T> void val(T v) { put(&v, sizeof v); }
+    template <class T> void vec(const std::vector<T> &v)
+    {
+        val<uint64_t>(v.size());
+        put(v.data(), v.size() * sizeof(T));
+    }
+};
+
+struct Reader {
+    explicit Reader(FILE *fp) : f(fp) {}
+    FILE *f;
+    Sum sum;
+    uint64_t len = 0, size = 0;
+    bool ok = true;
+    void get(void *p, size_t n)
+    {
+        if (!ok || len + n > size || (n && fread(p, 1, n, f) != n)) {
+            ok = false;
+            std::memset(p, 0, n);
+            return;
+        }
+        sum.feed(p, n);
+        len += n;
+    }
+    template <class T> T val()
+    {
+        T v;
+        get(&v, sizeof v);
+        return v;
+    }
+    template <class T> void vec(std::vector<T> &v)
+    {
+        uint64_t n = val<uint64_t>();
+        if (!ok || n > (size - len) / sizeof(T)) {
+            ok = false;
+            return;
+        }
+        v.resize(n);
+        get(v.data(), n * sizeof(T));
+    }
+};
+
+} // namespace
+
+extern "C" {
+
+vindex *vindex_new(int dim, int64_t model_id, int M)
+{
+    try {
+        return new vindex(dim, model_id, M > 0 ? M : 16);
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+void vindex_free(vindex *vi) { delete vi; }
+
+void vindex_get_info(const vindex *vi, vindex_info *info)
+{
+    size_t n = vi->chunk.size();
+    const faiss::HNSW &h = vi->hnsw->hnsw;
+    info->model_id = vi->model_id;
+    info->dim = vi->dim;
+    info->n = n;
+    info->dead = vi->ndead;
+    info->seq = vi->seq;
+    info->tomb_seq = vi->tomb_seq;
+    info->bytes = vi->storage->data.capacity() * sizeof(float) +
+                  h.neighbors.capacity() * sizeof(faiss::HNSW::storage_idx_t) +
+                  h.offsets.capacity() * sizeof(size_t) + h.levels.capacity() * sizeof(int) +
+                  vi->chunk.capacity() * 8 + vi->acl.capacity() * 4 + vi->src.capacity() * 4 +
+                  vi->dead.capacity() + n * 4 /* by_acl */ +
+                  vi->slot_of.size() * (sizeof(void *) * 2 + 16) +
+                  vi->slot_of.bucket_count() * sizeof(void *);
+}
+
+int vindex_add(vindex *vi, size_t n, const float *vecs, const int64_t *chunk_ids,
+               const int64_t *acl_ids, const int64_t *source_ids, int64_t seq, ctx_error *err)
+{
+    try {
+        size_t base = vi->chunk.size();
+        if (base + n > UINT32_MAX)
+            return fail(err, CTX_ETOOBIG, "add", "more than 2^32 vectors in one index");
+        for (size_t i = 0; i < n; i++)
+            if (acl_ids[i] < 0 || acl_ids[i] > INT32_MAX || source_ids[i] < 0 ||
+                source_ids[i] > INT32_MAX)
+                return fail(err, CTX_EINVAL, "add", "ACL set or source id out of range");
+        if (n)
+            vi->hnsw->add((faiss::Index::idx_t)n, vecs);
+        for (size_t i = 0; i < n; i++) {
+            vi->chunk.push_back(chunk_ids[i]);
+            vi->acl.push_back((int32_t)acl_ids[i]);
+            vi->src.push_back((int32_t)source_ids[i]);
+            vi->dead.push_back(0);
+            /* The same chunk again (it cannot be, ids are never reused, but
+             * a derived index trusts nothing): the older slot dies. */
+            auto it = vi->slot_of.find(chunk_ids[i]);
+            if (it != vi->slot_of.end() && !vi->dead[it->second]) {
+                vi->dead[it->second] = 1;
+                vi->live_by_acl[(size_t)vi->acl[it->second]]--;
+                vi->ndead++;
+            }
+            vi->index_slot((uint32_t)(base + i));
+        }
+        if (seq > vi->seq)
+            vi->seq = seq;
+        return CTX_OK;
+    } catch (const std::exception &e) {
+        return fail(err, CTX_EINTERNAL, "add", e.what());
+    }
+}
+
+void vindex_remove(vindex *vi, int64_t chunk_id, int64_t tomb_seq)
+{
+    auto it = vi->slot_of.find(chunk_id);
+    if (it != vi->slot_of.end()) {
+        uint32_t s = it->second;
+        if (!vi->dead[s]) {
+            vi->dead[s] = 1;
+            vi->live_by_acl[(size_t)vi->acl[s]]--;
+            vi->ndead++;
+        }
+        vi->slot_of.erase(it);
+    }
+    if (tomb_seq > vi->tomb_seq)
+        vi->tomb_seq = tomb_seq;
+}
+
+size_t vindex_count(const vindex *vi, const vindex_filter *f)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->nacl; i++)
+        if (f->acl_ids[i] >= 0 && (size_t)f->acl_ids[i] < vi->live_by_acl.size())
+            n += vi->live_by_acl[(size_t)f->acl_ids[i]];
+    return n;
+}
+
+static void sort_hits(std::vector<std::pair<float, uint32_t>> &top, const vindex *vi,
+                      vindex_hit *out, size_t *n)
+{
+    std::sort(top.begin(), top.end());
+    for (size_t i = 0; i < top.size(); i++) {
+        out[i].chunk_id = vi->chunk[top[i].second];
+        out[i].score = 1.0f - top[i].first / 2.0f;
+    }
+    *n = top.size();
+}
+
+int vindex_search_exact(const vindex *vi, const float *q, int k, const vindex_filter *f,
+                        vindex_hit *out, size_t *n, ctx_error *err)
+{
+    try {
+        std::vector<std::pair<float, uint32_t>> top; /* max-heap on distance */
+        std::vector<uint64_t> srcbits;
+        size_t d = (size_t)vi->dim;
+        *n = 0;
+        if (k <= 0)
+            return CTX_OK;
+        if (f->source_ids)
+            set_bits(srcbits, f->source_ids, f->nsource);
+        top.reserve((size_t)k + 1);
+        for (size_t i = 0; i < f->nacl; i++) {
+            if (f->acl_ids[i] < 0 || (size_t)f->acl_ids[i] >= vi->by_acl.size())
+                continue;
+            for (uint32_t slot : vi->by_acl[(size_t)f->acl_ids[i]]) {
+                if (vi->dead[slot])
+                    continue;
+                if (f->source_ids) {
+                    size_t s = (size_t)vi->src[slot];
+                    if (s / 64 >= srcbits.size() || !(srcbits[s / 64] >> (s % 64) & 1))
+                        continue;
+                }
+                float dist = l2(q, vi->storage->row(slot), d);
+                if (top.size() < (size_t)k) {
+                    top.emplace_back(dist, slot);
+                    std::push_heap(top.begin(), top.end());
+                } else if (dist < top.front().first) {
+                    std::pop_heap(top.begin(), top.end());
+                    top.back() = {dist, slot};
+                    std::push_heap(top.begin(), top.end());
+                }
+            }
+        }
+        sort_hits(top, vi, out, n);
+        return CTX_OK;
+    } catch (const std::exception &e) {
+        return fail(err, CTX_EINTERNAL, "exact search", e.what());
+    }
+}
+
+int vindex_search_ann(const vindex *vi, const float *q, int k, int ef, const vindex_filter *f,
+                      vindex_hit *out, size_t *n, ctx_error *err)
+{
+    try {
+        /*
+         * FAISS 1.7.3 sizes the walk's candidate queue by max(the graph's
+         * own efSearch, k) and ignores the parameter's, so the walk is
+         * widened by asking for ef results; the selector admits only
+         * allowed vectors into them, and the best k are kept.
+         */
+        int wide = std::max(ef, k);
+        std::vector<faiss::Index::idx_t> ids((size_t)wide, -1);
+        std::vector<float> dist((size_t)wide, FLT_MAX);
+        std::vector<std::pair<float, uint32_t>> top;
+        faiss::SearchParametersHNSW params;
+        Allowed sel;
+        *n = 0;
+        if (k <= 0 || vi->chunk.empty() || !f->nacl)
+            return CTX_OK;
+        make_allowed(vi, f, sel);
+        params.sel = &sel;
+        params.efSearch = wide;
+        /* One query: walk the graph here rather than through
+         * IndexHNSW::search, which starts an OpenMP team per call. */
+        faiss::VisitedTable vt((int)vi->chunk.size());
+        SimdDistance dc(*vi->storage);
+        dc.set_query(q);
+        vi->hnsw->hnsw.search(dc, wide, ids.data(), dist.data(), vt, &params);
+        for (int i = 0; i < wide; i++)
+            if (ids[(size_t)i] >= 0 && sel.is_member(ids[(size_t)i]))
+                top.emplace_back(dist[(size_t)i], (uint32_t)ids[(size_t)i]);
+        std::sort(top.begin(), top.end());
+        if (top.size() > (size_t)k)
+            top.resize((size_t)k);
+        sort_hits(top, vi, out, n);
+        return CTX_OK;
+    } catch (const std::exception &e) {
+        return fail(err, CTX_EINTERNAL, "search", e.what());
+    }
+}
+
+float vindex_l2sq(const float *a, const float *b, size_t d) { return l2(a, b, d); }
+
+int vindex_simd(void) { return l2 == l2_avx2; }
+
+void vindex_simd_set(int on) { l2 = on && cpu_has_simd() ? l2_avx2 : l2_scalar; }
+
+int vindex_save(const vindex *vi, const char *path, ctx_error *err)
+{
+    std::string tmp = std::string(path) + ".tmp";
+    FILE *f = fopen(tmp.c_str(), "wb");
+    if (!f)
+        return ctx_error_set(err, CTX_EIO, "vector index: cannot write %s: %s", tmp.c_str(),
+                             strerror(errno));
+    try {
+        const faiss::HNSW &h = vi->hnsw->hnsw;
+        Writer w(f);
+        w.put(MAGIC, 8);
+        w.val<int32_t>(vi->dim);
+        w.val<int32_t>(vi->M);
+        w.val<int64_t>(vi->model_id);
+        w.val<int64_t>(vi->seq);
+        w.val<int64_t>(vi->tomb_seq);
+        w.vec(vi->chunk);
+        w.vec(vi->acl);
+        w.vec(vi->src);
+        w.vec(vi->dead);
+        w.vec(vi->storage->data);
+        w.vec(h.assign_probas);
+        w.vec(h.cum_nneighbor_per_level);
+        w.vec(h.levels);
+        w.vec(h.offsets);
+        w.vec(h.neighbors);
+        w.val<int32_t>(h.entry_point);
+        w.val<int32_t>(h.max_level);
+        w.val<int32_t>(h.efConstruction);
+        w.val<int32_t>(h.efSearch);
+        uint64_t sum = w.sum.h, total = w.len + 24;
+        bool ok = w.ok && fwrite(&sum, 8, 1, f) == 1 && fwrite(&total, 8, 1, f) == 1 &&
+                  fwrite(MAGIC_END, 8, 1, f) == 1 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+        if (fclose(f) != 0 || !ok) {
+            int e = errno;
+            unlink(tmp.c_str());
+            return ctx_error_set(err, CTX_EIO, "vector index: cannot write %s: %s; check free"
+                                 " space in the data_dir", tmp.c_str(), strerror(e));
+        }
+    } catch (const std::exception &e) {
+        fclose(f);
+        unlink(tmp.c_str());
+        return fail(err, CTX_EINTERNAL, "save", e.what());
+    }
+    if (rename(tmp.c_str(), path) != 0) {
+        int e = errno;
+        unlink(tmp.c_str());
+        return ctx_error_set(err, CTX_EIO, "vector index: cannot rename to %s: %s", path,
+                             strerror(e));
+    }
+    return CTX_OK;
+}
+
+int vindex_load(const char *path, vindex **out, ctx_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    char magic[8];
+    *out = nullptr;
+    if (!f)
+        return errno == ENOENT ? ctx_error_set(err, CTX_ENOTFOUND, "vector index: %s: missing", path)
+                               : ctx_error_set(err, CTX_EIO, "vector index: %s: %s", path,
+                                               strerror(errno));
+    try {
+        fseeko(f, 0, SEEK_END);
+        off_t size = ftello(f);
+        fseeko(f, 0, SEEK_SET);
+        if (size < 8 + 24) {
+            fclose(f);
+            return ctx_error_set(err, CTX_EIO, "vector index: %s: torn (too short)", path);
+        }
+        Reader r(f);
+        r.size = (uint64_t)size - 24;
+        r.get(magic, 8);
+        int dim = r.val<int32_t>(), M = r.val<int32_t>();
+        int64_t model = r.val<int64_t>();
+        if (!r.ok || std::memcmp(magic, MAGIC, 8) || dim < 1 || dim > 65536 || M < 2 || M > 512) {
+            fclose(f);
+            return ctx_error_set(err, CTX_EIO, "vector index: %s: not an index file", path);
+        }
+        std::unique_ptr<vindex> vi(new vindex(dim, model, M));
+        faiss::HNSW &h = vi->hnsw->hnsw;
+        vi->seq = r.val<int64_t>();
+        vi->tomb_seq = r.val<int64_t>();
+        r.vec(vi->chunk);
+        r.vec(vi->acl);
+        r.vec(vi->src);
+        r.vec(vi->dead);
+        r.vec(vi->storage->data);
+        r.vec(h.assign_probas);
+        r.vec(h.cum_nneighbor_per_level);
+        r.vec(h.levels);
+        r.vec(h.offsets);
+        r.vec(h.neighbors);
+        h.entry_point = r.val<int32_t>();
+        h.max_level = r.val<int32_t>();
+        h.efConstruction = r.val<int32_t>();
+        h.efSearch = r.val<int32_t>();
+        uint64_t sum = 0, total = 0;
+        char end[8] = {0};
+        bool tail = fread(&sum, 8, 1, f) == 1 && fread(&total, 8, 1, f) == 1 &&
+                    fread(end, 8, 1, f) == 1;
+        fclose(f);
+        f = nullptr;
+        size_t n = vi->chunk.size();
+        if (!r.ok || !tail || r.len != r.size || sum != r.sum.h || total != (uint64_t)size ||
+            std::memcmp(end, MAGIC_END, 8) || vi->acl.size() != n || vi->src.size() != n ||
+            vi->dead.size() != n || vi->storage->data.size() != n * (size_t)dim ||
+            h.levels.size() != n || h.offsets.size() != n + 1 ||
+            (n && (h.entry_point < 0 || (size_t)h.entry_point >= n)))
+            return ctx_error_set(err, CTX_EIO, "vector index: %s: torn (size or checksum)", path);
+        for (int32_t nb : h.neighbors)
+            if (nb < -1 || (nb >= 0 && (size_t)nb >= n))
+                return ctx_error_set(err, CTX_EIO, "vector index: %s: torn (graph)", path);
+        vi->storage->ntotal = (faiss::Index::idx_t)n;
+        vi->hnsw->ntotal = (faiss::Index::idx_t)n;
+        for (size_t i = 0; i < n; i++) {
+            vi->ndead += vi->dead[i] != 0;
+            vi->index_slot((uint32_t)i);
+        }
+        *out = vi.release();
+        return CTX_OK;
+    } catch (const std::exception &e) {
+        if (f)
+            fclose(f);
+        return fail(err, CTX_EIO, path, e.what());
+    }
+}
+
+} /* extern "C" */

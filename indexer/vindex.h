@@ -1,0 +1,144 @@
+/*
+ * vindex.h - the vector index: an HNSW graph (FAISS) over the vectors of
+ * one embedding model, with each vector's chunk id, ACL set and source, so a
+ * search can be limited to what a caller may read before anything is
+ * ranked. Derived data: the store's vectors table is the truth; the index
+ * is persisted beside the store, caught up from it, and rebuilt when its
+ * file is missing, torn or of another model.
+ *
+ * The C face of indexer/faiss_bridge.cpp (the index itself) and
+ * indexer/vindex.c (its life beside the store). Distances are squared L2
+ * on unit vectors; a hit's score is the cosine similarity, 1 - d/2.
+ */
+#ifndef CTX_INDEXER_VINDEX_H
+#define CTX_INDEXER_VINDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/ctx.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vindex vindex;
+
+typedef struct vindex_hit {
+    int64_t chunk_id;
+    float score;          /* cosine similarity, higher is better */
+} vindex_hit;
+
+/* Which vectors a search may see. Arrays borrowed, sorted ascending. */
+typedef struct vindex_filter {
+    const int64_t *acl_ids;     /* readable ACL sets; none = nothing */
+    size_t nacl;
+    const int64_t *source_ids;  /* only these sources; NULL = any */
+    size_t nsource;
+} vindex_filter;
+
+typedef struct vindex_info {
+    int64_t model_id;
+    int dim;
+    size_t n;             /* vectors in the graph */
+    size_t dead;          /* of which tombstoned */
+    int64_t seq;          /* last vectors.seq held */
+    int64_t tomb_seq;     /* last vector_tombstones.seq applied */
+    size_t bytes;         /* memory held, approximately */
+} vindex_info;
+
+/* ---- with the store (vindex.c) ---- */
+
+struct ctx_store;
+
+enum {
+    VINDEX_LOADED = 0,    /* the file was good */
+    VINDEX_BUILT = 1,     /* no usable file: built from the store */
+};
+
+/*
+ * vindex_open - the index of model_id: load path, or build from the store
+ * when the file is missing, torn (size, magic or checksum wrong) or holds
+ * another model; then catch up with vectors and tombstones newer than it
+ * holds, and rebuild when tombstones pass a fifth of the graph. *how says
+ * which (VINDEX_*). A bad file is never an error, only a rebuild. *out new:
+ * vindex_free. The file is not written: call vindex_save.
+ */
+int vindex_open(struct ctx_store *st, const char *path, int64_t model_id, vindex **out,
+                int *how, ctx_error *err);
+
+/* vindex_build - a new index of model_id from every vector in the store. */
+int vindex_build(struct ctx_store *st, int64_t model_id, vindex **out, ctx_error *err);
+
+/*
+ * vindex_catch_up - add vectors and apply tombstones newer than the index
+ * holds. *added and *removed (may be NULL) receive the counts.
+ */
+int vindex_catch_up(vindex *vi, struct ctx_store *st, size_t *added, size_t *removed,
+                    ctx_error *err);
+
+/* vindex_path - "<data_dir>/vectors-<model_id>.idx" into buf. */
+void vindex_path(const char *data_dir, int64_t model_id, char *buf, size_t len);
+
+/* ---- the index (faiss_bridge.cpp) ---- */
+
+/* vindex_new - an empty index of dim-dimensional vectors, HNSW degree M. */
+vindex *vindex_new(int dim, int64_t model_id, int M);
+void vindex_free(vindex *vi);
+void vindex_get_info(const vindex *vi, vindex_info *info);
+
+/*
+ * vindex_add - append n unit vectors (n * dim floats) with their chunk ids,
+ * ACL sets and sources; seq is the last vectors.seq they cover.
+ */
+int vindex_add(vindex *vi, size_t n, const float *vecs, const int64_t *chunk_ids,
+               const int64_t *acl_ids, const int64_t *source_ids, int64_t seq,
+               ctx_error *err);
+
+/* vindex_remove - tombstone the vector of chunk_id (if held); tomb_seq as above. */
+void vindex_remove(vindex *vi, int64_t chunk_id, int64_t tomb_seq);
+
+/* vindex_save - write to path through a temporary file and rename. */
+int vindex_save(const vindex *vi, const char *path, ctx_error *err);
+
+/*
+ * vindex_load - read path. CTX_ENOTFOUND when missing, CTX_EIO when torn
+ * or not an index; *out new.
+ */
+int vindex_load(const char *path, vindex **out, ctx_error *err);
+
+/* vindex_count - live vectors the filter lets through (sources ignored). */
+size_t vindex_count(const vindex *vi, const vindex_filter *f);
+
+/*
+ * vindex_search_exact - the k nearest vectors among those the filter lets
+ * through, by a SIMD scan over exactly those. out has room for k; *n set.
+ */
+int vindex_search_exact(const vindex *vi, const float *q, int k, const vindex_filter *f,
+                        vindex_hit *out, size_t *n, ctx_error *err);
+
+/*
+ * vindex_search_ann - the same through the HNSW graph with efSearch ef; the
+ * filter is applied while the graph is walked (never after a top-k), but
+ * with few allowed vectors the walk may find fewer than k: the caller
+ * falls back to vindex_search_exact.
+ */
+int vindex_search_ann(const vindex *vi, const float *q, int k, int ef, const vindex_filter *f,
+                      vindex_hit *out, size_t *n, ctx_error *err);
+
+/* vindex_l2sq - squared L2 distance with the kernel in use. */
+float vindex_l2sq(const float *a, const float *b, size_t d);
+
+/*
+ * vindex_simd - 1 when the AVX2/FMA kernel is in use (the CPU has both).
+ * vindex_simd_set(0) forces the scalar kernel (tests compare the two);
+ * vindex_simd_set(1) asks for SIMD again, granted only if the CPU can.
+ */
+int vindex_simd(void);
+void vindex_simd_set(int on);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,38 @@
+/*
+ * hybrid.h - hybrid retrieval: the lexical leg (search_lexical) and the
+ * vector leg (vsearch), each inside what the caller may read, fused by
+ * reciprocal rank fusion: score = sum over legs of w / (rrf_k + rank).
+ * A chunk not yet embedded is still found by the lexical leg.
+ */
+#ifndef CTX_RETRIEVAL_HYBRID_H
+#define CTX_RETRIEVAL_HYBRID_H
+
+#include <sqlite3.h>
+
+#include "../core/ctx.h"
+#include "../indexer/embed.h"
+#include "../indexer/vindex.h"
+#include "search.h"
+
+typedef struct hybrid_opts {
+    int k;                          /* results wanted, 1..1000 (default 10) */
+    int per_doc;                    /* at most this many chunks per document, 0 = any */
+    const char *const *sources;     /* only these source names (NULL = all) */
+    size_t nsources;
+    double w_lexical, w_vector;     /* leg weights; both 0 = 1 and 1 */
+    int rrf_k;                      /* 0 = 60 */
+    int depth;                      /* candidates per leg; 0 = max(4k, 50) */
+} hybrid_opts;
+
+/*
+ * hybrid_search - the best k chunks for query that user may read. emb
+ * embeds the query for the vector leg; it must be the model of vi. With vi
+ * or emb NULL, or when the query cannot be embedded (a warning is logged),
+ * the answer is the lexical leg's alone. An unknown user yields zero hits
+ * and CTX_OK. *out must be search_result_free'd; score is the fused score.
+ */
+int hybrid_search(sqlite3 *db, const vindex *vi, embed_provider *emb, const char *user,
+                  const char *query, const hybrid_opts *opts, search_result *out,
+                  ctx_error *err);
+
+#endif

@@ -1,0 +1,218 @@
+/*
+ * vsearch.c - vector search inside what the caller may read (see vsearch.h).
+ */
+#include "vsearch.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/util.h"
+#include "acl.h"
+
+#define EF_MAX 4096
+
+int vsearch_plan(const vindex *vi, const float *q, const vindex_filter *f,
+                 const vsearch_opts *opts, vindex_hit *out, size_t *n, vsearch_stats *stats,
+                 ctx_error *err)
+{
+    vsearch_stats local;
+    vindex_info info;
+    int k = opts && opts->k > 0 ? opts->k : 10;
+    int plan = opts ? opts->plan : VSEARCH_AUTO;
+    size_t exact_max = opts && opts->exact_max > 0 ? (size_t)opts->exact_max : VSEARCH_EXACT_MAX;
+    int ef_min = opts && opts->ef_min > 0 ? opts->ef_min : VSEARCH_EF_MIN;
+    double share, ef;
+    int rc;
+
+    if (!stats)
+        stats = &local;
+    memset(stats, 0, sizeof *stats);
+    *n = 0;
+    if (k > 1000)
+        k = 1000;
+    vindex_get_info(vi, &info);
+    stats->allowed = vindex_count(vi, f);
+    if (!stats->allowed)
+        return CTX_OK;
+    /*
+     * The graph keeps only the vectors a walk passes that the selector
+     * lets through, so the walk must look at about k / share candidates
+     * to find k of them: widen efSearch by the allowed share, and then
+     * some (the factor and floor were set with bench/vector_search).
+     */
+    share = (double)stats->allowed / (double)(info.n - info.dead ? info.n - info.dead : 1);
+    ef = VSEARCH_EF_WIDEN * k / (share > 0 ? share : 1e-9);
+    if (plan == VSEARCH_AUTO)
+        plan = stats->allowed <= exact_max || ef > EF_MAX ? VSEARCH_EXACT : VSEARCH_ANN;
+    stats->plan = plan;
+    if (plan == VSEARCH_ANN) {
+        stats->ef = ef < ef_min ? ef_min : ef > EF_MAX ? EF_MAX : (int)ef;
+        if ((rc = vindex_search_ann(vi, q, k, stats->ef, f, out, n, err)))
+            return rc;
+        if (*n >= (size_t)k || *n >= stats->allowed)
+            return CTX_OK;
+        stats->fell_back = 1;
+    }
+    return vindex_search_exact(vi, q, k, f, out, n, err);
+}
+
+/* source_ids - ids of the named sources, sorted (new). */
+static int source_ids(sqlite3 *db, const vsearch_opts *o, acl_principals *out, ctx_error *err)
+{
+    json_t *a = json_array();
+    sqlite3_stmt *s;
+    char *js;
+    int rc;
+
+    for (size_t i = 0; i < o->nsources; i++)
+        json_array_append_new(a, json_string(o->sources[i]));
+    js = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    if (!js)
+        return ctx_error_set(err, CTX_ENOMEM, "vsearch: out of memory");
+    if (sqlite3_prepare_v2(db, "SELECT id FROM sources WHERE name IN"
+                           " (SELECT value FROM json_each(?1)) ORDER BY 1", -1, &s,
+                           NULL) != SQLITE_OK) {
+        free(js);
+        return ctx_error_set(err, CTX_ESTORE, "vsearch: %s", sqlite3_errmsg(db));
+    }
+    sqlite3_bind_text(s, 1, js, -1, SQLITE_STATIC);
+    rc = acl__collect(s, out, err);
+    free(js);
+    return rc;
+}
+
+static int in_sorted(const int64_t *v, size_t n, int64_t x)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && v[lo] == x;
+}
+
+static char *col_dup(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return ctx_strdup(t ? (const char *)t : "");
+}
+
+/*
+ * The hits with their documents. Each is checked against the store once
+ * more (live document, readable ACL set): the index is derived data and a
+ * chunk deleted since its last catch-up must not be served.
+ */
+static const char hit_sql[] =
+    "SELECT c.doc_id, s.name, d.title, d.url, f.c1, d.acl_synced_at, c.acl_id"
+    " FROM chunks c JOIN documents d ON d.id = c.doc_id JOIN sources s ON s.id = d.source_id"
+    " JOIN chunks_fts_content f ON f.id = c.id WHERE c.id = ?1 AND d.deleted = 0";
+
+int vsearch(sqlite3 *db, const vindex *vi, const char *user, const float *q,
+            const vsearch_opts *opts, search_result *out, vsearch_stats *stats, ctx_error *err)
+{
+    acl_principals pr = {NULL, 0}, acls = {NULL, 0}, srcs = {NULL, 0};
+    vindex_filter f;
+    vindex_hit *hits = NULL;
+    sqlite3_stmt *s = NULL;
+    int k = opts && opts->k > 0 ? opts->k : 10;
+    size_t n = 0, i;
+    int rc, want;
+
+    out->hits = NULL;
+    out->n = 0;
+    if (stats)
+        memset(stats, 0, sizeof *stats);
+    if (k > 1000)
+        k = 1000;
+    rc = acl_resolve(db, user, &pr, err);
+    if (rc == CTX_ENOTFOUND)
+        return CTX_OK; /* fail closed, and say nothing about why */
+    if (rc)
+        return rc;
+    if (!vi)
+        goto done;
+    if ((rc = acl_readable_sets(db, &pr, &acls, err)))
+        goto done;
+    if (!acls.n)
+        goto done;
+    if (opts && opts->nsources && (rc = source_ids(db, opts, &srcs, err)))
+        goto done;
+    if (opts && opts->nsources && !srcs.n)
+        goto done;
+    f.acl_ids = acls.ids;
+    f.nacl = acls.n;
+    f.source_ids = opts && opts->nsources ? srcs.ids : NULL;
+    f.nsource = srcs.n;
+    if (sqlite3_prepare_v2(db, hit_sql, -1, &s, NULL) != SQLITE_OK) {
+        rc = ctx_error_set(err, CTX_ESTORE, "vsearch: %s", sqlite3_errmsg(db));
+        goto done;
+    }
+    /*
+     * A hit the store no longer has (the index is behind) is dropped; then
+     * the plan runs again for more, so k live hits come back if they exist.
+     */
+    for (want = k;;) {
+        vsearch_opts o2;
+        size_t kept = 0;
+        memset(&o2, 0, sizeof o2);
+        if (opts)
+            o2 = *opts;
+        o2.k = want;
+        search_result_free(out);
+        ctx_free(hits);
+        if (!(hits = ctx_calloc((size_t)want, sizeof *hits)) ||
+            !(out->hits = ctx_calloc((size_t)k, sizeof *out->hits))) {
+            rc = ctx_error_set(err, CTX_ENOMEM, "vsearch: out of memory");
+            goto done;
+        }
+        if ((rc = vsearch_plan(vi, q, &f, &o2, hits, &n, stats, err)))
+            goto done;
+        for (i = 0; i < n && (int)out->n < k; i++) {
+            search_hit *h = &out->hits[out->n];
+            int step;
+            sqlite3_reset(s);
+            sqlite3_bind_int64(s, 1, hits[i].chunk_id);
+            step = sqlite3_step(s);
+            if (step == SQLITE_DONE)
+                continue; /* deleted since the index caught up */
+            if (step != SQLITE_ROW) {
+                rc = ctx_error_set(err, CTX_ESTORE, "vsearch: %s", sqlite3_errmsg(db));
+                goto done;
+            }
+            if (!in_sorted(acls.ids, acls.n, sqlite3_column_int64(s, 6)))
+                continue;
+            kept++;
+            h->chunk_id = hits[i].chunk_id;
+            h->doc_id = sqlite3_column_int64(s, 0);
+            h->score = hits[i].score;
+            h->source = col_dup(s, 1);
+            h->title = col_dup(s, 2);
+            h->url = col_dup(s, 3);
+            h->text = col_dup(s, 4);
+            h->acl_synced_at = sqlite3_column_int64(s, 5);
+            out->n++;
+            if (!h->source || !h->title || !h->url || !h->text) {
+                rc = ctx_error_set(err, CTX_ENOMEM, "vsearch: out of memory");
+                goto done;
+            }
+        }
+        if ((int)out->n >= k || n < (size_t)want || want >= 1000)
+            break;
+        want = want * 4 > 1000 ? 1000 : want * 4;
+    }
+    rc = CTX_OK;
+done:
+    if (rc)
+        search_result_free(out);
+    sqlite3_finalize(s);
+    ctx_free(hits);
+    acl_principals_free(&pr);
+    acl_principals_free(&acls);
+    acl_principals_free(&srcs);
+    return rc;
+}

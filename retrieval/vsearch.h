@@ -1,0 +1,66 @@
+/*
+ * vsearch.h - permission-aware vector search. The caller's readable ACL
+ * sets are computed first (as for lexical search); how many vectors they
+ * allow picks the plan: an exact SIMD scan over exactly those vectors when
+ * few, the HNSW graph walked with a selector (and a search widened by the
+ * allowed share) when many, and the exact scan again whenever the graph
+ * walk finds fewer than k. A fixed top-k is never filtered afterwards.
+ */
+#ifndef CTX_RETRIEVAL_VSEARCH_H
+#define CTX_RETRIEVAL_VSEARCH_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "../core/ctx.h"
+#include "../indexer/vindex.h"
+#include "search.h"
+
+/*
+ * Up to this many allowed vectors the exact scan is used: at 384
+ * dimensions it scans ~20k vectors in about the time a widened graph walk
+ * takes (bench/vector_search measures the crossover).
+ */
+#define VSEARCH_EXACT_MAX 20000
+
+/* The graph walk's efSearch: VSEARCH_EF_WIDEN * k / allowed share, at least this. */
+#define VSEARCH_EF_MIN 128
+#define VSEARCH_EF_WIDEN 4.0
+
+enum { VSEARCH_AUTO = 0, VSEARCH_EXACT = 1, VSEARCH_ANN = 2 };
+
+typedef struct vsearch_opts {
+    int k;                          /* results wanted, 1..1000 (default 10) */
+    const char *const *sources;     /* only these source names (NULL = all) */
+    size_t nsources;
+    int plan;                       /* VSEARCH_AUTO, or force one (tests, bench) */
+    int exact_max;                  /* 0 = VSEARCH_EXACT_MAX */
+    int ef_min;                     /* smallest efSearch (0 = VSEARCH_EF_MIN) */
+} vsearch_opts;
+
+typedef struct vsearch_stats {
+    size_t allowed;                 /* live vectors the caller may see */
+    int plan;                       /* VSEARCH_EXACT or VSEARCH_ANN */
+    int ef;                         /* efSearch used by the ANN plan */
+    int fell_back;                  /* ANN found fewer than k: exact scan */
+} vsearch_stats;
+
+/*
+ * vsearch_plan - the k nearest of q among the vectors f lets through, by
+ * the plan described above. out has room for k (capped at 1000). stats may
+ * be NULL.
+ */
+int vsearch_plan(const vindex *vi, const float *q, const vindex_filter *f,
+                 const vsearch_opts *opts, vindex_hit *out, size_t *n, vsearch_stats *stats,
+                 ctx_error *err);
+
+/*
+ * vsearch - the best k chunks near q (a unit vector of the index's model)
+ * that user may read, with their documents. An unknown user, or no index
+ * (vi NULL), yields zero hits and CTX_OK, as in lexical search. *out must
+ * be search_result_free'd. stats may be NULL.
+ */
+int vsearch(sqlite3 *db, const vindex *vi, const char *user, const float *q,
+            const vsearch_opts *opts, search_result *out, vsearch_stats *stats, ctx_error *err);
+
+#endif

@@ -1,0 +1,354 @@
+/*
+ * test_vindex.c - the vector index as derived data: saved and loaded, rebuilt
+ * from the store when its file is missing, torn or of another model, caught
+ * up with vectors and tombstones added since; the SIMD and scalar kernels
+ * agree; and on a large index a filtered graph walk never returns a vector
+ * outside the filter while finding what an exact scan finds.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "indexer/embed.h"
+#include "indexer/ingest.h"
+#include "indexer/vindex.h"
+#include "retrieval/vsearch.h"
+#include "tests/lib/testutil.h"
+
+static unsigned rng = 777;
+
+static float frand(void)
+{
+    rng = rng * 1103515245u + 12345u;
+    return (float)((rng >> 8) & 0xffff) / 65536.0f - 0.5f;
+}
+
+static int rnd(unsigned n)
+{
+    rng = rng * 1103515245u + 12345u;
+    return (int)((rng >> 8) % n);
+}
+
+Test(vindex, simd_and_scalar_kernels_agree)
+{
+    float a[389], b[389];
+    for (int i = 0; i < 389; i++) {
+        a[i] = frand();
+        b[i] = frand();
+    }
+    for (size_t d = 1; d <= 389; d += 7) {
+        vindex_simd_set(1);
+        float x = vindex_l2sq(a, b, d);
+        vindex_simd_set(0);
+        float y = vindex_l2sq(a, b, d);
+        cr_assert_float_eq(x, y, 1e-4 * (y + 1), "d=%zu: %f vs %f", d, x, y);
+    }
+    vindex_simd_set(1);
+}
+
+/* ---- with a store ---- */
+
+static char *dir;
+static ctx_store *st;
+static ingest_ctx ic;
+static store_run_stats stats;
+static embed_provider *emb;
+
+static void setup(void)
+{
+    embed_cfg c = {0};
+    ctx_error err;
+    int64_t source;
+
+    dir = tu_tmpdir("vindex");
+    st = tu_store(dir);
+    cr_assert_eq(store_source(st, "s", "test", &source, &err), 0);
+    memset(&ic, 0, sizeof ic);
+    memset(&stats, 0, sizeof stats);
+    ic.store = st;
+    ic.source = source;
+    ic.epoch = 1;
+    ic.stats = &stats;
+    ic.chunk.max_tokens = 256;
+    c.dim = 48;
+    cr_assert_eq(embed_open(&c, &emb, &err), 0);
+}
+
+static void teardown(void)
+{
+    embed_close(emb);
+    store_close(st);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void put_docs(int from, int to)
+{
+    const char *allow[1] = {"everyone"};
+    ctx_acl acl = {allow, 1, NULL, 0, NULL, 0};
+    ctx_error err;
+    char id[16], body[64];
+
+    cr_assert_eq(store_begin(st, &err), 0);
+    for (int i = from; i < to; i++) {
+        snprintf(id, sizeof id, "d%d", i);
+        snprintf(body, sizeof body, "w%d w%d w%d", i, i % 7, i % 13);
+        ctx_record r = {"s", id, id, NULL, body, strlen(body), NULL, 0, &acl};
+        cr_assert_eq(ingest_record(&ic, &r, &err), 0, "%s", err.text);
+    }
+    cr_assert_eq(store_commit(st, &err), 0);
+}
+
+static void embed_all(void)
+{
+    ctx_error err;
+    cr_assert_eq(embed_run(st, emb, 0, NULL, NULL, &err), 0, "%s", err.text);
+}
+
+static int64_t model(void)
+{
+    int64_t a, t;
+    ctx_error err;
+    cr_assert_eq(store_embed_models(st, &a, &t, &err), 0);
+    return a;
+}
+
+/* Everything the index holds equals the store's live vectors. */
+static void check_equals_store(vindex *vi)
+{
+    vindex_info info;
+    int64_t all[1] = {0};
+    vindex_filter f = {all, 1, NULL, 0};
+    int64_t acl = tu_count(st, "SELECT min(acl_id) FROM chunks");
+    vindex_hit *hits = calloc(1000, sizeof *hits);
+    size_t n;
+    ctx_error err;
+    float q[48];
+    const char *t = "w3";
+    size_t len = 2;
+
+    all[0] = acl;
+    vindex_get_info(vi, &info);
+    cr_assert_eq((int64_t)(info.n - info.dead), tu_count(st, "SELECT count(*) FROM vectors"));
+    cr_assert_eq((int64_t)vindex_count(vi, &f), tu_count(st, "SELECT count(*) FROM vectors"));
+    cr_assert_eq(embed_texts(emb, &t, &len, 1, q, &err), 0);
+    cr_assert_eq(vindex_search_exact(vi, q, 1000, &f, hits, &n, &err), 0);
+    cr_assert_eq((int64_t)n, tu_count(st, "SELECT count(*) FROM vectors"));
+    for (size_t i = 0; i < n; i++) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM vectors WHERE chunk_id = %lld",
+                 (long long)hits[i].chunk_id);
+        cr_assert_eq(tu_count(st, sql), 1, "chunk %lld is not in the store",
+                     (long long)hits[i].chunk_id);
+    }
+    free(hits);
+}
+
+TestSuite(vindex_store, .init = setup, .fini = teardown);
+
+Test(vindex_store, missing_file_is_built_then_loaded_and_caught_up)
+{
+    char path[4096];
+    vindex *vi;
+    int how;
+    ctx_error err;
+    size_t added, removed;
+
+    put_docs(0, 50);
+    embed_all();
+    vindex_path(dir, model(), path, sizeof path);
+    cr_assert_eq(vindex_open(st, path, model(), &vi, &how, &err), 0, "%s", err.text);
+    cr_assert_eq(how, VINDEX_BUILT);
+    check_equals_store(vi);
+    cr_assert_eq(vindex_save(vi, path, &err), 0, "%s", err.text);
+    vindex_free(vi);
+
+    /* More vectors, some deletions: loaded from the file, then caught up. */
+    put_docs(50, 80);
+    embed_all();
+    cr_assert_eq(store_begin(st, &err), 0);
+    cr_assert_eq(ingest_delete(&ic, "s", "d3", &err), 0);
+    cr_assert_eq(ingest_delete(&ic, "s", "d60", &err), 0);
+    cr_assert_eq(store_commit(st, &err), 0);
+    cr_assert_eq(vindex_open(st, path, model(), &vi, &how, &err), 0, "%s", err.text);
+    cr_assert_eq(how, VINDEX_LOADED);
+    check_equals_store(vi);
+    /* Nothing new: a second catch-up is a no-op. */
+    cr_assert_eq(vindex_catch_up(vi, st, &added, &removed, &err), 0);
+    cr_assert_eq(added, 0);
+    cr_assert_eq(removed, 0);
+    vindex_free(vi);
+}
+
+static void corrupt(const char *path, long at, int truncate_it)
+{
+    FILE *f;
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    if (truncate_it) {
+        cr_assert_eq(truncate(path, sb.st_size / 2), 0);
+        return;
+    }
+    f = fopen(path, "r+b");
+    cr_assert(f);
+    fseek(f, at < 0 ? sb.st_size + at : at, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, at < 0 ? sb.st_size + at : at, SEEK_SET);
+    fputc(c ^ 0x5a, f);
+    fclose(f);
+}
+
+Test(vindex_store, torn_or_foreign_file_is_rebuilt)
+{
+    static const long where[] = {0, 40, 200, -30, -3};
+    char path[4096];
+    vindex *vi, *loaded;
+    int how;
+    ctx_error err;
+
+    put_docs(0, 40);
+    embed_all();
+    vindex_path(dir, model(), path, sizeof path);
+    cr_assert_eq(vindex_build(st, model(), &vi, &err), 0);
+    for (size_t i = 0; i <= sizeof where / sizeof where[0]; i++) {
+        cr_assert_eq(vindex_save(vi, path, &err), 0);
+        cr_assert_eq(vindex_load(path, &loaded, &err), 0, "%s", err.text);
+        vindex_free(loaded);
+        if (i < sizeof where / sizeof where[0])
+            corrupt(path, where[i], 0);
+        else
+            corrupt(path, 0, 1);
+        cr_assert_eq(vindex_load(path, &loaded, &err), CTX_EIO, "case %zu loaded", i);
+        cr_assert(strstr(err.text, "torn") || strstr(err.text, "not an index"), "%s", err.text);
+        cr_assert_eq(vindex_open(st, path, model(), &loaded, &how, &err), 0, "%s", err.text);
+        cr_assert_eq(how, VINDEX_BUILT);
+        check_equals_store(loaded);
+        vindex_free(loaded);
+    }
+    /* Another model's file under this name: rebuilt too. */
+    cr_assert_eq(vindex_save(vi, path, &err), 0);
+    cr_assert_eq(vindex_open(st, path, model() + 1, &loaded, &how, &err), CTX_ENOTFOUND);
+    vindex_free(vi);
+}
+
+Test(vindex_store, many_tombstones_trigger_a_rebuild)
+{
+    char path[4096];
+    vindex *vi;
+    int how;
+    ctx_error err;
+    char id[16];
+
+    put_docs(0, 400);
+    embed_all();
+    vindex_path(dir, model(), path, sizeof path);
+    cr_assert_eq(vindex_open(st, path, model(), &vi, &how, &err), 0);
+    cr_assert_eq(vindex_save(vi, path, &err), 0);
+    vindex_free(vi);
+    cr_assert_eq(store_begin(st, &err), 0);
+    for (int i = 0; i < 150; i++) {
+        snprintf(id, sizeof id, "d%d", i);
+        cr_assert_eq(ingest_delete(&ic, "s", id, &err), 0);
+    }
+    cr_assert_eq(store_commit(st, &err), 0);
+    cr_assert_eq(vindex_open(st, path, model(), &vi, &how, &err), 0);
+    cr_assert_eq(how, VINDEX_BUILT);
+    vindex_info info;
+    vindex_get_info(vi, &info);
+    cr_assert_eq(info.dead, 0);
+    cr_assert_eq(info.n, 250);
+    vindex_free(vi);
+}
+
+/* ---- a large index without a store ---- */
+
+#define LN 12000
+#define LD 32
+#define LACL 200
+
+Test(vindex, filtered_graph_walk_never_leaves_the_filter, .timeout = 300)
+{
+    vindex *vi = vindex_new(LD, 1, 16);
+    float *v = malloc(sizeof(float) * LN * LD), c[16][LD], q[LD];
+    int64_t *ids = malloc(sizeof(int64_t) * LN), *acl = malloc(sizeof(int64_t) * LN),
+            *src = malloc(sizeof(int64_t) * LN);
+    vindex_hit ann[50], ex[50];
+    ctx_error err;
+    double recall = 0;
+    int nq = 0;
+
+    for (int k = 0; k < 16; k++)
+        for (int j = 0; j < LD; j++)
+            c[k][j] = frand();
+    for (int i = 0; i < LN; i++) {
+        int k = rnd(16);
+        for (int j = 0; j < LD; j++)
+            v[i * LD + j] = c[k][j] + frand();
+        embed_normalize(v + i * LD, LD);
+        ids[i] = 1000 + i;
+        acl[i] = 1 + rnd(LACL);
+        src[i] = 1 + rnd(3);
+    }
+    cr_assert_eq(vindex_add(vi, LN, v, ids, acl, src, LN, &err), 0, "%s", err.text);
+    for (int i = 0; i < LN; i += 97)
+        vindex_remove(vi, ids[i], i);
+
+    for (int t = 0; t < 60; t++) {
+        int64_t allowed[LACL], srcs[1] = {1 + rnd(3)};
+        size_t na = 0, nann, nex;
+        int share = 1 + rnd(100); /* percent of ACL sets */
+        for (int a = 1; a <= LACL; a++)
+            if (rnd(100) < share)
+                allowed[na++] = a;
+        vindex_filter f = {allowed, na, t % 3 ? NULL : srcs, 1};
+        int k = 1 + rnd(50);
+        for (int j = 0; j < LD; j++)
+            q[j] = c[rnd(16)][j] + frand();
+        embed_normalize(q, LD);
+        cr_assert_eq(vindex_search_ann(vi, q, k, 256, &f, ann, &nann, &err), 0);
+        cr_assert_eq(vindex_search_exact(vi, q, k, &f, ex, &nex, &err), 0);
+        for (size_t i = 0; i < nann; i++) {
+            int64_t slot = ann[i].chunk_id - 1000;
+            int ok = 0;
+            for (size_t a = 0; a < na; a++)
+                ok |= allowed[a] == acl[slot];
+            cr_assert(ok, "LEAK: chunk %lld with ACL %lld is outside the filter",
+                      (long long)ann[i].chunk_id, (long long)acl[slot]);
+            cr_assert(slot % 97 != 0, "tombstoned chunk %lld returned", (long long)ann[i].chunk_id);
+            cr_assert(!f.source_ids || src[slot] == srcs[0], "wrong source");
+        }
+        for (size_t i = 0; i < nex; i++) {
+            int64_t slot = ex[i].chunk_id - 1000;
+            cr_assert(slot % 97 != 0);
+            cr_assert(!f.source_ids || src[slot] == srcs[0]);
+        }
+        /* The planner over the same: k found whenever k are allowed. */
+        vsearch_opts vo = {0};
+        vindex_hit got[50];
+        size_t ngot;
+        vsearch_stats vs;
+        vo.k = k;
+        vo.exact_max = 100;
+        cr_assert_eq(vsearch_plan(vi, q, &f, &vo, got, &ngot, &vs, &err), 0);
+        cr_assert_eq(ngot, nex, "plan %d found %zu of %zu", vs.plan, ngot, nex);
+        if (nex) {
+            size_t hit = 0;
+            for (size_t i = 0; i < nex; i++)
+                for (size_t j = 0; j < ngot; j++)
+                    hit += ex[i].chunk_id == got[j].chunk_id;
+            recall += (double)hit / (double)nex;
+            nq++;
+        }
+    }
+    cr_assert_gt(recall / nq, 0.9, "recall %f", recall / nq);
+    vindex_free(vi);
+    free(v);
+    free(ids);
+    free(acl);
+    free(src);
+}

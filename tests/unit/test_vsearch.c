@@ -1,0 +1,361 @@
+/*
+ * test_vsearch.c - the leak oracle for the vector and hybrid legs: random
+ * users, nested (even cyclic) groups, documents with random allow and deny
+ * lists. Every vector answer, under each plan (exact scan, graph walk with
+ * selector, automatic), is compared with a brute-force oracle computed
+ * from the store's own vectors: nothing outside what the user may read,
+ * and under the exact plan exactly the oracle's k best. Then ACLs and
+ * memberships change, the index catches up, and everything is checked
+ * again. Hybrid answers stay inside the allowed set too, and find chunks
+ * that have no vector yet.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "indexer/embed.h"
+#include "indexer/ingest.h"
+#include "indexer/vindex.h"
+#include "retrieval/hybrid.h"
+#include "retrieval/vsearch.h"
+#include "tests/lib/testutil.h"
+
+#define NUSERS 12
+#define NGROUPS 10
+#define NDOCS 600
+#define NWORDS 30
+#define DIM 48
+
+#define NPRIN (NUSERS + NGROUPS + 1)
+#define P_GROUP(i) (NUSERS + (i))
+#define P_EVERYONE (NPRIN - 1)
+
+static char names[NPRIN][32];
+static int member[NPRIN][NPRIN];
+static int allow[NDOCS][NPRIN], deny[NDOCS][NPRIN];
+static unsigned rng = 4242;
+
+static int rnd(unsigned n)
+{
+    rng = rng * 1103515245u + 12345u;
+    return (int)((rng >> 8) % n);
+}
+
+static void closure(int u, int *in)
+{
+    int changed = 1;
+    memset(in, 0, sizeof(int) * NPRIN);
+    in[u] = 1;
+    while (changed) {
+        changed = 0;
+        for (int a = 0; a < NPRIN; a++)
+            for (int g = 0; g < NGROUPS; g++)
+                if (in[a] && member[a][P_GROUP(g)] && !in[P_GROUP(g)])
+                    in[P_GROUP(g)] = changed = 1;
+    }
+    in[P_EVERYONE] = 1;
+}
+
+static int may_read(int d, const int *in)
+{
+    int ok = 0;
+    for (int p = 0; p < NPRIN; p++) {
+        if (in[p] && deny[d][p])
+            return 0;
+        ok |= in[p] && allow[d][p];
+    }
+    return ok;
+}
+
+static void random_acl(int d)
+{
+    int n = rnd(4);
+    memset(allow[d], 0, sizeof allow[d]);
+    memset(deny[d], 0, sizeof deny[d]);
+    for (int i = 0; i < n; i++) {
+        int r = rnd(100);
+        allow[d][r < 8 ? P_EVERYONE : r < 50 ? rnd(NUSERS) : P_GROUP(rnd(NGROUPS))] = 1;
+    }
+    if (rnd(5) == 0)
+        deny[d][rnd(3) ? P_GROUP(rnd(NGROUPS)) : rnd(NUSERS)] = 1;
+}
+
+static char *dir;
+static ctx_store *st;
+static ingest_ctx ic;
+static store_run_stats rstats;
+static embed_provider *emb;
+static int64_t source;
+
+static void put_groups(void)
+{
+    ctx_error err;
+    for (int g = 0; g < NGROUPS; g++) {
+        const char *m[NPRIN];
+        ctx_principal p = {CTX_PRINCIPAL_GROUP, names[P_GROUP(g)], NULL, NULL, NULL, m, 0};
+        for (int a = 0; a < P_EVERYONE; a++)
+            if (member[a][P_GROUP(g)])
+                m[p.n_members++] = names[a];
+        cr_assert_eq(store_principal_put(st, source, &p, &err), 0, "%s", err.text);
+    }
+}
+
+static void put_doc(int d, int as_record)
+{
+    const char *al[NPRIN], *dl[NPRIN];
+    ctx_acl acl = {al, 0, dl, 0, NULL, 0};
+    ctx_error err;
+    char id[16], body[160] = "";
+
+    for (int p = 0; p < NPRIN; p++) {
+        if (allow[d][p])
+            al[acl.n_allow++] = names[p];
+        if (deny[d][p])
+            dl[acl.n_deny++] = names[p];
+    }
+    snprintf(id, sizeof id, "d%d", d);
+    if (as_record) {
+        for (int k = 0; k < 8; k++) {
+            char w[16];
+            snprintf(w, sizeof w, "word%d ", rnd(NWORDS));
+            strcat(body, w);
+        }
+        ctx_record r = {"s", id, id, NULL, body, strlen(body), NULL, 0, &acl};
+        cr_assert_eq(ingest_record(&ic, &r, &err), 0, "%s", err.text);
+    } else {
+        cr_assert_eq(ingest_acl(&ic, "s", id, &acl, &err), 0, "%s", err.text);
+    }
+}
+
+static void build(void)
+{
+    embed_cfg c = {0};
+    ctx_error err;
+
+    dir = tu_tmpdir("vsearch");
+    st = tu_store(dir);
+    for (int i = 0; i < NUSERS; i++)
+        snprintf(names[i], sizeof names[i], "user:u%d@t.test", i);
+    for (int i = 0; i < NGROUPS; i++)
+        snprintf(names[P_GROUP(i)], sizeof names[0], "group:g%d", i);
+    snprintf(names[P_EVERYONE], sizeof names[0], "everyone");
+    cr_assert_eq(store_source(st, "s", "test", &source, &err), 0);
+    memset(&ic, 0, sizeof ic);
+    ic.store = st;
+    ic.source = source;
+    ic.epoch = 1;
+    ic.stats = &rstats;
+    ic.chunk.max_tokens = 256;
+    cr_assert_eq(store_begin(st, &err), 0);
+    for (int i = 0; i < NUSERS; i++) {
+        ctx_principal p = {CTX_PRINCIPAL_USER, names[i], NULL, NULL, NULL, NULL, 0};
+        cr_assert_eq(store_principal_put(st, source, &p, &err), 0, "%s", err.text);
+    }
+    for (int g = 0; g < NGROUPS; g++)
+        for (int k = 0; k < 3; k++) {
+            int a = rnd(10) < 7 ? rnd(NUSERS) : P_GROUP(rnd(NGROUPS));
+            if (a != P_GROUP(g))
+                member[a][P_GROUP(g)] = 1;
+        }
+    put_groups();
+    for (int d = 0; d < NDOCS; d++) {
+        random_acl(d);
+        put_doc(d, 1);
+    }
+    cr_assert_eq(store_commit(st, &err), 0);
+    c.dim = DIM;
+    cr_assert_eq(embed_open(&c, &emb, &err), 0);
+    cr_assert_eq(embed_run(st, emb, 0, NULL, NULL, &err), 0, "%s", err.text);
+}
+
+static void finish(void)
+{
+    embed_close(emb);
+    store_close(st);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* The oracle's ranking: every allowed chunk's vector from the store. */
+typedef struct cand {
+    float d;
+    int64_t chunk;
+} cand;
+
+static int by_d(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    return (x->d > y->d) - (x->d < y->d);
+}
+
+static size_t oracle(int u, const float *q, cand *out)
+{
+    sqlite3_stmt *s;
+    int in[NPRIN];
+    size_t n = 0;
+
+    closure(u, in);
+    cr_assert_eq(sqlite3_prepare_v2(store_db(st),
+                                    "SELECT v.chunk_id, d.ext_id, v.vec FROM vectors v JOIN chunks c"
+                                    " ON c.id = v.chunk_id JOIN documents d ON d.id = c.doc_id"
+                                    " WHERE d.deleted = 0", -1, &s, NULL), SQLITE_OK);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        int d = atoi((const char *)sqlite3_column_text(s, 1) + 1);
+        if (!may_read(d, in))
+            continue;
+        out[n].chunk = sqlite3_column_int64(s, 0);
+        out[n].d = vindex_l2sq(q, sqlite3_column_blob(s, 2), DIM);
+        n++;
+    }
+    sqlite3_finalize(s);
+    qsort(out, n, sizeof *out, by_d);
+    return n;
+}
+
+/* strict: the index is caught up, so answers must equal the oracle's. */
+static void check_queries(vindex *vi, int nq, int strict)
+{
+    static cand want[NDOCS * 2];
+    for (int i = 0; i < nq; i++) {
+        int u = rnd(NUSERS + 1), plan = i % 3, k = 1 + rnd(30);
+        char user[40], text[64];
+        const char *t = text;
+        size_t len;
+        float q[DIM];
+        search_result r;
+        vsearch_opts vo = {0};
+        vsearch_stats vs;
+        ctx_error err;
+        size_t nwant = 0;
+
+        snprintf(user, sizeof user, "%s", u < NUSERS ? names[u] + 5 : "stranger@t.test");
+        snprintf(text, sizeof text, "word%d word%d", rnd(NWORDS), rnd(NWORDS));
+        len = strlen(text);
+        cr_assert_eq(embed_texts(emb, &t, &len, 1, q, &err), 0);
+        vo.k = k;
+        vo.plan = plan; /* auto, exact, graph walk */
+        cr_assert_eq(vsearch(store_db(st), vi, user, q, &vo, &r, &vs, &err), 0, "%s", err.text);
+        if (u < NUSERS)
+            nwant = oracle(u, q, want);
+        cr_assert(!strict || r.n == (nwant < (size_t)k ? nwant : (size_t)k),
+                     "%s: %zu hits of k %d, %zu allowed (index: %zu), plan %d, fell back %d", user,
+                     r.n, k, nwant, vs.allowed, vs.plan, vs.fell_back);
+        for (size_t h = 0; h < r.n; h++) {
+            size_t j;
+            for (j = 0; j < nwant && want[j].chunk != r.hits[h].chunk_id; j++)
+                ;
+            cr_assert(j < nwant, "LEAK: %s got chunk %lld (%s) under plan %d", user,
+                      (long long)r.hits[h].chunk_id, r.hits[h].title, vs.plan);
+            /* Exact plan: exactly the oracle's best k (up to ties). */
+            if (strict && vs.plan == VSEARCH_EXACT)
+                cr_assert_float_eq(1.0 - r.hits[h].score, want[h].d / 2.0, 1e-4,
+                                   "rank %zu differs from the oracle", h);
+        }
+        search_result_free(&r);
+    }
+}
+
+Test(vsearch, equals_the_oracle_and_never_leaks, .timeout = 600)
+{
+    char path[4096];
+    vindex *vi;
+    int how;
+    ctx_error err;
+    int64_t active, target;
+
+    build();
+    cr_assert_eq(store_embed_models(st, &active, &target, &err), 0);
+    vindex_path(dir, active, path, sizeof path);
+    cr_assert_eq(vindex_open(st, path, active, &vi, &how, &err), 0, "%s", err.text);
+    cr_assert_eq(vindex_save(vi, path, &err), 0);
+    check_queries(vi, 300, 1);
+
+    /* Revoke and grant: ACLs of a third of the documents, memberships, deletions. */
+    cr_assert_eq(store_begin(st, &err), 0);
+    for (int d = 0; d < NDOCS; d += 3) {
+        random_acl(d);
+        put_doc(d, 0);
+    }
+    for (int k = 0; k < 12; k++) {
+        int a = rnd(NUSERS), g = rnd(NGROUPS);
+        member[a][P_GROUP(g)] = !member[a][P_GROUP(g)];
+    }
+    put_groups();
+    for (int d = 1; d < NDOCS; d += 50) {
+        char id[16];
+        snprintf(id, sizeof id, "d%d", d);
+        cr_assert_eq(ingest_delete(&ic, "s", id, &err), 0);
+    }
+    cr_assert_eq(store_commit(st, &err), 0);
+    cr_assert_eq(embed_run(st, emb, 0, NULL, NULL, &err), 0, "%s", err.text);
+    /* The old index, not caught up: deleted chunks and stale ACLs must
+     * still never be served (the store check behind the index). */
+    check_queries(vi, 60, 0);
+    cr_assert_eq(vindex_catch_up(vi, st, NULL, NULL, &err), 0);
+    check_queries(vi, 300, 1);
+    vindex_free(vi);
+    finish();
+}
+
+Test(vsearch, hybrid_stays_inside_and_finds_unembedded_chunks, .timeout = 300)
+{
+    char path[4096];
+    vindex *vi;
+    int how;
+    ctx_error err;
+    int64_t active, target;
+
+    build();
+    cr_assert_eq(store_embed_models(st, &active, &target, &err), 0);
+    vindex_path(dir, active, path, sizeof path);
+    cr_assert_eq(vindex_open(st, path, active, &vi, &how, &err), 0);
+    /* A document for everyone, indexed but not embedded. */
+    {
+        const char *al[1] = {"everyone"};
+        ctx_acl acl = {al, 1, NULL, 0, NULL, 0};
+        const char *body = "zyzzyva quokka unembedded";
+        ctx_record r = {"s", "fresh", "fresh", NULL, body, strlen(body), NULL, 0, &acl};
+        cr_assert_eq(store_begin(st, &err), 0);
+        cr_assert_eq(ingest_record(&ic, &r, &err), 0);
+        cr_assert_eq(store_commit(st, &err), 0);
+    }
+    for (int i = 0; i < 200; i++) {
+        int u = rnd(NUSERS + 1), in[NPRIN];
+        char user[40], text[64];
+        hybrid_opts ho = {0};
+        search_result r;
+
+        snprintf(user, sizeof user, "%s", u < NUSERS ? names[u] + 5 : "stranger@t.test");
+        snprintf(text, sizeof text, i % 10 ? "word%d word%d" : "quokka", rnd(NWORDS),
+                 rnd(NWORDS));
+        ho.k = 1 + rnd(20);
+        ho.w_lexical = 1 + rnd(3);
+        ho.w_vector = 1 + rnd(3);
+        if (!(i % 10)) {
+            /* Equal weights: the only lexical match ranks with the best vector. */
+            ho.k = 3 + rnd(10);
+            ho.w_lexical = ho.w_vector = 1;
+        }
+        cr_assert_eq(hybrid_search(store_db(st), vi, emb, user, text, &ho, &r, &err), 0);
+        if (u < NUSERS)
+            closure(u, in);
+        cr_assert(u < NUSERS || r.n == 0, "a stranger got %zu hits", r.n);
+        for (size_t h = 0; h < r.n; h++) {
+            if (!strcmp(r.hits[h].title, "fresh"))
+                continue;
+            int d = atoi(r.hits[h].title + 1);
+            cr_assert(may_read(d, in), "LEAK: %s got d%d from hybrid", user, d);
+        }
+        if (!(i % 10) && u < NUSERS) {
+            int found = 0;
+            for (size_t h = 0; h < r.n; h++)
+                found |= !strcmp(r.hits[h].title, "fresh");
+            cr_assert(found, "the unembedded chunk is found lexically");
+        }
+        search_result_free(&r);
+    }
+    vindex_free(vi);
+    finish();
+}
