@@ -321,6 +321,15 @@ static int check_stream(const rest_conn *c, size_t i, ctx_error *err)
     return CTX_OK;
 }
 
+static int same_origin(const char *a, const char *b);
+
+/* foreign - 1 when an endpoint is an absolute URL on another host than base_url. */
+static int foreign(const rest_conn *c, const char *endpoint)
+{
+    return endpoint && (!strncmp(endpoint, "http://", 7) || !strncmp(endpoint, "https://", 8)) &&
+           !same_origin(endpoint, c->cfg.base_url);
+}
+
 /* check_cfg - cross-key rules of the whole config. */
 static int check_cfg(rest_conn *c, ctx_error *err)
 {
@@ -363,9 +372,16 @@ static int check_cfg(rest_conn *c, ctx_error *err)
     }
     if (!g->streams.n)
         return ctx_error_set(err, CTX_ECONFIG, "streams: configure at least one stream");
-    for (size_t i = 0; i < g->streams.n; i++)
+    for (size_t i = 0; i < g->streams.n; i++) {
+        const rest_stream_cfg *s = stream_at(c, i);
         if ((rc = check_stream(c, i, err)))
             return rc;
+        if (foreign(c, s->endpoint) || foreign(c, s->deleted_endpoint) ||
+            foreign(c, s->permissions_endpoint))
+            return ctx_error_set(err, CTX_ECONFIG, "streams[%zu]: an endpoint is on another"
+                                 " host than base_url; the credential only goes to base_url,"
+                                 " so configure another source for that host", i);
+    }
     return CTX_OK;
 }
 
@@ -943,20 +959,29 @@ static void wait_budget(rest_conn *c)
         c->next_ok_ms = ctx_now_ms() + 1000 / c->cfg.requests_per_second;
 }
 
-/* note_limits - after a success: an exhausted X-RateLimit window blocks until its reset. */
-static void note_limits(rest_conn *c, const rest_resp *r)
+/* reset_ms - ms until an exhausted X-RateLimit window resets; -1 when not exhausted. */
+static int64_t reset_ms(const rest_resp *r)
 {
     int64_t now = ctx_now_ms(), until;
     if (r->rl_remaining != 0 || r->rl_reset < 0)
-        return;
+        return -1;
     /* Reset is epoch seconds (GitHub) or seconds from now (others). */
     until = r->rl_reset > 1000000000 ? r->rl_reset * 1000 : now + r->rl_reset * 1000;
-    if (until > now + c->cfg.max_retry_after * 1000)
-        until = now + c->cfg.max_retry_after * 1000;
-    if (until > c->next_ok_ms)
-        c->next_ok_ms = until;
+    return until > now ? until - now : 0;
+}
+
+/* note_limits - after a success: an exhausted X-RateLimit window blocks until its reset. */
+static void note_limits(rest_conn *c, const rest_resp *r)
+{
+    int64_t wait = reset_ms(r), now = ctx_now_ms();
+    if (wait < 0)
+        return;
+    if (wait > c->cfg.max_retry_after * 1000)
+        wait = c->cfg.max_retry_after * 1000;
+    if (now + wait > c->next_ok_ms)
+        c->next_ok_ms = now + wait;
     rest_log(c, CTX_CONN_LOG_INFO, "rate limit exhausted; next request in %lld ms",
-             (long long)(until - now));
+             (long long)wait);
 }
 
 static int retryable(long status)
@@ -1039,6 +1064,8 @@ static int http_get(rest_conn *c, const char *what, const char *url, rest_resp *
         }
         attempt++;
         delay = tr ? -1 : retry_after_ms(resp);
+        if (!tr && delay < 0)
+            delay = reset_ms(resp);
         if (delay > c->cfg.max_retry_after * 1000) {
             rc = rest_err(e, CTX_CONN_ESOURCE, "%s: GET %s: %s asks to wait %lld s, more than"
                           " max_retry_after (%lld s)", what, url_path(url), msg,
@@ -1512,7 +1539,7 @@ static int emit_document(rest_reader *r, json_t *item, const char *url)
                         " %d bytes", r->what, url_path(url), id, REST_STATE_MAX - 1);
     if ((rc = item_time(r, item, url, raw, sizeof raw, &ms)))
         return rc;
-    if (r->incremental && r->have_cur &&
+    if (r->incremental && r->have_cur && raw[0] &&
         (ms < r->cur_ms || (ms == r->cur_ms && cmp_id(id, r->cur_id) <= 0)))
         return CTX_CONN_OK; /* at or before the cursor: already emitted */
     if ((rc = item_acl(r, item, id, &acl)) || (rc = item_body(r, item)))

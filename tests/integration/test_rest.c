@@ -486,6 +486,13 @@ Test(rest, rate_limit_headers_are_honoured)
              tracker("\"requests_per_second\":50,", TICKETS("tickets", "cursor", "")), 7);
 }
 
+Test(rest, a_429_without_retry_after_waits_for_the_rate_limit_reset)
+{
+    recovers("[{\"path\":\"/tracker/tickets\",\"type\":\"status\",\"code\":429,"
+             "\"reset\":1,\"skip\":3}]",
+             tracker("", TICKETS("tickets", "link", "")), 8);
+}
+
 Test(rest, a_retry_after_beyond_the_limit_fails_at_once)
 {
     char msg[600];
@@ -726,6 +733,10 @@ Test(rest, config_errors_name_the_key_and_the_fix)
     sync_fails(tracker("", "{\"name\":\"t\",\"endpoint\":\"/tracker/tickets\"}"), msg,
                sizeof msg);
     assert_has(msg, "no permissions");
+    sync_fails(tracker("", TICKETS("tickets", "cursor",
+                                   ",\"deleted_endpoint\":\"https://evil.test/deleted\"")),
+               msg, sizeof msg);
+    assert_has(msg, "streams[0]: an endpoint is on another host than base_url");
     unsetenv("CTX_TEST_TRACKER_TOKEN");
     sync_fails(tracker("", TICKETS("tickets", "cursor", "")), msg, sizeof msg);
     assert_has(msg, "auth.secret_env");

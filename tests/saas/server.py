@@ -152,7 +152,7 @@ class Fault:
 
     type "status": answer "code" (429, 500, 503, ...) with an optional
       "retry_after": seconds, or "retry_after_date": seconds from now as an
-      HTTP-date; "stall": sleep "seconds" before answering; "truncate": cut
+      HTTP-date, or "reset": X-RateLimit-Remaining 0 with that X-RateLimit-Reset; "stall": sleep "seconds" before answering; "truncate": cut
       the JSON in half; "bad_utf8": put invalid UTF-8 into a string;
       "not_json": answer an HTML page; "echo_auth": 400 whose body echoes
       the request's credentials; "ratelimit": answer normally with
@@ -272,6 +272,9 @@ class Handler(BaseHTTPRequestHandler):
             h = {}
             if "retry_after" in f:
                 h["Retry-After"] = str(f["retry_after"])
+            if "reset" in f:
+                h["X-RateLimit-Remaining"] = "0"
+                h["X-RateLimit-Reset"] = str(f["reset"])
             if "retry_after_date" in f:
                 h["Retry-After"] = email.utils.formatdate(
                     time.time() + f["retry_after_date"], usegmt=True)
