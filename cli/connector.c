@@ -177,7 +177,7 @@ static int run_read(registry_conn *conn, const args *a, ctx_error *err)
         rc = conform_read(conn, stream, a->state, a->full, print_cb, NULL, &problems, &why,
                           err);
         if (problems)
-            fprintf(stderr, "ctxgate: connector: stream %s: %zu ill-formed messages:\n%s\n",
+            fprintf(stderr, "ctxgate: connector: stream %s: %zu ill-formed messages: %s\n",
                     stream, problems, why.data);
         ctx_buf_free(&why);
     }

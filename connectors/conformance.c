@@ -89,7 +89,7 @@ static void problem(ctx_emitter *em, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    ctx_buf_printf(em->why, "%s%s", em->why->len ? "\n" : "", line);
+    ctx_buf_printf(em->why, "%s%s", em->why->len ? "; " : "", line);
 }
 
 /* A JSON string of s[0..n), repaired to UTF-8 (the host would do the same). */
@@ -214,14 +214,17 @@ static int cap_record(ctx_emitter *em, const ctx_record *r)
         problem(em, "%s: updated_at_ms is negative; use 0 when unknown", what);
     if (r->metadata_json) {
         meta = json_loads(r->metadata_json, JSON_REJECT_DUPLICATES, NULL);
-        if (!json_is_object(meta))
+        if (!json_is_object(meta)) {
             problem(em, "%s: metadata_json is not a JSON object", what);
+            json_decref(meta);
+            meta = NULL;
+        }
     }
     return deliver(em, json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o}", "type", "RECORD",
                                  "stream", jz(r->stream), "id", jz(r->id), "title",
                                  jz(r->title), "url", jz(r->url), "body",
                                  jstr(r->body, r->body ? r->body_len : 0), "metadata",
-                                 json_is_object(meta) ? meta : json_null(), "updated_at_ms",
+                                 meta ? meta : json_null(), "updated_at_ms",
                                  (json_int_t)r->updated_at_ms, "acl", jacl(em, what, r->acl)));
 }
 

@@ -41,8 +41,8 @@ typedef int (*conform_msg_fn)(void *arg, json_t *msg);
  * conform_read - xRead one stream from state (NULL = none) and hand each
  * message, converted to its JSON shape, to fn. *problems (may be NULL)
  * receives the number of ill-formed messages (id empty, bad UTF-8, STATE not
- * an object, ...); the first few are described, one per line, in why (may be
- * NULL). Returns the read's result with the connector's message in err.
+ * an object, ...); the first few are described in why, separated by "; "
+ * (why may be NULL). Returns the read's result with the connector's message in err.
  */
 int conform_read(registry_conn *conn, const char *stream, const char *state, int full,
                  conform_msg_fn fn, void *arg, size_t *problems, ctx_buf *why,

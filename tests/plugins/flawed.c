@@ -5,15 +5,18 @@
  *   FLAW_NO_ACL    records and ACL messages go out without their ACL
  *   FLAW_NO_STATE  xRead ignores the state it is given: every read is a first
  *   FLAW_CHECK_OK  xCheck succeeds whatever the config says
+ *   FLAW_BAD_SPEC  xSpec is no JSON Schema: a misspelt type, a wrong "required"
+ *   FLAW_BAD_MESSAGES  titles are not UTF-8 and metadata is not an object
  * The flaws wrap the template's callbacks instead of editing its code.
  */
 #define ctx_connector_entry jsonl_entry
 #include "../../examples/connector-template/jsonl.c"
 #undef ctx_connector_entry
 
-#if defined(FLAW_NO_ACL)
+#if defined(FLAW_NO_ACL) || defined(FLAW_BAD_MESSAGES)
+#define FLAW_HOST
 /* The template emits through this host, which passes everything on to the
- * real one but drops the permissions. em is really a pass_through. */
+ * real one but spoils records. em is really a pass_through. */
 typedef struct pass_through {
     const ctx_host *host;
     ctx_emitter *em;
@@ -23,7 +26,12 @@ static int pt_record(ctx_emitter *em, const ctx_record *rec)
 {
     pass_through *p = (pass_through *)em;
     ctx_record r = *rec;
+#if defined(FLAW_NO_ACL)
     r.acl = NULL;
+#else
+    r.title = "caf\xe9 in Latin-1";
+    r.metadata_json = "[1, 2]";
+#endif
     return p->host->xRecord(p->em, &r);
 }
 
@@ -36,8 +44,10 @@ static int pt_delete(ctx_emitter *em, const char *stream, const char *id)
 static int pt_acl(ctx_emitter *em, const char *stream, const char *id, const ctx_acl *acl)
 {
     pass_through *p = (pass_through *)em;
-    (void)acl;
-    return p->host->xAcl(p->em, stream, id, NULL);
+#if defined(FLAW_NO_ACL)
+    acl = NULL;
+#endif
+    return p->host->xAcl(p->em, stream, id, acl);
 }
 
 static int pt_principal(ctx_emitter *em, const ctx_principal *pr)
@@ -62,7 +72,7 @@ static void pt_log(ctx_emitter *em, int level, const char *msg)
 static int flawed_read(void *conn, const char *stream, const char *state, int full,
                        const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
 {
-#if defined(FLAW_NO_ACL)
+#if defined(FLAW_HOST)
     ctx_host h = {CTX_CONNECTOR_ABI_VERSION, sizeof(ctx_host), pt_record, pt_delete, pt_acl,
                   pt_principal, pt_state, pt_log};
     pass_through p = {host, em};
@@ -86,6 +96,16 @@ static int flawed_check(void *conn, ctx_conn_error *e)
 #endif
 }
 
+static const char *flawed_spec(void)
+{
+#if defined(FLAW_BAD_SPEC)
+    return "{\"type\": \"objekt\", \"properties\": {\"path\": {\"type\": 5}},"
+           " \"required\": \"path\"}";
+#else
+    return jsonl_spec();
+#endif
+}
+
 CTX_CONNECTOR_EXPORT const ctx_connector *ctx_connector_entry(void)
 {
     static ctx_connector c;
@@ -94,6 +114,7 @@ CTX_CONNECTOR_EXPORT const ctx_connector *ctx_connector_entry(void)
         c.name = "flawed";
         c.xRead = flawed_read;
         c.xCheck = flawed_check;
+        c.xSpec = flawed_spec;
     }
     return &c;
 }
