@@ -1043,7 +1043,11 @@ static int http_get(rest_conn *c, const char *what, const char *url, rest_resp *
         }
         if (!tr && (resp->status == 401 || resp->status == 403)) {
             rc = rest_err(e, CTX_CONN_EAUTH, "%s: GET %s: HTTP %ld, credentials rejected;"
-                          " check auth", what, url_path(url), resp->status);
+                          " %s", what, url_path(url), resp->status,
+                          !c->cfg.auth || c->auth_kind == AUTH_NONE
+                              ? "the API wants credentials: set auth"
+                          : c->auth.secret_env ? "check the secret in auth.secret_env"
+                                               : "check the secret in auth.secret_file");
             break;
         }
         if (tr == -2 || (!tr && !retryable(resp->status))) {
@@ -1339,7 +1343,7 @@ static int read_pages(rest_reader *r, const char *endpoint, const char *records_
     char token[REST_STATE_MAX] = "", tbuf[64];
     int64_t page = r->style == PAGE_OFFSET ? 0 : s->start_page;
     json_t *root = NULL, *items, *x;
-    size_t i, n;
+    size_t i, n, longest = 0;
     int rc, more, have_next = 0, restarted = 0;
 
     for (;;) {
@@ -1375,7 +1379,11 @@ static int read_pages(rest_reader *r, const char *endpoint, const char *records_
         switch (r->style) {
         case PAGE_NUMBER:
         case PAGE_OFFSET:
-            more = n >= (size_t)s->page_size;
+            /* A page shorter than page_size and than an earlier one is the last;
+             * a server that caps the page size below page_size reads on. */
+            more = n && (n >= (size_t)s->page_size || n >= longest);
+            if (n > longest)
+                longest = n;
             /* A restarted page with nothing new: the server ignores since, or a
              * page of ties; page on plainly from here. */
             if (restarted && !r->fresh)

@@ -257,6 +257,18 @@ Test(rest, every_pagination_style_reads_every_record_once)
     cr_assert_eq(hits("/tracker/tickets"), 28);
 }
 
+Test(rest, a_server_capping_the_page_size_is_read_to_the_end)
+{
+    store_run_stats s;
+    ctl("config", "{\"max_limit\":4}");
+    sync_ok(tracker("", TICKETS("by_page", "page", ",\"limit_param\":\"per_page\","
+                                "\"page_size\":10") ","
+                        TICKETS("by_offset", "offset", ",\"page_size\":10")),
+            0, &s);
+    cr_assert_eq(docs("by_page"), 20);
+    cr_assert_eq(docs("by_offset"), 20);
+}
+
 Test(rest, second_sync_reads_only_what_changed)
 {
     store_run_stats s;

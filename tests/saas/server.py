@@ -18,7 +18,7 @@ Control endpoints (no auth) change the data and inject faults:
   POST /_control/add      {"collection": ..., "item": {...}}
   POST /_control/delete   {"collection": ..., "id": ...}
   POST /_control/expire_tokens           every OAuth2 token answers 401 from now
-  POST /_control/config   {"token_ttl": seconds}
+  POST /_control/config   {"token_ttl": seconds, "max_limit": largest page}
   GET  /_control/stats    {"paths": {path: n}, "requests": [...], "tokens": n}
 Every change moves the item's updated_at past every other one.
 
@@ -130,6 +130,7 @@ class State:
         self.tokens = {}
         self.token_count = 0
         self.token_ttl = 3600
+        self.max_limit = 1000
         self.tick = BASE + 100000
 
     def next_tick(self):
@@ -336,6 +337,7 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.faults.extend(copy.deepcopy(arg))
             elif what == "config":
                 STATE.token_ttl = arg.get("token_ttl", STATE.token_ttl)
+                STATE.max_limit = arg.get("max_limit", STATE.max_limit)
             elif what == "expire_tokens":
                 STATE.tokens.clear()
             elif what in ("update", "add", "delete"):
@@ -390,7 +392,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.page(items, key, q, path, profile)
 
     def page(self, items, key, q, path, profile):
-        limit = int(q.get("limit") or q.get("per_page") or 10)
+        limit = min(int(q.get("limit") or q.get("per_page") or 10), STATE.max_limit)
         base = {k: v for k, v in q.items() if k not in ("page", "offset", "cursor")}
         if "page" in q:
             start = (int(q["page"]) - 1) * limit
