@@ -95,6 +95,8 @@ static int parse_args(int argc, char **argv, args *a)
             return 2;
         }
     }
+    if (optind < argc)
+        return usage_error("unexpected argument \"%s\"", argv[optind]);
     if (kinds > 1)
         return usage_error("give one of --plugin, --exec and --type");
     if (a->state && a->nstreams != 1)

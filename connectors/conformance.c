@@ -615,7 +615,13 @@ static void readout_free(readout *r)
 }
 
 static const char *mtype(json_t *m) { return json_string_value(json_object_get(m, "type")); }
-static const char *mid(json_t *m) { return json_string_value(json_object_get(m, "id")); }
+
+/* A message's id; "" when it has none (the messages check reports that). */
+static const char *mid(json_t *m)
+{
+    const char *id = json_string_value(json_object_get(m, "id"));
+    return id ? id : "";
+}
 
 /* The last STATE among msgs (borrowed), or NULL. */
 static json_t *last_state(json_t *msgs)
