@@ -38,7 +38,7 @@ static const ctx_opt odbc_opts[] = {
 };
 
 typedef struct odbc_conn {
-    odbc_cfg cfg;
+    odbc_cfg cfg;              /* first: sqlmap_open parses into it */
     sqlmap_conf sc;
 } odbc_conn;
 
@@ -46,8 +46,9 @@ typedef struct odbc_conn {
 #define PIECE 65536        /* bytes per SQLGetData call */
 #define MSG 400
 
-static int check_cfg(odbc_conn *c, ctx_error *err)
+static int check_cfg(void *conn, ctx_error *err)
 {
+    odbc_conn *c = conn;
     odbc_cfg *g = &c->cfg;
 
     if (!g->dsn == !g->connection_string)
@@ -81,23 +82,8 @@ static void odbc_close(void *conn)
 
 static int odbc_open(const char *config_json, void **pconn, ctx_conn_error *e)
 {
-    odbc_conn *c;
-    ctx_error err;
-    int rc;
-
-    *pconn = NULL;
-    if (!(c = ctx_calloc(1, sizeof *c)))
-        return sqlmap_err(e, CTX_CONN_ENOMEM, "out of memory");
-    if ((rc = ctx_opts_parse_text(odbc_opts, config_json, &c->cfg, &err))) {
-        ctx_free(c);
-        return sqlmap_err(e, rc, "%s", err.text);
-    }
-    if ((rc = check_cfg(c, &err))) {
-        odbc_close(c);
-        return sqlmap_err(e, rc, "%s", err.text);
-    }
-    *pconn = c;
-    return CTX_CONN_OK;
+    return sqlmap_open(odbc_opts, sizeof(odbc_conn), check_cfg, odbc_close, config_json, pconn,
+                       e);
 }
 
 /* ---- diagnostics ---- */
@@ -302,10 +288,13 @@ done:
 
 /* ---- SQL text ---- */
 
-/* append_ident - name quoted with the driver's quote character (doubled inside). */
-static int append_ident(ctx_buf *b, const odbc_db *db, const char *name, size_t len)
+/*
+ * odbc_ident - name quoted with the driver's quote character, doubled
+ * inside (a sqlmap_ident_fn; arg is the odbc_db).
+ */
+static int odbc_ident(ctx_buf *b, const char *name, size_t len, void *arg)
 {
-    const char *q = db->quote;
+    const char *q = ((const odbc_db *)arg)->quote;
 
     if (!*q)
         return ctx_buf_append(b, name, len);
@@ -319,34 +308,8 @@ static int append_ident(ctx_buf *b, const odbc_db *db, const char *name, size_t 
 
 static int append_col(ctx_buf *b, const odbc_db *db, const char *name)
 {
-    return ctx_buf_puts(b, "src.") || append_ident(b, db, name, strlen(name)) ? CTX_ENOMEM
-                                                                              : CTX_OK;
-}
-
-/*
- * append_source - "<table> src" with each part of "schema.name" quoted, or
- * "(<query>) src" with trailing semicolons dropped. No "AS": some
- * databases refuse it before a table alias.
- */
-static int append_source(ctx_buf *b, const odbc_db *db, const char *table, const char *query)
-{
-    if (table) {
-        const char *dot = strchr(table, '.');
-        if (dot && (append_ident(b, db, table, (size_t)(dot - table)) || ctx_buf_puts(b, ".")))
-            return CTX_ENOMEM;
-        table = dot ? dot + 1 : table;
-        return append_ident(b, db, table, strlen(table)) || ctx_buf_puts(b, " src")
-                   ? CTX_ENOMEM : CTX_OK;
-    }
-    {
-        size_t n = strlen(query);
-        while (n && (query[n - 1] == ';' || query[n - 1] == ' ' || query[n - 1] == '\n' ||
-                     query[n - 1] == '\t' || query[n - 1] == '\r'))
-            n--;
-        return ctx_buf_puts(b, "(") || ctx_buf_append(b, query, n) ||
-                       ctx_buf_puts(b, "\n) src")
-                   ? CTX_ENOMEM : CTX_OK;
-    }
+    return ctx_buf_puts(b, "src.") || odbc_ident(b, name, strlen(name), (void *)db) ? CTX_ENOMEM
+                                                                                   : CTX_OK;
 }
 
 /* ---- reading values ---- */
@@ -647,7 +610,7 @@ static int describe(odbc_reader *r)
     SQLSMALLINT *digs = NULL;
 
     r->ncols = sqlmap_columns(s, r->cols);
-    if (ctx_buf_puts(&sql, "SELECT * FROM ") || append_source(&sql, r->db, s->table, s->query) ||
+    if (ctx_buf_puts(&sql, "SELECT * FROM ") || sqlmap_source(&sql, s->table, s->query, odbc_ident, r->db) ||
         ctx_buf_puts(&sql, " WHERE 1=0")) {
         rc = sqlmap_err(r->m.e, CTX_CONN_ENOMEM, "out of memory");
         goto done;
@@ -784,7 +747,7 @@ static int build_select(odbc_reader *r, ctx_buf *b)
 
     for (size_t i = 0; i < r->ncols; i++)
         bad |= ctx_buf_puts(b, i ? ", " : "SELECT ") || append_col(b, db, r->cols[i].name);
-    bad |= ctx_buf_puts(b, " FROM ") || append_source(b, db, s->table, s->query);
+    bad |= ctx_buf_puts(b, " FROM ") || sqlmap_source(b, s->table, s->query, odbc_ident, (void *)db);
     if (r->m.mode == SQLMAP_CURSOR_INCR && s->lookback_seconds && r->lookback.data) {
         bad |= ctx_buf_puts(b, " WHERE ") || append_col(b, db, s->updated_at) ||
                ctx_buf_puts(b, " >= ?");
@@ -990,7 +953,7 @@ static int read_query(const odbc_conn *c, odbc_db *db, sqlmap_princ_reader *pr, 
     memset(v, 0, sizeof v);
     for (k = 0; k < 3; k++)
         v[k].ctype = SQL_C_WCHAR;
-    if (ctx_buf_puts(&sql, "SELECT * FROM ") || append_source(&sql, db, NULL, q) ||
+    if (ctx_buf_puts(&sql, "SELECT * FROM ") || sqlmap_source(&sql, NULL, q, odbc_ident, db) ||
         ctx_buf_puts(&sql, groups ? " ORDER BY 1, 2" : " ORDER BY 1") ||
         !(piece = ctx_malloc(PIECE))) {
         rc = sqlmap_err(e, CTX_CONN_ENOMEM, "out of memory");
@@ -1052,7 +1015,7 @@ static int check_query(odbc_db *db, const char *q, const char *key, ctx_conn_err
     SQLHSTMT st = NULL;
     int rc = CTX_CONN_OK;
 
-    if (ctx_buf_puts(&sql, "SELECT * FROM ") || append_source(&sql, db, NULL, q) ||
+    if (ctx_buf_puts(&sql, "SELECT * FROM ") || sqlmap_source(&sql, NULL, q, odbc_ident, db) ||
         ctx_buf_puts(&sql, " WHERE 1=0")) {
         ctx_buf_free(&sql);
         return sqlmap_err(e, CTX_CONN_ENOMEM, "out of memory");
@@ -1071,22 +1034,17 @@ static int check_query(odbc_db *db, const char *q, const char *key, ctx_conn_err
     return rc;
 }
 
-static int read_principals(const odbc_conn *c, odbc_db *db, const char *state,
-                           const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
-{
-    sqlmap_princ_reader pr;
-    int rc;
+/* What run_query needs: sqlmap_read_principals hands it back. */
+typedef struct odbc_princ_arg {
+    const odbc_conn *c;
+    odbc_db *db;
+    ctx_conn_error *e;
+} odbc_princ_arg;
 
-    if ((rc = sqlmap_principals_begin(&pr, state, host, em, e)))
-        goto done;
-    if (c->sc.princ.users_query && (rc = read_query(c, db, &pr, 0, e)))
-        goto done;
-    if (c->sc.princ.groups_query && (rc = read_query(c, db, &pr, 1, e)))
-        goto done;
-    rc = sqlmap_principals_end(&pr);
-done:
-    sqlmap_principals_free(&pr);
-    return rc;
+static int run_query(void *arg, sqlmap_princ_reader *pr, int groups)
+{
+    odbc_princ_arg *a = arg;
+    return read_query(a->c, a->db, pr, groups, a->e);
 }
 
 /* ---- the vtable ---- */
@@ -1101,15 +1059,12 @@ static int odbc_read(void *conn, const char *stream, const char *state, int full
     size_t si = 0;
     int rc;
 
-    if (strcmp(stream, "principals") || !c->sc.has_princ) {
-        if (!(s = sqlmap_find_stream(&c->cfg.sql, stream, &si)))
-            return sqlmap_err(e, CTX_CONN_EINVAL, "no stream \"%s\" in this source's config",
-                              stream);
-    }
-    if ((rc = odbc_connect(c, &db, e)))
+    if ((rc = sqlmap_pick(&c->cfg.sql, &c->sc, stream, &s, &si, e)) ||
+        (rc = odbc_connect(c, &db, e)))
         return rc;
     if (!s) {
-        rc = read_principals(c, &db, state, host, em, e);
+        odbc_princ_arg a = {c, &db, e};
+        rc = sqlmap_read_principals(&c->sc, state, host, em, e, run_query, &a);
     } else {
         memset(&r, 0, sizeof r);
         r.c = c;

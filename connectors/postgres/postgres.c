@@ -48,8 +48,9 @@ enum {
 
 
 /* check_cfg - cross-key rules of the whole config. */
-static int check_cfg(pg_conn *c, ctx_error *err)
+static int check_cfg(void *conn, ctx_error *err)
 {
+    pg_conn *c = conn;
     pg_cfg *g = &c->cfg;
     PQconninfoOption *opts;
     char *why = NULL;
@@ -90,23 +91,7 @@ static void pg_close(void *conn)
 
 static int pg_open(const char *config_json, void **pconn, ctx_conn_error *e)
 {
-    pg_conn *c;
-    ctx_error err;
-    int rc;
-
-    *pconn = NULL;
-    if (!(c = ctx_calloc(1, sizeof *c)))
-        return sqlmap_err(e, CTX_CONN_ENOMEM, "out of memory");
-    if ((rc = ctx_opts_parse_text(pg_opts, config_json, &c->cfg, &err))) {
-        ctx_free(c);
-        return sqlmap_err(e, rc, "%s", err.text);
-    }
-    if ((rc = check_cfg(c, &err))) {
-        pg_close(c);
-        return sqlmap_err(e, rc, "%s", err.text);
-    }
-    *pconn = c;
-    return CTX_CONN_OK;
+    return sqlmap_open(pg_opts, sizeof(pg_conn), check_cfg, pg_close, config_json, pconn, e);
 }
 
 
@@ -240,10 +225,10 @@ done:
 
 /* ---- SQL text ---- */
 
-/* append_ident - the identifier, quoted by libpq, or CTX_ENOMEM. */
-static int append_ident(ctx_buf *b, PGconn *db, const char *name)
+/* pg_ident - the identifier, quoted by libpq (a sqlmap_ident_fn; arg is the PGconn). */
+static int pg_ident(ctx_buf *b, const char *name, size_t len, void *db)
 {
-    char *q = PQescapeIdentifier(db, name, strlen(name));
+    char *q = PQescapeIdentifier(db, name, len);
     int rc;
     if (!q)
         return CTX_ENOMEM;
@@ -254,7 +239,7 @@ static int append_ident(ctx_buf *b, PGconn *db, const char *name)
 
 static int append_col(ctx_buf *b, PGconn *db, const char *name)
 {
-    return ctx_buf_puts(b, "src.") || append_ident(b, db, name) ? CTX_ENOMEM : CTX_OK;
+    return ctx_buf_puts(b, "src.") || pg_ident(b, name, strlen(name), db) ? CTX_ENOMEM : CTX_OK;
 }
 
 static int append_literal(ctx_buf *b, PGconn *db, const char *s)
@@ -266,36 +251,6 @@ static int append_literal(ctx_buf *b, PGconn *db, const char *s)
     rc = ctx_buf_puts(b, q);
     PQfreemem(q);
     return rc;
-}
-
-/*
- * append_source - "<table> AS src" with each part of "schema.name" quoted,
- * or "(<query>) AS src" with trailing semicolons dropped.
- */
-static int append_source(ctx_buf *b, PGconn *db, const char *table, const char *query)
-{
-    if (table) {
-        const char *dot = strchr(table, '.');
-        if (dot) {
-            char *schema = ctx_strndup(table, (size_t)(dot - table));
-            int rc = !schema || append_ident(b, db, schema) || ctx_buf_puts(b, ".");
-            ctx_free(schema);
-            if (rc)
-                return CTX_ENOMEM;
-            table = dot + 1;
-        }
-        return append_ident(b, db, table) || ctx_buf_puts(b, " AS src") ? CTX_ENOMEM : CTX_OK;
-    }
-    {
-        size_t n = strlen(query);
-        while (n && (query[n - 1] == ';' || query[n - 1] == ' ' || query[n - 1] == '\n' ||
-                     query[n - 1] == '\t' || query[n - 1] == '\r'))
-            n--;
-        return ctx_buf_puts(b, "(") || ctx_buf_append(b, query, n) ||
-                       ctx_buf_puts(b, "\n) AS src")
-                   ? CTX_ENOMEM
-                   : CTX_OK;
-    }
 }
 
 /* res_message - the server's primary message of a failed result, one line. */
@@ -343,7 +298,7 @@ static int declare_query(PGconn *db, const char *cursor, const char *select,
 
     if (ctx_buf_printf(&sql, "DECLARE %s NO SCROLL CURSOR FOR SELECT %s FROM ", cursor,
                        select) ||
-        append_source(&sql, db, NULL, query) || ctx_buf_printf(&sql, "(%s)%s", cols, order)) {
+        sqlmap_source(&sql, NULL, query, pg_ident, db) || ctx_buf_printf(&sql, "(%s)%s", cols, order)) {
         ctx_buf_free(&sql);
         return sqlmap_err(e, CTX_CONN_ENOMEM, "out of memory");
     }
@@ -445,7 +400,7 @@ static int describe(pg_reader *r)
     int rc = CTX_CONN_OK, n;
 
     plan_reset(&r->p);
-    if (ctx_buf_puts(&sql, "SELECT * FROM ") || append_source(&sql, r->db, s->table, s->query) ||
+    if (ctx_buf_puts(&sql, "SELECT * FROM ") || sqlmap_source(&sql, s->table, s->query, pg_ident, r->db) ||
         ctx_buf_puts(&sql, " LIMIT 0")) {
         ctx_buf_free(&sql);
         return sqlmap_err(r->m.e, CTX_CONN_ENOMEM, "out of memory");
@@ -569,7 +524,7 @@ static int build_select(pg_reader *r, ctx_buf *b, int *nparams)
         bad |= ctx_buf_puts(b, ")::text");
     r->p.nbody = (int)s->body.n;
 
-    bad |= ctx_buf_puts(b, " FROM ") || append_source(b, db, s->table, s->query);
+    bad |= ctx_buf_puts(b, " FROM ") || sqlmap_source(b, s->table, s->query, pg_ident, db);
     if (r->m.mode == SQLMAP_CURSOR_INCR && s->lookback_seconds) {
         /* Integer cursors subtract the window in their own units. */
         bad |= ctx_buf_puts(b, " WHERE ") || append_col(b, db, s->updated_at) ||
@@ -802,30 +757,30 @@ done:
     return rc;
 }
 
-/*
- * read_principals - users then groups, in one snapshot; one STATE at the
- * end (see sqlmap_principals_end).
- */
+/* What run_query needs: sqlmap_read_principals hands it back. */
+typedef struct pg_princ_arg {
+    const pg_conn *c;
+    PGconn *db;
+    ctx_conn_error *e;
+} pg_princ_arg;
+
+static int run_query(void *arg, sqlmap_princ_reader *pr, int groups)
+{
+    pg_princ_arg *a = arg;
+    return read_rows(a->c, a->db, pr, groups, a->e);
+}
+
+/* read_principals - users then groups in one snapshot; one STATE at the end. */
 static int read_principals(const pg_conn *c, PGconn *db, const char *state,
                            const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
 {
-    sqlmap_princ_reader pr;
+    pg_princ_arg a = {c, db, e};
     int rc;
 
-    if ((rc = sqlmap_principals_begin(&pr, state, host, em, e)))
-        goto done;
-    if ((rc = exec_cmd(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "BEGIN", e)))
-        goto done;
-    if (c->sc.princ.users_query && (rc = read_rows(c, db, &pr, 0, e)))
-        goto done;
-    if (c->sc.princ.groups_query && (rc = read_rows(c, db, &pr, 1, e)))
-        goto done;
-    if ((rc = exec_cmd(db, "COMMIT", "COMMIT", e)))
-        goto done;
-    rc = sqlmap_principals_end(&pr);
-done:
-    sqlmap_principals_free(&pr);
-    return rc;
+    if ((rc = exec_cmd(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "BEGIN", e)) ||
+        (rc = sqlmap_read_principals(&c->sc, state, host, em, e, run_query, &a)))
+        return rc;
+    return exec_cmd(db, "COMMIT", "COMMIT", e);
 }
 
 /* ---- the vtable ---- */
@@ -840,12 +795,8 @@ static int pg_read(void *conn, const char *stream, const char *state, int full,
     size_t si = 0;
     int rc;
 
-    if (strcmp(stream, "principals") || !c->sc.has_princ) {
-        if (!(s = sqlmap_find_stream(&c->cfg.sql, stream, &si)))
-            return sqlmap_err(e, CTX_CONN_EINVAL, "no stream \"%s\" in this source's config",
-                          stream);
-    }
-    if ((rc = pg_connect(c, &db, e)))
+    if ((rc = sqlmap_pick(&c->cfg.sql, &c->sc, stream, &s, &si, e)) ||
+        (rc = pg_connect(c, &db, e)))
         return rc;
     if (!s) {
         rc = read_principals(c, db, state, host, em, e);

@@ -210,6 +210,42 @@ char *sqlmap_spec(const ctx_opt *table, const char *title)
     return text;
 }
 
+int sqlmap_open(const ctx_opt *table, size_t conn_size, int (*check)(void *conn, ctx_error *err),
+                void (*close_fn)(void *conn), const char *config_json, void **pconn,
+                ctx_conn_error *e)
+{
+    ctx_error err;
+    void *c;
+    int rc;
+
+    *pconn = NULL;
+    if (!(c = ctx_calloc(1, conn_size)))
+        return sqlmap_err(e, CTX_CONN_ENOMEM, "out of memory");
+    if ((rc = ctx_opts_parse_text(table, config_json, c, &err))) {
+        ctx_free(c);
+        return sqlmap_err(e, rc, "%s", err.text);
+    }
+    if ((rc = check(c, &err))) {
+        close_fn(c);
+        return sqlmap_err(e, rc, "%s", err.text);
+    }
+    *pconn = c;
+    return CTX_CONN_OK;
+}
+
+int sqlmap_pick(const sqlmap_cfg *g, const sqlmap_conf *c, const char *stream,
+                const sqlmap_stream **s, size_t *si, ctx_conn_error *e)
+{
+    *s = NULL;
+    *si = 0;
+    if (!strcmp(stream, "principals") && c->has_princ)
+        return CTX_CONN_OK;
+    if (!(*s = sqlmap_find_stream(g, stream, si)))
+        return sqlmap_err(e, CTX_CONN_EINVAL, "no stream \"%s\" in this source's config",
+                          stream);
+    return CTX_CONN_OK;
+}
+
 const sqlmap_stream *sqlmap_find_stream(const sqlmap_cfg *g, const char *name, size_t *idx)
 {
     for (size_t i = 0; i < g->streams.n; i++) {
@@ -312,44 +348,7 @@ void sqlmap_backoff(int64_t *ms)
     *ms = *ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *ms * 2;
 }
 
-/* ---- string lists and ACL values ---- */
-
-static int strs_add(sqlmap_strs *l, const char *prefix, const char *s, size_t len)
-{
-    size_t plen = prefix ? strlen(prefix) : 0;
-    char *d;
-
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        char **v = ctx_realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return CTX_ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
-    if (!(d = ctx_malloc(plen + len + 1)))
-        return CTX_ENOMEM;
-    if (plen)
-        memcpy(d, prefix, plen);
-    memcpy(d + plen, s, len);
-    d[plen + len] = '\0';
-    l->v[l->n++] = d;
-    return CTX_OK;
-}
-
-void sqlmap_strs_clear(sqlmap_strs *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        ctx_free(l->v[i]);
-    l->n = 0;
-}
-
-void sqlmap_strs_free(sqlmap_strs *l)
-{
-    sqlmap_strs_clear(l);
-    ctx_free(l->v);
-    memset(l, 0, sizeof *l);
-}
+/* ---- ACL values ---- */
 
 static int is_space(char c)
 {
@@ -361,7 +360,7 @@ static int is_space(char c)
  * carry "user:" or "group:" go in as they are; others get prefix (NULL for
  * labels, which are not principals). Blank values are skipped.
  */
-static int add_principal(sqlmap_strs *l, const char *prefix, const char *s, size_t len)
+static int add_principal(ctx_strvec *l, const char *prefix, const char *s, size_t len)
 {
     while (len && is_space(*s))
         s++, len--;
@@ -372,11 +371,11 @@ static int add_principal(sqlmap_strs *l, const char *prefix, const char *s, size
     if (prefix && ((len == 8 && !memcmp(s, "everyone", 8)) ||
                    (len > 5 && !memcmp(s, "user:", 5)) || (len > 6 && !memcmp(s, "group:", 6))))
         prefix = NULL;
-    return strs_add(l, prefix, s, len);
+    return ctx_strvec_add(l, prefix, s, len);
 }
 
 /* add_split - each piece of s[0..len) between delimiters. */
-static int add_split(sqlmap_strs *l, const char *prefix, const char *s, size_t len,
+static int add_split(ctx_strvec *l, const char *prefix, const char *s, size_t len,
                      const char *delim)
 {
     const char *p = s, *end = s + len;
@@ -394,7 +393,7 @@ static int add_split(sqlmap_strs *l, const char *prefix, const char *s, size_t l
 }
 
 /* add_json - an array (of strings or numbers), a string (split) or a number. */
-static int add_json(sqlmap_strs *l, const char *prefix, const json_t *j, const char *delim)
+static int add_json(ctx_strvec *l, const char *prefix, const json_t *j, const char *delim)
 {
     char num[32];
     size_t i;
@@ -424,7 +423,7 @@ static int add_json(sqlmap_strs *l, const char *prefix, const json_t *j, const c
  * add_pg_array - a PostgreSQL array literal "{a,"b c",NULL}" as drivers
  * print a text[] column; 0 when text is not one (then it is delimited).
  */
-static int add_pg_array(sqlmap_strs *l, const char *prefix, const char *s, size_t len,
+static int add_pg_array(ctx_strvec *l, const char *prefix, const char *s, size_t len,
                         ctx_buf *tmp, int *rc)
 {
     size_t i = 1;
@@ -467,7 +466,7 @@ static int add_pg_array(sqlmap_strs *l, const char *prefix, const char *s, size_
  * JSON array "[...]", a PostgreSQL array literal "{...}", or a string split
  * at the delimiter.
  */
-static int add_acl_values(sqlmap_reader *r, sqlmap_strs *l, const char *prefix,
+static int add_acl_values(sqlmap_reader *r, ctx_strvec *l, const char *prefix,
                           const char *text, size_t len)
 {
     const char *delim = r->s->acl_delimiter;
@@ -521,6 +520,28 @@ static int build_url(ctx_buf *b, const char *tmpl, const char *id)
         p = q + 4;
     }
     return ctx_buf_puts(b, p);
+}
+
+/* ---- SQL text ---- */
+
+int sqlmap_source(ctx_buf *b, const char *table, const char *query, sqlmap_ident_fn ident,
+                  void *arg)
+{
+    size_t n;
+
+    if (table) {
+        const char *dot = strchr(table, '.');
+        if (dot && (ident(b, table, (size_t)(dot - table), arg) || ctx_buf_puts(b, ".")))
+            return CTX_ENOMEM;
+        table = dot ? dot + 1 : table;
+        return ident(b, table, strlen(table), arg) || ctx_buf_puts(b, " src") ? CTX_ENOMEM
+                                                                                : CTX_OK;
+    }
+    n = strlen(query);
+    while (n && (query[n - 1] == ';' || is_space(query[n - 1])))
+        n--;
+    return ctx_buf_puts(b, "(") || ctx_buf_append(b, query, n) || ctx_buf_puts(b, "\n) src")
+               ? CTX_ENOMEM : CTX_OK;
 }
 
 /* ---- columns ---- */
@@ -637,9 +658,9 @@ void sqlmap_reader_free(sqlmap_reader *r)
     ctx_buf_free(&r->body);
     ctx_buf_free(&r->url);
     ctx_buf_free(&r->acl_text);
-    sqlmap_strs_free(&r->allow);
-    sqlmap_strs_free(&r->deny);
-    sqlmap_strs_free(&r->labels);
+    ctx_strvec_free(&r->allow);
+    ctx_strvec_free(&r->deny);
+    ctx_strvec_free(&r->labels);
 }
 
 int sqlmap_load_state(sqlmap_reader *r, const char *state, int full)
@@ -742,11 +763,11 @@ static int emit(sqlmap_reader *r, const sqlmap_row *row)
         body_len = r->body.len;
     }
 
-    sqlmap_strs_clear(&r->allow);
-    sqlmap_strs_clear(&r->deny);
-    sqlmap_strs_clear(&r->labels);
+    ctx_strvec_clear(&r->allow);
+    ctx_strvec_clear(&r->deny);
+    ctx_strvec_clear(&r->labels);
     for (k = 0; k < SQLMAP_ACL_N; k++) {
-        sqlmap_strs *l = k == SQLMAP_LABELS ? &r->labels
+        ctx_strvec *l = k == SQLMAP_LABELS ? &r->labels
                          : k == SQLMAP_DENY_USERS || k == SQLMAP_DENY_GROUPS ? &r->deny
                                                                              : &r->allow;
         const char *prefix = k == SQLMAP_LABELS ? NULL
@@ -758,7 +779,7 @@ static int emit(sqlmap_reader *r, const sqlmap_row *row)
             return sqlmap_err(r->e, CTX_CONN_ENOMEM, "out of memory");
     }
     if ((json_is_true(r->s->allow_everyone) || row->everyone) &&
-        strs_add(&r->allow, NULL, "everyone", 8))
+        ctx_strvec_add(&r->allow, NULL, "everyone", 8))
         return sqlmap_err(r->e, CTX_CONN_ENOMEM, "out of memory");
 
     memset(&acl, 0, sizeof acl);
@@ -936,7 +957,7 @@ int sqlmap_group_row(sqlmap_princ_reader *p, const char *group, const char *memb
     if (p->have && strcmp(p->cur.data, name.data)) {
         if ((rc = emit_group(p, p->cur.data, 1)))
             goto done;
-        sqlmap_strs_clear(&p->members);
+        ctx_strvec_clear(&p->members);
         p->have = 0;
     }
     if (!p->have) {
@@ -979,7 +1000,7 @@ int sqlmap_principals_end(sqlmap_princ_reader *p)
     if (p->have && (rc = emit_group(p, p->cur.data, 1)))
         return rc;
     p->have = 0;
-    sqlmap_strs_clear(&p->members);
+    ctx_strvec_clear(&p->members);
     json_object_foreach_safe(p->gone, tmp, name, v) {
         if (strncmp(name, "group:", 6))
             continue;
@@ -1005,8 +1026,26 @@ void sqlmap_principals_free(sqlmap_princ_reader *p)
     json_decref(p->gone);
     json_decref(p->seen);
     ctx_buf_free(&p->cur);
-    sqlmap_strs_free(&p->members);
+    ctx_strvec_free(&p->members);
     for (int i = 0; i < 3; i++)
         ctx_buf_free(&p->fix[i]);
     memset(p, 0, sizeof *p);
+}
+
+int sqlmap_read_principals(const sqlmap_conf *c, const char *state, const ctx_host *host,
+                           ctx_emitter *em, ctx_conn_error *e, sqlmap_query_fn run, void *arg)
+{
+    sqlmap_princ_reader pr;
+    int rc;
+
+    if ((rc = sqlmap_principals_begin(&pr, state, host, em, e)))
+        goto done;
+    if (c->princ.users_query && (rc = run(arg, &pr, 0)))
+        goto done;
+    if (c->princ.groups_query && (rc = run(arg, &pr, 1)))
+        goto done;
+    rc = sqlmap_principals_end(&pr);
+done:
+    sqlmap_principals_free(&pr);
+    return rc;
 }

@@ -93,8 +93,26 @@ void sqlmap_conf_free(sqlmap_conf *c);
  */
 char *sqlmap_spec(const ctx_opt *table, const char *title);
 
+/*
+ * sqlmap_open - xOpen of a SQL connector: a zeroed handle of conn_size
+ * bytes whose first member is the config struct that table fills, then
+ * check (the connector's own rules; it ends with sqlmap_check). On failure
+ * the handle is released with close_fn and the message goes into e.
+ */
+int sqlmap_open(const ctx_opt *table, size_t conn_size, int (*check)(void *conn, ctx_error *err),
+                void (*close_fn)(void *conn), const char *config_json, void **pconn,
+                ctx_conn_error *e);
+
 /* sqlmap_find_stream - streams[] entry by name (borrowed), *idx its index; or NULL. */
 const sqlmap_stream *sqlmap_find_stream(const sqlmap_cfg *g, const char *name, size_t *idx);
+
+/*
+ * sqlmap_pick - what xRead was asked for: *s = NULL for "principals" (when
+ * configured), else the streams[] entry and its index. An unknown name is
+ * CTX_CONN_EINVAL.
+ */
+int sqlmap_pick(const sqlmap_cfg *g, const sqlmap_conf *c, const char *stream,
+                const sqlmap_stream **s, size_t *si, ctx_conn_error *e);
 
 /* sqlmap_discover - "principals" (when configured) then one per stream. */
 int sqlmap_discover(const sqlmap_cfg *g, const sqlmap_conf *c, ctx_stream_fn fn, void *arg,
@@ -121,6 +139,19 @@ const char *sqlmap_password_hint(const sqlmap_cfg *g);
 /* sqlmap_backoff - sleep *ms, then double it up to the cap (10 s). */
 void sqlmap_backoff(int64_t *ms);
 #define SQLMAP_BACKOFF_MS 250
+
+/* ---- SQL text ---- */
+
+/* A connector's identifier quoting: append name[0..len) quoted to b; 0 or CTX_ENOMEM. */
+typedef int (*sqlmap_ident_fn)(ctx_buf *b, const char *name, size_t len, void *arg);
+
+/*
+ * sqlmap_source - append "<table> src" with each part of "schema.name"
+ * quoted by ident, or "(<query>\n) src" with trailing semicolons and blanks
+ * dropped. No "AS": some databases refuse it before a table alias.
+ */
+int sqlmap_source(ctx_buf *b, const char *table, const char *query, sqlmap_ident_fn ident,
+                  void *arg);
 
 /* ---- reading a document stream ---- */
 
@@ -167,15 +198,6 @@ typedef struct sqlmap_row {
     int64_t ts_ms;                         /* 0 when unknown */
 } sqlmap_row;
 
-/* A list of owned strings, reused row after row. */
-typedef struct sqlmap_strs {
-    char **v;
-    size_t n, cap;
-} sqlmap_strs;
-
-void sqlmap_strs_clear(sqlmap_strs *l);
-void sqlmap_strs_free(sqlmap_strs *l);
-
 enum { SQLMAP_CURSOR_NONE, SQLMAP_CURSOR_INCR, SQLMAP_CURSOR_RESUME };
 
 /* The connector-independent part of reading one stream. */
@@ -192,7 +214,7 @@ typedef struct sqlmap_reader {
     int have_cursor;
     int64_t rows, since_state, null_ids, null_ts;
     ctx_buf body, url, acl_text;
-    sqlmap_strs allow, deny, labels;
+    ctx_strvec allow, deny, labels;
 } sqlmap_reader;
 
 /* sqlmap_reader_init - zero *r and set what it reads; free with sqlmap_reader_free. */
@@ -242,7 +264,7 @@ typedef struct sqlmap_princ_reader {
     json_t *gone, *seen;       /* the previous read's groups; this read's */
     ctx_buf cur;               /* the group being collected */
     int have;
-    sqlmap_strs members;
+    ctx_strvec members;
     ctx_buf fix[3];
 } sqlmap_princ_reader;
 
@@ -271,5 +293,14 @@ int sqlmap_group_row(sqlmap_princ_reader *p, const char *group, const char *memb
  */
 int sqlmap_principals_end(sqlmap_princ_reader *p);
 void sqlmap_principals_free(sqlmap_princ_reader *p);
+
+/*
+ * sqlmap_read_principals - the stream "principals": run(arg, pr, 0) for
+ * users_query, run(arg, pr, 1) for groups_query (each configured one; run
+ * hands its rows to sqlmap_user or sqlmap_group_row), then the STATE.
+ */
+typedef int (*sqlmap_query_fn)(void *arg, sqlmap_princ_reader *pr, int groups);
+int sqlmap_read_principals(const sqlmap_conf *c, const char *state, const ctx_host *host,
+                           ctx_emitter *em, ctx_conn_error *e, sqlmap_query_fn run, void *arg);
 
 #endif

@@ -7,7 +7,6 @@
  * assertions look at the store with SQL and at permission-filtered search.
  */
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -22,8 +21,9 @@
 #include "../../connectors/registry.h"
 #include "../../core/config.h"
 #include "../../indexer/store.h"
-#include "../../retrieval/search.h"
 #include "../lib/pgtest.h"
+#include "../lib/synctest.h"
+#include "../lib/testutil.h"
 
 #define SQLITE_DRIVER "/usr/lib/x86_64-linux-gnu/odbc/libsqlite3odbc.so"
 #define PSQL_DRIVER "/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so"
@@ -38,12 +38,6 @@ static struct {
     char people[64];     /* table of users that people() made, for load_cfg */
     char why[2048];
 } F;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 /* Registers both drivers for this process, before its first ODBC call. */
 static void setup(void)
@@ -67,6 +61,7 @@ static void setup(void)
     setenv("ODBCINI", path, 1);
     snprintf(path, sizeof path, "%s/ctxgate.db", F.dir);
     cr_assert(store_open(path, 0, &F.st, &err) == CTX_OK, "%s", err.text);
+    tsync_use(F.st);
     snprintf(path, sizeof path, "%s/source.db", F.dir);
     cr_assert(sqlite3_open(path, &F.lite) == SQLITE_OK);
 }
@@ -77,7 +72,7 @@ static void teardown(void)
     sqlite3_close(F.lite);
     PQfinish(F.pg);
     if (F.dir[0])
-        nftw(F.dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+        tu_rmrf(F.dir);
 }
 
 TestSuite(odbc, .init = setup, .fini = teardown, .timeout = 120);
@@ -182,21 +177,12 @@ static void load_cfg(ctx_config *cfg, int be, const char *fmt, ...)
 static void load_cfg(ctx_config *cfg, int be, const char *fmt, ...)
 {
     va_list ap;
-    char *text, cs[512];
-    json_t *s, *root;
-    json_error_t jerr;
-    ctx_error err;
-    int rc;
+    char cs[512];
+    json_t *s;
 
     va_start(ap, fmt);
-    cr_assert(vasprintf(&text, fmt, ap) >= 0);
+    s = tsync_vsource(fmt, ap);
     va_end(ap);
-    for (char *p = text; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    s = json_loads(text, 0, &jerr);
-    cr_assert(s != NULL, "test config: %s: %s", jerr.text, text);
-    free(text);
     if (F.people[0] && !json_object_get(s, "principals")) {
         char q[128];
         snprintf(q, sizeof q, "SELECT account, email, name FROM %s", F.people);
@@ -210,104 +196,7 @@ static void load_cfg(ctx_config *cfg, int be, const char *fmt, ...)
     }
     if (be == PG && !json_object_get(s, "password_env") && !json_object_get(s, "dsn"))
         json_object_set_new(s, "password_env", json_string("CTX_TEST_PGPASSWORD"));
-    root = json_pack("{s:s,s:[o]}", "data_dir", F.dir, "sources", s);
-    memset(cfg, 0, sizeof *cfg);
-    rc = ctx_config_parse(root, NULL, cfg, &err);
-    json_decref(root);
-    cr_assert(rc == CTX_OK, "config: %s", err.text);
-}
-
-static int run_sync_opts(ctx_config *cfg, sync_opts *o, store_run_stats *stats, ctx_error *err)
-{
-    o->chunk_max_tokens = cfg->chunk_max_tokens;
-    o->chunk_overlap_tokens = cfg->chunk_overlap_tokens;
-    memset(err, 0, sizeof *err);
-    return sync_source(F.st, &cfg->sources[0], o, stats, err);
-}
-
-static int run_sync(ctx_config *cfg, int full, store_run_stats *stats, ctx_error *err)
-{
-    sync_opts o;
-    memset(&o, 0, sizeof o);
-    o.full = full;
-    return run_sync_opts(cfg, &o, stats, err);
-}
-
-static store_run_stats sync_ok(ctx_config *cfg, int full)
-{
-    store_run_stats s;
-    ctx_error err;
-    int rc = run_sync(cfg, full, &s, &err);
-    cr_assert(rc == CTX_OK, "sync failed: %s: %s", ctx_rc_name(rc), err.text);
-    return s;
-}
-
-/* sq_text - first column of the first row of a store query; new, NULL when no row. */
-static char *sq_text(const char *fmt, ...)
-{
-    sqlite3_stmt *s;
-    va_list ap;
-    char *sql, *v = NULL;
-
-    va_start(ap, fmt);
-    sql = sqlite3_vmprintf(fmt, ap);
-    va_end(ap);
-    cr_assert(sqlite3_prepare_v2(store_db(F.st), sql, -1, &s, NULL) == SQLITE_OK, "%s: %s",
-              sql, sqlite3_errmsg(store_db(F.st)));
-    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
-        v = strdup((const char *)sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
-    sqlite3_free(sql);
-    return v;
-}
-
-static int64_t sq_int(const char *fmt, ...)
-{
-    sqlite3_stmt *s;
-    va_list ap;
-    char *sql;
-    int64_t v = -1;
-
-    va_start(ap, fmt);
-    sql = sqlite3_vmprintf(fmt, ap);
-    va_end(ap);
-    cr_assert(sqlite3_prepare_v2(store_db(F.st), sql, -1, &s, NULL) == SQLITE_OK, "%s: %s",
-              sql, sqlite3_errmsg(store_db(F.st)));
-    if (sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_free(sql);
-    return v;
-}
-
-static int64_t live_docs(void)
-{
-    return sq_int("SELECT count(*) FROM documents WHERE deleted = 0");
-}
-
-static char *state_of(const char *stream)
-{
-    return sq_text("SELECT state FROM sync_state WHERE stream = %Q", stream);
-}
-
-/* hits - how many search results user gets for query; titles into *titles. */
-static size_t hits(const char *user, const char *query, char *titles, size_t len)
-{
-    search_result r;
-    ctx_error err;
-    size_t n, i, off = 0;
-
-    cr_assert(search_lexical(store_db(F.st), user, query, NULL, &r, &err) == CTX_OK, "%s",
-              err.text);
-    n = r.n;
-    if (titles) {
-        titles[0] = '\0';
-        for (i = 0; i < r.n && off < len; i++)
-            off += (size_t)snprintf(titles + off, len - off, "%s%s", i ? "|" : "",
-                                    r.hits[i].title);
-    }
-    search_result_free(&r);
-    return n;
+    tsync_config(cfg, F.dir, s);
 }
 
 /* ---- full and incremental syncs ---- */
@@ -363,27 +252,27 @@ static void full_then_incremental(int be)
              " 'allow_groups': 'teams', 'labels': 'tags', 'acl_delimiter': ';',"
              " 'allow_everyone': 'public', 'url_template': 'https://intra.example/d/{id}'}]}",
              users, groups, docs);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records, 3);
     cr_assert_eq(s.principals, 3 + 2);
-    cr_assert_eq(live_docs(), 3);
-    cr_assert_eq(hits("alice", "zebra", NULL, 0), 1);
-    cr_assert_eq(hits("bob", "zebra", NULL, 0), 0);
-    cr_assert_eq(hits("bob", "walrus", titles, sizeof titles), 2, "%s", titles);
-    cr_assert_eq(hits("carol@example.com", "walrus", NULL, 0), 2, "carol maps to her email");
-    cr_assert_eq(hits("alice", "walrus", titles, sizeof titles), 1, "%s", titles);
+    cr_assert_eq(tsync_live_docs(), 3);
+    cr_assert_eq(tsync_hits("alice", "zebra", NULL, 0), 1);
+    cr_assert_eq(tsync_hits("bob", "zebra", NULL, 0), 0);
+    cr_assert_eq(tsync_hits("bob", "walrus", titles, sizeof titles), 2, "%s", titles);
+    cr_assert_eq(tsync_hits("carol@example.com", "walrus", NULL, 0), 2, "carol maps to her email");
+    cr_assert_eq(tsync_hits("alice", "walrus", titles, sizeof titles), 1, "%s", titles);
     cr_assert_str_eq(titles, "Lunch menu");
-    cr_assert_eq(sq_int("SELECT count(*) FROM documents WHERE url ="
+    cr_assert_eq(tsync_int("SELECT count(*) FROM documents WHERE url ="
                         " 'https://intra.example/d/2'"), 1);
-    cr_assert_eq(sq_int("SELECT updated_at FROM documents WHERE ext_id = '1'"),
+    cr_assert_eq(tsync_int("SELECT updated_at FROM documents WHERE ext_id = '1'"),
                  1704103200000LL);
-    state = state_of("docs");
+    state = tsync_state("docs");
     cr_assert(strstr(state, "\"cursor_id\":\"3\""), "%s", state);
     cr_assert(strstr(state, "2024-01-03 10:00:00"), "%s", state);
     free(state);
 
     /* Nothing changed: nothing read. */
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records + s.unchanged, 0);
 
     /* One update, one new row: exactly those two. */
@@ -398,14 +287,14 @@ static void full_then_incremental(int be)
         src(be, "INSERT INTO %s VALUES (4, 'Roadmap', 'okapi plans', '2024-02-02 10:00:00+00',"
             " '{bob}', NULL, NULL, false)", docs);
     }
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records, 2);
-    cr_assert_eq(live_docs(), 4);
-    cr_assert_eq(hits("alice", "okapi", titles, sizeof titles), 1, "%s", titles);
+    cr_assert_eq(tsync_live_docs(), 4);
+    cr_assert_eq(tsync_hits("alice", "okapi", titles, sizeof titles), 1, "%s", titles);
     cr_assert_str_eq(titles, "Payroll policy");
-    cr_assert_eq(hits("bob", "okapi", titles, sizeof titles), 1, "%s", titles);
+    cr_assert_eq(tsync_hits("bob", "okapi", titles, sizeof titles), 1, "%s", titles);
     cr_assert_str_eq(titles, "Roadmap");
-    cr_assert_eq(hits("alice", "zebra", NULL, 0), 0, "the old text is gone");
+    cr_assert_eq(tsync_hits("alice", "zebra", NULL, 0), 0, "the old text is gone");
     ctx_config_free(&cfg);
 }
 
@@ -421,25 +310,6 @@ Test(odbc, psqlodbc_full_then_incremental)
 
 /* ---- equal timestamps across a checkpoint, interrupted and resumed ---- */
 
-typedef struct cancel_after {
-    volatile sig_atomic_t flag;
-    int64_t records;
-} cancel_after;
-
-/* The runner reports progress at most every 250 ms; wait that long per record. */
-static void cancel_progress(void *arg, const char *source, const char *stream,
-                            const store_run_stats *s, double seconds, int done)
-{
-    cancel_after *c = arg;
-    (void)source, (void)stream, (void)seconds;
-    if (done)
-        return;
-    if (s->records >= c->records)
-        c->flag = 1;
-    else
-        usleep(260 * 1000);
-}
-
 static void equal_timestamps(int be)
 {
     char docs[64], *state;
@@ -447,7 +317,7 @@ static void equal_timestamps(int be)
     store_run_stats s;
     ctx_error err;
     sync_opts o;
-    cancel_after ca = {0, 7};
+    tsync_cancel ca = {0, 7};
     int rc;
 
     table(be, docs, sizeof docs, "docs");
@@ -463,34 +333,34 @@ static void equal_timestamps(int be)
     /* Stopped after the 7th record: rows 1-6 and the checkpoint at r06 stay. */
     memset(&o, 0, sizeof o);
     o.cancel = &ca.flag;
-    o.progress = cancel_progress;
+    o.progress = tsync_cancel_progress;
     o.progress_arg = &ca;
-    rc = run_sync_opts(&cfg, &o, &s, &err);
+    rc = tsync_run_opts(&cfg, &o, &s, &err);
     cr_assert_eq(rc, CTX_ECANCELED, "%s: %s", ctx_rc_name(rc), err.text);
-    cr_assert_eq(live_docs(), 6);
-    state = state_of("docs");
+    cr_assert_eq(tsync_live_docs(), 6);
+    state = tsync_state("docs");
     cr_assert(strstr(state, "\"cursor_id\":\"r06\""), "%s", state);
     cr_assert(strstr(state, "2024-05-05 12:00:00.123456"), "%s", state);
     free(state);
 
     /* Resumed: exactly the four rows after the checkpoint, none twice. */
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records, 4);
     cr_assert_eq(s.unchanged, 0);
-    cr_assert_eq(live_docs(), 10);
-    state = state_of("docs");
+    cr_assert_eq(tsync_live_docs(), 10);
+    state = tsync_state("docs");
     cr_assert(strstr(state, "\"cursor_id\":\"r10\""), "%s", state);
     free(state);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records + s.unchanged, 0, "the tuple cursor does not re-read ties");
 
     /* A new row with the same timestamp and a later id is still picked up. */
     src(be, "INSERT INTO %s VALUES ('r11', 'word11 text', '2024-05-05 12:00:00.123456',"
         " 'alice')", docs);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records, 1);
-    cr_assert_eq(sq_int("SELECT count(*) FROM documents WHERE ext_id = 'r11'"), 1);
-    cr_assert_eq(sq_int("SELECT count(DISTINCT ext_id) FROM documents"), 11);
+    cr_assert_eq(tsync_int("SELECT count(*) FROM documents WHERE ext_id = 'r11'"), 1);
+    cr_assert_eq(tsync_int("SELECT count(DISTINCT ext_id) FROM documents"), 11);
     ctx_config_free(&cfg);
 }
 
@@ -539,18 +409,18 @@ static void long_and_unicode_text(int be)
              " '%s', 'id': 'id', 'title': 'title', 'body': 'body', 'allow_users':"
              " 'readers'}]}", docs);
     cfg.sources[0].max_record_bytes = 8 * 1024 * 1024;
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records, 2);
     cr_assert_eq(s.repaired_utf8, 0, "the driver's text arrives as valid UTF-8");
-    body = sq_text("SELECT body FROM documents WHERE ext_id = '1'");
-    title = sq_text("SELECT title FROM documents WHERE ext_id = '1'");
+    body = tsync_text("SELECT body FROM documents WHERE ext_id = '1'");
+    title = tsync_text("SELECT title FROM documents WHERE ext_id = '1'");
     cr_assert(body);
     cr_assert_eq(strlen(body), len, "the whole value, read in pieces");
     cr_assert(!memcmp(body, text, len), "the text is intact across piece boundaries");
     cr_assert_str_eq(title, "Zoë's 日本 notes 😀");
-    cr_assert_eq(hits("zoë", "endmarker", NULL, 0), 1);
-    cr_assert_eq(hits("zoë", "hyrax", NULL, 0), 1);
-    cr_assert_eq(hits("zoe", "hyrax", NULL, 0), 0);
+    cr_assert_eq(tsync_hits("zoë", "endmarker", NULL, 0), 1);
+    cr_assert_eq(tsync_hits("zoë", "hyrax", NULL, 0), 1);
+    cr_assert_eq(tsync_hits("zoe", "hyrax", NULL, 0), 0);
     free(body);
     free(title);
     free(text);
@@ -592,23 +462,23 @@ static void nulls_everywhere(int be)
              " 'title', 'body': ['body', 'summary'], 'url': 'link', 'updated_at': 'updated_at',"
              " 'allow_users': 'readers', 'allow_groups': 'teams', 'labels': 'tags', 'deleted':"
              " 'gone', 'allow_everyone': 'everyone', 'metadata': ['extra']}]}", docs);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records, 3, "the NULL-id row is skipped");
     cr_assert_eq(s.deletes, 0, "a NULL soft-delete column means live");
-    title = sq_text("SELECT title FROM documents WHERE ext_id = 'n1'");
-    body = sq_text("SELECT body FROM documents WHERE ext_id = 'n1'");
+    title = tsync_text("SELECT title FROM documents WHERE ext_id = 'n1'");
+    body = tsync_text("SELECT body FROM documents WHERE ext_id = 'n1'");
     cr_assert_str_eq(title, "");
     cr_assert_str_eq(body, "");
     free(title);
     free(body);
-    cr_assert_eq(sq_int("SELECT count(*) FROM acl_entries e JOIN documents d ON"
+    cr_assert_eq(tsync_int("SELECT count(*) FROM acl_entries e JOIN documents d ON"
                         " d.acl_id = e.acl_id WHERE d.ext_id IN ('n1', 'n2')"), 0);
-    cr_assert_eq(hits("alice", "heron", NULL, 0), 1);
-    cr_assert_eq(hits("alice", "secret", NULL, 0), 0);
-    body = sq_text("SELECT metadata FROM documents WHERE ext_id = 'n3'");
+    cr_assert_eq(tsync_hits("alice", "heron", NULL, 0), 1);
+    cr_assert_eq(tsync_hits("alice", "secret", NULL, 0), 0);
+    body = tsync_text("SELECT metadata FROM documents WHERE ext_id = 'n3'");
     cr_assert_str_eq(body, "{\"extra\":null}");
     free(body);
-    state = state_of("docs");
+    state = tsync_state("docs");
     cr_assert(strstr(state, "2024-01-03 00:00:00") && strstr(state, "\"n3\""), "%s", state);
     free(state);
     ctx_config_free(&cfg);
@@ -641,10 +511,10 @@ static void numbers_and_dates(int be)
     load_cfg(&cfg, be, "{'streams': [{'name': 'docs', 'table': '%s', 'id': 'id', 'body':"
              " 'body', 'updated_at': 'day', 'allow_everyone': true, 'metadata': ['n', 'big',"
              " 'price', 'ratio', 'at', 'day']}]}", docs);
-    cr_assert_eq(sync_ok(&cfg, 0).records, 3);
-    cr_assert_eq(sq_int("SELECT updated_at FROM documents WHERE ext_id = '1'"),
+    cr_assert_eq(tsync_ok(&cfg, 0).records, 3);
+    cr_assert_eq(tsync_int("SELECT updated_at FROM documents WHERE ext_id = '1'"),
                  1709251200000LL, "a DATE cursor gives midnight UTC");
-    meta = sq_text("SELECT metadata FROM documents WHERE ext_id = '1'");
+    meta = tsync_text("SELECT metadata FROM documents WHERE ext_id = '1'");
     j = json_loads(meta, 0, NULL);
     cr_assert(j, "%s", meta);
     cr_assert_eq(json_integer_value(json_object_get(j, "n")), 42, "%s", meta);
@@ -660,12 +530,12 @@ static void numbers_and_dates(int be)
               "%s", meta);
     json_decref(j);
     free(meta);
-    state = state_of("docs");
+    state = tsync_state("docs");
     cr_assert(strstr(state, "\"cursor_ts\":\"2024-03-02\""), "%s", state);
     free(state);
     /* Two rows share the last date: a new row of that date with a later id is read. */
     src(be, "INSERT INTO %s VALUES (4, 'fourth gnu', '2024-03-02', 1, 1, 1, 1, NULL)", docs);
-    cr_assert_eq(sync_ok(&cfg, 0).records, 1);
+    cr_assert_eq(tsync_ok(&cfg, 0).records, 1);
     ctx_config_free(&cfg);
 }
 
@@ -690,11 +560,11 @@ Test(odbc, sqlite_integer_cursor_with_lookback)
     load_cfg(&cfg, LITE, "{'streams': [{'name': 'docs', 'table': 'docs', 'id': 'id', 'body':"
              " 'body', 'updated_at': 'version', 'lookback_seconds': 150,"
              " 'allow_everyone': true}]}");
-    cr_assert_eq(sync_ok(&cfg, 0).records, 3);
-    cr_assert_eq(sq_int("SELECT updated_at FROM documents WHERE ext_id = '1'"), 0,
+    cr_assert_eq(tsync_ok(&cfg, 0).records, 3);
+    cr_assert_eq(tsync_int("SELECT updated_at FROM documents WHERE ext_id = '1'"), 0,
                  "an integer version is not a time");
     src(LITE, "INSERT INTO docs VALUES (4, 'four', 301)");
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records, 1);
     cr_assert_eq(s.unchanged, 2, "rows 2 and 3 fall in the window and are unchanged");
     ctx_config_free(&cfg);
@@ -711,7 +581,7 @@ Test(odbc, unknown_dsn_names_the_sqlstate)
 
     load_cfg(&cfg, LITE, "{'dsn': 'no_such_dsn', 'streams': [{'name': 'docs', 'table': 't',"
              " 'id': 'id', 'allow_everyone': true}]}");
-    rc = run_sync(&cfg, 0, &s, &err);
+    rc = tsync_run(&cfg, 0, &s, &err);
     cr_assert_eq(rc, CTX_ECONFIG, "%s: %s", ctx_rc_name(rc), err.text);
     cr_assert(strstr(err.text, "[IM002]"), "%s", err.text);
     cr_assert(strstr(err.text, "dsn:"), "%s", err.text);
@@ -728,7 +598,7 @@ Test(odbc, wrong_password_is_eauth_with_the_sqlstate_and_without_the_password)
     setenv("CTX_ODBC_WRONG_PW", "Wr0ng-Secret-99", 1);
     load_cfg(&cfg, PG, "{'password_env': 'CTX_ODBC_WRONG_PW', 'streams': [{'name': 'docs',"
              " 'table': 't', 'id': 'id', 'allow_everyone': true}]}");
-    rc = run_sync(&cfg, 0, &s, &err);
+    rc = tsync_run(&cfg, 0, &s, &err);
     cr_assert_eq(rc, CTX_EAUTH, "%s: %s", ctx_rc_name(rc), err.text);
     cr_assert(strstr(err.text, "[28P01]") || strstr(err.text, "[08001]"), "%s", err.text);
     cr_assert(strstr(err.text, "password authentication failed"), "%s", err.text);
@@ -751,30 +621,11 @@ Test(odbc, unreachable_server_retries_then_fails_with_the_sqlstate)
     load_cfg(&cfg, LITE, "{'connection_string': '%s', 'retries': 1, 'connect_timeout': 5,"
              " 'streams': [{'name': 'docs', 'table': 't', 'id': 'id', 'allow_everyone':"
              " true}]}", cs);
-    rc = run_sync(&cfg, 0, &s, &err);
+    rc = tsync_run(&cfg, 0, &s, &err);
     cr_assert_eq(rc, CTX_ESOURCE, "%s: %s", ctx_rc_name(rc), err.text);
     cr_assert(strstr(err.text, "(2 attempts)"), "%s", err.text);
     cr_assert(strstr(err.text, "[08001]"), "%s", err.text);
     ctx_config_free(&cfg);
-}
-
-typedef struct killer {
-    const char *app;
-    int done;
-} killer;
-
-/* Terminate the connector's backend right after the first record. */
-static void kill_progress(void *arg, const char *source, const char *stream,
-                          const store_run_stats *s, double seconds, int done)
-{
-    killer *k = arg;
-    char why[512];
-    (void)source, (void)stream, (void)seconds;
-    if (done || k->done || s->records < 1)
-        return;
-    k->done = 1;
-    pgtest_exec(pg(), why, sizeof why, "SELECT pg_terminate_backend(pid, 5000) FROM"
-                " pg_stat_activity WHERE application_name = '%s'", k->app);
 }
 
 Test(odbc, psqlodbc_connection_lost_mid_read_fails_then_resumes)
@@ -784,7 +635,7 @@ Test(odbc, psqlodbc_connection_lost_mid_read_fails_then_resumes)
     store_run_stats s;
     ctx_error err;
     sync_opts o;
-    killer k = {NULL, 0};
+    tsync_killer k = {NULL, NULL, 0};
     int64_t kept;
     int rc;
 
@@ -802,20 +653,21 @@ Test(odbc, psqlodbc_connection_lost_mid_read_fails_then_resumes)
              " 'docs', 'table': '%s', 'id': 'id', 'body': 'body', 'updated_at': 'updated_at',"
              " 'allow_everyone': true}]}", cs, docs);
     memset(&o, 0, sizeof o);
+    k.db = pg();
     k.app = app;
-    o.progress = kill_progress;
+    o.progress = tsync_kill_progress;
     o.progress_arg = &k;
-    rc = run_sync_opts(&cfg, &o, &s, &err);
+    rc = tsync_run_opts(&cfg, &o, &s, &err);
     cr_assert_eq(rc, CTX_ESOURCE, "%s: %s", ctx_rc_name(rc), err.text);
     cr_assert(strstr(err.text, "streams[0]: connection to the server lost after"), "%s",
               err.text);
     cr_assert(strstr(err.text, "resumes from the last checkpoint"), "%s", err.text);
     /* With a STATE per row, the rows read before the loss stay; the next run reads the rest. */
-    kept = live_docs();
+    kept = tsync_live_docs();
     cr_assert(kept >= 1 && kept < 40, "kept %lld", (long long)kept);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records, 40 - kept);
-    cr_assert_eq(live_docs(), 40);
+    cr_assert_eq(tsync_live_docs(), 40);
     ctx_config_free(&cfg);
 }
 
@@ -832,15 +684,15 @@ static void vanished_table(int be)
     src(be, "INSERT INTO %s VALUES (1, 'aardvark')", docs);
     load_cfg(&cfg, be, "{'streams': [{'name': 'notes', 'table': '%s', 'id': 'id', 'body':"
              " 'body', 'allow_everyone': true}]}", docs);
-    sync_ok(&cfg, 0);
+    tsync_ok(&cfg, 0);
     src(be, "DROP TABLE %s", docs);
-    rc = run_sync(&cfg, 0, &s, &err);
+    rc = tsync_run(&cfg, 0, &s, &err);
     cr_assert_eq(rc, CTX_ESOURCE, "%s: %s", ctx_rc_name(rc), err.text);
     cr_assert(strstr(err.text, "streams[0].table:"), "%s", err.text);
     cr_assert(strstr(err.text, "stream \"notes\""), "%s", err.text);
     cr_assert(strstr(err.text, docs), "%s", err.text);
     cr_assert(strstr(err.text, be == PG ? "[42P01]" : "[HY000]"), "%s", err.text);
-    cr_assert_eq(live_docs(), 1, "a failed run removes nothing");
+    cr_assert_eq(tsync_live_docs(), 1, "a failed run removes nothing");
     ctx_config_free(&cfg);
 }
 
@@ -868,18 +720,18 @@ Test(odbc, sqlite_acl_change_takes_effect)
     load_cfg(&cfg, LITE, "{'streams': [{'name': 'docs', 'table': 'docs', 'id': 'id', 'body':"
              " 'body', 'allow_users': 'readers', 'deny_users': 'deny', 'updated_at':"
              " 'updated_at'}]}");
-    sync_ok(&cfg, 0);
-    cr_assert_eq(hits("alice", "quokka", NULL, 0), 1);
-    cr_assert_eq(hits("bob", "quokka", NULL, 0), 1);
+    tsync_ok(&cfg, 0);
+    cr_assert_eq(tsync_hits("alice", "quokka", NULL, 0), 1);
+    cr_assert_eq(tsync_hits("bob", "quokka", NULL, 0), 1);
     src(LITE, "UPDATE docs SET readers = 'alice', updated_at = '2024-01-02 00:00:00'");
-    sync_ok(&cfg, 0);
-    cr_assert_eq(hits("alice", "quokka", NULL, 0), 1);
-    cr_assert_eq(hits("bob", "quokka", NULL, 0), 0, "revoked");
+    tsync_ok(&cfg, 0);
+    cr_assert_eq(tsync_hits("alice", "quokka", NULL, 0), 1);
+    cr_assert_eq(tsync_hits("bob", "quokka", NULL, 0), 0, "revoked");
     src(LITE, "UPDATE docs SET readers = '{alice,\"carol\"}', deny = 'alice',"
         " updated_at = '2024-01-03 00:00:00'");
-    sync_ok(&cfg, 0);
-    cr_assert_eq(hits("alice", "quokka", NULL, 0), 0, "denied");
-    cr_assert_eq(hits("carol", "quokka", NULL, 0), 1, "an array literal is split");
+    tsync_ok(&cfg, 0);
+    cr_assert_eq(tsync_hits("alice", "quokka", NULL, 0), 0, "denied");
+    cr_assert_eq(tsync_hits("carol", "quokka", NULL, 0), 1, "an array literal is split");
     ctx_config_free(&cfg);
 }
 
@@ -898,18 +750,18 @@ static void soft_deletes(int be)
     load_cfg(&cfg, be, "{'streams': [{'name': 'docs', 'table': '%s', 'id': 'id', 'body':"
              " 'body', 'updated_at': 'updated_at', 'deleted': 'deleted_at',"
              " 'allow_everyone': true}]}", docs);
-    sync_ok(&cfg, 0);
-    cr_assert_eq(hits("anyone", "ibis", NULL, 0), 2);
+    tsync_ok(&cfg, 0);
+    cr_assert_eq(tsync_hits("anyone", "ibis", NULL, 0), 2);
     src(be, "UPDATE %s SET deleted_at = '2024-01-05 00:00:00', updated_at ="
         " '2024-01-05 00:00:00' WHERE id = 1", docs);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.deletes, 1);
-    cr_assert_eq(live_docs(), 1);
-    cr_assert_eq(hits("anyone", "ibis", NULL, 0), 1);
+    cr_assert_eq(tsync_live_docs(), 1);
+    cr_assert_eq(tsync_hits("anyone", "ibis", NULL, 0), 1);
     /* A hard delete is found by a full sync, which prunes what it did not see. */
     src(be, "DELETE FROM %s WHERE id = 2", docs);
-    sync_ok(&cfg, 1);
-    cr_assert_eq(live_docs(), 0);
+    tsync_ok(&cfg, 1);
+    cr_assert_eq(tsync_live_docs(), 0);
     ctx_config_free(&cfg);
 }
 

@@ -5,7 +5,6 @@
  * Each test makes its own tables (and store) so tests can run in parallel.
  */
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,8 +17,9 @@
 #include "../../connectors/registry.h"
 #include "../../core/config.h"
 #include "../../indexer/store.h"
-#include "../../retrieval/search.h"
 #include "../lib/pgtest.h"
+#include "../lib/synctest.h"
+#include "../lib/testutil.h"
 
 static struct {
     PGconn *db;          /* the test's own connection, for fixtures */
@@ -28,12 +28,6 @@ static struct {
     char dropdb[64];     /* a database the test made, dropped in teardown */
     char why[2048];
 } F;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static void setup(void)
 {
@@ -47,6 +41,7 @@ static void setup(void)
     cr_assert(mkdtemp(F.dir) != NULL);
     snprintf(path, sizeof path, "%s/ctxgate.db", F.dir);
     cr_assert(store_open(path, 0, &F.st, &err) == CTX_OK, "%s", err.text);
+    tsync_use(F.st);
 }
 
 static void teardown(void)
@@ -57,7 +52,7 @@ static void teardown(void)
                     F.dropdb);
     PQfinish(F.db);
     if (F.dir[0])
-        nftw(F.dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+        tu_rmrf(F.dir);
 }
 
 TestSuite(postgres, .init = setup, .fini = teardown, .timeout = 120);
@@ -75,126 +70,18 @@ static void load_cfg(ctx_config *cfg, const char *fmt, ...) __attribute__((forma
 static void load_cfg(ctx_config *cfg, const char *fmt, ...)
 {
     va_list ap;
-    char *text;
-    json_t *src, *root;
-    json_error_t jerr;
-    ctx_error err;
-    int rc;
+    json_t *src;
 
     va_start(ap, fmt);
-    cr_assert(vasprintf(&text, fmt, ap) >= 0);
+    src = tsync_vsource(fmt, ap);
     va_end(ap);
-    for (char *p = text; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    src = json_loads(text, 0, &jerr);
-    cr_assert(src != NULL, "test config: %s: %s", jerr.text, text);
-    free(text);
     json_object_set_new(src, "name", json_string("pg"));
     json_object_set_new(src, "type", json_string("postgres"));
     if (!json_object_get(src, "conninfo"))
         json_object_set_new(src, "conninfo", json_string(pgtest_conninfo()));
     if (!json_object_get(src, "password_env"))
         json_object_set_new(src, "password_env", json_string("CTX_TEST_PGPASSWORD"));
-    root = json_pack("{s:s,s:[o]}", "data_dir", F.dir, "sources", src);
-    memset(cfg, 0, sizeof *cfg);
-    rc = ctx_config_parse(root, NULL, cfg, &err);
-    json_decref(root);
-    cr_assert(rc == CTX_OK, "config: %s", err.text);
-}
-
-static int run_sync_opts(ctx_config *cfg, sync_opts *o, store_run_stats *stats, ctx_error *err)
-{
-    o->chunk_max_tokens = cfg->chunk_max_tokens;
-    o->chunk_overlap_tokens = cfg->chunk_overlap_tokens;
-    memset(err, 0, sizeof *err);
-    return sync_source(F.st, &cfg->sources[0], o, stats, err);
-}
-
-static int run_sync(ctx_config *cfg, int full, store_run_stats *stats, ctx_error *err)
-{
-    sync_opts o;
-    memset(&o, 0, sizeof o);
-    o.full = full;
-    return run_sync_opts(cfg, &o, stats, err);
-}
-
-/* sync_ok - a sync that must succeed. */
-static store_run_stats sync_ok(ctx_config *cfg, int full)
-{
-    store_run_stats s;
-    ctx_error err;
-    int rc = run_sync(cfg, full, &s, &err);
-    cr_assert(rc == CTX_OK, "sync failed: %s: %s", ctx_rc_name(rc), err.text);
-    return s;
-}
-
-/* sq_int - the first column of the first row of a store query (sqlite3_mprintf format). */
-static int64_t sq_int(const char *fmt, ...)
-{
-    sqlite3_stmt *s;
-    va_list ap;
-    char *sql;
-    int64_t v = -1;
-
-    va_start(ap, fmt);
-    sql = sqlite3_vmprintf(fmt, ap);
-    va_end(ap);
-    cr_assert(sqlite3_prepare_v2(store_db(F.st), sql, -1, &s, NULL) == SQLITE_OK, "%s: %s",
-              sql, sqlite3_errmsg(store_db(F.st)));
-    if (sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_free(sql);
-    return v;
-}
-
-/* sq_text - like sq_int for text; new (free it), NULL when no row. */
-static char *sq_text(const char *fmt, ...)
-{
-    sqlite3_stmt *s;
-    va_list ap;
-    char *sql, *v = NULL;
-
-    va_start(ap, fmt);
-    sql = sqlite3_vmprintf(fmt, ap);
-    va_end(ap);
-    cr_assert(sqlite3_prepare_v2(store_db(F.st), sql, -1, &s, NULL) == SQLITE_OK, "%s: %s",
-              sql, sqlite3_errmsg(store_db(F.st)));
-    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
-        v = strdup((const char *)sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
-    sqlite3_free(sql);
-    return v;
-}
-
-static int64_t live_docs(void)
-{
-    return sq_int("SELECT count(*) FROM documents WHERE deleted = 0");
-}
-
-static char *state_of(const char *stream)
-{
-    return sq_text("SELECT state FROM sync_state WHERE stream = %Q", stream);
-}
-
-/* hits - how many search results user gets for query; titles into *titles. */
-static size_t hits(const char *user, const char *query, char *titles, size_t len)
-{
-    search_result r;
-    ctx_error err;
-    size_t n, i, off = 0;
-
-    cr_assert(search_lexical(store_db(F.st), user, query, NULL, &r, &err) == CTX_OK, "%s",
-              err.text);
-    n = r.n;
-    if (titles) {
-        titles[0] = '\0';
-        for (i = 0; i < r.n && off < len; i++)
-            off += (size_t)snprintf(titles + off, len - off, "%s%s", i ? "|" : "", r.hits[i].title);
-    }
-    search_result_free(&r);
-    return n;
+    tsync_config(cfg, F.dir, src);
 }
 
 /* Users table with declared accounts (account = login name, no email). */
@@ -242,47 +129,47 @@ Test(postgres, full_sync_acl_arrays_and_delimited)
                    " 'url_template': 'https://intra.example/docs/{id}',"
                    " 'metadata': ['updated_at', 'public']}]}",
              users, groups, docs);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
 
     cr_assert_eq(s.records, 4);
     cr_assert_eq(s.principals, 5 + 2);
-    cr_assert_eq(live_docs(), 4);
+    cr_assert_eq(tsync_live_docs(), 4);
     /* Short bodies: one chunk each, and the stats agree with the table. */
-    cr_assert_eq(sq_int("SELECT count(*) FROM chunks"), 4);
+    cr_assert_eq(tsync_int("SELECT count(*) FROM chunks"), 4);
     cr_assert_eq(s.chunks, 4);
-    cr_assert_eq(sq_int("SELECT count(*) FROM chunks_fts"), 4);
+    cr_assert_eq(tsync_int("SELECT count(*) FROM chunks_fts"), 4);
 
     /* Group member finds it; deny beats allow; outsiders find nothing. */
-    cr_assert_eq(hits("bob", "walrus", titles, sizeof titles), 1);
+    cr_assert_eq(tsync_hits("bob", "walrus", titles, sizeof titles), 1);
     cr_assert_str_eq(titles, "Engineering handbook");
-    cr_assert_eq(hits("carol", "walrus", NULL, 0), 2);
-    cr_assert_eq(hits("erin", "walrus", titles, sizeof titles), 1, "ops via 'eng;ops'");
-    cr_assert_eq(hits("dave", "walrus", titles, sizeof titles), 1, "user:dave kept as is");
+    cr_assert_eq(tsync_hits("carol", "walrus", NULL, 0), 2);
+    cr_assert_eq(tsync_hits("erin", "walrus", titles, sizeof titles), 1, "ops via 'eng;ops'");
+    cr_assert_eq(tsync_hits("dave", "walrus", titles, sizeof titles), 1, "user:dave kept as is");
     cr_assert_str_eq(titles, "Incident notes");
-    cr_assert_eq(hits("alice", "walrus", NULL, 0), 0);
-    cr_assert_eq(hits("alice", "zebra", NULL, 0), 1);
-    cr_assert_eq(hits("bob", "zebra", NULL, 0), 0);
-    cr_assert_eq(hits("alice", "pizza", NULL, 0), 1, "allow_everyone column");
-    cr_assert_eq(hits("mallory", "pizza", NULL, 0), 0, "undeclared users see nothing");
+    cr_assert_eq(tsync_hits("alice", "walrus", NULL, 0), 0);
+    cr_assert_eq(tsync_hits("alice", "zebra", NULL, 0), 1);
+    cr_assert_eq(tsync_hits("bob", "zebra", NULL, 0), 0);
+    cr_assert_eq(tsync_hits("alice", "pizza", NULL, 0), 1, "allow_everyone column");
+    cr_assert_eq(tsync_hits("mallory", "pizza", NULL, 0), 0, "undeclared users see nothing");
 
     /* Labels from the text[] column, URL from the template, metadata JSON. */
-    cr_assert_eq(sq_int("SELECT count(*) FROM documents d JOIN acl_labels al ON al.acl_id ="
+    cr_assert_eq(tsync_int("SELECT count(*) FROM documents d JOIN acl_labels al ON al.acl_id ="
                         " d.acl_id JOIN labels l ON l.id = al.label_id WHERE d.ext_id = '1'"
                         " AND l.name IN ('confidential', 'pii')"), 2);
-    url = sq_text("SELECT url FROM documents WHERE ext_id = '2'");
+    url = tsync_text("SELECT url FROM documents WHERE ext_id = '2'");
     cr_assert_str_eq(url, "https://intra.example/docs/2");
     free(url);
-    meta = sq_text("SELECT metadata FROM documents WHERE ext_id = '4'");
+    meta = tsync_text("SELECT metadata FROM documents WHERE ext_id = '4'");
     j = json_loads(meta, 0, NULL);
     cr_assert_str_eq(json_string_value(json_object_get(j, "updated_at")),
                      "2024-01-04T00:00:00+00:00");
     cr_assert(json_is_true(json_object_get(j, "public")));
     json_decref(j);
     free(meta);
-    cr_assert_eq(sq_int("SELECT updated_at FROM documents WHERE ext_id = '4'"), 1704326400000LL);
+    cr_assert_eq(tsync_int("SELECT updated_at FROM documents WHERE ext_id = '4'"), 1704326400000LL);
 
     /* The checkpoint is the last row's tuple, timestamps as PostgreSQL prints them. */
-    state = state_of("docs");
+    state = tsync_state("docs");
     cr_assert_str_eq(state, "{\"cursor_ts\":\"2024-01-04 00:00:00+00\",\"cursor_id\":\"4\"}");
     free(state);
     ctx_config_free(&cfg);
@@ -309,28 +196,28 @@ Test(postgres, incremental_reads_only_changed_rows)
                    " name FROM %s'}, 'streams': [{'name': 'docs', 'table': '%s', 'id': 'id',"
                    " 'title': 'title', 'body': 'body', 'updated_at': 'updated_at',"
                    " 'allow_users': 'readers'}]}", users, docs);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records, 20);
     cr_assert_eq(s.states, 1 + 2 + 1, "principals, after rows 7 and 14, end: %lld", (long long)s.states);
-    chunk_before = sq_int("SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id"
+    chunk_before = tsync_int("SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id"
                           " WHERE d.ext_id = '10'");
 
     /* Three rows change content, one only moves its timestamp. */
     SQL("UPDATE %s SET body = body || ' revised', updated_at = now() WHERE id IN (3, 11, 17)",
         docs);
     SQL("UPDATE %s SET updated_at = now() WHERE id = 5", docs);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records, 3);
     cr_assert_eq(s.unchanged, 1, "re-read but not re-chunked");
     cr_assert_eq(s.chunks, 3);
-    cr_assert_eq(live_docs(), 20);
-    chunk_after = sq_int("SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id"
+    cr_assert_eq(tsync_live_docs(), 20);
+    chunk_after = tsync_int("SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id"
                          " WHERE d.ext_id = '10'");
     cr_assert_eq(chunk_before, chunk_after, "an untouched row keeps its chunks");
-    cr_assert_eq(hits("alice", "revised", NULL, 0), 3);
+    cr_assert_eq(tsync_hits("alice", "revised", NULL, 0), 3);
 
     /* Nothing changed: nothing read. */
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records + s.unchanged, 0);
     ctx_config_free(&cfg);
 
@@ -339,36 +226,13 @@ Test(postgres, incremental_reads_only_changed_rows)
                    " 'streams': [{'name': 'docs', 'table': '%s', 'id': 'id', 'title': 'title',"
                    " 'body': 'body', 'updated_at': 'updated_at', 'allow_users': 'readers',"
                    " 'lookback_seconds': 3600}]}", users, docs);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records, 0);
     cr_assert_eq(s.unchanged, 4, "the four rows touched in the last hour");
     ctx_config_free(&cfg);
 }
 
 /* ---- 3. equal timestamps across checkpoints, interrupted and resumed ---- */
-
-typedef struct cancel_after {
-    volatile sig_atomic_t flag;
-    int64_t records;
-} cancel_after;
-
-/*
- * The runner reports progress at most every 250 ms; sleeping a little
- * longer in here makes it report after every record, so the run can be
- * stopped after exactly N records.
- */
-static void cancel_progress(void *arg, const char *source, const char *stream,
-                            const store_run_stats *s, double seconds, int done)
-{
-    cancel_after *c = arg;
-    (void)source, (void)stream, (void)seconds;
-    if (done)
-        return;
-    if (s->records >= c->records)
-        c->flag = 1;
-    else
-        usleep(260 * 1000);
-}
 
 Test(postgres, equal_timestamps_resume_without_loss_or_duplicates)
 {
@@ -377,7 +241,7 @@ Test(postgres, equal_timestamps_resume_without_loss_or_duplicates)
     store_run_stats s;
     ctx_error err;
     sync_opts o;
-    cancel_after ca = {0, 7};
+    tsync_cancel ca = {0, 7};
     ctx_store *clean;
     int64_t chunks_clean;
     int rc;
@@ -397,27 +261,27 @@ Test(postgres, equal_timestamps_resume_without_loss_or_duplicates)
     /* Stopped after the 7th record: rows 1-6 and the checkpoint at r06 stay. */
     memset(&o, 0, sizeof o);
     o.cancel = &ca.flag;
-    o.progress = cancel_progress;
+    o.progress = tsync_cancel_progress;
     o.progress_arg = &ca;
-    rc = run_sync_opts(&cfg, &o, &s, &err);
+    rc = tsync_run_opts(&cfg, &o, &s, &err);
     cr_assert_eq(rc, CTX_ECANCELED, "%s: %s", ctx_rc_name(rc), err.text);
-    cr_assert_eq(live_docs(), 6);
-    state = state_of("docs");
+    cr_assert_eq(tsync_live_docs(), 6);
+    state = tsync_state("docs");
     cr_assert_str_eq(state, "{\"cursor_ts\":\"2024-05-05 12:00:00.123456+00\","
                             "\"cursor_id\":\"r06\"}");
     free(state);
 
     /* Resumed: exactly the four rows after the checkpoint, none twice. */
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records, 4);
     cr_assert_eq(s.unchanged, 0);
-    cr_assert_eq(live_docs(), 10);
-    cr_assert_eq(sq_int("SELECT count(DISTINCT ext_id) FROM documents"), 10);
-    state = state_of("docs");
+    cr_assert_eq(tsync_live_docs(), 10);
+    cr_assert_eq(tsync_int("SELECT count(DISTINCT ext_id) FROM documents"), 10);
+    state = tsync_state("docs");
     cr_assert_str_eq(state, "{\"cursor_ts\":\"2024-05-05 12:00:00.123456+00\","
                             "\"cursor_id\":\"r10\"}");
     free(state);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records + s.unchanged, 0, "the tuple cursor does not re-read ties");
 
     /* The index equals a clean sync's. */
@@ -426,15 +290,17 @@ Test(postgres, equal_timestamps_resume_without_loss_or_duplicates)
     {
         ctx_store *mine = F.st;
         F.st = clean;
-        s = sync_ok(&cfg, 0);
+        tsync_use(clean);
+        s = tsync_ok(&cfg, 0);
         cr_assert_eq(s.records, 10);
-        chunks_clean = sq_int("SELECT count(*) FROM chunks");
+        chunks_clean = tsync_int("SELECT count(*) FROM chunks");
         F.st = mine;
+        tsync_use(mine);
     }
     store_close(clean);
     cr_assert(chunks_clean > 10, "bodies of up to 100 words make several chunks");
-    cr_assert_eq(sq_int("SELECT count(*) FROM chunks"), chunks_clean);
-    cr_assert_eq(sq_int("SELECT count(*) FROM chunks_fts"), chunks_clean);
+    cr_assert_eq(tsync_int("SELECT count(*) FROM chunks"), chunks_clean);
+    cr_assert_eq(tsync_int("SELECT count(*) FROM chunks_fts"), chunks_clean);
     ctx_config_free(&cfg);
 }
 
@@ -446,7 +312,7 @@ Test(postgres, no_cursor_column_reads_everything_and_resumes_a_pass)
     store_run_stats s;
     ctx_error err;
     sync_opts o;
-    cancel_after ca = {0, 3};
+    tsync_cancel ca = {0, 3};
     int rc;
 
     pgtest_name(docs, sizeof docs, "docs");
@@ -456,39 +322,39 @@ Test(postgres, no_cursor_column_reads_everything_and_resumes_a_pass)
                    " 'body': 'body', 'allow_everyone': true}]}", docs);
     memset(&o, 0, sizeof o);
     o.cancel = &ca.flag;
-    o.progress = cancel_progress;
+    o.progress = tsync_cancel_progress;
     o.progress_arg = &ca;
-    rc = run_sync_opts(&cfg, &o, &s, &err);
+    rc = tsync_run_opts(&cfg, &o, &s, &err);
     cr_assert_eq(rc, CTX_ECANCELED, "%s: %s", ctx_rc_name(rc), err.text);
-    state = state_of("docs");
+    state = tsync_state("docs");
     cr_assert_str_eq(state, "{\"cursor_id\":\"2\",\"partial\":true}");
     free(state);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records, 5, "the pass resumes after id 2");
-    state = state_of("docs");
+    state = tsync_state("docs");
     cr_assert_str_eq(state, "{}", "a finished pass starts over next time");
     free(state);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.unchanged, 7);
     ctx_config_free(&cfg);
 
     /* An integer cursor column, with a lookback in its own units. */
     load_cfg(&cfg, "{'streams': [{'name': 'docs', 'table': '%s', 'id': 'id', 'body': 'body',"
                    " 'updated_at': 'version', 'allow_everyone': true}]}", docs);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.unchanged, 7, "no usable state yet: a full read");
-    state = state_of("docs");
+    state = tsync_state("docs");
     cr_assert_str_eq(state, "{\"cursor_ts\":\"107\",\"cursor_id\":\"7\"}");
     free(state);
     SQL("UPDATE %s SET body = 'entry 3 changed', version = 108 WHERE id = 3", docs);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records, 1);
     cr_assert_eq(s.unchanged, 0);
     ctx_config_free(&cfg);
     load_cfg(&cfg, "{'streams': [{'name': 'docs', 'table': '%s', 'id': 'id', 'body': 'body',"
                    " 'updated_at': 'version', 'lookback_seconds': 2, 'allow_everyone': true}]}",
              docs);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.unchanged, 3, "versions 106..108");
     ctx_config_free(&cfg);
 }
@@ -515,30 +381,30 @@ Test(postgres, soft_delete_and_full_refresh_prune)
                    " deleted_at, readers FROM %s WHERE id > 0;', 'id': 'id', 'title': 'title',"
                    " 'body': 'body', 'updated_at': 'updated_at', 'deleted': 'deleted_at',"
                    " 'allow_users': 'readers'}]}", users, docs);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records, 5);
-    cr_assert_eq(hits("alice", "kestrel", NULL, 0), 5);
+    cr_assert_eq(tsync_hits("alice", "kestrel", NULL, 0), 5);
 
     SQL("UPDATE %s SET deleted_at = now(), updated_at = now() WHERE id = 2", docs);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.deletes, 1);
     cr_assert_eq(s.records, 0);
-    cr_assert_eq(sq_int("SELECT deleted FROM documents WHERE ext_id = '2'"), 1);
-    cr_assert_eq(sq_int("SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id"
+    cr_assert_eq(tsync_int("SELECT deleted FROM documents WHERE ext_id = '2'"), 1);
+    cr_assert_eq(tsync_int("SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id"
                         " WHERE d.ext_id = '2'"), 0);
-    cr_assert_eq(hits("alice", "kestrel", NULL, 0), 4);
+    cr_assert_eq(tsync_hits("alice", "kestrel", NULL, 0), 4);
 
     /* A hard delete is invisible to an incremental read ... */
     SQL("DELETE FROM %s WHERE id = 3", docs);
-    s = sync_ok(&cfg, 0);
-    cr_assert_eq(live_docs(), 4);
+    s = tsync_ok(&cfg, 0);
+    cr_assert_eq(tsync_live_docs(), 4);
     /* ... and pruned by a full refresh. */
-    s = sync_ok(&cfg, 1);
+    s = tsync_ok(&cfg, 1);
     cr_assert_eq(s.pruned, 1);
     cr_assert_eq(s.unchanged, 3);
-    cr_assert_eq(live_docs(), 3);
-    cr_assert_eq(sq_int("SELECT deleted FROM documents WHERE ext_id = '3'"), 1);
-    cr_assert_eq(hits("alice", "kestrel", NULL, 0), 3);
+    cr_assert_eq(tsync_live_docs(), 3);
+    cr_assert_eq(tsync_int("SELECT deleted FROM documents WHERE ext_id = '3'"), 1);
+    cr_assert_eq(tsync_hits("alice", "kestrel", NULL, 0), 3);
     ctx_config_free(&cfg);
 }
 
@@ -562,22 +428,22 @@ Test(postgres, acl_change_takes_effect_next_sync)
                    " 'streams': [{'name': 'docs', 'table': '%s', 'id': 'id', 'body': 'body',"
                    " 'updated_at': 'updated_at', 'allow_users': 'readers', 'labels': 'tags'}]}",
              users, docs);
-    sync_ok(&cfg, 0);
-    cr_assert_eq(hits("alice", "osprey", NULL, 0), 2);
-    cr_assert_eq(hits("bob", "osprey", NULL, 0), 1);
-    synced_before = sq_int("SELECT acl_synced_at FROM documents WHERE ext_id = '1'");
+    tsync_ok(&cfg, 0);
+    cr_assert_eq(tsync_hits("alice", "osprey", NULL, 0), 2);
+    cr_assert_eq(tsync_hits("bob", "osprey", NULL, 0), 1);
+    synced_before = tsync_int("SELECT acl_synced_at FROM documents WHERE ext_id = '1'");
 
     usleep(5 * 1000);
     SQL("UPDATE %s SET readers = '{bob}', tags = 'secret,legal', updated_at = now()"
         " WHERE id = 1", docs);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records, 0, "content is the same: not re-chunked");
     cr_assert_eq(s.unchanged, 1);
-    cr_assert_eq(hits("alice", "merger", NULL, 0), 0);
-    cr_assert_eq(hits("bob", "merger", NULL, 0), 1);
-    cr_assert_eq(sq_int("SELECT count(*) FROM documents d JOIN acl_labels al ON al.acl_id ="
+    cr_assert_eq(tsync_hits("alice", "merger", NULL, 0), 0);
+    cr_assert_eq(tsync_hits("bob", "merger", NULL, 0), 1);
+    cr_assert_eq(tsync_int("SELECT count(*) FROM documents d JOIN acl_labels al ON al.acl_id ="
                         " d.acl_id WHERE d.ext_id = '1'"), 2);
-    cr_assert(sq_int("SELECT acl_synced_at FROM documents WHERE ext_id = '1'") > synced_before);
+    cr_assert(tsync_int("SELECT acl_synced_at FROM documents WHERE ext_id = '1'") > synced_before);
     ctx_config_free(&cfg);
 }
 
@@ -598,14 +464,14 @@ Test(postgres, wrong_password_is_eauth_without_the_password)
     setenv("CTX_TEST_BADPW", secret, 1);
     load_cfg(&cfg, "{'password_env': 'CTX_TEST_BADPW', 'retries': 2, 'streams': [{'name':"
                    " 'docs', 'table': '%s', 'id': 'id', 'allow_everyone': true}]}", docs);
-    rc = run_sync(&cfg, 0, &s, &err);
+    rc = tsync_run(&cfg, 0, &s, &err);
     cr_assert_eq(rc, CTX_EAUTH, "%s: %s", ctx_rc_name(rc), err.text);
     cr_assert(strstr(err.text, "conninfo: password authentication failed for user \"ctxtest\""),
               "%s", err.text);
     cr_assert(strstr(err.text, "check password_env"), "%s", err.text);
     cr_assert(!strstr(err.text, secret), "the password leaked: %s", err.text);
     cr_assert(!strstr(err.text, "attempts"), "credentials are not retried: %s", err.text);
-    cr_assert_eq(sq_int("SELECT count(*) FROM sync_runs WHERE status = 'failed'"
+    cr_assert_eq(tsync_int("SELECT count(*) FROM sync_runs WHERE status = 'failed'"
                         " AND error NOT LIKE '%%%s%%'", secret), 1);
 
     /* xCheck says the same. */
@@ -621,7 +487,7 @@ Test(postgres, wrong_password_is_eauth_without_the_password)
     unsetenv("CTX_TEST_NO_SUCH_PW");
     load_cfg(&cfg, "{'password_env': 'CTX_TEST_NO_SUCH_PW', 'streams': [{'name': 'docs',"
                    " 'table': '%s', 'id': 'id', 'allow_everyone': true}]}", docs);
-    rc = run_sync(&cfg, 0, &s, &err);
+    rc = tsync_run(&cfg, 0, &s, &err);
     cr_assert_eq(rc, CTX_ECONFIG, "%s: %s", ctx_rc_name(rc), err.text);
     cr_assert(strstr(err.text, "password_env: the environment variable \"CTX_TEST_NO_SUCH_PW\""
                                " is not set"), "%s", err.text);
@@ -642,7 +508,7 @@ Test(postgres, unreachable_server_is_esource_naming_host_and_port)
     load_cfg(&cfg, "{'conninfo': '%s', 'retries': 1, 'connect_timeout': 2, 'streams':"
                    " [{'name': 'docs', 'table': 't', 'id': 'id', 'allow_everyone': true}]}",
              conninfo);
-    rc = run_sync(&cfg, 0, &s, &err);
+    rc = tsync_run(&cfg, 0, &s, &err);
     cr_assert_eq(rc, CTX_ESOURCE, "%s: %s", ctx_rc_name(rc), err.text);
     cr_assert(strstr(err.text, "cannot connect to host \"127.0.0.1\" port"), "%s", err.text);
     cr_assert(strstr(err.text, port), "%s", err.text);
@@ -665,21 +531,21 @@ Test(postgres, vanished_table_names_stream_and_table)
     SQL("INSERT INTO %s VALUES (1, 'plover', now())", docs);
     load_cfg(&cfg, "{'streams': [{'name': 'docs', 'table': '%s', 'id': 'id', 'body': 'body',"
                    " 'updated_at': 'updated_at', 'allow_everyone': true}]}", docs);
-    sync_ok(&cfg, 0);
-    state = state_of("docs");
+    tsync_ok(&cfg, 0);
+    state = tsync_state("docs");
     SQL("DROP TABLE %s", docs);
-    rc = run_sync(&cfg, 0, &s, &err);
+    rc = tsync_run(&cfg, 0, &s, &err);
     cr_assert_eq(rc, CTX_ESOURCE, "%s: %s", ctx_rc_name(rc), err.text);
     snprintf(want, sizeof want, "streams[0].table: relation \"%s\" does not exist (stream"
              " \"docs\")", docs);
     cr_assert(strstr(err.text, want), "%s", err.text);
     {
-        char *after = state_of("docs");
+        char *after = tsync_state("docs");
         cr_assert_str_eq(after, state, "a failed read keeps the checkpoint");
         free(after);
     }
     free(state);
-    cr_assert_eq(live_docs(), 1);
+    cr_assert_eq(tsync_live_docs(), 1);
     ctx_config_free(&cfg);
 }
 
@@ -766,24 +632,24 @@ Test(postgres, nulls_everywhere)
                    " 'allow_users': 'readers', 'allow_groups': 'teams', 'labels': 'tags',"
                    " 'deleted': 'gone', 'allow_everyone': 'everyone', 'metadata': ['extra']}]}",
              users, docs);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records, 3, "the NULL-id row is skipped");
     cr_assert_eq(s.deletes, 0, "a NULL soft-delete column means live");
-    cr_assert_eq(live_docs(), 3);
-    cr_assert_eq(sq_int("SELECT count(*) FROM documents WHERE title = 'no id'"), 0);
-    title = sq_text("SELECT title FROM documents WHERE ext_id = 'n1'");
-    body = sq_text("SELECT body FROM documents WHERE ext_id = 'n1'");
+    cr_assert_eq(tsync_live_docs(), 3);
+    cr_assert_eq(tsync_int("SELECT count(*) FROM documents WHERE title = 'no id'"), 0);
+    title = tsync_text("SELECT title FROM documents WHERE ext_id = 'n1'");
+    body = tsync_text("SELECT body FROM documents WHERE ext_id = 'n1'");
     cr_assert_str_eq(title, "");
     cr_assert_str_eq(body, "");
     free(title);
     free(body);
     /* NULL permission columns: an empty ACL, which nobody may read. */
-    cr_assert_eq(sq_int("SELECT count(*) FROM acl_entries e JOIN documents d ON"
+    cr_assert_eq(tsync_int("SELECT count(*) FROM acl_entries e JOIN documents d ON"
                         " d.acl_id = e.acl_id WHERE d.ext_id IN ('n1', 'n2')"), 0);
-    cr_assert_eq(hits("alice", "heron", NULL, 0), 1);
-    cr_assert_eq(hits("alice", "secret", NULL, 0), 0);
+    cr_assert_eq(tsync_hits("alice", "heron", NULL, 0), 1);
+    cr_assert_eq(tsync_hits("alice", "secret", NULL, 0), 0);
     /* The NULL-dated row sorts last and does not move the cursor. */
-    state = state_of("docs");
+    state = tsync_state("docs");
     cr_assert_str_eq(state, "{\"cursor_ts\":\"2024-01-03 00:00:00+00\",\"cursor_id\":\"n3\"}");
     free(state);
     ctx_config_free(&cfg);
@@ -805,21 +671,21 @@ Test(postgres, oversized_row_fails_cleanly_and_commits_nothing_past_the_checkpoi
     load_cfg(&cfg, "{'batch_rows': 2, 'state_every': 1, 'streams': [{'name': 'docs', 'table':"
                    " '%s', 'id': 'id', 'body': 'body', 'updated_at': 'updated_at',"
                    " 'allow_everyone': true}]}", docs);
-    sync_ok(&cfg, 0);
-    state_before = state_of("docs");
+    tsync_ok(&cfg, 0);
+    state_before = tsync_state("docs");
     cr_assert(strstr(state_before, "\"a3\""), "%s", state_before);
 
     SQL("INSERT INTO %s VALUES ('b4', repeat('x', 50 * 1024 * 1024), '2024-01-04'),"
         " ('a5', 'after the big one', '2024-01-05')", docs);
-    rc = run_sync(&cfg, 0, &s, &err);
+    rc = tsync_run(&cfg, 0, &s, &err);
     cr_assert_eq(rc, CTX_ETOOBIG, "%s: %s", ctx_rc_name(rc), err.text);
     cr_assert(strstr(err.text, "docs/b4"), "%s", err.text);
     cr_assert(strstr(err.text, "max_record_bytes"), "%s", err.text);
-    state_after = state_of("docs");
+    state_after = tsync_state("docs");
     cr_assert_str_eq(state_after, state_before);
-    cr_assert_eq(live_docs(), 3);
-    cr_assert_eq(sq_int("SELECT count(*) FROM documents WHERE ext_id IN ('b4', 'a5')"), 0);
-    cr_assert_eq(sq_int("SELECT count(*) FROM sync_runs WHERE status = 'failed'"), 1);
+    cr_assert_eq(tsync_live_docs(), 3);
+    cr_assert_eq(tsync_int("SELECT count(*) FROM documents WHERE ext_id IN ('b4', 'a5')"), 0);
+    cr_assert_eq(tsync_int("SELECT count(*) FROM sync_runs WHERE status = 'failed'"), 1);
     free(state_before);
     free(state_after);
     ctx_config_free(&cfg);
@@ -856,36 +722,16 @@ Test(postgres, invalid_utf8_is_repaired_by_the_host)
                    " 'table': '%s', 'id': 'id', 'title': 'title', 'body': 'body',"
                    " 'allow_users': 'readers'}]}",
              pgtest_conninfo(), dbname, users, docs);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records, 1);
     cr_assert(s.repaired_utf8 >= 3, "title and body repaired: %lld", (long long)s.repaired_utf8);
-    cr_assert_eq(sq_int("SELECT instr(body, char(65533)) > 0 FROM documents WHERE ext_id = 'u1'"),
+    cr_assert_eq(tsync_int("SELECT instr(body, char(65533)) > 0 FROM documents WHERE ext_id = 'u1'"),
                  1);
-    cr_assert_eq(sq_int("SELECT instr(title, char(65533)) > 0 FROM documents WHERE ext_id = 'u1'"),
+    cr_assert_eq(tsync_int("SELECT instr(title, char(65533)) > 0 FROM documents WHERE ext_id = 'u1'"),
                  1);
-    cr_assert_eq(hits("alice", "brulee", NULL, 0), 1);
-    cr_assert_eq(hits("b\xef\xbf\xbd" "d", "brulee", NULL, 0), 1, "repaired ACL values too");
+    cr_assert_eq(tsync_hits("alice", "brulee", NULL, 0), 1);
+    cr_assert_eq(tsync_hits("b\xef\xbf\xbd" "d", "brulee", NULL, 0), 1, "repaired ACL values too");
     ctx_config_free(&cfg);
-}
-
-typedef struct killer {
-    PGconn *db;
-    const char *app;
-    int done;
-} killer;
-
-/* Terminate the connector's backend right after the first record. */
-static void kill_progress(void *arg, const char *source, const char *stream,
-                          const store_run_stats *s, double seconds, int done)
-{
-    killer *k = arg;
-    char why[512];
-    (void)source, (void)stream, (void)seconds;
-    if (done || k->done || s->records < 1)
-        return;
-    k->done = 1;
-    pgtest_exec(k->db, why, sizeof why, "SELECT pg_terminate_backend(pid, 5000) FROM"
-                " pg_stat_activity WHERE application_name = '%s'", k->app);
 }
 
 Test(postgres, connection_lost_mid_read_fails_then_resumes)
@@ -895,7 +741,7 @@ Test(postgres, connection_lost_mid_read_fails_then_resumes)
     store_run_stats s;
     ctx_error err;
     sync_opts o;
-    killer k;
+    tsync_killer k;
     int rc;
 
     pgtest_name(docs, sizeof docs, "docs");
@@ -911,9 +757,9 @@ Test(postgres, connection_lost_mid_read_fails_then_resumes)
     memset(&k, 0, sizeof k);
     k.db = F.db;
     k.app = app;
-    o.progress = kill_progress;
+    o.progress = tsync_kill_progress;
     o.progress_arg = &k;
-    rc = run_sync_opts(&cfg, &o, &s, &err);
+    rc = tsync_run_opts(&cfg, &o, &s, &err);
     cr_assert_eq(rc, CTX_ESOURCE, "%s: %s", ctx_rc_name(rc), err.text);
     cr_assert(strstr(err.text, "streams[0]: connection to the server lost after"), "%s",
               err.text);
@@ -923,15 +769,15 @@ Test(postgres, connection_lost_mid_read_fails_then_resumes)
      * rows read before the loss stay, and the resumed run reads the rest.
      */
     {
-        int64_t kept = live_docs();
+        int64_t kept = tsync_live_docs();
         char want[64];
         snprintf(want, sizeof want, "lost after %lld rows", (long long)kept);
         cr_assert(kept >= 2 && kept <= 4, "kept %lld", (long long)kept);
         cr_assert(strstr(err.text, want), "%s (kept %lld)", err.text, (long long)kept);
-        s = sync_ok(&cfg, 0);
+        s = tsync_ok(&cfg, 0);
         cr_assert_eq(s.records, 6 - kept);
     }
-    cr_assert_eq(live_docs(), 6);
+    cr_assert_eq(tsync_live_docs(), 6);
     ctx_config_free(&cfg);
 }
 
@@ -960,34 +806,34 @@ Test(postgres, principals_nested_groups_and_mapped_accounts)
                    " 'groups_query': 'SELECT * FROM %s'}, 'streams': [{'name': 'docs', 'table':"
                    " '%s', 'id': 'id', 'title': 'title', 'body': 'body', 'allow_groups':"
                    " 'grp'}]}", users, groups, docs);
-    s = sync_ok(&cfg, 0);
+    s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.principals, 3 + 4, "3 users, 4 groups");
 
-    cr_assert_eq(hits("bob@example.com", "falcon", titles, sizeof titles), 1);
+    cr_assert_eq(tsync_hits("bob@example.com", "falcon", titles, sizeof titles), 1);
     cr_assert_str_eq(titles, "Roadmap", "via eng-backend inside eng-all");
-    cr_assert_eq(hits("carol@example.com", "falcon", titles, sizeof titles), 1);
+    cr_assert_eq(tsync_hits("carol@example.com", "falcon", titles, sizeof titles), 1);
     cr_assert_str_eq(titles, "Forecast");
-    cr_assert_eq(hits("dave@example.com", "falcon", NULL, 0), 0, "declared, in no group");
-    cr_assert_eq(hits("bob", "falcon", NULL, 0), 0, "a source account is not a login");
+    cr_assert_eq(tsync_hits("dave@example.com", "falcon", NULL, 0), 0, "declared, in no group");
+    cr_assert_eq(tsync_hits("bob", "falcon", NULL, 0), 0, "a source account is not a login");
 
-    cr_assert_eq(sq_int("SELECT count(*) FROM identities i JOIN principals a ON a.id ="
+    cr_assert_eq(tsync_int("SELECT count(*) FROM identities i JOIN principals a ON a.id ="
                         " i.account_id JOIN principals u ON u.id = i.user_id WHERE a.name ="
                         " 'user:bob' AND u.name = 'user:bob@example.com'"), 1);
-    cr_assert_eq(sq_int("SELECT count(*) FROM principals WHERE name = 'user:dave@example.com'"
+    cr_assert_eq(tsync_int("SELECT count(*) FROM principals WHERE name = 'user:dave@example.com'"
                         " AND declared = 1 AND display_name = 'Dave'"), 1);
-    cr_assert_eq(sq_int("SELECT count(*) FROM memberships m JOIN principals g ON g.id ="
+    cr_assert_eq(tsync_int("SELECT count(*) FROM memberships m JOIN principals g ON g.id ="
                         " m.group_id JOIN principals x ON x.id = m.member_id WHERE g.name ="
                         " 'group:eng-all' AND x.name = 'group:eng-backend'"), 1);
-    cr_assert_eq(sq_int("SELECT count(*) FROM principals WHERE name = 'group:empty'"
+    cr_assert_eq(tsync_int("SELECT count(*) FROM principals WHERE name = 'group:empty'"
                         " AND declared = 1"), 1);
 
     /* A group that disappears from groups_query loses its members. */
     SQL("DELETE FROM %s WHERE member = 'bob'", groups);
-    s = sync_ok(&cfg, 0);
-    cr_assert_eq(hits("bob@example.com", "falcon", NULL, 0), 0);
-    cr_assert_eq(sq_int("SELECT count(*) FROM memberships m JOIN principals g ON g.id ="
+    s = tsync_ok(&cfg, 0);
+    cr_assert_eq(tsync_hits("bob@example.com", "falcon", NULL, 0), 0);
+    cr_assert_eq(tsync_int("SELECT count(*) FROM memberships m JOIN principals g ON g.id ="
                         " m.group_id WHERE g.name = 'group:eng-backend'"), 0);
-    cr_assert_eq(hits("carol@example.com", "falcon", NULL, 0), 1);
+    cr_assert_eq(tsync_hits("carol@example.com", "falcon", NULL, 0), 1);
     ctx_config_free(&cfg);
 }
 
