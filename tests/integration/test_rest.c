@@ -405,10 +405,12 @@ Test(rest, the_example_profiles_sync)
     sync_ok(example_source("examples/rest/tickets.json"), 0, &s);
     cr_assert_eq(docs("tickets"), 20);
     cr_assert_eq(docs("comments"), 6);
+    cr_assert_eq(docs("projects"), 2);
     cr_assert_eq(s.principals, 7);
     cr_assert(sees("ann@x.test", "Ticket 1 zebra"));
     sync_ok(example_source("examples/rest/wiki.json"), 0, &s);
     cr_assert_eq(docs("pages"), 12);
+    cr_assert_eq(docs("spaces"), 2);
     cr_assert(sees("cy@x.test", "Page 5 zebra"));
 }
 
