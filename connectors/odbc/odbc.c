@@ -538,6 +538,7 @@ typedef struct odbc_reader {
     SQLSMALLINT ts_digits, id_digits;
     char *piece;               /* PIECE bytes for SQLGetData */
     ctx_buf lookback;          /* the cursor moved back by lookback_seconds */
+    ctx_buf param[2];          /* cursor_ts and cursor_id as bound: the cursor moves */
     json_t *meta;
     char *meta_text;
 } odbc_reader;
@@ -551,9 +552,25 @@ static void reader_free(odbc_reader *r)
     ctx_free(r->v);
     ctx_free(r->piece);
     ctx_buf_free(&r->lookback);
+    ctx_buf_free(&r->param[0]);
+    ctx_buf_free(&r->param[1]);
     json_decref(r->meta);
     free(r->meta_text);
     sqlmap_reader_free(&r->m);
+}
+
+/* hint - the likely fix for a statement's error, or "". */
+static const char *hint(const char *state, const char *msg, int table)
+{
+    if (!strcmp(state, "42S02") || !strcmp(state, "42P01") || strstr(msg, "no such table"))
+        return table ? "; check the table name (\"schema.name\") and that this login may"
+                       " read it" : "; check the tables the query names";
+    if (!strcmp(state, "42S22") || !strcmp(state, "42703") || strstr(msg, "no such column"))
+        return "; check the column names (`ctxgate sources` runs the same checks)";
+    if (!strcmp(state, "42000") || !strcmp(state, "42601"))
+        return "; the query is wrapped as SELECT ... FROM (<query>) src: give it as one"
+               " SELECT";
+    return "";
 }
 
 /* stmt_failed - the error of a statement, naming the stream; 08xxx says "lost". */
@@ -569,9 +586,9 @@ static int stmt_failed(odbc_reader *r, SQLSMALLINT type, SQLHANDLE h, const char
                           r->m.s->name, msg);
     return sqlmap_err(r->m.e, !strcmp(state, "42000") || !strcmp(state, "42601")
                                   ? CTX_CONN_ECONFIG : CTX_CONN_ESOURCE,
-                      "streams[%zu].%s: %s%s%s (stream \"%s\")", r->m.si,
+                      "streams[%zu].%s: %s%s%s (stream \"%s\")%s", r->m.si,
                       r->m.s->table ? "table" : "query", doing, *doing ? " " : "", msg,
-                      r->m.s->name);
+                      r->m.s->name, hint(state, msg, r->m.s->table != NULL));
 }
 
 static const char *type_word(SQLSMALLINT t)
@@ -878,16 +895,22 @@ static int read_stream(odbc_reader *r, const char *state, int full)
         rc = stmt_failed(r, SQL_HANDLE_DBC, r->db->dbc, "cannot make a statement:");
         goto done;
     }
+    /* Bound from copies: emitting rows moves r->m's cursor while the driver may still read. */
+    if (ctx_buf_append(&r->param[0], r->m.cur_ts.data ? r->m.cur_ts.data : "", r->m.cur_ts.len) ||
+        ctx_buf_append(&r->param[1], r->m.cur_id.data ? r->m.cur_id.data : "", r->m.cur_id.len)) {
+        rc = sqlmap_err(r->m.e, CTX_CONN_ENOMEM, "out of memory");
+        goto done;
+    }
     if (r->m.mode == SQLMAP_CURSOR_INCR && r->lookback.data) {
         rc = bind_text(r, 1, &r->lookback, r->ts_type, r->ts_size, r->ts_digits, &ind[0]);
     } else if (r->m.mode == SQLMAP_CURSOR_INCR) {
-        if (!(rc = bind_text(r, 1, &r->m.cur_ts, r->ts_type, r->ts_size, r->ts_digits,
+        if (!(rc = bind_text(r, 1, &r->param[0], r->ts_type, r->ts_size, r->ts_digits,
                              &ind[0])) &&
-            !(rc = bind_text(r, 2, &r->m.cur_ts, r->ts_type, r->ts_size, r->ts_digits,
+            !(rc = bind_text(r, 2, &r->param[0], r->ts_type, r->ts_size, r->ts_digits,
                              &ind[1])))
-            rc = bind_text(r, 3, &r->m.cur_id, r->id_type, r->id_size, r->id_digits, &ind[2]);
+            rc = bind_text(r, 3, &r->param[1], r->id_type, r->id_size, r->id_digits, &ind[2]);
     } else if (r->m.mode == SQLMAP_CURSOR_RESUME) {
-        rc = bind_text(r, 1, &r->m.cur_id, r->id_type, r->id_size, r->id_digits, &ind[0]);
+        rc = bind_text(r, 1, &r->param[1], r->id_type, r->id_size, r->id_digits, &ind[0]);
     }
     if (rc)
         goto done;

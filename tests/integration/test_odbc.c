@@ -374,6 +374,42 @@ Test(odbc, psqlodbc_equal_timestamps_across_a_checkpoint)
     equal_timestamps(PG);
 }
 
+/* Without updated_at every read is full; an interrupted pass resumes after its last id. */
+Test(odbc, sqlite_no_cursor_column_resumes_a_pass)
+{
+    ctx_config cfg;
+    store_run_stats s;
+    ctx_error err;
+    sync_opts o;
+    tsync_cancel ca = {0, 3};
+    char *state;
+    int rc;
+
+    src(LITE, "CREATE TABLE docs (id INTEGER, body TEXT)");
+    for (int i = 1; i <= 6; i++)
+        src(LITE, "INSERT INTO docs VALUES (%d, 'row %d')", i * 10, i);
+    load_cfg(&cfg, LITE, "{'state_every': 2, 'streams': [{'name': 'docs', 'table': 'docs',"
+             " 'id': 'id', 'body': 'body', 'allow_everyone': true}]}");
+    memset(&o, 0, sizeof o);
+    o.cancel = &ca.flag;
+    o.progress = tsync_cancel_progress;
+    o.progress_arg = &ca;
+    rc = tsync_run_opts(&cfg, &o, &s, &err);
+    cr_assert_eq(rc, CTX_ECANCELED, "%s: %s", ctx_rc_name(rc), err.text);
+    state = tsync_state("docs");
+    cr_assert_str_eq(state, "{\"cursor_id\":\"20\",\"partial\":true}");
+    free(state);
+    /* Resumed after id 20 (compared as an integer: 100 > 20), then the pass is complete. */
+    src(LITE, "INSERT INTO docs VALUES (100, 'row 100')");
+    s = tsync_ok(&cfg, 0);
+    cr_assert_eq(s.records, 5);
+    cr_assert_eq(tsync_live_docs(), 7);
+    state = tsync_state("docs");
+    cr_assert_str_eq(state, "{}");
+    free(state);
+    ctx_config_free(&cfg);
+}
+
 /* ---- long and non-ASCII text ---- */
 
 /* big_text - about 1.5 MB of words with 2-, 3- and 4-byte UTF-8 characters. New. */
@@ -692,6 +728,7 @@ static void vanished_table(int be)
     cr_assert(strstr(err.text, "stream \"notes\""), "%s", err.text);
     cr_assert(strstr(err.text, docs), "%s", err.text);
     cr_assert(strstr(err.text, be == PG ? "[42P01]" : "[HY000]"), "%s", err.text);
+    cr_assert(strstr(err.text, "check the table name"), "%s", err.text);
     cr_assert_eq(tsync_live_docs(), 1, "a failed run removes nothing");
     ctx_config_free(&cfg);
 }
