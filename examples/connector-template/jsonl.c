@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* The config, as xOpen parsed it. Owned by the handle. */
 typedef struct jsonl {
@@ -122,12 +123,17 @@ static int jsonl_check(void *conn, ctx_conn_error *e)
     const char *files[] = {c->path, c->principals_path};
 
     for (size_t i = 0; i < 2; i++) {
+        const char *key = i ? "principals_path" : "path";
+        struct stat sb;
         FILE *f;
         if (!files[i])
             continue;
+        /* fopen() of a directory succeeds; reading it would not. */
+        if (stat(files[i], &sb) == 0 && !S_ISREG(sb.st_mode))
+            return fail(e, CTX_CONN_ESOURCE, "%s: %s is not a regular file", key, files[i]);
         if (!(f = fopen(files[i], "r")))
-            return fail(e, CTX_CONN_ESOURCE, "%s: %s: %s; point it at a readable file",
-                        i ? "principals_path" : "path", files[i], strerror(errno));
+            return fail(e, CTX_CONN_ESOURCE, "%s: %s: %s; point it at a readable file", key,
+                        files[i], strerror(errno));
         fclose(f);
     }
     return CTX_CONN_OK;

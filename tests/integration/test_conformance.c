@@ -360,7 +360,7 @@ Test(conformance, cli_read_prints_protocol_lines)
 
 Test(conformance, cli_test_exits_nonzero_on_a_failed_check)
 {
-    char so[4200], cfg[8600], mutate[4400], cmd[16384], *out;
+    char so[4200], cfg[8600], mutate[4400], cmd[16384], abs[4096], *out;
 
     template_data(cfg, sizeof cfg, mutate, sizeof mutate);
     tu_write(dir, "config.json", cfg);
@@ -371,9 +371,30 @@ Test(conformance, cli_test_exits_nonzero_on_a_failed_check)
     cr_assert(strstr(out, "\nFAIL records.acl: "), "%s", out);
     cr_assert(strstr(out, "\nSKIP delete: no mutate command"), "%s", out);
     free(out);
+    /* A bad config of our own: the items file is a directory. */
+    snprintf(cfg, sizeof cfg, "{\"path\": \"%s\"}", dir);
+    tu_write(dir, "bad.json", cfg);
     snprintf(cmd, sizeof cmd, "%s/ctxgate connector test --plugin %s --config %s/config.json"
-             " --mutate '%s'", tu_build_dir(), plugin("pdk/jsonl.so", so, sizeof so), dir,
-             mutate);
+             " --mutate '%s' --bad-config %s/bad.json", tu_build_dir(),
+             plugin("pdk/jsonl.so", so, sizeof so), dir, mutate, dir);
     cr_assert_eq(run_cli(cmd, &out), 0, "%s", out);
+    cr_assert(strstr(out, "\nPASS check.bad_config: xCheck fails with rc 6: path: "), "%s", out);
+    cr_assert(strstr(out, " is not a regular file\n"), "%s", out);
+    free(out);
+
+    /* A ctxgate.json with one source: --source may be left out. Paths in a
+     * config are relative to it: the plugin's is made absolute. */
+    cr_assert_not_null(realpath(so, abs));
+    snprintf(cfg, sizeof cfg, "{\"sources\": [{\"name\": \"notes\", \"type\": \"plugin\","
+             " \"plugin\": \"%s\", \"path\": \"%s/items.jsonl\"}]}", abs, dir);
+    tu_write(dir, "ctxgate.json", cfg);
+    snprintf(cmd, sizeof cmd, "%s/ctxgate connector check --config %s/ctxgate.json",
+             tu_build_dir(), dir);
+    cr_assert_eq(run_cli(cmd, &out), 0, "%s", out);
+    cr_assert_str_eq(out, "{\"type\":\"CHECK\",\"ok\":true}\n");
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s/ctxgate connector check --config %s/ctxgate.json --source"
+             " nope 2>/dev/null", tu_build_dir(), dir);
+    cr_assert_eq(run_cli(cmd, &out), 2, "%s", out);
     free(out);
 }
