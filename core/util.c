@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 int ctx_buf_reserve(ctx_buf *b, size_t extra)
 {
@@ -301,4 +302,47 @@ void ctx_strvec_free(ctx_strvec *l)
     ctx_free(l->v);
     l->v = NULL;
     l->cap = 0;
+}
+
+int ctx_iso8601_ms(const char *s, int64_t *ms)
+{
+    struct tm tm;
+    int y, mo, d, h = 0, mi = 0, sec = 0, n = 0, oh = 0, om = 0, sign;
+    int64_t frac = 0, scale = 100;
+
+    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+        return CTX_EINVAL;
+    s += n;
+    if (*s == 'T' || *s == 't' || *s == ' ') {
+        n = 0;
+        if (sscanf(s + 1, "%2d:%2d:%2d%n", &h, &mi, &sec, &n) != 3 || n != 8)
+            return CTX_EINVAL;
+        s += 1 + n;
+        if (*s == '.')
+            for (s++; *s >= '0' && *s <= '9'; s++, scale /= 10)
+                frac += (*s - '0') * scale;
+        if (*s == 'Z' || *s == 'z') {
+            s++;
+        } else if (*s == '+' || *s == '-') {
+            sign = *s == '-' ? -1 : 1;
+            n = 0;
+            if (sscanf(s + 1, "%2d:%2d%n", &oh, &om, &n) != 2 &&
+                sscanf(s + 1, "%2d%2d%n", &oh, &om, &n) != 2)
+                return CTX_EINVAL;
+            s += 1 + n;
+            oh *= sign;
+            om *= sign;
+        }
+    }
+    if (*s || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return CTX_EINVAL;
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    *ms = ((int64_t)timegm(&tm) - oh * 3600 - om * 60) * 1000 + frac;
+    return CTX_OK;
 }

@@ -54,6 +54,14 @@ const char *ctx_suggest(const char *word, const char *const *candidates);
 /* ctx_read_file - whole file into *out (new, caller frees); *len its size. */
 int ctx_read_file(const char *path, char **out, size_t *len);
 
+/*
+ * ctx_iso8601_ms - *ms since the epoch of an ISO 8601 date ("2026-01-02",
+ * midnight UTC) or date-time ("2026-01-02T03:04:05", "...05.123Z",
+ * "...05+02:00", "...05+0200"; no offset is UTC; 'T' may be a space).
+ * Returns 0, or CTX_EINVAL when s is anything else or out of range.
+ */
+int ctx_iso8601_ms(const char *s, int64_t *ms);
+
 /* A growable list of owned strings, reused item after item (ACL values). */
 typedef struct ctx_strvec {
     char **v;     /* n strings, each owned */

@@ -604,15 +604,12 @@ static const char *jtext(const json_t *v, char *buf, size_t len)
 
 /*
  * parse_time - milliseconds since the epoch of an ISO 8601 date or time
- * ("2026-01-02", "2026-01-02T03:04:05.123+02:00", "... Z") or of epoch
- * seconds (milliseconds when above 1e11, as number or digits). -1 if neither.
+ * (ctx_iso8601_ms) or of epoch seconds (milliseconds when above 1e11, as
+ * number or digits). -1 if neither.
  */
 static int64_t parse_time(const char *s)
 {
-    struct tm tm;
-    int y, mo, d, h = 0, mi = 0, sec = 0, n = 0, oh = 0, om = 0;
-    int64_t ms = 0, t;
-    const char *p;
+    int64_t ms;
     char *end;
 
     if (!s || !*s)
@@ -623,43 +620,7 @@ static int64_t parse_time(const char *s)
             return -1;
         return v > 1e11 ? (int64_t)v : (int64_t)(v * 1000.0);
     }
-    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3)
-        return -1;
-    p = s + n;
-    if (*p == 'T' || *p == 't' || *p == ' ') {
-        n = 0;
-        if (sscanf(p + 1, "%2d:%2d:%2d%n", &h, &mi, &sec, &n) != 3)
-            return -1;
-        p += 1 + n;
-        if (*p == '.') {
-            int64_t scale = 100;
-            for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
-                ms += (*p - '0') * scale;
-        }
-        if (*p == 'Z' || *p == 'z') {
-            p++;
-        } else if (*p == '+' || *p == '-') {
-            int sign = *p == '-' ? -1 : 1;
-            n = 0;
-            if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) != 2 &&
-                sscanf(p + 1, "%2d%2d%n", &oh, &om, &n) != 2)
-                return -1;
-            p += 1 + n;
-            oh *= sign;
-            om *= sign;
-        }
-    }
-    if (*p)
-        return -1;
-    memset(&tm, 0, sizeof tm);
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    t = (int64_t)timegm(&tm);
-    return (t - oh * 3600 - om * 60) * 1000 + ms;
+    return ctx_iso8601_ms(s, &ms) ? -1 : ms;
 }
 
 /* cmp_id - order of two ids: numerically when both are digits, else bytewise. */

@@ -1,0 +1,54 @@
+/*
+ * test_util.c - core/util helpers added for the connectors: ISO 8601 times
+ * and the owned string list.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "core/ctx.h"
+#include "core/util.h"
+
+static int64_t iso(const char *s)
+{
+    int64_t ms = 0;
+    cr_assert_eq(ctx_iso8601_ms(s, &ms), CTX_OK, "\"%s\" was refused", s);
+    return ms;
+}
+
+Test(util, iso8601_forms)
+{
+    cr_assert_eq(iso("1970-01-01"), 0);
+    cr_assert_eq(iso("2026-01-01T00:00:00Z"), 1767225600000LL);
+    cr_assert_eq(iso("2026-01-01 00:00:00"), 1767225600000LL);
+    cr_assert_eq(iso("2026-01-01T00:00:00.25Z"), 1767225600250LL);
+    cr_assert_eq(iso("2026-01-01T02:00:00+02:00"), 1767225600000LL);
+    cr_assert_eq(iso("2025-12-31T19:30:00-0430"), 1767225600000LL);
+}
+
+Test(util, iso8601_rejects_the_rest)
+{
+    static const char *const bad[] = {"", "2026", "2026-1-1", "2026-13-01", "2026-01-01T",
+                                      "2026-01-01T25:00:00", "2026-01-01T00:00:00Q",
+                                      "yesterday", "2026-01-01T00:00:00+x", NULL};
+    int64_t ms;
+    for (size_t i = 0; bad[i]; i++)
+        cr_assert_eq(ctx_iso8601_ms(bad[i], &ms), CTX_EINVAL, "\"%s\" was taken", bad[i]);
+}
+
+Test(util, strvec_owns_and_reuses)
+{
+    ctx_strvec l = CTX_STRVEC_INIT;
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(ctx_strvec_add(&l, i % 2 ? "user:" : NULL, "ann-and-more", 3), 0);
+    cr_assert_eq(l.n, 20);
+    cr_assert_str_eq(l.v[0], "ann");
+    cr_assert_str_eq(l.v[1], "user:ann");
+    ctx_strvec_clear(&l);
+    cr_assert_eq(l.n, 0);
+    cr_assert_geq(l.cap, 20);
+    cr_assert_eq(ctx_strvec_add(&l, "group:", "eng", 3), 0);
+    cr_assert_str_eq(l.v[0], "group:eng");
+    ctx_strvec_free(&l);
+    cr_assert_null(l.v);
+    cr_assert_eq(l.n, 0);
+}
