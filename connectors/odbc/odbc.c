@@ -207,11 +207,32 @@ static const char *what(const odbc_conn *c)
 }
 
 /*
+ * stream_option - the connection keyword that makes this driver stream a
+ * result instead of loading all of it at SQLExecDirect, when cs lacks it;
+ * NULL for other drivers. Known: psqlODBC (UseDeclareFetch) and the SQLite3
+ * driver (StepAPI).
+ */
+static const char *stream_option(SQLHDBC dbc, const char *cs)
+{
+    char name[128];
+    SQLSMALLINT nl = 0;
+
+    if (!SQL_SUCCEEDED(SQLGetInfo(dbc, SQL_DRIVER_NAME, name, sizeof name, &nl)))
+        return NULL;
+    if (strstr(name, "psqlodbc") && !strcasestr(cs, "UseDeclareFetch"))
+        return "UseDeclareFetch=1";
+    if (strstr(name, "sqlite3odbc") && !strcasestr(cs, "StepAPI"))
+        return "StepAPI=1";
+    return NULL;
+}
+
+/*
  * odbc_connect - connect (*db filled; db_close it), trying 1 + retries times
  * with exponential backoff while the failure looks transient (SQLSTATE
  * 08xxx, HYT00). Rejected credentials fail at once with CTX_CONN_EAUTH; an
  * unknown DSN or driver (IMxxx) with CTX_CONN_ECONFIG. No message carries
- * the password.
+ * the password. A driver known to load whole results unless told otherwise
+ * is connected to again with its streaming keyword (stream_option).
  */
 static int odbc_connect(const odbc_conn *c, odbc_db *db, ctx_conn_error *e)
 {
@@ -221,7 +242,8 @@ static int odbc_connect(const odbc_conn *c, odbc_db *db, ctx_conn_error *e)
     int64_t attempt, backoff = SQLMAP_BACKOFF_MS;
     SQLRETURN sr;
     SQLSMALLINT ql = 0;
-    int rc;
+    const char *opt;
+    int rc, tuned = 0;
 
     memset(db, 0, sizeof *db);
     if ((rc = sqlmap_password(&c->cfg.sql, &pw, e)))
@@ -244,6 +266,22 @@ static int odbc_connect(const odbc_conn *c, odbc_db *db, ctx_conn_error *e)
                               (SQLPOINTER)(intptr_t)c->cfg.sql.connect_timeout, 0);
         sr = SQLDriverConnect(db->dbc, NULL, (SQLCHAR *)cs.data, SQL_NTS, NULL, 0, NULL,
                               SQL_DRIVER_NOPROMPT);
+        if (SQL_SUCCEEDED(sr) && !tuned && (opt = stream_option(db->dbc, cs.data))) {
+            ctx_buf more = CTX_BUF_INIT;
+            tuned = 1;
+            db_close(db);
+            /* A new buffer: growing cs in place could leave the password in freed memory. */
+            rc = ctx_buf_printf(&more, "%s;%s", cs.data, opt);
+            explicit_bzero(cs.data, cs.len);
+            ctx_buf_free(&cs);
+            cs = more;
+            if (rc) {
+                rc = sqlmap_err(e, CTX_CONN_ENOMEM, "out of memory");
+                goto done;
+            }
+            attempt--;
+            continue;
+        }
         if (SQL_SUCCEEDED(sr))
             break;
         diag(SQL_HANDLE_DBC, db->dbc, msg, sizeof msg, state);

@@ -142,7 +142,8 @@ static void conn_string(int be, char *out, size_t len)
     const char *tcp = getenv("CTX_TEST_PG_TCP");
 
     if (be == LITE) {
-        snprintf(out, len, "Driver=ctxSQLite3;Database=%s/source.db;StepAPI=1", F.dir);
+        /* No StepAPI=1 and no UseDeclareFetch=1 below: the connector adds them. */
+        snprintf(out, len, "Driver=ctxSQLite3;Database=%s/source.db", F.dir);
         return;
     }
     cr_assert(tcp && *tcp, "CTX_TEST_PG_TCP is not set; %s", PGTEST_MISSING);
@@ -150,8 +151,8 @@ static void conn_string(int be, char *out, size_t len)
     kv(tcp, "port", port, sizeof port);
     kv(tcp, "dbname", db, sizeof db);
     kv(tcp, "user", user, sizeof user);
-    snprintf(out, len, "Driver=ctxPostgreSQL;Servername=%s;Port=%s;Database=%s;UID=%s;"
-             "UseDeclareFetch=1;Fetch=50", host, port, db, user);
+    snprintf(out, len, "Driver=ctxPostgreSQL;Servername=%s;Port=%s;Database=%s;UID=%s",
+             host, port, db, user);
 }
 
 /*
@@ -681,7 +682,10 @@ Test(odbc, psqlodbc_connection_lost_mid_read_fails_then_resumes)
     src(PG, "INSERT INTO %s SELECT i, 'row ' || i, '2024-01-01'::timestamptz + i * interval"
         " '1 s' FROM generate_series(1, 40) i", docs);
     conn_string(PG, cs, sizeof cs);
-    /* Two rows per round trip, so the read is still talking to the server. */
+    /*
+     * Two rows per round trip, so the read is still talking to the server:
+     * this fails unless the connector turned on psqlODBC's UseDeclareFetch.
+     */
     strcat(cs, ";Fetch=2;pqopt={application_name=");
     strcat(cs, app);
     strcat(cs, "}");
