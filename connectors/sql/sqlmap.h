@@ -120,8 +120,10 @@ int sqlmap_discover(const sqlmap_cfg *g, const sqlmap_conf *c, ctx_stream_fn fn,
 
 /* ---- small helpers ---- */
 
+/* sqlmap_err - fill e with code and the formatted text; returns code. */
 int sqlmap_err(ctx_conn_error *e, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* sqlmap_log - a formatted LOG message through host (one line, at most 1 KB). */
 void sqlmap_log(const ctx_host *host, ctx_emitter *em, int level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -131,6 +133,7 @@ void sqlmap_log(const ctx_host *host, ctx_emitter *em, int level, const char *fm
  * is set.
  */
 int sqlmap_password(const sqlmap_cfg *g, char **pw, ctx_conn_error *e);
+/* sqlmap_wipe_free - overwrite s with zeros, then free it; NULL is fine. */
 void sqlmap_wipe_free(char *s);
 /* sqlmap_scrub - overwrite every occurrence of secret in s with '*'. */
 void sqlmap_scrub(char *s, const char *secret);
@@ -182,7 +185,7 @@ typedef struct sqlmap_col {
  */
 size_t sqlmap_columns(const sqlmap_stream *s, sqlmap_col *out);
 
-/* One value of a row: p == NULL is SQL NULL. Borrowed. */
+/* One value of a row: p == NULL is SQL NULL, else p[len] is a NUL. Borrowed. */
 typedef struct sqlmap_val {
     const char *p;
     size_t len;
@@ -221,6 +224,7 @@ typedef struct sqlmap_reader {
 void sqlmap_reader_init(sqlmap_reader *r, const sqlmap_stream *s, size_t si,
                         int64_t state_every, const ctx_host *host, ctx_emitter *em,
                         ctx_conn_error *e);
+/* sqlmap_reader_free - free the buffers of *r (not the stream or host, borrowed). */
 void sqlmap_reader_free(sqlmap_reader *r);
 
 /*
@@ -292,6 +296,7 @@ int sqlmap_group_row(sqlmap_princ_reader *p, const char *group, const char *memb
  * no row named any more, and emit the STATE {"groups": [...]}.
  */
 int sqlmap_principals_end(sqlmap_princ_reader *p);
+/* sqlmap_principals_free - free what sqlmap_principals_begin and the rows kept. */
 void sqlmap_principals_free(sqlmap_princ_reader *p);
 
 /*
