@@ -383,6 +383,7 @@ typedef struct principal_reader {
     ctx_emitter *em;
     ctx_conn_error *e;
     const char *path;
+    json_t *groups;   /* {group id: true} sent in this read: the next STATE */
 } principal_reader;
 
 static int principal_line(void *arg, json_t *obj, long lineno)
@@ -405,6 +406,7 @@ static int principal_line(void *arg, json_t *obj, long lineno)
     } else {
         if (get_strs(json_object_get(obj, "members"), &members))
             return fail(pr->e, CTX_CONN_ENOMEM, "out of memory");
+        json_object_set_new(pr->groups, id, json_true());
         p.members = members.v;
         p.n_members = members.n;
     }
@@ -413,14 +415,36 @@ static int principal_line(void *arg, json_t *obj, long lineno)
     return rc;
 }
 
-/* Every user and group each time: a group's PRINCIPAL replaces its members. */
-static int read_principals(jsonl *c, const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
+/*
+ * Every user and group each time: a group's PRINCIPAL replaces its members.
+ * The state lists the groups sent; a group that left the file is sent once
+ * more with no members, so what it gave its members is taken back.
+ */
+static int read_principals(jsonl *c, const char *state, const ctx_host *host, ctx_emitter *em,
+                           ctx_conn_error *e)
 {
-    principal_reader pr = {host, em, e, c->principals_path};
+    principal_reader pr = {host, em, e, c->principals_path, json_object()};
+    json_t *old = state ? json_loads(state, 0, NULL) : NULL, *v, *next;
+    const char *id;
+    char *text = NULL;
     int rc = each_line(c->principals_path, e, principal_line, &pr);
 
-    if (!rc && host->xState(em, "principals", "{}"))
+    json_object_foreach(json_object_get(old, "groups"), id, v) {
+        ctx_principal gone = {.kind = CTX_PRINCIPAL_GROUP, .id = id};
+        if (rc || json_object_get(pr.groups, id))
+            continue;
+        if (host->xPrincipal(em, &gone))
+            rc = CTX_CONN_ECANCELED;
+    }
+    next = json_pack("{s:O}", "groups", pr.groups);
+    if (!rc && !(text = json_dumps(next, JSON_COMPACT)))
+        rc = fail(e, CTX_CONN_ENOMEM, "out of memory");
+    if (!rc && host->xState(em, "principals", text))
         rc = CTX_CONN_ECANCELED;
+    free(text);
+    json_decref(next);
+    json_decref(pr.groups);
+    json_decref(old);
     return rc;
 }
 
@@ -432,7 +456,7 @@ static int jsonl_read(void *conn, const char *stream, const char *state, int ful
     if (!strcmp(stream, "items"))
         return read_items(c, state, full, host, em, e);
     if (!strcmp(stream, "principals") && c->principals_path)
-        return read_principals(c, host, em, e);
+        return read_principals(c, state, host, em, e);
     return fail(e, CTX_CONN_EINVAL, "no stream \"%s\"; this connector reads \"items\"%s",
                 stream, c->principals_path ? " and \"principals\"" : "");
 }
