@@ -171,6 +171,37 @@ Test(conformance, template_built_through_the_installed_sdk_passes)
     free(r.out);
 }
 
+/* The installed-SDK build syncs for real; a group that left the source takes its access along. */
+Test(conformance, template_syncs_and_a_vanished_group_loses_access)
+{
+    char so[4200], cfg[8600], mutate[4400], src[13000], *text, *t;
+    ctx_store *st = tu_store(dir);
+    store_run_stats stats;
+    ctx_error err;
+    size_t n;
+
+    template_data(cfg, sizeof cfg, mutate, sizeof mutate);
+    snprintf(src, sizeof src, "{\"name\": \"notes\", \"type\": \"plugin\", \"plugin\": \"%s\","
+             " %s", plugin("pdk/jsonl.so", so, sizeof so), cfg + 1);
+    cr_assert_eq(tu_sync(st, src, 0, &stats, &err), 0, "%s", err.text);
+    cr_assert_eq(stats.records, 4);
+    t = tu_search_titles(st, "alice@example.com", "roadmap");
+    cr_assert_str_eq(t, "Roadmap 2027");
+    free(t);
+    /* group:eng leaves the principals file. */
+    cr_assert_eq(ctx_read_file("examples/connector-template/example/principals.jsonl", &text, &n),
+                 0);
+    *strstr(text, "{\"id\": \"group:eng\"") = '\0';
+    tu_write(dir, "principals.jsonl", text);
+    ctx_free(text);
+    cr_assert_eq(tu_sync(st, src, 0, &stats, &err), 0, "%s", err.text);
+    cr_assert_eq(stats.records, 0, "nothing of the items changed");
+    t = tu_search_titles(st, "alice@example.com", "roadmap");
+    cr_assert_str_eq(t, "", "alice kept access through a group that is gone");
+    free(t);
+    store_close(st);
+}
+
 /* The flawed plugin fails check (and no other when only is set). */
 static void flawed(const char *so_name, const char *check, int only)
 {
