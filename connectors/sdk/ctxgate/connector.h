@@ -47,8 +47,10 @@
  *
  * Threading: the host calls one connector handle from one thread at a time,
  * but different handles of the same connector may be used at the same time
- * from different threads, and xSpec may be called from any thread: shared
- * (static) state of a plugin must be safe for that. Host functions must be
+ * from different threads: state shared between handles (statics, globals)
+ * must be safe for that. xSpec and ctx_connector_entry are never called
+ * concurrently with themselves, so building the spec once on first use is
+ * fine. Host functions must be
  * called from the thread that called xRead (or xDiscover for fn), before it
  * returns; a connector may read with threads of its own but emits from the
  * calling thread only. Nothing of the connector may still run when xClose
