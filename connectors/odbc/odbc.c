@@ -510,55 +510,22 @@ static int truthy(const odbc_col *c)
 }
 
 /*
- * parse_time - "YYYY-MM-DD[ T]HH:MM[:SS[.fff]][Z|+HH[:MM]|-HH[:MM]]" or a
- * date alone, as milliseconds since the epoch (UTC unless an offset says
- * otherwise); 0 with *ok = 0 when it is not one.
+ * parse_time - *ms of a date or timestamp as drivers print it, through
+ * ctx_iso8601_ms once PostgreSQL's hour-only offset ("...:00+00", "-05")
+ * has its minutes. Returns 0, or CTX_EINVAL when the text is not a time.
  */
-static int64_t parse_time(const char *s, int *ok)
+static int parse_time(const char *s, int64_t *ms)
 {
-    struct tm tm;
-    int y, mo, d, h = 0, mi = 0, sec = 0, n = 0, off = 0;
-    int64_t ms = 0, t;
+    char buf[64];
+    size_t n = s ? strlen(s) : 0;
 
-    *ok = 0;
-    if (!s || sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3)
-        return 0;
-    s += n;
-    if ((*s == ' ' || *s == 'T') && sscanf(s + 1, "%2d:%2d%n", &h, &mi, &n) == 2) {
-        s += 1 + n;
-        if (*s == ':' && sscanf(s + 1, "%2d%n", &sec, &n) == 1)
-            s += 1 + n;
-        if (*s == '.') {
-            int64_t scale = 100;
-            for (s++; *s >= '0' && *s <= '9'; s++, scale /= 10)
-                ms += (*s - '0') * scale;
-        }
-        if (*s == 'Z') {
-            s++;
-        } else if (*s == '+' || *s == '-') {
-            int oh = 0, om = 0, sign = *s == '-' ? -1 : 1;
-            if (sscanf(s + 1, "%2d%n", &oh, &n) != 1)
-                return 0;
-            s += 1 + n;
-            if (*s == ':')
-                s++;
-            if (*s >= '0' && *s <= '9' && sscanf(s, "%2d%n", &om, &n) == 1)
-                s += n;
-            off = sign * (oh * 3600 + om * 60);
-        }
-    }
-    if (*s || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 24 || mi > 59 || sec > 60)
-        return 0;
-    memset(&tm, 0, sizeof tm);
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    t = (int64_t)timegm(&tm) - off;
-    *ok = 1;
-    return t * 1000 + ms;
+    if (!n || n + 4 > sizeof buf)
+        return CTX_EINVAL;
+    memcpy(buf, s, n + 1);
+    if (n > 19 && (buf[n - 3] == '+' || buf[n - 3] == '-') && buf[n - 2] >= '0' &&
+        buf[n - 2] <= '9' && buf[n - 1] >= '0' && buf[n - 1] <= '9')
+        memcpy(buf + n, ":00", 4);
+    return ctx_iso8601_ms(buf, ms);
 }
 
 /* ---- reading a document stream ---- */
@@ -758,13 +725,11 @@ static int move_back(odbc_reader *r)
     int64_t back = r->m.s->lookback_seconds, t;
     struct tm tm;
     time_t secs;
-    int ok;
 
     ctx_buf_reset(&r->lookback);
     if (is_integer(r->ts_type) || r->ts_type == SQL_NUMERIC || r->ts_type == SQL_DECIMAL)
         return !ctx_buf_printf(&r->lookback, "%lld", strtoll(cur, NULL, 10) - (long long)back);
-    t = parse_time(cur, &ok);
-    if (!ok)
+    if (parse_time(cur, &t))
         return 0;
     secs = (time_t)(t / 1000 - back);
     if (!gmtime_r(&secs, &tm))
@@ -870,7 +835,6 @@ static int emit_row(odbc_reader *r)
     sqlmap_val body[64];
     sqlmap_row m;
     size_t k, nbody = 0;
-    int ok;
 
     memset(&m, 0, sizeof m);
     for (k = 0; k < r->ncols; k++) {
@@ -880,7 +844,8 @@ static int emit_row(odbc_reader *r)
         case SQLMAP_COL_TS:
             m.ts = as_val(v);
             if (!v->null && !is_integer(v->type))
-                m.ts_ms = parse_time(v->buf.data, &ok);
+                if (parse_time(v->buf.data, &m.ts_ms))
+                    m.ts_ms = 0;
             break;
         case SQLMAP_COL_TITLE: m.title = as_val(v); break;
         case SQLMAP_COL_BODY: body[nbody++] = as_val(v); break;

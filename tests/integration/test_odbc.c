@@ -607,6 +607,33 @@ Test(odbc, sqlite_integer_cursor_with_lookback)
     ctx_config_free(&cfg);
 }
 
+/* A timestamptz cursor with lookback: a late row within the window is still read. */
+Test(odbc, psqlodbc_timestamptz_cursor_with_lookback)
+{
+    char docs[64];
+    ctx_config cfg;
+    store_run_stats s;
+
+    table(PG, docs, sizeof docs, "docs");
+    src(PG, "CREATE TABLE %s (id int, body text, at timestamptz)", docs);
+    src(PG, "INSERT INTO %s VALUES (1, 'one', '2024-01-01 10:00:00+00'),"
+        " (2, 'two', '2024-01-01 12:00:00+00')", docs);
+    load_cfg(&cfg, PG, "{'streams': [{'name': 'docs', 'table': '%s', 'id': 'id', 'body':"
+             " 'body', 'updated_at': 'at', 'lookback_seconds': 3600, 'allow_everyone':"
+             " true}]}", docs);
+    cr_assert_eq(tsync_ok(&cfg, 0).records, 2);
+    cr_assert_eq(tsync_int("SELECT updated_at FROM documents WHERE ext_id = '2'"),
+                 1704110400000LL, "the offset is read");
+    /* Committed late with an older time, inside the hour before the cursor. */
+    src(PG, "INSERT INTO %s VALUES (3, 'three', '2024-01-01 11:30:00+00'),"
+        " (4, 'four', '2024-01-01 09:00:00+00')", docs);
+    s = tsync_ok(&cfg, 0);
+    cr_assert_eq(s.records, 1, "row 3 is in the window, row 4 is not");
+    cr_assert_eq(s.unchanged, 1);
+    cr_assert_eq(tsync_int("SELECT count(*) FROM documents WHERE ext_id = '3'"), 1);
+    ctx_config_free(&cfg);
+}
+
 /* ---- errors ---- */
 
 Test(odbc, unknown_dsn_names_the_sqlstate)
