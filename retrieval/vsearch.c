@@ -38,16 +38,18 @@ int vsearch_plan(const vindex *vi, const float *q, const vindex_filter *f,
     /*
      * The graph keeps only the vectors a walk passes that the selector
      * lets through, so the walk must look at about k / share candidates
-     * to find k of them: widen efSearch by the allowed share, and then
-     * some (the factor and floor were set with bench/vector_search).
+     * to find k of them: the queue that would hold max(ef_min, 4k) for
+     * an unfiltered search is divided by the allowed share, so it holds
+     * about as many allowed vectors (set with bench/vector_search).
      */
     share = (double)stats->allowed / (double)(info.n - info.dead ? info.n - info.dead : 1);
-    ef = VSEARCH_EF_WIDEN * k / (share > 0 ? share : 1e-9);
+    ef = (VSEARCH_EF_WIDEN * k > ef_min ? VSEARCH_EF_WIDEN * k : ef_min) /
+         (share > 0 ? share : 1e-9);
     if (plan == VSEARCH_AUTO)
         plan = stats->allowed <= exact_max || ef > EF_MAX ? VSEARCH_EXACT : VSEARCH_ANN;
     stats->plan = plan;
     if (plan == VSEARCH_ANN) {
-        stats->ef = ef < ef_min ? ef_min : ef > EF_MAX ? EF_MAX : (int)ef;
+        stats->ef = ef > EF_MAX ? EF_MAX : (int)ef;
         if ((rc = vindex_search_ann(vi, q, k, stats->ef, f, out, n, err)))
             return rc;
         if (*n >= (size_t)k || *n >= stats->allowed)

@@ -271,7 +271,7 @@ Test(vindex_store, many_tombstones_trigger_a_rebuild)
 #define LD 32
 #define LACL 200
 
-Test(vindex, filtered_graph_walk_never_leaves_the_filter, .timeout = 300)
+Test(vindex, filtered_graph_walk_never_leaves_the_filter)
 {
     vindex *vi = vindex_new(LD, 1, 16);
     float *v = malloc(sizeof(float) * LN * LD), c[16][LD], q[LD];

@@ -257,7 +257,8 @@ static void check_queries(vindex *vi, int nq, int strict)
     }
 }
 
-Test(vsearch, equals_the_oracle_and_never_leaks, .timeout = 600)
+/* open_index - the active model's index, built from the store and saved. */
+static vindex *open_index(void)
 {
     char path[4096];
     vindex *vi;
@@ -265,11 +266,20 @@ Test(vsearch, equals_the_oracle_and_never_leaks, .timeout = 600)
     ctx_error err;
     int64_t active, target;
 
-    build();
     cr_assert_eq(store_embed_models(st, &active, &target, &err), 0);
     vindex_path(dir, active, path, sizeof path);
     cr_assert_eq(vindex_open(st, path, active, &vi, &how, &err), 0, "%s", err.text);
     cr_assert_eq(vindex_save(vi, path, &err), 0);
+    return vi;
+}
+
+Test(vsearch, equals_the_oracle_and_never_leaks)
+{
+    vindex *vi;
+    ctx_error err;
+
+    build();
+    vi = open_index();
     check_queries(vi, 300, 1);
 
     /* Revoke and grant: ACLs of a third of the documents, memberships, deletions. */
@@ -299,18 +309,13 @@ Test(vsearch, equals_the_oracle_and_never_leaks, .timeout = 600)
     finish();
 }
 
-Test(vsearch, hybrid_stays_inside_and_finds_unembedded_chunks, .timeout = 300)
+Test(vsearch, hybrid_stays_inside_and_finds_unembedded_chunks)
 {
-    char path[4096];
     vindex *vi;
-    int how;
     ctx_error err;
-    int64_t active, target;
 
     build();
-    cr_assert_eq(store_embed_models(st, &active, &target, &err), 0);
-    vindex_path(dir, active, path, sizeof path);
-    cr_assert_eq(vindex_open(st, path, active, &vi, &how, &err), 0);
+    vi = open_index();
     /* A document for everyone, indexed but not embedded. */
     {
         const char *al[1] = {"everyone"};
