@@ -122,9 +122,17 @@ static void diag(SQLSMALLINT type, SQLHANDLE h, char *out, size_t len, char stat
         if (n >= len)
             n = len - 1;
     }
-    for (char *p = out; *p; p++)
-        if (*p == '\n' || *p == '\r' || *p == '\t')
-            *p = ' ';
+    /* One line: control characters become blanks, runs of blanks one, none at the ends. */
+    n = 0;
+    for (const char *p = out; *p; p++) {
+        char ch = *p == '\n' || *p == '\r' || *p == '\t' ? ' ' : *p;
+        if (ch == ' ' && (n == 0 || out[n - 1] == ' ' || p[1] == ';'))
+            continue;
+        out[n++] = ch;
+    }
+    while (n && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
     if (!out[0])
         snprintf(out, len, "the driver gave no diagnostic");
 }
