@@ -240,8 +240,11 @@ int cli_connector(int argc, char **argv, const char *config_path)
         if (rc)
             ctx_error_set(&err, rc, "check failed");
     } else if (!strcmp(sub, "discover")) {
-        if (!(rc = conform_discover(&conn, &found, &err)))
-            json_array_foreach(found, i, m) print_msg(m);
+        if (!(rc = conform_discover(&conn, &found, &err))) {
+            json_array_foreach(found, i, m) {
+                print_msg(m);
+            }
+        }
         json_decref(found);
     } else {
         rc = run_read(&conn, &a, &err);

@@ -412,7 +412,9 @@ static int schema_shape(json_t *sc, const char *path, ctx_buf *why)
                        ctx_json_typename(sc));
     if ((v = json_object_get(sc, "type"))) {
         if (json_is_array(v)) {
-            json_array_foreach(v, i, e) bad |= !is_type_name(e);
+            json_array_foreach(v, i, e) {
+                bad |= !is_type_name(e);
+            }
         } else {
             bad |= !is_type_name(v);
         }
@@ -484,7 +486,9 @@ static int schema_validate(json_t *sc, json_t *v, const char *path, ctx_buf *why
         int ok = 0;
         if (json_is_string(k))
             ok = type_matches(json_string_value(k), v);
-        json_array_foreach(k, i, e) ok |= json_is_string(e) && type_matches(json_string_value(e), v);
+        json_array_foreach(k, i, e) {
+            ok |= json_is_string(e) && type_matches(json_string_value(e), v);
+        }
         if (!ok)
             return why_add(why, "%s: expected %s, got %s", path,
                            json_is_string(k) ? json_string_value(k) : "another type",
@@ -492,7 +496,9 @@ static int schema_validate(json_t *sc, json_t *v, const char *path, ctx_buf *why
     }
     if ((k = json_object_get(sc, "enum"))) {
         int ok = 0;
-        json_array_foreach(k, i, e) ok |= json_equal(e, v);
+        json_array_foreach(k, i, e) {
+            ok |= json_equal(e, v);
+        }
         if (!ok)
             bad |= why_add(why, "%s: not one of the allowed values", path);
     }
@@ -530,12 +536,16 @@ static int schema_validate(json_t *sc, json_t *v, const char *path, ctx_buf *why
         }
     }
     if ((k = json_object_get(sc, "allOf"))) {
-        json_array_foreach(k, i, e) bad |= schema_validate(e, v, path, why);
+        json_array_foreach(k, i, e) {
+            bad |= schema_validate(e, v, path, why);
+        }
     }
     if ((k = json_object_get(sc, "anyOf")) || (k = json_object_get(sc, "oneOf"))) {
         ctx_buf tmp = CTX_BUF_INIT;
         n = 0;
-        json_array_foreach(k, i, e) n += !schema_validate(e, v, path, &tmp);
+        json_array_foreach(k, i, e) {
+            n += !schema_validate(e, v, path, &tmp);
+        }
         if (!n || (n > 1 && json_object_get(sc, "oneOf") == k))
             bad |= why_add(why, "%s: matches %zu of the %s alternatives%s%s", path, n,
                            json_object_get(sc, "oneOf") == k ? "oneOf" : "anyOf",

@@ -277,8 +277,10 @@ Test(conformance, postgres_connector_passes)
                              "INSERT INTO %s (id, title, body, updated_at, readers) VALUES"
                              " ('r1', 'One', 'first row', now() - interval '3 hours',"
                              "  '{group:eng,user:ann}'),"
-                             " ('r2', 'Two', 'second row', now() - interval '2 hours', '{group:eng}'),"
-                             " ('r3', 'Three', 'third row', now() - interval '1 hour', '{everyone}')",
+                             " ('r2', 'Two', 'second row', now() - interval '2 hours',"
+                             "  '{group:eng}'),"
+                             " ('r3', 'Three', 'third row', now() - interval '1 hour',"
+                             "  '{everyone}')",
                              table), 0, "%s", why);
     snprintf(cfg, sizeof cfg,
              "{\"conninfo\": \"%s\", \"password_env\": \"CTX_TEST_PGPASSWORD\", \"state_every\":"
