@@ -236,9 +236,9 @@ int cli_connector(int argc, char **argv, const char *config_path)
     } else if (!strcmp(sub, "check")) {
         m = conform_check_msg(&conn, &rc);
         print_msg(m);
-        json_decref(m);
         if (rc)
-            ctx_error_set(&err, rc, "check failed");
+            ctx_error_set(&err, rc, "%s", json_string_value(json_object_get(m, "message")));
+        json_decref(m);
     } else if (!strcmp(sub, "discover")) {
         if (!(rc = conform_discover(&conn, &found, &err))) {
             json_array_foreach(found, i, m) {

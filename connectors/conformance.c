@@ -805,16 +805,28 @@ static void check_spec(suite *s)
     free(text);
 }
 
-/* A copy of config with every top-level string pointing nowhere; NULL if none. */
+/*
+ * A copy of config with every top-level string of the connector's own keys
+ * pointing nowhere; NULL if there is none. The host's keys (a whole source
+ * given with its type) stay, and an exec source's program config is what
+ * gets broken.
+ */
 static json_t *derive_bad_config(json_t *config)
 {
-    json_t *bad = json_deep_copy(config), *v;
-    const char *key;
+    static const char *const host_keys[] = {"name", "type", "plugin", "enabled",
+                                            "max_record_bytes", NULL};
+    json_t *bad = json_deep_copy(config), *keys = bad, *v;
+    const char *key, *type = json_string_value(json_object_get(config, "type"));
     int n = 0;
 
-    json_object_foreach(bad, key, v) {
-        if (json_is_string(v)) {
-            json_object_set_new(bad, key, json_string("/nonexistent/ctxgate-conformance-bad"));
+    if (type && !strcmp(type, "exec") && json_is_object(json_object_get(bad, "config")))
+        keys = json_object_get(bad, "config");
+    json_object_foreach(keys, key, v) {
+        size_t i;
+        for (i = 0; host_keys[i] && strcmp(host_keys[i], key); i++)
+            ;
+        if (json_is_string(v) && (keys != bad || !host_keys[i])) {
+            json_object_set_new(keys, key, json_string("/nonexistent/ctxgate-conformance-bad"));
             n++;
         }
     }
