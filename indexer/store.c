@@ -1492,10 +1492,20 @@ int store_embed_depth(ctx_store *st, int64_t *n, ctx_error *err)
     return s ? get_id(st, s, n, err, "count queue") : CTX_ESTORE;
 }
 
+/* refill_queue - every chunk lacking a vector of model_id, and nothing else. */
+static int refill_queue(ctx_store *st, int64_t model_id, ctx_error *err)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "DELETE FROM embed_queue;"
+             "INSERT INTO embed_queue(chunk_id) SELECT id FROM chunks c WHERE NOT EXISTS"
+             " (SELECT 1 FROM vectors v WHERE v.chunk_id = c.id AND v.model_id = %lld)",
+             (long long)model_id);
+    return store_exec(st, sql, err);
+}
+
 int store_embed_prepare(ctx_store *st, int64_t model_id, int64_t *queued, ctx_error *err)
 {
     int64_t active, target;
-    char sql[256];
     int rc;
 
     *queued = 0;
@@ -1508,18 +1518,10 @@ int store_embed_prepare(ctx_store *st, int64_t model_id, int64_t *queued, ctx_er
     } else if (active == model_id) {
         /* Back to the serving model: a half-built target is abandoned. */
         if (target && !(rc = setting_put(st, "embed.target_model", 0, err)))
-            snprintf(sql, sizeof sql, "DELETE FROM embed_queue;"
-                     "INSERT INTO embed_queue(chunk_id) SELECT id FROM chunks c WHERE NOT"
-                     " EXISTS (SELECT 1 FROM vectors v WHERE v.chunk_id = c.id AND"
-                     " v.model_id = %lld)", (long long)model_id),
-            rc = store_exec(st, sql, err);
+            rc = refill_queue(st, model_id, err);
     } else if (target != model_id) {
-        snprintf(sql, sizeof sql, "DELETE FROM embed_queue;"
-                 "INSERT INTO embed_queue(chunk_id) SELECT id FROM chunks c WHERE NOT"
-                 " EXISTS (SELECT 1 FROM vectors v WHERE v.chunk_id = c.id AND"
-                 " v.model_id = %lld)", (long long)model_id);
         if (!(rc = setting_put(st, "embed.target_model", model_id, err)))
-            rc = store_exec(st, sql, err);
+            rc = refill_queue(st, model_id, err);
     }
     if (rc || (rc = store_embed_depth(st, queued, err)))
         goto fail;

@@ -9,6 +9,9 @@
  * The C face of indexer/faiss_bridge.cpp (the index itself) and
  * indexer/vindex.c (its life beside the store). Distances are squared L2
  * on unit vectors; a hit's score is the cosine similarity, 1 - d/2.
+ *
+ * Threads: any number of searches may run at once on one index; adding,
+ * removing, catching up and loading need it to themselves.
  */
 #ifndef CTX_INDEXER_VINDEX_H
 #define CTX_INDEXER_VINDEX_H

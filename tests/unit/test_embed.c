@@ -299,3 +299,31 @@ Test(embed_queue, migration_from_v1_queues_existing_chunks)
     cr_assert_eq(tu_count(st, "SELECT count(*) FROM embed_queue"), 2);
     ic.store = st;
 }
+
+Test(embed_queue, going_back_to_the_active_model_abandons_the_target)
+{
+    embed_provider *a = hash_provider("v1", 32), *b = hash_provider("v2", 16);
+    embed_run_stats es;
+    ctx_error err;
+    int64_t active, target, ma;
+
+    put("d0", "one two", "user:ann@t.test");
+    put("d1", "three four", "user:ann@t.test");
+    put("d2", "five six", "user:ann@t.test");
+    put("d3", "seven eight", "user:ann@t.test");
+    cr_assert_eq(embed_run(st, a, 0, NULL, &es, &err), 0, "%s", err.text);
+    cr_assert_eq(store_embed_models(st, &ma, &target, &err), 0);
+    cr_assert_eq(embed_run(st, b, 1, NULL, &es, &err), 0, "%s", err.text);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM vectors WHERE model_id <> 1"), 3);
+    /* The configuration goes back to a before b is done. */
+    cr_assert_eq(embed_run(st, a, 0, NULL, &es, &err), 0, "%s", err.text);
+    cr_assert_eq(es.embedded, 0);
+    cr_assert_eq(es.retired, 3);
+    cr_assert_eq(store_embed_models(st, &active, &target, &err), 0);
+    cr_assert_eq(active, ma);
+    cr_assert_eq(target, 0);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM embed_queue"), 0);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM vectors"), 4);
+    embed_close(a);
+    embed_close(b);
+}
