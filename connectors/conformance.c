@@ -73,7 +73,8 @@ struct ctx_emitter {
     void *arg;
     size_t problems;
     ctx_buf *why;
-    int stopped;
+    int stopped;              /* fn asked to stop */
+    size_t after_stop;        /* host calls the connector made after that */
 };
 
 static void problem(ctx_emitter *em, const char *fmt, ...)
@@ -186,6 +187,12 @@ static int deliver(ctx_emitter *em, json_t *msg)
 {
     int rc;
 
+    if (em->stopped) {
+        /* The ABI: after a non-zero return, no more host calls. */
+        em->after_stop++;
+        json_decref(msg);
+        return CTX_ECANCELED;
+    }
     if (!msg)
         return CTX_ENOMEM;
     rc = em->fn ? em->fn(em->arg, msg) : 0;
@@ -305,16 +312,22 @@ static const ctx_host capture_host = {
     cap_record, cap_delete, cap_acl, cap_principal, cap_state, cap_log,
 };
 
+/* xRead through the capture host; the connector's rc, and *em as it ended. */
+static int capture_read(registry_conn *conn, const char *stream, const char *state, int full,
+                        ctx_emitter *em, ctx_conn_error *ce)
+{
+    memset(ce, 0, sizeof *ce);
+    return conn->vt->xRead(conn->conn, stream, state, full, &capture_host, em, ce);
+}
+
 int conform_read(registry_conn *conn, const char *stream, const char *state, int full,
                  conform_msg_fn fn, void *arg, size_t *problems, ctx_buf *why,
                  ctx_error *err)
 {
-    ctx_emitter em = {stream, fn, arg, 0, why, 0};
+    ctx_emitter em = {stream, fn, arg, 0, why, 0, 0};
     ctx_conn_error ce;
-    int rc;
+    int rc = capture_read(conn, stream, state, full, &em, &ce);
 
-    memset(&ce, 0, sizeof ce);
-    rc = conn->vt->xRead(conn->conn, stream, state, full, &capture_host, &em, &ce);
     if (problems)
         *problems = em.problems;
     if (rc && em.stopped)
@@ -1097,6 +1110,39 @@ static void check_resume(suite *s)
            reads);
 }
 
+static int stop_at_first_record(void *arg, json_t *msg)
+{
+    (void)arg;
+    return strcmp(json_string_value(json_object_get(msg, "type")), "RECORD") ? 0 : CTX_ECANCELED;
+}
+
+/* A host function's non-zero return stops the read: no more calls, a non-zero rc. */
+static void check_stop(suite *s)
+{
+    const char *stream;
+    json_t *msgs;
+    ctx_emitter em = {NULL, stop_at_first_record, NULL, 0, NULL, 0, 0};
+    ctx_conn_error ce;
+    int rc;
+
+    json_object_foreach(s->base, stream, msgs) {
+        if (count_type(msgs, "RECORD", NULL))
+            break;
+    }
+    em.stream = stream;
+    rc = capture_read(&s->conn, stream, NULL, 0, &em, &ce);
+    if (!em.stopped)
+        report(s, FAIL, "read.stop", "stream %s: the read sent no RECORD this time", stream);
+    else if (em.after_stop)
+        report(s, FAIL, "read.stop", "stream %s: %zu host calls after xRecord returned non-zero;"
+               " stop at once and return CTX_CONN_ECANCELED", stream, em.after_stop);
+    else if (!rc)
+        report(s, FAIL, "read.stop", "stream %s: xRead returned 0 after xRecord asked it to"
+               " stop; return CTX_CONN_ECANCELED", stream);
+    else
+        report(s, PASS, "read.stop", "xRead stops at once when the host says so (rc %d)", rc);
+}
+
 /* Run the mutate command; 0 or FAIL reported under name. */
 static int mutate(suite *s, const char *name, const char *verb, const char *stream,
                   const char *id, const char *principal)
@@ -1281,6 +1327,7 @@ int conform_run(const conform_target *t, json_t *config, const conform_opts *opt
         check_full(&s);
         check_unchanged(&s);
         check_resume(&s);
+        check_stop(&s);
         check_mutations(&s);
     }
     fprintf(s.out, "%d passed, %d failed, %d skipped\n", rep->passed, rep->failed,
