@@ -10,6 +10,7 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -448,19 +449,22 @@ static void rest_close(void *conn)
     ctx_free(c);
 }
 
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+/* Sources may be opened from several threads; libcurl is set up once. */
+static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
 static int rest_open(const char *config_json, void **pconn, ctx_conn_error *e)
 {
-    static int curl_ready;
     rest_conn *c;
     ctx_error err;
     int rc;
 
     *pconn = NULL;
-    if (!curl_ready) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT))
-            return rest_err(e, CTX_CONN_ESOURCE, "libcurl: global initialisation failed");
-        curl_ready = 1;
-    }
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc)
+        return rest_err(e, CTX_CONN_ESOURCE, "libcurl: global initialisation failed");
     if (!(c = ctx_calloc(1, sizeof *c)))
         return rest_err(e, CTX_CONN_ENOMEM, "out of memory");
     if ((rc = ctx_opts_parse_text(rest_opts, config_json, &c->cfg, &err))) {

@@ -441,6 +441,15 @@ class Handler(BaseHTTPRequestHandler):
         return {"users": [], "groups": list(sp["groups"]) if sp else [], "source": "space"}
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A client that gave up (a stall past its timeout) is not news.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 def main():
     args = sys.argv[1:]
     tls = None
@@ -449,8 +458,7 @@ def main():
         tls = args[i + 1:i + 3]
         del args[i:i + 3]
     port = int(args[0]) if args else 0
-    srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    srv.daemon_threads = True
+    srv = Server(("127.0.0.1", port), Handler)
     if tls:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(tls[0], tls[1])
