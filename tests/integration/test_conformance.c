@@ -223,6 +223,7 @@ Test(conformance, flawed_plugins_fail_the_right_checks)
     flawed("tests/plugins/flawed_noacl.so", "records.acl", 1);
     flawed("tests/plugins/flawed_checkok.so", "check.bad_config", 1);
     flawed("tests/plugins/flawed_badmsgs.so", "messages", 1);
+    flawed("tests/plugins/flawed_nostop.so", "read.stop", 1);
     flawed("tests/plugins/flawed_badspec.so", "spec.schema", 0);
     flawed("tests/plugins/flawed_badspec.so", "config.valid", 0);
     /* Ignoring the state resends everything and can no longer see deletes. */

@@ -7,13 +7,14 @@
  *   FLAW_CHECK_OK  xCheck succeeds whatever the config says
  *   FLAW_BAD_SPEC  xSpec is no JSON Schema: a misspelt type, a wrong "required"
  *   FLAW_BAD_MESSAGES  titles are not UTF-8 and metadata is not an object
+ *   FLAW_NO_STOP   reads on when the host says stop
  * The flaws wrap the template's callbacks instead of editing its code.
  */
 #define ctx_connector_entry jsonl_entry
 #include "../../examples/connector-template/jsonl.c"
 #undef ctx_connector_entry
 
-#if defined(FLAW_NO_ACL) || defined(FLAW_BAD_MESSAGES)
+#if defined(FLAW_NO_ACL) || defined(FLAW_BAD_MESSAGES) || defined(FLAW_NO_STOP)
 #define FLAW_HOST
 /* The template emits through this host, which passes everything on to the
  * real one but spoils records. em is really a pass_through. */
@@ -22,23 +23,34 @@ typedef struct pass_through {
     ctx_emitter *em;
 } pass_through;
 
+/* What the template gets back from the host. */
+static int answer(int rc)
+{
+#if defined(FLAW_NO_STOP)
+    (void)rc;
+    return 0;
+#else
+    return rc;
+#endif
+}
+
 static int pt_record(ctx_emitter *em, const ctx_record *rec)
 {
     pass_through *p = (pass_through *)em;
     ctx_record r = *rec;
 #if defined(FLAW_NO_ACL)
     r.acl = NULL;
-#else
+#elif defined(FLAW_BAD_MESSAGES)
     r.title = "caf\xe9 in Latin-1";
     r.metadata_json = "[1, 2]";
 #endif
-    return p->host->xRecord(p->em, &r);
+    return answer(p->host->xRecord(p->em, &r));
 }
 
 static int pt_delete(ctx_emitter *em, const char *stream, const char *id)
 {
     pass_through *p = (pass_through *)em;
-    return p->host->xDelete(p->em, stream, id);
+    return answer(p->host->xDelete(p->em, stream, id));
 }
 
 static int pt_acl(ctx_emitter *em, const char *stream, const char *id, const ctx_acl *acl)
@@ -47,19 +59,19 @@ static int pt_acl(ctx_emitter *em, const char *stream, const char *id, const ctx
 #if defined(FLAW_NO_ACL)
     acl = NULL;
 #endif
-    return p->host->xAcl(p->em, stream, id, acl);
+    return answer(p->host->xAcl(p->em, stream, id, acl));
 }
 
 static int pt_principal(ctx_emitter *em, const ctx_principal *pr)
 {
     pass_through *p = (pass_through *)em;
-    return p->host->xPrincipal(p->em, pr);
+    return answer(p->host->xPrincipal(p->em, pr));
 }
 
 static int pt_state(ctx_emitter *em, const char *stream, const char *state)
 {
     pass_through *p = (pass_through *)em;
-    return p->host->xState(p->em, stream, state);
+    return answer(p->host->xState(p->em, stream, state));
 }
 
 static void pt_log(ctx_emitter *em, int level, const char *msg)

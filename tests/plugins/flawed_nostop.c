@@ -1,0 +1,3 @@
+/* flawed_nostop.c - the jsonl connector with FLAW_NO_STOP (see flawed.c). */
+#define FLAW_NO_STOP
+#include "flawed.c"
