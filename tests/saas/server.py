@@ -68,8 +68,10 @@ def initial_data():
         {"id": "support", "name": "Support", "members": ["u3"], "subgroups": []},
     ]
     projects = [
-        {"id": "P1", "key": "ENG", "name": "Engine", "groups": ["eng"]},
-        {"id": "P2", "key": "SUP", "name": "Support desk", "groups": ["support"]},
+        {"id": "P1", "key": "ENG", "name": "Engine", "groups": ["eng"],
+         "updated_at": iso(BASE - 600)},
+        {"id": "P2", "key": "SUP", "name": "Support desk", "groups": ["support"],
+         "updated_at": iso(BASE - 540)},
     ]
     tickets = []
     for i in range(1, 21):
@@ -90,8 +92,10 @@ def initial_data():
         {"name": "wiki-staff", "users": ["a-2"], "groups": ["wiki-hr"]},
     ]
     spaces = [
-        {"key": "HR", "name": "Human Resources", "groups": ["wiki-hr"]},
-        {"key": "ALL", "name": "Company", "groups": ["wiki-staff"]},
+        {"key": "HR", "name": "Human Resources", "groups": ["wiki-hr"],
+         "updated_at": iso(BASE - 600)},
+        {"key": "ALL", "name": "Company", "groups": ["wiki-staff"],
+         "updated_at": iso(BASE - 540)},
     ]
     pages = []
     for i in range(1, 13):
