@@ -777,85 +777,8 @@ static void snippet(const rest_conn *c, const rest_resp *r, char *out, size_t le
     scrub(out, c->token);
 }
 
-/*
- * fetch_token - a new OAuth2 access token (client credentials grant),
- * client id and secret sent with HTTP basic auth.
- */
-static int fetch_token(rest_conn *c, ctx_conn_error *e)
-{
-    rest_resp resp = {0};
-    ctx_buf url = CTX_BUF_INIT, form = CTX_BUF_INIT;
-    char ebuf[CURL_ERROR_SIZE] = "", msg[256];
-    json_t *root = NULL, *tok;
-    int rc;
-
-    wipe_free(c->token);
-    c->token = NULL;
-    if (strncmp(c->auth.token_url, "http://", 7) && strncmp(c->auth.token_url, "https://", 8))
-        rc = ctx_buf_puts(&url, c->cfg.base_url);
-    else
-        rc = 0;
-    if (rc || ctx_buf_puts(&url, c->auth.token_url) ||
-        ctx_buf_puts(&form, "grant_type=client_credentials")) {
-        rc = rest_err(e, CTX_CONN_ENOMEM, "out of memory");
-        goto done;
-    }
-    if (c->auth.scope) {
-        char *q = curl_easy_escape(c->curl, c->auth.scope, 0);
-        rc = !q || ctx_buf_printf(&form, "&scope=%s", q);
-        curl_free(q);
-        if (rc) {
-            rc = rest_err(e, CTX_CONN_ENOMEM, "out of memory");
-            goto done;
-        }
-    }
-    resp_reset(&resp, 1 << 20);
-    if (setup(c, url.data, &resp, ebuf) ||
-        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, form.data) ||
-        curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC) ||
-        curl_easy_setopt(c->curl, CURLOPT_USERNAME, c->auth.client_id) ||
-        curl_easy_setopt(c->curl, CURLOPT_PASSWORD, c->secret)) {
-        rc = rest_err(e, CTX_CONN_ENOMEM, "libcurl: cannot set request options");
-        goto done;
-    }
-    if (perform(c, &resp, ebuf, msg, sizeof msg)) {
-        rc = rest_err(e, CTX_CONN_ESOURCE, "auth.token_url: POST %s: %s",
-                      url_path(url.data), msg);
-        goto done;
-    }
-    if (resp.status != 200) {
-        snippet(c, &resp, msg, sizeof msg);
-        rc = rest_err(e, resp.status == 400 || resp.status == 401 ? CTX_CONN_EAUTH
-                                                                  : CTX_CONN_ESOURCE,
-                      "auth.token_url: POST %s: HTTP %ld (%s); check auth.client_id and"
-                      " the secret", url_path(url.data), resp.status, msg);
-        goto done;
-    }
-    root = resp.body.data ? json_loadb(resp.body.data, resp.body.len, 0, NULL) : NULL;
-    tok = json_object_get(root, "access_token");
-    if (!json_is_string(tok) || !*json_string_value(tok)) {
-        rc = rest_err(e, CTX_CONN_EAUTH, "auth.token_url: POST %s: the answer has no"
-                      " \"access_token\"", url_path(url.data));
-        goto done;
-    }
-    if (!(c->token = ctx_strdup(json_string_value(tok)))) {
-        rc = rest_err(e, CTX_CONN_ENOMEM, "out of memory");
-        goto done;
-    }
-    {
-        json_int_t exp = json_integer_value(json_object_get(root, "expires_in"));
-        c->token_exp_ms = exp > 0 ? ctx_now_ms() + exp * 1000 : INT64_MAX;
-    }
-    rc = CTX_CONN_OK;
-done:
-    json_decref(root);
-    if (form.data)
-        explicit_bzero(form.data, form.len);
-    ctx_buf_free(&form);
-    ctx_buf_free(&url);
-    resp_free(&resp);
-    return rc;
-}
+static int fetch_token(rest_conn *c, ctx_conn_error *e);
+static int endpoint_url(const rest_conn *c, ctx_buf *out, const char *endpoint);
 
 /* auth_headers - the request's credentials; *hl (new) is freed by the caller. */
 static int auth_headers(rest_conn *c, struct curl_slist **hl, ctx_conn_error *e)
@@ -954,16 +877,28 @@ static int retryable(long status)
     return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
+/* client_auth - the token request's options: the form, client id and secret. */
+static int client_auth(rest_conn *c, const char *form, struct curl_slist **hl)
+{
+    *hl = curl_slist_append(NULL, "Accept: application/json");
+    return !*hl || curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, form) ||
+           curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC) ||
+           curl_easy_setopt(c->curl, CURLOPT_USERNAME, c->auth.client_id) ||
+           curl_easy_setopt(c->curl, CURLOPT_PASSWORD, c->secret);
+}
+
 /*
- * http_get - GET url into resp (a 2xx answer) with the credential, the
- * shared rate budget and bounded retries: 429 and 5xx wait Retry-After
- * when given, else an exponential backoff with jitter; an OAuth2 401 gets
- * one fresh token. what names the stream in messages.
+ * http_call - GET url (or, with form, POST it to the OAuth2 token
+ * endpoint) into resp, a 2xx answer, with the credential, the shared rate
+ * budget and bounded retries: 429 and 5xx wait Retry-After or the
+ * X-RateLimit reset when given, else an exponential backoff with jitter;
+ * an OAuth2 401 gets one fresh token. what names the stream in messages.
  */
-static int http_get(rest_conn *c, const char *what, const char *url, rest_resp *resp,
-                    ctx_conn_error *e)
+static int http_call(rest_conn *c, const char *what, const char *url, const char *form,
+                     rest_resp *resp, ctx_conn_error *e)
 {
     char ebuf[CURL_ERROR_SIZE], msg[300], snip[200];
+    const char *method = form ? "POST" : "GET";
     struct curl_slist *hl = NULL;
     int64_t attempt = 0, delay, backoff = c->cfg.backoff_ms;
     int rc, refreshed = 0, tr;
@@ -975,7 +910,7 @@ static int http_get(rest_conn *c, const char *what, const char *url, rest_resp *
         resp_reset(resp, (size_t)c->cfg.max_page_bytes);
         ebuf[0] = '\0';
         /* Refresh a little before the expiry, so no request carries a dead token. */
-        if (c->auth_kind == AUTH_OAUTH2 &&
+        if (!form && c->auth_kind == AUTH_OAUTH2 &&
             (!c->token || ctx_now_ms() + 5000 >= c->token_exp_ms) &&
             (rc = fetch_token(c, e))) {
             err_prefix(e, what);
@@ -985,7 +920,11 @@ static int http_get(rest_conn *c, const char *what, const char *url, rest_resp *
             rc = rest_err(e, CTX_CONN_ENOMEM, "libcurl: cannot set request options");
             break;
         }
-        if ((rc = auth_headers(c, &hl, e)))
+        if (form && client_auth(c, form, &hl)) {
+            rc = rest_err(e, CTX_CONN_ENOMEM, "libcurl: cannot set the token request");
+            break;
+        }
+        if (!form && (rc = auth_headers(c, &hl, e)))
             break;
         if (curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hl)) {
             rc = rest_err(e, CTX_CONN_ENOMEM, "libcurl: cannot set headers");
@@ -998,7 +937,14 @@ static int http_get(rest_conn *c, const char *what, const char *url, rest_resp *
             note_limits(c, resp);
             return CTX_CONN_OK;
         }
-        if (!tr && resp->status == 401 && c->auth_kind == AUTH_OAUTH2 && !refreshed) {
+        if (!tr && form && (resp->status == 400 || resp->status == 401 || resp->status == 403)) {
+            snippet(c, resp, snip, sizeof snip);
+            rc = rest_err(e, CTX_CONN_EAUTH, "%s: POST %s: HTTP %ld (%s); check"
+                          " auth.client_id and the secret", what, url_path(url), resp->status,
+                          snip);
+            break;
+        }
+        if (!tr && !form && resp->status == 401 && c->auth_kind == AUTH_OAUTH2 && !refreshed) {
             rest_log(c, CTX_CONN_LOG_INFO, "%s: GET %s: HTTP 401; fetching a new token",
                      what, url_path(url));
             wipe_free(c->token);
@@ -1007,8 +953,8 @@ static int http_get(rest_conn *c, const char *what, const char *url, rest_resp *
             continue;
         }
         if (!tr && (resp->status == 401 || resp->status == 403)) {
-            rc = rest_err(e, CTX_CONN_EAUTH, "%s: GET %s: HTTP %ld, credentials rejected;"
-                          " %s", what, url_path(url), resp->status,
+            rc = rest_err(e, CTX_CONN_EAUTH, "%s: %s %s: HTTP %ld, credentials rejected;"
+                          " %s", what, method, url_path(url), resp->status,
                           !c->cfg.auth || c->auth_kind == AUTH_NONE
                               ? "the API wants credentials: set auth"
                           : c->auth.secret_env ? "check the secret in auth.secret_env"
@@ -1020,15 +966,16 @@ static int http_get(rest_conn *c, const char *what, const char *url, rest_resp *
                 snippet(c, resp, snip, sizeof snip);
                 snprintf(msg, sizeof msg, "HTTP %ld: %s", resp->status, snip);
             }
-            rc = rest_err(e, CTX_CONN_ESOURCE, "%s: GET %s: %s", what, url_path(url), msg);
+            rc = rest_err(e, CTX_CONN_ESOURCE, "%s: %s %s: %s", what, method, url_path(url),
+                          msg);
             break;
         }
         if (!tr)
             snprintf(msg, sizeof msg, "HTTP %ld", resp->status);
         if (attempt >= c->cfg.retries) {
-            rc = rest_err(e, CTX_CONN_ESOURCE, "%s: GET %s: %s, still failing after %lld"
+            rc = rest_err(e, CTX_CONN_ESOURCE, "%s: %s %s: %s, still failing after %lld"
                           " attempt%s; nothing past the last checkpoint was committed", what,
-                          url_path(url), msg, (long long)attempt + 1, attempt ? "s" : "");
+                          method, url_path(url), msg, (long long)attempt + 1, attempt ? "s" : "");
             break;
         }
         attempt++;
@@ -1036,8 +983,8 @@ static int http_get(rest_conn *c, const char *what, const char *url, rest_resp *
         if (!tr && delay < 0)
             delay = reset_ms(resp);
         if (delay > c->cfg.max_retry_after * 1000) {
-            rc = rest_err(e, CTX_CONN_ESOURCE, "%s: GET %s: %s asks to wait %lld s, more than"
-                          " max_retry_after (%lld s)", what, url_path(url), msg,
+            rc = rest_err(e, CTX_CONN_ESOURCE, "%s: %s %s: %s asks to wait %lld s, more than"
+                          " max_retry_after (%lld s)", what, method, url_path(url), msg,
                           (long long)(delay / 1000), (long long)c->cfg.max_retry_after);
             break;
         }
@@ -1046,14 +993,69 @@ static int http_get(rest_conn *c, const char *what, const char *url, rest_resp *
             delay = backoff / 2 + (int64_t)(next_rand(c) % (uint64_t)(backoff / 2 + 1));
             backoff = backoff * 2 > c->cfg.max_backoff_ms ? c->cfg.max_backoff_ms : backoff * 2;
         }
-        rest_log(c, CTX_CONN_LOG_WARN, "%s: GET %s: %s; retry %lld of %lld in %lld ms", what,
-                 url_path(url), msg, (long long)attempt, (long long)c->cfg.retries,
+        rest_log(c, CTX_CONN_LOG_WARN, "%s: %s %s: %s; retry %lld of %lld in %lld ms", what,
+                 method, url_path(url), msg, (long long)attempt, (long long)c->cfg.retries,
                  (long long)delay);
         /* The wait belongs to the credential: every stream of the source waits too. */
         if (ctx_now_ms() + delay > c->next_ok_ms)
             c->next_ok_ms = ctx_now_ms() + delay;
     }
     curl_slist_free_all(hl);
+    return rc;
+}
+
+/*
+ * fetch_token - a new OAuth2 access token (client credentials grant),
+ * client id and secret sent with HTTP basic auth, retried like any request.
+ */
+static int fetch_token(rest_conn *c, ctx_conn_error *e)
+{
+    rest_resp resp = {0};
+    ctx_buf url = CTX_BUF_INIT, form = CTX_BUF_INIT;
+    json_t *root = NULL, *tok;
+    int rc;
+
+    wipe_free(c->token);
+    c->token = NULL;
+    if (endpoint_url(c, &url, c->auth.token_url) ||
+        ctx_buf_puts(&form, "grant_type=client_credentials")) {
+        rc = rest_err(e, CTX_CONN_ENOMEM, "out of memory");
+        goto done;
+    }
+    if (c->auth.scope) {
+        char *q = curl_easy_escape(c->curl, c->auth.scope, 0);
+        rc = !q || ctx_buf_printf(&form, "&scope=%s", q);
+        curl_free(q);
+        if (rc) {
+            rc = rest_err(e, CTX_CONN_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    if ((rc = http_call(c, "auth.token_url", url.data, form.data, &resp, e)))
+        goto done;
+    root = resp.body.data ? json_loadb(resp.body.data, resp.body.len, 0, NULL) : NULL;
+    tok = json_object_get(root, "access_token");
+    if (!json_is_string(tok) || !*json_string_value(tok)) {
+        rc = rest_err(e, CTX_CONN_EAUTH, "auth.token_url: POST %s: the answer has no"
+                      " \"access_token\"", url_path(url.data));
+        goto done;
+    }
+    if (!(c->token = ctx_strdup(json_string_value(tok)))) {
+        rc = rest_err(e, CTX_CONN_ENOMEM, "out of memory");
+        goto done;
+    }
+    {
+        json_int_t exp = json_integer_value(json_object_get(root, "expires_in"));
+        c->token_exp_ms = exp > 0 ? ctx_now_ms() + exp * 1000 : INT64_MAX;
+    }
+    rc = CTX_CONN_OK;
+done:
+    json_decref(root);
+    if (form.data)
+        explicit_bzero(form.data, form.len);
+    ctx_buf_free(&form);
+    ctx_buf_free(&url);
+    resp_free(&resp);
     return rc;
 }
 
@@ -1322,7 +1324,7 @@ static int read_pages(rest_reader *r, const char *endpoint, const char *records_
             rc = rest_err(r->e, CTX_CONN_ENOMEM, "out of memory");
             break;
         }
-        if ((rc = http_get(r->c, r->what, url.data, &r->resp, r->e)) ||
+        if ((rc = http_call(r->c, r->what, url.data, NULL, &r->resp, r->e)) ||
             (rc = parse_answer(r->c, r->what, url.data, &r->resp, &root, r->e)))
             break;
         items = jpath(root, records_path);
@@ -1451,7 +1453,7 @@ static int item_acl(rest_reader *r, json_t *item, const char *id, ctx_acl *acl)
         if (expand(r, &r->tmp, s->permissions_endpoint, id, 1) ||
             endpoint_url(r->c, &r->url, r->tmp.data))
             return rest_err(r->e, CTX_CONN_ENOMEM, "out of memory");
-        if ((rc = http_get(r->c, r->what, r->url.data, &r->presp, r->e)) ||
+        if ((rc = http_call(r->c, r->what, r->url.data, NULL, &r->presp, r->e)) ||
             (rc = parse_answer(r->c, r->what, r->url.data, &r->presp, &root, r->e)))
             return rc;
         rc = add_values(&r->allow, "user:", root, s->permissions_users) ||

@@ -613,6 +613,23 @@ Test(rest, oauth2_token_is_refreshed_before_it_expires)
     cr_assert_eq(docs("pages"), 12);
 }
 
+Test(rest, the_token_endpoint_is_retried_and_a_bad_client_secret_is_eauth)
+{
+    store_run_stats s;
+    char msg[600];
+
+    ctl("faults", "[{\"path\":\"/oauth/token\",\"type\":\"status\",\"code\":503,"
+                  "\"retry_after\":0}]");
+    sync_ok(wiki(NULL), 0, &s);
+    cr_assert_eq(tokens_issued(), 1);
+    cr_assert_eq(docs("pages"), 12);
+    setenv("CTX_TEST_WIKI_SECRET", "not-the-secret", 1);
+    cr_assert_eq(sync_fails(wiki(NULL), msg, sizeof msg), CTX_EAUTH);
+    assert_has(msg, "streams[0] (users): auth.token_url: POST /oauth/token: HTTP 401");
+    assert_has(msg, "check auth.client_id and the secret");
+    cr_assert(!strstr(msg, "not-the-secret"), "%s", msg);
+}
+
 Test(rest, api_key_and_basic_auth)
 {
     store_run_stats s;

@@ -230,6 +230,9 @@ class Handler(BaseHTTPRequestHandler):
         if url.path.startswith("/_control/"):
             return self.control(url.path[len("/_control/"):], body)
         if url.path == "/oauth/token":
+            fault = take_fault(url.path)
+            if fault and self.apply_fault(fault, url.path):
+                return
             return self.token(body)
         self.send(404, {"error": "not found"})
 
