@@ -714,7 +714,11 @@ Test(rest, the_secret_never_appears_in_logs_or_errors)
 
 /* ---- the conformance suite ---- */
 
-Test(rest, passes_the_conformance_suite)
+/*
+ * conformance - the suite on source_json's own keys, with the mutate hook,
+ * and a wrong secret as the bad config; every check passes.
+ */
+static void conformance(const char *source_json)
 {
     conform_target t = {.type = "rest"};
     conform_opts o = {0};
@@ -722,20 +726,17 @@ Test(rest, passes_the_conformance_suite)
     ctx_error err;
     char mutate[128], *out = NULL;
     size_t len;
-    json_t *cfg, *bad;
+    json_t *cfg = json_loads(source_json, 0, NULL), *bad;
     FILE *f = open_memstream(&out, &len);
 
-    /* The source's own keys: the suite gives them to the connector as they are. */
-    tracker("", TICKETS("tickets", "cursor", INCR
-                        ",\"deleted_endpoint\":\"/tracker/tickets/deleted\""));
-    cfg = json_loads(src, 0, NULL);
+    /* The suite gives the connector its own keys only. */
     json_object_del(cfg, "name");
     json_object_del(cfg, "type");
     /* Bad credentials: check must fail on them, not only on a bad address. */
-    setenv("CTX_TEST_BAD_TOKEN", "not-the-token", 1);
+    setenv("CTX_TEST_BAD_SECRET", "not-the-secret", 1);
     bad = json_deep_copy(cfg);
     json_object_set_new(json_object_get(bad, "auth"), "secret_env",
-                        json_string("CTX_TEST_BAD_TOKEN"));
+                        json_string("CTX_TEST_BAD_SECRET"));
     snprintf(mutate, sizeof mutate, "sh tests/integration/conformance/rest-mutate.sh %d",
              port);
     o.mutate = mutate;
@@ -750,6 +751,17 @@ Test(rest, passes_the_conformance_suite)
     free(out);
     json_decref(bad);
     json_decref(cfg);
+}
+
+Test(rest, the_tracker_passes_the_conformance_suite)
+{
+    conformance(tracker("", TICKETS("tickets", "cursor", INCR
+                                    ",\"deleted_endpoint\":\"/tracker/tickets/deleted\"")));
+}
+
+Test(rest, the_wiki_passes_the_conformance_suite)
+{
+    conformance(wiki(NULL));
 }
 
 /* ---- configuration ---- */
