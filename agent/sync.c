@@ -162,6 +162,17 @@ static int add_stream(void *arg, const char *name, const char *desc)
     return CTX_OK;
 }
 
+/* wanted - stream passes opts->filter (or there is none). */
+static int wanted(const sync_opts *opts, const char *stream)
+{
+    if (!opts->filter)
+        return 1;
+    for (size_t i = 0; i < opts->nfilter; i++)
+        if (!strcmp(opts->filter[i], stream))
+            return 1;
+    return 0;
+}
+
 static int lock_source(const char *dir, const char *name, int *fd, ctx_error *err)
 {
     char path[4096];
@@ -272,7 +283,8 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
     if (rc == CTX_ENOMEM)
         ctx_error_set(&em.err, rc, "out of memory");
     for (i = 0; !rc && i < streams.n; i++)
-        rc = read_stream(&em, &conn, streams.v[i], opts->full);
+        if (wanted(opts, streams.v[i]))
+            rc = read_stream(&em, &conn, streams.v[i], opts->full);
 
     if (rc)
         ctx_error_prefix(&em.err, "source %s: ", src->name);

@@ -22,6 +22,8 @@ typedef struct sync_opts {
     int full;                        /* ignore states; prune what was not seen */
     const char *const *streams;      /* only these (NULL = every discovered stream) */
     size_t nstreams;
+    const char *const *filter;       /* of the discovered streams, only these (NULL = all) */
+    size_t nfilter;
     const char *lock_dir;            /* per-source lock files here (NULL = none) */
     volatile sig_atomic_t *cancel;   /* set non-zero to stop at the next message */
     sync_progress_fn progress;

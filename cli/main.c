@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../agent/jobs.h"
 #include "../agent/sync.h"
 #include "../connectors/registry.h"
 #include "../core/config.h"
@@ -300,21 +301,6 @@ static void excerpt(const char *text, const char *query, char *out, size_t len)
 }
 
 /* The config's embeddings section as the embedder takes it. */
-static void embed_cfg_of(const ctx_config *cfg, embed_cfg *ec)
-{
-    const ctx_embed_cfg *e = &cfg->embeddings;
-    memset(ec, 0, sizeof *ec);
-    ec->provider = e->provider;
-    ec->model = e->model;
-    ec->dim = (int)e->dim;
-    ec->base_url = e->base_url;
-    ec->api_key_env = e->api_key_env;
-    ec->batch_size = (int)e->batch_size;
-    ec->timeout_ms = (int)e->timeout_ms;
-    ec->max_retries = (int)e->max_retries;
-    ec->retry_base_ms = 500;
-}
-
 /*
  * open_vectors - the active model's index, caught up (and written back when
  * it had to be built; `ctxgate embed` keeps the file current), and an
@@ -335,7 +321,7 @@ static int open_vectors(const ctx_config *cfg, ctx_store *st, vindex **vi, embed
         return rc;
     if ((rc = store_embed_model_info(st, active, &name, &dim, err)))
         return rc;
-    embed_cfg_of(cfg, &ec);
+    embed_cfg_from(cfg, &ec);
     rc = embed_open_model(&ec, name, dim, emb, err);
     ctx_free(name);
     if (rc)
@@ -487,46 +473,26 @@ static int cmd_embed(int argc, char **argv)
     ctx_config cfg;
     ctx_store *st = NULL;
     ctx_error err;
-    embed_cfg ec;
-    embed_provider *emb = NULL;
-    embed_run_stats es;
-    vindex *vi = NULL;
-    int64_t active, target;
-    char path[4096];
-    int rc, how;
+    embed_job_stats es;
+    int rc;
     uint64_t t0 = ctx_mono_ns();
     (void)argc;
     (void)argv;
 
     if ((rc = open_all(&cfg, &st, 0, &err)))
         goto done;
-    embed_cfg_of(&cfg, &ec);
-    if ((rc = embed_open(&ec, &emb, &err)))
-        goto done;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    if ((rc = embed_run(st, emb, 0, &canceled, &es, &err)))
+    if ((rc = jobs_embed(&cfg, st, 0, &canceled, &es, &err)))
         goto done;
     printf("%s: %lld embedded, %lld reused, %lld skipped in %.2fs; %lld waiting%s\n",
-           embed_model_name(emb), (long long)es.embedded, (long long)es.reused,
-           (long long)es.skipped, (double)(ctx_mono_ns() - t0) / 1e9, (long long)es.remaining,
-           es.switched ? "; now the active model" : "");
-    /* The index of the model searches use, caught up and written back. */
-    if ((rc = store_embed_models(st, &active, &target, &err)) || !active)
-        goto done;
-    vindex_path(cfg.data_dir, active, path, sizeof path);
-    if ((rc = vindex_open(st, path, active, &vi, &how, &err)) ||
-        (rc = vindex_save(vi, path, &err)))
-        goto done;
-    {
-        vindex_info info;
-        vindex_get_info(vi, &info);
-        printf("vector index: %zu vectors (%zu deleted), %s\n", info.n - info.dead, info.dead,
-               how == VINDEX_BUILT ? "built" : "caught up");
-    }
+           es.model, (long long)es.run.embedded, (long long)es.run.reused,
+           (long long)es.run.skipped, (double)(ctx_mono_ns() - t0) / 1e9,
+           (long long)es.run.remaining, es.run.switched ? "; now the active model" : "");
+    if (es.vectors || es.dead)
+        printf("vector index: %zu vectors (%zu deleted), %s\n", es.vectors, es.dead,
+               es.built ? "built" : "caught up");
 done:
-    vindex_free(vi);
-    embed_close(emb);
     store_close(st);
     ctx_config_free(&cfg);
     return rc ? fail(&err) : 0;
@@ -637,6 +603,36 @@ static int cmd_schema(int argc, char **argv)
     return 0;
 }
 
+/* ---- agent ---- */
+
+static volatile sig_atomic_t reload_asked;
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    reload_asked = 1;
+}
+
+static int cmd_agent(int argc, char **argv)
+{
+    static const struct option lo[] = {{"once", no_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
+    agent_daemon_opts ao = {0, &canceled, &reload_asked};
+    ctx_error err;
+    int c;
+
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (c != 'o')
+            return 2;
+        ao.once = 1;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_hup);
+    if (agent_daemon(config_path, &ao, &err))
+        return fail(&err);
+    return 0;
+}
+
 static int cmd_connector(int argc, char **argv)
 {
     return cli_connector(argc, argv, config_path);
@@ -653,6 +649,11 @@ static const cmd cmds[] = {
                            "                        search what USER may read"},
     {"embed", cmd_embed, "embed                   give every chunk a vector of the configured model\n"
                          "                        and bring the vector index up to date"},
+    {"agent", cmd_agent, "agent [--once]          the maintenance agent: run each source's sync,\n"
+                         "                        permissions and full-refresh jobs on their\n"
+                         "                        schedules, embed, keep the index healthy\n"
+                         "                        (--once: what is due now, then exit);\n"
+                         "                        SIGTERM stops it cleanly, SIGHUP reloads"},
     {"status", cmd_status, "status [--json]         per source: documents, chunks, last run, lag"},
     {"schema", cmd_schema, "schema                  print the JSON Schema of the config file"},
     {"connector", cmd_connector, CLI_CONNECTOR_USAGE},

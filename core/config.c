@@ -18,6 +18,7 @@ typedef struct top_cfg {
     char *data_dir;
     json_t *chunk;
     json_t *embeddings;
+    json_t *agent;
     json_t *sources;
 } top_cfg;
 
@@ -28,6 +29,8 @@ static const ctx_opt top_opts[] = {
      "chunking: {\"max_tokens\": 256, \"overlap_tokens\": 32}", NULL, 0},
     {"embeddings", CTX_OPT_JSON, NULL, offsetof(top_cfg, embeddings), 0,
      "the embedder: {\"provider\": \"hash\", \"dim\": 384}", NULL, 0},
+    {"agent", CTX_OPT_JSON, NULL, offsetof(top_cfg, agent), 0,
+     "the maintenance agent: {\"max_jobs\": 2, \"embed\": \"1m\"}", NULL, 0},
     {"sources", CTX_OPT_JSON, NULL, offsetof(top_cfg, sources), 1,
      "the sources to sync: an array of objects with name and type", NULL, 0},
     CTX_OPT_END,
@@ -62,9 +65,40 @@ static const ctx_opt embed_opts[] = {
     CTX_OPT_END,
 };
 
+static const ctx_opt agent_opts[] = {
+    {"max_jobs", CTX_OPT_INT, "2", offsetof(ctx_agent_cfg, max_jobs), 0,
+     "jobs run at once (1..64)", NULL, 0},
+    {"max_retries", CTX_OPT_INT, "3", offsetof(ctx_agent_cfg, max_retries), 0,
+     "retries of a failed job before it waits for its next scheduled time", NULL, 0},
+    {"retry", CTX_OPT_STRING, "30s", offsetof(ctx_agent_cfg, retry), 0,
+     "first retry delay, doubled at each retry", NULL, 0},
+    {"jitter", CTX_OPT_STRING, "0s", offsetof(ctx_agent_cfg, jitter), 0,
+     "the most a job's start is delayed (stable per job), so sources do not start together",
+     NULL, 0},
+    {"embed", CTX_OPT_STRING, "1m", offsetof(ctx_agent_cfg, embed), 0,
+     "schedule of the embedding job (an interval or a cron expression)", NULL, 0},
+    {"maintain", CTX_OPT_STRING, "1h", offsetof(ctx_agent_cfg, maintain), 0,
+     "schedule of index upkeep: ranking statistics, FTS5 merge, WAL checkpoint", NULL, 0},
+    CTX_OPT_END,
+};
+
+static const ctx_opt schedule_opts[] = {
+    {"sync", CTX_OPT_STRING, "15m", offsetof(ctx_schedule_cfg, sync), 0,
+     "incremental sync: an interval (\"15m\") or a cron expression in UTC (\"*/15 * * * *\")",
+     NULL, 0},
+    {"permissions", CTX_OPT_STRING, "5m", offsetof(ctx_schedule_cfg, permissions), 0,
+     "sync of the streams that carry users and groups only; \"\" turns it off", NULL, 0},
+    {"full", CTX_OPT_STRING, "@daily", offsetof(ctx_schedule_cfg, full), 0,
+     "full refresh that prunes what the source no longer has; \"\" turns it off", NULL, 0},
+    {"permission_streams", CTX_OPT_STRLIST, NULL, offsetof(ctx_schedule_cfg, permission_streams),
+     0, "the streams the permissions job reads, of those the connector has (default"
+     " \"principals\", \"users\", \"groups\")", NULL, 0},
+    CTX_OPT_END,
+};
+
 /* The host's keys in a source object; everything else is the connector's. */
 static const char *const host_keys[] = {"name", "type", "plugin", "enabled",
-                                        "max_record_bytes", NULL};
+                                        "max_record_bytes", "schedule", NULL};
 
 static int is_host_key(const char *k)
 {
@@ -114,6 +148,17 @@ static int parse_source(json_t *obj, size_t i, ctx_source_cfg *s, ctx_error *err
             return ctx_error_set(err, CTX_ECONFIG,
                                  "sources[%zu].max_record_bytes: expected an integer >= 1024", i);
         s->max_record_bytes = json_integer_value(v);
+    }
+    {
+        char where[48];
+        json_t *sch = json_object_get(obj, "schedule");
+        int rc;
+        snprintf(where, sizeof where, "sources[%zu].schedule", i);
+        sch = sch ? json_incref(sch) : json_object();
+        rc = ctx_opts_parse(schedule_opts, sch, &s->schedule, where, err);
+        json_decref(sch);
+        if (rc)
+            return rc;
     }
     if (!(s->conn = json_object()))
         return CTX_ENOMEM;
@@ -170,6 +215,23 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
     if (strcmp(cfg->embeddings.provider, "hash") && strcmp(cfg->embeddings.provider, "openai")) {
         rc = ctx_error_set(err, CTX_ECONFIG, "embeddings.provider: unknown provider \"%s\";"
                            " use \"hash\" or \"openai\"", cfg->embeddings.provider);
+        goto done;
+    }
+
+    {
+        json_t *a = top.agent ? json_incref(top.agent) : json_object();
+        rc = ctx_opts_parse(agent_opts, a, &cfg->agent, "agent", err);
+        json_decref(a);
+        if (rc)
+            goto done;
+    }
+    if (cfg->agent.max_jobs < 1 || cfg->agent.max_jobs > 64 || cfg->agent.max_retries < 0 ||
+        cfg->agent.max_retries > 20) {
+        rc = ctx_error_set(err, CTX_ECONFIG, "agent.%s: out of range; use %s",
+                           cfg->agent.max_jobs < 1 || cfg->agent.max_jobs > 64 ? "max_jobs"
+                                                                                : "max_retries",
+                           cfg->agent.max_jobs < 1 || cfg->agent.max_jobs > 64 ? "1..64"
+                                                                                : "0..20");
         goto done;
     }
 
@@ -248,7 +310,9 @@ void ctx_config_free(ctx_config *cfg)
         ctx_free(cfg->sources[i].type);
         ctx_free(cfg->sources[i].plugin);
         json_decref(cfg->sources[i].conn);
+        ctx_opts_free(schedule_opts, &cfg->sources[i].schedule);
     }
+    ctx_opts_free(agent_opts, &cfg->agent);
     ctx_free(cfg->sources);
     ctx_opts_free(embed_opts, &cfg->embeddings);
     ctx_free(cfg->data_dir);
@@ -272,7 +336,11 @@ void ctx_config_store_path(const ctx_config *cfg, char *buf, size_t len)
 /* The host's keys of a source, as JSON Schema properties (new reference). */
 static json_t *host_props(const char *type)
 {
-    return json_pack("{s:{s:s,s:s,s:s},s:{s:s,s:s},s:{s:s,s:b,s:s},s:{s:s,s:i,s:i,s:s}}",
+    json_t *p, *sch = ctx_opts_schema(schedule_opts, NULL);
+    json_object_set_new(sch, "description",
+                        json_string("when the maintenance agent (`ctxgate agent`) runs this"
+                                    " source's jobs"));
+    p = json_pack("{s:{s:s,s:s,s:s},s:{s:s,s:s},s:{s:s,s:b,s:s},s:{s:s,s:i,s:i,s:s},s:o}",
                      "name", "type", "string", "pattern", "^[A-Za-z0-9_.-]+$",
                      "description", "unique name of the source",
                      "type", "const", type, "description", "connector type",
@@ -280,7 +348,9 @@ static json_t *host_props(const char *type)
                      "description", "false skips the source in `ctxgate sync`",
                      "max_record_bytes", "type", "integer", "minimum", 1024,
                      "default", 16 * 1024 * 1024,
-                     "description", "bodies larger than this fail the run with a clear error");
+                     "description", "bodies larger than this fail the run with a clear error",
+                     "schedule", sch);
+    return p;
 }
 
 json_t *ctx_config_schema(json_t *connectors)
@@ -326,6 +396,9 @@ json_t *ctx_config_schema(json_t *connectors)
     json_object_set_new(props, "embeddings", ctx_opts_schema(embed_opts, NULL));
     json_object_set_new(json_object_get(props, "embeddings"), "description",
                         json_string("the embedder that gives chunks their vectors"));
+    json_object_set_new(props, "agent", ctx_opts_schema(agent_opts, NULL));
+    json_object_set_new(json_object_get(props, "agent"), "description",
+                        json_string("the maintenance agent: how it runs jobs"));
     json_object_set_new(props, "sources",
                         json_pack("{s:s,s:s,s:{s:o}}", "type", "array", "description",
                                   "the sources to sync", "items", "oneOf", branches));

@@ -13,6 +13,16 @@
 
 #include "ctx.h"
 
+#include "opts.h"
+
+/* A source's "schedule": when the maintenance agent runs its jobs. */
+typedef struct ctx_schedule_cfg {
+    char *sync;               /* incremental content sync, e.g. "15m" */
+    char *permissions;        /* principal streams only, e.g. "5m"; "" = never */
+    char *full;               /* full refresh with pruning, e.g. "@daily"; "" = never */
+    ctx_strlist permission_streams;  /* which streams carry users and groups */
+} ctx_schedule_cfg;
+
 typedef struct ctx_source_cfg {
     char *name;               /* unique, [A-Za-z0-9_.-]+ */
     char *type;               /* built-in connector name, or "plugin" */
@@ -21,7 +31,18 @@ typedef struct ctx_source_cfg {
     int64_t max_record_bytes;
     json_t *conn;             /* the connector's keys only; owned */
     size_t index;             /* position in sources[], for messages */
+    ctx_schedule_cfg schedule;
 } ctx_source_cfg;
+
+/* The "agent" section: how the maintenance agent runs jobs. */
+typedef struct ctx_agent_cfg {
+    int64_t max_jobs;         /* jobs at once */
+    int64_t max_retries;      /* retries of a failed job before its next scheduled time */
+    char *retry;              /* first retry delay, doubled each time */
+    char *jitter;             /* most a job is delayed, stable per job */
+    char *embed;              /* how often the embedding queue is worked off */
+    char *maintain;           /* ranking statistics, FTS5 merge, WAL checkpoint */
+} ctx_agent_cfg;
 
 /* The "embeddings" section: which embedder gives chunks their vectors. */
 typedef struct ctx_embed_cfg {
@@ -43,6 +64,7 @@ typedef struct ctx_config {
     ctx_source_cfg *sources;
     size_t nsources;
     ctx_embed_cfg embeddings;
+    ctx_agent_cfg agent;
 } ctx_config;
 
 /*

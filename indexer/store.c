@@ -109,6 +109,23 @@ static const char schema_v2[] =
     "CREATE TABLE embed_queue(chunk_id INTEGER PRIMARY KEY);"
     "INSERT INTO embed_queue(chunk_id) SELECT id FROM chunks;";
 
+/*
+ * Version 3: ranking statistics and the maintenance agent's job history.
+ * term_df is derived (retrieval/rank.c rebuilds it from fts5vocab): how many
+ * chunks hold each index term, and term_df_meta the chunk count it was
+ * built at. agent_jobs has a row per job run: source is NULL for store-wide
+ * jobs, status 'running' until it ends ('ok', 'failed', 'busy', 'canceled').
+ */
+static const char schema_v3[] =
+    "CREATE TABLE term_df(term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE term_df_meta("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1), nrows INTEGER NOT NULL,"
+    "  built_at INTEGER NOT NULL);"
+    "CREATE TABLE agent_jobs("
+    "  id INTEGER PRIMARY KEY, source TEXT, kind TEXT NOT NULL, attempt INTEGER NOT NULL,"
+    "  started_at INTEGER NOT NULL, finished_at INTEGER, status TEXT NOT NULL, error TEXT);"
+    "CREATE INDEX agent_jobs_last ON agent_jobs(source, kind, started_at);";
+
 enum {
     Q_SOURCE_GET, Q_SOURCE_ADD,
     Q_STATE_GET, Q_STATE_PUT, Q_STATE_CLEAR,
@@ -358,16 +375,24 @@ int store_exec(ctx_store *st, const char *sql, ctx_error *err)
     return CTX_OK;
 }
 
-static int migrate(ctx_store *st, ctx_error *err)
+static int schema_version(ctx_store *st, int *version, ctx_error *err)
 {
     sqlite3_stmt *s;
-    int version, rc;
 
     if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
         return store_errf(st, err, "read schema version");
     sqlite3_step(s);
-    version = sqlite3_column_int(s, 0);
+    *version = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
+    return CTX_OK;
+}
+
+static int migrate(ctx_store *st, ctx_error *err)
+{
+    int version, rc;
+
+    if ((rc = schema_version(st, &version, err)))
+        return rc;
 
     if (version > STORE_SCHEMA_VERSION)
         return ctx_error_set(err, CTX_ESTORE,
@@ -378,12 +403,19 @@ static int migrate(ctx_store *st, ctx_error *err)
         return CTX_OK;
     if ((rc = store_exec(st, "BEGIN IMMEDIATE", err)))
         return rc;
+    /* Another process may have migrated while we waited for the lock. */
+    if ((rc = schema_version(st, &version, err)))
+        goto fail;
+    if (version == STORE_SCHEMA_VERSION)
+        return store_exec(st, "COMMIT", err);
     if (version < 1 && (rc = store_exec(st, schema_v1, err)))
         goto fail;
     if (version < 2 && (rc = store_exec(st, schema_v2, err)))
         goto fail;
-    /* Later versions: if (version < 3) apply schema_v3 here. */
-    if ((rc = store_exec(st, "PRAGMA user_version = 2", err)))
+    if (version < 3 && (rc = store_exec(st, schema_v3, err)))
+        goto fail;
+    /* Later versions: if (version < 4) apply schema_v4 here. */
+    if ((rc = store_exec(st, "PRAGMA user_version = 3", err)))
         goto fail;
     return store_exec(st, "COMMIT", err);
 fail:
@@ -1720,4 +1752,81 @@ int store_tombstones_scan(ctx_store *st, int64_t after,
         rc = store_errf(st, err, "scan tombstones");
     sqlite3_finalize(s);
     return rc;
+}
+
+/* ---- the maintenance agent's job history ---- */
+
+/* job_stmt - prepare one statement on the job history. */
+static int job_stmt(ctx_store *st, const char *sql, sqlite3_stmt **s, ctx_error *err)
+{
+    if (sqlite3_prepare_v2(st->db, sql, -1, s, NULL) != SQLITE_OK)
+        return store_errf(st, err, "job history");
+    return CTX_OK;
+}
+
+static int job_step(ctx_store *st, sqlite3_stmt *s, ctx_error *err)
+{
+    int step = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return step == SQLITE_DONE || step == SQLITE_ROW ? CTX_OK
+                                                     : store_errf(st, err, "job history");
+}
+
+int store_job_start(ctx_store *st, const char *source, const char *kind, int attempt,
+                    int64_t started_at, int64_t *id, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if ((rc = job_stmt(st,
+                       "INSERT INTO agent_jobs(source, kind, attempt, started_at, status)"
+                       " VALUES(?1, ?2, ?3, ?4, 'running')",
+                       &s, err)))
+        return rc;
+    sqlite3_bind_text(s, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 3, attempt);
+    sqlite3_bind_int64(s, 4, started_at);
+    rc = job_step(st, s, err);
+    *id = rc ? 0 : sqlite3_last_insert_rowid(st->db);
+    return rc;
+}
+
+int store_job_finish(ctx_store *st, int64_t id, int64_t finished_at, const char *status,
+                     const char *error, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if ((rc = job_stmt(st,
+                       "UPDATE agent_jobs SET finished_at = ?2, status = ?3, error = ?4"
+                       " WHERE id = ?1",
+                       &s, err)))
+        return rc;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, finished_at);
+    sqlite3_bind_text(s, 3, status, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, error, -1, SQLITE_STATIC);
+    return job_step(st, s, err);
+}
+
+int store_job_last(ctx_store *st, const char *source, const char *kind, int64_t *started_at,
+                   ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc, step;
+
+    *started_at = 0;
+    if ((rc = job_stmt(st,
+                       "SELECT max(started_at) FROM agent_jobs"
+                       " WHERE source IS ?1 AND kind = ?2",
+                       &s, err)))
+        return rc;
+    sqlite3_bind_text(s, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
+    if ((step = sqlite3_step(s)) == SQLITE_ROW)
+        *started_at = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? CTX_OK
+                                                     : store_errf(st, err, "job history");
 }

@@ -16,7 +16,7 @@
 #include "../connectors/sdk/ctxgate/connector.h"
 #include "../core/ctx.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct ctx_store ctx_store;
 
@@ -266,5 +266,18 @@ int store_vectors_scan(ctx_store *st, int64_t model_id, int64_t after,
 int store_tombstones_scan(ctx_store *st, int64_t after,
                           int (*fn)(void *arg, int64_t seq, int64_t chunk_id), void *arg,
                           ctx_error *err);
+
+/*
+ * The maintenance agent's job history. These run in autocommit (no
+ * transaction of the caller's): a job's row is written when it starts and
+ * when it ends. source is NULL for store-wide jobs.
+ */
+int store_job_start(ctx_store *st, const char *source, const char *kind, int attempt,
+                    int64_t started_at, int64_t *id, ctx_error *err);
+int store_job_finish(ctx_store *st, int64_t id, int64_t finished_at, const char *status,
+                     const char *error, ctx_error *err);
+/* store_job_last - when the last run of (source, kind) started; 0 = never. */
+int store_job_last(ctx_store *st, const char *source, const char *kind, int64_t *started_at,
+                   ctx_error *err);
 
 #endif

@@ -302,11 +302,6 @@ int rank_stats_refresh(sqlite3 *db, int force, ctx_error *err)
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return ctx_error_set(err, CTX_ESTORE, "rank stats: %s", sqlite3_errmsg(db));
     r = sqlite3_exec(db,
-                     "CREATE TABLE IF NOT EXISTS term_df("
-                     "  term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;"
-                     "CREATE TABLE IF NOT EXISTS term_df_meta("
-                     "  id INTEGER PRIMARY KEY CHECK (id = 1), nrows INTEGER NOT NULL,"
-                     "  built_at INTEGER NOT NULL);"
                      "DELETE FROM term_df;"
                      "INSERT INTO term_df SELECT term, doc FROM temp.ctx_vocab;"
                      "INSERT OR REPLACE INTO term_df_meta"

@@ -87,6 +87,31 @@ Test(config, source_errors_name_the_index)
     ctx_config_free(&cfg);
 }
 
+Test(config, agent_and_schedule_errors_are_named)
+{
+    ctx_config cfg;
+    ctx_error err;
+    cr_assert_eq(parse("{\"agent\":{\"max_job\":2},\"sources\":[]}", &cfg, &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "agent") && strstr(err.text, "did you mean \"max_jobs\""), "%s",
+              err.text);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"agent\":{\"max_jobs\":0},\"sources\":[]}", &cfg, &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "agent.max_jobs") && strstr(err.text, "1..64"), "%s", err.text);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"sources\":[{\"name\":\"a\",\"type\":\"files\","
+                       "\"schedule\":{\"sync\":5}}]}", &cfg, &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "sources[0].schedule") && strstr(err.text, "sync"), "%s",
+              err.text);
+    ctx_config_free(&cfg);
+    /* defaults: every source is synced every 15 minutes */
+    cr_assert_eq(parse("{\"sources\":[{\"name\":\"a\",\"type\":\"files\",\"path\":\".\"}]}",
+                       &cfg, &err), CTX_OK, "%s", err.text);
+    cr_assert_str_eq(cfg.sources[0].schedule.sync, "15m");
+    cr_assert_str_eq(cfg.agent.embed, "1m");
+    cr_assert(!json_object_get(cfg.sources[0].conn, "schedule"));
+    ctx_config_free(&cfg);
+}
+
 Test(config, connector_keys_are_checked_by_the_connector)
 {
     ctx_config cfg;

@@ -1,0 +1,50 @@
+/*
+ * jobs.h - what the maintenance agent's jobs do, and the daemon loop that
+ * runs them (`ctxgate agent`, and inside `ctxgate serve`).
+ */
+#ifndef CTX_AGENT_JOBS_H
+#define CTX_AGENT_JOBS_H
+
+#include <signal.h>
+
+#include "../core/config.h"
+#include "../indexer/embed.h"
+#include "../indexer/store.h"
+#include "agent.h"
+
+/* embed_cfg_from - the embedder settings of a config (strings borrowed). */
+void embed_cfg_from(const ctx_config *cfg, embed_cfg *ec);
+
+typedef struct embed_job_stats {
+    embed_run_stats run;
+    const char *model;        /* the provider's model (valid until the next call) */
+    size_t vectors, dead;     /* in the active model's index after the job; 0 if none */
+    int built;                /* the index file was missing or torn and was rebuilt */
+} embed_job_stats;
+
+/*
+ * jobs_embed - work the embedding queue off (max_batches, 0 = all), then
+ * bring the active model's vector index up to date and write it back.
+ */
+int jobs_embed(const ctx_config *cfg, ctx_store *st, int max_batches,
+               volatile sig_atomic_t *cancel, embed_job_stats *out, ctx_error *err);
+
+/*
+ * jobs_maintain - index upkeep: ranking statistics rebuilt, FTS5 segments
+ * merged, the WAL checkpointed, PRAGMA optimize.
+ */
+int jobs_maintain(ctx_store *st, ctx_error *err);
+
+typedef struct agent_daemon_opts {
+    int once;                          /* run what is due now, wait for it, return */
+    volatile sig_atomic_t *stop;       /* SIGTERM/SIGINT: stop taking jobs, finish, return */
+    volatile sig_atomic_t *reload;     /* SIGHUP: read the config file again */
+} agent_daemon_opts;
+
+/*
+ * agent_daemon - run the jobs config_path asks for until *stop. A config
+ * that fails to reload is reported and the old one kept.
+ */
+int agent_daemon(const char *config_path, const agent_daemon_opts *opts, ctx_error *err);
+
+#endif
