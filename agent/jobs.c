@@ -12,6 +12,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "../core/util.h"
 #include "../indexer/vindex.h"
 #include "../retrieval/rank.h"
 #include "sync.h"
@@ -298,8 +299,12 @@ static int start(daemon_env *env, const ctx_config *cfg, agent **out, ctx_error 
     env->cfg = cfg;
     ctx_config_store_path(cfg, env->store_path, sizeof env->store_path);
     snprintf(env->lock_dir, sizeof env->lock_dir, "%s/locks", cfg->data_dir);
-    mkdir(cfg->data_dir, 0755);
-    mkdir(env->lock_dir, 0755);
+    if (ctx_mkdir_p(env->lock_dir) < 0) {
+        rc = ctx_error_set(err, CTX_EIO, "data_dir: cannot create %s: %s", env->lock_dir,
+                           strerror(errno));
+        agent_jobs_free(jobs, n);
+        return rc;
+    }
     if ((rc = store_open(env->store_path, 0, &st, err)))
         goto done;
     for (size_t i = 0; i < n && !rc; i++)

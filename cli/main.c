@@ -47,26 +47,6 @@ static int fail(const ctx_error *err)
     return err->code == CTX_ECONFIG ? 2 : 1;
 }
 
-static int mkdir_p(const char *path)
-{
-    char buf[4096];
-    size_t i, n = strlen(path);
-
-    if (n >= sizeof buf)
-        return -1;
-    memcpy(buf, path, n + 1);
-    for (i = 1; i <= n; i++) {
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char c = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-                return -1;
-            buf[i] = c;
-        }
-    }
-    return 0;
-}
-
 /* Load config, make the data dir, open the store. */
 static int open_all(ctx_config *cfg, ctx_store **st, int readonly, ctx_error *err)
 {
@@ -76,7 +56,7 @@ static int open_all(ctx_config *cfg, ctx_store **st, int readonly, ctx_error *er
     *st = NULL;
     if ((rc = ctx_config_load(config_path, cfg, err)))
         return rc;
-    if (!readonly && mkdir_p(cfg->data_dir) < 0)
+    if (!readonly && ctx_mkdir_p(cfg->data_dir) < 0)
         return ctx_error_set(err, CTX_EIO, "data_dir %s: %s; check the path and its"
                              " permissions", cfg->data_dir, strerror(errno));
     ctx_config_store_path(cfg, path, sizeof path);
@@ -214,7 +194,7 @@ static int cmd_sync(int argc, char **argv)
         }
     }
     snprintf(lockdir, sizeof lockdir, "%s/locks", cfg.data_dir);
-    mkdir_p(lockdir);
+    ctx_mkdir_p(lockdir);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
 
@@ -500,6 +480,75 @@ done:
 
 /* ---- status ---- */
 
+/* one_int - the integer a one-value query gives, or dflt. */
+static int64_t one_int(ctx_store *st, const char *sql, int64_t arg, int64_t dflt)
+{
+    sqlite3_stmt *s;
+    int64_t v = dflt;
+    if (sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL) != SQLITE_OK)
+        return dflt;
+    sqlite3_bind_int64(s, 1, arg);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+/*
+ * index_status - the store-wide part of `status`: embedding model, queue
+ * and vectors, the vector index file, ranking statistics, the agent's last
+ * store-wide jobs. Printed unless as_json; returned as JSON (new).
+ */
+static json_t *index_status(const ctx_config *cfg, ctx_store *st, int as_json)
+{
+    int64_t now = ctx_now_ms(), active = 0, target = 0, depth = 0, vectors, built, rows;
+    int64_t last_embed;
+    char *model = NULL, *next = NULL, path[4096];
+    int dim = 0, tdim = 0, have_file = 0;
+    ctx_error err;
+    struct stat sb;
+    json_t *o;
+
+    store_embed_models(st, &active, &target, &err);
+    if (active)
+        store_embed_model_info(st, active, &model, &dim, &err);
+    if (target)
+        store_embed_model_info(st, target, &next, &tdim, &err);
+    store_embed_depth(st, &depth, &err);
+    vectors = one_int(st, "SELECT count(*) FROM vectors WHERE model_id = ?1", active, 0);
+    if (active) {
+        vindex_path(cfg->data_dir, active, path, sizeof path);
+        have_file = stat(path, &sb) == 0;
+    }
+    built = one_int(st, "SELECT built_at FROM term_df_meta", 0, 0);
+    last_embed = one_int(st, "SELECT max(finished_at) FROM agent_jobs WHERE kind = 'embed'"
+                             " AND status = 'ok'", 0, 0);
+    rows = one_int(st, "SELECT nrows FROM term_df_meta", 0, -1);
+    o = json_pack("{s:{s:s?,s:i,s:s?,s:I,s:I},s:{s:b,s:I},s:{s:I,s:I},s:I,s:I}",
+                  "embeddings", "model", model, "dim", dim, "switching_to", next,
+                  "queue", (json_int_t)depth, "vectors", (json_int_t)vectors,
+                  "vector_index", "file_present", have_file, "bytes",
+                  (json_int_t)(have_file ? sb.st_size : 0),
+                  "ranking_stats", "chunks_at_build", (json_int_t)rows, "age_ms",
+                  (json_int_t)(built ? now - built : -1),
+                  "last_embed_ok_ms_ago", (json_int_t)(last_embed ? now - last_embed : -1),
+                  "failed_jobs_last_day",
+                  (json_int_t)one_int(st, "SELECT count(*) FROM agent_jobs WHERE"
+                                          " status = 'failed' AND started_at > ?1",
+                                      now - 86400000, 0));
+    if (!as_json) {
+        printf("embeddings: %s, %lld vectors, %lld chunks waiting%s%s\n",
+               model ? model : "none yet", (long long)vectors, (long long)depth,
+               next ? "; re-embedding for " : "", next ? next : "");
+        printf("vector index: %s; ranking statistics: %s\n",
+               !active ? "none (no model)" : have_file ? "on disk" : "missing (rebuilt on next use)",
+               built ? "built" : "never built (run a sync or `ctxgate agent`)");
+    }
+    ctx_free(model);
+    ctx_free(next);
+    return o;
+}
+
 static int cmd_status(int argc, char **argv)
 {
     static const struct option lo[] = {{"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
@@ -516,7 +565,7 @@ static int cmd_status(int argc, char **argv)
     ctx_store *st = NULL;
     ctx_error err;
     sqlite3_stmt *s;
-    json_t *arr = json_array();
+    json_t *arr = json_array(), *index;
     int c, as_json = 0, rc;
     int64_t now = ctx_now_ms();
 
@@ -565,13 +614,15 @@ static int cmd_status(int argc, char **argv)
         }
     }
     sqlite3_finalize(s);
+    index = index_status(&cfg, st, as_json);
     if (as_json) {
-        json_t *root = json_pack("{s:o}", "sources", arr);
+        json_t *root = json_pack("{s:o,s:o}", "sources", arr, "index", index);
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         fputc('\n', stdout);
         json_decref(root);
     } else {
         json_decref(arr);
+        json_decref(index);
     }
     store_close(st);
     ctx_config_free(&cfg);

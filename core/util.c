@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 int ctx_buf_reserve(ctx_buf *b, size_t extra)
@@ -345,4 +346,24 @@ int ctx_iso8601_ms(const char *s, int64_t *ms)
     tm.tm_sec = sec;
     *ms = ((int64_t)timegm(&tm) - oh * 3600 - om * 60) * 1000 + frac;
     return CTX_OK;
+}
+
+int ctx_mkdir_p(const char *path)
+{
+    char buf[4096];
+    size_t i, n = strlen(path);
+
+    if (n >= sizeof buf)
+        return -1;
+    memcpy(buf, path, n + 1);
+    for (i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+                return -1;
+            buf[i] = c;
+        }
+    }
+    return 0;
 }

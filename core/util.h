@@ -81,4 +81,7 @@ void ctx_strvec_clear(ctx_strvec *l);
 /* ctx_strvec_free - free everything and reset l to empty. */
 void ctx_strvec_free(ctx_strvec *l);
 
+/* ctx_mkdir_p - mkdir -p path (0755); 0, or -1 with errno set. */
+int ctx_mkdir_p(const char *path);
+
 #endif
