@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,8 @@ struct embed_provider {
     char *url;         /* openai: base_url + "/embeddings" */
     char *auth;        /* openai: "Authorization: Bearer ..." or NULL */
     int timeout_ms, max_retries, retry_base_ms, retry_max_ms;
-    CURL *curl;
+    int concurrency;   /* openai: requests in flight */
+    CURL **curl;       /* openai: one handle per request in flight */
 };
 
 /* ---- hash embedder ---- */
@@ -131,6 +133,9 @@ static int open_kind(const embed_cfg *cfg, int kind, const char *model, int dim,
     p->max_retries = cfg->max_retries >= 0 ? cfg->max_retries : 5;
     p->retry_base_ms = cfg->retry_base_ms > 0 ? cfg->retry_base_ms : 500;
     p->retry_max_ms = cfg->retry_max_ms > 0 ? cfg->retry_max_ms : 60000;
+    p->concurrency = kind == PROV_OPENAI && cfg->concurrency > 1 ? cfg->concurrency : 1;
+    if (p->concurrency > 64)
+        p->concurrency = 64;
     if (kind == PROV_HASH) {
         p->model = ctx_strdup(model && *model ? model : "v1");
         ctx_buf_printf(&b, "hash:%s@%d", p->model ? p->model : "", dim);
@@ -167,7 +172,11 @@ static int open_kind(const embed_cfg *cfg, int kind, const char *model, int dim,
                                  env);
         }
         curl_global_init(CURL_GLOBAL_DEFAULT);
-        if (!p->url || !(p->curl = curl_easy_init())) {
+        if ((p->curl = ctx_calloc((size_t)p->concurrency, sizeof *p->curl)))
+            for (int i = 0; i < p->concurrency; i++)
+                if (!(p->curl[i] = curl_easy_init()))
+                    break;
+        if (!p->url || !p->curl || !p->curl[p->concurrency - 1]) {
             embed_close(p);
             ctx_buf_free(&b);
             return ctx_error_set(err, CTX_ENOMEM, "embed: cannot start libcurl");
@@ -214,8 +223,10 @@ void embed_close(embed_provider *p)
 {
     if (!p)
         return;
-    if (p->curl)
-        curl_easy_cleanup(p->curl);
+    for (int i = 0; p->curl && i < p->concurrency; i++)
+        if (p->curl[i])
+            curl_easy_cleanup(p->curl[i]);
+    ctx_free(p->curl);
     ctx_free(p->name);
     ctx_free(p->model);
     ctx_free(p->url);
@@ -225,6 +236,7 @@ void embed_close(embed_provider *p)
 
 const char *embed_model_name(const embed_provider *p) { return p->name; }
 int embed_dim(const embed_provider *p) { return p->dim; }
+int embed_batch_items(const embed_provider *p) { return p->batch_size * p->concurrency; }
 
 /* ---- OpenAI-compatible HTTP ---- */
 
@@ -334,8 +346,9 @@ done:
     return rc;
 }
 
-static int embed_openai(embed_provider *p, const char *const *texts, const size_t *lens,
-                        size_t n, float *out, ctx_error *err)
+/* One request of n texts on handle c, retried as configured. */
+static int embed_request(embed_provider *p, CURL *c, const char *const *texts,
+                         const size_t *lens, size_t n, float *out, ctx_error *err)
 {
     json_t *req = json_object(), *in = json_array();
     struct curl_slist *hdr = NULL;
@@ -361,21 +374,21 @@ static int embed_openai(embed_provider *p, const char *const *texts, const size_
     for (attempt = 0;; attempt++) {
         ctx_buf_reset(&r.body);
         r.retry_after_s = -1;
-        curl_easy_reset(p->curl);
-        curl_easy_setopt(p->curl, CURLOPT_URL, p->url);
-        curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, hdr);
-        curl_easy_setopt(p->curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(p->curl, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
-        curl_easy_setopt(p->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)p->timeout_ms);
-        curl_easy_setopt(p->curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(p->curl, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(p->curl, CURLOPT_WRITEDATA, &r);
-        curl_easy_setopt(p->curl, CURLOPT_HEADERFUNCTION, on_header);
-        curl_easy_setopt(p->curl, CURLOPT_HEADERDATA, &r);
-        cc = curl_easy_perform(p->curl);
+        curl_easy_reset(c);
+        curl_easy_setopt(c, CURLOPT_URL, p->url);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)p->timeout_ms);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+        cc = curl_easy_perform(c);
         status = 0;
         if (cc == CURLE_OK)
-            curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status);
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         if (cc == CURLE_OK && status == 200) {
             rc = parse_reply(p, &r.body, n, out, err);
             goto done;
@@ -397,8 +410,11 @@ static int embed_openai(embed_provider *p, const char *const *texts, const size_
             wait = r.retry_after_s * 1000;
         if (wait > p->retry_max_ms)
             wait = p->retry_max_ms;
-        ctx_log(CTX_LOG_WARN, "embed", "POST %s: %s%ld; retrying in %ld ms (%d of %d)", p->url,
-                cc == CURLE_OK ? "HTTP " : curl_easy_strerror(cc), cc == CURLE_OK ? status : 0L,
+        if (cc == CURLE_OK)
+            snprintf(msg, sizeof msg, "HTTP %ld", status);
+        else
+            snprintf(msg, sizeof msg, "%s", curl_easy_strerror(cc));
+        ctx_log(CTX_LOG_WARN, "embed", "POST %s: %s; retrying in %ld ms (%d of %d)", p->url, msg,
                 wait, attempt + 1, p->max_retries);
         sleep_ms(wait);
     }
@@ -417,6 +433,103 @@ done:
     free(body);
     ctx_buf_free(&r.body);
     return rc;
+}
+
+/*
+ * The texts go in requests of batch_size, up to concurrency of them at once,
+ * each worker on its own handle. The first failure is the answer; out is
+ * then not to be used, and nothing has been written anywhere.
+ */
+typedef struct fanout {
+    embed_provider *p;
+    const char *const *texts;
+    const size_t *lens;
+    size_t n, next;
+    float *out;
+    pthread_mutex_t mu;
+    int rc;
+    ctx_error err;
+} fanout;
+
+typedef struct fanout_worker {
+    fanout *f;
+    CURL *c;
+} fanout_worker;
+
+static void *fanout_run(void *arg)
+{
+    fanout_worker *w = arg;
+    fanout *f = w->f;
+    size_t bs = (size_t)f->p->batch_size;
+
+    for (;;) {
+        size_t at, m;
+        ctx_error e;
+        int rc;
+        pthread_mutex_lock(&f->mu);
+        at = f->next;
+        f->next += bs;
+        rc = f->rc;
+        pthread_mutex_unlock(&f->mu);
+        if (rc || at >= f->n)
+            return NULL;
+        m = f->n - at < bs ? f->n - at : bs;
+        rc = embed_request(f->p, w->c, f->texts + at, f->lens + at, m,
+                           f->out + at * (size_t)f->p->dim, &e);
+        if (rc) {
+            pthread_mutex_lock(&f->mu);
+            if (!f->rc) {
+                f->rc = rc;
+                f->err = e;
+            }
+            pthread_mutex_unlock(&f->mu);
+            return NULL;
+        }
+    }
+}
+
+static int embed_openai(embed_provider *p, const char *const *texts, const size_t *lens,
+                        size_t n, float *out, ctx_error *err)
+{
+    size_t nreq = (n + (size_t)p->batch_size - 1) / (size_t)p->batch_size;
+    size_t nw = nreq < (size_t)p->concurrency ? nreq : (size_t)p->concurrency, started = 0;
+    pthread_t th[64];
+    fanout_worker w[64];
+    fanout f;
+
+    if (nw <= 1) {
+        /* One handle, the requests in turn. */
+        for (size_t at = 0; at < n; at += (size_t)p->batch_size) {
+            size_t m = n - at < (size_t)p->batch_size ? n - at : (size_t)p->batch_size;
+            int rc = embed_request(p, p->curl[0], texts + at, lens + at, m,
+                                   out + at * (size_t)p->dim, err);
+            if (rc)
+                return rc;
+        }
+        return CTX_OK;
+    }
+    memset(&f, 0, sizeof f);
+    f.p = p;
+    f.texts = texts;
+    f.lens = lens;
+    f.n = n;
+    f.out = out;
+    pthread_mutex_init(&f.mu, NULL);
+    for (size_t i = 0; i < nw; i++) {
+        w[i].f = &f;
+        w[i].c = p->curl[i];
+        if (pthread_create(&th[i], NULL, fanout_run, &w[i]))
+            break;
+        started++;
+    }
+    if (!started)
+        fanout_run(&w[0]);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&f.mu);
+    if (f.rc && err)
+        *err = f.err;
+    return f.rc;
 }
 
 int embed_texts(embed_provider *p, const char *const *texts, const size_t *lens, size_t n,
@@ -524,7 +637,7 @@ int embed_run(ctx_store *st, embed_provider *p, int max_batches, volatile sig_at
     while (max_batches <= 0 || stats->batches < max_batches) {
         if (cancel && *cancel)
             return ctx_error_set(err, CTX_ECANCELED, "embed: canceled");
-        if ((rc = store_embed_take(st, after, (size_t)p->batch_size, &b, err)))
+        if ((rc = store_embed_take(st, after, (size_t)embed_batch_items(p), &b, err)))
             return rc;
         if (!b.n) {
             store_embed_batch_free(&b);

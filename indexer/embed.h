@@ -27,6 +27,7 @@ typedef struct embed_cfg {
     int max_retries;          /* openai: retries of 429, 5xx, timeouts; 5 */
     int retry_base_ms;        /* openai: first backoff, doubling; 500 */
     int retry_max_ms;         /* openai: longest wait, Retry-After included; 60000 */
+    int concurrency;          /* openai: requests in flight at once (1..64); 1 */
 } embed_cfg;
 
 typedef struct embed_provider embed_provider;
@@ -53,10 +54,17 @@ const char *embed_model_name(const embed_provider *p);
 int embed_dim(const embed_provider *p);
 
 /*
+ * embed_batch_items - texts the queue worker takes per transaction:
+ * batch_size times concurrency (a request's worth per request in flight).
+ */
+int embed_batch_items(const embed_provider *p);
+
+/*
  * embed_texts - n vectors of embed_dim floats each into out (n * dim),
  * L2-normalized. texts[i] has lens[i] bytes. Either all n are filled or the
  * call fails: a wrong count or dimension from a server is CTX_ESOURCE with
- * the URL, the numbers and the fix.
+ * the URL, the numbers and the fix. The openai provider sends requests of
+ * batch_size texts, up to concurrency of them at once.
  */
 int embed_texts(embed_provider *p, const char *const *texts, const size_t *lens, size_t n,
                 float *out, ctx_error *err);

@@ -141,7 +141,7 @@ static void teardown(void)
 
 TestSuite(openai, .init = setup, .fini = teardown, .timeout = 120);
 
-static embed_provider *provider(int batch, int retries, int timeout_ms)
+static embed_provider *provider_c(int batch, int retries, int timeout_ms, int concurrency)
 {
     embed_cfg c = {0};
     embed_provider *p;
@@ -159,8 +159,14 @@ static embed_provider *provider(int batch, int retries, int timeout_ms)
     c.timeout_ms = timeout_ms;
     c.retry_base_ms = 1;
     c.retry_max_ms = 20;
+    c.concurrency = concurrency;
     cr_assert_eq(embed_open(&c, &p, &err), 0, "%s", err.text);
     return p;
+}
+
+static embed_provider *provider(int batch, int retries, int timeout_ms)
+{
+    return provider_c(batch, retries, timeout_ms, 1);
 }
 
 Test(openai, embeds_everything_normalized_with_the_key)
@@ -294,4 +300,26 @@ Test(openai, missing_key_for_the_default_endpoint_is_a_config_error)
     unsetenv("CTX_TEST_NO_SUCH_KEY");
     cr_assert_eq(embed_open(&c, &p, &err), CTX_ECONFIG);
     cr_assert(strstr(err.text, "$CTX_TEST_NO_SUCH_KEY is not set"), "%s", err.text);
+}
+
+Test(openai, concurrent_requests_fill_one_transaction)
+{
+    embed_provider *p = provider_c(2, 2, 5000, 3);
+    embed_run_stats es;
+    ctx_error err;
+
+    cr_assert_eq(embed_batch_items(p), 6);
+    /* Three requests at once, one of which fails for good: nothing of the
+     * six is written. */
+    script("[\"500\", \"500\", \"500\", \"500\", \"500\", \"500\", \"500\"]");
+    cr_assert_eq(embed_run(st, p, 0, NULL, &es, &err), CTX_ESOURCE);
+    check_nothing_half_applied(0, 6);
+    /* One transient fault: retried, all six in one batch. */
+    script("[\"429\"]");
+    cr_assert_eq(embed_run(st, p, 0, NULL, &es, &err), 0, "%s", err.text);
+    cr_assert_eq(requests(), 4);
+    cr_assert_eq(es.batches, 1);
+    cr_assert_eq(es.embedded, 6);
+    check_nothing_half_applied(1, 6);
+    embed_close(p);
 }

@@ -361,6 +361,29 @@ Test(vsearch, hybrid_stays_inside_and_finds_unembedded_chunks)
         }
         search_result_free(&r);
     }
+    /* The source filter of the vector leg: its own source, or an unknown one. */
+    {
+        const char *own[1] = {"s"}, *other[1] = {"nope"};
+        const char *t = "word1 word2";
+        size_t len = strlen(t);
+        float q[DIM];
+        vsearch_opts vo = {0};
+        search_result all, mine, none;
+        cr_assert_eq(embed_texts(emb, &t, &len, 1, q, &err), 0);
+        vo.k = 50;
+        cr_assert_eq(vsearch(store_db(st), vi, names[0] + 5, q, &vo, &all, NULL, &err), 0);
+        vo.sources = own;
+        vo.nsources = 1;
+        cr_assert_eq(vsearch(store_db(st), vi, names[0] + 5, q, &vo, &mine, NULL, &err), 0);
+        vo.sources = other;
+        cr_assert_eq(vsearch(store_db(st), vi, names[0] + 5, q, &vo, &none, NULL, &err), 0);
+        cr_assert_gt(all.n, 0);
+        cr_assert_eq(mine.n, all.n);
+        cr_assert_eq(none.n, 0);
+        search_result_free(&all);
+        search_result_free(&mine);
+        search_result_free(&none);
+    }
     vindex_free(vi);
     finish();
 }
