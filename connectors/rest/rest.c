@@ -35,7 +35,7 @@ typedef struct rest_stream_cfg {
     char *permissions_endpoint, *permissions_users, *permissions_groups;
     char *deleted_endpoint, *deleted_records, *deleted_id, *deleted_at;
     char *pagination, *page_param, *offset_param, *limit_param, *cursor_param, *cursor_path;
-    int64_t page_size, start_page;
+    int64_t page_size, start_page, lookback_seconds;
     char *email, *display_name, *members, *member_groups;
 } rest_stream_cfg;
 
@@ -76,6 +76,9 @@ static const ctx_opt stream_opts[] = {
     {"since_param", CTX_OPT_STRING, NULL, S(since_param), 0,
      "query parameter asking for items updated at or after the cursor; with"
      " updated_at it makes the stream incremental", NULL, 0},
+    {"lookback_seconds", CTX_OPT_INT, "0", S(lookback_seconds), 0,
+     "also re-read items this close before the cursor (an API that shows changes"
+     " late); the store skips what did not change", NULL, 0},
     {"allow_users", CTX_OPT_STRING, NULL, S(allow_users), 0,
      "dotted path of the list of users who may read the item", NULL, 0},
     {"allow_groups", CTX_OPT_STRING, NULL, S(allow_groups), 0,
@@ -303,6 +306,9 @@ static int check_stream(const rest_conn *c, size_t i, ctx_error *err)
     if (s->url_template && !strstr(s->url_template, "{id}"))
         return ctx_error_set(err, CTX_ECONFIG, "streams[%zu].url_template: \"%s\" has no"
                              " \"{id}\" placeholder", i, s->url_template);
+    if (s->lookback_seconds < 0 || (s->lookback_seconds && !s->since_param))
+        return ctx_error_set(err, CTX_ECONFIG, "streams[%zu].lookback_seconds: must be >= 0"
+                             " and needs \"since_param\"", i);
     if (s->since_param && !s->updated_at)
         return ctx_error_set(err, CTX_ECONFIG, "streams[%zu].since_param: needs"
                              " \"updated_at\", the field the cursor is taken from", i);
@@ -1123,6 +1129,10 @@ struct rest_reader {
     char cur_raw[REST_STATE_MAX], cur_id[REST_STATE_MAX], del_raw[REST_STATE_MAX];
     int64_t cur_ms, del_ms;
     int have_cur;
+    /* lookback: items from floor_ms up to the state's cursor are read again */
+    char start_id[REST_STATE_MAX], floor_raw[64];
+    int64_t start_ms, floor_ms;
+    int lookback;
     size_t fresh;              /* items emitted from the current page */
     ctx_strvec allow, deny, labels, members;
     ctx_buf body, url, tmp;
@@ -1500,7 +1510,7 @@ static int emit_document(rest_reader *r, json_t *item, const char *url)
     ctx_record rec;
     ctx_acl acl;
     int64_t ms;
-    int rc;
+    int rc, again = 0;
 
     if (!json_is_object(item))
         return rest_err(r->e, CTX_CONN_ESOURCE, "%s: GET %s: an item is %s, not an object",
@@ -1515,8 +1525,14 @@ static int emit_document(rest_reader *r, json_t *item, const char *url)
     if ((rc = item_time(r, item, url, raw, sizeof raw, &ms)))
         return rc;
     if (r->incremental && r->have_cur && raw[0] &&
-        (ms < r->cur_ms || (ms == r->cur_ms && cmp_id(id, r->cur_id) <= 0)))
-        return CTX_CONN_OK; /* at or before the cursor: already emitted */
+        (ms < r->cur_ms || (ms == r->cur_ms && cmp_id(id, r->cur_id) <= 0))) {
+        /* At or before the cursor: already emitted, unless the lookback
+         * window before the state's cursor asks for it again. */
+        if (!r->lookback || ms < r->floor_ms || ms > r->start_ms ||
+            (ms == r->start_ms && cmp_id(id, r->start_id) > 0))
+            return CTX_CONN_OK;
+        again = 1;
+    }
     if ((rc = item_acl(r, item, id, &acl)) || (rc = item_body(r, item)))
         return rc == CTX_ENOMEM ? rest_err(r->e, rc, "out of memory") : rc;
     memset(&rec, 0, sizeof rec);
@@ -1536,7 +1552,8 @@ static int emit_document(rest_reader *r, json_t *item, const char *url)
     }
     if (r->host->xRecord(r->em, &rec))
         return rest_err(r->e, CTX_CONN_ECANCELED, "stopped by the host");
-    r->fresh++;
+    /* A re-read is not news: it must not restart page/offset reading. */
+    r->fresh += !again;
     if (r->incremental && raw[0] &&
         (!r->have_cur || ms > r->cur_ms || (ms == r->cur_ms && cmp_id(id, r->cur_id) > 0))) {
         snprintf(r->cur_raw, sizeof r->cur_raw, "%s", raw);
@@ -1588,6 +1605,25 @@ static int put_state(rest_reader *r)
     return rc ? rest_err(r->e, CTX_CONN_ECANCELED, "stopped by the host") : CTX_CONN_OK;
 }
 
+/*
+ * format_like - ms as the API wrote raw: epoch seconds or milliseconds when
+ * raw is a number, else ISO 8601 UTC to the second (rounded down, which an
+ * inclusive since only widens).
+ */
+static void format_like(const char *raw, int64_t ms, char *out, size_t len)
+{
+    time_t t;
+    struct tm tm;
+
+    if (strspn(raw, "0123456789.") == strlen(raw)) {
+        snprintf(out, len, "%lld", (long long)(strtod(raw, NULL) > 1e11 ? ms : ms / 1000));
+        return;
+    }
+    t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    gmtime_r(&t, &tm);
+    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 /* load_state - the cursors of the last committed STATE. */
 static void load_state(rest_reader *r, const char *state, int full)
 {
@@ -1602,6 +1638,13 @@ static void load_state(rest_reader *r, const char *state, int full)
         snprintf(r->cur_id, sizeof r->cur_id, "%s", id);
         r->cur_ms = parse_time(ts);
         r->have_cur = 1;
+        if (r->s->lookback_seconds) {
+            r->lookback = 1;
+            r->start_ms = r->cur_ms;
+            snprintf(r->start_id, sizeof r->start_id, "%s", id);
+            r->floor_ms = r->cur_ms - r->s->lookback_seconds * 1000;
+            format_like(ts, r->floor_ms, r->floor_raw, sizeof r->floor_raw);
+        }
     }
     if (del && strlen(del) < REST_STATE_MAX && parse_time(del) >= 0) {
         snprintf(r->del_raw, sizeof r->del_raw, "%s", del);
@@ -1616,7 +1659,8 @@ static int read_documents(rest_reader *r, const char *state, int full)
     int rc;
 
     load_state(r, state, full);
-    rc = read_pages(r, s->endpoint, s->records, r->have_cur ? r->cur_raw : NULL,
+    rc = read_pages(r, s->endpoint, s->records,
+                    r->lookback ? r->floor_raw : r->have_cur ? r->cur_raw : NULL,
                     r->incremental, emit_document, put_state);
     if (rc || !s->deleted_endpoint)
         return rc;

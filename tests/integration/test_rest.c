@@ -288,6 +288,28 @@ Test(rest, second_sync_reads_only_what_changed)
     cr_assert_eq(docs("tickets"), 20);
 }
 
+Test(rest, lookback_rereads_items_that_show_up_late)
+{
+    store_run_stats s;
+    /* Ticket 99 appears after the first sync, dated 2 minutes before its cursor. */
+    const char *late = "{\"collection\":\"tracker.tickets\",\"item\":{\"id\":99,"
+                       "\"project\":\"P1\",\"title\":\"Ticket 99 zebra\","
+                       "\"reporter\":\"u4\",\"updated_at\":\"2026-01-01T00:18:00Z\"}}";
+
+    sync_ok(tracker("", TICKETS("tickets", "cursor", INCR)), 0, &s);
+    ctl("add", late);
+    sync_ok(tracker("", TICKETS("tickets", "cursor", INCR)), 0, &s);
+    cr_assert_eq(docs("tickets"), 20, "without lookback a late item is missed");
+    sync_ok(tracker("", TICKETS("tickets", "page", INCR ",\"limit_param\":\"per_page\","
+                                "\"lookback_seconds\":300")),
+            0, &s);
+    cr_assert_eq(s.records, 1, "only the late ticket is new");
+    cr_assert_eq(s.unchanged, 6, "tickets 15..20 (from 5 minutes before the cursor) were read"
+                                 " again, unchanged: %lld", (long long)s.unchanged);
+    cr_assert_eq(docs("tickets"), 21);
+    cr_assert(tu_count(st, "SELECT count(*) FROM documents WHERE ext_id = '99'") == 1);
+}
+
 Test(rest, records_changing_between_pages_are_not_lost)
 {
     store_run_stats s;

@@ -15,7 +15,7 @@ Control endpoints (no auth) change the data and inject faults:
   POST /_control/reset                   data, faults and counters as at start
   POST /_control/faults   [{...}, ...]   queue faults (see Fault below)
   POST /_control/update   {"collection": "tracker.tickets", "id": 3, "set": {...}}
-  POST /_control/add      {"collection": ..., "item": {...}}
+  POST /_control/add      {"collection": ..., "item": {...}} (keeps a given time)
   POST /_control/delete   {"collection": ..., "id": ...}
   POST /_control/expire_tokens           every OAuth2 token answers 401 from now
   POST /_control/config   {"token_ttl": seconds, "max_limit": largest page}
@@ -352,7 +352,8 @@ class Handler(BaseHTTPRequestHandler):
                 tf = TIMES.get(coll, "updated_at")
                 if what == "add":
                     item = dict(arg["item"])
-                    item[tf] = STATE.next_tick()
+                    if tf not in item:  # given: an item that shows up late
+                        item[tf] = STATE.next_tick()
                     STATE.data[coll].append(item)
                 else:
                     it = STATE.find(coll, arg["id"])
