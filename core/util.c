@@ -367,3 +367,22 @@ int ctx_mkdir_p(const char *path)
     }
     return 0;
 }
+
+void ctx_wipe_free(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        ctx_free(s);
+    }
+}
+
+void ctx_scrub(char *s, const char *secret)
+{
+    size_t n = secret ? strlen(secret) : 0;
+    char *p;
+
+    if (!n)
+        return;
+    while ((p = strstr(s, secret)))
+        memset(p, '*', n);
+}

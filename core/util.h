@@ -62,6 +62,13 @@ int ctx_read_file(const char *path, char **out, size_t *len);
  */
 int ctx_iso8601_ms(const char *s, int64_t *ms);
 
+/* ctx_wipe_free - overwrite a secret string with zeros, then free it (NULL is fine). */
+void ctx_wipe_free(char *s);
+
+/* ctx_scrub - overwrite each occurrence of secret in s with '*' (a message
+ * that might echo a password or token); an empty or NULL secret does nothing. */
+void ctx_scrub(char *s, const char *secret);
+
 /* A growable list of owned strings, reused item after item (ACL values). */
 typedef struct ctx_strvec {
     char **v;     /* n strings, each owned */

@@ -433,14 +433,6 @@ static void err_prefix(ctx_conn_error *e, const char *what)
     memcpy(e->text, text, sizeof text);
 }
 
-static void wipe_free(char *s)
-{
-    if (s) {
-        explicit_bzero(s, strlen(s));
-        ctx_free(s);
-    }
-}
-
 static void rest_close(void *conn)
 {
     rest_conn *c = conn;
@@ -448,8 +440,8 @@ static void rest_close(void *conn)
         return;
     if (c->curl)
         curl_easy_cleanup(c->curl);
-    wipe_free(c->secret);
-    wipe_free(c->token);
+    ctx_wipe_free(c->secret);
+    ctx_wipe_free(c->token);
     ctx_opts_free(auth_opts, &c->auth);
     ctx_opts_free(rest_opts, &c->cfg);
     ctx_free(c);
@@ -516,18 +508,6 @@ static int load_secret(rest_conn *c, ctx_conn_error *e)
     text[strcspn(text, "\r\n")] = '\0';
     c->secret = text;
     return CTX_CONN_OK;
-}
-
-/* scrub - overwrite every occurrence of secret in s (answers may echo it). */
-static void scrub(char *s, const char *secret)
-{
-    size_t n = secret ? strlen(secret) : 0;
-    char *p;
-
-    if (n < 4)
-        return;
-    while ((p = strstr(s, secret)))
-        memset(p, '*', n);
 }
 
 static void sleep_ms(int64_t ms)
@@ -779,8 +759,8 @@ static void snippet(const rest_conn *c, const rest_resp *r, char *out, size_t le
         out[n++] = ch < 0x20 || ch >= 0x7f ? ' ' : (char)ch;
     }
     out[n] = '\0';
-    scrub(out, c->secret);
-    scrub(out, c->token);
+    ctx_scrub(out, c->secret);
+    ctx_scrub(out, c->token);
 }
 
 static int fetch_token(rest_conn *c, ctx_conn_error *e);
@@ -953,7 +933,7 @@ static int http_call(rest_conn *c, const char *what, const char *url, const char
         if (!tr && !form && resp->status == 401 && c->auth_kind == AUTH_OAUTH2 && !refreshed) {
             rest_log(c, CTX_CONN_LOG_INFO, "%s: GET %s: HTTP 401; fetching a new token",
                      what, url_path(url));
-            wipe_free(c->token);
+            ctx_wipe_free(c->token);
             c->token = NULL;
             refreshed = 1;
             continue;
@@ -1021,7 +1001,7 @@ static int fetch_token(rest_conn *c, ctx_conn_error *e)
     json_t *root = NULL, *tok;
     int rc;
 
-    wipe_free(c->token);
+    ctx_wipe_free(c->token);
     c->token = NULL;
     if (endpoint_url(c, &url, c->auth.token_url) ||
         ctx_buf_puts(&form, "grant_type=client_credentials")) {

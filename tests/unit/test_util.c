@@ -52,3 +52,15 @@ Test(util, strvec_owns_and_reuses)
     cr_assert_null(l.v);
     cr_assert_eq(l.n, 0);
 }
+
+Test(util, scrub_masks_every_occurrence)
+{
+    char msg[] = "token abc123 and again abc123.";
+    ctx_scrub(msg, "abc123");
+    cr_assert_str_eq(msg, "token ****** and again ******.");
+    ctx_scrub(msg, "");
+    ctx_scrub(msg, NULL);
+    cr_assert_str_eq(msg, "token ****** and again ******.");
+    ctx_wipe_free(ctx_strdup("secret"));
+    ctx_wipe_free(NULL);
+}
