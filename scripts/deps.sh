@@ -11,10 +11,19 @@ for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
-echo "deps: installing$missing"
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends $missing
+if [ -n "$missing" ]; then
+    echo "deps: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# The MCP tests drive ctxgate with the official MCP TypeScript SDK client,
+# pinned by tests/mcp/package-lock.json, from the npm registry.
+if [ ! -d tests/mcp/node_modules/@modelcontextprotocol/sdk ]; then
+    echo "deps: npm ci in tests/mcp"
+    (cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error)
+fi
