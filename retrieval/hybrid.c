@@ -89,7 +89,12 @@ int hybrid_search(sqlite3 *db, const vindex *vi, embed_provider *emb, const char
             rc = ctx_error_set(err, CTX_ENOMEM, "hybrid: out of memory");
             goto done;
         }
-        if (embed_texts(emb, &query, &len, 1, q, &eerr)) {
+        vindex_info info;
+        vindex_get_info(vi, &info);
+        if (info.dim != embed_dim(emb)) {
+            ctx_log(CTX_LOG_WARN, "hybrid", "the embedder gives %d dimensions, the index holds"
+                    " %d; answering from the lexical leg only", embed_dim(emb), info.dim);
+        } else if (embed_texts(emb, &query, &len, 1, q, &eerr)) {
             ctx_log(CTX_LOG_WARN, "hybrid", "%s; answering from the lexical leg only", eerr.text);
         } else {
             memset(&vo, 0, sizeof vo);

@@ -11,3 +11,6 @@ sh bench/search_lexical.sh
 echo
 echo "## bench/ingest_cost.sh"
 sh bench/ingest_cost.sh
+echo
+echo "## bench/vector_search.sh"
+sh bench/vector_search.sh

@@ -361,6 +361,22 @@ Test(vsearch, hybrid_stays_inside_and_finds_unembedded_chunks)
         }
         search_result_free(&r);
     }
+    /* An embedder of another dimension than the index: lexical leg only. */
+    {
+        embed_cfg c = {0};
+        embed_provider *other;
+        hybrid_opts ho = {0};
+        search_result r;
+        c.dim = DIM * 2;
+        cr_assert_eq(embed_open(&c, &other, &err), 0);
+        ho.k = 5;
+        cr_assert_eq(hybrid_search(store_db(st), vi, other, names[0] + 5, "quokka", &ho, &r,
+                                   &err), 0, "%s", err.text);
+        cr_assert_eq(r.n, 1);
+        cr_assert_str_eq(r.hits[0].title, "fresh");
+        search_result_free(&r);
+        embed_close(other);
+    }
     /* The source filter of the vector leg: its own source, or an unknown one. */
     {
         const char *own[1] = {"s"}, *other[1] = {"nope"};
