@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,6 +44,8 @@ static pid_t spawn_server(int tls, int *pport)
     pid = fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
+        /* A test process killed from outside takes its server along. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
