@@ -117,8 +117,10 @@ static const char schema_v2[] =
  * jobs, status 'running' until it ends ('ok', 'failed', 'busy', 'canceled').
  */
 static const char schema_v3[] =
-    "CREATE TABLE term_df(term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE term_df_meta("
+    /* IF NOT EXISTS: a development build made these before v3 existed */
+    "CREATE TABLE IF NOT EXISTS term_df(term TEXT PRIMARY KEY, df INTEGER NOT NULL)"
+    "  WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS term_df_meta("
     "  id INTEGER PRIMARY KEY CHECK (id = 1), nrows INTEGER NOT NULL,"
     "  built_at INTEGER NOT NULL);"
     "CREATE TABLE agent_jobs("
