@@ -36,13 +36,7 @@ static void fill(void)
     int64_t source;
 
     cr_assert_eq(store_source(st, "s", "test", &source, &err), 0);
-    memset(&ic, 0, sizeof ic);
-    memset(&stats, 0, sizeof stats);
-    ic.store = st;
-    ic.source = source;
-    ic.epoch = 1;
-    ic.stats = &stats;
-    ic.chunk.max_tokens = 256;
+    tu_ingest_init(&ic, st, source, &stats);
     cr_assert_eq(store_begin(st, &err), 0);
     for (int i = 0; i < NDOCS; i++) {
         char id[16], body[96];

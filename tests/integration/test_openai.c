@@ -111,12 +111,7 @@ static void setup(void)
     dir = tu_tmpdir("openai");
     st = tu_store(dir);
     cr_assert_eq(store_source(st, "s", "test", &source, &err), 0);
-    memset(&ic, 0, sizeof ic);
-    ic.store = st;
-    ic.source = source;
-    ic.epoch = 1;
-    ic.stats = &rstats;
-    ic.chunk.max_tokens = 256;
+    tu_ingest_init(&ic, st, source, &rstats);
     cr_assert_eq(store_begin(st, &err), 0);
     for (int i = 0; i < 6; i++) {
         char id[16], body[64];

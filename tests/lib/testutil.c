@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "indexer/ingest.h"
 #include "retrieval/search.h"
 
 static void die(const char *what, const char *detail)
@@ -147,4 +148,15 @@ const char *tu_build_dir(void)
 {
     const char *b = getenv("CTX_BUILD");
     return b && *b ? b : "build/asan";
+}
+
+void tu_ingest_init(ingest_ctx *ic, ctx_store *st, int64_t source, store_run_stats *stats)
+{
+    memset(ic, 0, sizeof *ic);
+    memset(stats, 0, sizeof *stats);
+    ic->store = st;
+    ic->source = source;
+    ic->epoch = 1;
+    ic->stats = stats;
+    ic->chunk.max_tokens = 256;
 }

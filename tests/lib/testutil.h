@@ -24,6 +24,12 @@ ctx_store *tu_store(const char *dir);
  */
 int tu_sync(ctx_store *st, const char *source_json, int full, store_run_stats *stats,
             ctx_error *err);
+/*
+ * tu_ingest_init - *ic ready to ingest into st for source (epoch 1, chunks
+ * of 256 tokens), counting into *stats (zeroed). Both borrowed.
+ */
+struct ingest_ctx;
+void tu_ingest_init(struct ingest_ctx *ic, ctx_store *st, int64_t source, store_run_stats *stats);
 /* tu_count - the integer result of a one-value SQL query. */
 int64_t tu_count(ctx_store *st, const char *sql);
 /* tu_search_titles - "title1|title2|..." of what user finds (k=50), new. */

@@ -93,13 +93,7 @@ static void setup(void)
     dir = tu_tmpdir("embed");
     st = tu_store(dir);
     cr_assert_eq(store_source(st, "s", "test", &source, &err), 0);
-    memset(&ic, 0, sizeof ic);
-    memset(&stats, 0, sizeof stats);
-    ic.store = st;
-    ic.source = source;
-    ic.epoch = 1;
-    ic.stats = &stats;
-    ic.chunk.max_tokens = 256;
+    tu_ingest_init(&ic, st, source, &stats);
     cr_assert_eq(store_begin(st, &err), 0);
     cr_assert_eq(store_principal_put(st, source, &u, &err), 0, "%s", err.text);
     cr_assert_eq(store_commit(st, &err), 0);

@@ -68,13 +68,7 @@ static void setup(void)
     dir = tu_tmpdir("vindex");
     st = tu_store(dir);
     cr_assert_eq(store_source(st, "s", "test", &source, &err), 0);
-    memset(&ic, 0, sizeof ic);
-    memset(&stats, 0, sizeof stats);
-    ic.store = st;
-    ic.source = source;
-    ic.epoch = 1;
-    ic.stats = &stats;
-    ic.chunk.max_tokens = 256;
+    tu_ingest_init(&ic, st, source, &stats);
     c.dim = 48;
     cr_assert_eq(embed_open(&c, &emb, &err), 0);
 }

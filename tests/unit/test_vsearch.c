@@ -142,12 +142,7 @@ static void build(void)
         snprintf(names[P_GROUP(i)], sizeof names[0], "group:g%d", i);
     snprintf(names[P_EVERYONE], sizeof names[0], "everyone");
     cr_assert_eq(store_source(st, "s", "test", &source, &err), 0);
-    memset(&ic, 0, sizeof ic);
-    ic.store = st;
-    ic.source = source;
-    ic.epoch = 1;
-    ic.stats = &rstats;
-    ic.chunk.max_tokens = 256;
+    tu_ingest_init(&ic, st, source, &rstats);
     cr_assert_eq(store_begin(st, &err), 0);
     for (int i = 0; i < NUSERS; i++) {
         ctx_principal p = {CTX_PRINCIPAL_USER, names[i], NULL, NULL, NULL, NULL, 0};
