@@ -723,13 +723,14 @@ done:
 
 /*
  * move_back - the cursor value lookback_seconds earlier, in the form the
- * column prints (integer units, or "YYYY-MM-DD HH:MM:SS" in UTC with
- * "+00:00" when the value had an offset). 1 when it could, else 0 (then
- * the read falls back to the exact cursor).
+ * column prints (integer units, or "YYYY-MM-DD HH:MM:SS" in UTC with the
+ * value's 'T' or blank, and "Z" or "+00:00" when the value had a zone, so
+ * ISO text compares right too). 1 when it could, else 0 (then the read
+ * falls back to the exact cursor).
  */
 static int move_back(odbc_reader *r)
 {
-    const char *cur = r->m.cur_ts.data ? r->m.cur_ts.data : "";
+    const char *cur = r->m.cur_ts.data ? r->m.cur_ts.data : "", *time_part;
     int64_t back = r->m.s->lookback_seconds, t;
     struct tm tm;
     time_t secs;
@@ -742,9 +743,16 @@ static int move_back(odbc_reader *r)
     secs = (time_t)(t / 1000 - back);
     if (!gmtime_r(&secs, &tm))
         return 0;
-    return !ctx_buf_printf(&r->lookback, "%04d-%02d-%02d %02d:%02d:%02d%s", tm.tm_year + 1900,
-                           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                           strpbrk(cur + 10, "+Z") || strchr(cur + 11, '-') ? "+00:00" : "");
+    /* The time part (after "YYYY-MM-DD") keeps its separator and says if it had an offset. */
+    if (strlen(cur) <= 10)  /* a date: a date back */
+        return !ctx_buf_printf(&r->lookback, "%04d-%02d-%02d", tm.tm_year + 1900,
+                               tm.tm_mon + 1, tm.tm_mday);
+    time_part = cur + 10;
+    return !ctx_buf_printf(&r->lookback, "%04d-%02d-%02d%c%02d:%02d:%02d%s", tm.tm_year + 1900,
+                           tm.tm_mon + 1, tm.tm_mday, *time_part == 'T' ? 'T' : ' ',
+                           tm.tm_hour, tm.tm_min, tm.tm_sec,
+                           strchr(time_part, 'Z') ? "Z"
+                           : strpbrk(time_part, "+-") ? "+00:00" : "");
 }
 
 /*

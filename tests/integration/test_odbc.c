@@ -634,6 +634,39 @@ Test(odbc, psqlodbc_timestamptz_cursor_with_lookback)
     ctx_config_free(&cfg);
 }
 
+/* ISO 8601 text and DATE cursors move back in their own form, so text compares right. */
+Test(odbc, sqlite_text_and_date_cursors_with_lookback)
+{
+    ctx_config cfg;
+    store_run_stats s;
+
+    src(LITE, "CREATE TABLE docs (id INTEGER, body TEXT, at TEXT)");
+    src(LITE, "INSERT INTO docs VALUES (1, 'one', '2024-01-01T10:00:00Z'),"
+        " (2, 'two', '2024-01-01T12:00:00Z')");
+    load_cfg(&cfg, LITE, "{'streams': [{'name': 'docs', 'table': 'docs', 'id': 'id', 'body':"
+             " 'body', 'updated_at': 'at', 'lookback_seconds': 3600, 'allow_everyone':"
+             " true}]}");
+    cr_assert_eq(tsync_ok(&cfg, 0).records, 2);
+    src(LITE, "INSERT INTO docs VALUES (3, 'three', '2024-01-01T11:30:00Z'),"
+        " (4, 'four', '2024-01-01T09:00:00Z')");
+    s = tsync_ok(&cfg, 0);
+    cr_assert_eq(s.records, 1, "row 3 is in the window, row 4 is not");
+    cr_assert_eq(s.unchanged, 1);
+    ctx_config_free(&cfg);
+
+    src(LITE, "CREATE TABLE days (id INTEGER, body TEXT, day DATE)");
+    src(LITE, "INSERT INTO days VALUES (1, 'one', '2024-02-27'), (2, 'two', '2024-03-01')");
+    load_cfg(&cfg, LITE, "{'streams': [{'name': 'days', 'table': 'days', 'id': 'id', 'body':"
+             " 'body', 'updated_at': 'day', 'lookback_seconds': 86400, 'allow_everyone':"
+             " true}]}");
+    cr_assert_eq(tsync_ok(&cfg, 0).records, 2);
+    src(LITE, "INSERT INTO days VALUES (3, 'three', '2024-02-29')");
+    s = tsync_ok(&cfg, 0);
+    cr_assert_eq(s.records, 1, "a day back from 2024-03-01 is 2024-02-29");
+    cr_assert_eq(s.unchanged, 1);
+    ctx_config_free(&cfg);
+}
+
 /* ---- errors ---- */
 
 Test(odbc, unknown_dsn_names_the_sqlstate)
