@@ -576,6 +576,23 @@ int vindex_save(const vindex *vi, const char *path, ctx_error *err)
     return CTX_OK;
 }
 
+int vindex_peek(const char *path, int64_t *model_id, int64_t *seq, int64_t *tomb_seq)
+{
+    /* The header and the first two fields of body(), at fixed offsets. */
+    unsigned char h[40];
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(h, 1, sizeof h, f) : 0;
+
+    if (f)
+        fclose(f);
+    if (got != sizeof h || std::memcmp(h, MAGIC, 8))
+        return CTX_EIO;
+    std::memcpy(model_id, h + 16, 8);
+    std::memcpy(seq, h + 24, 8);
+    std::memcpy(tomb_seq, h + 32, 8);
+    return CTX_OK;
+}
+
 int vindex_load(const char *path, vindex **out, ctx_error *err)
 {
     FILE *f = fopen(path, "rb");

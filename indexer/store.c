@@ -146,6 +146,7 @@ enum {
     Q_SET_GET, Q_SET_PUT, Q_SET_DEL, Q_MODEL_GET, Q_MODEL_ADD, Q_MODEL_BY_ID,
     Q_QUEUE_TAKE, Q_QUEUE_DEPTH, Q_VEC_REUSE, Q_VEC_ADD,
     Q_VEC_SCAN, Q_TOMB_SCAN, Q_VEC_RETIRE, Q_VEC_OF_DOC, Q_CHUNK_AT,
+    Q_TOMB_LAST, Q_TOMB_PRUNE,
     Q_COUNT
 };
 
@@ -265,6 +266,10 @@ static const char *const sql_text[Q_COUNT] = {
                      " JOIN vectors v ON v.chunk_id = c.id WHERE c.doc_id = ?1",
     [Q_CHUNK_AT] = "SELECT id FROM chunks WHERE doc_id = ?1 AND seq = ?2",
     [Q_TOMB_SCAN] = "SELECT seq, chunk_id FROM vector_tombstones WHERE seq > ?1 ORDER BY seq",
+    /* AUTOINCREMENT keeps the highest seq issued, pruned or not. */
+    [Q_TOMB_LAST] = "SELECT coalesce((SELECT seq FROM sqlite_sequence"
+                    " WHERE name = 'vector_tombstones'), 0)",
+    [Q_TOMB_PRUNE] = "DELETE FROM vector_tombstones WHERE seq <= ?1",
     /* Through the models (few) and vectors_model, not a scan of vectors. */
     [Q_VEC_RETIRE] = "DELETE FROM vectors WHERE seq IN (SELECT v.seq FROM embed_models m"
                      " JOIN vectors v ON v.model_id = m.id WHERE m.id NOT IN"
@@ -444,13 +449,26 @@ int store_open(const char *path, int flags, ctx_store **out, ctx_error *err)
     sqlite3_busy_timeout(st->db, 10000);
     sqlite3_extended_result_codes(st->db, 1);
     if (!(flags & STORE_OPEN_READONLY)) {
-        /* WAL + NORMAL: a process crash loses nothing committed. */
-        if ((rc = store_exec(st, "PRAGMA journal_mode = WAL;"
-                                 "PRAGMA synchronous = NORMAL;"
-                                 "PRAGMA foreign_keys = OFF;"
-                                 "PRAGMA cache_size = -32768;", err)))
-            goto fail;
-        if ((rc = migrate(st, err)))
+        /*
+         * WAL + NORMAL: a process crash loses nothing committed. Turning a
+         * new file to WAL takes its lock without the busy handler, so two
+         * processes creating the same store at once (two agents started
+         * together) saw "database is locked": try again for as long as the
+         * busy timeout would have waited.
+         */
+        for (int tries = 0;; tries++) {
+            rc = store_exec(st, "PRAGMA journal_mode = WAL;"
+                                "PRAGMA synchronous = NORMAL;"
+                                "PRAGMA foreign_keys = OFF;"
+                                "PRAGMA cache_size = -32768;", err);
+            if (!rc)
+                rc = migrate(st, err);
+            if (!rc || (sqlite3_extended_errcode(st->db) & 0xff) != SQLITE_BUSY ||
+                tries >= 1000)
+                break;
+            sqlite3_sleep(10);
+        }
+        if (rc)
             goto fail;
     }
     *out = st;
@@ -1831,4 +1849,50 @@ int store_job_last(ctx_store *st, const char *source, const char *kind, int64_t 
     sqlite3_finalize(s);
     return step == SQLITE_ROW || step == SQLITE_DONE ? CTX_OK
                                                      : store_errf(st, err, "job history");
+}
+
+int store_tombstone_marks(ctx_store *st, int64_t *last, int64_t *floor, ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_TOMB_LAST, err);
+    int rc;
+
+    *last = *floor = 0;
+    if (!s)
+        return CTX_ESTORE;
+    if ((rc = get_id(st, s, last, err, "read tombstone marks")))
+        return rc;
+    return setting_get(st, "embed.tomb_floor", floor, err);
+}
+
+int store_tombstones_prune(ctx_store *st, int64_t upto, int64_t *n, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int64_t last, floor;
+    int rc;
+
+    if (n)
+        *n = 0;
+    if ((rc = store_begin(st, err)))
+        return rc;
+    if ((rc = store_tombstone_marks(st, &last, &floor, err)))
+        goto fail;
+    if (upto > last)
+        upto = last;
+    if (upto <= floor)
+        return store_commit(st, err);
+    if (!(s = stmt(st, Q_TOMB_PRUNE, err))) {
+        rc = CTX_ESTORE;
+        goto fail;
+    }
+    sqlite3_bind_int64(s, 1, upto);
+    if ((rc = step_done(st, s, err, "prune tombstones")))
+        goto fail;
+    if (n)
+        *n = sqlite3_changes(st->db);
+    if ((rc = setting_put(st, "embed.tomb_floor", upto, err)))
+        goto fail;
+    return store_commit(st, err);
+fail:
+    store_rollback(st);
+    return rc;
 }

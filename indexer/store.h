@@ -262,6 +262,19 @@ int store_vectors_scan(ctx_store *st, int64_t model_id, int64_t after,
                        int (*fn)(void *arg, const store_vector_row *row), void *arg,
                        ctx_error *err);
 
+/*
+ * store_tombstone_marks - *last: the highest tombstone seq ever issued (0
+ * if none); *floor: tombstones up to it were pruned, so an index whose
+ * tomb_seq is below it cannot catch up and must be rebuilt.
+ */
+int store_tombstone_marks(ctx_store *st, int64_t *last, int64_t *floor, ctx_error *err);
+
+/*
+ * store_tombstones_prune - forget the tombstones up to seq upto and raise
+ * the floor to it (own transaction); *n (may be NULL) receives how many.
+ */
+int store_tombstones_prune(ctx_store *st, int64_t upto, int64_t *n, ctx_error *err);
+
 /* store_tombstones_scan - fn(arg, seq, chunk_id) for each tombstone with seq > after. */
 int store_tombstones_scan(ctx_store *st, int64_t after,
                           int (*fn)(void *arg, int64_t seq, int64_t chunk_id), void *arg,

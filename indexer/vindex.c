@@ -5,8 +5,11 @@
  */
 #include "vindex.h"
 
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store.h"
 
@@ -97,9 +100,9 @@ int vindex_catch_up(vindex *vi, ctx_store *st, size_t *added, size_t *removed, c
 int vindex_build(ctx_store *st, int64_t model_id, vindex **out, ctx_error *err)
 {
     char *name = NULL;
+    int64_t last, floor;
     int dim, rc;
     vindex *vi;
-    sqlite3_stmt *s;
 
     *out = NULL;
     if ((rc = store_embed_model_info(st, model_id, &name, &dim, err)))
@@ -108,14 +111,11 @@ int vindex_build(ctx_store *st, int64_t model_id, vindex **out, ctx_error *err)
     if (!(vi = vindex_new(dim, model_id, HNSW_M)))
         return ctx_error_set(err, CTX_ENOMEM, "vector index: out of memory");
     /* Tombstones before now concern vectors the scan will not see. */
-    if (sqlite3_prepare_v2(store_db(st), "SELECT coalesce(max(seq), 0) FROM vector_tombstones",
-                           -1, &s, NULL) != SQLITE_OK) {
+    if ((rc = store_tombstone_marks(st, &last, &floor, err))) {
         vindex_free(vi);
-        return store_errf(st, err, "read tombstones");
+        return rc;
     }
-    if (sqlite3_step(s) == SQLITE_ROW)
-        vindex_remove(vi, -1, sqlite3_column_int64(s, 0));
-    sqlite3_finalize(s);
+    vindex_remove(vi, -1, last);
     if ((rc = vindex_catch_up(vi, st, NULL, NULL, err))) {
         vindex_free(vi);
         return rc;
@@ -136,8 +136,14 @@ int vindex_open(ctx_store *st, const char *path, int64_t model_id, vindex **out,
     *how = VINDEX_LOADED;
     rc = vindex_load(path, &vi, &lerr);
     if (!rc) {
+        int64_t last, floor;
         vindex_get_info(vi, &info);
-        if (info.model_id != model_id) {
+        if ((rc = store_tombstone_marks(st, &last, &floor, err))) {
+            vindex_free(vi);
+            return rc;
+        }
+        /* Another model's file, or one older than the tombstones kept. */
+        if (info.model_id != model_id || info.tomb_seq < floor) {
             vindex_free(vi);
             vi = NULL;
             rc = CTX_EINVAL;
@@ -167,4 +173,50 @@ int vindex_open(ctx_store *st, const char *path, int64_t model_id, vindex **out,
 void vindex_path(const char *data_dir, int64_t model_id, char *buf, size_t len)
 {
     snprintf(buf, len, "%s/vectors-%lld.idx", data_dir, (long long)model_id);
+}
+
+int vindex_maintain(ctx_store *st, const char *data_dir, int64_t *pruned, ctx_error *err)
+{
+    int64_t active, target, upto = -1;
+    struct dirent *e;
+    DIR *d;
+    int rc;
+
+    if (pruned)
+        *pruned = 0;
+    if ((rc = store_embed_models(st, &active, &target, err)))
+        return rc;
+    if (!(d = opendir(data_dir)))
+        return ctx_error_set(err, CTX_EIO, "vector index: cannot list %s", data_dir);
+    while ((e = readdir(d))) {
+        char path[4096], *end;
+        int64_t model, seq, tomb;
+        long long id;
+        if (strncmp(e->d_name, "vectors-", 8))
+            continue;
+        id = strtoll(e->d_name + 8, &end, 10);
+        if (end == e->d_name + 8 || (strcmp(end, ".idx") && strcmp(end, ".idx.tmp")))
+            continue;
+        snprintf(path, sizeof path, "%s/%s", data_dir, e->d_name);
+        /* A .tmp is a save that never finished; other models' files are done with. */
+        if (!strcmp(end, ".idx.tmp") || (id != active && id != target)) {
+            unlink(path);
+            continue;
+        }
+        if (vindex_peek(path, &model, &seq, &tomb) || model != id)
+            tomb = 0; /* it will be rebuilt anyway; keep every tombstone meanwhile */
+        upto = upto < 0 || tomb < upto ? tomb : upto;
+    }
+    closedir(d);
+    /* No index file of the active model yet: it will be built from the
+     * store, which needs no tombstones, but keep them until it exists. */
+    if (upto <= 0 || !active)
+        return CTX_OK;
+    {
+        char path[4096];
+        vindex_path(data_dir, active, path, sizeof path);
+        if (access(path, F_OK))
+            return CTX_OK;
+    }
+    return store_tombstones_prune(st, upto, pruned, err);
 }

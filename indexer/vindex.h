@@ -80,6 +80,15 @@ int vindex_build(struct ctx_store *st, int64_t model_id, vindex **out, ctx_error
 int vindex_catch_up(vindex *vi, struct ctx_store *st, size_t *added, size_t *removed,
                     ctx_error *err);
 
+/*
+ * vindex_maintain - upkeep beside the store (the maintenance agent's): the
+ * index files of models neither active nor target are deleted, and the
+ * tombstones every remaining index file already holds are pruned (see
+ * store_tombstones_prune). *pruned (may be NULL) receives how many.
+ */
+int vindex_maintain(struct ctx_store *st, const char *data_dir, int64_t *pruned,
+                    ctx_error *err);
+
 /* vindex_path - "<data_dir>/vectors-<model_id>.idx" into buf. */
 void vindex_path(const char *data_dir, int64_t model_id, char *buf, size_t len);
 
@@ -103,6 +112,13 @@ void vindex_remove(vindex *vi, int64_t chunk_id, int64_t tomb_seq);
 
 /* vindex_save - write to path through a temporary file and rename. */
 int vindex_save(const vindex *vi, const char *path, ctx_error *err);
+
+/*
+ * vindex_peek - the model, seq and tomb_seq a file says it holds, reading
+ * only its head (unchecked: a torn file is caught when loaded). CTX_EIO
+ * when it is no index file.
+ */
+int vindex_peek(const char *path, int64_t *model_id, int64_t *seq, int64_t *tomb_seq);
 
 /*
  * vindex_load - read path. CTX_ENOTFOUND when missing, CTX_EIO when torn

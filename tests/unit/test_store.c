@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "retrieval/acl.h"
 #include "tests/lib/testutil.h"
@@ -150,4 +152,36 @@ Test(store, names_are_interned_as_valid_utf8)
     /* The repaired spelling is the same principal as the valid one. */
     cr_assert_eq(store_principal_id(st, "group:caf\xEF\xBF\xBD", &again, &err), 0);
     cr_assert_eq(tu_count(st, "SELECT count(*) FROM principals WHERE name LIKE 'group:caf%'"), 1);
+}
+
+/* Two agents started together create the same new store at once. */
+Test(store_race, processes_creating_one_store_at_once_all_open_it)
+{
+    char *d = tu_tmpdir("storerace"), path[4096];
+    int failed = 0;
+
+    for (int round = 0; round < 60; round++) {
+        pid_t p[3];
+        snprintf(path, sizeof path, "%s/s%d.db", d, round);
+        for (int i = 0; i < 3; i++) {
+            if (!(p[i] = fork())) {
+                ctx_store *s;
+                ctx_error e;
+                if (store_open(path, 0, &s, &e)) {
+                    fprintf(stderr, "store_open: %s\n", e.text);
+                    _exit(1);
+                }
+                store_close(s);
+                _exit(0);
+            }
+        }
+        for (int i = 0; i < 3; i++) {
+            int status;
+            cr_assert_eq(waitpid(p[i], &status, 0), p[i]);
+            failed += !WIFEXITED(status) || WEXITSTATUS(status);
+        }
+    }
+    cr_assert_eq(failed, 0, "%d of 180 opens failed", failed);
+    tu_rmrf(d);
+    free(d);
 }

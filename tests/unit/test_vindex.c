@@ -346,3 +346,76 @@ Test(vindex, filtered_graph_walk_never_leaves_the_filter)
     free(acl);
     free(src);
 }
+
+Test(vindex_store, maintenance_prunes_tombstones_and_other_models_files)
+{
+    char path[4096], old[4096], other[4096], tmp[4096];
+    vindex *vi;
+    int how;
+    ctx_error err;
+    int64_t pruned, last, floor;
+
+    put_docs(0, 60);
+    embed_all();
+    vindex_path(dir, model(), path, sizeof path);
+    cr_assert_eq(vindex_open(st, path, model(), &vi, &how, &err), 0);
+    cr_assert_eq(vindex_save(vi, path, &err), 0);
+    /* A copy from before the deletions, for later. */
+    snprintf(old, sizeof old, "%s/old.idx", dir);
+    cr_assert_eq(vindex_save(vi, old, &err), 0);
+    vindex_free(vi);
+    cr_assert_eq(store_begin(st, &err), 0);
+    cr_assert_eq(ingest_delete(&ic, "s", "d1", &err), 0);
+    cr_assert_eq(ingest_delete(&ic, "s", "d2", &err), 0);
+    cr_assert_eq(store_commit(st, &err), 0);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM vector_tombstones"), 2);
+
+    /* The file does not hold the tombstones yet: nothing is pruned. */
+    snprintf(other, sizeof other, "%s/vectors-%lld.idx", dir, (long long)model() + 7);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    tu_write(dir, "vectors-99.idx", "another model's file");
+    tu_write(dir, "ignored.idx", "not ours");
+    cr_assert_eq(rename(old, other), 0);
+    tu_write(dir, strrchr(tmp, '/') + 1, "a save that never finished");
+    cr_assert_eq(vindex_maintain(st, dir, &pruned, &err), 0, "%s", err.text);
+    cr_assert_eq(pruned, 0);
+    cr_assert_neq(access(other, F_OK), 0, "another model's index file was kept");
+    cr_assert_neq(access(tmp, F_OK), 0);
+    cr_assert_eq(access(path, F_OK), 0);
+
+    /* Caught up and saved: now they go, and the floor rises. */
+    cr_assert_eq(vindex_open(st, path, model(), &vi, &how, &err), 0);
+    cr_assert_eq(vindex_save(vi, path, &err), 0);
+    vindex_free(vi);
+    cr_assert_eq(vindex_maintain(st, dir, &pruned, &err), 0, "%s", err.text);
+    cr_assert_eq(pruned, 2);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM vector_tombstones"), 0);
+    cr_assert_eq(store_tombstone_marks(st, &last, &floor, &err), 0);
+    cr_assert_eq(floor, last);
+
+    /* The current file still loads; a file from before the floor is rebuilt. */
+    cr_assert_eq(vindex_open(st, path, model(), &vi, &how, &err), 0);
+    cr_assert_eq(how, VINDEX_LOADED);
+    check_equals_store(vi);
+    cr_assert_eq(vindex_save(vi, old, &err), 0);
+    vindex_free(vi);
+    put_docs(60, 61);
+    embed_all();
+    cr_assert_eq(store_begin(st, &err), 0);
+    cr_assert_eq(ingest_delete(&ic, "s", "d5", &err), 0);
+    cr_assert_eq(store_commit(st, &err), 0);
+    cr_assert_eq(vindex_open(st, path, model(), &vi, &how, &err), 0);
+    check_equals_store(vi);
+    vindex_free(vi);
+    /* A stale copy put back after a prune: rebuilt, never trusted. */
+    cr_assert_eq(vindex_open(st, path, model(), &vi, &how, &err), 0);
+    cr_assert_eq(vindex_save(vi, path, &err), 0);
+    vindex_free(vi);
+    cr_assert_eq(vindex_maintain(st, dir, &pruned, &err), 0);
+    cr_assert_eq(pruned, 1);
+    cr_assert_eq(rename(old, path), 0);
+    cr_assert_eq(vindex_open(st, path, model(), &vi, &how, &err), 0);
+    cr_assert_eq(how, VINDEX_BUILT);
+    check_equals_store(vi);
+    vindex_free(vi);
+}
