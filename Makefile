@@ -15,7 +15,7 @@ BUILD     ?= build/release
 OPT       ?= -O2 -g
 SAN       ?=
 WERROR    ?= -Werror
-PKGS      ?= jansson sqlite3 libpq libcrypto odbc libcurl
+PKGS      ?= jansson sqlite3 libpq libcrypto odbc libcurl libjwt libmicrohttpd
 CPPFLAGS  ?=
 LDFLAGS   ?=
 

@@ -24,6 +24,7 @@
 #include "../retrieval/search.h"
 #include "../retrieval/vsearch.h"
 #include "connector.h"
+#include "serve.h"
 
 static volatile sig_atomic_t canceled;
 
@@ -689,6 +690,11 @@ static int cmd_connector(int argc, char **argv)
     return cli_connector(argc, argv, config_path);
 }
 
+static int cmd_serve(int argc, char **argv) { return cli_serve(argc, argv, config_path); }
+static int cmd_token(int argc, char **argv) { return cli_token(argc, argv, config_path); }
+static int cmd_audit(int argc, char **argv) { return cli_audit(argc, argv, config_path); }
+static int cmd_usage(int argc, char **argv) { return cli_usage(argc, argv, config_path); }
+
 static const cmd cmds[] = {
     {"init", cmd_init, "init                    write ./ctxgate.json if missing and create the store"},
     {"sources", cmd_sources, "sources                 list configured sources and check each can be reached"},
@@ -708,6 +714,10 @@ static const cmd cmds[] = {
     {"status", cmd_status, "status [--json]         per source: documents, chunks, last run, lag"},
     {"schema", cmd_schema, "schema                  print the JSON Schema of the config file"},
     {"connector", cmd_connector, CLI_CONNECTOR_USAGE},
+    {"serve", cmd_serve, CLI_SERVE_USAGE},
+    {"token", cmd_token, CLI_TOKEN_USAGE},
+    {"audit", cmd_audit, CLI_AUDIT_USAGE},
+    {"usage", cmd_usage, CLI_USAGE_USAGE},
 };
 
 static void usage(FILE *f)

@@ -20,7 +20,29 @@ typedef struct top_cfg {
     json_t *embeddings;
     json_t *agent;
     json_t *sources;
+    ctx_objlist agents;
+    json_t *auth;
+    json_t *serve;
+    json_t *audit;
 } top_cfg;
+
+typedef struct audit_cfg {
+    int store_queries;
+} audit_cfg;
+
+static const ctx_opt grant_opts[] = {
+    {"name", CTX_OPT_STRING, NULL, offsetof(ctx_agent_grant, name), 1,
+     "the agent's name: a token's act.sub", NULL, 0},
+    {"sources", CTX_OPT_STRLIST, NULL, offsetof(ctx_agent_grant, sources), 1,
+     "sources it may read (\"*\" = all)", NULL, 0},
+    {"labels", CTX_OPT_STRLIST, NULL, offsetof(ctx_agent_grant, labels), 0,
+     "labels it may read (\"*\" = any); documents without labels are always in", NULL, 0},
+    {"max_k", CTX_OPT_INT, "20", offsetof(ctx_agent_grant, max_k), 0,
+     "most results of one search (1..1000)", NULL, 0},
+    {"max_tokens", CTX_OPT_INT, "4000", offsetof(ctx_agent_grant, max_tokens), 0,
+     "most tokens of context in one answer", NULL, 0},
+    CTX_OPT_END,
+};
 
 static const ctx_opt top_opts[] = {
     {"data_dir", CTX_OPT_STRING, "./data", offsetof(top_cfg, data_dir), 0,
@@ -33,8 +55,98 @@ static const ctx_opt top_opts[] = {
      "the maintenance agent: {\"max_jobs\": 2, \"embed\": \"1m\"}", NULL, 0},
     {"sources", CTX_OPT_JSON, NULL, offsetof(top_cfg, sources), 1,
      "the sources to sync: an array of objects with name and type", NULL, 0},
+    {"agents", CTX_OPT_OBJLIST, NULL, offsetof(top_cfg, agents), 0,
+     "agents that may act for users, each with its grant", grant_opts,
+     sizeof(ctx_agent_grant)},
+    {"auth", CTX_OPT_JSON, NULL, offsetof(top_cfg, auth), 0,
+     "bearer tokens: {\"issuer\", \"audience\", \"hs256_secret_env\"}", NULL, 0},
+    {"serve", CTX_OPT_JSON, NULL, offsetof(top_cfg, serve), 0,
+     "the HTTP service: {\"listen\": \"127.0.0.1:8080\"}", NULL, 0},
+    {"audit", CTX_OPT_JSON, NULL, offsetof(top_cfg, audit), 0,
+     "the audit log: {\"store_queries\": false}", NULL, 0},
     CTX_OPT_END,
 };
+
+static const ctx_opt auth_opts[] = {
+    {"issuer", CTX_OPT_STRING, "ctxgate", offsetof(ctx_auth_cfg, issuer), 0,
+     "the iss every token must carry", NULL, 0},
+    {"audience", CTX_OPT_STRING, "ctxgate", offsetof(ctx_auth_cfg, audience), 0,
+     "the aud every token must carry (or list)", NULL, 0},
+    {"hs256_secret_env", CTX_OPT_STRING, "CTXGATE_JWT_SECRET",
+     offsetof(ctx_auth_cfg, hs256_secret_env), 0,
+     "environment variable holding the HS256 secret (at least 32 bytes)", NULL, 0},
+    {"hs256_secret_file", CTX_OPT_STRING, "", offsetof(ctx_auth_cfg, hs256_secret_file), 0,
+     "file holding the HS256 secret, used when the variable is unset", NULL, 0},
+    {"public_keys", CTX_OPT_STRLIST, NULL, offsetof(ctx_auth_cfg, public_keys), 0,
+     "PEM public key files: an RSA key verifies RS256 tokens, a P-256 key ES256", NULL, 0},
+    {"clock_skew_s", CTX_OPT_INT, "60", offsetof(ctx_auth_cfg, clock_skew_s), 0,
+     "seconds of leeway on exp and nbf (0..600)", NULL, 0},
+    CTX_OPT_END,
+};
+
+static const ctx_opt serve_opts[] = {
+    {"listen", CTX_OPT_STRING, "127.0.0.1:8080", offsetof(ctx_serve_cfg, listen), 0,
+     "address and port to listen on", NULL, 0},
+    {"threads", CTX_OPT_INT, "4", offsetof(ctx_serve_cfg, threads), 0,
+     "worker threads, each with its own store connection (1..256)", NULL, 0},
+    {"max_body_bytes", CTX_OPT_INT, "65536", offsetof(ctx_serve_cfg, max_body_bytes), 0,
+     "largest request body; larger is 413", NULL, 0},
+    {"user_rate", CTX_OPT_INT, "20", offsetof(ctx_serve_cfg, user_rate), 0,
+     "requests per second per user (token bucket); 0 = unlimited", NULL, 0},
+    {"user_burst", CTX_OPT_INT, "40", offsetof(ctx_serve_cfg, user_burst), 0,
+     "requests a user may make at once", NULL, 0},
+    {"agent_rate", CTX_OPT_INT, "100", offsetof(ctx_serve_cfg, agent_rate), 0,
+     "requests per second per agent (token bucket); 0 = unlimited", NULL, 0},
+    {"agent_burst", CTX_OPT_INT, "200", offsetof(ctx_serve_cfg, agent_burst), 0,
+     "requests an agent may make at once", NULL, 0},
+    {"public_url", CTX_OPT_STRING, "", offsetof(ctx_serve_cfg, public_url), 0,
+     "base URL clients reach the service at (default http://<listen>)", NULL, 0},
+    CTX_OPT_END,
+};
+
+static const ctx_opt audit_opts[] = {
+    {"store_queries", CTX_OPT_BOOL, "false", offsetof(audit_cfg, store_queries), 0,
+     "keep query text in the audit log; false keeps its SHA-256 only", NULL, 0},
+    CTX_OPT_END,
+};
+
+/* parse_section - a JSON object section by table (missing = all defaults). */
+static int parse_section(const ctx_opt *table, json_t *v, void *dst, const char *name,
+                         ctx_error *err)
+{
+    json_t *o = v ? json_incref(v) : json_object();
+    int rc = ctx_opts_parse(table, o, dst, name, err);
+    json_decref(o);
+    return rc;
+}
+
+static int check_grants(ctx_config *cfg, ctx_error *err)
+{
+    for (size_t i = 0; i < cfg->nagents; i++) {
+        const ctx_agent_grant *g = &cfg->agents[i];
+        if (!ctx_valid_name(g->name))
+            return ctx_error_set(err, CTX_ECONFIG, "agents[%zu].name: not a valid name; use"
+                                 " letters, digits, '_', '-' or '.'", i);
+        if (g->max_k < 1 || g->max_k > 1000 || g->max_tokens < 1)
+            return ctx_error_set(err, CTX_ECONFIG, "agents[%zu].%s: out of range; use %s", i,
+                                 g->max_tokens < 1 ? "max_tokens" : "max_k",
+                                 g->max_tokens < 1 ? "a positive number" : "1..1000");
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(cfg->agents[j].name, g->name))
+                return ctx_error_set(err, CTX_ECONFIG, "agents[%zu].name: \"%s\" is already"
+                                     " used by agents[%zu]", i, g->name, j);
+    }
+    if (cfg->auth.clock_skew_s < 0 || cfg->auth.clock_skew_s > 600)
+        return ctx_error_set(err, CTX_ECONFIG, "auth.clock_skew_s: out of range; use 0..600");
+    if (cfg->serve.threads < 1 || cfg->serve.threads > 256)
+        return ctx_error_set(err, CTX_ECONFIG, "serve.threads: out of range; use 1..256");
+    if (cfg->serve.max_body_bytes < 256)
+        return ctx_error_set(err, CTX_ECONFIG, "serve.max_body_bytes: use at least 256");
+    if (cfg->serve.user_rate < 0 || cfg->serve.agent_rate < 0 || cfg->serve.user_burst < 1 ||
+        cfg->serve.agent_burst < 1)
+        return ctx_error_set(err, CTX_ECONFIG, "serve: rates must be >= 0 and bursts >= 1");
+    return CTX_OK;
+}
 
 static const ctx_opt chunk_opts[] = {
     {"max_tokens", CTX_OPT_INT, "256", offsetof(chunk_cfg, max_tokens), 0,
@@ -235,6 +347,21 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
         goto done;
     }
 
+    {
+        audit_cfg au = {0};
+        if ((rc = parse_section(auth_opts, top.auth, &cfg->auth, "auth", err)) ||
+            (rc = parse_section(serve_opts, top.serve, &cfg->serve, "serve", err)) ||
+            (rc = parse_section(audit_opts, top.audit, &au, "audit", err)))
+            goto done;
+        cfg->audit_store_queries = au.store_queries;
+        cfg->agents = top.agents.v;
+        cfg->nagents = top.agents.n;
+        top.agents.v = NULL;
+        top.agents.n = 0;
+        if ((rc = check_grants(cfg, err)))
+            goto done;
+    }
+
     if (top.data_dir[0] == '/' || !base_dir || !*base_dir) {
         cfg->data_dir = ctx_strdup(top.data_dir);
     } else {
@@ -313,6 +440,11 @@ void ctx_config_free(ctx_config *cfg)
         ctx_opts_free(schedule_opts, &cfg->sources[i].schedule);
     }
     ctx_opts_free(agent_opts, &cfg->agent);
+    for (size_t i = 0; i < cfg->nagents; i++)
+        ctx_opts_free(grant_opts, &cfg->agents[i]);
+    ctx_free(cfg->agents);
+    ctx_opts_free(auth_opts, &cfg->auth);
+    ctx_opts_free(serve_opts, &cfg->serve);
     ctx_free(cfg->sources);
     ctx_opts_free(embed_opts, &cfg->embeddings);
     ctx_free(cfg->data_dir);
@@ -325,6 +457,14 @@ const ctx_source_cfg *ctx_config_source(const ctx_config *cfg, const char *name)
     for (size_t i = 0; i < cfg->nsources; i++)
         if (!strcmp(cfg->sources[i].name, name))
             return &cfg->sources[i];
+    return NULL;
+}
+
+const ctx_agent_grant *ctx_config_agent(const ctx_config *cfg, const char *name)
+{
+    for (size_t i = 0; name && i < cfg->nagents; i++)
+        if (!strcmp(cfg->agents[i].name, name))
+            return &cfg->agents[i];
     return NULL;
 }
 
@@ -399,6 +539,15 @@ json_t *ctx_config_schema(json_t *connectors)
     json_object_set_new(props, "agent", ctx_opts_schema(agent_opts, NULL));
     json_object_set_new(json_object_get(props, "agent"), "description",
                         json_string("the maintenance agent: how it runs jobs"));
+    json_object_set_new(props, "auth", ctx_opts_schema(auth_opts, NULL));
+    json_object_set_new(json_object_get(props, "auth"), "description",
+                        json_string("how bearer tokens of `ctxgate serve` are checked"));
+    json_object_set_new(props, "serve", ctx_opts_schema(serve_opts, NULL));
+    json_object_set_new(json_object_get(props, "serve"), "description",
+                        json_string("the HTTP service (`ctxgate serve`)"));
+    json_object_set_new(props, "audit", ctx_opts_schema(audit_opts, NULL));
+    json_object_set_new(json_object_get(props, "audit"), "description",
+                        json_string("the audit log of searches and fetches"));
     json_object_set_new(props, "sources",
                         json_pack("{s:s,s:s,s:{s:o}}", "type", "array", "description",
                                   "the sources to sync", "items", "oneOf", branches));

@@ -56,6 +56,35 @@ typedef struct ctx_embed_cfg {
     int64_t max_retries;
 } ctx_embed_cfg;
 
+/* One "agents" entry: an agent allowed to act for users, and its grant. */
+typedef struct ctx_agent_grant {
+    char *name;               /* the token's act.sub */
+    ctx_strlist sources;      /* sources it may read; "*" = all */
+    ctx_strlist labels;       /* labels it may read; "*" = any (unlabeled always) */
+    int64_t max_k;            /* most results per search */
+    int64_t max_tokens;       /* most tokens of context per answer */
+} ctx_agent_grant;
+
+/* The "auth" section: how bearer tokens are checked. */
+typedef struct ctx_auth_cfg {
+    char *issuer;             /* required iss */
+    char *audience;           /* required aud */
+    char *hs256_secret_env;   /* env var holding the HS256 secret */
+    char *hs256_secret_file;  /* or a file holding it */
+    ctx_strlist public_keys;  /* PEM files: RSA keys verify RS256, P-256 keys ES256 */
+    int64_t clock_skew_s;     /* leeway on exp and nbf */
+} ctx_auth_cfg;
+
+/* The "serve" section: the HTTP service. */
+typedef struct ctx_serve_cfg {
+    char *listen;             /* host:port */
+    int64_t threads;          /* worker threads */
+    int64_t max_body_bytes;
+    int64_t user_rate, user_burst;    /* requests per second per user, and burst */
+    int64_t agent_rate, agent_burst;  /* the same per agent */
+    char *public_url;         /* base URL clients see, for resource metadata */
+} ctx_serve_cfg;
+
 typedef struct ctx_config {
     char *path;               /* the file it came from, or NULL */
     char *data_dir;           /* absolute or relative to the config file */
@@ -65,6 +94,11 @@ typedef struct ctx_config {
     size_t nsources;
     ctx_embed_cfg embeddings;
     ctx_agent_cfg agent;
+    ctx_agent_grant *agents;  /* registered agents (the "agents" array) */
+    size_t nagents;
+    ctx_auth_cfg auth;
+    ctx_serve_cfg serve;
+    int audit_store_queries;  /* audit.store_queries: text, else its SHA-256 */
 } ctx_config;
 
 /*
@@ -91,6 +125,9 @@ json_t *ctx_config_schema(json_t *connectors);
 
 /* ctx_config_source - the source named name, or NULL. Borrowed. */
 const ctx_source_cfg *ctx_config_source(const ctx_config *cfg, const char *name);
+
+/* ctx_config_agent - the registered agent named name, or NULL. Borrowed. */
+const ctx_agent_grant *ctx_config_agent(const ctx_config *cfg, const char *name);
 
 /* ctx_config_store_path - "<data_dir>/ctxgate.db" into buf. */
 void ctx_config_store_path(const ctx_config *cfg, char *buf, size_t len);

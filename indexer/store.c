@@ -128,6 +128,21 @@ static const char schema_v3[] =
     "  started_at INTEGER NOT NULL, finished_at INTEGER, status TEXT NOT NULL, error TEXT);"
     "CREATE INDEX agent_jobs_last ON agent_jobs(source, kind, started_at);";
 
+/*
+ * Version 4: the audit log of the retrieval service. One row per search or
+ * fetch: who asked (user, agent), what (the query, or only its SHA-256),
+ * which documents went out (a JSON array of ids), how many tokens, how long
+ * it took in microseconds, and the outcome ('ok', 'denied', 'error', ...).
+ */
+static const char schema_v4[] =
+    "CREATE TABLE audit("
+    "  id INTEGER PRIMARY KEY, at INTEGER NOT NULL, user TEXT, agent TEXT,"
+    "  action TEXT NOT NULL, query TEXT, query_sha256 TEXT, doc_ids TEXT NOT NULL,"
+    "  tokens INTEGER NOT NULL, latency_us INTEGER NOT NULL, outcome TEXT NOT NULL);"
+    "CREATE INDEX audit_at ON audit(at);"
+    "CREATE INDEX audit_user ON audit(user, at);"
+    "CREATE INDEX audit_agent ON audit(agent, at);";
+
 enum {
     Q_SOURCE_GET, Q_SOURCE_ADD,
     Q_STATE_GET, Q_STATE_PUT, Q_STATE_CLEAR,
@@ -147,6 +162,7 @@ enum {
     Q_QUEUE_TAKE, Q_QUEUE_DEPTH, Q_VEC_REUSE, Q_VEC_ADD,
     Q_VEC_SCAN, Q_TOMB_SCAN, Q_VEC_RETIRE, Q_VEC_OF_DOC, Q_CHUNK_AT,
     Q_TOMB_LAST, Q_TOMB_PRUNE,
+    Q_AUDIT_ADD,
     Q_COUNT
 };
 
@@ -270,6 +286,9 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_TOMB_LAST] = "SELECT coalesce((SELECT seq FROM sqlite_sequence"
                     " WHERE name = 'vector_tombstones'), 0)",
     [Q_TOMB_PRUNE] = "DELETE FROM vector_tombstones WHERE seq <= ?1",
+    [Q_AUDIT_ADD] = "INSERT INTO audit(at, user, agent, action, query, query_sha256, doc_ids,"
+                    " tokens, latency_us, outcome) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+                    " ?10)",
     /* Through the models (few) and vectors_model, not a scan of vectors. */
     [Q_VEC_RETIRE] = "DELETE FROM vectors WHERE seq IN (SELECT v.seq FROM embed_models m"
                      " JOIN vectors v ON v.model_id = m.id WHERE m.id NOT IN"
@@ -421,8 +440,10 @@ static int migrate(ctx_store *st, ctx_error *err)
         goto fail;
     if (version < 3 && (rc = store_exec(st, schema_v3, err)))
         goto fail;
-    /* Later versions: if (version < 4) apply schema_v4 here. */
-    if ((rc = store_exec(st, "PRAGMA user_version = 3", err)))
+    if (version < 4 && (rc = store_exec(st, schema_v4, err)))
+        goto fail;
+    /* Later versions: if (version < 5) apply schema_v5 here. */
+    if ((rc = store_exec(st, "PRAGMA user_version = 4", err)))
         goto fail;
     return store_exec(st, "COMMIT", err);
 fail:
@@ -1895,4 +1916,23 @@ int store_tombstones_prune(ctx_store *st, int64_t upto, int64_t *n, ctx_error *e
 fail:
     store_rollback(st);
     return rc;
+}
+
+int store_audit_put(ctx_store *st, const store_audit_rec *r, ctx_error *err)
+{
+    sqlite3_stmt *s;
+
+    if (!(s = stmt(st, Q_AUDIT_ADD, err)))
+        return err->code;
+    sqlite3_bind_int64(s, 1, r->at);
+    sqlite3_bind_text(s, 2, r->user, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, r->agent, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, r->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, r->query, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, r->query_sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 7, r->doc_ids ? r->doc_ids : "[]", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 8, r->tokens);
+    sqlite3_bind_int64(s, 9, r->latency_us);
+    sqlite3_bind_text(s, 10, r->outcome, -1, SQLITE_STATIC);
+    return step_done(st, s, err, "audit");
 }

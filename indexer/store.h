@@ -16,7 +16,7 @@
 #include "../connectors/sdk/ctxgate/connector.h"
 #include "../core/ctx.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 typedef struct ctx_store ctx_store;
 
@@ -292,5 +292,23 @@ int store_job_finish(ctx_store *st, int64_t id, int64_t finished_at, const char 
 /* store_job_last - when the last run of (source, kind) started; 0 = never. */
 int store_job_last(ctx_store *st, const char *source, const char *kind, int64_t *started_at,
                    ctx_error *err);
+
+/* ---- The audit log (schema v4) ---- */
+
+/* One audit record; strings borrowed, NULL where unknown. */
+typedef struct store_audit_rec {
+    int64_t at;                 /* ms since the epoch */
+    const char *user, *agent;
+    const char *action;         /* "search" or "fetch" */
+    const char *query;          /* the text, or NULL when only its hash is kept */
+    const char *query_sha256;   /* hex */
+    const char *doc_ids;        /* JSON array of the document ids returned */
+    int64_t tokens;             /* tokens of context served */
+    int64_t latency_us;
+    const char *outcome;        /* "ok", "denied", "invalid", "error" */
+} store_audit_rec;
+
+/* store_audit_put - append one record (autocommit; no transaction needed). */
+int store_audit_put(ctx_store *st, const store_audit_rec *r, ctx_error *err);
 
 #endif

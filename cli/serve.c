@@ -1,0 +1,397 @@
+/*
+ * serve.c - `ctxgate serve`, `token mint`, `audit` and `usage` (see serve.h).
+ */
+#include "serve.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../agent/jobs.h"
+#include "../agent/schedule.h"
+#include "../core/config.h"
+#include "../core/util.h"
+#include "../indexer/store.h"
+#include "../retrieval/auth.h"
+#include "../retrieval/http.h"
+#include "../retrieval/service.h"
+
+static volatile sig_atomic_t stop_asked, agent_quit, agent_reload;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_asked = 1;
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    agent_reload = 1;
+}
+
+typedef struct agent_thread {
+    const char *config_path;
+    int rc;
+    ctx_error err;
+} agent_thread;
+
+static void *run_agent(void *arg)
+{
+    agent_thread *t = arg;
+    agent_daemon_opts ao = {0, &agent_quit, &agent_reload};
+    t->rc = agent_daemon(t->config_path, &ao, &t->err);
+    if (t->rc)
+        ctx_log(CTX_LOG_ERROR, "agent", "stopped: %s", t->err.text);
+    return NULL;
+}
+
+int cli_serve(int argc, char **argv, const char *config_path)
+{
+    static const struct option lo[] = {{"listen", required_argument, NULL, 'l'},
+                                       {"no-agent", no_argument, NULL, 'n'},
+                                       {NULL, 0, NULL, 0}};
+    const char *listen = NULL;
+    int c, no_agent = 0, rc;
+    ctx_config cfg;
+    ctx_error err;
+    svc *service = NULL;
+    auth *au = NULL;
+    http_server *srv = NULL;
+    http_opts ho;
+    pthread_t agent_tid;
+    agent_thread at;
+    int agent_running = 0;
+
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (c == 'l')
+            listen = optarg;
+        else if (c == 'n')
+            no_agent = 1;
+        else
+            return 2;
+    }
+    if ((rc = ctx_config_load(config_path, &cfg, &err)))
+        goto fail;
+    if (ctx_mkdir_p(cfg.data_dir) < 0) {
+        rc = ctx_error_set(&err, CTX_EIO, "data_dir %s: cannot create it", cfg.data_dir);
+        goto fail;
+    }
+    if (!cfg.nagents)
+        ctx_log(CTX_LOG_WARN, "serve", "no \"agents\" in %s: every request will be refused;"
+                " register the agents that may act for users", config_path);
+    if ((rc = auth_new(&cfg.auth, &au, &err)) ||
+        (rc = svc_new(&cfg, (int)cfg.serve.threads, &service, &err)))
+        goto fail;
+    memset(&ho, 0, sizeof ho);
+    ho.cfg = &cfg;
+    ho.service = service;
+    ho.auth = au;
+    ho.listen = listen;
+    if ((rc = http_start(&ho, &srv, &err)))
+        goto fail;
+    signal(SIGINT, on_stop);
+    signal(SIGTERM, on_stop);
+    signal(SIGHUP, on_hup);
+    signal(SIGPIPE, SIG_IGN);
+    if (!no_agent) {
+        memset(&at, 0, sizeof at);
+        at.config_path = config_path;
+        if (pthread_create(&agent_tid, NULL, run_agent, &at) == 0)
+            agent_running = 1;
+        else
+            ctx_log(CTX_LOG_ERROR, "serve", "cannot start the maintenance agent");
+    }
+    fprintf(stderr, "ctxgate: serving on %s%s\n", http_base_url(srv),
+            no_agent ? " (no maintenance agent)" : " with the maintenance agent");
+    while (!stop_asked) {
+        /* Follow the vector index the agent keeps up to date. */
+        for (int i = 0; i < 20 && !stop_asked; i++)
+            usleep(100 * 1000);
+        if (!stop_asked && svc_index_refresh(service, &err))
+            ctx_log(CTX_LOG_WARN, "serve", "vector index: %s", err.text);
+    }
+    fprintf(stderr, "ctxgate: stopping\n");
+    http_stop(srv);
+    if (agent_running) {
+        agent_quit = 1;
+        pthread_join(agent_tid, NULL);
+    }
+    svc_free(service);
+    auth_free(au);
+    ctx_config_free(&cfg);
+    return 0;
+fail:
+    fprintf(stderr, "ctxgate: %s\n", err.text);
+    http_stop(srv);
+    svc_free(service);
+    auth_free(au);
+    ctx_config_free(&cfg);
+    return rc == CTX_ECONFIG ? 2 : 1;
+}
+
+/* duration - "90", "30s", "15m", "1h", "2d" in seconds; -1 if not one. */
+static int64_t duration(const char *s)
+{
+    sched_spec d;
+    ctx_error err;
+    char *end;
+    long long n = strtoll(s, &end, 10);
+
+    if (*s && !*end && n > 0)
+        return n;
+    if (sched_parse(s, "duration", &d, &err) || d.every_ms <= 0)
+        return -1;
+    return d.every_ms / 1000;
+}
+
+int cli_token(int argc, char **argv, const char *config_path)
+{
+    static const struct option lo[] = {{"user", required_argument, NULL, 'u'},
+                                       {"agent", required_argument, NULL, 'a'},
+                                       {"ttl", required_argument, NULL, 't'},
+                                       {NULL, 0, NULL, 0}};
+    const char *user = NULL, *agent_name = NULL;
+    int64_t ttl = 3600;
+    ctx_config cfg;
+    ctx_error err;
+    auth *au = NULL;
+    char *token = NULL;
+    int c, rc;
+
+    if (argc < 2 || strcmp(argv[1], "mint")) {
+        fprintf(stderr, "ctxgate: token: usage: token mint --user U [--agent A] [--ttl 1h]\n");
+        return 2;
+    }
+    optind = 2;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (c == 'u')
+            user = optarg;
+        else if (c == 'a')
+            agent_name = optarg;
+        else if (c == 't' && (ttl = duration(optarg)) > 0)
+            continue;
+        else {
+            fprintf(stderr, "ctxgate: token mint: --ttl takes a duration like 90s, 15m, 1h\n");
+            return 2;
+        }
+    }
+    if (!user || !*user) {
+        fprintf(stderr, "ctxgate: token mint: --user U is required (the token's sub)\n");
+        return 2;
+    }
+    if ((rc = ctx_config_load(config_path, &cfg, &err)) ||
+        (rc = auth_new(&cfg.auth, &au, &err)) ||
+        (rc = auth_mint(au, user, agent_name, ttl, &token, &err))) {
+        fprintf(stderr, "ctxgate: %s\n", err.text);
+        auth_free(au);
+        ctx_config_free(&cfg);
+        return rc == CTX_ECONFIG ? 2 : 1;
+    }
+    if (agent_name && !ctx_config_agent(&cfg, agent_name))
+        fprintf(stderr, "ctxgate: warning: agent \"%s\" is not in the config's \"agents\";"
+                " the service will refuse this token\n", agent_name);
+    printf("%s\n", token);
+    free(token);
+    auth_free(au);
+    ctx_config_free(&cfg);
+    return 0;
+}
+
+/* since_ms - T as ms since the epoch: an ISO 8601 time, or a duration ago. */
+static int since_ms(const char *t, int64_t *ms)
+{
+    int64_t secs;
+    if (!ctx_iso8601_ms(t, ms))
+        return 0;
+    if ((secs = duration(t)) > 0) {
+        *ms = ctx_now_ms() - secs * 1000;
+        return 0;
+    }
+    return -1;
+}
+
+/* open_log - the config's store, or an exit status with the message printed. */
+static int open_log(const char *config_path, ctx_config *cfg, ctx_store **st)
+{
+    char path[4096];
+    ctx_error err;
+
+    *st = NULL;
+    if (ctx_config_load(config_path, cfg, &err) == CTX_OK) {
+        ctx_config_store_path(cfg, path, sizeof path);
+        if (access(path, F_OK) != 0) {
+            fprintf(stderr, "ctxgate: no store at %s yet\n", path);
+            return 1;
+        }
+        if (store_open(path, 0, st, &err) == CTX_OK)
+            return 0;
+    }
+    fprintf(stderr, "ctxgate: %s\n", err.text);
+    return err.code == CTX_ECONFIG ? 2 : 1;
+}
+
+int cli_audit(int argc, char **argv, const char *config_path)
+{
+    static const struct option lo[] = {{"user", required_argument, NULL, 'u'},
+                                       {"agent", required_argument, NULL, 'a'},
+                                       {"since", required_argument, NULL, 's'},
+                                       {"limit", required_argument, NULL, 'n'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {NULL, 0, NULL, 0}};
+    static const char sql[] =
+        "SELECT id, at, user, agent, action, query, query_sha256, doc_ids, tokens, latency_us,"
+        " outcome FROM audit WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR agent = ?2)"
+        " AND at >= ?3 ORDER BY id DESC LIMIT ?4";
+    const char *user = NULL, *agent_name = NULL;
+    int64_t since = 0, limit = 100;
+    int c, as_json = 0, rc;
+    ctx_config cfg;
+    ctx_store *st;
+    sqlite3_stmt *q;
+    json_t *arr = json_array();
+
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (c == 'u')
+            user = optarg;
+        else if (c == 'a')
+            agent_name = optarg;
+        else if (c == 'j')
+            as_json = 1;
+        else if (c == 'n')
+            limit = atoll(optarg);
+        else if (c == 's' && !since_ms(optarg, &since))
+            continue;
+        else {
+            fprintf(stderr, "ctxgate: audit: --since takes an ISO 8601 time or a duration"
+                    " (1h: the last hour)\n");
+            json_decref(arr);
+            return 2;
+        }
+    }
+    if ((rc = open_log(config_path, &cfg, &st))) {
+        ctx_config_free(&cfg);
+        json_decref(arr);
+        return rc;
+    }
+    if (sqlite3_prepare_v2(store_db(st), sql, -1, &q, NULL) != SQLITE_OK) {
+        fprintf(stderr, "ctxgate: audit: %s\n", sqlite3_errmsg(store_db(st)));
+        store_close(st);
+        ctx_config_free(&cfg);
+        json_decref(arr);
+        return 1;
+    }
+    sqlite3_bind_text(q, 1, user, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, agent_name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, since);
+    sqlite3_bind_int64(q, 4, limit > 0 ? limit : 100);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *ids = (const char *)sqlite3_column_text(q, 7);
+        json_t *o = json_pack("{s:I,s:I,s:s?,s:s?,s:s,s:s?,s:s?,s:o,s:I,s:I,s:s}", "id",
+                              (json_int_t)sqlite3_column_int64(q, 0), "at",
+                              (json_int_t)sqlite3_column_int64(q, 1), "user",
+                              sqlite3_column_text(q, 2), "agent", sqlite3_column_text(q, 3),
+                              "action", sqlite3_column_text(q, 4), "query",
+                              sqlite3_column_text(q, 5), "query_sha256",
+                              sqlite3_column_text(q, 6), "doc_ids",
+                              ids ? json_loads(ids, 0, NULL) : json_array(), "tokens",
+                              (json_int_t)sqlite3_column_int64(q, 8), "latency_us",
+                              (json_int_t)sqlite3_column_int64(q, 9), "outcome",
+                              sqlite3_column_text(q, 10));
+        if (!o)
+            continue;
+        if (!as_json) {
+            const char *qt = (const char *)sqlite3_column_text(q, 5);
+            const char *qh = (const char *)sqlite3_column_text(q, 6);
+            printf("%lld %-6s %-9s user=%s agent=%s docs=%s tokens=%lld %.1fms %s%s%.12s\n",
+                   (long long)sqlite3_column_int64(q, 1), sqlite3_column_text(q, 4),
+                   sqlite3_column_text(q, 10),
+                   sqlite3_column_text(q, 2) ? (const char *)sqlite3_column_text(q, 2) : "-",
+                   sqlite3_column_text(q, 3) ? (const char *)sqlite3_column_text(q, 3) : "-",
+                   ids ? ids : "[]", (long long)sqlite3_column_int64(q, 8),
+                   (double)sqlite3_column_int64(q, 9) / 1000.0, qt ? "query=" : "",
+                   qt ? qt : qh ? "sha256=" : "", qt ? "" : qh ? qh : "");
+        }
+        json_array_append_new(arr, o);
+    }
+    sqlite3_finalize(q);
+    if (as_json) {
+        json_dumpf(arr, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        fputc('\n', stdout);
+    }
+    json_decref(arr);
+    store_close(st);
+    ctx_config_free(&cfg);
+    return 0;
+}
+
+int cli_usage(int argc, char **argv, const char *config_path)
+{
+    static const struct option lo[] = {{"since", required_argument, NULL, 's'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {NULL, 0, NULL, 0}};
+    static const char *const sql[2] = {
+        "SELECT user, sum(tokens), count(*) FROM audit WHERE at >= ?1 AND user IS NOT NULL"
+        " GROUP BY user ORDER BY 2 DESC",
+        "SELECT agent, sum(tokens), count(*) FROM audit WHERE at >= ?1 AND agent IS NOT NULL"
+        " GROUP BY agent ORDER BY 2 DESC"};
+    static const char *const what[2] = {"users", "agents"};
+    int64_t since = 0;
+    int c, as_json = 0, rc;
+    ctx_config cfg;
+    ctx_store *st;
+    json_t *root = json_object();
+
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (c == 'j')
+            as_json = 1;
+        else if (c == 's' && !since_ms(optarg, &since))
+            continue;
+        else {
+            json_decref(root);
+            return 2;
+        }
+    }
+    if ((rc = open_log(config_path, &cfg, &st))) {
+        ctx_config_free(&cfg);
+        json_decref(root);
+        return rc;
+    }
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *q;
+        json_t *o = json_object();
+        if (!as_json)
+            printf("%-30s %12s %10s\n", i ? "agent" : "user", "tokens", "requests");
+        if (sqlite3_prepare_v2(store_db(st), sql[i], -1, &q, NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(q, 1, since);
+            while (sqlite3_step(q) == SQLITE_ROW) {
+                json_object_set_new(o, (const char *)sqlite3_column_text(q, 0),
+                                    json_pack("{s:I,s:I}", "tokens",
+                                              (json_int_t)sqlite3_column_int64(q, 1),
+                                              "requests",
+                                              (json_int_t)sqlite3_column_int64(q, 2)));
+                if (!as_json)
+                    printf("%-30s %12lld %10lld\n", sqlite3_column_text(q, 0),
+                           (long long)sqlite3_column_int64(q, 1),
+                           (long long)sqlite3_column_int64(q, 2));
+            }
+            sqlite3_finalize(q);
+        }
+        json_object_set_new(root, what[i], o);
+        if (!as_json && !i)
+            printf("\n");
+    }
+    if (as_json) {
+        json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        fputc('\n', stdout);
+    }
+    json_decref(root);
+    store_close(st);
+    ctx_config_free(&cfg);
+    return 0;
+}

@@ -1,0 +1,89 @@
+/*
+ * http.h - the HTTP face of the retrieval service (`ctxgate serve`), on
+ * libmicrohttpd with a thread pool. Endpoints:
+ *
+ *   POST /v1/search           svc_search; body schemas/api/search-request
+ *   GET  /v1/documents/{id}   svc_fetch; 404 alike for missing and forbidden
+ *   GET  /healthz, /readyz    alive; store answers and vector index loaded
+ *   GET  /metrics             Prometheus text
+ *   /mcp, /.well-known/oauth-protected-resource
+ *                             routes left for the MCP layer (http_route_set)
+ *
+ * Every /v1 request needs `Authorization: Bearer <JWT>` (retrieval/auth.h);
+ * a 401 names the protected-resource metadata in WWW-Authenticate. Bodies
+ * over serve.max_body_bytes are 413, bad JSON 400 naming the field, and a
+ * user or agent over its token bucket 429 with Retry-After.
+ */
+#ifndef CTX_RETRIEVAL_HTTP_H
+#define CTX_RETRIEVAL_HTTP_H
+
+#include <stddef.h>
+
+#include "../core/config.h"
+#include "../core/ctx.h"
+#include "auth.h"
+#include "service.h"
+
+typedef struct http_server http_server;
+
+/* One request as a handler sees it. All borrowed for the call. */
+typedef struct http_req {
+    const char *method, *path;
+    const char *body;               /* NUL-terminated; body_len bytes */
+    size_t body_len;
+    const auth_identity *who;       /* the verified caller, or NULL on open routes */
+    void *conn;                     /* for http_header */
+} http_req;
+
+/* A handler's answer. body is new (freed by the server) or NULL. */
+typedef struct http_resp {
+    int status;
+    const char *content_type;       /* static; default application/json */
+    char *body;
+    size_t body_len;                /* 0 = strlen(body) */
+    char header_name[64], header_value[512];  /* one extra header, if named */
+} http_resp;
+
+typedef void (*http_handler)(http_server *srv, void *arg, const http_req *req,
+                             http_resp *resp);
+
+/* http_header - a request header's value (borrowed), or NULL. */
+const char *http_header(const http_req *req, const char *name);
+
+/* http_json - resp answers status with o as JSON (o stolen). */
+void http_json(http_resp *resp, int status, json_t *o);
+
+/* http_error - resp answers status with {"error": code, "message": msg}. */
+void http_error(http_resp *resp, int status, const char *code, const char *msg);
+
+typedef struct http_opts {
+    const ctx_config *cfg;          /* borrowed; serve section used */
+    svc *service;                   /* borrowed */
+    auth *auth;                     /* borrowed */
+    const char *listen;             /* overrides cfg->serve.listen, or NULL */
+} http_opts;
+
+/*
+ * http_start - listen and serve on a pool of serve.threads threads. *out
+ * new: http_stop it. CTX_EIO when the address cannot be bound.
+ */
+int http_start(const http_opts *opts, http_server **out, ctx_error *err);
+void http_stop(http_server *srv);
+
+/*
+ * http_route_set - (re)place the handler of path (exact match; "" method =
+ * any). auth: the server verifies the bearer token first and answers 401
+ * itself. The table has entries for "/mcp" and
+ * "/.well-known/oauth-protected-resource" that answer 404 until set.
+ * Call before requests arrive (not thread-safe against them).
+ */
+int http_route_set(http_server *srv, const char *path, int need_auth, http_handler fn,
+                   void *arg);
+
+/* http_base_url - serve.public_url, or http://<listen>. Borrowed. */
+const char *http_base_url(const http_server *srv);
+
+/* http_port - the port bound (useful when listening on port 0). */
+int http_port(const http_server *srv);
+
+#endif

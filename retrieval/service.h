@@ -1,0 +1,122 @@
+/*
+ * service.h - the retrieval service, independent of any transport: a caller
+ * (a user and the agent acting for them) asks to search or to fetch one
+ * document and gets a JSON answer. The HTTP API (retrieval/http.h) and MCP
+ * are thin layers over svc_search and svc_fetch.
+ *
+ * Access is the user's permissions (the search legs apply them before
+ * ranking) intersected with the agent's grant from the config's "agents":
+ * the sources it may read (passed into the search plan) and the labels it
+ * may read (a document carrying a label outside the grant is dropped). A
+ * caller with no user, or an agent not registered, gets nothing.
+ *
+ * Every search and fetch is audited (store table audit): who, what (the
+ * query or its SHA-256, by audit.store_queries), which documents, how many
+ * tokens, how long, and the outcome. Records are written by one writer
+ * thread in batches; svc_audit_flush waits until every record so far is in.
+ *
+ * Threads: any number of threads may call svc_search and svc_fetch at once.
+ * Each call borrows one of a pool of workers, each with its own store
+ * connection (SQLite connections here are NOMUTEX: one thread at a time)
+ * and its own query embedder. The vector index is shared read-only and
+ * caught up by svc_index_refresh under a write lock.
+ */
+#ifndef CTX_RETRIEVAL_SERVICE_H
+#define CTX_RETRIEVAL_SERVICE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "../core/config.h"
+#include "../core/ctx.h"
+
+typedef struct svc svc;
+
+/* Who asks: the user (a token's sub) and the acting agent (act.sub). Borrowed. */
+typedef struct svc_identity {
+    const char *user;
+    const char *agent;
+} svc_identity;
+
+/* A search request. Strings borrowed (svc_request_parse: owned by root). */
+typedef struct svc_request {
+    const char *query;
+    int k;                          /* 0 = min(10, the grant's max_k) */
+    const char *mode;               /* "lexical", "vector" or "hybrid" (default) */
+    const char **sources;           /* only these sources (NULL = the grant's) */
+    size_t nsources;
+    const char **labels;            /* only documents with one of these labels */
+    size_t nlabels;
+    int64_t max_tokens;             /* 0 = the grant's max_tokens */
+    json_t *root;                   /* svc_request_parse: the parsed body, owned */
+} svc_request;
+
+/* The longest query accepted, in bytes. */
+#define SVC_QUERY_MAX 4096
+
+/*
+ * svc_request_parse - a request from a JSON body of len bytes. A body that
+ * is not JSON, an unknown field or a field of the wrong type or range fails
+ * with CTX_EINVAL and a message naming the field ("k: expected an integer
+ * 1..1000"). *req must be svc_request_free'd whatever the result.
+ */
+int svc_request_parse(const char *body, size_t len, svc_request *req, ctx_error *err);
+void svc_request_free(svc_request *req);
+
+/*
+ * svc_new - a service over cfg (borrowed: it must outlive the service) with
+ * at most nworkers store connections. Opens one connection to check the
+ * store and loads the vector index. *out new: svc_free.
+ */
+int svc_new(const ctx_config *cfg, int nworkers, svc **out, ctx_error *err);
+
+/* svc_free - flush the audit log and free everything; no call may be running. */
+void svc_free(svc *s);
+
+/*
+ * svc_search - search for id. Returns CTX_OK with *answer (new) holding
+ * {"query","mode","k","results":[...],"tokens","max_tokens","truncated",
+ * "untrusted_content":true,"note","context"}; each result has doc_id,
+ * chunk_id, title, url, source, labels, score, acl_synced_at, citation,
+ * tokens and text. CTX_EAUTH: no user or an unregistered agent (nothing
+ * searched). CTX_EINVAL: a bad request (err names the field). Anything
+ * else is a failure of the service. Audited in every case.
+ */
+int svc_search(svc *s, const svc_identity *id, const svc_request *req, json_t **answer,
+               ctx_error *err);
+
+/*
+ * svc_fetch - document doc_id if id may read it: CTX_OK and *answer (new)
+ * {"doc_id","title","url","source","labels","acl_synced_at","citation",
+ * "text","tokens","truncated","untrusted_content":true,"note"}, the text
+ * cut to the grant's max_tokens. CTX_ENOTFOUND alike for missing, deleted
+ * and forbidden. CTX_EAUTH as in svc_search. Audited.
+ */
+int svc_fetch(svc *s, const svc_identity *id, int64_t doc_id, json_t **answer, ctx_error *err);
+
+/*
+ * svc_index_refresh - follow the store: load the active model's vector
+ * index when it changed, catch up with new vectors and tombstones. Run
+ * every few seconds by the server; searches wait only for the catch-up.
+ */
+int svc_index_refresh(svc *s, ctx_error *err);
+
+/* svc_ready - 1 when the store answers and the vector index (if any model) is loaded. */
+int svc_ready(svc *s);
+
+/* svc_audit_flush - wait until every audit record so far is in the store. */
+void svc_audit_flush(svc *s);
+
+/*
+ * svc_usage - tokens served since start per user and per agent, as new JSON
+ * {"users":{name:tokens},"agents":{name:tokens}} (for /metrics).
+ */
+json_t *svc_usage(svc *s);
+
+/* svc_store_path - the store's file, borrowed. */
+const char *svc_store_path(const svc *s);
+
+/* The note every answer carries beside retrieved text. */
+extern const char svc_untrusted_note[];
+
+#endif
