@@ -166,6 +166,7 @@ static void h_search(http_server *srv, void *arg, const http_req *req, http_resp
     (void)arg;
 
     if ((rc = svc_request_parse(req->body, req->body_len, &r, &err))) {
+        svc_audit_refusal(srv->service, &id, "search", "invalid");
         http_error(resp, rc == CTX_ENOMEM ? 500 : 400, "bad_request", err.text);
     } else if ((rc = svc_search(srv->service, &id, &r, &answer, &err)) == CTX_OK) {
         http_json(resp, 200, answer);
@@ -463,6 +464,9 @@ static void dispatch(http_server *srv, struct MHD_Connection *c, const char *url
                               srv->cfg->serve.agent_burst);
         pthread_mutex_unlock(&srv->mu);
         if (wait) {
+            svc_identity sid = {who.user, who.agent[0] ? who.agent : NULL};
+            svc_audit_refusal(srv->service, &sid, r->fn == h_document ? "fetch" : "search",
+                              "rate_limited");
             http_error(resp, 429, "rate_limited", "too many requests; retry later");
             snprintf(resp->header_name, sizeof resp->header_name, "Retry-After");
             snprintf(resp->header_value, sizeof resp->header_value, "%d", wait);

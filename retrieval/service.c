@@ -462,6 +462,11 @@ static void *audit_writer(void *arg)
     return NULL;
 }
 
+void svc_audit_refusal(svc *s, const svc_identity *id, const char *action, const char *outcome)
+{
+    audit(s, id, action, NULL, NULL, 0, ctx_mono_ns(), outcome);
+}
+
 void svc_audit_flush(svc *s)
 {
     pthread_mutex_lock(&s->amu);

@@ -104,6 +104,12 @@ int svc_index_refresh(svc *s, ctx_error *err);
 /* svc_ready - 1 when the store answers and the vector index (if any model) is loaded. */
 int svc_ready(svc *s);
 
+/*
+ * svc_audit_refusal - audit a request refused before it reached the
+ * service (outcome, a static string: "invalid", "rate_limited", ...).
+ */
+void svc_audit_refusal(svc *s, const svc_identity *id, const char *action, const char *outcome);
+
 /* svc_audit_flush - wait until every audit record so far is in the store. */
 void svc_audit_flush(svc *s);
 

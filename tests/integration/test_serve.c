@@ -836,3 +836,31 @@ Test(serve, every_search_and_fetch_is_audited)
     ctx_free(alice);
     ctx_free(frank);
 }
+
+/* ---- the example agent (examples/agent), dry run ---- */
+
+Test(serve, the_example_agent_prints_the_context_it_would_send)
+{
+    char cmd[PATH_MAX * 3], *tok = token("alice@northwind.test", "helpdesk");
+    ctx_buf b = CTX_BUF_INIT;
+    char buf[4096];
+    size_t n;
+    FILE *p;
+
+    snprintf(cmd, sizeof cmd, "make -s -C examples/agent OUT=%s >/dev/null 2>&1", dir);
+    cr_assert_eq(system(cmd), 0, "examples/agent does not build");
+    snprintf(cmd, sizeof cmd, "env -u OPENAI_BASE_URL %s/ctx-agent --url http://127.0.0.1:%d"
+             " --token %s what are the salary bands", dir, port, tok);
+    p = popen(cmd, "r");
+    cr_assert(p);
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+        ctx_buf_append(&b, buf, n);
+    cr_assert_eq(pclose(p), 0);
+    ctx_buf_append(&b, "", 1);
+    cr_assert(strstr(b.data, "/chat/completions"), "%s", b.data);
+    cr_assert(strstr(b.data, "UNTRUSTED RETRIEVED DATA"), "%s", b.data);
+    cr_assert(strstr(b.data, "Salary bands 2026 <https://"), "%s", b.data);
+    cr_assert(strstr(b.data, "Sources:\n  [1] "), "%s", b.data);
+    ctx_buf_free(&b);
+    ctx_free(tok);
+}
