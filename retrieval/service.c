@@ -36,6 +36,7 @@ typedef struct worker {
     int64_t emb_model;
     sqlite3_stmt *labels;   /* labels of an ACL set */
     sqlite3_stmt *doc;      /* one document */
+    sqlite3_stmt *acl;      /* a chunk's ACL set */
     int busy;
 } worker;
 
@@ -213,6 +214,7 @@ static void worker_close(worker *w)
 {
     sqlite3_finalize(w->labels);
     sqlite3_finalize(w->doc);
+    sqlite3_finalize(w->acl);
     embed_close(w->emb);
     store_close(w->st);
     memset(w, 0, sizeof *w);
@@ -231,7 +233,9 @@ static int worker_open(svc *s, worker *w, ctx_error *err)
     if ((rc = store_open(s->store_path, 0, &w->st, err)))
         return rc;
     if (sqlite3_prepare_v2(store_db(w->st), labels_sql, -1, &w->labels, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(store_db(w->st), doc_sql, -1, &w->doc, NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(store_db(w->st), doc_sql, -1, &w->doc, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(store_db(w->st), "SELECT acl_id FROM chunks WHERE id = ?1", -1,
+                           &w->acl, NULL) != SQLITE_OK) {
         rc = store_errf(w->st, err, "service");
         worker_close(w);
         return rc;
@@ -293,16 +297,13 @@ static json_t *acl_labels_of(worker *w, int64_t acl_id)
 
 static int64_t chunk_acl(worker *w, int64_t chunk_id)
 {
-    sqlite3_stmt *q;
     int64_t acl = -1;
 
-    if (sqlite3_prepare_v2(store_db(w->st), "SELECT acl_id FROM chunks WHERE id = ?1", -1, &q,
-                           NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_int64(q, 1, chunk_id);
-    if (sqlite3_step(q) == SQLITE_ROW)
-        acl = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
+    sqlite3_reset(w->acl);
+    sqlite3_bind_int64(w->acl, 1, chunk_id);
+    if (sqlite3_step(w->acl) == SQLITE_ROW)
+        acl = sqlite3_column_int64(w->acl, 0);
+    sqlite3_reset(w->acl);
     return acl;
 }
 

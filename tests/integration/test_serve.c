@@ -36,7 +36,7 @@ static pid_t server;
 static int port;
 
 
-static void start(const char *serve_extra)
+static void start_with(const char *serve_extra, int with_agent)
 {
     char cfg[PATH_MAX * 2 + 2048], demo[PATH_MAX], bin[PATH_MAX], cmd[PATH_MAX * 3];
     char logp[PATH_MAX + 32];
@@ -73,7 +73,7 @@ static void start(const char *serve_extra)
              " >/dev/null 2>&1", dir, bin, bin);
     cr_assert_eq(system(cmd), 0, "sync/embed failed");
     snprintf(cmd, sizeof cmd, "cd %s && CTXGATE_TEST_SECRET=%s exec %s/ctxgate serve"
-             " --no-agent 2>serve.log", dir, SECRET, bin);
+             " %s 2>serve.log", dir, SECRET, bin, with_agent ? "" : "--no-agent");
     server = fork();
     cr_assert(server >= 0);
     if (server == 0) {
@@ -97,8 +97,9 @@ static void start(const char *serve_extra)
     cr_assert(port > 0, "the server did not start");
 }
 
-static void setup(void) { start(", \"user_rate\": 0, \"agent_rate\": 0"); }
-static void setup_limited(void) { start(", \"user_rate\": 1, \"user_burst\": 3"); }
+static void setup(void) { start_with(", \"user_rate\": 0, \"agent_rate\": 0", 0); }
+static void setup_limited(void) { start_with(", \"user_rate\": 1, \"user_burst\": 3", 0); }
+static void setup_agent(void) { start_with("", 1); }
 
 static void teardown(void)
 {
@@ -300,6 +301,7 @@ static ctx_store *store(void)
 
 TestSuite(serve, .init = setup, .fini = teardown, .timeout = 240);
 TestSuite(serve_limits, .init = setup_limited, .fini = teardown, .timeout = 240);
+TestSuite(serve_agent, .init = setup_agent, .fini = teardown, .timeout = 240);
 
 /* ---- endpoints as several users and agents ---- */
 
@@ -863,4 +865,28 @@ Test(serve, the_example_agent_prints_the_context_it_would_send)
     cr_assert(strstr(b.data, "Sources:\n  [1] "), "%s", b.data);
     ctx_buf_free(&b);
     ctx_free(tok);
+}
+
+/* ---- the maintenance agent inside serve ---- */
+
+Test(serve_agent, serve_runs_the_agent_and_stops_cleanly)
+{
+    char *alice = token("alice@northwind.test", "helpdesk");
+    int64_t ok = 0;
+    json_t *a;
+
+    for (int tries = 0; tries < 300 && ok < 2; tries++) {
+        ctx_store *st = store();
+        ok = tu_count(st, "SELECT count(DISTINCT kind) FROM agent_jobs WHERE status = 'ok'"
+                          " AND kind IN ('sync', 'embed')");
+        store_close(st);
+        if (ok < 2)
+            usleep(100000);
+    }
+    cr_assert_eq(ok, 2, "the agent in serve ran no sync and embed job");
+    a = search(alice, "{\"query\": \"salary bands\"}", 200);
+    cr_assert(has_title(a, "Salary bands 2026"));
+    json_decref(a);
+    ctx_free(alice);
+    /* teardown checks that SIGTERM stops server and agent with status 0 */
 }
