@@ -63,7 +63,7 @@ struct svc {
     pthread_rwlock_t vlock;
     vindex *vi;
     int64_t vi_model;
-    int index_ok;
+    int index_ok;           /* read by any thread: __atomic */
     /* audit writer */
     pthread_mutex_t amu;
     pthread_cond_t acv, adone;
@@ -535,7 +535,7 @@ int svc_index_refresh(svc *s, ctx_error *err)
     if ((rc = store_embed_models(w->st, &active, &target, err)))
         goto done;
     if (!active) {
-        s->index_ok = 1;
+        __atomic_store_n(&s->index_ok, 1, __ATOMIC_RELEASE);
         goto done;
     }
     if (active != s->vi_model || !s->vi) {
@@ -547,7 +547,7 @@ int svc_index_refresh(svc *s, ctx_error *err)
         s->vi = nvi;
         s->vi_model = active;
         pthread_rwlock_unlock(&s->vlock);
-        s->index_ok = 1;
+        __atomic_store_n(&s->index_ok, 1, __ATOMIC_RELEASE);
         goto done;
     }
     {
@@ -584,7 +584,7 @@ int svc_ready(svc *s)
     ctx_error err;
     int ok;
 
-    if (!s->index_ok || !(w = take(s, &err)))
+    if (!__atomic_load_n(&s->index_ok, __ATOMIC_ACQUIRE) || !(w = take(s, &err)))
         return 0;
     ok = sqlite3_exec(store_db(w->st), "SELECT 1 FROM sources LIMIT 1", NULL, NULL, NULL) ==
          SQLITE_OK;
