@@ -3,18 +3,23 @@
  * (examples/demo), spoken to over HTTP on 127.0.0.1 with libcurl: every
  * endpoint as several users and agents (including callers who must see
  * nothing), the leak oracle through the API against search_lexical, each
- * JWT attack on its own, the 400/413/429 paths, and the audit log.
+ * JWT attack on its own, the 400/413/429 paths, junk on the wire, the
+ * maintenance agent in the same process, the example agent, and the audit
+ * log.
  * Keys are made with openssl at test time; nothing secret is committed.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <jwt.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,7 +103,11 @@ static void start_with(const char *serve_extra, int with_agent)
 }
 
 static void setup(void) { start_with(", \"user_rate\": 0, \"agent_rate\": 0", 0); }
-static void setup_limited(void) { start_with(", \"user_rate\": 1, \"user_burst\": 3", 0); }
+static void setup_limited(void)
+{
+    start_with(", \"user_rate\": 1, \"user_burst\": 3, \"agent_rate\": 1, \"agent_burst\": 6",
+               0);
+}
 static void setup_agent(void) { start_with("", 1); }
 
 static void teardown(void)
@@ -758,6 +767,72 @@ Test(serve_limits, rate_limits_answer_429_with_retry_after)
     }
     ctx_free(t);
     ctx_free(other);
+}
+
+Test(serve_limits, the_agent_has_a_bucket_across_its_users)
+{
+    static const char *const users[] = {"alice@northwind.test", "bob@northwind.test",
+                                        "carol@northwind.test", "dave@northwind.test"};
+    int limited = 0;
+    for (int i = 0; i < 8; i++) {
+        char *t = token(users[i / 2], "helpdesk");
+        reply r = http("POST", "/v1/search", t, "{\"query\": \"budget\"}");
+        cr_assert(r.status == 200 || r.status == 429, "%ld", r.status);
+        limited |= r.status == 429;
+        ctx_free(r.body);
+        ctx_free(t);
+    }
+    cr_assert(limited, "8 requests through one agent with a burst of 6 were never limited");
+}
+
+/* ---- junk on the wire ---- */
+
+static void send_raw(const void *data, size_t len)
+{
+    struct sockaddr_in sa;
+    struct timeval tv = {2, 0};
+    char buf[512];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    (void)!write(fd, data, len);
+    shutdown(fd, SHUT_WR);
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+    close(fd);
+}
+
+Test(serve, junk_requests_neither_crash_nor_hang_it)
+{
+    static const char *const junk[] = {
+        "GARBAGE\r\n\r\n",
+        "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+        "POST /v1/search HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "ffffffffffffffff\r\nabc\r\n",
+        "GET /v1/documents/%00%ff HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ..\r\n\r\n",
+        "GET /v1/documents/99999999999999999999999 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /v1/search HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a.b.c\r\n"
+        "Content-Length: 100\r\n\r\n{\"query\"",
+    };
+    unsigned seed = 7;
+    char rnd[2048];
+    reply r;
+
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
+        send_raw(junk[i], strlen(junk[i]));
+    for (int i = 0; i < 20; i++) {
+        for (size_t j = 0; j < sizeof rnd; j++)
+            rnd[j] = (char)rand_r(&seed);
+        send_raw(rnd, sizeof rnd);
+    }
+    r = http("GET", "/healthz", NULL, NULL);
+    cr_assert_eq(r.status, 200);
+    ctx_free(r.body);
 }
 
 /* ---- audit ---- */
