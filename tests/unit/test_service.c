@@ -1,0 +1,156 @@
+/*
+ * test_service.c - retrieval/service.c without HTTP, on the example company
+ * (examples/demo): no user or an unregistered agent is refused before
+ * anything is searched, the token budget holds and cuts at a character
+ * boundary, a label grant keeps other labels out, fetch answers missing and
+ * forbidden alike, and every call leaves an audit row.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "indexer/chunker.h"
+#include "retrieval/service.h"
+#include "tests/lib/testutil.h"
+
+static char *dir;
+static ctx_config cfg;
+static svc *service;
+
+static void setup(void)
+{
+    char demo[PATH_MAX], src[PATH_MAX + 64], text[PATH_MAX + 1024];
+    ctx_store *st;
+    store_run_stats stats;
+    ctx_error err;
+    json_t *root;
+
+    dir = tu_tmpdir("svc");
+    cr_assert(realpath("examples/demo", demo));
+    snprintf(src, sizeof src, "{\"name\": \"northwind\", \"type\": \"files\", \"path\": \"%s\"}",
+             demo);
+    st = tu_store(dir);
+    cr_assert_eq(tu_sync(st, src, 0, &stats, &err), 0, "%s", err.text);
+    store_close(st);
+    snprintf(text, sizeof text,
+             "{\"data_dir\": \"%s\", \"sources\": [%s], \"audit\": {\"store_queries\": true},"
+             " \"agents\": [{\"name\": \"all\", \"sources\": \"*\", \"labels\": \"*\","
+             "  \"max_tokens\": 100000},"
+             " {\"name\": \"plain\", \"sources\": \"northwind\", \"labels\": [\"internal\"]}]}",
+             dir, src);
+    root = json_loads(text, 0, NULL);
+    cr_assert(root);
+    cr_assert_eq(ctx_config_parse(root, NULL, &cfg, &err), 0, "%s", err.text);
+    json_decref(root);
+    cr_assert_eq(svc_new(&cfg, 2, &service, &err), 0, "%s", err.text);
+}
+
+static void teardown(void)
+{
+    svc_free(service);
+    ctx_config_free(&cfg);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+TestSuite(service, .init = setup, .fini = teardown, .timeout = 60);
+
+static json_t *ask(const char *user, const char *agent, const char *body, int want)
+{
+    svc_identity id = {user, agent};
+    svc_request req;
+    ctx_error err;
+    json_t *ans = NULL;
+    int rc;
+
+    cr_assert_eq(svc_request_parse(body, strlen(body), &req, &err), 0, "%s", err.text);
+    rc = svc_search(service, &id, &req, &ans, &err);
+    cr_assert_eq(rc, want, "%s: %s", body, err.text);
+    svc_request_free(&req);
+    return ans;
+}
+
+Test(service, no_user_or_an_unregistered_agent_gets_nothing)
+{
+    cr_assert_null(ask(NULL, "all", "{\"query\": \"salary\"}", CTX_EAUTH));
+    cr_assert_null(ask("", "all", "{\"query\": \"salary\"}", CTX_EAUTH));
+    cr_assert_null(ask("alice@northwind.test", NULL, "{\"query\": \"salary\"}", CTX_EAUTH));
+    cr_assert_null(ask("alice@northwind.test", "ghost", "{\"query\": \"salary\"}", CTX_EAUTH));
+}
+
+Test(service, the_budget_holds_and_cuts_at_a_character)
+{
+    json_t *a = ask("alice@northwind.test", "all",
+                    "{\"query\": \"policy plan salary\", \"k\": 20, \"max_tokens\": 300,"
+                    " \"mode\": \"lexical\"}", CTX_OK), *v;
+    int64_t sum = 0;
+    size_t i;
+
+    cr_assert_leq(json_integer_value(json_object_get(a, "tokens")), 300);
+    cr_assert(json_is_true(json_object_get(a, "truncated")));
+    json_array_foreach(json_object_get(a, "results"), i, v) {
+        const char *t = json_string_value(json_object_get(v, "text"));
+        cr_assert(ctx_utf8_valid(t, strlen(t)));
+        cr_assert_eq(chunker_count_tokens(t, strlen(t)),
+                     json_integer_value(json_object_get(v, "tokens")));
+        sum += json_integer_value(json_object_get(v, "tokens"));
+    }
+    cr_assert_eq(sum, json_integer_value(json_object_get(a, "tokens")));
+    cr_assert(strstr(json_string_value(json_object_get(a, "context")),
+                     "<<<END UNTRUSTED RETRIEVED DATA>>>"));
+    json_decref(a);
+}
+
+Test(service, a_label_grant_keeps_other_labels_out)
+{
+    json_t *a = ask("bob@northwind.test", "plain", "{\"query\": \"incident oncall roadmap office\","
+                    " \"k\": 20, \"mode\": \"lexical\"}", CTX_OK), *v, *l;
+    size_t i, j;
+
+    cr_assert_gt(json_array_size(json_object_get(a, "results")), 0);
+    json_array_foreach(json_object_get(a, "results"), i, v)
+        json_array_foreach(json_object_get(v, "labels"), j, l)
+            cr_assert_str_eq(json_string_value(l), "internal");
+    json_decref(a);
+    /* the request's labels filter inside the grant */
+    a = ask("bob@northwind.test", "all", "{\"query\": \"incident oncall roadmap office\","
+            " \"labels\": [\"announcement\"], \"mode\": \"lexical\"}", CTX_OK);
+    json_array_foreach(json_object_get(a, "results"), i, v) {
+        int found = 0;
+        json_array_foreach(json_object_get(v, "labels"), j, l)
+            found |= !strcmp(json_string_value(l), "announcement");
+        cr_assert(found);
+    }
+    json_decref(a);
+}
+
+Test(service, fetch_answers_missing_and_forbidden_alike_and_everything_is_audited)
+{
+    svc_identity alice = {"alice@northwind.test", "all"}, bob = {"bob@northwind.test", "all"};
+    json_t *a = ask("alice@northwind.test", "all", "{\"query\": \"salary bands\", \"k\": 1,"
+                    " \"mode\": \"lexical\"}", CTX_OK), *doc = NULL;
+    int64_t id = json_integer_value(json_object_get(json_array_get(json_object_get(a, "results"),
+                                                                   0), "doc_id"));
+    ctx_error err;
+    ctx_store *st;
+
+    cr_assert_gt(id, 0);
+    cr_assert_eq(svc_fetch(service, &alice, id, &doc, &err), CTX_OK, "%s", err.text);
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "title")), "Salary bands 2026");
+    json_decref(doc);
+    cr_assert_eq(svc_fetch(service, &bob, id, &doc, &err), CTX_ENOTFOUND);
+    cr_assert_null(doc);
+    cr_assert_eq(svc_fetch(service, &bob, 987654, &doc, &err), CTX_ENOTFOUND);
+    json_decref(a);
+    svc_audit_flush(service);
+    st = tu_store(dir);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM audit"), 4);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM audit WHERE action = 'search'"
+                              " AND query = 'salary bands' AND length(query_sha256) = 64"), 1);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM audit WHERE outcome = 'not_found'"), 2);
+    store_close(st);
+}
