@@ -611,28 +611,42 @@ static int run_search(svc *s, worker *w, const svc_identity *id, const svc_reque
         so.nsources = nsources;
         return search_lexical(db, id->user, req->query, &so, res, err);
     }
-    pthread_rwlock_rdlock(&s->vlock);
     if (!strcmp(mode, "hybrid")) {
         hybrid_opts ho;
-        embed_provider *emb = s->vi ? query_embedder(w, s->vi_model, s, err) : NULL;
+        embed_provider *emb;
         memset(&ho, 0, sizeof ho);
         ho.k = k;
         ho.per_doc = 1;
         ho.sources = sources;
         ho.nsources = nsources;
+        /* hybrid_search embeds the query itself, under the read lock. */
+        pthread_rwlock_rdlock(&s->vlock);
+        emb = s->vi ? query_embedder(w, s->vi_model, s, err) : NULL;
         rc = hybrid_search(db, emb ? s->vi : NULL, emb, id->user, req->query, &ho, res, err);
+        pthread_rwlock_unlock(&s->vlock);
     } else {
         vsearch_opts vo;
-        float *qv = s->vi ? query_vector(w, s->vi_model, s, req->query, err) : NULL;
+        int64_t model;
+        float *qv = NULL;
         memset(&vo, 0, sizeof vo);
         vo.k = k;
         vo.sources = sources;
         vo.nsources = nsources;
-        rc = s->vi && !qv ? err->code ? err->code : CTX_ENOMEM
-                          : vsearch(db, qv ? s->vi : NULL, id->user, qv, &vo, res, NULL, err);
+        /* Embed outside the lock (a remote embedder takes a round trip),
+         * then search only if the index is still of that model. */
+        pthread_rwlock_rdlock(&s->vlock);
+        model = s->vi ? s->vi_model : 0;
+        pthread_rwlock_unlock(&s->vlock);
+        if (model && !(qv = query_vector(w, model, s, req->query, err)))
+            return err->code ? err->code : CTX_ENOMEM;
+        pthread_rwlock_rdlock(&s->vlock);
+        if (qv && s->vi && s->vi_model == model)
+            rc = vsearch(db, s->vi, id->user, qv, &vo, res, NULL, err);
+        else /* no index, or it changed model meanwhile: nothing to rank */
+            rc = vsearch(db, NULL, id->user, NULL, &vo, res, NULL, err);
+        pthread_rwlock_unlock(&s->vlock);
         ctx_free(qv);
     }
-    pthread_rwlock_unlock(&s->vlock);
     return rc;
 }
 
@@ -907,7 +921,14 @@ int svc_new(const ctx_config *cfg, int nworkers, svc **out, ctx_error *err)
     s->nworkers = nworkers < 1 ? 1 : nworkers;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    pthread_rwlock_init(&s->vlock, NULL);
+    {
+        /* Writers first: under steady searches a catch-up must not starve. */
+        pthread_rwlockattr_t ra;
+        pthread_rwlockattr_init(&ra);
+        pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        pthread_rwlock_init(&s->vlock, &ra);
+        pthread_rwlockattr_destroy(&ra);
+    }
     pthread_mutex_init(&s->amu, NULL);
     pthread_cond_init(&s->acv, NULL);
     pthread_cond_init(&s->adone, NULL);
