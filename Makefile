@@ -138,13 +138,16 @@ bench: deps
 	@BUILD=$(BUILD) sh scripts/bench.sh
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+# The library holds C++ (the FAISS bridge): clang++ builds it and links.
 fuzz:
-	$(MAKE) BUILD=build/fuzz CC=clang OPT="-O1 -g" \
+	$(MAKE) BUILD=build/fuzz CC=clang CXX=clang++ OPT="-O1 -g" \
 	    SAN="-fsanitize=fuzzer-no-link,address,undefined" build/fuzz/libctxgate.a
 	@for f in $(FUZZ_SRC); do \
 	    b=build/fuzz/$${f%.c}; mkdir -p $$(dirname $$b); \
 	    clang -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -I. -Iconnectors/sdk \
-	        $(PKG_CFLAGS) -o $$b $$f build/fuzz/libctxgate.a $(LIBS) || exit 1; \
+	        $(PKG_CFLAGS) -c -o $$b.o $$f && \
+	    clang++ -fsanitize=fuzzer,address,undefined -o $$b $$b.o build/fuzz/libctxgate.a \
+	        $(LIBS) || exit 1; \
 	done
 	@sh scripts/fuzz.sh $(FUZZ_SECONDS)
 
