@@ -692,6 +692,7 @@ static int cmd_connector(int argc, char **argv)
 
 static int cmd_serve(int argc, char **argv) { return cli_serve(argc, argv, config_path); }
 static int cmd_token(int argc, char **argv) { return cli_token(argc, argv, config_path); }
+static int cmd_mcp(int argc, char **argv) { return cli_mcp(argc, argv, config_path); }
 static int cmd_audit(int argc, char **argv) { return cli_audit(argc, argv, config_path); }
 static int cmd_usage(int argc, char **argv) { return cli_usage(argc, argv, config_path); }
 
@@ -715,6 +716,7 @@ static const cmd cmds[] = {
     {"schema", cmd_schema, "schema                  print the JSON Schema of the config file"},
     {"connector", cmd_connector, CLI_CONNECTOR_USAGE},
     {"serve", cmd_serve, CLI_SERVE_USAGE},
+    {"mcp", cmd_mcp, CLI_MCP_USAGE},
     {"token", cmd_token, CLI_TOKEN_USAGE},
     {"audit", cmd_audit, CLI_AUDIT_USAGE},
     {"usage", cmd_usage, CLI_USAGE_USAGE},

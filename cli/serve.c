@@ -19,6 +19,7 @@
 #include "../indexer/store.h"
 #include "../retrieval/auth.h"
 #include "../retrieval/http.h"
+#include "../retrieval/mcp_service.h"
 #include "../retrieval/service.h"
 
 static volatile sig_atomic_t stop_asked, agent_quit, agent_reload;
@@ -93,7 +94,10 @@ int cli_serve(int argc, char **argv, const char *config_path)
     ho.service = service;
     ho.auth = au;
     ho.listen = listen;
-    if ((rc = http_start(&ho, &srv, &err)))
+    if ((rc = http_start(&ho, &srv, &err)) ||
+        (rc = mcp_http_register(srv, service, &cfg)
+                  ? ctx_error_set(&err, CTX_EINTERNAL, "cannot route /mcp")
+                  : CTX_OK))
         goto fail;
     signal(SIGINT, on_stop);
     signal(SIGTERM, on_stop);
@@ -394,4 +398,35 @@ int cli_usage(int argc, char **argv, const char *config_path)
     store_close(st);
     ctx_config_free(&cfg);
     return 0;
+}
+
+int cli_mcp(int argc, char **argv, const char *config_path)
+{
+    const char *user = getenv("CTXGATE_USER"), *acting = getenv("CTXGATE_AGENT");
+    svc_identity who;
+    ctx_config cfg;
+    ctx_error err;
+    svc *service = NULL;
+    int rc;
+
+    (void)argc;
+    (void)argv;
+    if (!user || !*user || !acting || !*acting) {
+        fprintf(stderr, "ctxgate: mcp: set CTXGATE_USER (the person) and CTXGATE_AGENT (a"
+                        " registered agent acting for them) in the environment\n");
+        return 2;
+    }
+    if ((rc = ctx_config_load(config_path, &cfg, &err)) ||
+        (rc = svc_new(&cfg, 1, &service, &err))) {
+        fprintf(stderr, "ctxgate: %s\n", err.text);
+        ctx_config_free(&cfg);
+        return rc == CTX_ECONFIG ? 2 : 1;
+    }
+    who.user = user;
+    who.agent = acting;
+    /* stdout carries the protocol only; everything else goes to stderr. */
+    rc = mcp_stdio(service, &who, stdin, stdout);
+    svc_free(service);
+    ctx_config_free(&cfg);
+    return rc ? 1 : 0;
 }

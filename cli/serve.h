@@ -16,6 +16,9 @@
 #define CLI_AUDIT_USAGE                                                                  \
     "audit [--user U] [--agent A] [--since T] [--limit N] [--json]\n"                    \
     "                        searches and fetches served (T: ISO 8601 or 1h, 2d ago)"
+#define CLI_MCP_USAGE                                                                    \
+    "mcp                     the MCP server on stdio (tools search and fetch) for\n"     \
+    "                        CTXGATE_USER acting through CTXGATE_AGENT"
 #define CLI_USAGE_USAGE                                                                  \
     "usage [--since T] [--json]\n"                                                       \
     "                        tokens served per user and per agent"
@@ -25,5 +28,6 @@ int cli_serve(int argc, char **argv, const char *config_path);
 int cli_token(int argc, char **argv, const char *config_path);
 int cli_audit(int argc, char **argv, const char *config_path);
 int cli_usage(int argc, char **argv, const char *config_path);
+int cli_mcp(int argc, char **argv, const char *config_path);
 
 #endif

@@ -349,7 +349,10 @@ int http_route_set(http_server *srv, const char *path, int need_auth, http_handl
 
 static const char *allowed_method(const route *r)
 {
-    return !strcmp(r->label, "/v1/search") ? "POST" : r->fn == h_unset ? NULL : "GET";
+    /* /mcp takes POST (and answers GET with its own 405): its handler decides */
+    return !strcmp(r->label, "/v1/search")                      ? "POST"
+           : r->fn == h_unset || !strcmp(r->label, "/mcp") ? NULL
+                                                                : "GET";
 }
 
 static enum MHD_Result send_resp(struct MHD_Connection *c, http_resp *resp)

@@ -11,7 +11,8 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
 pgdir=$(mktemp -d /tmp/ctxgate-pg.XXXXXX)
 cleanup() { sh scripts/pg.sh stop "$pgdir" >/dev/null 2>&1; }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
 if ! env_lines=$(sh scripts/pg.sh start "$pgdir"); then
     echo "run-tests: could not start PostgreSQL (see above)" >&2
     exit 1

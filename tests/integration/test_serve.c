@@ -965,3 +965,139 @@ Test(serve_agent, serve_runs_the_agent_and_stops_cleanly)
     ctx_free(alice);
     /* teardown checks that SIGTERM stops server and agent with status 0 */
 }
+
+/* ---- MCP, driven by the official MCP TypeScript SDK client ---- */
+
+/* mcp_client - node tests/mcp/client.mjs ARGS; its JSON output (new). */
+static json_t *mcp_client(const char *env, const char *args)
+{
+    char cmd[PATH_MAX * 3], out[PATH_MAX + 32];
+    json_t *j;
+    int rc;
+
+    snprintf(out, sizeof out, "%s/mcp-out.json", dir);
+    snprintf(cmd, sizeof cmd, "%s node tests/mcp/client.mjs %s >%s 2>%s/mcp-err.log", env, args,
+             out, dir);
+    rc = system(cmd);
+    j = json_load_file(out, 0, NULL);
+    cr_assert(j, "the MCP client printed no JSON (exit %d); see %s/mcp-err.log", rc, dir);
+    cr_assert_eq(rc, 0, "MCP client failed: %s", json_dumps(j, JSON_COMPACT));
+    return j;
+}
+
+static int mcp_has(json_t *out, const char *title)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(json_object_get(out, "search"), "results"), i, v)
+        if (!strcmp(json_string_value(json_object_get(v, "title")), title))
+            return 1;
+    return 0;
+}
+
+/* salary_doc - the id of "Salary bands 2026", as alice finds it over /v1. */
+static char *salary_doc(void)
+{
+    char *t = token("alice@northwind.test", "helpdesk"), id[32] = "";
+    json_t *a = search(t, "{\"query\": \"salary bands\", \"mode\": \"lexical\"}", 200), *v;
+    size_t i;
+    json_array_foreach(json_object_get(a, "results"), i, v)
+        if (!strcmp(json_string_value(json_object_get(v, "title")), "Salary bands 2026"))
+            snprintf(id, sizeof id, "%lld",
+                     (long long)json_integer_value(json_object_get(v, "doc_id")));
+    json_decref(a);
+    free(t);
+    cr_assert(id[0], "alice does not find the salary bands");
+    return strdup(id);
+}
+
+Test(serve, mcp_over_http_as_two_users)
+{
+    char args[AUTH_MAX_LEN + 512], *id = salary_doc();
+    char *ta = token("alice@northwind.test", "helpdesk"), *tb = token("bob@northwind.test",
+                                                                      "helpdesk");
+    json_t *a, *b;
+
+    snprintf(args, sizeof args, "--http http://127.0.0.1:%d/mcp --token %s --fetch %s"
+             " salary bands", port, ta, id);
+    a = mcp_client("", args);
+    snprintf(args, sizeof args, "--http http://127.0.0.1:%d/mcp --token %s --fetch %s"
+             " salary bands", port, tb, id);
+    b = mcp_client("", args);
+
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(a, "server"), "name")),
+                     "ctxgate");
+    cr_assert_eq(json_array_size(json_object_get(a, "tools")), 2);
+    /* the text item and structuredContent say the same */
+    cr_assert(json_equal(json_object_get(a, "search"), json_object_get(a, "searchText")));
+    cr_assert(mcp_has(a, "Salary bands 2026"));
+    cr_assert(!mcp_has(b, "Salary bands 2026"), "bob sees the salary bands over MCP");
+    /* fetch: alice reads it, bob gets the same answer as for a missing id */
+    cr_assert(strstr(json_string_value(json_object_get(
+                         json_object_get(json_object_get(a, "fetchById"), "structured"), "text")),
+                     "Band"));
+    cr_assert(json_is_true(json_object_get(json_object_get(b, "fetchById"), "isError")));
+    cr_assert(json_is_null(json_object_get(json_object_get(b, "fetchById"), "structured")));
+    cr_assert(json_is_true(json_object_get(
+        json_object_get(json_object_get(a, "fetch"), "metadata"), "untrusted_content")));
+    json_decref(a);
+    json_decref(b);
+    free(ta);
+    free(tb);
+    free(id);
+}
+
+Test(serve, mcp_over_stdio_as_two_users)
+{
+    char args[PATH_MAX * 2 + 128], bin[PATH_MAX], *id = salary_doc();
+    json_t *a, *b;
+
+    cr_assert(realpath(tu_build_dir(), bin));
+    snprintf(args, sizeof args, "--stdio %s/ctxgate --config %s/ctxgate.json --fetch %s"
+             " salary bands", bin, dir, id);
+    a = mcp_client("CTXGATE_USER=alice@northwind.test CTXGATE_AGENT=helpdesk", args);
+    b = mcp_client("CTXGATE_USER=bob@northwind.test CTXGATE_AGENT=helpdesk", args);
+    cr_assert(mcp_has(a, "Salary bands 2026"));
+    cr_assert(!mcp_has(b, "Salary bands 2026"));
+    cr_assert(json_is_true(json_object_get(json_object_get(b, "fetchById"), "isError")));
+    json_decref(a);
+    json_decref(b);
+    /* an agent the config does not register gets nothing */
+    a = mcp_client("CTXGATE_USER=alice@northwind.test CTXGATE_AGENT=stranger", args);
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(a, "search"), "results")), 0);
+    json_decref(a);
+    free(id);
+}
+
+Test(serve, mcp_http_refuses_what_it_should)
+{
+    char *t = token("alice@northwind.test", "helpdesk");
+    const char *init = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}";
+    reply r = http("POST", "/mcp", NULL, init);
+    json_t *j;
+
+    cr_assert_eq(r.status, 401);
+    cr_assert(strstr(r.www_auth, "/.well-known/oauth-protected-resource"), "%s", r.www_auth);
+    ctx_free(r.body);
+    r = http("GET", "/mcp", t, NULL);
+    cr_assert_eq(r.status, 405);
+    ctx_free(r.body);
+    r = http("POST", "/mcp", t, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}");
+    cr_assert_eq(r.status, 202);
+    ctx_free(r.body);
+    r = http("POST", "/mcp", t, "{garbage");
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr(r.body, "-32700"), "%s", r.body);
+    ctx_free(r.body);
+    r = http("GET", "/.well-known/oauth-protected-resource", NULL, NULL);
+    cr_assert_eq(r.status, 200);
+    j = json_loads(r.body, 0, NULL);
+    cr_assert(strstr(json_string_value(json_object_get(j, "resource")), "/mcp"), "%s", r.body);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(j,
+                                                                      "authorization_servers"),
+                                                      0)),
+                     ISS);
+    json_decref(j);
+    ctx_free(r.body);
+    free(t);
+}
