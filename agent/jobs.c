@@ -29,6 +29,7 @@ void embed_cfg_from(const ctx_config *cfg, embed_cfg *ec)
     ec->batch_size = (int)e->batch_size;
     ec->timeout_ms = (int)e->timeout_ms;
     ec->max_retries = (int)e->max_retries;
+    ec->concurrency = (int)e->concurrency;
     ec->retry_base_ms = 500;
 }
 
@@ -71,8 +72,9 @@ done:
     return rc;
 }
 
-int jobs_maintain(ctx_store *st, ctx_error *err)
+int jobs_maintain(const ctx_config *cfg, ctx_store *st, ctx_error *err)
 {
+    int64_t pruned;
     int rc;
 
     if ((rc = rank_stats_refresh(store_db(st), 1, err)))
@@ -81,6 +83,8 @@ int jobs_maintain(ctx_store *st, ctx_error *err)
      * fewer segments, fewer doclists per query term. */
     if ((rc = store_exec(st, "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('merge', 2000)",
                          err)))
+        return rc;
+    if ((rc = vindex_maintain(st, cfg->data_dir, &pruned, err)))
         return rc;
     if ((rc = store_exec(st, "PRAGMA wal_checkpoint(TRUNCATE)", err)))
         return rc;
@@ -225,7 +229,7 @@ static int daemon_run(void *arg, const agent_job *job, volatile sig_atomic_t *ca
         break;
     }
     case AGENT_JOB_MAINTAIN:
-        rc = jobs_maintain(st, err);
+        rc = jobs_maintain(cfg, st, err);
         break;
     default:
         rc = ctx_error_set(err, CTX_EINTERNAL, "unknown job kind %d", (int)job->kind);

@@ -31,9 +31,10 @@ int jobs_embed(const ctx_config *cfg, ctx_store *st, int max_batches,
 
 /*
  * jobs_maintain - index upkeep: ranking statistics rebuilt, FTS5 segments
- * merged, the WAL checkpointed, PRAGMA optimize.
+ * merged, vector index files of retired models deleted and their
+ * tombstones pruned, the WAL checkpointed, PRAGMA optimize.
  */
-int jobs_maintain(ctx_store *st, ctx_error *err);
+int jobs_maintain(const ctx_config *cfg, ctx_store *st, ctx_error *err);
 
 typedef struct agent_daemon_opts {
     int once;                          /* run what is due now, wait for it, return */

@@ -174,6 +174,8 @@ static const ctx_opt embed_opts[] = {
      "openai: time limit of one request", NULL, 0},
     {"max_retries", CTX_OPT_INT, "5", offsetof(ctx_embed_cfg, max_retries), 0,
      "openai: retries of 429, 5xx and timeouts, with backoff honouring Retry-After", NULL, 0},
+    {"concurrency", CTX_OPT_INT, "1", offsetof(ctx_embed_cfg, concurrency), 0,
+     "openai: requests in flight at once (1..64)", NULL, 0},
     CTX_OPT_END,
 };
 
@@ -322,6 +324,12 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
         rc = ctx_error_set(err, CTX_ECONFIG,
                            "embeddings.batch_size: %lld is out of range; use 1..2048",
                            (long long)cfg->embeddings.batch_size);
+        goto done;
+    }
+    if (cfg->embeddings.concurrency < 1 || cfg->embeddings.concurrency > 64) {
+        rc = ctx_error_set(err, CTX_ECONFIG,
+                           "embeddings.concurrency: %lld is out of range; use 1..64",
+                           (long long)cfg->embeddings.concurrency);
         goto done;
     }
     if (strcmp(cfg->embeddings.provider, "hash") && strcmp(cfg->embeddings.provider, "openai")) {

@@ -54,6 +54,7 @@ typedef struct ctx_embed_cfg {
     int64_t batch_size;
     int64_t timeout_ms;
     int64_t max_retries;
+    int64_t concurrency;      /* openai: requests in flight at once */
 } ctx_embed_cfg;
 
 /* One "agents" entry: an agent allowed to act for users, and its grant. */
