@@ -148,6 +148,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     return len;
 }
 
+/* One more request header for the next http() calls, or NULL. */
+static const char *extra_header;
+
 static reply http(const char *method, const char *path, const char *token, const char *body)
 {
     CURL *c = curl_easy_init();
@@ -170,6 +173,8 @@ static reply http(const char *method, const char *path, const char *token, const
         h = curl_slist_append(h, auth);
     }
     h = curl_slist_append(h, "Content-Type: application/json");
+    if (extra_header)
+        h = curl_slist_append(h, extra_header);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -1084,6 +1089,12 @@ Test(serve, mcp_http_refuses_what_it_should)
     ctx_free(r.body);
     r = http("POST", "/mcp", t, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}");
     cr_assert_eq(r.status, 202);
+    ctx_free(r.body);
+    /* a page from another origin may not drive the user's MCP session */
+    extra_header = "Origin: http://evil.test";
+    r = http("POST", "/mcp", t, init);
+    extra_header = NULL;
+    cr_assert_eq(r.status, 403, "%s", r.body);
     ctx_free(r.body);
     r = http("POST", "/mcp", t, "{garbage");
     cr_assert_eq(r.status, 200);
