@@ -345,11 +345,15 @@ static int map_grow(rank_conn *rc, int64_t id, ctx_error *err)
 int rank_chunks_load(rank_conn *rc, ctx_error *err)
 {
     sqlite3_stmt *s;
-    int64_t hi = rc->loaded;
+    int64_t hi = rc->loaded, seq = 0;
     int r;
 
     if (!sqlite3_get_autocommit(rc->db))
         return CTX_OK; /* rows seen now might still roll back */
+    if (sqlite3_prepare_v2(rc->db, "SELECT seq FROM sqlite_sequence WHERE name = 'chunks'", -1,
+                           &s, NULL) == SQLITE_OK &&
+        (r = step_int(s, 0, &seq, err)))
+        return r;
     if (sqlite3_prepare_v2(rc->db,
                            "SELECT c.id, c.acl_id, d.source_id FROM chunks c"
                            " JOIN documents d ON d.id = c.doc_id WHERE c.id > ?1"
@@ -371,13 +375,10 @@ int rank_chunks_load(rank_conn *rc, ctx_error *err)
     if (r != SQLITE_DONE)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
     /* Also past ids that were used and deleted before we looked: the
-     * sequence says how far ids have gone, and none below it comes back. */
-    if (sqlite3_prepare_v2(rc->db, "SELECT seq FROM sqlite_sequence WHERE name = 'chunks'", -1,
-                           &s, NULL) == SQLITE_OK) {
-        int64_t seq;
-        if (!step_int(s, 0, &seq, err) && seq > hi)
-            hi = seq;
-    }
+     * sequence, read before the rows, says how far committed ids had gone,
+     * and every chunk up to it was committed before the rows were read. */
+    if (seq > hi)
+        hi = seq;
     if (hi >= rc->cap && map_grow(rc, hi, err))
         return CTX_ENOMEM;
     rc->loaded = hi;

@@ -411,3 +411,48 @@ Test(leak_oracle, bm25_by_hand)
     tu_rmrf(dir);
     free(dir);
 }
+
+/* A long-lived search connection finds chunks another connection commits
+ * after its chunk map was loaded (the many-principals plan reads the map). */
+Test(leak_oracle, the_chunk_map_follows_other_connections)
+{
+    char *dir = tu_tmpdir("chunkmap");
+    ctx_store *writer = tu_store(dir), *reader = tu_store(dir);
+    /* two named principals, so a limit of 1 puts search on the map's plan */
+    const char *allowed[] = {"everyone", "user:ann"};
+    ctx_acl acl = {allowed, 2, NULL, 0, NULL, 0};
+    ctx_principal ann = {CTX_PRINCIPAL_USER, "user:ann", NULL, NULL, NULL, NULL, 0};
+    search_opts plan_b = {10, 0, NULL, 0, 1, -1};
+    store_run_stats stats;
+    search_result r;
+    ingest_ctx ic;
+    ctx_error err;
+
+    memset(&ic, 0, sizeof ic);
+    memset(&stats, 0, sizeof stats);
+    ic.store = writer;
+    ic.epoch = 1;
+    ic.stats = &stats;
+    ic.chunk.max_tokens = 256;
+    cr_assert_eq(store_source(writer, "s", "test", &ic.source, &err), 0);
+    for (int round = 0; round < 3; round++) {
+        char id[8], body[32];
+        snprintf(id, sizeof id, "d%d", round);
+        snprintf(body, sizeof body, "zebra number %d", round);
+        ctx_record rec = {"s", id, id, NULL, body, strlen(body), NULL, 0, &acl};
+        cr_assert_eq(store_begin(writer, &err), 0);
+        if (round == 0)
+            cr_assert_eq(store_principal_put(writer, ic.source, &ann, &err), 0, "%s", err.text);
+        cr_assert_eq(ingest_record(&ic, &rec, &err), 0, "%s", err.text);
+        cr_assert_eq(store_commit(writer, &err), 0);
+        /* the reader's map was loaded by the previous round's search */
+        cr_assert_eq(search_lexical(store_db(reader), "ann", "zebra", &plan_b, &r, &err), 0,
+                     "%s", err.text);
+        cr_assert_eq((int)r.n, round + 1, "round %d: %zu hits", round, r.n);
+        search_result_free(&r);
+    }
+    store_close(reader);
+    store_close(writer);
+    tu_rmrf(dir);
+    free(dir);
+}
