@@ -4,6 +4,7 @@
 #include "registry.h"
 
 #include <dlfcn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stddef.h>
 #include <string.h>
@@ -83,6 +84,16 @@ int registry_load_plugin(const char *path, const ctx_connector **vt, void **dl,
     *vt = entry();
     *dl = h;
     return CTX_OK;
+}
+
+int conn_errf(ctx_conn_error *e, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    e->code = code;
+    vsnprintf(e->text, sizeof e->text, fmt, ap);
+    va_end(ap);
+    return code;
 }
 
 int registry_conn_error(const ctx_conn_error *ce, int rc, ctx_error *err)

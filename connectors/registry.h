@@ -45,6 +45,13 @@ int registry_load_plugin(const char *path, const ctx_connector **vt, void **dl,
 int registry_open(const ctx_source_cfg *src, registry_conn *rc, ctx_error *err);
 void registry_close(registry_conn *rc);
 
+/*
+ * conn_errf - fill a connector's error with code and the formatted
+ * text; returns code (the built-in connectors' one error setter).
+ */
+int conn_errf(ctx_conn_error *e, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* registry_conn_error - copy a connector's error into a host error. */
 int registry_conn_error(const ctx_conn_error *ce, int rc, ctx_error *err);
 

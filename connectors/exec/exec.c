@@ -21,6 +21,7 @@
 
 #include "../../core/opts.h"
 #include "../../core/util.h"
+#include "../registry.h"
 #include "exec.h"
 
 typedef struct exec_cfg {
@@ -58,19 +59,6 @@ typedef struct exec_conn {
     size_t nenv;
     char label[120]; /* the command for messages: "python3 connector.py" */
 } exec_conn;
-
-static int xe_err(ctx_conn_error *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int xe_err(ctx_conn_error *e, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    e->code = code;
-    vsnprintf(e->text, sizeof e->text, fmt, ap);
-    va_end(ap);
-    return code;
-}
 
 static const char *exec_spec(void)
 {
@@ -149,28 +137,28 @@ static int build_env(exec_conn *x, ctx_conn_error *e)
     for (size_t i = 0; !rc && i < x->cfg.pass_env.n; i++) {
         k = x->cfg.pass_env.v[i];
         if (!env_name_ok(k))
-            return xe_err(e, CTX_CONN_ECONFIG, "pass_env[%zu]: \"%.60s\" is not a variable"
+            return conn_errf(e, CTX_CONN_ECONFIG, "pass_env[%zu]: \"%.60s\" is not a variable"
                           " name; use letters, digits and '_'", i, k);
         if ((v = getenv(k)))
             rc = env_put(x, k, v);
     }
     if (x->cfg.env && !json_is_object(x->cfg.env))
-        return xe_err(e, CTX_CONN_ECONFIG, "env: expected an object {\"NAME\": \"value\"},"
+        return conn_errf(e, CTX_CONN_ECONFIG, "env: expected an object {\"NAME\": \"value\"},"
                       " got %s", ctx_json_typename(x->cfg.env));
     json_object_foreach(x->cfg.env, k, jv) {
         if (rc)
             break;
         if (!env_name_ok(k))
-            return xe_err(e, CTX_CONN_ECONFIG, "env: \"%.60s\" is not a variable name; use"
+            return conn_errf(e, CTX_CONN_ECONFIG, "env: \"%.60s\" is not a variable name; use"
                           " letters, digits and '_'", k);
         if (!json_is_string(jv))
-            return xe_err(e, CTX_CONN_ECONFIG, "env.%s: expected a string, got %s", k,
+            return conn_errf(e, CTX_CONN_ECONFIG, "env.%s: expected a string, got %s", k,
                           ctx_json_typename(jv));
         rc = env_put(x, k, json_string_value(jv));
     }
     if (!rc && !x->envp)
         rc = env_put(x, "PATH", "/usr/local/bin:/usr/bin:/bin");
-    return rc ? xe_err(e, CTX_CONN_ENOMEM, "out of memory") : CTX_OK;
+    return rc ? conn_errf(e, CTX_CONN_ENOMEM, "out of memory") : CTX_OK;
 }
 
 static void exec_close(void *conn)
@@ -192,40 +180,40 @@ static int exec_open(const char *config_json, void **pconn, ctx_conn_error *e)
     int rc;
 
     if (!(x = ctx_calloc(1, sizeof *x)))
-        return xe_err(e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
     if ((rc = ctx_opts_parse_text(exec_opts, config_json, &x->cfg, &err))) {
         ctx_free(x);
-        return xe_err(e, rc, "%s", err.text);
+        return conn_errf(e, rc, "%s", err.text);
     }
     if (!x->cfg.command.n) {
-        rc = xe_err(e, CTX_CONN_ECONFIG, "command: empty; give the program and its"
+        rc = conn_errf(e, CTX_CONN_ECONFIG, "command: empty; give the program and its"
                     " arguments, e.g. [\"python3\", \"connector.py\"]");
         goto fail;
     }
     for (i = 0; i < x->cfg.command.n; i++)
         if (i == 0 && !*x->cfg.command.v[0]) {
-            rc = xe_err(e, CTX_CONN_ECONFIG, "command[0]: empty; name the program to run");
+            rc = conn_errf(e, CTX_CONN_ECONFIG, "command[0]: empty; name the program to run");
             goto fail;
         }
     if (x->cfg.config && !json_is_object(x->cfg.config)) {
-        rc = xe_err(e, CTX_CONN_ECONFIG, "config: expected an object (the program's own"
+        rc = conn_errf(e, CTX_CONN_ECONFIG, "config: expected an object (the program's own"
                     " settings), got %s", ctx_json_typename(x->cfg.config));
         goto fail;
     }
     if (x->cfg.timeout_seconds < 1 || x->cfg.timeout_seconds > 86400 * 7) {
-        rc = xe_err(e, CTX_CONN_ECONFIG, "timeout_seconds: %lld is out of range; use 1 to"
+        rc = conn_errf(e, CTX_CONN_ECONFIG, "timeout_seconds: %lld is out of range; use 1 to"
                     " 604800", (long long)x->cfg.timeout_seconds);
         goto fail;
     }
     if (x->cfg.max_line_bytes < 1024 || x->cfg.max_line_bytes > ((int64_t)1 << 32)) {
-        rc = xe_err(e, CTX_CONN_ECONFIG, "max_line_bytes: %lld is out of range; use 1024 to"
+        rc = conn_errf(e, CTX_CONN_ECONFIG, "max_line_bytes: %lld is out of range; use 1024 to"
                     " 4294967296", (long long)x->cfg.max_line_bytes);
         goto fail;
     }
     if ((rc = build_env(x, e)))
         goto fail;
     if (!(x->argv = ctx_calloc(x->cfg.command.n + 1, sizeof *x->argv))) {
-        rc = xe_err(e, CTX_CONN_ENOMEM, "out of memory");
+        rc = conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
         goto fail;
     }
     for (i = 0; i < x->cfg.command.n; i++) {
@@ -290,7 +278,7 @@ static int child_start(child *c, exec_conn *x, json_t *req, ctx_conn_error *e)
     c->in = c->out = c->err = -1;
     if (!(line = json_dumps(req, JSON_COMPACT)) || !(c->req = ctx_malloc(strlen(line) + 2))) {
         free(line);
-        return xe_err(e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
     }
     c->req_len = (size_t)sprintf(c->req, "%s\n", line);
     free(line);
@@ -298,7 +286,7 @@ static int child_start(child *c, exec_conn *x, json_t *req, ctx_conn_error *e)
      * from send(MSG_NOSIGNAL), not a SIGPIPE. */
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0 ||
         pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
-        rc = xe_err(e, CTX_CONN_EIO, "%s: cannot make pipes: %s", x->label, strerror(errno));
+        rc = conn_errf(e, CTX_CONN_EIO, "%s: cannot make pipes: %s", x->label, strerror(errno));
         goto fail;
     }
     posix_spawn_file_actions_init(&fa);
@@ -322,7 +310,7 @@ static int child_start(child *c, exec_conn *x, json_t *req, ctx_conn_error *e)
     posix_spawnattr_destroy(&at);
     if (rc) {
         c->pid = -1;
-        rc = xe_err(e, CTX_CONN_ECONFIG, "command[0]: cannot run \"%.100s\": %s; give an"
+        rc = conn_errf(e, CTX_CONN_ECONFIG, "command[0]: cannot run \"%.100s\": %s; give an"
                     " existing program (relative paths are relative to the config file, bare"
                     " names are looked up in PATH)", x->argv[0], strerror(rc));
         goto fail;
@@ -386,7 +374,7 @@ static int pump(child *c, ctx_conn_error *e)
     size_t got;
 
     if (now >= c->deadline)
-        return xe_err(e, CTX_CONN_ESOURCE, "%s: no line for %lld s after line %ld"
+        return conn_errf(e, CTX_CONN_ESOURCE, "%s: no line for %lld s after line %ld"
                       " (timeout_seconds); the program hangs: fix it, or raise"
                       " \"timeout_seconds\" if it needs longer", c->x->label,
                       (long long)c->x->cfg.timeout_seconds, c->lineno);
@@ -399,7 +387,7 @@ static int pump(child *c, ctx_conn_error *e)
     ms = (int)((c->deadline - now + 999999) / 1000000);
     if ((r = poll(pf, (nfds_t)nfds, ms)) < 0)
         return errno == EINTR ? CTX_CONN_OK
-                              : xe_err(e, CTX_CONN_EIO, "%s: poll: %s", c->x->label,
+                              : conn_errf(e, CTX_CONN_EIO, "%s: poll: %s", c->x->label,
                                        strerror(errno));
     for (int i = 0; r > 0 && i < nfds; i++) {
         if (!pf[i].revents)
@@ -455,14 +443,14 @@ static int child_line(child *c, const char **line, size_t *len, ctx_conn_error *
             c->lineno++;
             c->deadline = ctx_mono_ns() + idle_ns(c);
             if (*len > max)
-                return xe_err(e, CTX_CONN_ETOOBIG, "%s: line %ld is longer than"
+                return conn_errf(e, CTX_CONN_ETOOBIG, "%s: line %ld is longer than"
                               " max_line_bytes (%zu bytes); send smaller records or raise"
                               " \"max_line_bytes\"", c->x->label, c->lineno, max);
             return CTX_CONN_OK;
         }
         c->scan = c->len;
         if (c->len - c->pos > max)
-            return xe_err(e, CTX_CONN_ETOOBIG, "%s: line %ld is longer than max_line_bytes"
+            return conn_errf(e, CTX_CONN_ETOOBIG, "%s: line %ld is longer than max_line_bytes"
                           " (%zu bytes); send smaller records or raise \"max_line_bytes\"",
                           c->x->label, c->lineno + 1, max);
         if (c->out < 0 && c->err < 0)
@@ -478,7 +466,7 @@ static int child_line(child *c, const char **line, size_t *len, ctx_conn_error *
             if (c->cap - c->len < 65536) {
                 size_t cap = c->cap ? c->cap * 2 : 131072;
                 if (!(nb = ctx_realloc(c->buf, cap)))
-                    return xe_err(e, CTX_CONN_ENOMEM, "out of memory");
+                    return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
                 c->buf = nb;
                 c->cap = cap;
             }
@@ -595,14 +583,14 @@ struct talk {
 
 static int line_err(child *c, ctx_conn_error *e, int code, const char *what)
 {
-    return xe_err(e, code, "%s: line %ld: %s", c->x->label, c->lineno, what);
+    return conn_errf(e, code, "%s: line %ld: %s", c->x->label, c->lineno, what);
 }
 
 static int on_hello(child *c, exec_msg *m, ctx_conn_error *e)
 {
     if (m->protocol == EXEC_PROTOCOL)
         return CTX_CONN_OK;
-    return xe_err(e, CTX_CONN_ESOURCE, "%s: speaks protocol %lld, this ctxgate speaks %d;"
+    return conn_errf(e, CTX_CONN_ESOURCE, "%s: speaks protocol %lld, this ctxgate speaks %d;"
                   " use a version of the program for protocol %d (or a ctxgate for %lld)",
                   c->x->label, (long long)m->protocol, EXEC_PROTOCOL, EXEC_PROTOCOL,
                   (long long)m->protocol);
@@ -639,7 +627,7 @@ static int dispatch(talk *t, child *c, exec_msg *m, int *state, ctx_conn_error *
         log_msg(c, m->level, m->message);
         return CTX_CONN_OK;
     case EXEC_ERROR:
-        return xe_err(e, m->code ? m->code : CTX_CONN_ESOURCE, "%s: %s failed: %.300s",
+        return conn_errf(e, m->code ? m->code : CTX_CONN_ESOURCE, "%s: %s failed: %.300s",
                       c->x->label, t->request, m->message);
     case EXEC_DONE:
         *state = DONE;
@@ -684,7 +672,7 @@ static int talk_run(exec_conn *x, json_t *req, talk *t, const ctx_host *host,
     child c;
 
     if (!req)
-        return xe_err(e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
     json_object_set_new(req, "protocol", json_integer(EXEC_PROTOCOL));
     json_object_set_new(req, "type", json_string(t->request));
     json_object_set_new(req, "config",
@@ -713,17 +701,17 @@ static int talk_run(exec_conn *x, json_t *req, talk *t, const ctx_host *host,
     status = child_end(&c, rc != 0);
     why = status_text(status, sbuf, sizeof sbuf);
     if (!rc && c.killed)
-        rc = xe_err(e, CTX_CONN_ESOURCE, "%s: still ran %lld s after closing its stdout"
+        rc = conn_errf(e, CTX_CONN_ESOURCE, "%s: still ran %lld s after closing its stdout"
                     " (timeout_seconds) and was killed; exit after DONE", x->label,
                     (long long)x->cfg.timeout_seconds);
     else if (!rc && why)
-        rc = xe_err(e, CTX_CONN_ESOURCE, "%s: %s%s", x->label, why,
+        rc = conn_errf(e, CTX_CONN_ESOURCE, "%s: %s%s", x->label, why,
                     state == DONE ? " after DONE" : "");
     else if (!rc && state != DONE)
-        rc = xe_err(e, CTX_CONN_ESOURCE, "%s: ended after %ld lines without DONE; the output"
+        rc = conn_errf(e, CTX_CONN_ESOURCE, "%s: ended after %ld lines without DONE; the output"
                     " was cut short (print {\"type\":\"DONE\"} last)", x->label, c.lineno);
     else if (!rc && t->must && !t->seen)
-        rc = xe_err(e, CTX_CONN_ESOURCE, "%s: answered \"%s\" without a %s message",
+        rc = conn_errf(e, CTX_CONN_ESOURCE, "%s: answered \"%s\" without a %s message",
                     x->label, t->request, t->must);
     else if (rc && why && !c.killed) {
         size_t n = strlen(e->text);
@@ -764,7 +752,7 @@ static int on_check(talk *t, child *c, exec_msg *m, ctx_conn_error *e)
     (void)t;
     if (m->ok)
         return CTX_CONN_OK;
-    return xe_err(e, m->code ? m->code : CTX_CONN_ESOURCE, "%s: check failed: %.300s",
+    return conn_errf(e, m->code ? m->code : CTX_CONN_ESOURCE, "%s: check failed: %.300s",
                   c->x->label, m->message ? m->message : "(no message)");
 }
 
@@ -777,7 +765,7 @@ static int exec_check(void *conn, ctx_conn_error *e)
 static int on_stream(talk *t, child *c, exec_msg *m, ctx_conn_error *e)
 {
     if (t->fn(t->fn_arg, m->name, m->json ? m->json : "{}"))
-        return xe_err(e, CTX_CONN_ECANCELED, "%s: discover stopped by the host", c->x->label);
+        return conn_errf(e, CTX_CONN_ECANCELED, "%s: discover stopped by the host", c->x->label);
     return CTX_CONN_OK;
 }
 
@@ -811,7 +799,7 @@ static int on_data(talk *t, child *c, exec_msg *m, ctx_conn_error *e)
         break;
     }
     if (stop)
-        return xe_err(e, CTX_CONN_ECANCELED, "%s: line %ld: the host refused the %s",
+        return conn_errf(e, CTX_CONN_ECANCELED, "%s: line %ld: the host refused the %s",
                       c->x->label, c->lineno, m->type_name);
     return CTX_CONN_OK;
 }

@@ -17,6 +17,7 @@
 
 #include "../../core/opts.h"
 #include "../../core/util.h"
+#include "../registry.h"
 #include "../sdk/ctxgate/connector.h"
 
 typedef struct files_cfg {
@@ -47,19 +48,6 @@ typedef struct file_acl {
     char sig[65];   /* hash of the canonical ACL, for change detection */
 } file_acl;
 
-static int fc_err(ctx_conn_error *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fc_err(ctx_conn_error *e, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    e->code = code;
-    vsnprintf(e->text, sizeof e->text, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 static const char *files_spec(void)
 {
     static char *spec;
@@ -78,10 +66,10 @@ static int files_open(const char *config_json, void **pconn, ctx_conn_error *e)
     int rc;
 
     if (!(c = ctx_calloc(1, sizeof *c)))
-        return fc_err(e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
     if ((rc = ctx_opts_parse_text(files_opts, config_json, &c->cfg, &err))) {
         ctx_free(c);
-        return fc_err(e, rc, "%s", err.text);
+        return conn_errf(e, rc, "%s", err.text);
     }
     if (c->cfg.state_every < 1)
         c->cfg.state_every = 1000;
@@ -113,10 +101,10 @@ static int files_check(void *conn, ctx_conn_error *e)
     struct stat sb;
 
     if (stat(c->cfg.path, &sb) < 0)
-        return fc_err(e, CTX_CONN_ESOURCE, "path: %s: %s; point \"path\" at an existing"
+        return conn_errf(e, CTX_CONN_ESOURCE, "path: %s: %s; point \"path\" at an existing"
                       " directory", c->cfg.path, strerror(errno));
     if (!S_ISDIR(sb.st_mode))
-        return fc_err(e, CTX_CONN_ESOURCE, "path: %s is not a directory", c->cfg.path);
+        return conn_errf(e, CTX_CONN_ESOURCE, "path: %s is not a directory", c->cfg.path);
     return CTX_CONN_OK;
 }
 
@@ -127,7 +115,7 @@ static int files_discover(void *conn, ctx_stream_fn fn, void *arg, ctx_conn_erro
         return rc;
     if (fn(arg, "principals", "{\"kind\":\"principals\"}") ||
         fn(arg, "files", "{\"kind\":\"documents\"}"))
-        return fc_err(e, CTX_CONN_ECANCELED, "discover stopped by the host");
+        return conn_errf(e, CTX_CONN_ECANCELED, "discover stopped by the host");
     return CTX_CONN_OK;
 }
 
@@ -376,7 +364,7 @@ static json_t *folder_acl(walk *w, const char *rel_dir, int *bad)
     why[0] = '\0';
     j = load_json_file(path, why, sizeof why, &missing);
     if (!j && !missing) {
-        fc_err(w->e, CTX_CONN_ESOURCE, "%s; fix the file", why);
+        conn_errf(w->e, CTX_CONN_ESOURCE, "%s; fix the file", why);
         *bad = 1;
         return NULL;
     }
@@ -385,7 +373,7 @@ static json_t *folder_acl(walk *w, const char *rel_dir, int *bad)
         if (!d) {
             json_decref(j);
             *bad = 1;
-            fc_err(w->e, CTX_CONN_ENOMEM, "out of memory");
+            conn_errf(w->e, CTX_CONN_ENOMEM, "out of memory");
             return NULL;
         }
         w->dirs = d;
@@ -622,7 +610,7 @@ static int emit_state(walk *w)
     char *s = json_dumps(w->new_state, JSON_COMPACT);
     int rc;
     if (!s)
-        return fc_err(w->e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(w->e, CTX_CONN_ENOMEM, "out of memory");
     rc = w->host->xState(w->em, "files", s);
     free(s);
     w->since_state = 0;
@@ -647,7 +635,7 @@ static int walk_dir(walk *w, const char *rel)
 
     snprintf(abs, sizeof abs, "%s%s%s", w->c->cfg.path, *rel ? "/" : "", rel);
     if (!(d = opendir(abs)))
-        return fc_err(w->e, CTX_CONN_ESOURCE, "%s: %s", abs, strerror(errno));
+        return conn_errf(w->e, CTX_CONN_ESOURCE, "%s: %s", abs, strerror(errno));
     while ((de = readdir(d))) {
         if (de->d_name[0] == '.')
             continue;
@@ -655,7 +643,7 @@ static int walk_dir(walk *w, const char *rel)
             char **nn;
             cap = cap ? cap * 2 : 32;
             if (!(nn = ctx_realloc(names, cap * sizeof *nn))) {
-                rc = fc_err(w->e, CTX_CONN_ENOMEM, "out of memory");
+                rc = conn_errf(w->e, CTX_CONN_ENOMEM, "out of memory");
                 goto done;
             }
             names = nn;
@@ -668,7 +656,7 @@ static int walk_dir(walk *w, const char *rel)
                              names[i]) >= sizeof child_rel ||
             (size_t)snprintf(child_abs, sizeof child_abs, "%s/%s", w->c->cfg.path,
                              child_rel) >= sizeof child_abs) {
-            rc = fc_err(w->e, CTX_CONN_ESOURCE, "%s/%s: path longer than %d bytes", rel,
+            rc = conn_errf(w->e, CTX_CONN_ESOURCE, "%s/%s: path longer than %d bytes", rel,
                         names[i], PATH_MAX);
             break;
         }
@@ -764,7 +752,7 @@ static int read_principals(files_conn *c, const ctx_host *host, ctx_emitter *em,
     if (!root) {
         if (missing)
             return host->xState(em, "principals", "{}") ? CTX_CONN_ECANCELED : CTX_CONN_OK;
-        return fc_err(e, CTX_CONN_ESOURCE, "%s; fix the file", why);
+        return conn_errf(e, CTX_CONN_ESOURCE, "%s; fix the file", why);
     }
     arr = json_object_get(root, "users");
     json_array_foreach(arr, i, p) {
@@ -776,7 +764,8 @@ static int read_principals(files_conn *c, const ctx_host *host, ctx_emitter *em,
         pr.email = json_string_value(json_object_get(p, "email"));
         pr.maps_to = json_string_value(json_object_get(p, "maps_to"));
         if (!pr.id || strncmp(pr.id, "user:", 5)) {
-            rc = fc_err(e, CTX_CONN_ESOURCE, "%s: users[%zu].id: expected \"user:<id>\"", path, i);
+            rc = conn_errf(e, CTX_CONN_ESOURCE, "%s: users[%zu].id: expected \"user:<id>\"",
+                           path, i);
             goto done;
         }
         if (host->xPrincipal(em, &pr)) {
@@ -794,14 +783,15 @@ static int read_principals(files_conn *c, const ctx_host *host, ctx_emitter *em,
         pr.id = json_string_value(json_object_get(p, "id"));
         pr.display_name = json_string_value(json_object_get(p, "name"));
         if (!pr.id || strncmp(pr.id, "group:", 6)) {
-            rc = fc_err(e, CTX_CONN_ESOURCE, "%s: groups[%zu].id: expected \"group:<id>\"", path, i);
+            rc = conn_errf(e, CTX_CONN_ESOURCE, "%s: groups[%zu].id: expected \"group:<id>\"",
+                           path, i);
             goto done;
         }
         members = ctx_calloc(json_array_size(m) + 1, sizeof *members);
         json_array_foreach(m, j, mv) {
             if (!json_is_string(mv)) {
                 ctx_free(members);
-                rc = fc_err(e, CTX_CONN_ESOURCE, "%s: groups[%zu].members[%zu]: expected a"
+                rc = conn_errf(e, CTX_CONN_ESOURCE, "%s: groups[%zu].members[%zu]: expected a"
                             " string", path, i, j);
                 goto done;
             }
@@ -828,7 +818,7 @@ static int files_read(void *conn, const char *stream, const char *state, int ful
         return read_principals(c, host, em, e);
     if (!strcmp(stream, "files"))
         return read_files(c, state, full, host, em, e);
-    return fc_err(e, CTX_CONN_EINVAL, "no stream \"%s\"; the files connector has"
+    return conn_errf(e, CTX_CONN_EINVAL, "no stream \"%s\"; the files connector has"
                   " \"principals\" and \"files\"", stream);
 }
 

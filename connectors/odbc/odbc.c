@@ -257,7 +257,7 @@ static int odbc_connect(const odbc_conn *c, odbc_db *db, ctx_conn_error *e)
     if ((rc = sqlmap_password(&c->cfg.sql, &pw, e)))
         return rc;
     if (conn_string(c, pw, &cs)) {
-        rc = sqlmap_err(e, CTX_CONN_ENOMEM, "out of memory");
+        rc = conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
         goto done;
     }
     for (attempt = 0;; attempt++) {
@@ -265,7 +265,7 @@ static int odbc_connect(const odbc_conn *c, odbc_db *db, ctx_conn_error *e)
             !SQL_SUCCEEDED(SQLSetEnvAttr(db->env, SQL_ATTR_ODBC_VERSION,
                                          (SQLPOINTER)SQL_OV_ODBC3, 0)) ||
             !SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_DBC, db->env, &db->dbc))) {
-            rc = sqlmap_err(e, CTX_CONN_ESOURCE, "%s: cannot set up the ODBC driver manager"
+            rc = conn_errf(e, CTX_CONN_ESOURCE, "%s: cannot set up the ODBC driver manager"
                             " (unixODBC)", what(c));
             goto done;
         }
@@ -284,7 +284,7 @@ static int odbc_connect(const odbc_conn *c, odbc_db *db, ctx_conn_error *e)
             ctx_buf_free(&cs);
             cs = more;
             if (rc) {
-                rc = sqlmap_err(e, CTX_CONN_ENOMEM, "out of memory");
+                rc = conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
                 goto done;
             }
             attempt--;
@@ -293,22 +293,22 @@ static int odbc_connect(const odbc_conn *c, odbc_db *db, ctx_conn_error *e)
         if (SQL_SUCCEEDED(sr))
             break;
         diag(SQL_HANDLE_DBC, db->dbc, msg, sizeof msg, state);
-        sqlmap_scrub(msg, pw);
+        ctx_scrub(msg, pw);
         SQLFreeHandle(SQL_HANDLE_DBC, db->dbc);
         db->dbc = NULL;
         if (is_auth_failure(state, msg)) {
-            rc = sqlmap_err(e, CTX_CONN_EAUTH, "%s: %s; %s", what(c), msg,
+            rc = conn_errf(e, CTX_CONN_EAUTH, "%s: %s; %s", what(c), msg,
                             sqlmap_password_hint(&c->cfg.sql));
             goto done;
         }
         if (!strncmp(state, "IM", 2)) {
-            rc = sqlmap_err(e, CTX_CONN_ECONFIG, "%s: %s; check the data source name and"
+            rc = conn_errf(e, CTX_CONN_ECONFIG, "%s: %s; check the data source name and"
                             " that its driver is registered in odbcinst.ini (odbcinst -q -d)",
                             what(c), msg);
             goto done;
         }
         if (!is_transient(state) || attempt >= c->cfg.sql.retries) {
-            rc = sqlmap_err(e, CTX_CONN_ESOURCE, "%s: cannot connect (%lld attempt%s): %s",
+            rc = conn_errf(e, CTX_CONN_ESOURCE, "%s: cannot connect (%lld attempt%s): %s",
                             what(c), (long long)attempt + 1, attempt ? "s" : "", msg);
             goto done;
         }
@@ -328,7 +328,7 @@ done:
     if (cs.data)
         explicit_bzero(cs.data, cs.len);
     ctx_buf_free(&cs);
-    sqlmap_wipe_free(pw);
+    ctx_wipe_free(pw);
     return rc;
 }
 
@@ -593,11 +593,11 @@ static int stmt_failed(odbc_reader *r, SQLSMALLINT type, SQLHANDLE h, const char
 
     diag(type, h, msg, sizeof msg, state);
     if (is_conn_lost(state, r->db->dbc))
-        return sqlmap_err(r->m.e, CTX_CONN_ESOURCE, "streams[%zu]: connection to the server"
+        return conn_errf(r->m.e, CTX_CONN_ESOURCE, "streams[%zu]: connection to the server"
                           " lost after %lld rows of stream \"%s\" (%s); the next run resumes"
                           " from the last checkpoint", r->m.si, (long long)r->m.rows,
                           r->m.s->name, msg);
-    return sqlmap_err(r->m.e, !strcmp(state, "42000") || !strcmp(state, "42601")
+    return conn_errf(r->m.e, !strcmp(state, "42000") || !strcmp(state, "42601")
                                   ? CTX_CONN_ECONFIG : CTX_CONN_ESOURCE,
                       "streams[%zu].%s: %s%s%s (stream \"%s\")%s", r->m.si,
                       r->m.s->table ? "table" : "query", doing, *doing ? " " : "", msg,
@@ -642,7 +642,7 @@ static int describe(odbc_reader *r)
     r->ncols = sqlmap_columns(s, r->cols);
     if (ctx_buf_puts(&sql, "SELECT * FROM ") || sqlmap_source(&sql, s->table, s->query, odbc_ident, r->db) ||
         ctx_buf_puts(&sql, " WHERE 1=0")) {
-        rc = sqlmap_err(r->m.e, CTX_CONN_ENOMEM, "out of memory");
+        rc = conn_errf(r->m.e, CTX_CONN_ENOMEM, "out of memory");
         goto done;
     }
     if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, r->db->dbc, &st))) {
@@ -660,7 +660,7 @@ static int describe(odbc_reader *r)
     sizes = ctx_calloc((size_t)n + 1, sizeof *sizes);
     digs = ctx_calloc((size_t)n + 1, sizeof *digs);
     if (!names || !types || !sizes || !digs) {
-        rc = sqlmap_err(r->m.e, CTX_CONN_ENOMEM, "out of memory");
+        rc = conn_errf(r->m.e, CTX_CONN_ENOMEM, "out of memory");
         goto done;
     }
     for (i = 0; i < n; i++) {
@@ -670,7 +670,7 @@ static int describe(odbc_reader *r)
             goto done;
         }
         if (!(names[i] = ctx_strdup((const char *)name))) {
-            rc = sqlmap_err(r->m.e, CTX_CONN_ENOMEM, "out of memory");
+            rc = conn_errf(r->m.e, CTX_CONN_ENOMEM, "out of memory");
             goto done;
         }
         types[i] = type, sizes[i] = size, digs[i] = digits;
@@ -687,13 +687,13 @@ static int describe(odbc_reader *r)
             r->ts_type = t, r->ts_size = sizes[pos[k]], r->ts_digits = digs[pos[k]];
             if (!is_time(t) && !is_integer(t) && !is_char(t) &&
                 !((t == SQL_NUMERIC || t == SQL_DECIMAL) && !digs[pos[k]]))
-                rc = sqlmap_err(r->m.e, CTX_CONN_ECONFIG, "streams[%zu].updated_at: column"
+                rc = conn_errf(r->m.e, CTX_CONN_ECONFIG, "streams[%zu].updated_at: column"
                                 " \"%s\" is %s (SQL type %d); use a timestamp, date, integer"
                                 " or ISO 8601 text column", r->m.si, col->name,
                                 type_word(t), (int)t);
         } else if (col->role == SQLMAP_COL_EVERYONE || col->role == SQLMAP_COL_DELETED) {
             if (is_binary(t) || t == SQL_REAL || t == SQL_FLOAT || t == SQL_DOUBLE)
-                rc = sqlmap_err(r->m.e, CTX_CONN_ECONFIG, "streams[%zu].%s: column \"%s\" is"
+                rc = conn_errf(r->m.e, CTX_CONN_ECONFIG, "streams[%zu].%s: column \"%s\" is"
                                 " %s; use a boolean (or 0/1) column%s", r->m.si, col->key,
                                 col->name, type_word(t),
                                 col->role == SQLMAP_COL_DELETED
@@ -701,7 +701,7 @@ static int describe(odbc_reader *r)
         }
     }
     if (!rc && !(r->v = ctx_calloc(r->ncols, sizeof *r->v)))
-        rc = sqlmap_err(r->m.e, CTX_CONN_ENOMEM, "out of memory");
+        rc = conn_errf(r->m.e, CTX_CONN_ENOMEM, "out of memory");
     for (size_t k = 0; !rc && k < r->ncols; k++) {
         r->v[k].type = types[pos[k]];
         r->v[k].ctype = is_binary(types[pos[k]]) ? SQL_C_BINARY
@@ -800,7 +800,7 @@ static int build_select(odbc_reader *r, ctx_buf *b)
     if (s->updated_at)
         bad |= append_col(b, db, s->updated_at) || ctx_buf_puts(b, ", ");
     bad |= append_col(b, db, s->id);
-    return bad ? sqlmap_err(r->m.e, CTX_CONN_ENOMEM, "out of memory") : CTX_CONN_OK;
+    return bad ? conn_errf(r->m.e, CTX_CONN_ENOMEM, "out of memory") : CTX_CONN_OK;
 }
 
 /* meta_json - the metadata columns as a JSON object; numbers and booleans typed. */
@@ -872,7 +872,7 @@ static int emit_row(odbc_reader *r)
         case SQLMAP_COL_META:
             if (!m.meta.p) {
                 if (!(m.meta.p = meta_json(r, k)))
-                    return sqlmap_err(r->m.e, CTX_CONN_ENOMEM, "out of memory");
+                    return conn_errf(r->m.e, CTX_CONN_ENOMEM, "out of memory");
                 m.meta.len = strlen(m.meta.p);
             }
             break;
@@ -906,7 +906,7 @@ static int read_stream(odbc_reader *r, const char *state, int full)
     sqlmap_log(r->m.host, r->m.em, CTX_CONN_LOG_DEBUG, "stream \"%s\": %s", r->m.s->name,
                sql.data);
     if (!(r->piece = ctx_malloc(PIECE))) {
-        rc = sqlmap_err(r->m.e, CTX_CONN_ENOMEM, "out of memory");
+        rc = conn_errf(r->m.e, CTX_CONN_ENOMEM, "out of memory");
         goto done;
     }
     if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, r->db->dbc, &r->st))) {
@@ -917,7 +917,7 @@ static int read_stream(odbc_reader *r, const char *state, int full)
     /* Bound from copies: emitting rows moves r->m's cursor while the driver may still read. */
     if (ctx_buf_append(&r->param[0], r->m.cur_ts.data ? r->m.cur_ts.data : "", r->m.cur_ts.len) ||
         ctx_buf_append(&r->param[1], r->m.cur_id.data ? r->m.cur_id.data : "", r->m.cur_id.len)) {
-        rc = sqlmap_err(r->m.e, CTX_CONN_ENOMEM, "out of memory");
+        rc = conn_errf(r->m.e, CTX_CONN_ENOMEM, "out of memory");
         goto done;
     }
     if (r->m.mode == SQLMAP_CURSOR_INCR && r->lookback.data) {
@@ -946,14 +946,14 @@ static int read_stream(odbc_reader *r, const char *state, int full)
         for (size_t k = 0; k < r->ncols; k++) {
             if ((rc = get_value(r->st, (SQLUSMALLINT)(k + 1), &r->v[k], r->piece, msg, st))) {
                 if (rc == CTX_CONN_ENOMEM) {
-                    rc = sqlmap_err(r->m.e, rc, "out of memory");
+                    rc = conn_errf(r->m.e, rc, "out of memory");
                 } else if (is_conn_lost(st, r->db->dbc)) {
-                    rc = sqlmap_err(r->m.e, CTX_CONN_ESOURCE, "streams[%zu]: connection to the"
+                    rc = conn_errf(r->m.e, CTX_CONN_ESOURCE, "streams[%zu]: connection to the"
                                " server lost after %lld rows of stream \"%s\" (%s); the next"
                                " run resumes from the last checkpoint", r->m.si,
                                (long long)r->m.rows, r->m.s->name, msg);
                 } else {
-                    rc = sqlmap_err(r->m.e, CTX_CONN_ESOURCE, "streams[%zu].%s: reading"
+                    rc = conn_errf(r->m.e, CTX_CONN_ESOURCE, "streams[%zu].%s: reading"
                                     " column \"%s\" of stream \"%s\" after %lld rows: %s",
                                     r->m.si, r->cols[k].key, r->cols[k].name, r->m.s->name,
                                     (long long)r->m.rows, msg);
@@ -998,20 +998,20 @@ static int read_query(const odbc_conn *c, odbc_db *db, sqlmap_princ_reader *pr, 
     if (ctx_buf_puts(&sql, "SELECT * FROM ") || sqlmap_source(&sql, NULL, q, odbc_ident, db) ||
         ctx_buf_puts(&sql, groups ? " ORDER BY 1, 2" : " ORDER BY 1") ||
         !(piece = ctx_malloc(PIECE))) {
-        rc = sqlmap_err(e, CTX_CONN_ENOMEM, "out of memory");
+        rc = conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
         goto done;
     }
     if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, db->dbc, &st))) {
         st = NULL;
         diag(SQL_HANDLE_DBC, db->dbc, msg, sizeof msg, state);
-        rc = sqlmap_err(e, CTX_CONN_ESOURCE, "principals.%s: %s", key, msg);
+        rc = conn_errf(e, CTX_CONN_ESOURCE, "principals.%s: %s", key, msg);
         goto done;
     }
     if (!SQL_SUCCEEDED(SQLExecDirect(st, (SQLCHAR *)sql.data, SQL_NTS)) ||
         !SQL_SUCCEEDED(SQLNumResultCols(st, &n)))
         goto failed;
     if (n < want) {
-        rc = sqlmap_err(e, CTX_CONN_ECONFIG, "principals.%s: returns %d column%s; it must"
+        rc = conn_errf(e, CTX_CONN_ECONFIG, "principals.%s: returns %d column%s; it must"
                         " return %s", key, (int)n, n == 1 ? "" : "s",
                         groups ? "(group_name, member)" : "(account, email, display_name)");
         goto done;
@@ -1021,7 +1021,7 @@ static int read_query(const odbc_conn *c, odbc_db *db, sqlmap_princ_reader *pr, 
             goto failed;
         for (k = 0; k < want; k++)
             if ((rc = get_value(st, (SQLUSMALLINT)(k + 1), &v[k], piece, msg, state))) {
-                rc = sqlmap_err(e, rc, "principals.%s: %s", key, msg);
+                rc = conn_errf(e, rc, "principals.%s: %s", key, msg);
                 goto done;
             }
 #define TEXT(i) (v[i].null ? NULL : v[i].buf.data ? v[i].buf.data : "")
@@ -1036,7 +1036,7 @@ static int read_query(const odbc_conn *c, odbc_db *db, sqlmap_princ_reader *pr, 
     goto done;
 failed:
     diag(SQL_HANDLE_STMT, st, msg, sizeof msg, state);
-    rc = sqlmap_err(e, !strcmp(state, "42000") || !strcmp(state, "42601") ? CTX_CONN_ECONFIG
+    rc = conn_errf(e, !strcmp(state, "42000") || !strcmp(state, "42601") ? CTX_CONN_ECONFIG
                                                                           : CTX_CONN_ESOURCE,
                     "principals.%s: %s", key, msg);
 done:
@@ -1060,15 +1060,15 @@ static int check_query(odbc_db *db, const char *q, const char *key, ctx_conn_err
     if (ctx_buf_puts(&sql, "SELECT * FROM ") || sqlmap_source(&sql, NULL, q, odbc_ident, db) ||
         ctx_buf_puts(&sql, " WHERE 1=0")) {
         ctx_buf_free(&sql);
-        return sqlmap_err(e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
     }
     if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, db->dbc, &st))) {
         st = NULL;
         diag(SQL_HANDLE_DBC, db->dbc, msg, sizeof msg, state);
-        rc = sqlmap_err(e, CTX_CONN_ESOURCE, "principals.%s: %s", key, msg);
+        rc = conn_errf(e, CTX_CONN_ESOURCE, "principals.%s: %s", key, msg);
     } else if (!SQL_SUCCEEDED(SQLExecDirect(st, (SQLCHAR *)sql.data, SQL_NTS))) {
         diag(SQL_HANDLE_STMT, st, msg, sizeof msg, state);
-        rc = sqlmap_err(e, CTX_CONN_ECONFIG, "principals.%s: %s", key, msg);
+        rc = conn_errf(e, CTX_CONN_ECONFIG, "principals.%s: %s", key, msg);
     }
     if (st)
         SQLFreeHandle(SQL_HANDLE_STMT, st);

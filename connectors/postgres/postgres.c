@@ -149,7 +149,7 @@ static int session_setup(PGconn *db, ctx_conn_error *e)
     res = PQexec(db, sql);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         flatten(PQerrorMessage(db), msg, sizeof msg);
-        rc = sqlmap_err(e, CTX_CONN_ESOURCE, "conninfo: session setup failed: %s", msg);
+        rc = conn_errf(e, CTX_CONN_ESOURCE, "conninfo: session setup failed: %s", msg);
     }
     PQclear(res);
     return rc;
@@ -187,22 +187,23 @@ static int pg_connect(const pg_conn *c, PGconn **out, ctx_conn_error *e)
     for (attempt = 0;; attempt++) {
         db = PQconnectdbParams(kw, val, 1);
         if (!db) {
-            rc = sqlmap_err(e, CTX_CONN_ENOMEM, "conninfo: out of memory");
+            rc = conn_errf(e, CTX_CONN_ENOMEM, "conninfo: out of memory");
             goto done;
         }
         if (PQstatus(db) == CONNECTION_OK)
             break;
         flatten(PQerrorMessage(db), msg, sizeof msg);
-        sqlmap_scrub(msg, pw);
+        ctx_scrub(msg, pw);
         if (is_auth_failure(msg)) {
-            rc = sqlmap_err(e, CTX_CONN_EAUTH, "conninfo: %s; %s", msg, sqlmap_password_hint(&c->cfg.sql));
+            rc = conn_errf(e, CTX_CONN_EAUTH, "conninfo: %s; %s", msg,
+                           sqlmap_password_hint(&c->cfg.sql));
             goto done;
         }
         if (attempt >= c->cfg.sql.retries) {
             const char *h = PQhost(db), *p = PQport(db);
             snprintf(host, sizeof host, "%s", h && *h ? h : "(default)");
             snprintf(port, sizeof port, "%s", p && *p ? p : "5432");
-            rc = sqlmap_err(e, CTX_CONN_ESOURCE, "conninfo: cannot connect to host \"%s\" port"
+            rc = conn_errf(e, CTX_CONN_ESOURCE, "conninfo: cannot connect to host \"%s\" port"
                         " %s (%lld attempt%s): %s", host, port, (long long)attempt + 1,
                         attempt ? "s" : "", msg);
             goto done;
@@ -219,7 +220,7 @@ static int pg_connect(const pg_conn *c, PGconn **out, ctx_conn_error *e)
 done:
     if (db)
         PQfinish(db);
-    sqlmap_wipe_free(pw);
+    ctx_wipe_free(pw);
     return rc;
 }
 
@@ -275,7 +276,7 @@ static int exec_cmd(PGconn *db, const char *sql, const char *what, ctx_conn_erro
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         res_message(db, res, msg, sizeof msg);
-        rc = sqlmap_err(e, CTX_CONN_ESOURCE, "%s: %s", what, msg);
+        rc = conn_errf(e, CTX_CONN_ESOURCE, "%s: %s", what, msg);
     }
     PQclear(res);
     return rc;
@@ -300,13 +301,13 @@ static int declare_query(PGconn *db, const char *cursor, const char *select,
                        select) ||
         sqlmap_source(&sql, NULL, query, pg_ident, db) || ctx_buf_printf(&sql, "(%s)%s", cols, order)) {
         ctx_buf_free(&sql);
-        return sqlmap_err(e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
     }
     res = PQexec(db, sql.data);
     ctx_buf_free(&sql);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         res_message(db, res, msg, sizeof msg);
-        rc = sqlmap_err(e, res_is(res, "42601") ? CTX_CONN_ECONFIG : CTX_CONN_ESOURCE,
+        rc = conn_errf(e, res_is(res, "42601") ? CTX_CONN_ECONFIG : CTX_CONN_ESOURCE,
                     "principals.%s: %s", key, msg);
     }
     PQclear(res);
@@ -378,7 +379,7 @@ static int wrong_type(pg_reader *r, const char *key, const char *col, unsigned o
 {
     char tn[64];
     type_name(r->db, oid, tn, sizeof tn);
-    return sqlmap_err(r->m.e, CTX_CONN_ECONFIG, "streams[%zu].%s: column \"%s\" is %s; use %s",
+    return conn_errf(r->m.e, CTX_CONN_ECONFIG, "streams[%zu].%s: column \"%s\" is %s; use %s",
                   r->m.si, key, col, tn, use);
 }
 
@@ -403,17 +404,17 @@ static int describe(pg_reader *r)
     if (ctx_buf_puts(&sql, "SELECT * FROM ") || sqlmap_source(&sql, s->table, s->query, pg_ident, r->db) ||
         ctx_buf_puts(&sql, " LIMIT 0")) {
         ctx_buf_free(&sql);
-        return sqlmap_err(r->m.e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(r->m.e, CTX_CONN_ENOMEM, "out of memory");
     }
     res = PQexec(r->db, sql.data);
     ctx_buf_free(&sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         res_message(r->db, res, msg, sizeof msg);
         if (PQstatus(r->db) == CONNECTION_BAD)
-            rc = sqlmap_err(r->m.e, CTX_CONN_ESOURCE, "streams[%zu]: connection to the server"
+            rc = conn_errf(r->m.e, CTX_CONN_ESOURCE, "streams[%zu]: connection to the server"
                         " lost: %s", r->m.si, msg);
         else
-            rc = sqlmap_err(r->m.e, res_is(res, "42601") ? CTX_CONN_ECONFIG : CTX_CONN_ESOURCE,
+            rc = conn_errf(r->m.e, res_is(res, "42601") ? CTX_CONN_ECONFIG : CTX_CONN_ESOURCE,
                         "streams[%zu].%s: %s (stream \"%s\")", r->m.si,
                         s->table ? "table" : "query", msg, s->name);
         PQclear(res);
@@ -421,7 +422,7 @@ static int describe(pg_reader *r)
     }
     n = PQnfields(res);
     if (!(names = ctx_calloc((size_t)n + 1, sizeof *names))) {
-        rc = sqlmap_err(r->m.e, CTX_CONN_ENOMEM, "out of memory");
+        rc = conn_errf(r->m.e, CTX_CONN_ENOMEM, "out of memory");
         goto done;
     }
     for (int k = 0; k < n; k++)
@@ -546,7 +547,7 @@ static int build_select(pg_reader *r, ctx_buf *b, int *nparams)
     if (s->updated_at)
         bad |= append_col(b, db, s->updated_at) || ctx_buf_puts(b, ", ");
     bad |= append_col(b, db, s->id);
-    return bad ? sqlmap_err(r->m.e, CTX_CONN_ENOMEM, "out of memory") : CTX_CONN_OK;
+    return bad ? conn_errf(r->m.e, CTX_CONN_ENOMEM, "out of memory") : CTX_CONN_OK;
 }
 
 /* val - one field of a fetched row; NULL (or an absent column) has p == NULL. */
@@ -594,10 +595,10 @@ static int fetch_failed(pg_reader *r, const PGresult *res)
 
     res_message(r->db, res, msg, sizeof msg);
     if (PQstatus(r->db) == CONNECTION_BAD)
-        return sqlmap_err(r->m.e, CTX_CONN_ESOURCE, "streams[%zu]: connection to the server lost"
+        return conn_errf(r->m.e, CTX_CONN_ESOURCE, "streams[%zu]: connection to the server lost"
                       " after %lld rows of stream \"%s\" (%s); the next run resumes from the"
                       " last checkpoint", r->m.si, (long long)r->m.rows, r->m.s->name, msg);
-    return sqlmap_err(r->m.e, CTX_CONN_ESOURCE, "streams[%zu]: reading stream \"%s\" failed"
+    return conn_errf(r->m.e, CTX_CONN_ESOURCE, "streams[%zu]: reading stream \"%s\" failed"
                   " after %lld rows: %s", r->m.si, r->m.s->name, (long long)r->m.rows, msg);
 }
 
@@ -639,7 +640,7 @@ static int read_stream(pg_reader *r, const char *state, int full)
     res = PQexecParams(r->db, sql.data, nparams, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         res_message(r->db, res, msg, sizeof msg);
-        rc = sqlmap_err(r->m.e, CTX_CONN_ESOURCE, "streams[%zu].%s: %s (stream \"%s\")", r->m.si,
+        rc = conn_errf(r->m.e, CTX_CONN_ESOURCE, "streams[%zu].%s: %s (stream \"%s\")", r->m.si,
                     r->m.s->table ? "table" : "query", msg, r->m.s->name);
         goto done;
     }
@@ -687,7 +688,7 @@ done:
         PQclear(next_result(r->db)); /* leave the connection usable */
     ctx_buf_free(&sql);
     if (rc == CTX_ENOMEM)
-        sqlmap_err(r->m.e, CTX_CONN_ENOMEM, "out of memory");
+        conn_errf(r->m.e, CTX_CONN_ENOMEM, "out of memory");
     return rc;
 }
 
@@ -702,7 +703,7 @@ static int fetch_batch(PGconn *db, const char *fetch, const char *what, PGresult
     if (PQresultStatus(*res) == PGRES_TUPLES_OK)
         return CTX_CONN_OK;
     res_message(db, *res, msg, sizeof msg);
-    return sqlmap_err(e, CTX_CONN_ESOURCE, "principals.%s: %s", what, msg);
+    return conn_errf(e, CTX_CONN_ESOURCE, "principals.%s: %s", what, msg);
 }
 
 static const char *field(const PGresult *res, int row, int col)
@@ -833,7 +834,7 @@ static int pg_check(void *conn, ctx_conn_error *e)
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         char msg[400];
         res_message(db, res, msg, sizeof msg);
-        rc = sqlmap_err(e, CTX_CONN_ESOURCE, "conninfo: SELECT 1 failed: %s", msg);
+        rc = conn_errf(e, CTX_CONN_ESOURCE, "conninfo: SELECT 1 failed: %s", msg);
         goto done;
     }
     if ((rc = exec_cmd(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "BEGIN", e)))

@@ -20,6 +20,7 @@
 
 #include "../../core/opts.h"
 #include "../../core/util.h"
+#include "../registry.h"
 #include "../sdk/ctxgate/connector.h"
 
 /* ---- configuration ---- */
@@ -217,19 +218,6 @@ typedef struct rest_resp {
 } rest_resp;
 
 #define REST_STATE_MAX 512
-
-static int rest_err(ctx_conn_error *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int rest_err(ctx_conn_error *e, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    e->code = code;
-    vsnprintf(e->text, sizeof e->text, fmt, ap);
-    va_end(ap);
-    return code;
-}
 
 static void rest_log(const rest_conn *c, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -462,20 +450,20 @@ static int rest_open(const char *config_json, void **pconn, ctx_conn_error *e)
     *pconn = NULL;
     pthread_once(&curl_once, curl_init);
     if (curl_init_rc)
-        return rest_err(e, CTX_CONN_ESOURCE, "libcurl: global initialisation failed");
+        return conn_errf(e, CTX_CONN_ESOURCE, "libcurl: global initialisation failed");
     if (!(c = ctx_calloc(1, sizeof *c)))
-        return rest_err(e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
     if ((rc = ctx_opts_parse_text(rest_opts, config_json, &c->cfg, &err))) {
         ctx_free(c);
-        return rest_err(e, rc, "%s", err.text);
+        return conn_errf(e, rc, "%s", err.text);
     }
     if ((rc = check_cfg(c, &err))) {
         rest_close(c);
-        return rest_err(e, rc, "%s", err.text);
+        return conn_errf(e, rc, "%s", err.text);
     }
     if (!(c->curl = curl_easy_init())) {
         rest_close(c);
-        return rest_err(e, CTX_CONN_ENOMEM, "libcurl: cannot create a handle");
+        return conn_errf(e, CTX_CONN_ENOMEM, "libcurl: cannot create a handle");
     }
     c->rng = (uint64_t)ctx_mono_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
     *pconn = c;
@@ -495,15 +483,15 @@ static int load_secret(rest_conn *c, ctx_conn_error *e)
         return CTX_CONN_OK;
     if (c->auth.secret_env) {
         if (!(v = getenv(c->auth.secret_env)) || !*v)
-            return rest_err(e, CTX_CONN_ECONFIG, "auth.secret_env: the environment variable"
+            return conn_errf(e, CTX_CONN_ECONFIG, "auth.secret_env: the environment variable"
                             " \"%s\" is not set; export it before the sync",
                             c->auth.secret_env);
         if (!(c->secret = ctx_strdup(v)))
-            return rest_err(e, CTX_CONN_ENOMEM, "out of memory");
+            return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
         return CTX_CONN_OK;
     }
     if (ctx_read_file(c->auth.secret_file, &text, &len))
-        return rest_err(e, CTX_CONN_ECONFIG, "auth.secret_file: cannot read %s: %s",
+        return conn_errf(e, CTX_CONN_ECONFIG, "auth.secret_file: cannot read %s: %s",
                         c->auth.secret_file, strerror(errno));
     text[strcspn(text, "\r\n")] = '\0';
     c->secret = text;
@@ -775,7 +763,7 @@ static int auth_headers(rest_conn *c, struct curl_slist **hl, ctx_conn_error *e)
 
     *hl = curl_slist_append(NULL, "Accept: application/json");
     if (!*hl)
-        return rest_err(e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
     switch (c->auth_kind) {
     case AUTH_BEARER:
         rc = ctx_buf_printf(&h, "Authorization: Bearer %s", c->secret);
@@ -790,7 +778,7 @@ static int auth_headers(rest_conn *c, struct curl_slist **hl, ctx_conn_error *e)
         if (curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC) ||
             curl_easy_setopt(c->curl, CURLOPT_USERNAME, c->auth.username) ||
             curl_easy_setopt(c->curl, CURLOPT_PASSWORD, c->secret))
-            return rest_err(e, CTX_CONN_ENOMEM, "libcurl: cannot set basic auth");
+            return conn_errf(e, CTX_CONN_ENOMEM, "libcurl: cannot set basic auth");
         return CTX_CONN_OK;
     default:
         return CTX_CONN_OK;
@@ -800,7 +788,7 @@ static int auth_headers(rest_conn *c, struct curl_slist **hl, ctx_conn_error *e)
         explicit_bzero(h.data, h.len);
     ctx_buf_free(&h);
     if (!l)
-        return rest_err(e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
     *hl = l;
     return CTX_CONN_OK;
 }
@@ -903,17 +891,17 @@ static int http_call(rest_conn *c, const char *what, const char *url, const char
             break;
         }
         if (setup(c, url, resp, ebuf)) {
-            rc = rest_err(e, CTX_CONN_ENOMEM, "libcurl: cannot set request options");
+            rc = conn_errf(e, CTX_CONN_ENOMEM, "libcurl: cannot set request options");
             break;
         }
         if (form && client_auth(c, form, &hl)) {
-            rc = rest_err(e, CTX_CONN_ENOMEM, "libcurl: cannot set the token request");
+            rc = conn_errf(e, CTX_CONN_ENOMEM, "libcurl: cannot set the token request");
             break;
         }
         if (!form && (rc = auth_headers(c, &hl, e)))
             break;
         if (curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hl)) {
-            rc = rest_err(e, CTX_CONN_ENOMEM, "libcurl: cannot set headers");
+            rc = conn_errf(e, CTX_CONN_ENOMEM, "libcurl: cannot set headers");
             break;
         }
         tr = perform(c, resp, ebuf, msg, sizeof msg);
@@ -925,7 +913,7 @@ static int http_call(rest_conn *c, const char *what, const char *url, const char
         }
         if (!tr && form && (resp->status == 400 || resp->status == 401 || resp->status == 403)) {
             snippet(c, resp, snip, sizeof snip);
-            rc = rest_err(e, CTX_CONN_EAUTH, "%s: POST %s: HTTP %ld (%s); check"
+            rc = conn_errf(e, CTX_CONN_EAUTH, "%s: POST %s: HTTP %ld (%s); check"
                           " auth.client_id and the secret", what, url_path(url), resp->status,
                           snip);
             break;
@@ -939,7 +927,7 @@ static int http_call(rest_conn *c, const char *what, const char *url, const char
             continue;
         }
         if (!tr && (resp->status == 401 || resp->status == 403)) {
-            rc = rest_err(e, CTX_CONN_EAUTH, "%s: %s %s: HTTP %ld, credentials rejected;"
+            rc = conn_errf(e, CTX_CONN_EAUTH, "%s: %s %s: HTTP %ld, credentials rejected;"
                           " %s", what, method, url_path(url), resp->status,
                           !c->cfg.auth || c->auth_kind == AUTH_NONE
                               ? "the API wants credentials: set auth"
@@ -952,14 +940,14 @@ static int http_call(rest_conn *c, const char *what, const char *url, const char
                 snippet(c, resp, snip, sizeof snip);
                 snprintf(msg, sizeof msg, "HTTP %ld: %s", resp->status, snip);
             }
-            rc = rest_err(e, CTX_CONN_ESOURCE, "%s: %s %s: %s", what, method, url_path(url),
+            rc = conn_errf(e, CTX_CONN_ESOURCE, "%s: %s %s: %s", what, method, url_path(url),
                           msg);
             break;
         }
         if (!tr)
             snprintf(msg, sizeof msg, "HTTP %ld", resp->status);
         if (attempt >= c->cfg.retries) {
-            rc = rest_err(e, CTX_CONN_ESOURCE, "%s: %s %s: %s, still failing after %lld"
+            rc = conn_errf(e, CTX_CONN_ESOURCE, "%s: %s %s: %s, still failing after %lld"
                           " attempt%s; nothing past the last checkpoint was committed", what,
                           method, url_path(url), msg, (long long)attempt + 1, attempt ? "s" : "");
             break;
@@ -969,7 +957,7 @@ static int http_call(rest_conn *c, const char *what, const char *url, const char
         if (!tr && delay < 0)
             delay = reset_ms(resp);
         if (delay > c->cfg.max_retry_after * 1000) {
-            rc = rest_err(e, CTX_CONN_ESOURCE, "%s: %s %s: %s asks to wait %lld s, more than"
+            rc = conn_errf(e, CTX_CONN_ESOURCE, "%s: %s %s: %s asks to wait %lld s, more than"
                           " max_retry_after (%lld s)", what, method, url_path(url), msg,
                           (long long)(delay / 1000), (long long)c->cfg.max_retry_after);
             break;
@@ -1005,7 +993,7 @@ static int fetch_token(rest_conn *c, ctx_conn_error *e)
     c->token = NULL;
     if (endpoint_url(c, &url, c->auth.token_url) ||
         ctx_buf_puts(&form, "grant_type=client_credentials")) {
-        rc = rest_err(e, CTX_CONN_ENOMEM, "out of memory");
+        rc = conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
         goto done;
     }
     if (c->auth.scope) {
@@ -1013,7 +1001,7 @@ static int fetch_token(rest_conn *c, ctx_conn_error *e)
         rc = !q || ctx_buf_printf(&form, "&scope=%s", q);
         curl_free(q);
         if (rc) {
-            rc = rest_err(e, CTX_CONN_ENOMEM, "out of memory");
+            rc = conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
             goto done;
         }
     }
@@ -1022,12 +1010,12 @@ static int fetch_token(rest_conn *c, ctx_conn_error *e)
     root = resp.body.data ? json_loadb(resp.body.data, resp.body.len, 0, NULL) : NULL;
     tok = json_object_get(root, "access_token");
     if (!json_is_string(tok) || !*json_string_value(tok)) {
-        rc = rest_err(e, CTX_CONN_EAUTH, "auth.token_url: POST %s: the answer has no"
+        rc = conn_errf(e, CTX_CONN_EAUTH, "auth.token_url: POST %s: the answer has no"
                       " \"access_token\"", url_path(url.data));
         goto done;
     }
     if (!(c->token = ctx_strdup(json_string_value(tok)))) {
-        rc = rest_err(e, CTX_CONN_ENOMEM, "out of memory");
+        rc = conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
         goto done;
     }
     {
@@ -1071,20 +1059,20 @@ static int parse_answer(const rest_conn *c, const char *what, const char *url,
 
     *root = NULL;
     if (!r->body.len)
-        return rest_err(e, CTX_CONN_ESOURCE, "%s: GET %s: the answer is empty; expected"
+        return conn_errf(e, CTX_CONN_ESOURCE, "%s: GET %s: the answer is empty; expected"
                         " JSON", what, url_path(url));
     if (!ctx_utf8_valid(r->body.data, r->body.len)) {
         size_t ok = utf8_bad_at(r->body.data, r->body.len), n = r->body.len;
-        return rest_err(e, CTX_CONN_ESOURCE, "%s: GET %s: the answer is not valid UTF-8"
+        return conn_errf(e, CTX_CONN_ESOURCE, "%s: GET %s: the answer is not valid UTF-8"
                         " (first bad byte at offset %zu of %zu)", what, url_path(url), ok, n);
     }
     if (!(*root = json_loadb(r->body.data, r->body.len, JSON_DECODE_ANY, &jerr))) {
         if (r->ctype[0] && !strstr(r->ctype, "json")) {
             snippet(c, r, snip, sizeof snip);
-            return rest_err(e, CTX_CONN_ESOURCE, "%s: GET %s: the answer is not JSON"
+            return conn_errf(e, CTX_CONN_ESOURCE, "%s: GET %s: the answer is not JSON"
                             " (Content-Type %s): %s", what, url_path(url), r->ctype, snip);
         }
-        return rest_err(e, CTX_CONN_ESOURCE, "%s: GET %s: the answer is not valid JSON"
+        return conn_errf(e, CTX_CONN_ESOURCE, "%s: GET %s: the answer is not valid JSON"
                         " (truncated?): %s at line %d column %d of %zu bytes", what,
                         url_path(url), jerr.text, jerr.line, jerr.column, r->body.len);
     }
@@ -1256,24 +1244,24 @@ static int link_next(rest_reader *r, const char *url, ctx_buf *out, int *found)
                 continue;
         }
         if (!(u = curl_url()))
-            return rest_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+            return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
         {
             char *target = ctx_strndup(lt + 1, (size_t)(gt - lt - 1));
             if (!target || curl_url_set(u, CURLUPART_URL, url, 0) ||
                 curl_url_set(u, CURLUPART_URL, target, 0) ||
                 curl_url_get(u, CURLUPART_URL, &abs, 0))
-                rc = rest_err(r->e, CTX_CONN_ESOURCE, "%s: GET %s: the Link header's next"
+                rc = conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: the Link header's next"
                               " URL is not a URL", r->what, url_path(url));
             ctx_free(target);
         }
         curl_url_cleanup(u);
         if (!rc && !same_origin(abs, r->c->cfg.base_url))
-            rc = rest_err(r->e, CTX_CONN_ESOURCE, "%s: GET %s: the Link header points to"
+            rc = conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: the Link header points to"
                           " another host; refused, the credential stays with base_url",
                           r->what, url_path(url));
         if (!rc) {
             ctx_buf_reset(out);
-            rc = ctx_buf_puts(out, abs) ? rest_err(r->e, CTX_CONN_ENOMEM, "out of memory") : 0;
+            rc = ctx_buf_puts(out, abs) ? conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory") : 0;
             *found = !rc;
         }
         curl_free(abs);
@@ -1311,7 +1299,7 @@ static int read_pages(rest_reader *r, const char *endpoint, const char *records_
             rc = page_url(r, endpoint, since, page, token[0] ? token : NULL, &url);
         }
         if (rc) {
-            rc = rest_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+            rc = conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
             break;
         }
         if ((rc = http_call(r->c, r->what, url.data, NULL, &r->resp, r->e)) ||
@@ -1319,7 +1307,7 @@ static int read_pages(rest_reader *r, const char *endpoint, const char *records_
             break;
         items = jpath(root, records_path);
         if (!json_is_array(items)) {
-            rc = rest_err(r->e, CTX_CONN_ESOURCE, "%s: GET %s: no array at records path"
+            rc = conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: no array at records path"
                           " \"%s\" (found %s); set the stream's records to the path of the"
                           " item list", r->what, url_path(url.data), records_path,
                           items ? ctx_json_typename(items) : "nothing");
@@ -1360,13 +1348,13 @@ static int read_pages(rest_reader *r, const char *endpoint, const char *records_
             more = n && t && *t;
             if (more) {
                 if (strlen(t) >= sizeof token) {
-                    rc = rest_err(r->e, CTX_CONN_ESOURCE, "%s: GET %s: the next-page token"
+                    rc = conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: the next-page token"
                                   " is longer than %d bytes", r->what, url_path(url.data),
                                   REST_STATE_MAX - 1);
                     goto done;
                 }
                 if (!strcmp(t, token)) {
-                    rc = rest_err(r->e, CTX_CONN_ESOURCE, "%s: GET %s: the server returned"
+                    rc = conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: the server returned"
                                   " the same next-page token again; stopping a loop",
                                   r->what, url_path(url.data));
                     goto done;
@@ -1412,11 +1400,11 @@ static int item_time(rest_reader *r, json_t *item, const char *url, char *raw, s
     if (!t)
         return CTX_CONN_OK;
     if ((*ms = parse_time(t)) < 0)
-        return rest_err(r->e, CTX_CONN_ESOURCE, "%s: GET %s: updated_at \"%.40s\" is neither"
+        return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: updated_at \"%.40s\" is neither"
                         " ISO 8601 nor epoch seconds; point updated_at at a time field",
                         r->what, url_path(url), t);
     if (strlen(t) >= rawlen)
-        return rest_err(r->e, CTX_CONN_ESOURCE, "%s: GET %s: updated_at value too long",
+        return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: updated_at value too long",
                         r->what, url_path(url));
     snprintf(raw, rawlen, "%s", t);
     return CTX_CONN_OK;
@@ -1438,11 +1426,11 @@ static int item_acl(rest_reader *r, json_t *item, const char *id, ctx_acl *acl)
         add_values(&r->deny, "group:", item, s->deny_groups) ||
         add_values(&r->labels, NULL, item, s->labels) ||
         (s->allow_everyone && sl_add(&r->allow, NULL, "everyone")))
-        return rest_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
     if (s->permissions_endpoint) {
         if (expand(r, &r->tmp, s->permissions_endpoint, id, 1) ||
             endpoint_url(r->c, &r->url, r->tmp.data))
-            return rest_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+            return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
         if ((rc = http_call(r->c, r->what, r->url.data, NULL, &r->presp, r->e)) ||
             (rc = parse_answer(r->c, r->what, r->url.data, &r->presp, &root, r->e)))
             return rc;
@@ -1450,7 +1438,7 @@ static int item_acl(rest_reader *r, json_t *item, const char *id, ctx_acl *acl)
              add_values(&r->allow, "group:", root, s->permissions_groups);
         json_decref(root);
         if (rc)
-            return rest_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+            return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
     }
     memset(acl, 0, sizeof *acl);
     acl->allow = (const char *const *)r->allow.v;
@@ -1493,14 +1481,14 @@ static int emit_document(rest_reader *r, json_t *item, const char *url)
     int rc, again = 0;
 
     if (!json_is_object(item))
-        return rest_err(r->e, CTX_CONN_ESOURCE, "%s: GET %s: an item is %s, not an object",
+        return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: an item is %s, not an object",
                         r->what, url_path(url), ctx_json_typename(item));
     if (!id || !*id)
-        return rest_err(r->e, CTX_CONN_ESOURCE, "%s: GET %s: an item has no \"%s\" field;"
+        return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: an item has no \"%s\" field;"
                         " set the stream's id to the field holding the key", r->what,
                         url_path(url), s->id);
     if (strlen(id) >= REST_STATE_MAX)
-        return rest_err(r->e, CTX_CONN_ESOURCE, "%s: GET %s: id \"%.40s...\" is longer than"
+        return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: id \"%.40s...\" is longer than"
                         " %d bytes", r->what, url_path(url), id, REST_STATE_MAX - 1);
     if ((rc = item_time(r, item, url, raw, sizeof raw, &ms)))
         return rc;
@@ -1514,7 +1502,7 @@ static int emit_document(rest_reader *r, json_t *item, const char *url)
         again = 1;
     }
     if ((rc = item_acl(r, item, id, &acl)) || (rc = item_body(r, item)))
-        return rc == CTX_ENOMEM ? rest_err(r->e, rc, "out of memory") : rc;
+        return rc == CTX_ENOMEM ? conn_errf(r->e, rc, "out of memory") : rc;
     memset(&rec, 0, sizeof rec);
     rec.stream = s->name;
     rec.id = id;
@@ -1527,11 +1515,11 @@ static int emit_document(rest_reader *r, json_t *item, const char *url)
         rec.url = jtext(jpath(item, s->url), ubuf, sizeof ubuf);
     } else if (s->url_template) {
         if (expand(r, &r->tmp, s->url_template, id, 0))
-            return rest_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+            return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
         rec.url = r->tmp.data;
     }
     if (r->host->xRecord(r->em, &rec))
-        return rest_err(r->e, CTX_CONN_ECANCELED, "stopped by the host");
+        return conn_errf(r->e, CTX_CONN_ECANCELED, "stopped by the host");
     /* A re-read is not news: it must not restart page/offset reading. */
     r->fresh += !again;
     if (r->incremental && raw[0] &&
@@ -1553,11 +1541,11 @@ static int emit_deleted(rest_reader *r, json_t *item, const char *url)
     int64_t ms = at ? parse_time(at) : -1;
 
     if (!id || !*id)
-        return rest_err(r->e, CTX_CONN_ESOURCE, "%s: GET %s: a deleted item has no \"%s\""
+        return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: a deleted item has no \"%s\""
                         " field; set the stream's deleted_id", r->what, url_path(url),
                         s->deleted_id);
     if (r->host->xDelete(r->em, s->name, id))
-        return rest_err(r->e, CTX_CONN_ECANCELED, "stopped by the host");
+        return conn_errf(r->e, CTX_CONN_ECANCELED, "stopped by the host");
     if (ms >= 0 && ms >= r->del_ms && strlen(at) < sizeof r->del_raw) {
         snprintf(r->del_raw, sizeof r->del_raw, "%s", at);
         r->del_ms = ms;
@@ -1577,12 +1565,12 @@ static int put_state(rest_reader *r)
         (r->del_raw[0] && json_object_set_new(st, "deleted_since", json_string(r->del_raw))) ||
         !(text = json_dumps(st, JSON_COMPACT))) {
         json_decref(st);
-        return rest_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
     }
     json_decref(st);
     rc = r->host->xState(r->em, r->s->name, text);
     free(text);
-    return rc ? rest_err(r->e, CTX_CONN_ECANCELED, "stopped by the host") : CTX_CONN_OK;
+    return rc ? conn_errf(r->e, CTX_CONN_ECANCELED, "stopped by the host") : CTX_CONN_OK;
 }
 
 /*
@@ -1662,12 +1650,12 @@ static int emit_user(rest_reader *r, json_t *item, const char *url)
     int rc;
 
     if (!id || !*id)
-        return rest_err(r->e, CTX_CONN_ESOURCE, "%s: GET %s: a user has no \"%s\" field; set"
+        return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: a user has no \"%s\" field; set"
                         " the stream's id", r->what, url_path(url), s->id);
     ctx_strvec_clear(&r->members);
     if (sl_add(&r->members, strncmp(id, "user:", 5) ? "user:" : NULL, id) ||
         (email && *email && sl_add(&r->members, "user:", email)))
-        return rest_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
     memset(&p, 0, sizeof p);
     p.kind = CTX_PRINCIPAL_USER;
     p.id = r->members.v[0];
@@ -1677,7 +1665,7 @@ static int emit_user(rest_reader *r, json_t *item, const char *url)
     if (r->members.n > 1 && strcmp(r->members.v[0], r->members.v[1]))
         p.maps_to = r->members.v[1];
     rc = r->host->xPrincipal(r->em, &p);
-    return rc ? rest_err(r->e, CTX_CONN_ECANCELED, "stopped by the host") : CTX_CONN_OK;
+    return rc ? conn_errf(r->e, CTX_CONN_ECANCELED, "stopped by the host") : CTX_CONN_OK;
 }
 
 static int put_group(rest_reader *r, const char *name, const char *display)
@@ -1689,7 +1677,7 @@ static int put_group(rest_reader *r, const char *name, const char *display)
     p.display_name = display;
     p.members = (const char *const *)r->members.v;
     p.n_members = r->members.n;
-    return r->host->xPrincipal(r->em, &p) ? rest_err(r->e, CTX_CONN_ECANCELED,
+    return r->host->xPrincipal(r->em, &p) ? conn_errf(r->e, CTX_CONN_ECANCELED,
                                                      "stopped by the host")
                                           : CTX_CONN_OK;
 }
@@ -1702,17 +1690,17 @@ static int emit_group(rest_reader *r, json_t *item, const char *url)
     const char *name;
 
     if (!id || !*id)
-        return rest_err(r->e, CTX_CONN_ESOURCE, "%s: GET %s: a group has no \"%s\" field;"
+        return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: a group has no \"%s\" field;"
                         " set the stream's id", r->what, url_path(url), s->id);
     ctx_buf_reset(&r->tmp);
     if (ctx_buf_printf(&r->tmp, "%s%s", strncmp(id, "group:", 6) ? "group:" : "", id))
-        return rest_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
     name = r->tmp.data;
     ctx_strvec_clear(&r->members);
     if (add_values(&r->members, "user:", item, s->members) ||
         add_values(&r->members, "group:", item, s->member_groups) ||
         json_array_append_new(r->seen, json_string(name)))
-        return rest_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
     json_object_del(r->gone, name);
     return put_group(r, name, jtext(jpath(item, s->display_name), nbuf, sizeof nbuf));
 }
@@ -1734,7 +1722,7 @@ static int read_principals(rest_reader *r, const char *state)
     r->seen = json_array();
     r->gone = json_object();
     if (!r->seen || !r->gone) {
-        rc = rest_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+        rc = conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
         goto done;
     }
     json_array_foreach(json_object_get(old, "groups"), i, v)
@@ -1753,11 +1741,11 @@ static int read_principals(rest_reader *r, const char *state)
     }
     st = r->kind == KIND_GROUPS ? json_pack("{s:O}", "groups", r->seen) : json_object();
     if (!st || !(text = json_dumps(st, JSON_COMPACT))) {
-        rc = rest_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+        rc = conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
         goto done;
     }
     rc = r->host->xState(r->em, r->s->name, text)
-             ? rest_err(r->e, CTX_CONN_ECANCELED, "stopped by the host")
+             ? conn_errf(r->e, CTX_CONN_ECANCELED, "stopped by the host")
              : CTX_CONN_OK;
 done:
     free(text);
@@ -1814,7 +1802,7 @@ static int rest_read(void *conn, const char *stream, const char *state, int full
     int rc;
 
     if (!find_stream(c, stream, &si))
-        return rest_err(e, CTX_CONN_EINVAL, "no stream \"%s\" in this source's config",
+        return conn_errf(e, CTX_CONN_EINVAL, "no stream \"%s\" in this source's config",
                         stream);
     reader_init(&r, c, si, e);
     r.host = c->host = host;
@@ -1865,11 +1853,11 @@ static int rest_discover(void *conn, ctx_stream_fn fn, void *arg, ctx_conn_error
         int stop;
         json_decref(d);
         if (!text)
-            return rest_err(e, CTX_CONN_ENOMEM, "out of memory");
+            return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
         stop = fn(arg, s->name, text);
         free(text);
         if (stop)
-            return rest_err(e, CTX_CONN_ECANCELED, "discover stopped by the host");
+            return conn_errf(e, CTX_CONN_ECANCELED, "discover stopped by the host");
     }
     return CTX_CONN_OK;
 }

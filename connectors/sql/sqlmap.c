@@ -72,16 +72,6 @@ const ctx_opt sqlmap_principals_opts[] = {
     CTX_OPT_END,
 };
 
-int sqlmap_err(ctx_conn_error *e, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    e->code = code;
-    vsnprintf(e->text, sizeof e->text, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 void sqlmap_log(const ctx_host *host, ctx_emitter *em, int level, const char *fmt, ...)
 {
     char msg[1024];
@@ -220,14 +210,14 @@ int sqlmap_open(const ctx_opt *table, size_t conn_size, int (*check)(void *conn,
 
     *pconn = NULL;
     if (!(c = ctx_calloc(1, conn_size)))
-        return sqlmap_err(e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
     if ((rc = ctx_opts_parse_text(table, config_json, c, &err))) {
         ctx_free(c);
-        return sqlmap_err(e, rc, "%s", err.text);
+        return conn_errf(e, rc, "%s", err.text);
     }
     if ((rc = check(c, &err))) {
         close_fn(c);
-        return sqlmap_err(e, rc, "%s", err.text);
+        return conn_errf(e, rc, "%s", err.text);
     }
     *pconn = c;
     return CTX_CONN_OK;
@@ -241,7 +231,7 @@ int sqlmap_pick(const sqlmap_cfg *g, const sqlmap_conf *c, const char *stream,
     if (!strcmp(stream, "principals") && c->has_princ)
         return CTX_CONN_OK;
     if (!(*s = sqlmap_find_stream(g, stream, si)))
-        return sqlmap_err(e, CTX_CONN_EINVAL, "no stream \"%s\" in this source's config",
+        return conn_errf(e, CTX_CONN_EINVAL, "no stream \"%s\" in this source's config",
                           stream);
     return CTX_CONN_OK;
 }
@@ -265,7 +255,7 @@ int sqlmap_discover(const sqlmap_cfg *g, const sqlmap_conf *c, ctx_stream_fn fn,
     int stop;
 
     if (c->has_princ && fn(arg, "principals", "{\"kind\":\"principals\"}"))
-        return sqlmap_err(e, CTX_CONN_ECANCELED, "discover stopped by the host");
+        return conn_errf(e, CTX_CONN_ECANCELED, "discover stopped by the host");
     for (i = 0; i < g->streams.n; i++) {
         const sqlmap_stream *s = (const sqlmap_stream *)g->streams.v + i;
         json_t *d = json_pack("{s:s,s:s,s:b}", "kind", "documents",
@@ -274,11 +264,11 @@ int sqlmap_discover(const sqlmap_cfg *g, const sqlmap_conf *c, ctx_stream_fn fn,
         char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
         json_decref(d);
         if (!text)
-            return sqlmap_err(e, CTX_CONN_ENOMEM, "out of memory");
+            return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
         stop = fn(arg, s->name, text);
         free(text);
         if (stop)
-            return sqlmap_err(e, CTX_CONN_ECANCELED, "discover stopped by the host");
+            return conn_errf(e, CTX_CONN_ECANCELED, "discover stopped by the host");
     }
     return CTX_CONN_OK;
 }
@@ -294,41 +284,22 @@ int sqlmap_password(const sqlmap_cfg *g, char **pw, ctx_conn_error *e)
     *pw = NULL;
     if (g->password_env) {
         if (!(v = getenv(g->password_env)))
-            return sqlmap_err(e, CTX_CONN_ECONFIG, "password_env: the environment variable"
+            return conn_errf(e, CTX_CONN_ECONFIG, "password_env: the environment variable"
                               " \"%s\" is not set; export it before the sync",
                               g->password_env);
         if (!(*pw = ctx_strdup(v)))
-            return sqlmap_err(e, CTX_CONN_ENOMEM, "out of memory");
+            return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
         return CTX_CONN_OK;
     }
     if (!g->password_file)
         return CTX_CONN_OK;
     if (ctx_read_file(g->password_file, &text, &len))
-        return sqlmap_err(e, CTX_CONN_ECONFIG, "password_file: cannot read %s: %s",
+        return conn_errf(e, CTX_CONN_ECONFIG, "password_file: cannot read %s: %s",
                           g->password_file, strerror(errno));
     len = strcspn(text, "\r\n");
     text[len] = '\0';
     *pw = text;
     return CTX_CONN_OK;
-}
-
-void sqlmap_wipe_free(char *s)
-{
-    if (s) {
-        explicit_bzero(s, strlen(s));
-        ctx_free(s);
-    }
-}
-
-void sqlmap_scrub(char *s, const char *secret)
-{
-    size_t n = secret ? strlen(secret) : 0;
-    char *p;
-
-    if (!n)
-        return;
-    while ((p = strstr(s, secret)))
-        memset(p, '*', n);
 }
 
 const char *sqlmap_password_hint(const sqlmap_cfg *g)
@@ -616,7 +587,7 @@ int sqlmap_no_column(const sqlmap_reader *r, const char *key, const char *name,
         }
         off += (size_t)w;
     }
-    return sqlmap_err(r->e, CTX_CONN_ECONFIG, "streams[%zu].%s: no column \"%s\" in %s%s%s;"
+    return conn_errf(r->e, CTX_CONN_ECONFIG, "streams[%zu].%s: no column \"%s\" in %s%s%s;"
                       " its columns are: %s", r->si, key, name, r->s->table ? "table \"" : "",
                       r->s->table ? r->s->table : "the query's result",
                       r->s->table ? "\"" : "", cols);
@@ -688,7 +659,7 @@ int sqlmap_load_state(sqlmap_reader *r, const char *state, int full)
         ctx_buf_reset(&r->cur_ts);
         if (ctx_buf_puts(&r->cur_id, json_string_value(id)) ||
             (r->mode == SQLMAP_CURSOR_INCR && ctx_buf_puts(&r->cur_ts, json_string_value(ts))))
-            rc = sqlmap_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+            rc = conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
         r->have_cursor = 1;
     }
     json_decref(j);
@@ -716,11 +687,11 @@ static int emit_state(sqlmap_reader *r, int final)
     text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!text)
-        return sqlmap_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
     rc = r->host->xState(r->em, r->s->name, text);
     free(text);
     r->since_state = 0;
-    return rc ? sqlmap_err(r->e, CTX_CONN_ECANCELED, "stopped by the host") : CTX_CONN_OK;
+    return rc ? conn_errf(r->e, CTX_CONN_ECANCELED, "stopped by the host") : CTX_CONN_OK;
 }
 
 static int set_cursor(sqlmap_reader *r, const sqlmap_val *ts, const sqlmap_val *id)
@@ -744,7 +715,7 @@ static int emit(sqlmap_reader *r, const sqlmap_row *row)
 
     if (row->deleted)
         return r->host->xDelete(r->em, r->s->name, row->id.p)
-                   ? sqlmap_err(r->e, CTX_CONN_ECANCELED, "stopped by the host")
+                   ? conn_errf(r->e, CTX_CONN_ECANCELED, "stopped by the host")
                    : CTX_CONN_OK;
 
     if (row->nbody == 1) {
@@ -757,7 +728,7 @@ static int emit(sqlmap_reader *r, const sqlmap_row *row)
                 continue;
             if ((r->body.len && ctx_buf_puts(&r->body, "\n\n")) ||
                 ctx_buf_append(&r->body, row->body[k].p, row->body[k].len))
-                return sqlmap_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+                return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
         }
         body = r->body.data ? r->body.data : "";
         body_len = r->body.len;
@@ -776,11 +747,11 @@ static int emit(sqlmap_reader *r, const sqlmap_row *row)
         if (!row->acl[k].p)
             continue;
         if (add_acl_values(r, l, prefix, row->acl[k].p, row->acl[k].len))
-            return sqlmap_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+            return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
     }
     if ((json_is_true(r->s->allow_everyone) || row->everyone) &&
         ctx_strvec_add(&r->allow, NULL, "everyone", 8))
-        return sqlmap_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
 
     memset(&acl, 0, sizeof acl);
     acl.allow = (const char *const *)r->allow.v;
@@ -800,14 +771,14 @@ static int emit(sqlmap_reader *r, const sqlmap_row *row)
         rec.url = row->url.p;
     } else if (r->s->url_template) {
         if (build_url(&r->url, r->s->url_template, row->id.p))
-            return sqlmap_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+            return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
         rec.url = r->url.data;
     }
     rec.metadata_json = row->meta.p;
     rec.updated_at_ms = row->ts_ms;
     rec.acl = &acl;
     return r->host->xRecord(r->em, &rec)
-               ? sqlmap_err(r->e, CTX_CONN_ECANCELED, "stopped by the host")
+               ? conn_errf(r->e, CTX_CONN_ECANCELED, "stopped by the host")
                : CTX_CONN_OK;
 }
 
@@ -824,7 +795,7 @@ int sqlmap_emit_row(sqlmap_reader *r, const sqlmap_row *row)
         if (r->s->updated_at && !row->ts.p)
             r->null_ts++; /* sorts last; the cursor stays at the last dated row */
         else if (set_cursor(r, r->s->updated_at ? &row->ts : NULL, &row->id))
-            return sqlmap_err(r->e, CTX_CONN_ENOMEM, "out of memory");
+            return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
         if ((rc = emit(r, row)))
             return rc;
     }
@@ -880,7 +851,7 @@ int sqlmap_principals_begin(sqlmap_princ_reader *p, const char *state, const ctx
     p->seen = json_array();
     if (!p->gone || !p->seen) {
         json_decref(old);
-        return sqlmap_err(e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
     }
     json_array_foreach(json_object_get(old, "groups"), i, v)
         if (json_is_string(v))
@@ -902,7 +873,7 @@ int sqlmap_user(sqlmap_princ_reader *p, const char *account, const char *email,
     if (!account || (strncmp(account, "user:", 5) && ctx_buf_puts(&id, "user:")) ||
         ctx_buf_puts(&id, account) ||
         (email && *email && (ctx_buf_puts(&maps, "user:") || ctx_buf_puts(&maps, email)))) {
-        rc = sqlmap_err(p->e, CTX_CONN_ENOMEM, "out of memory");
+        rc = conn_errf(p->e, CTX_CONN_ENOMEM, "out of memory");
         goto done;
     }
     memset(&pr, 0, sizeof pr);
@@ -911,7 +882,7 @@ int sqlmap_user(sqlmap_princ_reader *p, const char *account, const char *email,
     pr.email = email;
     pr.display_name = display_name;
     pr.maps_to = maps.data && strcmp(maps.data, id.data) ? maps.data : NULL;
-    rc = p->host->xPrincipal(p->em, &pr) ? sqlmap_err(p->e, CTX_CONN_ECANCELED,
+    rc = p->host->xPrincipal(p->em, &pr) ? conn_errf(p->e, CTX_CONN_ECANCELED,
                                                       "stopped by the host")
                                          : CTX_CONN_OK;
 done:
@@ -930,7 +901,7 @@ static int emit_group(sqlmap_princ_reader *p, const char *name, int track)
     ctx_principal pr;
 
     if (track && json_array_append_new(p->seen, json_string(name)))
-        return sqlmap_err(p->e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(p->e, CTX_CONN_ENOMEM, "out of memory");
     if (track)
         json_object_del(p->gone, name);
     memset(&pr, 0, sizeof pr);
@@ -940,7 +911,7 @@ static int emit_group(sqlmap_princ_reader *p, const char *name, int track)
     pr.members = (const char *const *)p->members.v;
     pr.n_members = p->members.n;
     return p->host->xPrincipal(p->em, &pr)
-               ? sqlmap_err(p->e, CTX_CONN_ECANCELED, "stopped by the host")
+               ? conn_errf(p->e, CTX_CONN_ECANCELED, "stopped by the host")
                : CTX_CONN_OK;
 }
 
@@ -983,7 +954,7 @@ int sqlmap_group_row(sqlmap_princ_reader *p, const char *group, const char *memb
         goto oom;
     goto done;
 oom:
-    rc = sqlmap_err(p->e, CTX_CONN_ENOMEM, "out of memory");
+    rc = conn_errf(p->e, CTX_CONN_ENOMEM, "out of memory");
 done:
     ctx_buf_free(&name);
     return rc;
@@ -1013,9 +984,9 @@ int sqlmap_principals_end(sqlmap_princ_reader *p)
     text = st ? json_dumps(st, JSON_COMPACT) : NULL;
     json_decref(st);
     if (!text)
-        return sqlmap_err(p->e, CTX_CONN_ENOMEM, "out of memory");
+        return conn_errf(p->e, CTX_CONN_ENOMEM, "out of memory");
     rc = p->host->xState(p->em, "principals", text)
-             ? sqlmap_err(p->e, CTX_CONN_ECANCELED, "stopped by the host")
+             ? conn_errf(p->e, CTX_CONN_ECANCELED, "stopped by the host")
              : CTX_CONN_OK;
     free(text);
     return rc;

@@ -14,6 +14,7 @@
 
 #include "../../core/opts.h"
 #include "../../core/util.h"
+#include "../registry.h"
 #include "../sdk/ctxgate/connector.h"
 
 /* ---- configuration ---- */
@@ -120,23 +121,16 @@ int sqlmap_discover(const sqlmap_cfg *g, const sqlmap_conf *c, ctx_stream_fn fn,
 
 /* ---- small helpers ---- */
 
-/* sqlmap_err - fill e with code and the formatted text; returns code. */
-int sqlmap_err(ctx_conn_error *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /* sqlmap_log - a formatted LOG message through host (one line, at most 1 KB). */
 void sqlmap_log(const ctx_host *host, ctx_emitter *em, int level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /*
  * sqlmap_password - the password from password_env or password_file into
- * *pw (new; release it with sqlmap_wipe_free), or *pw = NULL when neither
+ * *pw (new; release it with ctx_wipe_free), or *pw = NULL when neither
  * is set.
  */
 int sqlmap_password(const sqlmap_cfg *g, char **pw, ctx_conn_error *e);
-/* sqlmap_wipe_free - overwrite s with zeros, then free it; NULL is fine. */
-void sqlmap_wipe_free(char *s);
-/* sqlmap_scrub - overwrite every occurrence of secret in s with '*'. */
-void sqlmap_scrub(char *s, const char *secret);
 /* sqlmap_password_hint - "check password_env", ... for auth failures. Static. */
 const char *sqlmap_password_hint(const sqlmap_cfg *g);
 /* sqlmap_backoff - sleep *ms, then double it up to the cap (10 s). */
