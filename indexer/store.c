@@ -5,11 +5,13 @@
  */
 #include "store.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/util.h"
+#include "stmt.h"
 
 /* Version 1 of the schema. A later version appends a migration step. */
 static const char schema_v1[] =
@@ -451,8 +453,17 @@ fail:
     return rc;
 }
 
+/*
+ * SQLite counts every allocation under one global mutex unless told not
+ * to; with searches on several threads that lock was contended (perf:
+ * lock wait and wake in every worker). Nothing here reads those counts.
+ * Too late when the program already used SQLite: then it is a no-op.
+ */
+static void sqlite_setup(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
 int store_open(const char *path, int flags, ctx_store **out, ctx_error *err)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     ctx_store *st;
     int oflags = (flags & STORE_OPEN_READONLY)
                      ? SQLITE_OPEN_READONLY
@@ -460,6 +471,7 @@ int store_open(const char *path, int flags, ctx_store **out, ctx_error *err)
     int rc;
 
     *out = NULL;
+    pthread_once(&once, sqlite_setup);
     if (!(st = ctx_calloc(1, sizeof *st)))
         return ctx_error_set(err, CTX_ENOMEM, "store: out of memory");
     if (sqlite3_open_v2(path, &st->db, oflags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
@@ -505,6 +517,7 @@ void store_close(ctx_store *st)
         return;
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(st->q[i]);
+    stmt_close(st->db);
     token_cache_clear(st);
     ctx_free(st->fts_del);
     sqlite3_close(st->db);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../core/util.h"
+#include "../indexer/stmt.h"
 
 /*
  * The user, the source accounts mapped to the user, then every group
@@ -44,7 +45,7 @@ int acl__collect(sqlite3_stmt *s, acl_principals *out, ctx_error *err)
             int64_t *v;
             cap = cap ? cap * 2 : 16;
             if (!(v = ctx_realloc(out->ids, cap * sizeof *v))) {
-                sqlite3_finalize(s);
+                stmt_put(s);
                 acl_principals_free(out);
                 return ctx_error_set(err, CTX_ENOMEM, "acl: out of memory");
             }
@@ -54,11 +55,11 @@ int acl__collect(sqlite3_stmt *s, acl_principals *out, ctx_error *err)
     }
     if (rc != SQLITE_DONE) {
         rc = ctx_error_set(err, CTX_ESTORE, "acl: %s", sqlite3_errmsg(sqlite3_db_handle(s)));
-        sqlite3_finalize(s);
+        stmt_put(s);
         acl_principals_free(out);
         return rc;
     }
-    sqlite3_finalize(s);
+    stmt_put(s);
     return CTX_OK;
 }
 
@@ -73,7 +74,7 @@ int acl_resolve(sqlite3 *db, const char *user, acl_principals *out, ctx_error *e
     if (!user || !*user || !strcmp(user, "user:"))
         return ctx_error_set(err, CTX_ENOTFOUND, "no user given");
     acl_user_name(user, name, sizeof name);
-    if (sqlite3_prepare_v2(db, resolve_sql, -1, &s, NULL) != SQLITE_OK)
+    if (stmt_get(db, resolve_sql, &s) != SQLITE_OK)
         return ctx_error_set(err, CTX_ESTORE, "acl: %s", sqlite3_errmsg(db));
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     if ((rc = acl__collect(s, out, err)))
@@ -116,7 +117,7 @@ int acl_readable_sets(sqlite3 *db, const acl_principals *pr, acl_principals *out
         ctx_buf_free(&js);
         return ctx_error_set(err, CTX_ENOMEM, "acl: out of memory");
     }
-    if (sqlite3_prepare_v2(db, readable_sets_sql, -1, &s, NULL) != SQLITE_OK) {
+    if (stmt_get(db, readable_sets_sql, &s) != SQLITE_OK) {
         ctx_buf_free(&js);
         return ctx_error_set(err, CTX_ESTORE, "acl: %s", sqlite3_errmsg(db));
     }

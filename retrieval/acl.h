@@ -27,7 +27,8 @@ void acl_principals_free(acl_principals *p);
 
 /*
  * acl__collect - (retrieval-internal) step s to the end, collecting column 0
- * of each row into *out, and finalize s whatever happens.
+ * of each row into *out, and give s back (stmt_put) whatever happens: s
+ * comes from stmt_get.
  */
 int acl__collect(sqlite3_stmt *s, acl_principals *out, ctx_error *err);
 

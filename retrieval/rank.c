@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "../indexer/stmt.h"
+
 /* The index's tokenizer; a query word is turned into index terms with it. */
 static const char *tokenizer_args[] = {"unicode61", "remove_diacritics", "2"};
 
@@ -214,7 +216,7 @@ static int step_int(sqlite3_stmt *s, int64_t dflt, int64_t *v, ctx_error *err)
              sqlite3_column_int64(s, 0) : dflt;
     if (r != SQLITE_ROW && r != SQLITE_DONE)
         ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(sqlite3_db_handle(s)));
-    sqlite3_finalize(s);
+    stmt_put(s);
     return r == SQLITE_ROW || r == SQLITE_DONE ? CTX_OK : CTX_ESTORE;
 }
 
@@ -224,8 +226,7 @@ static int term_count(rank_conn *rc, const char *term, int64_t *df, ctx_error *e
     int rc_;
 
     /* term_df first: one B-tree lookup. */
-    if (sqlite3_prepare_v2(rc->db, "SELECT df FROM term_df WHERE term = ?1", -1, &s, NULL) ==
-        SQLITE_OK) {
+    if (stmt_get(rc->db, "SELECT df FROM term_df WHERE term = ?1", &s) == SQLITE_OK) {
         sqlite3_bind_text(s, 1, term, -1, SQLITE_STATIC);
         if ((rc_ = step_int(s, -1, df, err)))
             return rc_;
@@ -235,9 +236,7 @@ static int term_count(rank_conn *rc, const char *term, int64_t *df, ctx_error *e
     /* Not there: count it from the index itself (a doclist scan). */
     if ((rc_ = ensure_vocab(rc, err)))
         return rc_;
-    if (sqlite3_prepare_v2(rc->db,
-                           "SELECT doc FROM temp.ctx_vocab WHERE term = ?1",
-                           -1, &s, NULL) != SQLITE_OK)
+    if (stmt_get(rc->db, "SELECT doc FROM temp.ctx_vocab WHERE term = ?1", &s) != SQLITE_OK)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
     sqlite3_bind_text(s, 1, term, -1, SQLITE_STATIC);
     return step_int(s, 0, df, err);
@@ -269,11 +268,10 @@ int rank_rows(rank_conn *rc, int64_t *n, ctx_error *err)
     sqlite3_stmt *s;
 
     /* The count term_df was built with, so IDFs and bounds agree. */
-    if (sqlite3_prepare_v2(rc->db, "SELECT nrows FROM term_df_meta", -1, &s, NULL) ==
-            SQLITE_OK &&
+    if (stmt_get(rc->db, "SELECT nrows FROM term_df_meta", &s) == SQLITE_OK &&
         !step_int(s, -1, n, err) && *n >= 0)
         return CTX_OK;
-    if (sqlite3_prepare_v2(rc->db, "SELECT count(*) FROM chunks", -1, &s, NULL) != SQLITE_OK)
+    if (stmt_get(rc->db, "SELECT count(*) FROM chunks", &s) != SQLITE_OK)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
     return step_int(s, 0, n, err);
 }
@@ -287,12 +285,11 @@ int rank_stats_refresh(sqlite3 *db, int force, ctx_error *err)
 
     if (!(rc = rank_attach(db, err)))
         return err ? err->code : CTX_ESTORE;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM chunks", -1, &s, NULL) != SQLITE_OK)
+    if (stmt_get(db, "SELECT count(*) FROM chunks", &s) != SQLITE_OK)
         return ctx_error_set(err, CTX_ESTORE, "rank stats: %s", sqlite3_errmsg(db));
     if ((r = step_int(s, 0, &now_rows, err)))
         return r;
-    if (!force && sqlite3_prepare_v2(db, "SELECT nrows FROM term_df_meta", -1, &s, NULL) ==
-                      SQLITE_OK &&
+    if (!force && stmt_get(db, "SELECT nrows FROM term_df_meta", &s) == SQLITE_OK &&
         (r = step_int(s, -1, &then_rows, err)))
         return r;
     if (!force && then_rows >= 0 && llabs(now_rows - then_rows) * 20 <= then_rows)
@@ -350,28 +347,27 @@ int rank_chunks_load(rank_conn *rc, ctx_error *err)
 
     if (!sqlite3_get_autocommit(rc->db))
         return CTX_OK; /* rows seen now might still roll back */
-    if (sqlite3_prepare_v2(rc->db, "SELECT seq FROM sqlite_sequence WHERE name = 'chunks'", -1,
-                           &s, NULL) == SQLITE_OK &&
+    if (stmt_get(rc->db, "SELECT seq FROM sqlite_sequence WHERE name = 'chunks'", &s) ==
+            SQLITE_OK &&
         (r = step_int(s, 0, &seq, err)))
         return r;
-    if (sqlite3_prepare_v2(rc->db,
-                           "SELECT c.id, c.acl_id, d.source_id FROM chunks c"
-                           " JOIN documents d ON d.id = c.doc_id WHERE c.id > ?1"
-                           " ORDER BY c.id",
-                           -1, &s, NULL) != SQLITE_OK)
+    if (stmt_get(rc->db,
+                 "SELECT c.id, c.acl_id, d.source_id FROM chunks c"
+                 " JOIN documents d ON d.id = c.doc_id WHERE c.id > ?1"
+                 " ORDER BY c.id", &s) != SQLITE_OK)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
     sqlite3_bind_int64(s, 1, rc->loaded);
     while ((r = sqlite3_step(s)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(s, 0);
         if (id >= rc->cap && map_grow(rc, id, err)) {
-            sqlite3_finalize(s);
+            stmt_put(s);
             return CTX_ENOMEM;
         }
         rc->acl_of[id] = (int32_t)sqlite3_column_int64(s, 1);
         rc->src_of[id] = (int32_t)sqlite3_column_int64(s, 2);
         hi = id;
     }
-    sqlite3_finalize(s);
+    stmt_put(s);
     if (r != SQLITE_DONE)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
     /* Also past ids that were used and deleted before we looked: the
@@ -397,16 +393,15 @@ int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err
         acl = rc->acl_of[id];
         src = rc->src_of[id];
     } else {
-        if (sqlite3_prepare_v2(rc->db,
-                               "SELECT c.acl_id, d.source_id FROM chunks c"
-                               " JOIN documents d ON d.id = c.doc_id WHERE c.id = ?1",
-                               -1, &s, NULL) != SQLITE_OK)
+        if (stmt_get(rc->db,
+                     "SELECT c.acl_id, d.source_id FROM chunks c"
+                     " JOIN documents d ON d.id = c.doc_id WHERE c.id = ?1", &s) != SQLITE_OK)
             return -ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
         sqlite3_bind_int64(s, 1, id);
         r = sqlite3_step(s);
         acl = r == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
         src = r == SQLITE_ROW ? sqlite3_column_int64(s, 1) : 0;
-        sqlite3_finalize(s);
+        stmt_put(s);
         if (r != SQLITE_ROW && r != SQLITE_DONE)
             return -ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
     }

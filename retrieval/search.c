@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../core/util.h"
+#include "../indexer/stmt.h"
 #include "acl.h"
 #include "rank.h"
 
@@ -239,7 +240,7 @@ static int named(sqlite3 *db, const char *pjson, int deny, acl_principals *out, 
 
     out->ids = NULL;
     out->n = 0;
-    if (sqlite3_prepare_v2(db, named_sql, -1, &s, NULL) != SQLITE_OK)
+    if (stmt_get(db, named_sql, &s) != SQLITE_OK)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
     sqlite3_bind_text(s, 1, pjson, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, deny);
@@ -259,7 +260,7 @@ static int id_bitmap(sqlite3 *db, const char *sql, const char *json, uint8_t **b
 
     *bits = NULL;
     *nbits = 0;
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+    if (stmt_get(db, sql, &s) != SQLITE_OK)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
     sqlite3_bind_text(s, 1, json, -1, SQLITE_STATIC);
     if ((rc = acl__collect(s, &ids, err)))
@@ -352,10 +353,9 @@ static int run_pass(sqlite3 *db, rank_conn *rc, const char *match, rank_query *q
     int64_t seen = 0;
     int step, ok;
 
-    if (sqlite3_prepare_v2(db,
-                           "SELECT rowid, ctx_rank(chunks_fts, ?2) FROM chunks_fts"
-                           " WHERE chunks_fts MATCH ?1 ORDER BY rowid DESC",
-                           -1, &s, NULL) != SQLITE_OK)
+    if (stmt_get(db,
+                 "SELECT rowid, ctx_rank(chunks_fts, ?2) FROM chunks_fts"
+                 " WHERE chunks_fts MATCH ?1 ORDER BY rowid DESC", &s) != SQLITE_OK)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
     sqlite3_bind_text(s, 1, match, -1, SQLITE_STATIC);
     sqlite3_bind_pointer(s, 2, q, RANK_QUERY_PTR, NULL);
@@ -369,7 +369,7 @@ static int run_pass(sqlite3 *db, rank_conn *rc, const char *match, rank_query *q
         /* ctx_rank decided rows the map knows; the rest are asked here. */
         if ((ok = rank_chunk_ok(rc, q, c.id, err)) <= 0) {
             if (ok < 0) {
-                sqlite3_finalize(s);
+                stmt_put(s);
                 return -ok;
             }
             continue;
@@ -382,10 +382,10 @@ static int run_pass(sqlite3 *db, rank_conn *rc, const char *match, rank_query *q
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
         ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
-        sqlite3_finalize(s);
+        stmt_put(s);
         return CTX_ESTORE;
     }
-    sqlite3_finalize(s);
+    stmt_put(s);
     return CTX_OK;
 }
 
@@ -428,7 +428,7 @@ static int fetch_hits(sqlite3 *db, const heap *h, int k, int per_doc, search_res
     sqlite3_stmt *s;
     size_t cap = 0;
 
-    if (sqlite3_prepare_v2(db, hit_sql, -1, &s, NULL) != SQLITE_OK)
+    if (stmt_get(db, hit_sql, &s) != SQLITE_OK)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
     for (size_t i = 0; i < h->n && (int)out->n < k; i++) {
         int64_t doc;
@@ -441,7 +441,7 @@ static int fetch_hits(sqlite3 *db, const heap *h, int k, int per_doc, search_res
         if ((step = sqlite3_step(s)) != SQLITE_ROW) {
             if (step == SQLITE_DONE)
                 continue; /* its document was deleted */
-            sqlite3_finalize(s);
+            stmt_put(s);
             return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
         }
         doc = sqlite3_column_int64(s, 0);
@@ -452,7 +452,7 @@ static int fetch_hits(sqlite3 *db, const heap *h, int k, int per_doc, search_res
         if (out->n == cap) {
             cap = cap ? cap * 2 : 16;
             if (!(hit = ctx_realloc(out->hits, cap * sizeof *hit))) {
-                sqlite3_finalize(s);
+                stmt_put(s);
                 return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
             }
             out->hits = hit;
@@ -467,7 +467,7 @@ static int fetch_hits(sqlite3 *db, const heap *h, int k, int per_doc, search_res
         hit->text = col_dup(s, 4);
         hit->acl_synced_at = sqlite3_column_int64(s, 5);
     }
-    sqlite3_finalize(s);
+    stmt_put(s);
     return CTX_OK;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../core/util.h"
+#include "../indexer/stmt.h"
 #include "acl.h"
 
 #define EF_MAX 4096
@@ -73,9 +74,8 @@ static int source_ids(sqlite3 *db, const vsearch_opts *o, acl_principals *out, c
     json_decref(a);
     if (!js)
         return ctx_error_set(err, CTX_ENOMEM, "vsearch: out of memory");
-    if (sqlite3_prepare_v2(db, "SELECT id FROM sources WHERE name IN"
-                           " (SELECT value FROM json_each(?1)) ORDER BY 1", -1, &s,
-                           NULL) != SQLITE_OK) {
+    if (stmt_get(db, "SELECT id FROM sources WHERE name IN"
+                 " (SELECT value FROM json_each(?1)) ORDER BY 1", &s) != SQLITE_OK) {
         free(js);
         return ctx_error_set(err, CTX_ESTORE, "vsearch: %s", sqlite3_errmsg(db));
     }
@@ -150,7 +150,7 @@ int vsearch(sqlite3 *db, const vindex *vi, const char *user, const float *q,
     f.nacl = acls.n;
     f.source_ids = opts && opts->nsources ? srcs.ids : NULL;
     f.nsource = srcs.n;
-    if (sqlite3_prepare_v2(db, hit_sql, -1, &s, NULL) != SQLITE_OK) {
+    if (stmt_get(db, hit_sql, &s) != SQLITE_OK) {
         rc = ctx_error_set(err, CTX_ESTORE, "vsearch: %s", sqlite3_errmsg(db));
         goto done;
     }
@@ -211,7 +211,7 @@ int vsearch(sqlite3 *db, const vindex *vi, const char *user, const float *q,
 done:
     if (rc)
         search_result_free(out);
-    sqlite3_finalize(s);
+    stmt_put(s);
     ctx_free(hits);
     acl_principals_free(&pr);
     acl_principals_free(&acls);
