@@ -1,23 +1,33 @@
 #!/bin/sh
 # serve_load.sh - load on `ctxgate serve`: wrk against POST /v1/search,
 # RUNS times (default 3) of DURATION (30s) with CONNECTIONS (50), reporting
-# after each run requests/s, p99 latency, errors (non-2xx and socket errors)
-# and the server's RSS, so growth across runs shows. Nothing is asserted:
-# the numbers go to docs/benchmarks.md by hand.
+# after each run requests/s, p50 and p99 latency, errors (non-2xx and socket
+# errors) and the server's RSS, so growth across runs shows. Nothing is
+# asserted: the numbers go to docs/benchmarks.md by hand.
 #
 #   sh bench/serve_load.sh                       # the demo company, 3 x 30 s
+#   DOCS=86000 sh bench/serve_load.sh            # ~100k chunks (see below)
 #   DURATION=10s RUNS=1 sh bench/serve_load.sh   # a quick check
 #   CONFIG=/path/ctxgate.json sh bench/serve_load.sh   # an existing store
 #
+# With DOCS, the corpus is bench/search_lexical's (Zipf vocabulary, ~1 KB
+# documents, 1.16 chunks each, users u0001/u1/u10/u50/u100 reading 0.1% to
+# 100%), built once into /tmp/ctxgate-bench, copied and embedded with the
+# hash model; each request asks one of QUERIES (200) random questions of
+# three words: one of the 100 commonest and two of the rest.
+#
 # Environment: BUILD (build/release), CONFIG (a ctxgate.json whose store is
 # synced; default: the demo corpus synced and embedded into a temp dir),
-# MODE (hybrid), QUERY, USER_ID (alice@northwind.test), AGENT (bench; with
-# CONFIG it must be in its "agents"), THREADS (wrk threads, 2), PORT (18099).
+# DOCS, MODE (hybrid), QUERY (the demo's one question), USER_ID
+# (alice@northwind.test; with DOCS user:u10), AGENT (bench; with CONFIG it
+# must be in its "agents"), THREADS (wrk threads, 2), SERVE_THREADS (2),
+# PORT (18099).
 set -eu
 cd "$(dirname "$0")/.."
 : "${BUILD:=build/release}" "${DURATION:=30s}" "${CONNECTIONS:=50}" "${RUNS:=3}"
 : "${THREADS:=2}" "${MODE:=hybrid}" "${QUERY:=vacation policy for new parents}"
-: "${USER_ID:=alice@northwind.test}" "${AGENT:=bench}" "${PORT:=18099}"
+: "${AGENT:=bench}" "${PORT:=18099}" "${SERVE_THREADS:=2}" "${QUERIES:=200}"
+if [ -n "${DOCS:-}" ]; then : "${USER_ID:=user:u10}"; else : "${USER_ID:=alice@northwind.test}"; fi
 command -v wrk >/dev/null || { echo "serve_load: wrk is missing (make deps)" >&2; exit 2; }
 [ -x "$BUILD/ctxgate" ] || make --no-print-directory BUILD="$BUILD" "$BUILD/ctxgate" >/dev/null
 bin=$(realpath "$BUILD/ctxgate")
@@ -29,46 +39,77 @@ trap cleanup EXIT INT TERM
 
 CTXGATE_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export CTXGATE_JWT_SECRET
-if [ -z "${CONFIG:-}" ]; then
-    demo=$(realpath examples/demo)
+config() { # config SOURCE-NAME SOURCE-PATH
     cat >"$work/ctxgate.json" <<JSON
 {"data_dir": "./data", "embeddings": {"provider": "hash", "dim": 384},
- "sources": [{"name": "northwind", "type": "files", "path": "$demo"}],
+ "sources": [{"name": "$1", "type": "files", "path": "$2"}],
  "agents": [{"name": "$AGENT", "sources": "*", "labels": "*", "max_k": 10, "max_tokens": 4000}],
- "serve": {"listen": "127.0.0.1:$PORT", "threads": 2, "user_rate": 0, "agent_rate": 0}}
+ "serve": {"listen": "127.0.0.1:$PORT", "threads": $SERVE_THREADS, "user_rate": 0, "agent_rate": 0}}
 JSON
     CONFIG=$work/ctxgate.json
+}
+if [ -z "${CONFIG:-}" ] && [ -n "${DOCS:-}" ]; then
+    make -s BUILD="$BUILD" "$BUILD/bench/search_lexical"
+    "$BUILD/bench/search_lexical" --docs "$DOCS" --pg none --queries 1 --warmup 0 --checks 0 \
+        >/dev/null
+    mkdir -p "$work/data" "$work/empty"
+    cp "/tmp/ctxgate-bench/lexical-$DOCS-v5000-z1-s42.db" "$work/data/ctxgate.db"
+    config bench "$work/empty"
+    "$bin" --config "$CONFIG" embed >/dev/null
+    # Three words a question: one of the 100 commonest, two of the rest.
+    sqlite3 "$work/data/ctxgate.db" "SELECT term FROM term_df ORDER BY df DESC LIMIT 100" \
+        >"$work/common"
+    sqlite3 "$work/data/ctxgate.db" "SELECT term FROM term_df ORDER BY df DESC LIMIT -1 OFFSET 100" \
+        >"$work/rest"
+    awk -v n="$QUERIES" 'FNR == 1 { f++ } f == 1 { c[nc++] = $0 } f == 2 { r[nr++] = $0 }
+        END { srand(42); for (i = 0; i < n; i++)
+              print c[int(rand() * nc)] " " r[int(rand() * nr)] " " r[int(rand() * nr)] }' \
+        "$work/common" "$work/rest" >"$work/questions"
+elif [ -z "${CONFIG:-}" ]; then
+    config northwind "$(realpath examples/demo)"
     "$bin" --config "$CONFIG" sync >/dev/null
     "$bin" --config "$CONFIG" embed >/dev/null
 fi
+[ -s "$work/questions" ] || echo "$QUERY" >"$work/questions"
 token=$("$bin" --config "$CONFIG" token mint --user "$USER_ID" --agent "$AGENT" --ttl 2h)
 "$bin" --config "$CONFIG" serve --no-agent --listen "127.0.0.1:$PORT" 2>"$work/serve.log" &
 pid=$!
-for _ in $(seq 100); do
+for _ in $(seq 1200); do # the vector index may be built first
     grep -q "serving on" "$work/serve.log" 2>/dev/null && break
     sleep 0.1
 done
 grep -q "serving on" "$work/serve.log" || { cat "$work/serve.log" >&2; exit 1; }
 
-cat >"$work/search.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $token"
-wrk.body = '{"query": "$QUERY", "k": 10, "mode": "$MODE"}'
-LUA
+{
+    echo 'wrk.method = "POST"'
+    echo 'wrk.headers["Content-Type"] = "application/json"'
+    echo "wrk.headers[\"Authorization\"] = \"Bearer $token\""
+    echo 'local bodies = {'
+    while IFS= read -r q; do
+        printf '  [[{"query": "%s", "k": 10, "mode": "%s"}]],\n' "$q" "$MODE"
+    done <"$work/questions"
+    echo '}'
+    echo 'request = function()'
+    echo '  return wrk.format(nil, nil, nil, bodies[math.random(#bodies)])'
+    echo 'end'
+} >"$work/search.lua"
 
 rss() { awk '/^VmRSS/ {print $2 " kB"}' "/proc/$pid/status"; }
-echo "## ctxgate serve under wrk: POST /v1/search ($MODE), $CONNECTIONS connections, $DURATION"
+chunks=$(sqlite3 "$(dirname "$CONFIG")/data/ctxgate.db" "SELECT count(*) FROM chunks" 2>/dev/null ||
+    echo "?")
+echo "## ctxgate serve under wrk: POST /v1/search ($MODE) as $USER_ID, $chunks chunks,"
+echo "$CONNECTIONS connections, $DURATION, $SERVE_THREADS server threads"
 echo
-echo "| run | requests/s | p99 | non-2xx | socket errors | RSS after |"
-echo "|---|---|---|---|---|---|"
-echo "| before | | | | | $(rss) |"
+echo "| run | requests/s | p50 | p99 | non-2xx | socket errors | RSS after |"
+echo "|---|---|---|---|---|---|---|"
+echo "| before | | | | | | $(rss) |"
 for run in $(seq "$RUNS"); do
     out=$(wrk -t "$THREADS" -c "$CONNECTIONS" -d "$DURATION" --latency -s "$work/search.lua" \
         "http://127.0.0.1:$PORT/v1/search")
     rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
+    p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
     non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
     sock=$(echo "$out" | sed -n 's/.*Socket errors: *//p')
-    echo "| $run | $rps | $p99 | ${non2xx:-0} | ${sock:-none} | $(rss) |"
+    echo "| $run | $rps | $p50 | $p99 | ${non2xx:-0} | ${sock:-none} | $(rss) |"
 done
