@@ -1,7 +1,7 @@
 #!/bin/sh
 # vector_search.sh - build and run bench/vector_search (see the file's head).
 #
-#   sh bench/vector_search.sh                      # 1,000,000 chunks (~1 h on 2 cores, ~3 GB)
+#   sh bench/vector_search.sh                      # 1,000,000 chunks (~12 min on 2 cores, ~2 GB)
 #   BENCH_N=20000 sh bench/vector_search.sh        # quick check (~1 min)
 #
 # Environment: BENCH_N (chunks, default 1000000), BENCH_QUERIES (default 200),
