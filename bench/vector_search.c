@@ -3,9 +3,11 @@
  * of 384-d clustered unit vectors in 1000 ACL sets, and users allowed
  * 0.1%, 1%, 10%, 50% and 100% of them. Reports the build rate, memory per
  * vector, and per share recall@10 against an exact filtered scan with
- * p50/p99 latency for the planner (vsearch_plan), for each plan forced
- * (to place VSEARCH_EXACT_MAX), and for the naive "ANN top-100, then
- * filter" beside it. Then the hash embedder's throughput.
+ * p50/p99 latency for the planner (vsearch_plan), for the exact scan and
+ * the partition (or, below its size, the graph) forced, to place
+ * VSEARCH_EXACT_MAX, and for the naive "ANN top-100, then filter" beside
+ * it; then the partition's recall and time by lists probed (to place
+ * VSEARCH_NPROBE), and the hash embedder's throughput.
  *
  *   build/release/bench/vector_search [--n N] [--queries Q] [--dim D] [--m M]
  *
@@ -25,6 +27,8 @@
 #define NACL 1000
 #define NCLUSTERS 2000
 #define K 10
+
+static const char *const plan_name[] = {"auto", "exact", "HNSW", "IVF"};
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
 
@@ -169,23 +173,25 @@ int main(int argc, char **argv)
     fprintf(stderr, "\n");
     rss1 = rss_kb();
     vindex_get_info(vi, &info);
-    printf("| build | vectors/s | memory per vector (index) | memory per vector (RSS) |\n");
-    printf("|---|---|---|---|\n");
-    printf("| %.1f s | %.0f | %.0f B | %.0f B |\n\n", build_s, (double)n / build_s,
-           (double)info.bytes / (double)n, (double)(rss1 - rss0) * 1024.0 / (double)n);
+    printf("| build | vectors/s | partition lists | memory per vector (index) |"
+           " memory per vector (RSS) |\n");
+    printf("|---|---|---|---|---|\n");
+    printf("| %.1f s | %.0f | %zu | %.0f B | %.0f B |\n\n", build_s, (double)n / build_s,
+           vindex_lists(vi), (double)info.bytes / (double)n,
+           (double)(rss1 - rss0) * 1024.0 / (double)n);
 
     for (int q = 0; q < nq; q++)
         sample(centres, dim, noise, queries + (size_t)q * (size_t)dim);
 
     printf("| allowed | vectors | plan (auto) | recall@10 | p50 ms | p99 ms | exact p50 | exact p99"
-           " | ANN p50 | ANN p99 | ANN recall | naive top-100+filter recall | naive p50 |\n");
+           " | IVF p50 | IVF p99 | IVF recall | naive top-100+filter recall | naive p50 |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (size_t s = 0; s < sizeof shares / sizeof shares[0]; s++) {
         size_t nacl = (size_t)(shares[s] * NACL + 0.5);
         vindex_filter f = {all_acl, nacl ? nacl : 1, NULL, 0};
         vindex_filter everyone = {all_acl, NACL, NULL, 0};
         double *lat[4], rec[4] = {0, 0, 0, 0};
-        int plans[3] = {0, 0, 0}, fell = 0;
+        int plans[4] = {0, 0, 0, 0}, fell = 0, best = 1;
         timing t[4];
         for (int j = 0; j < 4; j++)
             lat[j] = malloc(sizeof(double) * (size_t)nq);
@@ -197,7 +203,7 @@ int main(int argc, char **argv)
             vsearch_stats vs;
             double t1;
 
-            /* 0: the planner; 1: exact forced; 2: ANN forced; 3: naive. */
+            /* 0: the planner; 1: exact forced; 2: IVF forced; 3: naive. */
             t1 = now_s();
             vindex_search_exact(vi, qv, K, &f, truth, &nt, &err);
             lat[1][q] = now_s() - t1;
@@ -211,7 +217,7 @@ int main(int argc, char **argv)
             plans[vs.plan]++;
             fell += vs.fell_back;
 
-            vo.plan = VSEARCH_ANN;
+            vo.plan = vindex_lists(vi) ? VSEARCH_IVF : VSEARCH_ANN;
             t1 = now_s();
             vsearch_plan(vi, qv, &f, &vo, got, &ng, &vs, &err);
             lat[2][q] = now_s() - t1;
@@ -219,7 +225,10 @@ int main(int argc, char **argv)
 
             /* Naive: the 100 nearest of everything, then the caller's filter. */
             t1 = now_s();
-            vindex_search_ann(vi, qv, 100, 128, &everyone, wide, &nw, &err);
+            if (vindex_lists(vi))
+                vindex_search_ivf(vi, qv, 100, VSEARCH_NPROBE, &everyone, wide, &nw, &err);
+            else
+                vindex_search_ann(vi, qv, 100, 128, &everyone, wide, &nw, &err);
             for (size_t i = 0; i < nw && kept < K; i++)
                 if (acl_of[wide[i].chunk_id] <= (nacl ? nacl : 1))
                     got[kept++] = wide[i];
@@ -228,14 +237,48 @@ int main(int argc, char **argv)
         }
         for (int j = 0; j < 4; j++)
             summarize(lat[j], nq, rec[j], &t[j]);
+        for (int p = 1; p < 4; p++)
+            if (plans[p] > plans[best])
+                best = p;
         printf("| %.1f%% | %zu | %s%s | %.3f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.3f |"
                " %.3f | %.2f |\n",
-               shares[s] * 100, vindex_count(vi, &f),
-               plans[VSEARCH_EXACT] >= plans[VSEARCH_ANN] ? "exact" : "ANN",
-               fell ? " (fallback)" : "", t[0].recall, t[0].p50, t[0].p99, t[1].p50, t[1].p99,
-               t[2].p50, t[2].p99, t[2].recall, t[3].recall, t[3].p50);
+               shares[s] * 100, vindex_count(vi, &f), plan_name[best], fell ? " (fallback)" : "",
+               t[0].recall, t[0].p50, t[0].p99, t[1].p50, t[1].p99, t[2].p50, t[2].p99,
+               t[2].recall, t[3].recall, t[3].p50);
         for (int j = 0; j < 4; j++)
             free(lat[j]);
+    }
+
+    /* Where VSEARCH_NPROBE belongs: the partition's recall and time by lists probed. */
+    printf("\n| allowed | nprobe | IVF recall@10 | IVF p50 ms | IVF p99 ms |\n|---|---|---|---|---|\n");
+    for (size_t s = 2; s < sizeof shares / sizeof shares[0]; s++) {
+        static const int probes[] = {4, 8, 16, 32, 64};
+        size_t nacl = (size_t)(shares[s] * NACL + 0.5);
+        vindex_filter f = {all_acl, nacl, NULL, 0};
+        vindex_hit *truth = malloc(sizeof *truth * K * (size_t)nq);
+        size_t *nt = malloc(sizeof *nt * (size_t)nq);
+        for (int q = 0; q < nq; q++)
+            vindex_search_exact(vi, queries + (size_t)q * (size_t)dim, K, &f,
+                                truth + (size_t)q * K, &nt[q], &err);
+        for (size_t p = 0; p < sizeof probes / sizeof probes[0] && vindex_lists(vi); p++) {
+            double *lat = malloc(sizeof(double) * (size_t)nq), rec = 0;
+            timing t;
+            for (int q = 0; q < nq; q++) {
+                vindex_hit got[K];
+                size_t ng;
+                double t1 = now_s();
+                vindex_search_ivf(vi, queries + (size_t)q * (size_t)dim, K, probes[p], &f, got,
+                                  &ng, &err);
+                lat[q] = now_s() - t1;
+                rec += overlap(truth + (size_t)q * K, nt[q], got, ng);
+            }
+            summarize(lat, nq, rec, &t);
+            printf("| %.0f%% | %d | %.3f | %.2f | %.2f |\n", shares[s] * 100, probes[p],
+                   t.recall, t.p50, t.p99);
+            free(lat);
+        }
+        free(truth);
+        free(nt);
     }
     vindex_free(vi);
 

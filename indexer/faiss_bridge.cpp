@@ -23,6 +23,7 @@ extern "C" {
 #include <algorithm>
 #include <cerrno>
 #include <cfloat>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -163,6 +164,13 @@ struct vindex {
     std::vector<uint32_t> live_by_acl;           /* ACL set -> live slots */
     std::unordered_map<int64_t, uint32_t> slot_of;
     size_t ndead = 0;
+    /* The partition (empty until trained): list centroids, slot -> list,
+     * and its inverse (derived). Once it exists, new vectors go to it and
+     * to the storage only: the graph keeps the vectors it had. */
+    std::vector<float> cent;
+    std::vector<uint32_t> list_of;
+    std::vector<std::vector<uint32_t>> lists;
+    size_t graph_n() const { return hnsw->hnsw.levels.size(); }
 
     vindex(int d, int64_t model, int m) : dim(d), M(m), model_id(model)
     {
@@ -227,13 +235,158 @@ int fail(ctx_error *err, int code, const char *what, const char *detail)
     return ctx_error_set(err, code, "vector index: %s: %s", what, detail);
 }
 
+/* ---- the partition (an inverted file over the stored vectors) ----
+ *
+ * The graph walk cannot reach a good recall when most vectors are
+ * forbidden (its queue fills with them) or when a cluster's members are
+ * almost equally far apart (it stops early). The partition scans exactly:
+ * the lists whose centroids are nearest the query, every allowed vector in
+ * them, until at least nprobe lists and k allowed vectors were seen. Its
+ * cost follows the lists probed, not the allowed share.
+ */
+constexpr size_t IVF_TRAIN_AT = 50000;  /* live vectors before it is trained on its own */
+constexpr size_t IVF_NLIST = 2048;
+constexpr size_t IVF_SAMPLE = 32768;    /* rows k-means is trained on */
+constexpr int IVF_ITERS = 6;
+
+struct Rng {
+    uint64_t x;
+    uint64_t next()
+    {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        return x * 0x2545f4914f6cdd1dULL;
+    }
+};
+
+size_t nearest(const float *v, const float *c, size_t k, size_t d)
+{
+    size_t best = 0;
+    float bd = FLT_MAX;
+    for (size_t j = 0; j < k; j++) {
+        float t = l2(v, c + j * d, d);
+        if (t < bd) {
+            bd = t;
+            best = j;
+        }
+    }
+    return best;
+}
+
+/*
+ * Spherical k-means (Lloyd) of the n unit rows of x, seeded with k distinct
+ * rows; a fixed seed, so the same vectors give the same partition. An
+ * emptied cluster is reseeded with a row. Each centroid is scaled back to
+ * unit length: a plain mean of noisy unit vectors is shorter the more it
+ * averages, and short centroids are nearest to everything (one list took
+ * most of the vectors). Returns k * d floats.
+ */
+std::vector<float> kmeans(const float *x, size_t n, size_t k, size_t d, int iters)
+{
+    std::vector<float> c(k * d), sum(k * d);
+    std::vector<uint32_t> cnt(k);
+    Rng r{0x853c49e6748fea9bULL};
+
+    {
+        /* k-means++ seeding: each next seed a row drawn in proportion to
+         * its squared distance from the nearest seed so far, so that well
+         * separated clusters each get one before any gets two. */
+        std::vector<float> near(n, FLT_MAX);
+        size_t pickd = r.next() % n;
+        for (size_t j = 0; j < k; j++) {
+            double total = 0, at;
+            std::memcpy(&c[j * d], x + pickd * d, d * sizeof(float));
+            for (size_t i = 0; i < n; i++) {
+                near[i] = std::min(near[i], l2(x + i * d, &c[j * d], d));
+                total += near[i];
+            }
+            at = (double)(r.next() >> 11) / 9007199254740992.0 * total;
+            for (pickd = 0; pickd + 1 < n && (at -= near[pickd]) > 0; pickd++)
+                ;
+        }
+    }
+    for (int it = 0; it < iters; it++) {
+        std::fill(sum.begin(), sum.end(), 0.0f);
+        std::fill(cnt.begin(), cnt.end(), 0);
+        for (size_t i = 0; i < n; i++) {
+            size_t j = nearest(x + i * d, c.data(), k, d);
+            for (size_t t = 0; t < d; t++)
+                sum[j * d + t] += x[i * d + t];
+            cnt[j]++;
+        }
+        for (size_t j = 0; j < k; j++) {
+            const float *src = cnt[j] ? &sum[j * d] : x + (r.next() % n) * d;
+            float norm = 0;
+            for (size_t t = 0; t < d; t++)
+                norm += src[t] * src[t];
+            norm = norm > 0 ? 1.0f / std::sqrt(norm) : 0.0f;
+            for (size_t t = 0; t < d; t++)
+                c[j * d + t] = src[t] * norm;
+        }
+    }
+    return c;
+}
+
+/* The lists, from list_of. */
+void partition_derive(vindex &vi)
+{
+    vi.lists.assign(vi.cent.size() / (size_t)vi.dim, {});
+    for (size_t slot = 0; slot < vi.list_of.size(); slot++)
+        vi.lists[vi.list_of[slot]].push_back((uint32_t)slot);
+}
+
+/*
+ * Put slots [from, chunk.size()) into their nearest lists. Every centroid
+ * is looked at: routing through centroids of centroids lost a third of the
+ * recall on well separated clusters, whose centroids are all about equally
+ * far from each other (bench/vector_search).
+ */
+void partition_assign(vindex &vi, size_t from)
+{
+    size_t d = (size_t)vi.dim, nlist = vi.lists.size(), n = vi.chunk.size();
+    grow(vi.list_of, n);
+    for (size_t slot = from; slot < n; slot++) {
+        uint32_t j = (uint32_t)nearest(vi.storage->row(slot), vi.cent.data(), nlist, d);
+        vi.list_of.push_back(j);
+        vi.lists[j].push_back((uint32_t)slot);
+    }
+}
+
+/* Train nlist centroids (at most) on a sample of the live vectors and assign every slot. */
+void partition_train(vindex &vi, size_t nlist)
+{
+    size_t d = (size_t)vi.dim, n = vi.chunk.size(), live = n - vi.ndead;
+    std::vector<uint32_t> rows;
+    std::vector<float> sample;
+    Rng r{0x2545f4914f6cdd1dULL};
+
+    nlist = std::min(nlist, live);
+    if (!nlist)
+        return;
+    rows.reserve(live);
+    for (size_t i = 0; i < n; i++)
+        if (!vi.dead[i])
+            rows.push_back((uint32_t)i);
+    for (size_t i = 0; i < rows.size() && i < IVF_SAMPLE; i++)
+        std::swap(rows[i], rows[i + r.next() % (rows.size() - i)]);
+    rows.resize(std::min(rows.size(), std::max(IVF_SAMPLE, nlist)));
+    sample.resize(rows.size() * d);
+    for (size_t i = 0; i < rows.size(); i++)
+        std::memcpy(&sample[i * d], vi.storage->row(rows[i]), d * sizeof(float));
+    vi.cent = kmeans(sample.data(), rows.size(), nlist, d, IVF_ITERS);
+    vi.list_of.clear();
+    partition_derive(vi);
+    partition_assign(vi, 0);
+}
+
 /* ---- file format ----
  *
  * "CTXVIDX1", then fields in host byte order, then a trailer: the 64-bit
  * checksum of everything before it, the total length, and "CTXVEND1". A
  * file that is short, long, or fails the checksum is torn.
  */
-const char MAGIC[8] = {'C', 'T', 'X', 'V', 'I', 'D', 'X', '1'};
+const char MAGIC[8] = {'C', 'T', 'X', 'V', 'I', 'D', 'X', '2'}; /* 2: the partition */
 const char MAGIC_END[8] = {'C', 'T', 'X', 'V', 'E', 'N', 'D', '1'};
 
 struct Sum {
@@ -330,6 +483,8 @@ template <class IO> void body(IO &io, vindex &vi)
     io.num(h.max_level);
     io.num(h.efConstruction);
     io.num(h.efSearch);
+    io.vec(vi.cent);
+    io.vec(vi.list_of);
 }
 
 } // namespace
@@ -363,7 +518,9 @@ void vindex_get_info(const vindex *vi, vindex_info *info)
                   vi->chunk.capacity() * 8 + vi->acl.capacity() * 4 + vi->src.capacity() * 4 +
                   vi->dead.capacity() + n * 4 /* by_acl */ +
                   vi->slot_of.size() * (sizeof(void *) * 2 + 16) +
-                  vi->slot_of.bucket_count() * sizeof(void *);
+                  vi->slot_of.bucket_count() * sizeof(void *) +
+                  vi->cent.capacity() * sizeof(float) +
+                  vi->list_of.capacity() * 4 * 2 /* and the lists */;
 }
 
 int vindex_add(vindex *vi, size_t n, const float *vecs, const int64_t *chunk_ids,
@@ -382,14 +539,18 @@ int vindex_add(vindex *vi, size_t n, const float *vecs, const int64_t *chunk_ids
              * its own: at a million vectors the slack is the memory target. */
             faiss::HNSW &h = vi->hnsw->hnsw;
             grow(vi->storage->data, (base + n) * (size_t)vi->dim);
-            grow(h.neighbors, h.neighbors.size() + n * (size_t)(2 * vi->M + vi->M / 4 + 1));
-            grow(h.levels, base + n);
-            grow(h.offsets, base + n + 1);
             grow(vi->chunk, base + n);
             grow(vi->acl, base + n);
             grow(vi->src, base + n);
             grow(vi->dead, base + n);
-            vi->hnsw->add((faiss::Index::idx_t)n, vecs);
+            if (vi->cent.empty()) {
+                grow(h.neighbors, h.neighbors.size() + n * (size_t)(2 * vi->M + vi->M / 4 + 1));
+                grow(h.levels, base + n);
+                grow(h.offsets, base + n + 1);
+                vi->hnsw->add((faiss::Index::idx_t)n, vecs);
+            } else {
+                vi->storage->add((faiss::Index::idx_t)n, vecs);
+            }
         }
         for (size_t i = 0; i < n; i++) {
             vi->chunk.push_back(chunk_ids[i]);
@@ -406,6 +567,10 @@ int vindex_add(vindex *vi, size_t n, const float *vecs, const int64_t *chunk_ids
             }
             vi->index_slot((uint32_t)(base + i));
         }
+        if (!vi->cent.empty())
+            partition_assign(*vi, base);
+        else if (vi->chunk.size() - vi->ndead >= IVF_TRAIN_AT)
+            partition_train(*vi, IVF_NLIST);
         if (seq > vi->seq)
             vi->seq = seq;
         return CTX_OK;
@@ -413,6 +578,18 @@ int vindex_add(vindex *vi, size_t n, const float *vecs, const int64_t *chunk_ids
         return fail(err, CTX_EINTERNAL, "add", e.what());
     }
 }
+
+int vindex_partition(vindex *vi, size_t nlist, ctx_error *err)
+{
+    try {
+        partition_train(*vi, nlist ? nlist : IVF_NLIST);
+        return CTX_OK;
+    } catch (const std::exception &e) {
+        return fail(err, CTX_EINTERNAL, "partition", e.what());
+    }
+}
+
+size_t vindex_lists(const vindex *vi) { return vi->lists.size(); }
 
 void vindex_remove(vindex *vi, int64_t chunk_id, int64_t tomb_seq)
 {
@@ -509,7 +686,7 @@ int vindex_search_ann(const vindex *vi, const float *q, int k, int ef, const vin
         faiss::SearchParametersHNSW params;
         Allowed sel;
         *n = 0;
-        if (k <= 0 || vi->chunk.empty() || !f->nacl)
+        if (k <= 0 || !vi->graph_n() || !f->nacl)
             return CTX_OK;
         make_allowed(vi, f, sel);
         params.sel = &sel;
@@ -530,6 +707,47 @@ int vindex_search_ann(const vindex *vi, const float *q, int k, int ef, const vin
         return CTX_OK;
     } catch (const std::exception &e) {
         return fail(err, CTX_EINTERNAL, "search", e.what());
+    }
+}
+
+int vindex_search_ivf(const vindex *vi, const float *q, int k, int nprobe,
+                      const vindex_filter *f, vindex_hit *out, size_t *n, ctx_error *err)
+{
+    try {
+        std::vector<std::pair<float, uint32_t>> order, top; /* top: a max-heap */
+        size_t d = (size_t)vi->dim, nlist = vi->lists.size(), found = 0;
+        Allowed sel;
+        *n = 0;
+        if (k <= 0 || !nlist || !f->nacl)
+            return CTX_OK;
+        make_allowed(vi, f, sel);
+        order.reserve(nlist);
+        for (size_t j = 0; j < nlist; j++)
+            order.emplace_back(l2(q, &vi->cent[j * d], d), (uint32_t)j);
+        std::sort(order.begin(), order.end());
+        top.reserve((size_t)k + 1);
+        for (size_t p = 0; p < nlist; p++) {
+            if ((int)p >= nprobe && found >= (size_t)k)
+                break;
+            for (uint32_t slot : vi->lists[order[p].second]) {
+                if (!sel.is_member(slot))
+                    continue;
+                float dist = l2(q, vi->storage->row(slot), d);
+                found++;
+                if (top.size() < (size_t)k) {
+                    top.emplace_back(dist, slot);
+                    std::push_heap(top.begin(), top.end());
+                } else if (dist < top.front().first) {
+                    std::pop_heap(top.begin(), top.end());
+                    top.back() = {dist, slot};
+                    std::push_heap(top.begin(), top.end());
+                }
+            }
+        }
+        sort_hits(top, vi, out, n);
+        return CTX_OK;
+    } catch (const std::exception &e) {
+        return fail(err, CTX_EINTERNAL, "partition search", e.what());
     }
 }
 
@@ -632,14 +850,26 @@ int vindex_load(const char *path, vindex **out, ctx_error *err)
         if (!r.ok || !tail || r.len != r.size || sum != r.sum.h || total != (uint64_t)size ||
             std::memcmp(end, MAGIC_END, 8) || vi->acl.size() != n || vi->src.size() != n ||
             vi->dead.size() != n || vi->storage->data.size() != n * (size_t)dim ||
-            h.levels.size() != n || h.offsets.size() != n + 1 ||
-            (n && (h.entry_point < 0 || (size_t)h.entry_point >= n)))
+            h.levels.size() > n || (vi->cent.empty() && h.levels.size() != n) ||
+            h.offsets.size() != h.levels.size() + 1 ||
+            (!h.levels.empty() && (h.entry_point < 0 || (size_t)h.entry_point >= h.levels.size())))
             return ctx_error_set(err, CTX_EIO, "vector index: %s: torn (size or checksum)", path);
         for (int32_t nb : h.neighbors)
-            if (nb < -1 || (nb >= 0 && (size_t)nb >= n))
+            if (nb < -1 || (nb >= 0 && (size_t)nb >= h.levels.size()))
                 return ctx_error_set(err, CTX_EIO, "vector index: %s: torn (graph)", path);
+        {
+            size_t nlist = vi->cent.size() / (size_t)dim;
+            bool ok = vi->cent.empty() ? vi->list_of.empty()
+                                       : vi->cent.size() == nlist * (size_t)dim &&
+                                             vi->list_of.size() == n;
+            for (size_t i = 0; ok && !vi->cent.empty() && i < n; i++)
+                ok = vi->list_of[i] < nlist;
+            if (!ok)
+                return ctx_error_set(err, CTX_EIO, "vector index: %s: torn (partition)", path);
+            partition_derive(*vi);
+        }
         vi->storage->ntotal = (faiss::Index::idx_t)n;
-        vi->hnsw->ntotal = (faiss::Index::idx_t)n;
+        vi->hnsw->ntotal = (faiss::Index::idx_t)vi->graph_n();
         for (size_t i = 0; i < n; i++) {
             vi->ndead += vi->dead[i] != 0;
             vi->index_slot((uint32_t)i);

@@ -1,8 +1,8 @@
 /*
- * vindex.h - the vector index: an HNSW graph (FAISS) over the vectors of
- * one embedding model, with each vector's chunk id, ACL set and source, so a
- * search can be limited to what a caller may read before anything is
- * ranked. Derived data: the store's vectors table is the truth; the index
+ * vindex.h - the vector index: an HNSW graph (FAISS) and a k-means
+ * partition (an inverted file) over the vectors of one embedding model,
+ * with each vector's chunk id, ACL set and source, so a search can be
+ * limited to what a caller may read before anything is ranked. Derived data: the store's vectors table is the truth; the index
  * is persisted beside the store, caught up from it, and rebuilt when its
  * file is missing, torn or of another model.
  *
@@ -140,10 +140,35 @@ int vindex_search_exact(const vindex *vi, const float *q, int k, const vindex_fi
  * vindex_search_ann - the same through the HNSW graph with efSearch ef; the
  * filter is applied while the graph is walked (never after a top-k), but
  * with few allowed vectors the walk may find fewer than k: the caller
- * falls back to vindex_search_exact.
+ * falls back to vindex_search_exact. The graph holds only the vectors
+ * added before the index was partitioned (vindex_partition): a partitioned
+ * index is searched with vindex_search_ivf.
  */
 int vindex_search_ann(const vindex *vi, const float *q, int k, int ef, const vindex_filter *f,
                       vindex_hit *out, size_t *n, ctx_error *err);
+
+/*
+ * vindex_partition - split the vectors into nlist lists (0: the default,
+ * 2048) by spherical k-means centroids (k-means++ seeds) trained on a
+ * sample of up to 32,768 vectors, and from then on put each new vector in
+ * its nearest list instead of the graph. vindex_add does it by itself once
+ * 50,000 vectors are live; tests call it on small indexes. The partition
+ * is kept in the file; a rebuild trains anew.
+ */
+int vindex_partition(vindex *vi, size_t nlist, ctx_error *err);
+
+/* vindex_lists - how many lists the partition has; 0 = not trained. */
+size_t vindex_lists(const vindex *vi);
+
+/*
+ * vindex_search_ivf - the k nearest allowed vectors in the lists whose
+ * centroids are nearest q: lists are scanned exactly (every allowed vector
+ * in them, SIMD), nearest first, until at least nprobe lists and k allowed
+ * vectors were seen. nprobe >= vindex_lists() is an exact search. No
+ * partition: no hits.
+ */
+int vindex_search_ivf(const vindex *vi, const float *q, int k, int nprobe,
+                      const vindex_filter *f, vindex_hit *out, size_t *n, ctx_error *err);
 
 /* vindex_l2sq - squared L2 distance with the kernel in use. */
 float vindex_l2sq(const float *a, const float *b, size_t d);

@@ -47,8 +47,19 @@ int vsearch_plan(const vindex *vi, const float *q, const vindex_filter *f,
     ef = (VSEARCH_EF_WIDEN * k > ef_min ? VSEARCH_EF_WIDEN * k : ef_min) /
          (share > 0 ? share : 1e-9);
     if (plan == VSEARCH_AUTO)
-        plan = stats->allowed <= exact_max || ef > EF_MAX ? VSEARCH_EXACT : VSEARCH_ANN;
+        plan = stats->allowed <= exact_max ? VSEARCH_EXACT
+               : vindex_lists(vi)         ? VSEARCH_IVF
+               : ef > EF_MAX              ? VSEARCH_EXACT
+                                          : VSEARCH_ANN;
     stats->plan = plan;
+    if (plan == VSEARCH_IVF) {
+        stats->nprobe = opts && opts->nprobe > 0 ? opts->nprobe : VSEARCH_NPROBE;
+        if ((rc = vindex_search_ivf(vi, q, k, stats->nprobe, f, out, n, err)))
+            return rc;
+        if (*n >= (size_t)k || *n >= stats->allowed)
+            return CTX_OK;
+        stats->fell_back = 1;
+    }
     if (plan == VSEARCH_ANN) {
         stats->ef = ef > EF_MAX ? EF_MAX : (int)ef;
         if ((rc = vindex_search_ann(vi, q, k, stats->ef, f, out, n, err)))

@@ -347,6 +347,172 @@ Test(vindex, filtered_graph_walk_never_leaves_the_filter)
     free(src);
 }
 
+/* Vectors around 16 centres, chunk ids 1000 + i, random ACL sets and sources. */
+static void clustered(float *v, float c[16][LD], int64_t *ids, int64_t *acl, int64_t *src,
+                      int n)
+{
+    for (int k = 0; k < 16; k++)
+        for (int j = 0; j < LD; j++)
+            c[k][j] = frand();
+    for (int i = 0; i < n; i++) {
+        int k = rnd(16);
+        for (int j = 0; j < LD; j++)
+            v[i * LD + j] = c[k][j] + frand();
+        embed_normalize(v + i * LD, LD);
+        ids[i] = 1000 + i;
+        acl[i] = 1 + rnd(LACL);
+        src[i] = 1 + rnd(3);
+    }
+}
+
+static void same_hits(const vindex_hit *a, size_t na, const vindex_hit *b, size_t nb,
+                      const char *what)
+{
+    cr_assert_eq(na, nb, "%s: %zu hits against %zu", what, na, nb);
+    for (size_t i = 0; i < na; i++)
+        cr_assert_eq(a[i].chunk_id, b[i].chunk_id, "%s: hit %zu is %lld, not %lld", what, i,
+                     (long long)a[i].chunk_id, (long long)b[i].chunk_id);
+}
+
+Test(vindex, partition_stays_in_the_filter_and_all_lists_are_exact)
+{
+    vindex *vi = vindex_new(LD, 1, 16), *back;
+    float *v = malloc(sizeof(float) * LN * LD), c[16][LD], q[LD];
+    int64_t *ids = malloc(sizeof(int64_t) * LN), *acl = malloc(sizeof(int64_t) * LN),
+            *src = malloc(sizeof(int64_t) * LN);
+    char *d = tu_tmpdir("ivf"), path[4096];
+    vindex_hit ivf[50], ex[50], all[50];
+    ctx_error err;
+    double recall = 0;
+    int nq = 0, half = LN / 2;
+
+    clustered(v, c, ids, acl, src, LN);
+    /* Half before the partition is trained, half after: those go to lists only. */
+    cr_assert_eq(vindex_add(vi, (size_t)half, v, ids, acl, src, half, &err), 0, "%s", err.text);
+    cr_assert_eq(vindex_lists(vi), 0, "partitioned below the size that asks for it");
+    cr_assert_eq(vindex_partition(vi, 40, &err), 0, "%s", err.text);
+    cr_assert_eq(vindex_lists(vi), 40);
+    cr_assert_eq(vindex_add(vi, (size_t)(LN - half), v + (size_t)half * LD, ids + half,
+                            acl + half, src + half, LN, &err),
+                 0, "%s", err.text);
+    for (int i = 0; i < LN; i += 97)
+        vindex_remove(vi, ids[i], i);
+    /* Kept in the file, so the loaded index answers the same. */
+    snprintf(path, sizeof path, "%s/ivf.idx", d);
+    cr_assert_eq(vindex_save(vi, path, &err), 0, "%s", err.text);
+    cr_assert_eq(vindex_load(path, &back, &err), 0, "%s", err.text);
+    cr_assert_eq(vindex_lists(back), 40);
+
+    for (int t = 0; t < 60; t++) {
+        int64_t allowed[LACL], srcs[1] = {1 + rnd(3)};
+        size_t na = 0, nivf, nex, nall, nback;
+        int share = 1 + rnd(100); /* percent of ACL sets */
+        for (int a = 1; a <= LACL; a++)
+            if (rnd(100) < share)
+                allowed[na++] = a;
+        vindex_filter f = {allowed, na, t % 3 ? NULL : srcs, 1};
+        int k = 1 + rnd(50);
+        for (int j = 0; j < LD; j++)
+            q[j] = c[rnd(16)][j] + frand();
+        embed_normalize(q, LD);
+        cr_assert_eq(vindex_search_exact(vi, q, k, &f, ex, &nex, &err), 0);
+        /* Every list probed: exactly the exact scan's answer. */
+        cr_assert_eq(vindex_search_ivf(vi, q, k, 40, &f, all, &nall, &err), 0);
+        same_hits(all, nall, ex, nex, "all lists");
+        /* Two lists at least: never outside the filter, and k whenever k are allowed. */
+        cr_assert_eq(vindex_search_ivf(vi, q, k, 2, &f, ivf, &nivf, &err), 0);
+        cr_assert_eq(nivf, nex, "found %zu of %zu", nivf, nex);
+        for (size_t i = 0; i < nivf; i++) {
+            int64_t slot = ivf[i].chunk_id - 1000;
+            int ok = 0;
+            for (size_t a = 0; a < na; a++)
+                ok |= allowed[a] == acl[slot];
+            cr_assert(ok, "LEAK: chunk %lld with ACL %lld is outside the filter",
+                      (long long)ivf[i].chunk_id, (long long)acl[slot]);
+            cr_assert(slot % 97 != 0, "tombstoned chunk %lld returned",
+                      (long long)ivf[i].chunk_id);
+            cr_assert(!f.source_ids || src[slot] == srcs[0], "wrong source");
+        }
+        cr_assert_eq(vindex_search_ivf(back, q, k, 2, &f, all, &nback, &err), 0);
+        same_hits(all, nback, ivf, nivf, "loaded");
+        /* The planner takes the partition once the allowed set is large. */
+        {
+            vsearch_opts vo = {0};
+            vindex_hit got[50];
+            size_t ngot, hit = 0;
+            vsearch_stats vs;
+            vo.k = k;
+            vo.exact_max = 100;
+            vo.nprobe = 10; /* a quarter of the lists */
+            cr_assert_eq(vsearch_plan(vi, q, &f, &vo, got, &ngot, &vs, &err), 0);
+            cr_assert_eq(ngot, nex, "plan %d found %zu of %zu", vs.plan, ngot, nex);
+            if (vs.allowed > 100)
+                cr_assert_eq(vs.plan, VSEARCH_IVF);
+            for (size_t i = 0; i < nex; i++)
+                for (size_t j = 0; j < ngot; j++)
+                    hit += ex[i].chunk_id == got[j].chunk_id;
+            if (nex) {
+                recall += (double)hit / (double)nex;
+                nq++;
+            }
+        }
+    }
+    cr_assert_gt(recall / nq, 0.9, "recall %f", recall / nq);
+
+    /* A vector added after loading goes to its list and is found. */
+    {
+        int64_t id = 999999, a = 1, s = 1;
+        vindex_filter f = {&a, 1, NULL, 0};
+        size_t nivf;
+        cr_assert_eq(vindex_add(back, 1, v, &id, &a, &s, LN + 1, &err), 0, "%s", err.text);
+        cr_assert_eq(vindex_search_ivf(back, v, 1, 1, &f, ivf, &nivf, &err), 0);
+        cr_assert_eq(nivf, 1);
+        cr_assert_eq(ivf[0].chunk_id, id);
+    }
+    vindex_free(back);
+    vindex_free(vi);
+    tu_rmrf(d);
+    free(d);
+    free(v);
+    free(ids);
+    free(acl);
+    free(src);
+}
+
+Test(vindex, partitioned_by_itself_at_50000_live_vectors)
+{
+    enum { N = 50000, D = 8 };
+    vindex *vi = vindex_new(D, 1, 8);
+    float *v = malloc(sizeof(float) * N * D);
+    int64_t *ids = malloc(sizeof(int64_t) * N), *one = malloc(sizeof(int64_t) * N);
+    vindex_hit hit[1];
+    size_t n;
+    ctx_error err;
+
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < D; j++)
+            v[i * D + j] = frand();
+        embed_normalize(v + i * D, D);
+        ids[i] = i + 1;
+        one[i] = 1;
+    }
+    cr_assert_eq(vindex_add(vi, N - 1, v, ids, one, one, N - 1, &err), 0, "%s", err.text);
+    cr_assert_eq(vindex_lists(vi), 0);
+    cr_assert_eq(vindex_add(vi, 1, v + (N - 1) * D, ids + N - 1, one, one, N, &err), 0);
+    cr_assert_eq(vindex_lists(vi), 2048);
+    /* Each vector is in a list: probing its nearest list finds it first. */
+    for (int i = 0; i < N; i += 4999) {
+        vindex_filter f = {one, 1, NULL, 0};
+        cr_assert_eq(vindex_search_ivf(vi, v + (size_t)i * D, 1, 1, &f, hit, &n, &err), 0);
+        cr_assert_eq(n, 1);
+        cr_assert_eq(hit[0].chunk_id, ids[i], "vector %d not in its nearest list", i);
+    }
+    vindex_free(vi);
+    free(v);
+    free(ids);
+    free(one);
+}
+
 Test(vindex_store, maintenance_prunes_tombstones_and_other_models_files)
 {
     char path[4096], old[4096], other[4096], tmp[4096];
