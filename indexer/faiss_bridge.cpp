@@ -19,6 +19,7 @@ extern "C" {
 #include <faiss/impl/HNSW.h>
 #include <faiss/impl/IDSelector.h>
 #include <immintrin.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -756,6 +757,8 @@ float vindex_l2sq(const float *a, const float *b, size_t d) { return l2(a, b, d)
 int vindex_simd(void) { return l2 == l2_avx2; }
 
 void vindex_simd_set(int on) { l2 = on && cpu_has_simd() ? l2_avx2 : l2_scalar; }
+
+void vindex_threads_set(int n) { omp_set_num_threads(n > 0 ? n : omp_get_num_procs()); }
 
 int vindex_save(const vindex *vi, const char *path, ctx_error *err)
 {

@@ -181,6 +181,14 @@ float vindex_l2sq(const float *a, const float *b, size_t d);
 int vindex_simd(void);
 void vindex_simd_set(int on);
 
+/*
+ * vindex_threads_set - threads FAISS may use to add vectors to the graph
+ * (OpenMP; n <= 0 = one a core, the default). A process that forks without
+ * exec after adding vectors must first set 1: libgomp's pool does not
+ * survive fork(), and the child's next parallel region waits forever.
+ */
+void vindex_threads_set(int n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,7 +3,9 @@
  */
 #include "acl.h"
 
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../core/util.h"
@@ -91,38 +93,86 @@ void acl_principals_free(acl_principals *p)
     p->n = 0;
 }
 
-/* Allowed to one of the principals (a JSON array), denied to none. */
-static const char readable_sets_sql[] =
-    "SELECT acl_id FROM acl_entries WHERE deny = 0"
+/*
+ * Allowed to one of the principals (?1, a JSON array), denied to none; then
+ * the label filter's parts, each only when it restricts (the statement
+ * cache keeps the four shapes apart).
+ */
+#define READABLE_SQL                                                                         \
+    "SELECT acl_id FROM acl_entries WHERE deny = 0"                                          \
+    "  AND principal_id IN (SELECT value FROM json_each(?1))"                                \
+    " EXCEPT SELECT acl_id FROM acl_entries WHERE deny = 1"                                  \
     "  AND principal_id IN (SELECT value FROM json_each(?1))"
-    " EXCEPT SELECT acl_id FROM acl_entries WHERE deny = 1"
-    "  AND principal_id IN (SELECT value FROM json_each(?1))"
-    " ORDER BY 1";
+#define LABEL_NOT_ALLOWED                                                                    \
+    " EXCEPT SELECT a.acl_id FROM acl_labels a JOIN labels l ON l.id = a.label_id"           \
+    "  WHERE l.name NOT IN (SELECT value FROM json_each(?2))"
+#define LABEL_WANTED                                                                         \
+    " INTERSECT SELECT a.acl_id FROM acl_labels a JOIN labels l ON l.id = a.label_id"        \
+    "  WHERE l.name IN (SELECT value FROM json_each(?3))"
 
-int acl_readable_sets(sqlite3 *db, const acl_principals *pr, acl_principals *out,
-                      ctx_error *err)
+static const char *const readable_sql[4] = {
+    READABLE_SQL " ORDER BY 1",
+    READABLE_SQL LABEL_NOT_ALLOWED " ORDER BY 1",
+    READABLE_SQL LABEL_WANTED " ORDER BY 1",
+    READABLE_SQL LABEL_NOT_ALLOWED LABEL_WANTED " ORDER BY 1",
+};
+
+/* ids_json - integers as a JSON array into *b. */
+static int ids_json(ctx_buf *b, const int64_t *ids, size_t n)
+{
+    int rc = ctx_buf_puts(b, "[");
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = ctx_buf_printf(b, "%s%lld", i ? "," : "", (long long)ids[i]);
+    return rc || ctx_buf_puts(b, "]");
+}
+
+/* names_json - strings as a JSON array (new), NULL when out of memory. */
+static char *names_json(const char *const *v, size_t n)
+{
+    json_t *a = json_array();
+    char *s;
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_string(v[i]));
+    s = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    return s;
+}
+
+int acl_readable_sets(sqlite3 *db, const acl_principals *pr, const acl_label_filter *lf,
+                      acl_principals *out, ctx_error *err)
 {
     ctx_buf js = CTX_BUF_INIT;
+    char *allowed = NULL, *wanted = NULL;
     sqlite3_stmt *s = NULL;
-    int rc;
+    int rc, shape = 0;
 
     out->ids = NULL;
     out->n = 0;
     if (!pr->n)
         return CTX_OK;
-    rc = ctx_buf_puts(&js, "[");
-    for (size_t i = 0; !rc && i < pr->n; i++)
-        rc = ctx_buf_printf(&js, "%s%lld", i ? "," : "", (long long)pr->ids[i]);
-    if (rc || ctx_buf_puts(&js, "]")) {
-        ctx_buf_free(&js);
-        return ctx_error_set(err, CTX_ENOMEM, "acl: out of memory");
+    if (lf && lf->allowed)
+        shape |= 1;
+    if (lf && lf->nwanted)
+        shape |= 2;
+    if (ids_json(&js, pr->ids, pr->n) || ((shape & 1) && !(allowed = names_json(
+                                                              lf->allowed, lf->nallowed))) ||
+        ((shape & 2) && !(wanted = names_json(lf->wanted, lf->nwanted)))) {
+        rc = ctx_error_set(err, CTX_ENOMEM, "acl: out of memory");
+        goto done;
     }
-    if (stmt_get(db, readable_sets_sql, &s) != SQLITE_OK) {
-        ctx_buf_free(&js);
-        return ctx_error_set(err, CTX_ESTORE, "acl: %s", sqlite3_errmsg(db));
+    if (stmt_get(db, readable_sql[shape], &s) != SQLITE_OK) {
+        rc = ctx_error_set(err, CTX_ESTORE, "acl: %s", sqlite3_errmsg(db));
+        goto done;
     }
     sqlite3_bind_text(s, 1, js.data, (int)js.len, SQLITE_STATIC);
+    if (allowed)
+        sqlite3_bind_text(s, 2, allowed, -1, SQLITE_STATIC);
+    if (wanted)
+        sqlite3_bind_text(s, 3, wanted, -1, SQLITE_STATIC);
     rc = acl__collect(s, out, err);
+done:
     ctx_buf_free(&js);
+    free(allowed);
+    free(wanted);
     return rc;
 }

@@ -33,13 +33,27 @@ void acl_principals_free(acl_principals *p);
 int acl__collect(sqlite3_stmt *s, acl_principals *out, ctx_error *err);
 
 /*
- * acl_readable_sets - the ACL sets that principals pr may read: allowed to
- * one of them and denied to none (the same rule lexical search applies).
- * out->ids (new; sorted ascending, reusing acl_principals as an id list)
- * must be acl_principals_free'd. No principals: an empty set.
+ * acl_label_filter - the labels a readable ACL set may and must carry: an
+ * agent's grant (every label of the set among `allowed`; NULL = any) and a
+ * request's filter (one of `wanted`; none given = no such need). An
+ * unlabeled set passes `allowed` and fails a non-empty `wanted`.
  */
-int acl_readable_sets(sqlite3 *db, const acl_principals *pr, acl_principals *out,
-                      ctx_error *err);
+typedef struct acl_label_filter {
+    const char *const *allowed;
+    size_t nallowed;
+    const char *const *wanted;
+    size_t nwanted;
+} acl_label_filter;
+
+/*
+ * acl_readable_sets - the ACL sets that principals pr may read: allowed to
+ * one of them and denied to none (the same rule lexical search applies),
+ * and, with lf, whose labels pass it. out->ids (new; sorted ascending,
+ * reusing acl_principals as an id list) must be acl_principals_free'd. No
+ * principals: an empty set.
+ */
+int acl_readable_sets(sqlite3 *db, const acl_principals *pr, const acl_label_filter *lf,
+                      acl_principals *out, ctx_error *err);
 
 /* acl_user_name - "user:" + user unless it already has a principal prefix. */
 void acl_user_name(const char *user, char *buf, size_t len);

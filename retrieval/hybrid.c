@@ -80,6 +80,7 @@ int hybrid_search(sqlite3 *db, const vindex *vi, embed_provider *emb, const char
     so.k = depth;
     so.sources = o ? o->sources : NULL;
     so.nsources = o ? o->nsources : 0;
+    so.labels = o ? o->labels : NULL;
     if (wl > 0 && (rc = search_lexical(db, user, query, &so, &lex, err)))
         goto done;
     if (wv > 0 && vi && emb) {
@@ -101,6 +102,7 @@ int hybrid_search(sqlite3 *db, const vindex *vi, embed_provider *emb, const char
             vo.k = depth;
             vo.sources = so.sources;
             vo.nsources = so.nsources;
+            vo.labels = so.labels;
             if ((rc = vsearch(db, vi, user, q, &vo, &vec, NULL, err)))
                 goto done;
         }

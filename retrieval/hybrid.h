@@ -22,6 +22,7 @@ typedef struct hybrid_opts {
     double w_lexical, w_vector;     /* leg weights; both 0 = 1 and 1 */
     int rrf_k;                      /* 0 = 60 */
     int depth;                      /* candidates per leg; 0 = max(4k, 50) */
+    const acl_label_filter *labels; /* only ACL sets whose labels pass (NULL = any) */
 } hybrid_opts;
 
 /*

@@ -196,13 +196,6 @@ static const char named_sql[] =
     "SELECT DISTINCT principal_id FROM acl_entries"
     " WHERE deny = ?2 AND principal_id IN (SELECT value FROM json_each(?1)) ORDER BY 1";
 
-/* ACL sets the caller may read: allowed to one of them, denied to none. */
-static const char readable_sql[] =
-    "SELECT acl_id FROM acl_entries WHERE deny = 0"
-    " AND principal_id IN (SELECT value FROM json_each(?1))"
-    " EXCEPT SELECT acl_id FROM acl_entries WHERE deny = 1"
-    " AND principal_id IN (SELECT value FROM json_each(?1))";
-
 static const char sources_sql[] =
     "SELECT id FROM sources WHERE name IN (SELECT value FROM json_each(?1))";
 
@@ -248,9 +241,25 @@ static int named(sqlite3 *db, const char *pjson, int deny, acl_principals *out, 
 }
 
 /*
- * id_bitmap - a bit per id that sql (bound to json) returns. *nbits is one
- * past the highest id; *bits is new, and NULL when there is none.
+ * ids_bitmap - a bit per id in ids. *nbits is one past the highest id;
+ * *bits is new, and NULL when there is none.
  */
+static int ids_bitmap(const acl_principals *ids, uint8_t **bits, int64_t *nbits, ctx_error *err)
+{
+    *bits = NULL;
+    *nbits = 0;
+    for (size_t i = 0; i < ids->n; i++)
+        if (ids->ids[i] >= *nbits)
+            *nbits = ids->ids[i] + 1;
+    if (*nbits && !(*bits = ctx_calloc((size_t)(*nbits + 7) / 8, 1)))
+        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    for (size_t i = 0; i < ids->n; i++)
+        if (ids->ids[i] >= 0)
+            (*bits)[ids->ids[i] >> 3] |= (uint8_t)(1u << (ids->ids[i] & 7));
+    return CTX_OK;
+}
+
+/* id_bitmap - ids_bitmap of what sql (bound to json) returns. */
 static int id_bitmap(sqlite3 *db, const char *sql, const char *json, uint8_t **bits,
                      int64_t *nbits, ctx_error *err)
 {
@@ -265,18 +274,9 @@ static int id_bitmap(sqlite3 *db, const char *sql, const char *json, uint8_t **b
     sqlite3_bind_text(s, 1, json, -1, SQLITE_STATIC);
     if ((rc = acl__collect(s, &ids, err)))
         return rc;
-    for (size_t i = 0; i < ids.n; i++)
-        if (ids.ids[i] >= *nbits)
-            *nbits = ids.ids[i] + 1;
-    if (*nbits && !(*bits = ctx_calloc((size_t)(*nbits + 7) / 8, 1))) {
-        acl_principals_free(&ids);
-        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-    }
-    for (size_t i = 0; i < ids.n; i++)
-        if (ids.ids[i] >= 0)
-            (*bits)[ids.ids[i] >> 3] |= (uint8_t)(1u << (ids.ids[i] & 7));
+    rc = ids_bitmap(&ids, bits, nbits, err);
     acl_principals_free(&ids);
-    return CTX_OK;
+    return rc;
 }
 
 /* ---- the best L candidates: a min-heap on (score, id) ------------------ */
@@ -531,12 +531,19 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
         rc = err ? err->code : CTX_ESTORE;
         goto done;
     }
-    acl_in_match = allow.n <= (size_t)max_match;
-    if (!acl_in_match &&
-        (rc = id_bitmap(db, readable_sql, pjson, &readable, &nreadable, err)))
-        goto done;
-    if (!acl_in_match && !readable)
-        goto done; /* everything they are allowed is also denied to them */
+    /* A label filter is a property of ACL sets: only the bitmap knows it. */
+    acl_in_match = allow.n <= (size_t)max_match && !(opts && opts->labels);
+    if (!acl_in_match) {
+        acl_principals sets;
+        if ((rc = acl_readable_sets(db, &pr, opts ? opts->labels : NULL, &sets, err)))
+            goto done;
+        rc = ids_bitmap(&sets, &readable, &nreadable, err);
+        acl_principals_free(&sets);
+        if (rc)
+            goto done;
+        if (!readable)
+            goto done; /* all they are allowed is denied to them, or filtered */
+    }
     if (opts && opts->nsources) {
         json_t *a = json_array();
         for (i = 0; i < opts->nsources; i++)

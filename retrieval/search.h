@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "../core/ctx.h"
+#include "acl.h"
 
 typedef struct search_opts {
     int k;                          /* results wanted, 1..1000 (default 10) */
@@ -25,6 +26,7 @@ typedef struct search_opts {
      * are always all ranked.
      */
     int64_t rank_window;
+    const acl_label_filter *labels; /* only ACL sets whose labels pass (NULL = any) */
 } search_opts;
 
 #define SEARCH_RANK_WINDOW 20000

@@ -594,9 +594,26 @@ int svc_ready(svc *s)
 
 /* ---- search ---- */
 
+/*
+ * label_filter - the grant's labels and the request's as a filter on ACL
+ * sets, so that both search legs rank only what the agent may be handed.
+ */
+static const acl_label_filter *label_filter(const ctx_agent_grant *g, const svc_request *req,
+                                            acl_label_filter *lf)
+{
+    memset(lf, 0, sizeof *lf);
+    if (!has(&g->labels, "*")) {
+        lf->allowed = (const char *const *)g->labels.v;
+        lf->nallowed = g->labels.n;
+    }
+    lf->wanted = (const char *const *)req->labels;
+    lf->nwanted = req->nlabels;
+    return lf->allowed || lf->nwanted ? lf : NULL;
+}
+
 static int run_search(svc *s, worker *w, const svc_identity *id, const svc_request *req,
                       const char *mode, int k, const char *const *sources, size_t nsources,
-                      search_result *res, ctx_error *err)
+                      const acl_label_filter *labels, search_result *res, ctx_error *err)
 {
     sqlite3 *db = store_db(w->st);
     int rc;
@@ -609,6 +626,7 @@ static int run_search(svc *s, worker *w, const svc_identity *id, const svc_reque
         so.per_doc = 1;
         so.sources = sources;
         so.nsources = nsources;
+        so.labels = labels;
         return search_lexical(db, id->user, req->query, &so, res, err);
     }
     if (!strcmp(mode, "hybrid")) {
@@ -619,6 +637,7 @@ static int run_search(svc *s, worker *w, const svc_identity *id, const svc_reque
         ho.per_doc = 1;
         ho.sources = sources;
         ho.nsources = nsources;
+        ho.labels = labels;
         /* hybrid_search embeds the query itself, under the read lock. */
         pthread_rwlock_rdlock(&s->vlock);
         emb = s->vi ? query_embedder(w, s->vi_model, s, err) : NULL;
@@ -632,6 +651,7 @@ static int run_search(svc *s, worker *w, const svc_identity *id, const svc_reque
         vo.k = k;
         vo.sources = sources;
         vo.nsources = nsources;
+        vo.labels = labels;
         /* Embed outside the lock (a remote embedder takes a round trip),
          * then search only if the index is still of that model. */
         pthread_rwlock_rdlock(&s->vlock);
@@ -691,7 +711,8 @@ int svc_search(svc *s, const svc_identity *id, const svc_request *req, json_t **
     const char *mode = req->mode ? req->mode : "hybrid";
     const char **srcs = NULL;
     size_t nsrcs = 0;
-    int k, fetch_k, rc = CTX_OK, truncated = 0;
+    int k, rc = CTX_OK, truncated = 0;
+    acl_label_filter lf;
     int64_t budget, used = 0;
     json_t *results = NULL, *ids = NULL;
     search_result res;
@@ -731,25 +752,9 @@ int svc_search(svc *s, const svc_identity *id, const svc_request *req, json_t **
         rc = err->code;
         goto done;
     }
-    /* Labels are checked per hit: ask for more and widen while short. */
-    fetch_k = has(&g->labels, "*") && !req->nlabels ? k : (k * 4 > 50 ? k * 4 : 50);
-    for (;;) {
-        size_t kept = 0;
-        if (fetch_k > 1000)
-            fetch_k = 1000;
-        if ((rc = run_search(s, w, id, req, mode, fetch_k, srcs, nsrcs, &res, err)))
-            goto done;
-        for (size_t i = 0; i < res.n && kept < (size_t)k; i++) {
-            json_t *labels = acl_labels_of(w, chunk_acl(w, res.hits[i].chunk_id));
-            if (labels_ok(g, req, labels))
-                kept++;
-            json_decref(labels);
-        }
-        if (kept >= (size_t)k || res.n < (size_t)fetch_k || fetch_k >= 1000)
-            break;
-        search_result_free(&res);
-        fetch_k *= 4;
-    }
+    if ((rc = run_search(s, w, id, req, mode, k, srcs, nsrcs, label_filter(g, req, &lf), &res,
+                         err)))
+        goto done;
     for (size_t i = 0; i < res.n && json_array_size(results) < (size_t)k; i++) {
         const search_hit *h = &res.hits[i];
         json_t *labels = acl_labels_of(w, chunk_acl(w, h->chunk_id));
@@ -757,7 +762,7 @@ int svc_search(svc *s, const svc_identity *id, const svc_request *req, json_t **
         int ntok;
         size_t keep;
         char *text;
-        if (!labels_ok(g, req, labels)) {
+        if (!labels_ok(g, req, labels)) { /* the filter's twin, in case they disagree */
             json_decref(labels);
             continue;
         }
@@ -832,7 +837,7 @@ static int readable(worker *w, const char *user, int64_t acl_id, ctx_error *err)
 
     if (acl_resolve(store_db(w->st), user, &pr, err))
         return 0;
-    if (!acl_readable_sets(store_db(w->st), &pr, &sets, err)) {
+    if (!acl_readable_sets(store_db(w->st), &pr, NULL, &sets, err)) {
         for (size_t i = 0; i < sets.n && !ok; i++)
             ok = sets.ids[i] == acl_id;
         acl_principals_free(&sets);

@@ -149,7 +149,7 @@ int vsearch(sqlite3 *db, const vindex *vi, const char *user, const float *q,
         return rc;
     if (!vi)
         goto done;
-    if ((rc = acl_readable_sets(db, &pr, &acls, err)))
+    if ((rc = acl_readable_sets(db, &pr, opts ? opts->labels : NULL, &acls, err)))
         goto done;
     if (!acls.n)
         goto done;

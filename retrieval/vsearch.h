@@ -49,6 +49,7 @@ typedef struct vsearch_opts {
     int exact_max;                  /* 0 = VSEARCH_EXACT_MAX */
     int ef_min;                     /* smallest efSearch (0 = VSEARCH_EF_MIN) */
     int nprobe;                     /* lists scanned at least (0 = VSEARCH_NPROBE) */
+    const acl_label_filter *labels; /* only ACL sets whose labels pass (NULL = any) */
 } vsearch_opts;
 
 typedef struct vsearch_stats {

@@ -112,13 +112,18 @@ static int wait_exit(pid_t pid)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+static const char *db_path(void)
+{
+    static char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/data/ctxgate.db", dir);
+    return path;
+}
+
 static ctx_store *open_store(void)
 {
-    char path[PATH_MAX];
     ctx_store *st;
     ctx_error err;
-    snprintf(path, sizeof path, "%s/data/ctxgate.db", dir);
-    cr_assert_eq(store_open(path, 0, &st, &err), 0, "%s", err.text);
+    cr_assert_eq(store_open(db_path(), 0, &st, &err), 0, "%s", err.text);
     return st;
 }
 
@@ -162,7 +167,14 @@ Test(agent_daemon, two_agents_never_run_a_source_twice_at_once)
     write_config("{\"sync\": \"1s\", \"permissions\": \"\", \"full\": \"\"}", 0.6);
     a = spawn("", "a");
     b = spawn("", "b");
-    sleep(5);
+    /* Until three runs are done (a slow machine takes longer), at most 2 min. */
+    for (int i = 0; i < 600 && access(db_path(), F_OK) != 0; i++)
+        usleep(100 * 1000);
+    st = open_store();
+    for (int i = 0; i < 1200 && tu_count(st, "SELECT count(*) FROM sync_runs"
+                                             " WHERE status = 'ok'") < 3; i++)
+        usleep(100 * 1000);
+    store_close(st);
     kill(a, SIGTERM);
     kill(b, SIGTERM);
     cr_assert_eq(wait_exit(a), 0, "%s", log_of("a"));

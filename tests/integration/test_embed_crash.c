@@ -123,6 +123,8 @@ Test(embed_crash, kill_9_at_random_points_loses_and_duplicates_nothing)
     unsigned seed = (unsigned)time(NULL);
     int done = 0, kills = 0;
 
+    /* check() builds indexes here, and the workers are forked without exec. */
+    vindex_threads_set(1);
     dir = tu_tmpdir("embedcrash");
     fill();
     srand(seed);

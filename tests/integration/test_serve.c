@@ -498,7 +498,7 @@ static int may_read(ctx_store *st, const char *user, int64_t doc_id)
     sqlite3_finalize(q);
     if (acl < 0 || acl_resolve(store_db(st), user, &pr, &err))
         return 0;
-    cr_assert_eq(acl_readable_sets(store_db(st), &pr, &sets, &err), 0);
+    cr_assert_eq(acl_readable_sets(store_db(st), &pr, NULL, &sets, &err), 0);
     for (size_t i = 0; i < sets.n; i++)
         ok |= sets.ids[i] == acl;
     acl_principals_free(&pr);

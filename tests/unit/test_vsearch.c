@@ -398,3 +398,90 @@ Test(vsearch, hybrid_stays_inside_and_finds_unembedded_chunks)
     vindex_free(vi);
     finish();
 }
+
+/*
+ * An agent's label grant is part of the allowed set, not a filter after
+ * ranking: 1,200 documents with a label it may not read outrank the five it
+ * may, in both legs, and still the five come back, and nothing else.
+ */
+static size_t titles_with(const search_result *r, const char *prefix)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++)
+        n += !strncmp(r->hits[i].title, prefix, strlen(prefix));
+    return n;
+}
+
+Test(vsearch, labels_are_filtered_before_ranking)
+{
+    static const char *const internal[] = {"internal"}, *const nothing[] = {"no-such-label"};
+    const char *everyone[1] = {"everyone"}, *secret[1] = {"secret"}, *intl[1] = {"internal"};
+    ctx_principal u = {CTX_PRINCIPAL_USER, "user:lab@t.test", NULL, NULL, NULL, NULL, 0};
+    acl_label_filter only_internal = {internal, 1, NULL, 0}, want_internal = {NULL, 0, internal, 1},
+                     none = {nothing, 1, nothing, 1};
+    const acl_label_filter *filters[3] = {&only_internal, &want_internal, &none};
+    const size_t expect[3] = {5, 3, 0};
+    float q[DIM];
+    vindex *vi;
+    ctx_error err;
+
+    dir = tu_tmpdir("vlabels");
+    st = tu_store(dir);
+    cr_assert_eq(store_source(st, "s", "test", &source, &err), 0);
+    tu_ingest_init(&ic, st, source, &rstats);
+    cr_assert_eq(store_begin(st, &err), 0);
+    cr_assert_eq(store_principal_put(st, source, &u, &err), 0, "%s", err.text);
+    for (int d = 0; d < 1205; d++) {
+        /* 1,200 secret, 3 internal, 2 unlabeled; the secret ones match best. */
+        ctx_acl acl = {everyone, 1, NULL, 0, d < 1200 ? secret : intl, d < 1203};
+        const char *body = d < 1200 ? "zebra zebra zebra stripes" : "zebra crossing notes";
+        char id[16];
+        snprintf(id, sizeof id, "%s%d", d < 1200 ? "secret" : d < 1203 ? "internal" : "plain", d);
+        ctx_record r = {"s", id, id, NULL, body, strlen(body), NULL, 0, &acl};
+        cr_assert_eq(ingest_record(&ic, &r, &err), 0, "%s", err.text);
+    }
+    cr_assert_eq(store_commit(st, &err), 0);
+    {
+        embed_cfg c = {0};
+        c.dim = DIM;
+        cr_assert_eq(embed_open(&c, &emb, &err), 0);
+        cr_assert_eq(embed_run(st, emb, 0, NULL, NULL, &err), 0, "%s", err.text);
+    }
+    vi = open_index();
+    embed_hash("zebra zebra zebra stripes", 25, DIM, q);
+    for (int f = 0; f < 3; f++) {
+        search_opts so = {0};
+        vsearch_opts vo = {0};
+        hybrid_opts ho = {0};
+        search_result r;
+
+        so.k = vo.k = ho.k = 10;
+        so.labels = vo.labels = ho.labels = filters[f];
+        cr_assert_eq(search_lexical(store_db(st), "lab@t.test", "zebra", &so, &r, &err), 0);
+        cr_assert_eq(r.n, expect[f], "lexical, filter %d: %zu hits", f, r.n);
+        cr_assert_eq(titles_with(&r, "secret"), 0);
+        search_result_free(&r);
+        cr_assert_eq(vsearch(store_db(st), vi, "lab@t.test", q, &vo, &r, NULL, &err), 0);
+        cr_assert_eq(r.n, expect[f], "vector, filter %d: %zu hits", f, r.n);
+        cr_assert_eq(titles_with(&r, "secret"), 0);
+        search_result_free(&r);
+        cr_assert_eq(hybrid_search(store_db(st), vi, emb, "lab@t.test", "zebra stripes", &ho, &r,
+                                   &err), 0);
+        cr_assert_eq(r.n, expect[f], "hybrid, filter %d: %zu hits", f, r.n);
+        cr_assert_eq(titles_with(&r, "secret"), 0);
+        if (f == 1)
+            cr_assert_eq(titles_with(&r, "internal"), 3);
+        search_result_free(&r);
+    }
+    /* Without a filter the secret ones are what ranks first. */
+    {
+        search_opts so = {0};
+        search_result r;
+        so.k = 10;
+        cr_assert_eq(search_lexical(store_db(st), "lab@t.test", "zebra", &so, &r, &err), 0);
+        cr_assert_eq(titles_with(&r, "secret"), 10);
+        search_result_free(&r);
+    }
+    vindex_free(vi);
+    finish();
+}
