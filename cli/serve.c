@@ -22,7 +22,7 @@
 #include "../retrieval/mcp_service.h"
 #include "../retrieval/service.h"
 
-static volatile sig_atomic_t stop_asked, agent_quit, agent_reload;
+static volatile sig_atomic_t stop_asked, agent_quit, agent_reload, serve_reload;
 
 static void on_stop(int sig)
 {
@@ -34,6 +34,44 @@ static void on_hup(int sig)
 {
     (void)sig;
     agent_reload = 1;
+    serve_reload = 1;
+}
+
+/*
+ * reload - SIGHUP: read the config again. Its agents and grants, sources,
+ * audit and embedding settings and the token keys serve the next request;
+ * *live (the last reloaded config, or NULL) is replaced and freed. A config
+ * or a key that does not load changes nothing. serve.* stays as started.
+ */
+static void reload(const char *config_path, ctx_config **live, svc *service,
+                   http_server *srv, auth **au)
+{
+    ctx_config *next = ctx_calloc(1, sizeof *next);
+    auth *nau = NULL;
+    ctx_error err;
+
+    if (!next) {
+        ctx_log(CTX_LOG_ERROR, "serve", "reload: out of memory; the running config stays");
+        return;
+    }
+    if (ctx_config_load(config_path, next, &err) || auth_new(&next->auth, &nau, &err) ||
+        svc_reload(service, next, &err)) {
+        ctx_log(CTX_LOG_ERROR, "serve", "reload of %s refused: %s; the running config stays",
+                config_path, err.text);
+        auth_free(nau);
+        ctx_config_free(next);
+        ctx_free(next);
+        return;
+    }
+    auth_free(http_auth_set(srv, nau));
+    *au = nau;
+    if (*live) {
+        ctx_config_free(*live);
+        ctx_free(*live);
+    }
+    *live = next;
+    ctx_log(CTX_LOG_INFO, "serve", "reloaded %s: %zu agents, %zu sources", config_path,
+            next->nagents, next->nsources);
 }
 
 typedef struct agent_thread {
@@ -67,6 +105,7 @@ int cli_serve(int argc, char **argv, const char *config_path)
     http_opts ho;
     pthread_t agent_tid;
     agent_thread at;
+    ctx_config *live = NULL;
     int agent_running = 0;
 
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -115,8 +154,13 @@ int cli_serve(int argc, char **argv, const char *config_path)
             no_agent ? " (no maintenance agent)" : " with the maintenance agent");
     while (!stop_asked) {
         /* Follow the vector index the agent keeps up to date. */
-        for (int i = 0; i < 20 && !stop_asked; i++)
+        for (int i = 0; i < 20 && !stop_asked; i++) {
             usleep(100 * 1000);
+            if (serve_reload) {
+                serve_reload = 0;
+                reload(config_path, &live, service, srv, &au);
+            }
+        }
         if (!stop_asked && svc_index_refresh(service, &err))
             ctx_log(CTX_LOG_WARN, "serve", "vector index: %s", err.text);
     }
@@ -128,6 +172,10 @@ int cli_serve(int argc, char **argv, const char *config_path)
     }
     svc_free(service);
     auth_free(au);
+    if (live) {
+        ctx_config_free(live);
+        ctx_free(live);
+    }
     ctx_config_free(&cfg);
     return 0;
 fail:

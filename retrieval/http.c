@@ -50,6 +50,7 @@ typedef struct bucket {
 struct http_server {
     const ctx_config *cfg;
     svc *service;
+    pthread_rwlock_t alock; /* auth: http_auth_set swaps it */
     auth *auth;
     struct MHD_Daemon *d;
     route routes[MAX_ROUTES];
@@ -67,6 +68,16 @@ typedef struct conn_state {
     int too_big;
     uint64_t t0;
 } conn_state;
+
+auth *http_auth_set(http_server *srv, auth *a)
+{
+    auth *old;
+    pthread_rwlock_wrlock(&srv->alock);
+    old = srv->auth;
+    srv->auth = a;
+    pthread_rwlock_unlock(&srv->alock);
+    return old;
+}
 
 const char *http_base_url(const http_server *srv) { return srv->base; }
 int http_port(const http_server *srv) { return srv->port; }
@@ -454,7 +465,10 @@ static void dispatch(http_server *srv, struct MHD_Connection *c, const char *url
             unauthorized(srv, resp, "send Authorization: Bearer <token>");
             return;
         }
-        if (auth_verify(srv->auth, h + 7, ctx_now_ms() / 1000, &who, &err)) {
+        pthread_rwlock_rdlock(&srv->alock);
+        wait = auth_verify(srv->auth, h + 7, ctx_now_ms() / 1000, &who, &err);
+        pthread_rwlock_unlock(&srv->alock);
+        if (wait) {
             ctx_log(CTX_LOG_DEBUG, "http", "%s", err.text);
             unauthorized(srv, resp, "invalid or expired token");
             return;
@@ -564,6 +578,14 @@ int http_start(const http_opts *opts, http_server **out, ctx_error *err)
     srv->service = opts->service;
     srv->auth = opts->auth;
     pthread_mutex_init(&srv->mu, NULL);
+    {
+        /* Writers first: a key rotation must not wait out steady traffic. */
+        pthread_rwlockattr_t ra;
+        pthread_rwlockattr_init(&ra);
+        pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        pthread_rwlock_init(&srv->alock, &ra);
+        pthread_rwlockattr_destroy(&ra);
+    }
     add_route(srv, "/v1/search", 0, 1, h_search, "/v1/search");
     add_route(srv, "/v1/documents/", 1, 1, h_document, "/v1/documents/{id}");
     add_route(srv, "/healthz", 0, 0, h_health, "/healthz");
@@ -619,5 +641,6 @@ void http_stop(http_server *srv)
     }
     store_close(srv->mst);
     pthread_mutex_destroy(&srv->mu);
+    pthread_rwlock_destroy(&srv->alock);
     ctx_free(srv);
 }

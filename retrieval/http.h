@@ -80,6 +80,12 @@ void http_stop(http_server *srv);
 int http_route_set(http_server *srv, const char *path, int need_auth, http_handler fn,
                    void *arg);
 
+/*
+ * http_auth_set - verify tokens with a (stolen) from now on; returns the
+ * previous verifier (the caller frees it) once no request uses it.
+ */
+auth *http_auth_set(http_server *srv, auth *a);
+
 /* http_base_url - serve.public_url, or http://<listen>. Borrowed. */
 const char *http_base_url(const http_server *srv);
 

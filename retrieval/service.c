@@ -52,8 +52,10 @@ typedef struct usage_entry {
 } usage_entry;
 
 struct svc {
+    /* grants, sources, audit and embedding settings: svc_reload swaps it */
+    pthread_rwlock_t clock;
     const ctx_config *cfg;
-    char store_path[4096];
+    char store_path[4096], data_dir[4096];
     /* worker pool */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -465,7 +467,9 @@ static void *audit_writer(void *arg)
 
 void svc_audit_refusal(svc *s, const svc_identity *id, const char *action, const char *outcome)
 {
+    pthread_rwlock_rdlock(&s->clock);
     audit(s, id, action, NULL, NULL, 0, ctx_mono_ns(), outcome);
+    pthread_rwlock_unlock(&s->clock);
 }
 
 void svc_audit_flush(svc *s)
@@ -539,7 +543,7 @@ int svc_index_refresh(svc *s, ctx_error *err)
         goto done;
     }
     if (active != s->vi_model || !s->vi) {
-        vindex_path(s->cfg->data_dir, active, path, sizeof path);
+        vindex_path(s->data_dir, active, path, sizeof path);
         if ((rc = vindex_open(w->st, path, active, &nvi, &how, err)))
             goto done;
         pthread_rwlock_wrlock(&s->vlock);
@@ -703,8 +707,9 @@ static const ctx_agent_grant *grant_of(svc *s, const svc_identity *id)
     return ctx_config_agent(s->cfg, id->agent);
 }
 
-int svc_search(svc *s, const svc_identity *id, const svc_request *req, json_t **answer,
-               ctx_error *err)
+/* search_locked - svc_search under the config's read lock. */
+static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
+                         json_t **answer, ctx_error *err)
 {
     uint64_t t0 = ctx_mono_ns();
     const ctx_agent_grant *g = grant_of(s, id);
@@ -846,7 +851,19 @@ static int readable(worker *w, const char *user, int64_t acl_id, ctx_error *err)
     return ok;
 }
 
-int svc_fetch(svc *s, const svc_identity *id, int64_t doc_id, json_t **answer, ctx_error *err)
+int svc_search(svc *s, const svc_identity *id, const svc_request *req, json_t **answer,
+               ctx_error *err)
+{
+    int rc;
+    pthread_rwlock_rdlock(&s->clock);
+    rc = search_locked(s, id, req, answer, err);
+    pthread_rwlock_unlock(&s->clock);
+    return rc;
+}
+
+/* fetch_locked - svc_fetch under the config's read lock. */
+static int fetch_locked(svc *s, const svc_identity *id, int64_t doc_id, json_t **answer,
+                        ctx_error *err)
 {
     uint64_t t0 = ctx_mono_ns();
     const ctx_agent_grant *g = grant_of(s, id);
@@ -909,7 +926,31 @@ int svc_fetch(svc *s, const svc_identity *id, int64_t doc_id, json_t **answer, c
     return rc;
 }
 
+int svc_fetch(svc *s, const svc_identity *id, int64_t doc_id, json_t **answer, ctx_error *err)
+{
+    int rc;
+    pthread_rwlock_rdlock(&s->clock);
+    rc = fetch_locked(s, id, doc_id, answer, err);
+    pthread_rwlock_unlock(&s->clock);
+    return rc;
+}
+
 /* ---- life ---- */
+
+int svc_reload(svc *s, const ctx_config *cfg, ctx_error *err)
+{
+    char path[4096];
+
+    ctx_config_store_path(cfg, path, sizeof path);
+    if (strcmp(path, s->store_path) || strcmp(cfg->data_dir, s->data_dir))
+        return ctx_error_set(err, CTX_ECONFIG, "data_dir: %s is not %s, where the service"
+                             " runs; moving the store needs a restart", cfg->data_dir,
+                             s->data_dir);
+    pthread_rwlock_wrlock(&s->clock);
+    s->cfg = cfg;
+    pthread_rwlock_unlock(&s->clock);
+    return CTX_OK;
+}
 
 const char *svc_store_path(const svc *s) { return s->store_path; }
 
@@ -923,6 +964,7 @@ int svc_new(const ctx_config *cfg, int nworkers, svc **out, ctx_error *err)
         return ctx_error_set(err, CTX_ENOMEM, "service: out of memory");
     s->cfg = cfg;
     ctx_config_store_path(cfg, s->store_path, sizeof s->store_path);
+    snprintf(s->data_dir, sizeof s->data_dir, "%s", cfg->data_dir);
     s->nworkers = nworkers < 1 ? 1 : nworkers;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -932,6 +974,7 @@ int svc_new(const ctx_config *cfg, int nworkers, svc **out, ctx_error *err)
         pthread_rwlockattr_init(&ra);
         pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
         pthread_rwlock_init(&s->vlock, &ra);
+        pthread_rwlock_init(&s->clock, &ra); /* and a reload under load too */
         pthread_rwlockattr_destroy(&ra);
     }
     pthread_mutex_init(&s->amu, NULL);
@@ -988,6 +1031,7 @@ void svc_free(svc *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     pthread_rwlock_destroy(&s->vlock);
+    pthread_rwlock_destroy(&s->clock);
     pthread_mutex_destroy(&s->amu);
     pthread_cond_destroy(&s->acv);
     pthread_cond_destroy(&s->adone);

@@ -70,6 +70,14 @@ void svc_request_free(svc_request *req);
  */
 int svc_new(const ctx_config *cfg, int nworkers, svc **out, ctx_error *err);
 
+/*
+ * svc_reload - serve cfg (borrowed, as in svc_new) from now on: agents and
+ * their grants, sources, audit and embedding settings. Returns once no call
+ * uses the previous config, which the caller may then free. A config of
+ * another data_dir is refused (CTX_ECONFIG) and the old one kept.
+ */
+int svc_reload(svc *s, const ctx_config *cfg, ctx_error *err);
+
 /* svc_free - flush the audit log and free everything; no call may be running. */
 void svc_free(svc *s);
 

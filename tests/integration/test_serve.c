@@ -588,6 +588,80 @@ Test(serve, jwt_valid_hs256_rs256_es256_are_accepted)
     free(c);
 }
 
+/* replace_in_config - the config file with from replaced by to (once). */
+static void replace_in_config(const char *from, const char *to)
+{
+    size_t len;
+    char *t = file_text("ctxgate.json", &len), *p = strstr(t, from);
+    ctx_buf b = CTX_BUF_INIT;
+    cr_assert(p, "%s is not in the config", from);
+    ctx_buf_append(&b, t, (size_t)(p - t));
+    ctx_buf_puts(&b, to);
+    ctx_buf_puts(&b, p + strlen(from));
+    tu_write(dir, "ctxgate.json", b.data);
+    ctx_buf_free(&b);
+    ctx_free(t);
+}
+
+/* status_within - poll until a search with tok answers want (10 s at most). */
+static long status_within(const char *tok, long want)
+{
+    long got = 0;
+    for (int i = 0; i < 100 && got != want; i++) {
+        reply r = http("POST", "/v1/search", tok, "{\"query\": \"salary bands\"}");
+        got = r.status;
+        ctx_free(r.body);
+        if (got != want)
+            usleep(100 * 1000);
+    }
+    return got;
+}
+
+Test(serve, sighup_reloads_agents_grants_and_keys)
+{
+    char *c = claims_for("alice@northwind.test", "helpdesk", 3600, ISS, AUD);
+    char *rogue = token("alice@northwind.test", "rogue"), *rsa = mint_with(JWT_ALG_RS256,
+                                                                           "rsa.key", c);
+    char *help = token("alice@northwind.test", "helpdesk");
+    json_t *a;
+
+    json_decref(search(rogue, "{\"query\": \"salary\"}", 403));
+    cr_assert_eq(status_within(rsa, 200), 200);
+    /* A new agent, a narrower grant, and the RSA key retired. */
+    replace_in_config("{\"name\": \"elsewhere\"", "{\"name\": \"rogue\", \"sources\": \"*\","
+                      " \"labels\": \"*\"}, {\"name\": \"elsewhere\"");
+    replace_in_config("{\"name\": \"helpdesk\", \"sources\": \"*\", \"labels\": \"*\"",
+                      "{\"name\": \"helpdesk\", \"sources\": \"*\", \"labels\": [\"internal\"]");
+    replace_in_config("\"public_keys\": [\"rsa.pem\", \"ec.pem\"]", "\"public_keys\": [\"ec.pem\"]");
+    cr_assert_eq(kill(server, SIGHUP), 0);
+    cr_assert_eq(status_within(rogue, 200), 200, "the new agent is not served");
+    cr_assert_eq(status_within(rsa, 401), 401, "the retired key still verifies");
+    a = search(help, "{\"query\": \"salary bands\"}", 200);
+    cr_assert(!has_title(a, "Salary bands 2026"), "the narrowed grant still lets it through");
+    json_decref(a);
+    /* A broken config changes nothing: the running one stays. */
+    replace_in_config("\"data_dir\"", "\"dtaa_dir\"");
+    cr_assert_eq(kill(server, SIGHUP), 0);
+    sleep(1);
+    cr_assert_eq(status_within(rogue, 200), 200);
+    cr_assert_eq(status_within(rsa, 401), 401);
+    {
+        size_t len;
+        char *log = NULL;
+        for (int i = 0; i < 50 && !(log && strstr(log, "reload of")); i++) {
+            ctx_free(log);
+            log = file_text("serve.log", &len);
+            usleep(100 * 1000);
+        }
+        cr_assert(strstr(log, "unknown key \"dtaa_dir\""), "%s", log);
+        ctx_free(log);
+    }
+    ctx_free(rogue);
+    ctx_free(rsa);
+    ctx_free(help);
+    free(c);
+}
+
 Test(serve, jwt_alg_none_is_refused)
 {
     char *c = claims_for("alice@northwind.test", "helpdesk", 3600, ISS, AUD);
