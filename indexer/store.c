@@ -145,6 +145,42 @@ static const char schema_v4[] =
     "CREATE INDEX audit_user ON audit(user, at);"
     "CREATE INDEX audit_agent ON audit(agent, at);";
 
+/*
+ * Version 5: a generation number of everything that decides who may read
+ * what (principals, memberships, identities, ACL entries), bumped by
+ * triggers in the writing transaction itself, so a reader that caches a
+ * user's principals and readable ACL sets (retrieval/acl.c) knows when they
+ * are stale without anyone having to remember to say so.
+ */
+/* IF NOT EXISTS: a test takes a store back to v1 by dropping tables, not triggers. */
+static const char schema_v5[] =
+    "CREATE TABLE IF NOT EXISTS access_gen(gen INTEGER NOT NULL);"
+    "INSERT INTO access_gen SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM access_gen);"
+    "CREATE TRIGGER IF NOT EXISTS principals_insert AFTER INSERT ON principals BEGIN"
+    "  UPDATE access_gen SET gen = gen + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS principals_update AFTER UPDATE ON principals BEGIN"
+    "  UPDATE access_gen SET gen = gen + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS principals_delete AFTER DELETE ON principals BEGIN"
+    "  UPDATE access_gen SET gen = gen + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS memberships_insert AFTER INSERT ON memberships BEGIN"
+    "  UPDATE access_gen SET gen = gen + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS memberships_update AFTER UPDATE ON memberships BEGIN"
+    "  UPDATE access_gen SET gen = gen + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS memberships_delete AFTER DELETE ON memberships BEGIN"
+    "  UPDATE access_gen SET gen = gen + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS identities_insert AFTER INSERT ON identities BEGIN"
+    "  UPDATE access_gen SET gen = gen + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS identities_update AFTER UPDATE ON identities BEGIN"
+    "  UPDATE access_gen SET gen = gen + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS identities_delete AFTER DELETE ON identities BEGIN"
+    "  UPDATE access_gen SET gen = gen + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS acl_entries_insert AFTER INSERT ON acl_entries BEGIN"
+    "  UPDATE access_gen SET gen = gen + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS acl_entries_update AFTER UPDATE ON acl_entries BEGIN"
+    "  UPDATE access_gen SET gen = gen + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS acl_entries_delete AFTER DELETE ON acl_entries BEGIN"
+    "  UPDATE access_gen SET gen = gen + 1; END;";
+
 enum {
     Q_SOURCE_GET, Q_SOURCE_ADD,
     Q_STATE_GET, Q_STATE_PUT, Q_STATE_CLEAR,
@@ -444,8 +480,10 @@ static int migrate(ctx_store *st, ctx_error *err)
         goto fail;
     if (version < 4 && (rc = store_exec(st, schema_v4, err)))
         goto fail;
-    /* Later versions: if (version < 5) apply schema_v5 here. */
-    if ((rc = store_exec(st, "PRAGMA user_version = 4", err)))
+    if (version < 5 && (rc = store_exec(st, schema_v5, err)))
+        goto fail;
+    /* Later versions: if (version < 6) apply schema_v6 here. */
+    if ((rc = store_exec(st, "PRAGMA user_version = 5", err)))
         goto fail;
     return store_exec(st, "COMMIT", err);
 fail:

@@ -4,6 +4,7 @@
 #include "acl.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,4 +176,165 @@ done:
     free(allowed);
     free(wanted);
     return rc;
+}
+
+/* ---- the access cache ---------------------------------------------------- */
+
+/* The caller's principals that some allow (deny = 0) or deny list names. */
+static const char named_sql[] =
+    "SELECT DISTINCT principal_id FROM acl_entries"
+    " WHERE deny = ?2 AND principal_id IN (SELECT value FROM json_each(?1)) ORDER BY 1";
+
+/* Slots of the cache; a user's slot is chosen by hash, the newest wins. */
+#define ACCESS_SLOTS 256
+
+typedef struct access_slot {
+    char *key;              /* store file NUL user, or NULL when empty */
+    size_t keylen;
+    int64_t gen;
+    acl_access a;
+} access_slot;
+
+static pthread_mutex_t access_mu = PTHREAD_MUTEX_INITIALIZER;
+static access_slot access_cache[ACCESS_SLOTS];
+
+void acl_access_free(acl_access *a)
+{
+    acl_principals_free(&a->principals);
+    acl_principals_free(&a->allow);
+    acl_principals_free(&a->deny);
+    acl_principals_free(&a->readable);
+}
+
+static int ids_copy(acl_principals *to, const acl_principals *from)
+{
+    to->n = 0;
+    if (!(to->ids = ctx_malloc((from->n ? from->n : 1) * sizeof *to->ids)))
+        return CTX_ENOMEM;
+    if (from->n)
+        memcpy(to->ids, from->ids, from->n * sizeof *to->ids);
+    to->n = from->n;
+    return CTX_OK;
+}
+
+static int access_copy(acl_access *to, const acl_access *from)
+{
+    memset(to, 0, sizeof *to);
+    if (ids_copy(&to->principals, &from->principals) || ids_copy(&to->allow, &from->allow) ||
+        ids_copy(&to->deny, &from->deny) || ids_copy(&to->readable, &from->readable)) {
+        acl_access_free(to);
+        return CTX_ENOMEM;
+    }
+    return CTX_OK;
+}
+
+/* access_gen - the store's access generation, or -1 (no cache then). */
+static int64_t access_gen(sqlite3 *db)
+{
+    sqlite3_stmt *s;
+    int64_t gen = -1;
+
+    if (stmt_get(db, "SELECT gen FROM access_gen", &s) != SQLITE_OK)
+        return -1;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        gen = sqlite3_column_int64(s, 0);
+    stmt_put(s);
+    return gen;
+}
+
+static int named(sqlite3 *db, const char *pjson, int deny, acl_principals *out, ctx_error *err)
+{
+    sqlite3_stmt *s;
+
+    out->ids = NULL;
+    out->n = 0;
+    if (stmt_get(db, named_sql, &s) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "acl: %s", sqlite3_errmsg(db));
+    sqlite3_bind_text(s, 1, pjson, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, deny);
+    return acl__collect(s, out, err);
+}
+
+/* access_compute - user's access from the store. */
+static int access_compute(sqlite3 *db, const char *user, acl_access *a, ctx_error *err)
+{
+    ctx_buf js = CTX_BUF_INIT;
+    int rc;
+
+    if ((rc = acl_resolve(db, user, &a->principals, err)))
+        return rc;
+    if (ids_json(&js, a->principals.ids, a->principals.n)) {
+        ctx_buf_free(&js);
+        return ctx_error_set(err, CTX_ENOMEM, "acl: out of memory");
+    }
+    if (!(rc = named(db, js.data, 0, &a->allow, err)) &&
+        !(rc = named(db, js.data, 1, &a->deny, err)))
+        rc = acl_readable_sets(db, &a->principals, NULL, &a->readable, err);
+    ctx_buf_free(&js);
+    return rc;
+}
+
+static uint64_t fnv1a(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    while (n--)
+        h = (h ^ (unsigned char)*p++) * 1099511628211ull;
+    return h;
+}
+
+int acl_access_get(sqlite3 *db, const char *user, acl_access *out, ctx_error *err)
+{
+    const char *file = sqlite3_db_filename(db, "main");
+    char name[1024];
+    ctx_buf key = CTX_BUF_INIT;
+    access_slot *slot;
+    int64_t gen;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (!user || !*user || !strcmp(user, "user:"))
+        return ctx_error_set(err, CTX_ENOTFOUND, "no user given");
+    acl_user_name(user, name, sizeof name);
+    /* A store in memory or a temp file has no name to share a cache by. */
+    if (!file || !*file || (gen = access_gen(db)) < 0)
+        return access_compute(db, name, out, err);
+    if (ctx_buf_puts(&key, file) || ctx_buf_append(&key, "", 1) || ctx_buf_puts(&key, name)) {
+        ctx_buf_free(&key);
+        return ctx_error_set(err, CTX_ENOMEM, "acl: out of memory");
+    }
+    slot = &access_cache[fnv1a(key.data, key.len) % ACCESS_SLOTS];
+    pthread_mutex_lock(&access_mu);
+    if (slot->key && slot->gen == gen && slot->keylen == key.len &&
+        !memcmp(slot->key, key.data, key.len)) {
+        rc = access_copy(out, &slot->a);
+        pthread_mutex_unlock(&access_mu);
+        ctx_buf_free(&key);
+        return rc ? ctx_error_set(err, CTX_ENOMEM, "acl: out of memory") : CTX_OK;
+    }
+    pthread_mutex_unlock(&access_mu);
+    /*
+     * Computed at or after gen, and kept as of gen: a change committed
+     * meanwhile has a newer generation, so the next call computes again.
+     */
+    if ((rc = access_compute(db, name, out, err))) {
+        ctx_buf_free(&key);
+        return rc; /* unknown users are not cached: they cost a lookup only */
+    }
+    pthread_mutex_lock(&access_mu);
+    /* Another user's entry gives way; this user's newer one does not. */
+    if (!slot->key || slot->keylen != key.len || memcmp(slot->key, key.data, key.len) ||
+        slot->gen <= gen) {
+        acl_access copy;
+        if (!access_copy(&copy, out)) {
+            ctx_free(slot->key);
+            acl_access_free(&slot->a);
+            slot->keylen = key.len;
+            slot->key = ctx_buf_steal(&key);
+            slot->gen = gen;
+            slot->a = copy;
+        }
+    }
+    pthread_mutex_unlock(&access_mu);
+    ctx_buf_free(&key);
+    return CTX_OK;
 }

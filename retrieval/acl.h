@@ -55,6 +55,26 @@ typedef struct acl_label_filter {
 int acl_readable_sets(sqlite3 *db, const acl_principals *pr, const acl_label_filter *lf,
                       acl_principals *out, ctx_error *err);
 
+/*
+ * acl_access - what a caller may read, as both search legs need it: the
+ * user's principals, those of them some allow or deny list names, and the
+ * ACL sets they may read (no label filter). Each list is sorted ascending.
+ */
+typedef struct acl_access {
+    acl_principals principals, allow, deny, readable;
+} acl_access;
+
+/*
+ * acl_access_get - user's access. Answers come from a process-wide cache
+ * (per store file and user) while the store's access generation (bumped by
+ * triggers on every change to principals, memberships, identities and ACL
+ * entries) is the one they were computed at; else computed afresh. An
+ * unknown user is CTX_ENOTFOUND with every list empty. *out (new) must be
+ * acl_access_free'd whatever the result.
+ */
+int acl_access_get(sqlite3 *db, const char *user, acl_access *out, ctx_error *err);
+void acl_access_free(acl_access *a);
+
 /* acl_user_name - "user:" + user unless it already has a principal prefix. */
 void acl_user_name(const char *user, char *buf, size_t len);
 

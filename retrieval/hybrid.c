@@ -81,6 +81,7 @@ int hybrid_search(sqlite3 *db, const vindex *vi, embed_provider *emb, const char
     so.sources = o ? o->sources : NULL;
     so.nsources = o ? o->nsources : 0;
     so.labels = o ? o->labels : NULL;
+    so.ids_only = 1; /* the shown fields are read for the fused k only */
     if (wl > 0 && (rc = search_lexical(db, user, query, &so, &lex, err)))
         goto done;
     if (wv > 0 && vi && emb) {
@@ -103,6 +104,7 @@ int hybrid_search(sqlite3 *db, const vindex *vi, embed_provider *emb, const char
             vo.sources = so.sources;
             vo.nsources = so.nsources;
             vo.labels = so.labels;
+            vo.ids_only = 1;
             if ((rc = vsearch(db, vi, user, q, &vo, &vec, NULL, err)))
                 goto done;
         }
@@ -119,15 +121,22 @@ int hybrid_search(sqlite3 *db, const vindex *vi, embed_provider *emb, const char
         goto done;
     }
     for (i = 0; i < n && (int)out->n < k; i++) {
+        search_hit *h = &out->hits[out->n];
         size_t same = 0;
+        int got;
         for (size_t j = 0; o && o->per_doc && j < out->n; j++)
             same += out->hits[j].doc_id == all[i].hit.doc_id;
         if (o && o->per_doc && (int)same >= o->per_doc)
             continue;
-        out->hits[out->n] = all[i].hit;
-        out->hits[out->n].score = all[i].score;
+        *h = all[i].hit;
+        h->score = all[i].score;
         memset(&all[i].hit, 0, sizeof all[i].hit);
-        out->n++;
+        if ((got = search__hit(db, h, 0, NULL, err)) < 0) {
+            rc = -got;
+            goto done;
+        }
+        if (got) /* else deleted since the leg found it */
+            out->n++;
     }
     rc = CTX_OK;
 done:

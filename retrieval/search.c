@@ -191,20 +191,21 @@ int search_fts_query(const char *query, const int64_t *principals, size_t n, cha
     return rc;
 }
 
-/* The caller's principals that some allow (deny = 0) or deny list names. */
-static const char named_sql[] =
-    "SELECT DISTINCT principal_id FROM acl_entries"
-    " WHERE deny = ?2 AND principal_id IN (SELECT value FROM json_each(?1)) ORDER BY 1";
-
 static const char sources_sql[] =
     "SELECT id FROM sources WHERE name IN (SELECT value FROM json_each(?1))";
 
-/* What is shown for a hit, once the best rows are known. */
+/*
+ * What is shown for a hit, once the best rows are known; and only what
+ * keeps it one (live document, ACL set), for a leg whose candidates are
+ * fused before anything is shown.
+ */
 static const char hit_sql[] =
-    "SELECT c.doc_id, s.name, d.title, d.url,"
-    " (SELECT text FROM chunks_fts WHERE rowid = c.id), d.acl_synced_at"
+    "SELECT c.doc_id, c.acl_id, d.acl_synced_at, s.name, d.title, d.url, f.c1"
     " FROM chunks c JOIN documents d ON d.id = c.doc_id JOIN sources s ON s.id = d.source_id"
-    " WHERE c.id = ?1 AND d.deleted = 0";
+    " JOIN chunks_fts_content f ON f.id = c.id WHERE c.id = ?1 AND d.deleted = 0";
+static const char hit_id_sql[] =
+    "SELECT c.doc_id, c.acl_id, d.acl_synced_at FROM chunks c"
+    " JOIN documents d ON d.id = c.doc_id WHERE c.id = ?1 AND d.deleted = 0";
 
 /*
  * Above this many principals an OR of their tokens costs more inside FTS5
@@ -215,30 +216,6 @@ static const char hit_sql[] =
 /* A term in more than 1/COMMON_DIV of the chunks is common (MaxScore's
  * "non-essential" terms). */
 #define COMMON_DIV 20
-
-static char *ids_json(const int64_t *ids, size_t n)
-{
-    ctx_buf b = CTX_BUF_INIT;
-    ctx_buf_puts(&b, "[");
-    for (size_t i = 0; i < n; i++)
-        ctx_buf_printf(&b, "%s%lld", i ? "," : "", (long long)ids[i]);
-    ctx_buf_puts(&b, "]");
-    return ctx_buf_steal(&b);
-}
-
-/* named - which of the principals (as JSON) some allow or deny list names. */
-static int named(sqlite3 *db, const char *pjson, int deny, acl_principals *out, ctx_error *err)
-{
-    sqlite3_stmt *s;
-
-    out->ids = NULL;
-    out->n = 0;
-    if (stmt_get(db, named_sql, &s) != SQLITE_OK)
-        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
-    sqlite3_bind_text(s, 1, pjson, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, deny);
-    return acl__collect(s, out, err);
-}
 
 /*
  * ids_bitmap - a bit per id in ids. *nbits is one past the highest id;
@@ -405,69 +382,95 @@ static char *col_dup(sqlite3_stmt *s, int i)
     return ctx_strdup(t ? (const char *)t : "");
 }
 
+void search_hit_clear(search_hit *h)
+{
+    ctx_free(h->source);
+    ctx_free(h->title);
+    ctx_free(h->url);
+    ctx_free(h->text);
+    h->source = h->title = h->url = h->text = NULL;
+}
+
+/* grow_hits - room for one more hit in out (*cap slots so far); 0 when out of memory. */
+static int grow_hits(search_result *out, size_t *cap)
+{
+    size_t c = *cap ? *cap * 2 : 16;
+    search_hit *v = ctx_realloc(out->hits, c * sizeof *v);
+    if (!v)
+        return 0;
+    out->hits = v;
+    *cap = c;
+    return 1;
+}
+
+int search__hit(sqlite3 *db, search_hit *h, int ids_only, int64_t *acl_id, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int step;
+
+    if (stmt_get(db, ids_only ? hit_id_sql : hit_sql, &s) != SQLITE_OK)
+        return -ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
+    sqlite3_bind_int64(s, 1, h->chunk_id);
+    if ((step = sqlite3_step(s)) != SQLITE_ROW) {
+        stmt_put(s);
+        if (step == SQLITE_DONE)
+            return 0;
+        return -ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
+    }
+    h->doc_id = sqlite3_column_int64(s, 0);
+    if (acl_id)
+        *acl_id = sqlite3_column_int64(s, 1);
+    h->acl_synced_at = sqlite3_column_int64(s, 2);
+    if (!ids_only) {
+        search_hit_clear(h);
+        if (!(h->source = col_dup(s, 3)) || !(h->title = col_dup(s, 4)) ||
+            !(h->url = col_dup(s, 5)) || !(h->text = col_dup(s, 6))) {
+            search_hit_clear(h);
+            stmt_put(s);
+            return -ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+        }
+    }
+    stmt_put(s);
+    return 1;
+}
+
 void search_result_free(search_result *r)
 {
-    for (size_t i = 0; i < r->n; i++) {
-        ctx_free(r->hits[i].source);
-        ctx_free(r->hits[i].title);
-        ctx_free(r->hits[i].url);
-        ctx_free(r->hits[i].text);
-    }
+    for (size_t i = 0; i < r->n; i++)
+        search_hit_clear(&r->hits[i]);
     ctx_free(r->hits);
     r->hits = NULL;
     r->n = 0;
 }
 
 /*
- * fetch_hits - the shown fields of the candidates in h (best first), at most
- * per_doc per document, up to k.
+ * fetch_hits - the candidates in h (best first) whose documents are live, at
+ * most per_doc per document, up to k; with their shown fields unless ids_only.
  */
-static int fetch_hits(sqlite3 *db, const heap *h, int k, int per_doc, search_result *out,
-                      ctx_error *err)
+static int fetch_hits(sqlite3 *db, const heap *h, int k, int per_doc, int ids_only,
+                      search_result *out, ctx_error *err)
 {
-    sqlite3_stmt *s;
     size_t cap = 0;
 
-    if (stmt_get(db, hit_sql, &s) != SQLITE_OK)
-        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
     for (size_t i = 0; i < h->n && (int)out->n < k; i++) {
-        int64_t doc;
+        search_hit hit = {.chunk_id = h->v[i].id, .score = h->v[i].score};
         size_t same = 0;
-        search_hit *hit;
-        int step;
+        int got = search__hit(db, &hit, ids_only, NULL, err);
 
-        sqlite3_reset(s);
-        sqlite3_bind_int64(s, 1, h->v[i].id);
-        if ((step = sqlite3_step(s)) != SQLITE_ROW) {
-            if (step == SQLITE_DONE)
-                continue; /* its document was deleted */
-            stmt_put(s);
-            return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
-        }
-        doc = sqlite3_column_int64(s, 0);
+        if (got < 0)
+            return -got;
+        if (!got)
+            continue; /* its document was deleted */
         for (size_t j = 0; per_doc && j < out->n; j++)
-            same += out->hits[j].doc_id == doc;
-        if (per_doc && (int)same >= per_doc)
-            continue;
-        if (out->n == cap) {
-            cap = cap ? cap * 2 : 16;
-            if (!(hit = ctx_realloc(out->hits, cap * sizeof *hit))) {
-                stmt_put(s);
-                return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-            }
-            out->hits = hit;
+            same += out->hits[j].doc_id == hit.doc_id;
+        if ((per_doc && (int)same >= per_doc) || (out->n == cap && !grow_hits(out, &cap))) {
+            search_hit_clear(&hit);
+            if (per_doc && (int)same >= per_doc)
+                continue;
+            return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
         }
-        hit = &out->hits[out->n++];
-        hit->chunk_id = h->v[i].id;
-        hit->score = h->v[i].score;
-        hit->doc_id = doc;
-        hit->source = col_dup(s, 1);
-        hit->title = col_dup(s, 2);
-        hit->url = col_dup(s, 3);
-        hit->text = col_dup(s, 4);
-        hit->acl_synced_at = sqlite3_column_int64(s, 5);
+        out->hits[out->n++] = hit;
     }
-    stmt_put(s);
     return CTX_OK;
 }
 
@@ -490,12 +493,12 @@ static int fetch_hits(sqlite3 *db, const heap *h, int k, int per_doc, search_res
 int search_lexical(sqlite3 *db, const char *user, const char *query,
                    const search_opts *opts, search_result *out, ctx_error *err)
 {
-    acl_principals pr = {NULL, 0}, allow = {NULL, 0}, deny = {NULL, 0};
+    acl_access acc;
     qterms terms = {.n = 0};
     rank_query rq;
     rank_conn *rconn;
     heap h = {NULL, 0, 0};
-    char *match = NULL, *pjson = NULL, *srcs = NULL;
+    char *match = NULL, *srcs = NULL;
     uint8_t *readable = NULL, *srcbits = NULL;
     int64_t nreadable = 0, nsrcbits = 0, nrows = 0, window;
     int k = opts && opts->k > 0 ? opts->k : 10, per_doc = opts ? opts->per_doc : 0;
@@ -511,18 +514,11 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
     window = opts && opts->rank_window ? opts->rank_window : SEARCH_RANK_WINDOW;
     if (k > 1000)
         k = 1000;
-    rc = acl_resolve(db, user, &pr, err);
+    rc = acl_access_get(db, user, &acc, err);
     if (rc == CTX_ENOTFOUND)
-        return CTX_OK; /* fail closed, and say nothing about why */
-    if (rc)
-        return rc;
-    if (!(pjson = ids_json(pr.ids, pr.n)))
-        goto oom;
-    /* Only principals some ACL names can change an answer. */
-    if ((rc = named(db, pjson, 0, &allow, err)) || (rc = named(db, pjson, 1, &deny, err)))
-        goto done;
-    if (!allow.n)
-        goto done; /* no document allows any of them */
+        rc = CTX_OK; /* fail closed, and say nothing about why */
+    if (rc || !acc.allow.n)
+        goto done; /* or no document allows any of their principals */
     if ((rc = parse_terms(query ? query : "", &terms)))
         goto oom;
     if (!terms.n)
@@ -532,12 +528,14 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
         goto done;
     }
     /* A label filter is a property of ACL sets: only the bitmap knows it. */
-    acl_in_match = allow.n <= (size_t)max_match && !(opts && opts->labels);
+    acl_in_match = acc.allow.n <= (size_t)max_match && !(opts && opts->labels);
     if (!acl_in_match) {
-        acl_principals sets;
-        if ((rc = acl_readable_sets(db, &pr, opts ? opts->labels : NULL, &sets, err)))
+        acl_principals sets = {NULL, 0};
+        if (opts && opts->labels &&
+            (rc = acl_readable_sets(db, &acc.principals, opts->labels, &sets, err)))
             goto done;
-        rc = ids_bitmap(&sets, &readable, &nreadable, err);
+        rc = ids_bitmap(opts && opts->labels ? &sets : &acc.readable, &readable, &nreadable,
+                        err);
         acl_principals_free(&sets);
         if (rc)
             goto done;
@@ -585,8 +583,8 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
     limit = per_doc ? (size_t)k * 4 + 8 : (size_t)k;
     for (;;) {
         uint32_t all = (uint32_t)((1ull << terms.n) - 1);
-        const int64_t *al = acl_in_match ? allow.ids : NULL;
-        size_t nal = acl_in_match ? allow.n : 0, nde = acl_in_match ? deny.n : 0;
+        const int64_t *al = acl_in_match ? acc.allow.ids : NULL;
+        size_t nal = acl_in_match ? acc.allow.n : 0, nde = acl_in_match ? acc.deny.n : 0;
         int windowed = 0, rare_only = 0;
         cand *v;
 
@@ -599,7 +597,7 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
         if (rare && rare != all) {
             /* Rows with a rare term, scored on every term. */
             ctx_free(match);
-            if ((rc = build_match(&terms, SHAPE_RARE, rare, al, nal, deny.ids, nde, &match)))
+            if ((rc = build_match(&terms, SHAPE_RARE, rare, al, nal, acc.deny.ids, nde, &match)))
                 goto oom;
             query_terms(&rq, &terms, all, __builtin_popcount(rare));
             if ((rc = run_pass(db, rconn, match, &rq, 0, &h, &windowed, err)))
@@ -608,7 +606,7 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
             rare_only = h.n == h.cap && h.v[0].score > ceiling;
             if (!rare_only) {
                 ctx_free(match);
-                if ((rc = build_match(&terms, SHAPE_COMMON, rare, al, nal, deny.ids, nde,
+                if ((rc = build_match(&terms, SHAPE_COMMON, rare, al, nal, acc.deny.ids, nde,
                                       &match)))
                     goto oom;
                 query_terms(&rq, &terms, all & ~rare, 0);
@@ -617,7 +615,7 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
             }
         } else {
             ctx_free(match);
-            if ((rc = build_match(&terms, SHAPE_ALL, 0, al, nal, deny.ids, nde, &match)))
+            if ((rc = build_match(&terms, SHAPE_ALL, 0, al, nal, acc.deny.ids, nde, &match)))
                 goto oom;
             query_terms(&rq, &terms, all, 0);
             if ((rc = run_pass(db, rconn, match, &rq, rare ? 0 : window, &h, &windowed,
@@ -625,7 +623,7 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
                 goto done;
         }
         heap_sort(&h);
-        if ((rc = fetch_hits(db, &h, k, per_doc, out, err)))
+        if ((rc = fetch_hits(db, &h, k, per_doc, opts && opts->ids_only, out, err)))
             goto done;
         out->rare_only = rare_only;
         out->windowed = windowed;
@@ -643,12 +641,9 @@ done:
     qterms_free(&terms);
     ctx_free(h.v);
     ctx_free(match);
-    ctx_free(pjson);
     ctx_free(readable);
     ctx_free(srcbits);
     free(srcs);
-    acl_principals_free(&pr);
-    acl_principals_free(&allow);
-    acl_principals_free(&deny);
+    acl_access_free(&acc);
     return rc;
 }

@@ -27,6 +27,7 @@ typedef struct search_opts {
      */
     int64_t rank_window;
     const acl_label_filter *labels; /* only ACL sets whose labels pass (NULL = any) */
+    int ids_only;                   /* hits carry ids, score, acl_synced_at only (fusion) */
 } search_opts;
 
 #define SEARCH_RANK_WINDOW 20000
@@ -57,6 +58,18 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
                    const search_opts *opts, search_result *out, ctx_error *err);
 
 void search_result_free(search_result *r);
+
+/* search_hit_clear - free h's strings and set them NULL. */
+void search_hit_clear(search_hit *h);
+
+/*
+ * search__hit - (retrieval-internal) chunk h->chunk_id's document as a hit:
+ * doc_id and acl_synced_at, and unless ids_only its source, title, url and
+ * text (new, replacing any). *acl_id (may be NULL) gets the chunk's ACL
+ * set. 1 when filled, 0 when the chunk or its document is gone, or a
+ * negated CTX_* code with err set.
+ */
+int search__hit(sqlite3 *db, search_hit *h, int ids_only, int64_t *acl_id, ctx_error *err);
 
 /*
  * search_fts_query - the FTS5 MATCH expression for query restricted to the

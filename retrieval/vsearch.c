@@ -109,29 +109,18 @@ static int in_sorted(const int64_t *v, size_t n, int64_t x)
     return lo < n && v[lo] == x;
 }
 
-static char *col_dup(sqlite3_stmt *s, int i)
-{
-    const unsigned char *t = sqlite3_column_text(s, i);
-    return ctx_strdup(t ? (const char *)t : "");
-}
-
 /*
- * The hits with their documents. Each is checked against the store once
- * more (live document, readable ACL set): the index is derived data and a
- * chunk deleted since its last catch-up must not be served.
+ * The hits are read from the store (search__hit), each checked once more:
+ * live document, readable ACL set. The index is derived data and a chunk
+ * deleted since its last catch-up must not be served.
  */
-static const char hit_sql[] =
-    "SELECT c.doc_id, s.name, d.title, d.url, f.c1, d.acl_synced_at, c.acl_id"
-    " FROM chunks c JOIN documents d ON d.id = c.doc_id JOIN sources s ON s.id = d.source_id"
-    " JOIN chunks_fts_content f ON f.id = c.id WHERE c.id = ?1 AND d.deleted = 0";
-
 int vsearch(sqlite3 *db, const vindex *vi, const char *user, const float *q,
             const vsearch_opts *opts, search_result *out, vsearch_stats *stats, ctx_error *err)
 {
-    acl_principals pr = {NULL, 0}, acls = {NULL, 0}, srcs = {NULL, 0};
+    acl_principals acls = {NULL, 0}, srcs = {NULL, 0};
+    acl_access acc;
     vindex_filter f;
     vindex_hit *hits = NULL;
-    sqlite3_stmt *s = NULL;
     int k = opts && opts->k > 0 ? opts->k : 10;
     size_t n = 0, i;
     int rc, want;
@@ -142,15 +131,18 @@ int vsearch(sqlite3 *db, const vindex *vi, const char *user, const float *q,
         memset(stats, 0, sizeof *stats);
     if (k > 1000)
         k = 1000;
-    rc = acl_resolve(db, user, &pr, err);
+    rc = acl_access_get(db, user, &acc, err);
     if (rc == CTX_ENOTFOUND)
-        return CTX_OK; /* fail closed, and say nothing about why */
-    if (rc)
-        return rc;
-    if (!vi)
+        rc = CTX_OK; /* fail closed, and say nothing about why */
+    if (rc || !vi)
         goto done;
-    if ((rc = acl_readable_sets(db, &pr, opts ? opts->labels : NULL, &acls, err)))
-        goto done;
+    if (opts && opts->labels) {
+        if ((rc = acl_readable_sets(db, &acc.principals, opts->labels, &acls, err)))
+            goto done;
+    } else {
+        acls = acc.readable; /* taken over */
+        memset(&acc.readable, 0, sizeof acc.readable);
+    }
     if (!acls.n)
         goto done;
     if (opts && opts->nsources && (rc = source_ids(db, opts, &srcs, err)))
@@ -161,17 +153,12 @@ int vsearch(sqlite3 *db, const vindex *vi, const char *user, const float *q,
     f.nacl = acls.n;
     f.source_ids = opts && opts->nsources ? srcs.ids : NULL;
     f.nsource = srcs.n;
-    if (stmt_get(db, hit_sql, &s) != SQLITE_OK) {
-        rc = ctx_error_set(err, CTX_ESTORE, "vsearch: %s", sqlite3_errmsg(db));
-        goto done;
-    }
     /*
      * A hit the store no longer has (the index is behind) is dropped; then
      * the plan runs again for more, so k live hits come back if they exist.
      */
     for (want = k;;) {
         vsearch_opts o2;
-        size_t kept = 0;
         memset(&o2, 0, sizeof o2);
         if (opts)
             o2 = *opts;
@@ -187,32 +174,22 @@ int vsearch(sqlite3 *db, const vindex *vi, const char *user, const float *q,
             goto done;
         for (i = 0; i < n && (int)out->n < k; i++) {
             search_hit *h = &out->hits[out->n];
-            int step;
-            sqlite3_reset(s);
-            sqlite3_bind_int64(s, 1, hits[i].chunk_id);
-            step = sqlite3_step(s);
-            if (step == SQLITE_DONE)
-                continue; /* deleted since the index caught up */
-            if (step != SQLITE_ROW) {
-                rc = ctx_error_set(err, CTX_ESTORE, "vsearch: %s", sqlite3_errmsg(db));
-                goto done;
-            }
-            if (!in_sorted(acls.ids, acls.n, sqlite3_column_int64(s, 6)))
-                continue;
-            kept++;
+            int64_t acl = 0;
+            int got;
+            memset(h, 0, sizeof *h);
             h->chunk_id = hits[i].chunk_id;
-            h->doc_id = sqlite3_column_int64(s, 0);
             h->score = hits[i].score;
-            h->source = col_dup(s, 1);
-            h->title = col_dup(s, 2);
-            h->url = col_dup(s, 3);
-            h->text = col_dup(s, 4);
-            h->acl_synced_at = sqlite3_column_int64(s, 5);
-            out->n++;
-            if (!h->source || !h->title || !h->url || !h->text) {
-                rc = ctx_error_set(err, CTX_ENOMEM, "vsearch: out of memory");
+            if ((got = search__hit(db, h, opts && opts->ids_only, &acl, err)) < 0) {
+                rc = -got;
                 goto done;
             }
+            if (!got)
+                continue; /* deleted since the index caught up */
+            if (!in_sorted(acls.ids, acls.n, acl)) {
+                search_hit_clear(h);
+                continue;
+            }
+            out->n++;
         }
         if ((int)out->n >= k || n < (size_t)want || want >= 1000)
             break;
@@ -222,9 +199,8 @@ int vsearch(sqlite3 *db, const vindex *vi, const char *user, const float *q,
 done:
     if (rc)
         search_result_free(out);
-    stmt_put(s);
     ctx_free(hits);
-    acl_principals_free(&pr);
+    acl_access_free(&acc);
     acl_principals_free(&acls);
     acl_principals_free(&srcs);
     return rc;
