@@ -837,17 +837,13 @@ done:
 /* readable - may user read ACL set acl_id? */
 static int readable(worker *w, const char *user, int64_t acl_id, ctx_error *err)
 {
-    acl_principals pr, sets;
+    acl_access a;
     int ok = 0;
 
-    if (acl_resolve(store_db(w->st), user, &pr, err))
-        return 0;
-    if (!acl_readable_sets(store_db(w->st), &pr, NULL, &sets, err)) {
-        for (size_t i = 0; i < sets.n && !ok; i++)
-            ok = sets.ids[i] == acl_id;
-        acl_principals_free(&sets);
-    }
-    acl_principals_free(&pr);
+    if (!acl_access_get(store_db(w->st), user, &a, err))
+        for (size_t i = 0; i < a.readable.n && !ok; i++)
+            ok = a.readable.ids[i] == acl_id;
+    acl_access_free(&a);
     return ok;
 }
 
