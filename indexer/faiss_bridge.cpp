@@ -204,6 +204,19 @@ bool Allowed::is_member(idx_t slot) const
     return any_source || (s / 64 < src.size() && (src[s / 64] >> (s % 64) & 1));
 }
 
+/* keep_best - (dist, slot) into top, a max-heap of the k nearest so far. */
+void keep_best(std::vector<std::pair<float, uint32_t>> &top, size_t k, float dist, uint32_t slot)
+{
+    if (top.size() < k) {
+        top.emplace_back(dist, slot);
+        std::push_heap(top.begin(), top.end());
+    } else if (dist < top.front().first) {
+        std::pop_heap(top.begin(), top.end());
+        top.back() = {dist, slot};
+        std::push_heap(top.begin(), top.end());
+    }
+}
+
 void set_bits(std::vector<uint64_t> &bits, const int64_t *ids, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -652,15 +665,7 @@ int vindex_search_exact(const vindex *vi, const float *q, int k, const vindex_fi
                     if (s / 64 >= srcbits.size() || !(srcbits[s / 64] >> (s % 64) & 1))
                         continue;
                 }
-                float dist = l2(q, vi->storage->row(slot), d);
-                if (top.size() < (size_t)k) {
-                    top.emplace_back(dist, slot);
-                    std::push_heap(top.begin(), top.end());
-                } else if (dist < top.front().first) {
-                    std::pop_heap(top.begin(), top.end());
-                    top.back() = {dist, slot};
-                    std::push_heap(top.begin(), top.end());
-                }
+                keep_best(top, (size_t)k, l2(q, vi->storage->row(slot), d), slot);
             }
         }
         sort_hits(top, vi, out, n);
@@ -733,16 +738,8 @@ int vindex_search_ivf(const vindex *vi, const float *q, int k, int nprobe,
             for (uint32_t slot : vi->lists[order[p].second]) {
                 if (!sel.is_member(slot))
                     continue;
-                float dist = l2(q, vi->storage->row(slot), d);
                 found++;
-                if (top.size() < (size_t)k) {
-                    top.emplace_back(dist, slot);
-                    std::push_heap(top.begin(), top.end());
-                } else if (dist < top.front().first) {
-                    std::pop_heap(top.begin(), top.end());
-                    top.back() = {dist, slot};
-                    std::push_heap(top.begin(), top.end());
-                }
+                keep_best(top, (size_t)k, l2(q, vi->storage->row(slot), d), slot);
             }
         }
         sort_hits(top, vi, out, n);

@@ -265,6 +265,24 @@ Test(vindex_store, many_tombstones_trigger_a_rebuild)
 #define LD 32
 #define LACL 200
 
+/* Vectors around 16 centres, chunk ids 1000 + i, random ACL sets and sources. */
+static void clustered(float *v, float c[16][LD], int64_t *ids, int64_t *acl, int64_t *src,
+                      int n)
+{
+    for (int k = 0; k < 16; k++)
+        for (int j = 0; j < LD; j++)
+            c[k][j] = frand();
+    for (int i = 0; i < n; i++) {
+        int k = rnd(16);
+        for (int j = 0; j < LD; j++)
+            v[i * LD + j] = c[k][j] + frand();
+        embed_normalize(v + i * LD, LD);
+        ids[i] = 1000 + i;
+        acl[i] = 1 + rnd(LACL);
+        src[i] = 1 + rnd(3);
+    }
+}
+
 Test(vindex, filtered_graph_walk_never_leaves_the_filter)
 {
     vindex *vi = vindex_new(LD, 1, 16);
@@ -276,18 +294,7 @@ Test(vindex, filtered_graph_walk_never_leaves_the_filter)
     double recall = 0;
     int nq = 0;
 
-    for (int k = 0; k < 16; k++)
-        for (int j = 0; j < LD; j++)
-            c[k][j] = frand();
-    for (int i = 0; i < LN; i++) {
-        int k = rnd(16);
-        for (int j = 0; j < LD; j++)
-            v[i * LD + j] = c[k][j] + frand();
-        embed_normalize(v + i * LD, LD);
-        ids[i] = 1000 + i;
-        acl[i] = 1 + rnd(LACL);
-        src[i] = 1 + rnd(3);
-    }
+    clustered(v, c, ids, acl, src, LN);
     cr_assert_eq(vindex_add(vi, LN, v, ids, acl, src, LN, &err), 0, "%s", err.text);
     for (int i = 0; i < LN; i += 97)
         vindex_remove(vi, ids[i], i);
@@ -345,24 +352,6 @@ Test(vindex, filtered_graph_walk_never_leaves_the_filter)
     free(ids);
     free(acl);
     free(src);
-}
-
-/* Vectors around 16 centres, chunk ids 1000 + i, random ACL sets and sources. */
-static void clustered(float *v, float c[16][LD], int64_t *ids, int64_t *acl, int64_t *src,
-                      int n)
-{
-    for (int k = 0; k < 16; k++)
-        for (int j = 0; j < LD; j++)
-            c[k][j] = frand();
-    for (int i = 0; i < n; i++) {
-        int k = rnd(16);
-        for (int j = 0; j < LD; j++)
-            v[i * LD + j] = c[k][j] + frand();
-        embed_normalize(v + i * LD, LD);
-        ids[i] = 1000 + i;
-        acl[i] = 1 + rnd(LACL);
-        src[i] = 1 + rnd(3);
-    }
 }
 
 static void same_hits(const vindex_hit *a, size_t na, const vindex_hit *b, size_t nb,
