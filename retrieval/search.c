@@ -330,9 +330,18 @@ static int run_pass(sqlite3 *db, rank_conn *rc, const char *match, rank_query *q
     int64_t seen = 0;
     int step, ok;
 
+    /*
+     * Newest first only when a window may cut the pass short: FTS5 reads a
+     * term's whole doclist to walk it backwards, where a forward walk skips
+     * through it to the rows the rest of the expression allows. Without a
+     * window the order changes nothing (ties break on the chunk id).
+     */
     if (stmt_get(db,
-                 "SELECT rowid, ctx_rank(chunks_fts, ?2) FROM chunks_fts"
-                 " WHERE chunks_fts MATCH ?1 ORDER BY rowid DESC", &s) != SQLITE_OK)
+                 window > 0 ? "SELECT rowid, ctx_rank(chunks_fts, ?2) FROM chunks_fts"
+                              " WHERE chunks_fts MATCH ?1 ORDER BY rowid DESC"
+                            : "SELECT rowid, ctx_rank(chunks_fts, ?2) FROM chunks_fts"
+                              " WHERE chunks_fts MATCH ?1",
+                 &s) != SQLITE_OK)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
     sqlite3_bind_text(s, 1, match, -1, SQLITE_STATIC);
     sqlite3_bind_pointer(s, 2, q, RANK_QUERY_PTR, NULL);
@@ -364,6 +373,44 @@ static int run_pass(sqlite3 *db, rank_conn *rc, const char *match, rank_query *q
     }
     stmt_put(s);
     return CTX_OK;
+}
+
+/*
+ * fit_window - drop *window (set it 0) when the readable ACL sets (NULL:
+ * not known, keep it) hold no more chunks than it: such a window cuts
+ * nothing, and a pass without one walks the doclists forward. Counting
+ * stops at window + 1 chunks.
+ */
+static int fit_window(sqlite3 *db, const acl_principals *sets, int64_t *window, ctx_error *err)
+{
+    ctx_buf js = CTX_BUF_INIT;
+    sqlite3_stmt *s;
+    int rc = CTX_OK;
+
+    if (*window <= 0 || !sets)
+        return CTX_OK;
+    for (size_t i = 0; !rc && i < sets->n; i++)
+        rc = ctx_buf_printf(&js, "%s%lld", i ? "," : "[", (long long)sets->ids[i]);
+    if (rc || ctx_buf_puts(&js, sets->n ? "]" : "[]")) {
+        ctx_buf_free(&js);
+        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    }
+    if (stmt_get(db, "SELECT count(*) FROM (SELECT 1 FROM chunks WHERE acl_id IN"
+                     " (SELECT value FROM json_each(?1)) LIMIT ?2)", &s) != SQLITE_OK) {
+        ctx_buf_free(&js);
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
+    }
+    sqlite3_bind_text(s, 1, js.data, (int)js.len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, *window + 1);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        if (sqlite3_column_int64(s, 0) <= *window)
+            *window = 0;
+    } else {
+        rc = ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
+    }
+    stmt_put(s);
+    ctx_buf_free(&js);
+    return rc;
 }
 
 /* Fill q's term phrases: the terms whose bit is in mask, in order. */
@@ -610,7 +657,8 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
                                       &match)))
                     goto oom;
                 query_terms(&rq, &terms, all & ~rare, 0);
-                if ((rc = run_pass(db, rconn, match, &rq, window, &h, &windowed, err)))
+                if ((rc = fit_window(db, acl_in_match ? &acc.readable : NULL, &window, err)) ||
+                    (rc = run_pass(db, rconn, match, &rq, window, &h, &windowed, err)))
                     goto done;
             }
         } else {
@@ -618,8 +666,9 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
             if ((rc = build_match(&terms, SHAPE_ALL, 0, al, nal, acc.deny.ids, nde, &match)))
                 goto oom;
             query_terms(&rq, &terms, all, 0);
-            if ((rc = run_pass(db, rconn, match, &rq, rare ? 0 : window, &h, &windowed,
-                                err)))
+            if ((!rare && (rc = fit_window(db, acl_in_match ? &acc.readable : NULL, &window,
+                                           err))) ||
+                (rc = run_pass(db, rconn, match, &rq, rare ? 0 : window, &h, &windowed, err)))
                 goto done;
         }
         heap_sort(&h);
