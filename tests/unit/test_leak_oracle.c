@@ -407,6 +407,21 @@ Test(leak_oracle, bm25_by_hand)
     cr_assert_float_eq(r.hits[1].score, want[2], 1e-12);
     cr_assert_float_eq(r.hits[2].score, want[1], 1e-12);
     search_result_free(&r);
+    /* The same through the chunk map (a source filter loads it), whose
+     * lengths come from FTS5's docsize blobs instead of xColumnSize. */
+    {
+        const char *const src[] = {"s"};
+        search_opts so = {0};
+        so.sources = src;
+        so.nsources = 1;
+        cr_assert_eq(search_lexical(store_db(st), "alice", "beta", &so, &r, &err), 0, "%s",
+                     err.text);
+        cr_assert_eq(r.n, 3);
+        cr_assert_float_eq(r.hits[0].score, want[0], 1e-12);
+        cr_assert_float_eq(r.hits[1].score, want[2], 1e-12);
+        cr_assert_float_eq(r.hits[2].score, want[1], 1e-12);
+        search_result_free(&r);
+    }
     store_close(st);
     tu_rmrf(dir);
     free(dir);
