@@ -202,8 +202,9 @@ static int collect_token(void *arg, int flags, const char *tok, int ntok, int st
     if (flags & FTS5_TOKEN_COLOCATED)
         return SQLITE_OK;
     if (tb->n < 4 && ntok > 0 && ntok < (int)sizeof tb->terms[0]) {
-        memcpy(tb->terms[tb->n], tok, (size_t)ntok);
-        tb->terms[tb->n++][ntok] = '\0';
+        char *t = tb->terms[tb->n++];
+        memcpy(t, tok, (size_t)ntok);
+        t[ntok] = '\0';
     }
     return SQLITE_OK;
 }
