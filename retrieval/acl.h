@@ -34,7 +34,8 @@ int acl__collect(sqlite3_stmt *s, acl_principals *out, ctx_error *err);
 
 /*
  * acl_label_filter - the labels a readable ACL set may and must carry: an
- * agent's grant (every label of the set among `allowed`; NULL = any) and a
+ * agent's grant (every label of the set among the nallowed `allowed`; NULL
+ * = any, so none granted is a non-NULL `allowed` with nallowed 0) and a
  * request's filter (one of `wanted`; none given = no such need). An
  * unlabeled set passes `allowed` and fails a non-empty `wanted`.
  */

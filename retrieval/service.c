@@ -605,9 +605,11 @@ int svc_ready(svc *s)
 static const acl_label_filter *label_filter(const ctx_agent_grant *g, const svc_request *req,
                                             acl_label_filter *lf)
 {
+    static const char *const no_label[1] = {NULL};
+
     memset(lf, 0, sizeof *lf);
-    if (!has(&g->labels, "*")) {
-        lf->allowed = (const char *const *)g->labels.v;
+    if (!has(&g->labels, "*")) { /* an empty grant allows unlabeled sets only */
+        lf->allowed = g->labels.n ? (const char *const *)g->labels.v : no_label;
         lf->nallowed = g->labels.n;
     }
     lf->wanted = (const char *const *)req->labels;

@@ -40,7 +40,8 @@ static void setup(void)
              "{\"data_dir\": \"%s\", \"sources\": [%s], \"audit\": {\"store_queries\": true},"
              " \"agents\": [{\"name\": \"all\", \"sources\": \"*\", \"labels\": \"*\","
              "  \"max_tokens\": 100000},"
-             " {\"name\": \"plain\", \"sources\": \"northwind\", \"labels\": [\"internal\"]}]}",
+             " {\"name\": \"plain\", \"sources\": \"northwind\", \"labels\": [\"internal\"]},"
+             " {\"name\": \"bare\", \"sources\": \"*\", \"labels\": [], \"max_k\": 50}]}",
              dir, src);
     root = json_loads(text, 0, NULL);
     cr_assert(root);
@@ -125,6 +126,19 @@ Test(service, a_label_grant_keeps_other_labels_out)
             found |= !strcmp(json_string_value(l), "announcement");
         cr_assert(found);
     }
+    json_decref(a);
+}
+
+/* No label granted: no labeled document (every demo document has one). */
+Test(service, an_empty_label_grant_sees_no_labeled_document)
+{
+    json_t *a = ask("bob@northwind.test", "all", "{\"query\": \"holiday calendar office plan\","
+                    " \"mode\": \"lexical\"}", CTX_OK);
+    cr_assert_gt(json_array_size(json_object_get(a, "results")), 0);
+    json_decref(a);
+    a = ask("bob@northwind.test", "bare", "{\"query\": \"holiday calendar office plan\","
+            " \"mode\": \"lexical\"}", CTX_OK);
+    cr_assert_eq(json_array_size(json_object_get(a, "results")), 0);
     json_decref(a);
 }
 

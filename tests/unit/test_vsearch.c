@@ -418,9 +418,9 @@ Test(vsearch, labels_are_filtered_before_ranking)
     const char *everyone[1] = {"everyone"}, *secret[1] = {"secret"}, *intl[1] = {"internal"};
     ctx_principal u = {CTX_PRINCIPAL_USER, "user:lab@t.test", NULL, NULL, NULL, NULL, 0};
     acl_label_filter only_internal = {internal, 1, NULL, 0}, want_internal = {NULL, 0, internal, 1},
-                     none = {nothing, 1, nothing, 1};
-    const acl_label_filter *filters[3] = {&only_internal, &want_internal, &none};
-    const size_t expect[3] = {5, 3, 0};
+                     none = {nothing, 1, nothing, 1}, unlabeled = {nothing, 0, NULL, 0};
+    const acl_label_filter *filters[4] = {&only_internal, &want_internal, &none, &unlabeled};
+    const size_t expect[4] = {5, 3, 0, 2};
     float q[DIM];
     vindex *vi;
     ctx_error err;
@@ -449,7 +449,7 @@ Test(vsearch, labels_are_filtered_before_ranking)
     }
     vi = open_index();
     embed_hash("zebra zebra zebra stripes", 25, DIM, q);
-    for (int f = 0; f < 3; f++) {
+    for (int f = 0; f < 4; f++) {
         search_opts so = {0};
         vsearch_opts vo = {0};
         hybrid_opts ho = {0};
