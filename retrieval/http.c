@@ -460,15 +460,15 @@ static void dispatch(http_server *srv, struct MHD_Connection *c, const char *url
     if (r->auth) {
         const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
         ctx_error err;
-        int wait;
+        int wait, refused;
         if (!h || strncasecmp(h, "Bearer ", 7)) {
             unauthorized(srv, resp, "send Authorization: Bearer <token>");
             return;
         }
         pthread_rwlock_rdlock(&srv->alock);
-        wait = auth_verify(srv->auth, h + 7, ctx_now_ms() / 1000, &who, &err);
+        refused = auth_verify(srv->auth, h + 7, ctx_now_ms() / 1000, &who, &err);
         pthread_rwlock_unlock(&srv->alock);
-        if (wait) {
+        if (refused) {
             ctx_log(CTX_LOG_DEBUG, "http", "%s", err.text);
             unauthorized(srv, resp, "invalid or expired token");
             return;
