@@ -155,7 +155,10 @@ static const char schema_v4[] =
 /* IF NOT EXISTS: a test takes a store back to v1 by dropping tables, not triggers. */
 static const char schema_v5[] =
     "CREATE TABLE IF NOT EXISTS access_gen(gen INTEGER NOT NULL);"
-    "INSERT INTO access_gen SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM access_gen);"
+    /* A random start: a store made anew at the same path never repeats an
+     * older one's (path, generation), which a cache keys on. */
+    "INSERT INTO access_gen SELECT abs(random() % 1000000000000000)"
+    "  WHERE NOT EXISTS (SELECT 1 FROM access_gen);"
     "CREATE TRIGGER IF NOT EXISTS principals_insert AFTER INSERT ON principals BEGIN"
     "  UPDATE access_gen SET gen = gen + 1; END;"
     "CREATE TRIGGER IF NOT EXISTS principals_update AFTER UPDATE ON principals BEGIN"
