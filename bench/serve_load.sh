@@ -32,9 +32,13 @@ command -v wrk >/dev/null || { echo "serve_load: wrk is missing (make deps)" >&2
 [ -x "$BUILD/ctxgate" ] || make --no-print-directory BUILD="$BUILD" "$BUILD/ctxgate" >/dev/null
 bin=$(realpath "$BUILD/ctxgate")
 
-work=$(mktemp -d /tmp/ctxgate-load.XXXXXX)
+# PREPARE_ONLY=DIR: build the corpus, config and questions in DIR, kept,
+# and stop there (bench/search_cost.sh counts instructions over them).
+if [ -n "${PREPARE_ONLY:-}" ]; then work=$PREPARE_ONLY; mkdir -p "$work"; else
+    work=$(mktemp -d /tmp/ctxgate-load.XXXXXX); fi
 pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+            [ -n "${PREPARE_ONLY:-}" ] || rm -rf "$work"; }
 trap cleanup EXIT INT TERM
 
 CTXGATE_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -71,6 +75,7 @@ elif [ -z "${CONFIG:-}" ]; then
     "$bin" --config "$CONFIG" embed >/dev/null
 fi
 [ -s "$work/questions" ] || echo "$QUERY" >"$work/questions"
+[ -z "${PREPARE_ONLY:-}" ] || exit 0
 token=$("$bin" --config "$CONFIG" token mint --user "$USER_ID" --agent "$AGENT" --ttl 2h)
 "$bin" --config "$CONFIG" serve --no-agent --listen "127.0.0.1:$PORT" 2>"$work/serve.log" &
 pid=$!

@@ -12,5 +12,8 @@ echo
 echo "## bench/ingest_cost.sh"
 sh bench/ingest_cost.sh
 echo
+echo "## bench/search_cost.sh"
+sh bench/search_cost.sh
+echo
 echo "## bench/vector_search.sh"
 sh bench/vector_search.sh

@@ -1,0 +1,28 @@
+#!/bin/sh
+# search_cost.sh - callgrind instructions per search on serve_load's corpus
+# (DOCS documents of search_lexical's generator, embedded with the hash
+# model, its 200 three-word questions): lexical and hybrid, k=10, as users
+# reading 0.1%, 10% and 50%. Stable whatever else the machine does, so a
+# change to the search path is measured here before it is timed.
+#
+#   sh bench/search_cost.sh              # DOCS=86000 (~100k chunks), N=20
+#
+# Environment: DOCS, N (questions, each run twice), BUILD (build/release).
+set -eu
+cd "$(dirname "$0")/.."
+: "${DOCS:=86000}" "${N:=20}" "${BUILD:=build/release}"
+make -s BUILD="$BUILD" "$BUILD/ctxgate" "$BUILD/bench/search_cost"
+dir=/tmp/ctxgate-bench/search-cost-$DOCS
+[ -s "$dir/questions" ] || PREPARE_ONLY=$dir DOCS=$DOCS BUILD=$BUILD sh bench/serve_load.sh
+b=$BUILD/bench/search_cost
+cg() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$b" "$dir/data/ctxgate.db" \
+       "$dir/data" "$dir/questions" "$@" 2>&1 | sed -n 's/.*Collected : //p'; }
+echo "| mode | user | instructions per query |"
+echo "|---|---|---:|"
+for mode in lexical hybrid; do
+    base=$(cg "$mode" user:u10 0)
+    for user in user:u0001 user:u10 user:u50; do
+        all=$(cg "$mode" "$user" "$N")
+        echo "| $mode | $user | $(( (all - base) / (2 * N) )) |"
+    done
+done
