@@ -390,6 +390,9 @@ static int cmd_search(int argc, char **argv)
             ho.per_doc = 1;
             ho.sources = so.sources;
             ho.nsources = nsources;
+            ho.w_lexical = cfg.search.w_lexical;
+            ho.w_vector = cfg.search.w_vector;
+            ho.rrf_k = (int)cfg.search.rrf_k;
             rc = hybrid_search(store_db(st), vi, emb, user, q.data, &ho, &res, &err);
         } else {
             vsearch_opts vo;

@@ -24,6 +24,7 @@ typedef struct top_cfg {
     json_t *auth;
     json_t *serve;
     json_t *audit;
+    json_t *search;
 } top_cfg;
 
 typedef struct audit_cfg {
@@ -64,6 +65,8 @@ static const ctx_opt top_opts[] = {
      "the HTTP service: {\"listen\": \"127.0.0.1:8080\"}", NULL, 0},
     {"audit", CTX_OPT_JSON, NULL, offsetof(top_cfg, audit), 0,
      "the audit log: {\"store_queries\": false}", NULL, 0},
+    {"search", CTX_OPT_JSON, NULL, offsetof(top_cfg, search), 0,
+     "hybrid fusion: {\"w_lexical\": 1, \"w_vector\": 1, \"rrf_k\": 60}", NULL, 0},
     CTX_OPT_END,
 };
 
@@ -101,6 +104,16 @@ static const ctx_opt serve_opts[] = {
      "requests an agent may make at once", NULL, 0},
     {"public_url", CTX_OPT_STRING, "", offsetof(ctx_serve_cfg, public_url), 0,
      "base URL clients reach the service at (default http://<listen>)", NULL, 0},
+    CTX_OPT_END,
+};
+
+static const ctx_opt search_opts_table[] = {
+    {"w_lexical", CTX_OPT_NUMBER, "1", offsetof(ctx_search_cfg, w_lexical), 0,
+     "weight of the lexical leg in hybrid fusion (0 turns it off)", NULL, 0},
+    {"w_vector", CTX_OPT_NUMBER, "1", offsetof(ctx_search_cfg, w_vector), 0,
+     "weight of the vector leg in hybrid fusion (0 turns it off)", NULL, 0},
+    {"rrf_k", CTX_OPT_INT, "60", offsetof(ctx_search_cfg, rrf_k), 0,
+     "reciprocal rank fusion's k: a hit at rank r adds w / (rrf_k + r)", NULL, 0},
     CTX_OPT_END,
 };
 
@@ -359,9 +372,22 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
         audit_cfg au = {0};
         if ((rc = parse_section(auth_opts, top.auth, &cfg->auth, "auth", err)) ||
             (rc = parse_section(serve_opts, top.serve, &cfg->serve, "serve", err)) ||
-            (rc = parse_section(audit_opts, top.audit, &au, "audit", err)))
+            (rc = parse_section(audit_opts, top.audit, &au, "audit", err)) ||
+            (rc = parse_section(search_opts_table, top.search, &cfg->search, "search", err)))
             goto done;
         cfg->audit_store_queries = au.store_queries;
+        if (!(cfg->search.w_lexical >= 0 && cfg->search.w_vector >= 0) ||
+            cfg->search.w_lexical + cfg->search.w_vector <= 0 || cfg->search.w_lexical > 1e6 ||
+            cfg->search.w_vector > 1e6) {
+            rc = ctx_error_set(err, CTX_ECONFIG, "search: w_lexical and w_vector must be"
+                               " between 0 and 1e6 and not both 0; use 1 and 1 for equal legs");
+            goto done;
+        }
+        if (cfg->search.rrf_k < 1 || cfg->search.rrf_k > 1000) {
+            rc = ctx_error_set(err, CTX_ECONFIG, "search.rrf_k: out of range; use 1..1000"
+                               " (60 is the usual)");
+            goto done;
+        }
         cfg->agents = top.agents.v;
         cfg->nagents = top.agents.n;
         top.agents.v = NULL;
@@ -553,6 +579,9 @@ json_t *ctx_config_schema(json_t *connectors)
     json_object_set_new(props, "serve", ctx_opts_schema(serve_opts, NULL));
     json_object_set_new(json_object_get(props, "serve"), "description",
                         json_string("the HTTP service (`ctxgate serve`)"));
+    json_object_set_new(props, "search", ctx_opts_schema(search_opts_table, NULL));
+    json_object_set_new(json_object_get(props, "search"), "description",
+                        json_string("how hybrid retrieval fuses its lexical and vector legs"));
     json_object_set_new(props, "audit", ctx_opts_schema(audit_opts, NULL));
     json_object_set_new(json_object_get(props, "audit"), "description",
                         json_string("the audit log of searches and fetches"));

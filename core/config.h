@@ -86,6 +86,12 @@ typedef struct ctx_serve_cfg {
     char *public_url;         /* base URL clients see, for resource metadata */
 } ctx_serve_cfg;
 
+/* search: how hybrid retrieval fuses its legs (reciprocal rank fusion). */
+typedef struct ctx_search_cfg {
+    double w_lexical, w_vector; /* each leg's weight, >= 0, not both 0 */
+    int64_t rrf_k;              /* score = sum of w / (rrf_k + rank), 1..1000 */
+} ctx_search_cfg;
+
 typedef struct ctx_config {
     char *path;               /* the file it came from, or NULL */
     char *data_dir;           /* absolute or relative to the config file */
@@ -100,6 +106,7 @@ typedef struct ctx_config {
     ctx_auth_cfg auth;
     ctx_serve_cfg serve;
     int audit_store_queries;  /* audit.store_queries: text, else its SHA-256 */
+    ctx_search_cfg search;    /* hybrid fusion */
 } ctx_config;
 
 /*

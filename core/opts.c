@@ -29,6 +29,7 @@ static const char *type_word(int type)
     switch (type) {
     case CTX_OPT_STRING: return "a string";
     case CTX_OPT_INT: return "an integer";
+    case CTX_OPT_NUMBER: return "a number";
     case CTX_OPT_BOOL: return "true or false";
     case CTX_OPT_STRLIST: return "a string or an array of strings";
     case CTX_OPT_OBJLIST: return "an array of objects";
@@ -48,6 +49,9 @@ static int set_default(const ctx_opt *o, void *dst)
         break;
     case CTX_OPT_BOOL:
         *FIELD(dst, o->offset, int) = o->def && !strcmp(o->def, "true");
+        break;
+    case CTX_OPT_NUMBER:
+        *FIELD(dst, o->offset, double) = o->def ? strtod(o->def, NULL) : 0;
         break;
     default:
         break;
@@ -141,6 +145,11 @@ static int parse_one(const ctx_opt *o, json_t *v, void *dst, const char *path,
         return parse_objlist(o, v, FIELD(dst, o->offset, ctx_objlist), path, err);
     case CTX_OPT_JSON:
         *FIELD(dst, o->offset, json_t *) = json_incref(v);
+        return CTX_OK;
+    case CTX_OPT_NUMBER:
+        if (!json_is_number(v))
+            break;
+        *FIELD(dst, o->offset, double) = json_number_value(v);
         return CTX_OK;
     }
     return ctx_error_set(err, CTX_ECONFIG, "%s%s%s: expected %s, got %s", path, dot,
@@ -267,6 +276,11 @@ json_t *ctx_opts_schema(const ctx_opt *table, const char *title)
             p = json_pack("{s:s}", "type", "boolean");
             if (o->def)
                 json_object_set_new(p, "default", json_boolean(!strcmp(o->def, "true")));
+            break;
+        case CTX_OPT_NUMBER:
+            p = json_pack("{s:s}", "type", "number");
+            if (o->def)
+                json_object_set_new(p, "default", json_real(strtod(o->def, NULL)));
             break;
         case CTX_OPT_STRLIST:
             p = json_pack("{s:[{s:s},{s:s,s:{s:s}}]}", "anyOf", "type", "string",

@@ -20,6 +20,7 @@ typedef enum ctx_opt_type {
     CTX_OPT_STRLIST,  /* ctx_strlist; a lone string is taken as a list of one */
     CTX_OPT_OBJLIST,  /* ctx_objlist of structs parsed with .sub */
     CTX_OPT_JSON,     /* json_t * (new reference), any JSON value */
+    CTX_OPT_NUMBER,   /* double; an integer is taken too */
 } ctx_opt_type;
 
 typedef struct ctx_strlist {

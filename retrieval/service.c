@@ -644,6 +644,9 @@ static int run_search(svc *s, worker *w, const svc_identity *id, const svc_reque
         ho.sources = sources;
         ho.nsources = nsources;
         ho.labels = labels;
+        ho.w_lexical = s->cfg->search.w_lexical;
+        ho.w_vector = s->cfg->search.w_vector;
+        ho.rrf_k = (int)s->cfg->search.rrf_k;
         /* hybrid_search embeds the query itself, under the read lock. */
         pthread_rwlock_rdlock(&s->vlock);
         emb = s->vi ? query_embedder(w, s->vi_model, s, err) : NULL;

@@ -112,6 +112,40 @@ Test(config, agent_and_schedule_errors_are_named)
     ctx_config_free(&cfg);
 }
 
+Test(config, search_weights_have_defaults_and_bounds)
+{
+    ctx_config cfg;
+    ctx_error err;
+    cr_assert_eq(parse("{\"sources\":[]}", &cfg, &err), CTX_OK, "%s", err.text);
+    cr_assert_float_eq(cfg.search.w_lexical, 1.0, 1e-12);
+    cr_assert_float_eq(cfg.search.w_vector, 1.0, 1e-12);
+    cr_assert_eq(cfg.search.rrf_k, 60);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"search\":{\"w_lexical\":0.5,\"w_vector\":2,\"rrf_k\":10},"
+                       "\"sources\":[]}", &cfg, &err), CTX_OK, "%s", err.text);
+    cr_assert_float_eq(cfg.search.w_lexical, 0.5, 1e-12);
+    cr_assert_float_eq(cfg.search.w_vector, 2.0, 1e-12);
+    cr_assert_eq(cfg.search.rrf_k, 10);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"search\":{\"w_lexical\":0,\"w_vector\":0},\"sources\":[]}", &cfg,
+                       &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "w_lexical") && strstr(err.text, "not both 0"), "%s", err.text);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"search\":{\"w_vector\":-1},\"sources\":[]}", &cfg, &err),
+                 CTX_ECONFIG);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"search\":{\"rrf_k\":0},\"sources\":[]}", &cfg, &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "search.rrf_k"), "%s", err.text);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"search\":{\"w_vector\":\"high\"},\"sources\":[]}", &cfg, &err),
+                 CTX_ECONFIG);
+    cr_assert(strstr(err.text, "w_vector") && strstr(err.text, "a number"), "%s", err.text);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"search\":{\"w_vectr\":1},\"sources\":[]}", &cfg, &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "did you mean \"w_vector\""), "%s", err.text);
+    ctx_config_free(&cfg);
+}
+
 Test(config, connector_keys_are_checked_by_the_connector)
 {
     ctx_config cfg;

@@ -142,6 +142,41 @@ Test(service, an_empty_label_grant_sees_no_labeled_document)
     json_decref(a);
 }
 
+/* The config's fusion weights reach hybrid search: with the lexical leg
+ * weighed 0 and no vector index yet, a hybrid search finds nothing. */
+Test(service, the_configs_fusion_weights_reach_hybrid_search)
+{
+    char text[PATH_MAX + 1024], demo[PATH_MAX];
+    ctx_config c2;
+    svc *s2;
+    svc_identity id = {"alice@northwind.test", "all"};
+    svc_request req;
+    const char *body = "{\"query\": \"salary bands\", \"mode\": \"hybrid\"}";
+    json_t *a = ask("alice@northwind.test", "all", body, CTX_OK), *root;
+    ctx_error err;
+
+    cr_assert_gt(json_array_size(json_object_get(a, "results")), 0);
+    json_decref(a);
+    cr_assert(realpath("examples/demo", demo));
+    snprintf(text, sizeof text,
+             "{\"data_dir\": \"%s\", \"sources\": [{\"name\": \"northwind\", \"type\":"
+             " \"files\", \"path\": \"%s\"}], \"search\": {\"w_lexical\": 0, \"w_vector\": 1},"
+             " \"agents\": [{\"name\": \"all\", \"sources\": \"*\", \"labels\": \"*\"}]}",
+             dir, demo);
+    cr_assert(root = json_loads(text, 0, NULL));
+    cr_assert_eq(ctx_config_parse(root, NULL, &c2, &err), 0, "%s", err.text);
+    json_decref(root);
+    cr_assert_eq(svc_new(&c2, 1, &s2, &err), 0, "%s", err.text);
+    cr_assert_eq(svc_request_parse(body, strlen(body), &req, &err), 0);
+    a = NULL;
+    cr_assert_eq(svc_search(s2, &id, &req, &a, &err), 0, "%s", err.text);
+    cr_assert_eq(json_array_size(json_object_get(a, "results")), 0);
+    json_decref(a);
+    svc_request_free(&req);
+    svc_free(s2);
+    ctx_config_free(&c2);
+}
+
 Test(service, fetch_answers_missing_and_forbidden_alike_and_everything_is_audited)
 {
     svc_identity alice = {"alice@northwind.test", "all"}, bob = {"bob@northwind.test", "all"};
