@@ -118,8 +118,7 @@ static const char *const readable_sql[4] = {
     READABLE_SQL LABEL_NOT_ALLOWED LABEL_WANTED " ORDER BY 1",
 };
 
-/* ids_json - integers as a JSON array into *b. */
-static int ids_json(ctx_buf *b, const int64_t *ids, size_t n)
+int acl__ids_json(ctx_buf *b, const int64_t *ids, size_t n)
 {
     int rc = ctx_buf_puts(b, "[");
     for (size_t i = 0; !rc && i < n; i++)
@@ -155,7 +154,7 @@ int acl_readable_sets(sqlite3 *db, const acl_principals *pr, const acl_label_fil
         shape |= 1;
     if (lf && lf->nwanted)
         shape |= 2;
-    if (ids_json(&js, pr->ids, pr->n) || ((shape & 1) && !(allowed = names_json(
+    if (acl__ids_json(&js, pr->ids, pr->n) || ((shape & 1) && !(allowed = names_json(
                                                               lf->allowed, lf->nallowed))) ||
         ((shape & 2) && !(wanted = names_json(lf->wanted, lf->nwanted)))) {
         rc = ctx_error_set(err, CTX_ENOMEM, "acl: out of memory");
@@ -263,7 +262,7 @@ static int access_compute(sqlite3 *db, const char *user, acl_access *a, ctx_erro
 
     if ((rc = acl_resolve(db, user, &a->principals, err)))
         return rc;
-    if (ids_json(&js, a->principals.ids, a->principals.n)) {
+    if (acl__ids_json(&js, a->principals.ids, a->principals.n)) {
         ctx_buf_free(&js);
         return ctx_error_set(err, CTX_ENOMEM, "acl: out of memory");
     }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "../core/ctx.h"
+#include "../core/util.h"
 
 typedef struct acl_principals {
     int64_t *ids;   /* sorted ascending, owned */
@@ -45,6 +46,12 @@ typedef struct acl_label_filter {
     const char *const *wanted;
     size_t nwanted;
 } acl_label_filter;
+
+/*
+ * acl__ids_json - (retrieval-internal) ids as a JSON array appended to *b,
+ * for binding to json_each(). Nonzero when out of memory.
+ */
+int acl__ids_json(ctx_buf *b, const int64_t *ids, size_t n);
 
 /*
  * acl_readable_sets - the ACL sets that principals pr may read: allowed to

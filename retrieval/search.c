@@ -389,9 +389,7 @@ static int fit_window(sqlite3 *db, const acl_principals *sets, int64_t *window, 
 
     if (*window <= 0 || !sets)
         return CTX_OK;
-    for (size_t i = 0; !rc && i < sets->n; i++)
-        rc = ctx_buf_printf(&js, "%s%lld", i ? "," : "[", (long long)sets->ids[i]);
-    if (rc || ctx_buf_puts(&js, sets->n ? "]" : "[]")) {
+    if (acl__ids_json(&js, sets->ids, sets->n)) {
         ctx_buf_free(&js);
         return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
     }

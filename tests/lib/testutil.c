@@ -160,3 +160,19 @@ void tu_ingest_init(ingest_ctx *ic, ctx_store *st, int64_t source, store_run_sta
     ic->stats = stats;
     ic->chunk.max_tokens = 256;
 }
+
+int64_t tu_source_with_user(ctx_store *st, const char *user, ingest_ctx *ic,
+                            store_run_stats *stats)
+{
+    ctx_principal u = {CTX_PRINCIPAL_USER, user, NULL, NULL, NULL, NULL, 0};
+    int64_t source;
+    ctx_error err;
+
+    if (store_source(st, "s", "test", &source, &err))
+        die("store_source", err.text);
+    tu_ingest_init(ic, st, source, stats);
+    if (store_begin(st, &err) || store_principal_put(st, source, &u, &err) ||
+        store_commit(st, &err))
+        die("declare user", err.text);
+    return source;
+}

@@ -30,6 +30,13 @@ int tu_sync(ctx_store *st, const char *source_json, int full, store_run_stats *s
  */
 struct ingest_ctx;
 void tu_ingest_init(struct ingest_ctx *ic, ctx_store *st, int64_t source, store_run_stats *stats);
+/*
+ * tu_source_with_user - source "s" in st with user (a principal name such
+ * as "user:ann@t.test") declared in it and committed; *ic ready to ingest
+ * into it as tu_ingest_init leaves it. Returns the source id.
+ */
+int64_t tu_source_with_user(ctx_store *st, const char *user, struct ingest_ctx *ic,
+                            store_run_stats *stats);
 /* tu_count - the integer result of a one-value SQL query. */
 int64_t tu_count(ctx_store *st, const char *sql);
 /* tu_search_titles - "title1|title2|..." of what user finds (k=50), new. */

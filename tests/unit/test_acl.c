@@ -69,7 +69,6 @@ Test(acl_cache, every_change_of_access_is_seen_by_the_next_search)
 {
     static const char *const g_fin[] = {"group:finance"}, *const u_ann[] = {"user:ann@t.test"},
                              *const ann_only[] = {"user:ann@t.test"};
-    ctx_principal ann = {CTX_PRINCIPAL_USER, "user:ann@t.test", NULL, NULL, NULL, NULL, 0};
     ctx_principal acct = {CTX_PRINCIPAL_USER, "user:ann-old", NULL, NULL, "user:ann@t.test",
                           NULL, 0};
     static const char *const acct_only[] = {"user:ann-old"};
@@ -79,11 +78,7 @@ Test(acl_cache, every_change_of_access_is_seen_by_the_next_search)
     dir = tu_tmpdir("aclcache");
     writer = tu_store(dir);
     reader = tu_store(dir);
-    cr_assert_eq(store_source(writer, "s", "test", &source, &err), 0);
-    tu_ingest_init(&ic, writer, source, &rstats);
-    cr_assert_eq(store_begin(writer, &err), 0);
-    cr_assert_eq(store_principal_put(writer, source, &ann, &err), 0, "%s", err.text);
-    cr_assert_eq(store_commit(writer, &err), 0);
+    source = tu_source_with_user(writer, "user:ann@t.test", &ic, &rstats);
     put_group("group:finance", u_ann, 1);
     put_doc("a", g_fin, 1, NULL, 0);
 

@@ -86,17 +86,9 @@ static store_run_stats stats;
 
 static void setup(void)
 {
-    ctx_error err;
-    int64_t source;
-    ctx_principal u = {CTX_PRINCIPAL_USER, "user:ann@t.test", NULL, NULL, NULL, NULL, 0};
-
     dir = tu_tmpdir("embed");
     st = tu_store(dir);
-    cr_assert_eq(store_source(st, "s", "test", &source, &err), 0);
-    tu_ingest_init(&ic, st, source, &stats);
-    cr_assert_eq(store_begin(st, &err), 0);
-    cr_assert_eq(store_principal_put(st, source, &u, &err), 0, "%s", err.text);
-    cr_assert_eq(store_commit(st, &err), 0);
+    tu_source_with_user(st, "user:ann@t.test", &ic, &stats);
 }
 
 static void teardown(void)

@@ -416,7 +416,6 @@ Test(vsearch, labels_are_filtered_before_ranking)
 {
     static const char *const internal[] = {"internal"}, *const nothing[] = {"no-such-label"};
     const char *everyone[1] = {"everyone"}, *secret[1] = {"secret"}, *intl[1] = {"internal"};
-    ctx_principal u = {CTX_PRINCIPAL_USER, "user:lab@t.test", NULL, NULL, NULL, NULL, 0};
     acl_label_filter only_internal = {internal, 1, NULL, 0}, want_internal = {NULL, 0, internal, 1},
                      none = {nothing, 1, nothing, 1}, unlabeled = {nothing, 0, NULL, 0};
     const acl_label_filter *filters[4] = {&only_internal, &want_internal, &none, &unlabeled};
@@ -427,10 +426,8 @@ Test(vsearch, labels_are_filtered_before_ranking)
 
     dir = tu_tmpdir("vlabels");
     st = tu_store(dir);
-    cr_assert_eq(store_source(st, "s", "test", &source, &err), 0);
-    tu_ingest_init(&ic, st, source, &rstats);
+    source = tu_source_with_user(st, "user:lab@t.test", &ic, &rstats);
     cr_assert_eq(store_begin(st, &err), 0);
-    cr_assert_eq(store_principal_put(st, source, &u, &err), 0, "%s", err.text);
     for (int d = 0; d < 1205; d++) {
         /* 1,200 secret, 3 internal, 2 unlabeled; the secret ones match best. */
         ctx_acl acl = {everyone, 1, NULL, 0, d < 1200 ? secret : intl, d < 1203};
