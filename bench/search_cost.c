@@ -3,12 +3,13 @@
  * query do not depend on machine load, unlike milliseconds (see
  * bench/search_cost.sh, which builds the corpus and subtracts start-up).
  *
- *   search_cost STORE DATA_DIR QUESTIONS MODE USER N
+ *   search_cost STORE DATA_DIR QUESTIONS MODE USER N [REPS]
  *
  * MODE is lexical or hybrid (k=10, one chunk per document, as the service
- * asks); the first N questions run twice, so the per-connection chunk map
- * is loaded once and used again. N = 0 measures start-up alone (opening
- * the store and loading the vector index).
+ * asks); the first N questions run REPS times (default 2). The first round
+ * also pays for what a connection loads once (the chunk map, frequency
+ * maps, the vector index), so REPS 3 minus REPS 1 is what 2N searches cost
+ * a server that has been up for a while.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,7 @@
 int main(int argc, char **argv)
 {
     char line[512], *qs[1000];
-    int nq = 0, n, hybrid, how;
+    int nq = 0, n, reps, hybrid, how;
     ctx_store *st;
     vindex *vi = NULL;
     embed_provider *emb = NULL;
@@ -32,12 +33,14 @@ int main(int argc, char **argv)
     size_t hits = 0;
     FILE *f;
 
-    if (argc != 7) {
-        fprintf(stderr, "usage: search_cost STORE DATA_DIR QUESTIONS lexical|hybrid USER N\n");
+    if (argc != 7 && argc != 8) {
+        fprintf(stderr,
+                "usage: search_cost STORE DATA_DIR QUESTIONS lexical|hybrid USER N [REPS]\n");
         return 2;
     }
     hybrid = !strcmp(argv[4], "hybrid");
     n = atoi(argv[6]);
+    reps = argc == 8 ? atoi(argv[7]) : 2;
     if (!(f = fopen(argv[3], "r"))) {
         perror(argv[3]);
         return 1;
@@ -70,7 +73,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "search_cost: %s\n", err.text);
         return 1;
     }
-    for (int rep = 0; rep < 2; rep++)
+    for (int rep = 0; rep < reps; rep++)
         for (int i = 0; i < n; i++) {
             search_result r;
             int rc;

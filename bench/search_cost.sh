@@ -3,11 +3,14 @@
 # (DOCS documents of search_lexical's generator, embedded with the hash
 # model, its 200 three-word questions): lexical and hybrid, k=10, as users
 # reading 0.1%, 10% and 50%. Stable whatever else the machine does, so a
-# change to the search path is measured here before it is timed.
+# change to the search path is measured here before it is timed. Each
+# question runs three times; the first round, which also loads what a
+# connection keeps (chunk map, frequency maps, vector index), is
+# subtracted, so the count is a warm server's.
 #
 #   sh bench/search_cost.sh              # DOCS=86000 (~100k chunks), N=20
 #
-# Environment: DOCS, N (questions, each run twice), BUILD (build/release).
+# Environment: DOCS, N (questions), BUILD (build/release).
 set -eu
 cd "$(dirname "$0")/.."
 : "${DOCS:=86000}" "${N:=20}" "${BUILD:=build/release}"
@@ -20,9 +23,9 @@ cg() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$b" "$dir/data/
 echo "| mode | user | instructions per query |"
 echo "|---|---|---:|"
 for mode in lexical hybrid; do
-    base=$(cg "$mode" user:u10 0)
     for user in user:u0001 user:u10 user:u50; do
-        all=$(cg "$mode" "$user" "$N")
+        base=$(cg "$mode" "$user" "$N" 1)
+        all=$(cg "$mode" "$user" "$N" 3)
         echo "| $mode | $user | $(( (all - base) / (2 * N) )) |"
     done
 done

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "../core/util.h"
 #include "../indexer/stmt.h"
 
 /* The index's tokenizer; a query word is turned into index terms with it. */
@@ -25,8 +26,32 @@ struct rank_conn {
     int32_t *len_of;
     int64_t cap;                /* slots in both arrays */
     int64_t loaded;             /* every committed id <= loaded is mapped */
+    /* frequency maps of common words (rank.h) */
+    rank_tfmap **maps;
+    size_t nmaps, capmaps;
+    size_t entries;             /* in all maps */
+    uint64_t tick;              /* searches so far */
     rank_conn *next;            /* in the registry */
 };
+
+struct rank_tfmap {
+    char *word;
+    uint32_t *ids;              /* ascending chunk ids holding the word */
+    uint16_t *freq;             /* its weighted frequency in each */
+    size_t n, cap;
+    int64_t upto;               /* every chunk id <= upto holding it is in */
+    uint64_t used;              /* the tick of the last search that got it */
+};
+
+static void tfmap_free(rank_tfmap *m)
+{
+    if (!m)
+        return;
+    ctx_free(m->word);
+    ctx_free(m->ids);
+    ctx_free(m->freq);
+    ctx_free(m);
+}
 
 /*
  * The registry: connection -> its state. An entry is removed by the
@@ -48,6 +73,9 @@ static void rank_conn_destroy(void *p)
     pthread_mutex_unlock(&registry_mu);
     if (rc->tokenizer)
         rc->tok.xDelete(rc->tokenizer);
+    for (size_t i = 0; i < rc->nmaps; i++)
+        tfmap_free(rc->maps[i]);
+    ctx_free(rc->maps);
     ctx_free(rc->acl_of);
     ctx_free(rc->src_of);
     ctx_free(rc->len_of);
@@ -58,6 +86,63 @@ double rank_idf(int64_t n, int64_t df)
 {
     double idf = log(((double)n - (double)df + 0.5) / ((double)df + 0.5));
     return idf > 1e-6 ? idf : 1e-6;
+}
+
+/* phrase_freq - the row's count of phrase, a title hit weighing RANK_W_TITLE. */
+static double phrase_freq(const Fts5ExtensionApi *api, Fts5Context *fts, int phrase)
+{
+    Fts5PhraseIter it;
+    int col, off;
+    double freq = 0;
+
+    if (api->xPhraseFirst(fts, phrase, &it, &col, &off) != SQLITE_OK)
+        return 0;
+    for (; col >= 0; api->xPhraseNext(fts, &it, &col, &off))
+        freq += col == 0 ? RANK_W_TITLE : col == 1 ? RANK_W_TEXT : 0.0;
+    return freq;
+}
+
+/* tfmap_freq - the word's frequency in chunk id; 0 when it has none. */
+static double tfmap_freq(const rank_tfmap *m, int64_t id)
+{
+    size_t lo = 0, hi = m->n;
+
+    if (id < 0 || id > (int64_t)UINT32_MAX)
+        return 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->ids[mid] < (uint32_t)id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < m->n && m->ids[lo] == (uint32_t)id ? m->freq[lo] : 0;
+}
+
+/* The parts of BM25, shared by ctx_rank and rank_map_pass so both give a
+ * row the same score to the last bit. */
+static double mean_len(int64_t rows, int64_t tokens)
+{
+    return rows > 0 && tokens > 0 ? (double)tokens / (double)rows : 1.0;
+}
+
+static double length_norm(int len, double avg)
+{
+    return RANK_K1 * (1.0 - RANK_B + RANK_B * (double)len / avg);
+}
+
+static double term_score(double idf, double freq, double norm)
+{
+    return idf * (freq * (RANK_K1 + 1.0)) / (freq + norm);
+}
+
+/* ctx_tf(chunks_fts) - phrase 0's frequency in the row: what a map holds. */
+static void ctx_tf_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx,
+                      int nval, sqlite3_value **val)
+{
+    (void)nval;
+    (void)val;
+    sqlite3_result_double(ctx, phrase_freq(api, fts, 0));
 }
 
 /*
@@ -73,6 +158,7 @@ static void ctx_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_c
 {
     rank_query *q = nval == 1 ? sqlite3_value_pointer(val[0], RANK_QUERY_PTR) : NULL;
     double score = 0, norm = -1;
+    int64_t id;
 
     if (!q) {
         sqlite3_result_error(ctx, "ctx_rank: expected (chunks_fts, query pointer)", -1);
@@ -82,7 +168,7 @@ static void ctx_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_c
         /* A row the map knows is decided here; one it does not is scored and
          * checked by the caller in SQL. */
         const rank_conn *rc = q->rc;
-        int64_t id = api->xRowid(fts);
+        id = api->xRowid(fts);
         if (id > 0 && id <= rc->loaded && id < rc->cap) {
             if (!rc->acl_of[id] ||
                 (q->readable && !rank_bit(q->readable, q->nreadable, rc->acl_of[id])) ||
@@ -97,24 +183,18 @@ static void ctx_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_c
         api->xRowCount(fts, &n);
         api->xColumnTotalSize(fts, 0, &title);
         api->xColumnTotalSize(fts, 1, &text);
-        q->avg = n > 0 && title + text > 0 ? (double)(title + text) / (double)n : 1.0;
+        q->avg = mean_len(n, title + text);
         q->have_totals = 1;
     }
-    for (int i = 0; i < q->nterms; i++) {
-        Fts5PhraseIter it;
-        int col, off;
-        double freq = 0;
-        if (api->xPhraseFirst(fts, q->first_phrase + i, &it, &col, &off) != SQLITE_OK)
-            continue;
-        for (; col >= 0; api->xPhraseNext(fts, &it, &col, &off))
-            freq += col == 0 ? RANK_W_TITLE : col == 1 ? RANK_W_TEXT : 0.0;
+    id = api->xRowid(fts);
+    for (int i = 0, phrase = q->first_phrase; i < q->nterms; i++) {
+        double freq = q->map[i] ? tfmap_freq(q->map[i], id) : phrase_freq(api, fts, phrase++);
         if (freq == 0)
             continue;
         if (norm < 0) {
             /* The chunk map knows most rows' lengths: FTS5 reads its docsize
              * table for each (a B-tree lookup, 4,000 instructions). */
             const rank_conn *rc = q->rc;
-            int64_t id = api->xRowid(fts);
             int len = -1;
             if (rc && id > 0 && id <= rc->loaded && id < rc->cap)
                 len = rc->len_of[id];
@@ -124,9 +204,9 @@ static void ctx_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_c
                 api->xColumnSize(fts, 1, &text);
                 len = title + text;
             }
-            norm = RANK_K1 * (1.0 - RANK_B + RANK_B * (double)len / q->avg);
+            norm = length_norm(len, q->avg);
         }
-        score += q->idf[i] * (freq * (RANK_K1 + 1.0)) / (freq + norm);
+        score += term_score(q->idf[i], freq, norm);
     }
     sqlite3_result_double(ctx, score);
 }
@@ -175,7 +255,8 @@ rank_conn *rank_attach(sqlite3 *db, ctx_error *err)
     /* From here SQLite owns rc: it calls rank_conn_destroy on close (and
      * right away if registering fails). */
     if (rc->api->xCreateFunction(rc->api, "ctx_rank", rc, ctx_rank_fn, rank_conn_destroy) !=
-        SQLITE_OK) {
+            SQLITE_OK ||
+        rc->api->xCreateFunction(rc->api, "ctx_tf", rc, ctx_tf_fn, NULL) != SQLITE_OK) {
         ctx_error_set(err, CTX_ESTORE, "search: cannot register ctx_rank: %s",
                       sqlite3_errmsg(db));
         return NULL;
@@ -334,33 +415,38 @@ int rank_stats_refresh(sqlite3 *db, int force, ctx_error *err)
 
 /* ---- the chunk map ----------------------------------------------------- */
 
+/* get_varint - one SQLite varint from p[0..n): its length, 0 when cut short. */
+static int get_varint(const unsigned char *p, int n, uint64_t *v)
+{
+    *v = 0;
+    for (int i = 0; i < 9 && i < n; i++) {
+        if (i == 8) {
+            *v = (*v << 8) | p[i];
+            return 9;
+        }
+        *v = (*v << 7) | (p[i] & 0x7f);
+        if (!(p[i] & 0x80))
+            return i + 1;
+    }
+    return 0;
+}
+
 /*
  * docsize_len - title + text tokens from an FTS5 docsize blob (one varint
- * per column, in SQLite's varint form), or -1 when it is not one.
+ * per column), or -1 when it is not one.
  */
 static int32_t docsize_len(const unsigned char *p, int n)
 {
     int64_t sum = 0;
 
     for (int col = 0; col < 2; col++) {
-        uint64_t v = 0;
-        int i;
-        for (i = 0; i < 9; i++) {
-            if (i >= n)
-                return -1;
-            if (i == 8) {
-                v = (v << 8) | p[i];
-                break;
-            }
-            v = (v << 7) | (p[i] & 0x7f);
-            if (!(p[i] & 0x80))
-                break;
-        }
-        if (v > INT32_MAX)
+        uint64_t v;
+        int len = get_varint(p, n, &v);
+        if (!len || v > INT32_MAX)
             return -1;
         sum += (int64_t)v;
-        p += i + 1;
-        n -= i + 1;
+        p += len;
+        n -= len;
     }
     return sum > INT32_MAX ? -1 : (int32_t)sum;
 }
@@ -458,4 +544,256 @@ int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err
     }
     return acl > 0 && (!q->readable || rank_bit(q->readable, q->nreadable, acl)) &&
            (!q->sources || rank_bit(q->sources, q->nsources, src));
+}
+
+/* ---- frequency maps ---------------------------------------------------- */
+
+void rank_tfmap_begin(rank_conn *rc)
+{
+    rc->tick++;
+}
+
+static void tfmap_drop(rank_conn *rc, size_t i)
+{
+    rc->entries -= rc->maps[i]->n;
+    tfmap_free(rc->maps[i]);
+    rc->maps[i] = rc->maps[--rc->nmaps];
+}
+
+/* make_room - evict maps not used by this search until n more entries fit; 0 if they cannot. */
+static int make_room(rank_conn *rc, size_t n)
+{
+    while (rc->entries + n > RANK_TFMAP_BUDGET) {
+        size_t victim = rc->nmaps;
+        for (size_t i = 0; i < rc->nmaps; i++)
+            if (rc->maps[i]->used != rc->tick &&
+                (victim == rc->nmaps || rc->maps[i]->used < rc->maps[victim]->used))
+                victim = i;
+        if (victim == rc->nmaps)
+            return 0;
+        tfmap_drop(rc, victim);
+    }
+    return 1;
+}
+
+/*
+ * tfmap_extend - add the chunks in (m->upto, upto] holding m's word.
+ * 1 done, 0 it does not fit (or a frequency would not fit 16 bits), or
+ * minus an error code.
+ */
+static int tfmap_extend(rank_conn *rc, rank_tfmap *m, int64_t upto, ctx_error *err)
+{
+    ctx_buf match = CTX_BUF_INIT;
+    sqlite3_stmt *s;
+    int step = SQLITE_DONE, ok = 1;
+
+    if (ctx_buf_printf(&match, "{title text} : \"%s\"", m->word)) {
+        return -ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    }
+    if (stmt_get(rc->db,
+                 "SELECT rowid, ctx_tf(chunks_fts) FROM chunks_fts"
+                 " WHERE chunks_fts MATCH ?1 AND rowid > ?2 AND rowid <= ?3", &s) != SQLITE_OK) {
+        ctx_buf_free(&match);
+        return -ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    }
+    sqlite3_bind_text(s, 1, match.data, (int)match.len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, m->upto);
+    sqlite3_bind_int64(s, 3, upto);
+    while (ok > 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(s, 0);
+        double f = sqlite3_column_double(s, 1);
+        if (f < 0 || f > UINT16_MAX || id > (int64_t)UINT32_MAX || !make_room(rc, 1)) {
+            ok = 0;
+            break;
+        }
+        if (m->n == m->cap) {
+            size_t cap = m->cap ? m->cap * 2 : 1024;
+            uint32_t *ids = ctx_realloc(m->ids, cap * sizeof *ids);
+            uint16_t *fr = ids ? ctx_realloc(m->freq, cap * sizeof *fr) : NULL;
+            if (ids)
+                m->ids = ids;
+            if (!fr) {
+                ok = -ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+                break;
+            }
+            m->freq = fr;
+            m->cap = cap;
+        }
+        m->ids[m->n] = (uint32_t)id;
+        m->freq[m->n++] = (uint16_t)f;
+        rc->entries++;
+    }
+    if (ok > 0 && step != SQLITE_DONE) {
+        ok = -ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    }
+    stmt_put(s);
+    ctx_buf_free(&match);
+    if (ok > 0)
+        m->upto = upto;
+    return ok;
+}
+
+int rank_tfmap_get(rank_conn *rc, const char *word, const rank_tfmap **out, int64_t *upto,
+                   ctx_error *err)
+{
+    rank_tfmap *m = NULL;
+    term_buf tb;
+    size_t i;
+    int r;
+
+    *out = NULL;
+    *upto = rc->loaded;
+    memset(&tb, 0, sizeof tb);
+    rc->tok.xTokenize(rc->tokenizer, &tb, FTS5_TOKENIZE_QUERY, word, (int)strlen(word),
+                      collect_token);
+    if (tb.n != 1 || rc->loaded > (int64_t)UINT32_MAX)
+        return CTX_OK; /* a phrase, or ids too large to keep */
+    for (i = 0; i < rc->nmaps && strcmp(rc->maps[i]->word, word); i++)
+        ;
+    if (i == rc->nmaps) {
+        if (rc->nmaps == rc->capmaps) {
+            size_t cap = rc->capmaps ? rc->capmaps * 2 : 16;
+            rank_tfmap **v = ctx_realloc(rc->maps, cap * sizeof *v);
+            if (!v)
+                return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+            rc->maps = v;
+            rc->capmaps = cap;
+        }
+        if (!(m = ctx_calloc(1, sizeof *m)) || !(m->word = ctx_strdup(word))) {
+            tfmap_free(m);
+            return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+        }
+        rc->maps[rc->nmaps++] = m;
+    }
+    m = rc->maps[i];
+    m->used = rc->tick;
+    if (m->upto < rc->loaded && (r = tfmap_extend(rc, m, rc->loaded, err)) <= 0) {
+        /* Half extended is no use: the next search starts it again. */
+        for (i = 0; rc->maps[i] != m; i++)
+            ;
+        tfmap_drop(rc, i);
+        return r < 0 ? -r : CTX_OK;
+    }
+    *out = m;
+    return CTX_OK;
+}
+
+/* totals - what FTS5's xRowCount and xColumnTotalSize give ctx_rank: its
+ * averages record (rowid 1 of the data table: row count, then tokens per
+ * column). */
+static int totals(rank_conn *rc, double *avg, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    uint64_t rows = 0, title = 0, text = 0;
+    int step;
+
+    if (stmt_get(rc->db, "SELECT block FROM chunks_fts_data WHERE id = 1", &s) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    if ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        const unsigned char *p = sqlite3_column_blob(s, 0);
+        int n = sqlite3_column_bytes(s, 0), a, b = 0, c = 0;
+        if ((a = get_varint(p, n, &rows)) && (b = get_varint(p + a, n - a, &title)))
+            c = get_varint(p + a + b, n - a - b, &text);
+        if (!c || rows > INT64_MAX || title > INT64_MAX || text > INT64_MAX - title)
+            step = SQLITE_CORRUPT;
+    }
+    stmt_put(s);
+    if (step == SQLITE_CORRUPT)
+        return ctx_error_set(err, CTX_ESTORE, "search: the FTS5 averages record is damaged");
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    *avg = mean_len((int64_t)rows, (int64_t)(title + text));
+    return CTX_OK;
+}
+
+/* row_len - title + text tokens of chunk id, from the map or its docsize row; -1 if none. */
+static int row_len(rank_conn *rc, int64_t id, ctx_error *err, int *len)
+{
+    sqlite3_stmt *s;
+    int step;
+
+    if ((*len = rc->len_of[id]) >= 0)
+        return CTX_OK;
+    if (stmt_get(rc->db, "SELECT sz FROM chunks_fts_docsize WHERE id = ?1", &s) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    sqlite3_bind_int64(s, 1, id);
+    if ((step = sqlite3_step(s)) == SQLITE_ROW)
+        *len = docsize_len(sqlite3_column_blob(s, 0), sqlite3_column_bytes(s, 0));
+    stmt_put(s);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    return CTX_OK;
+}
+
+static int in_sorted(const int64_t *v, size_t n, int64_t id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && v[lo] == id;
+}
+
+int64_t rank_map_pass(rank_conn *rc, rank_query *q, const int64_t *skip, size_t nskip,
+                      int64_t window, rank_push_fn push, void *arg, ctx_error *err)
+{
+    size_t pos[RANK_MAX_TERMS];
+    int64_t pushed = 0;
+    int r;
+
+    for (int i = 0; i < q->nterms; i++) {
+        if (!q->map[i])
+            return -ctx_error_set(err, CTX_EINVAL, "search: a map pass needs every term's map");
+        pos[i] = q->map[i]->n;
+    }
+    if ((r = totals(rc, &q->avg, err)))
+        return -r;
+    q->have_totals = 1;
+    for (;;) {
+        int64_t id = -1;
+        double score = 0, norm = -1;
+        int len;
+
+        /* the next id down, over every term's map */
+        for (int i = 0; i < q->nterms; i++)
+            if (pos[i] && (int64_t)q->map[i]->ids[pos[i] - 1] > id)
+                id = q->map[i]->ids[pos[i] - 1];
+        if (id < 0)
+            break;
+        /* skipped, dead before the map was loaded, or not the caller's */
+        if (id > rc->loaded || id >= rc->cap || !rc->acl_of[id] ||
+            (q->readable && !rank_bit(q->readable, q->nreadable, rc->acl_of[id])) ||
+            (q->sources && !rank_bit(q->sources, q->nsources, rc->src_of[id])) ||
+            in_sorted(skip, nskip, id)) {
+            for (int i = 0; i < q->nterms; i++)
+                if (pos[i] && q->map[i]->ids[pos[i] - 1] == (uint64_t)id)
+                    pos[i]--;
+            continue;
+        }
+        for (int i = 0; i < q->nterms; i++) {
+            double freq;
+            if (!pos[i] || q->map[i]->ids[pos[i] - 1] != (uint64_t)id)
+                continue;
+            freq = q->map[i]->freq[--pos[i]];
+            if (freq == 0)
+                continue;
+            if (norm < 0) {
+                if ((r = row_len(rc, id, err, &len)))
+                    return -r;
+                if (len < 0)
+                    return -ctx_error_set(err, CTX_ESTORE, "search: chunk %lld has no length",
+                                          (long long)id);
+                norm = length_norm(len, q->avg);
+            }
+            score += term_score(q->idf[i], freq, norm);
+        }
+        push(arg, id, score);
+        if (++pushed == window)
+            break;
+    }
+    return pushed;
 }

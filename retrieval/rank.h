@@ -36,6 +36,7 @@
 #define RANK_W_TEXT 1.0
 
 typedef struct rank_conn rank_conn;
+typedef struct rank_tfmap rank_tfmap;
 
 /*
  * rank_query - one search's parameters to ctx_rank(chunks_fts, ?), passed
@@ -46,6 +47,12 @@ typedef struct rank_conn rank_conn;
 typedef struct rank_query {
     int first_phrase, nterms;
     double idf[RANK_MAX_TERMS];
+    /*
+     * A term with map[i] set is scored from that frequency map and has no
+     * phrase in the MATCH; the phrases are the other terms, in order. A row
+     * past the map's upto must not reach ctx_rank (bound the MATCH's rowid).
+     */
+    const rank_tfmap *map[RANK_MAX_TERMS];
     /* The permission check, or readable == NULL for none (the MATCH holds it). */
     const uint8_t *readable;        /* bit per ACL set id the caller may read */
     int64_t nreadable;              /* bits in readable */
@@ -91,6 +98,44 @@ int rank_chunks_load(rank_conn *rc, ctx_error *err);
  * q->sources)? 1 yes, 0 no, negative a store error (with err set).
  */
 int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err);
+
+/*
+ * Frequency maps. A common word's doclist is long, and a MATCH that names
+ * it walks all of it even when the rest of the expression allows a few
+ * hundred rows. For such a word the connection can keep, per chunk that
+ * holds it, its frequency as ctx_rank weighs it (title count times
+ * RANK_W_TITLE plus text count times RANK_W_TEXT), read once from the
+ * doclist and extended as chunks are committed; ctx_rank then scores the
+ * word from the map. Sound for the same reason as the chunk map: a chunk
+ * row never changes. Maps are kept while they fit RANK_TFMAP_BUDGET entries
+ * (6 bytes each), least recently used first out.
+ */
+#define RANK_TFMAP_BUDGET ((size_t)1 << 22)
+
+/* rank_tfmap_begin - start a search: maps it gets are not evicted until the next. */
+void rank_tfmap_begin(rank_conn *rc);
+
+/*
+ * rank_tfmap_get - word's map, covering every chunk id <= *upto (the chunk
+ * map's loaded; call rank_chunks_load first). *out = NULL when word is not
+ * a single index term or its map does not fit: the caller then names the
+ * word in its MATCH. CTX_OK or a store error.
+ */
+int rank_tfmap_get(rank_conn *rc, const char *word, const rank_tfmap **out, int64_t *upto,
+                   ctx_error *err);
+
+/*
+ * rank_map_pass - a pass over rows from q's maps alone, where every term of
+ * q has one: each row holding one of the terms, up to the maps' upto, that
+ * q's readable and sources bitmaps let through and that is not in skip[]
+ * (ascending ids), newest first, scored as ctx_rank scores it, goes to
+ * push(arg, id, score); with window > 0, only the first window rows.
+ * Returns how many rows were pushed, or minus an error code. A chunk
+ * deleted since its map was read may be pushed: the caller's fetch drops it.
+ */
+typedef void (*rank_push_fn)(void *arg, int64_t id, double score);
+int64_t rank_map_pass(rank_conn *rc, rank_query *q, const int64_t *skip, size_t nskip,
+                      int64_t window, rank_push_fn push, void *arg, ctx_error *err);
 
 /*
  * rank_stats_refresh - rebuild term_df from the FTS5 vocabulary when forced,

@@ -131,6 +131,7 @@ static int put_tokens(ctx_buf *b, const int64_t *ids, size_t n)
 enum match_shape {
     SHAPE_ALL,      /* any term */
     SHAPE_RARE,     /* a rare term, with every term's phrase there to score */
+    SHAPE_RARE_ONLY, /* a rare term, with no other phrase (maps score the rest) */
     SHAPE_COMMON,   /* a common term and no rare one */
 };
 
@@ -148,9 +149,11 @@ static int build_match(const qterms *q, enum match_shape shape, uint32_t rare,
     int rc = CTX_ENOMEM;
 
     *out = NULL;
-    if (ctx_buf_puts(&b, shape == SHAPE_ALL ? "(" : "(("))
+    if (ctx_buf_puts(&b, shape == SHAPE_ALL || shape == SHAPE_RARE_ONLY ? "(" : "(("))
         goto done;
     if (shape == SHAPE_ALL && put_terms(&b, q, all))
+        goto done;
+    if (shape == SHAPE_RARE_ONLY && put_terms(&b, q, rare))
         goto done;
     if (shape == SHAPE_RARE &&
         (put_terms(&b, q, rare) || ctx_buf_puts(&b, " AND ") || put_terms(&b, q, all) ||
@@ -203,15 +206,18 @@ static const char hit_sql[] =
     "SELECT c.doc_id, c.acl_id, d.acl_synced_at, s.name, d.title, d.url, f.c1"
     " FROM chunks c JOIN documents d ON d.id = c.doc_id JOIN sources s ON s.id = d.source_id"
     " JOIN chunks_fts_content f ON f.id = c.id WHERE c.id = ?1 AND d.deleted = 0";
-static const char hit_id_sql[] =
-    "SELECT c.doc_id, c.acl_id, d.acl_synced_at FROM chunks c"
-    " JOIN documents d ON d.id = c.doc_id WHERE c.id = ?1 AND d.deleted = 0";
+/* A chunk row outlives no document: deleting one drops its chunks in the
+ * same transaction. So the narrow chunks table tells a leg enough, where
+ * a documents row (with its body) is a page read of its own. */
+static const char hit_id_sql[] = "SELECT doc_id, acl_id FROM chunks WHERE id = ?1";
 
 /*
- * Above this many principals an OR of their tokens costs more inside FTS5
- * than checking each candidate's ACL set in the chunk map (bench/README.md).
+ * Principal tokens go into the MATCH only when a caller asks for it (tests
+ * of the permission filter do). With them, FTS5 3.40 reports no hits for
+ * some phrases of a row that matches: the leak oracle found rows scored
+ * too low, some at 0, in 14 of 46 queries. The chunk map's bitmap checks
+ * each candidate instead, and frequency maps keep that cheap.
  */
-#define MATCH_PRINCIPALS_MAX 32
 
 /* A term in more than 1/COMMON_DIV of the chunks is common (MaxScore's
  * "non-essential" terms). */
@@ -319,15 +325,29 @@ static void heap_sort(heap *h)
     h->n = n;
 }
 
-/*
- * run_pass - score every row of match the caller may read, newest first,
- * into h. With window > 0, stop after that many readable rows.
- */
-static int run_pass(sqlite3 *db, rank_conn *rc, const char *match, rank_query *q,
-                    int64_t window, heap *h, int *windowed, ctx_error *err)
+/* One pass over a MATCH: what to walk, and what it found. */
+typedef struct pass {
+    const char *match;
+    int64_t lo, hi;         /* only rowids in [lo, hi] */
+    int64_t window;         /* > 0: newest first, stop after this many readable rows */
+    int64_t seen;           /* out: readable rows scored */
+    int windowed;           /* out: the window cut it short */
+    int64_t *ids;           /* if record: the readable rows' ids, in walk order */
+    size_t nids, capids;
+    int record;
+} pass;
+
+/* heap_push_cb - rank_map_pass's way into a heap. */
+static void heap_push_cb(void *arg, int64_t id, double score)
+{
+    heap_push(arg, (cand){score, id});
+}
+
+/* run_pass - score every row of p's MATCH that the caller may read into h. */
+static int run_pass(sqlite3 *db, rank_conn *rc, pass *p, rank_query *q, heap *h,
+                    ctx_error *err)
 {
     sqlite3_stmt *s;
-    int64_t seen = 0;
     int step, ok;
 
     /*
@@ -337,14 +357,17 @@ static int run_pass(sqlite3 *db, rank_conn *rc, const char *match, rank_query *q
      * window the order changes nothing (ties break on the chunk id).
      */
     if (stmt_get(db,
-                 window > 0 ? "SELECT rowid, ctx_rank(chunks_fts, ?2) FROM chunks_fts"
-                              " WHERE chunks_fts MATCH ?1 ORDER BY rowid DESC"
-                            : "SELECT rowid, ctx_rank(chunks_fts, ?2) FROM chunks_fts"
-                              " WHERE chunks_fts MATCH ?1",
+                 p->window > 0 ? "SELECT rowid, ctx_rank(chunks_fts, ?2) FROM chunks_fts"
+                                 " WHERE chunks_fts MATCH ?1 AND rowid BETWEEN ?3 AND ?4"
+                                 " ORDER BY rowid DESC"
+                               : "SELECT rowid, ctx_rank(chunks_fts, ?2) FROM chunks_fts"
+                                 " WHERE chunks_fts MATCH ?1 AND rowid BETWEEN ?3 AND ?4",
                  &s) != SQLITE_OK)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
-    sqlite3_bind_text(s, 1, match, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, p->match, -1, SQLITE_STATIC);
     sqlite3_bind_pointer(s, 2, q, RANK_QUERY_PTR, NULL);
+    sqlite3_bind_int64(s, 3, p->lo);
+    sqlite3_bind_int64(s, 4, p->hi);
     q->have_totals = 0;
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
         cand c;
@@ -360,9 +383,21 @@ static int run_pass(sqlite3 *db, rank_conn *rc, const char *match, rank_query *q
             }
             continue;
         }
+        if (p->record && p->nids == p->capids) {
+            size_t cap = p->capids ? p->capids * 2 : 256;
+            int64_t *v = ctx_realloc(p->ids, cap * sizeof *v);
+            if (!v) {
+                stmt_put(s);
+                return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+            }
+            p->ids = v;
+            p->capids = cap;
+        }
+        if (p->record)
+            p->ids[p->nids++] = c.id;
         heap_push(h, c);
-        if (window > 0 && ++seen >= window) {
-            *windowed = 1;
+        if (++p->seen == p->window) {
+            p->windowed = 1;
             break;
         }
     }
@@ -411,14 +446,21 @@ static int fit_window(sqlite3 *db, const acl_principals *sets, int64_t *window, 
     return rc;
 }
 
-/* Fill q's term phrases: the terms whose bit is in mask, in order. */
-static void query_terms(rank_query *q, const qterms *t, uint32_t mask, int first_phrase)
+/*
+ * Fill q's terms: those whose bit is in mask, in order; a term with a
+ * frequency map in maps (NULL: none) is scored from it, the others from
+ * the phrases from first_phrase on.
+ */
+static void query_terms(rank_query *q, const qterms *t, uint32_t mask, int first_phrase,
+                        const rank_tfmap *const *maps)
 {
     q->first_phrase = first_phrase;
     q->nterms = 0;
     for (size_t i = 0; i < t->n; i++)
-        if (mask >> i & 1)
+        if (mask >> i & 1) {
+            q->map[q->nterms] = maps ? maps[i] : NULL;
             q->idf[q->nterms++] = t->t[i].idf;
+        }
 }
 
 static char *col_dup(sqlite3_stmt *s, int i)
@@ -465,8 +507,8 @@ int search__hit(sqlite3 *db, search_hit *h, int ids_only, int64_t *acl_id, ctx_e
     h->doc_id = sqlite3_column_int64(s, 0);
     if (acl_id)
         *acl_id = sqlite3_column_int64(s, 1);
-    h->acl_synced_at = sqlite3_column_int64(s, 2);
     if (!ids_only) {
+        h->acl_synced_at = sqlite3_column_int64(s, 2);
         search_hit_clear(h);
         if (!(h->source = col_dup(s, 3)) || !(h->title = col_dup(s, 4)) ||
             !(h->url = col_dup(s, 5)) || !(h->text = col_dup(s, 6))) {
@@ -519,6 +561,96 @@ static int fetch_hits(sqlite3 *db, const heap *h, int k, int per_doc, int ids_on
     return CTX_OK;
 }
 
+/* What every pass of one search shares. */
+typedef struct plan {
+    sqlite3 *db;
+    rank_conn *rc;
+    const qterms *terms;
+    uint32_t rare, all;             /* term bit masks */
+    const int64_t *allow, *deny;    /* principal tokens for the MATCH, if it holds them */
+    size_t nallow, ndeny;
+    const acl_principals *readable; /* the readable ACL sets when the MATCH holds them */
+    rank_query *q;
+    double ceiling;                 /* most a row of common terms only can score */
+    int64_t window;
+    /* frequency maps for every common term, or mapped = 0 */
+    int mapped;
+    const rank_tfmap *maps[MAX_TERMS];
+    int64_t upto;                   /* the maps hold every chunk id <= upto */
+    const uint8_t *map_readable;    /* the readable bitmap for the map pass */
+    int64_t nmap_readable;
+    char *match;
+} plan;
+
+/* walk - run p over shape's MATCH, scoring the terms in mask (from maps if use_maps). */
+static int walk(plan *pl, enum match_shape shape, uint32_t mask, int first_phrase,
+                int use_maps, pass *p, heap *h, ctx_error *err)
+{
+    ctx_free(pl->match);
+    if (build_match(pl->terms, shape, pl->rare, pl->allow, pl->nallow, pl->deny, pl->ndeny,
+                    &pl->match))
+        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    query_terms(pl->q, pl->terms, mask, first_phrase, use_maps ? pl->maps : NULL);
+    p->match = pl->match;
+    return run_pass(pl->db, pl->rc, p, pl->q, h, err);
+}
+
+/*
+ * rank_into - fill h with the best rows (see the plan below). With maps,
+ * every walk stops at upto, the rows past it (committed since the maps
+ * were read) are walked the old way, and the rows of common terms only
+ * come from the maps, without FTS5.
+ */
+static int rank_into(plan *pl, heap *h, int *windowed, int *rare_only, ctx_error *err)
+{
+    pass rp = {.hi = INT64_MAX}, tail = {.hi = INT64_MAX}, cp = {.hi = INT64_MAX};
+    int64_t n;
+    int rc;
+
+    *windowed = *rare_only = 0;
+    if (pl->rare == pl->all)
+        return walk(pl, SHAPE_ALL, pl->all, 0, 0, &rp, h, err);
+    if (pl->rare) {
+        /* Rows with a rare term, scored on every term. */
+        if (pl->mapped) {
+            rp.hi = pl->upto;
+            rp.record = 1;
+            if ((rc = walk(pl, SHAPE_RARE_ONLY, pl->all, 0, 1, &rp, h, err)))
+                goto out;
+            tail.lo = pl->upto + 1;
+        }
+        if ((rc = walk(pl, SHAPE_RARE, pl->all, __builtin_popcount(pl->rare), 0, &tail, h, err)))
+            goto out;
+        /* Then rows with common terms only, unless none can enter. */
+        if ((*rare_only = h->n == h->cap && h->v[0].score > pl->ceiling)) {
+            rc = CTX_OK;
+            goto out;
+        }
+    }
+    if ((rc = fit_window(pl->db, pl->readable, &pl->window, err)))
+        goto out;
+    cp.window = pl->window;
+    cp.lo = pl->mapped ? pl->upto + 1 : 0;
+    if ((rc = walk(pl, pl->rare ? SHAPE_COMMON : SHAPE_ALL, pl->all & ~pl->rare, 0, 0, &cp, h,
+                   err)))
+        goto out;
+    *windowed = cp.windowed;
+    if (pl->mapped && !cp.windowed) {
+        int64_t left = pl->window > 0 ? pl->window - cp.seen : 0;
+        rank_query mq = *pl->q;
+        query_terms(&mq, pl->terms, pl->all & ~pl->rare, 0, pl->maps);
+        mq.readable = pl->map_readable;
+        mq.nreadable = pl->nmap_readable;
+        if ((n = rank_map_pass(pl->rc, &mq, rp.ids, rp.nids, left, heap_push_cb, h, err)) < 0)
+            rc = (int)-n;
+        else
+            *windowed = left > 0 && n == left;
+    }
+out:
+    ctx_free(rp.ids);
+    return rc;
+}
+
 /*
  * The plan, in short (bench/README.md has the measurements behind it):
  *
@@ -543,19 +675,21 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
     rank_query rq;
     rank_conn *rconn;
     heap h = {NULL, 0, 0};
-    char *match = NULL, *srcs = NULL;
+    char *srcs = NULL;
     uint8_t *readable = NULL, *srcbits = NULL;
     int64_t nreadable = 0, nsrcbits = 0, nrows = 0, window;
     int k = opts && opts->k > 0 ? opts->k : 10, per_doc = opts ? opts->per_doc : 0;
-    int max_match = opts && opts->match_principals_max > 0 ? opts->match_principals_max
-                                                          : MATCH_PRINCIPALS_MAX;
-    uint32_t rare = 0;
+    int max_match = opts && opts->match_principals_max > 0 ? opts->match_principals_max : 0;
+    uint32_t rare = 0, all;
+    uint8_t *own_readable = NULL;
     double ceiling = 0;
     size_t limit, i;
     int rc, acl_in_match;
+    plan pl;
 
     memset(out, 0, sizeof *out);
     memset(&rq, 0, sizeof rq);
+    memset(&pl, 0, sizeof pl);
     window = opts && opts->rank_window ? opts->rank_window : SEARCH_RANK_WINDOW;
     if (k > 1000)
         k = 1000;
@@ -568,6 +702,7 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
         goto oom;
     if (!terms.n)
         goto done;
+    all = (uint32_t)((1ull << terms.n) - 1);
     if (!(rconn = rank_attach(db, err))) {
         rc = err ? err->code : CTX_ESTORE;
         goto done;
@@ -623,14 +758,54 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
     rq.sources = srcbits;
     rq.nsources = nsrcbits;
     rq.rc = rconn;
+    pl.db = db;
+    pl.rc = rconn;
+    pl.terms = &terms;
+    pl.rare = rare;
+    pl.all = all;
+    if (acl_in_match) {
+        pl.allow = acc.allow.ids;
+        pl.nallow = acc.allow.n;
+        pl.deny = acc.deny.ids;
+        pl.ndeny = acc.deny.n;
+        pl.readable = &acc.readable;
+    }
+    pl.q = &rq;
+    pl.ceiling = ceiling;
+    pl.window = window;
+
+    /*
+     * Common terms scored from frequency maps: a MATCH that names a common
+     * term steps through its whole doclist, even where the rest of the
+     * expression allows a few hundred rows.
+     */
+    if (rare != all && !(opts && opts->tfmaps < 0)) {
+        if ((rc = rank_chunks_load(rconn, err)))
+            goto done;
+        rank_tfmap_begin(rconn);
+        pl.mapped = 1;
+        for (i = 0; i < terms.n && pl.mapped; i++)
+            if (terms.t[i].common) {
+                if ((rc = rank_tfmap_get(rconn, terms.t[i].word, &pl.maps[i], &pl.upto, err)))
+                    goto done;
+                pl.mapped = pl.maps[i] != NULL;
+            }
+        pl.map_readable = readable;
+        pl.nmap_readable = nreadable;
+        if (pl.mapped && !readable) {
+            if ((rc = ids_bitmap(&acc.readable, &own_readable, &pl.nmap_readable, err)))
+                goto done;
+            if (!own_readable)
+                goto done; /* nothing readable */
+            pl.map_readable = own_readable;
+        }
+    }
+
     /* Collapsing chunks per document may need more rows than k: rank a few
      * times k and widen when that was not enough. */
     limit = per_doc ? (size_t)k * 4 + 8 : (size_t)k;
     for (;;) {
-        uint32_t all = (uint32_t)((1ull << terms.n) - 1);
-        const int64_t *al = acl_in_match ? acc.allow.ids : NULL;
-        size_t nal = acl_in_match ? acc.allow.n : 0, nde = acl_in_match ? acc.deny.n : 0;
-        int windowed = 0, rare_only = 0;
+        int windowed, rare_only;
         cand *v;
 
         if (!(v = ctx_realloc(h.v, limit * sizeof *v)))
@@ -639,41 +814,14 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
         h.n = 0;
         h.cap = limit;
         search_result_free(out);
-        if (rare && rare != all) {
-            /* Rows with a rare term, scored on every term. */
-            ctx_free(match);
-            if ((rc = build_match(&terms, SHAPE_RARE, rare, al, nal, acc.deny.ids, nde, &match)))
-                goto oom;
-            query_terms(&rq, &terms, all, __builtin_popcount(rare));
-            if ((rc = run_pass(db, rconn, match, &rq, 0, &h, &windowed, err)))
-                goto done;
-            /* Then rows with common terms only, unless none can enter. */
-            rare_only = h.n == h.cap && h.v[0].score > ceiling;
-            if (!rare_only) {
-                ctx_free(match);
-                if ((rc = build_match(&terms, SHAPE_COMMON, rare, al, nal, acc.deny.ids, nde,
-                                      &match)))
-                    goto oom;
-                query_terms(&rq, &terms, all & ~rare, 0);
-                if ((rc = fit_window(db, acl_in_match ? &acc.readable : NULL, &window, err)) ||
-                    (rc = run_pass(db, rconn, match, &rq, window, &h, &windowed, err)))
-                    goto done;
-            }
-        } else {
-            ctx_free(match);
-            if ((rc = build_match(&terms, SHAPE_ALL, 0, al, nal, acc.deny.ids, nde, &match)))
-                goto oom;
-            query_terms(&rq, &terms, all, 0);
-            if ((!rare && (rc = fit_window(db, acl_in_match ? &acc.readable : NULL, &window,
-                                           err))) ||
-                (rc = run_pass(db, rconn, match, &rq, rare ? 0 : window, &h, &windowed, err)))
-                goto done;
-        }
+        if ((rc = rank_into(&pl, &h, &windowed, &rare_only, err)))
+            goto done;
         heap_sort(&h);
         if ((rc = fetch_hits(db, &h, k, per_doc, opts && opts->ids_only, out, err)))
             goto done;
         out->rare_only = rare_only;
         out->windowed = windowed;
+        out->mapped = pl.mapped;
         if ((int)out->n >= k || h.n < h.cap || limit >= (size_t)1 << 20)
             break;
         limit *= 8;
@@ -687,7 +835,8 @@ done:
         search_result_free(out);
     qterms_free(&terms);
     ctx_free(h.v);
-    ctx_free(match);
+    ctx_free(pl.match);
+    ctx_free(own_readable);
     ctx_free(readable);
     ctx_free(srcbits);
     free(srcs);

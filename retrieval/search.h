@@ -18,7 +18,8 @@ typedef struct search_opts {
     int per_doc;                    /* at most this many chunks per document, 0 = any */
     const char *const *sources;     /* only these source names (NULL = all) */
     size_t nsources;
-    int match_principals_max;       /* plan switch (0 = default 32); for tests */
+    int match_principals_max;       /* principal tokens in the MATCH up to this many
+                                     * (0: never, the default; see search.c); for tests */
     /*
      * Rows holding only common terms (each in more than 5% of chunks) are
      * ranked among the newest rank_window readable ones (0 = default
@@ -27,7 +28,8 @@ typedef struct search_opts {
      */
     int64_t rank_window;
     const acl_label_filter *labels; /* only ACL sets whose labels pass (NULL = any) */
-    int ids_only;                   /* hits carry ids, score, acl_synced_at only (fusion) */
+    int ids_only;                   /* hits carry ids and score only (fusion) */
+    int tfmaps;                     /* negative: never score from frequency maps; for tests */
 } search_opts;
 
 #define SEARCH_RANK_WINDOW 20000
@@ -46,6 +48,7 @@ typedef struct search_result {
     /* How the answer was found (for tests and benchmarks): */
     int rare_only;                  /* rows with common terms only were provably out */
     int windowed;                   /* ranking of common-term rows stopped at the window */
+    int mapped;                     /* common terms were scored from frequency maps */
 } search_result;
 
 /*
@@ -64,7 +67,7 @@ void search_hit_clear(search_hit *h);
 
 /*
  * search__hit - (retrieval-internal) chunk h->chunk_id's document as a hit:
- * doc_id and acl_synced_at, and unless ids_only its source, title, url and
+ * doc_id, and unless ids_only its acl_synced_at, source, title, url and
  * text (new, replacing any). *acl_id (may be NULL) gets the chunk's ACL
  * set. 1 when filled, 0 when the chunk or its document is gone, or a
  * negated CTX_* code with err set.

@@ -50,7 +50,7 @@ typedef struct vsearch_opts {
     int ef_min;                     /* smallest efSearch (0 = VSEARCH_EF_MIN) */
     int nprobe;                     /* lists scanned at least (0 = VSEARCH_NPROBE) */
     const acl_label_filter *labels; /* only ACL sets whose labels pass (NULL = any) */
-    int ids_only;                   /* hits carry ids, score, acl_synced_at only (fusion) */
+    int ids_only;                   /* hits carry ids and score only (fusion) */
 } vsearch_opts;
 
 typedef struct vsearch_stats {
