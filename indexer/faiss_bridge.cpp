@@ -204,6 +204,14 @@ bool Allowed::is_member(idx_t slot) const
     return any_source || (s / 64 < src.size() && (src[s / 64] >> (s % 64) & 1));
 }
 
+/* prefetch_row - ask for a row's cache lines before they are needed. */
+void prefetch_row(const float *row, size_t d)
+{
+    const char *p = (const char *)row, *end = p + d * sizeof *row;
+    for (; p < end; p += 64)
+        __builtin_prefetch(p, 0, 0);
+}
+
 /* keep_best - (dist, slot) into top, a max-heap of the k nearest so far. */
 void keep_best(std::vector<std::pair<float, uint32_t>> &top, size_t k, float dist, uint32_t slot)
 {
@@ -657,7 +665,13 @@ int vindex_search_exact(const vindex *vi, const float *q, int k, const vindex_fi
         for (size_t i = 0; i < f->nacl; i++) {
             if (f->acl_ids[i] < 0 || (size_t)f->acl_ids[i] >= vi->by_acl.size())
                 continue;
-            for (uint32_t slot : vi->by_acl[(size_t)f->acl_ids[i]]) {
+            const std::vector<uint32_t> &slots = vi->by_acl[(size_t)f->acl_ids[i]];
+            for (size_t j = 0; j < slots.size(); j++) {
+                uint32_t slot = slots[j];
+                /* The rows lie in insertion order, not this list's: fetch
+                 * the one two ahead while this one is measured. */
+                if (j + 2 < slots.size())
+                    prefetch_row(vi->storage->row(slots[j + 2]), d);
                 if (vi->dead[slot])
                     continue;
                 if (f->source_ids) {
@@ -735,7 +749,11 @@ int vindex_search_ivf(const vindex *vi, const float *q, int k, int nprobe,
         for (size_t p = 0; p < nlist; p++) {
             if ((int)p >= nprobe && found >= (size_t)k)
                 break;
-            for (uint32_t slot : vi->lists[order[p].second]) {
+            const std::vector<uint32_t> &slots = vi->lists[order[p].second];
+            for (size_t j = 0; j < slots.size(); j++) {
+                uint32_t slot = slots[j];
+                if (j + 2 < slots.size())
+                    prefetch_row(vi->storage->row(slots[j + 2]), d);
                 if (!sel.is_member(slot))
                     continue;
                 found++;
