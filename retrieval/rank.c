@@ -40,7 +40,9 @@ struct rank_tfmap {
     uint16_t *freq;             /* its weighted frequency in each */
     size_t n, cap;
     int64_t upto;               /* every chunk id <= upto holding it is in */
-    uint64_t used;              /* the tick of the last search that got it */
+    uint64_t used;              /* the tick of the last search that asked for it */
+    uint32_t uses;              /* searches that asked for it, halved now and then */
+    int built;                  /* 0: only counted so far, no entries */
 };
 
 static void tfmap_free(rank_tfmap *m)
@@ -136,13 +138,66 @@ static double term_score(double idf, double freq, double norm)
     return idf * (freq * (RANK_K1 + 1.0)) / (freq + norm);
 }
 
-/* ctx_tf(chunks_fts) - phrase 0's frequency in the row: what a map holds. */
-static void ctx_tf_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx,
-                      int nval, sqlite3_value **val)
+/* What ctx_tfbuild fills: m with the rows in (lo, hi]. */
+typedef struct tf_build {
+    rank_tfmap *m;
+    int64_t lo, hi;
+    int status;                 /* 1 ok, 0 does not fit, or minus an error code */
+} tf_build;
+
+#define TF_BUILD_PTR "ctxgate_tf_build"
+
+static int tf_collect(const Fts5ExtensionApi *api, Fts5Context *fts, void *arg)
 {
-    (void)nval;
-    (void)val;
-    sqlite3_result_double(ctx, phrase_freq(api, fts, 0));
+    tf_build *b = arg;
+    rank_tfmap *m = b->m;
+    int64_t id = api->xRowid(fts);
+    double f;
+
+    if (id <= b->lo || id > b->hi)
+        return SQLITE_OK;
+    if ((f = phrase_freq(api, fts, 0)) <= 0)
+        return SQLITE_OK; /* only in a permission column */
+    if (f > UINT16_MAX || id > (int64_t)UINT32_MAX) {
+        b->status = 0;
+        return SQLITE_DONE;
+    }
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 1024;
+        uint32_t *ids = ctx_realloc(m->ids, cap * sizeof *ids);
+        uint16_t *fr = ids ? ctx_realloc(m->freq, cap * sizeof *fr) : NULL;
+        if (ids)
+            m->ids = ids;
+        if (!fr) {
+            b->status = -CTX_ENOMEM;
+            return SQLITE_NOMEM;
+        }
+        m->freq = fr;
+        m->cap = cap;
+    }
+    m->ids[m->n] = (uint32_t)id;
+    m->freq[m->n++] = (uint16_t)f;
+    return SQLITE_OK;
+}
+
+/*
+ * ctx_tfbuild(chunks_fts, build) - on a row of a MATCH of one word, walk
+ * that word's whole doclist inside FTS5 (xQueryPhrase: no SQL step per
+ * row) and add its rows in (lo, hi] to the map, in ascending order.
+ */
+static void ctx_tfbuild_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx,
+                           int nval, sqlite3_value **val)
+{
+    tf_build *b = nval == 1 ? sqlite3_value_pointer(val[0], TF_BUILD_PTR) : NULL;
+    int r;
+
+    if (!b) {
+        sqlite3_result_error(ctx, "ctx_tfbuild: expected (chunks_fts, build pointer)", -1);
+        return;
+    }
+    r = api->xQueryPhrase(fts, 0, b, tf_collect);
+    if (r != SQLITE_OK && r != SQLITE_DONE)
+        sqlite3_result_error_code(ctx, r);
 }
 
 /*
@@ -256,7 +311,8 @@ rank_conn *rank_attach(sqlite3 *db, ctx_error *err)
      * right away if registering fails). */
     if (rc->api->xCreateFunction(rc->api, "ctx_rank", rc, ctx_rank_fn, rank_conn_destroy) !=
             SQLITE_OK ||
-        rc->api->xCreateFunction(rc->api, "ctx_tf", rc, ctx_tf_fn, NULL) != SQLITE_OK) {
+        rc->api->xCreateFunction(rc->api, "ctx_tfbuild", rc, ctx_tfbuild_fn, NULL) !=
+            SQLITE_OK) {
         ctx_error_set(err, CTX_ESTORE, "search: cannot register ctx_rank: %s",
                       sqlite3_errmsg(db));
         return NULL;
@@ -548,9 +604,17 @@ int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err
 
 /* ---- frequency maps ---------------------------------------------------- */
 
+/* Words counted but not mapped, at most; and how often counts are halved. */
+#define TFMAP_STUBS 4096
+#define TFMAP_AGE_EVERY 1024
+
 void rank_tfmap_begin(rank_conn *rc)
 {
-    rc->tick++;
+    if (++rc->tick % TFMAP_AGE_EVERY)
+        return;
+    /* Halve every count, so what the searches ask for now wins room. */
+    for (size_t i = 0; i < rc->nmaps; i++)
+        rc->maps[i]->uses /= 2;
 }
 
 static void tfmap_drop(rank_conn *rc, size_t i)
@@ -560,15 +624,21 @@ static void tfmap_drop(rank_conn *rc, size_t i)
     rc->maps[i] = rc->maps[--rc->nmaps];
 }
 
-/* make_room - evict maps not used by this search until n more entries fit; 0 if they cannot. */
-static int make_room(rank_conn *rc, size_t n)
+/*
+ * make_room - evict maps until n more entries fit: the least asked-for
+ * first, and only maps asked for less than m (a map the current search
+ * holds is never one). 0 when that is not enough.
+ */
+static int make_room(rank_conn *rc, const rank_tfmap *m, size_t n)
 {
     while (rc->entries + n > RANK_TFMAP_BUDGET) {
         size_t victim = rc->nmaps;
-        for (size_t i = 0; i < rc->nmaps; i++)
-            if (rc->maps[i]->used != rc->tick &&
-                (victim == rc->nmaps || rc->maps[i]->used < rc->maps[victim]->used))
+        for (size_t i = 0; i < rc->nmaps; i++) {
+            const rank_tfmap *v = rc->maps[i];
+            if (v->built && v != m && v->used != rc->tick && v->uses < m->uses &&
+                (victim == rc->nmaps || v->uses < rc->maps[victim]->uses))
                 victim = i;
+        }
         if (victim == rc->nmaps)
             return 0;
         tfmap_drop(rc, victim);
@@ -577,68 +647,84 @@ static int make_room(rank_conn *rc, size_t n)
 }
 
 /*
- * tfmap_extend - add the chunks in (m->upto, upto] holding m's word.
- * 1 done, 0 it does not fit (or a frequency would not fit 16 bits), or
- * minus an error code.
+ * tfmap_extend - add the chunks in (m->upto, upto] holding m's word (the
+ * whole doclist is walked; only those rows are kept). 1 done, 0 it does
+ * not fit, or minus an error code.
  */
 static int tfmap_extend(rank_conn *rc, rank_tfmap *m, int64_t upto, ctx_error *err)
 {
     ctx_buf match = CTX_BUF_INIT;
+    tf_build b = {m, m->upto, upto, 1};
     sqlite3_stmt *s;
-    int step = SQLITE_DONE, ok = 1;
+    size_t before = m->n;
+    int step;
 
-    if (ctx_buf_printf(&match, "{title text} : \"%s\"", m->word)) {
+    if (ctx_buf_printf(&match, "{title text} : \"%s\"", m->word))
         return -ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-    }
     if (stmt_get(rc->db,
-                 "SELECT rowid, ctx_tf(chunks_fts) FROM chunks_fts"
-                 " WHERE chunks_fts MATCH ?1 AND rowid > ?2 AND rowid <= ?3", &s) != SQLITE_OK) {
+                 "SELECT ctx_tfbuild(chunks_fts, ?2) FROM chunks_fts WHERE chunks_fts MATCH ?1"
+                 " LIMIT 1", &s) != SQLITE_OK) {
         ctx_buf_free(&match);
         return -ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
     }
     sqlite3_bind_text(s, 1, match.data, (int)match.len, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, m->upto);
-    sqlite3_bind_int64(s, 3, upto);
-    while (ok > 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(s, 0);
-        double f = sqlite3_column_double(s, 1);
-        if (f < 0 || f > UINT16_MAX || id > (int64_t)UINT32_MAX || !make_room(rc, 1)) {
-            ok = 0;
-            break;
-        }
-        if (m->n == m->cap) {
-            size_t cap = m->cap ? m->cap * 2 : 1024;
-            uint32_t *ids = ctx_realloc(m->ids, cap * sizeof *ids);
-            uint16_t *fr = ids ? ctx_realloc(m->freq, cap * sizeof *fr) : NULL;
-            if (ids)
-                m->ids = ids;
-            if (!fr) {
-                ok = -ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-                break;
-            }
-            m->freq = fr;
-            m->cap = cap;
-        }
-        m->ids[m->n] = (uint32_t)id;
-        m->freq[m->n++] = (uint16_t)f;
-        rc->entries++;
-    }
-    if (ok > 0 && step != SQLITE_DONE) {
-        ok = -ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
-    }
+    sqlite3_bind_pointer(s, 2, &b, TF_BUILD_PTR, NULL);
+    step = sqlite3_step(s);
+    if (step != SQLITE_ROW && step != SQLITE_DONE && b.status > 0)
+        b.status = -ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    else if (b.status == -CTX_ENOMEM)
+        ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
     stmt_put(s);
     ctx_buf_free(&match);
-    if (ok > 0)
+    rc->entries += m->n - before;
+    if (b.status > 0) {
         m->upto = upto;
-    return ok;
+        m->built = 1;
+    }
+    return b.status;
 }
 
-int rank_tfmap_get(rank_conn *rc, const char *word, const rank_tfmap **out, int64_t *upto,
-                   ctx_error *err)
+/* tfmap_find - word's map, a new stub (counted, not built) if it has none; NULL if out of memory. */
+static rank_tfmap *tfmap_find(rank_conn *rc, const char *word)
 {
-    rank_tfmap *m = NULL;
-    term_buf tb;
+    rank_tfmap *m;
     size_t i;
+
+    for (i = 0; i < rc->nmaps; i++)
+        if (!strcmp(rc->maps[i]->word, word))
+            return rc->maps[i];
+    if (rc->nmaps >= TFMAP_STUBS) {
+        /* forget the least asked-for word that has no entries */
+        size_t victim = rc->nmaps;
+        for (i = 0; i < rc->nmaps; i++)
+            if (!rc->maps[i]->built && rc->maps[i]->used != rc->tick &&
+                (victim == rc->nmaps || rc->maps[i]->uses < rc->maps[victim]->uses))
+                victim = i;
+        if (victim == rc->nmaps)
+            return NULL;
+        tfmap_drop(rc, victim);
+    }
+    if (rc->nmaps == rc->capmaps) {
+        size_t cap = rc->capmaps ? rc->capmaps * 2 : 16;
+        rank_tfmap **v = ctx_realloc(rc->maps, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        rc->maps = v;
+        rc->capmaps = cap;
+    }
+    if (!(m = ctx_calloc(1, sizeof *m)) || !(m->word = ctx_strdup(word))) {
+        tfmap_free(m);
+        return NULL;
+    }
+    rc->maps[rc->nmaps++] = m;
+    return m;
+}
+
+int rank_tfmap_get(rank_conn *rc, const char *word, int64_t df, const rank_tfmap **out,
+                   int64_t *upto, ctx_error *err)
+{
+    rank_tfmap *m;
+    term_buf tb;
     int r;
 
     *out = NULL;
@@ -648,31 +734,24 @@ int rank_tfmap_get(rank_conn *rc, const char *word, const rank_tfmap **out, int6
                       collect_token);
     if (tb.n != 1 || rc->loaded > (int64_t)UINT32_MAX)
         return CTX_OK; /* a phrase, or ids too large to keep */
-    for (i = 0; i < rc->nmaps && strcmp(rc->maps[i]->word, word); i++)
-        ;
-    if (i == rc->nmaps) {
-        if (rc->nmaps == rc->capmaps) {
-            size_t cap = rc->capmaps ? rc->capmaps * 2 : 16;
-            rank_tfmap **v = ctx_realloc(rc->maps, cap * sizeof *v);
-            if (!v)
-                return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-            rc->maps = v;
-            rc->capmaps = cap;
-        }
-        if (!(m = ctx_calloc(1, sizeof *m)) || !(m->word = ctx_strdup(word))) {
-            tfmap_free(m);
-            return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-        }
-        rc->maps[rc->nmaps++] = m;
-    }
-    m = rc->maps[i];
+    if (!(m = tfmap_find(rc, word)))
+        return CTX_OK; /* no room to count it: the MATCH names it */
     m->used = rc->tick;
-    if (m->upto < rc->loaded && (r = tfmap_extend(rc, m, rc->loaded, err)) <= 0) {
-        /* Half extended is no use: the next search starts it again. */
-        for (i = 0; rc->maps[i] != m; i++)
-            ;
-        tfmap_drop(rc, i);
-        return r < 0 ? -r : CTX_OK;
+    m->uses++;
+    /* Built on its second search, if room can be made from maps asked for less. */
+    if (!m->built && (m->uses < 2 || !make_room(rc, m, df > 0 ? (size_t)df : 0)))
+        return CTX_OK;
+    if (m->upto < rc->loaded || !m->built) {
+        if ((r = tfmap_extend(rc, m, rc->loaded, err)) <= 0) {
+            /* Half built is no use: count it from scratch. */
+            rc->entries -= m->n;
+            m->n = 0;
+            m->upto = 0;
+            m->built = 0;
+            return r < 0 ? -r : CTX_OK;
+        }
+        if (rc->entries > RANK_TFMAP_BUDGET)
+            make_room(rc, m, 0); /* df was stale: back under the budget */
     }
     *out = m;
     return CTX_OK;

@@ -108,7 +108,7 @@ int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err
  * doclist and extended as chunks are committed; ctx_rank then scores the
  * word from the map. Sound for the same reason as the chunk map: a chunk
  * row never changes. Maps are kept while they fit RANK_TFMAP_BUDGET entries
- * (6 bytes each), least recently used first out.
+ * (6 bytes each); the words asked for most keep theirs.
  */
 #define RANK_TFMAP_BUDGET ((size_t)1 << 22)
 
@@ -117,12 +117,15 @@ void rank_tfmap_begin(rank_conn *rc);
 
 /*
  * rank_tfmap_get - word's map, covering every chunk id <= *upto (the chunk
- * map's loaded; call rank_chunks_load first). *out = NULL when word is not
- * a single index term or its map does not fit: the caller then names the
- * word in its MATCH. CTX_OK or a store error.
+ * map's loaded; call rank_chunks_load first). df is the word's chunk count.
+ * A map is built on the second search that asks for it, walking the
+ * word's doclist once inside FTS5, and only when it fits the budget after
+ * evicting maps asked for less often. *out = NULL when word is not a
+ * single index term or has no map (yet): the caller then names the word
+ * in its MATCH. CTX_OK or a store error.
  */
-int rank_tfmap_get(rank_conn *rc, const char *word, const rank_tfmap **out, int64_t *upto,
-                   ctx_error *err);
+int rank_tfmap_get(rank_conn *rc, const char *word, int64_t df, const rank_tfmap **out,
+                   int64_t *upto, ctx_error *err);
 
 /*
  * rank_map_pass - a pass over rows from q's maps alone, where every term of

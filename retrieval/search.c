@@ -40,6 +40,7 @@ typedef struct qterm {
     char *word;
     double idf;
     int common;          /* in more than 1/COMMON_DIV of all chunks */
+    int64_t df;          /* chunks holding it */
 } qterm;
 
 typedef struct qterms {
@@ -746,6 +747,7 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
         if ((rc = rank_df(rconn, terms.t[i].word, &df, err)))
             goto done;
         terms.t[i].idf = rank_idf(nrows, df);
+        terms.t[i].df = df;
         terms.t[i].common = df * COMMON_DIV > nrows;
         if (!terms.t[i].common)
             rare |= 1u << i;
@@ -786,7 +788,8 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
         pl.mapped = 1;
         for (i = 0; i < terms.n && pl.mapped; i++)
             if (terms.t[i].common) {
-                if ((rc = rank_tfmap_get(rconn, terms.t[i].word, &pl.maps[i], &pl.upto, err)))
+                if ((rc = rank_tfmap_get(rconn, terms.t[i].word, terms.t[i].df, &pl.maps[i],
+                                         &pl.upto, err)))
                     goto done;
                 pl.mapped = pl.maps[i] != NULL;
             }
