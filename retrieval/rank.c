@@ -104,13 +104,26 @@ static double phrase_freq(const Fts5ExtensionApi *api, Fts5Context *fts, int phr
     return freq;
 }
 
-/* tfmap_freq - the word's frequency in chunk id; 0 when it has none. */
-static double tfmap_freq(const rank_tfmap *m, int64_t id)
+/*
+ * tfmap_freq - the word's frequency in chunk id; 0 when it has none. *pos
+ * is where the last lookup ended: a walk in ascending ids gallops on from
+ * it through memory it just read, where a binary search from the start
+ * would miss the cache at most steps.
+ */
+static double tfmap_freq(const rank_tfmap *m, int64_t id, size_t *pos)
 {
-    size_t lo = 0, hi = m->n;
+    size_t lo = *pos, hi, step = 1;
 
     if (id < 0 || id > (int64_t)UINT32_MAX)
         return 0;
+    if (lo > m->n || (lo > 0 && m->ids[lo - 1] >= (uint32_t)id))
+        lo = 0; /* walking backwards: start over */
+    /* the first index at or past id lies in [lo, hi) */
+    while (lo + step < m->n && m->ids[lo + step] < (uint32_t)id) {
+        lo += step;
+        step *= 2;
+    }
+    hi = lo + step < m->n ? lo + step + 1 : m->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (m->ids[mid] < (uint32_t)id)
@@ -118,6 +131,7 @@ static double tfmap_freq(const rank_tfmap *m, int64_t id)
         else
             hi = mid;
     }
+    *pos = lo;
     return lo < m->n && m->ids[lo] == (uint32_t)id ? m->freq[lo] : 0;
 }
 
@@ -243,7 +257,8 @@ static void ctx_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_c
     }
     id = api->xRowid(fts);
     for (int i = 0, phrase = q->first_phrase; i < q->nterms; i++) {
-        double freq = q->map[i] ? tfmap_freq(q->map[i], id) : phrase_freq(api, fts, phrase++);
+        double freq = q->map[i] ? tfmap_freq(q->map[i], id, &q->pos[i])
+                                : phrase_freq(api, fts, phrase++);
         if (freq == 0)
             continue;
         if (norm < 0) {
@@ -530,17 +545,26 @@ static int map_grow(rank_conn *rc, int64_t id, ctx_error *err)
     return CTX_OK;
 }
 
+int rank_chunks_seq(rank_conn *rc, int64_t *seq, ctx_error *err)
+{
+    sqlite3_stmt *s;
+
+    *seq = 0;
+    if (stmt_get(rc->db, "SELECT seq FROM sqlite_sequence WHERE name = 'chunks'", &s) !=
+        SQLITE_OK)
+        return CTX_OK; /* no chunk was ever made */
+    return step_int(s, 0, seq, err);
+}
+
 int rank_chunks_load(rank_conn *rc, ctx_error *err)
 {
     sqlite3_stmt *s;
     int64_t hi = rc->loaded, seq = 0;
     int r;
 
-    if (!sqlite3_get_autocommit(rc->db))
+    if (sqlite3_txn_state(rc->db, "main") == SQLITE_TXN_WRITE)
         return CTX_OK; /* rows seen now might still roll back */
-    if (stmt_get(rc->db, "SELECT seq FROM sqlite_sequence WHERE name = 'chunks'", &s) ==
-            SQLITE_OK &&
-        (r = step_int(s, 0, &seq, err)))
+    if ((r = rank_chunks_seq(rc, &seq, err)))
         return r;
     if (stmt_get(rc->db,
                  "SELECT c.id, c.acl_id, d.source_id, z.sz FROM chunks c"
@@ -607,6 +631,7 @@ int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err
 /* Words counted but not mapped, at most; and how often counts are halved. */
 #define TFMAP_STUBS 4096
 #define TFMAP_AGE_EVERY 1024
+#define TFMAP_ADMIT 4
 
 void rank_tfmap_begin(rank_conn *rc)
 {
@@ -738,8 +763,12 @@ int rank_tfmap_get(rank_conn *rc, const char *word, int64_t df, const rank_tfmap
         return CTX_OK; /* no room to count it: the MATCH names it */
     m->used = rc->tick;
     m->uses++;
-    /* Built on its second search, if room can be made from maps asked for less. */
-    if (!m->built && (m->uses < 2 || !make_room(rc, m, df > 0 ? (size_t)df : 0)))
+    /*
+     * Built on its TFMAP_ADMIT-th search, if room can be made from maps
+     * asked for less: a build costs about what that many walks of the
+     * doclist in a MATCH do, so a word asked for once is never paid for.
+     */
+    if (!m->built && (m->uses < TFMAP_ADMIT || !make_room(rc, m, df > 0 ? (size_t)df : 0)))
         return CTX_OK;
     if (m->upto < rc->loaded || !m->built) {
         if ((r = tfmap_extend(rc, m, rc->loaded, err)) <= 0) {

@@ -53,6 +53,7 @@ typedef struct rank_query {
      * past the map's upto must not reach ctx_rank (bound the MATCH's rowid).
      */
     const rank_tfmap *map[RANK_MAX_TERMS];
+    size_t pos[RANK_MAX_TERMS];     /* where each map's last lookup ended */
     /* The permission check, or readable == NULL for none (the MATCH holds it). */
     const uint8_t *readable;        /* bit per ACL set id the caller may read */
     int64_t nreadable;              /* bits in readable */
@@ -89,9 +90,13 @@ double rank_idf(int64_t n, int64_t df);
 
 /*
  * rank_chunks_load - extend the chunk map with rows committed since the last
- * call. Does nothing inside a transaction (its rows may still roll back).
+ * call. Does nothing inside a write transaction (its rows may still roll
+ * back); a read transaction sees committed rows only.
  */
 int rank_chunks_load(rank_conn *rc, ctx_error *err);
+
+/* rank_chunks_seq - the highest chunk id ever committed (0 for none). */
+int rank_chunks_seq(rank_conn *rc, int64_t *seq, ctx_error *err);
 
 /*
  * rank_chunk_ok - may the caller of q read chunk id (by q->readable and
@@ -118,7 +123,7 @@ void rank_tfmap_begin(rank_conn *rc);
 /*
  * rank_tfmap_get - word's map, covering every chunk id <= *upto (the chunk
  * map's loaded; call rank_chunks_load first). df is the word's chunk count.
- * A map is built on the second search that asks for it, walking the
+ * A map is built on the fourth search that asks for it, walking the
  * word's doclist once inside FTS5, and only when it fits the budget after
  * evicting maps asked for less often. *out = NULL when word is not a
  * single index term or has no map (yet): the caller then names the word

@@ -213,12 +213,16 @@ static const char hit_sql[] =
 static const char hit_id_sql[] = "SELECT doc_id, acl_id FROM chunks WHERE id = ?1";
 
 /*
- * Principal tokens go into the MATCH only when a caller asks for it (tests
- * of the permission filter do). With them, FTS5 3.40 reports no hits for
- * some phrases of a row that matches: the leak oracle found rows scored
- * too low, some at 0, in 14 of 46 queries. The chunk map's bitmap checks
- * each candidate instead, and frequency maps keep that cheap.
+ * Up to this many principals, their allow tokens go into the MATCH, where
+ * FTS5 intersects them with the words' doclists; above it an OR of them
+ * costs more than checking each candidate's ACL set in the chunk map
+ * (bench/README.md). The deny tokens never do: under a MATCH of the shape
+ * "(words AND allow) NOT deny", FTS5 3.40 reports no hits for some phrases
+ * of rows that match, and the leak oracle found rows scored too low, some
+ * at 0, in 14 of 46 queries. The readable bitmap, checked for every
+ * candidate, is what applies deny lists (and is the whole filter anyway).
  */
+#define MATCH_PRINCIPALS_MAX 32
 
 /* A term in more than 1/COMMON_DIV of the chunks is common (MaxScore's
  * "non-essential" terms). */
@@ -370,6 +374,7 @@ static int run_pass(sqlite3 *db, rank_conn *rc, pass *p, rank_query *q, heap *h,
     sqlite3_bind_int64(s, 3, p->lo);
     sqlite3_bind_int64(s, 4, p->hi);
     q->have_totals = 0;
+    memset(q->pos, 0, sizeof q->pos);
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
         cand c;
         if (sqlite3_column_type(s, 1) == SQLITE_NULL)
@@ -568,8 +573,8 @@ typedef struct plan {
     rank_conn *rc;
     const qterms *terms;
     uint32_t rare, all;             /* term bit masks */
-    const int64_t *allow, *deny;    /* principal tokens for the MATCH, if it holds them */
-    size_t nallow, ndeny;
+    const int64_t *allow;           /* allow tokens for the MATCH, if it holds them */
+    size_t nallow;
     const acl_principals *readable; /* the readable ACL sets when the MATCH holds them */
     rank_query *q;
     double ceiling;                 /* most a row of common terms only can score */
@@ -578,8 +583,6 @@ typedef struct plan {
     int mapped;
     const rank_tfmap *maps[MAX_TERMS];
     int64_t upto;                   /* the maps hold every chunk id <= upto */
-    const uint8_t *map_readable;    /* the readable bitmap for the map pass */
-    int64_t nmap_readable;
     char *match;
 } plan;
 
@@ -588,8 +591,7 @@ static int walk(plan *pl, enum match_shape shape, uint32_t mask, int first_phras
                 int use_maps, pass *p, heap *h, ctx_error *err)
 {
     ctx_free(pl->match);
-    if (build_match(pl->terms, shape, pl->rare, pl->allow, pl->nallow, pl->deny, pl->ndeny,
-                    &pl->match))
+    if (build_match(pl->terms, shape, pl->rare, pl->allow, pl->nallow, NULL, 0, &pl->match))
         return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
     query_terms(pl->q, pl->terms, mask, first_phrase, use_maps ? pl->maps : NULL);
     p->match = pl->match;
@@ -605,12 +607,18 @@ static int walk(plan *pl, enum match_shape shape, uint32_t mask, int first_phras
 static int rank_into(plan *pl, heap *h, int *windowed, int *rare_only, ctx_error *err)
 {
     pass rp = {.hi = INT64_MAX}, tail = {.hi = INT64_MAX}, cp = {.hi = INT64_MAX};
-    int64_t n;
-    int rc;
+    int64_t n, seq = 0;
+    int rc, past = 1; /* rows past upto may exist */
 
     *windowed = *rare_only = 0;
     if (pl->rare == pl->all)
         return walk(pl, SHAPE_ALL, pl->all, 0, 0, &rp, h, err);
+    /* With maps, the walks past upto are for rows committed since the maps
+     * were read; a walk that starts past every row still costs FTS5 a seek
+     * through each doclist, so skip them when there are none. */
+    if (pl->mapped && (rc = rank_chunks_seq(pl->rc, &seq, err)))
+        return rc;
+    past = !pl->mapped || seq > pl->upto;
     if (pl->rare) {
         /* Rows with a rare term, scored on every term. */
         if (pl->mapped) {
@@ -620,7 +628,8 @@ static int rank_into(plan *pl, heap *h, int *windowed, int *rare_only, ctx_error
                 goto out;
             tail.lo = pl->upto + 1;
         }
-        if ((rc = walk(pl, SHAPE_RARE, pl->all, __builtin_popcount(pl->rare), 0, &tail, h, err)))
+        if (past &&
+            (rc = walk(pl, SHAPE_RARE, pl->all, __builtin_popcount(pl->rare), 0, &tail, h, err)))
             goto out;
         /* Then rows with common terms only, unless none can enter. */
         if ((*rare_only = h->n == h->cap && h->v[0].score > pl->ceiling)) {
@@ -632,16 +641,14 @@ static int rank_into(plan *pl, heap *h, int *windowed, int *rare_only, ctx_error
         goto out;
     cp.window = pl->window;
     cp.lo = pl->mapped ? pl->upto + 1 : 0;
-    if ((rc = walk(pl, pl->rare ? SHAPE_COMMON : SHAPE_ALL, pl->all & ~pl->rare, 0, 0, &cp, h,
-                   err)))
+    if (past && (rc = walk(pl, pl->rare ? SHAPE_COMMON : SHAPE_ALL, pl->all & ~pl->rare, 0, 0,
+                           &cp, h, err)))
         goto out;
     *windowed = cp.windowed;
     if (pl->mapped && !cp.windowed) {
         int64_t left = pl->window > 0 ? pl->window - cp.seen : 0;
         rank_query mq = *pl->q;
         query_terms(&mq, pl->terms, pl->all & ~pl->rare, 0, pl->maps);
-        mq.readable = pl->map_readable;
-        mq.nreadable = pl->nmap_readable;
         if ((n = rank_map_pass(pl->rc, &mq, rp.ids, rp.nids, left, heap_push_cb, h, err)) < 0)
             rc = (int)-n;
         else
@@ -656,9 +663,10 @@ out:
  * The plan, in short (bench/README.md has the measurements behind it):
  *
  *  1. Resolve the caller to principals, and keep those some ACL names.
- *  2. Few of them: the permission goes into the MATCH as principal tokens.
- *     Many: the MATCH holds the words only, and ctx_rank() drops each
- *     candidate whose ACL set is not readable before scoring it.
+ *  2. ctx_rank() drops each candidate whose ACL set is not readable (the
+ *     chunk map's bitmap) before scoring it. With few principals, their
+ *     allow tokens also go into the MATCH, so FTS5 only visits rows that
+ *     name one of them.
  *  3. Rare terms (in at most 1/COMMON_DIV of the chunks) bound the work
  *     (MaxScore): rank every readable row holding a rare term first. A row
  *     with common terms only scores at most the sum of their BM25 ceilings,
@@ -667,6 +675,10 @@ out:
  *     and, when a window is set, only the newest `window` readable ones: a
  *     word in most chunks carries almost no IDF, and ranking all of them
  *     costs more than it tells.
+ *  4. A common term with a frequency map (rank.h) is scored from it and is
+ *     left out of the MATCH, and the rows of common terms only come from
+ *     the maps; rows committed after the maps were read are walked the
+ *     FTS5 way.
  */
 int search_lexical(sqlite3 *db, const char *user, const char *query,
                    const search_opts *opts, search_result *out, ctx_error *err)
@@ -680,9 +692,9 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
     uint8_t *readable = NULL, *srcbits = NULL;
     int64_t nreadable = 0, nsrcbits = 0, nrows = 0, window;
     int k = opts && opts->k > 0 ? opts->k : 10, per_doc = opts ? opts->per_doc : 0;
-    int max_match = opts && opts->match_principals_max > 0 ? opts->match_principals_max : 0;
+    int max_match = opts && opts->match_principals_max > 0 ? opts->match_principals_max
+                                                          : MATCH_PRINCIPALS_MAX;
     uint32_t rare = 0, all;
-    uint8_t *own_readable = NULL;
     double ceiling = 0;
     size_t limit, i;
     int rc, acl_in_match;
@@ -710,7 +722,7 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
     }
     /* A label filter is a property of ACL sets: only the bitmap knows it. */
     acl_in_match = acc.allow.n <= (size_t)max_match && !(opts && opts->labels);
-    if (!acl_in_match) {
+    {
         acl_principals sets = {NULL, 0};
         if (opts && opts->labels &&
             (rc = acl_readable_sets(db, &acc.principals, opts->labels, &sets, err)))
@@ -768,8 +780,6 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
     if (acl_in_match) {
         pl.allow = acc.allow.ids;
         pl.nallow = acc.allow.n;
-        pl.deny = acc.deny.ids;
-        pl.ndeny = acc.deny.n;
         pl.readable = &acc.readable;
     }
     pl.q = &rq;
@@ -793,15 +803,6 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
                     goto done;
                 pl.mapped = pl.maps[i] != NULL;
             }
-        pl.map_readable = readable;
-        pl.nmap_readable = nreadable;
-        if (pl.mapped && !readable) {
-            if ((rc = ids_bitmap(&acc.readable, &own_readable, &pl.nmap_readable, err)))
-                goto done;
-            if (!own_readable)
-                goto done; /* nothing readable */
-            pl.map_readable = own_readable;
-        }
     }
 
     /* Collapsing chunks per document may need more rows than k: rank a few
@@ -839,7 +840,6 @@ done:
     qterms_free(&terms);
     ctx_free(h.v);
     ctx_free(pl.match);
-    ctx_free(own_readable);
     ctx_free(readable);
     ctx_free(srcbits);
     free(srcs);

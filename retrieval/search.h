@@ -18,8 +18,7 @@ typedef struct search_opts {
     int per_doc;                    /* at most this many chunks per document, 0 = any */
     const char *const *sources;     /* only these source names (NULL = all) */
     size_t nsources;
-    int match_principals_max;       /* principal tokens in the MATCH up to this many
-                                     * (0: never, the default; see search.c); for tests */
+    int match_principals_max;       /* plan switch (0 = default 32); for tests */
     /*
      * Rows holding only common terms (each in more than 5% of chunks) are
      * ranked among the newest rank_window readable ones (0 = default

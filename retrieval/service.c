@@ -245,7 +245,12 @@ static int worker_open(svc *s, worker *w, ctx_error *err)
     return CTX_OK;
 }
 
-/* take - a free worker, opening its connection on first use; waits when all are busy. */
+/*
+ * take - a free worker, opening its connection on first use; waits when all
+ * are busy. Its connection is in a read transaction until give: one request
+ * reads one snapshot, and its statements do not each take and drop the
+ * WAL read lock.
+ */
 static worker *take(svc *s, ctx_error *err)
 {
     worker *w = NULL;
@@ -264,20 +269,29 @@ static worker *take(svc *s, ctx_error *err)
     }
     w->busy = 1;
     pthread_mutex_unlock(&s->mu);
-    if (!w->st && worker_open(s, w, err)) {
-        pthread_mutex_lock(&s->mu);
-        w->busy = 0;
-        pthread_cond_signal(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-        return NULL;
+    if (!w->st && worker_open(s, w, err))
+        goto fail;
+    if (sqlite3_exec(store_db(w->st), "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+        store_errf(w->st, err, "service");
+        goto fail;
     }
     return w;
+fail:
+    pthread_mutex_lock(&s->mu);
+    w->busy = 0;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
 }
 
 static void give(svc *s, worker *w)
 {
+    sqlite3 *db = store_db(w->st);
+
     sqlite3_reset(w->labels);
     sqlite3_reset(w->doc);
+    if (!sqlite3_get_autocommit(db) && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     pthread_mutex_lock(&s->mu);
     w->busy = 0;
     pthread_cond_signal(&s->cv);
