@@ -6,10 +6,11 @@
  *   search_cost STORE DATA_DIR QUESTIONS MODE USER N [REPS]
  *
  * MODE is lexical or hybrid (k=10, one chunk per document, as the service
- * asks); the first N questions run REPS times (default 2). The first round
- * also pays for what a connection loads once (the chunk map, frequency
- * maps, the vector index), so REPS 3 minus REPS 1 is what 2N searches cost
- * a server that has been up for a while.
+ * asks); the first N questions run REPS times (default 2). The first
+ * rounds also pay for what a connection loads once (the chunk map, the
+ * vector index, and frequency maps, built on a word's fourth search), so
+ * REPS 6 minus REPS 4 is what 2N searches cost a server that has been up
+ * for a while.
  */
 #include <stdio.h>
 #include <stdlib.h>
