@@ -518,12 +518,13 @@ Test(leak_oracle, the_chunk_map_follows_other_connections)
     free(dir);
 }
 
-/* same_answer - search as ann for q with and without frequency maps; the
- * answers must be equal hit for hit, and the first from maps (which a
- * word gets on its fourth search). */
-static void same_answer(ctx_store *st, const char *q, search_result *out)
+/* same_answer - search as ann for q in source (NULL: all) with and without
+ * frequency maps; the answers must be equal hit for hit, and the first from
+ * maps (which a word gets on its fourth search). */
+static void same_answer(ctx_store *st, const char *q, const char *source, search_result *out)
 {
-    search_opts maps = {100, 0, NULL, 0, 0, -1}, fts = maps;
+    const char *const src[] = {source};
+    search_opts maps = {100, 0, source ? src : NULL, source ? 1 : 0, 0, -1}, fts = maps;
     search_result f;
     ctx_error err;
 
@@ -580,7 +581,7 @@ Test(leak_oracle, frequency_maps_follow_other_connections)
     }
     cr_assert_eq(store_commit(writer, &err), 0);
 
-    same_answer(reader, "ledger quasar", &r);
+    same_answer(reader, "ledger quasar", NULL, &r);
     cr_assert_eq(r.n, 40);
     cr_assert_str_eq(r.hits[0].title, "d7");
     search_result_free(&r);
@@ -596,15 +597,37 @@ Test(leak_oracle, frequency_maps_follow_other_connections)
     cr_assert_eq(ingest_delete(&ic, "s", "d8", &err), 0, "%s", err.text);
     cr_assert_eq(store_commit(writer, &err), 0);
 
-    same_answer(reader, "ledger quasar", &r);
+    same_answer(reader, "ledger quasar", NULL, &r);
     cr_assert_eq(r.n, 39);
     cr_assert_str_eq(r.hits[0].title, "d40");
     for (size_t i = 0; i < r.n; i++)
         cr_assert(strcmp(r.hits[i].title, "d7") && strcmp(r.hits[i].title, "d8"));
     search_result_free(&r);
     /* common words alone come from the maps too */
-    same_answer(reader, "ledger", &r);
+    same_answer(reader, "ledger", NULL, &r);
     cr_assert_eq(r.n, 39);
+    search_result_free(&r);
+
+    /* and a source filter holds in the maps' pass: one document elsewhere */
+    {
+        ingest_ctx other = ic;
+        ctx_record rec = {"s", "t0", "t0", NULL, "ledger ledger elsewhere", 23, NULL, 0, &acl};
+        cr_assert_eq(store_source(writer, "t", "test", &other.source, &err), 0);
+        cr_assert_eq(store_begin(writer, &err), 0);
+        cr_assert_eq(ingest_record(&other, &rec, &err), 0, "%s", err.text);
+        cr_assert_eq(store_commit(writer, &err), 0);
+    }
+    same_answer(reader, "ledger", NULL, &r);
+    cr_assert_eq(r.n, 40);
+    search_result_free(&r);
+    same_answer(reader, "ledger", "t", &r);
+    cr_assert_eq(r.n, 1);
+    cr_assert_str_eq(r.hits[0].title, "t0");
+    search_result_free(&r);
+    same_answer(reader, "ledger", "s", &r);
+    cr_assert_eq(r.n, 39);
+    for (size_t i = 0; i < r.n; i++)
+        cr_assert_str_neq(r.hits[i].title, "t0");
     search_result_free(&r);
 
     store_close(reader);
