@@ -386,3 +386,17 @@ void ctx_scrub(char *s, const char *secret)
     while ((p = strstr(s, secret)))
         memset(p, '*', n);
 }
+
+int ctx_in_sorted(const int64_t *v, size_t n, int64_t x)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && v[lo] == x;
+}

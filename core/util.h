@@ -62,6 +62,9 @@ int ctx_read_file(const char *path, char **out, size_t *len);
  */
 int ctx_iso8601_ms(const char *s, int64_t *ms);
 
+/* ctx_in_sorted - is x among v[0..n), which ascends? (binary search) */
+int ctx_in_sorted(const int64_t *v, size_t n, int64_t x);
+
 /* ctx_wipe_free - overwrite a secret string with zeros, then free it (NULL is fine). */
 void ctx_wipe_free(char *s);
 

@@ -833,19 +833,6 @@ static int row_len(rank_conn *rc, int64_t id, ctx_error *err, int *len)
     return CTX_OK;
 }
 
-static int in_sorted(const int64_t *v, size_t n, int64_t id)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (v[mid] < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && v[lo] == id;
-}
-
 int64_t rank_map_pass(rank_conn *rc, rank_query *q, const int64_t *skip, size_t nskip,
                       int64_t window, rank_push_fn push, void *arg, ctx_error *err)
 {
@@ -876,7 +863,7 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, const int64_t *skip, size_t 
         if (id > rc->loaded || id >= rc->cap || !rc->acl_of[id] ||
             (q->readable && !rank_bit(q->readable, q->nreadable, rc->acl_of[id])) ||
             (q->sources && !rank_bit(q->sources, q->nsources, rc->src_of[id])) ||
-            in_sorted(skip, nskip, id)) {
+            ctx_in_sorted(skip, nskip, id)) {
             for (int i = 0; i < q->nterms; i++)
                 if (pos[i] && q->map[i]->ids[pos[i] - 1] == (uint64_t)id)
                     pos[i]--;

@@ -96,19 +96,6 @@ static int source_ids(sqlite3 *db, const vsearch_opts *o, acl_principals *out, c
     return rc;
 }
 
-static int in_sorted(const int64_t *v, size_t n, int64_t x)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (v[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && v[lo] == x;
-}
-
 /*
  * The hits are read from the store (search__hit), each checked once more:
  * live document, readable ACL set. The index is derived data and a chunk
@@ -185,7 +172,7 @@ int vsearch(sqlite3 *db, const vindex *vi, const char *user, const float *q,
             }
             if (!got)
                 continue; /* deleted since the index caught up */
-            if (!in_sorted(acls.ids, acls.n, acl)) {
+            if (!ctx_in_sorted(acls.ids, acls.n, acl)) {
                 search_hit_clear(h);
                 continue;
             }

@@ -555,21 +555,13 @@ Test(leak_oracle, frequency_maps_follow_other_connections)
     ctx_store *writer = tu_store(dir), *reader = tu_store(dir);
     const char *allowed[] = {"user:ann"};
     ctx_acl acl = {allowed, 1, NULL, 0, NULL, 0};
-    ctx_principal ann = {CTX_PRINCIPAL_USER, "user:ann", NULL, NULL, NULL, NULL, 0};
     store_run_stats stats;
     search_result r;
     ingest_ctx ic;
     ctx_error err;
 
-    memset(&ic, 0, sizeof ic);
-    memset(&stats, 0, sizeof stats);
-    ic.store = writer;
-    ic.epoch = 1;
-    ic.stats = &stats;
-    ic.chunk.max_tokens = 256;
-    cr_assert_eq(store_source(writer, "s", "test", &ic.source, &err), 0);
+    tu_source_with_user(writer, "user:ann", &ic, &stats);
     cr_assert_eq(store_begin(writer, &err), 0);
-    cr_assert_eq(store_principal_put(writer, ic.source, &ann, &err), 0, "%s", err.text);
     /* "ledger" in every document (common), "quasar" in one (rare) */
     for (int d = 0; d < 40; d++) {
         char id[8], body[64];

@@ -64,3 +64,14 @@ Test(util, scrub_masks_every_occurrence)
     ctx_wipe_free(ctx_strdup("secret"));
     ctx_wipe_free(NULL);
 }
+
+Test(util, in_sorted_finds_exactly_the_members)
+{
+    static const int64_t v[] = {-5, 0, 3, 9, 9, 40};
+    for (int64_t x = -7; x <= 42; x++) {
+        int want = x == -5 || x == 0 || x == 3 || x == 9 || x == 40;
+        cr_assert_eq(ctx_in_sorted(v, 6, x), want, "%lld", (long long)x);
+    }
+    cr_assert(!ctx_in_sorted(v, 0, 0));
+    cr_assert(!ctx_in_sorted(NULL, 0, 7));
+}
