@@ -748,7 +748,7 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
         if (!srcbits)
             goto done; /* none of the named sources exists */
     }
-    if ((readable || srcbits) && (rc = rank_chunks_load(rconn, err)))
+    if ((rc = rank_chunks_load(rconn, err)))
         goto done;
 
     /* IDFs, and which terms are rare. */
@@ -792,9 +792,7 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
      * expression allows a few hundred rows.
      */
     if (rare != all && !(opts && opts->tfmaps < 0)) {
-        if ((rc = rank_chunks_load(rconn, err)))
-            goto done;
-        rank_tfmap_begin(rconn);
+        rank_tfmap_begin(rconn); /* the chunk map was loaded above */
         pl.mapped = 1;
         for (i = 0; i < terms.n && pl.mapped; i++)
             if (terms.t[i].common) {
