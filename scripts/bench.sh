@@ -9,6 +9,9 @@ echo
 echo "## bench/search_lexical.sh"
 sh bench/search_lexical.sh
 echo
+echo "## bench/fts5_alone.sh"
+sh bench/fts5_alone.sh
+echo
 echo "## bench/ingest_cost.sh"
 sh bench/ingest_cost.sh
 echo
