@@ -268,21 +268,29 @@ static int since_ms(const char *t, int64_t *ms)
     return -1;
 }
 
-/* open_log - the config's store, or an exit status with the message printed. */
-static int open_log(const char *config_path, ctx_config *cfg, ctx_store **st)
+/*
+ * open_log - the config's audit log, or an exit status with the message
+ * printed. The store is opened first: one made before the log had a file
+ * of its own moves its records there then.
+ */
+static int open_log(const char *config_path, ctx_config *cfg, ctx_store **log)
 {
     char path[4096];
+    ctx_store *st;
     ctx_error err;
 
-    *st = NULL;
+    *log = NULL;
     if (ctx_config_load(config_path, cfg, &err) == CTX_OK) {
         ctx_config_store_path(cfg, path, sizeof path);
         if (access(path, F_OK) != 0) {
             fprintf(stderr, "ctxgate: no store at %s yet\n", path);
             return 1;
         }
-        if (store_open(path, 0, st, &err) == CTX_OK)
-            return 0;
+        if (store_open(path, 0, &st, &err) == CTX_OK) {
+            store_close(st);
+            if (store_audit_open(path, log, &err) == CTX_OK)
+                return 0;
+        }
     }
     fprintf(stderr, "ctxgate: %s\n", err.text);
     return err.code == CTX_ECONFIG ? 2 : 1;

@@ -136,14 +136,15 @@ static const char schema_v3[] =
  * which documents went out (a JSON array of ids), how many tokens, how long
  * it took in microseconds, and the outcome ('ok', 'denied', 'error', ...).
  */
-static const char schema_v4[] =
-    "CREATE TABLE audit("
-    "  id INTEGER PRIMARY KEY, at INTEGER NOT NULL, user TEXT, agent TEXT,"
-    "  action TEXT NOT NULL, query TEXT, query_sha256 TEXT, doc_ids TEXT NOT NULL,"
-    "  tokens INTEGER NOT NULL, latency_us INTEGER NOT NULL, outcome TEXT NOT NULL);"
-    "CREATE INDEX audit_at ON audit(at);"
-    "CREATE INDEX audit_user ON audit(user, at);"
-    "CREATE INDEX audit_agent ON audit(agent, at);";
+#define AUDIT_TABLE                                                                      \
+    "CREATE TABLE audit("                                                                \
+    "  id INTEGER PRIMARY KEY, at INTEGER NOT NULL, user TEXT, agent TEXT,"              \
+    "  action TEXT NOT NULL, query TEXT, query_sha256 TEXT, doc_ids TEXT NOT NULL,"      \
+    "  tokens INTEGER NOT NULL, latency_us INTEGER NOT NULL, outcome TEXT NOT NULL);"    \
+    "CREATE INDEX audit_at ON audit(at);"                                                \
+    "CREATE INDEX audit_user ON audit(user, at);"                                        \
+    "CREATE INDEX audit_agent ON audit(agent, at);"
+static const char schema_v4[] = AUDIT_TABLE;
 
 /*
  * Version 5: a generation number of everything that decides who may read
@@ -183,6 +184,19 @@ static const char schema_v5[] =
     "  UPDATE access_gen SET gen = gen + 1; END;"
     "CREATE TRIGGER IF NOT EXISTS acl_entries_delete AFTER DELETE ON acl_entries BEGIN"
     "  UPDATE access_gen SET gen = gen + 1; END;";
+
+/*
+ * Version 6: the audit log moves to a file of its own (store_audit_open).
+ * A commit to a database file makes every other connection to it drop its
+ * whole page cache at its next read (SQLite's WAL change check is per
+ * file), so with the log in the store each batch of audit records sent
+ * the service's search connections back to the file: some 160 reads a
+ * request. migrate() copies the rows over before it drops the table.
+ */
+static const char schema_v6[] = "DROP TABLE IF EXISTS audit;";
+
+/* The audit log's own file, version 1: the table v4 made, unchanged. */
+static const char audit_schema_v1[] = AUDIT_TABLE;
 
 enum {
     Q_SOURCE_GET, Q_SOURCE_ADD,
@@ -454,39 +468,63 @@ static int schema_version(ctx_store *st, int *version, ctx_error *err)
     return CTX_OK;
 }
 
-static int migrate(ctx_store *st, ctx_error *err)
+/*
+ * A schema's steps: steps[i] takes a database at version i to i + 1, after
+ * its hook (if any) ran in the same transaction.
+ */
+typedef struct schema_step {
+    const char *sql;
+    int (*before)(ctx_store *st, ctx_error *err);
+} schema_step;
+
+static int move_audit(ctx_store *st, ctx_error *err);
+
+static const schema_step store_steps[] = {
+    {schema_v1, NULL}, {schema_v2, NULL}, {schema_v3, NULL},
+    {schema_v4, NULL}, {schema_v5, NULL}, {schema_v6, move_audit},
+};
+static const schema_step audit_steps[] = {{audit_schema_v1, NULL}};
+
+typedef struct schema_def {
+    const char *what; /* for messages: "store", "audit log" */
+    const schema_step *steps;
+    int nsteps;
+} schema_def;
+
+static const schema_def store_schema = {"store", store_steps, STORE_SCHEMA_VERSION};
+static const schema_def audit_schema = {"audit log", audit_steps,
+                                        (int)(sizeof audit_steps / sizeof *audit_steps)};
+
+static int migrate(ctx_store *st, const schema_def *def, ctx_error *err)
 {
     int version, rc;
+    char set[64];
 
     if ((rc = schema_version(st, &version, err)))
         return rc;
 
-    if (version > STORE_SCHEMA_VERSION)
+    if (version > def->nsteps)
         return ctx_error_set(err, CTX_ESTORE,
-                             "store: schema version %d is newer than this ctxgate (%d);"
+                             "%s: schema version %d is newer than this ctxgate (%d);"
                              " upgrade ctxgate or use another data_dir",
-                             version, STORE_SCHEMA_VERSION);
-    if (version == STORE_SCHEMA_VERSION)
+                             def->what, version, def->nsteps);
+    if (version == def->nsteps)
         return CTX_OK;
     if ((rc = store_exec(st, "BEGIN IMMEDIATE", err)))
         return rc;
     /* Another process may have migrated while we waited for the lock. */
     if ((rc = schema_version(st, &version, err)))
         goto fail;
-    if (version == STORE_SCHEMA_VERSION)
+    if (version == def->nsteps)
         return store_exec(st, "COMMIT", err);
-    if (version < 1 && (rc = store_exec(st, schema_v1, err)))
-        goto fail;
-    if (version < 2 && (rc = store_exec(st, schema_v2, err)))
-        goto fail;
-    if (version < 3 && (rc = store_exec(st, schema_v3, err)))
-        goto fail;
-    if (version < 4 && (rc = store_exec(st, schema_v4, err)))
-        goto fail;
-    if (version < 5 && (rc = store_exec(st, schema_v5, err)))
-        goto fail;
-    /* Later versions: if (version < 6) apply schema_v6 here. */
-    if ((rc = store_exec(st, "PRAGMA user_version = 5", err)))
+    for (int v = version; v < def->nsteps; v++) {
+        if (def->steps[v].before && (rc = def->steps[v].before(st, err)))
+            goto fail;
+        if ((rc = store_exec(st, def->steps[v].sql, err)))
+            goto fail;
+    }
+    snprintf(set, sizeof set, "PRAGMA user_version = %d", def->nsteps);
+    if ((rc = store_exec(st, set, err)))
         goto fail;
     return store_exec(st, "COMMIT", err);
 fail:
@@ -502,7 +540,8 @@ fail:
  */
 static void sqlite_setup(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
 
-int store_open(const char *path, int flags, ctx_store **out, ctx_error *err)
+static int open_db(const char *path, int flags, const schema_def *def, ctx_store **out,
+                   ctx_error *err)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     ctx_store *st;
@@ -516,7 +555,7 @@ int store_open(const char *path, int flags, ctx_store **out, ctx_error *err)
     if (!(st = ctx_calloc(1, sizeof *st)))
         return ctx_error_set(err, CTX_ENOMEM, "store: out of memory");
     if (sqlite3_open_v2(path, &st->db, oflags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        rc = ctx_error_set(err, CTX_ESTORE, "store: cannot open %s: %s", path,
+        rc = ctx_error_set(err, CTX_ESTORE, "%s: cannot open %s: %s", def->what, path,
                            st->db ? sqlite3_errmsg(st->db) : "out of memory");
         goto fail;
     }
@@ -536,7 +575,7 @@ int store_open(const char *path, int flags, ctx_store **out, ctx_error *err)
                                 "PRAGMA foreign_keys = OFF;"
                                 "PRAGMA cache_size = -32768;", err);
             if (!rc)
-                rc = migrate(st, err);
+                rc = migrate(st, def, err);
             if (!rc || (sqlite3_extended_errcode(st->db) & 0xff) != SQLITE_BUSY ||
                 tries >= 1000)
                 break;
@@ -549,6 +588,101 @@ int store_open(const char *path, int flags, ctx_store **out, ctx_error *err)
     return CTX_OK;
 fail:
     store_close(st);
+    return rc;
+}
+
+int store_open(const char *path, int flags, ctx_store **out, ctx_error *err)
+{
+    return open_db(path, flags, &store_schema, out, err);
+}
+
+int store_audit_path(const char *store_path, char *buf, size_t n, ctx_error *err)
+{
+    size_t len = strlen(store_path);
+
+    if (len > 3 && !strcmp(store_path + len - 3, ".db"))
+        len -= 3;
+    if (!len || !strcmp(store_path, ":memory:") ||
+        (size_t)snprintf(buf, n, "%.*s-audit.db", (int)len, store_path) >= n)
+        return ctx_error_set(err, CTX_ESTORE,
+                             "audit log: no file for a store at \"%s\"; give the store a"
+                             " file path (data_dir)", store_path);
+    return CTX_OK;
+}
+
+int store_audit_open(const char *store_path, ctx_store **out, ctx_error *err)
+{
+    char path[4096];
+    int rc;
+
+    *out = NULL;
+    if ((rc = store_audit_path(store_path, path, sizeof path, err)) ||
+        (rc = open_db(path, 0, &audit_schema, out, err)))
+        return rc;
+    /*
+     * The log is only appended to. With the store's 32 MB page cache the
+     * writer kept every audit page it wrote: the server's RSS grew by some
+     * 300 bytes a request until that cache was full. A small cache is
+     * enough for the B-tree's right edge.
+     */
+    if ((rc = store_exec(*out, "PRAGMA cache_size = -512", err))) {
+        store_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/*
+ * move_audit - (v6) the audit rows of a store made before v6 into the
+ * audit log's file, ids kept. The log commits first; if the store's own
+ * commit then fails, the next open copies again and the ids make the
+ * second copy a no-op.
+ */
+static int move_audit(ctx_store *st, ctx_error *err)
+{
+    static const char cols[] =
+        "id, at, user, agent, action, query, query_sha256, doc_ids, tokens, latency_us, outcome";
+    char sql[256];
+    sqlite3_stmt *from = NULL, *to = NULL;
+    ctx_store *log = NULL;
+    int rc = CTX_OK, step;
+
+    snprintf(sql, sizeof sql, "SELECT %s FROM audit ORDER BY id", cols);
+    if (sqlite3_prepare_v2(st->db, sql, -1, &from, NULL) != SQLITE_OK)
+        return store_errf(st, err, "read the audit rows to move");
+    if ((step = sqlite3_step(from)) != SQLITE_ROW) { /* nothing to move: no file made */
+        if (step != SQLITE_DONE)
+            rc = store_errf(st, err, "read the audit rows to move");
+        goto done;
+    }
+    snprintf(sql, sizeof sql, "INSERT OR IGNORE INTO audit(%s) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+             cols);
+    if ((rc = store_audit_open(sqlite3_db_filename(st->db, "main"), &log, err)) ||
+        (rc = store_begin(log, err)))
+        goto done;
+    if (sqlite3_prepare_v2(log->db, sql, -1, &to, NULL) != SQLITE_OK) {
+        rc = store_errf(log, err, "move the audit rows");
+        goto done;
+    }
+    for (; step == SQLITE_ROW; step = sqlite3_step(from)) {
+        for (int i = 0; i < 11; i++)
+            sqlite3_bind_value(to, i + 1, sqlite3_column_value(from, i));
+        if (sqlite3_step(to) != SQLITE_DONE) {
+            rc = store_errf(log, err, "move the audit rows");
+            goto done;
+        }
+        sqlite3_reset(to);
+    }
+    if (step != SQLITE_DONE)
+        rc = store_errf(st, err, "read the audit rows to move");
+    else
+        rc = store_commit(log, err);
+done:
+    if (log && log->in_tx && rc)
+        store_rollback(log);
+    sqlite3_finalize(to);
+    sqlite3_finalize(from);
+    store_close(log);
     return rc;
 }
 

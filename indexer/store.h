@@ -16,7 +16,7 @@
 #include "../connectors/sdk/ctxgate/connector.h"
 #include "../core/ctx.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 typedef struct ctx_store ctx_store;
 
@@ -293,7 +293,19 @@ int store_job_finish(ctx_store *st, int64_t id, int64_t finished_at, const char 
 int store_job_last(ctx_store *st, const char *source, const char *kind, int64_t *started_at,
                    ctx_error *err);
 
-/* ---- The audit log (schema v4) ---- */
+/*
+ * ---- The audit log ----
+ * A database file of its own beside the store (data/ctxgate.db ->
+ * data/ctxgate-audit.db), so its commits do not empty the page caches of
+ * the store's readers. Stores made before schema v6 kept it in an audit
+ * table; opening such a store moves the rows.
+ */
+
+/* store_audit_path - the audit log's file for the store at store_path. */
+int store_audit_path(const char *store_path, char *buf, size_t n, ctx_error *err);
+/* store_audit_open - open (making it when missing) the audit log of the
+ * store at store_path; store_audit_put appends to it, store_db reads it. */
+int store_audit_open(const char *store_path, ctx_store **out, ctx_error *err);
 
 /* One audit record; strings borrowed, NULL where unknown. */
 typedef struct store_audit_rec {

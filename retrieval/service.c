@@ -1000,15 +1000,7 @@ int svc_new(const ctx_config *cfg, int nworkers, svc **out, ctx_error *err)
         ctx_free(s);
         return ctx_error_set(err, CTX_ENOMEM, "service: out of memory");
     }
-    /*
-     * The audit writer only appends. With the readers' 32 MB page cache it
-     * kept every audit page it wrote: the server's RSS grew by some 300
-     * bytes a request until that cache was full. A small cache is enough
-     * for the B-tree's right edge.
-     */
-    if ((rc = store_open(s->store_path, 0, &s->ast, err)) ||
-        (rc = store_exec(s->ast, "PRAGMA cache_size = -512", err))) {
-        store_close(s->ast);
+    if ((rc = store_audit_open(s->store_path, &s->ast, err))) {
         ctx_free(s->workers);
         ctx_free(s);
         return rc;

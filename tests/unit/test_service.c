@@ -196,7 +196,7 @@ Test(service, fetch_answers_missing_and_forbidden_alike_and_everything_is_audite
     cr_assert_eq(svc_fetch(service, &bob, 987654, &doc, &err), CTX_ENOTFOUND);
     json_decref(a);
     svc_audit_flush(service);
-    st = tu_store(dir);
+    cr_assert_eq(store_audit_open(svc_store_path(service), &st, &err), CTX_OK, "%s", err.text);
     cr_assert_eq(tu_count(st, "SELECT count(*) FROM audit"), 4);
     cr_assert_eq(tu_count(st, "SELECT count(*) FROM audit WHERE action = 'search'"
                               " AND query = 'salary bands' AND length(query_sha256) = 64"), 1);

@@ -56,6 +56,44 @@ Test(store, reopening_keeps_data_and_newer_schema_is_refused)
     cr_assert(strstr(err.text, "schema version 99 is newer"), "%s", err.text);
 }
 
+/* A store made before v6 kept its audit log in a table: opening it moves
+ * the rows, ids and all, to the log's own file, once. */
+Test(store, audit_rows_of_an_older_store_move_to_the_log_file)
+{
+    char path[4096], logpath[4096];
+    ctx_error err;
+    ctx_store *log;
+
+    snprintf(path, sizeof path, "%s/ctxgate.db", dir);
+    cr_assert_eq(store_audit_path(path, logpath, sizeof logpath, &err), CTX_OK);
+    cr_assert(strstr(logpath, "/ctxgate-audit.db"), "%s", logpath);
+    for (int pass = 0; pass < 2; pass++) {
+        /* As v5 left it; the second pass is a crash after the log's commit
+         * and before the store's: the rows are still in both. */
+        cr_assert_eq(store_exec(st, "CREATE TABLE audit(id INTEGER PRIMARY KEY, at INTEGER NOT NULL,"
+                                    " user TEXT, agent TEXT, action TEXT NOT NULL, query TEXT,"
+                                    " query_sha256 TEXT, doc_ids TEXT NOT NULL, tokens INTEGER"
+                                    " NOT NULL, latency_us INTEGER NOT NULL, outcome TEXT NOT NULL);"
+                                    "INSERT INTO audit VALUES(7, 1000, 'u', 'a', 'search', 'q',"
+                                    " 'h', '[1]', 12, 30, 'ok'), (9, 2000, 'v', NULL, 'fetch',"
+                                    " NULL, NULL, '[]', 0, 5, 'not_found');"
+                                    "PRAGMA user_version = 5", &err), 0, "%s", err.text);
+        store_close(st);
+        st = tu_store(dir);
+        cr_assert_eq(tu_count(st, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+        cr_assert_eq(tu_count(st, "SELECT count(*) FROM sqlite_master WHERE name = 'audit'"), 0);
+        cr_assert_eq(store_audit_open(path, &log, &err), CTX_OK, "%s", err.text);
+        cr_assert_eq(tu_count(log, "SELECT count(*) FROM audit"), 2);
+        cr_assert_eq(tu_count(log, "SELECT tokens FROM audit WHERE id = 7 AND user = 'u'"
+                                   " AND doc_ids = '[1]'"), 12);
+        cr_assert_eq(tu_count(log, "SELECT count(*) FROM audit WHERE id = 9 AND agent IS NULL"
+                                   " AND outcome = 'not_found'"), 1);
+        store_close(log);
+    }
+    cr_assert_eq(store_audit_path(":memory:", logpath, sizeof logpath, &err), CTX_ESTORE);
+    cr_assert(strstr(err.text, "data_dir"), "%s", err.text);
+}
+
 Test(store, acl_sets_are_interned_regardless_of_order)
 {
     const char *a1[] = {"group:b", "user:a", "group:b"}, *a2[] = {"user:a", "group:b"};
