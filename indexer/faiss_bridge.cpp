@@ -82,37 +82,67 @@ bool cpu_has_simd()
 
 float (*l2)(const float *, const float *, size_t) = cpu_has_simd() ? l2_avx2 : l2_scalar;
 
-/* The dot product of a float query with a row's int8 code (undecoded). */
-float dot8_scalar(const float *q, const int8_t *c, size_t d)
+/*
+ * The dot product of a query in int16 with a row's int8 code, in integers:
+ * exact, so the two kernels agree to the bit. The caller scales the query
+ * so that no partial sum can pass INT32_MAX (query_steps).
+ */
+int32_t dot8_scalar(const int16_t *q, const int8_t *c, size_t d)
 {
-    float s = 0;
+    int32_t s = 0;
     for (size_t i = 0; i < d; i++)
-        s += q[i] * (float)c[i];
+        s += (int32_t)q[i] * c[i];
     return s;
 }
 
-__attribute__((target("avx2,fma"))) float dot8_avx2(const float *q, const int8_t *c, size_t d)
+/* 16 lanes a step: widen 16 codes to int16, multiply and add in pairs. */
+__attribute__((target("avx2"))) int32_t dot8_avx2(const int16_t *q, const int8_t *c, size_t d)
 {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
     size_t i = 0;
-    for (; i + 16 <= d; i += 16) {
-        __m128i b = _mm_loadu_si128((const __m128i *)(c + i));
-        __m256 c0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
-        __m256 c1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)));
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), c0, s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), c1, s1);
+    for (; i + 32 <= d; i += 32) {
+        __m256i c0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(c + i)));
+        __m256i c1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(c + i + 16)));
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(c0, _mm256_loadu_si256((const __m256i *)(q + i))));
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(c1, _mm256_loadu_si256((const __m256i *)(q + i + 16))));
     }
-    s0 = _mm256_add_ps(s0, s1);
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
-    h = _mm_hadd_ps(h, h);
-    h = _mm_hadd_ps(h, h);
-    float s = _mm_cvtss_f32(h);
+    for (; i + 16 <= d; i += 16) {
+        __m256i c0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(c + i)));
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(c0, _mm256_loadu_si256((const __m256i *)(q + i))));
+    }
+    s0 = _mm256_add_epi32(s0, s1);
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s0), _mm256_extracti128_si256(s0, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+    int32_t s = _mm_cvtsi128_si32(h);
     for (; i < d; i++)
-        s += q[i] * (float)c[i];
+        s += (int32_t)q[i] * c[i];
     return s;
 }
 
-float (*dot8)(const float *, const int8_t *, size_t) = cpu_has_simd() ? dot8_avx2 : dot8_scalar;
+int32_t (*dot8)(const int16_t *, const int8_t *, size_t) = cpu_has_simd() ? dot8_avx2 : dot8_scalar;
+
+/*
+ * query_steps - q as int16 multiples of the returned step, into q16, and
+ * |q - step q16| into *qerr. The largest |q16| is kept to what d products
+ * with codes of up to 127 can add to in an int32.
+ */
+float query_steps(const float *q, size_t d, int16_t *q16, float *qerr)
+{
+    float top = 0, e = 0;
+    double lim = std::min(32767.0, std::floor((double)INT32_MAX / (127.0 * (double)d)));
+    for (size_t i = 0; i < d; i++)
+        top = std::max(top, std::fabs(q[i]));
+    float st = top > 0 ? (float)(top / lim) : 1.0f;
+    for (size_t i = 0; i < d; i++) {
+        long v = std::lround(q[i] / st);
+        q16[i] = (int16_t)std::max(-lim, std::min(lim, (double)v));
+        float diff = q[i] - (float)q16[i] * st;
+        e += diff * diff;
+    }
+    *qerr = std::sqrt(e);
+    return st;
+}
 
 /* ---- the storage index ---- */
 
@@ -204,12 +234,17 @@ struct vindex {
     std::vector<uint32_t> list_of;
     std::vector<std::vector<uint32_t>> lists;
     /* Each row as int8 (derived, not saved): code[slot * dim ..] times
-     * step[slot] is the row to within resid[slot] (the L2 norm of the
-     * difference); norm2[slot] is the row's squared norm. The exact scan
+     * meta[slot].step is the row to within meta[slot].resid (the L2 norm
+     * of the difference); norm2 is the row's squared norm. The exact scan
      * reads these, a quarter of the bytes, and measures in floats only the
-     * rows these cannot rule out. */
+     * rows these cannot rule out. xmax bounds |row| + resid over all
+     * rows ever coded (the length a code can have, times its step). */
+    struct code_meta {
+        float step, resid, norm2; /* together: one cache line a row */
+    };
     std::vector<int8_t> code;
-    std::vector<float> step, resid, norm2;
+    std::vector<code_meta> meta;
+    float xmax = 0;
     size_t graph_n() const { return hnsw->hnsw.levels.size(); }
 
     vindex(int d, int64_t model, int m) : dim(d), M(m), model_id(model)
@@ -242,6 +277,10 @@ bool Allowed::is_member(idx_t slot) const
         return false;
     return any_source || (s / 64 < src.size() && (src[s / 64] >> (s % 64) & 1));
 }
+
+/* How many rows ahead the exact scan asks for a row's code: ~a memory
+ * latency's worth of 384-byte rows. */
+constexpr size_t SCAN_AHEAD = 4;
 
 /* prefetch - ask for n bytes' cache lines before they are needed. */
 void prefetch(const void *at, size_t n)
@@ -296,13 +335,9 @@ void encode(vindex &vi, size_t from)
 {
     size_t n = vi.chunk.size(), d = (size_t)vi.dim;
     grow(vi.code, n * d);
-    grow(vi.step, n);
-    grow(vi.resid, n);
-    grow(vi.norm2, n);
+    grow(vi.meta, n);
     vi.code.resize(n * d);
-    vi.step.resize(n);
-    vi.resid.resize(n);
-    vi.norm2.resize(n);
+    vi.meta.resize(n);
     for (size_t slot = from; slot < n; slot++) {
         const float *x = vi.storage->row((faiss::Index::idx_t)slot);
         float top = 0, e = 0, nn = 0;
@@ -317,9 +352,8 @@ void encode(vindex &vi, size_t from)
             e += diff * diff;
             nn += x[i] * x[i];
         }
-        vi.step[slot] = st;
-        vi.resid[slot] = std::sqrt(e);
-        vi.norm2[slot] = nn;
+        vi.meta[slot] = {st, std::sqrt(e), nn};
+        vi.xmax = std::max(vi.xmax, std::sqrt(nn) + vi.meta[slot].resid);
     }
 }
 
@@ -613,7 +647,7 @@ void vindex_get_info(const vindex *vi, vindex_info *info)
                   vi->slot_of.size() * (sizeof(void *) * 2 + 16) +
                   vi->slot_of.bucket_count() * sizeof(void *) +
                   vi->cent.capacity() * sizeof(float) + vi->code.capacity() +
-                  (vi->step.capacity() + vi->resid.capacity() + vi->norm2.capacity()) * 4 +
+                  vi->meta.capacity() * sizeof(vindex::code_meta) +
                   vi->list_of.capacity() * 4 * 2 /* and the lists */;
 }
 
@@ -723,12 +757,13 @@ static void sort_hits(std::vector<std::pair<float, uint32_t>> &top, const vindex
 }
 
 /*
- * The exact scan, in two steps. Each allowed row's int8 code gives its
- * distance to within 2 |q| resid (Cauchy-Schwarz on the code's error), so
+ * The exact scan, in two steps. The query is put in int16 steps (error
+ * qerr) and each allowed row's int8 code gives its distance to within
+ * 2 |q| resid + 2 qerr xmax (Cauchy-Schwarz on the two codes' errors), so
  * a range [lo, hi] per row; once k rows have hi <= t, a row with lo > t
  * cannot be among the k nearest. The rows left are measured in floats.
- * The answer is the same as measuring every row in floats; only the bytes
- * read differ (a quarter for most rows).
+ * The answer is the same as measuring every row in floats; only the work
+ * differs: a quarter of the bytes and integer multiply-adds for most rows.
  */
 int vindex_search_exact(const vindex *vi, const float *q, int k, const vindex_filter *f,
                         vindex_hit *out, size_t *n, ctx_error *err)
@@ -738,15 +773,19 @@ int vindex_search_exact(const vindex *vi, const float *q, int k, const vindex_fi
         std::vector<std::pair<float, uint32_t>> maybe;      /* (lo, slot) */
         std::vector<uint64_t> srcbits;
         size_t d = (size_t)vi->dim;
-        float qn2 = 0, qn, t = FLT_MAX;
+        float qn2 = 0, qn, t = FLT_MAX, qs, qerr, slack;
         *n = 0;
-        if (k <= 0)
+        if (k <= 0 || !d)
             return CTX_OK;
+        std::vector<int16_t> q16(d);
+        qs = query_steps(q, d, q16.data(), &qerr);
         if (f->source_ids)
             set_bits(srcbits, f->source_ids, f->nsource);
         for (size_t i = 0; i < d; i++)
             qn2 += q[i] * q[i];
         qn = std::sqrt(qn2);
+        /* the query's share of the bound, and a margin for float sums */
+        slack = 2 * qerr * vi->xmax * 1.001f + 1e-4f * (1 + qn2);
         top.reserve((size_t)k + 1);
         bound.reserve((size_t)k + 1);
         for (size_t i = 0; i < f->nacl; i++) {
@@ -756,9 +795,13 @@ int vindex_search_exact(const vindex *vi, const float *q, int k, const vindex_fi
             for (size_t j = 0; j < slots.size(); j++) {
                 uint32_t slot = slots[j];
                 /* The rows lie in insertion order, not this list's: fetch
-                 * the one two ahead while this one is measured. */
-                if (j + 2 < slots.size())
-                    prefetch(&vi->code[(size_t)slots[j + 2] * d], d);
+                 * those a few ahead while this one is measured. */
+                if (j + SCAN_AHEAD < slots.size()) {
+                    uint32_t next = slots[j + SCAN_AHEAD];
+                    prefetch(&vi->code[(size_t)next * d], d);
+                    prefetch(&vi->meta[next], sizeof(vindex::code_meta));
+                }
+                const vindex::code_meta &m = vi->meta[slot];
                 if (vi->dead[slot])
                     continue;
                 if (f->source_ids) {
@@ -766,10 +809,10 @@ int vindex_search_exact(const vindex *vi, const float *q, int k, const vindex_fi
                     if (s / 64 >= srcbits.size() || !(srcbits[s / 64] >> (s % 64) & 1))
                         continue;
                 }
-                float mid = qn2 + vi->norm2[slot] -
-                            2 * vi->step[slot] * dot8(q, &vi->code[(size_t)slot * d], d);
-                /* and a margin for the rounding of these float sums */
-                float r = 2 * qn * vi->resid[slot] * 1.001f + 1e-4f * (1 + qn2);
+                float mid = qn2 + m.norm2 -
+                            2 * m.step * qs *
+                                (float)dot8(q16.data(), &vi->code[(size_t)slot * d], d);
+                float r = 2 * qn * m.resid * 1.001f + slack;
                 if (mid - r > t)
                     continue;
                 maybe.emplace_back(mid - r, slot);
@@ -778,9 +821,16 @@ int vindex_search_exact(const vindex *vi, const float *q, int k, const vindex_fi
                     t = bound.front().first;
             }
         }
+        size_t left = 0; /* the rows t did not rule out since */
         for (const auto &m : maybe)
             if (m.first <= t)
-                keep_best(top, (size_t)k, l2(q, vi->storage->row(m.second), d), m.second);
+                maybe[left++] = m;
+        for (size_t j = 0; j < left; j++) {
+            if (j + 2 < left)
+                prefetch(vi->storage->row(maybe[j + 2].second), d * sizeof(float));
+            keep_best(top, (size_t)k, l2(q, vi->storage->row(maybe[j].second), d),
+                      maybe[j].second);
+        }
         sort_hits(top, vi, out, n);
         return CTX_OK;
     } catch (const std::exception &e) {

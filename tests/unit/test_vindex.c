@@ -354,6 +354,83 @@ Test(vindex, filtered_graph_walk_never_leaves_the_filter)
     free(src);
 }
 
+/*
+ * The exact scan rules rows out by their int8 codes and an int16 query:
+ * it must answer what measuring every allowed row in floats answers. Rows
+ * come in near-identical pairs (1e-3 apart), where a loose bound would cut
+ * the wrong twin; dimensions cover the kernel's 32- and 16-wide steps and
+ * its tail; both kernels.
+ */
+Test(vindex, exact_scan_answers_what_a_float_scan_answers)
+{
+    static const size_t dims[] = {32, 48, 389};
+    enum { N = 3000, NACL = 40 };
+
+    for (size_t di = 0; di < sizeof dims / sizeof *dims; di++) {
+        size_t d = dims[di];
+        vindex *vi = vindex_new((int)d, 1, 16);
+        float *v = malloc(sizeof(float) * N * d), *q = malloc(sizeof(float) * d);
+        int64_t ids[N], acl[N], src[N];
+        ctx_error err;
+
+        for (int i = 0; i < N; i++) {
+            for (size_t j = 0; j < d; j++)
+                v[i * d + j] = i % 2 ? v[(i - 1) * d + j] + frand() * 2e-3f : frand();
+            embed_normalize(v + i * d, d);
+            ids[i] = 1000 + i;
+            acl[i] = 1 + rnd(NACL);
+            src[i] = 1 + rnd(2);
+        }
+        cr_assert_eq(vindex_add(vi, N, v, ids, acl, src, N, &err), 0, "%s", err.text);
+        for (int i = 0; i < N; i += 11)
+            vindex_remove(vi, ids[i], i);
+        for (int t = 0; t < 40; t++) {
+            int64_t allowed[NACL], srcs[1] = {1 + rnd(2)};
+            size_t na = 0, nex, nbf = 0;
+            int k = 1 + rnd(30);
+            struct { float dist; int64_t id; } bf[N], tmp;
+            vindex_hit ex[30];
+
+            vindex_simd_set(t % 2);
+            for (int a = 1; a <= NACL; a++)
+                if (rnd(100) < 30)
+                    allowed[na++] = a;
+            vindex_filter f = {allowed, na, t % 3 ? NULL : srcs, 1};
+            /* near a row half the time: the nearest rows are twins then */
+            for (size_t j = 0; j < d; j++)
+                q[j] = t % 2 ? v[(size_t)rnd(N) * d + j] + frand() * 1e-2f : frand();
+            embed_normalize(q, d);
+            cr_assert_eq(vindex_search_exact(vi, q, k, &f, ex, &nex, &err), 0, "%s", err.text);
+            for (int i = 0; i < N; i++) {
+                int ok = i % 11 != 0 && (!f.source_ids || src[i] == srcs[0]), in = 0;
+                for (size_t a = 0; a < na; a++)
+                    in |= allowed[a] == acl[i];
+                if (!ok || !in)
+                    continue;
+                bf[nbf].dist = vindex_l2sq(q, v + (size_t)i * d, d);
+                bf[nbf++].id = ids[i];
+            }
+            for (size_t i = 1; i < nbf; i++) /* insertion sort: few rows */
+                for (size_t j = i; j > 0 && bf[j].dist < bf[j - 1].dist; j--) {
+                    tmp = bf[j];
+                    bf[j] = bf[j - 1];
+                    bf[j - 1] = tmp;
+                }
+            cr_assert_eq(nex, nbf < (size_t)k ? nbf : (size_t)k, "d=%zu query %d", d, t);
+            for (size_t i = 0; i < nex; i++)
+                cr_assert_eq(ex[i].chunk_id, bf[i].id,
+                             "d=%zu query %d: hit %zu is %lld (%.9f), a float scan says %lld"
+                             " (%.9f)", d, t, i, (long long)ex[i].chunk_id,
+                             (double)(2 * (1 - ex[i].score)), (long long)bf[i].id,
+                             (double)bf[i].dist);
+        }
+        vindex_simd_set(1);
+        vindex_free(vi);
+        free(v);
+        free(q);
+    }
+}
+
 static void same_hits(const vindex_hit *a, size_t na, const vindex_hit *b, size_t nb,
                       const char *what)
 {
