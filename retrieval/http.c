@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/json.h"
 #include "../core/util.h"
 #include "../indexer/store.h"
 
@@ -91,8 +92,7 @@ void http_json(http_resp *resp, int status, json_t *o)
 {
     resp->status = status;
     resp->content_type = "application/json";
-    resp->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    resp->body_len = 0;
+    resp->body = ctx_json_dumps(o, &resp->body_len);
     json_decref(o);
 }
 

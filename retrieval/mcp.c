@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/json.h"
+
 const char *const mcp_protocol_versions[] = {"2025-06-18", "2025-03-26", "2024-11-05", NULL};
 
 /* JSON-RPC error codes */
@@ -23,7 +25,7 @@ static const char untrusted_note[] =
 
 static char *dump(json_t *o)
 {
-    char *s = json_dumps(o, JSON_COMPACT);
+    char *s = ctx_json_dumps(o, NULL);
     json_decref(o);
     return s;
 }
@@ -76,10 +78,12 @@ static json_t *tool_list(void)
 /* tool_answer - structured as one text item and as structuredContent. */
 static json_t *tool_answer(json_t *structured, int is_error)
 {
-    char *text = json_dumps(structured, JSON_COMPACT);
-    json_t *r = json_pack("{s:[{s:s,s:s}],s:o,s:b}", "content", "type", "text", "text",
-                          text ? text : "{}", "structuredContent", structured, "isError",
-                          is_error);
+    size_t len = 0;
+    char *text = ctx_json_dumps(structured, &len);
+    /* JSON text written from a json_t is valid UTF-8 already */
+    json_t *r = json_pack("{s:[{s:s,s:o}],s:o,s:b}", "content", "type", "text", "text",
+                          text ? json_stringn_nocheck(text, len) : json_string("{}"),
+                          "structuredContent", structured, "isError", is_error);
     free(text);
     return r;
 }
