@@ -106,33 +106,44 @@ static double phrase_freq(const Fts5ExtensionApi *api, Fts5Context *fts, int phr
 
 /*
  * tfmap_freq - the word's frequency in chunk id; 0 when it has none. *pos
- * is where the last lookup ended: a walk in ascending ids gallops on from
- * it through memory it just read, where a binary search from the start
- * would miss the cache at most steps.
+ * is where the last lookup ended (the first index at or past its id): a
+ * walk in either direction gallops on from there through memory it just
+ * read, where a binary search from the start would miss the cache at most
+ * steps.
  */
 static double tfmap_freq(const rank_tfmap *m, int64_t id, size_t *pos)
 {
-    size_t lo = *pos, hi, step = 1;
+    size_t lo = *pos < m->n ? *pos : m->n, hi, step = 1;
+    uint32_t x;
 
     if (id < 0 || id > (int64_t)UINT32_MAX)
         return 0;
-    if (lo > m->n || (lo > 0 && m->ids[lo - 1] >= (uint32_t)id))
-        lo = 0; /* walking backwards: start over */
-    /* the first index at or past id lies in [lo, hi) */
-    while (lo + step < m->n && m->ids[lo + step] < (uint32_t)id) {
-        lo += step;
-        step *= 2;
+    x = (uint32_t)id;
+    /* bracket the first index at or past id in [lo, hi) */
+    if (lo > 0 && m->ids[lo - 1] >= x) { /* down: it is at most lo - 1 */
+        hi = lo - 1;
+        while (hi >= step && m->ids[hi - step] >= x) {
+            hi -= step;
+            step *= 2;
+        }
+        lo = hi >= step ? hi - step + 1 : 0;
+        hi++;
+    } else { /* up: it is at least lo */
+        while (lo + step < m->n && m->ids[lo + step] < x) {
+            lo += step;
+            step *= 2;
+        }
+        hi = lo + step < m->n ? lo + step + 1 : m->n;
     }
-    hi = lo + step < m->n ? lo + step + 1 : m->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (m->ids[mid] < (uint32_t)id)
+        if (m->ids[mid] < x)
             lo = mid + 1;
         else
             hi = mid;
     }
     *pos = lo;
-    return lo < m->n && m->ids[lo] == (uint32_t)id ? m->freq[lo] : 0;
+    return lo < m->n && m->ids[lo] == x ? m->freq[lo] : 0;
 }
 
 /* The parts of BM25, shared by ctx_rank and rank_map_pass so both give a
@@ -833,8 +844,9 @@ static int row_len(rank_conn *rc, int64_t id, ctx_error *err, int *len)
     return CTX_OK;
 }
 
-int64_t rank_map_pass(rank_conn *rc, rank_query *q, const int64_t *skip, size_t nskip,
-                      int64_t window, rank_push_fn push, void *arg, ctx_error *err)
+int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_t *skip,
+                      size_t nskip, int64_t window, rank_push_fn push, void *arg,
+                      ctx_error *err)
 {
     size_t pos[RANK_MAX_TERMS];
     int64_t pushed = 0;
@@ -843,7 +855,8 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, const int64_t *skip, size_t 
     for (int i = 0; i < q->nterms; i++) {
         if (!q->map[i])
             return -ctx_error_set(err, CTX_EINVAL, "search: a map pass needs every term's map");
-        pos[i] = q->map[i]->n;
+        pos[i] = q->map[i]->n; /* driving maps: the next row is at pos - 1 */
+        q->pos[i] = q->map[i]->n;
     }
     if ((r = totals(rc, &q->avg, err)))
         return -r;
@@ -853,9 +866,9 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, const int64_t *skip, size_t 
         double score = 0, norm = -1;
         int len;
 
-        /* the next id down, over every term's map */
+        /* the next id down, over the driving maps */
         for (int i = 0; i < q->nterms; i++)
-            if (pos[i] && (int64_t)q->map[i]->ids[pos[i] - 1] > id)
+            if ((drive >> i & 1) && pos[i] && (int64_t)q->map[i]->ids[pos[i] - 1] > id)
                 id = q->map[i]->ids[pos[i] - 1];
         if (id < 0)
             break;
@@ -865,15 +878,18 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, const int64_t *skip, size_t 
             (q->sources && !rank_bit(q->sources, q->nsources, rc->src_of[id])) ||
             ctx_in_sorted(skip, nskip, id)) {
             for (int i = 0; i < q->nterms; i++)
-                if (pos[i] && q->map[i]->ids[pos[i] - 1] == (uint64_t)id)
+                if ((drive >> i & 1) && pos[i] && q->map[i]->ids[pos[i] - 1] == (uint64_t)id)
                     pos[i]--;
             continue;
         }
         for (int i = 0; i < q->nterms; i++) {
             double freq;
-            if (!pos[i] || q->map[i]->ids[pos[i] - 1] != (uint64_t)id)
+            if (!(drive >> i & 1))
+                freq = tfmap_freq(q->map[i], id, &q->pos[i]);
+            else if (pos[i] && q->map[i]->ids[pos[i] - 1] == (uint64_t)id)
+                freq = q->map[i]->freq[--pos[i]];
+            else
                 continue;
-            freq = q->map[i]->freq[--pos[i]];
             if (freq == 0)
                 continue;
             if (norm < 0) {

@@ -107,11 +107,13 @@ int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err
 /*
  * Frequency maps. A common word's doclist is long, and a MATCH that names
  * it walks all of it even when the rest of the expression allows a few
- * hundred rows. For such a word the connection can keep, per chunk that
- * holds it, its frequency as ctx_rank weighs it (title count times
- * RANK_W_TITLE plus text count times RANK_W_TEXT), read once from the
- * doclist and extended as chunks are committed; ctx_rank then scores the
- * word from the map. Sound for the same reason as the chunk map: a chunk
+ * hundred rows; a rare word's rows are few, but FTS5 visits each one,
+ * readable or not, at some 1,500 instructions a row. For a word searched
+ * often the connection can keep, per chunk that holds it, its frequency as
+ * ctx_rank weighs it (title count times RANK_W_TITLE plus text count times
+ * RANK_W_TEXT), read once from the doclist and extended as chunks are
+ * committed; ctx_rank then scores the word from the map, and a search
+ * whose every word has one ranks without FTS5 (rank_map_pass). Sound for the same reason as the chunk map: a chunk
  * row never changes. Maps are kept while they fit RANK_TFMAP_BUDGET entries
  * (6 bytes each); the words asked for most keep theirs.
  */
@@ -134,16 +136,18 @@ int rank_tfmap_get(rank_conn *rc, const char *word, int64_t df, const rank_tfmap
 
 /*
  * rank_map_pass - a pass over rows from q's maps alone, where every term of
- * q has one: each row holding one of the terms, up to the maps' upto, that
- * q's readable and sources bitmaps let through and that is not in skip[]
- * (ascending ids), newest first, scored as ctx_rank scores it, goes to
- * push(arg, id, score); with window > 0, only the first window rows.
- * Returns how many rows were pushed, or minus an error code. A chunk
- * deleted since its map was read may be pushed: the caller's fetch drops it.
+ * q has one: each row holding one of the terms whose bit is in drive, up
+ * to the maps' upto, that q's readable and sources bitmaps let through and
+ * that is not in skip[] (ascending ids), newest first, scored on every
+ * term as ctx_rank scores it, goes to push(arg, id, score); with window >
+ * 0, only the first window rows. Returns how many rows were pushed, or
+ * minus an error code. A chunk deleted since its map was read may be
+ * pushed: the caller's fetch drops it.
  */
 typedef void (*rank_push_fn)(void *arg, int64_t id, double score);
-int64_t rank_map_pass(rank_conn *rc, rank_query *q, const int64_t *skip, size_t nskip,
-                      int64_t window, rank_push_fn push, void *arg, ctx_error *err);
+int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_t *skip,
+                      size_t nskip, int64_t window, rank_push_fn push, void *arg,
+                      ctx_error *err);
 
 /*
  * rank_stats_refresh - rebuild term_df from the FTS5 vocabulary when forced,

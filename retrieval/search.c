@@ -342,10 +342,40 @@ typedef struct pass {
     int record;
 } pass;
 
+/* record_id - append id to p's ids: 0, or CTX_ENOMEM. */
+static int record_id(pass *p, int64_t id)
+{
+    if (p->nids == p->capids) {
+        size_t cap = p->capids ? p->capids * 2 : 256;
+        int64_t *v = ctx_realloc(p->ids, cap * sizeof *v);
+        if (!v)
+            return CTX_ENOMEM;
+        p->ids = v;
+        p->capids = cap;
+    }
+    p->ids[p->nids++] = id;
+    return CTX_OK;
+}
+
 /* heap_push_cb - rank_map_pass's way into a heap. */
 static void heap_push_cb(void *arg, int64_t id, double score)
 {
     heap_push(arg, (cand){score, id});
+}
+
+/* What record_push_cb fills: the heap, and the pass's ids. */
+typedef struct recorder {
+    heap *h;
+    pass *p;
+    int oom;
+} recorder;
+
+/* record_push_cb - into the heap, and the id into the pass's list. */
+static void record_push_cb(void *arg, int64_t id, double score)
+{
+    recorder *r = arg;
+    heap_push(r->h, (cand){score, id});
+    r->oom |= record_id(r->p, id);
 }
 
 /* run_pass - score every row of p's MATCH that the caller may read into h. */
@@ -389,18 +419,10 @@ static int run_pass(sqlite3 *db, rank_conn *rc, pass *p, rank_query *q, heap *h,
             }
             continue;
         }
-        if (p->record && p->nids == p->capids) {
-            size_t cap = p->capids ? p->capids * 2 : 256;
-            int64_t *v = ctx_realloc(p->ids, cap * sizeof *v);
-            if (!v) {
-                stmt_put(s);
-                return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-            }
-            p->ids = v;
-            p->capids = cap;
+        if (p->record && record_id(p, c.id)) {
+            stmt_put(s);
+            return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
         }
-        if (p->record)
-            p->ids[p->nids++] = c.id;
         heap_push(h, c);
         if (++p->seen == p->window) {
             p->windowed = 1;
@@ -579,8 +601,9 @@ typedef struct plan {
     rank_query *q;
     double ceiling;                 /* most a row of common terms only can score */
     int64_t window;
-    /* frequency maps for every common term, or mapped = 0 */
-    int mapped;
+    /* mapped: every common term has a frequency map (in maps[]);
+     * rare_mapped: every term has one */
+    int mapped, rare_mapped;
     const rank_tfmap *maps[MAX_TERMS];
     int64_t upto;                   /* the maps hold every chunk id <= upto */
     char *match;
@@ -590,19 +613,51 @@ typedef struct plan {
 static int walk(plan *pl, enum match_shape shape, uint32_t mask, int first_phrase,
                 int use_maps, pass *p, heap *h, ctx_error *err)
 {
+    const rank_tfmap *common[MAX_TERMS] = {NULL};
+
     ctx_free(pl->match);
     if (build_match(pl->terms, shape, pl->rare, pl->allow, pl->nallow, NULL, 0, &pl->match))
         return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-    query_terms(pl->q, pl->terms, mask, first_phrase, use_maps ? pl->maps : NULL);
+    /* A term ctx_rank scores from a map is no phrase of the MATCH, and
+     * every MATCH here names the rare terms. */
+    for (size_t i = 0; i < pl->terms->n; i++)
+        if (!(pl->rare >> i & 1))
+            common[i] = pl->maps[i];
+    query_terms(pl->q, pl->terms, mask, first_phrase, use_maps ? common : NULL);
     p->match = pl->match;
     return run_pass(pl->db, pl->rc, p, pl->q, h, err);
+}
+
+/*
+ * map_rare_pass - the rows up to upto holding a rare term, from the maps
+ * (every term has one), scored on every term and recorded in p (ascending,
+ * as the common pass's skip list wants them).
+ */
+static int map_rare_pass(plan *pl, pass *p, heap *h, ctx_error *err)
+{
+    rank_query mq = *pl->q;
+    recorder r = {h, p, 0};
+    int64_t n;
+
+    query_terms(&mq, pl->terms, pl->all, 0, pl->maps);
+    if ((n = rank_map_pass(pl->rc, &mq, pl->rare, NULL, 0, 0, record_push_cb, &r, err)) < 0)
+        return (int)-n;
+    if (r.oom)
+        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    for (size_t i = 0, j = p->nids; i + 1 < j; i++, j--) { /* newest first: turn it */
+        int64_t t = p->ids[i];
+        p->ids[i] = p->ids[j - 1];
+        p->ids[j - 1] = t;
+    }
+    return CTX_OK;
 }
 
 /*
  * rank_into - fill h with the best rows (see the plan below). With maps,
  * every walk stops at upto, the rows past it (committed since the maps
  * were read) are walked the old way, and the rows of common terms only
- * come from the maps, without FTS5.
+ * come from the maps, without FTS5; when the rare terms have maps too, so
+ * do the rows that hold one.
  */
 static int rank_into(plan *pl, heap *h, int *windowed, int *rare_only, ctx_error *err)
 {
@@ -611,7 +666,7 @@ static int rank_into(plan *pl, heap *h, int *windowed, int *rare_only, ctx_error
     int rc, past = 1; /* rows past upto may exist */
 
     *windowed = *rare_only = 0;
-    if (pl->rare == pl->all)
+    if (pl->rare == pl->all && !pl->rare_mapped)
         return walk(pl, SHAPE_ALL, pl->all, 0, 0, &rp, h, err);
     /* With maps, the walks past upto are for rows committed since the maps
      * were read; a walk that starts past every row still costs FTS5 a seek
@@ -621,16 +676,24 @@ static int rank_into(plan *pl, heap *h, int *windowed, int *rare_only, ctx_error
     past = !pl->mapped || seq > pl->upto;
     if (pl->rare) {
         /* Rows with a rare term, scored on every term. */
-        if (pl->mapped) {
+        if (pl->rare_mapped) {
+            if ((rc = map_rare_pass(pl, &rp, h, err)))
+                goto out;
+            tail.lo = pl->upto + 1;
+        } else if (pl->mapped) {
             rp.hi = pl->upto;
             rp.record = 1;
             if ((rc = walk(pl, SHAPE_RARE_ONLY, pl->all, 0, 1, &rp, h, err)))
                 goto out;
             tail.lo = pl->upto + 1;
         }
-        if (past &&
-            (rc = walk(pl, SHAPE_RARE, pl->all, __builtin_popcount(pl->rare), 0, &tail, h, err)))
+        if (past && (rc = pl->rare == pl->all
+                              ? walk(pl, SHAPE_ALL, pl->all, 0, 0, &tail, h, err)
+                              : walk(pl, SHAPE_RARE, pl->all, __builtin_popcount(pl->rare), 0,
+                                     &tail, h, err)))
             goto out;
+        if (pl->rare == pl->all)
+            goto out; /* every row holds a rare term */
         /* Then rows with common terms only, unless none can enter. */
         if ((*rare_only = h->n == h->cap && h->v[0].score > pl->ceiling)) {
             rc = CTX_OK;
@@ -649,7 +712,8 @@ static int rank_into(plan *pl, heap *h, int *windowed, int *rare_only, ctx_error
         int64_t left = pl->window > 0 ? pl->window - cp.seen : 0;
         rank_query mq = *pl->q;
         query_terms(&mq, pl->terms, pl->all & ~pl->rare, 0, pl->maps);
-        if ((n = rank_map_pass(pl->rc, &mq, rp.ids, rp.nids, left, heap_push_cb, h, err)) < 0)
+        if ((n = rank_map_pass(pl->rc, &mq, (1u << mq.nterms) - 1, rp.ids, rp.nids, left,
+                               heap_push_cb, h, err)) < 0)
             rc = (int)-n;
         else
             *windowed = left > 0 && n == left;
@@ -791,16 +855,22 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
      * term steps through its whole doclist, even where the rest of the
      * expression allows a few hundred rows.
      */
-    if (rare != all && !(opts && opts->tfmaps < 0)) {
+    if (!(opts && opts->tfmaps < 0)) {
         rank_tfmap_begin(rconn); /* the chunk map was loaded above */
-        pl.mapped = 1;
-        for (i = 0; i < terms.n && pl.mapped; i++)
-            if (terms.t[i].common) {
-                if ((rc = rank_tfmap_get(rconn, terms.t[i].word, terms.t[i].df, &pl.maps[i],
-                                         &pl.upto, err)))
-                    goto done;
-                pl.mapped = pl.maps[i] != NULL;
-            }
+        pl.mapped = pl.rare_mapped = 1;
+        for (i = 0; i < terms.n; i++) {
+            if ((rc = rank_tfmap_get(rconn, terms.t[i].word, terms.t[i].df, &pl.maps[i],
+                                     &pl.upto, err)))
+                goto done;
+            if (!pl.maps[i] && terms.t[i].common)
+                pl.mapped = 0;
+            if (!pl.maps[i])
+                pl.rare_mapped = 0;
+        }
+        /* the rare terms' maps serve only a search that has every map */
+        pl.rare_mapped &= pl.mapped;
+        if (rare == all)
+            pl.mapped = pl.rare_mapped; /* no common term: a map pass or none */
     }
 
     /* Collapsing chunks per document may need more rows than k: rank a few
@@ -824,6 +894,7 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
         out->rare_only = rare_only;
         out->windowed = windowed;
         out->mapped = pl.mapped;
+        out->rare_mapped = pl.rare_mapped && rare;
         if ((int)out->n >= k || h.n < h.cap || limit >= (size_t)1 << 20)
             break;
         limit *= 8;

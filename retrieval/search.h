@@ -48,6 +48,7 @@ typedef struct search_result {
     int rare_only;                  /* rows with common terms only were provably out */
     int windowed;                   /* ranking of common-term rows stopped at the window */
     int mapped;                     /* common terms were scored from frequency maps */
+    int rare_mapped;                /* and the rows with a rare term came from maps too */
 } search_result;
 
 /*

@@ -256,7 +256,7 @@ static void ranking_is_exact(ctx_store *st, int nq)
 {
     sqlite3 *db = store_db(st);
     ctx_error err;
-    int early = 0, mapped = 0;
+    int early = 0, mapped = 0, rare_mapped = 0;
 
     cr_assert_eq(rank_stats_refresh(db, 1, &err), 0, "%s", err.text);
     for (int i = 0; i < nq; i++) {
@@ -284,9 +284,11 @@ static void ranking_is_exact(ctx_store *st, int nq)
             double want = bm25_of(d, q);
             cr_assert(fabs(all.hits[j].score - want) <= 1e-12 * want,
                       "\"%s\" as %s, d%d: scored %.17g, by hand %.17g (%s)", q, names[u], d,
-                      all.hits[j].score, want, all.mapped ? "maps" : "FTS5 phrases");
+                      all.hits[j].score, want,
+                      all.rare_mapped ? "maps alone" : all.mapped ? "maps" : "FTS5 phrases");
         }
         mapped += all.mapped;
+        rare_mapped += all.rare_mapped;
         search_result_free(&r);
         search_result_free(&all);
     }
@@ -294,6 +296,8 @@ static void ranking_is_exact(ctx_store *st, int nq)
     cr_assert_gt(early, nq / 20, "early stops: %d of %d", early, nq);
     /* and so were the maps */
     cr_assert_gt(mapped, nq / 2, "searches from maps: %d of %d", mapped, nq);
+    /* rare words are asked for less, and still got maps */
+    cr_assert_gt(rare_mapped, nq / 10, "searches from maps alone: %d of %d", rare_mapped, nq);
 }
 
 Test(leak_oracle, random_acls_groups_and_queries, .timeout = 600)
@@ -576,6 +580,7 @@ Test(leak_oracle, frequency_maps_follow_other_connections)
     same_answer(reader, "ledger quasar", NULL, &r);
     cr_assert_eq(r.n, 40);
     cr_assert_str_eq(r.hits[0].title, "d7");
+    cr_assert(r.rare_mapped, "the rare word's rows did not come from its map");
     search_result_free(&r);
 
     /* another connection adds a document and deletes two */
@@ -592,6 +597,7 @@ Test(leak_oracle, frequency_maps_follow_other_connections)
     same_answer(reader, "ledger quasar", NULL, &r);
     cr_assert_eq(r.n, 39);
     cr_assert_str_eq(r.hits[0].title, "d40");
+    cr_assert(r.rare_mapped);
     for (size_t i = 0; i < r.n; i++)
         cr_assert(strcmp(r.hits[i].title, "d7") && strcmp(r.hits[i].title, "d8"));
     search_result_free(&r);
