@@ -1,9 +1,10 @@
 #!/bin/sh
 # serve_load.sh - load on `ctxgate serve`: wrk against POST /v1/search,
-# RUNS times (default 3) of DURATION (30s) with CONNECTIONS (50), reporting
-# after each run requests/s, p50 and p99 latency, errors (non-2xx and socket
-# errors) and the server's RSS, so growth across runs shows. Nothing is
-# asserted: the numbers go to docs/benchmarks.md by hand.
+# after a WARMUP run, RUNS times (default 3) of DURATION (30s) with
+# CONNECTIONS (50), reporting after each run requests/s, p50 and p99
+# latency, errors (non-2xx and socket errors) and the server's RSS, so
+# growth across runs shows. Nothing is asserted: the numbers go to
+# docs/benchmarks.md by hand.
 #
 #   sh bench/serve_load.sh                       # the demo company, 3 x 30 s
 #   DOCS=86000 sh bench/serve_load.sh            # ~100k chunks (see below)
@@ -16,7 +17,8 @@
 # hash model; each request asks one of QUERIES (200) random questions of
 # three words: one of the 100 commonest and two of the rest.
 #
-# Environment: BUILD (build/release), CONFIG (a ctxgate.json whose store is
+# Environment: WARMUP (10s: a first run reported as "warm-up"; 0: none),
+# BUILD (build/release), CONFIG (a ctxgate.json whose store is
 # synced; default: the demo corpus synced and embedded into a temp dir),
 # DOCS, MODE (hybrid), QUERY (the demo's one question), USER_ID
 # (alice@northwind.test; with DOCS user:u10), AGENT (bench; with CONFIG it
@@ -25,7 +27,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 : "${BUILD:=build/release}" "${DURATION:=30s}" "${CONNECTIONS:=50}" "${RUNS:=3}"
-: "${THREADS:=2}" "${MODE:=hybrid}" "${QUERY:=vacation policy for new parents}"
+: "${THREADS:=2}" "${MODE:=hybrid}" "${QUERY:=vacation policy for new parents}" "${WARMUP:=10s}"
 : "${AGENT:=bench}" "${PORT:=18099}" "${SERVE_THREADS:=2}" "${QUERIES:=200}"
 if [ -n "${DOCS:-}" ]; then : "${USER_ID:=user:u10}"; else : "${USER_ID:=alice@northwind.test}"; fi
 command -v wrk >/dev/null || { echo "serve_load: wrk is missing (make deps)" >&2; exit 2; }
@@ -108,8 +110,12 @@ echo
 echo "| run | requests/s | p50 | p99 | non-2xx | socket errors | RSS after |"
 echo "|---|---|---|---|---|---|---|"
 echo "| before | | | | | | $(rss) |"
-for run in $(seq "$RUNS"); do
-    out=$(wrk -t "$THREADS" -c "$CONNECTIONS" -d "$DURATION" --latency -s "$work/search.lua" \
+# A new server spends its first seconds building what its connections keep
+# (frequency maps: a word gets one on its fourth search); the warm-up run
+# is that, shown on its own row (WARMUP=0 skips it).
+for run in $( [ "$WARMUP" = 0 ] || echo warm-up) $(seq "$RUNS"); do
+    d=$DURATION; [ "$run" = warm-up ] && d=$WARMUP
+    out=$(wrk -t "$THREADS" -c "$CONNECTIONS" -d "$d" --latency -s "$work/search.lua" \
         "http://127.0.0.1:$PORT/v1/search")
     rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')

@@ -128,6 +128,8 @@ int cli_serve(int argc, char **argv, const char *config_path)
     if ((rc = auth_new(&cfg.auth, &au, &err)) ||
         (rc = svc_new(&cfg, (int)cfg.serve.threads, &service, &err)))
         goto fail;
+    if (svc_warm(service, &err))
+        ctx_log(CTX_LOG_WARN, "serve", "could not load the search caches ahead: %s", err.text);
     memset(&ho, 0, sizeof ho);
     ho.cfg = &cfg;
     ho.service = service;

@@ -120,7 +120,38 @@ __attribute__((target("avx2"))) int32_t dot8_avx2(const int16_t *q, const int8_t
     return s;
 }
 
-int32_t (*dot8)(const int16_t *, const int8_t *, size_t) = cpu_has_simd() ? dot8_avx2 : dot8_scalar;
+/* 32 lanes a step where the CPU has AVX-512BW: half the instructions. */
+__attribute__((target("avx512f,avx512bw"))) int32_t dot8_avx512(const int16_t *q,
+                                                                 const int8_t *c, size_t d)
+{
+    __m512i s = _mm512_setzero_si512();
+    size_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+        __m512i c0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(c + i)));
+        s = _mm512_add_epi32(s, _mm512_madd_epi16(c0, _mm512_loadu_si512(q + i)));
+    }
+    /* (gcc 12's _mm512_reduce_add_epi32 trips -Wuninitialized in its own header) */
+    int32_t lane[16], r = 0;
+    _mm512_storeu_si512(lane, s);
+    for (int l = 0; l < 16; l++)
+        r += lane[l];
+    return i < d ? r + dot8_avx2(q + i, c + i, d - i) : r;
+}
+
+bool cpu_has_avx512()
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+}
+
+int32_t (*pick_dot8(bool simd))(const int16_t *, const int8_t *, size_t)
+{
+    if (!simd || !cpu_has_simd())
+        return dot8_scalar;
+    return cpu_has_avx512() ? dot8_avx512 : dot8_avx2;
+}
+
+int32_t (*dot8)(const int16_t *, const int8_t *, size_t) = pick_dot8(true);
 
 /*
  * query_steps - q as int16 multiples of the returned step, into q16, and
@@ -923,7 +954,7 @@ int vindex_simd(void) { return l2 == l2_avx2; }
 void vindex_simd_set(int on)
 {
     l2 = on && cpu_has_simd() ? l2_avx2 : l2_scalar;
-    dot8 = on && cpu_has_simd() ? dot8_avx2 : dot8_scalar;
+    dot8 = pick_dot8(on);
 }
 
 void vindex_threads_set(int n) { omp_set_num_threads(n > 0 ? n : omp_get_num_procs()); }

@@ -31,6 +31,7 @@ struct rank_conn {
     size_t nmaps, capmaps;
     size_t entries;             /* in all maps */
     uint64_t tick;              /* searches so far */
+    int builds;                 /* maps built by this search */
     rank_conn *next;            /* in the registry */
 };
 
@@ -643,9 +644,14 @@ int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err
 #define TFMAP_STUBS 4096
 #define TFMAP_AGE_EVERY 1024
 #define TFMAP_ADMIT 4
+/* A common word's build walks tens of thousands of rows (some 15 ms at
+ * 50,000): one a search, so no request pays for several, and the requests
+ * queued behind it wait for one at most. */
+#define TFMAP_BUILDS_PER_SEARCH 1
 
 void rank_tfmap_begin(rank_conn *rc)
 {
+    rc->builds = 0;
     if (++rc->tick % TFMAP_AGE_EVERY)
         return;
     /* Halve every count, so what the searches ask for now wins room. */
@@ -779,8 +785,10 @@ int rank_tfmap_get(rank_conn *rc, const char *word, int64_t df, const rank_tfmap
      * asked for less: a build costs about what that many walks of the
      * doclist in a MATCH do, so a word asked for once is never paid for.
      */
-    if (!m->built && (m->uses < TFMAP_ADMIT || !make_room(rc, m, df > 0 ? (size_t)df : 0)))
+    if (!m->built && (m->uses < TFMAP_ADMIT || rc->builds >= TFMAP_BUILDS_PER_SEARCH ||
+                      !make_room(rc, m, df > 0 ? (size_t)df : 0)))
         return CTX_OK;
+    rc->builds += !m->built;
     if (m->upto < rc->loaded || !m->built) {
         if ((r = tfmap_extend(rc, m, rc->loaded, err)) <= 0) {
             /* Half built is no use: count it from scratch. */

@@ -125,7 +125,8 @@ void rank_tfmap_begin(rank_conn *rc);
 /*
  * rank_tfmap_get - word's map, covering every chunk id <= *upto (the chunk
  * map's loaded; call rank_chunks_load first). df is the word's chunk count.
- * A map is built on the fourth search that asks for it, walking the
+ * A map is built on the fourth search that asks for it (or the first
+ * after that which builds no other: one build a search), walking the
  * word's doclist once inside FTS5, and only when it fits the budget after
  * evicting maps asked for less often. *out = NULL when word is not a
  * single index term or has no map (yet): the caller then names the word

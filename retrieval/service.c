@@ -19,6 +19,7 @@
 #include "../indexer/vindex.h"
 #include "acl.h"
 #include "hybrid.h"
+#include "rank.h"
 #include "search.h"
 #include "vsearch.h"
 
@@ -301,6 +302,32 @@ static void give(svc *s, worker *w)
     w->busy = 0;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
+}
+
+int svc_warm(svc *s, ctx_error *err)
+{
+    worker **all = ctx_calloc((size_t)s->nworkers, sizeof *all);
+    int n = 0, rc = CTX_OK;
+
+    if (!all)
+        return ctx_error_set(err, CTX_ENOMEM, "service: out of memory");
+    /* all taken at once: each one is opened, not the first again */
+    for (; n < s->nworkers && !rc; n++) {
+        rank_conn *rconn;
+        if (!(all[n] = take(s, err))) {
+            rc = err->code;
+            break;
+        }
+        if (!(rconn = rank_attach(store_db(all[n]->st), err)))
+            rc = err->code;
+        else
+            rc = rank_chunks_load(rconn, err);
+    }
+    while (n-- > 0)
+        if (all[n])
+            give(s, all[n]);
+    ctx_free(all);
+    return rc;
 }
 
 /* acl_labels_of - the labels of ACL set acl_id as a new JSON array. */

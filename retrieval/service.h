@@ -71,6 +71,14 @@ void svc_request_free(svc_request *req);
 int svc_new(const ctx_config *cfg, int nworkers, svc **out, ctx_error *err);
 
 /*
+ * svc_warm - open every worker's connection and load what a connection
+ * keeps for searching (its chunk map: ~100 ms at 100k chunks), so the
+ * first requests do not wait for it behind one another. A server calls it
+ * before it says it is serving; skipping it costs only that wait.
+ */
+int svc_warm(svc *s, ctx_error *err);
+
+/*
  * svc_reload - serve cfg (borrowed, as in svc_new) from now on: agents and
  * their grants, sources, audit and embedding settings. Returns once no call
  * uses the previous config, which the caller may then free. A config of
