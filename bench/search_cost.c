@@ -8,9 +8,9 @@
  * MODE is lexical or hybrid (k=10, one chunk per document, as the service
  * asks); the first N questions run REPS times (default 2). The first
  * rounds also pay for what a connection loads once (the chunk map, the
- * vector index, and frequency maps, built on a word's fourth search), so
- * REPS 6 minus REPS 4 is what 2N searches cost a server that has been up
- * for a while.
+ * vector index, and frequency maps, built on a word's fourth search, one
+ * word a search), so REPS 8 minus REPS 6 is what 2N searches of three
+ * words cost a server that has been up for a while.
  */
 #include <stdio.h>
 #include <stdlib.h>
