@@ -20,3 +20,9 @@ sh bench/search_cost.sh
 echo
 echo "## bench/vector_search.sh"
 sh bench/vector_search.sh
+echo
+echo "## bench/serve_load.sh (100k chunks)"
+DOCS=86000 sh bench/serve_load.sh
+echo
+echo "## bench/serve_cost.sh"
+sh bench/serve_cost.sh
