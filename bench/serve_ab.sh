@@ -15,6 +15,7 @@
 # (18098).
 set -eu
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 : "${OLD:?OLD=a build directory holding the ctxgate to compare with}"
 : "${NEW:=build/release}" "${ROUNDS:=2}" "${DURATION:=20s}" "${DOCS:=86000}"
 : "${USER_ID:=user:u10}" "${MODE:=hybrid}" "${PORT:=18098}"
@@ -48,17 +49,7 @@ if [ "${OLD_SCHEMA:-}" = 5 ]; then
 fi
 token=$("$NEW/ctxgate" --config "$work/new/ctxgate.json" token mint --user "$USER_ID" \
     --agent bench --ttl 2h)
-{
-    echo 'wrk.method = "POST"'
-    echo 'wrk.headers["Content-Type"] = "application/json"'
-    echo "wrk.headers[\"Authorization\"] = \"Bearer $token\""
-    echo 'local bodies = {'
-    while IFS= read -r q; do
-        printf '  [[{"query": "%s", "k": 10, "mode": "%s"}]],\n' "$q" "$MODE"
-    done <"$src/questions"
-    echo '}'
-    echo 'request = function() return wrk.format(nil, nil, nil, bodies[math.random(#bodies)]) end'
-} >"$work/search.lua"
+search_lua "$src/questions" "$MODE" "$token" >"$work/search.lua"
 
 reads() { awk '/^syscr/ {print $2}' "/proc/$pid/io"; }
 echo "| round | build | requests/s | p50 | p99 | reads/request |"

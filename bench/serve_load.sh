@@ -26,6 +26,7 @@
 # PORT (18099).
 set -eu
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 : "${BUILD:=build/release}" "${DURATION:=30s}" "${CONNECTIONS:=50}" "${RUNS:=3}"
 : "${THREADS:=2}" "${MODE:=hybrid}" "${QUERY:=vacation policy for new parents}" "${WARMUP:=10s}"
 : "${AGENT:=bench}" "${PORT:=18099}" "${SERVE_THREADS:=2}" "${QUERIES:=200}"
@@ -87,19 +88,7 @@ for _ in $(seq 1200); do # the vector index may be built first
 done
 grep -q "serving on" "$work/serve.log" || { cat "$work/serve.log" >&2; exit 1; }
 
-{
-    echo 'wrk.method = "POST"'
-    echo 'wrk.headers["Content-Type"] = "application/json"'
-    echo "wrk.headers[\"Authorization\"] = \"Bearer $token\""
-    echo 'local bodies = {'
-    while IFS= read -r q; do
-        printf '  [[{"query": "%s", "k": 10, "mode": "%s"}]],\n' "$q" "$MODE"
-    done <"$work/questions"
-    echo '}'
-    echo 'request = function()'
-    echo '  return wrk.format(nil, nil, nil, bodies[math.random(#bodies)])'
-    echo 'end'
-} >"$work/search.lua"
+search_lua "$work/questions" "$MODE" "$token" >"$work/search.lua"
 
 rss() { awk '/^VmRSS/ {print $2 " kB"}' "/proc/$pid/status"; }
 chunks=$(sqlite3 "$(dirname "$CONFIG")/data/ctxgate.db" "SELECT count(*) FROM chunks" 2>/dev/null ||
