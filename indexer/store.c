@@ -491,6 +491,8 @@ typedef struct schema_def {
     int nsteps;
 } schema_def;
 
+_Static_assert(sizeof store_steps / sizeof *store_steps == STORE_SCHEMA_VERSION,
+               "a store schema step for every version");
 static const schema_def store_schema = {"store", store_steps, STORE_SCHEMA_VERSION};
 static const schema_def audit_schema = {"audit log", audit_steps,
                                         (int)(sizeof audit_steps / sizeof *audit_steps)};

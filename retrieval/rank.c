@@ -644,9 +644,9 @@ int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err
 #define TFMAP_STUBS 4096
 #define TFMAP_AGE_EVERY 1024
 #define TFMAP_ADMIT 4
-/* A common word's build walks tens of thousands of rows (some 15 ms at
- * 50,000): one a search, so no request pays for several, and the requests
- * queued behind it wait for one at most. */
+/* A common word's build walks tens of thousands of rows: one a search, so
+ * no request pays for several, and the requests queued behind it wait for
+ * one at most. */
 #define TFMAP_BUILDS_PER_SEARCH 1
 
 void rank_tfmap_begin(rank_conn *rc)

@@ -108,13 +108,14 @@ int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err
  * Frequency maps. A common word's doclist is long, and a MATCH that names
  * it walks all of it even when the rest of the expression allows a few
  * hundred rows; a rare word's rows are few, but FTS5 visits each one,
- * readable or not, at some 1,500 instructions a row. For a word searched
- * often the connection can keep, per chunk that holds it, its frequency as
- * ctx_rank weighs it (title count times RANK_W_TITLE plus text count times
+ * readable or not, a statement step each. For a word searched often the
+ * connection can keep, per chunk that holds it, its frequency as ctx_rank
+ * weighs it (title count times RANK_W_TITLE plus text count times
  * RANK_W_TEXT), read once from the doclist and extended as chunks are
  * committed; ctx_rank then scores the word from the map, and a search
- * whose every word has one ranks without FTS5 (rank_map_pass). Sound for the same reason as the chunk map: a chunk
- * row never changes. Maps are kept while they fit RANK_TFMAP_BUDGET entries
+ * whose every word has one ranks without FTS5 (rank_map_pass). Sound for
+ * the same reason as the chunk map: a chunk row never changes. Maps are
+ * kept while they fit RANK_TFMAP_BUDGET entries
  * (6 bytes each); the words asked for most keep theirs.
  */
 #define RANK_TFMAP_BUDGET ((size_t)1 << 22)

@@ -867,8 +867,6 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
             if (!pl.maps[i])
                 pl.rare_mapped = 0;
         }
-        /* the rare terms' maps serve only a search that has every map */
-        pl.rare_mapped &= pl.mapped;
         if (rare == all)
             pl.mapped = pl.rare_mapped; /* no common term: a map pass or none */
     }

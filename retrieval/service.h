@@ -72,8 +72,8 @@ int svc_new(const ctx_config *cfg, int nworkers, svc **out, ctx_error *err);
 
 /*
  * svc_warm - open every worker's connection and load what a connection
- * keeps for searching (its chunk map: ~100 ms at 100k chunks), so the
- * first requests do not wait for it behind one another. A server calls it
+ * keeps for searching (its chunk map), so the first requests do not wait
+ * for it behind one another. A server calls it
  * before it says it is serving; skipping it costs only that wait.
  */
 int svc_warm(svc *s, ctx_error *err);
