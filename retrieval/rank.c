@@ -852,6 +852,15 @@ static int row_len(rank_conn *rc, int64_t id, ctx_error *err, int *len)
     return CTX_OK;
 }
 
+/* map_row_ok - chunk id of a map is committed as the chunk map knows it and
+ * q's caller may read it (q's readable and sources bitmaps). */
+static inline int map_row_ok(const rank_conn *rc, const rank_query *q, int64_t id)
+{
+    return id <= rc->loaded && id < rc->cap && rc->acl_of[id] &&
+           (!q->readable || rank_bit(q->readable, q->nreadable, rc->acl_of[id])) &&
+           (!q->sources || rank_bit(q->sources, q->nsources, rc->src_of[id]));
+}
+
 int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_t *skip,
                       size_t nskip, int64_t window, rank_push_fn push, void *arg,
                       ctx_error *err)
@@ -869,11 +878,20 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_
     if ((r = totals(rc, &q->avg, err)))
         return -r;
     q->have_totals = 1;
+    drive &= q->nterms >= 32 ? ~0u : (1u << q->nterms) - 1;
     for (;;) {
         int64_t id = -1;
         double score = 0, norm = -1;
         int len;
 
+        /* One driving map (one word, most often a common one): step past
+         * the rows the caller may not read in a tight loop, as a caller
+         * who reads little would otherwise merge the whole map. */
+        if (drive && !(drive & (drive - 1))) {
+            int i = __builtin_ctz(drive);
+            while (pos[i] && !map_row_ok(rc, q, q->map[i]->ids[pos[i] - 1]))
+                pos[i]--;
+        }
         /* the next id down, over the driving maps */
         for (int i = 0; i < q->nterms; i++)
             if ((drive >> i & 1) && pos[i] && (int64_t)q->map[i]->ids[pos[i] - 1] > id)
@@ -881,10 +899,7 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_
         if (id < 0)
             break;
         /* skipped, dead before the map was loaded, or not the caller's */
-        if (id > rc->loaded || id >= rc->cap || !rc->acl_of[id] ||
-            (q->readable && !rank_bit(q->readable, q->nreadable, rc->acl_of[id])) ||
-            (q->sources && !rank_bit(q->sources, q->nsources, rc->src_of[id])) ||
-            ctx_in_sorted(skip, nskip, id)) {
+        if (!map_row_ok(rc, q, id) || ctx_in_sorted(skip, nskip, id)) {
             for (int i = 0; i < q->nterms; i++)
                 if ((drive >> i & 1) && pos[i] && q->map[i]->ids[pos[i] - 1] == (uint64_t)id)
                     pos[i]--;
