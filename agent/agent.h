@@ -22,7 +22,7 @@
 
 #include "../core/config.h"
 #include "../core/ctx.h"
-#include "schedule.h"
+#include "../core/schedule.h"
 
 typedef enum agent_job_kind {
     AGENT_JOB_SYNC,         /* incremental content sync of one source */

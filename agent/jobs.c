@@ -197,8 +197,11 @@ static int daemon_run(void *arg, const agent_job *job, volatile sig_atomic_t *ca
     ctx_store *st = NULL;
     int rc;
 
-    if ((rc = store_open(env->store_path, 0, &st, err)))
+    if ((rc = store_open(env->store_path, 0, &st, err)) ||
+        (rc = store_trust_apply(st, cfg, err))) {
+        store_close(st);
         return rc;
+    }
     switch (job->kind) {
     case AGENT_JOB_SYNC:
     case AGENT_JOB_FULL:

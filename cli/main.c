@@ -64,7 +64,9 @@ static int open_all(ctx_config *cfg, ctx_store **st, int readonly, ctx_error *er
     if (readonly && access(path, F_OK) != 0)
         return ctx_error_set(err, CTX_ENOTFOUND, "no store at %s yet; run `ctxgate sync`"
                              " first", path);
-    return store_open(path, 0, st, err);
+    if ((rc = store_open(path, 0, st, err)))
+        return rc;
+    return store_trust_apply(*st, cfg, err);
 }
 
 /* ---- init ---- */

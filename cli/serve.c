@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "../agent/jobs.h"
-#include "../agent/schedule.h"
+#include "../core/schedule.h"
 #include "../core/config.h"
 #include "../core/util.h"
 #include "../indexer/store.h"

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "opts.h"
+#include "schedule.h"
 #include "util.h"
 
 typedef struct chunk_cfg {
@@ -225,7 +226,8 @@ static const ctx_opt schedule_opts[] = {
 
 /* The host's keys in a source object; everything else is the connector's. */
 static const char *const host_keys[] = {"name", "type", "plugin", "enabled",
-                                        "max_record_bytes", "schedule", NULL};
+                                        "max_record_bytes", "schedule", "directory",
+                                        "principals_from", "max_permission_age", NULL};
 
 static int is_host_key(const char *k)
 {
@@ -276,6 +278,47 @@ static int parse_source(json_t *obj, size_t i, ctx_source_cfg *s, ctx_error *err
                                  "sources[%zu].max_record_bytes: expected an integer >= 1024", i);
         s->max_record_bytes = json_integer_value(v);
     }
+    if ((v = json_object_get(obj, "directory"))) {
+        if (!json_is_boolean(v))
+            return ctx_error_set(err, CTX_ECONFIG,
+                                 "sources[%zu].directory: expected true or false (true: this"
+                                 " source's users, groups and mappings govern every source)", i);
+        s->directory = json_is_true(v);
+    }
+    if ((v = json_object_get(obj, "max_permission_age"))) {
+        sched_spec spec;
+        ctx_error perr;
+        char what[64];
+        snprintf(what, sizeof what, "sources[%zu].max_permission_age", i);
+        if (json_is_string(v) && !strcmp(json_string_value(v), "off"))
+            s->max_permission_age_ms = -1;
+        else if (!json_is_string(v) || sched_parse(json_string_value(v), what, &spec, &perr) ||
+                 spec.every_ms <= 0)
+            return ctx_error_set(err, CTX_ECONFIG,
+                                 "%s: expected a duration such as \"30m\", \"1h\" or \"2d\","
+                                 " or \"off\" to never withhold the source", what);
+        else
+            s->max_permission_age_ms = spec.every_ms;
+    }
+    if ((v = json_object_get(obj, "principals_from"))) {
+        size_t j;
+        json_t *e;
+        if (!json_is_array(v))
+            return ctx_error_set(err, CTX_ECONFIG,
+                                 "sources[%zu].principals_from: expected an array of source"
+                                 " names, e.g. [\"okta\"]", i);
+        if (!(s->principals_from.v = ctx_calloc(json_array_size(v) + 1, sizeof(char *))))
+            return CTX_ENOMEM;
+        json_array_foreach(v, j, e) {
+            if (!json_is_string(e))
+                return ctx_error_set(err, CTX_ECONFIG,
+                                     "sources[%zu].principals_from[%zu]: expected a source"
+                                     " name", i, j);
+            if (!(s->principals_from.v[s->principals_from.n++] =
+                      ctx_strdup(json_string_value(e))))
+                return CTX_ENOMEM;
+        }
+    }
     {
         char where[48];
         json_t *sch = json_object_get(obj, "schedule");
@@ -294,6 +337,26 @@ static int parse_source(json_t *obj, size_t i, ctx_source_cfg *s, ctx_error *err
             json_object_set(s->conn, key, v);
     }
     return s->name && s->type ? CTX_OK : CTX_ENOMEM;
+}
+
+/* Each principals_from entry names another configured source. */
+static int check_principals_from(const ctx_config *cfg, ctx_error *err)
+{
+    for (size_t i = 0; i < cfg->nsources; i++) {
+        const ctx_source_cfg *s = &cfg->sources[i];
+        for (size_t j = 0; j < s->principals_from.n; j++) {
+            const char *name = s->principals_from.v[j];
+            const ctx_source_cfg *other = ctx_config_source(cfg, name);
+            if (!other || other == s)
+                return ctx_error_set(err, CTX_ECONFIG,
+                                     "sources[%zu].principals_from[%zu]: \"%s\" is %s; name"
+                                     " another source of this config whose users and groups"
+                                     " should govern \"%s\"", i, j, name,
+                                     other ? "this source itself" : "not a configured source",
+                                     s->name);
+        }
+    }
+    return CTX_OK;
 }
 
 int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_error *err)
@@ -427,6 +490,8 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
             }
         }
     }
+    if ((rc = check_principals_from(cfg, err)))
+        goto done;
     rc = CTX_OK;
 done:
     ctx_opts_free(top_opts, &top);
@@ -471,6 +536,9 @@ void ctx_config_free(ctx_config *cfg)
         ctx_free(cfg->sources[i].type);
         ctx_free(cfg->sources[i].plugin);
         json_decref(cfg->sources[i].conn);
+        for (size_t j = 0; j < cfg->sources[i].principals_from.n; j++)
+            ctx_free(cfg->sources[i].principals_from.v[j]);
+        ctx_free(cfg->sources[i].principals_from.v);
         ctx_opts_free(schedule_opts, &cfg->sources[i].schedule);
     }
     ctx_opts_free(agent_opts, &cfg->agent);
@@ -514,7 +582,8 @@ static json_t *host_props(const char *type)
     json_object_set_new(sch, "description",
                         json_string("when the maintenance agent (`ctxgate agent`) runs this"
                                     " source's jobs"));
-    p = json_pack("{s:{s:s,s:s,s:s},s:{s:s,s:s},s:{s:s,s:b,s:s},s:{s:s,s:i,s:i,s:s},s:o}",
+    p = json_pack("{s:{s:s,s:s,s:s},s:{s:s,s:s},s:{s:s,s:b,s:s},s:{s:s,s:i,s:i,s:s},s:o,"
+                  "s:{s:s,s:b,s:s},s:{s:s,s:s},s:{s:s,s:{s:s},s:s}}",
                      "name", "type", "string", "pattern", "^[A-Za-z0-9_.-]+$",
                      "description", "unique name of the source",
                      "type", "const", type, "description", "connector type",
@@ -523,7 +592,18 @@ static json_t *host_props(const char *type)
                      "max_record_bytes", "type", "integer", "minimum", 1024,
                      "default", 16 * 1024 * 1024,
                      "description", "bodies larger than this fail the run with a clear error",
-                     "schedule", sch);
+                     "schedule", sch,
+                     "directory", "type", "boolean", "default", 0,
+                     "description", "true: this source's users, groups and account mappings"
+                     " govern every source's documents (an identity provider's feed)",
+                     "max_permission_age", "type", "string", "description",
+                     "withhold the source's documents once its permissions were last synced"
+                     " (a permission or full sync) longer ago than this, e.g. \"1h\"; \"off\""
+                     " never; default: 3 x the permissions schedule (at least 15m) once the"
+                     " maintenance agent syncs them, else never",
+                     "principals_from", "type", "array", "items", "type", "string",
+                     "description", "other sources whose users, groups and mappings govern"
+                     " this source's documents besides its own");
     return p;
 }
 

@@ -1,7 +1,9 @@
 /*
  * config.h - the ctxgate.json file: where the data lives, how to chunk, and
  * the sources. Each source object mixes the host's keys (name, type, plugin,
- * enabled, max_record_bytes) with its connector's own keys; the host takes
+ * enabled, max_record_bytes, schedule, directory, principals_from,
+ * max_permission_age) with its
+ * connector's own keys; the host takes
  * its keys and hands the rest to the connector, which rejects what it does
  * not know. Errors name the path: `sources[1].streams[0]: unknown key ...`.
  */
@@ -29,6 +31,9 @@ typedef struct ctx_source_cfg {
     char *plugin;             /* path of a .so when type is "plugin" */
     int enabled;
     int64_t max_record_bytes;
+    int directory;            /* its users, groups and mappings govern every source */
+    ctx_strlist principals_from; /* sources whose principal facts govern this one's too */
+    int64_t max_permission_age_ms; /* withhold past this; 0 = the default, -1 = "off" */
     json_t *conn;             /* the connector's keys only; owned */
     size_t index;             /* position in sources[], for messages */
     ctx_schedule_cfg schedule;

@@ -81,7 +81,7 @@ int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err)
         json_decref(m);
     }
 
-    if ((rc = store_acl_intern(c->store, rec->acl, &acl_id, err)))
+    if ((rc = store_acl_intern(c->store, c->source, rec->acl, &acl_id, err)))
         goto out;
     if (!rec->acl || !rec->acl->n_allow)
         ctx_log(CTX_LOG_DEBUG, "ingest", "RECORD %s/%s has no allow list: nobody can read it",
@@ -183,7 +183,7 @@ int ingest_acl(ingest_ctx *c, const char *stream, const char *id, const ctx_acl 
         return rc;
     if (!info.id || info.deleted)
         return CTX_OK;
-    if ((rc = store_acl_intern(c->store, acl, &acl_id, err)))
+    if ((rc = store_acl_intern(c->store, c->source, acl, &acl_id, err)))
         return rc;
     c->stats->acls++;
     return store_doc_set_acl(c->store, info.id, acl_id, err);

@@ -195,13 +195,50 @@ static const char schema_v5[] =
  */
 static const char schema_v6[] = "DROP TABLE IF EXISTS audit;";
 
+/*
+ * Version 7: principal facts belong to the source that stated them. An ACL
+ * set belongs to the one source whose documents carry it (source_id; its
+ * hash key names the source), so whether a set is readable is decided by
+ * that source's view of the caller. declared_by says which source declared
+ * a user or group. source_trust says whose facts govern a source's
+ * documents besides its own, by name: (source, trusted), or ('*', trusted)
+ * for a directory every source trusts; store_trust_apply writes it from the
+ * config. The step's hook (v7_split_sets) gives every existing set to its
+ * source and attributes existing declarations to sources.
+ */
+#define BUMP_GEN(table, ev)                                                                  \
+    "CREATE TRIGGER IF NOT EXISTS " table "_" ev " AFTER " ev " ON " table " BEGIN"         \
+    "  UPDATE access_gen SET gen = gen + 1; END;"
+static const char schema_v7[] =
+    "ALTER TABLE acl_sets ADD COLUMN source_id INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX acl_sets_source ON acl_sets(source_id);"
+    "CREATE TABLE declared_by("
+    "  principal_id INTEGER NOT NULL, source_id INTEGER NOT NULL,"
+    "  PRIMARY KEY(principal_id, source_id)) WITHOUT ROWID;"
+    "CREATE TABLE source_trust("
+    "  source TEXT NOT NULL, trusted TEXT NOT NULL, PRIMARY KEY(source, trusted))"
+    "  WITHOUT ROWID;"
+    BUMP_GEN("declared_by", "INSERT") BUMP_GEN("declared_by", "DELETE")
+    BUMP_GEN("source_trust", "INSERT") BUMP_GEN("source_trust", "DELETE")
+    BUMP_GEN("sources", "INSERT") BUMP_GEN("acl_sets", "UPDATE")
+    /* Who declared what before v7: the sources whose memberships or
+     * mappings name a principal, or the only source when there is one. */
+    "INSERT OR IGNORE INTO declared_by(principal_id, source_id)"
+    "  SELECT m.member_id, m.source_id FROM memberships m"
+    "   JOIN principals p ON p.id = m.member_id WHERE p.declared = 1"
+    "  UNION SELECT m.group_id, m.source_id FROM memberships m"
+    "   JOIN principals p ON p.id = m.group_id WHERE p.declared = 1"
+    "  UNION SELECT user_id, source_id FROM identities"
+    "  UNION SELECT p.id, s.id FROM principals p, sources s"
+    "   WHERE p.declared = 1 AND p.kind IN (1, 2) AND (SELECT count(*) FROM sources) = 1;";
+
 /* The audit log's own file, version 1: the table v4 made, unchanged. */
 static const char audit_schema_v1[] = AUDIT_TABLE;
 
 enum {
     Q_SOURCE_GET, Q_SOURCE_ADD,
     Q_STATE_GET, Q_STATE_PUT, Q_STATE_CLEAR,
-    Q_PRIN_GET, Q_PRIN_ADD, Q_PRIN_DECLARE, Q_MEMB_CLEAR, Q_MEMB_ADD,
+    Q_PRIN_GET, Q_PRIN_ADD, Q_PRIN_DECLARE, Q_DECLARED_BY, Q_MEMB_CLEAR, Q_MEMB_ADD,
     Q_IDENT_PUT, Q_IDENT_DEL,
     Q_LABEL_GET, Q_LABEL_ADD,
     Q_ACL_GET, Q_ACL_ADD, Q_ACL_ENTRY, Q_ACL_LABEL,
@@ -234,6 +271,8 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_PRIN_DECLARE] = "UPDATE principals SET declared = ?2,"
                        " display_name = coalesce(?3, display_name),"
                        " email = coalesce(?4, email) WHERE id = ?1",
+    [Q_DECLARED_BY] = "INSERT OR IGNORE INTO declared_by(principal_id, source_id)"
+                      " VALUES(?1, ?2)",
     [Q_MEMB_CLEAR] = "DELETE FROM memberships WHERE group_id = ?1 AND source_id = ?2",
     [Q_MEMB_ADD] = "INSERT OR IGNORE INTO memberships(group_id, member_id, source_id)"
                    " VALUES(?1, ?2, ?3)",
@@ -244,8 +283,8 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_LABEL_GET] = "SELECT id FROM labels WHERE name = ?1",
     [Q_LABEL_ADD] = "INSERT INTO labels(name) VALUES(?1)",
     [Q_ACL_GET] = "SELECT id FROM acl_sets WHERE hash = ?1",
-    [Q_ACL_ADD] = "INSERT INTO acl_sets(hash, allow_tokens, deny_tokens, label_tokens)"
-                  " VALUES(?1, ?2, ?3, ?4)",
+    [Q_ACL_ADD] = "INSERT INTO acl_sets(hash, allow_tokens, deny_tokens, label_tokens,"
+                  " source_id) VALUES(?1, ?2, ?3, ?4, ?5)",
     [Q_ACL_ENTRY] = "INSERT OR IGNORE INTO acl_entries(acl_id, deny, principal_id)"
                     " VALUES(?1, ?2, ?3)",
     [Q_ACL_LABEL] = "INSERT OR IGNORE INTO acl_labels(acl_id, label_id) VALUES(?1, ?2)",
@@ -475,15 +514,18 @@ static int schema_version(ctx_store *st, int *version, ctx_error *err)
 typedef struct schema_step {
     const char *sql;
     int (*before)(ctx_store *st, ctx_error *err);
+    int (*after)(ctx_store *st, ctx_error *err);
 } schema_step;
 
 static int move_audit(ctx_store *st, ctx_error *err);
+static int flush_fts_deletes(ctx_store *st, ctx_error *err);
 
 static const schema_step store_steps[] = {
-    {schema_v1, NULL}, {schema_v2, NULL}, {schema_v3, NULL},
-    {schema_v4, NULL}, {schema_v5, NULL}, {schema_v6, move_audit},
+    {schema_v1, NULL, NULL}, {schema_v2, NULL, NULL},       {schema_v3, NULL, NULL},
+    {schema_v4, NULL, NULL}, {schema_v5, NULL, NULL},       {schema_v6, move_audit, NULL},
+    {schema_v7, NULL, store__v7_split_sets},
 };
-static const schema_step audit_steps[] = {{audit_schema_v1, NULL}};
+static const schema_step audit_steps[] = {{audit_schema_v1, NULL, NULL}};
 
 typedef struct schema_def {
     const char *what; /* for messages: "store", "audit log" */
@@ -524,9 +566,14 @@ static int migrate(ctx_store *st, const schema_def *def, ctx_error *err)
             goto fail;
         if ((rc = store_exec(st, def->steps[v].sql, err)))
             goto fail;
+        if (def->steps[v].after && (rc = def->steps[v].after(st, err)))
+            goto fail;
     }
     snprintf(set, sizeof set, "PRAGMA user_version = %d", def->nsteps);
     if ((rc = store_exec(st, set, err)))
+        goto fail;
+    /* A hook may have moved chunks (v7): their old FTS5 rows go now. */
+    if ((rc = flush_fts_deletes(st, err)))
         goto fail;
     return store_exec(st, "COMMIT", err);
 fail:
@@ -867,16 +914,25 @@ int store_principal_id(ctx_store *st, const char *name, int64_t *id, ctx_error *
     return CTX_OK;
 }
 
-static int principal_declare(ctx_store *st, int64_t id, int declared,
-                             const char *display, const char *email, ctx_error *err)
+/* principal_declare - source says principal id exists (see declared_by). */
+static int principal_declare(ctx_store *st, int64_t id, int64_t source, const char *display,
+                             const char *email, ctx_error *err)
 {
     sqlite3_stmt *s = stmt(st, Q_PRIN_DECLARE, err);
+    int rc;
+
     if (!s)
         return CTX_ESTORE;
     sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int(s, 2, declared);
+    sqlite3_bind_int(s, 2, 1);
     sqlite3_bind_text(s, 3, display, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 4, email, -1, SQLITE_STATIC);
+    if ((rc = step_done(st, s, err, "declare principal")))
+        return rc;
+    if (!(s = stmt(st, Q_DECLARED_BY, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, source);
     return step_done(st, s, err, "declare principal");
 }
 
@@ -907,7 +963,7 @@ int store_principal_put(ctx_store *st, int64_t source, const ctx_principal *p,
                                      "PRINCIPAL \"%s\": maps_to \"%s\" must be a user:",
                                      p->id, p->maps_to);
             if ((rc = store_principal_id(st, p->maps_to, &other, err)) ||
-                (rc = principal_declare(st, other, 1, NULL, p->email, err)))
+                (rc = principal_declare(st, other, source, NULL, p->email, err)))
                 return rc;
             if (other == id)
                 return CTX_OK;
@@ -924,10 +980,10 @@ int store_principal_put(ctx_store *st, int64_t source, const ctx_principal *p,
         sqlite3_bind_int64(s, 2, source);
         if ((rc = step_done(st, s, err, "unmap account")))
             return rc;
-        return principal_declare(st, id, 1, p->display_name, p->email, err);
+        return principal_declare(st, id, source, p->display_name, p->email, err);
     }
 
-    if ((rc = principal_declare(st, id, 1, p->display_name, NULL, err)))
+    if ((rc = principal_declare(st, id, source, p->display_name, NULL, err)))
         return rc;
     if (!(s = stmt(st, Q_MEMB_CLEAR, err)))
         return CTX_ESTORE;
@@ -1032,12 +1088,27 @@ static int tokens(ctx_buf *b, char prefix, const int64_t *ids, size_t n)
     return ctx_buf_append(b, "", 0);
 }
 
-static int acl_intern(ctx_store *st, const ctx_acl *acl, int64_t *acl_id, ctx_error *err);
+static int acl_intern(ctx_store *st, int64_t source, const ctx_acl *acl, int64_t *acl_id,
+                      ctx_error *err);
 
-static int memo_key(const ctx_acl *acl, ctx_buf *b, uint32_t *h)
+/*
+ * acl_key - what an ACL set's hash is taken of: its source and its tokens.
+ * The same lists in two sources are two sets (schema v7), each read with
+ * its own source's view of the caller.
+ */
+static int acl_key(ctx_buf *b, int64_t source, const char *allow, const char *deny,
+                   const char *labels)
+{
+    return ctx_buf_printf(b, "s%lld|%s|%s|%s", (long long)source, allow, deny, labels);
+}
+
+static int memo_key(int64_t source, const ctx_acl *acl, ctx_buf *b, uint32_t *h)
 {
     const char *const *lists[3] = {acl->allow, acl->deny, acl->labels};
     size_t ns[3] = {acl->n_allow, acl->n_deny, acl->labels ? acl->n_labels : 0};
+
+    if (ctx_buf_printf(b, "%lld\x1f", (long long)source))
+        return -1;
 
     for (int i = 0; i < 3; i++) {
         for (size_t j = 0; j < ns[i]; j++)
@@ -1052,14 +1123,15 @@ static int memo_key(const ctx_acl *acl, ctx_buf *b, uint32_t *h)
     return 0;
 }
 
-int store_acl_intern(ctx_store *st, const ctx_acl *acl, int64_t *acl_id, ctx_error *err)
+int store_acl_intern(ctx_store *st, int64_t source, const ctx_acl *acl, int64_t *acl_id,
+                     ctx_error *err)
 {
     ctx_buf mk = CTX_BUF_INIT;
     acl_memo *m = NULL;
     uint32_t h;
     int rc;
 
-    if (acl && !memo_key(acl, &mk, &h)) {
+    if (acl && !memo_key(source, acl, &mk, &h)) {
         m = &st->memo[h % ACL_CACHE];
         if (m->key && !strcmp(m->key, mk.data)) {
             *acl_id = m->acl_id;
@@ -1067,7 +1139,7 @@ int store_acl_intern(ctx_store *st, const ctx_acl *acl, int64_t *acl_id, ctx_err
             return CTX_OK;
         }
     }
-    rc = acl_intern(st, acl, acl_id, err);
+    rc = acl_intern(st, source, acl, acl_id, err);
     if (!rc && m) {
         ctx_free(m->key);
         m->key = ctx_buf_steal(&mk);
@@ -1077,7 +1149,8 @@ int store_acl_intern(ctx_store *st, const ctx_acl *acl, int64_t *acl_id, ctx_err
     return rc;
 }
 
-static int acl_intern(ctx_store *st, const ctx_acl *acl, int64_t *acl_id, ctx_error *err)
+static int acl_intern(ctx_store *st, int64_t source, const ctx_acl *acl, int64_t *acl_id,
+                      ctx_error *err)
 {
     static const ctx_acl none = {NULL, 0, NULL, 0, NULL, 0};
     int64_t *ids[3] = {NULL, NULL, NULL};
@@ -1099,7 +1172,7 @@ static int acl_intern(ctx_store *st, const ctx_acl *acl, int64_t *acl_id, ctx_er
     rc = CTX_ENOMEM;
     if (tokens(&tok[0], 'p', ids[0], n[0]) || tokens(&tok[1], 'p', ids[1], n[1]) ||
         tokens(&tok[2], 'l', ids[2], n[2]) ||
-        ctx_buf_printf(&key, "%s|%s|%s", tok[0].data, tok[1].data, tok[2].data)) {
+        acl_key(&key, source, tok[0].data, tok[1].data, tok[2].data)) {
         ctx_error_set(err, rc, "store: out of memory");
         goto done;
     }
@@ -1119,6 +1192,7 @@ static int acl_intern(ctx_store *st, const ctx_acl *acl, int64_t *acl_id, ctx_er
     sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
     for (i = 0; i < 3; i++)
         sqlite3_bind_text(s, 2 + i, tok[i].data, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, source);
     if ((rc = step_done(st, s, err, "add ACL")))
         goto done;
     *acl_id = sqlite3_last_insert_rowid(st->db);

@@ -16,7 +16,7 @@
 #include "../connectors/sdk/ctxgate/connector.h"
 #include "../core/ctx.h"
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 typedef struct ctx_store ctx_store;
 
@@ -71,12 +71,31 @@ int store_principal_put(ctx_store *st, int64_t source, const ctx_principal *p,
                         ctx_error *err);
 
 /*
- * store_acl_intern - the id of the ACL set equal to acl (order and
- * duplicates do not matter), creating it when new. acl NULL or with an
- * empty allow list interns the empty set, which nobody may read.
+ * store_acl_intern - the id of source's ACL set equal to acl (order and
+ * duplicates do not matter), creating it when new. A set belongs to one
+ * source: the same lists in another source are another set. acl NULL or
+ * with an empty allow list interns the empty set, which nobody may read.
  */
-int store_acl_intern(ctx_store *st, const ctx_acl *acl, int64_t *acl_id,
+int store_acl_intern(ctx_store *st, int64_t source, const ctx_acl *acl, int64_t *acl_id,
                      ctx_error *err);
+
+/*
+ * store_trust_apply - record whose principal facts govern which source's
+ * documents, from cfg (borrowed): a source's own facts always; every
+ * source with "directory": true for all; the sources each one names in
+ * "principals_from". Writes (own transaction) only when that differs from
+ * what the store holds, so the access generation moves only on a change.
+ */
+struct ctx_config;
+int store_trust_apply(ctx_store *st, const struct ctx_config *cfg, ctx_error *err);
+
+/*
+ * store__v7_split_sets - (indexer-internal) schema v7's data step, run in
+ * the migration's transaction: every ACL set goes to the source whose
+ * documents carry it; a set several sources carry is copied for each
+ * other one and those documents move to their copy (store_doc_set_acl).
+ */
+int store__v7_split_sets(ctx_store *st, ctx_error *err);
 
 /* What the store knows of a document, for change detection. */
 typedef struct store_doc_info {

@@ -13,19 +13,40 @@
 #include "../indexer/stmt.h"
 
 /*
- * The user, the source accounts mapped to the user, then every group
- * reachable from any of those. UNION (not UNION ALL) makes the recursion
- * stop on membership cycles.
+ * A caller's view from each source: (src, principal) for every principal
+ * the user holds where source src's documents are concerned. Only the
+ * facts of src itself and of the sources it trusts (source_trust: by name,
+ * '*' = a directory every source trusts) count there: the accounts they map
+ * to the user, the groups their memberships reach (UNION stops on cycles),
+ * and "everyone" when one of them declared the user. The user must be
+ * declared by some source at all, or there is no view.
  */
-static const char resolve_sql[] =
-    "WITH RECURSIVE"
-    " me(id) AS (SELECT id FROM principals WHERE name = ?1 AND kind = 1 AND declared = 1),"
-    " seed(id) AS (SELECT id FROM me"
-    "   UNION SELECT account_id FROM identities WHERE user_id IN (SELECT id FROM me)),"
-    " reach(id) AS (SELECT id FROM seed"
-    "   UNION SELECT m.group_id FROM memberships m JOIN reach r ON m.member_id = r.id)"
-    " SELECT id FROM reach"
-    " UNION SELECT id FROM principals WHERE kind = 3 AND EXISTS (SELECT 1 FROM me)"
+#define VIEW_CTE                                                                              \
+    "WITH RECURSIVE"                                                                          \
+    " me(id) AS (SELECT id FROM principals WHERE name = ?1 AND kind = 1 AND declared = 1),"   \
+    " trust(src, t) AS (SELECT id, id FROM sources"                                           \
+    "   UNION SELECT s.id, t.id FROM source_trust x JOIN sources s ON x.source IN (s.name, '*')" \
+    "   JOIN sources t ON t.name = x.trusted),"                                               \
+    " seed(src, id) AS (SELECT s.id, me.id FROM sources s, me"                                \
+    "   UNION SELECT t.src, i.account_id FROM identities i JOIN trust t ON t.t = i.source_id"  \
+    "   WHERE i.user_id IN (SELECT id FROM me)),"                                             \
+    " reach(src, id) AS (SELECT src, id FROM seed"                                            \
+    "   UNION SELECT r.src, m.group_id FROM reach r JOIN memberships m ON m.member_id = r.id"  \
+    "   JOIN trust t ON t.src = r.src AND t.t = m.source_id),"                                \
+    " view(src, id) AS (SELECT src, id FROM reach"                                            \
+    "   UNION SELECT t.src, p.id FROM trust t JOIN declared_by d ON d.source_id = t.t"         \
+    "   JOIN principals p ON p.kind = 3 WHERE d.principal_id IN (SELECT id FROM me))"
+
+/* Every principal of the caller's views, for the MATCH's allow tokens. */
+static const char resolve_sql[] = VIEW_CTE " SELECT DISTINCT id FROM view ORDER BY 1";
+
+/* The ACL sets a view reads: allowed to one of its principals, denied to none. */
+static const char readable_sql[] =
+    VIEW_CTE
+    " SELECT a.id FROM view v JOIN acl_entries e ON e.principal_id = v.id AND e.deny = 0"
+    "  JOIN acl_sets a ON a.id = e.acl_id AND a.source_id = v.src"
+    " EXCEPT SELECT a.id FROM view v JOIN acl_entries e ON e.principal_id = v.id"
+    "  AND e.deny = 1 JOIN acl_sets a ON a.id = e.acl_id AND a.source_id = v.src"
     " ORDER BY 1";
 
 void acl_user_name(const char *user, char *buf, size_t len)
@@ -95,15 +116,11 @@ void acl_principals_free(acl_principals *p)
 }
 
 /*
- * Allowed to one of the principals (?1, a JSON array), denied to none; then
- * the label filter's parts, each only when it restricts (the statement
- * cache keeps the four shapes apart).
+ * Of the readable sets (?1, a JSON array), those the label filter lets
+ * through; each part only when it restricts (the statement cache keeps the
+ * shapes apart).
  */
-#define READABLE_SQL                                                                         \
-    "SELECT acl_id FROM acl_entries WHERE deny = 0"                                          \
-    "  AND principal_id IN (SELECT value FROM json_each(?1))"                                \
-    " EXCEPT SELECT acl_id FROM acl_entries WHERE deny = 1"                                  \
-    "  AND principal_id IN (SELECT value FROM json_each(?1))"
+#define FILTER_SQL "SELECT value FROM json_each(?1)"
 #define LABEL_NOT_ALLOWED                                                                    \
     " EXCEPT SELECT a.acl_id FROM acl_labels a JOIN labels l ON l.id = a.label_id"           \
     "  WHERE l.name NOT IN (SELECT value FROM json_each(?2))"
@@ -111,11 +128,17 @@ void acl_principals_free(acl_principals *p)
     " INTERSECT SELECT a.acl_id FROM acl_labels a JOIN labels l ON l.id = a.label_id"        \
     "  WHERE l.name IN (SELECT value FROM json_each(?3))"
 
-static const char *const readable_sql[4] = {
-    READABLE_SQL " ORDER BY 1",
-    READABLE_SQL LABEL_NOT_ALLOWED " ORDER BY 1",
-    READABLE_SQL LABEL_WANTED " ORDER BY 1",
-    READABLE_SQL LABEL_NOT_ALLOWED LABEL_WANTED " ORDER BY 1",
+#define WITHHELD " EXCEPT SELECT id FROM acl_sets WHERE source_id IN (SELECT value FROM json_each(?4))"
+
+static const char *const filter_sql[8] = {
+    FILTER_SQL " ORDER BY 1",
+    FILTER_SQL LABEL_NOT_ALLOWED " ORDER BY 1",
+    FILTER_SQL LABEL_WANTED " ORDER BY 1",
+    FILTER_SQL LABEL_NOT_ALLOWED LABEL_WANTED " ORDER BY 1",
+    FILTER_SQL WITHHELD " ORDER BY 1",
+    FILTER_SQL LABEL_NOT_ALLOWED WITHHELD " ORDER BY 1",
+    FILTER_SQL LABEL_WANTED WITHHELD " ORDER BY 1",
+    FILTER_SQL LABEL_NOT_ALLOWED LABEL_WANTED WITHHELD " ORDER BY 1",
 };
 
 int acl__ids_json(ctx_buf *b, const int64_t *ids, size_t n)
@@ -138,29 +161,32 @@ static char *names_json(const char *const *v, size_t n)
     return s;
 }
 
-int acl_readable_sets(sqlite3 *db, const acl_principals *pr, const acl_label_filter *lf,
-                      acl_principals *out, ctx_error *err)
+int acl_readable_filter(sqlite3 *db, const acl_principals *readable,
+                        const acl_label_filter *lf, acl_principals *out, ctx_error *err)
 {
-    ctx_buf js = CTX_BUF_INIT;
+    ctx_buf js = CTX_BUF_INIT, wj = CTX_BUF_INIT;
     char *allowed = NULL, *wanted = NULL;
     sqlite3_stmt *s = NULL;
     int rc, shape = 0;
 
     out->ids = NULL;
     out->n = 0;
-    if (!pr->n)
+    if (!readable->n)
         return CTX_OK;
     if (lf && lf->allowed)
         shape |= 1;
     if (lf && lf->nwanted)
         shape |= 2;
-    if (acl__ids_json(&js, pr->ids, pr->n) || ((shape & 1) && !(allowed = names_json(
-                                                              lf->allowed, lf->nallowed))) ||
+    if (lf && lf->nwithheld)
+        shape |= 4;
+    if (acl__ids_json(&js, readable->ids, readable->n) ||
+        ((shape & 4) && acl__ids_json(&wj, lf->withheld, lf->nwithheld)) ||
+        ((shape & 1) && !(allowed = names_json(lf->allowed, lf->nallowed))) ||
         ((shape & 2) && !(wanted = names_json(lf->wanted, lf->nwanted)))) {
         rc = ctx_error_set(err, CTX_ENOMEM, "acl: out of memory");
         goto done;
     }
-    if (stmt_get(db, readable_sql[shape], &s) != SQLITE_OK) {
+    if (stmt_get(db, filter_sql[shape], &s) != SQLITE_OK) {
         rc = ctx_error_set(err, CTX_ESTORE, "acl: %s", sqlite3_errmsg(db));
         goto done;
     }
@@ -169,9 +195,12 @@ int acl_readable_sets(sqlite3 *db, const acl_principals *pr, const acl_label_fil
         sqlite3_bind_text(s, 2, allowed, -1, SQLITE_STATIC);
     if (wanted)
         sqlite3_bind_text(s, 3, wanted, -1, SQLITE_STATIC);
+    if (shape & 4)
+        sqlite3_bind_text(s, 4, wj.data, (int)wj.len, SQLITE_STATIC);
     rc = acl__collect(s, out, err);
 done:
     ctx_buf_free(&js);
+    ctx_buf_free(&wj);
     free(allowed);
     free(wanted);
     return rc;
@@ -267,8 +296,15 @@ static int access_compute(sqlite3 *db, const char *user, acl_access *a, ctx_erro
         return ctx_error_set(err, CTX_ENOMEM, "acl: out of memory");
     }
     if (!(rc = named(db, js.data, 0, &a->allow, err)) &&
-        !(rc = named(db, js.data, 1, &a->deny, err)))
-        rc = acl_readable_sets(db, &a->principals, NULL, &a->readable, err);
+        !(rc = named(db, js.data, 1, &a->deny, err))) {
+        sqlite3_stmt *s;
+        if (stmt_get(db, readable_sql, &s) != SQLITE_OK) {
+            rc = ctx_error_set(err, CTX_ESTORE, "acl: %s", sqlite3_errmsg(db));
+        } else {
+            sqlite3_bind_text(s, 1, user, -1, SQLITE_TRANSIENT);
+            rc = acl__collect(s, &a->readable, err);
+        }
+    }
     ctx_buf_free(&js);
     return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * acl.h - who a caller is in terms of principals: the user, the source
  * accounts mapped to them, every group reached through (nested)
- * memberships, and "everyone". Unknown users resolve to nothing.
+ * memberships, and "everyone", each as one source's facts (and those of
+ * the sources it trusts) say. Unknown users resolve to nothing.
  */
 #ifndef CTX_RETRIEVAL_ACL_H
 #define CTX_RETRIEVAL_ACL_H
@@ -18,7 +19,10 @@ typedef struct acl_principals {
 } acl_principals;
 
 /*
- * acl_resolve - the principal ids of user ("user:alice@x" or "alice@x").
+ * acl_resolve - the principal ids of user ("user:alice@x" or "alice@x") in
+ * any source's view. Which of them count for a document depends on its
+ * source (only the facts of that source and of the sources it trusts do),
+ * so this is a superset for narrowing a search, never a permission check.
  * An unknown or undeclared user gives CTX_ENOTFOUND and an empty set: the
  * caller must then return nothing. *out must be acl_principals_free'd.
  */
@@ -34,17 +38,21 @@ void acl_principals_free(acl_principals *p);
 int acl__collect(sqlite3_stmt *s, acl_principals *out, ctx_error *err);
 
 /*
- * acl_label_filter - the labels a readable ACL set may and must carry: an
- * agent's grant (every label of the set among the nallowed `allowed`; NULL
- * = any, so none granted is a non-NULL `allowed` with nallowed 0) and a
- * request's filter (one of `wanted`; none given = no such need). An
- * unlabeled set passes `allowed` and fails a non-empty `wanted`.
+ * acl_label_filter - what a readable ACL set must also be: its labels an
+ * agent's grant allows (every label of the set among the nallowed
+ * `allowed`; NULL = any, so none granted is a non-NULL `allowed` with
+ * nallowed 0) and a request's filter wants (one of `wanted`; none given =
+ * no such need), and its source not withheld (`withheld`: sorted store ids
+ * of sources whose permissions are too old, see fresh.h). An unlabeled set
+ * passes `allowed` and fails a non-empty `wanted`.
  */
 typedef struct acl_label_filter {
     const char *const *allowed;
     size_t nallowed;
     const char *const *wanted;
     size_t nwanted;
+    const int64_t *withheld;
+    size_t nwithheld;
 } acl_label_filter;
 
 /*
@@ -54,19 +62,19 @@ typedef struct acl_label_filter {
 int acl__ids_json(ctx_buf *b, const int64_t *ids, size_t n);
 
 /*
- * acl_readable_sets - the ACL sets that principals pr may read: allowed to
- * one of them and denied to none (the same rule lexical search applies),
- * and, with lf, whose labels pass it. out->ids (new; sorted ascending,
- * reusing acl_principals as an id list) must be acl_principals_free'd. No
- * principals: an empty set.
+ * acl_readable_filter - of the readable ACL sets (sorted ids, as in
+ * acl_access), those lf lets through (NULL: all). out->ids (new;
+ * sorted ascending, reusing acl_principals as an id list) must be
+ * acl_principals_free'd.
  */
-int acl_readable_sets(sqlite3 *db, const acl_principals *pr, const acl_label_filter *lf,
-                      acl_principals *out, ctx_error *err);
+int acl_readable_filter(sqlite3 *db, const acl_principals *readable,
+                        const acl_label_filter *lf, acl_principals *out, ctx_error *err);
 
 /*
  * acl_access - what a caller may read, as both search legs need it: the
- * user's principals, those of them some allow or deny list names, and the
- * ACL sets they may read (no label filter). Each list is sorted ascending.
+ * user's principals (acl_resolve's superset), those of them some allow or
+ * deny list names, and the ACL sets they may read (each set judged by its
+ * own source's view; no label filter). Each list is sorted ascending.
  */
 typedef struct acl_access {
     acl_principals principals, allow, deny, readable;

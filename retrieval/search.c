@@ -789,7 +789,7 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
     {
         acl_principals sets = {NULL, 0};
         if (opts && opts->labels &&
-            (rc = acl_readable_sets(db, &acc.principals, opts->labels, &sets, err)))
+            (rc = acl_readable_filter(db, &acc.readable, opts->labels, &sets, err)))
             goto done;
         rc = ids_bitmap(opts && opts->labels ? &sets : &acc.readable, &readable, &nreadable,
                         err);

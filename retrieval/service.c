@@ -18,6 +18,7 @@
 #include "../indexer/store.h"
 #include "../indexer/vindex.h"
 #include "acl.h"
+#include "fresh.h"
 #include "hybrid.h"
 #include "rank.h"
 #include "search.h"
@@ -85,6 +86,10 @@ struct svc {
     pthread_mutex_t umu;
     usage_entry *usage;
     size_t nusage;
+    /* sources' permission ages (fresh.h), checked at most once a second */
+    pthread_mutex_t fmu;
+    fresh_report fresh;
+    int64_t fresh_at;       /* ms; 0 = not yet, or the config changed */
 };
 
 /* ---- request parsing ---- */
@@ -234,7 +239,8 @@ static int worker_open(svc *s, worker *w, ctx_error *err)
         "SELECT l.name FROM acl_labels a JOIN labels l ON l.id = a.label_id"
         " WHERE a.acl_id = ?1 ORDER BY l.name";
     static const char doc_sql[] =
-        "SELECT d.title, d.url, s.name, d.body, d.acl_id, d.acl_synced_at FROM documents d"
+        "SELECT d.title, d.url, s.name, d.body, d.acl_id, d.acl_synced_at, d.source_id"
+        " FROM documents d"
         " JOIN sources s ON s.id = d.source_id WHERE d.id = ?1 AND d.deleted = 0";
     int rc;
 
@@ -658,7 +664,7 @@ int svc_ready(svc *s)
  * sets, so that both search legs rank only what the agent may be handed.
  */
 static const acl_label_filter *label_filter(const ctx_agent_grant *g, const svc_request *req,
-                                            acl_label_filter *lf)
+                                            const fresh_report *fr, acl_label_filter *lf)
 {
     static const char *const no_label[1] = {NULL};
 
@@ -669,7 +675,36 @@ static const acl_label_filter *label_filter(const ctx_agent_grant *g, const svc_
     }
     lf->wanted = (const char *const *)req->labels;
     lf->nwanted = req->nlabels;
-    return lf->allowed || lf->nwanted ? lf : NULL;
+    lf->withheld = fr->withheld;
+    lf->nwithheld = fr->nwithheld;
+    return lf->allowed || lf->nwanted || lf->nwithheld ? lf : NULL;
+}
+
+/*
+ * fresh_get - the sources' permission ages (a copy, new: fresh_report_free
+ * it), read through w's connection at most once a second. Under the
+ * config's read lock: the report borrows the config's names.
+ */
+static int fresh_get(svc *s, worker *w, fresh_report *out, ctx_error *err)
+{
+    int64_t now = ctx_now_ms();
+    int rc = CTX_OK;
+
+    pthread_mutex_lock(&s->fmu);
+    if (!s->fresh_at || now - s->fresh_at >= 1000 || now < s->fresh_at) {
+        fresh_report next;
+        if (!(rc = fresh_check(store_db(w->st), s->cfg, now, &next, err))) {
+            fresh_report_free(&s->fresh);
+            s->fresh = next;
+            s->fresh_at = now;
+        } else {
+            fresh_report_free(&next);
+        }
+    }
+    if (!rc && fresh_report_copy(out, &s->fresh))
+        rc = ctx_error_set(err, CTX_ENOMEM, "out of memory");
+    pthread_mutex_unlock(&s->fmu);
+    return rc;
 }
 
 static int run_search(svc *s, worker *w, const svc_identity *id, const svc_request *req,
@@ -816,9 +851,11 @@ static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
     search_result res;
     ctx_buf ctxt = CTX_BUF_INIT;
     worker *w = NULL;
+    fresh_report fr;
 
     *answer = NULL;
     memset(&res, 0, sizeof res);
+    memset(&fr, 0, sizeof fr);
     if (!g) {
         audit(s, id, "search", req->query, NULL, 0, t0, "denied");
         return ctx_error_set(err, CTX_EAUTH, "%s", !id || !id->user || !*id->user
@@ -854,8 +891,9 @@ static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
         rc = err->code;
         goto done;
     }
-    if ((rc = run_search(s, w, id, req, mode, k, srcs, nsrcs, label_filter(g, req, &lf), &res,
-                         err)))
+    if ((rc = fresh_get(s, w, &fr, err)) ||
+        (rc = run_search(s, w, id, req, mode, k, srcs, nsrcs, label_filter(g, req, &fr, &lf),
+                         &res, err)))
         goto done;
     for (size_t i = 0; i < res.n && json_array_size(results) < (size_t)k; i++) {
         const search_hit *h = &res.hits[i];
@@ -905,11 +943,13 @@ pack:
                         "untrusted_content", 1, "note", svc_untrusted_note, "context",
                         text_value(ctxt.data ? ctxt.data : "", ctxt.len));
     results = NULL;
-    if (!*answer)
+    /* Sources whose permissions are too old to trust, and why. */
+    if (!*answer || json_object_set_new(*answer, "withheld", fresh_withheld_json(&fr)))
         rc = ctx_error_set(err, CTX_ENOMEM, "out of memory");
 done:
     if (w)
         give(s, w);
+    fresh_report_free(&fr);
     audit(s, id, "search", req->query, ids, rc ? 0 : used, t0, rc ? "error" : "ok");
     if (!rc) {
         usage_add(s, id->user, 0, used);
@@ -925,12 +965,25 @@ done:
 
 /* ---- fetch ---- */
 
-/* readable - may user read ACL set acl_id? */
-static int readable(worker *w, const char *user, int64_t acl_id, ctx_error *err)
+/*
+ * readable - may user read ACL set acl_id of source source_id, now? Not
+ * when the source is withheld for the age of its permissions.
+ */
+static int readable(svc *s, worker *w, const char *user, int64_t acl_id, int64_t source_id,
+                    ctx_error *err)
 {
+    fresh_report fr;
     acl_access a;
     int ok = 0;
 
+    if (fresh_get(s, w, &fr, err))
+        return 0;
+    for (size_t i = 0; i < fr.nwithheld; i++)
+        if (fr.withheld[i] == source_id) {
+            fresh_report_free(&fr);
+            return 0;
+        }
+    fresh_report_free(&fr);
     if (!acl_access_get(store_db(w->st), user, &a, err))
         for (size_t i = 0; i < a.readable.n && !ok; i++)
             ok = a.readable.ids[i] == acl_id;
@@ -979,7 +1032,7 @@ static int fetch_locked(svc *s, const svc_identity *id, int64_t doc_id, json_t *
         int64_t acl_id = sqlite3_column_int64(w->doc, 4);
         labels = acl_labels_of(w, acl_id);
         if (source && has(&g->sources, source) && labels_ok(g, NULL, labels) &&
-            readable(w, id->user, acl_id, err)) {
+            readable(s, w, id->user, acl_id, sqlite3_column_int64(w->doc, 6), err)) {
             size_t len = body ? strlen(body) : 0;
             size_t keep = fit(body ? body : "", len, g->max_tokens, &ntok);
             char *text = ctx_strndup(body ? body : "", keep);
@@ -1024,17 +1077,36 @@ int svc_fetch(svc *s, const svc_identity *id, int64_t doc_id, json_t **answer, c
 
 /* ---- life ---- */
 
+/* trust_apply - the config's source trust into the store at path. */
+static int trust_apply(const char *path, const ctx_config *cfg, ctx_error *err)
+{
+    ctx_store *st;
+    int rc = store_open(path, 0, &st, err);
+
+    if (!rc)
+        rc = store_trust_apply(st, cfg, err);
+    store_close(st);
+    return rc;
+}
+
 int svc_reload(svc *s, const ctx_config *cfg, ctx_error *err)
 {
     char path[4096];
+    int rc;
 
     ctx_config_store_path(cfg, path, sizeof path);
     if (strcmp(path, s->store_path) || strcmp(cfg->data_dir, s->data_dir))
         return ctx_error_set(err, CTX_ECONFIG, "data_dir: %s is not %s, where the service"
                              " runs; moving the store needs a restart", cfg->data_dir,
                              s->data_dir);
+    if ((rc = trust_apply(path, cfg, err)))
+        return rc;
     pthread_rwlock_wrlock(&s->clock);
     s->cfg = cfg;
+    pthread_mutex_lock(&s->fmu);
+    fresh_report_free(&s->fresh); /* it borrowed the old config's names */
+    s->fresh_at = 0;
+    pthread_mutex_unlock(&s->fmu);
     pthread_rwlock_unlock(&s->clock);
     return CTX_OK;
 }
@@ -1051,6 +1123,10 @@ int svc_new(const ctx_config *cfg, int nworkers, svc **out, ctx_error *err)
         return ctx_error_set(err, CTX_ENOMEM, "service: out of memory");
     s->cfg = cfg;
     ctx_config_store_path(cfg, s->store_path, sizeof s->store_path);
+    if ((rc = trust_apply(s->store_path, cfg, err))) {
+        ctx_free(s);
+        return rc;
+    }
     snprintf(s->data_dir, sizeof s->data_dir, "%s", cfg->data_dir);
     s->nworkers = nworkers < 1 ? 1 : nworkers;
     pthread_mutex_init(&s->mu, NULL);
@@ -1068,6 +1144,7 @@ int svc_new(const ctx_config *cfg, int nworkers, svc **out, ctx_error *err)
     pthread_cond_init(&s->acv, NULL);
     pthread_cond_init(&s->adone, NULL);
     pthread_mutex_init(&s->umu, NULL);
+    pthread_mutex_init(&s->fmu, NULL);
     if (!(s->workers = ctx_calloc((size_t)s->nworkers, sizeof *s->workers))) {
         ctx_free(s);
         return ctx_error_set(err, CTX_ENOMEM, "service: out of memory");
@@ -1115,5 +1192,7 @@ void svc_free(svc *s)
     pthread_cond_destroy(&s->acv);
     pthread_cond_destroy(&s->adone);
     pthread_mutex_destroy(&s->umu);
+    fresh_report_free(&s->fresh);
+    pthread_mutex_destroy(&s->fmu);
     ctx_free(s);
 }

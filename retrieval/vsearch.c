@@ -124,7 +124,7 @@ int vsearch(sqlite3 *db, const vindex *vi, const char *user, const float *q,
     if (rc || !vi)
         goto done;
     if (opts && opts->labels) {
-        if ((rc = acl_readable_sets(db, &acc.principals, opts->labels, &acls, err)))
+        if ((rc = acl_readable_filter(db, &acc.readable, opts->labels, &acls, err)))
             goto done;
     } else {
         acls = acc.readable; /* taken over */

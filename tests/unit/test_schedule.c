@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "agent/schedule.h"
+#include "core/schedule.h"
 
 /* ms since the epoch of a UTC date and time */
 static int64_t at(int y, int mo, int d, int h, int mi)

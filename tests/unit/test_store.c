@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "indexer/ingest.h"
 #include "retrieval/acl.h"
 #include "tests/lib/testutil.h"
 
@@ -56,6 +57,81 @@ Test(store, reopening_keeps_data_and_newer_schema_is_refused)
     cr_assert(strstr(err.text, "schema version 99 is newer"), "%s", err.text);
 }
 
+/* back_to_v6 - undo schema v7, as a store of an older ctxgate has it. */
+static void back_to_v6(ctx_store *s)
+{
+    ctx_error err;
+    cr_assert_eq(store_exec(s, "DROP INDEX acl_sets_source;"
+                               "ALTER TABLE acl_sets DROP COLUMN source_id;"
+                               "DROP TABLE declared_by; DROP TABLE source_trust;"
+                               "DROP TRIGGER sources_INSERT; DROP TRIGGER acl_sets_UPDATE;"
+                               "PRAGMA user_version = 6", &err), 0, "%s", err.text);
+}
+
+/*
+ * v7 gives every ACL set to one source. Two sources whose documents carry
+ * the same lists shared one set before; after the upgrade each has its
+ * own, the moved documents keep their text (re-indexed, not re-read), and
+ * declarations made before v7 are attributed by evidence.
+ */
+Test(store, v7_gives_each_source_its_own_acl_sets)
+{
+    const char *allow[] = {"group:eng"}, *members[] = {"user:bob@x"};
+    ctx_acl acl = {allow, 1, NULL, 0, NULL, 0};
+    ctx_principal g = {.kind = CTX_PRINCIPAL_GROUP, .id = "group:eng", .members = members,
+                       .n_members = 1};
+    ctx_error err;
+    int64_t a, b, shared;
+    ingest_ctx ic;
+    store_run_stats stats;
+
+    cr_assert_eq(store_source(st, "a", "files", &a, &err), 0);
+    cr_assert_eq(store_source(st, "b", "files", &b, &err), 0);
+    cr_assert_eq(store_begin(st, &err), 0);
+    cr_assert_eq(store_principal_put(st, a, &g, &err), 0, "%s", err.text);
+    {
+        ctx_principal u = {.kind = CTX_PRINCIPAL_USER, .id = "user:bob@x"};
+        cr_assert_eq(store_principal_put(st, a, &u, &err), 0, "%s", err.text);
+    }
+    for (int i = 0; i < 2; i++) {
+        ctx_record r = {.stream = "docs", .id = i ? "b1" : "a1",
+                        .title = i ? "beta notes" : "alpha notes",
+                        .body = "the quarterly roadmap", .body_len = 21, .acl = &acl};
+        tu_ingest_init(&ic, st, i ? b : a, &stats);
+        cr_assert_eq(ingest_record(&ic, &r, &err), 0, "%s", err.text);
+    }
+    cr_assert_eq(store_commit(st, &err), 0, "%s", err.text);
+    cr_assert_eq(tu_count(st, "SELECT count(DISTINCT acl_id) FROM documents"), 2);
+    /* As v6 made it: one set for both, and a declaration nobody owns. */
+    shared = tu_count(st, "SELECT min(acl_id) FROM documents");
+    cr_assert_eq(store_exec(st, "UPDATE documents SET acl_id = (SELECT min(acl_id) FROM"
+                                " documents); UPDATE chunks SET acl_id = (SELECT min(acl_id)"
+                                " FROM documents); DELETE FROM acl_sets WHERE id NOT IN"
+                                " (SELECT acl_id FROM documents); DELETE FROM acl_entries"
+                                " WHERE acl_id NOT IN (SELECT id FROM acl_sets);"
+                                " DELETE FROM declared_by;", &err), 0, "%s", err.text);
+    back_to_v6(st);
+    store_close(st);
+    st = tu_store(dir);
+    cr_assert_eq(tu_count(st, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    cr_assert_eq(tu_count(st, "SELECT count(DISTINCT acl_id) FROM documents"), 2);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents d JOIN acl_sets s"
+                              " ON s.id = d.acl_id AND s.source_id = d.source_id"), 2,
+                 "each document's set is its own source's");
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM chunks c JOIN documents d ON d.id ="
+                              " c.doc_id WHERE c.acl_id = d.acl_id"), 2);
+    cr_assert_eq(tu_count(st, "SELECT source_id FROM acl_sets WHERE id = (SELECT acl_id"
+                              " FROM documents WHERE ext_id = 'a1')"), a);
+    cr_assert_eq(shared, tu_count(st, "SELECT acl_id FROM documents WHERE ext_id = 'a1'"),
+                 "the first source keeps the set");
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM acl_entries WHERE acl_id ="
+                              " (SELECT acl_id FROM documents WHERE ext_id = 'b1')"), 1);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH"
+                              " 'roadmap'"), 2, "the moved document is still found");
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM declared_by WHERE source_id = 1"), 2,
+                 "bob (a member) and eng (a group with members) are a's");
+}
+
 /* A store made before v6 kept its audit log in a table: opening it moves
  * the rows, ids and all, to the log's own file, once. */
 Test(store, audit_rows_of_an_older_store_move_to_the_log_file)
@@ -76,8 +152,10 @@ Test(store, audit_rows_of_an_older_store_move_to_the_log_file)
                                     " NOT NULL, latency_us INTEGER NOT NULL, outcome TEXT NOT NULL);"
                                     "INSERT INTO audit VALUES(7, 1000, 'u', 'a', 'search', 'q',"
                                     " 'h', '[1]', 12, 30, 'ok'), (9, 2000, 'v', NULL, 'fetch',"
-                                    " NULL, NULL, '[]', 0, 5, 'not_found');"
-                                    "PRAGMA user_version = 5", &err), 0, "%s", err.text);
+                                    " NULL, NULL, '[]', 0, 5, 'not_found');", &err), 0,
+                     "%s", err.text);
+        back_to_v6(st);
+        cr_assert_eq(store_exec(st, "PRAGMA user_version = 5", &err), 0);
         store_close(st);
         st = tu_store(dir);
         cr_assert_eq(tu_count(st, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
@@ -103,19 +181,25 @@ Test(store, acl_sets_are_interned_regardless_of_order)
     int64_t ix, iy, iz, iw, inone, iempty;
     ctx_error err;
 
-    cr_assert_eq(store_acl_intern(st, &x, &ix, &err), 0, "%s", err.text);
-    cr_assert_eq(store_acl_intern(st, &y, &iy, &err), 0);
-    cr_assert_eq(store_acl_intern(st, &z, &iz, &err), 0);
-    cr_assert_eq(store_acl_intern(st, &w, &iw, &err), 0);
+    cr_assert_eq(store_acl_intern(st, 1, &x, &ix, &err), 0, "%s", err.text);
+    cr_assert_eq(store_acl_intern(st, 1, &y, &iy, &err), 0);
+    cr_assert_eq(store_acl_intern(st, 1, &z, &iz, &err), 0);
+    cr_assert_eq(store_acl_intern(st, 1, &w, &iw, &err), 0);
     cr_assert_eq(ix, iy);
     cr_assert_neq(ix, iz, "labels are part of the set");
     cr_assert_neq(ix, iw, "deny is part of the set");
-    cr_assert_eq(store_acl_intern(st, NULL, &inone, &err), 0);
+    cr_assert_eq(store_acl_intern(st, 1, NULL, &inone, &err), 0);
     {
         ctx_acl e = {NULL, 0, NULL, 0, NULL, 0};
-        cr_assert_eq(store_acl_intern(st, &e, &iempty, &err), 0);
+        cr_assert_eq(store_acl_intern(st, 1, &e, &iempty, &err), 0);
     }
     cr_assert_eq(inone, iempty, "no ACL and an empty ACL are the same: nobody");
+    {
+        int64_t other;
+        cr_assert_eq(store_acl_intern(st, 2, &x, &other, &err), 0);
+        cr_assert_neq(other, ix, "the same lists in another source are that source's own set");
+        cr_assert_eq(tu_count(st, "SELECT count(DISTINCT source_id) FROM acl_sets"), 2);
+    }
     cr_assert_eq(tu_count(st, "SELECT count(*) FROM acl_entries WHERE acl_id ="
                               " (SELECT min(id) FROM acl_sets)"), 2);
 }
@@ -126,7 +210,7 @@ Test(store, bad_principal_names_are_rejected)
     ctx_acl a = {bad, 1, NULL, 0, NULL, 0};
     int64_t id;
     ctx_error err;
-    cr_assert_eq(store_acl_intern(st, &a, &id, &err), CTX_EINVAL);
+    cr_assert_eq(store_acl_intern(st, 1, &a, &id, &err), CTX_EINVAL);
     cr_assert(strstr(err.text, "expected \"user:<id>\""), "%s", err.text);
     cr_assert_eq(store_principal_id(st, "user:", &id, &err), CTX_EINVAL);
 }
@@ -182,7 +266,7 @@ Test(store, names_are_interned_as_valid_utf8)
     int64_t id, again;
     ctx_error err;
 
-    cr_assert_eq(store_acl_intern(st, &a, &id, &err), 0, "%s", err.text);
+    cr_assert_eq(store_acl_intern(st, 1, &a, &id, &err), 0, "%s", err.text);
     cr_assert_eq(tu_count(st, "SELECT count(*) FROM principals WHERE name = 'group:caf'"
                               " || char(65533)"), 1);
     cr_assert_eq(tu_count(st, "SELECT count(*) FROM labels WHERE name = 'conf' || char(65533)"

@@ -5,12 +5,12 @@
  * "@daily", "@weekly").
  * Times are milliseconds since the epoch; nothing here reads a clock.
  */
-#ifndef CTX_AGENT_SCHEDULE_H
-#define CTX_AGENT_SCHEDULE_H
+#ifndef CTX_CORE_SCHEDULE_H
+#define CTX_CORE_SCHEDULE_H
 
 #include <stdint.h>
 
-#include "../core/ctx.h"
+#include "ctx.h"
 
 typedef struct sched_spec {
     int64_t every_ms;      /* > 0: an interval; then the cron fields are unused */
