@@ -20,6 +20,7 @@
 #include "../indexer/embed.h"
 #include "../indexer/store.h"
 #include "../indexer/vindex.h"
+#include "../retrieval/fresh.h"
 #include "../retrieval/hybrid.h"
 #include "../retrieval/search.h"
 #include "../retrieval/vsearch.h"
@@ -337,6 +338,8 @@ static int cmd_search(int argc, char **argv)
     ctx_buf q = CTX_BUF_INIT;
     search_opts so;
     search_result res;
+    fresh_report fr;
+    acl_label_filter lf;
     vindex *vi = NULL;
     embed_provider *emb = NULL;
 
@@ -377,11 +380,23 @@ static int cmd_search(int argc, char **argv)
         ctx_buf_free(&q);
         return fail(&err);
     }
+    /* Sources whose permissions are too old are withheld, as in serve. */
+    if ((rc = fresh_check(store_db(st), &cfg, ctx_now_ms(), &fr, &err))) {
+        fresh_report_free(&fr);
+        store_close(st);
+        ctx_config_free(&cfg);
+        ctx_buf_free(&q);
+        return fail(&err);
+    }
+    memset(&lf, 0, sizeof lf);
+    lf.withheld = fr.withheld;
+    lf.nwithheld = fr.nwithheld;
     memset(&so, 0, sizeof so);
     so.k = k;
     so.per_doc = 1;
     so.sources = nsources ? sources : NULL;
     so.nsources = nsources;
+    so.labels = fr.nwithheld ? &lf : NULL;
     if (!strcmp(mode, "lexical")) {
         rc = search_lexical(store_db(st), user, q.data, &so, &res, &err);
     } else if (!(rc = open_vectors(&cfg, st, &vi, &emb, &err))) {
@@ -392,6 +407,7 @@ static int cmd_search(int argc, char **argv)
             ho.per_doc = 1;
             ho.sources = so.sources;
             ho.nsources = nsources;
+            ho.labels = so.labels;
             ho.w_lexical = cfg.search.w_lexical;
             ho.w_vector = cfg.search.w_vector;
             ho.rrf_k = (int)cfg.search.rrf_k;
@@ -404,6 +420,7 @@ static int cmd_search(int argc, char **argv)
             vo.k = k;
             vo.sources = so.sources;
             vo.nsources = nsources;
+            vo.labels = so.labels;
             res.hits = NULL;
             res.n = 0;
             if (emb && !qv)
@@ -416,6 +433,7 @@ static int cmd_search(int argc, char **argv)
         embed_close(emb);
     }
     if (rc) {
+        fresh_report_free(&fr);
         store_close(st);
         ctx_config_free(&cfg);
         ctx_buf_free(&q);
@@ -432,6 +450,7 @@ static int cmd_search(int argc, char **argv)
                                                  (json_int_t)h->acl_synced_at));
         }
         json_object_set_new(root, "results", arr);
+        json_object_set_new(root, "withheld", fresh_withheld_json(&fr));
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         fputc('\n', stdout);
         json_decref(root);
@@ -444,7 +463,11 @@ static int cmd_search(int argc, char **argv)
         }
         if (!res.n)
             printf("(no results)\n");
+        for (size_t i = 0; i < fr.n; i++)
+            if (fr.v[i].withheld)
+                printf("withheld: %s: %s\n", fr.v[i].name, fr.v[i].why);
     }
+    fresh_report_free(&fr);
     search_result_free(&res);
     store_close(st);
     ctx_config_free(&cfg);
@@ -555,6 +578,51 @@ static json_t *index_status(const ctx_config *cfg, ctx_store *st, int as_json)
     return o;
 }
 
+/*
+ * permission_status - each configured source's permission age against its
+ * max_permission_age (fresh.h), printed unless as_json; the JSON (new).
+ */
+static json_t *permission_status(const ctx_config *cfg, ctx_store *st, int64_t now,
+                                 int as_json)
+{
+    json_t *arr = json_array();
+    fresh_report fr;
+    ctx_error err;
+
+    if (fresh_check(store_db(st), cfg, now, &fr, &err)) {
+        fprintf(stderr, "ctxgate: status: %s\n", err.text);
+        fresh_report_free(&fr);
+        return arr;
+    }
+    for (size_t i = 0; i < fr.n; i++) {
+        const fresh_source *f = &fr.v[i];
+        json_array_append_new(
+            arr, json_pack("{s:s,s:o,s:o,s:o,s:b,s:s?}", "source", f->name,
+                           "permissions_synced_at",
+                           f->synced_at ? json_integer(f->synced_at) : json_null(),
+                           "permission_age_s",
+                           f->synced_at ? json_integer((now - f->synced_at) / 1000)
+                                        : json_null(),
+                           "max_permission_age_s",
+                           f->bound_ms < 0 ? json_null() : json_integer(f->bound_ms / 1000),
+                           "withheld", f->withheld, "reason",
+                           f->withheld ? f->why : NULL));
+        if (as_json)
+            continue;
+        if (f->withheld)
+            printf("permissions %-12s WITHHELD: %s\n", f->name, f->why);
+        else if (f->synced_at)
+            printf("permissions %-12s synced %.0fs ago%s\n", f->name,
+                   (double)(now - f->synced_at) / 1000.0,
+                   f->bound_ms < 0 ? " (no max_permission_age)" : "");
+        else
+            printf("permissions %-12s never synced by a permission or full sync%s\n",
+                   f->name, f->bound_ms < 0 ? " (no max_permission_age)" : "");
+    }
+    fresh_report_free(&fr);
+    return arr;
+}
+
 static int cmd_status(int argc, char **argv)
 {
     static const struct option lo[] = {{"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
@@ -571,7 +639,7 @@ static int cmd_status(int argc, char **argv)
     ctx_store *st = NULL;
     ctx_error err;
     sqlite3_stmt *s;
-    json_t *arr = json_array(), *index;
+    json_t *arr = json_array(), *index, *perms;
     int c, as_json = 0, rc;
     int64_t now = ctx_now_ms();
 
@@ -620,14 +688,17 @@ static int cmd_status(int argc, char **argv)
         }
     }
     sqlite3_finalize(s);
+    perms = permission_status(&cfg, st, now, as_json);
     index = index_status(&cfg, st, as_json);
     if (as_json) {
-        json_t *root = json_pack("{s:o,s:o}", "sources", arr, "index", index);
+        json_t *root = json_pack("{s:o,s:o,s:o}", "sources", arr, "permissions", perms,
+                                 "index", index);
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         fputc('\n', stdout);
         json_decref(root);
     } else {
         json_decref(arr);
+        json_decref(perms);
         json_decref(index);
     }
     store_close(st);
