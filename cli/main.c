@@ -20,10 +20,12 @@
 #include "../indexer/embed.h"
 #include "../indexer/store.h"
 #include "../indexer/vindex.h"
+#include "../retrieval/explain.h"
 #include "../retrieval/fresh.h"
 #include "../retrieval/hybrid.h"
 #include "../retrieval/search.h"
 #include "../retrieval/vsearch.h"
+#include "cli.h"
 #include "connector.h"
 #include "serve.h"
 
@@ -68,6 +70,11 @@ static int open_all(ctx_config *cfg, ctx_store **st, int readonly, ctx_error *er
     if ((rc = store_open(path, 0, st, err)))
         return rc;
     return store_trust_apply(*st, cfg, err);
+}
+
+int cli_open(ctx_config *cfg, ctx_store **st, int readonly, ctx_error *err)
+{
+    return open_all(cfg, st, readonly, err);
 }
 
 /* ---- init ---- */
@@ -163,6 +170,18 @@ static void show_progress(void *arg, const char *source, const char *stream,
             done ? "\n" : "   ");
 }
 
+/* print_warnings - what is wrong with a source's permissions, to stderr. */
+static void print_warnings(ctx_store *st, const char *source)
+{
+    ctx_error err;
+    json_t *w = explain_source_warnings(store_db(st), source, &err), *v;
+    size_t i;
+
+    json_array_foreach(json_object_get(w, "warnings"), i, v)
+        fprintf(stderr, "ctxgate: warning: %s\n", json_string_value(v));
+    json_decref(w);
+}
+
 static int cmd_sync(int argc, char **argv)
 {
     static const struct option lo[] = {{"full", no_argument, NULL, 'f'},
@@ -238,6 +257,7 @@ static int cmd_sync(int argc, char **argv)
         if (stats.repaired_utf8)
             fprintf(stderr, "ctxgate: %s: repaired %lld ill-formed UTF-8 sequences\n",
                     src->name, (long long)stats.repaired_utf8);
+        print_warnings(st, src->name);
     }
     store_close(st);
     ctx_config_free(&cfg);
@@ -596,8 +616,9 @@ static json_t *permission_status(const ctx_config *cfg, ctx_store *st, int64_t n
     }
     for (size_t i = 0; i < fr.n; i++) {
         const fresh_source *f = &fr.v[i];
+        json_t *w = explain_source_warnings(store_db(st), f->name, &err);
         json_array_append_new(
-            arr, json_pack("{s:s,s:o,s:o,s:o,s:b,s:s?}", "source", f->name,
+            arr, json_pack("{s:s,s:o,s:o,s:o,s:b,s:s?,s:o}", "source", f->name,
                            "permissions_synced_at",
                            f->synced_at ? json_integer(f->synced_at) : json_null(),
                            "permission_age_s",
@@ -606,7 +627,15 @@ static json_t *permission_status(const ctx_config *cfg, ctx_store *st, int64_t n
                            "max_permission_age_s",
                            f->bound_ms < 0 ? json_null() : json_integer(f->bound_ms / 1000),
                            "withheld", f->withheld, "reason",
-                           f->withheld ? f->why : NULL));
+                           f->withheld ? f->why : NULL, "warnings",
+                           w ? json_incref(json_object_get(w, "warnings")) : json_array()));
+        if (!as_json) {
+            size_t j;
+            json_t *v;
+            json_array_foreach(json_object_get(w, "warnings"), j, v)
+                printf("warning: %s\n", json_string_value(v));
+        }
+        json_decref(w);
         if (as_json)
             continue;
         if (f->withheld)
@@ -767,6 +796,7 @@ static int cmd_connector(int argc, char **argv)
 }
 
 static int cmd_serve(int argc, char **argv) { return cli_serve(argc, argv, config_path); }
+static int cmd_explain(int argc, char **argv) { return cli_explain(argc, argv); }
 static int cmd_token(int argc, char **argv) { return cli_token(argc, argv, config_path); }
 static int cmd_mcp(int argc, char **argv) { return cli_mcp(argc, argv, config_path); }
 static int cmd_audit(int argc, char **argv) { return cli_audit(argc, argv, config_path); }
@@ -788,7 +818,9 @@ static const cmd cmds[] = {
                          "                        schedules, embed, keep the index healthy\n"
                          "                        (--once: what is due now, then exit);\n"
                          "                        SIGTERM stops it cleanly, SIGHUP reloads"},
-    {"status", cmd_status, "status [--json]         per source: documents, chunks, last run, lag"},
+    {"status", cmd_status, "status [--json]         per source: documents, chunks, last run, lag,\n"
+                           "                        permission age and permission warnings"},
+    {"explain", cmd_explain, CLI_EXPLAIN_USAGE},
     {"schema", cmd_schema, "schema                  print the JSON Schema of the config file"},
     {"connector", cmd_connector, CLI_CONNECTOR_USAGE},
     {"serve", cmd_serve, CLI_SERVE_USAGE},

@@ -9,12 +9,15 @@
  * purpose, checked against a model computed here in C.
  */
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "indexer/ingest.h"
 #include "retrieval/acl.h"
+#include "retrieval/explain.h"
 #include "retrieval/search.h"
 #include "tests/lib/testutil.h"
 
@@ -101,6 +104,119 @@ Test(sources, a_second_source_cannot_map_or_group_its_way_into_the_first)
     }
     tu_rmrf(evil);
     free(evil);
+}
+
+/* run - a ctxgate command line's exit status; its stdout+stderr into out. */
+static int run(const char *args, char *out, size_t n)
+{
+    char cmd[8192];
+    size_t len = 0;
+    FILE *p;
+
+    snprintf(cmd, sizeof cmd, "%s/ctxgate %s 2>&1", tu_build_dir(), args);
+    cr_assert((p = popen(cmd, "r")));
+    while (len + 1 < n && fgets(out + len, (int)(n - len), p))
+        len += strlen(out + len);
+    out[len] = 0;
+    return WEXITSTATUS(pclose(p));
+}
+
+/* `ctxgate explain`: the verdict, the path, and which source said each edge. */
+Test(sources, explain_names_the_path_and_who_said_each_edge)
+{
+    char *evil = tu_tmpdir("evil"), text[8192], args[8192], out[16384];
+    char demo[PATH_MAX];
+
+    cr_assert(realpath("examples/demo", demo));
+    tu_write(evil, "_principals.json", evil_principals);
+    snprintf(text, sizeof text,
+             "{\"data_dir\": \"%s/data\", \"sources\": ["
+             "{\"name\": \"northwind\", \"type\": \"files\", \"path\": \"%s\"},"
+             "{\"name\": \"files\", \"type\": \"files\", \"path\": \"%s\"}],"
+             " \"agents\": [{\"name\": \"helpdesk\", \"sources\": \"*\","
+             " \"labels\": [\"internal\"]}]}", dir, demo, evil);
+    tu_write(dir, "ctxgate.json", text);
+    snprintf(args, sizeof args, "--config %s/ctxgate.json sync", dir);
+    cr_assert_eq(run(args, out, sizeof out), 0, "%s", out);
+
+    snprintf(args, sizeof args, "--config %s/ctxgate.json explain --as alice@northwind.test"
+             " northwind:hr/salary-bands-2026.md", dir);
+    cr_assert_eq(run(args, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "READABLE for user:alice@northwind.test"), "%s", out);
+    cr_assert(strstr(out, "allowed through group:hr"), "%s", out);
+    cr_assert(strstr(out, "member: group:hr-leads (said by northwind)"), "%s", out);
+
+    snprintf(args, sizeof args, "--config %s/ctxgate.json explain --as alice@northwind.test"
+             " --agent helpdesk northwind:hr/salary-bands-2026.md", dir);
+    cr_assert_eq(run(args, out, sizeof out), 3, "%s", out);
+    cr_assert(strstr(out, "agent helpdesk may not read label confidential"), "%s", out);
+
+    snprintf(args, sizeof args, "--config %s/ctxgate.json explain --json --as"
+             " mallory@evil.test northwind:hr/salary-bands-2026.md", dir);
+    cr_assert_eq(run(args, out, sizeof out), 3, "%s", out);
+    {
+        json_t *a = json_loads(out, 0, NULL), *v;
+        size_t i;
+        cr_assert(a, "%s", out);
+        cr_assert(json_is_false(json_object_get(a, "readable")));
+        json_array_foreach(json_object_get(a, "principals"), i, v)
+            cr_assert_str_neq(json_string_value(json_object_get(v, "principal")), "group:hr",
+                              "files' group:hr is no path into northwind");
+        cr_assert_eq(json_array_size(json_object_get(a, "trusted_sources")), 1);
+        json_decref(a);
+    }
+    snprintf(args, sizeof args, "--config %s/ctxgate.json explain --as alice@northwind.test"
+             " northwind:no/such.md", dir);
+    cr_assert_eq(run(args, out, sizeof out), 1, "%s", out);
+    cr_assert(strstr(out, "no document \"northwind:no/such.md\""), "%s", out);
+    tu_rmrf(evil);
+    free(evil);
+}
+
+/* A source whose ACLs name principals nobody declared says so, by name. */
+Test(sources, sync_and_status_warn_about_undeclared_principals)
+{
+    char *f = tu_tmpdir("undeclared"), text[4096], args[4096], out[16384];
+    json_t *w;
+    ctx_error err;
+
+    tu_write(f, "a.md", "---\ntitle: a\nallow: [group:ghosts, user:nobody@x.test]\n---\nhi\n");
+    snprintf(text, sizeof text, "{\"data_dir\": \"%s/data\", \"sources\": [{\"name\": \"f\","
+             " \"type\": \"files\", \"path\": \"%s\"}]}", dir, f);
+    tu_write(dir, "ctxgate.json", text);
+    snprintf(args, sizeof args, "--config %s/ctxgate.json sync", dir);
+    cr_assert_eq(run(args, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "warning: f: its ACLs name 2 principals that no source governing it"
+                          " declared (group:ghosts, user:nobody@x.test)"), "%s", out);
+    cr_assert(strstr(out, "warning: f: 1 documents, and no known user can read any"), "%s",
+              out);
+    snprintf(args, sizeof args, "--config %s/ctxgate.json status --json", dir);
+    cr_assert_eq(run(args, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "no known user can read any"), "%s", out);
+
+    /* Declared: the group and its member; the user named directly stays unknown. */
+    tu_write(f, "_principals.json", "{\"users\": [{\"id\": \"user:ann@x.test\"}],"
+             " \"groups\": [{\"id\": \"group:ghosts\", \"members\": [\"user:ann@x.test\"]}]}");
+    snprintf(args, sizeof args, "--config %s/ctxgate.json sync", dir);
+    cr_assert_eq(run(args, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "its ACLs name 1 principal that no source governing it declared"
+                          " (user:nobody@x.test)"), "%s", out);
+    cr_assert_null(strstr(out, "no known user can read"), "%s", out);
+    store_close(st);
+    {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/data", dir);
+        st = tu_store(path);
+    }
+    w = explain_source_warnings(store_db(st), "f", &err);
+    cr_assert(w);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(w, "undeclared"), "count")),
+                 1);
+    cr_assert(json_is_false(json_object_get(w, "readable_by_nobody")));
+    json_decref(w);
+    cr_assert_null(explain_source_warnings(store_db(st), "nosuch", &err));
+    tu_rmrf(f);
+    free(f);
 }
 
 /* Trust configured: a directory governs all; principals_from one consumer. */
@@ -290,14 +406,17 @@ static void random_model(model *m)
     }
 }
 
+/* The model's config: its sources and their trust (load fills it). */
+static char srcname[NSRC][8];
+static char *from[NSRC][NSRC];
+static ctx_source_cfg scfg[NSRC];
+static ctx_config cfg;
+
 /* load - the model into the store, as sources would emit it. */
 static void load(const model *m)
 {
-    char names[NPRIN][64], srcname[NSRC][8];
+    char names[NPRIN][64];
     const char *allow[NPRIN], *deny[NPRIN], *members[NPRIN];
-    ctx_source_cfg scfg[NSRC];
-    ctx_config cfg;
-    char *from[NSRC][NSRC];
     int64_t sid[NSRC];
     ctx_error err;
 
@@ -363,6 +482,32 @@ static void load(const model *m)
     cr_assert_eq(store_commit(st, &err), 0, "%s", err.text);
 }
 
+/*
+ * check_explain - `explain` agrees with the model about user and document
+ * d, and a readable verdict names a principal of the path that the allow
+ * list holds.
+ */
+static void check_explain(const model *m, const char *user, int d, int want)
+{
+    char ref[32];
+    json_t *a, *ma;
+    ctx_error err;
+
+    /* Both forms of a reference: the internal id, the source's own id. */
+    if (d % 2)
+        snprintf(ref, sizeof ref, "%d", d + 1);
+    else
+        snprintf(ref, sizeof ref, "s%d:d%d", m->doc_src[d], d);
+    cr_assert_eq(explain_access(store_db(st), &cfg, user, NULL, ref, ctx_now_ms(), &a, &err), 0,
+                 "%s", err.text);
+    cr_assert_eq(json_is_true(json_object_get(a, "readable")), want, "explain %s doc %d: %s",
+                 user, d, json_dumps(a, 0));
+    ma = json_object_get(json_object_get(a, "document"), "matched_allow");
+    if (want)
+        cr_assert_gt(json_array_size(ma), 0);
+    json_decref(a);
+}
+
 /* Random sources with conflicting facts: every user's answer is the model's. */
 Test(sources, oracle_conflicting_facts_across_sources, .timeout = 120)
 {
@@ -401,6 +546,8 @@ Test(sources, oracle_conflicting_facts_across_sources, .timeout = 120)
                     cr_assert_eq(got[d], want, "round %d, %s, doc%02d of s%d: got %d, want %d",
                                  round, user, d, m.doc_src[d], got[d], want);
                     seen[want]++;
+                    if (plan == 0 && round < 3)
+                        check_explain(&m, user, d, want);
                 }
             }
         }
