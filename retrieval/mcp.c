@@ -52,10 +52,14 @@ static json_t *tool_list(void)
         "string", "description", "a result id returned by search", "required", "id",
         "additionalProperties", 0);
     json_t *search_out = json_pack(
-        "{s:s,s:{s:{s:s,s:{s:s,s:{s:{s:s},s:{s:s},s:{s:s}},s:[s,s,s]}}},s:[s]}", "type",
+        "{s:s,s:{s:{s:s,s:{s:s,s:{s:{s:s},s:{s:s},s:{s:s}},s:[s,s,s]}},"
+        "s:{s:s,s:s,s:{s:s,s:{s:{s:s},s:{s:s}}}}},s:[s]}", "type",
         "object", "properties", "results", "type", "array", "items", "type", "object",
         "properties", "id", "type", "string", "title", "type", "string", "url", "type",
-        "string", "required", "id", "title", "url", "required", "results");
+        "string", "required", "id", "title", "url", "withheld", "type", "array",
+        "description", "sources left out because their permissions are too old, and why",
+        "items", "type", "object", "properties", "source", "type", "string", "reason", "type",
+        "string", "required", "results");
     json_t *fetch_out = json_pack(
         "{s:s,s:{s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s}},s:[s,s,s,s]}", "type", "object",
         "properties", "id", "type", "string", "title", "type", "string", "text", "type",
@@ -107,12 +111,19 @@ static char *call_tool(const mcp_backend *be, json_t *id, json_t *params)
         return rpc_error(id, RPC_PARAMS, "tools/call: params.arguments must be an object");
     if (!strcmp(name, "search")) {
         const char *q = json_string_value(json_object_get(args, "query"));
-        json_t *results = NULL;
+        json_t *results = NULL, *extra = NULL, *answer;
         if (!q)
             return rpc_error(id, RPC_PARAMS, "search: arguments.query must be a string");
-        if (be->search(be->arg, q, &results, &err))
+        if (be->search(be->arg, q, &results, &extra, &err)) {
+            json_decref(results);
+            json_decref(extra);
             return rpc_result(id, tool_error("search failed; try again later"));
-        return rpc_result(id, tool_answer(json_pack("{s:o}", "results", results), 0));
+        }
+        answer = json_pack("{s:o}", "results", results);
+        if (answer && extra)
+            json_object_update(answer, extra);
+        json_decref(extra);
+        return rpc_result(id, tool_answer(answer, 0));
     }
     if (!strcmp(name, "fetch")) {
         const char *did = json_string_value(json_object_get(args, "id"));

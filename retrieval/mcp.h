@@ -5,6 +5,7 @@
  *
  * Two tools, in the shape ChatGPT connectors and deep research expect:
  *   search(query) -> one text item holding {"results":[{"id","title","url"}]}
+ *                    (and "withheld": sources left out, with why)
  *   fetch(id)     -> one text item holding {"id","title","text","url","metadata"}
  * each also as structuredContent. What they return is data from the
  * organization's documents: the tool descriptions and every result say it
@@ -21,8 +22,10 @@
 extern const char *const mcp_protocol_versions[];
 
 typedef struct mcp_backend {
-    /* *results: a new array of {"id","title","url"} (may be empty). */
-    int (*search)(void *arg, const char *query, json_t **results, ctx_error *err);
+    /* *results: a new array of {"id","title","url"} (may be empty); *extra:
+     * NULL, or a new object whose members join the answer ("withheld"). */
+    int (*search)(void *arg, const char *query, json_t **results, json_t **extra,
+                  ctx_error *err);
     /* *doc: a new {"id","title","text","url","metadata"}, or NULL when the
      * caller may not see it or it does not exist (the same answer). */
     int (*fetch)(void *arg, const char *id, json_t **doc, ctx_error *err);

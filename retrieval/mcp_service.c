@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int svc_search_tool(void *arg, const char *query, json_t **results, ctx_error *err)
+static int svc_search_tool(void *arg, const char *query, json_t **results, json_t **extra,
+                           ctx_error *err)
 {
     mcp_caller *c = arg;
     svc_request req;
@@ -20,6 +21,7 @@ static int svc_search_tool(void *arg, const char *query, json_t **results, ctx_e
     req.query = query;
     req.mode = "hybrid";
     *results = json_array();
+    *extra = NULL;
     rc = svc_search(c->service, &c->who, &req, &answer, err);
     if (rc == CTX_EAUTH || rc == CTX_EINVAL)
         return CTX_OK; /* nothing to show this caller; the refusal is audited */
@@ -43,6 +45,9 @@ static int svc_search_tool(void *arg, const char *query, json_t **results, ctx_e
                                             json_object_get(hit, "title"), "url",
                                             json_object_get(hit, "url")));
     }
+    /* Sources withheld for the age of their permissions, and why. */
+    if (json_array_size(json_object_get(answer, "withheld")))
+        *extra = json_pack("{s:O}", "withheld", json_object_get(answer, "withheld"));
     json_decref(answer);
     return CTX_OK;
 }

@@ -13,10 +13,12 @@
 #include "fuzz.h"
 #include "retrieval/mcp.h"
 
-static int f_search(void *arg, const char *q, json_t **results, ctx_error *err)
+static int f_search(void *arg, const char *q, json_t **results, json_t **extra,
+                    ctx_error *err)
 {
     (void)arg;
     (void)err;
+    *extra = NULL;
     *results = json_pack("[{s:s,s:s,s:s}]", "id", "1", "title", q, "url", "u");
     return CTX_OK;
 }

@@ -9,13 +9,18 @@
 
 #include "retrieval/mcp.h"
 
-static int fake_search(void *arg, const char *query, json_t **results, ctx_error *err)
+static int fake_search(void *arg, const char *query, json_t **results, json_t **extra,
+                       ctx_error *err)
 {
     (void)arg;
+    *extra = NULL;
     if (!strcmp(query, "explode"))
         return ctx_error_set(err, CTX_ESTORE, "disk on fire at /var/secret/path");
     *results = json_pack("[{s:s,s:s,s:s}]", "id", "42", "title", "Salary bands", "url",
                          "https://x.test/42");
+    if (!strcmp(query, "stale"))
+        *extra = json_pack("{s:[{s:s,s:s}]}", "withheld", "source", "crm", "reason",
+                           "permissions last synced 2h ago");
     return CTX_OK;
 }
 
@@ -121,6 +126,15 @@ Test(mcp, search_and_fetch_answer_one_text_item_and_structured_content)
     r = json_object_get(j, "result");
     cr_assert(json_is_true(json_object_get(r, "isError")));
     cr_assert_null(json_object_get(r, "structuredContent"));
+    json_decref(j);
+
+    /* sources withheld for stale permissions are named beside the results */
+    j = call("{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":"
+             "{\"name\":\"search\",\"arguments\":{\"query\":\"stale\"}}}");
+    r = json_object_get(json_object_get(j, "result"), "structuredContent");
+    cr_assert_eq(json_array_size(json_object_get(r, "results")), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(json_object_get(r, "withheld"), 0), "source")), "crm");
     json_decref(j);
 
     /* a backend failure says nothing about the server's insides */
