@@ -188,3 +188,28 @@ int ingest_acl(ingest_ctx *c, const char *stream, const char *id, const ctx_acl 
     c->stats->acls++;
     return store_doc_set_acl(c->store, info.id, acl_id, err);
 }
+
+int ingest_acl_seen(ingest_ctx *c, const char *stream, const char *id, const ctx_acl *acl,
+                    ctx_error *err)
+{
+    store_doc_info info;
+    int64_t acl_id;
+    int rc;
+
+    if (!stream || !*stream || !id || !*id)
+        return ctx_error_set(err, CTX_EINVAL, "ACL: stream and id are required");
+    if ((rc = store_doc_lookup(c->store, c->source, stream, id, &info, err)))
+        return rc;
+    if (!info.id || info.deleted)
+        return CTX_OK;
+    if ((rc = store_acl_intern(c->store, acl, &acl_id, err)))
+        return rc;
+    if (acl_id != info.acl_id) {
+        c->stats->acls++;
+        if ((rc = store_doc_set_acl(c->store, info.id, acl_id, err)))
+            return rc;
+    } else {
+        c->stats->unchanged++;
+    }
+    return store_doc_touch(c->store, info.id, c->epoch, err);
+}

@@ -195,6 +195,23 @@ static const char schema_v5[] =
  */
 static const char schema_v6[] = "DROP TABLE IF EXISTS audit;";
 
+/* ==== p2 block (issue 12 sections 2 and 4): keep together; renumber as a whole ====
+ * Version 7: sync_pending remembers a full run of a stream that has not
+ * finished (crashed, killed, failed): its epoch, so the next run of the
+ * stream resumes it as a full run with the same epoch and its pruning still
+ * happens. source_acl_sync holds when each source's permissions were last
+ * read whole (a permission run or a full run of every stream that finished),
+ * for withholding sources whose permissions are too old. IF NOT EXISTS: a
+ * test takes a store back to an older version without dropping tables.
+ */
+static const char schema_v7_pending[] =
+    "CREATE TABLE IF NOT EXISTS sync_pending("
+    "  source_id INTEGER NOT NULL, stream TEXT NOT NULL, epoch INTEGER NOT NULL,"
+    "  started_at INTEGER NOT NULL, PRIMARY KEY(source_id, stream)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS source_acl_sync("
+    "  source_id INTEGER PRIMARY KEY, synced_at INTEGER NOT NULL);";
+/* ==== end of p2 block ==== */
+
 /* The audit log's own file, version 1: the table v4 made, unchanged. */
 static const char audit_schema_v1[] = AUDIT_TABLE;
 
@@ -482,6 +499,7 @@ static int move_audit(ctx_store *st, ctx_error *err);
 static const schema_step store_steps[] = {
     {schema_v1, NULL}, {schema_v2, NULL}, {schema_v3, NULL},
     {schema_v4, NULL}, {schema_v5, NULL}, {schema_v6, move_audit},
+    {schema_v7_pending, NULL}, /* p2 block: permission sync, resumable full runs */
 };
 static const schema_step audit_steps[] = {{audit_schema_v1, NULL}};
 
