@@ -686,7 +686,8 @@ static int walk_dir(walk *w, const char *rel)
         }
         names[n++] = ctx_strdup(de->d_name);
     }
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n) /* qsort wants a non-NULL array even for none */
+        qsort(names, n, sizeof *names, cmp_str);
     for (i = 0; i < n && !rc; i++) {
         if ((size_t)snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, *rel ? "/" : "",
                              names[i]) >= sizeof child_rel ||
