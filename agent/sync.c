@@ -263,7 +263,10 @@ static int finish_stream(ctx_emitter *em, const char *stream, int mode)
 
     if (mode == READ_INCR)
         return CTX_OK;
-    if ((rc = store_prune(em->st, em->ing.source, stream, em->ing.epoch, &n, &em->err)))
+    rc = mode == READ_PERM
+             ? store_perm_prune(em->st, em->ing.source, stream, em->ing.epoch, &n, &em->err)
+             : store_prune(em->st, em->ing.source, stream, em->ing.epoch, &n, &em->err);
+    if (rc)
         return rc;
     em->stats.pruned += n;
     if (mode == READ_FULL)
@@ -289,6 +292,8 @@ static int read_stream(ctx_emitter *em, registry_conn *rc_, const char *stream, 
     /* A full read gets the state too: the connector re-reads everything but
      * may need to know what it sent last time (groups to retract). */
     if (!xperm && (rc = store_state_get(em->st, em->ing.source, stream, &state, &em->err)))
+        goto done;
+    if (mode == READ_PERM && (rc = store_perm_begin(em->st, &em->err)))
         goto done;
     if ((rc = store_begin(em->st, &em->err)))
         goto done;

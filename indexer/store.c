@@ -235,6 +235,7 @@ enum {
     Q_VEC_SCAN, Q_TOMB_SCAN, Q_VEC_RETIRE, Q_VEC_OF_DOC, Q_CHUNK_AT,
     Q_TOMB_LAST, Q_TOMB_PRUNE,
     Q_AUDIT_ADD,
+    Q_PERM_SEEN, /* p2: permission runs (store_perm.c) */
     Q_COUNT
 };
 
@@ -361,6 +362,9 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_AUDIT_ADD] = "INSERT INTO audit(at, user, agent, action, query, query_sha256, doc_ids,"
                     " tokens, latency_us, outcome) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
                     " ?10)",
+    /* p2: a permission run's seen set (a TEMP table: store_perm_begin). OR
+     * IGNORE: an id sent twice; and no statement journal next to FTS5. */
+    [Q_PERM_SEEN] = "INSERT OR IGNORE INTO temp.perm_seen(doc_id) VALUES(?1)",
     /* Through the models (few) and vectors_model, not a scan of vectors. */
     [Q_VEC_RETIRE] = "DELETE FROM vectors WHERE seq IN (SELECT v.seq FROM embed_models m"
                      " JOIN vectors v ON v.model_id = m.id WHERE m.id NOT IN"
@@ -1235,6 +1239,16 @@ int store_doc_touch(ctx_store *st, int64_t doc_id, int64_t epoch, ctx_error *err
     sqlite3_bind_int64(s, 2, epoch);
     sqlite3_bind_int64(s, 3, ctx_now_ms());
     return step_done(st, s, err, "touch document");
+}
+
+/* p2: see store_perm_seen in store.h (the table comes from store_perm_begin). */
+int store_perm_seen(ctx_store *st, int64_t doc_id, ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_PERM_SEEN, err);
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, doc_id);
+    return step_done(st, s, err, "mark document seen");
 }
 
 /*

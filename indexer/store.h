@@ -176,6 +176,20 @@ int store_pending_put(ctx_store *st, int64_t source, const char *stream, int64_t
 int store_pending_clear(ctx_store *st, int64_t source, const char *stream, ctx_error *err);
 
 /*
+ * A permission run marks what it saw in a TEMP table of the connection, not
+ * in the documents: an unchanged document is not written at all (a row
+ * update would rewrite its body). store_perm_begin empties the set (no
+ * transaction may be open), store_perm_seen adds a document to it, and
+ * store_perm_prune deletes (tombstones, with their chunks and vectors) the
+ * live documents of (source, stream) not in it; *n receives how many.
+ * An interrupted run prunes nothing: the set dies with the connection.
+ */
+int store_perm_begin(ctx_store *st, ctx_error *err);
+int store_perm_seen(ctx_store *st, int64_t doc_id, ctx_error *err);
+int store_perm_prune(ctx_store *st, int64_t source, const char *stream, int64_t epoch,
+                     int64_t *n, ctx_error *err);
+
+/*
  * store_source_acl_synced_put - record that every stream's permissions of
  * the source were read whole by a run that started at `at` (ms since the
  * epoch) and finished: a permission run or a full run.

@@ -99,3 +99,54 @@ int store_source_acl_synced_at(ctx_store *st, int64_t source, int64_t *at, ctx_e
     sqlite3_bind_int64(s, 1, source);
     return read_int(st, s, at, err, "read permission sync time");
 }
+
+int store_perm_begin(ctx_store *st, ctx_error *err)
+{
+    /* Ordered by doc id: the prune below reads it back as a merge. */
+    return store_exec(st, "CREATE TEMP TABLE IF NOT EXISTS perm_seen(doc_id INTEGER PRIMARY KEY);"
+                          "CREATE TEMP TABLE IF NOT EXISTS perm_gone(doc_id INTEGER PRIMARY KEY);"
+                          "DELETE FROM temp.perm_seen; DELETE FROM temp.perm_gone;", err);
+}
+
+#define PRUNE_BATCH 512
+
+int store_perm_prune(ctx_store *st, int64_t source, const char *stream, int64_t epoch,
+                     int64_t *n, ctx_error *err)
+{
+    int64_t ids[PRUNE_BATCH], after = 0;
+    sqlite3_stmt *s;
+    size_t got;
+    int rc, step;
+
+    *n = 0;
+    /* One pass over the stream's live documents (documents_epoch's prefix). */
+    if (!(s = one_stmt(st, "INSERT INTO temp.perm_gone(doc_id) SELECT id FROM documents"
+                           " WHERE source_id = ?1 AND stream = ?2 AND deleted = 0"
+                           " AND id NOT IN (SELECT doc_id FROM temp.perm_seen)", err)))
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, source);
+    sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
+    if ((rc = finish(st, s, sqlite3_step(s), err, "find unseen documents")))
+        return rc;
+    /* Then each one as a DELETE would go: chunks, FTS5 rows, vectors. A
+     * batch of ids at a time, read before the writes that follow. */
+    do {
+        if (!(s = one_stmt(st, "SELECT doc_id FROM temp.perm_gone WHERE doc_id > ?1"
+                               " ORDER BY doc_id LIMIT ?2", err)))
+            return CTX_ESTORE;
+        sqlite3_bind_int64(s, 1, after);
+        sqlite3_bind_int(s, 2, PRUNE_BATCH);
+        got = 0;
+        while ((step = sqlite3_step(s)) == SQLITE_ROW)
+            ids[got++] = sqlite3_column_int64(s, 0);
+        if ((rc = finish(st, s, step, err, "read unseen documents")))
+            return rc;
+        for (size_t i = 0; i < got; i++) {
+            if ((rc = store_doc_delete(st, ids[i], epoch, err)))
+                return rc;
+            after = ids[i];
+            (*n)++;
+        }
+    } while (got == PRUNE_BATCH);
+    return store_exec(st, "DELETE FROM temp.perm_gone", err);
+}
