@@ -241,7 +241,7 @@ static int cmd_sync(int argc, char **argv)
         if (perms) {
             printf("%s: permissions: %lld checked, %lld permission changes, %lld deleted,"
                    " %lld principals, %lld chunks in %.2fs\n", src->name,
-                   (long long)(stats.unchanged + stats.acls), (long long)stats.acls,
+                   (long long)stats.unchanged, (long long)stats.acls,
                    (long long)(stats.deletes + stats.pruned), (long long)stats.principals,
                    (long long)stats.chunks, (double)(ctx_mono_ns() - t0) / 1e9);
             continue;

@@ -207,12 +207,13 @@ int ingest_acl_seen(ingest_ctx *c, const char *stream, const char *id, const ctx
         return CTX_OK;
     if ((rc = store_acl_intern(c->store, acl, &acl_id, err)))
         return rc;
+    /* Counted as ingest_record counts: content unchanged, and a permission
+     * change when there is one. */
+    c->stats->unchanged++;
     if (acl_id != info.acl_id) {
         c->stats->acls++;
         if ((rc = store_doc_set_acl(c->store, info.id, acl_id, err)))
             return rc;
-    } else {
-        c->stats->unchanged++;
     }
     /* Not store_doc_touch: rewriting every row (body and all) to mark it
      * seen was most of a permission run's time. */

@@ -35,8 +35,8 @@ int ingest_acl(ingest_ctx *c, const char *stream, const char *id, const ctx_acl 
 /*
  * ingest_acl_seen - a permission run's view of one item that is still at the
  * source: when the stored ACL differs, move the document to the new ACL set
- * (counted in acls; chunk text and vectors are kept, nothing is re-chunked),
- * else count it unchanged; either way mark it seen (store_perm_seen: the
+ * (counted in acls; chunk text and vectors are kept, nothing is re-chunked);
+ * count it unchanged (its content is) and mark it seen (store_perm_seen: the
  * caller ran store_perm_begin) so the run's pruning keeps it. An id the store does not have (or has deleted) is left
  * to the content sync: a permission run never creates a document.
  */
