@@ -723,4 +723,16 @@ Test(exec, requests_ctxgate_writes_validate)
     /* Again from the committed state. */
     sync_ok(src, &s);
     cr_assert_eq(validate("schemas/protocol/requests.schema.json", path), 0);
+    /* And a permission read's request, with its mode. */
+    {
+        ctx_error err;
+        char *sent;
+        size_t n;
+        cr_assert_eq(tu_sync(st, src, TU_PERMISSIONS, &s, &err), 0, "%s", err.text);
+        cr_assert_eq(validate("schemas/protocol/requests.schema.json", path), 0);
+        cr_assert_eq(ctx_read_file(path, &sent, &n), 0);
+        cr_assert(strstr(sent, "\"mode\":\"permissions\"") && strstr(sent, "\"state\":null"),
+                  "%s", sent);
+        ctx_free(sent);
+    }
 }
