@@ -239,7 +239,9 @@ typedef struct ctx_connector {
      * often (every few thousand items): it is the resume point after a
      * crash. full != 0 asks for every item as if there were no state; the
      * state is still given so a connector can tell what it sent last time
-     * (a group that vanished must be sent again with no members).
+     * (a group that vanished must be sent again with no members). When a
+     * full read was interrupted, the next run calls xRead with full != 0
+     * again, given the last STATE that read emitted: still every item.
      * stream and state_json are borrowed for the call. A read from a state
      * sends only what changed after it: new and changed items (RECORD, or
      * ACL when only permissions changed), DELETE for items that are gone.
@@ -268,8 +270,8 @@ typedef struct ctx_connector {
      *     state as the stream's resume point (that stays the content read's).
      * When the read ends with 0, every stored item of the stream that got no
      * ACL in it is gone at the source: the host deletes it (as a full read
-     * prunes). An interrupted permission read prunes nothing. RECORD is not
-     * allowed here. state_json is NULL, or the last STATE this connector
+     * prunes). An interrupted permission read prunes nothing. Send no
+     * RECORD (a RECORD here counts only for its acl). state_json is NULL, or the last STATE this connector
      * emitted in an interrupted permission read of the stream: resume after
      * it only if every item not yet sent comes after it, else start over.
      * A connector without this member gets full reads (xRead with full = 1)
