@@ -26,7 +26,8 @@
 
 typedef enum agent_job_kind {
     AGENT_JOB_SYNC,         /* incremental content sync of one source */
-    AGENT_JOB_PERMISSIONS,  /* the source's principal streams (users, groups) only */
+    AGENT_JOB_PERMISSIONS,  /* permission run: ids and ACLs of every stream, prunes what
+                               is gone; users and groups read as usual (sync_opts) */
     AGENT_JOB_FULL,         /* full refresh: re-read everything, prune what is gone */
     AGENT_JOB_EMBED,        /* store-wide: vectors for chunks that lack them */
     AGENT_JOB_MAINTAIN,     /* store-wide: ranking statistics, FTS5 merge, WAL checkpoint */

@@ -174,15 +174,13 @@ static int64_t real_now(void *arg)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-/* perm_streams - the streams the permissions job reads, of those the
- * connector discovers (sync_opts.filter). */
-static size_t perm_streams(const ctx_source_cfg *src, const char **out, size_t max)
+size_t jobs_principal_streams(const ctx_source_cfg *src, const char **out, size_t max)
 {
     const ctx_strlist *l = &src->schedule.permission_streams;
     size_t n = 0;
 
     if (!l->n)
-        for (size_t i = 0; i < 3; i++)
+        for (size_t i = 0; i < 3 && n < max; i++)
             out[n++] = default_perm_streams[i];
     for (size_t i = 0; i < l->n && n < max; i++)
         out[n++] = l->v[i];
@@ -220,8 +218,10 @@ static int daemon_run(void *arg, const agent_job *job, volatile sig_atomic_t *ca
         so.chunk_max_tokens = cfg->chunk_max_tokens;
         so.chunk_overlap_tokens = cfg->chunk_overlap_tokens;
         if (job->kind == AGENT_JOB_PERMISSIONS) {
-            so.nfilter = perm_streams(src, streams, 32);
-            so.filter = streams;
+            /* ids and ACLs of every stream, users and groups as usual */
+            so.permissions = 1;
+            so.nprincipal_streams = jobs_principal_streams(src, streams, 32);
+            so.principal_streams = streams;
         }
         rc = sync_source(st, src, &so, NULL, err);
         break;

@@ -36,6 +36,14 @@ int jobs_embed(const ctx_config *cfg, ctx_store *st, int max_batches,
  */
 int jobs_maintain(const ctx_config *cfg, ctx_store *st, ctx_error *err);
 
+/*
+ * jobs_principal_streams - the streams a permission run of src reads as
+ * usual (users, groups): schedule.permission_streams, or "principals",
+ * "users" and "groups". Up to max into out (borrowed from src or static);
+ * returns how many.
+ */
+size_t jobs_principal_streams(const ctx_source_cfg *src, const char **out, size_t max);
+
 typedef struct agent_daemon_opts {
     int once;                          /* run what is due now, wait for it, return */
     volatile sig_atomic_t *stop;       /* SIGTERM/SIGINT: stop taking jobs, finish, return */

@@ -23,6 +23,8 @@ struct ctx_emitter {
     store_run_stats stats;
     ctx_error err;            /* the first failure, reported over the connector's */
     int failed;
+    int64_t run;              /* this run's id: the epoch of streams not resumed */
+    int perm;                 /* the stream is read for its permissions only */
     uint64_t t0, last_progress;
 };
 
@@ -72,7 +74,11 @@ static int em_record(ctx_emitter *em, const ctx_record *rec)
     int rc;
     if ((rc = check_go(em)) || (rc = check_stream(em, "RECORD", rec->stream)))
         return rc;
-    if ((rc = ingest_record(&em->ing, rec, &em->err)))
+    /* A permission read takes a RECORD for its ACL only (a connector
+     * without a permission mode is read in full for it). */
+    rc = em->perm ? ingest_acl_seen(&em->ing, rec->stream, rec->id, rec->acl, &em->err)
+                  : ingest_record(&em->ing, rec, &em->err);
+    if (rc)
         return fail(em, rc);
     progress(em, 0);
     return CTX_OK;
@@ -93,8 +99,11 @@ static int em_acl(ctx_emitter *em, const char *stream, const char *id, const ctx
     int rc;
     if ((rc = check_go(em)) || (rc = check_stream(em, "ACL", stream)))
         return rc;
-    if ((rc = ingest_acl(&em->ing, stream, id, acl, &em->err)))
+    rc = em->perm ? ingest_acl_seen(&em->ing, stream, id, acl, &em->err)
+                  : ingest_acl(&em->ing, stream, id, acl, &em->err);
+    if (rc)
         return fail(em, rc);
+    progress(em, 0);
     return CTX_OK;
 }
 
@@ -123,8 +132,10 @@ static int em_state(ctx_emitter *em, const char *stream, const char *state)
         return fail(em, CTX_EINVAL);
     }
     json_decref(j);
-    /* The checkpoint and everything before it, in one transaction. */
-    if ((rc = store_state_put(em->st, em->ing.source, stream, state, &em->err)) ||
+    /* The checkpoint and everything before it, in one transaction. A
+     * permission read's STATE only marks a commit point: the stream's
+     * resume point stays the content read's. */
+    if ((!em->perm && (rc = store_state_put(em->st, em->ing.source, stream, state, &em->err))) ||
         (rc = store_commit(em->st, &em->err)) || (rc = store_begin(em->st, &em->err)))
         return fail(em, rc);
     em->stats.states++;
@@ -193,21 +204,104 @@ static int lock_source(const char *dir, const char *name, int *fd, ctx_error *er
     return CTX_OK;
 }
 
-static int read_stream(ctx_emitter *em, registry_conn *rc_, const char *stream, int full)
+/* How a run reads one stream. */
+enum { READ_INCR, READ_FULL, READ_PERM };
+
+/* stream_mode - how this run reads stream before a pending full run is
+ * considered: in a permission run, principal streams as usual. */
+static int stream_mode(const sync_opts *opts, const char *stream)
 {
+    if (opts->permissions) {
+        for (size_t i = 0; i < opts->nprincipal_streams; i++)
+            if (!strcmp(opts->principal_streams[i], stream))
+                return READ_INCR;
+        return READ_PERM;
+    }
+    return opts->full ? READ_FULL : READ_INCR;
+}
+
+/*
+ * begin_stream - settle the read's mode and epoch: a full run of the stream
+ * left unfinished is resumed as a full run with its epoch; a new full run is
+ * recorded as pending (committed) before its first message.
+ */
+static int begin_stream(ctx_emitter *em, const char *stream, int *mode)
+{
+    int64_t pending = 0;
+    int rc;
+
+    em->ing.epoch = em->run;
+    if ((rc = store_pending_get(em->st, em->ing.source, stream, &pending, &em->err)))
+        return rc;
+    if (pending) {
+        ctx_log(CTX_LOG_INFO, "sync", "source %s: resuming the unfinished full sync of"
+                " stream %s (run %lld) as a full sync", em->source_name, stream,
+                (long long)pending);
+        *mode = READ_FULL;
+        em->ing.epoch = pending;
+        return CTX_OK;
+    }
+    if (*mode != READ_FULL)
+        return CTX_OK;
+    if ((rc = store_begin(em->st, &em->err)))
+        return rc;
+    if ((rc = store_pending_put(em->st, em->ing.source, stream, em->run, &em->err)) ||
+        (rc = store_commit(em->st, &em->err)))
+        store_rollback(em->st);
+    return rc;
+}
+
+/*
+ * finish_stream - after a read that returned 0, in its transaction: a full
+ * or permission read prunes what it did not see, and a full run is no
+ * longer pending.
+ */
+static int finish_stream(ctx_emitter *em, const char *stream, int mode)
+{
+    int64_t n = 0;
+    int rc;
+
+    if (mode == READ_INCR)
+        return CTX_OK;
+    rc = mode == READ_PERM
+             ? store_perm_prune(em->st, em->ing.source, stream, em->ing.epoch, &n, &em->err)
+             : store_prune(em->st, em->ing.source, stream, em->ing.epoch, &n, &em->err);
+    if (rc)
+        return rc;
+    em->stats.pruned += n;
+    if (mode == READ_FULL)
+        return store_pending_clear(em->st, em->ing.source, stream, &em->err);
+    return CTX_OK;
+}
+
+static int read_stream(ctx_emitter *em, registry_conn *rc_, const char *stream, int mode)
+{
+    ctx_read_permissions_fn xperm = NULL;
     ctx_conn_error ce;
     char *state = NULL;
     int rc;
 
     em->stream = stream;
+    if ((rc = begin_stream(em, stream, &mode)))
+        return rc;
+    if (mode == READ_PERM && !(xperm = registry_read_permissions(rc_->vt)))
+        ctx_log(CTX_LOG_INFO, "sync", "source %s: connector %s has no permission mode;"
+                " stream %s is read in full and only its ACLs and deletes are applied",
+                em->source_name, rc_->vt->name, stream);
+    em->perm = mode == READ_PERM;
     /* A full read gets the state too: the connector re-reads everything but
      * may need to know what it sent last time (groups to retract). */
-    if ((rc = store_state_get(em->st, em->ing.source, stream, &state, &em->err)))
-        return rc;
+    if (!xperm && (rc = store_state_get(em->st, em->ing.source, stream, &state, &em->err)))
+        goto done;
+    if (mode == READ_PERM && (rc = store_perm_begin(em->st, &em->err)))
+        goto done;
     if ((rc = store_begin(em->st, &em->err)))
         goto done;
     memset(&ce, 0, sizeof ce);
-    rc = rc_->vt->xRead(rc_->conn, stream, state, full, &host, em, &ce);
+    if (xperm)
+        rc = xperm(rc_->conn, stream, NULL, &host, em, &ce);
+    else
+        rc = rc_->vt->xRead(rc_->conn, stream, state, mode != READ_INCR, &host, em, &ce);
     if (em->failed) {
         rc = em->failed; /* the host's reason is the real one */
     } else if (rc) {
@@ -218,21 +312,28 @@ static int read_stream(ctx_emitter *em, registry_conn *rc_, const char *stream, 
         store_rollback(em->st);
         goto done;
     }
-    if (full) {
-        int64_t n = 0;
-        if ((rc = store_prune(em->st, em->ing.source, stream, em->ing.epoch, &n, &em->err))) {
-            store_rollback(em->st);
-            goto done;
-        }
-        em->stats.pruned += n;
-    }
-    rc = store_commit(em->st, &em->err);
-    if (rc)
+    if ((rc = finish_stream(em, stream, mode)) || (rc = store_commit(em->st, &em->err)))
         store_rollback(em->st);
 done:
+    em->perm = 0;
+    em->ing.epoch = em->run;
     ctx_free(state);
     progress(em, 1);
     return rc;
+}
+
+/* mark_acl_synced - a run that read every stream's permissions whole and
+ * finished: the source's permissions are as fresh as the run's start. */
+static void mark_acl_synced(ctx_store *st, const sync_opts *opts, int64_t source,
+                            const char *name, int64_t started_at)
+{
+    ctx_error err;
+
+    if ((!opts->full && !opts->permissions) || opts->nstreams || opts->filter)
+        return;
+    if (store_source_acl_synced_put(st, source, started_at, &err))
+        ctx_log(CTX_LOG_WARN, "sync", "source %s: permission sync time not recorded: %s",
+                name, err.text);
 }
 
 int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
@@ -242,7 +343,7 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
     registry_conn conn = {0};
     stream_list streams = {NULL, 0};
     ctx_conn_error ce;
-    int64_t run = 0;
+    int64_t run = 0, started_at;
     int rc, lockfd = -1;
     size_t i;
 
@@ -266,9 +367,11 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
 
     if ((rc = store_source(st, src->name, conn.vt->name, &em.ing.source, err)))
         goto out;
-    if ((rc = store_run_begin(st, em.ing.source, opts->full, &run, err)))
+    started_at = ctx_now_ms();
+    if ((rc = store_run_begin(st, em.ing.source, opts->permissions ? 2 : opts->full, &run,
+                              err)))
         goto out;
-    em.ing.epoch = run;
+    em.ing.epoch = em.run = run;
 
     if (opts->nstreams) {
         for (i = 0; i < opts->nstreams; i++)
@@ -284,7 +387,9 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
         ctx_error_set(&em.err, rc, "out of memory");
     for (i = 0; !rc && i < streams.n; i++)
         if (wanted(opts, streams.v[i]))
-            rc = read_stream(&em, &conn, streams.v[i], opts->full);
+            rc = read_stream(&em, &conn, streams.v[i], stream_mode(opts, streams.v[i]));
+    if (!rc)
+        mark_acl_synced(st, opts, em.ing.source, src->name, started_at);
 
     if (rc)
         ctx_error_prefix(&em.err, "source %s: ", src->name);

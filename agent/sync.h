@@ -29,9 +29,25 @@ typedef struct sync_opts {
     sync_progress_fn progress;
     void *progress_arg;
     int64_t chunk_max_tokens, chunk_overlap_tokens;
+    /*
+     * A permission run: every document stream is read through the
+     * connector's permission mode (ids and ACLs only, see xReadPermissions):
+     * changed ACLs are applied, documents no longer present are pruned,
+     * nothing is re-chunked. principal_streams (users, groups) are read as
+     * an incremental sync reads them. Ignores full.
+     */
+    int permissions;
+    const char *const *principal_streams;
+    size_t nprincipal_streams;
 } sync_opts;
 
 /*
+ * Full runs resume: a full read of a stream is recorded as pending when it
+ * starts (store_pending_put) and cleared when it has pruned. Any later run
+ * of that stream (incremental, full or permissions) first finishes it as a
+ * full read with the same epoch, so a crash or kill -9 in the middle of a
+ * full run never loses its deletes.
+ *
  * sync_source - one run of one source. Records the run in sync_runs with its
  * counts and outcome; *stats (may be NULL) receives them too. Returns 0, or
  * the error of the first failing stream (later streams are not read).

@@ -185,6 +185,7 @@ static void print_warnings(ctx_store *st, const char *source)
 static int cmd_sync(int argc, char **argv)
 {
     static const struct option lo[] = {{"full", no_argument, NULL, 'f'},
+                                       {"permissions", no_argument, NULL, 'p'},
                                        {"stream", required_argument, NULL, 's'},
                                        {NULL, 0, NULL, 0}};
     const char *streams[64];
@@ -194,15 +195,22 @@ static int cmd_sync(int argc, char **argv)
     ctx_error err;
     sync_opts so;
     char lockdir[4096];
-    int c, rc, failed = 0, full = 0;
+    int c, rc, failed = 0, full = 0, perms = 0;
 
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (c == 'f')
             full = 1;
+        else if (c == 'p')
+            perms = 1;
         else if (c == 's' && nstreams < 64)
             streams[nstreams++] = optarg;
         else
             return 2;
+    }
+    if (full && perms) {
+        fprintf(stderr, "ctxgate: sync: --full and --permissions exclude each other (a full"
+                " sync reads permissions too)\n");
+        return 2;
     }
     if ((rc = open_all(&cfg, &st, 0, &err))) {
         ctx_config_free(&cfg);
@@ -235,6 +243,7 @@ static int cmd_sync(int argc, char **argv)
     for (size_t i = 0; i < cfg.nsources && !canceled; i++) {
         const ctx_source_cfg *src = &cfg.sources[i];
         store_run_stats stats;
+        const char *pstreams[32];
         int wanted = optind >= argc;
         uint64_t t0 = ctx_mono_ns();
 
@@ -242,10 +251,21 @@ static int cmd_sync(int argc, char **argv)
             wanted |= !strcmp(argv[j], src->name);
         if (!wanted || (!src->enabled && optind >= argc))
             continue;
+        so.permissions = perms;
+        so.nprincipal_streams = perms ? jobs_principal_streams(src, pstreams, 32) : 0;
+        so.principal_streams = pstreams;
         rc = sync_source(st, src, &so, &stats, &err);
         if (rc) {
             fprintf(stderr, "ctxgate: %s\n", err.text);
             failed = 1;
+            continue;
+        }
+        if (perms) {
+            printf("%s: permissions: %lld checked, %lld permission changes, %lld deleted,"
+                   " %lld principals, %lld chunks in %.2fs\n", src->name,
+                   (long long)stats.unchanged, (long long)stats.acls,
+                   (long long)(stats.deletes + stats.pruned), (long long)stats.principals,
+                   (long long)stats.chunks, (double)(ctx_mono_ns() - t0) / 1e9);
             continue;
         }
         printf("%s: %lld indexed, %lld unchanged, %lld deleted, %lld pruned, %lld permission"
@@ -805,9 +825,11 @@ static int cmd_usage(int argc, char **argv) { return cli_usage(argc, argv, confi
 static const cmd cmds[] = {
     {"init", cmd_init, "init                    write ./ctxgate.json if missing and create the store"},
     {"sources", cmd_sources, "sources                 list configured sources and check each can be reached"},
-    {"sync", cmd_sync, "sync [SOURCE...] [--full] [--stream S]\n"
+    {"sync", cmd_sync, "sync [SOURCE...] [--full | --permissions] [--stream S]\n"
                        "                        pull changes from sources (all by default);\n"
-                       "                        --full re-reads everything and prunes what is gone"},
+                       "                        --full re-reads everything and prunes what is gone;\n"
+                       "                        --permissions reads only ids and ACLs: applies\n"
+                       "                        permission changes, deletes what is gone"},
     {"search", cmd_search, "search --as USER [--k N] [--json] [--source S]\n"
                            "       [--mode lexical|vector|hybrid] QUERY\n"
                            "                        search what USER may read"},

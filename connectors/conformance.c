@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../core/opts.h"
@@ -316,8 +317,14 @@ static const ctx_host capture_host = {
 static int capture_read(registry_conn *conn, const char *stream, const char *state, int full,
                         ctx_emitter *em, ctx_conn_error *ce)
 {
+    ctx_read_permissions_fn xperm;
+
     memset(ce, 0, sizeof *ce);
-    return conn->vt->xRead(conn->conn, stream, state, full, &capture_host, em, ce);
+    if (full != CONFORM_READ_PERMISSIONS)
+        return conn->vt->xRead(conn->conn, stream, state, full, &capture_host, em, ce);
+    if (!(xperm = registry_read_permissions(conn->vt)))
+        return conn_errf(ce, CTX_EABI, "the connector has no xReadPermissions (ABI 2)");
+    return xperm(conn->conn, stream, state, &capture_host, em, ce);
 }
 
 int conform_read(registry_conn *conn, const char *stream, const char *state, int full,
@@ -1302,6 +1309,260 @@ static void check_mutations(suite *s)
         report(s, SKIP, "revoke", "stream %s needs a second record with an allow list", stream);
 }
 
+/* ---- permission reads and interrupted full reads ---- */
+
+/* acl_map - id -> acl of the RECORDs and ACLs among msgs (later wins; a
+ * DELETE drops the id). New object. */
+static json_t *acl_map(json_t *msgs, size_t *nrecords)
+{
+    json_t *map = json_object(), *m;
+    size_t i;
+
+    if (nrecords)
+        *nrecords = 0;
+    json_array_foreach(msgs, i, m) {
+        const char *t = mtype(m);
+        if (!strcmp(t, "RECORD") || !strcmp(t, "ACL")) {
+            json_object_set(map, mid(m), json_object_get(m, "acl"));
+            if (nrecords && !strcmp(t, "RECORD"))
+                (*nrecords)++;
+        } else if (!strcmp(t, "DELETE")) {
+            json_object_del(map, mid(m));
+        }
+    }
+    return map;
+}
+
+/*
+ * check_permissions - per document stream, a permission read sends no
+ * RECORD, ends with a STATE, and names exactly the items a full read sends
+ * now, each with the same ACL (the host prunes the rest, so one left out
+ * would be deleted).
+ */
+static void check_permissions(suite *s)
+{
+    const char *stream, *bad = NULL;
+    char why[600] = "";
+    size_t nstreams = 0, nitems = 0;
+    json_t *msgs;
+
+    if (!registry_read_permissions(s->conn.vt)) {
+        report(s, SKIP, "read.permissions", "no xReadPermissions (ABI 2): permission syncs read"
+               " this connector in full");
+        return;
+    }
+    json_object_foreach(s->base, stream, msgs) {
+        readout full, perm;
+        json_t *want, *have, *v;
+        const char *id;
+        size_t nrec = 0;
+
+        if (!count_type(msgs, "RECORD", NULL))
+            continue; /* users and groups: the host reads those as usual */
+        read_stream(s, stream, json_object_get(s->state, stream), 1, &full);
+        read_stream(s, stream, NULL, CONFORM_READ_PERMISSIONS, &perm);
+        want = acl_map(full.msgs, NULL);
+        have = acl_map(perm.msgs, &nrec);
+        if (full.rc || perm.rc)
+            snprintf(why, sizeof why, "stream %s: %s", stream,
+                     full.rc ? full.err.text : perm.err.text);
+        else if (nrec)
+            snprintf(why, sizeof why, "stream %s: %zu RECORDs; a permission read sends ACLs"
+                     " (no bodies)", stream, nrec);
+        else if (!last_state(perm.msgs) ||
+                 strcmp(mtype(json_array_get(perm.msgs, json_array_size(perm.msgs) - 1)),
+                        "STATE"))
+            snprintf(why, sizeof why, "stream %s: the permission read does not end with a"
+                     " STATE", stream);
+        json_object_foreach(want, id, v) {
+            if (why[0])
+                break;
+            if (!json_object_get(have, id))
+                snprintf(why, sizeof why, "stream %s: item \"%.200s\" of the full read has no"
+                         " ACL in the permission read (the host would delete it)", stream, id);
+            else if (!json_equal(v, json_object_get(have, id)))
+                snprintf(why, sizeof why, "stream %s: item \"%.200s\" has another ACL in the"
+                         " permission read than in the full read", stream, id);
+        }
+        json_object_foreach(have, id, v) {
+            if (why[0])
+                break;
+            if (!json_object_get(want, id))
+                snprintf(why, sizeof why, "stream %s: the permission read names \"%.200s\","
+                         " which the full read does not send", stream, id);
+        }
+        nstreams++;
+        nitems += json_object_size(want);
+        json_decref(want);
+        json_decref(have);
+        readout_free(&full);
+        readout_free(&perm);
+        if (why[0]) {
+            bad = why;
+            break;
+        }
+    }
+    if (bad)
+        report(s, FAIL, "read.permissions", "%s", bad);
+    else
+        report(s, PASS, "read.permissions", "%zu stream%s: the permission read names the same"
+               " %zu items with the same ACLs as a full read, no bodies, ends with a STATE",
+               nstreams, nstreams == 1 ? "" : "s", nitems);
+}
+
+/* Collect messages, and stop the read when `left` of them were taken. */
+typedef struct stop_after {
+    json_t *msgs;
+    size_t left;
+} stop_after;
+
+static int collect_until(void *arg, json_t *msg)
+{
+    stop_after *a = arg;
+    if (!a->left)
+        return CTX_ECANCELED;
+    a->left--;
+    return json_array_append(a->msgs, msg) ? CTX_ENOMEM : 0;
+}
+
+/* add_items - the ids of the RECORDs and ACLs among msgs[0..n) into the set ids. */
+static void add_items(json_t *ids, json_t *msgs, size_t n)
+{
+    for (size_t i = 0; i < n && i < json_array_size(msgs); i++) {
+        json_t *m = json_array_get(msgs, i);
+        if (!strcmp(mtype(m), "RECORD") || !strcmp(mtype(m), "ACL"))
+            json_object_set_new(ids, mid(m), json_true());
+    }
+}
+
+#define KILLS_PER_RUN 6
+
+/*
+ * kill_once - one full read stopped after k messages, then run again as a
+ * full read from the last STATE it emitted (what the host committed), as
+ * the host resumes an interrupted full run. *seen receives the items the
+ * committed part and the rerun sent (new set). 0, or FAIL reported.
+ */
+static int kill_once(suite *s, const char *stream, size_t k, json_t **seen)
+{
+    stop_after a = {json_array(), k};
+    json_t *state = json_object_get(s->state, stream), *committed_state = state;
+    ctx_error err;
+    readout r;
+    size_t upto = 0;
+    int rc;
+
+    {
+        char *text = state ? json_dumps(state, JSON_COMPACT) : NULL;
+        rc = conform_read(&s->conn, stream, text, 1, collect_until, &a, NULL, NULL, &err);
+        free(text);
+    }
+    if (rc && rc != CTX_ECANCELED) {
+        report(s, FAIL, "full.killed", "stream %s: full read stopped after %zu messages: %s",
+               stream, k, err.text);
+        json_decref(a.msgs);
+        return rc;
+    }
+    /* What the host committed: everything up to the last STATE taken. */
+    for (size_t i = 0; i < json_array_size(a.msgs); i++)
+        if (!strcmp(mtype(json_array_get(a.msgs, i)), "STATE")) {
+            upto = i + 1;
+            committed_state = json_object_get(json_array_get(a.msgs, i), "state");
+        }
+    *seen = json_object();
+    add_items(*seen, a.msgs, upto);
+    read_stream(s, stream, committed_state, 1, &r);
+    json_decref(a.msgs);
+    if (r.rc) {
+        report(s, FAIL, "full.killed", "stream %s: the rerun after a stop at message %zu"
+               " failed: %s", stream, k, r.err.text);
+        readout_free(&r);
+        json_decref(*seen);
+        *seen = NULL;
+        return r.rc;
+    }
+    add_items(*seen, r.msgs, json_array_size(r.msgs));
+    readout_free(&r);
+    return CTX_OK;
+}
+
+/*
+ * check_killed_full - with mutate, delete one more item; then stop full
+ * reads at random messages and run them again (kill_once): the items
+ * neither the committed part nor the rerun sent, which the host prunes,
+ * must be exactly the deleted one.
+ */
+static void check_killed_full(suite *s)
+{
+    const char *stream = NULL, *gone = NULL, *id;
+    json_t *msgs = NULL, *stored, *m, *v;
+    readout base;
+    size_t i, n, kills[KILLS_PER_RUN];
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+
+    json_object_foreach(s->base, stream, msgs) {
+        if (count_type(msgs, "RECORD", NULL))
+            break;
+    }
+    if (!stream)
+        return;
+    /* What the store holds now: the items of a full read. */
+    read_stream(s, stream, NULL, 1, &base);
+    if (base.rc) {
+        report(s, FAIL, "full.killed", "stream %s: %s", stream, base.err.text);
+        readout_free(&base);
+        return;
+    }
+    stored = json_object();
+    add_items(stored, base.msgs, json_array_size(base.msgs));
+    n = json_array_size(base.msgs);
+    /* The victim: a record in the middle, so kills land before and after it. */
+    json_array_foreach(base.msgs, i, m) {
+        if (!strcmp(mtype(m), "RECORD") && i >= n / 2) {
+            gone = mid(m);
+            break;
+        }
+    }
+    if (s->o->mutate && gone && mutate(s, "full.killed", "delete", stream, gone, NULL)) {
+        json_decref(stored);
+        readout_free(&base);
+        return;
+    }
+    if (!s->o->mutate)
+        gone = NULL;
+    srand(seed);
+    for (size_t k = 0; k < KILLS_PER_RUN; k++) {
+        json_t *seen = NULL;
+        const char *pruned = NULL, *extra = NULL;
+        kills[k] = n > 1 ? 1 + (size_t)rand() % (n - 1) : 1;
+        if (kill_once(s, stream, kills[k], &seen))
+            break;
+        json_object_foreach(stored, id, v) {
+            if (!json_object_get(seen, id) && (!gone || strcmp(id, gone)) && !pruned)
+                pruned = id;
+        }
+        if (gone && json_object_get(seen, gone))
+            extra = gone;
+        json_decref(seen);
+        if (pruned || extra) {
+            report(s, FAIL, "full.killed", "stream %s: full read stopped after %zu of %zu"
+                   " messages (seed %u) and run again: %s\"%.200s\"%s", stream, kills[k], n,
+                   seed, pruned ? "" : "the deleted item ", pruned ? pruned : extra,
+                   pruned ? " was sent neither before the last STATE nor by the rerun: the"
+                            " host would delete it" : " was sent again: it would stay");
+            json_decref(stored);
+            readout_free(&base);
+            return;
+        }
+        if (k + 1 == KILLS_PER_RUN)
+            report(s, PASS, "full.killed", "stream %s: %d full reads stopped at random messages"
+                   " (seed %u, of %zu) and run again from their last STATE leave out %s", stream,
+                   KILLS_PER_RUN, seed, n, gone ? "exactly the deleted item" : "nothing");
+    }
+    json_decref(stored);
+    readout_free(&base);
+}
+
 int conform_run(const conform_target *t, json_t *config, const conform_opts *opts,
                 conform_report *rep, ctx_error *err)
 {
@@ -1329,6 +1590,8 @@ int conform_run(const conform_target *t, json_t *config, const conform_opts *opt
         check_resume(&s);
         check_stop(&s);
         check_mutations(&s);
+        check_permissions(&s);
+        check_killed_full(&s);
     }
     fprintf(s.out, "%d passed, %d failed, %d skipped\n", rep->passed, rep->failed,
             rep->skipped);

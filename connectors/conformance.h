@@ -37,12 +37,17 @@ int conform_open(const conform_target *t, json_t *config, registry_conn *conn,
 /* A message of a read, borrowed for the call. Non-zero stops the read. */
 typedef int (*conform_msg_fn)(void *arg, json_t *msg);
 
+/* conform_read's full for a permission read (xReadPermissions, ABI 2). */
+#define CONFORM_READ_PERMISSIONS 2
+
 /*
  * conform_read - xRead one stream from state (NULL = none) and hand each
  * message, converted to its JSON shape, to fn. *problems (may be NULL)
  * receives the number of ill-formed messages (id empty, bad UTF-8, STATE not
  * an object, ...); the first few are described in why, separated by "; "
  * (why may be NULL). Returns the read's result with the connector's message in err.
+ * full CONFORM_READ_PERMISSIONS calls xReadPermissions instead (CTX_EABI when
+ * the connector has none).
  */
 int conform_read(registry_conn *conn, const char *stream, const char *state, int full,
                  conform_msg_fn fn, void *arg, size_t *problems, ctx_buf *why,
@@ -87,7 +92,10 @@ typedef struct conform_report {
 /*
  * conform_run - the suite: spec, config, check, bad config, discover,
  * message shape, ACLs, final STATE, incremental reads, resume from every
- * STATE, and with opts->mutate: change, delete and revoke. Prints
+ * STATE, with opts->mutate: change, delete and revoke; then the permission
+ * read (ABI 2) against a full read, and full reads stopped at random
+ * messages and run again, as the host resumes them: the union of what was
+ * committed and what the rerun sent leaves out exactly the deleted item. Prints
  * "PASS|FAIL|SKIP name: detail" per check. Returns 0 when the suite ran
  * (look at rep->failed), or an error that stopped it early (the target
  * could not be opened: that is also counted as a failure).

@@ -42,9 +42,9 @@ int registry_check_abi(const ctx_connector *vt, const char *what, ctx_error *err
 {
     if (!vt)
         return ctx_error_set(err, CTX_EABI, "%s: the entry point returned NULL", what);
-    if (vt->abi_version != CTX_CONNECTOR_ABI_VERSION)
+    if (vt->abi_version < 1 || vt->abi_version > CTX_CONNECTOR_ABI_VERSION)
         return ctx_error_set(err, CTX_EABI,
-                             "%s: built for connector ABI %u, this ctxgate speaks %d;"
+                             "%s: built for connector ABI %u, this ctxgate speaks 1 to %d;"
                              " rebuild it against this ctxgate's SDK",
                              what, vt->abi_version, CTX_CONNECTOR_ABI_VERSION);
     if (vt->struct_size < V1_SIZE)
@@ -58,6 +58,16 @@ int registry_check_abi(const ctx_connector *vt, const char *what, ctx_error *err
                              "%s: name and every version 1 callback (xSpec, xOpen, xCheck,"
                              " xDiscover, xRead, xClose) must be set", what);
     return CTX_OK;
+}
+
+/* Size of a version 2 connector struct: up to and including xReadPermissions. */
+#define V2_SIZE (offsetof(ctx_connector, xReadPermissions) + sizeof(void (*)(void)))
+
+ctx_read_permissions_fn registry_read_permissions(const ctx_connector *vt)
+{
+    if (vt->abi_version < 2 || vt->struct_size < V2_SIZE)
+        return NULL;
+    return vt->xReadPermissions;
 }
 
 int registry_load_plugin(const char *path, const ctx_connector **vt, void **dl,

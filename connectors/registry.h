@@ -24,11 +24,23 @@ const ctx_connector *registry_builtin(const char *type);
 const char *const *registry_builtin_names(void);
 
 /*
- * registry_check_abi - refuse a connector whose abi_version is not ours or
+ * registry_check_abi - refuse a connector whose abi_version is not 1 to ours or
  * whose struct_size is smaller than version 1's, before reading any other
  * member; then require every version 1 callback.
  */
 int registry_check_abi(const ctx_connector *vt, const char *what, ctx_error *err);
+
+/* A connector's xReadPermissions (ABI version 2). */
+typedef int (*ctx_read_permissions_fn)(void *conn, const char *stream, const char *state_json,
+                                       const ctx_host *host, ctx_emitter *em,
+                                       ctx_conn_error *err);
+
+/*
+ * registry_read_permissions - vt's xReadPermissions, or NULL when it has none
+ * or was built for ABI 1 (whose struct ends before it: never read past it).
+ * vt must have passed registry_check_abi.
+ */
+ctx_read_permissions_fn registry_read_permissions(const ctx_connector *vt);
 
 /*
  * registry_load_plugin - dlopen(path, RTLD_NOW|RTLD_LOCAL), resolve

@@ -215,11 +215,12 @@ static const ctx_opt schedule_opts[] = {
      "incremental sync: an interval (\"15m\") or a cron expression in UTC (\"*/15 * * * *\")",
      NULL, 0},
     {"permissions", CTX_OPT_STRING, "5m", offsetof(ctx_schedule_cfg, permissions), 0,
-     "sync of the streams that carry users and groups only; \"\" turns it off", NULL, 0},
+     "permission sync: ids and ACLs of every stream (deletes what is gone, never"
+     " re-chunks), users and groups; \"\" turns it off", NULL, 0},
     {"full", CTX_OPT_STRING, "@daily", offsetof(ctx_schedule_cfg, full), 0,
      "full refresh that prunes what the source no longer has; \"\" turns it off", NULL, 0},
     {"permission_streams", CTX_OPT_STRLIST, NULL, offsetof(ctx_schedule_cfg, permission_streams),
-     0, "the streams the permissions job reads, of those the connector has (default"
+     0, "the streams a permission sync reads as usual, not by ids and ACLs (default"
      " \"principals\", \"users\", \"groups\")", NULL, 0},
     CTX_OPT_END,
 };

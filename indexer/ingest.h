@@ -32,4 +32,15 @@ int ingest_delete(ingest_ctx *c, const char *stream, const char *id, ctx_error *
 int ingest_acl(ingest_ctx *c, const char *stream, const char *id, const ctx_acl *acl,
                ctx_error *err);
 
+/*
+ * ingest_acl_seen - a permission run's view of one item that is still at the
+ * source: when the stored ACL differs, move the document to the new ACL set
+ * (counted in acls; chunk text and vectors are kept, nothing is re-chunked);
+ * count it unchanged (its content is) and mark it seen (store_perm_seen: the
+ * caller ran store_perm_begin) so the run's pruning keeps it. An id the store does not have (or has deleted) is left
+ * to the content sync: a permission run never creates a document.
+ */
+int ingest_acl_seen(ingest_ctx *c, const char *stream, const char *id, const ctx_acl *acl,
+                    ctx_error *err);
+
 #endif

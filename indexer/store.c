@@ -232,6 +232,22 @@ static const char schema_v7[] =
     "  UNION SELECT p.id, s.id FROM principals p, sources s"
     "   WHERE p.declared = 1 AND p.kind IN (1, 2) AND (SELECT count(*) FROM sources) = 1;";
 
+/*
+ * Version 8: sync_pending remembers a full run of a stream that has not
+ * finished (crashed, killed, failed): its epoch, so the next run of the
+ * stream resumes it as a full run with the same epoch and its pruning still
+ * happens. source_acl_sync holds when each source's permissions were last
+ * read whole (a permission run or a full run of every stream that finished),
+ * for withholding sources whose permissions are too old. IF NOT EXISTS: a
+ * test takes a store back to an older version without dropping tables.
+ */
+static const char schema_v8_pending[] =
+    "CREATE TABLE IF NOT EXISTS sync_pending("
+    "  source_id INTEGER NOT NULL, stream TEXT NOT NULL, epoch INTEGER NOT NULL,"
+    "  started_at INTEGER NOT NULL, PRIMARY KEY(source_id, stream)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS source_acl_sync("
+    "  source_id INTEGER PRIMARY KEY, synced_at INTEGER NOT NULL);";
+
 /* The audit log's own file, version 1: the table v4 made, unchanged. */
 static const char audit_schema_v1[] = AUDIT_TABLE;
 
@@ -255,6 +271,7 @@ enum {
     Q_VEC_SCAN, Q_TOMB_SCAN, Q_VEC_RETIRE, Q_VEC_OF_DOC, Q_CHUNK_AT,
     Q_TOMB_LAST, Q_TOMB_PRUNE,
     Q_AUDIT_ADD,
+    Q_PERM_SEEN, /* p2: permission runs (store_perm.c) */
     Q_COUNT
 };
 
@@ -383,6 +400,9 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_AUDIT_ADD] = "INSERT INTO audit(at, user, agent, action, query, query_sha256, doc_ids,"
                     " tokens, latency_us, outcome) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
                     " ?10)",
+    /* p2: a permission run's seen set (a TEMP table: store_perm_begin). OR
+     * IGNORE: an id sent twice; and no statement journal next to FTS5. */
+    [Q_PERM_SEEN] = "INSERT OR IGNORE INTO temp.perm_seen(doc_id) VALUES(?1)",
     /* Through the models (few) and vectors_model, not a scan of vectors. */
     [Q_VEC_RETIRE] = "DELETE FROM vectors WHERE seq IN (SELECT v.seq FROM embed_models m"
                      " JOIN vectors v ON v.model_id = m.id WHERE m.id NOT IN"
@@ -524,6 +544,7 @@ static const schema_step store_steps[] = {
     {schema_v1, NULL, NULL}, {schema_v2, NULL, NULL},       {schema_v3, NULL, NULL},
     {schema_v4, NULL, NULL}, {schema_v5, NULL, NULL},       {schema_v6, move_audit, NULL},
     {schema_v7, NULL, store__v7_split_sets},
+    {schema_v8_pending, NULL, NULL}, /* permission sync, resumable full runs */
 };
 static const schema_step audit_steps[] = {{audit_schema_v1, NULL, NULL}};
 
@@ -1291,6 +1312,16 @@ int store_doc_touch(ctx_store *st, int64_t doc_id, int64_t epoch, ctx_error *err
     sqlite3_bind_int64(s, 2, epoch);
     sqlite3_bind_int64(s, 3, ctx_now_ms());
     return step_done(st, s, err, "touch document");
+}
+
+/* p2: see store_perm_seen in store.h (the table comes from store_perm_begin). */
+int store_perm_seen(ctx_store *st, int64_t doc_id, ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_PERM_SEEN, err);
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, doc_id);
+    return step_done(st, s, err, "mark document seen");
 }
 
 /*

@@ -16,7 +16,7 @@
 #include "../connectors/sdk/ctxgate/connector.h"
 #include "../core/ctx.h"
 
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 typedef struct ctx_store ctx_store;
 
@@ -176,6 +176,51 @@ int store_run_begin(ctx_store *st, int64_t source, int full, int64_t *run,
 int store_run_finish(ctx_store *st, int64_t run, const char *status,
                      const store_run_stats *s, const char *error,
                      ctx_error *err);
+
+/*
+ * ---- Permission runs and resumable full runs (schema v7, store_perm.c) ----
+ *
+ * A full run of a stream is "pending" from its start until it finished and
+ * pruned; the next run of that stream resumes it as a full run with the
+ * same epoch. These need a transaction of the caller's, except where said.
+ */
+
+/* store_pending_get - the epoch of the stream's unfinished full run; 0 = none. */
+int store_pending_get(ctx_store *st, int64_t source, const char *stream, int64_t *epoch,
+                      ctx_error *err);
+/* store_pending_put - mark a full run of the stream begun with epoch. */
+int store_pending_put(ctx_store *st, int64_t source, const char *stream, int64_t epoch,
+                      ctx_error *err);
+/* store_pending_clear - the stream's full run finished (and pruned). */
+int store_pending_clear(ctx_store *st, int64_t source, const char *stream, ctx_error *err);
+
+/*
+ * A permission run marks what it saw in a TEMP table of the connection, not
+ * in the documents: an unchanged document is not written at all (a row
+ * update would rewrite its body). store_perm_begin empties the set (no
+ * transaction may be open), store_perm_seen adds a document to it, and
+ * store_perm_prune deletes (tombstones, with their chunks and vectors) the
+ * live documents of (source, stream) not in it; *n receives how many.
+ * An interrupted run prunes nothing: the set dies with the connection.
+ */
+int store_perm_begin(ctx_store *st, ctx_error *err);
+int store_perm_seen(ctx_store *st, int64_t doc_id, ctx_error *err);
+int store_perm_prune(ctx_store *st, int64_t source, const char *stream, int64_t epoch,
+                     int64_t *n, ctx_error *err);
+
+/*
+ * store_source_acl_synced_put - record that every stream's permissions of
+ * the source were read whole by a run that started at `at` (ms since the
+ * epoch) and finished: a permission run or a full run.
+ */
+int store_source_acl_synced_put(ctx_store *st, int64_t source, int64_t at, ctx_error *err);
+
+/*
+ * store_source_acl_synced_at - when the last successful permission run or
+ * full run of the source started (ms since the epoch); *at = 0 when none
+ * ever finished. A read; no transaction needed.
+ */
+int store_source_acl_synced_at(ctx_store *st, int64_t source, int64_t *at, ctx_error *err);
 
 /* ---- Embeddings (schema v2) ----
  *

@@ -13,16 +13,14 @@
 #include "../indexer/stmt.h"
 
 /*
- * A source's last successful permission or full sync, and whether the
- * agent has ever run its permissions job. Incremental runs do not count:
- * they read what changed, not the permissions of what did not.
+ * A source's last finished permission or full run (source_acl_sync, kept by
+ * the sync runner: the start of that run, so a change made while it read
+ * is not vouched for), and whether the agent has ever run its permissions
+ * job. Incremental runs do not count: they read what changed, not the
+ * permissions of what did not.
  */
 static const char synced_sql[] =
-    "SELECT s.id,"
-    " (SELECT max(finished_at) FROM sync_runs r WHERE r.source_id = s.id AND r.status = 'ok'"
-    "   AND r.full = 1),"
-    " (SELECT max(finished_at) FROM agent_jobs j WHERE j.source = s.name"
-    "   AND j.kind = 'permissions' AND j.status = 'ok'),"
+    "SELECT s.id, (SELECT synced_at FROM source_acl_sync a WHERE a.source_id = s.id),"
     " EXISTS (SELECT 1 FROM agent_jobs j WHERE j.source = s.name AND j.kind = 'permissions')"
     " FROM sources s WHERE s.name = ?1";
 
@@ -92,10 +90,9 @@ int fresh_check(sqlite3 *db, const ctx_config *cfg, int64_t now_ms, fresh_report
         sqlite3_reset(s);
         sqlite3_bind_text(s, 1, src->name, -1, SQLITE_STATIC);
         if ((step = sqlite3_step(s)) == SQLITE_ROW) {
-            int64_t full = sqlite3_column_int64(s, 1), job = sqlite3_column_int64(s, 2);
             f->id = sqlite3_column_int64(s, 0);
-            f->synced_at = full > job ? full : job;
-            f->agent = sqlite3_column_int(s, 3);
+            f->synced_at = sqlite3_column_int64(s, 1);
+            f->agent = sqlite3_column_int(s, 2);
         } else if (step != SQLITE_DONE) {
             rc = ctx_error_set(err, CTX_ESTORE, "fresh: %s", sqlite3_errmsg(db));
             break;

@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 echo "## bench/sync_pg.sh"
 sh bench/sync_pg.sh
 echo
+echo "## bench/perm_sync.sh"
+sh bench/perm_sync.sh
+echo
 echo "## bench/search_lexical.sh"
 sh bench/search_lexical.sh
 echo

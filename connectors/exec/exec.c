@@ -819,7 +819,31 @@ static int exec_read(void *conn, const char *stream, const char *state, int full
                     &t, host, em, e);
 }
 
+/*
+ * exec_read_permissions - a read request with "mode": "permissions", sent
+ * as a full read without state: a program that knows the mode answers with
+ * ACL lines (no bodies); one that does not answers with a full read, whose
+ * RECORDs the host then takes for their ACLs only. Either way the host
+ * prunes what was not sent.
+ */
+static int exec_read_permissions(void *conn, const char *stream, const char *state,
+                                 const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
+{
+    talk t = {"read",
+              EXEC_BIT(EXEC_RECORD) | EXEC_BIT(EXEC_DELETE) | EXEC_BIT(EXEC_ACL) |
+                  EXEC_BIT(EXEC_PRINCIPAL) | EXEC_BIT(EXEC_STATE),
+              on_data, NULL, NULL, NULL, NULL, 0};
+
+    (void)state; /* the protocol has no resume point for a permission read */
+    return talk_run(conn,
+                    json_pack("{s:s,s:o,s:b,s:s}", "stream", stream, "state", json_null(),
+                              "full", 1, "mode", "permissions"),
+                    &t, host, em, e);
+}
+
 const ctx_connector ctx__exec_connector = {
     CTX_CONNECTOR_ABI_VERSION, sizeof(ctx_connector), "exec", "1.0.0",
     exec_spec, exec_open, exec_check, exec_discover, exec_read, exec_close,
+    /* ---- version 2 ---- */
+    exec_read_permissions,
 };

@@ -302,6 +302,7 @@ typedef struct walk {
     size_t ndirs;
     int64_t since_state;
     int full;
+    int perm;         /* permission read: stat, sidecars, front matter; ACLs only */
 } walk;
 
 static int is_doc(const files_conn *c, const char *name)
@@ -444,6 +445,26 @@ static int skip_file(walk *w, const char *rel, const char *why)
     return w->host->xDelete(w->em, "files", rel) ? CTX_CONN_ECANCELED : CTX_CONN_OK;
 }
 
+/*
+ * has_own_acl - whether a permission read must open the file: a JSON item
+ * or a front matter ("---" first line) may carry the allow list. Other
+ * files get theirs from a sidecar or _acl.json, and stat() is all they cost.
+ */
+static int has_own_acl(const char *abs, const char *ext)
+{
+    char head[4];
+    FILE *f;
+    size_t n;
+
+    if (ext && !strcasecmp(ext, ".json"))
+        return 1;
+    if (!(f = fopen(abs, "rb")))
+        return 1; /* let the full open report it */
+    n = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return n == 4 && !strncmp(head, "---", 3) && (head[3] == '\n' || head[3] == '\r');
+}
+
 static int emit_file(walk *w, const char *rel, const char *abs, const struct stat *sb)
 {
     char *text = NULL, why[512] = "", sidecar[PATH_MAX], sig[160], titlebuf[256],
@@ -460,14 +481,18 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
     char *meta_s = NULL;
 
     memset(&acl, 0, sizeof acl);
-    if (ctx_read_file(abs, &text, &len)) {
+    if (w->perm && !has_own_acl(abs, ext)) {
+        text = NULL; /* the ACL is in a sidecar or _acl.json: no need to read it */
+    } else if (ctx_read_file(abs, &text, &len)) {
         /* Vanished between readdir and open: the next run deletes it. */
         w->host->xLog(w->em, CTX_CONN_LOG_WARN, "file vanished while reading; skipped");
         return CTX_CONN_OK;
     }
     body = text;
 
-    if (ext && !strcasecmp(ext, ".json")) {
+    if (!text) {
+        body = "";
+    } else if (ext && !strcasecmp(ext, ".json")) {
         json_error_t jerr;
         doc = json_loadb(text, len, 0, &jerr);
         if (json_is_object(doc) && json_is_string(json_object_get(doc, "body"))) {
@@ -555,6 +580,12 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
     cacl.n_deny = acl.n_deny;
     cacl.labels = acl.labels;
     cacl.n_labels = acl.n_labels;
+    if (w->perm) {
+        /* every file, changed or not: the host compares and keeps it */
+        if (w->host->xAcl(w->em, "files", rel, acl_obj ? &cacl : NULL))
+            rc = CTX_CONN_ECANCELED;
+        goto done;
+    }
     if (!acl_obj)
         w->host->xLog(w->em, CTX_CONN_LOG_WARN, "file has no permissions (front matter,"
                       " sidecar or _acl.json): nobody will see it");
@@ -607,12 +638,17 @@ done:
 
 static int emit_state(walk *w)
 {
-    char *s = json_dumps(w->new_state, JSON_COMPACT);
+    /* A permission read's STATE is a commit point only: no file list. */
+    char *s = w->perm ? ctx_strdup("{\"permissions\":true}")
+                      : json_dumps(w->new_state, JSON_COMPACT);
     int rc;
     if (!s)
         return conn_errf(w->e, CTX_CONN_ENOMEM, "out of memory");
     rc = w->host->xState(w->em, "files", s);
-    free(s);
+    if (w->perm)
+        ctx_free(s);
+    else
+        free(s);
     w->since_state = 0;
     return rc ? CTX_CONN_ECANCELED : CTX_CONN_OK;
 }
@@ -650,7 +686,8 @@ static int walk_dir(walk *w, const char *rel)
         }
         names[n++] = ctx_strdup(de->d_name);
     }
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n) /* qsort wants a non-NULL array even for none */
+        qsort(names, n, sizeof *names, cmp_str);
     for (i = 0; i < n && !rc; i++) {
         if ((size_t)snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, *rel ? "/" : "",
                              names[i]) >= sizeof child_rel ||
@@ -678,8 +715,8 @@ done:
     return rc;
 }
 
-static int read_files(files_conn *c, const char *state, int full, const ctx_host *host,
-                      ctx_emitter *em, ctx_conn_error *e)
+static int read_files(files_conn *c, const char *state, int full, int perm,
+                      const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
 {
     walk w;
     const char *key;
@@ -693,8 +730,9 @@ static int read_files(files_conn *c, const char *state, int full, const ctx_host
     w.host = host;
     w.em = em;
     w.e = e;
-    w.full = full;
-    if (state && !full) {
+    w.full = full || perm;
+    w.perm = perm;
+    if (state && !w.full) {
         w.old_state = json_loads(state, 0, NULL);
         w.old_files = json_object_get(w.old_state, "files");
         if (!json_is_object(w.old_files))
@@ -817,7 +855,23 @@ static int files_read(void *conn, const char *stream, const char *state, int ful
     if (!strcmp(stream, "principals"))
         return read_principals(c, host, em, e);
     if (!strcmp(stream, "files"))
-        return read_files(c, state, full, host, em, e);
+        return read_files(c, state, full, 0, host, em, e);
+    return conn_errf(e, CTX_CONN_EINVAL, "no stream \"%s\"; the files connector has"
+                  " \"principals\" and \"files\"", stream);
+}
+
+/* files_read_permissions - stat every file, read only sidecars, _acl.json,
+ * JSON items and front matter; one ACL message per file. */
+static int files_read_permissions(void *conn, const char *stream, const char *state,
+                                  const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
+{
+    files_conn *c = conn;
+
+    (void)state; /* no resume point: a walk is cheap to start over */
+    if (!strcmp(stream, "principals"))
+        return read_principals(c, host, em, e);
+    if (!strcmp(stream, "files"))
+        return read_files(c, NULL, 0, 1, host, em, e);
     return conn_errf(e, CTX_CONN_EINVAL, "no stream \"%s\"; the files connector has"
                   " \"principals\" and \"files\"", stream);
 }
@@ -825,4 +879,6 @@ static int files_read(void *conn, const char *stream, const char *state, int ful
 const ctx_connector ctx__files_connector = {
     CTX_CONNECTOR_ABI_VERSION, sizeof(ctx_connector), "files", "1.0.0",
     files_spec, files_open, files_check, files_discover, files_read, files_close,
+    /* ---- version 2 ---- */
+    files_read_permissions,
 };

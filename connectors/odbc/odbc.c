@@ -700,6 +700,16 @@ static int describe(odbc_reader *r)
                                     ? ", or a timestamp that is NULL while the row lives" : "");
         }
     }
+    if (!rc && r->m.perm) {
+        /* A permission read selects the id and permission columns only. */
+        size_t kept = 0;
+        for (size_t k = 0; k < r->ncols; k++)
+            if (sqlmap_perm_col(r->cols[k].role)) {
+                r->cols[kept] = r->cols[k];
+                pos[kept++] = pos[k];
+            }
+        r->ncols = kept;
+    }
     if (!rc && !(r->v = ctx_calloc(r->ncols, sizeof *r->v)))
         rc = conn_errf(r->m.e, CTX_CONN_ENOMEM, "out of memory");
     for (size_t k = 0; !rc && k < r->ncols; k++) {
@@ -783,6 +793,12 @@ static int build_select(odbc_reader *r, ctx_buf *b)
 
     for (size_t i = 0; i < r->ncols; i++)
         bad |= ctx_buf_puts(b, i ? ", " : "SELECT ") || append_col(b, db, r->cols[i].name);
+    if (r->m.perm) {
+        /* no cursor, so no condition and no order (no sort) */
+        bad |= ctx_buf_puts(b, " FROM ") ||
+               sqlmap_source(b, s->table, s->query, odbc_ident, (void *)db);
+        return bad ? conn_errf(r->m.e, CTX_CONN_ENOMEM, "out of memory") : CTX_CONN_OK;
+    }
     bad |= ctx_buf_puts(b, " FROM ") || sqlmap_source(b, s->table, s->query, odbc_ident, (void *)db);
     if (r->m.mode == SQLMAP_CURSOR_INCR && s->lookback_seconds && r->lookback.data) {
         bad |= ctx_buf_puts(b, " WHERE ") || append_col(b, db, s->updated_at) ||
@@ -1091,8 +1107,13 @@ static int run_query(void *arg, sqlmap_princ_reader *pr, int groups)
 
 /* ---- the vtable ---- */
 
-static int odbc_read(void *conn, const char *stream, const char *state, int full,
-                     const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
+/*
+ * odbc_read_any - xRead, or (perm) xReadPermissions: the id, ACL,
+ * allow_everyone and deleted columns only, one ACL message per live row.
+ * The principals stream is read the same way in both.
+ */
+static int odbc_read_any(void *conn, const char *stream, const char *state, int full,
+                         int perm, const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
 {
     const odbc_conn *c = conn;
     const sqlmap_stream *s = NULL;
@@ -1112,11 +1133,24 @@ static int odbc_read(void *conn, const char *stream, const char *state, int full
         r.c = c;
         r.db = &db;
         sqlmap_reader_init(&r.m, s, si, c->cfg.sql.state_every, host, em, e);
-        rc = read_stream(&r, state, full);
+        r.m.perm = perm;
+        rc = read_stream(&r, perm ? NULL : state, full || perm);
         reader_free(&r);
     }
     db_close(&db);
     return rc;
+}
+
+static int odbc_read(void *conn, const char *stream, const char *state, int full,
+                     const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
+{
+    return odbc_read_any(conn, stream, state, full, 0, host, em, e);
+}
+
+static int odbc_read_permissions(void *conn, const char *stream, const char *state,
+                                 const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
+{
+    return odbc_read_any(conn, stream, state, 0, 1, host, em, e);
 }
 
 /*
@@ -1159,4 +1193,6 @@ static int odbc_discover(void *conn, ctx_stream_fn fn, void *arg, ctx_conn_error
 const ctx_connector ctx__odbc_connector = {
     CTX_CONNECTOR_ABI_VERSION, sizeof(ctx_connector), "odbc", "1.0.0",
     odbc_spec, odbc_open, odbc_check, odbc_discover, odbc_read, odbc_close,
+    /* ---- version 2 ---- */
+    odbc_read_permissions,
 };

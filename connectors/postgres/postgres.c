@@ -470,6 +470,8 @@ static int build_select(pg_reader *r, ctx_buf *b, int *nparams)
     *nparams = 0;
     for (i = 0; i < ncols; i++) {
         const sqlmap_col *col = &cols[i];
+        if (r->m.perm && !sqlmap_perm_col(col->role))
+            continue; /* a permission read never reads content */
         if (col->role == SQLMAP_COL_META && col->sub) {
             bad |= ctx_buf_puts(b, ", ") || append_literal(b, db, col->name) ||
                    ctx_buf_puts(b, ", ") || append_col(b, db, col->name);
@@ -523,7 +525,7 @@ static int build_select(pg_reader *r, ctx_buf *b, int *nparams)
     }
     if (r->p.meta >= 0)
         bad |= ctx_buf_puts(b, ")::text");
-    r->p.nbody = (int)s->body.n;
+    r->p.nbody = r->m.perm ? 0 : (int)s->body.n;
 
     bad |= ctx_buf_puts(b, " FROM ") || sqlmap_source(b, s->table, s->query, pg_ident, db);
     if (r->m.mode == SQLMAP_CURSOR_INCR && s->lookback_seconds) {
@@ -543,10 +545,13 @@ static int build_select(pg_reader *r, ctx_buf *b, int *nparams)
                ctx_buf_puts(b, " > $1");
         *nparams = 1;
     }
-    bad |= ctx_buf_puts(b, " ORDER BY ");
-    if (s->updated_at)
-        bad |= append_col(b, db, s->updated_at) || ctx_buf_puts(b, ", ");
-    bad |= append_col(b, db, s->id);
+    /* A permission read keeps no cursor, so it needs no order (no sort). */
+    if (!r->m.perm) {
+        bad |= ctx_buf_puts(b, " ORDER BY ");
+        if (s->updated_at)
+            bad |= append_col(b, db, s->updated_at) || ctx_buf_puts(b, ", ");
+        bad |= append_col(b, db, s->id);
+    }
     return bad ? conn_errf(r->m.e, CTX_CONN_ENOMEM, "out of memory") : CTX_CONN_OK;
 }
 
@@ -786,8 +791,13 @@ static int read_principals(const pg_conn *c, PGconn *db, const char *state,
 
 /* ---- the vtable ---- */
 
-static int pg_read(void *conn, const char *stream, const char *state, int full,
-                   const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
+/*
+ * pg_read_any - xRead, or (perm) xReadPermissions: the same cursor over
+ * the id, ACL, allow_everyone and deleted columns only, one ACL message per
+ * live row. The principals stream is read the same way in both.
+ */
+static int pg_read_any(void *conn, const char *stream, const char *state, int full, int perm,
+                       const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
 {
     const pg_conn *c = conn;
     const sqlmap_stream *s = NULL;
@@ -807,12 +817,25 @@ static int pg_read(void *conn, const char *stream, const char *state, int full,
         r.db = db;
         sqlmap_reader_init(&r.m, s, si, c->cfg.sql.state_every, host, em, e);
         r.m.acl_json = 1;
-        rc = read_stream(&r, state, full);
+        r.m.perm = perm;
+        rc = read_stream(&r, perm ? NULL : state, full || perm);
         sqlmap_reader_free(&r.m);
     }
     /* Closing the connection also ends an open transaction. */
     PQfinish(db);
     return rc;
+}
+
+static int pg_read(void *conn, const char *stream, const char *state, int full,
+                   const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
+{
+    return pg_read_any(conn, stream, state, full, 0, host, em, e);
+}
+
+static int pg_read_permissions(void *conn, const char *stream, const char *state,
+                               const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
+{
+    return pg_read_any(conn, stream, state, 0, 1, host, em, e);
 }
 
 /*
@@ -872,4 +895,6 @@ static int pg_discover(void *conn, ctx_stream_fn fn, void *arg, ctx_conn_error *
 const ctx_connector ctx__postgres_connector = {
     CTX_CONNECTOR_ABI_VERSION, sizeof(ctx_connector), "postgres", "1.0.0",
     pg_spec, pg_open, pg_check, pg_discover, pg_read, pg_close,
+    /* ---- version 2 ---- */
+    pg_read_permissions,
 };

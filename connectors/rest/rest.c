@@ -1862,7 +1862,74 @@ static int rest_discover(void *conn, ctx_stream_fn fn, void *arg, ctx_conn_error
     return CTX_CONN_OK;
 }
 
+/* ---- the permission read ---- */
+
+/* emit_acl_item - one listed item as an ACL message: its id and permissions
+ * (with the permissions endpoint when configured); the body is not read. */
+static int emit_acl_item(rest_reader *r, json_t *item, const char *url)
+{
+    char idbuf[64];
+    const char *id = jtext(jpath(item, r->s->id), idbuf, sizeof idbuf);
+    ctx_acl acl;
+    int rc;
+
+    if (!json_is_object(item))
+        return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: an item is %s, not an object",
+                        r->what, url_path(url), ctx_json_typename(item));
+    if (!id || !*id)
+        return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: an item has no \"%s\" field;"
+                        " set the stream's id to the field holding the key", r->what,
+                        url_path(url), r->s->id);
+    if ((rc = item_acl(r, item, id, &acl)))
+        return rc;
+    if (r->host->xAcl(r->em, r->s->name, id, &acl))
+        return conn_errf(r->e, CTX_CONN_ECANCELED, "stopped by the host");
+    return CTX_CONN_OK;
+}
+
+/* put_perm_state - a commit point after each page of a permission read. */
+static int put_perm_state(rest_reader *r)
+{
+    if (r->host->xState(r->em, r->s->name, "{\"permissions\":true}"))
+        return conn_errf(r->e, CTX_CONN_ECANCELED, "stopped by the host");
+    return CTX_CONN_OK;
+}
+
+/*
+ * rest_read_permissions - every page of the list endpoint from the start
+ * (no since), one ACL message per item; the deleted endpoint is not needed
+ * (the host deletes what got no message). Principal streams read as usual.
+ */
+static int rest_read_permissions(void *conn, const char *stream, const char *state,
+                                 const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
+{
+    rest_conn *c = conn;
+    rest_reader r;
+    size_t si;
+    int rc;
+
+    (void)state; /* paging has no resume point worth trusting: start over */
+    if (!find_stream(c, stream, &si))
+        return conn_errf(e, CTX_CONN_EINVAL, "no stream \"%s\" in this source's config",
+                        stream);
+    reader_init(&r, c, si, e);
+    r.incremental = 0;
+    r.host = c->host = host;
+    r.em = c->em = em;
+    if (r.kind != KIND_DOCS)
+        rc = read_principals(&r, NULL);
+    else if (!(rc = read_pages(&r, r.s->endpoint, r.s->records, NULL, 0, emit_acl_item,
+                               put_perm_state)))
+        rc = put_perm_state(&r);
+    c->host = NULL;
+    c->em = NULL;
+    reader_free(&r);
+    return rc;
+}
+
 const ctx_connector ctx__rest_connector = {
     CTX_CONNECTOR_ABI_VERSION, sizeof(ctx_connector), "rest", "1.0.0",
     rest_spec, rest_open, rest_check, rest_discover, rest_read, rest_close,
+    /* ---- version 2 ---- */
+    rest_read_permissions,
 };

@@ -541,6 +541,12 @@ static size_t add_col(sqlmap_col *out, size_t n, int role, int sub, const char *
     return n + 1;
 }
 
+int sqlmap_perm_col(int role)
+{
+    return role == SQLMAP_COL_ID || role == SQLMAP_COL_ACL || role == SQLMAP_COL_EVERYONE ||
+           role == SQLMAP_COL_DELETED;
+}
+
 size_t sqlmap_columns(const sqlmap_stream *s, sqlmap_col *out)
 {
     char key[24];
@@ -676,7 +682,9 @@ static int emit_state(sqlmap_reader *r, int final)
     char *text;
     int rc;
 
-    if (r->s->updated_at && r->have_cursor)
+    if (r->perm)
+        j = json_pack("{s:b}", "permissions", 1);
+    else if (r->s->updated_at && r->have_cursor)
         j = json_pack("{s:s,s:s}", "cursor_ts", r->cur_ts.data ? r->cur_ts.data : "",
                       "cursor_id", r->cur_id.data ? r->cur_id.data : "");
     else if (!r->s->updated_at && r->have_cursor && !final)
@@ -760,6 +768,10 @@ static int emit(sqlmap_reader *r, const sqlmap_row *row)
     acl.n_deny = r->deny.n;
     acl.labels = (const char *const *)r->labels.v;
     acl.n_labels = r->labels.n;
+    if (r->perm)
+        return r->host->xAcl(r->em, r->s->name, row->id.p, &acl)
+                   ? conn_errf(r->e, CTX_CONN_ECANCELED, "stopped by the host")
+                   : CTX_CONN_OK;
 
     memset(&rec, 0, sizeof rec);
     rec.stream = r->s->name;
@@ -792,7 +804,9 @@ int sqlmap_emit_row(sqlmap_reader *r, const sqlmap_row *row)
                        " id (column \"%s\"); skipped", r->s->name, r->s->id);
         rc = CTX_CONN_OK;
     } else {
-        if (r->s->updated_at && !row->ts.p)
+        if (r->perm)
+            ; /* no cursor: an interrupted permission read starts over */
+        else if (r->s->updated_at && !row->ts.p)
             r->null_ts++; /* sorts last; the cursor stays at the last dated row */
         else if (set_cursor(r, r->s->updated_at ? &row->ts : NULL, &row->id))
             return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");

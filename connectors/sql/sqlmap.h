@@ -179,6 +179,12 @@ typedef struct sqlmap_col {
  */
 size_t sqlmap_columns(const sqlmap_stream *s, sqlmap_col *out);
 
+/*
+ * sqlmap_perm_col - whether a permission read selects columns of this role
+ * (SQLMAP_COL_*): the id, the ACL columns, allow_everyone and deleted.
+ */
+int sqlmap_perm_col(int role);
+
 /* One value of a row: p == NULL is SQL NULL, else p[len] is a NUL. Borrowed. */
 typedef struct sqlmap_val {
     const char *p;
@@ -207,6 +213,7 @@ typedef struct sqlmap_reader {
     ctx_emitter *em;
     ctx_conn_error *e;
     int mode;                  /* SQLMAP_CURSOR_*: where this read starts */
+    int perm;                  /* a permission read: rows become ACLs, no cursor */
     ctx_buf cur_ts, cur_id;    /* cursor of the last row emitted (or the old state) */
     int have_cursor;
     int64_t rows, since_state, null_ids, null_ts;
@@ -230,7 +237,9 @@ int sqlmap_load_state(sqlmap_reader *r, const char *state, int full);
 
 /*
  * sqlmap_emit_row - one row as a RECORD or (deleted) a DELETE; moves the
- * cursor, and emits a STATE every state_every rows.
+ * cursor, and emits a STATE every state_every rows. In a permission read
+ * (r->perm) a live row is an ACL message and no cursor is kept: the STATEs
+ * are commit points only.
  */
 int sqlmap_emit_row(sqlmap_reader *r, const sqlmap_row *row);
 

@@ -4,8 +4,9 @@
  * users and groups from a second one. Incremental: its STATE remembers a
  * signature per item, so the next read sends only new and changed items,
  * an ACL message when only the permissions changed, and a DELETE for items
- * that left the file. Built as a .so against the installed SDK (see
- * Makefile and README.md).
+ * that left the file. A permission read (xReadPermissions, ABI 2) sends
+ * each item's id and ACL only. Built as a .so against the installed SDK
+ * (see Makefile and README.md).
  *
  * Streams: "items" and, when principals_path is set, "principals".
  */
@@ -461,6 +462,73 @@ static int jsonl_read(void *conn, const char *stream, const char *state, int ful
                 stream, c->principals_path ? " and \"principals\"" : "");
 }
 
+/* What a permission read carries along. */
+typedef struct perm_reader {
+    jsonl *c;
+    const ctx_host *host;
+    ctx_emitter *em;
+    ctx_conn_error *e;
+    long since;     /* items since the last checkpoint */
+} perm_reader;
+
+static int perm_checkpoint(perm_reader *r)
+{
+    r->since = 0;
+    /* Only a commit point: the host keeps the content read's state. */
+    return r->host->xState(r->em, "items", "{\"permissions\":true}") ? CTX_CONN_ECANCELED
+                                                                     : CTX_CONN_OK;
+}
+
+/* One line of a permission read: its id and ACL, changed or not. */
+static int perm_line(void *arg, json_t *obj, long lineno)
+{
+    perm_reader *r = arg;
+    const char *id = json_string_value(json_object_get(obj, "id"));
+    strs allow = {0}, deny = {0}, labels = {0};
+    ctx_acl acl;
+    int rc;
+
+    if (!id || !*id)
+        return fail(r->e, CTX_CONN_ESOURCE, "%s:%ld: \"id\": missing; every item needs a"
+                    " non-empty string id", r->c->path, lineno);
+    if (get_strs(json_object_get(obj, "allow"), &allow) ||
+        get_strs(json_object_get(obj, "deny"), &deny) ||
+        get_strs(json_object_get(obj, "labels"), &labels)) {
+        rc = fail(r->e, CTX_CONN_ENOMEM, "out of memory");
+    } else {
+        int has_acl = json_object_get(obj, "allow") || json_object_get(obj, "deny") ||
+                      json_object_get(obj, "labels");
+        acl = (ctx_acl){allow.v, allow.n, deny.v, deny.n, labels.v, labels.n};
+        rc = r->host->xAcl(r->em, "items", id, has_acl ? &acl : NULL) ? CTX_CONN_ECANCELED
+                                                                     : CTX_CONN_OK;
+    }
+    free(allow.v);
+    free(deny.v);
+    free(labels.v);
+    if (!rc && ++r->since >= r->c->state_every)
+        rc = perm_checkpoint(r);
+    return rc;
+}
+
+/*
+ * jsonl_read_permissions - every item's id and ACL, no bodies: the host
+ * re-labels what changed and deletes the items that got no ACL. Users and
+ * groups are read as xRead reads them.
+ */
+static int jsonl_read_permissions(void *conn, const char *stream, const char *state,
+                                  const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
+{
+    jsonl *c = conn;
+    perm_reader r = {c, host, em, e, 0};
+    int rc;
+
+    (void)state; /* the file is cheap to read again from the top */
+    if (strcmp(stream, "items"))
+        return jsonl_read(conn, stream, NULL, 0, host, em, e);
+    rc = each_line(c->path, e, perm_line, &r);
+    return rc ? rc : perm_checkpoint(&r);
+}
+
 static const ctx_connector jsonl_connector = {
     .abi_version = CTX_CONNECTOR_ABI_VERSION,
     .struct_size = sizeof(ctx_connector),
@@ -472,6 +540,8 @@ static const ctx_connector jsonl_connector = {
     .xDiscover = jsonl_discover,
     .xRead = jsonl_read,
     .xClose = jsonl_close,
+    /* ---- version 2 ---- */
+    .xReadPermissions = jsonl_read_permissions,
 };
 
 /* The one exported symbol; everything else is hidden (-fvisibility=hidden). */

@@ -12,6 +12,9 @@ lines on stdout (schemas/protocol/ in the ctxgate tree). Streams:
               since the last STATE is sent, a change of permissions alone is an
               ACL message, and items gone from the file become DELETEs
 
+A read request with "mode": "permissions" (a permission sync) gets one ACL
+line per item and no bodies; ctxgate deletes the items that got no line.
+
 Its own config ("config" of the source in ctxgate.json):
   path         the JSON file (relative to ctxgate.json's folder)
   state_every  emit a checkpoint after this many items (default 100)
@@ -136,6 +139,19 @@ def read_items(data, state, full, every):
     send("STATE", stream="items", state={"seen": seen})
 
 
+def read_item_permissions(data, every):
+    """A permission read: an ACL line for every item, changed or not, and no
+    bodies. ctxgate re-labels what changed and deletes what got no line."""
+    since = 0
+    for item in sorted(data.get("items", []), key=lambda i: str(i["id"])):
+        send("ACL", stream="items", id=str(item["id"]), acl=acl_of(item))
+        since += 1
+        if since >= every:
+            send("STATE", stream="items", state={"permissions": True})
+            since = 0
+    send("STATE", stream="items", state={"permissions": True})
+
+
 def main():
     send("HELLO", protocol=PROTOCOL, name="exec-python-example", version="1.0.0")
     try:
@@ -166,6 +182,8 @@ def main():
             every = config.get("state_every", 100)
             if req["stream"] == "principals":
                 read_principals(data, req.get("state"), req.get("full"))
+            elif req["stream"] == "items" and req.get("mode") == "permissions":
+                read_item_permissions(data, every)
             elif req["stream"] == "items":
                 read_items(data, req.get("state"), req.get("full"), every)
             else:

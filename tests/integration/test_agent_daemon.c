@@ -240,3 +240,78 @@ Test(agent_daemon, a_bad_schedule_is_named)
     cr_assert(strstr(log_of("a"), "sources[0].schedule.sync") && strstr(log_of("a"), "15m"),
               "%s", log_of("a"));
 }
+
+/* cli - `ctxgate ARGS` in dir; its stdout into out (static); the exit status. */
+static int cli(const char *args, const char **out)
+{
+    static char text[8192];
+    char cmd[PATH_MAX * 3], bin[PATH_MAX];
+    size_t n;
+    FILE *p;
+    int st;
+
+    cr_assert(realpath(tu_build_dir(), bin));
+    snprintf(cmd, sizeof cmd, "cd %s && %s/ctxgate %s 2>/dev/null", dir, bin, args);
+    cr_assert_not_null(p = popen(cmd, "r"));
+    n = fread(text, 1, sizeof text - 1, p);
+    text[n] = '\0';
+    st = pclose(p);
+    *out = text;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/*
+ * The permissions job is `sync --permissions`: an ACL sidecar changed and a
+ * file removed are applied by the job alone (no content sync scheduled),
+ * and by the command, with nothing re-chunked.
+ */
+Test(agent_daemon, the_permissions_job_applies_revocations_and_deletes)
+{
+    const char *out;
+    ctx_store *st;
+    char path[PATH_MAX];
+
+    tu_write(dir, "docs/_principals.json",
+             "{\"users\": [{\"id\": \"user:ann\"}, {\"id\": \"user:bo\"}]}");
+    tu_write(dir, "docs/a.md", "# Alpha\n\nwalrus alpha\n");
+    tu_write(dir, "docs/a.md.acl.json", "{\"allow\": [\"user:ann\", \"user:bo\"]}");
+    tu_write(dir, "docs/b.md", "# Beta\n\nwalrus beta\n");
+    tu_write(dir, "docs/b.md.acl.json", "{\"allow\": [\"user:ann\"]}");
+    tu_write(dir, "docs/c.md", "# Gamma\n\nwalrus gamma\n");
+    tu_write(dir, "docs/c.md.acl.json", "{\"allow\": [\"user:bo\"]}");
+    tu_write(dir, "ctxgate.json",
+             "{\"data_dir\": \"./data\", \"embeddings\": {\"provider\": \"hash\", \"dim\": 32},"
+             " \"agent\": {\"embed\": \"\", \"maintain\": \"\"},"
+             " \"sources\": [{\"name\": \"w\", \"type\": \"files\", \"path\": \"docs\","
+             "  \"schedule\": {\"sync\": \"\", \"permissions\": \"5m\", \"full\": \"\"}}]}");
+    cr_assert_eq(cli("sync", &out), 0, "%s", out);
+    st = open_store();
+    cr_assert(tu_sees(st, "user:ann", "walrus", "Alpha"));
+    store_close(st);
+
+    /* The job: ann loses Alpha, Beta is gone. */
+    tu_write(dir, "docs/a.md.acl.json", "{\"allow\": [\"user:bo\"]}");
+    snprintf(path, sizeof path, "%s/docs/b.md", dir);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(wait_exit(spawn("--once", "a")), 0, "%s", log_of("a"));
+    st = open_store();
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM agent_jobs WHERE kind = 'permissions'"
+                              " AND status = 'ok'"), 1);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM sync_runs WHERE full = 2 AND status = 'ok'"
+                              " AND acls = 1 AND pruned = 1 AND chunks = 0 AND records = 0"), 1);
+    cr_assert(!tu_sees(st, "user:ann", "walrus", "Alpha"));
+    cr_assert(tu_sees(st, "user:bo", "walrus", "Alpha"));
+    cr_assert(!tu_sees(st, "user:ann", "walrus", "Beta"));
+    store_close(st);
+
+    /* The command, with its summary. */
+    tu_write(dir, "docs/c.md.acl.json", "{\"allow\": [\"user:ann\"]}");
+    cr_assert_eq(cli("sync --permissions w", &out), 0, "%s", out);
+    cr_assert(strstr(out, "w: permissions: 2 checked, 1 permission changes, 0 deleted"), "%s",
+              out);
+    cr_assert(strstr(out, " 0 chunks"), "%s", out);
+    st = open_store();
+    cr_assert(tu_sees(st, "user:ann", "walrus", "Gamma"));
+    store_close(st);
+    cr_assert_eq(cli("sync --full --permissions", &out), 2);
+}

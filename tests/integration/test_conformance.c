@@ -229,6 +229,8 @@ Test(conformance, flawed_plugins_fail_the_right_checks)
     /* Ignoring the state resends everything and can no longer see deletes. */
     flawed("tests/plugins/flawed_nostate.so", "incremental.unchanged", 0);
     flawed("tests/plugins/flawed_nostate.so", "delete", 0);
+    /* A full read that starts after the state loses items when a killed full run resumes. */
+    flawed("tests/plugins/flawed_fullincr.so", "full.killed", 0);
     /* Without a flaw, the wrapper is the template built in the tree: it passes. */
     template_suite("tests/plugins/flawed.so", &r);
     assert_all_pass(&r);

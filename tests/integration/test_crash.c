@@ -3,6 +3,8 @@
  * (with edits and deletions in between), let it finish, and compare the
  * store with a clean sync of the final tree: no document or chunk lost or
  * duplicated, same permissions, and SQLite and FTS5 integrity checks pass.
+ * Then kill -9 `sync --full` runs (files, PostgreSQL) at random instants:
+ * the deletes such a run was to prune still happen on the next plain sync.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "tests/lib/pgtest.h"
 #include "tests/lib/testutil.h"
 
 #define NFILES 1500
@@ -54,8 +57,8 @@ static void write_config(const char *dir, const char *docs)
     tu_write(dir, "ctxgate.json", text);
 }
 
-/* Run `ctxgate sync`; kill it with SIGKILL after delay_us (0 = let it finish). */
-static int run_sync(const char *dir, long delay_us)
+/* Run `ctxgate sync [arg]`; kill it with SIGKILL after delay_us (0 = let it finish). */
+static int run_sync_arg(const char *dir, const char *arg, long delay_us)
 {
     char cfg[4200];
     pid_t pid;
@@ -67,7 +70,7 @@ static int run_sync(const char *dir, long delay_us)
     if (pid == 0) {
         freopen("/dev/null", "w", stdout);
         freopen("/dev/null", "w", stderr);
-        execl(bin, bin, "--config", cfg, "sync", (char *)NULL);
+        execl(bin, bin, "--config", cfg, "sync", arg, (char *)NULL);
         _exit(127);
     }
     if (delay_us) {
@@ -76,6 +79,11 @@ static int run_sync(const char *dir, long delay_us)
     }
     waitpid(pid, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+static int run_sync(const char *dir, long delay_us)
+{
+    return run_sync_arg(dir, NULL, delay_us);
 }
 
 /* One line per live document: id, hash, principals allowed, chunk count. */
@@ -199,4 +207,164 @@ Test(crash, kill_9_anywhere_loses_and_duplicates_nothing, .timeout = 900)
     tu_rmrf(clean);
     free(crash);
     free(clean);
+}
+
+/* ---- a killed full run still prunes ---- */
+
+/* live - how many live documents the store in dir/data has, and of ids (a
+ * SQL list such as "'a', 'b'") how many are live. */
+static int64_t live(const char *dir, const char *ids, int64_t *of_ids)
+{
+    char path[4200], sql[1024];
+    ctx_store *st;
+    int64_t n;
+
+    snprintf(path, sizeof path, "%s/data", dir);
+    st = tu_store(path);
+    n = tu_count(st, "SELECT count(*) FROM documents WHERE deleted = 0");
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM documents WHERE deleted = 0 AND ext_id IN (%s)",
+             ids);
+    *of_ids = tu_count(st, sql);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id"
+                              " WHERE d.deleted = 1"), 0, "a deleted document kept chunks");
+    store_close(st);
+    return n;
+}
+
+/* timed_full - how long an uninterrupted `sync --full` of dir takes, in us. */
+static long timed_full(const char *dir)
+{
+    struct timespec a, z;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    cr_assert_eq(run_sync_arg(dir, "--full", 0), 0);
+    clock_gettime(CLOCK_MONOTONIC, &z);
+    return (z.tv_sec - a.tv_sec) * 1000000L + (z.tv_nsec - a.tv_nsec) / 1000;
+}
+
+/*
+ * kill_full_rounds - rounds times: remove two items (del(arg, round, ids)
+ * removes them at the source and writes their ids as a SQL list), kill -9
+ * `sync --full` somewhere in its first three quarters, then run two plain
+ * syncs: the two are gone from the store and nothing else is.
+ */
+static void kill_full_rounds(const char *dir, int64_t total, int rounds,
+                             void (*del)(void *arg, int round, char *ids, size_t len),
+                             void *arg)
+{
+    long full_us = timed_full(dir);
+    int killed = 0;
+    int64_t of;
+
+    cr_assert_eq(live(dir, "''", &of), total);
+    for (int r = 0; r < rounds; r++) {
+        char ids[512];
+        long at = full_us / 8 + rand() % (full_us * 5 / 8 > 1 ? full_us * 5 / 8 : 1);
+        del(arg, r, ids, sizeof ids);
+        total -= 2;
+        killed += run_sync_arg(dir, "--full", at) == -SIGKILL;
+        cr_assert_eq(run_sync(dir, 0), 0);
+        cr_assert_eq(run_sync(dir, 0), 0);
+        cr_assert_eq(live(dir, ids, &of), total, "round %d (kill at %ldus of %ldus)", r, at,
+                     full_us);
+        cr_assert_eq(of, 0, "round %d: removed %s still live (kill at %ldus of %ldus)", r, ids,
+                     at, full_us);
+    }
+    cr_assert_geq(killed, rounds / 2, "only %d of %d full runs were killed mid-way", killed,
+                  rounds);
+}
+
+#define KILL_FILES 5000
+
+static void write_flat_tree(const char *docs)
+{
+    char rel[64], text[512];
+    for (int i = 0; i < KILL_FILES; i++) {
+        snprintf(rel, sizeof rel, "d%02d/f%05d.md", i % 20, i);
+        snprintf(text, sizeof text, "---\nallow: [group:g%d]\n---\n# File %d\n\n"
+                 "Body of file %d about topic %d.\n", i % 7, i, i, i % 41);
+        tu_write(docs, rel, text);
+    }
+}
+
+static void del_files(void *arg, int round, char *ids, size_t len)
+{
+    const char *docs = arg;
+    char p[4200];
+    int a = 977 * round + 13, b = KILL_FILES - 1 - 131 * round;
+    snprintf(p, sizeof p, "%s/d%02d/f%05d.md", docs, a % 20, a);
+    cr_assert_eq(unlink(p), 0, "%s", p);
+    snprintf(p, sizeof p, "%s/d%02d/f%05d.md", docs, b % 20, b);
+    cr_assert_eq(unlink(p), 0, "%s", p);
+    snprintf(ids, len, "'d%02d/f%05d.md', 'd%02d/f%05d.md'", a % 20, a, b % 20, b);
+}
+
+Test(crash, kill_9_during_full_sync_of_files_still_prunes, .timeout = 900)
+{
+    char *dir = tu_tmpdir("killfull"), docs[4200], text[8192];
+
+    snprintf(bin, sizeof bin, "%s/ctxgate", tu_build_dir());
+    cr_assert_eq(access(bin, X_OK), 0, "%s not built", bin);
+    srand((unsigned)time(NULL));
+    snprintf(docs, sizeof docs, "%s/docs", dir);
+    write_flat_tree(docs);
+    snprintf(text, sizeof text,
+             "{\"data_dir\": \"data\", \"sources\": [{\"name\": \"t\", \"type\": \"files\","
+             " \"path\": \"%s\", \"state_every\": 100}]}", docs);
+    tu_write(dir, "ctxgate.json", text);
+    cr_assert_eq(run_sync(dir, 0), 0);
+    kill_full_rounds(dir, KILL_FILES, 6, del_files, docs);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+#define KILL_ROWS 20000
+
+typedef struct pg_fix {
+    PGconn *db;
+    char table[64];
+} pg_fix;
+
+static void del_rows(void *arg, int round, char *ids, size_t len)
+{
+    pg_fix *f = arg;
+    char why[1024];
+    int a = (4099 * round + 7) % (KILL_ROWS / 2), b = KILL_ROWS - 3 - 577 * round;
+    cr_assert_eq(pgtest_exec(f->db, why, sizeof why, "DELETE FROM %s WHERE id IN (%d, %d)",
+                             f->table, a, b), 0, "%s", why);
+    snprintf(ids, len, "'%d', '%d'", a, b);
+}
+
+Test(crash, kill_9_during_full_sync_of_postgres_still_prunes, .timeout = 900)
+{
+    char *dir = tu_tmpdir("killpg"), text[8192], why[1024];
+    pg_fix f;
+
+    cr_assert(pgtest_conninfo() != NULL, PGTEST_MISSING);
+    snprintf(bin, sizeof bin, "%s/ctxgate", tu_build_dir());
+    cr_assert_eq(access(bin, X_OK), 0, "%s not built", bin);
+    srand((unsigned)time(NULL) ^ 0x5a5a);
+    f.db = pgtest_connect(NULL, why, sizeof why);
+    cr_assert(f.db != NULL, "%s", why);
+    pgtest_name(f.table, sizeof f.table, "killfull");
+    cr_assert_eq(pgtest_exec(f.db, why, sizeof why, "CREATE TABLE %s (id int PRIMARY KEY,"
+                             " body text, updated_at timestamptz, readers text[])", f.table),
+                 0, "%s", why);
+    cr_assert_eq(pgtest_exec(f.db, why, sizeof why, "INSERT INTO %s SELECT i, 'row ' || i ||"
+                             " ' about topic ' || (i %% 97), '2024-01-01'::timestamptz +"
+                             " i * interval '1 second', ARRAY['u' || (i %% 11)]"
+                             " FROM generate_series(1, %d) i", f.table, KILL_ROWS), 0, "%s",
+                 why);
+    snprintf(text, sizeof text,
+             "{\"data_dir\": \"data\", \"sources\": [{\"name\": \"p\", \"type\": \"postgres\","
+             " \"conninfo\": \"%s\", \"password_env\": \"CTX_TEST_PGPASSWORD\","
+             " \"state_every\": 500, \"streams\": [{\"name\": \"rows\", \"table\": \"%s\","
+             " \"id\": \"id\", \"body\": \"body\", \"updated_at\": \"updated_at\","
+             " \"allow_users\": \"readers\"}]}]}", pgtest_conninfo(), f.table);
+    tu_write(dir, "ctxgate.json", text);
+    cr_assert_eq(run_sync(dir, 0), 0);
+    kill_full_rounds(dir, KILL_ROWS, 6, del_rows, &f);
+    pgtest_exec(f.db, why, sizeof why, "DROP TABLE %s", f.table);
+    PQfinish(f.db);
+    tu_rmrf(dir);
+    free(dir);
 }

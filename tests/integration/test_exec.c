@@ -231,6 +231,67 @@ Test(exec, example_deletes)
     cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents WHERE deleted = 1"), 1);
 }
 
+/*
+ * A permission sync sends "mode": "permissions": the example answers with
+ * ACL lines only. An item gone from the file is deleted (no DELETE is sent:
+ * the host prunes what got no line) and nothing is re-chunked. A program
+ * that ignores the mode does a full read: its RECORDs count only for their
+ * ACLs, with the same outcome.
+ */
+Test(exec, permission_sync_with_and_without_the_mode)
+{
+    char src[8192], *g;
+    store_run_stats s;
+    ctx_error err;
+    int64_t chunks_before;
+
+    example_synced(src, sizeof src, ITEM_PAY "," ITEM_HELLO "," ITEM_ENG, &s);
+    chunks_before = tu_count(st, "SELECT max(id) FROM chunks");
+    /* hello loses everyone, eng loses its deny, pay is gone; bodies edited too */
+    write_items("", "{\"id\": \"hello\", \"title\": \"Hello\", \"body\": \"zebra welcome"
+                " giraffe\", \"allow\": [\"user:ben@x.test\"]},"
+                "{\"id\": \"eng\", \"title\": \"Design\", \"body\": \"zebra design\","
+                " \"allow\": [\"user:ben@x.test\", \"user:ann@x.test\"]}");
+    cr_assert_eq(tu_sync(st, src, TU_PERMISSIONS, &s, &err), 0, "%s", err.text);
+    cr_assert_eq(s.acls, 2);
+    cr_assert_eq(s.pruned, 1);
+    cr_assert_eq(s.records + s.chunks, 0, "nothing re-chunked");
+    cr_assert(!has("ann@x.test", "Hello") && has("ben@x.test", "Hello"));
+    cr_assert(has("ann@x.test", "Design"));
+    cr_assert(!has("ann@x.test", "Pay bands"));
+    cr_assert_eq(live_docs(), 2);
+    /* The body edit is content: not read by a permission sync. */
+    g = tu_search_titles(st, "ben@x.test", "giraffe");
+    cr_assert_str_eq(g, "");
+    free(g);
+    /* Re-labelled chunks get new ids, and no chunk was made from new text. */
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM chunks c JOIN chunks_fts f ON f.rowid = c.id"
+                              " WHERE f.text LIKE '%giraffe%'"), 0);
+    cr_assert_gt(tu_count(st, "SELECT max(id) FROM chunks"), chunks_before);
+    assert_no_children();
+
+    /* A program that knows no modes: a full read, applied as ACLs only. */
+    {
+        char path_src[8192];
+        script_src(path_src, sizeof path_src,
+                   script("old.sh", HELLO REC("a") REC("b") STATE(1) DONE, NULL), NULL);
+        cr_assert_eq(tu_sync(st, path_src, 0, &s, &err), 0, "%s", err.text);
+        script_src(path_src, sizeof path_src,
+                   script("old.sh", HELLO
+                          "{\"type\":\"RECORD\",\"stream\":\"s\",\"id\":\"a\",\"title\":"
+                          "\"T a\",\"body\":\"zebra a edited\",\"acl\":{\"allow\":"
+                          "[\"user:ann@x.test\"]}}\n" STATE(2) DONE, NULL), NULL);
+        cr_assert_eq(tu_sync(st, path_src, TU_PERMISSIONS, &s, &err), 0, "%s", err.text);
+        cr_assert_eq(s.acls, 1);
+        cr_assert_eq(s.pruned, 1, "b got no line");
+        cr_assert_eq(s.records + s.chunks, 0);
+        cr_assert(has("ann@x.test", "T a") && !has("ben@x.test", "T a"));
+        cr_assert(!has("ann@x.test", "T b"));
+        cr_assert_eq(tu_count(st, "SELECT count(*) FROM chunks_fts WHERE text LIKE"
+                                  " '%edited%'"), 0);
+    }
+}
+
 Test(exec, example_principals_revoke)
 {
     char src[8192];
@@ -662,4 +723,16 @@ Test(exec, requests_ctxgate_writes_validate)
     /* Again from the committed state. */
     sync_ok(src, &s);
     cr_assert_eq(validate("schemas/protocol/requests.schema.json", path), 0);
+    /* And a permission read's request, with its mode. */
+    {
+        ctx_error err;
+        char *sent;
+        size_t n;
+        cr_assert_eq(tu_sync(st, src, TU_PERMISSIONS, &s, &err), 0, "%s", err.text);
+        cr_assert_eq(validate("schemas/protocol/requests.schema.json", path), 0);
+        cr_assert_eq(ctx_read_file(path, &sent, &n), 0);
+        cr_assert(strstr(sent, "\"mode\":\"permissions\"") && strstr(sent, "\"state\":null"),
+                  "%s", sent);
+        ctx_free(sent);
+    }
 }

@@ -210,6 +210,68 @@ Test(files, full_refresh_prunes_and_keeps_what_it_saw)
     cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents WHERE deleted = 0"), 6);
 }
 
+/*
+ * A permission sync reads stat(), sidecars, _acl.json and front matter:
+ * changed ACLs from each of those are applied and a removed file is deleted,
+ * and no chunk is made again.
+ */
+Test(files, permission_sync_applies_acls_and_deletes_without_rechunking)
+{
+    store_run_stats s;
+    ctx_error err;
+    char *sig0, *sig1, *ids0, *ids1, path[8192];
+    int64_t at = 0;
+
+    sync_ok(&s);
+    assert_sees("user:ben@x.test", "Design|Hello");
+    sig0 = tu_text(st, "SELECT group_concat(l, '|') FROM (SELECT d.ext_id || '#' || c.seq ||"
+                       " '=' || f.text AS l FROM documents d JOIN chunks c ON c.doc_id = d.id JOIN chunks_fts f"
+                       " ON f.rowid = c.id WHERE d.deleted = 0 AND d.ext_id <> 'eng/design.md'"
+                       " ORDER BY d.ext_id, c.seq)");
+    ids0 = tu_text(st, "SELECT group_concat(id) FROM (SELECT c.id FROM documents d JOIN"
+                       " chunks c ON c.doc_id = d.id WHERE d.ext_id IN ('hr/pay.md',"
+                       " 'all/hello.json') ORDER BY c.id)");
+
+    /* A sidecar, a folder default and a front matter change; a file goes. */
+    tu_write(docs, "eng/notes.txt.acl.json", "{\"allow\":[\"group:eng\"]}");
+    tu_write(docs, "hr/_acl.json", "{\"allow\":[\"group:hr\",\"user:cy@x.test\"]}");
+    snprintf(path, sizeof path, "%s/eng/design.md", docs);
+    cr_assert_eq(unlink(path), 0);
+    tu_write(docs, "all/noacl.md", "---\nallow: [user:ben@x.test]\n---\n# No ACL\n\n"
+                                    "Zebra text nobody may read.\n");
+    cr_assert_eq(tu_sync(st, src, TU_PERMISSIONS, &s, &err), 0, "%s", err.text);
+    cr_assert_eq(s.acls, 3, "notes.txt, hr/default.md and all/noacl.md: %lld",
+                 (long long)s.acls);
+    cr_assert_eq(s.pruned + s.deletes, 1);
+    cr_assert_eq(s.records, 0);
+    cr_assert_eq(s.chunks, 0, "nothing re-chunked");
+    cr_assert(has("user:ben@x.test", "Hello") && has("user:ben@x.test", "No ACL") &&
+              has("user:ben@x.test", "Zebra notes from the account.") &&
+              !has("user:ben@x.test", "Design"));
+    cr_assert(has("user:cy@x.test", "Folder default doc"));
+    cr_assert(!has("user:ann@x.test", "Zebra notes from the account."));
+    cr_assert_eq(tu_count(st, "SELECT deleted FROM documents WHERE ext_id = 'eng/design.md'"), 1);
+
+    /* The permission run changed no text (the front matter edit of noacl.md
+     * is content, for the next content sync), and unchanged files keep
+     * their very chunks. */
+    sig1 = tu_text(st, "SELECT group_concat(l, '|') FROM (SELECT d.ext_id || '#' || c.seq ||"
+                       " '=' || f.text AS l FROM documents d JOIN chunks c ON c.doc_id = d.id JOIN chunks_fts f"
+                       " ON f.rowid = c.id WHERE d.deleted = 0 ORDER BY d.ext_id, c.seq)");
+    ids1 = tu_text(st, "SELECT group_concat(id) FROM (SELECT c.id FROM documents d JOIN"
+                       " chunks c ON c.doc_id = d.id WHERE d.ext_id IN ('hr/pay.md',"
+                       " 'all/hello.json') ORDER BY c.id)");
+    cr_assert_str_eq(sig0, sig1);
+    cr_assert_str_eq(ids0, ids1);
+    free(sig0);
+    free(sig1);
+    free(ids0);
+    free(ids1);
+    cr_assert_eq(store_source_acl_synced_at(st, tu_count(st, "SELECT id FROM sources"), &at,
+                                            &err), 0, "%s", err.text);
+    cr_assert_gt(at, 0);
+}
+
 Test(files, a_broken_file_is_skipped_retracted_and_retried)
 {
     store_run_stats s;

@@ -876,6 +876,60 @@ Test(odbc, psqlodbc_soft_deletes)
     soft_deletes(PG);
 }
 
+/*
+ * permission_sync - an allow list changed with updated_at untouched and a
+ * hard DELETE: an incremental sync sees neither, a permission sync both,
+ * and it re-chunks nothing.
+ */
+static void permission_sync(int be)
+{
+    char docs[64], *before, *after;
+    ctx_config cfg;
+    store_run_stats s;
+
+    table(be, docs, sizeof docs, "pdocs");
+    people(be, "('alice', NULL, NULL), ('bob', NULL, NULL)");
+    src(be, "CREATE TABLE %s (id INTEGER, body TEXT, readers TEXT, updated_at TIMESTAMP)",
+        docs);
+    src(be, "INSERT INTO %s VALUES (1, 'tapir one', 'alice', '2024-01-01 00:00:00'),"
+        " (2, 'tapir two', 'alice', '2024-01-02 00:00:00'),"
+        " (3, 'tapir three', 'alice', '2024-01-03 00:00:00')", docs);
+    load_cfg(&cfg, be, "{'streams': [{'name': 'docs', 'table': '%s', 'id': 'id', 'body':"
+             " 'body', 'allow_users': 'readers', 'updated_at': 'updated_at'}]}", docs);
+    tsync_ok(&cfg, 0);
+    cr_assert_eq(tsync_hits("alice", "tapir", NULL, 0), 3);
+    src(be, "UPDATE %s SET readers = 'bob' WHERE id = 1", docs);
+    src(be, "DELETE FROM %s WHERE id = 3", docs);
+    s = tsync_ok(&cfg, 0);
+    cr_assert_eq(s.acls + s.deletes + s.pruned + s.records, 0);
+    cr_assert_eq(tsync_hits("alice", "tapir", NULL, 0), 3, "not seen by an incremental sync");
+
+    before = tsync_chunk_sig(0);
+    s = tsync_perm_ok(&cfg);
+    cr_assert_eq(s.acls, 1);
+    cr_assert_eq(s.pruned + s.deletes, 1);
+    cr_assert_eq(s.unchanged, 2);
+    cr_assert_eq(s.records + s.chunks, 0, "nothing re-chunked");
+    cr_assert_eq(tsync_hits("alice", "tapir", NULL, 0), 1);
+    cr_assert_eq(tsync_hits("bob", "tapir", NULL, 0), 1);
+    after = tsync_chunk_sig(0);
+    cr_assert_str_eq(after, "docs/1#0=tapir one\ndocs/2#0=tapir two");
+    cr_assert(strstr(before, "docs/3#0=tapir three"), "%s", before);
+    free(before);
+    free(after);
+    ctx_config_free(&cfg);
+}
+
+Test(odbc, sqlite_permission_sync)
+{
+    permission_sync(LITE);
+}
+
+Test(odbc, psqlodbc_permission_sync)
+{
+    permission_sync(PG);
+}
+
 /* ---- discover, check, spec, config errors ---- */
 
 static int collect(void *arg, const char *name, const char *desc)

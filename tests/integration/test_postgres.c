@@ -447,6 +447,91 @@ Test(postgres, acl_change_takes_effect_next_sync)
     ctx_config_free(&cfg);
 }
 
+/* ---- 5b. permission sync: ids and ACLs only ---- */
+
+/*
+ * An allow list changed without touching updated_at and a hard DELETE are
+ * both invisible to an incremental sync; a permission sync applies the one
+ * and deletes the other without re-chunking anything.
+ */
+Test(postgres, permission_sync_applies_acl_changes_and_hard_deletes_without_rechunking)
+{
+    char docs[64], users[64], *before, *ids_before, *after;
+    ctx_config cfg;
+    store_run_stats s;
+    int64_t at0 = 0, at1 = 0, src;
+    ctx_error err;
+
+    pgtest_name(docs, sizeof docs, "docs");
+    pgtest_name(users, sizeof users, "users");
+    SQL("CREATE TABLE %s (id int, title text, body text, updated_at timestamptz,"
+        " readers text[], hidden boolean)", docs);
+    SQL("INSERT INTO %s SELECT i, 'Memo ' || i, 'heron memo number ' || i,"
+        " '2024-03-01'::timestamptz + i * interval '1 minute', '{alice}', false"
+        " FROM generate_series(1, 6) i", docs);
+    make_users(users, "('alice', NULL, NULL), ('bob', NULL, NULL)");
+    load_cfg(&cfg, "{'principals': {'users_query': 'SELECT account, email, name FROM %s'},"
+                   " 'streams': [{'name': 'memos', 'table': '%s', 'id': 'id', 'title': 'title',"
+                   " 'body': 'body', 'updated_at': 'updated_at', 'allow_users': 'readers',"
+                   " 'deleted': 'hidden'}]}", users, docs);
+    tsync_ok(&cfg, 0);
+    cr_assert_eq(tsync_hits("alice", "heron", NULL, 0), 6);
+    src = tsync_int("SELECT id FROM sources WHERE name = 'pg'");
+    cr_assert_eq(store_source_acl_synced_at(F.st, src, &at0, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(at0, 0, "an incremental sync does not count as a permission sync");
+
+    /* Revoke alice from 2, grant bob 3, hard-delete 5; updated_at untouched. */
+    SQL("UPDATE %s SET readers = '{bob}' WHERE id = 2", docs);
+    SQL("UPDATE %s SET readers = '{alice,bob}' WHERE id = 3", docs);
+    SQL("DELETE FROM %s WHERE id = 5", docs);
+    s = tsync_ok(&cfg, 0);
+    cr_assert_eq(s.records + s.acls + s.deletes + s.pruned, 0, "an incremental sync sees none");
+    cr_assert_eq(tsync_hits("alice", "heron", NULL, 0), 6);
+
+    before = tsync_chunk_sig(0);
+    ids_before = tsync_chunk_sig(1);
+    s = tsync_perm_ok(&cfg);
+    cr_assert_eq(s.acls, 2, "two allow lists changed");
+    cr_assert_eq(s.pruned + s.deletes, 1, "one row is gone");
+    cr_assert_eq(s.unchanged, 5, "every live row checked, none re-read as content");
+    cr_assert_eq(s.records, 0, "nothing re-read as content");
+    cr_assert_eq(s.chunks, 0, "nothing re-chunked");
+    cr_assert_eq(tsync_hits("alice", "heron", NULL, 0), 4);
+    cr_assert_eq(tsync_hits("bob", "heron", NULL, 0), 2);
+    cr_assert_eq(tsync_int("SELECT deleted FROM documents WHERE ext_id = '5'"), 1);
+    /* Chunk texts are those of before, minus the deleted row's. */
+    after = tsync_chunk_sig(0);
+    cr_assert(strstr(before, "memos/5#0=") && !strstr(after, "memos/5#0="), "%s", after);
+    cr_assert_eq(strlen(after) + strlen("memos/5#0=heron memo number 5\n"), strlen(before),
+                 "%s\n---\n%s", before, after);
+    free(after);
+    /* Rows whose permissions did not change keep their very chunks. */
+    after = tsync_chunk_sig(1);
+    for (const char *id = "146"; *id; id++) {
+        char line[64];
+        snprintf(line, sizeof line, "memos/%c#0=heron memo number %c @", *id, *id);
+        const char *a = strstr(ids_before, line), *b = strstr(after, line);
+        cr_assert(a && b, "%s", line);
+        cr_assert_eq(atoll(a + strlen(line)), atoll(b + strlen(line)), "%s", line);
+    }
+    free(after);
+    free(before);
+    free(ids_before);
+    cr_assert_eq(store_source_acl_synced_at(F.st, src, &at1, &err), CTX_OK, "%s", err.text);
+    cr_assert(at1 > 0, "a permission sync is recorded");
+
+    /* A second permission sync finds nothing to do; a soft delete is a DELETE. */
+    SQL("UPDATE %s SET hidden = true WHERE id = 6", docs);
+    s = tsync_perm_ok(&cfg);
+    cr_assert_eq(s.acls, 0);
+    cr_assert_eq(s.deletes + s.pruned, 1);
+    cr_assert_eq(tsync_hits("alice", "heron", NULL, 0), 3);
+    /* The incremental cursor is the content read's: the next sync reads nothing new. */
+    s = tsync_ok(&cfg, 0);
+    cr_assert_eq(s.records, 0);
+    ctx_config_free(&cfg);
+}
+
 /* ---- 6. bad input ---- */
 
 Test(postgres, wrong_password_is_eauth_without_the_password)

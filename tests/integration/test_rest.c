@@ -387,7 +387,9 @@ Test(rest, wiki_permissions_endpoint_groups_and_oauth2)
     ctl("update", "{\"collection\":\"wiki.pages\",\"id\":\"1005\",\"set\":"
                   "{\"restrictions\":{\"users\":[],\"groups\":[]}}}");
     sync_ok(wiki(NULL), 0, &s);
-    cr_assert_eq(s.records + s.acls + s.unchanged, 1);
+    /* Same content, new permissions: counted unchanged, and as an ACL change. */
+    cr_assert_eq(s.records + s.unchanged, 1);
+    cr_assert_eq(s.acls, 1);
     cr_assert(sees("ann@x.test", "Page 5 zebra"));
     cr_assert(!sees("cy@x.test", "Page 5 zebra"));
 }
@@ -473,6 +475,61 @@ Test(rest, full_sync_prunes_what_is_gone)
     cr_assert_eq(s.pruned, 1);
     cr_assert_eq(docs("tickets"), 19);
     cr_assert(!sees("dee@x.test", "Ticket 7 zebra"));
+}
+
+/*
+ * A permission sync walks the list endpoints (and the permissions endpoint)
+ * without since: ACL changes that did not move the updated time and hard
+ * deletes (no deleted endpoint) are applied, and nothing is re-chunked.
+ */
+Test(rest, permission_sync_applies_silent_acl_changes_and_hard_deletes)
+{
+    store_run_stats s;
+    const char *cfg = tracker("", TRACKER_PRINCIPALS "," TICKETS("tickets", "page", INCR));
+    int64_t max_chunk;
+
+    sync_ok(cfg, 0, &s);
+    cr_assert(sees("ann@x.test", "Ticket 1 zebra"));
+    cr_assert(!sees("cy@x.test", "Ticket 1 zebra"));
+    ctl("update", "{\"collection\":\"tracker.tickets\",\"id\":1,\"touch\":false,\"set\":"
+                  "{\"project\":\"P2\",\"reporter\":\"u3\"}}");
+    ctl("delete", "{\"collection\":\"tracker.tickets\",\"id\":9}");
+    sync_ok(cfg, 0, &s);
+    cr_assert_eq(s.records + s.acls + s.deletes + s.pruned, 0, "an incremental sync sees none");
+    cr_assert(sees("ann@x.test", "Ticket 1 zebra"));
+    max_chunk = tu_count(st, "SELECT max(id) FROM chunks");
+
+    sync_ok(cfg, TU_PERMISSIONS, &s);
+    cr_assert_eq(s.acls, 1);
+    cr_assert_eq(s.pruned, 1);
+    cr_assert_eq(s.unchanged, 19);
+    cr_assert_eq(s.records + s.chunks, 0, "nothing re-chunked");
+    cr_assert(!sees("ann@x.test", "Ticket 1 zebra"));
+    cr_assert(sees("cy@x.test", "Ticket 1 zebra"));
+    cr_assert(!sees("dee@x.test", "Ticket 9 zebra"));
+    cr_assert_eq(docs("tickets"), 19);
+    /* Only the re-labelled ticket's chunks are new rows (same text, new ACL). */
+    {
+        char sql[160];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM chunks c JOIN documents d ON"
+                 " d.id = c.doc_id WHERE c.id > %lld AND d.ext_id <> '1'", (long long)max_chunk);
+        cr_assert_eq(tu_count(st, sql), 0, "unchanged tickets keep their chunks");
+    }
+}
+
+Test(rest, permission_sync_reads_the_permissions_endpoint)
+{
+    store_run_stats s;
+
+    sync_ok(wiki(NULL), 0, &s);
+    cr_assert(!sees("ann@x.test", "Page 5 zebra"));
+    ctl("update", "{\"collection\":\"wiki.pages\",\"id\":\"1005\",\"touch\":false,\"set\":"
+                  "{\"restrictions\":{\"users\":[],\"groups\":[]}}}");
+    sync_ok(wiki(NULL), TU_PERMISSIONS, &s);
+    cr_assert_eq(s.acls, 1);
+    cr_assert_eq(s.records + s.chunks, 0);
+    cr_assert(sees("ann@x.test", "Page 5 zebra"));
+    cr_assert(!sees("cy@x.test", "Page 5 zebra"));
 }
 
 /* ---- rate limits and faults ---- */

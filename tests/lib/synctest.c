@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../agent/jobs.h"
 #include "../../retrieval/search.h"
 #include "pgtest.h"
 
@@ -73,6 +74,33 @@ store_run_stats tsync_ok(ctx_config *cfg, int full)
     int rc = tsync_run(cfg, full, &s, &err);
     cr_assert(rc == CTX_OK, "sync failed: %s: %s", ctx_rc_name(rc), err.text);
     return s;
+}
+
+store_run_stats tsync_perm_ok(ctx_config *cfg)
+{
+    const char *pstreams[32];
+    store_run_stats s;
+    sync_opts o;
+    ctx_error err;
+    int rc;
+
+    memset(&o, 0, sizeof o);
+    o.permissions = 1;
+    o.nprincipal_streams = jobs_principal_streams(&cfg->sources[0], pstreams, 32);
+    o.principal_streams = pstreams;
+    rc = tsync_run_opts(cfg, &o, &s, &err);
+    cr_assert(rc == CTX_OK, "permission sync failed: %s: %s", ctx_rc_name(rc), err.text);
+    return s;
+}
+
+char *tsync_chunk_sig(int ids)
+{
+    return tsync_text("SELECT coalesce(group_concat(line, char(10)), '') FROM (SELECT"
+                      " d.stream || '/' || d.ext_id || '#' || c.seq || '=' || f.text ||"
+                      " CASE WHEN %d THEN ' @' || c.id ELSE '' END AS line"
+                      " FROM documents d JOIN chunks c ON c.doc_id = d.id"
+                      " JOIN chunks_fts f ON f.rowid = c.id WHERE d.deleted = 0"
+                      " ORDER BY d.stream, d.ext_id, c.seq)", ids);
 }
 
 /* query - prepare the formatted query; the caller finalizes. */

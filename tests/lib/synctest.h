@@ -39,6 +39,19 @@ int tsync_run(ctx_config *cfg, int full, store_run_stats *stats, ctx_error *err)
 /* tsync_ok - a sync that must succeed. */
 store_run_stats tsync_ok(ctx_config *cfg, int full);
 
+/*
+ * tsync_perm_ok - a permission run (sync --permissions) of the config's
+ * first source that must succeed; principal streams as the agent reads them.
+ */
+store_run_stats tsync_perm_ok(ctx_config *cfg);
+
+/*
+ * tsync_chunk_sig - every live chunk as "stream/ext_id#seq=text" lines in
+ * (stream, ext_id, seq) order; with ids, each line ends in " @chunk_id".
+ * New (free it). Equal before and after a run: nothing was re-chunked.
+ */
+char *tsync_chunk_sig(int ids);
+
 /* tsync_int - first column of the first row of a store query (sqlite3_mprintf format); -1 without a row. */
 int64_t tsync_int(const char *fmt, ...);
 /* tsync_text - like tsync_int for text; new (free it), NULL without a row. */

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/jobs.h"
 #include "core/util.h"
 #include "indexer/ingest.h"
 #include "retrieval/search.h"
@@ -93,14 +94,34 @@ int tu_sync(ctx_store *st, const char *source_json, int full, store_run_stats *s
     rc = ctx_config_parse(root, ".", &cfg, err);
     json_decref(root);
     if (!rc) {
+        const char *pstreams[32];
         memset(&so, 0, sizeof so);
-        so.full = full;
+        so.full = full == 1;
+        if (full == TU_PERMISSIONS) {
+            so.permissions = 1;
+            so.nprincipal_streams = jobs_principal_streams(&cfg.sources[0], pstreams, 32);
+            so.principal_streams = pstreams;
+        }
         so.chunk_max_tokens = cfg.chunk_max_tokens;
         so.chunk_overlap_tokens = cfg.chunk_overlap_tokens;
         rc = sync_source(st, &cfg.sources[0], &so, stats, err);
     }
     ctx_config_free(&cfg);
     return rc;
+}
+
+char *tu_text(ctx_store *st, const char *sql)
+{
+    sqlite3_stmt *s;
+    char *v;
+
+    if (sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL) != SQLITE_OK)
+        die(sql, sqlite3_errmsg(store_db(st)));
+    if (sqlite3_step(s) != SQLITE_ROW)
+        die(sql, "no row");
+    v = strdup(sqlite3_column_text(s, 0) ? (const char *)sqlite3_column_text(s, 0) : "");
+    sqlite3_finalize(s);
+    return v;
 }
 
 int64_t tu_count(ctx_store *st, const char *sql)

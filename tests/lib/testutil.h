@@ -20,8 +20,10 @@ void tu_write(const char *dir, const char *rel, const char *text);
 ctx_store *tu_store(const char *dir);
 /*
  * tu_sync - parse a config whose "sources" is [source_json] and run one sync
- * of it; returns the rc, stats and err filled.
+ * of it; returns the rc, stats and err filled. full: 0 incremental, 1 full,
+ * TU_PERMISSIONS a permission run (sync --permissions).
  */
+#define TU_PERMISSIONS 2
 int tu_sync(ctx_store *st, const char *source_json, int full, store_run_stats *stats,
             ctx_error *err);
 /*
@@ -37,6 +39,8 @@ void tu_ingest_init(struct ingest_ctx *ic, ctx_store *st, int64_t source, store_
  */
 int64_t tu_source_with_user(ctx_store *st, const char *user, struct ingest_ctx *ic,
                             store_run_stats *stats);
+/* tu_text - the text result of a one-value SQL query; new (free it), "" for NULL. */
+char *tu_text(ctx_store *st, const char *sql);
 /* tu_count - the integer result of a one-value SQL query. */
 int64_t tu_count(ctx_store *st, const char *sql);
 /* tu_search_titles - "title1|title2|..." of what user finds (k=50), new. */

@@ -8,6 +8,9 @@
  *   FLAW_BAD_SPEC  xSpec is no JSON Schema: a misspelt type, a wrong "required"
  *   FLAW_BAD_MESSAGES  titles are not UTF-8 and metadata is not an object
  *   FLAW_NO_STOP   reads on when the host says stop
+ *   FLAW_FULL_INCREMENTAL  a full read given a state reads on from it: after a
+ *                  full run is interrupted and run again, what it skips would
+ *                  be pruned
  * The flaws wrap the template's callbacks instead of editing its code.
  */
 #define ctx_connector_entry jsonl_entry
@@ -92,8 +95,25 @@ static int flawed_read(void *conn, const char *stream, const char *state, int fu
 #elif defined(FLAW_NO_STATE)
     (void)state;
     return jsonl_read(conn, stream, NULL, full, host, em, e);
+#elif defined(FLAW_FULL_INCREMENTAL)
+    (void)full;
+    return jsonl_read(conn, stream, state, 0, host, em, e);
 #else
     return jsonl_read(conn, stream, state, full, host, em, e);
+#endif
+}
+
+/* The permission read goes through the same flawed host as xRead. */
+static int flawed_read_permissions(void *conn, const char *stream, const char *state,
+                                   const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
+{
+#if defined(FLAW_HOST)
+    ctx_host h = {CTX_CONNECTOR_ABI_VERSION, sizeof(ctx_host), pt_record, pt_delete, pt_acl,
+                  pt_principal, pt_state, pt_log};
+    pass_through p = {host, em};
+    return jsonl_read_permissions(conn, stream, state, &h, (ctx_emitter *)&p, e);
+#else
+    return jsonl_read_permissions(conn, stream, state, host, em, e);
 #endif
 }
 
@@ -125,6 +145,7 @@ CTX_CONNECTOR_EXPORT const ctx_connector *ctx_connector_entry(void)
         c = jsonl_connector;
         c.name = "flawed";
         c.xRead = flawed_read;
+        c.xReadPermissions = flawed_read_permissions;
         c.xCheck = flawed_check;
         c.xSpec = flawed_spec;
     }

@@ -15,6 +15,7 @@ Control endpoints (no auth) change the data and inject faults:
   POST /_control/reset                   data, faults and counters as at start
   POST /_control/faults   [{...}, ...]   queue faults (see Fault below)
   POST /_control/update   {"collection": "tracker.tickets", "id": 3, "set": {...}}
+                          ("touch": false keeps its updated time)
   POST /_control/add      {"collection": ..., "item": {...}} (keeps a given time)
   POST /_control/delete   {"collection": ..., "id": ...}
   POST /_control/expire_tokens           every OAuth2 token answers 401 from now
@@ -361,7 +362,9 @@ class Handler(BaseHTTPRequestHandler):
                         return self.send(404, {"error": "no such item"})
                     if what == "update":
                         it.update(arg.get("set", {}))
-                        if tf in it:
+                        # "touch": false changes the item behind its time's back,
+                        # as a permission change in many SaaS APIs does
+                        if tf in it and arg.get("touch", True):
                             it[tf] = STATE.next_tick()
                     else:
                         STATE.data[coll].remove(it)

@@ -169,8 +169,8 @@ Test(fresh, stale_permissions_withhold_the_source_until_a_full_sync)
     json_decref(a);
 
     /* Two hours later. */
-    cr_assert_eq(store_exec(st, "UPDATE sync_runs SET finished_at = finished_at - 7200000,"
-                                " started_at = started_at - 7200000", &err), 0);
+    cr_assert_eq(store_exec(st, "UPDATE source_acl_sync SET synced_at = synced_at - 7200000",
+                            &err), 0);
     a = ask(&cfg, &fetched);
     cr_assert_eq(nresults(a), 0);
     cr_assert_not(fetched);
@@ -186,11 +186,11 @@ Test(fresh, by_default_only_an_agent_run_source_is_bounded)
     json_t *a;
     int64_t fetched;
     ctx_error err;
-    char sql[256];
+    char sql[512];
 
     config(&cfg, "");
     sync_demo(1);
-    cr_assert_eq(store_exec(st, "UPDATE sync_runs SET finished_at = finished_at - 7 * 86400000",
+    cr_assert_eq(store_exec(st, "UPDATE source_acl_sync SET synced_at = synced_at - 7 * 86400000",
                             &err), 0);
     a = ask(&cfg, &fetched);
     cr_assert_gt(nresults(a), 0, "synced by hand a week ago, searched now: served");
@@ -198,15 +198,17 @@ Test(fresh, by_default_only_an_agent_run_source_is_bounded)
 
     /* The agent ran its permissions job an hour ago, and then stopped. */
     snprintf(sql, sizeof sql, "INSERT INTO agent_jobs(source, kind, attempt, started_at,"
-             " finished_at, status) VALUES('northwind', 'permissions', 1, %lld, %lld, 'ok')",
-             (long long)(ctx_now_ms() - 3600000), (long long)(ctx_now_ms() - 3600000));
+             " finished_at, status) VALUES('northwind', 'permissions', 1, %lld, %lld, 'ok');"
+             "UPDATE source_acl_sync SET synced_at = %lld",
+             (long long)(ctx_now_ms() - 3600000), (long long)(ctx_now_ms() - 3600000),
+             (long long)(ctx_now_ms() - 3600000));
     cr_assert_eq(store_exec(st, sql, &err), 0, "%s", err.text);
     a = ask(&cfg, &fetched);
     cr_assert_eq(nresults(a), 0);
     cr_assert(withheld_reason(a) && strstr(withheld_reason(a), "3 x the agent's"), "%s",
               json_dumps(a, 0));
     json_decref(a);
-    cr_assert_eq(store_exec(st, "UPDATE agent_jobs SET finished_at = finished_at + 3590000",
+    cr_assert_eq(store_exec(st, "UPDATE source_acl_sync SET synced_at = synced_at + 3590000",
                             &err), 0);
     a = ask(&cfg, &fetched);
     cr_assert_gt(nresults(a), 0, "the agent's job ran ten seconds ago");

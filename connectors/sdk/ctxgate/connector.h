@@ -1,5 +1,5 @@
 /*
- * ctxgate/connector.h - the connector plugin ABI, version 1.
+ * ctxgate/connector.h - the connector plugin ABI, version 2.
  *
  * A connector pulls items from one kind of source (a database, an API, a
  * directory) and hands them to the host as messages: RECORD, DELETE, ACL,
@@ -66,7 +66,12 @@
 extern "C" {
 #endif
 
-#define CTX_CONNECTOR_ABI_VERSION 1
+/*
+ * Version 2 appended xReadPermissions to ctx_connector. The host loads
+ * plugins built for version 1 or 2 and never reads a member past the
+ * plugin's struct_size.
+ */
+#define CTX_CONNECTOR_ABI_VERSION 2
 
 #if defined(__GNUC__)
 #define CTX_CONNECTOR_EXPORT __attribute__((visibility("default")))
@@ -234,7 +239,9 @@ typedef struct ctx_connector {
      * often (every few thousand items): it is the resume point after a
      * crash. full != 0 asks for every item as if there were no state; the
      * state is still given so a connector can tell what it sent last time
-     * (a group that vanished must be sent again with no members).
+     * (a group that vanished must be sent again with no members). When a
+     * full read was interrupted, the next run calls xRead with full != 0
+     * again, given the last STATE that read emitted: still every item.
      * stream and state_json are borrowed for the call. A read from a state
      * sends only what changed after it: new and changed items (RECORD, or
      * ACL when only permissions changed), DELETE for items that are gone.
@@ -247,6 +254,33 @@ typedef struct ctx_connector {
     /* xClose: free the handle and everything it owns; conn is never NULL. */
     void (*xClose)(void *conn);
     /* ---- version 1 members above; append new members below ---- */
+
+    /*
+     * xReadPermissions (version 2; optional, may be NULL): the permission
+     * read of one stream, cheap enough to run every few minutes. Read only
+     * what names each item and decides who may see it (ids and ACL columns,
+     * a list endpoint without bodies, stat() and ACL sidecars), never the
+     * content, and emit:
+     *   - ACL (host->xAcl) once for EVERY item the stream has now, with its
+     *     current permissions, changed or not: the host compares with what
+     *     it stored and re-labels only what differs, never re-chunks;
+     *   - DELETE for items known to be gone (a soft-delete column);
+     *   - STATE now and then (every few thousand items) and at the end: the
+     *     host commits there, so memory stays flat; it does not store the
+     *     state as the stream's resume point (that stays the content read's).
+     * When the read ends with 0, every stored item of the stream that got no
+     * ACL in it is gone at the source: the host deletes it (as a full read
+     * prunes). An interrupted permission read prunes nothing. Send no
+     * RECORD (a RECORD here counts only for its acl). state_json is NULL, or the last STATE this connector
+     * emitted in an interrupted permission read of the stream: resume after
+     * it only if every item not yet sent comes after it, else start over.
+     * A connector without this member gets full reads (xRead with full = 1)
+     * in its place, of which the host applies only ACLs and deletes.
+     * Threading, ownership and errors as xRead.
+     */
+    int (*xReadPermissions)(void *conn, const char *stream, const char *state_json,
+                            const ctx_host *host, ctx_emitter *em, ctx_conn_error *err);
+    /* ---- version 2 members above; append new members below ---- */
 } ctx_connector;
 
 /*
