@@ -104,6 +104,13 @@ static const ctx_opt serve_opts[] = {
      "requests an agent may make at once", NULL, 0},
     {"public_url", CTX_OPT_STRING, "", offsetof(ctx_serve_cfg, public_url), 0,
      "base URL clients reach the service at (default http://<listen>)", NULL, 0},
+    /* admin endpoints: one static bearer token, kept out of the file itself */
+    {"admin_token_env", CTX_OPT_STRING, "CTXGATE_ADMIN_TOKEN",
+     offsetof(ctx_serve_cfg, admin_token_env), 0,
+     "environment variable holding the admin bearer token (at least 32 bytes) that"
+     " /metrics and /v1/admin/ need", NULL, 0},
+    {"admin_token_file", CTX_OPT_STRING, "", offsetof(ctx_serve_cfg, admin_token_file), 0,
+     "file holding the admin bearer token, used when the variable is unset", NULL, 0},
     CTX_OPT_END,
 };
 

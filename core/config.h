@@ -84,6 +84,10 @@ typedef struct ctx_serve_cfg {
     int64_t user_rate, user_burst;    /* requests per second per user, and burst */
     int64_t agent_rate, agent_burst;  /* the same per agent */
     char *public_url;         /* base URL clients see, for resource metadata */
+    /* The admin bearer token (/metrics, /v1/admin/...): from this variable,
+     * else this file; neither set = admin endpoints answer 401. */
+    char *admin_token_env;
+    char *admin_token_file;
 } ctx_serve_cfg;
 
 /* search: how hybrid retrieval fuses its legs (reciprocal rank fusion). */

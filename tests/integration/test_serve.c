@@ -35,6 +35,8 @@
 #define AUD "ctxgate-api"
 
 #define AUTH_MAX_LEN 9000
+/* The admin token /metrics needs (serve.admin_token_env's default variable). */
+#define ADMIN "admin-token-0123456789-abcdefghijklmnopqrstuv"
 
 static char *dir;
 static pid_t server;
@@ -77,8 +79,9 @@ static void start_with(const char *serve_extra, int with_agent)
     snprintf(cmd, sizeof cmd, "cd %s && %s/ctxgate sync >/dev/null 2>&1 && %s/ctxgate embed"
              " >/dev/null 2>&1", dir, bin, bin);
     cr_assert_eq(system(cmd), 0, "sync/embed failed");
-    snprintf(cmd, sizeof cmd, "cd %s && CTXGATE_TEST_SECRET=%s exec %s/ctxgate serve"
-             " %s 2>serve.log", dir, SECRET, bin, with_agent ? "" : "--no-agent");
+    snprintf(cmd, sizeof cmd, "cd %s && CTXGATE_TEST_SECRET=%s CTXGATE_ADMIN_TOKEN=%s exec"
+             " %s/ctxgate serve %s 2>serve.log", dir, SECRET, ADMIN, bin,
+             with_agent ? "" : "--no-agent");
     server = fork();
     cr_assert(server >= 0);
     if (server == 0) {
@@ -456,6 +459,9 @@ Test(serve, health_ready_metrics_and_the_mcp_hook)
     a = search(alice, "{\"query\": \"vacation policy\"}", 200);
     json_decref(a);
     r = http("GET", "/metrics", NULL, NULL);
+    cr_assert_eq(r.status, 401, "metrics name every user: no token, no metrics");
+    ctx_free(r.body);
+    r = http("GET", "/metrics", ADMIN, NULL);
     cr_assert_eq(r.status, 200);
     cr_assert(strstr(r.body, "ctxgate_http_requests_total{endpoint=\"/v1/search\",code=\"200\"}"),
               "%s", r.body);
@@ -478,6 +484,79 @@ Test(serve, health_ready_metrics_and_the_mcp_hook)
     cr_assert_eq(r.status, 405);
     ctx_free(r.body);
     ctx_free(alice);
+}
+
+/*
+ * /metrics names every user and agent: only the admin token opens it. A
+ * user's valid JWT, a wrong token, a token with a byte more or less, and
+ * the admin token sent some other way than as a bearer token all get the
+ * same 401, without OAuth resource metadata (no user token would help).
+ */
+Test(serve, metrics_need_the_admin_token)
+{
+    char *alice = token("alice@northwind.test", "helpdesk");
+    const char *wrong[] = {ADMIN "x", "admin-token-0123456789-abcdefghijklmnopqrstu",
+                           "admin-token-0123456789-abcdefghijklmnopqrstuV", "", alice};
+    json_t *a = search(alice, "{\"query\": \"vacation policy\"}", 200);
+    reply r;
+
+    json_decref(a);
+    for (size_t i = 0; i < sizeof wrong / sizeof *wrong; i++) {
+        r = http("GET", "/metrics", wrong[i], NULL);
+        cr_assert_eq(r.status, 401, "token %zu opened /metrics", i);
+        cr_assert(!strstr(r.body, "alice"), "%s", r.body);
+        cr_assert(strstr(r.body, "admin token"), "%s", r.body);
+        cr_assert_eq(r.www_auth[0], '\0', "%s", r.www_auth);
+        ctx_free(r.body);
+    }
+    extra_header = "X-Admin-Token: " ADMIN;
+    r = http("GET", "/metrics", NULL, NULL);
+    extra_header = NULL;
+    cr_assert_eq(r.status, 401);
+    ctx_free(r.body);
+    /* An admin path the service does not have is still behind the door:
+     * probing /v1/admin/ without the token tells nothing. */
+    r = http("GET", "/v1/admin/explain", alice, NULL);
+    cr_assert_eq(r.status, 401, "%s", r.body);
+    ctx_free(r.body);
+    r = http("GET", "/v1/admin/explain", ADMIN, NULL);
+    cr_assert_eq(r.status, 404, "%s", r.body);
+    ctx_free(r.body);
+    r = http("GET", "/metrics", ADMIN, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert(strstr(r.body, "ctxgate_tokens_served_total{user=\"alice@northwind.test\"}"));
+    /* The refusals were counted, under their endpoint. */
+    cr_assert(strstr(r.body, "ctxgate_http_requests_total{endpoint=\"/metrics\",code=\"401\"} 6"),
+              "%s", r.body);
+    ctx_free(r.body);
+    ctx_free(alice);
+}
+
+static void setup_no_admin(void)
+{
+    start_with(", \"admin_token_env\": \"CTXGATE_TEST_UNSET_ADMIN\"", 0);
+}
+TestSuite(serve_no_admin, .init = setup_no_admin, .fini = teardown, .timeout = 240);
+
+/* No admin token configured: admin endpoints are closed, and say how to open them. */
+Test(serve_no_admin, metrics_closed_without_an_admin_token)
+{
+    reply r = http("GET", "/metrics", ADMIN, NULL);
+    char cmd[PATH_MAX * 2 + 256], bin[PATH_MAX];
+    char *log;
+    size_t len;
+
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    cr_assert(strstr(r.body, "serve.admin_token_env"), "%s", r.body);
+    ctx_free(r.body);
+    /* A configured token too short to be a secret stops start-up, naming the key. */
+    cr_assert(realpath(tu_build_dir(), bin));
+    snprintf(cmd, sizeof cmd, "cd %s && CTXGATE_TEST_SECRET=%s CTXGATE_TEST_UNSET_ADMIN=short"
+             " %s/ctxgate serve --no-agent --listen 127.0.0.1:0 2>short.log", dir, SECRET, bin);
+    cr_assert_neq(system(cmd), 0, "serve started with a 5-byte admin token");
+    log = file_text("short.log", &len);
+    cr_assert(strstr(log, "serve.admin_token_env: the admin token is 5 bytes"), "%s", log);
+    ctx_free(log);
 }
 
 /* ---- the leak oracle, through the API ---- */
