@@ -135,6 +135,10 @@ static void finished(agent *a, agent_job *j, int rc, int64_t now)
     } else if (rc == CTX_EBUSY) {
         /* another process runs it: not a failure, look again soon */
         j->next_at = now + a->opts.retry_ms;
+    } else if (rc == CTX_EHELD) {
+        /* a sync guard waits for a person: retrying cannot help */
+        j->attempt = 0;
+        j->next_at = regular;
     } else if (j->attempt < a->opts.max_retries) {
         int64_t delay = a->opts.retry_ms << (j->attempt < 20 ? j->attempt : 20);
         j->attempt++;

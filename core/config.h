@@ -23,6 +23,13 @@ typedef struct ctx_schedule_cfg {
     ctx_strlist permission_streams;  /* which streams carry users and groups */
 } ctx_schedule_cfg;
 
+/* A source's "guard": how much one sync may change before it is held. */
+typedef struct ctx_guard_cfg {
+    double max_delete_share;  /* deletes + prunes over this share of live docs: held; 1 = off */
+    int64_t min_deletes;      /* ... and over this many: a few deletes are never held */
+    int64_t max_everyone;     /* docs newly readable by everyone over this: held; 0 = off */
+} ctx_guard_cfg;
+
 typedef struct ctx_source_cfg {
     char *name;               /* unique, [A-Za-z0-9_.-]+ */
     char *type;               /* built-in connector name, or "plugin" */
@@ -32,6 +39,7 @@ typedef struct ctx_source_cfg {
     json_t *conn;             /* the connector's keys only; owned */
     size_t index;             /* position in sources[], for messages */
     ctx_schedule_cfg schedule;
+    ctx_guard_cfg guard;      /* sync guards against mass changes */
 } ctx_source_cfg;
 
 /* The "agent" section: how the maintenance agent runs jobs. */

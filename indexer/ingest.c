@@ -34,6 +34,39 @@ static int repair(const char *s, size_t len, ctx_buf *buf, const char **out,
     return CTX_OK;
 }
 
+/* allows_everyone - the ACL as sent names everyone among its readers. */
+static int allows_everyone(const ctx_acl *acl)
+{
+    for (size_t i = 0; acl && i < acl->n_allow; i++)
+        if (acl->allow[i] && !strcmp(acl->allow[i], "everyone"))
+            return 1;
+    return 0;
+}
+
+/*
+ * count_acl_change - the permission counters for a document moving to
+ * acl_id: acls (a live document's ACL set changed; a new document is
+ * counted as indexed only) and to_everyone (readable by everyone now,
+ * not before: new, a tombstone back, or an ACL that now allows everyone).
+ */
+static int count_acl_change(ingest_ctx *c, const store_doc_info *info, const ctx_acl *acl,
+                            int64_t acl_id, ctx_error *err)
+{
+    int live = info->id && !info->deleted, was = 0, rc;
+
+    if (live && info->acl_id == acl_id)
+        return CTX_OK;
+    if (live)
+        c->stats->acls++;
+    if (!allows_everyone(acl))
+        return CTX_OK;
+    if (live && (rc = store_acl_everyone(c->store, info->acl_id, &was, err)))
+        return rc;
+    if (!was)
+        c->stats->to_everyone++;
+    return CTX_OK;
+}
+
 int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err)
 {
     ctx_buf fix[5] = {CTX_BUF_INIT, CTX_BUF_INIT, CTX_BUF_INIT, CTX_BUF_INIT, CTX_BUF_INIT};
@@ -92,7 +125,8 @@ int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err)
         size_t lens[4] = {tlen, ulen, blen, mlen};
         ctx_hash_hex(parts, lens, 4, hash);
     }
-    if ((rc = store_doc_lookup(c->store, c->source, rec->stream, id, &info, err)))
+    if ((rc = store_doc_lookup(c->store, c->source, rec->stream, id, &info, err)) ||
+        (rc = count_acl_change(c, &info, rec->acl, acl_id, err)))
         goto out;
     if (info.id && !info.deleted && !strcmp(info.hash, hash)) {
         c->stats->unchanged++;
@@ -186,5 +220,11 @@ int ingest_acl(ingest_ctx *c, const char *stream, const char *id, const ctx_acl 
     if ((rc = store_acl_intern(c->store, acl, &acl_id, err)))
         return rc;
     c->stats->acls++;
+    if (info.acl_id != acl_id && allows_everyone(acl)) {
+        int was = 0;
+        if ((rc = store_acl_everyone(c->store, info.acl_id, &was, err)))
+            return rc;
+        c->stats->to_everyone += !was;
+    }
     return store_doc_set_acl(c->store, info.id, acl_id, err);
 }
