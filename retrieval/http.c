@@ -197,20 +197,16 @@ static void h_search(http_server *srv, void *arg, const http_req *req, http_resp
 static void h_document(http_server *srv, void *arg, const http_req *req, http_resp *resp)
 {
     svc_identity id = {req->who->user, req->who->agent[0] ? req->who->agent : NULL};
+    /* The path arrives %-decoded: "wiki%3Apages%2FHome" is "wiki:pages/Home". */
     const char *p = req->path + strlen("/v1/documents/");
     json_t *answer = NULL;
     ctx_error err;
-    char *end;
-    long long doc;
     int rc;
     (void)arg;
 
-    doc = strtoll(p, &end, 10);
-    if (!*p || *end || doc <= 0 || p[0] == '+' || p[0] == '0') {
-        /* Not an id we ever give out: the same 404 as forbidden and missing. */
-        doc = 0;
-    }
-    rc = svc_fetch(srv->service, &id, doc, &answer, &err);
+    /* An internal id or SOURCE:EXTERNAL_ID; anything that names nothing we
+     * serve gets the same 404 as forbidden and missing. */
+    rc = svc_fetch_ref(srv->service, &id, p, &answer, &err);
     if (rc == CTX_OK)
         http_json(resp, 200, answer);
     else if (rc == CTX_ENOTFOUND)

@@ -3,7 +3,8 @@
  * libmicrohttpd with a thread pool. Endpoints:
  *
  *   POST /v1/search           svc_search; body schemas/api/search-request
- *   GET  /v1/documents/{id}   svc_fetch; 404 alike for missing and forbidden
+ *   GET  /v1/documents/{ref}  svc_fetch_ref: an internal id or SOURCE:EXTERNAL_ID
+ *                             (URL-encoded); 404 alike for missing and forbidden
  *   GET  /healthz, /readyz    alive; store answers and vector index loaded
  *   GET  /metrics             Prometheus text; needs the admin token
  *   /mcp, /.well-known/oauth-protected-resource

@@ -487,6 +487,64 @@ Test(serve, health_ready_metrics_and_the_mcp_hook)
 }
 
 /*
+ * Answers carry the source's own id next to ours, and GET /v1/documents/
+ * takes either: SOURCE:EXTERNAL_ID URL-encoded. A reference to something
+ * forbidden, missing or malformed answers the same 404, byte for byte.
+ */
+Test(serve, documents_by_external_id)
+{
+    char *alice = token("alice@northwind.test", "helpdesk");
+    char *bob = token("bob@northwind.test", "helpdesk");
+    json_t *a = search(alice, "{\"query\": \"salary bands\", \"k\": 1, \"mode\": \"lexical\"}",
+                       200);
+    json_t *hit = json_array_get(json_object_get(a, "results"), 0), *doc;
+    const char *ext = json_string_value(json_object_get(hit, "external_id"));
+    const char *seps[] = {":", "%3A"}; /* as sent raw, and URL-encoded */
+    char path[512], *enc;
+    reply r, forbidden, missing[6];
+    CURL *c = curl_easy_init();
+
+    cr_assert(ext && *ext, "search results carry external_id");
+    cr_assert_str_eq(ext, "hr/salary-bands-2026.md", "the files connector's id is its path");
+    enc = curl_easy_escape(c, ext, 0);
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "/v1/documents/northwind%s%s", seps[i], enc);
+        r = http("GET", path, alice, NULL);
+        cr_assert_eq(r.status, 200, "%s: %s", path, r.body);
+        doc = json_loads(r.body, 0, NULL);
+        cr_assert_eq(json_integer_value(json_object_get(doc, "doc_id")),
+                     json_integer_value(json_object_get(hit, "doc_id")));
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "external_id")), ext);
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "stream")), "files");
+        validate(doc, "document");
+        json_decref(doc);
+        ctx_free(r.body);
+    }
+    snprintf(path, sizeof path, "/v1/documents/northwind%%3A%s", enc);
+    forbidden = http("GET", path, bob, NULL);
+    missing[0] = http("GET", "/v1/documents/northwind%3Ahr%2Fno-such.md", bob, NULL);
+    snprintf(path, sizeof path, "/v1/documents/crm%%3A%s", enc);
+    missing[1] = http("GET", path, alice, NULL);      /* no such source */
+    missing[2] = http("GET", "/v1/documents/northwind%3A", alice, NULL);
+    missing[3] = http("GET", "/v1/documents/%3Afinance", alice, NULL);
+    snprintf(path, sizeof path, "/v1/documents/northwind%%3A%s%%3Aextra", enc);
+    missing[4] = http("GET", path, alice, NULL);      /* a ':' inside the id is part of it */
+    missing[5] = http("GET", "/v1/documents/0042", alice, NULL);
+    cr_assert_eq(forbidden.status, 404);
+    for (size_t i = 0; i < 6; i++) {
+        cr_assert_eq(missing[i].status, 404, "case %zu: %s", i, missing[i].body);
+        cr_assert_str_eq(forbidden.body, missing[i].body, "case %zu differs", i);
+        ctx_free(missing[i].body);
+    }
+    ctx_free(forbidden.body);
+    curl_free(enc);
+    curl_easy_cleanup(c);
+    json_decref(a);
+    ctx_free(alice);
+    ctx_free(bob);
+}
+
+/*
  * /metrics names every user and agent: only the admin token opens it. A
  * user's valid JWT, a wrong token, a token with a byte more or less, and
  * the admin token sent some other way than as a bearer token all get the
