@@ -1278,6 +1278,24 @@ Test(serve, mcp_over_stdio_as_two_users)
     cr_assert(json_is_true(json_object_get(json_object_get(b, "fetchById"), "isError")));
     json_decref(a);
     json_decref(b);
+    /* fetch by the source's own id: the same document, and the same refusal */
+    snprintf(args, sizeof args, "--stdio %s/ctxgate --config %s/ctxgate.json --fetch"
+             " northwind:hr/salary-bands-2026.md salary bands", bin, dir);
+    a = mcp_client("CTXGATE_USER=alice@northwind.test CTXGATE_AGENT=helpdesk", args);
+    b = mcp_client("CTXGATE_USER=bob@northwind.test CTXGATE_AGENT=helpdesk", args);
+    {
+        json_t *meta = json_object_get(
+            json_object_get(json_object_get(a, "fetchById"), "structured"), "metadata");
+        cr_assert_str_eq(json_string_value(json_object_get(meta, "external_id")),
+                         "hr/salary-bands-2026.md");
+        cr_assert_eq(json_integer_value(json_object_get(meta, "doc_id")), atoll(id));
+    }
+    cr_assert(json_is_true(json_object_get(json_object_get(b, "fetchById"), "isError")));
+    cr_assert(json_is_null(json_object_get(json_object_get(b, "fetchById"), "structured")));
+    json_decref(a);
+    json_decref(b);
+    snprintf(args, sizeof args, "--stdio %s/ctxgate --config %s/ctxgate.json --fetch %s"
+             " salary bands", bin, dir, id);
     /* an agent the config does not register gets nothing */
     a = mcp_client("CTXGATE_USER=alice@northwind.test CTXGATE_AGENT=stranger", args);
     cr_assert_eq(json_array_size(json_object_get(json_object_get(a, "search"), "results")), 0);
