@@ -473,7 +473,7 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
     stream_list streams = {NULL, 0};
     ctx_conn_error ce;
     int64_t run = 0;
-    int rc, lockfd = -1;
+    int rc, lockfd = -1, guards_off;
     size_t i;
 
     memset(&em, 0, sizeof em);
@@ -500,8 +500,12 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
         goto out;
     /* A held source stays held until a confirmed run (or a config
      * without guards): a second unconfirmed run would otherwise measure
-     * the share against what the held one already deleted. */
-    if (!opts->confirm && (src->guard.max_delete_share < 1 || src->guard.max_everyone > 0) &&
+     * the share against what the held one already deleted. A run of some
+     * streams only (the agent's permissions job) still goes, under the
+     * guards: revocations must not wait for a person. */
+    guards_off = opts->confirm ||
+                 (src->guard.max_delete_share >= 1 && src->guard.max_everyone <= 0);
+    if (!guards_off && !opts->filter &&
         (rc = store_source_held(st, em.ing.source, em.held, sizeof em.held, err)))
         goto out;
     if ((rc = store_run_begin(st, em.ing.source, opts->full, &run, err)))
@@ -543,9 +547,12 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
                              : rc == CTX_ECANCELED ? "canceled"
                              : rc == CTX_EHELD     ? "held"
                                                    : "failed";
+        /* held_reason: why, for a held run; "" for a run without guards,
+         * which lifts an earlier hold; NULL otherwise. */
+        const char *held = em.held[0] ? em.held : guards_off && !rc ? "" : NULL;
         int frc = store_run_finish(st, run, status, &em.stats, rc ? em.err.text : NULL, &ferr);
-        if (!frc && (warnings || em.held[0]))
-            frc = store_run_note(st, run, warnings, em.held[0] ? em.held : NULL, &ferr);
+        if (!frc && (warnings || held))
+            frc = store_run_note(st, run, warnings, held, &ferr);
         ctx_free(warnings);
         if (frc && !rc) {
             rc = frc;

@@ -2234,8 +2234,10 @@ int store_source_held(ctx_store *st, int64_t source, char *reason, size_t len, c
     int rc;
 
     reason[0] = '\0';
+    /* The last run that held or lifted a hold ("" = lifted). */
     if (sqlite3_prepare_v2(st->db, "SELECT held_reason FROM sync_runs WHERE source_id = ?1"
-                           " ORDER BY id DESC LIMIT 1", -1, &s, NULL) != SQLITE_OK)
+                           " AND held_reason IS NOT NULL ORDER BY id DESC LIMIT 1", -1, &s,
+                           NULL) != SQLITE_OK)
         return store_errf(st, err, "last run");
     sqlite3_bind_int64(s, 1, source);
     rc = sqlite3_step(s);

@@ -175,8 +175,9 @@ int store_prune_count(ctx_store *st, int64_t source, const char *stream, int64_t
 int store_acl_everyone(ctx_store *st, int64_t acl_id, int *yes, ctx_error *err);
 
 /*
- * store_source_held - reason (len bytes) receives why the source's last
- * run was held, or "" when it was not (or there was none).
+ * store_source_held - reason (len bytes) receives why the source is held:
+ * the reason of its last run that was held, unless a run without guards
+ * (held_reason "") came after it; "" when it is not held.
  */
 int store_source_held(ctx_store *st, int64_t source, char *reason, size_t len, ctx_error *err);
 

@@ -85,6 +85,9 @@ static void lines(ctx_buf *b)
     ctx_buf_free(b);
 }
 
+/* Only this stream, as the agent's permissions job reads (NULL = every stream). */
+static const char *only_stream;
+
 /* One run; the sync's result code, with err and *s filled. */
 static int run(const char *guard, int full, int confirm, store_run_stats *s, ctx_error *err)
 {
@@ -103,6 +106,10 @@ static int run(const char *guard, int full, int confirm, store_run_stats *s, ctx
     memset(&so, 0, sizeof so);
     so.full = full;
     so.confirm = confirm;
+    if (only_stream) {
+        so.filter = &only_stream;
+        so.nfilter = 1;
+    }
     rc = sync_source(st, &cfg.sources[0], &so, s, err);
     ctx_config_free(&cfg);
     return rc;
@@ -184,7 +191,21 @@ Test(guard, a_record_whose_acl_changed_counts_as_a_permission_change)
 
 /* ---- F: deletes over the share of the source ---- */
 
-/* Ten documents, then a run deleting d1..d6 two to a STATE. */
+/* The lines of a run deleting d1..d6, two to a STATE. */
+static void ten_then_six_deletes_lines(void)
+{
+    ctx_buf b = CTX_BUF_INIT;
+
+    ctx_buf_puts(&b, HELLO);
+    for (int i = 1; i <= 6; i++) {
+        ctx_buf_printf(&b, "{\"type\":\"DELETE\",\"stream\":\"s\",\"id\":\"d%d\"}\n", i);
+        if (i % 2 == 0)
+            state(&b, 10 + i);
+    }
+    lines(&b);
+}
+
+/* Ten documents, then the lines of a run deleting d1..d6. */
 static void ten_then_six_deletes(void)
 {
     ctx_buf b = CTX_BUF_INIT;
@@ -197,14 +218,7 @@ static void ten_then_six_deletes(void)
     lines(&b);
     run_ok("", 0, 0, &s);
     cr_assert_eq(live(), 10);
-
-    ctx_buf_puts(&b, HELLO);
-    for (int i = 1; i <= 6; i++) {
-        ctx_buf_printf(&b, "{\"type\":\"DELETE\",\"stream\":\"s\",\"id\":\"d%d\"}\n", i);
-        if (i % 2 == 0)
-            state(&b, 10 + i);
-    }
-    lines(&b);
+    ten_then_six_deletes_lines();
 }
 
 Test(guard, deletes_past_the_share_hold_the_run_and_keep_the_checkpoint_before)
@@ -232,6 +246,22 @@ Test(guard, deletes_past_the_share_hold_the_run_and_keep_the_checkpoint_before)
     cr_assert(strstr(err.text, "a run before this one was held"), "%s", err.text);
     cr_assert_eq(s.deletes, 0);
     cr_assert_eq(live(), 6);
+
+    /* A permissions run (some streams only) still goes: revocations do not
+     * wait for a person. It lifts nothing. */
+    {
+        ctx_buf b = CTX_BUF_INIT;
+        ctx_buf_puts(&b, HELLO "{\"type\":\"PRINCIPAL\",\"kind\":\"group\",\"id\":\"group:g\","
+                            "\"members\":[]}\n");
+        state(&b, 14);
+        lines(&b);
+        only_stream = "s";
+        run_ok(G, 0, 0, &s);
+        only_stream = NULL;
+        cr_assert_eq(s.principals, 1);
+        cr_assert_eq(run(G, 0, 0, &s, &err), CTX_EHELD, "still held: %s", err.text);
+        ten_then_six_deletes_lines();
+    }
 
     /* --confirm applies it, and the source is no longer held. */
     run_ok(G, 0, 1, &s);
