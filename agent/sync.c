@@ -61,8 +61,8 @@ struct ctx_emitter {
  * guard.max_everyone documents readable by everyone, is held: the open
  * batch (everything since the last STATE) is rolled back, the run ends
  * with status 'held' and the reason, and the checkpoint before it stays.
- * The next run meets the same change and holds again, until one runs
- * with --confirm (sync_opts.confirm) or the config allows it. A full
+ * The source stays held (sync_source) until a run with --confirm
+ * (sync_opts.confirm) or with both guards off in the config. A full
  * run's prune is counted before it is done: when it would pass the
  * share, the last batch is committed without it and the run is held.
  */
@@ -77,8 +77,7 @@ static int hold(ctx_emitter *em, const char *fmt, ...)
     vsnprintf(em->held, sizeof em->held, fmt, ap);
     va_end(ap);
     ctx_error_set(&em->err, CTX_EHELD, "held: %s; if that is right, run `ctxgate sync %s"
-                  " --confirm` (or raise sources[].guard in the config)", em->held,
-                  em->source_name);
+                  " --confirm`", em->held, em->source_name);
     em->failed = CTX_EHELD;
     return CTX_EHELD;
 }
