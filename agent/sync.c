@@ -175,9 +175,10 @@ static char *warn_json(const warn_summary *w)
 
     for (size_t i = 0; a && i <= WARN_KINDS; i++) {
         const warn_kind *k = &w->kinds[i];
-        json_t *ex = json_array();
+        json_t *ex;
         if (!k->kind || (i == WARN_KINDS && !w->other_used))
             continue;
+        ex = json_array();
         for (size_t j = 0; j < k->nexamples; j++)
             json_array_append_new(ex, json_string(k->examples[j]));
         json_array_append_new(a, json_pack("{s:s,s:s,s:I,s:s,s:o}", "kind", k->kind, "level",
