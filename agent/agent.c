@@ -174,7 +174,10 @@ static void *job_thread(void *p)
         ctx_error_set(&err, rc, "failed without a message");
     if (a->hooks.record_end)
         a->hooks.record_end(a->hooks.arg, id, &copy, end, rc, rc ? err.text : NULL);
-    if (rc && rc != CTX_EBUSY && rc != CTX_ECANCELED)
+    if (rc == CTX_EHELD)
+        ctx_log(CTX_LOG_WARN, "agent", "%s %s: %s", kind_names[copy.kind],
+                copy.source ? copy.source : "store", err.text);
+    else if (rc && rc != CTX_EBUSY && rc != CTX_ECANCELED)
         ctx_log(CTX_LOG_WARN, "agent", "%s %s failed (attempt %d): %s",
                 kind_names[copy.kind], copy.source ? copy.source : "store", copy.attempt + 1,
                 err.text);
