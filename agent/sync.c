@@ -154,7 +154,9 @@ static void note_warning(ctx_emitter *em, int level, const char *kind, const cha
         k->level = level;
     if (!k->message)
         k->message = ctx_strdup(msg);
-    if (k->nexamples < WARN_EXAMPLES) {
+    /* A plain line's text is its kind: only items make examples. (The
+     * "other" kind keeps the lines it folds in.) */
+    if ((item || k == &em->warns.kinds[WARN_KINDS]) && k->nexamples < WARN_EXAMPLES) {
         char *ex = ctx_strdup(item ? item : msg);
         if (ex)
             k->examples[k->nexamples++] = ex;
@@ -201,6 +203,10 @@ static void warn_report(ctx_emitter *em)
         const warn_kind *k = &em->warns.kinds[i];
         if (!k->kind || k->count <= WARN_EXAMPLES)
             continue;
+        if (!k->nexamples) {
+            ctx_log(k->level, part, "%lld times: %s", (long long)k->count, k->kind);
+            continue;
+        }
         ctx_log(k->level, part, "%lld warnings of kind \"%.80s\" (e.g. %s%s%s%s%s): %s",
                 (long long)k->count, k->kind, k->examples[0] ? k->examples[0] : "",
                 k->examples[1] ? ", " : "", k->examples[1] ? k->examples[1] : "",

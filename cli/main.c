@@ -578,6 +578,15 @@ static void print_warnings(json_t *a)
 
     json_array_foreach(a, i, k) {
         const char *level = json_string_value(json_object_get(k, "level"));
+        const char *kind = json_string_value(json_object_get(k, "kind"));
+        const char *msg = json_string_value(json_object_get(k, "message"));
+        if (kind && msg && !strcmp(kind, msg)) { /* a plain line: its text is its kind */
+            printf("  %lld %s%s: %s\n",
+                   (long long)json_integer_value(json_object_get(k, "count")),
+                   level && !strcmp(level, "error") ? "error" : "warning",
+                   json_integer_value(json_object_get(k, "count")) == 1 ? "" : "s", msg);
+            continue;
+        }
         printf("  %lld %s%s of kind %s: %s",
                (long long)json_integer_value(json_object_get(k, "count")),
                level && !strcmp(level, "error") ? "error" : "warning",

@@ -405,6 +405,46 @@ Test(guard, bad_guard_values_name_the_key)
 
 /* ---- E: warnings name their item and repeats are summarized ---- */
 
+/* The run's record: a program's LOG warnings, with a kind and without, summarized. */
+Test(guard, exec_warnings_with_a_kind_are_summarized_per_kind_in_the_run_record)
+{
+    ctx_buf b = CTX_BUF_INIT;
+    store_run_stats s;
+    sqlite3_stmt *q;
+    json_t *w, *k;
+
+    write_program();
+    ctx_buf_puts(&b, HELLO);
+    for (int i = 1; i <= 5; i++)
+        ctx_buf_printf(&b, "{\"type\":\"LOG\",\"level\":\"warn\",\"kind\":\"s.no_owner\","
+                       "\"stream\":\"s\",\"id\":\"d%d\",\"message\":\"no owner\"}\n"
+                       "{\"type\":\"LOG\",\"level\":\"warn\",\"message\":\"slow page\"}\n", i);
+    ctx_buf_puts(&b, "{\"type\":\"LOG\",\"level\":\"info\",\"message\":\"not a warning\"}\n");
+    records(&b, 1, 1, "one", "\"user:a@x.test\"");
+    lines(&b);
+    run_ok("", 0, 0, &s);
+
+    cr_assert_eq(sqlite3_prepare_v2(store_db(st), "SELECT warnings FROM sync_runs ORDER BY id"
+                                    " DESC LIMIT 1", -1, &q, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    w = json_loads((const char *)sqlite3_column_text(q, 0), 0, NULL);
+    sqlite3_finalize(q);
+    cr_assert_eq(json_array_size(w), 2);
+    k = json_array_get(w, 0);
+    cr_assert_str_eq(json_string_value(json_object_get(k, "kind")), "s.no_owner");
+    cr_assert_eq(json_integer_value(json_object_get(k, "count")), 5);
+    cr_assert_str_eq(json_string_value(json_object_get(k, "message")), "no owner");
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(k, "examples"), 0)), "s/d1");
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(k, "examples"), 2)), "s/d3");
+    cr_assert_eq(json_array_size(json_object_get(k, "examples")), 3);
+    k = json_array_get(w, 1);
+    cr_assert_str_eq(json_string_value(json_object_get(k, "kind")), "slow page",
+                     "a line without a kind is counted by its text");
+    cr_assert_eq(json_integer_value(json_object_get(k, "count")), 5);
+    cr_assert_eq(json_array_size(json_object_get(k, "examples")), 0, "the text is the example");
+    json_decref(w);
+}
+
 /* Run `ctxgate ARGS` in root; stdout+stderr into root/out.txt; the exit status. */
 static int ctxgate(const char *args, char **out)
 {
