@@ -145,6 +145,7 @@ static void note_warning(ctx_emitter *em, int level, const char *kind, const cha
     warn_kind *k = warn_find(&em->warns, kind);
 
     snprintf(part, sizeof part, "source %s", em->source_name);
+    em->stats.warnings++;
     if (!k) {
         ctx_log(level, part, "%s%s%s", item ? item : "", item ? ": " : "", msg);
         return;

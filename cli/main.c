@@ -236,6 +236,9 @@ static int cmd_sync(int argc, char **argv)
                (long long)stats.deletes, (long long)stats.pruned, (long long)stats.acls,
                (long long)stats.principals, (long long)stats.chunks,
                (double)(ctx_mono_ns() - t0) / 1e9);
+        if (stats.warnings)
+            fprintf(stderr, "ctxgate: %s: %lld warnings (summarized above; `ctxgate status`"
+                    " shows them)\n", src->name, (long long)stats.warnings);
         if (stats.repaired_utf8)
             fprintf(stderr, "ctxgate: %s: repaired %lld ill-formed UTF-8 sequences\n",
                     src->name, (long long)stats.repaired_utf8);

@@ -152,6 +152,7 @@ typedef struct store_run_stats {
      * everyone, and known ones whose new ACL allows everyone when the old
      * did not (the sync guard counts these; not stored). */
     int64_t to_everyone;
+    int64_t warnings;         /* warnings the connector logged (sync runner; not stored) */
 } store_run_stats;
 
 /* store_run_begin - record a new run (own transaction); *run is its id/epoch. */

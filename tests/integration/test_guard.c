@@ -493,6 +493,7 @@ Test(guard, repeated_warnings_name_the_item_and_are_summarized)
     cr_assert(strstr(out, "40 warnings of kind \"files.no_acl\" (e.g. files/f00.md,"
                      " files/f01.md, files/f02.md)"), "%s", out);
     cr_assert(!strstr(out, "ok.md"), "%s", out);
+    cr_assert(strstr(out, "ctxgate: docs: 40 warnings (summarized above"), "%s", out);
     free(out);
 
     /* The run's record keeps the summary; status shows it. */
