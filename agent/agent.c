@@ -135,6 +135,10 @@ static void finished(agent *a, agent_job *j, int rc, int64_t now)
     } else if (rc == CTX_EBUSY) {
         /* another process runs it: not a failure, look again soon */
         j->next_at = now + a->opts.retry_ms;
+    } else if (rc == CTX_EHELD) {
+        /* a sync guard waits for a person: retrying cannot help */
+        j->attempt = 0;
+        j->next_at = regular;
     } else if (j->attempt < a->opts.max_retries) {
         int64_t delay = a->opts.retry_ms << (j->attempt < 20 ? j->attempt : 20);
         j->attempt++;
@@ -170,7 +174,10 @@ static void *job_thread(void *p)
         ctx_error_set(&err, rc, "failed without a message");
     if (a->hooks.record_end)
         a->hooks.record_end(a->hooks.arg, id, &copy, end, rc, rc ? err.text : NULL);
-    if (rc && rc != CTX_EBUSY && rc != CTX_ECANCELED)
+    if (rc == CTX_EHELD)
+        ctx_log(CTX_LOG_WARN, "agent", "%s %s: %s", kind_names[copy.kind],
+                copy.source ? copy.source : "store", err.text);
+    else if (rc && rc != CTX_EBUSY && rc != CTX_ECANCELED)
         ctx_log(CTX_LOG_WARN, "agent", "%s %s failed (attempt %d): %s",
                 kind_names[copy.kind], copy.source ? copy.source : "store", copy.attempt + 1,
                 err.text);

@@ -265,6 +265,7 @@ static void daemon_record_end(void *arg, int64_t id, const agent_job *job, int64
     const char *status = rc == CTX_OK          ? "ok"
                          : rc == CTX_EBUSY     ? "busy"
                          : rc == CTX_ECANCELED ? "canceled"
+                         : rc == CTX_EHELD     ? "held"
                                                : "failed";
     (void)job;
     if (!id)

@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -12,6 +14,26 @@
 #include "../core/util.h"
 #include "../indexer/ingest.h"
 #include "../retrieval/rank.h"
+
+/* ---- warning summary: kinds, counts and a few examples (ops) ---- */
+
+#define WARN_EXAMPLES 3   /* shown as they come, and kept in the run's record */
+#define WARN_KINDS 32     /* distinct kinds kept; more fold into "other" */
+
+typedef struct warn_kind {
+    char *kind;           /* "files.no_acl", or a plain LOG line's text */
+    int level;            /* the highest seen */
+    int64_t count;
+    char *message;        /* the first one's message, without the item */
+    char *examples[WARN_EXAMPLES]; /* items ("files/a.md") or, for plain lines, the text */
+    size_t nexamples;
+} warn_kind;
+
+typedef struct warn_summary {
+    warn_kind kinds[WARN_KINDS + 1]; /* the last: "other" */
+    size_t n;
+    int other_used;
+} warn_summary;
 
 /* The host side of the connector ABI: what ctx_emitter points to. */
 struct ctx_emitter {
@@ -26,7 +48,186 @@ struct ctx_emitter {
     int64_t run;              /* this run's id: the epoch of streams not resumed */
     int perm;                 /* the stream is read for its permissions only */
     uint64_t t0, last_progress;
+    /* ops: sync guards and the warning summary */
+    const ctx_guard_cfg *guard;
+    int64_t live_at_start;    /* the source's live documents when the run began */
+    char held[CTX_ERRMSG_MAX]; /* why the run is held; "" = not held */
+    warn_summary warns;
 };
+
+/* ---- sync guards against mass changes (ops) ----
+ *
+ * A run that would delete or prune more than guard.max_delete_share of
+ * the documents the source had when it began (and more than
+ * guard.min_deletes of them), or make more than
+ * guard.max_everyone documents readable by everyone, is held: the open
+ * batch (everything since the last STATE) is rolled back, the run ends
+ * with status 'held' and the reason, and the checkpoint before it stays.
+ * The source stays held (sync_source) until a run with --confirm
+ * (sync_opts.confirm) or with both guards off in the config. A full
+ * run's prune is counted before it is done: when it would pass the
+ * share, the last batch is committed without it and the run is held.
+ */
+
+static int hold(ctx_emitter *em, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int hold(ctx_emitter *em, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(em->held, sizeof em->held, fmt, ap);
+    va_end(ap);
+    ctx_error_set(&em->err, CTX_EHELD, "held: %s; if that is right, run `ctxgate sync %s"
+                  " --confirm`", em->held, em->source_name);
+    em->failed = CTX_EHELD;
+    return CTX_EHELD;
+}
+
+/* guard_deletes - hold when this run's deletes and prunes, plus more, pass the share. */
+static int guard_deletes(ctx_emitter *em, int64_t more)
+{
+    int64_t n = em->stats.deletes + em->stats.pruned + more;
+
+    if (em->opts->confirm || em->guard->max_delete_share >= 1 || em->live_at_start <= 0 ||
+        n <= em->guard->min_deletes ||
+        (double)n <= em->guard->max_delete_share * (double)em->live_at_start)
+        return CTX_OK;
+    return hold(em, "this run would delete %lld of the %lld documents source %s had (%.0f%%),"
+                " more than guard.max_delete_share (%.0f%%)", (long long)n,
+                (long long)em->live_at_start, em->source_name,
+                100.0 * (double)n / (double)em->live_at_start,
+                100.0 * em->guard->max_delete_share);
+}
+
+/* guard_everyone - hold when more documents became readable by everyone than allowed. */
+static int guard_everyone(ctx_emitter *em)
+{
+    if (em->opts->confirm || em->guard->max_everyone <= 0 ||
+        em->stats.to_everyone <= em->guard->max_everyone)
+        return CTX_OK;
+    return hold(em, "this run would make more than %lld documents of source %s readable by"
+                " everyone (guard.max_everyone)", (long long)em->guard->max_everyone,
+                em->source_name);
+}
+
+/* ---- the warning summary (ops) ---- */
+
+static warn_kind *warn_find(warn_summary *w, const char *kind)
+{
+    warn_kind *k;
+
+    for (size_t i = 0; i < w->n; i++)
+        if (!strcmp(w->kinds[i].kind, kind))
+            return &w->kinds[i];
+    if (w->n < WARN_KINDS)
+        k = &w->kinds[w->n];
+    else
+        k = &w->kinds[WARN_KINDS];
+    if (!k->kind) {
+        if (!(k->kind = ctx_strdup(w->n < WARN_KINDS ? kind : "other")))
+            return NULL;
+        if (w->n < WARN_KINDS)
+            w->n++;
+        else
+            w->other_used = 1;
+    }
+    return k;
+}
+
+/*
+ * note_warning - count one warning of kind about item (NULL: a plain
+ * line); the first WARN_EXAMPLES of a kind go to the log as they come,
+ * naming the item, and the next one says the rest are counted.
+ */
+static void note_warning(ctx_emitter *em, int level, const char *kind, const char *item,
+                         const char *msg)
+{
+    char part[160];
+    warn_kind *k = warn_find(&em->warns, kind);
+
+    snprintf(part, sizeof part, "source %s", em->source_name);
+    em->stats.warnings++;
+    if (!k) {
+        ctx_log(level, part, "%s%s%s", item ? item : "", item ? ": " : "", msg);
+        return;
+    }
+    k->count++;
+    if (level > k->level)
+        k->level = level;
+    if (!k->message)
+        k->message = ctx_strdup(msg);
+    /* A plain line's text is its kind: only items make examples. (The
+     * "other" kind keeps the lines it folds in.) */
+    if ((item || k == &em->warns.kinds[WARN_KINDS]) && k->nexamples < WARN_EXAMPLES) {
+        char *ex = ctx_strdup(item ? item : msg);
+        if (ex)
+            k->examples[k->nexamples++] = ex;
+    }
+    if (k->count <= WARN_EXAMPLES)
+        ctx_log(level, part, "%s%s%s", item ? item : "", item ? ": " : "", msg);
+    else if (k->count == WARN_EXAMPLES + 1)
+        ctx_log(level, part, "more warnings of kind \"%.80s\" follow; counted, and"
+                " summarized at the end of the run", k->kind);
+}
+
+/* warn_json - the summary as a JSON array (new text), or NULL when there were none. */
+static char *warn_json(const warn_summary *w)
+{
+    static const char *const levels[] = {"debug", "info", "warn", "error"};
+    json_t *a = json_array();
+    char *text;
+
+    for (size_t i = 0; a && i <= WARN_KINDS; i++) {
+        const warn_kind *k = &w->kinds[i];
+        json_t *ex;
+        if (!k->kind || (i == WARN_KINDS && !w->other_used))
+            continue;
+        ex = json_array();
+        for (size_t j = 0; j < k->nexamples; j++)
+            json_array_append_new(ex, json_string(k->examples[j]));
+        json_array_append_new(a, json_pack("{s:s,s:s,s:I,s:s,s:o}", "kind", k->kind, "level",
+                                           levels[k->level >= 0 && k->level <= 3 ? k->level : 2],
+                                           "count", (json_int_t)k->count, "message",
+                                           k->message ? k->message : "", "examples", ex));
+    }
+    text = a && json_array_size(a) ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    return text;
+}
+
+/* warn_report - at the end of a run, one line per kind that had more than the examples. */
+static void warn_report(ctx_emitter *em)
+{
+    char part[160];
+
+    snprintf(part, sizeof part, "source %s", em->source_name);
+    for (size_t i = 0; i <= WARN_KINDS; i++) {
+        const warn_kind *k = &em->warns.kinds[i];
+        if (!k->kind || k->count <= WARN_EXAMPLES)
+            continue;
+        if (!k->nexamples) {
+            ctx_log(k->level, part, "%lld times: %s", (long long)k->count, k->kind);
+            continue;
+        }
+        ctx_log(k->level, part, "%lld warnings of kind \"%.80s\" (e.g. %s%s%s%s%s): %s",
+                (long long)k->count, k->kind, k->examples[0] ? k->examples[0] : "",
+                k->examples[1] ? ", " : "", k->examples[1] ? k->examples[1] : "",
+                k->examples[2] ? ", " : "", k->examples[2] ? k->examples[2] : "",
+                k->message ? k->message : "");
+    }
+}
+
+static void warn_free(warn_summary *w)
+{
+    for (size_t i = 0; i <= WARN_KINDS; i++) {
+        ctx_free(w->kinds[i].kind);
+        ctx_free(w->kinds[i].message);
+        for (size_t j = 0; j < w->kinds[i].nexamples; j++)
+            ctx_free(w->kinds[i].examples[j]);
+    }
+    memset(w, 0, sizeof *w);
+}
 
 static int fail(ctx_emitter *em, int rc)
 {
@@ -80,6 +281,8 @@ static int em_record(ctx_emitter *em, const ctx_record *rec)
                   : ingest_record(&em->ing, rec, &em->err);
     if (rc)
         return fail(em, rc);
+    if ((rc = guard_everyone(em)))
+        return rc;
     progress(em, 0);
     return CTX_OK;
 }
@@ -91,7 +294,7 @@ static int em_delete(ctx_emitter *em, const char *stream, const char *id)
         return rc;
     if ((rc = ingest_delete(&em->ing, stream, id, &em->err)))
         return fail(em, rc);
-    return CTX_OK;
+    return guard_deletes(em, 0);
 }
 
 static int em_acl(ctx_emitter *em, const char *stream, const char *id, const ctx_acl *acl)
@@ -104,7 +307,7 @@ static int em_acl(ctx_emitter *em, const char *stream, const char *id, const ctx
     if (rc)
         return fail(em, rc);
     progress(em, 0);
-    return CTX_OK;
+    return guard_everyone(em);
 }
 
 static int em_principal(ctx_emitter *em, const ctx_principal *p)
@@ -145,13 +348,33 @@ static int em_state(ctx_emitter *em, const char *stream, const char *state)
 static void em_log(ctx_emitter *em, int level, const char *msg)
 {
     char part[160];
+
+    /* Warnings and errors are counted by their text (a connector without
+     * xWarn has no other key); repeats are summarized. */
+    if (level >= CTX_CONN_LOG_WARN) {
+        char kind[128];
+        snprintf(kind, sizeof kind, "%s", msg ? msg : "");
+        note_warning(em, level, kind, NULL, msg ? msg : "");
+        return;
+    }
     snprintf(part, sizeof part, "source %s", em->source_name);
     ctx_log(level, part, "%s", msg ? msg : "");
 }
 
+static void em_warn(ctx_emitter *em, const char *kind, const char *stream, const char *id,
+                    const char *msg)
+{
+    char item[512];
+
+    snprintf(item, sizeof item, "%s%s%s", stream ? stream : "", stream && id ? "/" : "",
+             id ? id : "");
+    note_warning(em, CTX_CONN_LOG_WARN, kind && *kind ? kind : "unnamed", *item ? item : NULL,
+                 msg ? msg : "");
+}
+
 static const ctx_host host = {
     CTX_CONNECTOR_ABI_VERSION, sizeof(ctx_host),
-    em_record, em_delete, em_acl, em_principal, em_state, em_log,
+    em_record, em_delete, em_acl, em_principal, em_state, em_log, em_warn,
 };
 
 typedef struct stream_list {
@@ -254,7 +477,8 @@ static int begin_stream(ctx_emitter *em, const char *stream, int *mode)
 /*
  * finish_stream - after a read that returned 0, in its transaction: a full
  * or permission read prunes what it did not see, and a full run is no
- * longer pending.
+ * longer pending. CTX_EHELD when the prune would pass the delete guard:
+ * then nothing is pruned and a full run stays pending.
  */
 static int finish_stream(ctx_emitter *em, const char *stream, int mode)
 {
@@ -263,6 +487,12 @@ static int finish_stream(ctx_emitter *em, const char *stream, int mode)
 
     if (mode == READ_INCR)
         return CTX_OK;
+    /* Counted first: over the guard's share the run is held (CTX_EHELD). */
+    rc = mode == READ_PERM
+             ? store_perm_prune_count(em->st, em->ing.source, stream, &n, &em->err)
+             : store_prune_count(em->st, em->ing.source, stream, em->ing.epoch, &n, &em->err);
+    if (rc || (n && (rc = guard_deletes(em, n))))
+        return rc;
     rc = mode == READ_PERM
              ? store_perm_prune(em->st, em->ing.source, stream, em->ing.epoch, &n, &em->err)
              : store_prune(em->st, em->ing.source, stream, em->ing.epoch, &n, &em->err);
@@ -312,7 +542,15 @@ static int read_stream(ctx_emitter *em, registry_conn *rc_, const char *stream, 
         store_rollback(em->st);
         goto done;
     }
-    if ((rc = finish_stream(em, stream, mode)) || (rc = store_commit(em->st, &em->err)))
+    /* Over a guard, what was read is kept and the prune waits for a
+     * confirmed run: the full run stays pending with its epoch. */
+    rc = finish_stream(em, stream, mode);
+    if (rc == CTX_EHELD) {
+        if (store_commit(em->st, &em->err))
+            store_rollback(em->st);
+        goto done;
+    }
+    if (rc || (rc = store_commit(em->st, &em->err)))
         store_rollback(em->st);
 done:
     em->perm = 0;
@@ -344,7 +582,7 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
     stream_list streams = {NULL, 0};
     ctx_conn_error ce;
     int64_t run = 0, started_at;
-    int rc, lockfd = -1;
+    int rc, lockfd = -1, guards_off;
     size_t i;
 
     memset(&em, 0, sizeof em);
@@ -364,16 +602,37 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
     em.ing.chunk.max_tokens = opts->chunk_max_tokens ? (int)opts->chunk_max_tokens : 256;
     em.ing.chunk.overlap_tokens = (int)opts->chunk_overlap_tokens;
     em.t0 = ctx_mono_ns();
+    em.guard = &src->guard;
 
-    if ((rc = store_source(st, src->name, conn.vt->name, &em.ing.source, err)))
+    if ((rc = store_source(st, src->name, conn.vt->name, &em.ing.source, err)) ||
+        (rc = store_source_live(st, em.ing.source, &em.live_at_start, err)))
+        goto out;
+    /* A held source stays held until a confirmed run (or a config
+     * without guards): a second unconfirmed run would otherwise measure
+     * the share against what the held one already deleted. A run of some
+     * streams only (the agent's permissions job) still goes, under the
+     * guards: revocations must not wait for a person. */
+    guards_off = opts->confirm ||
+                 (src->guard.max_delete_share >= 1 && src->guard.max_everyone <= 0);
+    if (!guards_off && !opts->filter &&
+        (rc = store_source_held(st, em.ing.source, em.held, sizeof em.held, err)))
         goto out;
     started_at = ctx_now_ms();
     if ((rc = store_run_begin(st, em.ing.source, opts->permissions ? 2 : opts->full, &run,
                               err)))
         goto out;
     em.ing.epoch = em.run = run;
+    if (em.held[0]) {
+        char why[CTX_ERRMSG_MAX];
+        snprintf(why, sizeof why, "%s", em.held);
+        rc = hold(&em, "%s (a run before this one was held; nothing was read)", why);
+        /* keep the first reason as it was, not nested run after run */
+        snprintf(em.held, sizeof em.held, "%s", why);
+    }
 
-    if (opts->nstreams) {
+    if (rc) {
+        /* held before reading */
+    } else if (opts->nstreams) {
         for (i = 0; i < opts->nstreams; i++)
             if ((rc = add_stream(&streams, opts->streams[i], NULL)))
                 break;
@@ -393,10 +652,21 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
 
     if (rc)
         ctx_error_prefix(&em.err, "source %s: ", src->name);
+    warn_report(&em);
     {
         ctx_error ferr;
-        int frc = store_run_finish(st, run, rc ? (rc == CTX_ECANCELED ? "canceled" : "failed") : "ok",
-                                   &em.stats, rc ? em.err.text : NULL, &ferr);
+        char *warnings = warn_json(&em.warns);
+        const char *status = !rc                   ? "ok"
+                             : rc == CTX_ECANCELED ? "canceled"
+                             : rc == CTX_EHELD     ? "held"
+                                                   : "failed";
+        /* held_reason: why, for a held run; "" for a run without guards,
+         * which lifts an earlier hold; NULL otherwise. */
+        const char *held = em.held[0] ? em.held : guards_off && !rc ? "" : NULL;
+        int frc = store_run_finish(st, run, status, &em.stats, rc ? em.err.text : NULL, &ferr);
+        if (!frc && (warnings || held))
+            frc = store_run_note(st, run, warnings, held, &ferr);
+        ctx_free(warnings);
         if (frc && !rc) {
             rc = frc;
             em.err = ferr;
@@ -415,6 +685,7 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
     if (stats)
         *stats = em.stats;
 out:
+    warn_free(&em.warns);
     for (i = 0; i < streams.n; i++)
         ctx_free(streams.v[i]);
     ctx_free(streams.v);

@@ -39,6 +39,7 @@ typedef struct sync_opts {
     int permissions;
     const char *const *principal_streams;
     size_t nprincipal_streams;
+    int confirm;                     /* apply what the source's guard would hold */
 } sync_opts;
 
 /*
@@ -51,7 +52,13 @@ typedef struct sync_opts {
  * sync_source - one run of one source. Records the run in sync_runs with its
  * counts and outcome; *stats (may be NULL) receives them too. Returns 0, or
  * the error of the first failing stream (later streams are not read).
- * CTX_EBUSY when another process is syncing the same source.
+ * CTX_EBUSY when another process is syncing the same source. CTX_EHELD
+ * when a guard of the source (sources[].guard) held back a mass change:
+ * the run is recorded as 'held' with the reason, the batch that passed
+ * the limit is not committed, and a run with opts->confirm applies it.
+ * Warnings a connector logs are counted per kind: the first few of each
+ * are logged naming the item, the rest summarized at the end, and the
+ * summary kept in the run's record (sync_runs.warnings).
  */
 int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
                 store_run_stats *stats, ctx_error *err);

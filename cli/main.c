@@ -170,8 +170,8 @@ static void show_progress(void *arg, const char *source, const char *stream,
             done ? "\n" : "   ");
 }
 
-/* print_warnings - what is wrong with a source's permissions, to stderr. */
-static void print_warnings(ctx_store *st, const char *source)
+/* permission_warnings - what is wrong with a source's permissions, to stderr. */
+static void permission_warnings(ctx_store *st, const char *source)
 {
     ctx_error err;
     json_t *w = explain_source_warnings(store_db(st), source, &err), *v;
@@ -187,6 +187,7 @@ static int cmd_sync(int argc, char **argv)
     static const struct option lo[] = {{"full", no_argument, NULL, 'f'},
                                        {"permissions", no_argument, NULL, 'p'},
                                        {"stream", required_argument, NULL, 's'},
+                                       {"confirm", no_argument, NULL, 'c'},
                                        {NULL, 0, NULL, 0}};
     const char *streams[64];
     size_t nstreams = 0;
@@ -195,13 +196,15 @@ static int cmd_sync(int argc, char **argv)
     ctx_error err;
     sync_opts so;
     char lockdir[4096];
-    int c, rc, failed = 0, full = 0, perms = 0;
+    int c, rc, failed = 0, full = 0, perms = 0, confirm = 0;
 
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (c == 'f')
             full = 1;
         else if (c == 'p')
             perms = 1;
+        else if (c == 'c')
+            confirm = 1;
         else if (c == 's' && nstreams < 64)
             streams[nstreams++] = optarg;
         else
@@ -237,6 +240,7 @@ static int cmd_sync(int argc, char **argv)
     so.cancel = &canceled;
     so.chunk_max_tokens = cfg.chunk_max_tokens;
     so.chunk_overlap_tokens = cfg.chunk_overlap_tokens;
+    so.confirm = confirm;
     if (isatty(STDERR_FILENO))
         so.progress = show_progress;
 
@@ -260,24 +264,26 @@ static int cmd_sync(int argc, char **argv)
             failed = 1;
             continue;
         }
-        if (perms) {
+        if (perms)
             printf("%s: permissions: %lld checked, %lld permission changes, %lld deleted,"
                    " %lld principals, %lld chunks in %.2fs\n", src->name,
                    (long long)stats.unchanged, (long long)stats.acls,
                    (long long)(stats.deletes + stats.pruned), (long long)stats.principals,
                    (long long)stats.chunks, (double)(ctx_mono_ns() - t0) / 1e9);
-            continue;
-        }
-        printf("%s: %lld indexed, %lld unchanged, %lld deleted, %lld pruned, %lld permission"
-               " changes, %lld principals, %lld chunks in %.2fs\n",
-               src->name, (long long)stats.records, (long long)stats.unchanged,
-               (long long)stats.deletes, (long long)stats.pruned, (long long)stats.acls,
-               (long long)stats.principals, (long long)stats.chunks,
-               (double)(ctx_mono_ns() - t0) / 1e9);
+        else
+            printf("%s: %lld indexed, %lld unchanged, %lld deleted, %lld pruned, %lld"
+                   " permission changes, %lld principals, %lld chunks in %.2fs\n",
+                   src->name, (long long)stats.records, (long long)stats.unchanged,
+                   (long long)stats.deletes, (long long)stats.pruned, (long long)stats.acls,
+                   (long long)stats.principals, (long long)stats.chunks,
+                   (double)(ctx_mono_ns() - t0) / 1e9);
+        if (stats.warnings)
+            fprintf(stderr, "ctxgate: %s: %lld warnings (summarized above; `ctxgate status`"
+                    " shows them)\n", src->name, (long long)stats.warnings);
         if (stats.repaired_utf8)
             fprintf(stderr, "ctxgate: %s: repaired %lld ill-formed UTF-8 sequences\n",
                     src->name, (long long)stats.repaired_utf8);
-        print_warnings(st, src->name);
+        permission_warnings(st, src->name);
     }
     store_close(st);
     ctx_config_free(&cfg);
@@ -481,14 +487,27 @@ static int cmd_search(int argc, char **argv)
     }
     if (as_json) {
         json_t *root = json_object(), *arr = json_array();
+        sqlite3_stmt *ext = NULL;
+        /* The source's own id beside ours. */
+        sqlite3_prepare_v2(store_db(st), "SELECT ext_id FROM documents WHERE id = ?1", -1, &ext,
+                           NULL);
         for (size_t i = 0; i < res.n; i++) {
             const search_hit *h = &res.hits[i];
-            json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:s,s:f,s:s,s:I}", "doc_id",
-                                                 (json_int_t)h->doc_id, "source", h->source,
+            const char *ext_id = NULL;
+            if (ext) {
+                sqlite3_reset(ext);
+                sqlite3_bind_int64(ext, 1, h->doc_id);
+                if (sqlite3_step(ext) == SQLITE_ROW)
+                    ext_id = (const char *)sqlite3_column_text(ext, 0);
+            }
+            json_array_append_new(arr, json_pack("{s:I,s:s?,s:s,s:s,s:s,s:f,s:s,s:I}", "doc_id",
+                                                 (json_int_t)h->doc_id, "external_id", ext_id,
+                                                 "source", h->source,
                                                  "title", h->title, "url", h->url, "score",
                                                  h->score, "text", h->text, "acl_synced_at",
                                                  (json_int_t)h->acl_synced_at));
         }
+        sqlite3_finalize(ext);
         json_object_set_new(root, "results", arr);
         json_object_set_new(root, "withheld", fresh_withheld_json(&fr));
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -672,6 +691,35 @@ static json_t *permission_status(const ctx_config *cfg, ctx_store *st, int64_t n
     return arr;
 }
 
+/* print_warnings - a run's warning summary (a JSON array, borrowed), one line a kind. */
+static void print_warnings(json_t *a)
+{
+    size_t i, j;
+    json_t *k, *e;
+
+    json_array_foreach(a, i, k) {
+        const char *level = json_string_value(json_object_get(k, "level"));
+        const char *kind = json_string_value(json_object_get(k, "kind"));
+        const char *msg = json_string_value(json_object_get(k, "message"));
+        if (kind && msg && !strcmp(kind, msg)) { /* a plain line: its text is its kind */
+            printf("  %lld %s%s: %s\n",
+                   (long long)json_integer_value(json_object_get(k, "count")),
+                   level && !strcmp(level, "error") ? "error" : "warning",
+                   json_integer_value(json_object_get(k, "count")) == 1 ? "" : "s", msg);
+            continue;
+        }
+        printf("  %lld %s%s of kind %s: %s",
+               (long long)json_integer_value(json_object_get(k, "count")),
+               level && !strcmp(level, "error") ? "error" : "warning",
+               json_integer_value(json_object_get(k, "count")) == 1 ? "" : "s",
+               json_string_value(json_object_get(k, "kind")),
+               json_string_value(json_object_get(k, "message")));
+        json_array_foreach(json_object_get(k, "examples"), j, e)
+            printf("%s%s", j ? ", " : " (e.g. ", json_string_value(e));
+        printf("%s\n", json_array_size(json_object_get(k, "examples")) ? ")" : "");
+    }
+}
+
 static int cmd_status(int argc, char **argv)
 {
     static const struct option lo[] = {{"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
@@ -681,7 +729,8 @@ static int cmd_status(int argc, char **argv)
         " (SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id"
         "   WHERE d.source_id = s.id),"
         " r.status, r.started_at, r.finished_at, r.records, r.unchanged, r.deletes, r.error,"
-        " (SELECT max(finished_at) FROM sync_runs o WHERE o.source_id = s.id AND o.status = 'ok')"
+        " (SELECT max(finished_at) FROM sync_runs o WHERE o.source_id = s.id AND o.status = 'ok'),"
+        " r.warnings, r.held_reason"
         " FROM sources s LEFT JOIN sync_runs r ON r.id ="
         "  (SELECT max(id) FROM sync_runs x WHERE x.source_id = s.id) ORDER BY s.name";
     ctx_config cfg;
@@ -722,6 +771,15 @@ static int cmd_status(int argc, char **argv)
                               "last_run_records", (json_int_t)sqlite3_column_int64(s, 7),
                               "lag_ms", (json_int_t)(last_ok ? now - last_ok : -1),
                               "last_error", sqlite3_column_text(s, 10));
+        {
+            /* The last run's warning summary and, when held, why. */
+            const char *w = (const char *)sqlite3_column_text(s, 12);
+            const char *held = (const char *)sqlite3_column_text(s, 13);
+            json_t *wj = w ? json_loads(w, 0, NULL) : NULL;
+            json_object_set_new(o, "last_run_warnings", wj ? wj : json_array());
+            if (held)
+                json_object_set_new(o, "held_reason", json_string(held));
+        }
         json_array_append_new(arr, o);
         if (!as_json) {
             char lag[64];
@@ -734,6 +792,7 @@ static int cmd_status(int argc, char **argv)
                    (long long)sqlite3_column_int64(s, 2), (long long)sqlite3_column_int64(s, 3),
                    lag, status ? status : "never", sqlite3_column_text(s, 10) ? ": " : "",
                    sqlite3_column_text(s, 10) ? (const char *)sqlite3_column_text(s, 10) : "");
+            print_warnings(json_object_get(o, "last_run_warnings"));
         }
     }
     sqlite3_finalize(s);
@@ -825,11 +884,12 @@ static int cmd_usage(int argc, char **argv) { return cli_usage(argc, argv, confi
 static const cmd cmds[] = {
     {"init", cmd_init, "init                    write ./ctxgate.json if missing and create the store"},
     {"sources", cmd_sources, "sources                 list configured sources and check each can be reached"},
-    {"sync", cmd_sync, "sync [SOURCE...] [--full | --permissions] [--stream S]\n"
+    {"sync", cmd_sync, "sync [SOURCE...] [--full | --permissions] [--stream S] [--confirm]\n"
                        "                        pull changes from sources (all by default);\n"
                        "                        --full re-reads everything and prunes what is gone;\n"
                        "                        --permissions reads only ids and ACLs: applies\n"
-                       "                        permission changes, deletes what is gone"},
+                       "                        permission changes, deletes what is gone;\n"
+                       "                        --confirm applies a mass change a guard held"},
     {"search", cmd_search, "search --as USER [--k N] [--json] [--source S]\n"
                            "       [--mode lexical|vector|hybrid] QUERY\n"
                            "                        search what USER may read"},

@@ -9,7 +9,7 @@
 #define CLI_SERVE_USAGE                                                                  \
     "serve [--listen HOST:PORT] [--no-agent]\n"                                          \
     "                        the HTTP API (POST /v1/search, GET /v1/documents/ID,\n"     \
-    "                        /healthz, /readyz, /metrics) with the maintenance agent"
+    "                        /healthz, /readyz, admin-only /metrics) with the maintenance agent"
 #define CLI_TOKEN_USAGE                                                                  \
     "token mint --user U [--agent A] [--ttl 1h]\n"                                       \
     "                        a development token (HS256, the configured secret)"

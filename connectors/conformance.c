@@ -308,9 +308,22 @@ static void cap_log(ctx_emitter *em, int level, const char *msg)
                           jz(msg ? msg : "")));
 }
 
+/* A WARN is kept as the LOG line a host without xWarn would have got. */
+static void cap_warn(ctx_emitter *em, const char *kind, const char *stream, const char *id,
+                     const char *msg)
+{
+    char line[1024];
+
+    if (!kind || !*kind)
+        problem(em, "WARN: missing kind");
+    snprintf(line, sizeof line, "%s%s%s%s%s", stream ? stream : "", stream && id ? "/" : "",
+             id ? id : "", stream || id ? ": " : "", msg ? msg : "");
+    cap_log(em, CTX_CONN_LOG_WARN, line);
+}
+
 static const ctx_host capture_host = {
     CTX_CONNECTOR_ABI_VERSION, sizeof(ctx_host),
-    cap_record, cap_delete, cap_acl, cap_principal, cap_state, cap_log,
+    cap_record, cap_delete, cap_acl, cap_principal, cap_state, cap_log, cap_warn,
 };
 
 /* xRead through the capture host; the connector's rc, and *em as it ended. */

@@ -105,6 +105,13 @@ static const ctx_opt serve_opts[] = {
      "requests an agent may make at once", NULL, 0},
     {"public_url", CTX_OPT_STRING, "", offsetof(ctx_serve_cfg, public_url), 0,
      "base URL clients reach the service at (default http://<listen>)", NULL, 0},
+    /* admin endpoints: one static bearer token, kept out of the file itself */
+    {"admin_token_env", CTX_OPT_STRING, "CTXGATE_ADMIN_TOKEN",
+     offsetof(ctx_serve_cfg, admin_token_env), 0,
+     "environment variable holding the admin bearer token (at least 32 bytes) that"
+     " /metrics and /v1/admin/ need", NULL, 0},
+    {"admin_token_file", CTX_OPT_STRING, "", offsetof(ctx_serve_cfg, admin_token_file), 0,
+     "file holding the admin bearer token, used when the variable is unset", NULL, 0},
     CTX_OPT_END,
 };
 
@@ -225,10 +232,50 @@ static const ctx_opt schedule_opts[] = {
     CTX_OPT_END,
 };
 
+/* ---- a source's "guard" (sync guards against mass changes) ---- */
+static const ctx_opt guard_opts[] = {
+    {"max_delete_share", CTX_OPT_NUMBER, "0.5", offsetof(ctx_guard_cfg, max_delete_share), 0,
+     "a sync that would delete or prune more than this share of the source's documents is"
+     " held until `ctxgate sync SOURCE --confirm` (0..1; 1 turns it off)", NULL, 0},
+    {"min_deletes", CTX_OPT_INT, "10", offsetof(ctx_guard_cfg, min_deletes), 0,
+     "a run deleting no more than this many documents is never held by max_delete_share"
+     " (a small source's ordinary churn)", NULL, 0},
+    {"max_everyone", CTX_OPT_INT, "1000", offsetof(ctx_guard_cfg, max_everyone), 0,
+     "a sync that would make more than this many documents readable by everyone is held"
+     " until `ctxgate sync SOURCE --confirm` (0 turns it off)", NULL, 0},
+    CTX_OPT_END,
+};
+
+static int parse_guard(json_t *obj, size_t i, ctx_guard_cfg *g, ctx_error *err)
+{
+    char where[48];
+    json_t *v = json_object_get(obj, "guard");
+    int rc;
+
+    snprintf(where, sizeof where, "sources[%zu].guard", i);
+    v = v ? json_incref(v) : json_object();
+    rc = ctx_opts_parse(guard_opts, v, g, where, err);
+    json_decref(v);
+    if (rc)
+        return rc;
+    if (!(g->max_delete_share >= 0 && g->max_delete_share <= 1))
+        return ctx_error_set(err, CTX_ECONFIG, "%s.max_delete_share: %g is not a share; use"
+                             " 0..1 (0.5 = half the source; 1 turns the guard off)", where,
+                             g->max_delete_share);
+    if (g->min_deletes < 0)
+        return ctx_error_set(err, CTX_ECONFIG, "%s.min_deletes: use a count >= 0", where);
+    if (g->max_everyone < 0)
+        return ctx_error_set(err, CTX_ECONFIG, "%s.max_everyone: use a count >= 0 (0 turns"
+                             " the guard off)", where);
+    return CTX_OK;
+}
+/* ---- end of "guard" ---- */
+
 /* The host's keys in a source object; everything else is the connector's. */
 static const char *const host_keys[] = {"name", "type", "plugin", "enabled",
                                         "max_record_bytes", "schedule", "directory",
-                                        "principals_from", "max_permission_age", NULL};
+                                        "principals_from", "max_permission_age", "guard",
+                                        NULL};
 
 static int is_host_key(const char *k)
 {
@@ -328,6 +375,11 @@ static int parse_source(json_t *obj, size_t i, ctx_source_cfg *s, ctx_error *err
         sch = sch ? json_incref(sch) : json_object();
         rc = ctx_opts_parse(schedule_opts, sch, &s->schedule, where, err);
         json_decref(sch);
+        if (rc)
+            return rc;
+    }
+    {
+        int rc = parse_guard(obj, i, &s->guard, err);
         if (rc)
             return rc;
     }
@@ -605,6 +657,11 @@ static json_t *host_props(const char *type)
                      "principals_from", "type", "array", "items", "type", "string",
                      "description", "other sources whose users, groups and mappings govern"
                      " this source's documents besides its own");
+    sch = ctx_opts_schema(guard_opts, NULL);
+    json_object_set_new(sch, "description",
+                        json_string("sync guards: a run that would delete too much of the"
+                                    " source or open too many documents to everyone is held"));
+    json_object_set_new(p, "guard", sch);
     return p;
 }
 

@@ -25,6 +25,13 @@ typedef struct ctx_schedule_cfg {
     ctx_strlist permission_streams;  /* which streams carry users and groups */
 } ctx_schedule_cfg;
 
+/* A source's "guard": how much one sync may change before it is held. */
+typedef struct ctx_guard_cfg {
+    double max_delete_share;  /* deletes + prunes over this share of live docs: held; 1 = off */
+    int64_t min_deletes;      /* ... and over this many: a few deletes are never held */
+    int64_t max_everyone;     /* docs newly readable by everyone over this: held; 0 = off */
+} ctx_guard_cfg;
+
 typedef struct ctx_source_cfg {
     char *name;               /* unique, [A-Za-z0-9_.-]+ */
     char *type;               /* built-in connector name, or "plugin" */
@@ -37,6 +44,7 @@ typedef struct ctx_source_cfg {
     json_t *conn;             /* the connector's keys only; owned */
     size_t index;             /* position in sources[], for messages */
     ctx_schedule_cfg schedule;
+    ctx_guard_cfg guard;      /* sync guards against mass changes */
 } ctx_source_cfg;
 
 /* The "agent" section: how the maintenance agent runs jobs. */
@@ -89,6 +97,10 @@ typedef struct ctx_serve_cfg {
     int64_t user_rate, user_burst;    /* requests per second per user, and burst */
     int64_t agent_rate, agent_burst;  /* the same per agent */
     char *public_url;         /* base URL clients see, for resource metadata */
+    /* The admin bearer token (/metrics, /v1/admin/...): from this variable,
+     * else this file; neither set = admin endpoints answer 401. */
+    char *admin_token_env;
+    char *admin_token_file;
 } ctx_serve_cfg;
 
 /* search: how hybrid retrieval fuses its legs (reciprocal rank fusion). */

@@ -45,7 +45,7 @@ const char *ctx_rc_name(int code)
         "CTX_OK",       "CTX_ENOMEM",   "CTX_EINVAL",   "CTX_ECONFIG",
         "CTX_EIO",      "CTX_ESTORE",   "CTX_ESOURCE",  "CTX_EAUTH",
         "CTX_ENOTFOUND", "CTX_EABI",    "CTX_ECANCELED", "CTX_ETOOBIG",
-        "CTX_EINTERNAL", "CTX_EBUSY",
+        "CTX_EINTERNAL", "CTX_EBUSY",   "CTX_EHELD",
     };
     if (code < 0 || (size_t)code >= sizeof names / sizeof names[0])
         return "CTX_UNKNOWN";

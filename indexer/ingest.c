@@ -34,6 +34,39 @@ static int repair(const char *s, size_t len, ctx_buf *buf, const char **out,
     return CTX_OK;
 }
 
+/* allows_everyone - the ACL as sent names everyone among its readers. */
+static int allows_everyone(const ctx_acl *acl)
+{
+    for (size_t i = 0; acl && i < acl->n_allow; i++)
+        if (acl->allow[i] && !strcmp(acl->allow[i], "everyone"))
+            return 1;
+    return 0;
+}
+
+/*
+ * count_acl_change - the permission counters for a document moving to
+ * acl_id: acls (a live document's ACL set changed; a new document is
+ * counted as indexed only) and to_everyone (readable by everyone now,
+ * not before: new, a tombstone back, or an ACL that now allows everyone).
+ */
+static int count_acl_change(ingest_ctx *c, const store_doc_info *info, const ctx_acl *acl,
+                            int64_t acl_id, ctx_error *err)
+{
+    int live = info->id && !info->deleted, was = 0, rc;
+
+    if (live && info->acl_id == acl_id)
+        return CTX_OK;
+    if (live)
+        c->stats->acls++;
+    if (!allows_everyone(acl))
+        return CTX_OK;
+    if (live && (rc = store_acl_everyone(c->store, info->acl_id, &was, err)))
+        return rc;
+    if (!was)
+        c->stats->to_everyone++;
+    return CTX_OK;
+}
+
 int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err)
 {
     ctx_buf fix[5] = {CTX_BUF_INIT, CTX_BUF_INIT, CTX_BUF_INIT, CTX_BUF_INIT, CTX_BUF_INIT};
@@ -92,15 +125,14 @@ int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err)
         size_t lens[4] = {tlen, ulen, blen, mlen};
         ctx_hash_hex(parts, lens, 4, hash);
     }
-    if ((rc = store_doc_lookup(c->store, c->source, rec->stream, id, &info, err)))
+    if ((rc = store_doc_lookup(c->store, c->source, rec->stream, id, &info, err)) ||
+        (rc = count_acl_change(c, &info, rec->acl, acl_id, err)))
         goto out;
     if (info.id && !info.deleted && !strcmp(info.hash, hash)) {
         c->stats->unchanged++;
-        if (info.acl_id != acl_id) {
-            c->stats->acls++; /* a full read finds permission changes too */
-            if ((rc = store_doc_set_acl(c->store, info.id, acl_id, err)))
-                goto out;
-        }
+        /* (counted above: a full read finds permission changes too) */
+        if (info.acl_id != acl_id && (rc = store_doc_set_acl(c->store, info.id, acl_id, err)))
+            goto out;
         rc = store_doc_touch(c->store, info.id, c->epoch, err);
         goto out;
     }
@@ -189,6 +221,12 @@ int ingest_acl(ingest_ctx *c, const char *stream, const char *id, const ctx_acl 
     if ((rc = store_acl_intern(c->store, c->source, acl, &acl_id, err)))
         return rc;
     c->stats->acls++;
+    if (info.acl_id != acl_id && allows_everyone(acl)) {
+        int was = 0;
+        if ((rc = store_acl_everyone(c->store, info.acl_id, &was, err)))
+            return rc;
+        c->stats->to_everyone += !was;
+    }
     return store_doc_set_acl(c->store, info.id, acl_id, err);
 }
 
@@ -210,11 +248,10 @@ int ingest_acl_seen(ingest_ctx *c, const char *stream, const char *id, const ctx
     /* Counted as ingest_record counts: content unchanged, and a permission
      * change when there is one. */
     c->stats->unchanged++;
-    if (acl_id != info.acl_id) {
-        c->stats->acls++;
-        if ((rc = store_doc_set_acl(c->store, info.id, acl_id, err)))
-            return rc;
-    }
+    if ((rc = count_acl_change(c, &info, acl, acl_id, err)))
+        return rc;
+    if (acl_id != info.acl_id && (rc = store_doc_set_acl(c->store, info.id, acl_id, err)))
+        return rc;
     /* Not store_doc_touch: rewriting every row (body and all) to mark it
      * seen was most of a permission run's time. */
     return store_perm_seen(c->store, info.id, err);

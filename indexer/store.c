@@ -248,6 +248,13 @@ static const char schema_v8_pending[] =
     "CREATE TABLE IF NOT EXISTS source_acl_sync("
     "  source_id INTEGER PRIMARY KEY, synced_at INTEGER NOT NULL);";
 
+/*
+ * Version 9: sync guards and warning summaries. A run's warnings: a JSON
+ * summary per kind (count, a message, a few examples); a held run (status
+ * 'held') says why in held_reason.
+ */
+static const char schema_v9_runs[] = ""; /* add_run_columns does it */
+
 /* The audit log's own file, version 1: the table v4 made, unchanged. */
 static const char audit_schema_v1[] = AUDIT_TABLE;
 
@@ -539,12 +546,14 @@ typedef struct schema_step {
 
 static int move_audit(ctx_store *st, ctx_error *err);
 static int flush_fts_deletes(ctx_store *st, ctx_error *err);
+static int add_run_columns(ctx_store *st, ctx_error *err);
 
 static const schema_step store_steps[] = {
     {schema_v1, NULL, NULL}, {schema_v2, NULL, NULL},       {schema_v3, NULL, NULL},
     {schema_v4, NULL, NULL}, {schema_v5, NULL, NULL},       {schema_v6, move_audit, NULL},
     {schema_v7, NULL, store__v7_split_sets},
     {schema_v8_pending, NULL, NULL}, /* permission sync, resumable full runs */
+    {schema_v9_runs, add_run_columns, NULL}, /* sync_runs.warnings, held_reason */
 };
 static const schema_step audit_steps[] = {{audit_schema_v1, NULL, NULL}};
 
@@ -2230,4 +2239,114 @@ int store_audit_put(ctx_store *st, const store_audit_rec *r, ctx_error *err)
     sqlite3_bind_int64(s, 9, r->latency_us);
     sqlite3_bind_text(s, 10, r->outcome, -1, SQLITE_STATIC);
     return step_done(st, s, err, "audit");
+}
+
+/* ---- Sync guards and run notes (branch ops) ---- */
+
+/*
+ * add_run_columns - the ops schema step: sync_runs.warnings and
+ * held_reason, each only when missing (a store taken back to an older
+ * version by a test keeps its columns; ALTER TABLE has no IF NOT EXISTS).
+ */
+static int add_run_columns(ctx_store *st, ctx_error *err)
+{
+    static const char *const cols[] = {"warnings", "held_reason"};
+    char sql[128];
+    int rc;
+
+    for (size_t i = 0; i < sizeof cols / sizeof *cols; i++) {
+        sqlite3_stmt *s;
+        int have = 0;
+        if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM pragma_table_info('sync_runs')"
+                               " WHERE name = ?1", -1, &s, NULL) != SQLITE_OK)
+            return store_errf(st, err, "schema");
+        sqlite3_bind_text(s, 1, cols[i], -1, SQLITE_STATIC);
+        have = sqlite3_step(s) == SQLITE_ROW;
+        sqlite3_finalize(s);
+        snprintf(sql, sizeof sql, "ALTER TABLE sync_runs ADD COLUMN %s TEXT", cols[i]);
+        if (!have && (rc = store_exec(st, sql, err)))
+            return rc;
+    }
+    return CTX_OK;
+}
+
+/* one_int - the integer the one-row query sql gives with ?1 = a, ?2 = b, ?3 = c. */
+static int one_int(ctx_store *st, const char *sql, int64_t a, const char *b, int64_t c,
+                   int64_t *out, const char *what, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *out = 0;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return store_errf(st, err, what);
+    sqlite3_bind_int64(s, 1, a);
+    if (b)
+        sqlite3_bind_text(s, 2, b, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, c);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? CTX_OK : store_errf(st, err, what);
+}
+
+int store_source_live(ctx_store *st, int64_t source, int64_t *n, ctx_error *err)
+{
+    return one_int(st, "SELECT count(*) FROM documents WHERE source_id = ?1 AND deleted = 0",
+                   source, NULL, 0, n, "count live documents", err);
+}
+
+int store_prune_count(ctx_store *st, int64_t source, const char *stream, int64_t epoch,
+                      int64_t *n, ctx_error *err)
+{
+    return one_int(st, "SELECT count(*) FROM documents WHERE source_id = ?1 AND stream = ?2"
+                   " AND seen_epoch < ?3 AND deleted = 0", source, stream, epoch, n,
+                   "count documents to prune", err);
+}
+
+int store_acl_everyone(ctx_store *st, int64_t acl_id, int *yes, ctx_error *err)
+{
+    int64_t n;
+    int rc = one_int(st, "SELECT count(*) FROM acl_entries WHERE acl_id = ?1 AND deny = 0"
+                     " AND principal_id = (SELECT id FROM principals WHERE name = 'everyone')",
+                     acl_id, NULL, 0, &n, "read ACL", err);
+    *yes = n > 0;
+    return rc;
+}
+
+int store_run_note(ctx_store *st, int64_t run, const char *warnings, const char *held_reason,
+                   ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (sqlite3_prepare_v2(st->db, "UPDATE sync_runs SET warnings = ?2, held_reason = ?3"
+                           " WHERE id = ?1", -1, &s, NULL) != SQLITE_OK)
+        return store_errf(st, err, "note run");
+    sqlite3_bind_int64(s, 1, run);
+    sqlite3_bind_text(s, 2, warnings, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, held_reason, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? CTX_OK : store_errf(st, err, "note run");
+}
+
+int store_source_held(ctx_store *st, int64_t source, char *reason, size_t len, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    reason[0] = '\0';
+    /* The last run that held or lifted a hold ("" = lifted). */
+    if (sqlite3_prepare_v2(st->db, "SELECT held_reason FROM sync_runs WHERE source_id = ?1"
+                           " AND held_reason IS NOT NULL ORDER BY id DESC LIMIT 1", -1, &s,
+                           NULL) != SQLITE_OK)
+        return store_errf(st, err, "last run");
+    sqlite3_bind_int64(s, 1, source);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && sqlite3_column_text(s, 0))
+        snprintf(reason, len, "%s", (const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? CTX_OK : store_errf(st, err, "last run");
 }

@@ -16,7 +16,7 @@
 #include "../connectors/sdk/ctxgate/connector.h"
 #include "../core/ctx.h"
 
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 9
 
 typedef struct ctx_store ctx_store;
 
@@ -167,6 +167,11 @@ int store_prune(ctx_store *st, int64_t source, const char *stream,
 typedef struct store_run_stats {
     int64_t records, unchanged, deletes, acls, principals, states, chunks,
         pruned, bytes, repaired_utf8;
+    /* Documents the run made readable by everyone: new ones allowing
+     * everyone, and known ones whose new ACL allows everyone when the old
+     * did not (the sync guard counts these; not stored). */
+    int64_t to_everyone;
+    int64_t warnings;         /* warnings the connector logged (sync runner; not stored) */
 } store_run_stats;
 
 /* store_run_begin - record a new run (own transaction); *run is its id/epoch. */
@@ -207,6 +212,9 @@ int store_perm_begin(ctx_store *st, ctx_error *err);
 int store_perm_seen(ctx_store *st, int64_t doc_id, ctx_error *err);
 int store_perm_prune(ctx_store *st, int64_t source, const char *stream, int64_t epoch,
                      int64_t *n, ctx_error *err);
+/* store_perm_prune_count - how many store_perm_prune would delete now. */
+int store_perm_prune_count(ctx_store *st, int64_t source, const char *stream, int64_t *n,
+                           ctx_error *err);
 
 /*
  * store_source_acl_synced_put - record that every stream's permissions of
@@ -221,6 +229,32 @@ int store_source_acl_synced_put(ctx_store *st, int64_t source, int64_t at, ctx_e
  * ever finished. A read; no transaction needed.
  */
 int store_source_acl_synced_at(ctx_store *st, int64_t source, int64_t *at, ctx_error *err);
+/* ---- Sync guards and run notes (branch ops) ---- */
+
+/* store_source_live - how many live (not deleted) documents source has. */
+int store_source_live(ctx_store *st, int64_t source, int64_t *n, ctx_error *err);
+
+/* store_prune_count - how many documents store_prune would tombstone now. */
+int store_prune_count(ctx_store *st, int64_t source, const char *stream, int64_t epoch,
+                      int64_t *n, ctx_error *err);
+
+/* store_acl_everyone - *yes: ACL set acl_id allows everyone. */
+int store_acl_everyone(ctx_store *st, int64_t acl_id, int *yes, ctx_error *err);
+
+/*
+ * store_source_held - reason (len bytes) receives why the source is held:
+ * the reason of its last run that was held, unless a run without guards
+ * (held_reason "") came after it; "" when it is not held.
+ */
+int store_source_held(ctx_store *st, int64_t source, char *reason, size_t len, ctx_error *err);
+
+/*
+ * store_run_note - the run's warning summary (JSON text) and, for a held
+ * run, why (both borrowed, NULL = none). Outside any transaction or inside
+ * the caller's.
+ */
+int store_run_note(ctx_store *st, int64_t run, const char *warnings, const char *held_reason,
+                   ctx_error *err);
 
 /* ---- Embeddings (schema v2) ----
  *

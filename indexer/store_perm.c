@@ -110,6 +110,20 @@ int store_perm_begin(ctx_store *st, ctx_error *err)
 
 #define PRUNE_BATCH 512
 
+int store_perm_prune_count(ctx_store *st, int64_t source, const char *stream, int64_t *n,
+                           ctx_error *err)
+{
+    sqlite3_stmt *s = one_stmt(st, "SELECT count(*) FROM documents WHERE source_id = ?1"
+                                   " AND stream = ?2 AND deleted = 0"
+                                   " AND id NOT IN (SELECT doc_id FROM temp.perm_seen)", err);
+    *n = 0;
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, source);
+    sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
+    return read_int(st, s, n, err, "count unseen documents");
+}
+
 int store_perm_prune(ctx_store *st, int64_t source, const char *stream, int64_t epoch,
                      int64_t *n, ctx_error *err)
 {

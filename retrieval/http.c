@@ -8,6 +8,8 @@
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +25,7 @@
 typedef struct route {
     char path[128];
     int prefix;             /* path is a prefix ("/v1/documents/") */
-    int auth;
+    int auth;               /* HTTP_AUTH_* */
     http_handler fn;
     void *arg;
     const char *label;      /* the endpoint label in metrics */
@@ -62,6 +64,8 @@ struct http_server {
     endpoint_stats stats[MAX_ROUTES + 1];   /* the last: no route */
     bucket *buckets[NBUCKETS];
     ctx_store *mst;         /* the metrics' own connection, under mu */
+    int have_admin;         /* an admin token is configured */
+    unsigned char admin_sha[SHA256_DIGEST_LENGTH]; /* its SHA-256, not the token itself */
 };
 
 typedef struct conn_state {
@@ -193,20 +197,16 @@ static void h_search(http_server *srv, void *arg, const http_req *req, http_resp
 static void h_document(http_server *srv, void *arg, const http_req *req, http_resp *resp)
 {
     svc_identity id = {req->who->user, req->who->agent[0] ? req->who->agent : NULL};
+    /* The path arrives %-decoded: "wiki%3Apages%2FHome" is "wiki:pages/Home". */
     const char *p = req->path + strlen("/v1/documents/");
     json_t *answer = NULL;
     ctx_error err;
-    char *end;
-    long long doc;
     int rc;
     (void)arg;
 
-    doc = strtoll(p, &end, 10);
-    if (!*p || *end || doc <= 0 || p[0] == '+' || p[0] == '0') {
-        /* Not an id we ever give out: the same 404 as forbidden and missing. */
-        doc = 0;
-    }
-    rc = svc_fetch(srv->service, &id, doc, &answer, &err);
+    /* An internal id or SOURCE:EXTERNAL_ID; anything that names nothing we
+     * serve gets the same 404 as forbidden and missing. */
+    rc = svc_fetch_ref(srv->service, &id, p, &answer, &err);
     if (rc == CTX_OK)
         http_json(resp, 200, answer);
     else if (rc == CTX_ENOTFOUND)
@@ -323,6 +323,63 @@ static void h_unset(http_server *srv, void *arg, const http_req *req, http_resp 
     http_error(resp, 404, "not_found", "not served here yet");
 }
 
+/* ---- admin auth ---- */
+
+/*
+ * load_admin - the admin token from serve.admin_token_env, else
+ * serve.admin_token_file; only its SHA-256 is kept. Neither set: no admin
+ * token, admin routes answer 401. Too short: CTX_ECONFIG naming the key.
+ */
+static int load_admin(http_server *srv, const ctx_serve_cfg *cfg, ctx_error *err)
+{
+    const char *env = cfg->admin_token_env && *cfg->admin_token_env
+                          ? getenv(cfg->admin_token_env) : NULL;
+    const char *key = "serve.admin_token_env";
+    char *text = NULL;
+    size_t len = 0;
+
+    if (env && *env) {
+        if (!(text = ctx_strdup(env)))
+            return ctx_error_set(err, CTX_ENOMEM, "serve: out of memory");
+        len = strlen(text);
+    } else if (cfg->admin_token_file && *cfg->admin_token_file) {
+        key = "serve.admin_token_file";
+        if (ctx_read_file(cfg->admin_token_file, &text, &len))
+            return ctx_error_set(err, CTX_ECONFIG, "serve.admin_token_file: cannot read %s;"
+                                 " fix the path or unset the key", cfg->admin_token_file);
+        while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+            text[--len] = '\0';
+    } else {
+        return CTX_OK;
+    }
+    if (len < 32) {
+        ctx_wipe_free(text);
+        return ctx_error_set(err, CTX_ECONFIG, "%s: the admin token is %zu bytes; use at least"
+                             " 32 random bytes (e.g. openssl rand -hex 32)", key, len);
+    }
+    SHA256((const unsigned char *)text, len, srv->admin_sha);
+    srv->have_admin = 1;
+    ctx_wipe_free(text);
+    return CTX_OK;
+}
+
+/*
+ * admin_ok - the Authorization header carries the admin token. Compared
+ * as SHA-256 digests in constant time: neither the length nor a prefix
+ * of the token leaks through timing.
+ */
+static int admin_ok(const http_server *srv, const char *h)
+{
+    unsigned char got[SHA256_DIGEST_LENGTH];
+
+    if (!srv->have_admin || !h || strncasecmp(h, "Bearer ", 7))
+        return 0;
+    SHA256((const unsigned char *)h + 7, strlen(h + 7), got);
+    return CRYPTO_memcmp(got, srv->admin_sha, sizeof got) == 0;
+}
+
+static int is_admin_path(const char *path) { return !strncmp(path, "/v1/admin/", 10); }
+
 /* ---- dispatch ---- */
 
 static int add_route(http_server *srv, const char *path, int prefix, int need_auth, http_handler fn,
@@ -334,7 +391,7 @@ static int add_route(http_server *srv, const char *path, int prefix, int need_au
     r = &srv->routes[srv->nroutes++];
     snprintf(r->path, sizeof r->path, "%s", path);
     r->prefix = prefix;
-    r->auth = need_auth;
+    r->auth = is_admin_path(path) ? HTTP_AUTH_ADMIN : need_auth;
     r->fn = fn;
     r->label = label;
     return CTX_OK;
@@ -345,7 +402,7 @@ int http_route_set(http_server *srv, const char *path, int need_auth, http_handl
     for (size_t i = 0; i < srv->nroutes; i++) {
         route *r = &srv->routes[i];
         if (!r->prefix && !strcmp(r->path, path)) {
-            r->auth = need_auth;
+            r->auth = is_admin_path(path) ? HTTP_AUTH_ADMIN : need_auth;
             r->fn = fn;
             r->arg = arg;
             return CTX_OK;
@@ -425,13 +482,15 @@ static void dispatch(http_server *srv, struct MHD_Connection *c, const char *url
     http_req req;
     size_t ri;
 
-    for (ri = 0; ri < srv->nroutes; ri++) {
-        const route *x = &srv->routes[ri];
-        if (x->prefix ? !strncmp(url, x->path, strlen(x->path)) : !strcmp(url, x->path)) {
-            r = x;
-            break;
-        }
-    }
+    /* An exact path wins over a prefix ("/v1/admin/explain" over "/v1/admin/"). */
+    for (ri = 0; ri < srv->nroutes && !r; ri++)
+        if (!srv->routes[ri].prefix && !strcmp(url, srv->routes[ri].path))
+            r = &srv->routes[ri];
+    for (ri = 0; ri < srv->nroutes && !r; ri++)
+        if (srv->routes[ri].prefix &&
+            !strncmp(url, srv->routes[ri].path, strlen(srv->routes[ri].path)))
+            r = &srv->routes[ri];
+    ri = r ? (size_t)(r - srv->routes) : srv->nroutes;
     *ri_out = ri;
     if (!r) {
         http_error(resp, 404, "not_found", "no such endpoint; see /v1/search");
@@ -457,7 +516,19 @@ static void dispatch(http_server *srv, struct MHD_Connection *c, const char *url
     req.body = cs->body.data ? cs->body.data : "";
     req.body_len = cs->body.len;
     req.conn = c;
-    if (r->auth) {
+    if (r->auth == HTTP_AUTH_ADMIN) {
+        const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        if (!admin_ok(srv, h)) {
+            /* No WWW-Authenticate resource metadata: a user's OAuth token
+             * is not what opens this door. */
+            http_error(resp, 401, "unauthorized",
+                       srv->have_admin ? "send Authorization: Bearer <admin token>"
+                                       : "admin endpoints are off: set the variable named by"
+                                         " serve.admin_token_env (or serve.admin_token_file)");
+            return;
+        }
+        req.admin = 1;
+    } else if (r->auth) {
         const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
         ctx_error err;
         int wait, refused;
@@ -577,6 +648,10 @@ int http_start(const http_opts *opts, http_server **out, ctx_error *err)
     srv->cfg = opts->cfg;
     srv->service = opts->service;
     srv->auth = opts->auth;
+    if (load_admin(srv, &opts->cfg->serve, err)) {
+        ctx_free(srv);
+        return err->code;
+    }
     pthread_mutex_init(&srv->mu, NULL);
     {
         /* Writers first: a key rotation must not wait out steady traffic. */
@@ -586,13 +661,16 @@ int http_start(const http_opts *opts, http_server **out, ctx_error *err)
         pthread_rwlock_init(&srv->alock, &ra);
         pthread_rwlockattr_destroy(&ra);
     }
-    add_route(srv, "/v1/search", 0, 1, h_search, "/v1/search");
-    add_route(srv, "/v1/documents/", 1, 1, h_document, "/v1/documents/{id}");
+    add_route(srv, "/v1/search", 0, HTTP_AUTH_USER, h_search, "/v1/search");
+    add_route(srv, "/v1/documents/", 1, HTTP_AUTH_USER, h_document, "/v1/documents/{id}");
     add_route(srv, "/healthz", 0, 0, h_health, "/healthz");
     add_route(srv, "/readyz", 0, 0, h_ready, "/readyz");
-    add_route(srv, "/metrics", 0, 0, h_metrics, "/metrics");
+    /* Metrics name every user and agent: admin only. */
+    add_route(srv, "/metrics", 0, HTTP_AUTH_ADMIN, h_metrics, "/metrics");
     /* Filled in by the MCP layer (http_route_set). */
-    add_route(srv, "/mcp", 0, 1, h_unset, "/mcp");
+    add_route(srv, "/mcp", 0, HTTP_AUTH_USER, h_unset, "/mcp");
+    /* Admin endpoints not (yet) set answer 404, but only to the admin. */
+    add_route(srv, "/v1/admin/", 1, HTTP_AUTH_ADMIN, h_unset, "/v1/admin/");
     add_route(srv, "/.well-known/oauth-protected-resource", 0, 0, h_unset,
               "/.well-known/oauth-protected-resource");
     if (store_open(svc_store_path(opts->service), 0, &srv->mst, err)) {

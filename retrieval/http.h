@@ -3,14 +3,20 @@
  * libmicrohttpd with a thread pool. Endpoints:
  *
  *   POST /v1/search           svc_search; body schemas/api/search-request
- *   GET  /v1/documents/{id}   svc_fetch; 404 alike for missing and forbidden
+ *   GET  /v1/documents/{ref}  svc_fetch_ref: an internal id or SOURCE:EXTERNAL_ID
+ *                             (URL-encoded); 404 alike for missing and forbidden
  *   GET  /healthz, /readyz    alive; store answers and vector index loaded
- *   GET  /metrics             Prometheus text
+ *   GET  /metrics             Prometheus text; needs the admin token
  *   /mcp, /.well-known/oauth-protected-resource
  *                             routes left for the MCP layer (http_route_set)
  *
  * Every /v1 request needs `Authorization: Bearer <JWT>` (retrieval/auth.h);
- * a 401 names the protected-resource metadata in WWW-Authenticate. Bodies
+ * a 401 names the protected-resource metadata in WWW-Authenticate. Admin
+ * routes (/metrics, anything under /v1/admin/) need instead the one static
+ * admin token (serve.admin_token_env / serve.admin_token_file): it names no
+ * user, so an admin route never answers with a user's view, and a user's
+ * JWT never opens an admin route. No admin token configured: every admin
+ * route answers 401. Bodies
  * over serve.max_body_bytes are 413, bad JSON 400 naming the field, and a
  * user or agent over its token bucket 429 with Retry-After.
  */
@@ -26,6 +32,13 @@
 
 typedef struct http_server http_server;
 
+/* Who a route lets in (http_route_set's need_auth). */
+enum {
+    HTTP_AUTH_NONE = 0,             /* anyone: /healthz */
+    HTTP_AUTH_USER = 1,             /* a verified JWT; req->who is the caller */
+    HTTP_AUTH_ADMIN = 2,            /* the admin token; req->who is NULL, req->admin 1 */
+};
+
 /* One request as a handler sees it. All borrowed for the call. */
 typedef struct http_req {
     const char *method, *path;
@@ -33,6 +46,7 @@ typedef struct http_req {
     size_t body_len;
     const auth_identity *who;       /* the verified caller, or NULL on open routes */
     void *conn;                     /* for http_header */
+    int admin;                      /* 1: the admin token was checked (HTTP_AUTH_ADMIN) */
 } http_req;
 
 /* A handler's answer. body is new (freed by the server) or NULL. */
@@ -72,8 +86,10 @@ void http_stop(http_server *srv);
 
 /*
  * http_route_set - (re)place the handler of path (exact match; "" method =
- * any). auth: the server verifies the bearer token first and answers 401
- * itself. The table has entries for "/mcp" and
+ * any). need_auth (HTTP_AUTH_*): the server verifies the bearer token (or,
+ * for HTTP_AUTH_ADMIN, the admin token) first and answers 401 itself. A
+ * path under "/v1/admin/" is always HTTP_AUTH_ADMIN, whatever need_auth
+ * says, so an admin endpoint cannot be opened by mistake. The table has entries for "/mcp" and
  * "/.well-known/oauth-protected-resource" that answer 404 until set.
  * Call before requests arrive (not thread-safe against them).
  */

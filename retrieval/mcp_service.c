@@ -41,7 +41,8 @@ static int svc_search_tool(void *arg, const char *query, json_t **results, json_
         }
         if (!dup)
             json_array_append_new(*results,
-                                  json_pack("{s:s,s:O,s:O}", "id", id, "title",
+                                  json_pack("{s:s,s:O,s:O,s:O}", "id", id, "external_id",
+                                            json_object_get(hit, "external_id"), "title",
                                             json_object_get(hit, "title"), "url",
                                             json_object_get(hit, "url")));
     }
@@ -56,23 +57,20 @@ static int svc_fetch_tool(void *arg, const char *id, json_t **doc, ctx_error *er
 {
     mcp_caller *c = arg;
     json_t *a = NULL;
-    char *end;
-    long long n;
     int rc;
 
     *doc = NULL;
-    errno = 0;
-    n = strtoll(id, &end, 10);
-    if (!*id || *end || errno || n <= 0)
-        return CTX_OK; /* not one of our ids: the same answer as forbidden */
-    rc = svc_fetch(c->service, &c->who, n, &a, err);
+    /* An internal id or SOURCE:EXTERNAL_ID; naming nothing answers as forbidden. */
+    rc = svc_fetch_ref(c->service, &c->who, id, &a, err);
     if (rc == CTX_ENOTFOUND || rc == CTX_EAUTH)
         return CTX_OK;
     if (rc)
         return rc;
-    *doc = json_pack("{s:s,s:O,s:O,s:O,s:{s:O,s:O,s:O,s:O,s:O}}", "id", id, "title",
+    *doc = json_pack("{s:s,s:O,s:O,s:O,s:{s:O,s:O,s:O,s:O,s:O,s:O,s:O}}", "id", id, "title",
                      json_object_get(a, "title"), "text", json_object_get(a, "text"), "url",
-                     json_object_get(a, "url"), "metadata", "source",
+                     json_object_get(a, "url"), "metadata", "doc_id",
+                     json_object_get(a, "doc_id"), "external_id",
+                     json_object_get(a, "external_id"), "source",
                      json_object_get(a, "source"), "labels", json_object_get(a, "labels"),
                      "acl_synced_at", json_object_get(a, "acl_synced_at"), "citation",
                      json_object_get(a, "citation"), "truncated",

@@ -5,6 +5,8 @@
  */
 #include "service.h"
 
+#include <errno.h>
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,8 @@ typedef struct worker {
     sqlite3_stmt *labels;   /* labels of an ACL set */
     sqlite3_stmt *doc;      /* one document */
     sqlite3_stmt *acl;      /* a chunk's ACL set */
+    sqlite3_stmt *ext;      /* a document's external id and stream */
+    sqlite3_stmt *byext;    /* a live document by source name and external id */
     int busy;
 } worker;
 
@@ -228,6 +232,8 @@ static void worker_close(worker *w)
     sqlite3_finalize(w->labels);
     sqlite3_finalize(w->doc);
     sqlite3_finalize(w->acl);
+    sqlite3_finalize(w->ext);
+    sqlite3_finalize(w->byext);
     embed_close(w->emb);
     store_close(w->st);
     memset(w, 0, sizeof *w);
@@ -239,9 +245,14 @@ static int worker_open(svc *s, worker *w, ctx_error *err)
         "SELECT l.name FROM acl_labels a JOIN labels l ON l.id = a.label_id"
         " WHERE a.acl_id = ?1 ORDER BY l.name";
     static const char doc_sql[] =
-        "SELECT d.title, d.url, s.name, d.body, d.acl_id, d.acl_synced_at, d.source_id"
-        " FROM documents d"
+        "SELECT d.title, d.url, s.name, d.body, d.acl_id, d.acl_synced_at, d.ext_id,"
+        " d.stream, d.source_id FROM documents d"
         " JOIN sources s ON s.id = d.source_id WHERE d.id = ?1 AND d.deleted = 0";
+    /* The lowest id: a source's external ids are unique per stream, and when
+     * two streams share one, the SOURCE:EXTERNAL_ID form names the first. */
+    static const char byext_sql[] =
+        "SELECT d.id FROM documents d JOIN sources s ON s.id = d.source_id"
+        " WHERE s.name = ?1 AND d.ext_id = ?2 AND d.deleted = 0 ORDER BY d.id LIMIT 1";
     int rc;
 
     if ((rc = store_open(s->store_path, 0, &w->st, err)))
@@ -249,7 +260,10 @@ static int worker_open(svc *s, worker *w, ctx_error *err)
     if (sqlite3_prepare_v2(store_db(w->st), labels_sql, -1, &w->labels, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(store_db(w->st), doc_sql, -1, &w->doc, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(store_db(w->st), "SELECT acl_id FROM chunks WHERE id = ?1", -1,
-                           &w->acl, NULL) != SQLITE_OK) {
+                           &w->acl, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(store_db(w->st), "SELECT ext_id, stream FROM documents WHERE id = ?1",
+                           -1, &w->ext, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(store_db(w->st), byext_sql, -1, &w->byext, NULL) != SQLITE_OK) {
         rc = store_errf(w->st, err, "service");
         worker_close(w);
         return rc;
@@ -836,6 +850,19 @@ static const ctx_agent_grant *grant_of(svc *s, const svc_identity *id)
 }
 
 /* search_locked - svc_search under the config's read lock. */
+/* external_id - the source's own id of document doc_id (new JSON string; null if gone). */
+static json_t *external_id(worker *w, int64_t doc_id)
+{
+    json_t *v = NULL;
+
+    sqlite3_reset(w->ext);
+    sqlite3_bind_int64(w->ext, 1, doc_id);
+    if (sqlite3_step(w->ext) == SQLITE_ROW && sqlite3_column_text(w->ext, 0))
+        v = json_string((const char *)sqlite3_column_text(w->ext, 0));
+    sqlite3_reset(w->ext);
+    return v ? v : json_null();
+}
+
 static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
                          json_t **answer, ctx_error *err)
 {
@@ -916,8 +943,9 @@ static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
             truncated = 1;
         snprintf(cite, sizeof cite, "[%zu]", json_array_size(results) + 1);
         json_array_append_new(
-            results, json_pack("{s:I,s:I,s:s,s:s,s:s,s:o,s:f,s:I,s:s,s:i,s:b,s:o}", "doc_id",
-                               (json_int_t)h->doc_id, "chunk_id", (json_int_t)h->chunk_id,
+            results, json_pack("{s:I,s:o,s:I,s:s,s:s,s:s,s:o,s:f,s:I,s:s,s:i,s:b,s:o}", "doc_id",
+                               (json_int_t)h->doc_id, "external_id", external_id(w, h->doc_id),
+                               "chunk_id", (json_int_t)h->chunk_id,
                                "title", h->title ? h->title : "", "url", h->url ? h->url : "",
                                "source", h->source ? h->source : "", "labels", labels,
                                "score", h->score, "acl_synced_at",
@@ -1001,9 +1029,39 @@ int svc_search(svc *s, const svc_identity *id, const svc_request *req, json_t **
     return rc;
 }
 
-/* fetch_locked - svc_fetch under the config's read lock. */
-static int fetch_locked(svc *s, const svc_identity *id, int64_t doc_id, json_t **answer,
-                        ctx_error *err)
+/*
+ * resolve_ref - the document a reference names, or 0: a positive decimal
+ * internal id, or SOURCE:EXTERNAL_ID. A source name has no ':' (config
+ * names are [A-Za-z0-9_.-]), so the first ':' ends it and the external id
+ * may hold more. Whether the caller may read it is not looked at here:
+ * the fetch answers a forbidden and a missing document alike.
+ */
+static int64_t resolve_ref(worker *w, const char *ref)
+{
+    const char *colon = strchr(ref, ':');
+    int64_t doc = 0;
+
+    if (!colon) {
+        char *end;
+        long long n;
+        errno = 0;
+        n = strtoll(ref, &end, 10);
+        return *ref >= '1' && *ref <= '9' && !*end && !errno && n > 0 ? (int64_t)n : 0;
+    }
+    if (colon == ref || !colon[1])
+        return 0;
+    sqlite3_reset(w->byext);
+    sqlite3_bind_text(w->byext, 1, ref, (int)(colon - ref), SQLITE_STATIC);
+    sqlite3_bind_text(w->byext, 2, colon + 1, -1, SQLITE_STATIC);
+    if (sqlite3_step(w->byext) == SQLITE_ROW)
+        doc = sqlite3_column_int64(w->byext, 0);
+    sqlite3_reset(w->byext);
+    return doc;
+}
+
+/* fetch_locked - svc_fetch under the config's read lock; ref, when set, names the document. */
+static int fetch_locked(svc *s, const svc_identity *id, int64_t doc_id, const char *ref,
+                        json_t **answer, ctx_error *err)
 {
     uint64_t t0 = ctx_mono_ns();
     const ctx_agent_grant *g = grant_of(s, id);
@@ -1024,23 +1082,29 @@ static int fetch_locked(svc *s, const svc_identity *id, int64_t doc_id, json_t *
         audit(s, id, "fetch", NULL, NULL, 0, t0, "error");
         return err->code;
     }
+    if (ref)
+        doc_id = resolve_ref(w, ref);
     sqlite3_reset(w->doc);
     sqlite3_bind_int64(w->doc, 1, doc_id);
-    if (sqlite3_step(w->doc) == SQLITE_ROW) {
+    if (doc_id > 0 && sqlite3_step(w->doc) == SQLITE_ROW) {
         const char *source = (const char *)sqlite3_column_text(w->doc, 2);
         const char *body = (const char *)sqlite3_column_text(w->doc, 3);
         int64_t acl_id = sqlite3_column_int64(w->doc, 4);
         labels = acl_labels_of(w, acl_id);
         if (source && has(&g->sources, source) && labels_ok(g, NULL, labels) &&
-            readable(s, w, id->user, acl_id, sqlite3_column_int64(w->doc, 6), err)) {
+            readable(s, w, id->user, acl_id, sqlite3_column_int64(w->doc, 8), err)) {
             size_t len = body ? strlen(body) : 0;
             size_t keep = fit(body ? body : "", len, g->max_tokens, &ntok);
             char *text = ctx_strndup(body ? body : "", keep);
             const char *title = (const char *)sqlite3_column_text(w->doc, 0);
             const char *url = (const char *)sqlite3_column_text(w->doc, 1);
             snprintf(cite, sizeof cite, "[doc %lld]", (long long)doc_id);
-            *answer = json_pack("{s:I,s:s,s:s,s:s,s:O,s:I,s:s,s:s,s:i,s:b,s:b,s:s}", "doc_id",
-                                (json_int_t)doc_id, "title", title ? title : "", "url",
+            const char *ext = (const char *)sqlite3_column_text(w->doc, 6);
+            const char *stream = (const char *)sqlite3_column_text(w->doc, 7);
+            *answer = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:O,s:I,s:s,s:s,s:i,s:b,s:b,s:s}",
+                                "doc_id", (json_int_t)doc_id, "external_id", ext ? ext : "",
+                                "stream", stream ? stream : "", "title", title ? title : "",
+                                "url",
                                 url ? url : "", "source", source, "labels", labels,
                                 "acl_synced_at", (json_int_t)sqlite3_column_int64(w->doc, 5),
                                 "citation", cite, "text", text ? text : "", "tokens", ntok,
@@ -1070,7 +1134,17 @@ int svc_fetch(svc *s, const svc_identity *id, int64_t doc_id, json_t **answer, c
 {
     int rc;
     pthread_rwlock_rdlock(&s->clock);
-    rc = fetch_locked(s, id, doc_id, answer, err);
+    rc = fetch_locked(s, id, doc_id, NULL, answer, err);
+    pthread_rwlock_unlock(&s->clock);
+    return rc;
+}
+
+int svc_fetch_ref(svc *s, const svc_identity *id, const char *ref, json_t **answer,
+                  ctx_error *err)
+{
+    int rc;
+    pthread_rwlock_rdlock(&s->clock);
+    rc = fetch_locked(s, id, 0, ref ? ref : "", answer, err);
     pthread_rwlock_unlock(&s->clock);
     return rc;
 }

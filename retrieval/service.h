@@ -93,7 +93,7 @@ void svc_free(svc *s);
  * svc_search - search for id. Returns CTX_OK with *answer (new) holding
  * {"query","mode","k","results":[...],"tokens","max_tokens","truncated",
  * "untrusted_content":true,"note","context"}; each result has doc_id,
- * chunk_id, title, url, source, labels, score, acl_synced_at, citation,
+ * external_id (the source's own id of the document), chunk_id, title, url, source, labels, score, acl_synced_at, citation,
  * tokens and text. CTX_EAUTH: no user or an unregistered agent (nothing
  * searched). CTX_EINVAL: a bad request (err names the field). Anything
  * else is a failure of the service. Audited in every case.
@@ -103,12 +103,22 @@ int svc_search(svc *s, const svc_identity *id, const svc_request *req, json_t **
 
 /*
  * svc_fetch - document doc_id if id may read it: CTX_OK and *answer (new)
- * {"doc_id","title","url","source","labels","acl_synced_at","citation",
+ * {"doc_id","external_id","stream","title","url","source","labels","acl_synced_at","citation",
  * "text","tokens","truncated","untrusted_content":true,"note"}, the text
  * cut to the grant's max_tokens. CTX_ENOTFOUND alike for missing, deleted
  * and forbidden. CTX_EAUTH as in svc_search. Audited.
  */
 int svc_fetch(svc *s, const svc_identity *id, int64_t doc_id, json_t **answer, ctx_error *err);
+
+/*
+ * svc_fetch_ref - svc_fetch of the document ref names: its internal id in
+ * decimal ("42"), or SOURCE:EXTERNAL_ID ("wiki:pages/Home:v2"; the first
+ * ':' ends the source name, which never holds one, and the rest is the
+ * source's own id). A ref naming nothing, or nothing the caller may read,
+ * is CTX_ENOTFOUND alike. ref borrowed; *answer as svc_fetch's.
+ */
+int svc_fetch_ref(svc *s, const svc_identity *id, const char *ref, json_t **answer,
+                  ctx_error *err);
 
 /*
  * svc_index_refresh - follow the store: load the active model's vector

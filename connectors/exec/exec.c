@@ -624,7 +624,12 @@ static int dispatch(talk *t, child *c, exec_msg *m, int *state, ctx_conn_error *
     }
     switch (m->type) {
     case EXEC_LOG:
-        log_msg(c, m->level, m->message);
+        /* A warning with a kind is one the host names and summarizes. */
+        if (m->kind && *m->kind && m->level == CTX_CONN_LOG_WARN && c->host &&
+            CTX_HOST_HAS(c->host, xWarn))
+            c->host->xWarn(c->em, m->kind, m->stream, m->id, m->message);
+        else
+            log_msg(c, m->level, m->message);
         return CTX_CONN_OK;
     case EXEC_ERROR:
         return conn_errf(e, m->code ? m->code : CTX_CONN_ESOURCE, "%s: %s failed: %.300s",

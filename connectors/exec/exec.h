@@ -46,7 +46,7 @@ typedef struct exec_msg {
     int64_t protocol;         /* HELLO */
     const char *name;         /* HELLO: the program's name; STREAM: the stream's */
     const char *version;      /* HELLO, may be NULL */
-    const char *stream, *id;  /* RECORD, DELETE, ACL, STATE */
+    const char *stream, *id;  /* RECORD, DELETE, ACL, STATE; LOG's item, may be NULL */
     ctx_record rec;           /* RECORD; rec.acl points at acl or is NULL */
     ctx_acl acl;              /* RECORD, ACL */
     int has_acl;              /* 0: the message's acl is null (item invisible) */
@@ -57,6 +57,7 @@ typedef struct exec_msg {
     int level;                /* LOG: ctx_log_level_conn */
     int code;                 /* CHECK and ERROR: a CTX_CONN_* code */
     const char *message;      /* LOG, ERROR, CHECK (may be NULL for CHECK) */
+    const char *kind;         /* LOG: the warning's kind ("tickets.no_acl"), or NULL */
     const char **lists;       /* new: storage behind acl and members */
 } exec_msg;
 

@@ -58,7 +58,8 @@ static const msg_def defs[] = {
                                       {"email", F_TEXT | NULLABLE},
                                       {"maps_to", F_STR | NULLABLE}, {"members", F_STRS}}},
     [EXEC_STATE] = {"STATE", {{"stream", F_STR | REQUIRED}, {"state", F_OBJ | REQUIRED}}},
-    [EXEC_LOG] = {"LOG", {{"level", F_LEVEL | REQUIRED}, {"message", F_TEXT | REQUIRED}}},
+    [EXEC_LOG] = {"LOG", {{"level", F_LEVEL | REQUIRED}, {"message", F_TEXT | REQUIRED},
+                          {"kind", F_STR}, {"stream", F_STR}, {"id", F_STR}}},
     [EXEC_ERROR] = {"ERROR", {{"message", F_TEXT | REQUIRED}, {"code", F_CODE}}},
     [EXEC_DONE] = {"DONE", {{NULL, 0}}},
 };
@@ -363,6 +364,7 @@ static int take(exec_msg *m, ctx_error *err)
         return (m->json = dump(json_object_get(r, "state"), err)) ? CTX_OK : CTX_ENOMEM;
     case EXEC_LOG:
         m->level = word_index(str(r, "level"), levels);
+        m->kind = str(r, "kind");
         return CTX_OK;
     default:
         return CTX_OK;

@@ -436,6 +436,19 @@ static const char *first_line(const char *body, size_t len, char *buf, size_t bu
  * closed: its old permissions may be the ones being fixed), and left out of
  * the state so the next run tries it again. The other files go on.
  */
+/* warn - a warning about file rel, of kind (a key the host summarizes by). */
+static void warn(walk *w, const char *kind, const char *rel, const char *msg)
+{
+    char line[PATH_MAX + 256];
+
+    if (CTX_HOST_HAS(w->host, xWarn)) {
+        w->host->xWarn(w->em, kind, "files", rel, msg);
+        return;
+    }
+    snprintf(line, sizeof line, "%s: %s", rel, msg);
+    w->host->xLog(w->em, CTX_CONN_LOG_WARN, line);
+}
+
 static int skip_file(walk *w, const char *rel, const char *why)
 {
     char msg[1024];
@@ -485,7 +498,7 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
         text = NULL; /* the ACL is in a sidecar or _acl.json: no need to read it */
     } else if (ctx_read_file(abs, &text, &len)) {
         /* Vanished between readdir and open: the next run deletes it. */
-        w->host->xLog(w->em, CTX_CONN_LOG_WARN, "file vanished while reading; skipped");
+        warn(w, "files.vanished", rel, "file vanished while reading; skipped");
         return CTX_CONN_OK;
     }
     body = text;
@@ -587,8 +600,8 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
         goto done;
     }
     if (!acl_obj)
-        w->host->xLog(w->em, CTX_CONN_LOG_WARN, "file has no permissions (front matter,"
-                      " sidecar or _acl.json): nobody will see it");
+        warn(w, "files.no_acl", rel, "file has no permissions (front matter, sidecar or"
+             " _acl.json): nobody will see it");
 
     if (!changed_content) {
         if (w->host->xAcl(w->em, "files", rel, acl_obj ? &cacl : NULL))

@@ -161,7 +161,7 @@ static void h_log(ctx_emitter *em, int level, const char *msg)
 
 static const ctx_host host = {
     CTX_CONNECTOR_ABI_VERSION, sizeof(ctx_host), h_record, h_delete, h_acl,
-    h_principal, h_state, h_log,
+    h_principal, h_state, h_log, NULL,
 };
 
 /* xRead one stream; returns the connector's result, em filled in. */

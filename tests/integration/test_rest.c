@@ -137,6 +137,44 @@ static int64_t hits(const char *path)
     return n;
 }
 
+/*
+ * early_retries - requests the server refused because they came before the
+ * wait it had asked for (Retry-After, a rate-limit reset): a connector that
+ * skips its waits makes this non-zero even when the sync still succeeds.
+ */
+static int64_t early_retries(void)
+{
+    char *text = http("/_control/stats", NULL);
+    json_t *j = json_loads(text, 0, NULL);
+    int64_t n = json_integer_value(json_object_get(j, "early_retries"));
+    cr_assert(json_is_integer(json_object_get(j, "early_retries")), "%s", text);
+    json_decref(j);
+    free(text);
+    return n;
+}
+
+/* status_of - the HTTP status of a GET of path with the tracker's API key. */
+static long status_of(const char *path)
+{
+    CURL *h = curl_easy_init();
+    struct curl_slist *hdr = curl_slist_append(NULL, "X-API-Key: " TRACKER_TOKEN);
+    ctx_buf b = CTX_BUF_INIT;
+    char url[512];
+    long status = 0;
+
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    cr_assert_eq(curl_easy_perform(h), CURLE_OK, "GET %s failed", path);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hdr);
+    ctx_buf_free(&b);
+    return status;
+}
+
 static int64_t tokens_issued(void)
 {
     char *text = http("/_control/stats", NULL);
@@ -387,9 +425,8 @@ Test(rest, wiki_permissions_endpoint_groups_and_oauth2)
     ctl("update", "{\"collection\":\"wiki.pages\",\"id\":\"1005\",\"set\":"
                   "{\"restrictions\":{\"users\":[],\"groups\":[]}}}");
     sync_ok(wiki(NULL), 0, &s);
-    /* Same content, new permissions: counted unchanged, and as an ACL change. */
     cr_assert_eq(s.records + s.unchanged, 1);
-    cr_assert_eq(s.acls, 1);
+    cr_assert_eq(s.acls, 1, "the record's new permissions are a permission change");
     cr_assert(sees("ann@x.test", "Page 5 zebra"));
     cr_assert(!sees("cy@x.test", "Page 5 zebra"));
 }
@@ -543,6 +580,28 @@ static void recovers(const char *faults, const char *cfg, int64_t n)
     cr_assert_eq(docs("tickets"), 20);
     cr_assert_eq(hits("/tracker/tickets"), n, "%lld requests, expected %lld",
                  (long long)hits("/tracker/tickets"), (long long)n);
+    cr_assert_eq(early_retries(), 0, "a request came before the server's Retry-After");
+}
+
+/* The fake server itself: a retry that does not wait is refused and counted. */
+Test(rest, the_server_refuses_and_counts_a_retry_that_does_not_wait)
+{
+    ctl("faults", "[{\"path\":\"/tracker/tickets\",\"type\":\"status\",\"code\":429,"
+                  "\"retry_after\":30},"
+                  "{\"path\":\"/tracker/users\",\"type\":\"status\",\"code\":503,"
+                  "\"retry_after_date\":30}]");
+    cr_assert_eq(status_of("/tracker/tickets"), 429);
+    cr_assert_eq(early_retries(), 0);
+    cr_assert_eq(status_of("/tracker/tickets"), 429, "retried at once: still 429");
+    cr_assert_eq(early_retries(), 1);
+    cr_assert_eq(status_of("/tracker/users"), 503);
+    cr_assert_eq(status_of("/tracker/users"), 429, "retried before the HTTP-date");
+    cr_assert_eq(early_retries(), 2);
+    /* Another path was not asked to wait. */
+    cr_assert_eq(status_of("/tracker/groups"), 200);
+    cr_assert_eq(early_retries(), 2);
+    ctl("reset", NULL);
+    cr_assert_eq(early_retries(), 0);
 }
 
 Test(rest, retry_after_seconds_is_honoured)
@@ -563,6 +622,7 @@ Test(rest, retry_after_http_date_and_503_are_honoured)
                                                         ",\"limit_param\":\"per_page\"")),
              8);
     cr_assert_eq(hits("/tracker/users"), 3, "2 pages and one retry");
+    cr_assert_eq(early_retries(), 0);
 }
 
 Test(rest, server_errors_are_retried_then_succeed)
@@ -705,6 +765,7 @@ Test(rest, the_token_endpoint_is_retried_and_a_bad_client_secret_is_eauth)
     sync_ok(wiki(NULL), 0, &s);
     cr_assert_eq(tokens_issued(), 1);
     cr_assert_eq(docs("pages"), 12);
+    cr_assert_eq(early_retries(), 0);
     setenv("CTX_TEST_WIKI_SECRET", "not-the-secret", 1);
     cr_assert_eq(sync_fails(wiki(NULL), msg, sizeof msg), CTX_EAUTH);
     assert_has(msg, "streams[0] (users): auth.token_url: POST /oauth/token: HTTP 401");

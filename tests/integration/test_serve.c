@@ -35,6 +35,8 @@
 #define AUD "ctxgate-api"
 
 #define AUTH_MAX_LEN 9000
+/* The admin token /metrics needs (serve.admin_token_env's default variable). */
+#define ADMIN "admin-token-0123456789-abcdefghijklmnopqrstuv"
 
 static char *dir;
 static pid_t server;
@@ -77,8 +79,9 @@ static void start_with(const char *serve_extra, int with_agent)
     snprintf(cmd, sizeof cmd, "cd %s && %s/ctxgate sync >/dev/null 2>&1 && %s/ctxgate embed"
              " >/dev/null 2>&1", dir, bin, bin);
     cr_assert_eq(system(cmd), 0, "sync/embed failed");
-    snprintf(cmd, sizeof cmd, "cd %s && CTXGATE_TEST_SECRET=%s exec %s/ctxgate serve"
-             " %s 2>serve.log", dir, SECRET, bin, with_agent ? "" : "--no-agent");
+    snprintf(cmd, sizeof cmd, "cd %s && CTXGATE_TEST_SECRET=%s CTXGATE_ADMIN_TOKEN=%s exec"
+             " %s/ctxgate serve %s 2>serve.log", dir, SECRET, ADMIN, bin,
+             with_agent ? "" : "--no-agent");
     server = fork();
     cr_assert(server >= 0);
     if (server == 0) {
@@ -456,6 +459,9 @@ Test(serve, health_ready_metrics_and_the_mcp_hook)
     a = search(alice, "{\"query\": \"vacation policy\"}", 200);
     json_decref(a);
     r = http("GET", "/metrics", NULL, NULL);
+    cr_assert_eq(r.status, 401, "metrics name every user: no token, no metrics");
+    ctx_free(r.body);
+    r = http("GET", "/metrics", ADMIN, NULL);
     cr_assert_eq(r.status, 200);
     cr_assert(strstr(r.body, "ctxgate_http_requests_total{endpoint=\"/v1/search\",code=\"200\"}"),
               "%s", r.body);
@@ -478,6 +484,137 @@ Test(serve, health_ready_metrics_and_the_mcp_hook)
     cr_assert_eq(r.status, 405);
     ctx_free(r.body);
     ctx_free(alice);
+}
+
+/*
+ * Answers carry the source's own id next to ours, and GET /v1/documents/
+ * takes either: SOURCE:EXTERNAL_ID URL-encoded. A reference to something
+ * forbidden, missing or malformed answers the same 404, byte for byte.
+ */
+Test(serve, documents_by_external_id)
+{
+    char *alice = token("alice@northwind.test", "helpdesk");
+    char *bob = token("bob@northwind.test", "helpdesk");
+    json_t *a = search(alice, "{\"query\": \"salary bands\", \"k\": 1, \"mode\": \"lexical\"}",
+                       200);
+    json_t *hit = json_array_get(json_object_get(a, "results"), 0), *doc;
+    const char *ext = json_string_value(json_object_get(hit, "external_id"));
+    const char *seps[] = {":", "%3A"}; /* as sent raw, and URL-encoded */
+    char path[512], *enc;
+    reply r, forbidden, missing[6];
+    CURL *c = curl_easy_init();
+
+    cr_assert(ext && *ext, "search results carry external_id");
+    cr_assert_str_eq(ext, "hr/salary-bands-2026.md", "the files connector's id is its path");
+    enc = curl_easy_escape(c, ext, 0);
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "/v1/documents/northwind%s%s", seps[i], enc);
+        r = http("GET", path, alice, NULL);
+        cr_assert_eq(r.status, 200, "%s: %s", path, r.body);
+        doc = json_loads(r.body, 0, NULL);
+        cr_assert_eq(json_integer_value(json_object_get(doc, "doc_id")),
+                     json_integer_value(json_object_get(hit, "doc_id")));
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "external_id")), ext);
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "stream")), "files");
+        validate(doc, "document");
+        json_decref(doc);
+        ctx_free(r.body);
+    }
+    snprintf(path, sizeof path, "/v1/documents/northwind%%3A%s", enc);
+    forbidden = http("GET", path, bob, NULL);
+    missing[0] = http("GET", "/v1/documents/northwind%3Ahr%2Fno-such.md", bob, NULL);
+    snprintf(path, sizeof path, "/v1/documents/crm%%3A%s", enc);
+    missing[1] = http("GET", path, alice, NULL);      /* no such source */
+    missing[2] = http("GET", "/v1/documents/northwind%3A", alice, NULL);
+    missing[3] = http("GET", "/v1/documents/%3Afinance", alice, NULL);
+    snprintf(path, sizeof path, "/v1/documents/northwind%%3A%s%%3Aextra", enc);
+    missing[4] = http("GET", path, alice, NULL);      /* a ':' inside the id is part of it */
+    missing[5] = http("GET", "/v1/documents/0042", alice, NULL);
+    cr_assert_eq(forbidden.status, 404);
+    for (size_t i = 0; i < 6; i++) {
+        cr_assert_eq(missing[i].status, 404, "case %zu: %s", i, missing[i].body);
+        cr_assert_str_eq(forbidden.body, missing[i].body, "case %zu differs", i);
+        ctx_free(missing[i].body);
+    }
+    ctx_free(forbidden.body);
+    curl_free(enc);
+    curl_easy_cleanup(c);
+    json_decref(a);
+    ctx_free(alice);
+    ctx_free(bob);
+}
+
+/*
+ * /metrics names every user and agent: only the admin token opens it. A
+ * user's valid JWT, a wrong token, a token with a byte more or less, and
+ * the admin token sent some other way than as a bearer token all get the
+ * same 401, without OAuth resource metadata (no user token would help).
+ */
+Test(serve, metrics_need_the_admin_token)
+{
+    char *alice = token("alice@northwind.test", "helpdesk");
+    const char *wrong[] = {ADMIN "x", "admin-token-0123456789-abcdefghijklmnopqrstu",
+                           "admin-token-0123456789-abcdefghijklmnopqrstuV", "", alice};
+    json_t *a = search(alice, "{\"query\": \"vacation policy\"}", 200);
+    reply r;
+
+    json_decref(a);
+    for (size_t i = 0; i < sizeof wrong / sizeof *wrong; i++) {
+        r = http("GET", "/metrics", wrong[i], NULL);
+        cr_assert_eq(r.status, 401, "token %zu opened /metrics", i);
+        cr_assert(!strstr(r.body, "alice"), "%s", r.body);
+        cr_assert(strstr(r.body, "admin token"), "%s", r.body);
+        cr_assert_eq(r.www_auth[0], '\0', "%s", r.www_auth);
+        ctx_free(r.body);
+    }
+    extra_header = "X-Admin-Token: " ADMIN;
+    r = http("GET", "/metrics", NULL, NULL);
+    extra_header = NULL;
+    cr_assert_eq(r.status, 401);
+    ctx_free(r.body);
+    /* An admin path the service does not have is still behind the door:
+     * probing /v1/admin/ without the token tells nothing. */
+    r = http("GET", "/v1/admin/explain", alice, NULL);
+    cr_assert_eq(r.status, 401, "%s", r.body);
+    ctx_free(r.body);
+    r = http("GET", "/v1/admin/explain", ADMIN, NULL);
+    cr_assert_eq(r.status, 404, "%s", r.body);
+    ctx_free(r.body);
+    r = http("GET", "/metrics", ADMIN, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert(strstr(r.body, "ctxgate_tokens_served_total{user=\"alice@northwind.test\"}"));
+    /* The refusals were counted, under their endpoint. */
+    cr_assert(strstr(r.body, "ctxgate_http_requests_total{endpoint=\"/metrics\",code=\"401\"} 6"),
+              "%s", r.body);
+    ctx_free(r.body);
+    ctx_free(alice);
+}
+
+static void setup_no_admin(void)
+{
+    start_with(", \"admin_token_env\": \"CTXGATE_TEST_UNSET_ADMIN\"", 0);
+}
+TestSuite(serve_no_admin, .init = setup_no_admin, .fini = teardown, .timeout = 240);
+
+/* No admin token configured: admin endpoints are closed, and say how to open them. */
+Test(serve_no_admin, metrics_closed_without_an_admin_token)
+{
+    reply r = http("GET", "/metrics", ADMIN, NULL);
+    char cmd[PATH_MAX * 2 + 256], bin[PATH_MAX];
+    char *log;
+    size_t len;
+
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    cr_assert(strstr(r.body, "serve.admin_token_env"), "%s", r.body);
+    ctx_free(r.body);
+    /* A configured token too short to be a secret stops start-up, naming the key. */
+    cr_assert(realpath(tu_build_dir(), bin));
+    snprintf(cmd, sizeof cmd, "cd %s && CTXGATE_TEST_SECRET=%s CTXGATE_TEST_UNSET_ADMIN=short"
+             " %s/ctxgate serve --no-agent --listen 127.0.0.1:0 2>short.log", dir, SECRET, bin);
+    cr_assert_neq(system(cmd), 0, "serve started with a 5-byte admin token");
+    log = file_text("short.log", &len);
+    cr_assert(strstr(log, "serve.admin_token_env: the admin token is 5 bytes"), "%s", log);
+    ctx_free(log);
 }
 
 /* ---- the leak oracle, through the API ---- */
@@ -1138,6 +1275,24 @@ Test(serve, mcp_over_stdio_as_two_users)
     cr_assert(json_is_true(json_object_get(json_object_get(b, "fetchById"), "isError")));
     json_decref(a);
     json_decref(b);
+    /* fetch by the source's own id: the same document, and the same refusal */
+    snprintf(args, sizeof args, "--stdio %s/ctxgate --config %s/ctxgate.json --fetch"
+             " northwind:hr/salary-bands-2026.md salary bands", bin, dir);
+    a = mcp_client("CTXGATE_USER=alice@northwind.test CTXGATE_AGENT=helpdesk", args);
+    b = mcp_client("CTXGATE_USER=bob@northwind.test CTXGATE_AGENT=helpdesk", args);
+    {
+        json_t *meta = json_object_get(
+            json_object_get(json_object_get(a, "fetchById"), "structured"), "metadata");
+        cr_assert_str_eq(json_string_value(json_object_get(meta, "external_id")),
+                         "hr/salary-bands-2026.md");
+        cr_assert_eq(json_integer_value(json_object_get(meta, "doc_id")), atoll(id));
+    }
+    cr_assert(json_is_true(json_object_get(json_object_get(b, "fetchById"), "isError")));
+    cr_assert(json_is_null(json_object_get(json_object_get(b, "fetchById"), "structured")));
+    json_decref(a);
+    json_decref(b);
+    snprintf(args, sizeof args, "--stdio %s/ctxgate --config %s/ctxgate.json --fetch %s"
+             " salary bands", bin, dir, id);
     /* an agent the config does not register gets nothing */
     a = mcp_client("CTXGATE_USER=alice@northwind.test CTXGATE_AGENT=stranger", args);
     cr_assert_eq(json_array_size(json_object_get(json_object_get(a, "search"), "results")), 0);

@@ -89,7 +89,7 @@ static int flawed_read(void *conn, const char *stream, const char *state, int fu
 {
 #if defined(FLAW_HOST)
     ctx_host h = {CTX_CONNECTOR_ABI_VERSION, sizeof(ctx_host), pt_record, pt_delete, pt_acl,
-                  pt_principal, pt_state, pt_log};
+                  pt_principal, pt_state, pt_log, NULL};
     pass_through p = {host, em};
     return jsonl_read(conn, stream, state, full, &h, (ctx_emitter *)&p, e);
 #elif defined(FLAW_NO_STATE)

@@ -20,7 +20,13 @@ Control endpoints (no auth) change the data and inject faults:
   POST /_control/delete   {"collection": ..., "id": ...}
   POST /_control/expire_tokens           every OAuth2 token answers 401 from now
   POST /_control/config   {"token_ttl": seconds, "max_limit": largest page}
-  GET  /_control/stats    {"paths": {path: n}, "requests": [...], "tokens": n}
+  GET  /_control/stats    {"paths": {path: n}, "requests": [...], "tokens": n,
+                           "early_retries": n, "early": [{"path", "early_by_ms"}]}
+
+A request that comes before the wait the server asked for on that path
+(Retry-After, or an exhausted X-RateLimit window's reset) is refused with
+429 and a fresh Retry-After, and counted in "early_retries": a client that
+skips its waits shows up there, whatever else it gets right.
 Every change moves the item's updated_at past every other one.
 
 Python 3 standard library only.
@@ -29,6 +35,7 @@ import base64
 import copy
 import email.utils
 import json
+import math
 import ssl
 import sys
 import threading
@@ -137,6 +144,8 @@ class State:
         self.token_ttl = 3600
         self.max_limit = 1000
         self.tick = BASE + 100000
+        self.not_before = {}   # path -> epoch seconds before which it must not be asked
+        self.early = []        # requests that came too soon: {"path", "early_by_ms"}
 
     def next_tick(self):
         self.tick += 60
@@ -166,6 +175,27 @@ class Fault:
       "touch": answer normally, then change the items "ids" of
       "collection" (records changing between pages).
     """
+
+
+# A client's clock and ours are the same; this only absorbs float rounding.
+SLACK = 0.005
+
+
+def wait_for(path, until):
+    """Ask the client not to request path again before epoch second until."""
+    with STATE.lock:
+        STATE.not_before[path] = max(STATE.not_before.get(path, 0), until)
+
+
+def too_early(path):
+    """Seconds the client still had to wait for path (counted), or 0."""
+    now = time.time()
+    with STATE.lock:
+        left = STATE.not_before.get(path, 0) - SLACK - now
+        if left <= 0:
+            return 0
+        STATE.early.append({"path": path, "early_by_ms": int(left * 1000)})
+        return left
 
 
 def take_fault(path):
@@ -231,6 +261,8 @@ class Handler(BaseHTTPRequestHandler):
         if url.path.startswith("/_control/"):
             return self.control(url.path[len("/_control/"):], body)
         if url.path == "/oauth/token":
+            if self.refuse_early(url.path):
+                return
             fault = take_fault(url.path)
             if fault and self.apply_fault(fault, url.path):
                 return
@@ -242,10 +274,14 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/_control/stats":
             with STATE.lock:
                 return self.send(200, {"paths": STATE.paths, "requests": STATE.requests,
-                                       "tokens": STATE.token_count})
+                                       "tokens": STATE.token_count,
+                                       "early_retries": len(STATE.early),
+                                       "early": STATE.early})
         with STATE.lock:
             STATE.paths[url.path] = STATE.paths.get(url.path, 0) + 1
             STATE.requests.append(self.path)
+        if self.refuse_early(url.path):
+            return
         q = {k: v[-1] for k, v in parse_qs(url.query).items()}
         parts = url.path.strip("/").split("/")
         if parts[0] not in ("tracker", "wiki") or len(parts) < 2:
@@ -266,6 +302,7 @@ class Handler(BaseHTTPRequestHandler):
         elif fault and fault["type"] == "ratelimit":
             headers["X-RateLimit-Remaining"] = "0"
             headers["X-RateLimit-Reset"] = str(fault.get("reset", 1))
+            wait_for(url.path, time.time() + fault.get("reset", 1))
         self.send(status, raw, headers=headers)
         if fault and fault["type"] == "touch":
             with STATE.lock:
@@ -275,18 +312,33 @@ class Handler(BaseHTTPRequestHandler):
                     if it:
                         it[TIMES.get(coll, "updated_at")] = STATE.next_tick()
 
+    def refuse_early(self, path):
+        """Answer 429 to a request that did not wait as asked; True if so."""
+        left = too_early(path)
+        if not left:
+            return False
+        self.send(429, {"error": "retried %.3f s before Retry-After" % left},
+                  headers={"Retry-After": str(int(math.ceil(left)))})
+        return True
+
     def apply_fault(self, f, path):
         t = f["type"]
         if t == "status":
             h = {}
+            now = time.time()
             if "retry_after" in f:
                 h["Retry-After"] = str(f["retry_after"])
+                wait_for(path, now + f["retry_after"])
             if "reset" in f:
                 h["X-RateLimit-Remaining"] = "0"
                 h["X-RateLimit-Reset"] = str(f["reset"])
+                if "retry_after" not in f and "retry_after_date" not in f:
+                    wait_for(path, now + f["reset"])
             if "retry_after_date" in f:
-                h["Retry-After"] = email.utils.formatdate(
-                    time.time() + f["retry_after_date"], usegmt=True)
+                # An HTTP-date has whole seconds: the wait ends at that second.
+                until = int(now + f["retry_after_date"])
+                h["Retry-After"] = email.utils.formatdate(until, usegmt=True)
+                wait_for(path, until)
             self.send(f.get("code", 503), {"error": "injected %d" % f.get("code", 503)},
                       headers=h)
             return True

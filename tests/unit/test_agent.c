@@ -192,6 +192,26 @@ Test(agent, concurrency_is_limited_and_a_source_runs_one_job_at_a_time)
     agent_free(a);
 }
 
+/* A sync a guard held waits for a person: no retries, the next run on its schedule. */
+Test(agent, a_held_sync_is_not_retried)
+{
+    reset();
+    agent_job j = job("a", AGENT_JOB_SYNC, "1h");
+    agent *a = make(&j, 1, 1);
+    int64_t t0 = F.now;
+    agent_job s;
+
+    F.fail_left = 10;
+    F.fail_rc = CTX_EHELD;
+    run_until(a, t0 + 10 * MIN, 1000);
+    cr_assert_eq(F.ncalls, 1, "%d runs", F.ncalls);
+    agent_job_state(a, 0, &s);
+    cr_assert_eq(s.next_at, F.calls[0].at + 60 * MIN);
+    cr_assert_eq(s.attempt, 0);
+    cr_assert_eq(s.last_rc, CTX_EHELD);
+    agent_free(a);
+}
+
 Test(agent, failures_retry_with_backoff_then_wait_for_the_schedule)
 {
     reset();

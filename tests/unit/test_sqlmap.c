@@ -81,7 +81,7 @@ static void h_log(ctx_emitter *em, int level, const char *msg)
 }
 
 static const ctx_host host = {CTX_CONNECTOR_ABI_VERSION, sizeof(ctx_host), h_record, h_delete,
-                              NULL, h_principal, h_state, h_log};
+                              NULL, h_principal, h_state, h_log, NULL};
 
 static void reset(void)
 {

@@ -67,9 +67,10 @@ extern "C" {
 #endif
 
 /*
- * Version 2 appended xReadPermissions to ctx_connector. The host loads
- * plugins built for version 1 or 2 and never reads a member past the
- * plugin's struct_size.
+ * Version 2 appended xReadPermissions to ctx_connector and xWarn to
+ * ctx_host. The host loads plugins built for version 1 or 2 and never
+ * reads a member past the plugin's struct_size; a plugin calls xWarn only
+ * through CTX_HOST_HAS.
  */
 #define CTX_CONNECTOR_ABI_VERSION 2
 
@@ -190,7 +191,22 @@ typedef struct ctx_host {
     /* LOG: one line (level: ctx_log_level_conn) into the run's log; no secrets. */
     void (*xLog)(ctx_emitter *em, int level, const char *msg);
     /* ---- version 1 members above; append new members below ---- */
+    /*
+     * WARN (version 2; a host older than it lacks it: call
+     * through CTX_HOST_HAS(host, xWarn), else xLog): a warning about one
+     * item. kind is a stable key of the kind of problem ("files.no_acl");
+     * stream and id name the item (either may be NULL); msg says what is
+     * wrong without the item. The host names the item in its log, and
+     * summarizes repeats of a kind (a count and a few examples) on the
+     * terminal and in the run's record. All borrowed for the call.
+     */
+    void (*xWarn)(ctx_emitter *em, const char *kind, const char *stream, const char *id,
+                  const char *msg);
 } ctx_host;
+
+/* CTX_HOST_HAS - host (a const ctx_host *) has the appended member m, set. */
+#define CTX_HOST_HAS(host, m)                                                            \
+    ((host)->struct_size >= offsetof(ctx_host, m) + sizeof((host)->m) && (host)->m)
 
 /*
  * xDiscover reports each stream it can read through this callback: name is
