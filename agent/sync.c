@@ -47,6 +47,7 @@ struct ctx_emitter {
     int failed;
     int64_t run;              /* this run's id: the epoch of streams not resumed */
     int perm;                 /* the stream is read for its permissions only */
+    int partial;              /* some stream was read from a checkpoint, not whole */
     uint64_t t0, last_progress;
     /* ops: sync guards and the warning summary */
     const ctx_guard_cfg *guard;
@@ -523,6 +524,9 @@ static int read_stream(ctx_emitter *em, registry_conn *rc_, const char *stream, 
      * may need to know what it sent last time (groups to retract). */
     if (!xperm && (rc = store_state_get(em->st, em->ing.source, stream, &state, &em->err)))
         goto done;
+    /* An incremental read from a checkpoint reads only what changed. */
+    if (mode == READ_INCR && state)
+        em->partial = 1;
     if (mode == READ_PERM && (rc = store_perm_begin(em->st, &em->err)))
         goto done;
     if ((rc = store_begin(em->st, &em->err)))
@@ -561,13 +565,15 @@ done:
 }
 
 /* mark_acl_synced - a run that read every stream's permissions whole and
- * finished: the source's permissions are as fresh as the run's start. */
-static void mark_acl_synced(ctx_store *st, const sync_opts *opts, int64_t source,
+ * finished (a full or permission run, or a first sync that had no
+ * checkpoint to start from): the source's permissions are as fresh as the
+ * run's start. */
+static void mark_acl_synced(ctx_store *st, const sync_opts *opts, int partial, int64_t source,
                             const char *name, int64_t started_at)
 {
     ctx_error err;
 
-    if ((!opts->full && !opts->permissions) || opts->nstreams || opts->filter)
+    if ((!opts->full && !opts->permissions && partial) || opts->nstreams || opts->filter)
         return;
     if (store_source_acl_synced_put(st, source, started_at, &err))
         ctx_log(CTX_LOG_WARN, "sync", "source %s: permission sync time not recorded: %s",
@@ -648,7 +654,7 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
         if (wanted(opts, streams.v[i]))
             rc = read_stream(&em, &conn, streams.v[i], stream_mode(opts, streams.v[i]));
     if (!rc)
-        mark_acl_synced(st, opts, em.ing.source, src->name, started_at);
+        mark_acl_synced(st, opts, em.partial, em.ing.source, src->name, started_at);
 
     if (rc)
         ctx_error_prefix(&em.err, "source %s: ", src->name);

@@ -15,13 +15,15 @@
 /*
  * A source's last finished permission or full run (source_acl_sync, kept by
  * the sync runner: the start of that run, so a change made while it read
- * is not vouched for), and whether the agent has ever run its permissions
- * job. Incremental runs do not count: they read what changed, not the
- * permissions of what did not.
+ * is not vouched for), and whether the agent's permissions job has ever
+ * succeeded (from then on the agent keeps them fresh, and a stopped agent
+ * fails closed). Incremental runs from a checkpoint do not count: they
+ * read what changed, not the permissions of what did not.
  */
 static const char synced_sql[] =
     "SELECT s.id, (SELECT synced_at FROM source_acl_sync a WHERE a.source_id = s.id),"
-    " EXISTS (SELECT 1 FROM agent_jobs j WHERE j.source = s.name AND j.kind = 'permissions')"
+    " EXISTS (SELECT 1 FROM agent_jobs j WHERE j.source = s.name AND j.kind = 'permissions'"
+    "   AND j.status = 'ok')"
     " FROM sources s WHERE s.name = ?1";
 
 int64_t fresh_bound(const ctx_source_cfg *s, int agent, int64_t now_ms)

@@ -309,10 +309,64 @@ static void h_metrics(http_server *srv, void *arg, const http_req *req, http_res
         ctx_buf_printf(&b, "\"} %lld\n", (long long)json_integer_value(v));
     }
     json_decref(usage);
+    {
+        json_t *ages = svc_permission_ages(srv->service);
+        ctx_buf_puts(&b, "# HELP ctxgate_permission_age_seconds Since the source's last"
+                         " permission or full sync (-1: never).\n"
+                         "# TYPE ctxgate_permission_age_seconds gauge\n");
+        json_object_foreach(ages, name, v) {
+            json_t *age = json_object_get(v, "age_s");
+            ctx_buf_puts(&b, "ctxgate_permission_age_seconds{source=\"");
+            put_esc(&b, name);
+            ctx_buf_printf(&b, "\"} %lld\n", json_is_integer(age)
+                                                 ? (long long)json_integer_value(age) : -1LL);
+        }
+        ctx_buf_puts(&b, "# HELP ctxgate_source_withheld 1: the source's permissions are older"
+                         " than its max_permission_age; its documents are withheld.\n"
+                         "# TYPE ctxgate_source_withheld gauge\n");
+        json_object_foreach(ages, name, v) {
+            ctx_buf_puts(&b, "ctxgate_source_withheld{source=\"");
+            put_esc(&b, name);
+            ctx_buf_printf(&b, "\"} %d\n", json_is_true(json_object_get(v, "withheld")));
+        }
+        json_decref(ages);
+    }
     resp->status = 200;
     resp->content_type = "text/plain; version=0.0.4";
     resp->body_len = b.len;
     resp->body = ctx_buf_steal(&b);
+}
+
+/*
+ * h_explain - GET /v1/admin/explain?user=U&doc=REF[&agent=A]: why U
+ * (through A) may or may not read REF, for an operator with the admin token.
+ */
+static void h_explain(http_server *srv, void *arg, const http_req *req, http_resp *resp)
+{
+    const char *user = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "user");
+    const char *agent = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "agent");
+    const char *doc = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "doc");
+    json_t *a = NULL;
+    ctx_error err;
+    int rc;
+    (void)arg;
+
+    if (strcmp(req->method, "GET")) {
+        http_error(resp, 405, "method_not_allowed", "use GET");
+        return;
+    }
+    if (!user || !*user || !doc || !*doc) {
+        http_error(resp, 400, "bad_request", "give ?user=USER&doc=ID or SOURCE:EXTERNAL_ID"
+                   " (and &agent=AGENT to check its grant too)");
+        return;
+    }
+    rc = svc_explain(srv->service, user, agent && *agent ? agent : NULL, doc, &a, &err);
+    if (rc == CTX_ENOTFOUND)
+        http_error(resp, 404, "not_found", err.text);
+    else if (rc)
+        http_error(resp, 500, "internal", "explain failed; see the server log");
+    else
+        http_json(resp, 200, a);
 }
 
 static void h_unset(http_server *srv, void *arg, const http_req *req, http_resp *resp)
@@ -670,6 +724,7 @@ int http_start(const http_opts *opts, http_server **out, ctx_error *err)
     /* Filled in by the MCP layer (http_route_set). */
     add_route(srv, "/mcp", 0, HTTP_AUTH_USER, h_unset, "/mcp");
     /* Admin endpoints not (yet) set answer 404, but only to the admin. */
+    add_route(srv, "/v1/admin/explain", 0, HTTP_AUTH_ADMIN, h_explain, "/v1/admin/explain");
     add_route(srv, "/v1/admin/", 1, HTTP_AUTH_ADMIN, h_unset, "/v1/admin/");
     add_route(srv, "/.well-known/oauth-protected-resource", 0, 0, h_unset,
               "/.well-known/oauth-protected-resource");

@@ -20,6 +20,7 @@
 #include "../indexer/store.h"
 #include "../indexer/vindex.h"
 #include "acl.h"
+#include "explain.h"
 #include "fresh.h"
 #include "hybrid.h"
 #include "rank.h"
@@ -1017,6 +1018,67 @@ static int readable(svc *s, worker *w, const char *user, int64_t acl_id, int64_t
             ok = a.readable.ids[i] == acl_id;
     acl_access_free(&a);
     return ok;
+}
+
+int svc_explain(svc *s, const char *user, const char *via, const char *ref, json_t **answer,
+                ctx_error *err)
+{
+    uint64_t t0 = ctx_mono_ns();
+    worker *w;
+    int rc;
+
+    *answer = NULL;
+    pthread_rwlock_rdlock(&s->clock);
+    if (!(w = take(s, err))) {
+        pthread_rwlock_unlock(&s->clock);
+        return err->code;
+    }
+    rc = explain_access(store_db(w->st), s->cfg, user, via, ref, ctx_now_ms(), answer, err);
+    give(s, w);
+    {
+        /* An operator looked: the log says at whom and at what. */
+        svc_identity who = {user, via};
+        json_t *ids = json_array();
+        json_t *doc = *answer ? json_object_get(*answer, "document") : NULL;
+        if (doc)
+            json_array_append(ids, json_object_get(doc, "doc_id"));
+        audit(s, &who, "explain", ref, ids, 0, t0, rc ? "error" : "ok");
+        json_decref(ids);
+    }
+    pthread_rwlock_unlock(&s->clock);
+    return rc;
+}
+
+json_t *svc_permission_ages(svc *s)
+{
+    fresh_report fr;
+    ctx_error err;
+    json_t *out = NULL;
+    int64_t now = ctx_now_ms();
+    worker *w;
+
+    pthread_rwlock_rdlock(&s->clock);
+    if ((w = take(s, &err))) {
+        if (!fresh_get(s, w, &fr, &err)) {
+            out = json_object();
+            for (size_t i = 0; out && i < fr.n; i++) {
+                const fresh_source *f = &fr.v[i];
+                json_object_set_new(
+                    out, f->name,
+                    json_pack("{s:o,s:o,s:o,s:b}", "synced_at",
+                              f->synced_at ? json_integer(f->synced_at) : json_null(), "age_s",
+                              f->synced_at ? json_integer((now - f->synced_at) / 1000)
+                                           : json_null(),
+                              "max_permission_age_s",
+                              f->bound_ms < 0 ? json_null() : json_integer(f->bound_ms / 1000),
+                              "withheld", f->withheld));
+            }
+            fresh_report_free(&fr);
+        }
+        give(s, w);
+    }
+    pthread_rwlock_unlock(&s->clock);
+    return out;
 }
 
 int svc_search(svc *s, const svc_identity *id, const svc_request *req, json_t **answer,

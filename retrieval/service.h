@@ -140,6 +140,23 @@ void svc_audit_refusal(svc *s, const svc_identity *id, const char *action, const
 void svc_audit_flush(svc *s);
 
 /*
+ * svc_explain - why user (through agent, NULL: directly) may or may not
+ * read document ref (an id or SOURCE:EXTERNAL_ID), as explain_access says
+ * it under the served config: for operators (the admin endpoint), never for
+ * a caller's own token. *answer new; CTX_ENOTFOUND when there is no such
+ * document.
+ */
+int svc_explain(svc *s, const char *user, const char *agent, const char *ref, json_t **answer,
+                ctx_error *err);
+
+/*
+ * svc_permission_ages - each configured source's permission age, bound and
+ * whether it is withheld, as {"source": {"synced_at", "age_s",
+ * "max_permission_age_s", "withheld"}} (new; NULL on error).
+ */
+json_t *svc_permission_ages(svc *s);
+
+/*
  * svc_usage - tokens served since start per user and per agent, as new JSON
  * {"users":{name:tokens},"agents":{name:tokens}} (for /metrics).
  */

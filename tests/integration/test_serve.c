@@ -577,7 +577,7 @@ Test(serve, metrics_need_the_admin_token)
     r = http("GET", "/v1/admin/explain", alice, NULL);
     cr_assert_eq(r.status, 401, "%s", r.body);
     ctx_free(r.body);
-    r = http("GET", "/v1/admin/explain", ADMIN, NULL);
+    r = http("GET", "/v1/admin/nothing-here", ADMIN, NULL);
     cr_assert_eq(r.status, 404, "%s", r.body);
     ctx_free(r.body);
     r = http("GET", "/metrics", ADMIN, NULL);
@@ -586,6 +586,68 @@ Test(serve, metrics_need_the_admin_token)
     /* The refusals were counted, under their endpoint. */
     cr_assert(strstr(r.body, "ctxgate_http_requests_total{endpoint=\"/metrics\",code=\"401\"} 6"),
               "%s", r.body);
+    ctx_free(r.body);
+    ctx_free(alice);
+}
+
+/* GET /v1/admin/explain: the verdict and its reasons, for the admin only. */
+Test(serve, admin_explain_says_why)
+{
+    char *alice = token("alice@northwind.test", "helpdesk");
+    reply r;
+    json_t *a, *v;
+    size_t i;
+    int hr = 0;
+
+    r = http("GET", "/v1/admin/explain?user=alice@northwind.test"
+                    "&doc=northwind:hr/salary-bands-2026.md", alice, NULL);
+    cr_assert_eq(r.status, 401, "a user's token opens no admin route: %s", r.body);
+    ctx_free(r.body);
+    r = http("GET", "/v1/admin/explain?user=alice@northwind.test"
+                    "&doc=northwind%3Ahr%2Fsalary-bands-2026.md", ADMIN, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    a = json_loads(r.body, 0, NULL);
+    cr_assert(json_is_true(json_object_get(a, "readable")), "%s", r.body);
+    json_array_foreach(json_object_get(a, "principals"), i, v)
+        hr |= !strcmp(json_string_value(json_object_get(v, "principal")), "group:hr") &&
+              !strcmp(json_string_value(json_object_get(v, "by")), "northwind");
+    cr_assert(hr, "the path names group:hr and who said it: %s", r.body);
+    json_decref(a);
+    ctx_free(r.body);
+
+    r = http("GET", "/v1/admin/explain?user=alice@northwind.test&agent=helpdesk"
+                    "&doc=northwind:hr/salary-bands-2026.md", ADMIN, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    a = json_loads(r.body, 0, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(a, "agent"), "name")),
+                     "helpdesk");
+    json_decref(a);
+    ctx_free(r.body);
+
+    r = http("GET", "/v1/admin/explain?user=mallory@evil.test"
+                    "&doc=northwind:hr/salary-bands-2026.md", ADMIN, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    a = json_loads(r.body, 0, NULL);
+    cr_assert(json_is_false(json_object_get(a, "readable")), "%s", r.body);
+    cr_assert(strstr(r.body, "declared by no source"), "%s", r.body);
+    json_decref(a);
+    ctx_free(r.body);
+
+    r = http("GET", "/v1/admin/explain?user=alice@northwind.test&doc=northwind:nope", ADMIN,
+             NULL);
+    cr_assert_eq(r.status, 404, "%s", r.body);
+    ctx_free(r.body);
+    r = http("GET", "/v1/admin/explain?doc=1", ADMIN, NULL);
+    cr_assert_eq(r.status, 400, "%s", r.body);
+    cr_assert(strstr(r.body, "?user=USER&doc="), "%s", r.body);
+    ctx_free(r.body);
+
+    /* /metrics shows each source's permission age. */
+    r = http("GET", "/metrics", ADMIN, NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr(r.body, "ctxgate_permission_age_seconds{source=\"northwind\"}"), "%s",
+              r.body);
+    cr_assert(strstr(r.body, "ctxgate_source_withheld{source=\"northwind\"} 0"), "%s", r.body);
     ctx_free(r.body);
     ctx_free(alice);
 }

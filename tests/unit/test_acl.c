@@ -57,9 +57,8 @@ static const char *seen(const char *user)
     for (const char *want = "abcd"; *want; want++)
         for (size_t i = 0; i < r.n; i++)
             if (r.hits[i].title[0] == *want && strlen(r.hits[i].title) == 1) {
-                if (*buf)
-                    strcat(buf, "|");
-                strncat(buf, want, 1);
+                size_t len = strlen(buf);
+                snprintf(buf + len, sizeof buf - len, "%s%c", len ? "|" : "", *want);
             }
     search_result_free(&r);
     return buf;
