@@ -185,6 +185,10 @@ int store_pending_clear(ctx_store *st, int64_t source, const char *stream, ctx_e
  * An interrupted run prunes nothing: the set dies with the connection.
  */
 int store_perm_begin(ctx_store *st, ctx_error *err);
+/* store_doc_acl_lookup - store_doc_lookup without the hash (info->hash
+ * empty), answered from an index: a permission run's lookup. */
+int store_doc_acl_lookup(ctx_store *st, int64_t source, const char *stream,
+                         const char *ext_id, store_doc_info *info, ctx_error *err);
 int store_perm_seen(ctx_store *st, int64_t doc_id, ctx_error *err);
 int store_perm_prune(ctx_store *st, int64_t source, const char *stream, int64_t epoch,
                      int64_t *n, ctx_error *err);
