@@ -5,6 +5,8 @@
  * duplicated, same permissions, and SQLite and FTS5 integrity checks pass.
  * Then kill -9 `sync --full` runs (files, PostgreSQL) at random instants:
  * the deletes such a run was to prune still happen on the next plain sync.
+ * And kill -9 `sync --permissions` runs: a killed one prunes nothing, the
+ * next one finishes the job.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -365,6 +367,57 @@ Test(crash, kill_9_during_full_sync_of_postgres_still_prunes, .timeout = 900)
     kill_full_rounds(dir, KILL_ROWS, 6, del_rows, &f);
     pgtest_exec(f.db, why, sizeof why, "DROP TABLE %s", f.table);
     PQfinish(f.db);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* live_docs - live documents of the store in dir/data. */
+static int64_t live_docs(const char *dir)
+{
+    int64_t of;
+    return live(dir, "''", &of);
+}
+
+Test(crash, kill_9_during_permission_sync_prunes_nothing_until_one_finishes, .timeout = 900)
+{
+    char *dir = tu_tmpdir("killperm"), docs[4200], text[8192], ids[512];
+    struct timespec a, z;
+    long perm_us;
+    int64_t total = KILL_FILES, of, n;
+    int killed = 0;
+
+    snprintf(bin, sizeof bin, "%s/ctxgate", tu_build_dir());
+    cr_assert_eq(access(bin, X_OK), 0, "%s not built", bin);
+    srand((unsigned)time(NULL) ^ 0x3c3c);
+    snprintf(docs, sizeof docs, "%s/docs", dir);
+    write_flat_tree(docs);
+    snprintf(text, sizeof text,
+             "{\"data_dir\": \"data\", \"sources\": [{\"name\": \"t\", \"type\": \"files\","
+             " \"path\": \"%s\", \"state_every\": 100}]}", docs);
+    tu_write(dir, "ctxgate.json", text);
+    cr_assert_eq(run_sync(dir, 0), 0);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    cr_assert_eq(run_sync_arg(dir, "--permissions", 0), 0);
+    clock_gettime(CLOCK_MONOTONIC, &z);
+    perm_us = (z.tv_sec - a.tv_sec) * 1000000L + (z.tv_nsec - a.tv_nsec) / 1000;
+    cr_assert_eq(live_docs(dir), total);
+
+    for (int r = 0; r < 6; r++) {
+        long at = perm_us / 8 + rand() % (perm_us * 5 / 8 > 1 ? perm_us * 5 / 8 : 1);
+        del_files(docs, r, ids, sizeof ids);
+        if (run_sync_arg(dir, "--permissions", at) == -SIGKILL) {
+            killed++;
+            /* Nothing pruned by a run that did not finish, nothing else lost. */
+            n = live(dir, ids, &of);
+            cr_assert_eq(n, total, "round %d: a killed permission run pruned (kill at %ldus"
+                         " of %ldus)", r, at, perm_us);
+        }
+        cr_assert_eq(run_sync_arg(dir, "--permissions", 0), 0);
+        total -= 2;
+        cr_assert_eq(live(dir, ids, &of), total, "round %d", r);
+        cr_assert_eq(of, 0, "round %d: %s still live", r, ids);
+    }
+    cr_assert_geq(killed, 3, "only %d of 6 permission runs were killed mid-way", killed);
     tu_rmrf(dir);
     free(dir);
 }
