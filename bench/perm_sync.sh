@@ -6,6 +6,8 @@
 # rows (about 40 words of English-like text, an ACL of two groups out of
 # 50) in a throwaway PostgreSQL, then measure with /usr/bin/time:
 #   - the first `ctxgate sync` (reads every row): seconds, peak RSS;
+#     (every measurement also gives ctxgate's own CPU seconds, user + sys:
+#     wall time on a shared machine depends on its load, CPU time less so)
 #   - change the groups of 1% of the rows WITHOUT touching updated_at and
 #     hard-DELETE 0.1%, then `ctxgate sync --permissions`: seconds, peak
 #     RSS, and the permission changes and deletes it reports;
@@ -45,10 +47,10 @@ cat > "$work/ctxgate.json" <<JSON
                 "body": "body", "updated_at": "updated_at", "allow_groups": "groups"}]}]}
 JSON
 
-measure() { # measure CMD... -> "seconds peak_rss_kb" on stdout; its stdout in $work/out
-    /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/out" 2>"$work/err" ||
+measure() { # measure CMD... -> "seconds peak_rss_kb cpu_seconds" (ctxgate's user + sys)
+    /usr/bin/time -f "%e %M %U %S" -o "$work/time" "$@" >"$work/out" 2>"$work/err" ||
         { cat "$work/err" >&2; exit 1; }
-    cat "$work/time"
+    awk '{ printf "%s %s %.1f\n", $1, $2, $3 + $4 }' "$work/time"
 }
 
 # change MOD: 1% of the rows get other groups (updated_at untouched), 0.1% go.
@@ -58,7 +60,7 @@ change() {
     $PSQL -c "DELETE FROM docs WHERE id % 1000 = $1 + 50"
 }
 
-echo "| rows | full sync s | full RSS MB | permission sync s | RSS MB | permission changes | deleted | again, nothing changed s | RSS MB | sync --full s (same changes) | RSS MB | full/permission |"
+echo "| rows | full sync s | full RSS MB | permission sync s (CPU s) | RSS MB | permission changes | deleted | again, nothing changed s (CPU s) | RSS MB | sync --full s (CPU s), same changes | RSS MB | full/permission |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for n in $SIZES; do
     $PSQL -c "TRUNCATE docs"
@@ -83,23 +85,23 @@ for n in $SIZES; do
     change 1
     echo "permission sync" >&2
     set -- $(measure "$BIN" --config "$work/ctxgate.json" sync --permissions)
-    perm_s=$1 perm_kb=$2
+    perm_s=$1 perm_kb=$2 perm_cpu=$3
     cat "$work/out" >&2
     acls=$(sed -n 's/.* \([0-9]*\) permission changes.*/\1/p' "$work/out")
     dels=$(sed -n 's/.* \([0-9]*\) deleted.*/\1/p' "$work/out")
 
     set -- $(measure "$BIN" --config "$work/ctxgate.json" sync --permissions)
-    again_s=$1 again_kb=$2
+    again_s=$1 again_kb=$2 again_cpu=$3
 
     change 2
     echo "sync --full" >&2
     set -- $(measure "$BIN" --config "$work/ctxgate.json" sync --full)
-    refull_s=$1 refull_kb=$2
+    refull_s=$1 refull_kb=$2 refull_cpu=$3
     cat "$work/out" >&2
 
     awk -v n="$n" -v f="$full_s" -v fk="$full_kb" -v p="$perm_s" -v pk="$perm_kb" \
-        -v a="$acls" -v d="$dels" -v g="$again_s" -v gk="$again_kb" -v r="$refull_s" \
-        -v rk="$refull_kb" 'BEGIN {
-        printf "| %d | %.1f | %.0f | %.1f | %.0f | %d | %d | %.1f | %.0f | %.1f | %.0f | %.0fx |\n",
-               n, f, fk / 1024, p, pk / 1024, a, d, g, gk / 1024, r, rk / 1024, r / p }'
+        -v pc="$perm_cpu" -v a="$acls" -v d="$dels" -v g="$again_s" -v gk="$again_kb" \
+        -v gc="$again_cpu" -v r="$refull_s" -v rk="$refull_kb" -v rc="$refull_cpu" 'BEGIN {
+        printf "| %d | %.1f | %.0f | %.1f (%.1f) | %.0f | %d | %d | %.1f (%.1f) | %.0f | %.1f (%.1f) | %.0f | %.1fx |\n",
+               n, f, fk / 1024, p, pc, pk / 1024, a, d, g, gc, gk / 1024, r, rc, rk / 1024, r / p }'
 done

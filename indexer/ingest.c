@@ -239,7 +239,7 @@ int ingest_acl_seen(ingest_ctx *c, const char *stream, const char *id, const ctx
 
     if (!stream || !*stream || !id || !*id)
         return ctx_error_set(err, CTX_EINVAL, "ACL: stream and id are required");
-    if ((rc = store_doc_lookup(c->store, c->source, stream, id, &info, err)))
+    if ((rc = store_doc_acl_lookup(c->store, c->source, stream, id, &info, err)))
         return rc;
     if (!info.id || info.deleted)
         return CTX_OK;

@@ -238,7 +238,8 @@ static const char schema_v7[] =
  * stream resumes it as a full run with the same epoch and its pruning still
  * happens. source_acl_sync holds when each source's permissions were last
  * read whole (a permission run or a full run of every stream that finished),
- * for withholding sources whose permissions are too old. IF NOT EXISTS: a
+ * for withholding sources whose permissions are too old. documents_acl
+ * covers a permission run's lookups. IF NOT EXISTS: a
  * test takes a store back to an older version without dropping tables.
  */
 static const char schema_v8_pending[] =
@@ -246,7 +247,11 @@ static const char schema_v8_pending[] =
     "  source_id INTEGER NOT NULL, stream TEXT NOT NULL, epoch INTEGER NOT NULL,"
     "  started_at INTEGER NOT NULL, PRIMARY KEY(source_id, stream)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS source_acl_sync("
-    "  source_id INTEGER PRIMARY KEY, synced_at INTEGER NOT NULL);";
+    "  source_id INTEGER PRIMARY KEY, synced_at INTEGER NOT NULL);"
+    /* A permission run looks every id up for its ACL set alone: from this
+     * index, without reading the rows (and their bodies). */
+    "CREATE INDEX IF NOT EXISTS documents_acl ON documents(source_id, stream, ext_id,"
+    "  acl_id, deleted);";
 
 /*
  * Version 9: sync guards and warning summaries. A run's warnings: a JSON
@@ -278,7 +283,7 @@ enum {
     Q_VEC_SCAN, Q_TOMB_SCAN, Q_VEC_RETIRE, Q_VEC_OF_DOC, Q_CHUNK_AT,
     Q_TOMB_LAST, Q_TOMB_PRUNE,
     Q_AUDIT_ADD,
-    Q_PERM_SEEN, /* p2: permission runs (store_perm.c) */
+    Q_PERM_SEEN, Q_PERM_LOOKUP, /* p2: permission runs (store_perm.c) */
     Q_COUNT
 };
 
@@ -410,6 +415,10 @@ static const char *const sql_text[Q_COUNT] = {
     /* p2: a permission run's seen set (a TEMP table: store_perm_begin). OR
      * IGNORE: an id sent twice; and no statement journal next to FTS5. */
     [Q_PERM_SEEN] = "INSERT OR IGNORE INTO temp.perm_seen(doc_id) VALUES(?1)",
+    /* From documents_acl alone: the planner would take the unique index,
+     * which sends every lookup to the row and its body. */
+    [Q_PERM_LOOKUP] = "SELECT id, acl_id, deleted FROM documents INDEXED BY documents_acl"
+                      " WHERE source_id = ?1 AND stream = ?2 AND ext_id = ?3",
     /* Through the models (few) and vectors_model, not a scan of vectors. */
     [Q_VEC_RETIRE] = "DELETE FROM vectors WHERE seq IN (SELECT v.seq FROM embed_models m"
                      " JOIN vectors v ON v.model_id = m.id WHERE m.id NOT IN"
@@ -1321,6 +1330,31 @@ int store_doc_touch(ctx_store *st, int64_t doc_id, int64_t epoch, ctx_error *err
     sqlite3_bind_int64(s, 2, epoch);
     sqlite3_bind_int64(s, 3, ctx_now_ms());
     return step_done(st, s, err, "touch document");
+}
+
+/* p2: see store_doc_acl_lookup in store.h. */
+int store_doc_acl_lookup(ctx_store *st, int64_t source, const char *stream,
+                         const char *ext_id, store_doc_info *info, ctx_error *err)
+{
+    sqlite3_stmt *s = stmt(st, Q_PERM_LOOKUP, err);
+    int rc;
+
+    memset(info, 0, sizeof *info);
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, source);
+    sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, ext_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        info->id = sqlite3_column_int64(s, 0);
+        info->acl_id = sqlite3_column_int64(s, 1);
+        info->deleted = sqlite3_column_int(s, 2);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_errf(st, err, "look up document");
+    return CTX_OK;
 }
 
 /* p2: see store_perm_seen in store.h (the table comes from store_perm_begin). */

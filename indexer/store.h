@@ -183,7 +183,7 @@ int store_run_finish(ctx_store *st, int64_t run, const char *status,
                      ctx_error *err);
 
 /*
- * ---- Permission runs and resumable full runs (schema v7, store_perm.c) ----
+ * ---- Permission runs and resumable full runs (schema v8, store_perm.c) ----
  *
  * A full run of a stream is "pending" from its start until it finished and
  * pruned; the next run of that stream resumes it as a full run with the
@@ -209,6 +209,10 @@ int store_pending_clear(ctx_store *st, int64_t source, const char *stream, ctx_e
  * An interrupted run prunes nothing: the set dies with the connection.
  */
 int store_perm_begin(ctx_store *st, ctx_error *err);
+/* store_doc_acl_lookup - store_doc_lookup without the hash (info->hash
+ * empty), answered from an index: a permission run's lookup. */
+int store_doc_acl_lookup(ctx_store *st, int64_t source, const char *stream,
+                         const char *ext_id, store_doc_info *info, ctx_error *err);
 int store_perm_seen(ctx_store *st, int64_t doc_id, ctx_error *err);
 int store_perm_prune(ctx_store *st, int64_t source, const char *stream, int64_t epoch,
                      int64_t *n, ctx_error *err);

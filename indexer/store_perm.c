@@ -1,6 +1,6 @@
 /*
  * store_perm.c - the store's part of permission runs and resumable full
- * runs (schema v7, see store.h): which streams have a full run pending, and
+ * runs (schema v8, see store.h): which streams have a full run pending, and
  * when each source's permissions were last read whole. Few calls per run,
  * so the statements are prepared per call, not cached.
  */

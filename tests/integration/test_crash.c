@@ -5,6 +5,8 @@
  * duplicated, same permissions, and SQLite and FTS5 integrity checks pass.
  * Then kill -9 `sync --full` runs (files, PostgreSQL) at random instants:
  * the deletes such a run was to prune still happen on the next plain sync.
+ * And kill -9 `sync --permissions` runs: a killed one prunes nothing (or,
+ * killed after its commit, exactly what is gone); the next one finishes.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -241,27 +243,37 @@ static long timed_full(const char *dir)
     return (z.tv_sec - a.tv_sec) * 1000000L + (z.tv_nsec - a.tv_nsec) / 1000;
 }
 
+/* Rounds of kill_full_rounds: at least MIN_ROUNDS, and until MIN_KILLS of
+ * them were killed mid-way, at most MAX_ROUNDS. */
+#define MIN_ROUNDS 6
+#define MIN_KILLS 3
+#define MAX_ROUNDS 12
+
 /*
- * kill_full_rounds - rounds times: remove two items (del(arg, round, ids)
+ * kill_full_rounds - rounds: remove two items (del(arg, round, ids)
  * removes them at the source and writes their ids as a SQL list), kill -9
  * `sync --full` somewhere in its first three quarters, then run two plain
- * syncs: the two are gone from the store and nothing else is.
+ * syncs: the two are gone from the store and nothing else is. A run that
+ * ended before its kill shrinks the window (the machine got faster).
  */
-static void kill_full_rounds(const char *dir, int64_t total, int rounds,
+static void kill_full_rounds(const char *dir, int64_t total,
                              void (*del)(void *arg, int round, char *ids, size_t len),
                              void *arg)
 {
     long full_us = timed_full(dir);
-    int killed = 0;
+    int killed = 0, r;
     int64_t of;
 
     cr_assert_eq(live(dir, "''", &of), total);
-    for (int r = 0; r < rounds; r++) {
+    for (r = 0; r < MAX_ROUNDS && (r < MIN_ROUNDS || killed < MIN_KILLS); r++) {
         char ids[512];
         long at = full_us / 8 + rand() % (full_us * 5 / 8 > 1 ? full_us * 5 / 8 : 1);
         del(arg, r, ids, sizeof ids);
         total -= 2;
-        killed += run_sync_arg(dir, "--full", at) == -SIGKILL;
+        if (run_sync_arg(dir, "--full", at) == -SIGKILL)
+            killed++;
+        else
+            full_us = at;
         cr_assert_eq(run_sync(dir, 0), 0);
         cr_assert_eq(run_sync(dir, 0), 0);
         cr_assert_eq(live(dir, ids, &of), total, "round %d (kill at %ldus of %ldus)", r, at,
@@ -269,8 +281,7 @@ static void kill_full_rounds(const char *dir, int64_t total, int rounds,
         cr_assert_eq(of, 0, "round %d: removed %s still live (kill at %ldus of %ldus)", r, ids,
                      at, full_us);
     }
-    cr_assert_geq(killed, rounds / 2, "only %d of %d full runs were killed mid-way", killed,
-                  rounds);
+    cr_assert_geq(killed, MIN_KILLS, "only %d of %d full runs were killed mid-way", killed, r);
 }
 
 #define KILL_FILES 5000
@@ -290,7 +301,7 @@ static void del_files(void *arg, int round, char *ids, size_t len)
 {
     const char *docs = arg;
     char p[4200];
-    int a = 977 * round + 13, b = KILL_FILES - 1 - 131 * round;
+    int a = (977 * round + 13) % (KILL_FILES / 2), b = KILL_FILES - 1 - 131 * round;
     snprintf(p, sizeof p, "%s/d%02d/f%05d.md", docs, a % 20, a);
     cr_assert_eq(unlink(p), 0, "%s", p);
     snprintf(p, sizeof p, "%s/d%02d/f%05d.md", docs, b % 20, b);
@@ -312,7 +323,7 @@ Test(crash, kill_9_during_full_sync_of_files_still_prunes, .timeout = 900)
              " \"path\": \"%s\", \"state_every\": 100}]}", docs);
     tu_write(dir, "ctxgate.json", text);
     cr_assert_eq(run_sync(dir, 0), 0);
-    kill_full_rounds(dir, KILL_FILES, 6, del_files, docs);
+    kill_full_rounds(dir, KILL_FILES, del_files, docs);
     tu_rmrf(dir);
     free(dir);
 }
@@ -362,9 +373,66 @@ Test(crash, kill_9_during_full_sync_of_postgres_still_prunes, .timeout = 900)
              " \"allow_users\": \"readers\"}]}]}", pgtest_conninfo(), f.table);
     tu_write(dir, "ctxgate.json", text);
     cr_assert_eq(run_sync(dir, 0), 0);
-    kill_full_rounds(dir, KILL_ROWS, 6, del_rows, &f);
+    kill_full_rounds(dir, KILL_ROWS, del_rows, &f);
     pgtest_exec(f.db, why, sizeof why, "DROP TABLE %s", f.table);
     PQfinish(f.db);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* live_docs - live documents of the store in dir/data. */
+static int64_t live_docs(const char *dir)
+{
+    int64_t of;
+    return live(dir, "''", &of);
+}
+
+Test(crash, kill_9_during_permission_sync_prunes_all_or_nothing, .timeout = 900)
+{
+    char *dir = tu_tmpdir("killperm"), docs[4200], text[8192], ids[512];
+    struct timespec a, z;
+    long perm_us;
+    int64_t total = KILL_FILES, of, n;
+    int killed = 0, r;
+
+    snprintf(bin, sizeof bin, "%s/ctxgate", tu_build_dir());
+    cr_assert_eq(access(bin, X_OK), 0, "%s not built", bin);
+    srand((unsigned)time(NULL) ^ 0x3c3c);
+    snprintf(docs, sizeof docs, "%s/docs", dir);
+    write_flat_tree(docs);
+    snprintf(text, sizeof text,
+             "{\"data_dir\": \"data\", \"sources\": [{\"name\": \"t\", \"type\": \"files\","
+             " \"path\": \"%s\", \"state_every\": 100}]}", docs);
+    tu_write(dir, "ctxgate.json", text);
+    cr_assert_eq(run_sync(dir, 0), 0);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    cr_assert_eq(run_sync_arg(dir, "--permissions", 0), 0);
+    clock_gettime(CLOCK_MONOTONIC, &z);
+    perm_us = (z.tv_sec - a.tv_sec) * 1000000L + (z.tv_nsec - a.tv_nsec) / 1000;
+    cr_assert_eq(live_docs(dir), total);
+
+    for (r = 0; r < MAX_ROUNDS && (r < MIN_ROUNDS || killed < MIN_KILLS); r++) {
+        long at = perm_us / 8 + rand() % (perm_us * 5 / 8 > 1 ? perm_us * 5 / 8 : 1);
+        del_files(docs, r, ids, sizeof ids);
+        if (run_sync_arg(dir, "--permissions", at) != -SIGKILL) {
+            perm_us = at; /* it ended before the kill: aim earlier */
+        } else {
+            killed++;
+            /* All or nothing: a run killed before its prune committed pruned
+             * nothing; one killed after it (while recording the run) pruned
+             * exactly the two. Never anything else. */
+            n = live(dir, ids, &of);
+            cr_assert(n == total || (n == total - 2 && of == 0), "round %d: a killed permission"
+                      " run left %lld of %lld live, %lld of the removed (kill at %ldus of %ldus)",
+                      r, (long long)n, (long long)total, (long long)of, at, perm_us);
+        }
+        cr_assert_eq(run_sync_arg(dir, "--permissions", 0), 0);
+        total -= 2;
+        cr_assert_eq(live(dir, ids, &of), total, "round %d", r);
+        cr_assert_eq(of, 0, "round %d: %s still live", r, ids);
+    }
+    cr_assert_geq(killed, MIN_KILLS, "only %d of %d permission runs were killed mid-way",
+                  killed, r);
     tu_rmrf(dir);
     free(dir);
 }

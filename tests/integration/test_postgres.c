@@ -478,7 +478,7 @@ Test(postgres, permission_sync_applies_acl_changes_and_hard_deletes_without_rech
     cr_assert_eq(tsync_hits("alice", "heron", NULL, 0), 6);
     src = tsync_int("SELECT id FROM sources WHERE name = 'pg'");
     cr_assert_eq(store_source_acl_synced_at(F.st, src, &at0, &err), CTX_OK, "%s", err.text);
-    cr_assert_eq(at0, 0, "an incremental sync does not count as a permission sync");
+    cr_assert_gt(at0, 0, "a first sync (no checkpoint) reads every row's permissions");
 
     /* Revoke alice from 2, grant bob 3, hard-delete 5; updated_at untouched. */
     SQL("UPDATE %s SET readers = '{bob}' WHERE id = 2", docs);
@@ -486,6 +486,8 @@ Test(postgres, permission_sync_applies_acl_changes_and_hard_deletes_without_rech
     SQL("DELETE FROM %s WHERE id = 5", docs);
     s = tsync_ok(&cfg, 0);
     cr_assert_eq(s.records + s.acls + s.deletes + s.pruned, 0, "an incremental sync sees none");
+    cr_assert_eq(store_source_acl_synced_at(F.st, src, &at1, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(at1, at0, "an incremental sync from a checkpoint is no permission sync");
     cr_assert_eq(tsync_hits("alice", "heron", NULL, 0), 6);
 
     before = tsync_chunk_sig(0);
@@ -518,7 +520,7 @@ Test(postgres, permission_sync_applies_acl_changes_and_hard_deletes_without_rech
     free(before);
     free(ids_before);
     cr_assert_eq(store_source_acl_synced_at(F.st, src, &at1, &err), CTX_OK, "%s", err.text);
-    cr_assert(at1 > 0, "a permission sync is recorded");
+    cr_assert(at1 > at0, "a permission sync is recorded");
 
     /* A second permission sync finds nothing to do; a soft delete is a DELETE. */
     SQL("UPDATE %s SET hidden = true WHERE id = 6", docs);

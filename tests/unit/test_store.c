@@ -277,6 +277,77 @@ Test(store, names_are_interned_as_valid_utf8)
 }
 
 /* Two agents started together create the same new store at once. */
+/* A full run pending per stream; the permission sync time only moves forward. */
+Test(store, pending_full_runs_and_the_permission_sync_time)
+{
+    ctx_error err;
+    int64_t src, epoch, at;
+
+    cr_assert_eq(store_source(st, "s", "files", &src, &err), 0, "%s", err.text);
+    cr_assert_eq(store_pending_get(st, src, "docs", &epoch, &err), 0, "%s", err.text);
+    cr_assert_eq(epoch, 0);
+    cr_assert_eq(store_begin(st, &err), 0);
+    cr_assert_eq(store_pending_put(st, src, "docs", 42, &err), 0, "%s", err.text);
+    cr_assert_eq(store_commit(st, &err), 0);
+    cr_assert_eq(store_pending_get(st, src, "docs", &epoch, &err), 0);
+    cr_assert_eq(epoch, 42);
+    cr_assert_eq(store_pending_get(st, src, "other", &epoch, &err), 0);
+    cr_assert_eq(epoch, 0, "per stream");
+    cr_assert_eq(store_pending_clear(st, src, "docs", &err), 0, "%s", err.text);
+    cr_assert_eq(store_pending_get(st, src, "docs", &epoch, &err), 0);
+    cr_assert_eq(epoch, 0);
+
+    cr_assert_eq(store_source_acl_synced_at(st, src, &at, &err), 0, "%s", err.text);
+    cr_assert_eq(at, 0, "never");
+    cr_assert_eq(store_source_acl_synced_put(st, src, 2000, &err), 0, "%s", err.text);
+    cr_assert_eq(store_source_acl_synced_put(st, src, 1000, &err), 0, "%s", err.text);
+    cr_assert_eq(store_source_acl_synced_at(st, src, &at, &err), 0);
+    cr_assert_eq(at, 2000, "a slower, older run does not move it back");
+}
+
+/* What a permission run did not see is deleted, chunks and all; the rest stays. */
+Test(store, permission_prune_deletes_exactly_the_unseen)
+{
+    const char *allow[] = {"everyone"};
+    ctx_acl acl = {allow, 1, NULL, 0, NULL, 0};
+    store_chunk ch = {"some text", 9, 2};
+    store_doc_info info;
+    ctx_error err;
+    int64_t src, acl_id, ids[3] = {0, 0, 0}, n;
+    char ext[8];
+
+    cr_assert_eq(store_source(st, "s", "files", &src, &err), 0);
+    cr_assert_eq(store_begin(st, &err), 0);
+    cr_assert_eq(store_acl_intern(st, &acl, &acl_id, &err), 0);
+    for (int i = 0; i < 3; i++) {
+        store_doc d = {src, "docs", ext, "t", NULL, "b", NULL, 1, 0, acl_id, "h", 1};
+        snprintf(ext, sizeof ext, "d%d", i);
+        cr_assert_eq(store_doc_write(st, &d, &ids[i], &err), 0, "%s", err.text);
+        cr_assert_eq(store_chunks_add(st, ids[i], "t", acl_id, &ch, 1, &err), 0);
+    }
+    cr_assert_eq(store_commit(st, &err), 0);
+    cr_assert_eq(store_perm_begin(st, &err), 0, "%s", err.text);
+    cr_assert_eq(store_begin(st, &err), 0);
+    cr_assert_eq(store_doc_acl_lookup(st, src, "docs", "d1", &info, &err), 0, "%s", err.text);
+    cr_assert(info.id == ids[1] && info.acl_id == acl_id && !info.deleted);
+    cr_assert_eq(store_perm_seen(st, ids[0], &err), 0, "%s", err.text);
+    cr_assert_eq(store_perm_seen(st, ids[2], &err), 0);
+    cr_assert_eq(store_perm_seen(st, ids[2], &err), 0, "an id seen twice");
+    cr_assert_eq(store_perm_prune(st, src, "docs", 9, &n, &err), 0, "%s", err.text);
+    cr_assert_eq(store_commit(st, &err), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents WHERE deleted = 1 AND ext_id = 'd1'"),
+                 1);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM chunks"), 2);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM chunks_fts"), 2);
+    /* A new run starts from an empty set. */
+    cr_assert_eq(store_perm_begin(st, &err), 0);
+    cr_assert_eq(store_begin(st, &err), 0);
+    cr_assert_eq(store_perm_prune(st, src, "docs", 10, &n, &err), 0);
+    cr_assert_eq(store_commit(st, &err), 0);
+    cr_assert_eq(n, 2);
+}
+
 Test(store_race, processes_creating_one_store_at_once_all_open_it)
 {
     char *d = tu_tmpdir("storerace"), path[4096];
