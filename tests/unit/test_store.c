@@ -318,7 +318,7 @@ Test(store, permission_prune_deletes_exactly_the_unseen)
 
     cr_assert_eq(store_source(st, "s", "files", &src, &err), 0);
     cr_assert_eq(store_begin(st, &err), 0);
-    cr_assert_eq(store_acl_intern(st, &acl, &acl_id, &err), 0);
+    cr_assert_eq(store_acl_intern(st, src, &acl, &acl_id, &err), 0);
     for (int i = 0; i < 3; i++) {
         store_doc d = {src, "docs", ext, "t", NULL, "b", NULL, 1, 0, acl_id, "h", 1};
         snprintf(ext, sizeof ext, "d%d", i);
