@@ -39,8 +39,8 @@ static int word_byte(unsigned char c) { return isalnum(c) || c >= 0x80; }
 typedef struct qterm {
     char *word;
     double idf;
-    int common;          /* in more than 1/COMMON_DIV of all chunks */
-    int64_t df;          /* chunks holding it */
+    int common;          /* in more than 1/COMMON_DIV of the readable chunks */
+    int64_t df;          /* chunks holding it, readable or not (a map's size) */
 } qterm;
 
 typedef struct qterms {
@@ -403,7 +403,6 @@ static int run_pass(sqlite3 *db, rank_conn *rc, pass *p, rank_query *q, heap *h,
     sqlite3_bind_pointer(s, 2, q, RANK_QUERY_PTR, NULL);
     sqlite3_bind_int64(s, 3, p->lo);
     sqlite3_bind_int64(s, 4, p->hi);
-    q->have_totals = 0;
     memset(q->pos, 0, sizeof q->pos);
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
         cand c;
@@ -436,42 +435,6 @@ static int run_pass(sqlite3 *db, rank_conn *rc, pass *p, rank_query *q, heap *h,
     }
     stmt_put(s);
     return CTX_OK;
-}
-
-/*
- * fit_window - drop *window (set it 0) when the readable ACL sets (NULL:
- * not known, keep it) hold no more chunks than it: such a window cuts
- * nothing, and a pass without one walks the doclists forward. Counting
- * stops at window + 1 chunks.
- */
-static int fit_window(sqlite3 *db, const acl_principals *sets, int64_t *window, ctx_error *err)
-{
-    ctx_buf js = CTX_BUF_INIT;
-    sqlite3_stmt *s;
-    int rc = CTX_OK;
-
-    if (*window <= 0 || !sets)
-        return CTX_OK;
-    if (acl__ids_json(&js, sets->ids, sets->n)) {
-        ctx_buf_free(&js);
-        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-    }
-    if (stmt_get(db, "SELECT count(*) FROM (SELECT 1 FROM chunks WHERE acl_id IN"
-                     " (SELECT value FROM json_each(?1)) LIMIT ?2)", &s) != SQLITE_OK) {
-        ctx_buf_free(&js);
-        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
-    }
-    sqlite3_bind_text(s, 1, js.data, (int)js.len, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, *window + 1);
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        if (sqlite3_column_int64(s, 0) <= *window)
-            *window = 0;
-    } else {
-        rc = ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
-    }
-    stmt_put(s);
-    ctx_buf_free(&js);
-    return rc;
 }
 
 /*
@@ -597,7 +560,6 @@ typedef struct plan {
     uint32_t rare, all;             /* term bit masks */
     const int64_t *allow;           /* allow tokens for the MATCH, if it holds them */
     size_t nallow;
-    const acl_principals *readable; /* the readable ACL sets when the MATCH holds them */
     rank_query *q;
     double ceiling;                 /* most a row of common terms only can score */
     int64_t window;
@@ -700,8 +662,6 @@ static int rank_into(plan *pl, heap *h, int *windowed, int *rare_only, ctx_error
             goto out;
         }
     }
-    if ((rc = fit_window(pl->db, pl->readable, &pl->window, err)))
-        goto out;
     cp.window = pl->window;
     cp.lo = pl->mapped ? pl->upto + 1 : 0;
     if (past && (rc = walk(pl, pl->rare ? SHAPE_COMMON : SHAPE_ALL, pl->all & ~pl->rare, 0, 0,
@@ -815,15 +775,22 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
     if ((rc = rank_chunks_load(rconn, err)))
         goto done;
 
-    /* IDFs, and which terms are rare. */
-    if ((rc = rank_rows(rconn, &nrows, err)))
-        goto done;
+    rank_tfmap_begin(rconn); /* the chunk map was loaded above */
+
+    /*
+     * IDFs, the mean length and which terms are rare: over the chunks the
+     * caller may read (the readable bitmap, label filter included), so no
+     * score and no order moves when a chunk they cannot read comes or goes.
+     * The sources a request names narrow the rows, not the statistics.
+     */
+    rank_readable_totals(rconn, readable, nreadable, &nrows, &rq.avg);
     for (i = 0; i < terms.n; i++) {
-        int64_t df;
-        if ((rc = rank_df(rconn, terms.t[i].word, &df, err)))
+        int64_t df, df_all;
+        if ((rc = rank_readable_df(rconn, terms.t[i].word, readable, nreadable, &df, &df_all,
+                                   err)))
             goto done;
         terms.t[i].idf = rank_idf(nrows, df);
-        terms.t[i].df = df;
+        terms.t[i].df = df_all;
         terms.t[i].common = df * COMMON_DIV > nrows;
         if (!terms.t[i].common)
             rare |= 1u << i;
@@ -844,11 +811,12 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
     if (acl_in_match) {
         pl.allow = acc.allow.ids;
         pl.nallow = acc.allow.n;
-        pl.readable = &acc.readable;
     }
     pl.q = &rq;
     pl.ceiling = ceiling;
-    pl.window = window;
+    /* A window the readable chunks cannot fill cuts nothing; without one a
+     * pass walks the doclists forward. */
+    pl.window = window > 0 && nrows <= window ? 0 : window;
 
     /*
      * Common terms scored from frequency maps: a MATCH that names a common
@@ -856,7 +824,6 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
      * expression allows a few hundred rows.
      */
     if (!(opts && opts->tfmaps < 0)) {
-        rank_tfmap_begin(rconn); /* the chunk map was loaded above */
         pl.mapped = pl.rare_mapped = 1;
         for (i = 0; i < terms.n; i++) {
             if ((rc = rank_tfmap_get(rconn, terms.t[i].word, terms.t[i].df, &pl.maps[i],
