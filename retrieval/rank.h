@@ -105,6 +105,26 @@ void rank_readable_totals(const rank_conn *rc, const uint8_t *readable, int64_t 
 int rank_readable_df(rank_conn *rc, const char *word, const uint8_t *readable,
                      int64_t nreadable, int64_t *df, int64_t *df_all, ctx_error *err);
 
+/*
+ * rank_df_kept - 1 when rank_readable_df would read word's counts from what
+ * the connection keeps (its counts per ACL set, or its frequency map)
+ * rather than walk its doclist; else 0.
+ */
+int rank_df_kept(const rank_conn *rc, const char *word);
+
+/*
+ * rank_match_df - how many mapped chunks the FTS5 expression match (which
+ * must hold every readable chunk that matches the word, e.g. the word AND
+ * the caller's allow tokens) finds whose ACL set is in readable. Nothing is
+ * kept: for a caller who reads little, cheaper than a walk of a common
+ * word's whole doclist. CTX_OK or a store error.
+ */
+int rank_match_df(rank_conn *rc, const char *match, const uint8_t *readable,
+                  int64_t nreadable, int64_t *df, ctx_error *err);
+
+/* rank_mapped_rows - the live chunks the chunk map holds. */
+int64_t rank_mapped_rows(const rank_conn *rc);
+
 /* rank_chunks_seq - the highest chunk id ever committed (0 for none). */
 int rank_chunks_seq(rank_conn *rc, int64_t *seq, ctx_error *err);
 

@@ -410,3 +410,46 @@ int rank_readable_df(rank_conn *rc, const char *word, const uint8_t *readable,
     evict(rc);
     return CTX_OK;
 }
+
+int rank_df_kept(const rank_conn *rc, const char *word)
+{
+    const rank_dftab *t = NULL;
+
+    if (rc->ndfslot)
+        for (size_t j = word_hash(word) & (rc->ndfslot - 1); rc->dfslot[j] && !t;
+             j = (j + 1) & (rc->ndfslot - 1))
+            if (!strcmp(rc->dfs[rc->dfslot[j] - 1]->word, word))
+                t = rc->dfs[rc->dfslot[j] - 1];
+    if (t && t->epoch == rc->epoch && t->upto > 0)
+        return 1;
+    return rank__tfmap_peek(rc, word) != NULL;
+}
+
+int rank_match_df(rank_conn *rc, const char *match, const uint8_t *readable,
+                  int64_t nreadable, int64_t *df, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int64_t n = 0;
+    int step;
+
+    *df = 0;
+    if (stmt_get(rc->db, "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 AND rowid <= ?2",
+                 &s) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    sqlite3_bind_text(s, 1, match, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, rc->loaded);
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(s, 0);
+        n += id < rc->cap && rc->acl_of[id] && rank_bit(readable, nreadable, rc->acl_of[id]);
+    }
+    stmt_put(s);
+    if (step != SQLITE_DONE)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    *df = n;
+    return CTX_OK;
+}
+
+int64_t rank_mapped_rows(const rank_conn *rc)
+{
+    return rc->live_rows;
+}
