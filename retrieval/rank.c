@@ -193,6 +193,52 @@ static void ctx_tfbuild_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite
         sqlite3_result_error_code(ctx, r);
 }
 
+double rank_score(const rank_query *q, const double *freq, int len)
+{
+    double score = 0, norm = length_norm(len, q->avg);
+
+    /* as ctx_rank adds them: in term order, a term the row lacks skipped */
+    for (int i = 0; i < q->nterms; i++)
+        if (freq[i] != 0)
+            score += term_score(q->idf[i], freq[i], norm);
+    return score;
+}
+
+/* collect_row - append chunk id (mapped) to q->collect: 0, or CTX_ENOMEM. */
+static int collect_row(const Fts5ExtensionApi *api, Fts5Context *fts, rank_query *q,
+                       int64_t id)
+{
+    rank_collect *c = q->collect;
+    int len = q->rc->len_of[id];
+
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 256;
+        int64_t *ids = ctx_realloc(c->ids, cap * sizeof *ids);
+        int32_t *lens = ids ? ctx_realloc(c->lens, cap * sizeof *lens) : NULL;
+        double *fr = lens ? ctx_realloc(c->freq, cap * (size_t)q->nterms * sizeof *fr) : NULL;
+        if (ids)
+            c->ids = ids;
+        if (lens)
+            c->lens = lens;
+        if (!fr)
+            return CTX_ENOMEM;
+        c->freq = fr;
+        c->cap = cap;
+    }
+    if (len < 0) {
+        int title = 0, text = 0;
+        api->xColumnSize(fts, 0, &title);
+        api->xColumnSize(fts, 1, &text);
+        len = title + text;
+    }
+    for (int i = 0, phrase = q->first_phrase; i < q->nterms; i++)
+        c->freq[c->n * (size_t)q->nterms + (size_t)i] =
+            q->map[i] ? tfmap_freq(q->map[i], id, &q->pos[i]) : phrase_freq(api, fts, phrase++);
+    c->ids[c->n] = id;
+    c->lens[c->n++] = len;
+    return CTX_OK;
+}
+
 /*
  * ctx_rank(chunks_fts, query) - BM25 of the row over the query's terms, the
  * way FTS5's bm25() weighs columns (a term's frequency is its title count
@@ -227,6 +273,17 @@ static void ctx_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_c
         }
     }
     id = api->xRowid(fts);
+    if (q->collect) {
+        /* only rows the map decided: the statistics are the map's */
+        const rank_conn *rc = q->rc;
+        if (!q->readable || id <= 0 || id > rc->loaded || id >= rc->cap || !rc->acl_of[id])
+            sqlite3_result_null(ctx);
+        else if (collect_row(api, fts, q, id))
+            sqlite3_result_error_nomem(ctx);
+        else
+            sqlite3_result_double(ctx, 0);
+        return;
+    }
     for (int i = 0, phrase = q->first_phrase; i < q->nterms; i++) {
         double freq = q->map[i] ? tfmap_freq(q->map[i], id, &q->pos[i])
                                 : phrase_freq(api, fts, phrase++);

@@ -40,6 +40,18 @@ typedef struct rank_conn rank_conn;
 typedef struct rank_tfmap rank_tfmap;
 
 /*
+ * rank_collect - rows ctx_rank keeps instead of scoring them: each row the
+ * chunk map decided and the caller may read, with its title + text length
+ * and each term's frequency (n * nterms, row by row). Owned by the caller.
+ */
+typedef struct rank_collect {
+    int64_t *ids;
+    int32_t *lens;
+    double *freq;
+    size_t n, cap;
+} rank_collect;
+
+/*
  * rank_query - one search's parameters to ctx_rank(chunks_fts, ?), passed
  * with sqlite3_bind_pointer(.., RANK_QUERY_PTR, NULL). Phrases
  * first_phrase .. first_phrase + nterms - 1 of the MATCH expression are the
@@ -62,6 +74,9 @@ typedef struct rank_query {
     int64_t nsources;
     const rank_conn *rc;            /* its chunk map */
     double avg;                     /* mean title + text length over the readable chunks */
+    /* Set: ctx_rank scores nothing and keeps the rows here instead (rows
+     * the chunk map has not loaded give NULL, and readable must be set). */
+    rank_collect *collect;
 } rank_query;
 
 #define RANK_QUERY_PTR "ctxgate_rank_query"
@@ -72,6 +87,12 @@ typedef struct rank_query {
  * sqlite3_close. NULL with err set if FTS5 is missing.
  */
 rank_conn *rank_attach(sqlite3 *db, ctx_error *err);
+
+/*
+ * rank_score - the score ctx_rank gives a row of length len whose terms
+ * (q's, in order) have frequencies freq[0 .. q->nterms - 1], to the bit.
+ */
+double rank_score(const rank_query *q, const double *freq, int len);
 
 /* rank_idf - FTS5's IDF: log((N - df + 0.5) / (df + 0.5)), at least 1e-6. */
 double rank_idf(int64_t n, int64_t df);
@@ -124,6 +145,9 @@ int rank_match_df(rank_conn *rc, const char *match, const uint8_t *readable,
 
 /* rank_mapped_rows - the live chunks the chunk map holds. */
 int64_t rank_mapped_rows(const rank_conn *rc);
+
+/* rank_mapped_upto - the chunk map holds every committed chunk id up to this. */
+int64_t rank_mapped_upto(const rank_conn *rc);
 
 /* rank_chunks_seq - the highest chunk id ever committed (0 for none). */
 int rank_chunks_seq(rank_conn *rc, int64_t *seq, ctx_error *err);

@@ -180,6 +180,7 @@ typedef struct df_count {
     int64_t lo, hi;             /* chunk ids in (lo, hi] */
     int32_t *touched;
     size_t n, cap;
+    int any_column;             /* the MATCH may find rows by a permission column */
 } df_count;
 
 #define DF_COUNT_PTR "ctxgate_df_count"
@@ -215,13 +216,15 @@ static int df_collect(const Fts5ExtensionApi *api, Fts5Context *fts, void *arg)
 
     if (id <= c->lo || id > c->hi)
         return SQLITE_OK;
-    /* a hit in the title or the text, not only in a permission column */
-    if (api->xPhraseFirst(fts, 0, &it, &col, &off) != SQLITE_OK)
-        return SQLITE_OK;
-    while (col > 1)
-        api->xPhraseNext(fts, &it, &col, &off);
-    if (col < 0)
-        return SQLITE_OK;
+    if (c->any_column) {
+        /* a hit in the title or the text, not only in a permission column */
+        if (api->xPhraseFirst(fts, 0, &it, &col, &off) != SQLITE_OK)
+            return SQLITE_OK;
+        while (col > 1)
+            api->xPhraseNext(fts, &it, &col, &off);
+        if (col < 0)
+            return SQLITE_OK;
+    }
     return count_row(c, id) ? SQLITE_NOMEM : SQLITE_OK;
 }
 
@@ -275,7 +278,13 @@ static int count_fts(df_count *c, const char *word, ctx_error *err)
     sqlite3_stmt *s;
     int step, r = CTX_OK;
 
-    if (ctx_buf_printf(&match, "{title text} : \"%s\"", word))
+    /*
+     * The permission columns hold only p<digits> and l<digits> tokens, so a
+     * word without a digit is never found there, and its whole doclist is
+     * walked without a column filter (FTS5 then skips the position lists).
+     */
+    c->any_column = strpbrk(word, "0123456789") != NULL;
+    if (ctx_buf_printf(&match, c->any_column ? "{title text} : \"%s\"" : "\"%s\"", word))
         return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
     if (stmt_get(rc->db,
                  c->lo == 0 ? "SELECT ctx_dfcount(chunks_fts, ?2) FROM chunks_fts"
@@ -360,7 +369,7 @@ static void dftab_reset(rank_conn *rc, rank_dftab *t)
  */
 static int dftab_extend(rank_conn *rc, rank_dftab *t, ctx_error *err)
 {
-    df_count c = {rc, t->upto, rc->loaded, NULL, 0, 0};
+    df_count c = {rc, t->upto, rc->loaded, NULL, 0, 0, 1};
     const rank_tfmap *m = rank__tfmap_peek(rc, t->word);
     int r = CTX_OK, r2;
 
@@ -452,4 +461,9 @@ int rank_match_df(rank_conn *rc, const char *match, const uint8_t *readable,
 int64_t rank_mapped_rows(const rank_conn *rc)
 {
     return rc->live_rows;
+}
+
+int64_t rank_mapped_upto(const rank_conn *rc)
+{
+    return rc->loaded;
 }

@@ -426,7 +426,8 @@ static int run_pass(sqlite3 *db, rank_conn *rc, pass *p, rank_query *q, heap *h,
             stmt_put(s);
             return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
         }
-        heap_push(h, c);
+        if (!q->collect)
+            heap_push(h, c);
         if (++p->seen == p->window) {
             p->windowed = 1;
             break;
@@ -573,6 +574,7 @@ typedef struct plan {
     const rank_tfmap *maps[MAX_TERMS];
     int64_t upto;                   /* the maps hold every chunk id <= upto */
     char *match;
+    const rank_collect *small;      /* a small reader's rows (small_collect), or NULL */
 } plan;
 
 /* walk - run p over shape's MATCH, scoring the terms in mask (from maps if use_maps). */
@@ -619,6 +621,32 @@ static int map_rare_pass(plan *pl, pass *p, heap *h, ctx_error *err)
 }
 
 /*
+ * small_collect - for a caller who reads little, with their principals in
+ * the MATCH and no source filter: one walk over every row they may read
+ * that holds a term (up to the chunk map's loaded, as the statistics),
+ * each kept with its length and every term's frequency (pl->q's terms are
+ * all the terms, from phrase 0). Counted over those rows, each term's df is
+ * over exactly the readable chunks, without a walk of a common word's
+ * whole doclist; rank_into then scores the rows from memory.
+ */
+static int small_collect(plan *pl, int64_t upto, rank_collect *c, ctx_error *err)
+{
+    pass p = {.hi = upto};
+    heap none = {NULL, 0, 0};
+    int rc;
+
+    ctx_free(pl->match);
+    if (build_match(pl->terms, SHAPE_ALL, pl->rare, pl->allow, pl->nallow, NULL, 0, &pl->match))
+        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    query_terms(pl->q, pl->terms, pl->all, 0, NULL);
+    p.match = pl->match;
+    pl->q->collect = c;
+    rc = run_pass(pl->db, pl->rc, &p, pl->q, &none, err);
+    pl->q->collect = NULL;
+    return rc;
+}
+
+/*
  * rank_into - fill h with the best rows (see the plan below). With maps,
  * every walk stops at upto, the rows past it (committed since the maps
  * were read) are walked the old way, and the rows of common terms only
@@ -632,6 +660,14 @@ static int rank_into(plan *pl, heap *h, int *windowed, int *rare_only, ctx_error
     int rc, past = 1; /* rows past upto may exist */
 
     *windowed = *rare_only = 0;
+    if (pl->small) { /* every readable row holding a term is at hand */
+        const rank_collect *c = pl->small;
+        for (size_t r = 0; r < c->n; r++)
+            heap_push(h, (cand){rank_score(pl->q, &c->freq[r * (size_t)pl->q->nterms],
+                                           c->lens[r]),
+                                c->ids[r]});
+        return CTX_OK;
+    }
     if (pl->rare == pl->all && !pl->rare_mapped)
         return walk(pl, SHAPE_ALL, pl->all, 0, 0, &rp, h, err);
     /* With maps, the walks past upto are for rows committed since the maps
@@ -726,6 +762,7 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
     double ceiling = 0;
     size_t limit, i;
     int rc, acl_in_match;
+    rank_collect small = {NULL, NULL, NULL, 0, 0};
     plan pl;
 
     memset(out, 0, sizeof *out);
@@ -788,8 +825,39 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
      * The sources a request names narrow the rows, not the statistics.
      */
     rank_readable_totals(rconn, readable, nreadable, &nrows, &rq.avg);
+    rq.readable = readable;
+    rq.nreadable = nreadable;
+    rq.sources = srcbits;
+    rq.nsources = nsrcbits;
+    rq.rc = rconn;
+    pl.db = db;
+    pl.rc = rconn;
+    pl.terms = &terms;
+    pl.all = all;
+    pl.q = &rq;
+    if (acl_in_match) {
+        pl.allow = acc.allow.ids;
+        pl.nallow = acc.allow.n;
+    }
+    /* A window the readable chunks cannot fill cuts nothing; without one a
+     * pass walks the doclists forward. */
+    pl.window = window > 0 && nrows <= window ? 0 : window;
+    if (acl_in_match && !srcbits && pl.window <= 0 &&
+        nrows * SMALL_READER <= rank_mapped_rows(rconn)) {
+        if ((rc = small_collect(&pl, rank_mapped_upto(rconn), &small, err)))
+            goto done;
+        if (small.n && !small.freq)
+            goto oom;
+        pl.small = &small;
+    }
     for (i = 0; i < terms.n; i++) {
-        int64_t df, df_all = 0;
+        int64_t df = 0, df_all = 0;
+        if (pl.small) {
+            for (size_t r = 0; r < small.n; r++)
+                df += small.freq[r * terms.n + i] != 0;
+            terms.t[i].idf = rank_idf(nrows, df);
+            continue;
+        }
         /* A caller who reads little and whose principals go into the MATCH
          * counts a word the connection keeps no counts for over their own
          * rows: a common word's whole doclist is a hundred times longer. */
@@ -816,32 +884,17 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
             ceiling += terms.t[i].idf * (RANK_K1 + 1.0);
     }
 
-    rq.readable = readable;
-    rq.nreadable = nreadable;
-    rq.sources = srcbits;
-    rq.nsources = nsrcbits;
-    rq.rc = rconn;
-    pl.db = db;
-    pl.rc = rconn;
-    pl.terms = &terms;
     pl.rare = rare;
-    pl.all = all;
-    if (acl_in_match) {
-        pl.allow = acc.allow.ids;
-        pl.nallow = acc.allow.n;
-    }
-    pl.q = &rq;
     pl.ceiling = ceiling;
-    /* A window the readable chunks cannot fill cuts nothing; without one a
-     * pass walks the doclists forward. */
-    pl.window = window > 0 && nrows <= window ? 0 : window;
+    if (pl.small)
+        query_terms(&rq, &terms, all, 0, NULL); /* the IDFs are known now */
 
     /*
      * Common terms scored from frequency maps: a MATCH that names a common
      * term steps through its whole doclist, even where the rest of the
      * expression allows a few hundred rows.
      */
-    if (!(opts && opts->tfmaps < 0)) {
+    if (!pl.small && !(opts && opts->tfmaps < 0)) {
         pl.mapped = pl.rare_mapped = 1;
         for (i = 0; i < terms.n; i++) {
             if ((rc = rank_tfmap_get(rconn, terms.t[i].word, terms.t[i].df, &pl.maps[i],
@@ -892,6 +945,9 @@ done:
     qterms_free(&terms);
     ctx_free(h.v);
     ctx_free(pl.match);
+    ctx_free(small.ids);
+    ctx_free(small.lens);
+    ctx_free(small.freq);
     ctx_free(readable);
     ctx_free(srcbits);
     free(srcs);
