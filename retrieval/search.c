@@ -224,8 +224,10 @@ static const char hit_id_sql[] = "SELECT doc_id, acl_id FROM chunks WHERE id = ?
  */
 #define MATCH_PRINCIPALS_MAX 32
 
-/* A caller who reads at most 1/SMALL_READER of the chunks counts a word's
- * df over their own rows when the connection keeps no counts for it. */
+/* A caller who reads at most 1/SMALL_READER of the chunks, with principals
+ * in the MATCH, takes df from their own rows (small_collect, or with a
+ * source filter rank_match_df when the connection keeps no counts for the
+ * word) rather than from a walk of a common word's whole doclist. */
 #define SMALL_READER 32
 
 /* A term in more than 1/COMMON_DIV of the chunks is common (MaxScore's
@@ -646,6 +648,15 @@ static int small_collect(plan *pl, int64_t upto, rank_collect *c, ctx_error *err
     return rc;
 }
 
+/* all_kept - does the connection keep df counts (or a map) for every term? */
+static int all_kept(const rank_conn *rc, const qterms *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (!rank_df_kept(rc, t->t[i].word))
+            return 0;
+    return 1;
+}
+
 /*
  * rank_into - fill h with the best rows (see the plan below). With maps,
  * every walk stops at upto, the rows past it (committed since the maps
@@ -731,7 +742,13 @@ out:
  *     chunk map's bitmap) before scoring it. With few principals, their
  *     allow tokens also go into the MATCH, so FTS5 only visits rows that
  *     name one of them.
- *  3. Rare terms (in at most 1/COMMON_DIV of the chunks) bound the work
+ *  3. Every statistic (N, mean length, df, so the IDFs and the common/rare
+ *     split) is over the readable chunks (rank_stats.c). A caller who reads
+ *     little (principals in the MATCH, no source filter, at most
+ *     1/SMALL_READER of the chunks) walks their rows once, keeping each
+ *     row's frequencies: df is counted from those rows and the rows are
+ *     scored from memory, so steps 4 and 5 are not needed.
+ *  4. Rare terms (in at most 1/COMMON_DIV of the readable chunks) bound the work
  *     (MaxScore): rank every readable row holding a rare term first. A row
  *     with common terms only scores at most the sum of their BM25 ceilings,
  *     so when the L-th best already beats that, no such row can enter and
@@ -739,7 +756,7 @@ out:
  *     and, when a window is set, only the newest `window` readable ones: a
  *     word in most chunks carries almost no IDF, and ranking all of them
  *     costs more than it tells.
- *  4. A common term with a frequency map (rank.h) is scored from it and is
+ *  5. A common term with a frequency map (rank.h) is scored from it and is
  *     left out of the MATCH, and the rows of common terms only come from
  *     the maps; rows committed after the maps were read are walked the
  *     FTS5 way.
@@ -842,8 +859,11 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
     /* A window the readable chunks cannot fill cuts nothing; without one a
      * pass walks the doclists forward. */
     pl.window = window > 0 && nrows <= window ? 0 : window;
+    /* When the connection keeps counts (or a map) for every term, the
+     * usual plan with its maps is cheaper than walking every term. */
     if (acl_in_match && !srcbits && pl.window <= 0 &&
-        nrows * SMALL_READER <= rank_mapped_rows(rconn)) {
+        nrows * SMALL_READER <= rank_mapped_rows(rconn) && !all_kept(rconn, &terms)) {
+
         if ((rc = small_collect(&pl, rank_mapped_upto(rconn), &small, err)))
             goto done;
         if (small.n && !small.freq)
@@ -894,7 +914,8 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
      * term steps through its whole doclist, even where the rest of the
      * expression allows a few hundred rows.
      */
-    if (!pl.small && !(opts && opts->tfmaps < 0)) {
+    if (!(opts && opts->tfmaps < 0)) {
+        /* a small reader's walk counts towards its words' maps too */
         pl.mapped = pl.rare_mapped = 1;
         for (i = 0; i < terms.n; i++) {
             if ((rc = rank_tfmap_get(rconn, terms.t[i].word, terms.t[i].df, &pl.maps[i],
@@ -907,6 +928,8 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
         }
         if (rare == all)
             pl.mapped = pl.rare_mapped; /* no common term: a map pass or none */
+        if (pl.small)
+            pl.mapped = pl.rare_mapped = 0;
     }
 
     /* Collapsing chunks per document may need more rows than k: rank a few
