@@ -872,7 +872,8 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
     }
     for (i = 0; i < terms.n; i++) {
         int64_t df = 0, df_all = 0;
-        if (pl.small) {
+        if (pl.small && !rank_df_kept(rconn, terms.t[i].word)) {
+            /* the same count as the kept one, from the rows at hand */
             for (size_t r = 0; r < small.n; r++)
                 df += small.freq[r * terms.n + i] != 0;
             terms.t[i].idf = rank_idf(nrows, df);
