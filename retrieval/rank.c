@@ -848,6 +848,32 @@ const rank_tfmap *rank__tfmap_peek(const rank_conn *rc, const char *word)
     return NULL;
 }
 
+int rank_tfmap_prebuild(rank_conn *rc, const char *word, ctx_error *err)
+{
+    rank_tfmap *m;
+    term_buf tb;
+    int r;
+
+    memset(&tb, 0, sizeof tb);
+    rc->tok.xTokenize(rc->tokenizer, &tb, FTS5_TOKENIZE_QUERY, word, (int)strlen(word),
+                      collect_token);
+    /* Room for a map of every chunk, so the budget holds whatever its size. */
+    if (tb.n != 1 || rc->loaded > (int64_t)UINT32_MAX ||
+        rc->entries + (size_t)rc->live_rows > RANK_TFMAP_BUDGET || !(m = tfmap_find(rc, word)) ||
+        m->built)
+        return CTX_OK;
+    m->used = rc->tick; /* not evicted by this search */
+    rc->builds++;
+    if ((r = tfmap_extend(rc, m, rc->loaded, err)) <= 0) {
+        rc->entries -= m->n;
+        m->n = 0;
+        m->upto = 0;
+        m->built = 0;
+        return r < 0 ? -r : CTX_OK;
+    }
+    return CTX_OK;
+}
+
 int rank_tfmap_get(rank_conn *rc, const char *word, int64_t df, const rank_tfmap **out,
                    int64_t *upto, ctx_error *err)
 {

@@ -191,6 +191,16 @@ int rank_tfmap_get(rank_conn *rc, const char *word, int64_t df, const rank_tfmap
                    int64_t *upto, ctx_error *err);
 
 /*
+ * rank_tfmap_prebuild - build word's frequency map now, whatever its
+ * searches so far, if it has none and the budget has room for a map of
+ * every chunk: for a word whose document frequencies were never counted,
+ * one walk then gives both (rank_readable_df reads them off the map),
+ * where a count now and a build on the fourth search would walk the
+ * doclist twice. CTX_OK (built or not) or a store error.
+ */
+int rank_tfmap_prebuild(rank_conn *rc, const char *word, ctx_error *err);
+
+/*
  * rank_map_pass - a pass over rows from q's maps alone, where every term of
  * q has one: each row holding one of the terms whose bit is in drive, up
  * to the maps' upto, that q's readable and sources bitmaps let through and

@@ -891,6 +891,10 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
             rc = rank_match_df(rconn, m, readable, nreadable, &df, err);
             ctx_free(m);
         } else {
+            /* never counted: one walk gives its map and its counts */
+            if (!(opts && opts->tfmaps < 0) && !rank_df_kept(rconn, terms.t[i].word) &&
+                (rc = rank_tfmap_prebuild(rconn, terms.t[i].word, err)))
+                goto done;
             rc = rank_readable_df(rconn, terms.t[i].word, readable, nreadable, &df, &df_all,
                                   err);
         }
