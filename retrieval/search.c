@@ -863,11 +863,8 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
      * usual plan with its maps is cheaper than walking every term. */
     if (acl_in_match && !srcbits && pl.window <= 0 &&
         nrows * SMALL_READER <= rank_mapped_rows(rconn) && !all_kept(rconn, &terms)) {
-
         if ((rc = small_collect(&pl, rank_mapped_upto(rconn), &small, err)))
             goto done;
-        if (small.n && !small.freq)
-            goto oom;
         pl.small = &small;
     }
     for (i = 0; i < terms.n; i++) {
@@ -879,9 +876,10 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
             terms.t[i].idf = rank_idf(nrows, df);
             continue;
         }
-        /* A caller who reads little and whose principals go into the MATCH
-         * counts a word the connection keeps no counts for over their own
-         * rows: a common word's whole doclist is a hundred times longer. */
+        /* A caller who reads little and whose principals go into the MATCH,
+         * kept off the walk above by a source filter or a window, counts a
+         * word the connection keeps no counts for over their own rows: a
+         * common word's whole doclist is a hundred times longer. */
         if (acl_in_match && nrows * SMALL_READER <= rank_mapped_rows(rconn) &&
             !rank_df_kept(rconn, terms.t[i].word)) {
             char *m;
