@@ -1,7 +1,7 @@
 /*
  * rank.c - ctx_rank(), term statistics and the chunk map (see rank.h).
  */
-#include "rank.h"
+#include "rank_int.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -13,38 +13,6 @@
 
 /* The index's tokenizer; a query word is turned into index terms with it. */
 static const char *tokenizer_args[] = {"unicode61", "remove_diacritics", "2"};
-
-struct rank_conn {
-    sqlite3 *db;
-    fts5_api *api;
-    fts5_tokenizer tok;
-    Fts5Tokenizer *tokenizer;
-    int vocab;                  /* temp.ctx_vocab exists */
-    /* chunk id -> ACL set id and source id; 0 = no such committed chunk */
-    int32_t *acl_of, *src_of;
-    /* chunk id -> tokens in title + text (FTS5's docsize), -1 = unknown */
-    int32_t *len_of;
-    int64_t cap;                /* slots in both arrays */
-    int64_t loaded;             /* every committed id <= loaded is mapped */
-    /* frequency maps of common words (rank.h) */
-    rank_tfmap **maps;
-    size_t nmaps, capmaps;
-    size_t entries;             /* in all maps */
-    uint64_t tick;              /* searches so far */
-    int builds;                 /* maps built by this search */
-    rank_conn *next;            /* in the registry */
-};
-
-struct rank_tfmap {
-    char *word;
-    uint32_t *ids;              /* ascending chunk ids holding the word */
-    uint16_t *freq;             /* its weighted frequency in each */
-    size_t n, cap;
-    int64_t upto;               /* every chunk id <= upto holding it is in */
-    uint64_t used;              /* the tick of the last search that asked for it */
-    uint32_t uses;              /* searches that asked for it, halved now and then */
-    int built;                  /* 0: only counted so far, no entries */
-};
 
 static void tfmap_free(rank_tfmap *m)
 {
@@ -82,6 +50,10 @@ static void rank_conn_destroy(void *p)
     ctx_free(rc->acl_of);
     ctx_free(rc->src_of);
     ctx_free(rc->len_of);
+    ctx_free(rc->acl_rows);
+    ctx_free(rc->acl_tokens);
+    ctx_free(rc->scratch);
+    rank__dftabs_free(rc);
     ctx_free(rc);
 }
 
@@ -149,11 +121,6 @@ static double tfmap_freq(const rank_tfmap *m, int64_t id, size_t *pos)
 
 /* The parts of BM25, shared by ctx_rank and rank_map_pass so both give a
  * row the same score to the last bit. */
-static double mean_len(int64_t rows, int64_t tokens)
-{
-    return rows > 0 && tokens > 0 ? (double)tokens / (double)rows : 1.0;
-}
-
 static double length_norm(int len, double avg)
 {
     return RANK_K1 * (1.0 - RANK_B + RANK_B * (double)len / avg);
@@ -226,6 +193,52 @@ static void ctx_tfbuild_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite
         sqlite3_result_error_code(ctx, r);
 }
 
+double rank_score(const rank_query *q, const double *freq, int len)
+{
+    double score = 0, norm = length_norm(len, q->avg);
+
+    /* as ctx_rank adds them: in term order, a term the row lacks skipped */
+    for (int i = 0; i < q->nterms; i++)
+        if (freq[i] != 0)
+            score += term_score(q->idf[i], freq[i], norm);
+    return score;
+}
+
+/* collect_row - append chunk id (mapped) to q->collect: 0, or CTX_ENOMEM. */
+static int collect_row(const Fts5ExtensionApi *api, Fts5Context *fts, rank_query *q,
+                       int64_t id)
+{
+    rank_collect *c = q->collect;
+    int len = q->rc->len_of[id];
+
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 256;
+        int64_t *ids = ctx_realloc(c->ids, cap * sizeof *ids);
+        int32_t *lens = ids ? ctx_realloc(c->lens, cap * sizeof *lens) : NULL;
+        double *fr = lens ? ctx_realloc(c->freq, cap * (size_t)q->nterms * sizeof *fr) : NULL;
+        if (ids)
+            c->ids = ids;
+        if (lens)
+            c->lens = lens;
+        if (!fr)
+            return CTX_ENOMEM;
+        c->freq = fr;
+        c->cap = cap;
+    }
+    if (len < 0) {
+        int title = 0, text = 0;
+        api->xColumnSize(fts, 0, &title);
+        api->xColumnSize(fts, 1, &text);
+        len = title + text;
+    }
+    for (int i = 0, phrase = q->first_phrase; i < q->nterms; i++)
+        c->freq[c->n * (size_t)q->nterms + (size_t)i] =
+            q->map[i] ? tfmap_freq(q->map[i], id, &q->pos[i]) : phrase_freq(api, fts, phrase++);
+    c->ids[c->n] = id;
+    c->lens[c->n++] = len;
+    return CTX_OK;
+}
+
 /*
  * ctx_rank(chunks_fts, query) - BM25 of the row over the query's terms, the
  * way FTS5's bm25() weighs columns (a term's frequency is its title count
@@ -259,15 +272,18 @@ static void ctx_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_c
             }
         }
     }
-    if (!q->have_totals) {
-        sqlite3_int64 n = 0, title = 0, text = 0;
-        api->xRowCount(fts, &n);
-        api->xColumnTotalSize(fts, 0, &title);
-        api->xColumnTotalSize(fts, 1, &text);
-        q->avg = mean_len(n, title + text);
-        q->have_totals = 1;
-    }
     id = api->xRowid(fts);
+    if (q->collect) {
+        /* only rows the map decided: the statistics are the map's */
+        const rank_conn *rc = q->rc;
+        if (!q->readable || id <= 0 || id > rc->loaded || id >= rc->cap || !rc->acl_of[id])
+            sqlite3_result_null(ctx);
+        else if (collect_row(api, fts, q, id))
+            sqlite3_result_error_nomem(ctx);
+        else
+            sqlite3_result_double(ctx, 0);
+        return;
+    }
     for (int i = 0, phrase = q->first_phrase; i < q->nterms; i++) {
         double freq = q->map[i] ? tfmap_freq(q->map[i], id, &q->pos[i])
                                 : phrase_freq(api, fts, phrase++);
@@ -339,6 +355,8 @@ rank_conn *rank_attach(sqlite3 *db, ctx_error *err)
     if (rc->api->xCreateFunction(rc->api, "ctx_rank", rc, ctx_rank_fn, rank_conn_destroy) !=
             SQLITE_OK ||
         rc->api->xCreateFunction(rc->api, "ctx_tfbuild", rc, ctx_tfbuild_fn, NULL) !=
+            SQLITE_OK ||
+        rc->api->xCreateFunction(rc->api, "ctx_dfcount", rc, rank__dfcount_fn, NULL) !=
             SQLITE_OK) {
         ctx_error_set(err, CTX_ESTORE, "search: cannot register ctx_rank: %s",
                       sqlite3_errmsg(db));
@@ -396,62 +414,6 @@ static int step_int(sqlite3_stmt *s, int64_t dflt, int64_t *v, ctx_error *err)
         ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(sqlite3_db_handle(s)));
     stmt_put(s);
     return r == SQLITE_ROW || r == SQLITE_DONE ? CTX_OK : CTX_ESTORE;
-}
-
-static int term_count(rank_conn *rc, const char *term, int64_t *df, ctx_error *err)
-{
-    sqlite3_stmt *s;
-    int rc_;
-
-    /* term_df first: one B-tree lookup. */
-    if (stmt_get(rc->db, "SELECT df FROM term_df WHERE term = ?1", &s) == SQLITE_OK) {
-        sqlite3_bind_text(s, 1, term, -1, SQLITE_STATIC);
-        if ((rc_ = step_int(s, -1, df, err)))
-            return rc_;
-        if (*df >= 0)
-            return CTX_OK;
-    }
-    /* Not there: count it from the index itself (a doclist scan). */
-    if ((rc_ = ensure_vocab(rc, err)))
-        return rc_;
-    if (stmt_get(rc->db, "SELECT doc FROM temp.ctx_vocab WHERE term = ?1", &s) != SQLITE_OK)
-        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
-    sqlite3_bind_text(s, 1, term, -1, SQLITE_STATIC);
-    return step_int(s, 0, df, err);
-}
-
-int rank_df(rank_conn *rc, const char *word, int64_t *df, ctx_error *err)
-{
-    term_buf tb;
-    int r;
-
-    memset(&tb, 0, sizeof tb);
-    *df = 0;
-    rc->tok.xTokenize(rc->tokenizer, &tb, FTS5_TOKENIZE_QUERY, word, (int)strlen(word),
-                      collect_token);
-    /* A word the tokenizer splits is a phrase: no more common than its
-     * rarest part. */
-    for (int i = 0; i < tb.n; i++) {
-        int64_t d;
-        if ((r = term_count(rc, tb.terms[i], &d, err)))
-            return r;
-        if (i == 0 || d < *df)
-            *df = d;
-    }
-    return CTX_OK;
-}
-
-int rank_rows(rank_conn *rc, int64_t *n, ctx_error *err)
-{
-    sqlite3_stmt *s;
-
-    /* The count term_df was built with, so IDFs and bounds agree. */
-    if (stmt_get(rc->db, "SELECT nrows FROM term_df_meta", &s) == SQLITE_OK &&
-        !step_int(s, -1, n, err) && *n >= 0)
-        return CTX_OK;
-    if (stmt_get(rc->db, "SELECT count(*) FROM chunks", &s) != SQLITE_OK)
-        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
-    return step_int(s, 0, n, err);
 }
 
 int rank_stats_refresh(sqlite3 *db, int force, ctx_error *err)
@@ -568,14 +530,38 @@ int rank_chunks_seq(rank_conn *rc, int64_t *seq, ctx_error *err)
     return step_int(s, 0, seq, err);
 }
 
-int rank_chunks_load(rank_conn *rc, ctx_error *err)
+/* acl_grow - room in the per-ACL-set counters (and the scratch counts) for set acl. */
+static int acl_grow(rank_conn *rc, int64_t acl, ctx_error *err)
+{
+    int64_t cap = rc->nacl ? rc->nacl : 64;
+    int64_t *a, *b;
+    int32_t *c;
+
+    while (cap <= acl)
+        cap *= 2;
+    if (!(a = ctx_realloc(rc->acl_rows, (size_t)cap * sizeof *a)))
+        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    rc->acl_rows = a;
+    if (!(b = ctx_realloc(rc->acl_tokens, (size_t)cap * sizeof *b)))
+        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    rc->acl_tokens = b;
+    if (!(c = ctx_realloc(rc->scratch, (size_t)cap * sizeof *c)))
+        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    rc->scratch = c;
+    memset(a + rc->nacl, 0, (size_t)(cap - rc->nacl) * sizeof *a);
+    memset(b + rc->nacl, 0, (size_t)(cap - rc->nacl) * sizeof *b);
+    memset(c + rc->nacl, 0, (size_t)(cap - rc->nacl) * sizeof *c);
+    rc->nacl = cap;
+    return CTX_OK;
+}
+
+/* load_rows - map the chunks committed past rc->loaded and count them in. */
+static int load_rows(rank_conn *rc, ctx_error *err)
 {
     sqlite3_stmt *s;
     int64_t hi = rc->loaded, seq = 0;
     int r;
 
-    if (sqlite3_txn_state(rc->db, "main") == SQLITE_TXN_WRITE)
-        return CTX_OK; /* rows seen now might still roll back */
     if ((r = rank_chunks_seq(rc, &seq, err)))
         return r;
     if (stmt_get(rc->db,
@@ -586,14 +572,24 @@ int rank_chunks_load(rank_conn *rc, ctx_error *err)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
     sqlite3_bind_int64(s, 1, rc->loaded);
     while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(s, 0);
-        if (id >= rc->cap && map_grow(rc, id, err)) {
+        int64_t id = sqlite3_column_int64(s, 0), acl = sqlite3_column_int64(s, 1);
+        int32_t len = docsize_len(sqlite3_column_blob(s, 3), sqlite3_column_bytes(s, 3));
+        if ((id >= rc->cap && map_grow(rc, id, err)) ||
+            (acl >= rc->nacl && acl <= INT32_MAX && acl_grow(rc, acl, err))) {
             stmt_put(s);
             return CTX_ENOMEM;
         }
-        rc->acl_of[id] = (int32_t)sqlite3_column_int64(s, 1);
+        if (acl <= 0 || acl > INT32_MAX)
+            acl = 0; /* not a set: no caller reads it */
+        rc->acl_of[id] = (int32_t)acl;
         rc->src_of[id] = (int32_t)sqlite3_column_int64(s, 2);
-        rc->len_of[id] = docsize_len(sqlite3_column_blob(s, 3), sqlite3_column_bytes(s, 3));
+        rc->len_of[id] = len;
+        if (acl) {
+            rc->acl_rows[acl]++;
+            rc->acl_tokens[acl] += len > 0 ? len : 0;
+            rc->live_rows++;
+            rc->live_tokens += len > 0 ? len : 0;
+        }
         hi = id;
     }
     stmt_put(s);
@@ -608,6 +604,88 @@ int rank_chunks_load(rank_conn *rc, ctx_error *err)
         return CTX_ENOMEM;
     rc->loaded = hi;
     return CTX_OK;
+}
+
+/*
+ * fts_totals - FTS5's row count and title + text tokens, from its averages
+ * record (rowid 1 of the data table: the row count, then tokens per
+ * column). FTS5 keeps it exact through inserts and deletes.
+ */
+static int fts_totals(rank_conn *rc, int64_t *rows, int64_t *tokens, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    uint64_t n = 0, title = 0, text = 0;
+    int step;
+
+    if (stmt_get(rc->db, "SELECT block FROM chunks_fts_data WHERE id = 1", &s) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    if ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        const unsigned char *p = sqlite3_column_blob(s, 0);
+        int len = sqlite3_column_bytes(s, 0), a, b = 0, c = 0;
+        if ((a = get_varint(p, len, &n)) && (b = get_varint(p + a, len - a, &title)))
+            c = get_varint(p + a + b, len - a - b, &text);
+        if (!c || n > INT64_MAX || title > INT64_MAX || text > INT64_MAX - title)
+            step = SQLITE_CORRUPT;
+    }
+    stmt_put(s);
+    if (step == SQLITE_CORRUPT)
+        return ctx_error_set(err, CTX_ESTORE, "search: the FTS5 averages record is damaged");
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    *rows = (int64_t)n;
+    *tokens = (int64_t)(title + text);
+    return CTX_OK;
+}
+
+/* map_reset - forget every mapped chunk; the next load maps them all anew. */
+static void map_reset(rank_conn *rc)
+{
+    if (rc->cap) {
+        memset(rc->acl_of, 0, (size_t)rc->cap * sizeof *rc->acl_of);
+        memset(rc->src_of, 0, (size_t)rc->cap * sizeof *rc->src_of);
+        memset(rc->len_of, 0xff, (size_t)rc->cap * sizeof *rc->len_of); /* -1 */
+    }
+    if (rc->nacl) {
+        memset(rc->acl_rows, 0, (size_t)rc->nacl * sizeof *rc->acl_rows);
+        memset(rc->acl_tokens, 0, (size_t)rc->nacl * sizeof *rc->acl_tokens);
+    }
+    rc->live_rows = rc->live_tokens = 0;
+    rc->loaded = 0;
+    rc->epoch++;
+}
+
+int rank_chunks_load(rank_conn *rc, ctx_error *err)
+{
+    int64_t rows = 0, tokens = 0;
+    int r, txn = 0;
+
+    if (sqlite3_txn_state(rc->db, "main") == SQLITE_TXN_WRITE)
+        return CTX_OK; /* rows seen now might still roll back */
+    /*
+     * The new rows and FTS5's totals from one snapshot: then totals that
+     * moved by other than the rows just mapped mean a mapped chunk was
+     * deleted (a document dropped, or re-indexed under a new ACL), and the
+     * per-set counts would be stale. That reloads the whole map (once per
+     * such commit, not per search).
+     */
+    if (sqlite3_get_autocommit(rc->db)) {
+        if (sqlite3_exec(rc->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+            return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+        txn = 1;
+    }
+    if (!(r = load_rows(rc, err)) && !(r = fts_totals(rc, &rows, &tokens, err)) &&
+        (rows - rc->live_rows != rc->drift_rows || tokens - rc->live_tokens != rc->drift_tokens)) {
+        map_reset(rc);
+        if (!(r = load_rows(rc, err))) {
+            /* what FTS5 counts and we do not (a chunk without a docsize
+             * row): from here on only a move in it means a deletion */
+            rc->drift_rows = rows - rc->live_rows;
+            rc->drift_tokens = tokens - rc->live_tokens;
+        }
+    }
+    if (txn && sqlite3_exec(rc->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK && !r)
+        r = ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    return r;
 }
 
 int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err)
@@ -762,6 +840,40 @@ static rank_tfmap *tfmap_find(rank_conn *rc, const char *word)
     return m;
 }
 
+const rank_tfmap *rank__tfmap_peek(const rank_conn *rc, const char *word)
+{
+    for (size_t i = 0; i < rc->nmaps; i++)
+        if (rc->maps[i]->built && !strcmp(rc->maps[i]->word, word))
+            return rc->maps[i];
+    return NULL;
+}
+
+int rank_tfmap_prebuild(rank_conn *rc, const char *word, ctx_error *err)
+{
+    rank_tfmap *m;
+    term_buf tb;
+    int r;
+
+    memset(&tb, 0, sizeof tb);
+    rc->tok.xTokenize(rc->tokenizer, &tb, FTS5_TOKENIZE_QUERY, word, (int)strlen(word),
+                      collect_token);
+    /* Room for a map of every chunk, so the budget holds whatever its size. */
+    if (tb.n != 1 || rc->loaded > (int64_t)UINT32_MAX ||
+        rc->entries + (size_t)rc->live_rows > RANK_TFMAP_BUDGET || !(m = tfmap_find(rc, word)) ||
+        m->built)
+        return CTX_OK;
+    m->used = rc->tick; /* not evicted by this search */
+    rc->builds++;
+    if ((r = tfmap_extend(rc, m, rc->loaded, err)) <= 0) {
+        rc->entries -= m->n;
+        m->n = 0;
+        m->upto = 0;
+        m->built = 0;
+        return r < 0 ? -r : CTX_OK;
+    }
+    return CTX_OK;
+}
+
 int rank_tfmap_get(rank_conn *rc, const char *word, int64_t df, const rank_tfmap **out,
                    int64_t *upto, ctx_error *err)
 {
@@ -802,34 +914,6 @@ int rank_tfmap_get(rank_conn *rc, const char *word, int64_t df, const rank_tfmap
             make_room(rc, m, 0); /* df was stale: back under the budget */
     }
     *out = m;
-    return CTX_OK;
-}
-
-/* totals - what FTS5's xRowCount and xColumnTotalSize give ctx_rank: its
- * averages record (rowid 1 of the data table: row count, then tokens per
- * column). */
-static int totals(rank_conn *rc, double *avg, ctx_error *err)
-{
-    sqlite3_stmt *s;
-    uint64_t rows = 0, title = 0, text = 0;
-    int step;
-
-    if (stmt_get(rc->db, "SELECT block FROM chunks_fts_data WHERE id = 1", &s) != SQLITE_OK)
-        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
-    if ((step = sqlite3_step(s)) == SQLITE_ROW) {
-        const unsigned char *p = sqlite3_column_blob(s, 0);
-        int n = sqlite3_column_bytes(s, 0), a, b = 0, c = 0;
-        if ((a = get_varint(p, n, &rows)) && (b = get_varint(p + a, n - a, &title)))
-            c = get_varint(p + a + b, n - a - b, &text);
-        if (!c || rows > INT64_MAX || title > INT64_MAX || text > INT64_MAX - title)
-            step = SQLITE_CORRUPT;
-    }
-    stmt_put(s);
-    if (step == SQLITE_CORRUPT)
-        return ctx_error_set(err, CTX_ESTORE, "search: the FTS5 averages record is damaged");
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
-    *avg = mean_len((int64_t)rows, (int64_t)(title + text));
     return CTX_OK;
 }
 
@@ -875,9 +959,6 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_
         pos[i] = q->map[i]->n; /* driving maps: the next row is at pos - 1 */
         q->pos[i] = q->map[i]->n;
     }
-    if ((r = totals(rc, &q->avg, err)))
-        return -r;
-    q->have_totals = 1;
     drive &= q->nterms >= 32 ? ~0u : (1u << q->nterms) - 1;
     for (;;) {
         int64_t id = -1;

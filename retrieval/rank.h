@@ -6,9 +6,10 @@
  *    the query's terms only (FTS5's bm25() also loops over every permission
  *    phrase of the MATCH and scans each phrase's whole doclist for its IDF),
  *    and that drops a row the caller may not read before scoring it;
- *  - document frequencies per term, from a term_df table that
- *    rank_stats_refresh() derives from fts5vocab, so a query never scans a
- *    doclist to learn how common a word is;
+ *  - the statistics behind a score, over the chunks the caller may read
+ *    only: their number, mean length and each word's document frequency
+ *    (rank_readable_totals, rank_readable_df), so neither a score nor an
+ *    order says anything about a chunk the caller cannot read;
  *  - an in-memory map chunk id -> (ACL set, source), so the permission
  *    check of a candidate row is an array read rather than a B-tree lookup.
  *
@@ -39,6 +40,18 @@ typedef struct rank_conn rank_conn;
 typedef struct rank_tfmap rank_tfmap;
 
 /*
+ * rank_collect - rows ctx_rank keeps instead of scoring them: each row the
+ * chunk map decided and the caller may read, with its title + text length
+ * and each term's frequency (n * nterms, row by row). Owned by the caller.
+ */
+typedef struct rank_collect {
+    int64_t *ids;
+    int32_t *lens;
+    double *freq;
+    size_t n, cap;
+} rank_collect;
+
+/*
  * rank_query - one search's parameters to ctx_rank(chunks_fts, ?), passed
  * with sqlite3_bind_pointer(.., RANK_QUERY_PTR, NULL). Phrases
  * first_phrase .. first_phrase + nterms - 1 of the MATCH expression are the
@@ -60,9 +73,10 @@ typedef struct rank_query {
     const uint8_t *sources;         /* bit per source id wanted, or NULL for all */
     int64_t nsources;
     const rank_conn *rc;            /* its chunk map */
-    /* filled in by ctx_rank on its first row */
-    int have_totals;
-    double avg;                     /* mean title + text length in tokens */
+    double avg;                     /* mean title + text length over the readable chunks */
+    /* Set: ctx_rank scores nothing and keeps the rows here instead (rows
+     * the chunk map has not loaded give NULL, and readable must be set). */
+    rank_collect *collect;
 } rank_query;
 
 #define RANK_QUERY_PTR "ctxgate_rank_query"
@@ -75,25 +89,65 @@ typedef struct rank_query {
 rank_conn *rank_attach(sqlite3 *db, ctx_error *err);
 
 /*
- * rank_df - the number of chunks holding word (tokenized here the way the
- * index was). Reads term_df; a term not in it (or a store never refreshed)
- * is counted from fts5vocab. The permission columns hold only p<id> and
- * l<id> tokens, so for any real word this is the title-or-text count.
+ * rank_score - the score ctx_rank gives a row of length len whose terms
+ * (q's, in order) have frequencies freq[0 .. q->nterms - 1], to the bit.
  */
-int rank_df(rank_conn *rc, const char *term, int64_t *df, ctx_error *err);
-
-/* rank_rows - the number of rows in chunks_fts. */
-int rank_rows(rank_conn *rc, int64_t *n, ctx_error *err);
+double rank_score(const rank_query *q, const double *freq, int len);
 
 /* rank_idf - FTS5's IDF: log((N - df + 0.5) / (df + 0.5)), at least 1e-6. */
 double rank_idf(int64_t n, int64_t df);
 
 /*
  * rank_chunks_load - extend the chunk map with rows committed since the last
- * call. Does nothing inside a write transaction (its rows may still roll
- * back); a read transaction sees committed rows only.
+ * call, and load it anew when FTS5's totals say a mapped chunk was deleted.
+ * Does nothing inside a write transaction (its rows may still roll back); a
+ * read transaction sees committed rows only.
  */
 int rank_chunks_load(rank_conn *rc, ctx_error *err);
+
+/*
+ * rank_readable_totals - over the chunks the chunk map holds (call
+ * rank_chunks_load first) whose ACL set has its bit in readable: how many
+ * (*rows) and their mean title + text length in tokens (*avg, 1 when there
+ * are none). A sum of per-ACL-set counters the map keeps.
+ */
+void rank_readable_totals(const rank_conn *rc, const uint8_t *readable, int64_t nreadable,
+                          int64_t *rows, double *avg);
+
+/*
+ * rank_readable_df - of the chunks the chunk map holds that match word
+ * (tokenized as the index is, an FTS5 phrase in title or text): how many
+ * have their ACL set's bit in readable (*df), and how many in all
+ * (*df_all, may be NULL). The connection keeps per word a count per ACL
+ * set, made by one walk of the word's doclist (or read off its frequency
+ * map) and extended with the chunks committed since; a map reload after a
+ * deletion starts them over. CTX_OK or a store error.
+ */
+int rank_readable_df(rank_conn *rc, const char *word, const uint8_t *readable,
+                     int64_t nreadable, int64_t *df, int64_t *df_all, ctx_error *err);
+
+/*
+ * rank_df_kept - 1 when rank_readable_df would read word's counts from what
+ * the connection keeps (its counts per ACL set, or its frequency map)
+ * rather than walk its doclist; else 0.
+ */
+int rank_df_kept(const rank_conn *rc, const char *word);
+
+/*
+ * rank_match_df - how many mapped chunks the FTS5 expression match (which
+ * must hold every readable chunk that matches the word, e.g. the word AND
+ * the caller's allow tokens) finds whose ACL set is in readable. Nothing is
+ * kept: for a caller who reads little, cheaper than a walk of a common
+ * word's whole doclist. CTX_OK or a store error.
+ */
+int rank_match_df(rank_conn *rc, const char *match, const uint8_t *readable,
+                  int64_t nreadable, int64_t *df, ctx_error *err);
+
+/* rank_mapped_rows - the live chunks the chunk map holds. */
+int64_t rank_mapped_rows(const rank_conn *rc);
+
+/* rank_mapped_upto - the chunk map holds every committed chunk id up to this. */
+int64_t rank_mapped_upto(const rank_conn *rc);
 
 /* rank_chunks_seq - the highest chunk id ever committed (0 for none). */
 int rank_chunks_seq(rank_conn *rc, int64_t *seq, ctx_error *err);
@@ -137,6 +191,16 @@ int rank_tfmap_get(rank_conn *rc, const char *word, int64_t df, const rank_tfmap
                    int64_t *upto, ctx_error *err);
 
 /*
+ * rank_tfmap_prebuild - build word's frequency map now, whatever its
+ * searches so far, if it has none and the budget has room for a map of
+ * every chunk: for a word whose document frequencies were never counted,
+ * one walk then gives both (rank_readable_df reads them off the map),
+ * where a count now and a build on the fourth search would walk the
+ * doclist twice. CTX_OK (built or not) or a store error.
+ */
+int rank_tfmap_prebuild(rank_conn *rc, const char *word, ctx_error *err);
+
+/*
  * rank_map_pass - a pass over rows from q's maps alone, where every term of
  * q has one: each row holding one of the terms whose bit is in drive, up
  * to the maps' upto, that q's readable and sources bitmaps let through and
@@ -154,7 +218,9 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_
 /*
  * rank_stats_refresh - rebuild term_df from the FTS5 vocabulary when forced,
  * never built, or the row count moved by more than 5% since the last build.
- * Run by the sync runner after a run; ranking tolerates stale counts.
+ * Run by the sync runner after a run. Ranking no longer reads term_df (a
+ * whole-index count would let forbidden chunks move scores); `ctxgate
+ * status` and bench/serve_load.sh's choice of words still do.
  */
 int rank_stats_refresh(sqlite3 *db, int force, ctx_error *err);
 

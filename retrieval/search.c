@@ -39,8 +39,8 @@ static int word_byte(unsigned char c) { return isalnum(c) || c >= 0x80; }
 typedef struct qterm {
     char *word;
     double idf;
-    int common;          /* in more than 1/COMMON_DIV of all chunks */
-    int64_t df;          /* chunks holding it */
+    int common;          /* in more than 1/COMMON_DIV of the readable chunks */
+    int64_t df;          /* chunks holding it, readable or not (a map's size) */
 } qterm;
 
 typedef struct qterms {
@@ -224,6 +224,12 @@ static const char hit_id_sql[] = "SELECT doc_id, acl_id FROM chunks WHERE id = ?
  */
 #define MATCH_PRINCIPALS_MAX 32
 
+/* A caller who reads at most 1/SMALL_READER of the chunks, with principals
+ * in the MATCH, takes df from their own rows (small_collect, or with a
+ * source filter rank_match_df when the connection keeps no counts for the
+ * word) rather than from a walk of a common word's whole doclist. */
+#define SMALL_READER 32
+
 /* A term in more than 1/COMMON_DIV of the chunks is common (MaxScore's
  * "non-essential" terms). */
 #define COMMON_DIV 20
@@ -403,7 +409,6 @@ static int run_pass(sqlite3 *db, rank_conn *rc, pass *p, rank_query *q, heap *h,
     sqlite3_bind_pointer(s, 2, q, RANK_QUERY_PTR, NULL);
     sqlite3_bind_int64(s, 3, p->lo);
     sqlite3_bind_int64(s, 4, p->hi);
-    q->have_totals = 0;
     memset(q->pos, 0, sizeof q->pos);
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
         cand c;
@@ -423,7 +428,8 @@ static int run_pass(sqlite3 *db, rank_conn *rc, pass *p, rank_query *q, heap *h,
             stmt_put(s);
             return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
         }
-        heap_push(h, c);
+        if (!q->collect)
+            heap_push(h, c);
         if (++p->seen == p->window) {
             p->windowed = 1;
             break;
@@ -436,42 +442,6 @@ static int run_pass(sqlite3 *db, rank_conn *rc, pass *p, rank_query *q, heap *h,
     }
     stmt_put(s);
     return CTX_OK;
-}
-
-/*
- * fit_window - drop *window (set it 0) when the readable ACL sets (NULL:
- * not known, keep it) hold no more chunks than it: such a window cuts
- * nothing, and a pass without one walks the doclists forward. Counting
- * stops at window + 1 chunks.
- */
-static int fit_window(sqlite3 *db, const acl_principals *sets, int64_t *window, ctx_error *err)
-{
-    ctx_buf js = CTX_BUF_INIT;
-    sqlite3_stmt *s;
-    int rc = CTX_OK;
-
-    if (*window <= 0 || !sets)
-        return CTX_OK;
-    if (acl__ids_json(&js, sets->ids, sets->n)) {
-        ctx_buf_free(&js);
-        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-    }
-    if (stmt_get(db, "SELECT count(*) FROM (SELECT 1 FROM chunks WHERE acl_id IN"
-                     " (SELECT value FROM json_each(?1)) LIMIT ?2)", &s) != SQLITE_OK) {
-        ctx_buf_free(&js);
-        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
-    }
-    sqlite3_bind_text(s, 1, js.data, (int)js.len, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, *window + 1);
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        if (sqlite3_column_int64(s, 0) <= *window)
-            *window = 0;
-    } else {
-        rc = ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
-    }
-    stmt_put(s);
-    ctx_buf_free(&js);
-    return rc;
 }
 
 /*
@@ -597,7 +567,6 @@ typedef struct plan {
     uint32_t rare, all;             /* term bit masks */
     const int64_t *allow;           /* allow tokens for the MATCH, if it holds them */
     size_t nallow;
-    const acl_principals *readable; /* the readable ACL sets when the MATCH holds them */
     rank_query *q;
     double ceiling;                 /* most a row of common terms only can score */
     int64_t window;
@@ -607,6 +576,7 @@ typedef struct plan {
     const rank_tfmap *maps[MAX_TERMS];
     int64_t upto;                   /* the maps hold every chunk id <= upto */
     char *match;
+    const rank_collect *small;      /* a small reader's rows (small_collect), or NULL */
 } plan;
 
 /* walk - run p over shape's MATCH, scoring the terms in mask (from maps if use_maps). */
@@ -653,6 +623,41 @@ static int map_rare_pass(plan *pl, pass *p, heap *h, ctx_error *err)
 }
 
 /*
+ * small_collect - for a caller who reads little, with their principals in
+ * the MATCH and no source filter: one walk over every row they may read
+ * that holds a term (up to the chunk map's loaded, as the statistics),
+ * each kept with its length and every term's frequency (pl->q's terms are
+ * all the terms, from phrase 0). Counted over those rows, each term's df is
+ * over exactly the readable chunks, without a walk of a common word's
+ * whole doclist; rank_into then scores the rows from memory.
+ */
+static int small_collect(plan *pl, int64_t upto, rank_collect *c, ctx_error *err)
+{
+    pass p = {.hi = upto};
+    heap none = {NULL, 0, 0};
+    int rc;
+
+    ctx_free(pl->match);
+    if (build_match(pl->terms, SHAPE_ALL, pl->rare, pl->allow, pl->nallow, NULL, 0, &pl->match))
+        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    query_terms(pl->q, pl->terms, pl->all, 0, NULL);
+    p.match = pl->match;
+    pl->q->collect = c;
+    rc = run_pass(pl->db, pl->rc, &p, pl->q, &none, err);
+    pl->q->collect = NULL;
+    return rc;
+}
+
+/* all_kept - does the connection keep df counts (or a map) for every term? */
+static int all_kept(const rank_conn *rc, const qterms *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (!rank_df_kept(rc, t->t[i].word))
+            return 0;
+    return 1;
+}
+
+/*
  * rank_into - fill h with the best rows (see the plan below). With maps,
  * every walk stops at upto, the rows past it (committed since the maps
  * were read) are walked the old way, and the rows of common terms only
@@ -666,6 +671,14 @@ static int rank_into(plan *pl, heap *h, int *windowed, int *rare_only, ctx_error
     int rc, past = 1; /* rows past upto may exist */
 
     *windowed = *rare_only = 0;
+    if (pl->small) { /* every readable row holding a term is at hand */
+        const rank_collect *c = pl->small;
+        for (size_t r = 0; r < c->n; r++)
+            heap_push(h, (cand){rank_score(pl->q, &c->freq[r * (size_t)pl->q->nterms],
+                                           c->lens[r]),
+                                c->ids[r]});
+        return CTX_OK;
+    }
     if (pl->rare == pl->all && !pl->rare_mapped)
         return walk(pl, SHAPE_ALL, pl->all, 0, 0, &rp, h, err);
     /* With maps, the walks past upto are for rows committed since the maps
@@ -700,8 +713,6 @@ static int rank_into(plan *pl, heap *h, int *windowed, int *rare_only, ctx_error
             goto out;
         }
     }
-    if ((rc = fit_window(pl->db, pl->readable, &pl->window, err)))
-        goto out;
     cp.window = pl->window;
     cp.lo = pl->mapped ? pl->upto + 1 : 0;
     if (past && (rc = walk(pl, pl->rare ? SHAPE_COMMON : SHAPE_ALL, pl->all & ~pl->rare, 0, 0,
@@ -731,7 +742,13 @@ out:
  *     chunk map's bitmap) before scoring it. With few principals, their
  *     allow tokens also go into the MATCH, so FTS5 only visits rows that
  *     name one of them.
- *  3. Rare terms (in at most 1/COMMON_DIV of the chunks) bound the work
+ *  3. Every statistic (N, mean length, df, so the IDFs and the common/rare
+ *     split) is over the readable chunks (rank_stats.c). A caller who reads
+ *     little (principals in the MATCH, no source filter, at most
+ *     1/SMALL_READER of the chunks) walks their rows once, keeping each
+ *     row's frequencies: df is counted from those rows and the rows are
+ *     scored from memory, so steps 4 and 5 are not needed.
+ *  4. Rare terms (in at most 1/COMMON_DIV of the readable chunks) bound the work
  *     (MaxScore): rank every readable row holding a rare term first. A row
  *     with common terms only scores at most the sum of their BM25 ceilings,
  *     so when the L-th best already beats that, no such row can enter and
@@ -739,7 +756,7 @@ out:
  *     and, when a window is set, only the newest `window` readable ones: a
  *     word in most chunks carries almost no IDF, and ranking all of them
  *     costs more than it tells.
- *  4. A common term with a frequency map (rank.h) is scored from it and is
+ *  5. A common term with a frequency map (rank.h) is scored from it and is
  *     left out of the MATCH, and the rows of common terms only come from
  *     the maps; rows committed after the maps were read are walked the
  *     FTS5 way.
@@ -762,6 +779,7 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
     double ceiling = 0;
     size_t limit, i;
     int rc, acl_in_match;
+    rank_collect small = {NULL, NULL, NULL, 0, 0};
     plan pl;
 
     memset(out, 0, sizeof *out);
@@ -815,22 +833,15 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
     if ((rc = rank_chunks_load(rconn, err)))
         goto done;
 
-    /* IDFs, and which terms are rare. */
-    if ((rc = rank_rows(rconn, &nrows, err)))
-        goto done;
-    for (i = 0; i < terms.n; i++) {
-        int64_t df;
-        if ((rc = rank_df(rconn, terms.t[i].word, &df, err)))
-            goto done;
-        terms.t[i].idf = rank_idf(nrows, df);
-        terms.t[i].df = df;
-        terms.t[i].common = df * COMMON_DIV > nrows;
-        if (!terms.t[i].common)
-            rare |= 1u << i;
-        else
-            ceiling += terms.t[i].idf * (RANK_K1 + 1.0);
-    }
+    rank_tfmap_begin(rconn); /* the chunk map was loaded above */
 
+    /*
+     * IDFs, the mean length and which terms are rare: over the chunks the
+     * caller may read (the readable bitmap, label filter included), so no
+     * score and no order moves when a chunk they cannot read comes or goes.
+     * The sources a request names narrow the rows, not the statistics.
+     */
+    rank_readable_totals(rconn, readable, nreadable, &nrows, &rq.avg);
     rq.readable = readable;
     rq.nreadable = nreadable;
     rq.sources = srcbits;
@@ -839,16 +850,67 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
     pl.db = db;
     pl.rc = rconn;
     pl.terms = &terms;
-    pl.rare = rare;
     pl.all = all;
+    pl.q = &rq;
     if (acl_in_match) {
         pl.allow = acc.allow.ids;
         pl.nallow = acc.allow.n;
-        pl.readable = &acc.readable;
     }
-    pl.q = &rq;
+    /* A window the readable chunks cannot fill cuts nothing; without one a
+     * pass walks the doclists forward. */
+    pl.window = window > 0 && nrows <= window ? 0 : window;
+    /* When the connection keeps counts (or a map) for every term, the
+     * usual plan with its maps is cheaper than walking every term. */
+    if (acl_in_match && !srcbits && pl.window <= 0 &&
+        nrows * SMALL_READER <= rank_mapped_rows(rconn) && !all_kept(rconn, &terms)) {
+        if ((rc = small_collect(&pl, rank_mapped_upto(rconn), &small, err)))
+            goto done;
+        pl.small = &small;
+    }
+    for (i = 0; i < terms.n; i++) {
+        int64_t df = 0, df_all = 0;
+        if (pl.small && !rank_df_kept(rconn, terms.t[i].word)) {
+            /* the same count as the kept one, from the rows at hand */
+            for (size_t r = 0; r < small.n; r++)
+                df += small.freq[r * terms.n + i] != 0;
+            terms.t[i].idf = rank_idf(nrows, df);
+            continue;
+        }
+        /* A caller who reads little and whose principals go into the MATCH,
+         * kept off the walk above by a source filter or a window, counts a
+         * word the connection keeps no counts for over their own rows: a
+         * common word's whole doclist is a hundred times longer. */
+        if (acl_in_match && nrows * SMALL_READER <= rank_mapped_rows(rconn) &&
+            !rank_df_kept(rconn, terms.t[i].word)) {
+            char *m;
+            if (build_match(&terms, SHAPE_RARE_ONLY, 1u << i, acc.allow.ids, acc.allow.n, NULL,
+                            0, &m))
+                goto oom;
+            rc = rank_match_df(rconn, m, readable, nreadable, &df, err);
+            ctx_free(m);
+        } else {
+            /* never counted: one walk gives its map and its counts */
+            if (!(opts && opts->tfmaps < 0) && !rank_df_kept(rconn, terms.t[i].word) &&
+                (rc = rank_tfmap_prebuild(rconn, terms.t[i].word, err)))
+                goto done;
+            rc = rank_readable_df(rconn, terms.t[i].word, readable, nreadable, &df, &df_all,
+                                  err);
+        }
+        if (rc)
+            goto done;
+        terms.t[i].idf = rank_idf(nrows, df);
+        terms.t[i].df = df_all;
+        terms.t[i].common = df * COMMON_DIV > nrows;
+        if (!terms.t[i].common)
+            rare |= 1u << i;
+        else
+            ceiling += terms.t[i].idf * (RANK_K1 + 1.0);
+    }
+
+    pl.rare = rare;
     pl.ceiling = ceiling;
-    pl.window = window;
+    if (pl.small)
+        query_terms(&rq, &terms, all, 0, NULL); /* the IDFs are known now */
 
     /*
      * Common terms scored from frequency maps: a MATCH that names a common
@@ -856,7 +918,7 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
      * expression allows a few hundred rows.
      */
     if (!(opts && opts->tfmaps < 0)) {
-        rank_tfmap_begin(rconn); /* the chunk map was loaded above */
+        /* a small reader's walk counts towards its words' maps too */
         pl.mapped = pl.rare_mapped = 1;
         for (i = 0; i < terms.n; i++) {
             if ((rc = rank_tfmap_get(rconn, terms.t[i].word, terms.t[i].df, &pl.maps[i],
@@ -869,6 +931,8 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
         }
         if (rare == all)
             pl.mapped = pl.rare_mapped; /* no common term: a map pass or none */
+        if (pl.small)
+            pl.mapped = pl.rare_mapped = 0;
     }
 
     /* Collapsing chunks per document may need more rows than k: rank a few
@@ -907,6 +971,9 @@ done:
     qterms_free(&terms);
     ctx_free(h.v);
     ctx_free(pl.match);
+    ctx_free(small.ids);
+    ctx_free(small.lens);
+    ctx_free(small.freq);
     ctx_free(readable);
     ctx_free(srcbits);
     free(srcs);

@@ -1,0 +1,73 @@
+/*
+ * rank_int.h - what rank.c (scoring, the chunk map, frequency maps) and
+ * rank_stats.c (the statistics over a caller's readable set) share. Not a
+ * face: nothing outside those two files includes it.
+ */
+#ifndef CTX_RETRIEVAL_RANK_INT_H
+#define CTX_RETRIEVAL_RANK_INT_H
+
+#include "rank.h"
+
+typedef struct rank_dftab rank_dftab;
+
+struct rank_conn {
+    sqlite3 *db;
+    fts5_api *api;
+    fts5_tokenizer tok;
+    Fts5Tokenizer *tokenizer;
+    int vocab;                  /* temp.ctx_vocab exists (rank_stats_refresh) */
+    /* chunk id -> ACL set id and source id; 0 = no such committed chunk */
+    int32_t *acl_of, *src_of;
+    /* chunk id -> tokens in title + text (FTS5's docsize), -1 = unknown */
+    int32_t *len_of;
+    int64_t cap;                /* slots in the three arrays */
+    int64_t loaded;             /* every committed id <= loaded is mapped */
+    /*
+     * Per ACL set id: the live chunks the map holds and their title + text
+     * tokens, so the totals over a readable set are a sum over its sets.
+     */
+    int64_t *acl_rows, *acl_tokens;
+    int64_t nacl;               /* slots in both */
+    int64_t live_rows, live_tokens;     /* over every set */
+    /* FTS5's own totals minus ours at the last full load: a move says a
+     * chunk was deleted (rank_chunks_load) */
+    int64_t drift_rows, drift_tokens;
+    uint64_t epoch;             /* bumped by every full reload of the map */
+    /* frequency maps of common words (rank.h) */
+    rank_tfmap **maps;
+    size_t nmaps, capmaps;
+    size_t entries;             /* in all maps */
+    uint64_t tick;              /* searches so far */
+    int builds;                 /* maps built by this search */
+    /* document frequencies per (word, ACL set) (rank_stats.c) */
+    rank_dftab **dfs;
+    size_t ndfs, capdfs;
+    uint32_t *dfslot;           /* open addressing: index + 1 into dfs, 0 = empty */
+    size_t ndfslot;             /* a power of two, at least twice ndfs */
+    size_t dfpairs;             /* (ACL set, count) pairs in all tables */
+    int32_t *scratch;           /* nacl counters, zero between counts */
+    rank_conn *next;            /* in the registry */
+};
+
+struct rank_tfmap {
+    char *word;
+    uint32_t *ids;              /* ascending chunk ids holding the word */
+    uint16_t *freq;             /* its weighted frequency in each */
+    size_t n, cap;
+    int64_t upto;               /* every chunk id <= upto holding it is in */
+    uint64_t used;              /* the tick of the last search that asked for it */
+    uint32_t uses;              /* searches that asked for it, halved now and then */
+    int built;                  /* 0: only counted so far, no entries */
+};
+
+/* rank__dftabs_free - (rank-internal) free every df table of rc. */
+void rank__dftabs_free(rank_conn *rc);
+
+/* rank__dfcount_fn - (rank-internal) the ctx_dfcount() auxiliary function. */
+void rank__dfcount_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx,
+                      int nval, sqlite3_value **val);
+
+/* rank__tfmap_peek - (rank-internal) word's built map, or NULL; borrowed. */
+const rank_tfmap *rank__tfmap_peek(const rank_conn *rc, const char *word);
+
+#endif
