@@ -5,6 +5,10 @@
  * brute-force oracle: nothing the user may not see, nothing allowed missing,
  * in both query plans (principal tokens in the MATCH, or an ACL-set filter).
  * Permissions and memberships are then changed and everything re-checked.
+ * Then several sources whose facts conflict (the same group and account
+ * names, different members and mappings, users only some declared), each
+ * document judged by its own source's view, scores BM25 over what the
+ * user may read.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -117,7 +121,7 @@ static void put_doc_acl(ingest_ctx *ic, int d, int as_record)
     const char *al[NPRIN], *dl[NPRIN];
     ctx_acl acl = {al, 0, dl, 0, NULL, 0};
     ctx_error err;
-    char id[16], body[WORDS_PER_DOC * 9 + 1] = "";
+    char id[16], body[NWORDS * 9 + 1] = ""; /* every word, at worst */
 
     for (int p = 0; p < NPRIN; p++) {
         if (allow[d][p])
@@ -219,7 +223,18 @@ static int run_queries(ctx_store *st, int nq, int64_t window)
  * matches, each of its words once in the text. N, the mean length and
  * every df count the documents that user may read, and no other.
  */
+static double bm25_rd(int d, const char *q, const int *rd);
+
 static double bm25_of(int d, const char *q, const int *in)
+{
+    static int rd[NDOCS];
+    for (int e = 0; e < NDOCS; e++)
+        rd[e] = oracle_allows(e, in);
+    return bm25_rd(d, q, rd);
+}
+
+/* bm25_rd - as bm25_of, over the documents rd[] marks readable. */
+static double bm25_rd(int d, const char *q, const int *rd)
 {
     int64_t rows = 0, tokens = 0;
     double score = 0, len = 1, avg;
@@ -227,7 +242,7 @@ static double bm25_of(int d, const char *q, const int *in)
     int seen[NWORDS] = {0};
 
     for (int e = 0; e < NDOCS; e++) {
-        if (!oracle_allows(e, in))
+        if (!rd[e])
             continue;
         rows++;
         tokens++; /* the title */
@@ -246,7 +261,7 @@ static double bm25_of(int d, const char *q, const int *in)
         if (!has_word[d][x] || seen[x]++)
             continue;
         for (int e = 0; e < NDOCS; e++)
-            df += has_word[e][x] && oracle_allows(e, in);
+            df += has_word[e][x] && rd[e];
         score += rank_idf(rows, df) * (1.0 * (RANK_K1 + 1.0)) /
                  (1.0 + RANK_K1 * (1.0 - RANK_B + RANK_B * len / avg));
     }
@@ -847,6 +862,180 @@ Test(leak_oracle, forbidden_documents_change_no_answer, .timeout = 600)
     store_close(fresh);
     store_close(reader);
     store_close(writer);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* ---- several sources whose principal facts conflict (issue 12, part 1) ---- */
+
+#define NSRC 3
+static int src_of[NDOCS];
+static int smember[NSRC][NPRIN][NPRIN]; /* smember[s][a][g]: s says a is in group g */
+static int sacct[NSRC][NACCTS];         /* s maps account a to user sacct-1; 0: not */
+static int sdeclares[NSRC][NUSERS];     /* s declared user u */
+
+/* s takes t's facts: its own; s2 names s0 in principals_from. */
+static int strusts(int s, int t) { return s == t || (s == 2 && t == 0); }
+
+/* sclosure - user u's principals where source s's documents are concerned. */
+static void sclosure(int u, int s, int *in)
+{
+    int changed = 1;
+
+    memset(in, 0, sizeof(int) * NPRIN);
+    in[u] = 1;
+    for (int t = 0; t < NSRC; t++) {
+        if (!strusts(s, t))
+            continue;
+        in[P_EVERYONE] |= sdeclares[t][u];
+        for (int a = 0; a < NACCTS; a++)
+            if (sacct[t][a] == u + 1)
+                in[P_ACCT(a)] = in[P_EVERYONE] = 1;
+    }
+    while (changed) {
+        changed = 0;
+        for (int t = 0; t < NSRC; t++)
+            for (int a = 0; a < NPRIN && strusts(s, t); a++)
+                for (int g = 0; g < NGROUPS; g++)
+                    if (in[a] && smember[t][a][P_GROUP(g)] && !in[P_GROUP(g)])
+                        in[P_GROUP(g)] = changed = 1;
+    }
+}
+
+/* sreadable - rd[d]: may user u read document d (each judged by its source)? */
+static void sreadable(int u, int *rd)
+{
+    int in[NSRC][NPRIN], known = 0;
+
+    for (int t = 0; t < NSRC; t++) {
+        known |= sdeclares[t][u];
+        for (int a = 0; a < NACCTS; a++)
+            known |= sacct[t][a] == u + 1;
+    }
+    for (int t = 0; t < NSRC; t++)
+        sclosure(u, t, in[t]);
+    for (int d = 0; d < NDOCS; d++)
+        rd[d] = known && oracle_allows(d, in[src_of[d]]);
+}
+
+/*
+ * Three sources share group names and account names, and say different
+ * things about them (memberships, who an account stands for, who exists);
+ * the third takes the first's facts too. Every answer is the oracle's, in
+ * both plans, and every score is BM25 over what that user may read.
+ */
+Test(leak_oracle, sources_whose_facts_conflict, .timeout = 600)
+{
+    char *dir = tu_tmpdir("oracle-src");
+    ctx_store *st = tu_store(dir);
+    store_run_stats stats[NSRC];
+    ingest_ctx ic[NSRC];
+    ctx_error err;
+    ctx_source_cfg scfg[NSRC];
+    ctx_config cfg;
+    char sname[NSRC][4], *from2[1];
+    int64_t sid[NSRC];
+    int checked = 0, seen = 0, scored = 0;
+
+    make_names();
+    memset(&cfg, 0, sizeof cfg);
+    memset(scfg, 0, sizeof scfg);
+    for (int t = 0; t < NSRC; t++) {
+        snprintf(sname[t], sizeof sname[t], "s%d", t);
+        cr_assert_eq(store_source(st, sname[t], "test", &sid[t], &err), 0);
+        scfg[t].name = sname[t];
+        tu_ingest_init(&ic[t], st, sid[t], &stats[t]);
+    }
+    from2[0] = sname[0];
+    scfg[2].principals_from.v = from2;
+    scfg[2].principals_from.n = 1;
+    cfg.sources = scfg;
+    cfg.nsources = NSRC;
+    cr_assert_eq(store_trust_apply(st, &cfg, &err), 0, "%s", err.text);
+
+    cr_assert_eq(store_begin(st, &err), 0);
+    for (int t = 0; t < NSRC; t++) {
+        for (int u = 0; u < NUSERS; u++) {
+            ctx_principal p = {CTX_PRINCIPAL_USER, names[u], NULL, NULL, NULL, NULL, 0};
+            if ((sdeclares[t][u] = rnd(3) == 0))
+                cr_assert_eq(store_principal_put(st, sid[t], &p, &err), 0, "%s", err.text);
+        }
+        for (int a = 0; a < NACCTS; a++) {
+            ctx_principal p = {CTX_PRINCIPAL_USER, names[P_ACCT(a)], NULL, NULL, NULL, NULL, 0};
+            if (!rnd(2))
+                continue;
+            sacct[t][a] = 1 + rnd(NUSERS); /* another source may map it elsewhere */
+            p.maps_to = names[sacct[t][a] - 1];
+            cr_assert_eq(store_principal_put(st, sid[t], &p, &err), 0, "%s", err.text);
+        }
+        for (int g = 0; g < NGROUPS; g++) {
+            const char *m[NPRIN];
+            ctx_principal p = {CTX_PRINCIPAL_GROUP, names[P_GROUP(g)], NULL, NULL, NULL, m, 0};
+            for (int k = 0; k < 3; k++) {
+                int r = rnd(10);
+                int a = r < 6 ? rnd(NUSERS) : r < 7 ? P_ACCT(rnd(NACCTS))
+                                                    : P_GROUP(rnd(NGROUPS));
+                if (a != P_GROUP(g))
+                    smember[t][a][P_GROUP(g)] = 1;
+            }
+            for (int a = 0; a < P_EVERYONE; a++)
+                if (smember[t][a][P_GROUP(g)])
+                    m[p.n_members++] = names[a];
+            cr_assert_eq(store_principal_put(st, sid[t], &p, &err), 0, "%s", err.text);
+        }
+    }
+    memset(has_word, 0, sizeof has_word);
+    for (int d = 0; d < NDOCS; d++) {
+        for (int k = 0; k < WORDS_PER_DOC; k++)
+            has_word[d][rnd(NCOMMON)] = 1;
+        for (int w = NCOMMON; w < NWORDS; w++)
+            has_word[d][w] = rnd(RARE_IN) == 0;
+        random_acl(d);
+        src_of[d] = rnd(NSRC);
+        put_doc_acl(&ic[src_of[d]], d, 1);
+    }
+    cr_assert_eq(store_commit(st, &err), 0);
+    for (int d = 0; d < NDOCS; d++) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "SELECT id FROM documents WHERE ext_id = 'd%d'", d);
+        store_id[d] = tu_count(st, sql);
+    }
+
+    for (int i = 0; i < 400; i++) {
+        int u = rnd(NUSERS), w1 = rnd(NWORDS), w2 = NCOMMON + rnd(10), rd[NDOCS], want = 0;
+        search_opts so = {1000, 0, NULL, 0, i % 2 ? 1 : 0, -1};
+        search_result r;
+        int got[NDOCS] = {0};
+        char q[64];
+
+        snprintf(q, sizeof q, "%s %s", words[w1], rnd(2) ? words[w2] : "");
+        cr_assert_eq(search_lexical(store_db(st), names[u], q, &so, &r, &err), 0, "%s",
+                     err.text);
+        sreadable(u, rd);
+        for (size_t h = 0; h < r.n; h++) {
+            int d = atoi(r.hits[h].title + 1);
+            double by_hand = bm25_rd(d, q, rd);
+            cr_assert(rd[d], "LEAK: %s got d%d of s%d for \"%s\"", names[u], d, src_of[d], q);
+            cr_assert(r.hits[h].score == by_hand, "\"%s\" as %s, d%d: scored %.17g, by hand"
+                      " %.17g", q, names[u], d, r.hits[h].score, by_hand);
+            got[d] = 1;
+            scored++;
+        }
+        for (int d = 0; d < NDOCS; d++) {
+            int match = has_word[d][w1] || (strchr(q, ' ')[1] && has_word[d][w2]);
+            cr_assert(got[d] || !(match && rd[d]), "MISSING: %s did not get d%d of s%d for"
+                      " \"%s\"", names[u], d, src_of[d], q);
+            want += match && rd[d];
+        }
+        cr_assert_eq((int)r.n, want);
+        seen += want;
+        search_result_free(&r);
+        checked++;
+    }
+    cr_assert_eq(checked, 400);
+    cr_assert_gt(seen, 2000, "a one-sided oracle: %d readable matches in all", seen);
+    cr_assert_eq(scored, seen);
+    store_close(st);
     tu_rmrf(dir);
     free(dir);
 }
