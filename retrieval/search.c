@@ -203,8 +203,12 @@ static const char sources_sql[] =
  * keeps it one (live document, ACL set), for a leg whose candidates are
  * fused before anything is shown.
  */
+/* acl_synced_at: when the document's ACL was last confirmed, by its own
+ * write or by a run that read every permission of its source whole (which
+ * does not rewrite unchanged rows). */
 static const char hit_sql[] =
-    "SELECT c.doc_id, c.acl_id, d.acl_synced_at, s.name, d.title, d.url, f.c1"
+    "SELECT c.doc_id, c.acl_id, max(d.acl_synced_at, coalesce((SELECT synced_at FROM"
+    " source_acl_sync a WHERE a.source_id = d.source_id), 0)), s.name, d.title, d.url, f.c1"
     " FROM chunks c JOIN documents d ON d.id = c.doc_id JOIN sources s ON s.id = d.source_id"
     " JOIN chunks_fts_content f ON f.id = c.id WHERE c.id = ?1 AND d.deleted = 0";
 /* A chunk row outlives no document: deleting one drops its chunks in the

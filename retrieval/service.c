@@ -246,8 +246,9 @@ static int worker_open(svc *s, worker *w, ctx_error *err)
         "SELECT l.name FROM acl_labels a JOIN labels l ON l.id = a.label_id"
         " WHERE a.acl_id = ?1 ORDER BY l.name";
     static const char doc_sql[] =
-        "SELECT d.title, d.url, s.name, d.body, d.acl_id, d.acl_synced_at, d.ext_id,"
-        " d.stream, d.source_id FROM documents d"
+        "SELECT d.title, d.url, s.name, d.body, d.acl_id, max(d.acl_synced_at,"
+        " coalesce((SELECT synced_at FROM source_acl_sync a WHERE a.source_id = d.source_id),"
+        " 0)), d.ext_id, d.stream, d.source_id FROM documents d"
         " JOIN sources s ON s.id = d.source_id WHERE d.id = ?1 AND d.deleted = 0";
     /* The lowest id: a source's external ids are unique per stream, and when
      * two streams share one, the SOURCE:EXTERNAL_ID form names the first. */

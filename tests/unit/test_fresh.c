@@ -179,6 +179,15 @@ Test(fresh, stale_permissions_withhold_the_source_until_a_full_sync)
     cr_assert_eq(json_array_size(json_object_get(a, "withheld")), 0);
     json_decref(a);
 
+    /* A hit's acl_synced_at is its source's last whole read when that is
+     * newer than the row's own (a permission run leaves unchanged rows be). */
+    cr_assert_eq(store_exec(st, "UPDATE documents SET acl_synced_at = 1", &err), 0);
+    a = ask(&cfg, &fetched);
+    cr_assert_eq(json_integer_value(json_object_get(
+                     json_array_get(json_object_get(a, "results"), 0), "acl_synced_at")),
+                 tu_count(st, "SELECT synced_at FROM source_acl_sync"));
+    json_decref(a);
+
     /* A store whose permissions were never read whole (from before v8). */
     cr_assert_eq(store_exec(st, "DELETE FROM source_acl_sync", &err), 0);
     a = ask(&cfg, &fetched);
