@@ -1,27 +1,20 @@
 /*
  * service.c - the transport-independent retrieval service (see service.h):
  * grants, request parsing, context packing, the worker pool, the shared
- * vector index and the audit writer.
+ * vector index, and the service's life. The audit writer and usage are in
+ * service_audit.c; fetch, explain and permission ages in service_fetch.c.
  */
-#include "service.h"
-
-#include <errno.h>
+#include "service_int.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../agent/jobs.h"
 #include "../core/util.h"
 #include "../indexer/chunker.h"
-#include "../indexer/embed.h"
-#include "../indexer/store.h"
-#include "../indexer/vindex.h"
 #include "acl.h"
-#include "explain.h"
-#include "fresh.h"
 #include "hybrid.h"
 #include "rank.h"
 #include "search.h"
@@ -34,68 +27,6 @@ const char svc_untrusted_note[] =
 
 /* Below this many tokens of budget left, a cut chunk is not worth sending. */
 #define PACK_MIN_TOKENS 16
-#define AUDIT_QUEUE_MAX 65536
-/* How long the audit writer lets records gather before a commit: also the
- * most a crash can lose beyond the records a commit was writing. */
-#define AUDIT_LINGER_MS 20
-
-typedef struct worker {
-    ctx_store *st;
-    embed_provider *emb;    /* query embedder of emb_model, or NULL */
-    int64_t emb_model;
-    sqlite3_stmt *labels;   /* labels of an ACL set */
-    sqlite3_stmt *doc;      /* one document */
-    sqlite3_stmt *acl;      /* a chunk's ACL set */
-    sqlite3_stmt *ext;      /* a document's external id and stream */
-    sqlite3_stmt *byext;    /* a live document by source name and external id */
-    int busy;
-} worker;
-
-typedef struct audit_item {
-    store_audit_rec r;
-    char *strs;             /* owned copies of the record's strings, one block */
-} audit_item;
-
-typedef struct usage_entry {
-    char *name;
-    int is_agent;
-    int64_t tokens;
-} usage_entry;
-
-struct svc {
-    /* grants, sources, audit and embedding settings: svc_reload swaps it */
-    pthread_rwlock_t clock;
-    const ctx_config *cfg;
-    char store_path[4096], data_dir[4096];
-    /* worker pool */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    worker *workers;
-    int nworkers;
-    /* the vector index, shared by searches */
-    pthread_rwlock_t vlock;
-    vindex *vi;
-    int64_t vi_model;
-    int index_ok;           /* read by any thread: __atomic */
-    /* audit writer */
-    pthread_mutex_t amu;
-    pthread_cond_t acv, adone;
-    audit_item *aq;
-    size_t naq, capaq;
-    uint64_t queued, written;
-    uint64_t flush_to;      /* svc_audit_flush waits for the records up to here */
-    int astop;
-    pthread_t writer;
-    ctx_store *ast;
-    /* usage */
-    pthread_mutex_t umu;
-    usage_entry *usage;
-    size_t nusage;
-    /* sources' permission ages (fresh.h), checked at most once a second */
-    pthread_mutex_t fmu;
-    fresh_report fresh;
-    int64_t fresh_at;       /* ms; 0 = not yet, or the config changed */
-};
 
 /* ---- request parsing ---- */
 
@@ -193,7 +124,7 @@ void svc_request_free(svc_request *req)
 
 /* ---- grants ---- */
 
-static int has(const ctx_strlist *l, const char *s)
+int svc__has(const ctx_strlist *l, const char *s)
 {
     for (size_t i = 0; i < l->n; i++)
         if (!strcmp(l->v[i], s) || !strcmp(l->v[i], "*"))
@@ -209,8 +140,8 @@ static int in_list(const char *const *v, size_t n, const char *s)
     return 0;
 }
 
-/* labels_ok - labels (JSON array) within the grant and matching the filter. */
-static int labels_ok(const ctx_agent_grant *g, const svc_request *req, json_t *labels)
+/* svc__labels_ok - labels (JSON array) within the grant and matching the filter. */
+int svc__labels_ok(const ctx_agent_grant *g, const svc_request *req, json_t *labels)
 {
     size_t i;
     json_t *l;
@@ -218,7 +149,7 @@ static int labels_ok(const ctx_agent_grant *g, const svc_request *req, json_t *l
 
     json_array_foreach(labels, i, l) {
         const char *name = json_string_value(l);
-        if (!has(&g->labels, name))
+        if (!svc__has(&g->labels, name))
             return 0;
         if (req && in_list(req->labels, req->nlabels, name))
             any = 1;
@@ -274,12 +205,12 @@ static int worker_open(svc *s, worker *w, ctx_error *err)
 }
 
 /*
- * take - a free worker, opening its connection on first use; waits when all
+ * svc__take - a free worker, opening its connection on first use; waits when all
  * are busy. Its connection is in a read transaction until give: one request
  * reads one snapshot, and its statements do not each take and drop the
  * WAL read lock.
  */
-static worker *take(svc *s, ctx_error *err)
+worker *svc__take(svc *s, ctx_error *err)
 {
     worker *w = NULL;
 
@@ -312,7 +243,7 @@ fail:
     return NULL;
 }
 
-static void give(svc *s, worker *w)
+void svc__give(svc *s, worker *w)
 {
     sqlite3 *db = store_db(w->st);
 
@@ -336,7 +267,7 @@ int svc_warm(svc *s, ctx_error *err)
     /* all taken at once: each one is opened, not the first again */
     for (; n < s->nworkers && !rc; n++) {
         rank_conn *rconn;
-        if (!(all[n] = take(s, err))) {
+        if (!(all[n] = svc__take(s, err))) {
             rc = err->code;
             break;
         }
@@ -347,13 +278,13 @@ int svc_warm(svc *s, ctx_error *err)
     }
     while (n-- > 0)
         if (all[n])
-            give(s, all[n]);
+            svc__give(s, all[n]);
     ctx_free(all);
     return rc;
 }
 
-/* acl_labels_of - the labels of ACL set acl_id as a new JSON array. */
-static json_t *acl_labels_of(worker *w, int64_t acl_id)
+/* svc__acl_labels_of - the labels of ACL set acl_id as a new JSON array. */
+json_t *svc__acl_labels_of(worker *w, int64_t acl_id)
 {
     json_t *a = json_array();
 
@@ -375,187 +306,6 @@ static int64_t chunk_acl(worker *w, int64_t chunk_id)
         acl = sqlite3_column_int64(w->acl, 0);
     sqlite3_reset(w->acl);
     return acl;
-}
-
-/* ---- usage and audit ---- */
-
-static void usage_add(svc *s, const char *name, int is_agent, int64_t tokens)
-{
-    if (!name || tokens <= 0)
-        return;
-    pthread_mutex_lock(&s->umu);
-    for (size_t i = 0; i < s->nusage; i++) {
-        if (s->usage[i].is_agent == is_agent && !strcmp(s->usage[i].name, name)) {
-            s->usage[i].tokens += tokens;
-            pthread_mutex_unlock(&s->umu);
-            return;
-        }
-    }
-    if (s->nusage < 100000) {
-        usage_entry *v = ctx_realloc(s->usage, (s->nusage + 1) * sizeof *v);
-        if (v) {
-            s->usage = v;
-            v[s->nusage].name = ctx_strdup(name);
-            v[s->nusage].is_agent = is_agent;
-            v[s->nusage].tokens = tokens;
-            if (v[s->nusage].name)
-                s->nusage++;
-        }
-    }
-    pthread_mutex_unlock(&s->umu);
-}
-
-json_t *svc_usage(svc *s)
-{
-    json_t *u = json_object(), *a = json_object();
-
-    pthread_mutex_lock(&s->umu);
-    for (size_t i = 0; i < s->nusage; i++)
-        json_object_set_new(s->usage[i].is_agent ? a : u, s->usage[i].name,
-                            json_integer(s->usage[i].tokens));
-    pthread_mutex_unlock(&s->umu);
-    return json_pack("{s:o,s:o}", "users", u, "agents", a);
-}
-
-/* audit - queue one record (strings copied); waits while the queue is full. */
-static void audit(svc *s, const svc_identity *id, const char *action, const char *query,
-                  json_t *doc_ids, int64_t tokens, uint64_t t0, const char *outcome)
-{
-    char hash[65] = "", *ids = doc_ids ? json_dumps(doc_ids, JSON_COMPACT) : NULL;
-    const char *fields[6];
-    size_t lens[6], total = 0;
-    audit_item it;
-    char *p;
-
-    memset(&it, 0, sizeof it);
-    if (query) {
-        const void *parts[1] = {query};
-        size_t plen[1] = {strlen(query)};
-        ctx_hash_hex(parts, plen, 1, hash);
-    }
-    fields[0] = id ? id->user : NULL;
-    fields[1] = id ? id->agent : NULL;
-    fields[2] = action;
-    fields[3] = query && s->cfg->audit_store_queries ? query : NULL;
-    fields[4] = query ? hash : NULL;
-    fields[5] = ids ? ids : "[]";
-    for (int i = 0; i < 6; i++)
-        total += lens[i] = fields[i] ? strlen(fields[i]) + 1 : 0;
-    if (!(it.strs = p = ctx_malloc(total ? total : 1))) {
-        ctx_log(CTX_LOG_ERROR, "audit", "out of memory: a %s by %s was not recorded", action,
-                fields[0] ? fields[0] : "(nobody)");
-        free(ids);
-        return;
-    }
-    {
-        const char **dst[6] = {&it.r.user, &it.r.agent, &it.r.action, &it.r.query,
-                               &it.r.query_sha256, &it.r.doc_ids};
-        for (int i = 0; i < 6; i++) {
-            if (!fields[i])
-                continue;
-            memcpy(p, fields[i], lens[i]);
-            *dst[i] = p;
-            p += lens[i];
-        }
-    }
-    free(ids);
-    it.r.at = ctx_now_ms();
-    it.r.tokens = tokens;
-    it.r.latency_us = (int64_t)((ctx_mono_ns() - t0) / 1000);
-    it.r.outcome = outcome; /* a string literal */
-    pthread_mutex_lock(&s->amu);
-    while (s->naq >= AUDIT_QUEUE_MAX && !s->astop)
-        pthread_cond_wait(&s->adone, &s->amu);
-    if (s->naq == s->capaq) {
-        size_t cap = s->capaq ? s->capaq * 2 : 64;
-        audit_item *v = ctx_realloc(s->aq, cap * sizeof *v);
-        if (!v) {
-            pthread_mutex_unlock(&s->amu);
-            ctx_free(it.strs);
-            ctx_log(CTX_LOG_ERROR, "audit", "out of memory: a record was not queued");
-            return;
-        }
-        s->aq = v;
-        s->capaq = cap;
-    }
-    s->aq[s->naq++] = it;
-    s->queued++;
-    pthread_cond_signal(&s->acv);
-    pthread_mutex_unlock(&s->amu);
-}
-
-/* The writer: takes the whole queue and writes it in one transaction. */
-static void *audit_writer(void *arg)
-{
-    svc *s = arg;
-    audit_item *batch = NULL;
-    size_t n = 0, cap = 0;
-
-    pthread_mutex_lock(&s->amu);
-    for (;;) {
-        while (!s->naq && !s->astop)
-            pthread_cond_wait(&s->acv, &s->amu);
-        if (!s->naq && s->astop)
-            break;
-        if (!s->astop && s->written + s->naq > s->flush_to) {
-            /* Let a batch gather: each commit costs a WAL append and locks,
-             * which showed in perf at one or two records a commit. */
-            struct timespec linger = {0, AUDIT_LINGER_MS * 1000000L};
-            pthread_mutex_unlock(&s->amu);
-            nanosleep(&linger, NULL);
-            pthread_mutex_lock(&s->amu);
-        }
-        /* swap the queue out */
-        batch = s->aq;
-        n = s->naq;
-        cap = s->capaq;
-        s->aq = NULL;
-        s->naq = s->capaq = 0;
-        pthread_mutex_unlock(&s->amu);
-        {
-            ctx_error err;
-            int rc = store_begin(s->ast, &err);
-            for (size_t i = 0; !rc && i < n; i++)
-                rc = store_audit_put(s->ast, &batch[i].r, &err);
-            if (!rc)
-                rc = store_commit(s->ast, &err);
-            if (rc) {
-                store_rollback(s->ast);
-                /* Try them one by one so one bad row costs only itself. */
-                for (size_t i = 0; i < n; i++)
-                    if (store_audit_put(s->ast, &batch[i].r, &err))
-                        ctx_log(CTX_LOG_ERROR, "audit", "a %s by %s was not recorded: %s",
-                                batch[i].r.action, batch[i].r.user ? batch[i].r.user : "-",
-                                err.text);
-            }
-        }
-        for (size_t i = 0; i < n; i++)
-            ctx_free(batch[i].strs);
-        ctx_free(batch);
-        (void)cap;
-        pthread_mutex_lock(&s->amu);
-        s->written += n;
-        pthread_cond_broadcast(&s->adone);
-    }
-    pthread_mutex_unlock(&s->amu);
-    return NULL;
-}
-
-void svc_audit_refusal(svc *s, const svc_identity *id, const char *action, const char *outcome)
-{
-    pthread_rwlock_rdlock(&s->clock);
-    audit(s, id, action, NULL, NULL, 0, ctx_mono_ns(), outcome);
-    pthread_rwlock_unlock(&s->clock);
-}
-
-void svc_audit_flush(svc *s)
-{
-    pthread_mutex_lock(&s->amu);
-    uint64_t want = s->queued;
-    s->flush_to = want; /* the writer does not linger for these */
-    while (s->written < want)
-        pthread_cond_wait(&s->adone, &s->amu);
-    pthread_mutex_unlock(&s->amu);
 }
 
 /* ---- the vector index ---- */
@@ -611,7 +361,7 @@ int svc_index_refresh(svc *s, ctx_error *err)
     worker *w;
     int rc, how;
 
-    if (!(w = take(s, err)))
+    if (!(w = svc__take(s, err)))
         return err->code;
     if ((rc = store_embed_models(w->st, &active, &target, err)))
         goto done;
@@ -655,7 +405,7 @@ int svc_index_refresh(svc *s, ctx_error *err)
         }
     }
 done:
-    give(s, w);
+    svc__give(s, w);
     return rc;
 }
 
@@ -665,11 +415,11 @@ int svc_ready(svc *s)
     ctx_error err;
     int ok;
 
-    if (!__atomic_load_n(&s->index_ok, __ATOMIC_ACQUIRE) || !(w = take(s, &err)))
+    if (!__atomic_load_n(&s->index_ok, __ATOMIC_ACQUIRE) || !(w = svc__take(s, &err)))
         return 0;
     ok = sqlite3_exec(store_db(w->st), "SELECT 1 FROM sources LIMIT 1", NULL, NULL, NULL) ==
          SQLITE_OK;
-    give(s, w);
+    svc__give(s, w);
     return ok;
 }
 
@@ -685,7 +435,7 @@ static const acl_label_filter *label_filter(const ctx_agent_grant *g, const svc_
     static const char *const no_label[1] = {NULL};
 
     memset(lf, 0, sizeof *lf);
-    if (!has(&g->labels, "*")) { /* an empty grant allows unlabeled sets only */
+    if (!svc__has(&g->labels, "*")) { /* an empty grant allows unlabeled sets only */
         lf->allowed = g->labels.n ? (const char *const *)g->labels.v : no_label;
         lf->nallowed = g->labels.n;
     }
@@ -697,11 +447,11 @@ static const acl_label_filter *label_filter(const ctx_agent_grant *g, const svc_
 }
 
 /*
- * fresh_get - the sources' permission ages (a copy, new: fresh_report_free
+ * svc__fresh_get - the sources' permission ages (a copy, new: fresh_report_free
  * it), read through w's connection at most once a second. Under the
  * config's read lock: the report borrows the config's names.
  */
-static int fresh_get(svc *s, worker *w, fresh_report *out, ctx_error *err)
+int svc__fresh_get(svc *s, worker *w, fresh_report *out, ctx_error *err)
 {
     int64_t now = ctx_now_ms();
     int rc = CTX_OK;
@@ -787,7 +537,7 @@ static int run_search(svc *s, worker *w, const svc_identity *id, const svc_reque
 
 /* put_text - up to budget tokens of text: whole, or cut at a character
  * boundary to fit. *ntok receives its tokens; returns the bytes kept. */
-static size_t fit(const char *text, size_t len, int64_t budget, int *ntok)
+size_t svc__fit(const char *text, size_t len, int64_t budget, int *ntok)
 {
     size_t lo = 0, hi = len;
 
@@ -832,7 +582,7 @@ static int context_add(ctx_buf *b, const char *cite, const char *title, const ch
 
 /*
  * text_value - s[0..n) as a JSON string. The store's text was made valid
- * UTF-8 when it was ingested and fit() cuts between characters; the check
+ * UTF-8 when it was ingested and svc__fit() cuts between characters; the check
  * here is ctx_utf8_valid's (a few instructions a byte, jansson's own is
  * some 25), and a text that fails it is a bug: it goes out empty, logged.
  */
@@ -844,7 +594,7 @@ static json_t *text_value(const char *s, size_t n)
     return json_string("");
 }
 
-static const ctx_agent_grant *grant_of(svc *s, const svc_identity *id)
+const ctx_agent_grant *svc__grant_of(svc *s, const svc_identity *id)
 {
     if (!id || !id->user || !*id->user || !id->agent)
         return NULL;
@@ -869,7 +619,7 @@ static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
                          json_t **answer, ctx_error *err)
 {
     uint64_t t0 = ctx_mono_ns();
-    const ctx_agent_grant *g = grant_of(s, id);
+    const ctx_agent_grant *g = svc__grant_of(s, id);
     const char *mode = req->mode ? req->mode : "hybrid";
     const char **srcs = NULL;
     size_t nsrcs = 0;
@@ -886,7 +636,7 @@ static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
     memset(&res, 0, sizeof res);
     memset(&fr, 0, sizeof fr);
     if (!g) {
-        audit(s, id, "search", req->query, NULL, 0, t0, "denied");
+        svc__audit(s, id, "search", req->query, NULL, 0, t0, "denied");
         return ctx_error_set(err, CTX_EAUTH, "%s", !id || !id->user || !*id->user
                                                        ? "no user: a token must name the user"
                                                        : "agent is not registered in the"
@@ -908,7 +658,7 @@ static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
     }
     for (size_t i = 0; i < s->cfg->nsources; i++) {
         const char *name = s->cfg->sources[i].name;
-        if (has(&g->sources, name) &&
+        if (svc__has(&g->sources, name) &&
             (!req->nsources || in_list(req->sources, req->nsources, name)))
             srcs[nsrcs++] = name;
     }
@@ -916,21 +666,21 @@ static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
     ids = json_array();
     if (!nsrcs)
         goto pack; /* nothing granted and asked for */
-    if (!(w = take(s, err))) {
+    if (!(w = svc__take(s, err))) {
         rc = err->code;
         goto done;
     }
-    if ((rc = fresh_get(s, w, &fr, err)) ||
+    if ((rc = svc__fresh_get(s, w, &fr, err)) ||
         (rc = run_search(s, w, id, req, mode, k, srcs, nsrcs, label_filter(g, req, &fr, &lf),
                          &res, err)))
         goto done;
     for (size_t i = 0; i < res.n && json_array_size(results) < (size_t)k; i++) {
         const search_hit *h = &res.hits[i];
-        json_t *labels = acl_labels_of(w, chunk_acl(w, h->chunk_id));
+        json_t *labels = svc__acl_labels_of(w, chunk_acl(w, h->chunk_id));
         char cite[64];
         int ntok;
         size_t keep, len;
-        if (!labels_ok(g, req, labels)) { /* the filter's twin, in case they disagree */
+        if (!svc__labels_ok(g, req, labels)) { /* the filter's twin, in case they disagree */
             json_decref(labels);
             continue;
         }
@@ -940,7 +690,7 @@ static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
             break;
         }
         len = strlen(h->text);
-        keep = fit(h->text, len, budget - used, &ntok);
+        keep = svc__fit(h->text, len, budget - used, &ntok);
         if (keep < len)
             truncated = 1;
         snprintf(cite, sizeof cite, "[%zu]", json_array_size(results) + 1);
@@ -978,12 +728,12 @@ pack:
         rc = ctx_error_set(err, CTX_ENOMEM, "out of memory");
 done:
     if (w)
-        give(s, w);
+        svc__give(s, w);
     fresh_report_free(&fr);
-    audit(s, id, "search", req->query, ids, rc ? 0 : used, t0, rc ? "error" : "ok");
+    svc__audit(s, id, "search", req->query, ids, rc ? 0 : used, t0, rc ? "error" : "ok");
     if (!rc) {
-        usage_add(s, id->user, 0, used);
-        usage_add(s, id->agent, 1, used);
+        svc__usage_add(s, id->user, 0, used);
+        svc__usage_add(s, id->agent, 1, used);
     }
     json_decref(results);
     json_decref(ids);
@@ -993,221 +743,12 @@ done:
     return rc;
 }
 
-/* ---- fetch ---- */
-
-/*
- * readable - may user read ACL set acl_id of source source_id, now? Not
- * when the source is withheld for the age of its permissions.
- */
-static int readable(svc *s, worker *w, const char *user, int64_t acl_id, int64_t source_id,
-                    ctx_error *err)
-{
-    fresh_report fr;
-    acl_access a;
-    int ok = 0;
-
-    if (fresh_get(s, w, &fr, err))
-        return 0;
-    for (size_t i = 0; i < fr.nwithheld; i++)
-        if (fr.withheld[i] == source_id) {
-            fresh_report_free(&fr);
-            return 0;
-        }
-    fresh_report_free(&fr);
-    if (!acl_access_get(store_db(w->st), user, &a, err))
-        for (size_t i = 0; i < a.readable.n && !ok; i++)
-            ok = a.readable.ids[i] == acl_id;
-    acl_access_free(&a);
-    return ok;
-}
-
-int svc_explain(svc *s, const char *user, const char *via, const char *ref, json_t **answer,
-                ctx_error *err)
-{
-    uint64_t t0 = ctx_mono_ns();
-    worker *w;
-    int rc;
-
-    *answer = NULL;
-    pthread_rwlock_rdlock(&s->clock);
-    if (!(w = take(s, err))) {
-        pthread_rwlock_unlock(&s->clock);
-        return err->code;
-    }
-    rc = explain_access(store_db(w->st), s->cfg, user, via, ref, ctx_now_ms(), answer, err);
-    give(s, w);
-    {
-        /* An operator looked: the log says at whom and at what. */
-        svc_identity who = {user, via};
-        json_t *ids = json_array();
-        json_t *doc = *answer ? json_object_get(*answer, "document") : NULL;
-        if (doc)
-            json_array_append(ids, json_object_get(doc, "doc_id"));
-        audit(s, &who, "explain", ref, ids, 0, t0, rc ? "error" : "ok");
-        json_decref(ids);
-    }
-    pthread_rwlock_unlock(&s->clock);
-    return rc;
-}
-
-json_t *svc_permission_ages(svc *s)
-{
-    fresh_report fr;
-    ctx_error err;
-    json_t *out = NULL;
-    int64_t now = ctx_now_ms();
-    worker *w;
-
-    pthread_rwlock_rdlock(&s->clock);
-    if ((w = take(s, &err))) {
-        if (!fresh_get(s, w, &fr, &err)) {
-            out = json_object();
-            for (size_t i = 0; out && i < fr.n; i++) {
-                const fresh_source *f = &fr.v[i];
-                json_object_set_new(
-                    out, f->name,
-                    json_pack("{s:o,s:o,s:o,s:b}", "synced_at",
-                              f->synced_at ? json_integer(f->synced_at) : json_null(), "age_s",
-                              f->synced_at ? json_integer((now - f->synced_at) / 1000)
-                                           : json_null(),
-                              "max_permission_age_s",
-                              f->bound_ms < 0 ? json_null() : json_integer(f->bound_ms / 1000),
-                              "withheld", f->withheld));
-            }
-            fresh_report_free(&fr);
-        }
-        give(s, w);
-    }
-    pthread_rwlock_unlock(&s->clock);
-    return out;
-}
-
 int svc_search(svc *s, const svc_identity *id, const svc_request *req, json_t **answer,
                ctx_error *err)
 {
     int rc;
     pthread_rwlock_rdlock(&s->clock);
     rc = search_locked(s, id, req, answer, err);
-    pthread_rwlock_unlock(&s->clock);
-    return rc;
-}
-
-/*
- * resolve_ref - the document a reference names, or 0: a positive decimal
- * internal id, or SOURCE:EXTERNAL_ID. A source name has no ':' (config
- * names are [A-Za-z0-9_.-]), so the first ':' ends it and the external id
- * may hold more. Whether the caller may read it is not looked at here:
- * the fetch answers a forbidden and a missing document alike.
- */
-static int64_t resolve_ref(worker *w, const char *ref)
-{
-    const char *colon = strchr(ref, ':');
-    int64_t doc = 0;
-
-    if (!colon) {
-        char *end;
-        long long n;
-        errno = 0;
-        n = strtoll(ref, &end, 10);
-        return *ref >= '1' && *ref <= '9' && !*end && !errno && n > 0 ? (int64_t)n : 0;
-    }
-    if (colon == ref || !colon[1])
-        return 0;
-    sqlite3_reset(w->byext);
-    sqlite3_bind_text(w->byext, 1, ref, (int)(colon - ref), SQLITE_STATIC);
-    sqlite3_bind_text(w->byext, 2, colon + 1, -1, SQLITE_STATIC);
-    if (sqlite3_step(w->byext) == SQLITE_ROW)
-        doc = sqlite3_column_int64(w->byext, 0);
-    sqlite3_reset(w->byext);
-    return doc;
-}
-
-/* fetch_locked - svc_fetch under the config's read lock; ref, when set, names the document. */
-static int fetch_locked(svc *s, const svc_identity *id, int64_t doc_id, const char *ref,
-                        json_t **answer, ctx_error *err)
-{
-    uint64_t t0 = ctx_mono_ns();
-    const ctx_agent_grant *g = grant_of(s, id);
-    json_t *labels = NULL, *ids = NULL;
-    int rc = CTX_ENOTFOUND, ntok = 0;
-    char cite[32];
-    worker *w;
-
-    *answer = NULL;
-    if (!g) {
-        audit(s, id, "fetch", NULL, NULL, 0, t0, "denied");
-        return ctx_error_set(err, CTX_EAUTH, "%s", !id || !id->user || !*id->user
-                                                       ? "no user: a token must name the user"
-                                                       : "agent is not registered in the"
-                                                         " config's \"agents\"");
-    }
-    if (!(w = take(s, err))) {
-        audit(s, id, "fetch", NULL, NULL, 0, t0, "error");
-        return err->code;
-    }
-    if (ref)
-        doc_id = resolve_ref(w, ref);
-    sqlite3_reset(w->doc);
-    sqlite3_bind_int64(w->doc, 1, doc_id);
-    if (doc_id > 0 && sqlite3_step(w->doc) == SQLITE_ROW) {
-        const char *source = (const char *)sqlite3_column_text(w->doc, 2);
-        const char *body = (const char *)sqlite3_column_text(w->doc, 3);
-        int64_t acl_id = sqlite3_column_int64(w->doc, 4);
-        labels = acl_labels_of(w, acl_id);
-        if (source && has(&g->sources, source) && labels_ok(g, NULL, labels) &&
-            readable(s, w, id->user, acl_id, sqlite3_column_int64(w->doc, 8), err)) {
-            size_t len = body ? strlen(body) : 0;
-            size_t keep = fit(body ? body : "", len, g->max_tokens, &ntok);
-            char *text = ctx_strndup(body ? body : "", keep);
-            const char *title = (const char *)sqlite3_column_text(w->doc, 0);
-            const char *url = (const char *)sqlite3_column_text(w->doc, 1);
-            snprintf(cite, sizeof cite, "[doc %lld]", (long long)doc_id);
-            const char *ext = (const char *)sqlite3_column_text(w->doc, 6);
-            const char *stream = (const char *)sqlite3_column_text(w->doc, 7);
-            *answer = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:O,s:I,s:s,s:s,s:i,s:b,s:b,s:s}",
-                                "doc_id", (json_int_t)doc_id, "external_id", ext ? ext : "",
-                                "stream", stream ? stream : "", "title", title ? title : "",
-                                "url",
-                                url ? url : "", "source", source, "labels", labels,
-                                "acl_synced_at", (json_int_t)sqlite3_column_int64(w->doc, 5),
-                                "citation", cite, "text", text ? text : "", "tokens", ntok,
-                                "truncated", keep < len, "untrusted_content", 1, "note",
-                                svc_untrusted_note);
-            ctx_free(text);
-            rc = *answer ? CTX_OK : ctx_error_set(err, CTX_ENOMEM, "out of memory");
-        }
-    }
-    sqlite3_reset(w->doc);
-    give(s, w);
-    json_decref(labels);
-    if (rc == CTX_ENOTFOUND)
-        ctx_error_set(err, CTX_ENOTFOUND, "no such document");
-    ids = rc ? json_array() : json_pack("[I]", (json_int_t)doc_id);
-    audit(s, id, "fetch", NULL, ids, rc ? 0 : ntok, t0,
-          !rc ? "ok" : rc == CTX_ENOTFOUND ? "not_found" : "error");
-    json_decref(ids);
-    if (!rc) {
-        usage_add(s, id->user, 0, ntok);
-        usage_add(s, id->agent, 1, ntok);
-    }
-    return rc;
-}
-
-int svc_fetch(svc *s, const svc_identity *id, int64_t doc_id, json_t **answer, ctx_error *err)
-{
-    int rc;
-    pthread_rwlock_rdlock(&s->clock);
-    rc = fetch_locked(s, id, doc_id, NULL, answer, err);
-    pthread_rwlock_unlock(&s->clock);
-    return rc;
-}
-
-int svc_fetch_ref(svc *s, const svc_identity *id, const char *ref, json_t **answer,
-                  ctx_error *err)
-{
-    int rc;
-    pthread_rwlock_rdlock(&s->clock);
-    rc = fetch_locked(s, id, 0, ref ? ref : "", answer, err);
     pthread_rwlock_unlock(&s->clock);
     return rc;
 }
@@ -1291,7 +832,7 @@ int svc_new(const ctx_config *cfg, int nworkers, svc **out, ctx_error *err)
         ctx_free(s);
         return rc;
     }
-    if (pthread_create(&s->writer, NULL, audit_writer, s)) {
+    if (pthread_create(&s->writer, NULL, svc__audit_writer, s)) {
         store_close(s->ast);
         ctx_free(s->workers);
         ctx_free(s);

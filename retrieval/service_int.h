@@ -1,0 +1,123 @@
+/*
+ * service_int.h - what the service's files (service.c, service_audit.c,
+ * service_fetch.c) share: struct svc, its worker pool and the few helpers
+ * more than one of them calls. Retrieval-internal: only retrieval/service*.c.
+ */
+#ifndef CTX_RETRIEVAL_SERVICE_INT_H
+#define CTX_RETRIEVAL_SERVICE_INT_H
+
+#include <pthread.h>
+
+#include "../indexer/embed.h"
+#include "../indexer/store.h"
+#include "../indexer/vindex.h"
+#include "fresh.h"
+#include "service.h"
+
+typedef struct worker {
+    ctx_store *st;
+    embed_provider *emb;    /* query embedder of emb_model, or NULL */
+    int64_t emb_model;
+    sqlite3_stmt *labels;   /* labels of an ACL set */
+    sqlite3_stmt *doc;      /* one document */
+    sqlite3_stmt *acl;      /* a chunk's ACL set */
+    sqlite3_stmt *ext;      /* a document's external id and stream */
+    sqlite3_stmt *byext;    /* a live document by source name and external id */
+    int busy;
+} worker;
+
+typedef struct audit_item {
+    store_audit_rec r;
+    char *strs;             /* owned copies of the record's strings, one block */
+} audit_item;
+
+typedef struct usage_entry {
+    char *name;
+    int is_agent;
+    int64_t tokens;
+} usage_entry;
+
+struct svc {
+    /* grants, sources, audit and embedding settings: svc_reload swaps it */
+    pthread_rwlock_t clock;
+    const ctx_config *cfg;
+    char store_path[4096], data_dir[4096];
+    /* worker pool */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    worker *workers;
+    int nworkers;
+    /* the vector index, shared by searches */
+    pthread_rwlock_t vlock;
+    vindex *vi;
+    int64_t vi_model;
+    int index_ok;           /* read by any thread: __atomic */
+    /* audit writer */
+    pthread_mutex_t amu;
+    pthread_cond_t acv, adone;
+    audit_item *aq;
+    size_t naq, capaq;
+    uint64_t queued, written;
+    uint64_t flush_to;      /* svc_audit_flush waits for the records up to here */
+    int astop;
+    pthread_t writer;
+    ctx_store *ast;
+    /* usage */
+    pthread_mutex_t umu;
+    usage_entry *usage;
+    size_t nusage;
+    /* sources' permission ages (fresh.h), checked at most once a second */
+    pthread_mutex_t fmu;
+    fresh_report fresh;
+    int64_t fresh_at;       /* ms; 0 = not yet, or the config changed */
+};
+
+/* ---- service.c ---- */
+
+/*
+ * svc__take - a free worker (borrowed until svc__give), in a read
+ * transaction; waits when all are busy. NULL on error, with err set.
+ */
+worker *svc__take(svc *s, ctx_error *err);
+
+/* svc__give - end w's read transaction and hand it back to the pool. */
+void svc__give(svc *s, worker *w);
+
+/* svc__acl_labels_of - the labels of ACL set acl_id as a new JSON array. */
+json_t *svc__acl_labels_of(worker *w, int64_t acl_id);
+
+/* svc__has - is s in l, or l holds "*"? */
+int svc__has(const ctx_strlist *l, const char *s);
+
+/* svc__labels_ok - labels (JSON array) within the grant and matching req's filter. */
+int svc__labels_ok(const ctx_agent_grant *g, const svc_request *req, json_t *labels);
+
+/*
+ * svc__fresh_get - the sources' permission ages (a copy, new:
+ * fresh_report_free it), read at most once a second; under the config's
+ * read lock.
+ */
+int svc__fresh_get(svc *s, worker *w, fresh_report *out, ctx_error *err);
+
+/* svc__fit - the bytes of text that fit in budget tokens; *ntok gets their tokens. */
+size_t svc__fit(const char *text, size_t len, int64_t budget, int *ntok);
+
+/* svc__grant_of - the caller's agent grant (borrowed from the config), or NULL. */
+const ctx_agent_grant *svc__grant_of(svc *s, const svc_identity *id);
+
+/* ---- service_audit.c ---- */
+
+/*
+ * svc__audit - queue one audit record (strings copied); waits while the
+ * queue is full. Under the config's read lock.
+ */
+void svc__audit(svc *s, const svc_identity *id, const char *action, const char *query,
+                json_t *doc_ids, int64_t tokens, uint64_t t0, const char *outcome);
+
+/* svc__usage_add - count tokens handed to a user (is_agent 0) or an agent. */
+void svc__usage_add(svc *s, const char *name, int is_agent, int64_t tokens);
+
+/* svc__audit_writer - the audit writer thread's body; arg is the svc. */
+void *svc__audit_writer(void *arg);
+
+#endif
