@@ -737,6 +737,11 @@ void rank_tfmap_begin(rank_conn *rc)
         rc->maps[i]->uses /= 2;
 }
 
+void rank_tfmap_hold(rank_conn *rc)
+{
+    rc->builds = TFMAP_BUILDS_PER_SEARCH;
+}
+
 static void tfmap_drop(rank_conn *rc, size_t i)
 {
     rc->entries -= rc->maps[i]->n;

@@ -177,6 +177,10 @@ int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err
 /* rank_tfmap_begin - start a search: maps it gets are not evicted until the next. */
 void rank_tfmap_begin(rank_conn *rc);
 
+/* rank_tfmap_hold - no map is built for the rest of this search (maps it
+ * gets are still counted and extended). */
+void rank_tfmap_hold(rank_conn *rc);
+
 /*
  * rank_tfmap_get - word's map, covering every chunk id <= *upto (the chunk
  * map's loaded; call rank_chunks_load first). df is the word's chunk count.

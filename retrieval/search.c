@@ -922,7 +922,11 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
      * expression allows a few hundred rows.
      */
     if (!(opts && opts->tfmaps < 0)) {
-        /* a small reader's walk counts towards its words' maps too */
+        /* A small reader's searches count towards its words' maps, but it
+         * never pays for a build: that walks a common word's whole doclist,
+         * many times their own rows, which the small reader's walk covers. */
+        if (acl_in_match && nrows * SMALL_READER <= rank_mapped_rows(rconn))
+            rank_tfmap_hold(rconn);
         pl.mapped = pl.rare_mapped = 1;
         for (i = 0; i < terms.n; i++) {
             if ((rc = rank_tfmap_get(rconn, terms.t[i].word, terms.t[i].df, &pl.maps[i],

@@ -54,8 +54,11 @@ typedef struct search_result {
 /*
  * search_lexical - the best k chunks for query that user may read. An
  * unknown user, an empty query or a query of only punctuation yields zero
- * hits and CTX_OK: callers learn nothing from the difference. *out must be
- * search_result_free'd.
+ * hits and CTX_OK: callers learn nothing from the difference. Every
+ * statistic behind a score or the order (BM25's N, mean length, df) is
+ * over the chunks user may read after opts->labels, so chunks they cannot
+ * read change nothing in the answer; opts->sources narrows the rows, not
+ * those statistics. *out must be search_result_free'd.
  */
 int search_lexical(sqlite3 *db, const char *user, const char *query,
                    const search_opts *opts, search_result *out, ctx_error *err);
