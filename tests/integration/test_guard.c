@@ -87,6 +87,8 @@ static void lines(ctx_buf *b)
 
 /* Only this stream, as the agent's permissions job reads (NULL = every stream). */
 static const char *only_stream;
+/* 1: the runs are permission runs (`sync --permissions`). */
+static int perm_run;
 
 /* One run; the sync's result code, with err and *s filled. */
 static int run(const char *guard, int full, int confirm, store_run_stats *s, ctx_error *err)
@@ -106,6 +108,7 @@ static int run(const char *guard, int full, int confirm, store_run_stats *s, ctx
     memset(&so, 0, sizeof so);
     so.full = full;
     so.confirm = confirm;
+    so.permissions = perm_run;
     if (only_stream) {
         so.filter = &only_stream;
         so.nfilter = 1;
@@ -324,6 +327,39 @@ Test(guard, a_full_run_that_would_prune_past_the_share_is_held_before_the_prune)
     run_ok(G, 1, 1, &s);
     cr_assert_eq(s.pruned, 6);
     cr_assert_eq(live(), 4);
+}
+
+/* A permission run's prune (what the source no longer lists) is held the same way. */
+Test(guard, a_permission_run_that_would_prune_past_the_share_is_held)
+{
+    ctx_buf b = CTX_BUF_INIT;
+    store_run_stats s;
+    ctx_error err;
+    char *r;
+
+    write_program();
+    ctx_buf_puts(&b, HELLO);
+    records(&b, 1, 10, "one", "\"user:a@x.test\"");
+    state(&b, 1);
+    lines(&b);
+    run_ok(G, 1, 0, &s);
+
+    ctx_buf_puts(&b, HELLO);
+    records(&b, 1, 3, "one", "\"user:a@x.test\"");
+    lines(&b);
+    perm_run = 1;
+    cr_assert_eq(run(G, 0, 0, &s, &err), CTX_EHELD, "%s", err.text);
+    cr_assert(strstr(err.text, "would delete 7 of the 10"), "%s", err.text);
+    cr_assert_eq(s.pruned, 0);
+    cr_assert_eq(live(), 10, "nothing pruned");
+    r = last_run();
+    cr_assert(!strncmp(r, "held|", 5), "%s", r);
+    free(r);
+
+    run_ok(G, 0, 1, &s);
+    cr_assert_eq(s.pruned, 7);
+    cr_assert_eq(live(), 3);
+    perm_run = 0;
 }
 
 /* ---- F: documents opened to everyone ---- */
