@@ -15,7 +15,7 @@
 #include "../indexer/ingest.h"
 #include "../retrieval/rank.h"
 
-/* ---- warning summary: kinds, counts and a few examples (ops) ---- */
+/* ---- warning summary: kinds, counts and a few examples ---- */
 
 #define WARN_EXAMPLES 3   /* shown as they come, and kept in the run's record */
 #define WARN_KINDS 32     /* distinct kinds kept; more fold into "other" */
@@ -49,14 +49,14 @@ struct ctx_emitter {
     int perm;                 /* the stream is read for its permissions only */
     int partial;              /* some stream was read from a checkpoint, not whole */
     uint64_t t0, last_progress;
-    /* ops: sync guards and the warning summary */
+    /* sync guards and the warning summary */
     const ctx_guard_cfg *guard;
     int64_t live_at_start;    /* the source's live documents when the run began */
     char held[CTX_ERRMSG_MAX]; /* why the run is held; "" = not held */
     warn_summary warns;
 };
 
-/* ---- sync guards against mass changes (ops) ----
+/* ---- sync guards against mass changes ----
  *
  * A run that would delete or prune more than guard.max_delete_share of
  * the documents the source had when it began (and more than
@@ -112,7 +112,7 @@ static int guard_everyone(ctx_emitter *em)
                 em->source_name);
 }
 
-/* ---- the warning summary (ops) ---- */
+/* ---- the warning summary ---- */
 
 static warn_kind *warn_find(warn_summary *w, const char *kind)
 {

@@ -205,6 +205,29 @@ int ingest_delete(ingest_ctx *c, const char *stream, const char *id, ctx_error *
     return store_doc_delete(c->store, info.id, c->epoch, err);
 }
 
+/*
+ * acl_target - the live document an ACL message names (found through
+ * lookup) and the id of its new ACL set; *info zeroed when there is no
+ * such live document (the message is then ignored).
+ */
+static int acl_target(ingest_ctx *c, const char *stream, const char *id, const ctx_acl *acl,
+                      int (*lookup)(ctx_store *, int64_t, const char *, const char *,
+                                    store_doc_info *, ctx_error *),
+                      store_doc_info *info, int64_t *acl_id, ctx_error *err)
+{
+    int rc;
+
+    if (!stream || !*stream || !id || !*id)
+        return ctx_error_set(err, CTX_EINVAL, "ACL: stream and id are required");
+    if ((rc = lookup(c->store, c->source, stream, id, info, err)))
+        return rc;
+    if (!info->id || info->deleted) {
+        memset(info, 0, sizeof *info);
+        return CTX_OK;
+    }
+    return store_acl_intern(c->store, c->source, acl, acl_id, err);
+}
+
 int ingest_acl(ingest_ctx *c, const char *stream, const char *id, const ctx_acl *acl,
                ctx_error *err)
 {
@@ -212,13 +235,8 @@ int ingest_acl(ingest_ctx *c, const char *stream, const char *id, const ctx_acl 
     int64_t acl_id;
     int rc;
 
-    if (!stream || !*stream || !id || !*id)
-        return ctx_error_set(err, CTX_EINVAL, "ACL: stream and id are required");
-    if ((rc = store_doc_lookup(c->store, c->source, stream, id, &info, err)))
-        return rc;
-    if (!info.id || info.deleted)
-        return CTX_OK;
-    if ((rc = store_acl_intern(c->store, c->source, acl, &acl_id, err)))
+    if ((rc = acl_target(c, stream, id, acl, store_doc_lookup, &info, &acl_id, err)) ||
+        !info.id)
         return rc;
     c->stats->acls++;
     if (info.acl_id != acl_id && allows_everyone(acl)) {
@@ -237,13 +255,8 @@ int ingest_acl_seen(ingest_ctx *c, const char *stream, const char *id, const ctx
     int64_t acl_id;
     int rc;
 
-    if (!stream || !*stream || !id || !*id)
-        return ctx_error_set(err, CTX_EINVAL, "ACL: stream and id are required");
-    if ((rc = store_doc_acl_lookup(c->store, c->source, stream, id, &info, err)))
-        return rc;
-    if (!info.id || info.deleted)
-        return CTX_OK;
-    if ((rc = store_acl_intern(c->store, c->source, acl, &acl_id, err)))
+    if ((rc = acl_target(c, stream, id, acl, store_doc_acl_lookup, &info, &acl_id, err)) ||
+        !info.id)
         return rc;
     /* Counted as ingest_record counts: content unchanged, and a permission
      * change when there is one. */

@@ -389,7 +389,7 @@ const char *const store__sql_text[Q_COUNT] = {
     [Q_AUDIT_ADD] = "INSERT INTO audit(at, user, agent, action, query, query_sha256, doc_ids,"
                     " tokens, latency_us, outcome) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
                     " ?10)",
-    /* p2: a permission run's seen set (a TEMP table: store_perm_begin). OR
+    /* A permission run's seen set (a TEMP table: store_perm_begin). OR
      * IGNORE: an id sent twice; and no statement journal next to FTS5. */
     [Q_PERM_SEEN] = "INSERT OR IGNORE INTO temp.perm_seen(doc_id) VALUES(?1)",
     /* From documents_acl alone: the planner would take the unique index,

@@ -233,7 +233,7 @@ int store_source_acl_synced_put(ctx_store *st, int64_t source, int64_t at, ctx_e
  * ever finished. A read; no transaction needed.
  */
 int store_source_acl_synced_at(ctx_store *st, int64_t source, int64_t *at, ctx_error *err);
-/* ---- Sync guards and run notes (branch ops) ---- */
+/* ---- Sync guards and run notes ---- */
 
 /* store_source_live - how many live (not deleted) documents source has. */
 int store_source_live(ctx_store *st, int64_t source, int64_t *n, ctx_error *err);

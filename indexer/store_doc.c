@@ -75,10 +75,15 @@ int store_state_clear(ctx_store *st, int64_t source, ctx_error *err)
     return store__step_done(st, s, err, "clear sync state");
 }
 
-int store_doc_lookup(ctx_store *st, int64_t source, const char *stream,
-                     const char *ext_id, store_doc_info *info, ctx_error *err)
+/*
+ * doc_lookup - a document of (source, stream, ext_id) through statement q:
+ * Q_DOC_LOOKUP gives its content hash too (column 3), Q_PERM_LOOKUP reads
+ * the covering index documents_acl alone and leaves the hash empty.
+ */
+static int doc_lookup(ctx_store *st, int q, int64_t source, const char *stream,
+                      const char *ext_id, store_doc_info *info, ctx_error *err)
 {
-    sqlite3_stmt *s = store__stmt(st, Q_DOC_LOOKUP, err);
+    sqlite3_stmt *s = store__stmt(st, q, err);
     int rc;
 
     memset(info, 0, sizeof *info);
@@ -89,16 +94,24 @@ int store_doc_lookup(ctx_store *st, int64_t source, const char *stream,
     sqlite3_bind_text(s, 3, ext_id, -1, SQLITE_STATIC);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-        const char *h = (const char *)sqlite3_column_text(s, 3);
         info->id = sqlite3_column_int64(s, 0);
         info->acl_id = sqlite3_column_int64(s, 1);
         info->deleted = sqlite3_column_int(s, 2);
-        snprintf(info->hash, sizeof info->hash, "%s", h ? h : "");
+        if (q == Q_DOC_LOOKUP) {
+            const char *h = (const char *)sqlite3_column_text(s, 3);
+            snprintf(info->hash, sizeof info->hash, "%s", h ? h : "");
+        }
     }
     sqlite3_reset(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return store_errf(st, err, "look up document");
     return CTX_OK;
+}
+
+int store_doc_lookup(ctx_store *st, int64_t source, const char *stream,
+                     const char *ext_id, store_doc_info *info, ctx_error *err)
+{
+    return doc_lookup(st, Q_DOC_LOOKUP, source, stream, ext_id, info, err);
 }
 
 int store_doc_write(ctx_store *st, const store_doc *d, int64_t *doc_id, ctx_error *err)
@@ -141,32 +154,14 @@ int store_doc_touch(ctx_store *st, int64_t doc_id, int64_t epoch, ctx_error *err
     return store__step_done(st, s, err, "touch document");
 }
 
-/* p2: see store_doc_acl_lookup in store.h. */
+/* see store_doc_acl_lookup in store.h */
 int store_doc_acl_lookup(ctx_store *st, int64_t source, const char *stream,
                          const char *ext_id, store_doc_info *info, ctx_error *err)
 {
-    sqlite3_stmt *s = store__stmt(st, Q_PERM_LOOKUP, err);
-    int rc;
-
-    memset(info, 0, sizeof *info);
-    if (!s)
-        return CTX_ESTORE;
-    sqlite3_bind_int64(s, 1, source);
-    sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, ext_id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        info->id = sqlite3_column_int64(s, 0);
-        info->acl_id = sqlite3_column_int64(s, 1);
-        info->deleted = sqlite3_column_int(s, 2);
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_errf(st, err, "look up document");
-    return CTX_OK;
+    return doc_lookup(st, Q_PERM_LOOKUP, source, stream, ext_id, info, err);
 }
 
-/* p2: see store_perm_seen in store.h (the table comes from store_perm_begin). */
+/* see store_perm_seen in store.h (the table comes from store_perm_begin). */
 int store_perm_seen(ctx_store *st, int64_t doc_id, ctx_error *err)
 {
     sqlite3_stmt *s = store__stmt(st, Q_PERM_SEEN, err);

@@ -29,7 +29,7 @@ enum {
     Q_VEC_SCAN, Q_TOMB_SCAN, Q_VEC_RETIRE, Q_VEC_OF_DOC, Q_CHUNK_AT,
     Q_TOMB_LAST, Q_TOMB_PRUNE,
     Q_AUDIT_ADD,
-    Q_PERM_SEEN, Q_PERM_LOOKUP, /* p2: permission runs (store_perm.c) */
+    Q_PERM_SEEN, Q_PERM_LOOKUP, /* permission runs (store_perm.c) */
     Q_COUNT
 };
 
