@@ -51,7 +51,7 @@ int fresh_check(sqlite3 *db, const ctx_config *cfg, int64_t now_ms, fresh_report
                 ctx_error *err);
 void fresh_report_free(fresh_report *r);
 
-/* fresh_report_copy - a deep copy (new) of from's withheld part and sources. */
+/* fresh_report_copy - a copy (new arrays) of from; the names stay borrowed from the config. */
 int fresh_report_copy(fresh_report *to, const fresh_report *from);
 
 /*
