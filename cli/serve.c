@@ -165,6 +165,9 @@ int cli_serve(int argc, char **argv, const char *config_path)
         }
         if (!stop_asked && svc_index_refresh(service, &err))
             ctx_log(CTX_LOG_WARN, "serve", "vector index: %s", err.text);
+        /* and the search caches the store has moved past */
+        if (!stop_asked && svc_rewarm(service, 0, NULL, &err))
+            ctx_log(CTX_LOG_WARN, "serve", "search caches: %s", err.text);
     }
     fprintf(stderr, "ctxgate: stopping\n");
     http_stop(srv);

@@ -19,8 +19,14 @@ static void tfmap_free(rank_tfmap *m)
     if (!m)
         return;
     ctx_free(m->word);
-    ctx_free(m->ids);
-    ctx_free(m->freq);
+    if (!m->share) {
+        ctx_free(m->ids);
+        ctx_free(m->freq);
+    } else if (__atomic_sub_fetch(&m->share->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        ctx_free(m->share->ids);
+        ctx_free(m->share->freq);
+        ctx_free(m->share);
+    }
     ctx_free(m);
 }
 
@@ -29,6 +35,8 @@ static void tfmap_free(rank_tfmap *m)
  * function's destructor when SQLite closes the connection, so a later
  * connection at the same address never finds a stale map.
  */
+static void state_clear(rank_conn *rc);
+
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static rank_conn *registry;
 
@@ -44,16 +52,7 @@ static void rank_conn_destroy(void *p)
     pthread_mutex_unlock(&registry_mu);
     if (rc->tokenizer)
         rc->tok.xDelete(rc->tokenizer);
-    for (size_t i = 0; i < rc->nmaps; i++)
-        tfmap_free(rc->maps[i]);
-    ctx_free(rc->maps);
-    ctx_free(rc->acl_of);
-    ctx_free(rc->src_of);
-    ctx_free(rc->len_of);
-    ctx_free(rc->acl_rows);
-    ctx_free(rc->acl_tokens);
-    ctx_free(rc->scratch);
-    rank__dftabs_free(rc);
+    state_clear(rc);
     ctx_free(rc);
 }
 
@@ -688,6 +687,23 @@ int rank_chunks_load(rank_conn *rc, ctx_error *err)
     return r;
 }
 
+int rank_behind(rank_conn *rc, int *behind, ctx_error *err)
+{
+    int64_t seq = 0, rows = 0, tokens = 0;
+    int r, txn = sqlite3_get_autocommit(rc->db);
+
+    *behind = 0;
+    if (txn && sqlite3_exec(rc->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    /* a chunk committed past the map, or one in it deleted */
+    if (!(r = rank_chunks_seq(rc, &seq, err)) && !(r = fts_totals(rc, &rows, &tokens, err)))
+        *behind = seq > rc->loaded || rows - rc->live_rows != rc->drift_rows ||
+                  tokens - rc->live_tokens != rc->drift_tokens;
+    if (txn)
+        sqlite3_exec(rc->db, "COMMIT", NULL, NULL, NULL);
+    return r;
+}
+
 int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err)
 {
     int64_t acl, src;
@@ -714,6 +730,111 @@ int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err
     }
     return acl > 0 && (!q->readable || rank_bit(q->readable, q->nreadable, acl)) &&
            (!q->sources || rank_bit(q->sources, q->nsources, src));
+}
+
+/* ---- copying a warm state ---------------------------------------------- */
+
+static void *dup_bytes(const void *p, size_t n)
+{
+    void *q = n ? ctx_malloc(n) : NULL;
+    if (q)
+        memcpy(q, p, n);
+    return q;
+}
+
+/* state_clear - dst forgets its chunk map, counts and maps: as if new. */
+static void state_clear(rank_conn *rc)
+{
+    for (size_t i = 0; i < rc->nmaps; i++)
+        tfmap_free(rc->maps[i]);
+    ctx_free(rc->maps);
+    rc->maps = NULL;
+    rc->nmaps = rc->capmaps = rc->entries = rc->shared_entries = 0;
+    rank__dftabs_free(rc);
+    ctx_free(rc->acl_of);
+    ctx_free(rc->src_of);
+    ctx_free(rc->len_of);
+    ctx_free(rc->acl_rows);
+    ctx_free(rc->acl_tokens);
+    ctx_free(rc->scratch);
+    rc->acl_of = rc->src_of = rc->len_of = rc->scratch = NULL;
+    rc->acl_rows = rc->acl_tokens = NULL;
+    rc->cap = rc->nacl = rc->loaded = 0;
+    rc->live_rows = rc->live_tokens = rc->drift_rows = rc->drift_tokens = 0;
+    rc->epoch++;
+}
+
+/* tfmap_dup - a copy of m: its own entries, or the same shared ones. */
+static rank_tfmap *tfmap_dup(const rank_tfmap *m)
+{
+    rank_tfmap *c = ctx_malloc(sizeof *c);
+
+    if (!c)
+        return NULL;
+    *c = *m;
+    if (m->share) {
+        if (!(c->word = ctx_strdup(m->word))) {
+            ctx_free(c);
+            return NULL;
+        }
+        __atomic_add_fetch(&m->share->refs, 1, __ATOMIC_ACQ_REL);
+        return c;
+    }
+    c->ids = NULL;
+    c->freq = NULL;
+    c->cap = m->n;
+    if (!(c->word = ctx_strdup(m->word)) ||
+        (m->n && (!(c->ids = dup_bytes(m->ids, m->n * sizeof *m->ids)) ||
+                  !(c->freq = dup_bytes(m->freq, m->n * sizeof *m->freq))))) {
+        tfmap_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+int rank_copy(rank_conn *dst, const rank_conn *src, ctx_error *err)
+{
+    size_t ids = (size_t)src->cap * sizeof(int32_t), sets = (size_t)src->nacl * sizeof(int64_t);
+
+    if (dst == src)
+        return CTX_OK;
+    state_clear(dst);
+    if (src->cap && (!(dst->acl_of = dup_bytes(src->acl_of, ids)) ||
+                     !(dst->src_of = dup_bytes(src->src_of, ids)) ||
+                     !(dst->len_of = dup_bytes(src->len_of, ids))))
+        goto oom;
+    dst->cap = src->cap;
+    if (src->nacl && (!(dst->acl_rows = dup_bytes(src->acl_rows, sets)) ||
+                      !(dst->acl_tokens = dup_bytes(src->acl_tokens, sets)) ||
+                      !(dst->scratch = ctx_calloc((size_t)src->nacl, sizeof(int32_t)))))
+        goto oom;
+    dst->nacl = src->nacl;
+    if (src->nmaps && !(dst->maps = ctx_calloc(src->capmaps, sizeof *dst->maps)))
+        goto oom;
+    dst->capmaps = src->capmaps;
+    for (size_t i = 0; i < src->nmaps; i++) {
+        if (!(dst->maps[i] = tfmap_dup(src->maps[i])))
+            goto oom;
+        dst->nmaps++;
+        if (src->maps[i]->share)
+            dst->shared_entries += src->maps[i]->n;
+        else
+            dst->entries += src->maps[i]->n;
+    }
+    if (rank__dftabs_copy(dst, src))
+        goto oom;
+    dst->loaded = src->loaded;
+    dst->live_rows = src->live_rows;
+    dst->live_tokens = src->live_tokens;
+    dst->drift_rows = src->drift_rows;
+    dst->drift_tokens = src->drift_tokens;
+    dst->tick = src->tick;
+    /* the copied counts were made in src's epoch; they are dst's now */
+    dst->epoch = src->epoch;
+    return CTX_OK;
+oom:
+    state_clear(dst);
+    return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
 }
 
 /* ---- frequency maps ---------------------------------------------------- */
@@ -744,7 +865,10 @@ void rank_tfmap_hold(rank_conn *rc)
 
 static void tfmap_drop(rank_conn *rc, size_t i)
 {
-    rc->entries -= rc->maps[i]->n;
+    if (rc->maps[i]->share)
+        rc->shared_entries -= rc->maps[i]->n;
+    else
+        rc->entries -= rc->maps[i]->n;
     tfmap_free(rc->maps[i]);
     rc->maps[i] = rc->maps[--rc->nmaps];
 }
@@ -760,7 +884,7 @@ static int make_room(rank_conn *rc, const rank_tfmap *m, size_t n)
         size_t victim = rc->nmaps;
         for (size_t i = 0; i < rc->nmaps; i++) {
             const rank_tfmap *v = rc->maps[i];
-            if (v->built && v != m && v->used != rc->tick && v->uses < m->uses &&
+            if (v->built && !v->share && v != m && v->used != rc->tick && v->uses < m->uses &&
                 (victim == rc->nmaps || v->uses < rc->maps[victim]->uses))
                 victim = i;
         }
@@ -853,7 +977,15 @@ const rank_tfmap *rank__tfmap_peek(const rank_conn *rc, const char *word)
     return NULL;
 }
 
-int rank_tfmap_prebuild(rank_conn *rc, const char *word, ctx_error *err)
+/*
+ * tfmap_build - build word's map now, whatever its searches so far, if it
+ * has none, is a single index term, and need more entries fit the budget
+ * (the shared one when share is set: the map is then frozen and shared,
+ * see rank_tfshare); the map starts with uses searches counted. CTX_OK
+ * (built or not) or a store error.
+ */
+static int tfmap_build(rank_conn *rc, const char *word, size_t need, uint32_t uses, int share,
+                       ctx_error *err)
 {
     rank_tfmap *m;
     term_buf tb;
@@ -862,12 +994,14 @@ int rank_tfmap_prebuild(rank_conn *rc, const char *word, ctx_error *err)
     memset(&tb, 0, sizeof tb);
     rc->tok.xTokenize(rc->tokenizer, &tb, FTS5_TOKENIZE_QUERY, word, (int)strlen(word),
                       collect_token);
-    /* Room for a map of every chunk, so the budget holds whatever its size. */
     if (tb.n != 1 || rc->loaded > (int64_t)UINT32_MAX ||
-        rc->entries + (size_t)rc->live_rows > RANK_TFMAP_BUDGET || !(m = tfmap_find(rc, word)) ||
-        m->built)
+        (share ? rc->shared_entries + need > RANK_TFMAP_SHARED_BUDGET
+               : rc->entries + need > RANK_TFMAP_BUDGET) ||
+        !(m = tfmap_find(rc, word)) || m->built)
         return CTX_OK;
     m->used = rc->tick; /* not evicted by this search */
+    if (m->uses < uses)
+        m->uses = uses;
     rc->builds++;
     if ((r = tfmap_extend(rc, m, rc->loaded, err)) <= 0) {
         rc->entries -= m->n;
@@ -876,7 +1010,36 @@ int rank_tfmap_prebuild(rank_conn *rc, const char *word, ctx_error *err)
         m->built = 0;
         return r < 0 ? -r : CTX_OK;
     }
+    if (share) {
+        rank_tfshare *sh = ctx_calloc(1, sizeof *sh);
+        uint32_t *ids = m->n ? ctx_realloc(m->ids, m->n * sizeof *ids) : m->ids;
+        uint16_t *fr = m->n ? ctx_realloc(m->freq, m->n * sizeof *fr) : m->freq;
+        if (ids) /* shrunk to fit, or left as they were */
+            m->ids = ids;
+        if (fr)
+            m->freq = fr;
+        m->cap = m->n;
+        if (!sh) /* it stays this connection's own */
+            return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+        rc->entries -= m->n;
+        sh->ids = m->ids;
+        sh->freq = m->freq;
+        sh->refs = 1;
+        m->share = sh;
+        rc->shared_entries += m->n;
+    }
     return CTX_OK;
+}
+
+int rank_tfmap_prebuild(rank_conn *rc, const char *word, ctx_error *err)
+{
+    /* Room for a map of every chunk, so the budget holds whatever its size. */
+    return tfmap_build(rc, word, (size_t)rc->live_rows, 0, 0, err);
+}
+
+int rank__tfmap_warm(rank_conn *rc, const char *word, int64_t df, ctx_error *err)
+{
+    return tfmap_build(rc, word, df > 0 ? (size_t)df : 0, 0, 1, err);
 }
 
 int rank_tfmap_get(rank_conn *rc, const char *word, int64_t df, const rank_tfmap **out,
@@ -887,7 +1050,6 @@ int rank_tfmap_get(rank_conn *rc, const char *word, int64_t df, const rank_tfmap
     int r;
 
     *out = NULL;
-    *upto = rc->loaded;
     memset(&tb, 0, sizeof tb);
     rc->tok.xTokenize(rc->tokenizer, &tb, FTS5_TOKENIZE_QUERY, word, (int)strlen(word),
                       collect_token);
@@ -897,6 +1059,12 @@ int rank_tfmap_get(rank_conn *rc, const char *word, int64_t df, const rank_tfmap
         return CTX_OK; /* no room to count it: the MATCH names it */
     m->used = rc->tick;
     m->uses++;
+    if (m->share) { /* frozen: the rows past it are walked in FTS5 */
+        if (m->upto < *upto)
+            *upto = m->upto;
+        *out = m;
+        return CTX_OK;
+    }
     /*
      * Built on its TFMAP_ADMIT-th search, if room can be made from maps
      * asked for less: a build costs about what that many walks of the
@@ -918,6 +1086,8 @@ int rank_tfmap_get(rank_conn *rc, const char *word, int64_t df, const rank_tfmap
         if (rc->entries > RANK_TFMAP_BUDGET)
             make_room(rc, m, 0); /* df was stale: back under the budget */
     }
+    if (rc->loaded < *upto)
+        *upto = rc->loaded;
     *out = m;
     return CTX_OK;
 }
@@ -959,10 +1129,20 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_
     int r;
 
     for (int i = 0; i < q->nterms; i++) {
-        if (!q->map[i])
+        const rank_tfmap *m = q->map[i];
+        size_t lo = 0, hi;
+        if (!m)
             return -ctx_error_set(err, CTX_EINVAL, "search: a map pass needs every term's map");
-        pos[i] = q->map[i]->n; /* driving maps: the next row is at pos - 1 */
-        q->pos[i] = q->map[i]->n;
+        /* driving maps: the next row is at pos - 1, the newest <= q->upto */
+        for (hi = m->n; lo < hi;) {
+            size_t mid = lo + (hi - lo) / 2;
+            if ((int64_t)m->ids[mid] <= q->upto)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        pos[i] = lo;
+        q->pos[i] = lo;
     }
     drive &= q->nterms >= 32 ? ~0u : (1u << q->nterms) - 1;
     for (;;) {

@@ -67,6 +67,8 @@ typedef struct rank_query {
      */
     const rank_tfmap *map[RANK_MAX_TERMS];
     size_t pos[RANK_MAX_TERMS];     /* where each map's last lookup ended */
+    int64_t upto;                   /* every map holds the rows <= upto, and a
+                                     * map pass stops there (rank_tfmap_get) */
     /* The permission check, or readable == NULL for none (the MATCH holds it). */
     const uint8_t *readable;        /* bit per ACL set id the caller may read */
     int64_t nreadable;              /* bits in readable */
@@ -174,6 +176,15 @@ int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err
  */
 #define RANK_TFMAP_BUDGET ((size_t)1 << 22)
 
+/*
+ * The maps rank_warm builds, for the commonest words, have a budget of
+ * their own (6 bytes an entry: about 100 MB): they are frozen where they
+ * were read, so every connection that copies the warm state (rank_copy)
+ * shares one copy of them, and the rows committed since are walked in
+ * FTS5 (as for any map, past its upto).
+ */
+#define RANK_TFMAP_SHARED_BUDGET ((size_t)1 << 24)
+
 /* rank_tfmap_begin - start a search: maps it gets are not evicted until the next. */
 void rank_tfmap_begin(rank_conn *rc);
 
@@ -182,8 +193,10 @@ void rank_tfmap_begin(rank_conn *rc);
 void rank_tfmap_hold(rank_conn *rc);
 
 /*
- * rank_tfmap_get - word's map, covering every chunk id <= *upto (the chunk
- * map's loaded; call rank_chunks_load first). df is the word's chunk count.
+ * rank_tfmap_get - word's map, covering every chunk id <= *upto: start
+ * *upto at the chunk map's loaded (call rank_chunks_load first) and pass
+ * it for each word; a map that covers less lowers it (a shared map is
+ * frozen where rank_warm read it). df is the word's chunk count.
  * A map is built on the fourth search that asks for it (or the first
  * after that which builds no other: one build a search), walking the
  * word's doclist once inside FTS5, and only when it fits the budget after
@@ -220,11 +233,49 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_
                       ctx_error *err);
 
 /*
+ * rank_warm - do ahead, off the request path, what searches would
+ * otherwise do on first sight of a word: load the chunk map, then take the
+ * index's words by falling chunk count (term_df, as the last sync left
+ * it) down to min_df (RANK_WARM_MIN_DF for a server: a word in fewer
+ * chunks is cheap to count when asked) and count each one's chunks per
+ * ACL set while the df budget keeps a quarter free, building the
+ * frequency maps of the commonest while the shared budget has room. A
+ * long-lived server calls it before it answers (svc_warm); info (may be
+ * NULL) says what it kept. CTX_OK or a store error.
+ */
+#define RANK_WARM_MIN_DF 1000
+
+typedef struct rank_warm_info {
+    int64_t words;              /* words whose counts are kept */
+    int64_t maps;               /* of them, with a frequency map */
+    int64_t pairs;              /* (ACL set, count) pairs kept in all */
+} rank_warm_info;
+
+int rank_warm(rank_conn *rc, int64_t min_df, rank_warm_info *info, ctx_error *err);
+
+/*
+ * rank_copy - dst's state (the chunk map, the df counts, the frequency
+ * maps) becomes a copy of src's, so a second connection to the same store
+ * starts as warm as the first without walking again; the maps rank_warm
+ * built are shared, not copied. Sound because all of it describes
+ * committed chunk rows, which never change (see above). CTX_OK or
+ * CTX_ENOMEM (dst is then left cold, as if new).
+ */
+int rank_copy(rank_conn *dst, const rank_conn *src, ctx_error *err);
+
+/*
+ * rank_behind - *behind = 1 when the store has chunks rc's map has not
+ * loaded or has deleted one it holds (its state is then older than the
+ * store); rc is not changed. CTX_OK or a store error.
+ */
+int rank_behind(rank_conn *rc, int *behind, ctx_error *err);
+
+/*
  * rank_stats_refresh - rebuild term_df from the FTS5 vocabulary when forced,
  * never built, or the row count moved by more than 5% since the last build.
  * Run by the sync runner after a run. Ranking no longer reads term_df (a
  * whole-index count would let forbidden chunks move scores); `ctxgate
- * status` and bench/serve_load.sh's choice of words still do.
+ * status`, rank_warm's choice of words and bench/serve_load.sh's do.
  */
 int rank_stats_refresh(sqlite3 *db, int force, ctx_error *err);
 

@@ -36,7 +36,8 @@ struct rank_conn {
     /* frequency maps of common words (rank.h) */
     rank_tfmap **maps;
     size_t nmaps, capmaps;
-    size_t entries;             /* in all maps */
+    size_t entries;             /* in all maps but the shared ones */
+    size_t shared_entries;      /* in the shared ones */
     uint64_t tick;              /* searches so far */
     int builds;                 /* maps built by this search */
     /* document frequencies per (word, ACL set) (rank_stats.c) */
@@ -49,12 +50,25 @@ struct rank_conn {
     rank_conn *next;            /* in the registry */
 };
 
+/*
+ * The entries of a map rank_warm built: shared by every connection that
+ * copied it (rank_copy), so never changed again and freed by the last.
+ */
+typedef struct rank_tfshare {
+    uint32_t *ids;
+    uint16_t *freq;
+    int refs;                   /* atomic */
+} rank_tfshare;
+
 struct rank_tfmap {
     char *word;
     uint32_t *ids;              /* ascending chunk ids holding the word */
     uint16_t *freq;             /* its weighted frequency in each */
     size_t n, cap;
     int64_t upto;               /* every chunk id <= upto holding it is in */
+    /* set: ids and freq are shared, frozen at upto (never extended, never
+     * evicted, outside the budget); rows past upto are walked in FTS5 */
+    rank_tfshare *share;
     uint64_t used;              /* the tick of the last search that asked for it */
     uint32_t uses;              /* searches that asked for it, halved now and then */
     int built;                  /* 0: only counted so far, no entries */
@@ -66,6 +80,13 @@ void rank__dftabs_free(rank_conn *rc);
 /* rank__dfcount_fn - (rank-internal) the ctx_dfcount() auxiliary function. */
 void rank__dfcount_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx,
                       int nval, sqlite3_value **val);
+
+/* rank__tfmap_warm - (rank-internal) build word's map (df chunks) if it
+ * fits the shared budget, frozen and shareable; CTX_OK or a store error. */
+int rank__tfmap_warm(rank_conn *rc, const char *word, int64_t df, ctx_error *err);
+
+/* rank__dftabs_copy - (rank-internal) dst's df tables become a copy of src's. */
+int rank__dftabs_copy(rank_conn *dst, const rank_conn *src);
 
 /* rank__tfmap_peek - (rank-internal) word's built map, or NULL; borrowed. */
 const rank_tfmap *rank__tfmap_peek(const rank_conn *rc, const char *word);

@@ -467,3 +467,116 @@ int64_t rank_mapped_upto(const rank_conn *rc)
 {
     return rc->loaded;
 }
+
+/* ---- ahead of the requests --------------------------------------------- */
+
+int rank__dftabs_copy(rank_conn *dst, const rank_conn *src)
+{
+    rank__dftabs_free(dst);
+    if (!src->ndfs)
+        return CTX_OK;
+    if (!(dst->dfs = ctx_calloc(src->capdfs, sizeof *dst->dfs)))
+        return CTX_ENOMEM;
+    dst->capdfs = src->capdfs;
+    for (size_t i = 0; i < src->ndfs; i++) {
+        const rank_dftab *s = src->dfs[i];
+        rank_dftab *t = ctx_calloc(1, sizeof *t);
+        if (!t || !(t->word = ctx_strdup(s->word)) ||
+            (s->len && (!(t->acl = ctx_malloc(s->len * sizeof *t->acl)) ||
+                        !(t->n = ctx_malloc(s->len * sizeof *t->n))))) {
+            dftab_free(t);
+            rank__dftabs_free(dst);
+            return CTX_ENOMEM;
+        }
+        if (s->len) {
+            memcpy(t->acl, s->acl, s->len * sizeof *t->acl);
+            memcpy(t->n, s->n, s->len * sizeof *t->n);
+        }
+        t->len = t->cap = s->len;
+        t->all = s->all;
+        t->upto = s->upto;
+        t->epoch = s->epoch;
+        t->used = s->used;
+        dst->dfs[dst->ndfs++] = t;
+        dst->dfpairs += t->len;
+    }
+    if (reindex(dst, src->ndfslot)) {
+        rank__dftabs_free(dst);
+        return CTX_ENOMEM;
+    }
+    return CTX_OK;
+}
+
+/* permission_token - p<digits> or l<digits>: only the permission columns hold them. */
+static int permission_token(const char *w)
+{
+    if (*w != 'p' && *w != 'l')
+        return 0;
+    for (w++; *w; w++)
+        if (*w < '0' || *w > '9')
+            return 0;
+    return 1;
+}
+
+typedef struct warm_word {
+    char *word;
+    int64_t df;
+} warm_word;
+
+int rank_warm(rank_conn *rc, int64_t min_df, rank_warm_info *info, ctx_error *err)
+{
+    warm_word *w = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *s;
+    int r, step;
+
+    if (info)
+        memset(info, 0, sizeof *info);
+    if ((r = rank_chunks_load(rc, err)))
+        return r;
+    /* The words first, then the walks: no statement is held across them. */
+    if (stmt_get(rc->db, "SELECT term, df FROM term_df WHERE df >= ?1 ORDER BY df DESC", &s) !=
+        SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    sqlite3_bind_int64(s, 1, min_df);
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(s, 0);
+        if (!t || permission_token(t))
+            continue;
+        if (n == cap) {
+            size_t c = cap ? cap * 2 : 256;
+            warm_word *v = ctx_realloc(w, c * sizeof *v);
+            if (!v)
+                break;
+            w = v;
+            cap = c;
+        }
+        if (!(w[n].word = ctx_strdup(t)))
+            break;
+        w[n++].df = sqlite3_column_int64(s, 1);
+    }
+    stmt_put(s);
+    if (step == SQLITE_ROW)
+        r = ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    else if (step != SQLITE_DONE)
+        r = ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    for (size_t i = 0; i < n && !r; i++) {
+        int64_t df;
+        if (rc->dfpairs >= DF_PAIRS_BUDGET / 4 * 3 || rc->ndfs >= DF_WORDS_MAX / 4 * 3)
+            break; /* the rest are counted when asked for */
+        /* the map first: the counts are then read off it, not walked again */
+        if ((r = rank__tfmap_warm(rc, w[i].word, w[i].df, err)) ||
+            (r = rank_readable_df(rc, w[i].word, NULL, 0, &df, NULL, err)))
+            break;
+        if (info) {
+            info->words++;
+            info->maps += rank__tfmap_peek(rc, w[i].word) != NULL;
+        }
+    }
+    if (info)
+        info->pairs = (int64_t)rc->dfpairs;
+    for (size_t i = 0; i < n; i++)
+        ctx_free(w[i].word);
+    ctx_free(w);
+    return r;
+}

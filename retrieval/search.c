@@ -928,6 +928,7 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
         if (acl_in_match && nrows * SMALL_READER <= rank_mapped_rows(rconn))
             rank_tfmap_hold(rconn);
         pl.mapped = pl.rare_mapped = 1;
+        pl.upto = rank_mapped_upto(rconn); /* lowered by a map that covers less */
         for (i = 0; i < terms.n; i++) {
             if ((rc = rank_tfmap_get(rconn, terms.t[i].word, terms.t[i].df, &pl.maps[i],
                                      &pl.upto, err)))
@@ -937,6 +938,7 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
             if (!pl.maps[i])
                 pl.rare_mapped = 0;
         }
+        rq.upto = pl.upto;
         if (rare == all)
             pl.mapped = pl.rare_mapped; /* no common term: a map pass or none */
         if (pl.small)

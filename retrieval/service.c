@@ -16,7 +16,6 @@
 #include "../indexer/chunker.h"
 #include "acl.h"
 #include "hybrid.h"
-#include "rank.h"
 #include "search.h"
 #include "vsearch.h"
 
@@ -230,6 +229,7 @@ worker *svc__take(svc *s, ctx_error *err)
     pthread_mutex_unlock(&s->mu);
     if (!w->st && worker_open(s, w, err))
         goto fail;
+    svc__warm_adopt(s, w); /* before the first read: nothing of its snapshot yet */
     if (sqlite3_exec(store_db(w->st), "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
         store_errf(w->st, err, "service");
         goto fail;
@@ -255,32 +255,6 @@ void svc__give(svc *s, worker *w)
     w->busy = 0;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
-}
-
-int svc_warm(svc *s, ctx_error *err)
-{
-    worker **all = ctx_calloc((size_t)s->nworkers, sizeof *all);
-    int n = 0, rc = CTX_OK;
-
-    if (!all)
-        return ctx_error_set(err, CTX_ENOMEM, "service: out of memory");
-    /* all taken at once: each one is opened, not the first again */
-    for (; n < s->nworkers && !rc; n++) {
-        rank_conn *rconn;
-        if (!(all[n] = svc__take(s, err))) {
-            rc = err->code;
-            break;
-        }
-        if (!(rconn = rank_attach(store_db(all[n]->st), err)))
-            rc = err->code;
-        else
-            rc = rank_chunks_load(rconn, err);
-    }
-    while (n-- > 0)
-        if (all[n])
-            svc__give(s, all[n]);
-    ctx_free(all);
-    return rc;
 }
 
 /* svc__acl_labels_of - the labels of ACL set acl_id as a new JSON array. */
@@ -823,6 +797,7 @@ int svc_new(const ctx_config *cfg, int nworkers, svc **out, ctx_error *err)
     pthread_cond_init(&s->adone, NULL);
     pthread_mutex_init(&s->umu, NULL);
     pthread_mutex_init(&s->fmu, NULL);
+    pthread_mutex_init(&s->wmu, NULL);
     if (!(s->workers = ctx_calloc((size_t)s->nworkers, sizeof *s->workers))) {
         ctx_free(s);
         return ctx_error_set(err, CTX_ENOMEM, "service: out of memory");
@@ -858,6 +833,8 @@ void svc_free(svc *s)
     for (int i = 0; i < s->nworkers; i++)
         worker_close(&s->workers[i]);
     ctx_free(s->workers);
+    store_close(s->warm_st);
+    pthread_mutex_destroy(&s->wmu);
     vindex_free(s->vi);
     for (size_t i = 0; i < s->nusage; i++)
         ctx_free(s->usage[i].name);

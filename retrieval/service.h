@@ -71,12 +71,30 @@ void svc_request_free(svc_request *req);
 int svc_new(const ctx_config *cfg, int nworkers, svc **out, ctx_error *err);
 
 /*
- * svc_warm - open every worker's connection and load what a connection
- * keeps for searching (its chunk map), so the first requests do not wait
- * for it behind one another. A server calls it
- * before it says it is serving; skipping it costs only that wait.
+ * svc_warm - open every worker's connection and fill what a connection
+ * keeps for searching (rank_warm: the chunk map, the common words' counts
+ * per ACL set and frequency maps; the first connection walks, the others
+ * copy it), so no request pays for a first sight of a common word. A
+ * server calls it before it says it is serving; skipping it costs only
+ * those first sights.
  */
 int svc_warm(svc *s, ctx_error *err);
+
+/*
+ * svc_rewarm - keep the warm state current: when the store has moved on
+ * since the last warm-up (chunks added or deleted), warm a new one on a
+ * connection of its own while the workers serve with theirs, and let
+ * each copy it before its next request. Checks at most every
+ * SVC_REWARM_CHECK_MS and walks at most every max(SVC_REWARM_MIN_MS,
+ * SVC_REWARM_SHARE times the last warm-up's duration); force skips
+ * those clocks, not the check.
+ * serve's loop calls it; *did (may be NULL) = 1 when it warmed. Nothing
+ * before svc_warm. CTX_OK or the warm-up's error (the old state stays).
+ */
+#define SVC_REWARM_CHECK_MS 10000
+#define SVC_REWARM_MIN_MS 60000
+#define SVC_REWARM_SHARE 20
+int svc_rewarm(svc *s, int force, int *did, ctx_error *err);
 
 /*
  * svc_reload - serve cfg (borrowed, as in svc_new) from now on: agents and

@@ -1,6 +1,6 @@
 /*
  * service_int.h - what the service's files (service.c, service_audit.c,
- * service_fetch.c) share: struct svc, its worker pool and the few helpers
+ * service_fetch.c, service_warm.c) share: struct svc, its worker pool and the few helpers
  * more than one of them calls. Retrieval-internal: only retrieval/service*.c.
  */
 #ifndef CTX_RETRIEVAL_SERVICE_INT_H
@@ -23,6 +23,7 @@ typedef struct worker {
     sqlite3_stmt *acl;      /* a chunk's ACL set */
     sqlite3_stmt *ext;      /* a document's external id and stream */
     sqlite3_stmt *byext;    /* a live document by source name and external id */
+    uint64_t warm_gen;      /* the warm state it copied (service_warm.c) */
     int busy;
 } worker;
 
@@ -70,6 +71,13 @@ struct svc {
     pthread_mutex_t fmu;
     fresh_report fresh;
     int64_t fresh_at;       /* ms; 0 = not yet, or the config changed */
+    /* the search caches warmed ahead (service_warm.c): a connection of its
+     * own that workers copy from under wmu when their generation is older */
+    pthread_mutex_t wmu;
+    ctx_store *warm_st;
+    uint64_t warm_gen;      /* read by any thread: __atomic */
+    /* svc_rewarm's clock (one caller: serve's loop), monotonic ms */
+    int64_t warm_at, warm_checked, warm_ms;
 };
 
 /* ---- service.c ---- */
@@ -82,6 +90,11 @@ worker *svc__take(svc *s, ctx_error *err);
 
 /* svc__give - end w's read transaction and hand it back to the pool. */
 void svc__give(svc *s, worker *w);
+
+/* ---- service_warm.c ---- */
+
+/* svc__warm_adopt - w copies the warm state if it is newer than w's (svc__take). */
+void svc__warm_adopt(svc *s, worker *w);
 
 /* svc__acl_labels_of - the labels of ACL set acl_id as a new JSON array. */
 json_t *svc__acl_labels_of(worker *w, int64_t acl_id);

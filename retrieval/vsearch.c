@@ -46,11 +46,15 @@ int vsearch_plan(const vindex *vi, const float *q, const vindex_filter *f,
     share = (double)stats->allowed / (double)(info.n - info.dead ? info.n - info.dead : 1);
     ef = (VSEARCH_EF_WIDEN * k > ef_min ? VSEARCH_EF_WIDEN * k : ef_min) /
          (share > 0 ? share : 1e-9);
+    /*
+     * Never the graph walk unless forced: its path runs through every
+     * vector, so a document the caller cannot read could move their
+     * answer. The partition's lists were trained before (a new vector only
+     * joins its nearest list), and an index without them holds under the
+     * 50,000 vectors that trigger the training, which scan exactly.
+     */
     if (plan == VSEARCH_AUTO)
-        plan = stats->allowed <= exact_max ? VSEARCH_EXACT
-               : vindex_lists(vi)         ? VSEARCH_IVF
-               : ef > EF_MAX              ? VSEARCH_EXACT
-                                          : VSEARCH_ANN;
+        plan = stats->allowed > exact_max && vindex_lists(vi) ? VSEARCH_IVF : VSEARCH_EXACT;
     stats->plan = plan;
     if (plan == VSEARCH_IVF) {
         stats->nprobe = opts && opts->nprobe > 0 ? opts->nprobe : VSEARCH_NPROBE;

@@ -2,10 +2,13 @@
  * vsearch.h - permission-aware vector search. The caller's readable ACL
  * sets are computed first (as for lexical search); how many vectors they
  * allow picks the plan: an exact SIMD scan over exactly those vectors when
- * few; when many, the partition's nearest lists scanned exactly (once the
- * index has one), else the HNSW graph walked with a selector (and a search
- * widened by the allowed share); and the exact scan again whenever either
- * finds fewer than k. A fixed top-k is never filtered afterwards.
+ * few or when the index has no partition yet; when many, the partition's
+ * nearest lists scanned exactly; and the exact scan again whenever that
+ * finds fewer than k. Neither depends on a vector the caller cannot read
+ * (the lists were trained before it came). The HNSW graph walked with a
+ * selector (a search widened by the allowed share) is only taken when
+ * forced (tests, bench/vector_search): its path runs through every vector.
+ * A fixed top-k is never filtered afterwards.
  */
 #ifndef CTX_RETRIEVAL_VSEARCH_H
 #define CTX_RETRIEVAL_VSEARCH_H

@@ -324,10 +324,33 @@ static void ranking_is_exact(ctx_store *st, int nq)
     cr_assert_gt(rare_mapped, nq / 10, "searches from maps alone: %d of %d", rare_mapped, nq);
 }
 
+/*
+ * warm_readers - two more connections as a server's workers have them
+ * (svc_warm): *a warmed ahead with every word (rank_warm), *b a copy of
+ * it, sharing its frozen maps (rank_copy). The writer's term_df first.
+ */
+static void warm_readers(ctx_store *writer, const char *dir, ctx_store **a, ctx_store **b)
+{
+    rank_conn *ra, *rb;
+    rank_warm_info wi;
+    ctx_error err;
+
+    cr_assert_eq(rank_stats_refresh(store_db(writer), 1, &err), 0, "%s", err.text);
+    *a = tu_store(dir);
+    *b = tu_store(dir);
+    cr_assert(ra = rank_attach(store_db(*a), &err), "%s", err.text);
+    cr_assert(rb = rank_attach(store_db(*b), &err), "%s", err.text);
+    /* every word but the titles (one chunk each) */
+    cr_assert_eq(rank_warm(ra, 2, &wi, &err), 0, "%s", err.text);
+    cr_assert_eq(wi.words, NWORDS, "every word is counted ahead");
+    cr_assert_eq(wi.maps, NWORDS, "and has a shared map");
+    cr_assert_eq(rank_copy(rb, ra, &err), 0, "%s", err.text);
+}
+
 Test(leak_oracle, random_acls_groups_and_queries, .timeout = 600)
 {
     char *dir = tu_tmpdir("oracle");
-    ctx_store *st = tu_store(dir);
+    ctx_store *st = tu_store(dir), *warm, *copy;
     store_run_stats stats;
     ingest_ctx ic;
     ctx_error err;
@@ -381,6 +404,13 @@ Test(leak_oracle, random_acls_groups_and_queries, .timeout = 600)
     cr_assert_eq(run_queries(st, 1500, 0), 1500);
     cr_assert_eq(run_queries(st, 300, 5), 300);
     ranking_is_exact(st, 300);
+    /* The same from connections warmed ahead, whose maps are frozen and
+     * shared: and again after the changes below, which their maps do not
+     * hold (new chunk ids past them, deleted ones in them). */
+    warm_readers(st, dir, &warm, &copy);
+    ranking_is_exact(warm, 150);
+    ranking_is_exact(copy, 150);
+    cr_assert_eq(run_queries(copy, 500, 0), 500);
 
     /* Revoke and grant: new ACLs on a third of the documents, new memberships. */
     cr_assert_eq(store_begin(st, &err), 0);
@@ -398,6 +428,12 @@ Test(leak_oracle, random_acls_groups_and_queries, .timeout = 600)
     cr_assert_eq(run_queries(st, 1500, 0), 1500);
     cr_assert_eq(run_queries(st, 300, 5), 300);
     ranking_is_exact(st, 300);
+    ranking_is_exact(warm, 150);
+    ranking_is_exact(copy, 150);
+    cr_assert_eq(run_queries(copy, 500, 0), 500);
+    cr_assert_eq(run_queries(warm, 300, 5), 300);
+    store_close(copy);
+    store_close(warm);
     store_close(st);
     tu_rmrf(dir);
     free(dir);
@@ -771,7 +807,7 @@ static void fb_doc(ingest_ctx *ic, const char *id, int n, int nwords, const ctx_
 Test(leak_oracle, forbidden_documents_change_no_answer, .timeout = 600)
 {
     char *dir = tu_tmpdir("forbidden");
-    ctx_store *writer = tu_store(dir), *reader = tu_store(dir), *fresh;
+    ctx_store *writer = tu_store(dir), *reader = tu_store(dir), *fresh, *warm;
     const char *both[] = {"user:alice", "user:bob"}, *bob_only[] = {"user:bob"};
     const char *all_but[] = {"everyone"}, *alice_only[] = {"user:alice"}, *pii[] = {"pii"};
     ctx_acl a_acl = {alice_only, 1, NULL, 0, NULL, 0}, ab_acl = {both, 2, NULL, 0, NULL, 0};
@@ -807,6 +843,19 @@ Test(leak_oracle, forbidden_documents_change_no_answer, .timeout = 600)
 
     fb_answers(reader, "alice", 5, before);
     fb_answers(reader, "bob", 1, bob_before);
+    /* a connection as a server's: warmed ahead, its maps frozen here */
+    cr_assert_eq(rank_stats_refresh(store_db(writer), 1, &err), 0, "%s", err.text);
+    warm = tu_store(dir);
+    {
+        rank_conn *rc = rank_attach(store_db(warm), &err);
+        rank_warm_info wi;
+        cr_assert(rc, "%s", err.text);
+        cr_assert_eq(rank_warm(rc, 2, &wi, &err), 0, "%s", err.text);
+        cr_assert_geq(wi.maps, FB_WORDS, "every word has a shared map");
+    }
+    fb_answers(warm, "alice", 1, after);
+    fb_same(before, after, "warmed ahead");
+    fb_free(after);
 
     /* documents alice may not read: many, long, with her words (the rare
      * ones too), in her sources, some labeled as hers are */
@@ -829,6 +878,9 @@ Test(leak_oracle, forbidden_documents_change_no_answer, .timeout = 600)
     fb_free(after);
     fb_answers(fresh, "alice", 5, after);
     fb_same(before, after, "forbidden documents added, a new connection, warm");
+    fb_free(after);
+    fb_answers(warm, "alice", 1, after);
+    fb_same(before, after, "forbidden documents added, warmed ahead before them");
     fb_free(after);
     fb_answers(reader, "bob", 1, bob_after);
     for (int q = 0; q < FB_QUERIES; q++)
@@ -855,10 +907,14 @@ Test(leak_oracle, forbidden_documents_change_no_answer, .timeout = 600)
     fb_answers(fresh, "alice", 1, after);
     fb_same(before, after, "the same, on the second connection");
     fb_free(after);
+    fb_answers(warm, "alice", 1, after);
+    fb_same(before, after, "the same, warmed ahead before all of it");
+    fb_free(after);
 
     fb_free(before);
     fb_free(bob_before);
     fb_free(bob_after);
+    store_close(warm);
     store_close(fresh);
     store_close(reader);
     store_close(writer);

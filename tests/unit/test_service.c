@@ -14,6 +14,8 @@
 
 #include "core/util.h"
 #include "indexer/chunker.h"
+#include "indexer/ingest.h"
+#include "retrieval/rank.h"
 #include "retrieval/service.h"
 #include "tests/lib/testutil.h"
 
@@ -201,5 +203,108 @@ Test(service, fetch_answers_missing_and_forbidden_alike_and_everything_is_audite
     cr_assert_eq(tu_count(st, "SELECT count(*) FROM audit WHERE action = 'search'"
                               " AND query = 'salary bands' AND length(query_sha256) = 64"), 1);
     cr_assert_eq(tu_count(st, "SELECT count(*) FROM audit WHERE outcome = 'not_found'"), 2);
+    store_close(st);
+}
+
+/* results - the "results" of user's lexical search for query on s (new). */
+static json_t *results(svc *s, const char *query)
+{
+    svc_identity id = {"alice@northwind.test", "all"};
+    char body[256];
+    svc_request req;
+    ctx_error err;
+    json_t *ans = NULL, *r;
+
+    snprintf(body, sizeof body, "{\"query\": \"%s\", \"k\": 8, \"mode\": \"lexical\"}", query);
+    cr_assert_eq(svc_request_parse(body, strlen(body), &req, &err), 0, "%s", err.text);
+    cr_assert_eq(svc_search(s, &id, &req, &ans, &err), 0, "%s", err.text);
+    svc_request_free(&req);
+    r = json_incref(json_object_get(ans, "results"));
+    json_decref(ans);
+    cr_assert(json_array_size(r) > 0, "%s: no results", query);
+    return r;
+}
+
+/* add_docs - n documents from first on, readable by everyone, holding word tf times. */
+static void add_docs(ctx_store *st, int first, int n, const char *word, int tf)
+{
+    static const char *const everyone[] = {"everyone"};
+    ctx_acl acl = {everyone, 1, NULL, 0, NULL, 0};
+    store_run_stats stats;
+    ingest_ctx ic;
+    ctx_error err;
+    int64_t src;
+
+    cr_assert_eq(store_source(st, "northwind", "files", &src, &err), 0, "%s", err.text);
+    tu_ingest_init(&ic, st, src, &stats);
+    cr_assert_eq(store_begin(st, &err), 0, "%s", err.text);
+    for (int d = first; d < first + n; d++) {
+        char id[32], body[256] = "";
+        snprintf(id, sizeof id, "bulk%d", d);
+        for (int i = 0; i < tf; i++) {
+            strcat(body, word);
+            strcat(body, " ");
+        }
+        strcat(body, d % 3 ? "quarterly figures" : "meeting notes and quarterly plans");
+        ctx_record r = {"s", id, id, NULL, body, strlen(body), NULL, 0, &acl};
+        cr_assert_eq(ingest_record(&ic, &r, &err), 0, "%s", err.text);
+    }
+    cr_assert_eq(store_commit(st, &err), 0, "%s", err.text);
+}
+
+/*
+ * The warm-up and its renewal: workers warmed ahead answer as a service
+ * that never warmed does (ids, order, scores); when the store moves on
+ * (documents deleted and added), svc_rewarm warms again (not before its
+ * time unless forced, never when nothing moved) and the workers' next
+ * answers are again those of a cold service.
+ */
+Test(service, workers_warmed_ahead_and_again_answer_as_cold_ones, .timeout = 300)
+{
+    ctx_store *st = tu_store(dir);
+    svc *cold;
+    json_t *a, *b;
+    ctx_error err;
+    int did;
+
+    add_docs(st, 0, 1100, "zephyr", 1); /* over RANK_WARM_MIN_DF: warmed ahead */
+    cr_assert_eq(rank_stats_refresh(store_db(st), 1, &err), 0, "%s", err.text);
+    cr_assert_eq(svc_rewarm(service, 1, &did, &err), 0, "%s", err.text);
+    cr_assert_eq(did, 0, "nothing to keep warm before svc_warm");
+    cr_assert_eq(svc_warm(service, &err), 0, "%s", err.text);
+    cr_assert_eq(svc_new(&cfg, 1, &cold, &err), 0, "%s", err.text);
+    for (int round = 0; round < 2; round++) {
+        a = results(service, "zephyr quarterly");
+        b = results(cold, "zephyr quarterly");
+        cr_assert(json_equal(a, b), "round %d: warmed and cold answers differ", round);
+        json_decref(a);
+        json_decref(b);
+        if (round)
+            break;
+        /* nothing moved: no walk, even forced past the clocks */
+        cr_assert_eq(svc_rewarm(service, 1, &did, &err), 0, "%s", err.text);
+        cr_assert_eq(did, 0);
+        /* deletions and new rows past the frozen maps, with a higher tf */
+        cr_assert_eq(store_begin(st, &err), 0);
+        {
+            store_run_stats stats;
+            ingest_ctx ic;
+            int64_t src;
+            cr_assert_eq(store_source(st, "northwind", "files", &src, &err), 0);
+            tu_ingest_init(&ic, st, src, &stats);
+            for (int d = 0; d < 1100; d += 4) {
+                char id[32];
+                snprintf(id, sizeof id, "bulk%d", d);
+                cr_assert_eq(ingest_delete(&ic, "s", id, &err), 0, "%s", err.text);
+            }
+        }
+        cr_assert_eq(store_commit(st, &err), 0);
+        add_docs(st, 2000, 40, "zephyr", 3);
+        cr_assert_eq(svc_rewarm(service, 0, &did, &err), 0, "%s", err.text);
+        cr_assert_eq(did, 0, "not within SVC_REWARM_MIN_MS of the last warm-up");
+        cr_assert_eq(svc_rewarm(service, 1, &did, &err), 0, "%s", err.text);
+        cr_assert_eq(did, 1, "the store moved: warmed again");
+    }
+    svc_free(cold);
     store_close(st);
 }

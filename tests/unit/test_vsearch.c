@@ -482,3 +482,150 @@ Test(vsearch, labels_are_filtered_before_ranking)
     vindex_free(vi);
     finish();
 }
+
+/* vanswer - every hit's chunk id and score (to the bit) as text (new). */
+static char *vanswer(const search_result *r)
+{
+    ctx_buf b = CTX_BUF_INIT;
+
+    cr_assert_eq(ctx_buf_printf(&b, "%zu:", r->n), 0);
+    for (size_t i = 0; i < r->n; i++)
+        cr_assert_eq(ctx_buf_printf(&b, " %lld/%a", (long long)r->hits[i].chunk_id,
+                                    r->hits[i].score),
+                     0);
+    return ctx_buf_steal(&b);
+}
+
+#define FV_QUERIES 20
+
+/*
+ * fv_answers - user's answers to FV_QUERIES fixed queries: the vector leg
+ * under the exact plan and under the automatic plan made to leave it
+ * (exact_max 1: the partition's lists, or without a partition the exact
+ * scan again, never the graph), and hybrid. plans[] gets the automatic
+ * plan of each.
+ */
+static void fv_answers(vindex *vi, const char *user, char *out[FV_QUERIES][3], int *plans)
+{
+    ctx_error err;
+
+    for (int i = 0; i < FV_QUERIES; i++) {
+        char text[64];
+        const char *t = text;
+        size_t len;
+        float q[DIM];
+        vsearch_opts exact = {0}, leave = {0};
+        hybrid_opts ho = {0};
+        vsearch_stats vs;
+        search_result r;
+
+        snprintf(text, sizeof text, "word%d word%d", (i * 7) % NWORDS, (i * 11 + 3) % NWORDS);
+        len = strlen(text);
+        cr_assert_eq(embed_texts(emb, &t, &len, 1, q, &err), 0);
+        exact.k = leave.k = ho.k = 10;
+        exact.plan = VSEARCH_EXACT;
+        leave.exact_max = 1;
+        cr_assert_eq(vsearch(store_db(st), vi, user, q, &exact, &r, NULL, &err), 0, "%s",
+                     err.text);
+        out[i][0] = vanswer(&r);
+        search_result_free(&r);
+        cr_assert_eq(vsearch(store_db(st), vi, user, q, &leave, &r, &vs, &err), 0, "%s",
+                     err.text);
+        out[i][1] = vanswer(&r);
+        plans[i] = vs.plan;
+        search_result_free(&r);
+        cr_assert_eq(hybrid_search(store_db(st), vi, emb, user, text, &ho, &r, &err), 0, "%s",
+                     err.text);
+        out[i][2] = vanswer(&r);
+        search_result_free(&r);
+    }
+}
+
+/*
+ * Issue 12, part 5, on the vector leg: a user's vector and hybrid answers
+ * (chunk ids, order, scores to the bit) stay the same when documents they
+ * may not read are added with the same words, embedded and caught up by
+ * the index, under the exact plan and the partition's (trained before
+ * them: a new vector only joins its nearest list). The automatic plan
+ * never takes the graph walk, whose path every vector changes.
+ */
+Test(vsearch, forbidden_vectors_change_no_answer, .timeout = 300)
+{
+    const char *zed[1] = {"user:zed@t.test"};
+    ctx_acl zed_acl = {zed, 1, NULL, 0, NULL, 0};
+    char *before[FV_QUERIES][3], *after[FV_QUERIES][3], *zed0[FV_QUERIES][3];
+    int plans[FV_QUERIES], moved = 0;
+    vindex *vi;
+    ctx_error err;
+    int u = 0;
+
+    build();
+    {
+        ctx_principal p = {CTX_PRINCIPAL_USER, zed[0], NULL, NULL, NULL, NULL, 0};
+        cr_assert_eq(store_begin(st, &err), 0);
+        cr_assert_eq(store_principal_put(st, source, &p, &err), 0, "%s", err.text);
+        cr_assert_eq(store_commit(st, &err), 0);
+    }
+    vi = open_index();
+    /* a user who reads something */
+    for (int in[NPRIN], n = 0; u < NUSERS; u++, n = 0) {
+        closure(u, in);
+        for (int d = 0; d < NDOCS; d++)
+            n += may_read(d, in);
+        if (n >= 20)
+            break;
+    }
+    cr_assert_lt(u, NUSERS);
+
+    /* no partition yet: leaving the exact plan's bound still scans exactly */
+    fv_answers(vi, names[u] + 5, before, plans);
+    for (int i = 0; i < FV_QUERIES; i++) {
+        cr_assert_eq(plans[i], VSEARCH_EXACT, "query %d: plan %d", i, plans[i]);
+        cr_assert_str_eq(before[i][1], before[i][0]);
+        for (int j = 0; j < 3; j++)
+            ctx_free(before[i][j]);
+    }
+
+    cr_assert_eq(vindex_partition(vi, 16, &err), 0, "%s", err.text);
+    fv_answers(vi, names[u] + 5, before, plans);
+    for (int i = 0; i < FV_QUERIES; i++)
+        cr_assert_eq(plans[i], VSEARCH_IVF, "query %d: plan %d", i, plans[i]);
+    fv_answers(vi, zed[0] + 5, zed0, plans);
+
+    cr_assert_eq(store_begin(st, &err), 0);
+    for (int d = 0; d < 900; d++) {
+        char id[16], body[160] = "";
+        for (int k = 0; k < 8; k++) {
+            char w[16];
+            snprintf(w, sizeof w, "word%d ", rnd(NWORDS));
+            strcat(body, w);
+        }
+        snprintf(id, sizeof id, "z%d", d);
+        ctx_record r = {"s", id, id, NULL, body, strlen(body), NULL, 0, &zed_acl};
+        cr_assert_eq(ingest_record(&ic, &r, &err), 0, "%s", err.text);
+    }
+    cr_assert_eq(store_commit(st, &err), 0);
+    cr_assert_eq(embed_run(st, emb, 0, NULL, NULL, &err), 0, "%s", err.text);
+    cr_assert_eq(vindex_catch_up(vi, st, NULL, NULL, &err), 0, "%s", err.text);
+
+    fv_answers(vi, names[u] + 5, after, plans);
+    for (int i = 0; i < FV_QUERIES; i++)
+        for (int j = 0; j < 3; j++) {
+            cr_assert_str_eq(after[i][j], before[i][j], "query %d, %s", i,
+                             j == 0 ? "exact" : j == 1 ? "partition" : "hybrid");
+            ctx_free(after[i][j]);
+            ctx_free(before[i][j]);
+        }
+    /* zed reads the new ones: his answers did move */
+    fv_answers(vi, zed[0] + 5, after, plans);
+    for (int i = 0; i < FV_QUERIES; i++) {
+        moved += strcmp(after[i][0], zed0[i][0]) != 0;
+        for (int j = 0; j < 3; j++) {
+            ctx_free(after[i][j]);
+            ctx_free(zed0[i][j]);
+        }
+    }
+    cr_assert_eq(moved, FV_QUERIES, "zed's answers moved for %d of %d", moved, FV_QUERIES);
+    vindex_free(vi);
+    finish();
+}
