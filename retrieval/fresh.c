@@ -15,15 +15,16 @@
 /*
  * A source's last finished permission or full run (source_acl_sync, kept by
  * the sync runner: the start of that run, so a change made while it read
- * is not vouched for), and whether the agent's permissions job has ever
- * succeeded (from then on the agent keeps them fresh, and a stopped agent
- * fails closed). Incremental runs from a checkpoint do not count: they
- * read what changed, not the permissions of what did not.
+ * is not vouched for), and whether the agent has ever run its permissions
+ * job, whatever came of it (from then on the agent is to keep them fresh:
+ * a stopped agent, or one whose every run fails, fails closed). An index
+ * lookup (agent_jobs_last), not a walk of the job history. Incremental
+ * runs from a checkpoint do not count: they read what changed, not the
+ * permissions of what did not.
  */
 static const char synced_sql[] =
     "SELECT s.id, (SELECT synced_at FROM source_acl_sync a WHERE a.source_id = s.id),"
-    " EXISTS (SELECT 1 FROM agent_jobs j WHERE j.source = s.name AND j.kind = 'permissions'"
-    "   AND j.status = 'ok')"
+    " EXISTS (SELECT 1 FROM agent_jobs j WHERE j.source = s.name AND j.kind = 'permissions')"
     " FROM sources s WHERE s.name = ?1";
 
 int64_t fresh_bound(const ctx_source_cfg *s, int agent, int64_t now_ms)
@@ -68,6 +69,57 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/*
+ * unconfigured - add to out each store source with live documents that the
+ * config does not name (removed from it, or a store shared with another
+ * config): withheld, since no sync keeps their permissions current.
+ */
+static int unconfigured(sqlite3 *db, const ctx_config *cfg, fresh_report *out, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int step, rc = CTX_OK;
+
+    if (stmt_get(db, "SELECT s.id, s.name FROM sources s WHERE EXISTS (SELECT 1 FROM documents d"
+                     " WHERE d.source_id = s.id AND d.deleted = 0) ORDER BY s.id",
+                 &s) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "fresh: %s", sqlite3_errmsg(db));
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(s, 1);
+        fresh_source *v, *f;
+        int64_t *w;
+        size_t i;
+
+        for (i = 0; i < cfg->nsources && strcmp(cfg->sources[i].name, name ? name : ""); i++)
+            ;
+        if (i < cfg->nsources)
+            continue;
+        if (!(v = ctx_realloc(out->v, (out->n + 1) * sizeof *v))) {
+            rc = ctx_error_set(err, CTX_ENOMEM, "fresh: out of memory");
+            break;
+        }
+        out->v = v;
+        if (!(w = ctx_realloc(out->withheld, (out->nwithheld + 1) * sizeof *w))) {
+            rc = ctx_error_set(err, CTX_ENOMEM, "fresh: out of memory");
+            break;
+        }
+        out->withheld = w;
+        f = memset(&out->v[out->n++], 0, sizeof *f);
+        snprintf(f->own_name, sizeof f->own_name, "%s", name ? name : "");
+        f->name = f->own_name;
+        f->id = sqlite3_column_int64(s, 0);
+        f->bound_ms = -1;
+        f->withheld = 1;
+        snprintf(f->why, sizeof f->why,
+                 "source %s is no longer in the config, so nothing keeps its permissions"
+                 " current; add it back to serve its documents again", f->own_name);
+        out->withheld[out->nwithheld++] = f->id;
+    }
+    if (!rc && step != SQLITE_DONE)
+        rc = ctx_error_set(err, CTX_ESTORE, "fresh: %s", sqlite3_errmsg(db));
+    stmt_put(s);
+    return rc;
+}
+
 int fresh_check(sqlite3 *db, const ctx_config *cfg, int64_t now_ms, fresh_report *out,
                 ctx_error *err)
 {
@@ -76,7 +128,7 @@ int fresh_check(sqlite3 *db, const ctx_config *cfg, int64_t now_ms, fresh_report
 
     memset(out, 0, sizeof *out);
     if (!cfg->nsources)
-        return CTX_OK;
+        return unconfigured(db, cfg, out, err);
     if (!(out->v = ctx_calloc(cfg->nsources, sizeof *out->v)) ||
         !(out->withheld = ctx_calloc(cfg->nsources, sizeof *out->withheld)))
         return ctx_error_set(err, CTX_ENOMEM, "fresh: out of memory");
@@ -120,6 +172,8 @@ int fresh_check(sqlite3 *db, const ctx_config *cfg, int64_t now_ms, fresh_report
         }
     }
     stmt_put(s);
+    if (!rc)
+        rc = unconfigured(db, cfg, out, err);
     if (out->nwithheld)
         qsort(out->withheld, out->nwithheld, sizeof *out->withheld, cmp_i64);
     return rc;
@@ -143,6 +197,9 @@ int fresh_report_copy(fresh_report *to, const fresh_report *from)
         return CTX_ENOMEM;
     }
     memcpy(to->v, from->v, from->n * sizeof *to->v);
+    for (size_t i = 0; i < from->n; i++)
+        if (from->v[i].name == from->v[i].own_name)
+            to->v[i].name = to->v[i].own_name;
     if (from->nwithheld)
         memcpy(to->withheld, from->withheld, from->nwithheld * sizeof *to->withheld);
     to->n = from->n;

@@ -18,7 +18,8 @@
 #define FRESH_FLOOR_MS (15 * 60 * 1000LL)
 
 typedef struct fresh_source {
-    const char *name;     /* borrowed from the config */
+    const char *name;     /* borrowed from the config, or own_name */
+    char own_name[128];   /* a source with documents that the config no longer names */
     int64_t id;           /* store id; 0 when the store has never seen it */
     int64_t synced_at;    /* ms since epoch of the last permission or full sync; 0 = none */
     int64_t bound_ms;     /* the max age in force; -1 = none */
@@ -28,7 +29,9 @@ typedef struct fresh_source {
 } fresh_source;
 
 typedef struct fresh_report {
-    fresh_source *v;      /* one per configured source, in config order; owned */
+    fresh_source *v;      /* one per configured source, in config order, then
+                           * each the config no longer names that has live
+                           * documents (always withheld); owned */
     size_t n;
     int64_t *withheld;    /* store ids of the withheld sources, sorted; owned */
     size_t nwithheld;
@@ -44,14 +47,16 @@ int64_t fresh_bound(const ctx_source_cfg *s, int agent, int64_t now_ms);
 
 /*
  * fresh_check - every configured source's permission age at now_ms, read
- * from the store through db (borrowed). *out (new) must be
+ * from the store through db (borrowed), and the sources the config no
+ * longer names whose documents are still in the store: nothing keeps
+ * their permissions current, so they are withheld. *out (new) must be
  * fresh_report_free'd whatever the result.
  */
 int fresh_check(sqlite3 *db, const ctx_config *cfg, int64_t now_ms, fresh_report *out,
                 ctx_error *err);
 void fresh_report_free(fresh_report *r);
 
-/* fresh_report_copy - a copy (new arrays) of from; the names stay borrowed from the config. */
+/* fresh_report_copy - a copy (new arrays) of from; configured names stay borrowed. */
 int fresh_report_copy(fresh_report *to, const fresh_report *from);
 
 /*

@@ -495,27 +495,40 @@ static int32_t docsize_len(const unsigned char *p, int n)
     return sum > INT32_MAX ? -1 : (int32_t)sum;
 }
 
+/*
+ * grow_fill - p (of old elements of size bytes) grown to cap, the new ones
+ * set to byte: the new pointer, or NULL with p untouched.
+ */
+static void *grow_fill(void *p, size_t size, int64_t old, int64_t cap, int byte)
+{
+    char *v = ctx_realloc(p, (size_t)cap * size);
+
+    if (v)
+        memset(v + (size_t)old * size, byte, (size_t)(cap - old) * size);
+    return v;
+}
+
 static int map_grow(rank_conn *rc, int64_t id, ctx_error *err)
 {
     int64_t cap = rc->cap ? rc->cap : 4096;
-    int32_t *a, *b, *c;
+    int32_t *v;
 
     while (cap <= id)
         cap *= 2;
-    if (!(a = ctx_realloc(rc->acl_of, (size_t)cap * sizeof *a)))
-        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-    rc->acl_of = a;
-    if (!(b = ctx_realloc(rc->src_of, (size_t)cap * sizeof *b)))
-        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-    rc->src_of = b;
-    if (!(c = ctx_realloc(rc->len_of, (size_t)cap * sizeof *c)))
-        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-    rc->len_of = c;
-    memset(a + rc->cap, 0, (size_t)(cap - rc->cap) * sizeof *a);
-    memset(b + rc->cap, 0, (size_t)(cap - rc->cap) * sizeof *b);
-    memset(c + rc->cap, 0xff, (size_t)(cap - rc->cap) * sizeof *c); /* -1 */
+    /* each array keeps what it held until it is replaced: a failure part way is harmless */
+    if (!(v = grow_fill(rc->acl_of, sizeof *v, rc->cap, cap, 0)))
+        goto oom;
+    rc->acl_of = v;
+    if (!(v = grow_fill(rc->src_of, sizeof *v, rc->cap, cap, 0)))
+        goto oom;
+    rc->src_of = v;
+    if (!(v = grow_fill(rc->len_of, sizeof *v, rc->cap, cap, 0xff))) /* -1 */
+        goto oom;
+    rc->len_of = v;
     rc->cap = cap;
     return CTX_OK;
+oom:
+    return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
 }
 
 int rank_chunks_seq(rank_conn *rc, int64_t *seq, ctx_error *err)
@@ -532,26 +545,24 @@ int rank_chunks_seq(rank_conn *rc, int64_t *seq, ctx_error *err)
 /* acl_grow - room in the per-ACL-set counters (and the scratch counts) for set acl. */
 static int acl_grow(rank_conn *rc, int64_t acl, ctx_error *err)
 {
-    int64_t cap = rc->nacl ? rc->nacl : 64;
-    int64_t *a, *b;
+    int64_t cap = rc->nacl ? rc->nacl : 64, *n;
     int32_t *c;
 
     while (cap <= acl)
         cap *= 2;
-    if (!(a = ctx_realloc(rc->acl_rows, (size_t)cap * sizeof *a)))
-        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-    rc->acl_rows = a;
-    if (!(b = ctx_realloc(rc->acl_tokens, (size_t)cap * sizeof *b)))
-        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-    rc->acl_tokens = b;
-    if (!(c = ctx_realloc(rc->scratch, (size_t)cap * sizeof *c)))
-        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    if (!(n = grow_fill(rc->acl_rows, sizeof *n, rc->nacl, cap, 0)))
+        goto oom;
+    rc->acl_rows = n;
+    if (!(n = grow_fill(rc->acl_tokens, sizeof *n, rc->nacl, cap, 0)))
+        goto oom;
+    rc->acl_tokens = n;
+    if (!(c = grow_fill(rc->scratch, sizeof *c, rc->nacl, cap, 0)))
+        goto oom;
     rc->scratch = c;
-    memset(a + rc->nacl, 0, (size_t)(cap - rc->nacl) * sizeof *a);
-    memset(b + rc->nacl, 0, (size_t)(cap - rc->nacl) * sizeof *b);
-    memset(c + rc->nacl, 0, (size_t)(cap - rc->nacl) * sizeof *c);
     rc->nacl = cap;
     return CTX_OK;
+oom:
+    return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
 }
 
 /* load_rows - map the chunks committed past rc->loaded and count them in. */

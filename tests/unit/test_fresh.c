@@ -214,6 +214,18 @@ Test(fresh, by_default_only_an_agent_run_source_is_bounded)
     cr_assert_gt(nresults(a), 0, "synced by hand a week ago, searched now: served");
     json_decref(a);
 
+    /* An agent runs the permissions job, and every run fails: closed. */
+    snprintf(sql, sizeof sql, "INSERT INTO agent_jobs(source, kind, attempt, started_at,"
+             " finished_at, status, error) VALUES('northwind', 'permissions', 1, %lld, %lld,"
+             " 'failed', 'connection refused')",
+             (long long)(ctx_now_ms() - 60000), (long long)(ctx_now_ms() - 59000));
+    cr_assert_eq(store_exec(st, sql, &err), 0, "%s", err.text);
+    a = ask(&cfg, &fetched);
+    cr_assert_eq(nresults(a), 0, "the agent's permission syncs fail: withheld");
+    cr_assert(withheld_reason(a) && strstr(withheld_reason(a), "3 x the agent's"), "%s",
+              json_dumps(a, 0));
+    json_decref(a);
+
     /* The agent ran its permissions job an hour ago, and then stopped. */
     snprintf(sql, sizeof sql, "INSERT INTO agent_jobs(source, kind, attempt, started_at,"
              " finished_at, status) VALUES('northwind', 'permissions', 1, %lld, %lld, 'ok');"
@@ -269,4 +281,43 @@ Test(fresh, the_cli_names_the_withheld_source)
         status += !!strstr(line, "northwind    WITHHELD: permissions never synced");
     cr_assert_eq(pclose(p), 0);
     cr_assert_eq(status, 1);
+}
+
+/*
+ * A source taken out of the config keeps its documents in the store, but
+ * nothing syncs its permissions any more: withheld, named, with the fix.
+ */
+Test(fresh, a_source_the_config_no_longer_names_is_withheld)
+{
+    char demo[PATH_MAX], text[2 * PATH_MAX + 512];
+    ctx_config cfg;
+    json_t *a, *root;
+    int64_t fetched;
+    ctx_error err;
+
+    sync_demo(1);
+    config(&cfg, "");
+    a = ask(&cfg, &fetched);
+    cr_assert_gt(nresults(a), 0, "named: served");
+    json_decref(a);
+    ctx_config_free(&cfg);
+
+    cr_assert(realpath("examples/demo", demo));
+    snprintf(text, sizeof text,
+             "{\"data_dir\": \"%s\", \"sources\": [{\"name\": \"other\", \"type\": \"files\","
+             " \"path\": \"%s\"}], \"agents\": [{\"name\": \"all\", \"sources\": \"*\","
+             " \"labels\": \"*\"}]}",
+             dir, demo);
+    root = json_loads(text, 0, NULL);
+    cr_assert(root);
+    memset(&cfg, 0, sizeof cfg);
+    cr_assert_eq(ctx_config_parse(root, NULL, &cfg, &err), 0, "%s", err.text);
+    json_decref(root);
+    a = ask(&cfg, &fetched);
+    cr_assert_eq(nresults(a), 0, "no longer named: withheld");
+    cr_assert_not(fetched, "and not fetched either");
+    cr_assert(withheld_reason(a) && strstr(withheld_reason(a), "no longer in the config"), "%s",
+              json_dumps(a, 0));
+    json_decref(a);
+    ctx_config_free(&cfg);
 }
