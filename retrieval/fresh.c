@@ -69,6 +69,23 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* live_docs - *live = 1 if source has a document not deleted. */
+static int live_docs(sqlite3 *db, int64_t source, int64_t *live, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int step;
+
+    if (stmt_get(db, "SELECT EXISTS (SELECT 1 FROM documents WHERE source_id = ?1"
+                     " AND deleted = 0)", &s) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "fresh: %s", sqlite3_errmsg(db));
+    sqlite3_bind_int64(s, 1, source);
+    step = sqlite3_step(s);
+    *live = step == SQLITE_ROW && sqlite3_column_int64(s, 0);
+    stmt_put(s);
+    return step == SQLITE_ROW ? CTX_OK : ctx_error_set(err, CTX_ESTORE, "fresh: %s",
+                                                       sqlite3_errmsg(db));
+}
+
 /*
  * unconfigured - add to out each store source with live documents that the
  * config does not name (removed from it, or a store shared with another
@@ -79,19 +96,22 @@ static int unconfigured(sqlite3 *db, const ctx_config *cfg, fresh_report *out, c
     sqlite3_stmt *s;
     int step, rc = CTX_OK;
 
-    if (stmt_get(db, "SELECT s.id, s.name FROM sources s WHERE EXISTS (SELECT 1 FROM documents d"
-                     " WHERE d.source_id = s.id AND d.deleted = 0) ORDER BY s.id",
-                 &s) != SQLITE_OK)
+    /* the configured ones are skipped before their documents are looked at */
+    if (stmt_get(db, "SELECT id, name FROM sources ORDER BY id", &s) != SQLITE_OK)
         return ctx_error_set(err, CTX_ESTORE, "fresh: %s", sqlite3_errmsg(db));
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(s, 1);
         fresh_source *v, *f;
-        int64_t *w;
+        int64_t *w, live = 0;
         size_t i;
 
         for (i = 0; i < cfg->nsources && strcmp(cfg->sources[i].name, name ? name : ""); i++)
             ;
         if (i < cfg->nsources)
+            continue;
+        if ((rc = live_docs(db, sqlite3_column_int64(s, 0), &live, err)))
+            break;
+        if (!live)
             continue;
         if (!(v = ctx_realloc(out->v, (out->n + 1) * sizeof *v))) {
             rc = ctx_error_set(err, CTX_ENOMEM, "fresh: out of memory");

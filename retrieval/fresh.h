@@ -19,7 +19,7 @@
 
 typedef struct fresh_source {
     const char *name;     /* borrowed from the config, or own_name */
-    char own_name[128];   /* a source with documents that the config no longer names */
+    char own_name[256];   /* a source with documents that the config no longer names */
     int64_t id;           /* store id; 0 when the store has never seen it */
     int64_t synced_at;    /* ms since epoch of the last permission or full sync; 0 = none */
     int64_t bound_ms;     /* the max age in force; -1 = none */

@@ -753,14 +753,61 @@ static void *dup_bytes(const void *p, size_t n)
     return q;
 }
 
+/* map_slot_put - index maps[i] in mapslot (which has room). */
+static void map_slot_put(rank_conn *rc, size_t i)
+{
+    size_t j = rank__word_hash(rc->maps[i]->word) & (rc->nmapslot - 1);
+    while (rc->mapslot[j])
+        j = (j + 1) & (rc->nmapslot - 1);
+    rc->mapslot[j] = (uint32_t)i + 1;
+}
+
+/*
+ * map_index - index every map by word anew (after one moved or the table
+ * filled up). Out of memory leaves no index: lookups then scan.
+ */
+static void map_index(rank_conn *rc)
+{
+    size_t n = 64;
+
+    while (n < rc->nmaps * 4)
+        n *= 2;
+    ctx_free(rc->mapslot);
+    rc->nmapslot = 0;
+    if (!(rc->mapslot = ctx_calloc(n, sizeof *rc->mapslot)))
+        return;
+    rc->nmapslot = n;
+    for (size_t i = 0; i < rc->nmaps; i++)
+        map_slot_put(rc, i);
+}
+
+/* map_lookup - word's map (built or a stub), or NULL. */
+static rank_tfmap *map_lookup(const rank_conn *rc, const char *word)
+{
+    if (!rc->nmapslot) {
+        for (size_t i = 0; i < rc->nmaps; i++)
+            if (!strcmp(rc->maps[i]->word, word))
+                return rc->maps[i];
+        return NULL;
+    }
+    for (size_t j = rank__word_hash(word) & (rc->nmapslot - 1); rc->mapslot[j];
+         j = (j + 1) & (rc->nmapslot - 1))
+        if (!strcmp(rc->maps[rc->mapslot[j] - 1]->word, word))
+            return rc->maps[rc->mapslot[j] - 1];
+    return NULL;
+}
+
 /* state_clear - dst forgets its chunk map, counts and maps: as if new. */
 static void state_clear(rank_conn *rc)
 {
     for (size_t i = 0; i < rc->nmaps; i++)
         tfmap_free(rc->maps[i]);
     ctx_free(rc->maps);
+    ctx_free(rc->mapslot);
     rc->maps = NULL;
-    rc->nmaps = rc->capmaps = rc->entries = rc->shared_entries = 0;
+    rc->mapslot = NULL;
+    rc->nmaps = rc->capmaps = rc->nshared = rc->nmapslot = 0;
+    rc->entries = rc->shared_entries = 0;
     rank__dftabs_free(rc);
     ctx_free(rc->acl_of);
     ctx_free(rc->src_of);
@@ -820,9 +867,11 @@ int rank_copy(rank_conn *dst, const rank_conn *src, ctx_error *err)
                       !(dst->scratch = ctx_calloc((size_t)src->nacl, sizeof(int32_t)))))
         goto oom;
     dst->nacl = src->nacl;
-    if (src->nmaps && !(dst->maps = ctx_calloc(src->capmaps, sizeof *dst->maps)))
-        goto oom;
-    dst->capmaps = src->capmaps;
+    if (src->nmaps) {
+        if (!(dst->maps = ctx_calloc(src->capmaps, sizeof *dst->maps)))
+            goto oom;
+        dst->capmaps = src->capmaps;
+    }
     for (size_t i = 0; i < src->nmaps; i++) {
         if (!(dst->maps[i] = tfmap_dup(src->maps[i])))
             goto oom;
@@ -832,6 +881,8 @@ int rank_copy(rank_conn *dst, const rank_conn *src, ctx_error *err)
         else
             dst->entries += src->maps[i]->n;
     }
+    dst->nshared = src->nshared;
+    map_index(dst);
     if (rank__dftabs_copy(dst, src))
         goto oom;
     dst->loaded = src->loaded;
@@ -876,12 +927,15 @@ void rank_tfmap_hold(rank_conn *rc)
 
 static void tfmap_drop(rank_conn *rc, size_t i)
 {
-    if (rc->maps[i]->share)
+    if (rc->maps[i]->share) {
         rc->shared_entries -= rc->maps[i]->n;
-    else
+        rc->nshared--;
+    } else {
         rc->entries -= rc->maps[i]->n;
+    }
     tfmap_free(rc->maps[i]);
     rc->maps[i] = rc->maps[--rc->nmaps];
+    map_index(rc); /* the last one moved */
 }
 
 /*
@@ -950,9 +1004,8 @@ static rank_tfmap *tfmap_find(rank_conn *rc, const char *word)
     rank_tfmap *m;
     size_t i;
 
-    for (i = 0; i < rc->nmaps; i++)
-        if (!strcmp(rc->maps[i]->word, word))
-            return rc->maps[i];
+    if ((m = map_lookup(rc, word)))
+        return m;
     if (rc->nmaps >= TFMAP_STUBS) {
         /* forget the least asked-for word that has no entries */
         size_t victim = rc->nmaps;
@@ -977,15 +1030,17 @@ static rank_tfmap *tfmap_find(rank_conn *rc, const char *word)
         return NULL;
     }
     rc->maps[rc->nmaps++] = m;
+    if (rc->nmaps * 2 > rc->nmapslot)
+        map_index(rc);
+    else
+        map_slot_put(rc, rc->nmaps - 1);
     return m;
 }
 
 const rank_tfmap *rank__tfmap_peek(const rank_conn *rc, const char *word)
 {
-    for (size_t i = 0; i < rc->nmaps; i++)
-        if (rc->maps[i]->built && !strcmp(rc->maps[i]->word, word))
-            return rc->maps[i];
-    return NULL;
+    const rank_tfmap *m = map_lookup(rc, word);
+    return m && m->built ? m : NULL;
 }
 
 /*
@@ -1005,8 +1060,10 @@ static int tfmap_build(rank_conn *rc, const char *word, size_t need, uint32_t us
     memset(&tb, 0, sizeof tb);
     rc->tok.xTokenize(rc->tokenizer, &tb, FTS5_TOKENIZE_QUERY, word, (int)strlen(word),
                       collect_token);
+    /* shared maps leave half the TFMAP_STUBS places to the searches' words */
     if (tb.n != 1 || rc->loaded > (int64_t)UINT32_MAX ||
-        (share ? rc->shared_entries + need > RANK_TFMAP_SHARED_BUDGET
+        (share ? rc->shared_entries + need > RANK_TFMAP_SHARED_BUDGET ||
+                     rc->nshared >= TFMAP_STUBS / 2
                : rc->entries + need > RANK_TFMAP_BUDGET) ||
         !(m = tfmap_find(rc, word)) || m->built)
         return CTX_OK;
@@ -1020,6 +1077,14 @@ static int tfmap_build(rank_conn *rc, const char *word, size_t need, uint32_t us
         m->upto = 0;
         m->built = 0;
         return r < 0 ? -r : CTX_OK;
+    }
+    if (share && rc->shared_entries + m->n > RANK_TFMAP_SHARED_BUDGET) {
+        /* more rows than need said (term_df lags the store): over the budget */
+        size_t i = 0;
+        while (rc->maps[i] != m)
+            i++;
+        tfmap_drop(rc, i);
+        return CTX_OK;
     }
     if (share) {
         rank_tfshare *sh = ctx_calloc(1, sizeof *sh);
@@ -1038,6 +1103,7 @@ static int tfmap_build(rank_conn *rc, const char *word, size_t need, uint32_t us
         sh->refs = 1;
         m->share = sh;
         rc->shared_entries += m->n;
+        rc->nshared++;
     }
     return CTX_OK;
 }

@@ -36,6 +36,9 @@ struct rank_conn {
     /* frequency maps of common words (rank.h) */
     rank_tfmap **maps;
     size_t nmaps, capmaps;
+    size_t nshared;             /* of them, shared (built by rank_warm) */
+    uint32_t *mapslot;          /* open addressing by word: index + 1 into maps, 0 = empty */
+    size_t nmapslot;            /* a power of two, at least twice nmaps; 0 = none (scan) */
     size_t entries;             /* in all maps but the shared ones */
     size_t shared_entries;      /* in the shared ones */
     uint64_t tick;              /* searches so far */
@@ -80,6 +83,15 @@ void rank__dftabs_free(rank_conn *rc);
 /* rank__dfcount_fn - (rank-internal) the ctx_dfcount() auxiliary function. */
 void rank__dfcount_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx,
                       int nval, sqlite3_value **val);
+
+/* rank__word_hash - FNV-1a of a word, for the tables kept by word. */
+static inline uint32_t rank__word_hash(const char *w)
+{
+    uint32_t h = 2166136261u;
+    while (*w)
+        h = (h ^ (unsigned char)*w++) * 16777619u;
+    return h;
+}
 
 /* rank__tfmap_warm - (rank-internal) build word's map (df chunks) if it
  * fits the shared budget, frozen and shareable; CTX_OK or a store error. */

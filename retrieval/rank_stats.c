@@ -77,14 +77,6 @@ void rank_readable_totals(const rank_conn *rc, const uint8_t *readable, int64_t 
 
 /* ---- the tables, by word ----------------------------------------------- */
 
-static uint32_t word_hash(const char *w)
-{
-    uint32_t h = 2166136261u;
-    while (*w)
-        h = (h ^ (unsigned char)*w++) * 16777619u;
-    return h;
-}
-
 /* reindex - rebuild the open-addressing index over dfs[] with nslot slots. */
 static int reindex(rank_conn *rc, size_t nslot)
 {
@@ -93,7 +85,7 @@ static int reindex(rank_conn *rc, size_t nslot)
     if (!slot)
         return CTX_ENOMEM;
     for (size_t i = 0; i < rc->ndfs; i++) {
-        size_t j = word_hash(rc->dfs[i]->word) & (nslot - 1);
+        size_t j = rank__word_hash(rc->dfs[i]->word) & (nslot - 1);
         while (slot[j])
             j = (j + 1) & (nslot - 1);
         slot[j] = (uint32_t)i + 1;
@@ -111,7 +103,7 @@ static rank_dftab *dftab_find(rank_conn *rc, const char *word)
     size_t j;
 
     if (rc->ndfslot) {
-        for (j = word_hash(word) & (rc->ndfslot - 1); rc->dfslot[j];
+        for (j = rank__word_hash(word) & (rc->ndfslot - 1); rc->dfslot[j];
              j = (j + 1) & (rc->ndfslot - 1))
             if (!strcmp(rc->dfs[rc->dfslot[j] - 1]->word, word))
                 return rc->dfs[rc->dfslot[j] - 1];
@@ -132,7 +124,7 @@ static rank_dftab *dftab_find(rank_conn *rc, const char *word)
     }
     t->epoch = rc->epoch;
     rc->dfs[rc->ndfs++] = t;
-    for (j = word_hash(word) & (rc->ndfslot - 1); rc->dfslot[j]; j = (j + 1) & (rc->ndfslot - 1))
+    for (j = rank__word_hash(word) & (rc->ndfslot - 1); rc->dfslot[j]; j = (j + 1) & (rc->ndfslot - 1))
         ;
     rc->dfslot[j] = (uint32_t)rc->ndfs;
     return t;
@@ -425,7 +417,7 @@ int rank_df_kept(const rank_conn *rc, const char *word)
     const rank_dftab *t = NULL;
 
     if (rc->ndfslot)
-        for (size_t j = word_hash(word) & (rc->ndfslot - 1); rc->dfslot[j] && !t;
+        for (size_t j = rank__word_hash(word) & (rc->ndfslot - 1); rc->dfslot[j] && !t;
              j = (j + 1) & (rc->ndfslot - 1))
             if (!strcmp(rc->dfs[rc->dfslot[j] - 1]->word, word))
                 t = rc->dfs[rc->dfslot[j] - 1];

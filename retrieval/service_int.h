@@ -78,6 +78,7 @@ struct svc {
     uint64_t warm_gen;      /* read by any thread: __atomic */
     /* svc_rewarm's clock (one caller: serve's loop), monotonic ms */
     int64_t warm_at, warm_checked, warm_ms;
+    int warm_on;            /* svc_warm was called: keep the caches warm */
 };
 
 /* ---- service.c ---- */

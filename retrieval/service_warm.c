@@ -73,16 +73,45 @@ void svc__warm_adopt(svc *s, worker *w)
     pthread_mutex_unlock(&s->wmu);
 }
 
+/*
+ * adopt_idle - the workers nobody holds copy the new state now, off the
+ * request path; an idle worker would otherwise keep the old one (and its
+ * share of the old maps) until it is next taken.
+ */
+static void adopt_idle(svc *s)
+{
+    for (int i = 0; i < s->nworkers; i++) {
+        worker *w = &s->workers[i];
+        int mine = 0;
+
+        pthread_mutex_lock(&s->mu);
+        if (!w->busy && w->st)
+            mine = w->busy = 1;
+        pthread_mutex_unlock(&s->mu);
+        if (!mine)
+            continue;
+        svc__warm_adopt(s, w);
+        pthread_mutex_lock(&s->mu);
+        w->busy = 0;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
 int svc_warm(svc *s, ctx_error *err)
 {
     worker **all = ctx_calloc((size_t)s->nworkers, sizeof *all);
+    ctx_error werr = {0};
     ctx_store *st;
-    int n = 0, rc;
+    int n = 0, rc = CTX_OK, wrc;
 
     if (!all)
         return ctx_error_set(err, CTX_ENOMEM, "service: out of memory");
-    if (!(rc = warm_build(s, &st, err)))
+    s->warm_on = 1; /* svc_rewarm keeps it, or tries again */
+    if (!(wrc = warm_build(s, &st, &werr)))
         warm_swap(s, st);
+    else
+        s->warm_at = mono_ms(); /* svc_rewarm tries again after its gap */
     /* All taken at once, so each one is opened (and copies), not the first again. */
     for (; n < s->nworkers && !rc; n++)
         if (!(all[n] = svc__take(s, err)))
@@ -91,6 +120,10 @@ int svc_warm(svc *s, ctx_error *err)
         if (all[n])
             svc__give(s, all[n]);
     ctx_free(all);
+    if (!rc && wrc) {
+        *err = werr;
+        rc = wrc;
+    }
     return rc;
 }
 
@@ -103,7 +136,7 @@ int svc_rewarm(svc *s, int force, int *did, ctx_error *err)
 
     if (did)
         *did = 0;
-    if (!s->warm_st)
+    if (!s->warm_on)
         return CTX_OK; /* never warmed (svc_warm): nothing to keep warm */
     /* At most one walk in SVC_REWARM_SHARE of the time, and not often. */
     gap = s->warm_ms * SVC_REWARM_SHARE;
@@ -112,17 +145,23 @@ int svc_rewarm(svc *s, int force, int *did, ctx_error *err)
     if (!force && (now - s->warm_checked < SVC_REWARM_CHECK_MS || now - s->warm_at < gap))
         return CTX_OK;
     s->warm_checked = now;
+    behind = !s->warm_st; /* the last warm-up failed: try again */
     pthread_mutex_lock(&s->wmu);
-    if (!(rc = rank_attach(store_db(s->warm_st), err)))
+    if (behind)
+        r = CTX_OK;
+    else if (!(rc = rank_attach(store_db(s->warm_st), err)))
         r = err->code;
     else
         r = rank_behind(rc, &behind, err);
     pthread_mutex_unlock(&s->wmu);
     if (r || !behind)
         return r;
-    if ((r = warm_build(s, &st, err)))
+    if ((r = warm_build(s, &st, err))) {
+        s->warm_at = mono_ms(); /* not again before the gap */
         return r;
+    }
     warm_swap(s, st);
+    adopt_idle(s);
     if (did)
         *did = 1;
     return CTX_OK;

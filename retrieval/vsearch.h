@@ -4,8 +4,10 @@
  * allow picks the plan: an exact SIMD scan over exactly those vectors when
  * few or when the index has no partition yet; when many, the partition's
  * nearest lists scanned exactly; and the exact scan again whenever that
- * finds fewer than k. Neither depends on a vector the caller cannot read
- * (the lists were trained before it came). The HNSW graph walked with a
+ * finds fewer than k. Neither answer moves when a vector the caller cannot
+ * read comes or goes after the lists were trained (a new vector only joins
+ * its nearest list; a rebuild trains them anew on a sample of every
+ * vector). The HNSW graph walked with a
  * selector (a search widened by the allowed share) is only taken when
  * forced (tests, bench/vector_search): its path runs through every vector.
  * A fixed top-k is never filtered afterwards.
