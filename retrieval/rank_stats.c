@@ -124,7 +124,8 @@ static rank_dftab *dftab_find(rank_conn *rc, const char *word)
     }
     t->epoch = rc->epoch;
     rc->dfs[rc->ndfs++] = t;
-    for (j = rank__word_hash(word) & (rc->ndfslot - 1); rc->dfslot[j]; j = (j + 1) & (rc->ndfslot - 1))
+    for (j = rank__word_hash(word) & (rc->ndfslot - 1); rc->dfslot[j];
+         j = (j + 1) & (rc->ndfslot - 1))
         ;
     rc->dfslot[j] = (uint32_t)rc->ndfs;
     return t;
