@@ -14,7 +14,7 @@
 /* The index's tokenizer; a query word is turned into index terms with it. */
 static const char *tokenizer_args[] = {"unicode61", "remove_diacritics", "2"};
 
-static void tfmap_free(rank_tfmap *m)
+void rank__tfmap_free(rank_tfmap *m)
 {
     if (!m)
         return;
@@ -35,8 +35,6 @@ static void tfmap_free(rank_tfmap *m)
  * function's destructor when SQLite closes the connection, so a later
  * connection at the same address never finds a stale map.
  */
-static void state_clear(rank_conn *rc);
-
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static rank_conn *registry;
 
@@ -52,7 +50,7 @@ static void rank_conn_destroy(void *p)
     pthread_mutex_unlock(&registry_mu);
     if (rc->tokenizer)
         rc->tok.xDelete(rc->tokenizer);
-    state_clear(rc);
+    rank__state_clear(rc);
     ctx_free(rc);
 }
 
@@ -743,15 +741,7 @@ int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err
            (!q->sources || rank_bit(q->sources, q->nsources, src));
 }
 
-/* ---- copying a warm state ---------------------------------------------- */
-
-static void *dup_bytes(const void *p, size_t n)
-{
-    void *q = n ? ctx_malloc(n) : NULL;
-    if (q)
-        memcpy(q, p, n);
-    return q;
-}
+/* ---- frequency maps ---------------------------------------------------- */
 
 /* map_slot_put - index maps[i] in mapslot (which has room). */
 static void map_slot_put(rank_conn *rc, size_t i)
@@ -763,10 +753,10 @@ static void map_slot_put(rank_conn *rc, size_t i)
 }
 
 /*
- * map_index - index every map by word anew (after one moved or the table
- * filled up). Out of memory leaves no index: lookups then scan.
+ * rank__map_index - index every map by word anew (after one moved or the
+ * table filled up). Out of memory leaves no index: lookups then scan.
  */
-static void map_index(rank_conn *rc)
+void rank__map_index(rank_conn *rc)
 {
     size_t n = 64;
 
@@ -797,109 +787,6 @@ static rank_tfmap *map_lookup(const rank_conn *rc, const char *word)
     return NULL;
 }
 
-/* state_clear - dst forgets its chunk map, counts and maps: as if new. */
-static void state_clear(rank_conn *rc)
-{
-    for (size_t i = 0; i < rc->nmaps; i++)
-        tfmap_free(rc->maps[i]);
-    ctx_free(rc->maps);
-    ctx_free(rc->mapslot);
-    rc->maps = NULL;
-    rc->mapslot = NULL;
-    rc->nmaps = rc->capmaps = rc->nshared = rc->nmapslot = 0;
-    rc->entries = rc->shared_entries = 0;
-    rank__dftabs_free(rc);
-    ctx_free(rc->acl_of);
-    ctx_free(rc->src_of);
-    ctx_free(rc->len_of);
-    ctx_free(rc->acl_rows);
-    ctx_free(rc->acl_tokens);
-    ctx_free(rc->scratch);
-    rc->acl_of = rc->src_of = rc->len_of = rc->scratch = NULL;
-    rc->acl_rows = rc->acl_tokens = NULL;
-    rc->cap = rc->nacl = rc->loaded = 0;
-    rc->live_rows = rc->live_tokens = rc->drift_rows = rc->drift_tokens = 0;
-    rc->epoch++;
-}
-
-/* tfmap_dup - a copy of m: its own entries, or the same shared ones. */
-static rank_tfmap *tfmap_dup(const rank_tfmap *m)
-{
-    rank_tfmap *c = ctx_malloc(sizeof *c);
-
-    if (!c)
-        return NULL;
-    *c = *m;
-    if (m->share) {
-        if (!(c->word = ctx_strdup(m->word))) {
-            ctx_free(c);
-            return NULL;
-        }
-        __atomic_add_fetch(&m->share->refs, 1, __ATOMIC_ACQ_REL);
-        return c;
-    }
-    c->ids = NULL;
-    c->freq = NULL;
-    c->cap = m->n;
-    if (!(c->word = ctx_strdup(m->word)) ||
-        (m->n && (!(c->ids = dup_bytes(m->ids, m->n * sizeof *m->ids)) ||
-                  !(c->freq = dup_bytes(m->freq, m->n * sizeof *m->freq))))) {
-        tfmap_free(c);
-        return NULL;
-    }
-    return c;
-}
-
-int rank_copy(rank_conn *dst, const rank_conn *src, ctx_error *err)
-{
-    size_t ids = (size_t)src->cap * sizeof(int32_t), sets = (size_t)src->nacl * sizeof(int64_t);
-
-    if (dst == src)
-        return CTX_OK;
-    state_clear(dst);
-    if (src->cap && (!(dst->acl_of = dup_bytes(src->acl_of, ids)) ||
-                     !(dst->src_of = dup_bytes(src->src_of, ids)) ||
-                     !(dst->len_of = dup_bytes(src->len_of, ids))))
-        goto oom;
-    dst->cap = src->cap;
-    if (src->nacl && (!(dst->acl_rows = dup_bytes(src->acl_rows, sets)) ||
-                      !(dst->acl_tokens = dup_bytes(src->acl_tokens, sets)) ||
-                      !(dst->scratch = ctx_calloc((size_t)src->nacl, sizeof(int32_t)))))
-        goto oom;
-    dst->nacl = src->nacl;
-    if (src->nmaps) {
-        if (!(dst->maps = ctx_calloc(src->capmaps, sizeof *dst->maps)))
-            goto oom;
-        dst->capmaps = src->capmaps;
-    }
-    for (size_t i = 0; i < src->nmaps; i++) {
-        if (!(dst->maps[i] = tfmap_dup(src->maps[i])))
-            goto oom;
-        dst->nmaps++;
-        if (src->maps[i]->share)
-            dst->shared_entries += src->maps[i]->n;
-        else
-            dst->entries += src->maps[i]->n;
-    }
-    dst->nshared = src->nshared;
-    map_index(dst);
-    if (rank__dftabs_copy(dst, src))
-        goto oom;
-    dst->loaded = src->loaded;
-    dst->live_rows = src->live_rows;
-    dst->live_tokens = src->live_tokens;
-    dst->drift_rows = src->drift_rows;
-    dst->drift_tokens = src->drift_tokens;
-    dst->tick = src->tick;
-    /* the copied counts were made in src's epoch; they are dst's now */
-    dst->epoch = src->epoch;
-    return CTX_OK;
-oom:
-    state_clear(dst);
-    return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-}
-
-/* ---- frequency maps ---------------------------------------------------- */
 
 /* Words counted but not mapped, at most; and how often counts are halved. */
 #define TFMAP_STUBS 4096
@@ -933,9 +820,9 @@ static void tfmap_drop(rank_conn *rc, size_t i)
     } else {
         rc->entries -= rc->maps[i]->n;
     }
-    tfmap_free(rc->maps[i]);
+    rank__tfmap_free(rc->maps[i]);
     rc->maps[i] = rc->maps[--rc->nmaps];
-    map_index(rc); /* the last one moved */
+    rank__map_index(rc); /* the last one moved */
 }
 
 /*
@@ -1026,12 +913,12 @@ static rank_tfmap *tfmap_find(rank_conn *rc, const char *word)
         rc->capmaps = cap;
     }
     if (!(m = ctx_calloc(1, sizeof *m)) || !(m->word = ctx_strdup(word))) {
-        tfmap_free(m);
+        rank__tfmap_free(m);
         return NULL;
     }
     rc->maps[rc->nmaps++] = m;
     if (rc->nmaps * 2 > rc->nmapslot)
-        map_index(rc);
+        rank__map_index(rc);
     else
         map_slot_put(rc, rc->nmaps - 1);
     return m;

@@ -1,7 +1,8 @@
 /*
  * rank_int.h - what rank.c (scoring, the chunk map, frequency maps) and
- * rank_stats.c (the statistics over a caller's readable set) share. Not a
- * face: nothing outside those two files includes it.
+ * rank_stats.c (the statistics over a caller's readable set, the warm-up
+ * and the copy of a warm state) share. Not a face: nothing outside those
+ * two files includes it.
  */
 #ifndef CTX_RETRIEVAL_RANK_INT_H
 #define CTX_RETRIEVAL_RANK_INT_H
@@ -76,6 +77,15 @@ struct rank_tfmap {
     uint32_t uses;              /* searches that asked for it, halved now and then */
     int built;                  /* 0: only counted so far, no entries */
 };
+
+/* rank__state_clear - (rank-internal) rc forgets its chunk map, counts and maps: as if new. */
+void rank__state_clear(rank_conn *rc);
+
+/* rank__tfmap_free - (rank-internal) free m (its entries when the last holds them). */
+void rank__tfmap_free(rank_tfmap *m);
+
+/* rank__map_index - (rank-internal) index rc's maps by word anew. */
+void rank__map_index(rank_conn *rc);
 
 /* rank__dftabs_free - (rank-internal) free every df table of rc. */
 void rank__dftabs_free(rank_conn *rc);

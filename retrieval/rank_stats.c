@@ -2,7 +2,9 @@
  * rank_stats.c - the statistics behind a BM25 score, over the chunks the
  * caller may read: their number and mean length (a sum of per-ACL-set
  * counters the chunk map keeps) and a word's document frequency (a sum of
- * its per-ACL-set counts, kept per word). See rank.h.
+ * its per-ACL-set counts, kept per word); and all of it ahead of the
+ * requests: the warm-up (rank_warm) and the copy of a warm state to
+ * another connection (rank_copy). See rank.h.
  */
 #include "rank_int.h"
 
@@ -498,6 +500,115 @@ int rank__dftabs_copy(rank_conn *dst, const rank_conn *src)
         return CTX_ENOMEM;
     }
     return CTX_OK;
+}
+
+static void *dup_bytes(const void *p, size_t n)
+{
+    void *q = n ? ctx_malloc(n) : NULL;
+    if (q)
+        memcpy(q, p, n);
+    return q;
+}
+
+void rank__state_clear(rank_conn *rc)
+{
+    for (size_t i = 0; i < rc->nmaps; i++)
+        rank__tfmap_free(rc->maps[i]);
+    ctx_free(rc->maps);
+    ctx_free(rc->mapslot);
+    rc->maps = NULL;
+    rc->mapslot = NULL;
+    rc->nmaps = rc->capmaps = rc->nshared = rc->nmapslot = 0;
+    rc->entries = rc->shared_entries = 0;
+    rank__dftabs_free(rc);
+    ctx_free(rc->acl_of);
+    ctx_free(rc->src_of);
+    ctx_free(rc->len_of);
+    ctx_free(rc->acl_rows);
+    ctx_free(rc->acl_tokens);
+    ctx_free(rc->scratch);
+    rc->acl_of = rc->src_of = rc->len_of = rc->scratch = NULL;
+    rc->acl_rows = rc->acl_tokens = NULL;
+    rc->cap = rc->nacl = rc->loaded = 0;
+    rc->live_rows = rc->live_tokens = rc->drift_rows = rc->drift_tokens = 0;
+    rc->epoch++;
+}
+
+/* tfmap_dup - a copy of m: its own entries, or the same shared ones. */
+static rank_tfmap *tfmap_dup(const rank_tfmap *m)
+{
+    rank_tfmap *c = ctx_malloc(sizeof *c);
+
+    if (!c)
+        return NULL;
+    *c = *m;
+    if (m->share) {
+        if (!(c->word = ctx_strdup(m->word))) {
+            ctx_free(c);
+            return NULL;
+        }
+        __atomic_add_fetch(&m->share->refs, 1, __ATOMIC_ACQ_REL);
+        return c;
+    }
+    c->ids = NULL;
+    c->freq = NULL;
+    c->cap = m->n;
+    if (!(c->word = ctx_strdup(m->word)) ||
+        (m->n && (!(c->ids = dup_bytes(m->ids, m->n * sizeof *m->ids)) ||
+                  !(c->freq = dup_bytes(m->freq, m->n * sizeof *m->freq))))) {
+        rank__tfmap_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+int rank_copy(rank_conn *dst, const rank_conn *src, ctx_error *err)
+{
+    size_t ids = (size_t)src->cap * sizeof(int32_t), sets = (size_t)src->nacl * sizeof(int64_t);
+
+    if (dst == src)
+        return CTX_OK;
+    rank__state_clear(dst);
+    if (src->cap && (!(dst->acl_of = dup_bytes(src->acl_of, ids)) ||
+                     !(dst->src_of = dup_bytes(src->src_of, ids)) ||
+                     !(dst->len_of = dup_bytes(src->len_of, ids))))
+        goto oom;
+    dst->cap = src->cap;
+    if (src->nacl && (!(dst->acl_rows = dup_bytes(src->acl_rows, sets)) ||
+                      !(dst->acl_tokens = dup_bytes(src->acl_tokens, sets)) ||
+                      !(dst->scratch = ctx_calloc((size_t)src->nacl, sizeof(int32_t)))))
+        goto oom;
+    dst->nacl = src->nacl;
+    if (src->nmaps) {
+        if (!(dst->maps = ctx_calloc(src->capmaps, sizeof *dst->maps)))
+            goto oom;
+        dst->capmaps = src->capmaps;
+    }
+    for (size_t i = 0; i < src->nmaps; i++) {
+        if (!(dst->maps[i] = tfmap_dup(src->maps[i])))
+            goto oom;
+        dst->nmaps++;
+        if (src->maps[i]->share)
+            dst->shared_entries += src->maps[i]->n;
+        else
+            dst->entries += src->maps[i]->n;
+    }
+    dst->nshared = src->nshared;
+    rank__map_index(dst);
+    if (rank__dftabs_copy(dst, src))
+        goto oom;
+    dst->loaded = src->loaded;
+    dst->live_rows = src->live_rows;
+    dst->live_tokens = src->live_tokens;
+    dst->drift_rows = src->drift_rows;
+    dst->drift_tokens = src->drift_tokens;
+    dst->tick = src->tick;
+    /* the copied counts were made in src's epoch; they are dst's now */
+    dst->epoch = src->epoch;
+    return CTX_OK;
+oom:
+    rank__state_clear(dst);
+    return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
 }
 
 /* permission_token - p<digits> or l<digits>: only the permission columns hold them. */
