@@ -329,6 +329,7 @@ int cli_eval(int argc, char **argv)
             if (fr.v[i].withheld)
                 printf("withheld: %s: %s\n", fr.v[i].name, fr.v[i].why);
     }
+    fflush(stdout); /* the notes after the figures, also when both go to one file */
     if (nunread)
         fprintf(stderr, "ctxgate: eval: %zu relevant documents exist but %s%s%s may not read"
                 " them, so no search can find them for this user (\"!rd\"; `ctxgate explain"
