@@ -40,8 +40,8 @@ static int has(char *const *v, size_t n, const char *s)
 }
 
 /*
- * add_id - id[0..n) (trimmed, not empty) as "source:external_id" to it's
- * relevant list unless already there.
+ * add_id - id[0..n) (trimmed, not empty) as "source:external_id" to it->
+ * relevant unless already there.
  */
 static int add_id(qrels_item *it, const char *id, size_t n, const char *source, int line,
                   ctx_error *err)
