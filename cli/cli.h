@@ -5,7 +5,10 @@
 #define CTX_CLI_CLI_H
 
 #include "../core/config.h"
+#include "../indexer/embed.h"
 #include "../indexer/store.h"
+#include "../indexer/vindex.h"
+#include "../retrieval/search.h"
 
 /*
  * cli_open - load the config given with --config, make its data dir (unless
@@ -14,6 +17,36 @@
  * store_close'd whatever the result.
  */
 int cli_open(ctx_config *cfg, ctx_store **st, int readonly, ctx_error *err);
+
+/*
+ * cli_open_vectors - the active model's index, caught up, and an embedder
+ * of that model for queries (both new: vindex_free, embed_close). No model
+ * yet: both NULL, and vector search finds nothing.
+ */
+int cli_open_vectors(const ctx_config *cfg, ctx_store *st, vindex **vi, embed_provider **emb,
+                     ctx_error *err);
+
+/*
+ * cli_search_run - the search `ctxgate search` runs: mode "lexical",
+ * "vector" or "hybrid" (fused with cfg's weights) for user, with so's k,
+ * per_doc (lexical and hybrid; the vector leg answers chunks), sources and
+ * labels. vi and emb from cli_open_vectors (unused for lexical; NULL: the
+ * vector leg finds nothing). All borrowed; *res must be search_result_free'd.
+ */
+int cli_search_run(const ctx_config *cfg, ctx_store *st, vindex *vi, embed_provider *emb,
+                   const char *mode, const char *user, const char *query, const search_opts *so,
+                   search_result *res, ctx_error *err);
+
+#define CLI_EVAL_USAGE                                                                   \
+    "eval --qrels FILE --as USER [--agent A] [--mode lexical|vector|hybrid]\n"           \
+    "       [--k N] [--source S] [--json]\n"                                             \
+    "                        ask each question of FILE (TSV question<TAB>ids or JSON\n"  \
+    "                        lines) as USER and score the first N distinct documents:\n"\
+    "                        found@N, MRR@N, nDCG@N, recall@N (mode default hybrid,\n"   \
+    "                        N 10; --source S: ids are S's external ids)"
+
+/* cli_eval - `ctxgate eval`; 0 when scored, 2 for bad arguments or qrels, else 1. */
+int cli_eval(int argc, char **argv);
 
 #define CLI_EXPLAIN_USAGE                                                                \
     "explain --as USER [--agent A] [--json] DOC\n"                                       \

@@ -367,6 +367,53 @@ static int open_vectors(const ctx_config *cfg, ctx_store *st, vindex **vi, embed
     return CTX_OK;
 }
 
+int cli_open_vectors(const ctx_config *cfg, ctx_store *st, vindex **vi, embed_provider **emb,
+                     ctx_error *err)
+{
+    return open_vectors(cfg, st, vi, emb, err);
+}
+
+int cli_search_run(const ctx_config *cfg, ctx_store *st, vindex *vi, embed_provider *emb,
+                   const char *mode, const char *user, const char *query, const search_opts *so,
+                   search_result *res, ctx_error *err)
+{
+    int rc;
+
+    memset(res, 0, sizeof *res);
+    if (!strcmp(mode, "lexical"))
+        return search_lexical(store_db(st), user, query, so, res, err);
+    if (!strcmp(mode, "hybrid")) {
+        hybrid_opts ho;
+        memset(&ho, 0, sizeof ho);
+        ho.k = so->k;
+        ho.per_doc = so->per_doc;
+        ho.sources = so->sources;
+        ho.nsources = so->nsources;
+        ho.labels = so->labels;
+        ho.w_lexical = cfg->search.w_lexical;
+        ho.w_vector = cfg->search.w_vector;
+        ho.rrf_k = (int)cfg->search.rrf_k;
+        return hybrid_search(store_db(st), vi, emb, user, query, &ho, res, err);
+    } else {
+        vsearch_opts vo;
+        size_t len = strlen(query);
+        float *qv = emb ? ctx_malloc((size_t)embed_dim(emb) * sizeof *qv) : NULL;
+        memset(&vo, 0, sizeof vo);
+        vo.k = so->k;
+        vo.sources = so->sources;
+        vo.nsources = so->nsources;
+        vo.labels = so->labels;
+        if (!emb)
+            return CTX_OK; /* no model yet: vector search finds nothing */
+        if (!qv)
+            return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+        if (!(rc = embed_texts(emb, &query, &len, 1, qv, err)))
+            rc = vsearch(store_db(st), vi, user, qv, &vo, res, NULL, err);
+        ctx_free(qv);
+        return rc;
+    }
+}
+
 static int cmd_search(int argc, char **argv)
 {
     static const struct option lo[] = {{"as", required_argument, NULL, 'u'},
@@ -443,41 +490,12 @@ static int cmd_search(int argc, char **argv)
     so.sources = nsources ? sources : NULL;
     so.nsources = nsources;
     so.labels = fr.nwithheld ? &lf : NULL;
-    if (!strcmp(mode, "lexical")) {
-        rc = search_lexical(store_db(st), user, q.data, &so, &res, &err);
-    } else if (!(rc = open_vectors(&cfg, st, &vi, &emb, &err))) {
-        if (!strcmp(mode, "hybrid")) {
-            hybrid_opts ho;
-            memset(&ho, 0, sizeof ho);
-            ho.k = k;
-            ho.per_doc = 1;
-            ho.sources = so.sources;
-            ho.nsources = nsources;
-            ho.labels = so.labels;
-            ho.w_lexical = cfg.search.w_lexical;
-            ho.w_vector = cfg.search.w_vector;
-            ho.rrf_k = (int)cfg.search.rrf_k;
-            rc = hybrid_search(store_db(st), vi, emb, user, q.data, &ho, &res, &err);
-        } else {
-            vsearch_opts vo;
-            float *qv = emb ? ctx_malloc((size_t)embed_dim(emb) * sizeof *qv) : NULL;
-            const char *text = q.data;
-            memset(&vo, 0, sizeof vo);
-            vo.k = k;
-            vo.sources = so.sources;
-            vo.nsources = nsources;
-            vo.labels = so.labels;
-            res.hits = NULL;
-            res.n = 0;
-            if (emb && !qv)
-                rc = ctx_error_set(&err, CTX_ENOMEM, "search: out of memory");
-            else if (emb && !(rc = embed_texts(emb, &text, &q.len, 1, qv, &err)))
-                rc = vsearch(store_db(st), vi, user, qv, &vo, &res, NULL, &err);
-            ctx_free(qv);
-        }
-        vindex_free(vi);
-        embed_close(emb);
-    }
+    if (strcmp(mode, "lexical"))
+        rc = open_vectors(&cfg, st, &vi, &emb, &err);
+    if (!rc)
+        rc = cli_search_run(&cfg, st, vi, emb, mode, user, q.data, &so, &res, &err);
+    vindex_free(vi);
+    embed_close(emb);
     if (rc) {
         fresh_report_free(&fr);
         store_close(st);
@@ -876,6 +894,7 @@ static int cmd_connector(int argc, char **argv)
 
 static int cmd_serve(int argc, char **argv) { return cli_serve(argc, argv, config_path); }
 static int cmd_explain(int argc, char **argv) { return cli_explain(argc, argv); }
+static int cmd_eval(int argc, char **argv) { return cli_eval(argc, argv); }
 static int cmd_token(int argc, char **argv) { return cli_token(argc, argv, config_path); }
 static int cmd_mcp(int argc, char **argv) { return cli_mcp(argc, argv, config_path); }
 static int cmd_audit(int argc, char **argv) { return cli_audit(argc, argv, config_path); }
@@ -893,6 +912,7 @@ static const cmd cmds[] = {
     {"search", cmd_search, "search --as USER [--k N] [--json] [--source S]\n"
                            "       [--mode lexical|vector|hybrid] QUERY\n"
                            "                        search what USER may read"},
+    {"eval", cmd_eval, CLI_EVAL_USAGE},
     {"embed", cmd_embed, "embed                   give every chunk a vector of the configured model\n"
                          "                        and bring the vector index up to date"},
     {"agent", cmd_agent, "agent [--once]          the maintenance agent: run each source's sync,\n"

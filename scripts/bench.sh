@@ -29,3 +29,6 @@ DOCS=86000 sh bench/serve_load.sh
 echo
 echo "## bench/serve_cost.sh"
 sh bench/serve_cost.sh
+echo
+echo "## bench/relevance.sh"
+sh bench/relevance.sh

@@ -1,0 +1,156 @@
+#!/bin/sh
+# relevance.sh - how well ctxgate finds the right pages of the gitdocs kit
+# (../shared/eval/gitdocs, or KIT=dir): Debian's git-doc as 237 pages with
+# allow lists, loaded through a real files source, and the kit's 40
+# questions asked with `ctxgate eval` as user:root and user:ben, lexically,
+# then by vector and hybrid with the built-in hash embedder, beside the
+# kit's FTS5 baseline. Prints one markdown table. Nothing is tuned and
+# nothing asserted about the figures; the script does check that score.py,
+# fed ctxgate's own rankings, gives the numbers `ctxgate eval` printed.
+#
+#   sh bench/relevance.sh          (BUILD=build/release, KIT, KEEP=1 keeps the work dir)
+#
+# Exit status: 0 done, 2 the kit or git-doc missing (and git-doc could not
+# be installed), 1 anything else, including eval and score.py disagreeing.
+set -eu
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+: "${BUILD:=build/release}" "${KIT:=$repo/../shared/eval/gitdocs}" "${KEEP:=}"
+K=10
+USERS="user:root user:ben"
+
+if [ ! -f "$KIT/extract.py" ] || [ ! -f "$KIT/questions.tsv" ]; then
+    echo "relevance.sh: no gitdocs kit at $KIT; set KIT=dir" >&2
+    exit 2
+fi
+KIT=$(cd "$KIT" && pwd)
+if [ ! -d /usr/share/doc/git-doc ]; then
+    echo "relevance.sh: git-doc is not installed; installing it (make deps lists it)" >&2
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq git-doc >&2 ||
+        [ ! -d /usr/share/doc/git-doc ]; then
+        echo "relevance.sh: git-doc is not installed and could not be; run" \
+            "\`apt-get install -y git-doc\` (or \`make deps\`) and try again" >&2
+        exit 2
+    fi
+fi
+make --no-print-directory BUILD="$BUILD" "$BUILD/ctxgate" >&2
+bin=$repo/$BUILD/ctxgate
+
+work=$(mktemp -d /tmp/ctxgate-relevance.XXXXXX)
+if [ -z "$KEEP" ]; then
+    trap 'rm -rf "$work"' EXIT INT TERM
+else
+    echo "relevance.sh: work dir $work is kept" >&2
+fi
+
+# The corpus, as the kit's README loads it: one JSON file per page and
+# _principals.json, read by a files source.
+python3 "$KIT/extract.py" "$work/gitdocs.jsonl" --files "$work/gitdocs" >&2
+cat >"$work/ctxgate.json" <<EOF
+{"data_dir": "./data", "embeddings": {"provider": "hash"},
+ "sources": [{"name": "gitdocs", "type": "files", "path": "./gitdocs", "extensions": [".json"]}]}
+EOF
+"$bin" --config "$work/ctxgate.json" sync >&2
+
+# A files source names a document by its path: the kit's page git-rebase is
+# gitdocs:git-rebase.json. The questions, with their ids so named.
+awk -F '\t' 'BEGIN { OFS = "\t" } /^#/ || !NF { next } {
+    n = split($2, id, ","); s = ""
+    for (i = 1; i <= n; i++) s = s (i > 1 ? "," : "") id[i] ".json"
+    print $1, s }' "$KIT/questions.tsv" >"$work/qrels.tsv"
+
+# evaluate MODE USER - `ctxgate eval --json` into $work/MODE.USER.json
+evaluate() {
+    "$bin" --config "$work/ctxgate.json" eval --qrels "$work/qrels.tsv" --source gitdocs \
+        --as "$2" --mode "$1" --k $K --json >"$work/$1.$2.json" 2>"$work/$1.$2.err"
+}
+
+for u in $USERS; do
+    evaluate lexical "$u"
+done
+"$bin" --config "$work/ctxgate.json" embed >&2
+for u in $USERS; do
+    evaluate vector "$u"
+    evaluate hybrid "$u"
+done
+
+# score.py over a ranking file (relevant<TAB>ranked, the kit's ids): its
+# found, MRR and nDCG, then leaks for USER, on one line.
+kit_score() { # kit_score FILE USER
+    python3 "$KIT/score.py" --as "$2" --pages "$work/gitdocs.jsonl" <"$1" 2>/dev/null |
+        awk '{ v[$1] = $2 } END { print v["found@10"], v["MRR@10"], v["nDCG@10"], v["leaks"] }'
+}
+
+# recall@10 of a ranking file, which score.py does not print.
+recall() {
+    python3 - "$1" <<'EOF'
+import sys
+total = n = 0.0
+for line in open(sys.argv[1], encoding="utf-8"):
+    rel, _, ranked = line.rstrip("\n").partition("\t")
+    rel = {x.strip() for x in rel.split(",") if x.strip()}
+    top = []
+    for x in ranked.split(","):
+        x = x.strip()
+        if x and x not in top:
+            top.append(x)
+    total += len(rel & set(top[:10])) / len(rel)
+    n += 1
+print(f"{total / n:.3f}")
+EOF
+}
+
+# ctxgate's rankings in score.py's input format, the ids back in the kit's form.
+rankings() { # rankings EVAL_JSON OUT
+    python3 - "$1" "$KIT/questions.tsv" >"$2" <<'EOF'
+import json, sys
+ev = json.load(open(sys.argv[1], encoding="utf-8"))
+rel = [l.rstrip("\n").split("\t")[1] for l in open(sys.argv[2], encoding="utf-8")
+       if l.strip() and not l.startswith("#")]
+def page(ref):
+    ref = ref.split(":", 1)[1]
+    return ref[:-5] if ref.endswith(".json") else ref
+for r, q in zip(rel, ev["per_question"]):
+    print(r + "\t" + ",".join(page(x) for x in q["ranked"]))
+EOF
+}
+
+echo "| system | mode | user | found@$K | MRR@$K | nDCG@$K | recall@$K | leaks |"
+echo "|---|---|---|---|---|---|---|---|"
+bad=0
+for u in $USERS; do
+    python3 "$KIT/baseline_fts5.py" "$work/gitdocs.jsonl" --user "$u" -k $K \
+        >"$work/baseline.$u.tsv" 2>/dev/null
+    set -- $(kit_score "$work/baseline.$u.tsv" "$u")
+    echo "| kit FTS5 baseline (whole pages) | lexical | $u | $1 | $2 | $3 |" \
+        "$(recall "$work/baseline.$u.tsv") | $4 |"
+    for m in lexical vector hybrid; do
+        j=$work/$m.$u.json
+        set -- $(python3 -c 'import json, sys
+m = json.load(open(sys.argv[1]))["means"]
+print(" ".join(f"{m[x]:.3f}" for x in ("found", "mrr", "ndcg", "recall")))' "$j")
+        ours="$1 $2 $3"
+        ourrec=$4
+        rankings "$j" "$work/$m.$u.tsv"
+        set -- $(kit_score "$work/$m.$u.tsv" "$u")
+        if [ "$ours" != "$1 $2 $3" ]; then
+            echo "relevance.sh: $m $u: ctxgate eval says $ours, score.py says $1 $2 $3" >&2
+            bad=1
+        fi
+        case $m in lexical) sys="ctxgate" ;; *) sys="ctxgate, hash embedder" ;; esac
+        echo "| $sys | $m | $u | $1 | $2 | $3 | $ourrec | $4 |"
+    done
+done
+python3 - "$work/lexical.user:ben.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))["relevant"]
+print(f"\nuser:ben may read {r['total'] - r['unreadable'] - r['missing']} of the"
+      f" {r['total']} relevant pages; the {r['unreadable']} others count as misses.")
+EOF
+if [ "$bad" -ne 0 ]; then
+    echo "relevance.sh: ctxgate eval and score.py disagree (above)" >&2
+    exit 1
+fi
+echo "relevance.sh: score.py, fed ctxgate's rankings, agrees with ctxgate eval" >&2

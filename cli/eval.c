@@ -1,0 +1,366 @@
+/*
+ * eval.c - `ctxgate eval`: how well the deployment answers a set of
+ * questions with known relevant documents, as one user (through one agent),
+ * in one search mode. Operators run it to judge their own data and a change
+ * of model; the numbers are per distinct document, as answers show them.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/util.h"
+#include "../retrieval/explain.h"
+#include "../retrieval/fresh.h"
+#include "../retrieval/qrels.h"
+#include "cli.h"
+
+/* What became of one relevant id for this user. */
+enum { REF_READABLE, REF_UNREADABLE, REF_MISSING };
+
+/* One question's answer and scores. */
+typedef struct eval_row {
+    char **ranked;          /* the first k distinct documents, "source:external_id"; owned */
+    size_t nranked;
+    int *reach;             /* per relevant id: REF_*; owned */
+    qrels_scores sc;
+} eval_row;
+
+/* granted - 1 when l names s or holds "*" (a grant's list). */
+static int granted(const ctx_strlist *l, const char *s)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i], s) || !strcmp(l->v[i], "*"))
+            return 1;
+    return 0;
+}
+
+/*
+ * reach_of - whether user (through agent) may read the document ref names
+ * now, as explain (and so search) decides it: REF_* or a negated CTX_* code.
+ */
+static int reach_of(ctx_store *st, const ctx_config *cfg, const char *user, const char *agent,
+                    const char *ref, ctx_error *err)
+{
+    json_t *a = NULL;
+    int rc = explain_access(store_db(st), cfg, user, agent, ref, ctx_now_ms(), &a, err);
+
+    if (rc == CTX_ENOTFOUND)
+        return REF_MISSING;
+    if (rc)
+        return -rc;
+    if (json_is_true(json_object_get(json_object_get(a, "document"), "deleted")))
+        rc = REF_MISSING;
+    else
+        rc = json_is_true(json_object_get(a, "readable")) ? REF_READABLE : REF_UNREADABLE;
+    json_decref(a);
+    return rc;
+}
+
+/*
+ * collapse - res's hits as the first k distinct documents, each named
+ * "source:external_id" (new strings into row->ranked).
+ */
+static int collapse(sqlite3_stmt *ext, const search_result *res, int k, eval_row *row,
+                    ctx_error *err)
+{
+    if (!(row->ranked = ctx_calloc((size_t)k, sizeof *row->ranked)))
+        return ctx_error_set(err, CTX_ENOMEM, "eval: out of memory");
+    for (size_t i = 0; i < res->n && row->nranked < (size_t)k; i++) {
+        const char *ext_id;
+        ctx_buf b = CTX_BUF_INIT;
+        size_t j;
+
+        sqlite3_reset(ext);
+        sqlite3_bind_int64(ext, 1, res->hits[i].doc_id);
+        if (sqlite3_step(ext) != SQLITE_ROW)
+            continue; /* gone since the search: it was not there to be seen */
+        ext_id = (const char *)sqlite3_column_text(ext, 1);
+        if (ctx_buf_printf(&b, "%s:%s", (const char *)sqlite3_column_text(ext, 0),
+                           ext_id ? ext_id : "")) {
+            ctx_buf_free(&b);
+            return ctx_error_set(err, CTX_ENOMEM, "eval: out of memory");
+        }
+        for (j = 0; j < row->nranked && strcmp(row->ranked[j], b.data); j++)
+            ;
+        if (j < row->nranked)
+            ctx_buf_free(&b); /* another chunk of a document already ranked */
+        else
+            row->ranked[row->nranked++] = ctx_buf_steal(&b);
+    }
+    sqlite3_reset(ext);
+    return CTX_OK;
+}
+
+static json_t *strs_json(char *const *v, size_t n, const int *reach, int want)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < n; i++)
+        if (!reach || reach[i] == want)
+            json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+/* A question cut to width columns for the table, not inside a UTF-8 sequence. */
+static void short_question(const char *q, char *out, size_t width)
+{
+    size_t n = strlen(q);
+
+    if (n <= width) {
+        snprintf(out, width + 1, "%s", q);
+        return;
+    }
+    n = width - 3;
+    while (n && ((unsigned char)q[n] & 0xC0) == 0x80)
+        n--;
+    snprintf(out, width + 1, "%.*s...", (int)n, q);
+}
+
+int cli_eval(int argc, char **argv)
+{
+    static const struct option lo[] = {{"qrels", required_argument, NULL, 'q'},
+                                       {"as", required_argument, NULL, 'u'},
+                                       {"agent", required_argument, NULL, 'a'},
+                                       {"mode", required_argument, NULL, 'm'},
+                                       {"k", required_argument, NULL, 'k'},
+                                       {"source", required_argument, NULL, 's'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {NULL, 0, NULL, 0}};
+    const char *path = NULL, *user = NULL, *agent = NULL, *mode = "hybrid", *source = NULL;
+    const char **srcs = NULL;
+    size_t nsrcs = 0, nrel = 0, nunread = 0, nmissing = 0;
+    int c, k = 10, as_json = 0, rc, status = 1;
+    double sum_found = 0, sum_rr = 0, sum_ndcg = 0, sum_recall = 0;
+    qrels qr;
+    ctx_config cfg;
+    ctx_store *st = NULL;
+    ctx_error err;
+    fresh_report fr;
+    acl_label_filter lf;
+    search_opts so;
+    sqlite3_stmt *ext = NULL;
+    vindex *vi = NULL;
+    embed_provider *emb = NULL;
+    eval_row *rows = NULL;
+    const ctx_agent_grant *g = NULL;
+
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (c == 'q')
+            path = optarg;
+        else if (c == 'u')
+            user = optarg;
+        else if (c == 'a')
+            agent = optarg;
+        else if (c == 'm')
+            mode = optarg;
+        else if (c == 'k')
+            k = atoi(optarg);
+        else if (c == 's')
+            source = optarg;
+        else if (c == 'j')
+            as_json = 1;
+        else
+            return 2;
+    }
+    if (!path || !user || optind != argc) {
+        fprintf(stderr, "ctxgate: eval: usage: %s\n", CLI_EVAL_USAGE);
+        return 2;
+    }
+    if (k < 1 || k > 1000) {
+        fprintf(stderr, "ctxgate: eval: --k must be 1..1000\n");
+        return 2;
+    }
+    if (strcmp(mode, "lexical") && strcmp(mode, "vector") && strcmp(mode, "hybrid")) {
+        fprintf(stderr, "ctxgate: eval: --mode must be lexical, vector or hybrid\n");
+        return 2;
+    }
+    memset(&fr, 0, sizeof fr);
+    if ((rc = qrels_load(path, source, &qr, &err))) {
+        fprintf(stderr, "ctxgate: eval: %s\n", err.text);
+        qrels_free(&qr);
+        return rc == CTX_EINVAL ? 2 : 1;
+    }
+    if ((rc = cli_open(&cfg, &st, 1, &err)))
+        goto fail;
+    /* An agent's grant as the service applies it: its sources, its labels, its max_k. */
+    if (agent) {
+        if (!(g = ctx_config_agent(&cfg, agent))) {
+            fprintf(stderr, "ctxgate: eval: agent \"%s\" is not registered in the config's"
+                    " \"agents\"; register it or leave out --agent\n", agent);
+            status = 2;
+            goto done;
+        }
+        if (k > g->max_k) {
+            fprintf(stderr, "ctxgate: eval: agent %s may ask for at most %lld results: k is"
+                    " %lld\n", agent, (long long)g->max_k, (long long)g->max_k);
+            k = (int)g->max_k;
+        }
+        if (!(srcs = ctx_calloc(cfg.nsources + 1, sizeof *srcs))) {
+            rc = ctx_error_set(&err, CTX_ENOMEM, "eval: out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < cfg.nsources; i++)
+            if (granted(&g->sources, cfg.sources[i].name))
+                srcs[nsrcs++] = cfg.sources[i].name;
+    }
+    /* Sources whose permissions are too old are withheld, as in search. */
+    if ((rc = fresh_check(store_db(st), &cfg, ctx_now_ms(), &fr, &err)))
+        goto fail;
+    memset(&lf, 0, sizeof lf);
+    if (g && !granted(&g->labels, "*")) {
+        static const char *const no_label[1] = {NULL};
+        lf.allowed = g->labels.n ? (const char *const *)g->labels.v : no_label;
+        lf.nallowed = g->labels.n;
+    }
+    lf.withheld = fr.withheld;
+    lf.nwithheld = fr.nwithheld;
+    memset(&so, 0, sizeof so);
+    so.k = k;
+    so.per_doc = 1;
+    so.sources = g ? srcs : NULL;
+    so.nsources = nsrcs;
+    so.labels = lf.allowed || lf.nwithheld ? &lf : NULL;
+    if (!strcmp(mode, "vector")) /* chunks: ask for more to fill k distinct documents */
+        so.k = k * 3 > 1000 ? 1000 : k * 3;
+    if (strcmp(mode, "lexical")) {
+        if ((rc = cli_open_vectors(&cfg, st, &vi, &emb, &err)))
+            goto fail;
+        if (!emb)
+            fprintf(stderr, "ctxgate: eval: no embedding model yet (run `ctxgate embed`): the"
+                    " vector leg finds nothing\n");
+    }
+    if (sqlite3_prepare_v2(store_db(st), "SELECT s.name, d.ext_id FROM documents d JOIN"
+                           " sources s ON s.id = d.source_id WHERE d.id = ?1", -1, &ext,
+                           NULL) != SQLITE_OK) {
+        rc = store_errf(st, &err, "eval");
+        goto fail;
+    }
+    if (!(rows = ctx_calloc(qr.n, sizeof *rows))) {
+        rc = ctx_error_set(&err, CTX_ENOMEM, "eval: out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < qr.n; i++) {
+        const qrels_item *q = &qr.v[i];
+        eval_row *row = &rows[i];
+        search_result res;
+
+        if (!(row->reach = ctx_calloc(q->nrelevant, sizeof *row->reach))) {
+            rc = ctx_error_set(&err, CTX_ENOMEM, "eval: out of memory");
+            goto fail;
+        }
+        for (size_t j = 0; j < q->nrelevant; j++) {
+            int r = reach_of(st, &cfg, user, agent, q->relevant[j], &err);
+            if (r < 0) {
+                rc = -r;
+                goto fail;
+            }
+            row->reach[j] = r;
+            nrel++;
+            nunread += r == REF_UNREADABLE;
+            nmissing += r == REF_MISSING;
+        }
+        memset(&res, 0, sizeof res);
+        if (!g || nsrcs) { /* an agent granted no source finds nothing */
+            rc = cli_search_run(&cfg, st, vi, emb, mode, user, q->question, &so, &res, &err);
+            if (!rc)
+                rc = collapse(ext, &res, k, row, &err);
+            search_result_free(&res);
+            if (rc)
+                goto fail;
+        }
+        qrels_score((const char *const *)q->relevant, q->nrelevant,
+                    (const char *const *)row->ranked, row->nranked, k, &row->sc);
+        sum_found += row->sc.found;
+        sum_rr += row->sc.rr;
+        sum_ndcg += row->sc.ndcg;
+        sum_recall += row->sc.recall;
+    }
+
+    if (as_json) {
+        json_t *per = json_array(), *root;
+        for (size_t i = 0; i < qr.n; i++) {
+            const qrels_item *q = &qr.v[i];
+            const eval_row *row = &rows[i];
+            json_array_append_new(
+                per, json_pack("{s:i,s:s,s:o,s:o,s:o,s:o,s:f,s:f,s:f,s:f}", "line", q->line,
+                               "question", q->question, "relevant",
+                               strs_json(q->relevant, q->nrelevant, NULL, 0), "unreadable",
+                               strs_json(q->relevant, q->nrelevant, row->reach,
+                                         REF_UNREADABLE),
+                               "missing",
+                               strs_json(q->relevant, q->nrelevant, row->reach, REF_MISSING),
+                               "ranked", strs_json(row->ranked, row->nranked, NULL, 0),
+                               "found", row->sc.found, "mrr", row->sc.rr, "ndcg",
+                               row->sc.ndcg, "recall", row->sc.recall));
+        }
+        root = json_pack("{s:s,s:s?,s:s,s:i,s:I,s:{s:f,s:f,s:f,s:f},s:{s:I,s:I,s:I},s:o,s:o}",
+                         "user", user, "agent", agent, "mode", mode, "k", k, "questions",
+                         (json_int_t)qr.n, "means", "found", sum_found / (double)qr.n, "mrr",
+                         sum_rr / (double)qr.n, "ndcg", sum_ndcg / (double)qr.n, "recall",
+                         sum_recall / (double)qr.n, "relevant", "total", (json_int_t)nrel,
+                         "unreadable", (json_int_t)nunread, "missing", (json_int_t)nmissing,
+                         "per_question", per, "withheld", fresh_withheld_json(&fr));
+        json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        fputc('\n', stdout);
+        json_decref(root);
+    } else {
+        printf("%zu questions as %s%s%s, mode %s, the first %d distinct documents\n", qr.n,
+               user, agent ? " through " : "", agent ? agent : "", mode, k);
+        printf("found@%-4d %.3f\nMRR@%-6d %.3f\nnDCG@%-5d %.3f\nrecall@%-3d %.3f\n", k,
+               sum_found / (double)qr.n, k, sum_rr / (double)qr.n, k,
+               sum_ndcg / (double)qr.n, k, sum_recall / (double)qr.n);
+        printf("relevant   %zu: %zu readable, %zu not readable by %s, %zu not in the store\n\n",
+               nrel, nrel - nunread - nmissing, nunread, user, nmissing);
+        printf("%5s %5s %5s %5s %6s %4s %4s  %s\n", "line", "found", "RR", "nDCG", "recall",
+               "rel", "!rd", "question");
+        for (size_t i = 0; i < qr.n; i++) {
+            const eval_row *row = &rows[i];
+            size_t bad = 0;
+            char qs[64];
+            for (size_t j = 0; j < qr.v[i].nrelevant; j++)
+                bad += row->reach[j] != REF_READABLE;
+            short_question(qr.v[i].question, qs, 60);
+            printf("%5d %5.0f %5.3f %5.3f %6.3f %4zu %4zu  %s\n", qr.v[i].line, row->sc.found,
+                   row->sc.rr, row->sc.ndcg, row->sc.recall, qr.v[i].nrelevant, bad, qs);
+        }
+        for (size_t i = 0; i < fr.n; i++)
+            if (fr.v[i].withheld)
+                printf("withheld: %s: %s\n", fr.v[i].name, fr.v[i].why);
+    }
+    fflush(stdout); /* the notes after the figures, also when both go to one file */
+    if (nunread)
+        fprintf(stderr, "ctxgate: eval: %zu relevant documents exist but %s%s%s may not read"
+                " them, so no search can find them for this user (\"!rd\"; `ctxgate explain"
+                " --as %s REF` says why)\n", nunread, user, agent ? " through " : "",
+                agent ? agent : "", user);
+    if (nmissing)
+        fprintf(stderr, "ctxgate: eval: %zu relevant ids name no document in the store;"
+                " check them (a files source names a document by its path, e.g."
+                " docs:guide/setup.md)\n", nmissing);
+    status = 0;
+    goto done;
+fail:
+    fprintf(stderr, "ctxgate: eval: %s\n", err.text);
+    status = rc == CTX_ECONFIG ? 2 : 1;
+done:
+    if (rows) {
+        for (size_t i = 0; i < qr.n; i++) {
+            for (size_t j = 0; j < rows[i].nranked; j++)
+                ctx_free(rows[i].ranked[j]);
+            ctx_free(rows[i].ranked);
+            ctx_free(rows[i].reach);
+        }
+        ctx_free(rows);
+    }
+    sqlite3_finalize(ext);
+    vindex_free(vi);
+    embed_close(emb);
+    fresh_report_free(&fr);
+    ctx_free(srcs);
+    store_close(st);
+    ctx_config_free(&cfg);
+    qrels_free(&qr);
+    return status;
+}
