@@ -9,6 +9,9 @@
 # fed ctxgate's own rankings, gives the numbers `ctxgate eval` printed.
 #
 #   sh bench/relevance.sh          (BUILD=build/release, KIT, KEEP=1 keeps the work dir)
+#   QUESTIONS=bench/tune_gitdocs.tsv sh bench/relevance.sh
+#                                  (another question set in the kit's format: our
+#                                  own tuning set, so the kit's 40 stay unseen)
 #
 # Exit status: 0 done, 2 the kit or git-doc missing (and git-doc could not
 # be installed), 1 anything else, including eval and score.py disagreeing.
@@ -16,6 +19,7 @@ set -eu
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 : "${BUILD:=build/release}" "${KIT:=$repo/../shared/eval/gitdocs}" "${KEEP:=}"
+: "${QUESTIONS:=}"
 K=10
 USERS="user:root user:ben"
 
@@ -24,6 +28,8 @@ if [ ! -f "$KIT/extract.py" ] || [ ! -f "$KIT/questions.tsv" ]; then
     exit 2
 fi
 KIT=$(cd "$KIT" && pwd)
+[ -n "$QUESTIONS" ] || QUESTIONS=$KIT/questions.tsv
+QUESTIONS=$(realpath "$QUESTIONS")
 if [ ! -d /usr/share/doc/git-doc ]; then
     echo "relevance.sh: git-doc is not installed; installing it (make deps lists it)" >&2
     SUDO=""
@@ -59,7 +65,7 @@ EOF
 awk -F '\t' 'BEGIN { OFS = "\t" } /^#/ || !NF { next } {
     n = split($2, id, ","); s = ""
     for (i = 1; i <= n; i++) s = s (i > 1 ? "," : "") id[i] ".json"
-    print $1, s }' "$KIT/questions.tsv" >"$work/qrels.tsv"
+    print $1, s }' "$QUESTIONS" >"$work/qrels.tsv"
 
 # evaluate MODE USER - `ctxgate eval --json` into $work/MODE.USER.json
 evaluate() {
@@ -104,7 +110,7 @@ EOF
 
 # ctxgate's rankings in score.py's input format, the ids back in the kit's form.
 rankings() { # rankings EVAL_JSON OUT
-    python3 - "$1" "$KIT/questions.tsv" >"$2" <<'EOF'
+    python3 - "$1" "$QUESTIONS" >"$2" <<'EOF'
 import json, sys
 ev = json.load(open(sys.argv[1], encoding="utf-8"))
 rel = [l.rstrip("\n").split("\t")[1] for l in open(sys.argv[2], encoding="utf-8")
@@ -121,7 +127,8 @@ echo "| system | mode | user | found@$K | MRR@$K | nDCG@$K | recall@$K | leaks |
 echo "|---|---|---|---|---|---|---|---|"
 bad=0
 for u in $USERS; do
-    python3 "$KIT/baseline_fts5.py" "$work/gitdocs.jsonl" --user "$u" -k $K \
+    python3 "$KIT/baseline_fts5.py" "$work/gitdocs.jsonl" --questions "$QUESTIONS" \
+        --user "$u" -k $K \
         >"$work/baseline.$u.tsv" 2>/dev/null
     set -- $(kit_score "$work/baseline.$u.tsv" "$u")
     echo "| kit FTS5 baseline (whole pages) | lexical | $u | $1 | $2 | $3 |" \
