@@ -330,11 +330,11 @@ static void excerpt(const char *text, const char *query, char *out, size_t len)
     out[n] = '\0';
 }
 
-/* The config's embeddings section as the embedder takes it. */
 /*
  * open_vectors - the active model's index, caught up (and written back when
  * it had to be built; `ctxgate embed` keeps the file current), and an
- * embedder of that model for queries. No model yet: both NULL, and vector
+ * embedder of that model for queries, with the query settings (one request
+ * within embeddings.query_timeout_ms). No model yet: both NULL, and vector
  * search finds nothing.
  */
 static int open_vectors(const ctx_config *cfg, ctx_store *st, vindex **vi, embed_provider **emb,
@@ -351,7 +351,7 @@ static int open_vectors(const ctx_config *cfg, ctx_store *st, vindex **vi, embed
         return rc;
     if ((rc = store_embed_model_info(st, active, &name, &dim, err)))
         return rc;
-    embed_cfg_from(cfg, &ec);
+    embed_cfg_query_from(cfg, &ec);
     rc = embed_open_model(&ec, name, dim, emb, err);
     ctx_free(name);
     if (rc)
@@ -388,6 +388,8 @@ static int cmd_search(int argc, char **argv)
     acl_label_filter lf;
     vindex *vi = NULL;
     embed_provider *emb = NULL;
+    const char *why = NULL; /* why the vector leg was not used */
+    int degraded = 0;       /* it was wanted but the query could not be embedded */
 
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (c == 'm')
@@ -446,7 +448,32 @@ static int cmd_search(int argc, char **argv)
     if (!strcmp(mode, "lexical")) {
         rc = search_lexical(store_db(st), user, q.data, &so, &res, &err);
     } else if (!(rc = open_vectors(&cfg, st, &vi, &emb, &err))) {
-        if (!strcmp(mode, "hybrid")) {
+        int hybrid = !strcmp(mode, "hybrid");
+        float *qv = NULL;
+        if (hybrid && !(cfg.search.w_vector > 0)) {
+            why = "disabled";
+        } else if (!emb || !vi) {
+            why = "no_index";
+        } else if (!(qv = ctx_malloc((size_t)embed_dim(emb) * sizeof *qv))) {
+            rc = ctx_error_set(&err, CTX_ENOMEM, "search: out of memory");
+        } else {
+            const char *text = q.data;
+            uint64_t t0 = ctx_mono_ns();
+            ctx_error eerr;
+            if (embed_texts(emb, &text, &q.len, 1, qv, &eerr)) {
+                int64_t ms = (int64_t)((ctx_mono_ns() - t0) / 1000000);
+                why = ms >= cfg.embeddings.query_timeout_ms * 9 / 10 ? "timeout"
+                                                                     : "embedder_error";
+                degraded = 1;
+                ctx_log(CTX_LOG_WARN, "search", "query not embedded (%s after %lld ms): %s;"
+                        " answering from the lexical leg", why, (long long)ms, eerr.text);
+                ctx_free(qv);
+                qv = NULL;
+            }
+        }
+        res.hits = NULL;
+        res.n = 0;
+        if (!rc && (hybrid || degraded)) {
             hybrid_opts ho;
             memset(&ho, 0, sizeof ho);
             ho.k = k;
@@ -457,24 +484,21 @@ static int cmd_search(int argc, char **argv)
             ho.w_lexical = cfg.search.w_lexical;
             ho.w_vector = cfg.search.w_vector;
             ho.rrf_k = (int)cfg.search.rrf_k;
-            rc = hybrid_search(store_db(st), vi, emb, user, q.data, &ho, &res, &err);
-        } else {
+            if (degraded) { /* the lexical leg answers alone, whatever its weight */
+                ho.w_lexical = ho.w_lexical > 0 ? ho.w_lexical : 1;
+                ho.w_vector = 0;
+            }
+            rc = hybrid_search_vec(store_db(st), vi, qv, user, q.data, &ho, &res, &err);
+        } else if (!rc && qv) {
             vsearch_opts vo;
-            float *qv = emb ? ctx_malloc((size_t)embed_dim(emb) * sizeof *qv) : NULL;
-            const char *text = q.data;
             memset(&vo, 0, sizeof vo);
             vo.k = k;
             vo.sources = so.sources;
             vo.nsources = nsources;
             vo.labels = so.labels;
-            res.hits = NULL;
-            res.n = 0;
-            if (emb && !qv)
-                rc = ctx_error_set(&err, CTX_ENOMEM, "search: out of memory");
-            else if (emb && !(rc = embed_texts(emb, &text, &q.len, 1, qv, &err)))
-                rc = vsearch(store_db(st), vi, user, qv, &vo, &res, NULL, &err);
-            ctx_free(qv);
+            rc = vsearch(store_db(st), vi, user, qv, &vo, &res, NULL, &err);
         }
+        ctx_free(qv);
         vindex_free(vi);
         embed_close(emb);
     }
@@ -510,6 +534,10 @@ static int cmd_search(int argc, char **argv)
         sqlite3_finalize(ext);
         json_object_set_new(root, "results", arr);
         json_object_set_new(root, "withheld", fresh_withheld_json(&fr));
+        if (strcmp(mode, "lexical"))
+            json_object_set_new(root, "vector_leg",
+                                why ? json_pack("{s:b,s:s}", "used", 0, "reason", why)
+                                    : json_pack("{s:b}", "used", 1));
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         fputc('\n', stdout);
         json_decref(root);
@@ -525,6 +553,9 @@ static int cmd_search(int argc, char **argv)
         for (size_t i = 0; i < fr.n; i++)
             if (fr.v[i].withheld)
                 printf("withheld: %s: %s\n", fr.v[i].name, fr.v[i].why);
+        if (degraded)
+            printf("note: the query could not be embedded (%s): these results are the lexical"
+                   " leg's alone\n", why);
     }
     fresh_report_free(&fr);
     search_result_free(&res);
