@@ -265,7 +265,7 @@ Test(query_embed, a_held_embedding_call_ends_in_a_lexical_answer_that_says_so)
     static const char *const modes[] = {"hybrid", "vector"};
     json_t *a;
 
-    serve_with(500);
+    serve_with(1000);
     for (int m = 0; m < 2; m++) {
         script("[\"hold\"]");
         a = ask_welcome(modes[m]);
@@ -399,8 +399,8 @@ Test(query_embed, the_cli_search_says_when_its_query_was_not_embedded)
     char text[2 * PATH_MAX + 1024];
     char *out;
 
-    serve_with(500);
-    config_text(text, sizeof text, 500);
+    serve_with(1000);
+    config_text(text, sizeof text, 1000);
     tu_write(dir, "ctxgate.json", text);
     script("[\"hold\"]");
     out = run("search --as alice@northwind.test --mode hybrid welcome guide first two weeks");
