@@ -33,6 +33,15 @@ void embed_cfg_from(const ctx_config *cfg, embed_cfg *ec)
     ec->retry_base_ms = 500;
 }
 
+void embed_cfg_query_from(const ctx_config *cfg, embed_cfg *ec)
+{
+    embed_cfg_from(cfg, ec);
+    ec->timeout_ms = cfg->embeddings.query_timeout_ms > 0 ? (int)cfg->embeddings.query_timeout_ms
+                                                          : 2000;
+    ec->max_retries = 0;
+    ec->concurrency = 1;
+}
+
 int jobs_embed(const ctx_config *cfg, ctx_store *st, int max_batches,
                volatile sig_atomic_t *cancel, embed_job_stats *out, ctx_error *err)
 {

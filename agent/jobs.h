@@ -15,6 +15,14 @@
 /* embed_cfg_from - the embedder settings of a config (strings borrowed). */
 void embed_cfg_from(const ctx_config *cfg, embed_cfg *ec);
 
+/*
+ * embed_cfg_query_from - the settings a search's query is embedded with:
+ * the config's endpoint, embeddings.query_timeout_ms as the whole time
+ * limit, no retries and one request (strings borrowed). A search waits
+ * for its query; the sync job's patience would stall it.
+ */
+void embed_cfg_query_from(const ctx_config *cfg, embed_cfg *ec);
+
 typedef struct embed_job_stats {
     embed_run_stats run;
     const char *model;        /* the provider's model (valid until the next call) */

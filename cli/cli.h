@@ -30,12 +30,16 @@ int cli_open_vectors(const ctx_config *cfg, ctx_store *st, vindex **vi, embed_pr
  * cli_search_run - the search `ctxgate search` runs: mode "lexical",
  * "vector" or "hybrid" (fused with cfg's weights) for user, with so's k,
  * per_doc (lexical and hybrid; the vector leg answers chunks), sources and
- * labels. vi and emb from cli_open_vectors (unused for lexical; NULL: the
- * vector leg finds nothing). All borrowed; *res must be search_result_free'd.
+ * labels. vi and emb from cli_open_vectors (unused for lexical). *why is
+ * NULL when the vector leg was used (or not wanted: lexical), else why
+ * not: "disabled" (w_vector 0), "no_index", or "timeout" / "embedder_error"
+ * (the query could not be embedded within embeddings.query_timeout_ms: the
+ * lexical leg answers alone, in vector mode too). All borrowed; *res must
+ * be search_result_free'd.
  */
 int cli_search_run(const ctx_config *cfg, ctx_store *st, vindex *vi, embed_provider *emb,
                    const char *mode, const char *user, const char *query, const search_opts *so,
-                   search_result *res, ctx_error *err);
+                   search_result *res, const char **why, ctx_error *err);
 
 #define CLI_EVAL_USAGE                                                                   \
     "eval --qrels FILE --as USER [--agent A] [--mode lexical|vector|hybrid]\n"           \

@@ -130,7 +130,7 @@ int cli_eval(int argc, char **argv)
                                        {NULL, 0, NULL, 0}};
     const char *path = NULL, *user = NULL, *agent = NULL, *mode = "hybrid", *source = NULL;
     const char **srcs = NULL;
-    size_t nsrcs = 0, nrel = 0, nunread = 0, nmissing = 0;
+    size_t nsrcs = 0, nrel = 0, nunread = 0, nmissing = 0, ndegraded = 0;
     int c, k = 10, as_json = 0, rc, status = 1;
     double sum_found = 0, sum_rr = 0, sum_ndcg = 0, sum_recall = 0;
     qrels qr;
@@ -263,7 +263,10 @@ int cli_eval(int argc, char **argv)
         }
         memset(&res, 0, sizeof res);
         if (!g || nsrcs) { /* an agent granted no source finds nothing */
-            rc = cli_search_run(&cfg, st, vi, emb, mode, user, q->question, &so, &res, &err);
+            const char *why = NULL;
+            rc = cli_search_run(&cfg, st, vi, emb, mode, user, q->question, &so, &res, &why,
+                                &err);
+            ndegraded += why && (!strcmp(why, "timeout") || !strcmp(why, "embedder_error"));
             if (!rc)
                 rc = collapse(ext, &res, k, row, &err);
             search_result_free(&res);
@@ -335,6 +338,10 @@ int cli_eval(int argc, char **argv)
                 " them, so no search can find them for this user (\"!rd\"; `ctxgate explain"
                 " --as %s REF` says why)\n", nunread, user, agent ? " through " : "",
                 agent ? agent : "", user);
+    if (ndegraded)
+        fprintf(stderr, "ctxgate: eval: %zu questions could not be embedded in time (see the"
+                " warnings): the lexical leg answered them alone, so these figures are not"
+                " %s mode's\n", ndegraded, mode);
     if (nmissing)
         fprintf(stderr, "ctxgate: eval: %zu relevant ids name no document in the store;"
                 " check them (a files source names a document by its path, e.g."

@@ -330,11 +330,11 @@ static void excerpt(const char *text, const char *query, char *out, size_t len)
     out[n] = '\0';
 }
 
-/* The config's embeddings section as the embedder takes it. */
 /*
  * open_vectors - the active model's index, caught up (and written back when
  * it had to be built; `ctxgate embed` keeps the file current), and an
- * embedder of that model for queries. No model yet: both NULL, and vector
+ * embedder of that model for queries, with the query settings (one request
+ * within embeddings.query_timeout_ms). No model yet: both NULL, and vector
  * search finds nothing.
  */
 static int open_vectors(const ctx_config *cfg, ctx_store *st, vindex **vi, embed_provider **emb,
@@ -351,7 +351,7 @@ static int open_vectors(const ctx_config *cfg, ctx_store *st, vindex **vi, embed
         return rc;
     if ((rc = store_embed_model_info(st, active, &name, &dim, err)))
         return rc;
-    embed_cfg_from(cfg, &ec);
+    embed_cfg_query_from(cfg, &ec);
     rc = embed_open_model(&ec, name, dim, emb, err);
     ctx_free(name);
     if (rc)
@@ -375,14 +375,36 @@ int cli_open_vectors(const ctx_config *cfg, ctx_store *st, vindex **vi, embed_pr
 
 int cli_search_run(const ctx_config *cfg, ctx_store *st, vindex *vi, embed_provider *emb,
                    const char *mode, const char *user, const char *query, const search_opts *so,
-                   search_result *res, ctx_error *err)
+                   search_result *res, const char **why, ctx_error *err)
 {
-    int rc;
+    int hybrid = !strcmp(mode, "hybrid"), degraded = 0, rc = CTX_OK;
+    float *qv = NULL;
 
     memset(res, 0, sizeof *res);
+    *why = NULL;
     if (!strcmp(mode, "lexical"))
         return search_lexical(store_db(st), user, query, so, res, err);
-    if (!strcmp(mode, "hybrid")) {
+    if (hybrid && !(cfg->search.w_vector > 0)) {
+        *why = "disabled";
+    } else if (!emb || !vi) {
+        *why = "no_index";
+    } else if (!(qv = ctx_malloc((size_t)embed_dim(emb) * sizeof *qv))) {
+        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    } else {
+        size_t len = strlen(query);
+        uint64_t t0 = ctx_mono_ns();
+        ctx_error eerr;
+        if (embed_texts(emb, &query, &len, 1, qv, &eerr)) {
+            int64_t ms = (int64_t)((ctx_mono_ns() - t0) / 1000000);
+            *why = ms >= cfg->embeddings.query_timeout_ms * 9 / 10 ? "timeout" : "embedder_error";
+            degraded = 1;
+            ctx_log(CTX_LOG_WARN, "search", "query not embedded (%s after %lld ms): %s;"
+                    " answering from the lexical leg", *why, (long long)ms, eerr.text);
+            ctx_free(qv);
+            qv = NULL;
+        }
+    }
+    if (hybrid || degraded) {
         hybrid_opts ho;
         memset(&ho, 0, sizeof ho);
         ho.k = so->k;
@@ -393,25 +415,22 @@ int cli_search_run(const ctx_config *cfg, ctx_store *st, vindex *vi, embed_provi
         ho.w_lexical = cfg->search.w_lexical;
         ho.w_vector = cfg->search.w_vector;
         ho.rrf_k = (int)cfg->search.rrf_k;
-        return hybrid_search(store_db(st), vi, emb, user, query, &ho, res, err);
-    } else {
+        if (degraded) { /* the lexical leg answers alone, whatever its weight */
+            ho.w_lexical = ho.w_lexical > 0 ? ho.w_lexical : 1;
+            ho.w_vector = 0;
+        }
+        rc = hybrid_search_vec(store_db(st), vi, qv, user, query, &ho, res, err);
+    } else if (qv) {
         vsearch_opts vo;
-        size_t len = strlen(query);
-        float *qv = emb ? ctx_malloc((size_t)embed_dim(emb) * sizeof *qv) : NULL;
         memset(&vo, 0, sizeof vo);
         vo.k = so->k;
         vo.sources = so->sources;
         vo.nsources = so->nsources;
         vo.labels = so->labels;
-        if (!emb)
-            return CTX_OK; /* no model yet: vector search finds nothing */
-        if (!qv)
-            return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-        if (!(rc = embed_texts(emb, &query, &len, 1, qv, err)))
-            rc = vsearch(store_db(st), vi, user, qv, &vo, res, NULL, err);
-        ctx_free(qv);
-        return rc;
+        rc = vsearch(store_db(st), vi, user, qv, &vo, res, NULL, err);
     }
+    ctx_free(qv);
+    return rc;
 }
 
 static int cmd_search(int argc, char **argv)
@@ -435,6 +454,8 @@ static int cmd_search(int argc, char **argv)
     acl_label_filter lf;
     vindex *vi = NULL;
     embed_provider *emb = NULL;
+    const char *why = NULL; /* why the vector leg was not used */
+    int degraded = 0;       /* it was wanted but the query could not be embedded */
 
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (c == 'm')
@@ -493,7 +514,8 @@ static int cmd_search(int argc, char **argv)
     if (strcmp(mode, "lexical"))
         rc = open_vectors(&cfg, st, &vi, &emb, &err);
     if (!rc)
-        rc = cli_search_run(&cfg, st, vi, emb, mode, user, q.data, &so, &res, &err);
+        rc = cli_search_run(&cfg, st, vi, emb, mode, user, q.data, &so, &res, &why, &err);
+    degraded = why && (!strcmp(why, "timeout") || !strcmp(why, "embedder_error"));
     vindex_free(vi);
     embed_close(emb);
     if (rc) {
@@ -528,6 +550,10 @@ static int cmd_search(int argc, char **argv)
         sqlite3_finalize(ext);
         json_object_set_new(root, "results", arr);
         json_object_set_new(root, "withheld", fresh_withheld_json(&fr));
+        if (strcmp(mode, "lexical"))
+            json_object_set_new(root, "vector_leg",
+                                why ? json_pack("{s:b,s:s}", "used", 0, "reason", why)
+                                    : json_pack("{s:b}", "used", 1));
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         fputc('\n', stdout);
         json_decref(root);
@@ -543,6 +569,9 @@ static int cmd_search(int argc, char **argv)
         for (size_t i = 0; i < fr.n; i++)
             if (fr.v[i].withheld)
                 printf("withheld: %s: %s\n", fr.v[i].name, fr.v[i].why);
+        if (degraded)
+            printf("note: the query could not be embedded (%s): these results are the lexical"
+                   " leg's alone\n", why);
     }
     fresh_report_free(&fr);
     search_result_free(&res);

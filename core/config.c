@@ -195,6 +195,9 @@ static const ctx_opt embed_opts[] = {
      "openai: time limit of one request", NULL, 0},
     {"max_retries", CTX_OPT_INT, "5", offsetof(ctx_embed_cfg, max_retries), 0,
      "openai: retries of 429, 5xx and timeouts, with backoff honouring Retry-After", NULL, 0},
+    {"query_timeout_ms", CTX_OPT_INT, "2000", offsetof(ctx_embed_cfg, query_timeout_ms), 0,
+     "openai: time limit of embedding a search's query, never retried; past it the search"
+     " answers from the lexical leg (50..60000)", NULL, 0},
     {"concurrency", CTX_OPT_INT, "1", offsetof(ctx_embed_cfg, concurrency), 0,
      "openai: requests in flight at once (1..64)", NULL, 0},
     CTX_OPT_END,
@@ -459,6 +462,12 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
         rc = ctx_error_set(err, CTX_ECONFIG,
                            "embeddings.concurrency: %lld is out of range; use 1..64",
                            (long long)cfg->embeddings.concurrency);
+        goto done;
+    }
+    if (cfg->embeddings.query_timeout_ms < 50 || cfg->embeddings.query_timeout_ms > 60000) {
+        rc = ctx_error_set(err, CTX_ECONFIG,
+                           "embeddings.query_timeout_ms: %lld is out of range; use 50..60000",
+                           (long long)cfg->embeddings.query_timeout_ms);
         goto done;
     }
     if (strcmp(cfg->embeddings.provider, "hash") && strcmp(cfg->embeddings.provider, "openai")) {

@@ -50,67 +50,72 @@ static int fuse(fused **all, size_t *n, size_t *cap, search_result *leg, double 
     return CTX_OK;
 }
 
-int hybrid_search(sqlite3 *db, const vindex *vi, embed_provider *emb, const char *user,
-                  const char *query, const hybrid_opts *o, search_result *out, ctx_error *err)
+/* The legs' weights: both 0 (unset) means 1 and 1. */
+static void weights(const hybrid_opts *o, double *wl, double *wv)
 {
-    search_result lex = {NULL, 0}, vec = {NULL, 0};
+    *wl = *wv = 1;
+    if (o && (o->w_lexical > 0 || o->w_vector > 0)) {
+        *wl = o->w_lexical;
+        *wv = o->w_vector;
+    }
+}
+
+static int depth_of(const hybrid_opts *o)
+{
+    int k = o && o->k > 0 ? o->k : 10;
+    int depth;
+
+    if (k > 1000)
+        k = 1000;
+    depth = o && o->depth > 0 ? o->depth : k * 4 > 50 ? k * 4 : 50;
+    return depth > 1000 ? 1000 : depth;
+}
+
+int hybrid_lexical(sqlite3 *db, const char *user, const char *query, const hybrid_opts *o,
+                   search_result *lex, ctx_error *err)
+{
     search_opts so;
+
+    memset(&so, 0, sizeof so);
+    so.k = depth_of(o);
+    so.sources = o ? o->sources : NULL;
+    so.nsources = o ? o->nsources : 0;
+    so.labels = o ? o->labels : NULL;
+    so.ids_only = 1; /* the shown fields are read for the fused k only */
+    return search_lexical(db, user, query, &so, lex, err);
+}
+
+int hybrid_vector(sqlite3 *db, const vindex *vi, const char *user, const float *qv,
+                  const hybrid_opts *o, search_result *vec, ctx_error *err)
+{
     vsearch_opts vo;
+
+    memset(&vo, 0, sizeof vo);
+    vo.k = depth_of(o);
+    vo.sources = o ? o->sources : NULL;
+    vo.nsources = o ? o->nsources : 0;
+    vo.labels = o ? o->labels : NULL;
+    vo.ids_only = 1;
+    return vsearch(db, vi, user, qv, &vo, vec, NULL, err);
+}
+
+int hybrid_fuse(sqlite3 *db, search_result *lex, search_result *vec, const hybrid_opts *o,
+                search_result *out, ctx_error *err)
+{
     fused *all = NULL;
-    float *q = NULL;
     size_t n = 0, cap = 0, i;
     int k = o && o->k > 0 ? o->k : 10, rc;
     int rrf_k = o && o->rrf_k > 0 ? o->rrf_k : 60;
-    double wl = 1, wv = 1;
-    int depth;
+    double wl, wv;
 
     out->hits = NULL;
     out->n = 0;
     if (k > 1000)
         k = 1000;
-    if (o && (o->w_lexical > 0 || o->w_vector > 0)) {
-        wl = o->w_lexical;
-        wv = o->w_vector;
-    }
-    depth = o && o->depth > 0 ? o->depth : k * 4 > 50 ? k * 4 : 50;
-    if (depth > 1000)
-        depth = 1000;
-
-    memset(&so, 0, sizeof so);
-    so.k = depth;
-    so.sources = o ? o->sources : NULL;
-    so.nsources = o ? o->nsources : 0;
-    so.labels = o ? o->labels : NULL;
-    so.ids_only = 1; /* the shown fields are read for the fused k only */
-    if (wl > 0 && (rc = search_lexical(db, user, query, &so, &lex, err)))
-        goto done;
-    if (wv > 0 && vi && emb) {
-        size_t len = strlen(query);
-        ctx_error eerr;
-        if (!(q = ctx_malloc((size_t)embed_dim(emb) * sizeof *q))) {
-            rc = ctx_error_set(err, CTX_ENOMEM, "hybrid: out of memory");
-            goto done;
-        }
-        vindex_info info;
-        vindex_get_info(vi, &info);
-        if (info.dim != embed_dim(emb)) {
-            ctx_log(CTX_LOG_WARN, "hybrid", "the embedder gives %d dimensions, the index holds"
-                    " %d; answering from the lexical leg only", embed_dim(emb), info.dim);
-        } else if (embed_texts(emb, &query, &len, 1, q, &eerr)) {
-            ctx_log(CTX_LOG_WARN, "hybrid", "%s; answering from the lexical leg only", eerr.text);
-        } else {
-            memset(&vo, 0, sizeof vo);
-            vo.k = depth;
-            vo.sources = so.sources;
-            vo.nsources = so.nsources;
-            vo.labels = so.labels;
-            vo.ids_only = 1;
-            if ((rc = vsearch(db, vi, user, q, &vo, &vec, NULL, err)))
-                goto done;
-        }
-    }
+    weights(o, &wl, &wv);
     rc = CTX_ENOMEM;
-    if (fuse(&all, &n, &cap, &lex, wl, rrf_k) || fuse(&all, &n, &cap, &vec, wv, rrf_k)) {
+    if ((lex && fuse(&all, &n, &cap, lex, wl, rrf_k)) ||
+        (vec && fuse(&all, &n, &cap, vec, wv, rrf_k))) {
         ctx_error_set(err, rc, "hybrid: out of memory");
         goto done;
     }
@@ -147,10 +152,68 @@ done:
         ctx_free(all[i].hit.text);
     }
     ctx_free(all);
-    ctx_free(q);
-    search_result_free(&lex);
-    search_result_free(&vec);
+    if (lex)
+        search_result_free(lex);
+    if (vec)
+        search_result_free(vec);
     if (rc)
         search_result_free(out);
+    return rc;
+}
+
+int hybrid_search_vec(sqlite3 *db, const vindex *vi, const float *qv, const char *user,
+                      const char *query, const hybrid_opts *o, search_result *out,
+                      ctx_error *err)
+{
+    search_result lex = {NULL, 0}, vec = {NULL, 0};
+    double wl, wv;
+    int rc = CTX_OK;
+
+    out->hits = NULL;
+    out->n = 0;
+    weights(o, &wl, &wv);
+    if (wl > 0)
+        rc = hybrid_lexical(db, user, query, o, &lex, err);
+    if (!rc && wv > 0 && vi && qv)
+        rc = hybrid_vector(db, vi, user, qv, o, &vec, err);
+    if (rc) {
+        search_result_free(&lex);
+        search_result_free(&vec);
+        return rc;
+    }
+    return hybrid_fuse(db, &lex, &vec, o, out, err);
+}
+
+int hybrid_search(sqlite3 *db, const vindex *vi, embed_provider *emb, const char *user,
+                  const char *query, const hybrid_opts *o, search_result *out, ctx_error *err)
+{
+    float *q = NULL;
+    double wl, wv;
+    int rc;
+
+    weights(o, &wl, &wv);
+    if (wv > 0 && vi && emb) {
+        size_t len = strlen(query);
+        vindex_info info;
+        ctx_error eerr;
+        if (!(q = ctx_malloc((size_t)embed_dim(emb) * sizeof *q))) {
+            out->hits = NULL;
+            out->n = 0;
+            return ctx_error_set(err, CTX_ENOMEM, "hybrid: out of memory");
+        }
+        vindex_get_info(vi, &info);
+        if (info.dim != embed_dim(emb)) {
+            ctx_log(CTX_LOG_WARN, "hybrid", "the embedder gives %d dimensions, the index holds"
+                    " %d; answering from the lexical leg only", embed_dim(emb), info.dim);
+            ctx_free(q);
+            q = NULL;
+        } else if (embed_texts(emb, &query, &len, 1, q, &eerr)) {
+            ctx_log(CTX_LOG_WARN, "hybrid", "%s; answering from the lexical leg only", eerr.text);
+            ctx_free(q);
+            q = NULL;
+        }
+    }
+    rc = hybrid_search_vec(db, q ? vi : NULL, q, user, query, o, out, err);
+    ctx_free(q);
     return rc;
 }

@@ -31,9 +31,35 @@ typedef struct hybrid_opts {
  * or emb NULL, or when the query cannot be embedded (a warning is logged),
  * the answer is the lexical leg's alone. An unknown user yields zero hits
  * and CTX_OK. *out must be search_result_free'd; score is the fused score.
+ * For callers that hold no lock: the embedding call may take the
+ * embedder's whole time limit.
  */
 int hybrid_search(sqlite3 *db, const vindex *vi, embed_provider *emb, const char *user,
                   const char *query, const hybrid_opts *opts, search_result *out,
                   ctx_error *err);
+
+/*
+ * hybrid_search_vec - hybrid_search with the query already embedded: qv
+ * (borrowed; NULL = no vector leg) holds a vector of vi's model.
+ */
+int hybrid_search_vec(sqlite3 *db, const vindex *vi, const float *qv, const char *user,
+                      const char *query, const hybrid_opts *opts, search_result *out,
+                      ctx_error *err);
+
+/*
+ * The three steps of hybrid_search_vec, for a caller that must hold a lock
+ * on vi for the vector leg only (the service): hybrid_lexical and
+ * hybrid_vector fill *lex and *vec with the candidates (ids only) of each
+ * leg; hybrid_fuse fuses them by the weights of opts into *out (new),
+ * reading the shown fields of the fused k, and frees *lex and *vec
+ * (either may be NULL: no such leg). The legs' results are
+ * search_result_free'd on failure as on success.
+ */
+int hybrid_lexical(sqlite3 *db, const char *user, const char *query, const hybrid_opts *opts,
+                   search_result *lex, ctx_error *err);
+int hybrid_vector(sqlite3 *db, const vindex *vi, const char *user, const float *qv,
+                  const hybrid_opts *opts, search_result *vec, ctx_error *err);
+int hybrid_fuse(sqlite3 *db, search_result *lex, search_result *vec, const hybrid_opts *opts,
+                search_result *out, ctx_error *err);
 
 #endif

@@ -65,6 +65,13 @@ static json_t *tool_list(void)
         "properties", "id", "type", "string", "title", "type", "string", "text", "type",
         "string", "url", "type", "string", "metadata", "type", "object", "required", "id",
         "title", "text", "url");
+    /* the vector_leg of a search's answer (service.h), when it did not take part */
+    json_object_set_new(
+        json_object_get(search_out, "properties"), "vector_leg",
+        json_pack("{s:s,s:s,s:{s:{s:s},s:{s:s},s:{s:s}}}", "type", "object", "description",
+                  "present when the vector leg did not take part: the results are the"
+                  " lexical leg's alone", "properties", "used", "type", "boolean", "reason",
+                  "type", "string", "message", "type", "string"));
     return json_pack(
         "{s:[{s:s,s:s,s:s,s:o,s:o,s:{s:b,s:b}},{s:s,s:s,s:s,s:o,s:o,s:{s:b,s:b}}]}", "tools",
         "name", "search", "title", "Search company knowledge", "description",

@@ -13,7 +13,7 @@ static int svc_search_tool(void *arg, const char *query, json_t **results, json_
 {
     mcp_caller *c = arg;
     svc_request req;
-    json_t *answer = NULL, *hits, *hit;
+    json_t *answer = NULL, *hits, *hit, *v;
     size_t i;
     int rc;
 
@@ -49,6 +49,13 @@ static int svc_search_tool(void *arg, const char *query, json_t **results, json_
     /* Sources withheld for the age of their permissions, and why. */
     if (json_array_size(json_object_get(answer, "withheld")))
         *extra = json_pack("{s:O}", "withheld", json_object_get(answer, "withheld"));
+    /* A search answered by its lexical leg alone says so. */
+    v = json_object_get(answer, "vector_leg");
+    if (v && !json_is_true(json_object_get(v, "used"))) {
+        if (!*extra)
+            *extra = json_object();
+        json_object_set(*extra, "vector_leg", v);
+    }
     json_decref(answer);
     return CTX_OK;
 }

@@ -165,7 +165,6 @@ static void worker_close(worker *w)
     sqlite3_finalize(w->acl);
     sqlite3_finalize(w->ext);
     sqlite3_finalize(w->byext);
-    embed_close(w->emb);
     store_close(w->st);
     memset(w, 0, sizeof *w);
 }
@@ -284,47 +283,153 @@ static int64_t chunk_acl(worker *w, int64_t chunk_id)
 
 /* ---- the vector index ---- */
 
-/* query_embedder - w's embedder of model, (re)opened when it is another's. */
-static embed_provider *query_embedder(worker *w, int64_t model, svc *s, ctx_error *err)
-{
-    char *name = NULL;
-    embed_cfg ec;
-    int dim, rc;
+/*
+ * A search's query is embedded before the search takes a worker or any
+ * lock (svc_search), with the config's query settings: one request, a
+ * short time limit (embeddings.query_timeout_ms), no retries. The index
+ * refresh waits for the read lock that searches hold, and later searches
+ * for it (writers first), so a slow embedding under that lock stalled them
+ * all. The embedders are kept between searches, one per search at once.
+ */
 
-    if (w->emb && w->emb_model == model)
-        return w->emb;
-    embed_close(w->emb);
-    w->emb = NULL;
-    rc = store_embed_model_info(w->st, model, &name, &dim, err);
-    if (!rc) {
-        embed_cfg_from(s->cfg, &ec);
-        rc = embed_open_model(&ec, name, dim, &w->emb, err);
-    }
-    ctx_free(name);
-    if (rc)
-        return NULL;
-    w->emb_model = model;
-    return w->emb;
+/* qemb_drop - close the idle query embedders; under qmu. */
+static void qemb_drop(svc *s)
+{
+    while (s->nqidle > 0)
+        embed_close(s->qidle[--s->nqidle]);
 }
 
-/* query_vector - q embedded by model into a new array, or NULL (err set). */
-static float *query_vector(worker *w, int64_t model, svc *s, const char *q, ctx_error *err)
+/*
+ * qemb_take - an embedder of the served model for a query (new or idle;
+ * give it back with qemb_give), its model in *model and the config's
+ * generation in *gen. NULL with *model 0 when no model is served yet,
+ * else NULL with err set. Under the config's read lock.
+ */
+static embed_provider *qemb_take(svc *s, int64_t *model, uint64_t *gen, ctx_error *err)
 {
-    size_t len = strlen(q);
-    embed_provider *emb = query_embedder(w, model, s, err);
-    float *v;
+    embed_provider *p = NULL;
+    char name[sizeof s->vi_name];
+    embed_cfg ec;
+    int dim;
 
-    if (!emb)
+    pthread_rwlock_rdlock(&s->vlock);
+    *model = s->vi ? s->vi_model : 0;
+    memcpy(name, s->vi_name, sizeof name);
+    dim = s->vi_dim;
+    pthread_rwlock_unlock(&s->vlock);
+    if (!*model)
         return NULL;
-    if (!(v = ctx_malloc((size_t)embed_dim(emb) * sizeof *v))) {
-        ctx_error_set(err, CTX_ENOMEM, "out of memory");
-        return NULL;
+    pthread_mutex_lock(&s->qmu);
+    if (s->qmodel != *model) { /* the served model changed: the idle ones are of the old */
+        qemb_drop(s);
+        s->qmodel = *model;
     }
-    if (embed_texts(emb, &q, &len, 1, v, err)) {
-        ctx_free(v);
+    if (s->nqidle)
+        p = s->qidle[--s->nqidle];
+    *gen = s->qgen;
+    pthread_mutex_unlock(&s->qmu);
+    if (p)
+        return p;
+    embed_cfg_query_from(s->cfg, &ec);
+    if (embed_open_model(&ec, name, dim, &p, err))
         return NULL;
+    return p;
+}
+
+/* qemb_give - p (stolen) back to the idle ones, or closed if it is of an old model or config. */
+static void qemb_give(svc *s, embed_provider *p, int64_t model, uint64_t gen)
+{
+    pthread_mutex_lock(&s->qmu);
+    if (gen == s->qgen && model == s->qmodel && s->nqidle < s->nworkers) {
+        s->qidle[s->nqidle++] = p;
+        p = NULL;
     }
-    return v;
+    pthread_mutex_unlock(&s->qmu);
+    embed_close(p);
+}
+
+/* Why a search has no vector leg: the answer's vector_leg.reason and message. */
+static const struct {
+    const char *reason, *message;
+} no_vector[] = {
+    {"timeout", "the query could not be embedded within embeddings.query_timeout_ms; the"
+                " results are the lexical leg's alone"},
+    {"embedder_error", "the embedder failed on the query; the results are the lexical leg's"
+                       " alone"},
+    {"index_changed", "the vector index moved to another model while the query was embedded;"
+                      " the results are the lexical leg's alone"},
+    {"no_index", "no embedding model has vectors yet (run `ctxgate embed`)"},
+    {"disabled", "search.w_vector is 0"},
+};
+
+enum { NOVEC_TIMEOUT, NOVEC_ERROR, NOVEC_CHANGED, NOVEC_NOINDEX, NOVEC_DISABLED, NOVEC_NONE };
+
+/* A search's query vector, made before the search takes anything. */
+typedef struct qvec {
+    float *v;         /* of model; NULL: no vector leg, for why */
+    int64_t model;
+    int why;          /* NOVEC_* */
+} qvec;
+
+/* degraded - the vector leg was wanted but the query could not be used: the lexical answers. */
+static int degraded(int why)
+{
+    return why == NOVEC_TIMEOUT || why == NOVEC_ERROR || why == NOVEC_CHANGED;
+}
+
+/*
+ * query_embed - req's query embedded for the vector leg into qv (its v new:
+ * ctx_free), holding no lock while the embedder works: the config's read
+ * lock only to open or pick an embedder, and no worker. A failure leaves
+ * qv->v NULL with the reason, and is logged once; nothing fails the search.
+ */
+static void query_embed(svc *s, const svc_identity *id, const svc_request *req, qvec *qv)
+{
+    const char *mode = req->mode ? req->mode : "hybrid";
+    size_t len = strlen(req->query);
+    embed_provider *p = NULL;
+    uint64_t gen = 0, t0;
+    int64_t limit, ms;
+    ctx_error err;
+
+    memset(qv, 0, sizeof *qv);
+    qv->why = NOVEC_NONE;
+    if (!strcmp(mode, "lexical"))
+        return;
+    pthread_rwlock_rdlock(&s->clock);
+    limit = s->cfg->embeddings.query_timeout_ms;
+    if (!svc__grant_of(s, id)) {
+        pthread_rwlock_unlock(&s->clock); /* refused by the search itself, unembedded */
+        return;
+    }
+    if (!strcmp(mode, "hybrid") && !(s->cfg->search.w_vector > 0)) {
+        qv->why = NOVEC_DISABLED;
+    } else if (!(p = qemb_take(s, &qv->model, &gen, &err))) {
+        qv->why = qv->model ? NOVEC_ERROR : NOVEC_NOINDEX;
+        if (qv->model)
+            ctx_log(CTX_LOG_WARN, "service", "query embedder: %s; answering from the lexical"
+                    " leg", err.text);
+    }
+    pthread_rwlock_unlock(&s->clock);
+    if (!p)
+        return;
+    if (!(qv->v = ctx_malloc((size_t)embed_dim(p) * sizeof *qv->v))) {
+        qv->why = NOVEC_ERROR;
+        qemb_give(s, p, qv->model, gen);
+        return;
+    }
+    t0 = ctx_mono_ns();
+    if (embed_texts(p, &req->query, &len, 1, qv->v, &err)) {
+        ms = (int64_t)((ctx_mono_ns() - t0) / 1000000);
+        /* curl's own time limit is the query's: a failure that took it is one */
+        qv->why = ms >= limit * 9 / 10 ? NOVEC_TIMEOUT : NOVEC_ERROR;
+        ctx_log(CTX_LOG_WARN, "service", "query not embedded (%s after %lld ms): %s;"
+                " answering from the lexical leg", no_vector[qv->why].reason, (long long)ms,
+                err.text);
+        ctx_free(qv->v);
+        qv->v = NULL;
+    }
+    qemb_give(s, p, qv->model, gen);
 }
 
 int svc_index_refresh(svc *s, ctx_error *err)
@@ -344,14 +449,23 @@ int svc_index_refresh(svc *s, ctx_error *err)
         goto done;
     }
     if (active != s->vi_model || !s->vi) {
-        vindex_path(s->data_dir, active, path, sizeof path);
-        if ((rc = vindex_open(w->st, path, active, &nvi, &how, err)))
+        char *name = NULL;
+        int dim;
+        if ((rc = store_embed_model_info(w->st, active, &name, &dim, err)))
             goto done;
+        vindex_path(s->data_dir, active, path, sizeof path);
+        if ((rc = vindex_open(w->st, path, active, &nvi, &how, err))) {
+            ctx_free(name);
+            goto done;
+        }
         pthread_rwlock_wrlock(&s->vlock);
         vindex_free(s->vi);
         s->vi = nvi;
         s->vi_model = active;
+        snprintf(s->vi_name, sizeof s->vi_name, "%s", name);
+        s->vi_dim = dim;
         pthread_rwlock_unlock(&s->vlock);
+        ctx_free(name);
         __atomic_store_n(&s->index_ok, 1, __ATOMIC_RELEASE);
         goto done;
     }
@@ -447,14 +561,25 @@ int svc__fresh_get(svc *s, worker *w, fresh_report *out, ctx_error *err)
     return rc;
 }
 
+/*
+ * run_search - the search itself, on w, with the query's vector qv made
+ * beforehand (query_embed): the index's read lock is held for the vector
+ * leg alone. When the vector leg was wanted but could not be used
+ * (degraded), the lexical leg answers, in vector mode too. *why gets the
+ * reason there was no vector leg, or NOVEC_NONE.
+ */
 static int run_search(svc *s, worker *w, const svc_identity *id, const svc_request *req,
                       const char *mode, int k, const char *const *sources, size_t nsources,
-                      const acl_label_filter *labels, search_result *res, ctx_error *err)
+                      const acl_label_filter *labels, const qvec *qv, int *why,
+                      search_result *res, ctx_error *err)
 {
     sqlite3 *db = store_db(w->st);
-    int rc;
+    search_result lex = {NULL, 0}, vec = {NULL, 0};
+    hybrid_opts ho;
+    int rc = CTX_OK, used = 0;
 
     memset(res, 0, sizeof *res);
+    *why = qv->why;
     if (!strcmp(mode, "lexical")) {
         search_opts so;
         memset(&so, 0, sizeof so);
@@ -465,48 +590,61 @@ static int run_search(svc *s, worker *w, const svc_identity *id, const svc_reque
         so.labels = labels;
         return search_lexical(db, id->user, req->query, &so, res, err);
     }
-    if (!strcmp(mode, "hybrid")) {
-        hybrid_opts ho;
-        embed_provider *emb;
-        memset(&ho, 0, sizeof ho);
-        ho.k = k;
-        ho.per_doc = 1;
-        ho.sources = sources;
-        ho.nsources = nsources;
-        ho.labels = labels;
-        ho.w_lexical = s->cfg->search.w_lexical;
-        ho.w_vector = s->cfg->search.w_vector;
-        ho.rrf_k = (int)s->cfg->search.rrf_k;
-        /* hybrid_search embeds the query itself, under the read lock. */
+    if (qv->v) {
         pthread_rwlock_rdlock(&s->vlock);
-        emb = s->vi ? query_embedder(w, s->vi_model, s, err) : NULL;
-        rc = hybrid_search(db, emb ? s->vi : NULL, emb, id->user, req->query, &ho, res, err);
+        if (s->vi && s->vi_model == qv->model) {
+            used = 1;
+            if (!strcmp(mode, "vector")) {
+                vsearch_opts vo;
+                memset(&vo, 0, sizeof vo);
+                vo.k = k;
+                vo.sources = sources;
+                vo.nsources = nsources;
+                vo.labels = labels;
+                rc = vsearch(db, s->vi, id->user, qv->v, &vo, res, NULL, err);
+            } else {
+                memset(&ho, 0, sizeof ho);
+                ho.k = k;
+                ho.sources = sources;
+                ho.nsources = nsources;
+                ho.labels = labels;
+                rc = hybrid_vector(db, s->vi, id->user, qv->v, &ho, &vec, err);
+            }
+        }
         pthread_rwlock_unlock(&s->vlock);
-    } else {
-        vsearch_opts vo;
-        int64_t model;
-        float *qv = NULL;
-        memset(&vo, 0, sizeof vo);
-        vo.k = k;
-        vo.sources = sources;
-        vo.nsources = nsources;
-        vo.labels = labels;
-        /* Embed outside the lock (a remote embedder takes a round trip),
-         * then search only if the index is still of that model. */
-        pthread_rwlock_rdlock(&s->vlock);
-        model = s->vi ? s->vi_model : 0;
-        pthread_rwlock_unlock(&s->vlock);
-        if (model && !(qv = query_vector(w, model, s, req->query, err)))
-            return err->code ? err->code : CTX_ENOMEM;
-        pthread_rwlock_rdlock(&s->vlock);
-        if (qv && s->vi && s->vi_model == model)
-            rc = vsearch(db, s->vi, id->user, qv, &vo, res, NULL, err);
-        else /* no index, or it changed model meanwhile: nothing to rank */
-            rc = vsearch(db, NULL, id->user, NULL, &vo, res, NULL, err);
-        pthread_rwlock_unlock(&s->vlock);
-        ctx_free(qv);
+        if (!used) {
+            *why = NOVEC_CHANGED;
+            ctx_log(CTX_LOG_WARN, "service", "the vector index changed model while a query"
+                    " was embedded; answering from the lexical leg");
+        }
     }
-    return rc;
+    if (rc) {
+        search_result_free(&vec);
+        return rc;
+    }
+    /* vector mode: its answer, or none when there is no index to rank, as before */
+    if (!strcmp(mode, "vector") && (used || !degraded(*why)))
+        return CTX_OK;
+    /* hybrid, or vector mode answered by the lexical leg */
+    memset(&ho, 0, sizeof ho);
+    ho.k = k;
+    ho.per_doc = 1;
+    ho.sources = sources;
+    ho.nsources = nsources;
+    ho.labels = labels;
+    ho.w_lexical = s->cfg->search.w_lexical;
+    ho.w_vector = s->cfg->search.w_vector;
+    ho.rrf_k = (int)s->cfg->search.rrf_k;
+    if (!used && degraded(*why)) {
+        /* the lexical leg answers alone, whatever its weight */
+        ho.w_lexical = ho.w_lexical > 0 ? ho.w_lexical : 1;
+        ho.w_vector = 0;
+    }
+    if (ho.w_lexical > 0 && (rc = hybrid_lexical(db, id->user, req->query, &ho, &lex, err))) {
+        search_result_free(&vec);
+        return rc;
+    }
+    return hybrid_fuse(db, &lex, &vec, &ho, res, err);
 }
 
 /* put_text - up to budget tokens of text: whole, or cut at a character
@@ -590,14 +728,14 @@ static json_t *external_id(worker *w, int64_t doc_id)
 }
 
 static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
-                         json_t **answer, ctx_error *err)
+                         const qvec *qv, json_t **answer, ctx_error *err)
 {
     uint64_t t0 = ctx_mono_ns();
     const ctx_agent_grant *g = svc__grant_of(s, id);
     const char *mode = req->mode ? req->mode : "hybrid";
     const char **srcs = NULL;
     size_t nsrcs = 0;
-    int k, rc = CTX_OK, truncated = 0;
+    int k, rc = CTX_OK, truncated = 0, why = qv->why;
     acl_label_filter lf;
     int64_t budget, used = 0;
     json_t *results = NULL, *ids = NULL;
@@ -646,7 +784,7 @@ static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
     }
     if ((rc = svc__fresh_get(s, w, &fr, err)) ||
         (rc = run_search(s, w, id, req, mode, k, srcs, nsrcs, label_filter(g, req, &fr, &lf),
-                         &res, err)))
+                         qv, &why, &res, err)))
         goto done;
     for (size_t i = 0; i < res.n && json_array_size(results) < (size_t)k; i++) {
         const search_hit *h = &res.hits[i];
@@ -700,6 +838,15 @@ pack:
     /* Sources whose permissions are too old to trust, and why. */
     if (!*answer || json_object_set_new(*answer, "withheld", fresh_withheld_json(&fr)))
         rc = ctx_error_set(err, CTX_ENOMEM, "out of memory");
+    /* Whether the vector leg took part, and if not, why. */
+    else if (strcmp(mode, "lexical") &&
+             json_object_set_new(*answer, "vector_leg",
+                                 why == NOVEC_NONE
+                                     ? json_pack("{s:b}", "used", 1)
+                                     : json_pack("{s:b,s:s,s:s}", "used", 0, "reason",
+                                                 no_vector[why].reason, "message",
+                                                 no_vector[why].message)))
+        rc = ctx_error_set(err, CTX_ENOMEM, "out of memory");
 done:
     if (w)
         svc__give(s, w);
@@ -720,10 +867,16 @@ done:
 int svc_search(svc *s, const svc_identity *id, const svc_request *req, json_t **answer,
                ctx_error *err)
 {
+    qvec qv;
     int rc;
+
+    /* First the query's vector, holding nothing a refresh, a reload or
+     * another search waits for; then the search. */
+    query_embed(s, id, req, &qv);
     pthread_rwlock_rdlock(&s->clock);
-    rc = search_locked(s, id, req, answer, err);
+    rc = search_locked(s, id, req, &qv, answer, err);
     pthread_rwlock_unlock(&s->clock);
+    ctx_free(qv.v);
     return rc;
 }
 
@@ -755,6 +908,10 @@ int svc_reload(svc *s, const ctx_config *cfg, ctx_error *err)
         return rc;
     pthread_rwlock_wrlock(&s->clock);
     s->cfg = cfg;
+    pthread_mutex_lock(&s->qmu);
+    s->qgen++; /* the query embedders follow the new embedding settings */
+    qemb_drop(s);
+    pthread_mutex_unlock(&s->qmu);
     pthread_mutex_lock(&s->fmu);
     fresh_report_free(&s->fresh); /* it borrowed the old config's names */
     s->fresh_at = 0;
@@ -798,18 +955,23 @@ int svc_new(const ctx_config *cfg, int nworkers, svc **out, ctx_error *err)
     pthread_mutex_init(&s->umu, NULL);
     pthread_mutex_init(&s->fmu, NULL);
     pthread_mutex_init(&s->wmu, NULL);
-    if (!(s->workers = ctx_calloc((size_t)s->nworkers, sizeof *s->workers))) {
+    pthread_mutex_init(&s->qmu, NULL);
+    if (!(s->workers = ctx_calloc((size_t)s->nworkers, sizeof *s->workers)) ||
+        !(s->qidle = ctx_calloc((size_t)s->nworkers, sizeof *s->qidle))) {
+        ctx_free(s->workers);
         ctx_free(s);
         return ctx_error_set(err, CTX_ENOMEM, "service: out of memory");
     }
     if ((rc = store_audit_open(s->store_path, &s->ast, err))) {
         ctx_free(s->workers);
+        ctx_free(s->qidle);
         ctx_free(s);
         return rc;
     }
     if (pthread_create(&s->writer, NULL, svc__audit_writer, s)) {
         store_close(s->ast);
         ctx_free(s->workers);
+        ctx_free(s->qidle);
         ctx_free(s);
         return ctx_error_set(err, CTX_ENOMEM, "service: cannot start the audit writer");
     }
@@ -836,6 +998,9 @@ void svc_free(svc *s)
     store_close(s->warm_st);
     pthread_mutex_destroy(&s->wmu);
     vindex_free(s->vi);
+    qemb_drop(s);
+    ctx_free(s->qidle);
+    pthread_mutex_destroy(&s->qmu);
     for (size_t i = 0; i < s->nusage; i++)
         ctx_free(s->usage[i].name);
     ctx_free(s->usage);

@@ -17,9 +17,11 @@
  *
  * Threads: any number of threads may call svc_search and svc_fetch at once.
  * Each call borrows one of a pool of workers, each with its own store
- * connection (SQLite connections here are NOMUTEX: one thread at a time)
- * and its own query embedder. The vector index is shared read-only and
- * caught up by svc_index_refresh under a write lock.
+ * connection (SQLite connections here are NOMUTEX: one thread at a time).
+ * The vector index is shared read-only and caught up by svc_index_refresh
+ * under a write lock. A search embeds its query first, holding neither a
+ * worker nor a lock, within embeddings.query_timeout_ms and without
+ * retries; its read lock covers the vector leg alone.
  */
 #ifndef CTX_RETRIEVAL_SERVICE_H
 #define CTX_RETRIEVAL_SERVICE_H
@@ -112,8 +114,14 @@ void svc_free(svc *s);
  * {"query","mode","k","results":[...],"tokens","max_tokens","truncated",
  * "untrusted_content":true,"note","context"}; each result has doc_id,
  * external_id (the source's own id of the document), chunk_id, title, url, source, labels, score, acl_synced_at, citation,
- * tokens and text. CTX_EAUTH: no user or an unregistered agent (nothing
- * searched). CTX_EINVAL: a bad request (err names the field). Anything
+ * tokens and text. In vector and hybrid modes "vector_leg" says whether
+ * the vector leg took part: {"used": true}, or {"used": false, "reason",
+ * "message"} where reason is "timeout" or "embedder_error" (the query
+ * could not be embedded in time or at all) or "index_changed" (the index
+ * moved to another model meanwhile): the results are then the lexical
+ * leg's alone, in vector mode too; or "no_index" (no model has vectors
+ * yet) or "disabled" (search.w_vector is 0). CTX_EAUTH: no user or an
+ * unregistered agent (nothing searched). CTX_EINVAL: a bad request (err names the field). Anything
  * else is a failure of the service. Audited in every case.
  */
 int svc_search(svc *s, const svc_identity *id, const svc_request *req, json_t **answer,

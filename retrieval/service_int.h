@@ -16,8 +16,6 @@
 
 typedef struct worker {
     ctx_store *st;
-    embed_provider *emb;    /* query embedder of emb_model, or NULL */
-    int64_t emb_model;
     sqlite3_stmt *labels;   /* labels of an ACL set */
     sqlite3_stmt *doc;      /* one document */
     sqlite3_stmt *acl;      /* a chunk's ACL set */
@@ -52,7 +50,16 @@ struct svc {
     pthread_rwlock_t vlock;
     vindex *vi;
     int64_t vi_model;
+    char vi_name[256];      /* vi_model's name and dimension, for query embedders */
+    int vi_dim;
     int index_ok;           /* read by any thread: __atomic */
+    /* query embedders not in use, of model qmodel, opened with the config's
+     * query settings; a reload moves qgen on and the older ones are closed */
+    pthread_mutex_t qmu;
+    embed_provider **qidle;
+    int nqidle;
+    int64_t qmodel;
+    uint64_t qgen;
     /* audit writer */
     pthread_mutex_t amu;
     pthread_cond_t acv, adone;

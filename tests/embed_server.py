@@ -13,8 +13,12 @@ each embeddings request pops the next entry (an empty script means "ok").
   baddim   200 with vectors of dim + 1 dimensions
   short    200 with one vector fewer than inputs
   stall    sleep --stall seconds, then answer normally (too late)
+  hold     wait until POST /release (at most --stall seconds), then answer
+           normally: a test decides when a stuck call ends
 
-GET /stats answers {"requests": n, "texts": n, "auth": last Authorization}.
+POST /control also ends every hold, as does POST /release.
+GET /stats answers {"requests": n, "texts": n, "auth": last Authorization,
+"holding": requests waiting in a hold now}.
 The port it listens on is printed on stdout as "PORT <n>" once ready.
 """
 import argparse
@@ -28,6 +32,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 STATE = {"script": [], "requests": 0, "texts": 0, "auth": None}
 LOCK = threading.Lock()
+HOLDS = []  # one Event per request held now
+
+
+def release():
+    with LOCK:
+        for ev in HOLDS:
+            ev.set()
 
 
 def vector(text, dim):
@@ -65,16 +76,23 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/stats":
             with LOCK:
-                self.reply(200, {k: STATE[k] for k in ("requests", "texts", "auth")})
+                stats = {k: STATE[k] for k in ("requests", "texts", "auth")}
+                stats["holding"] = len(HOLDS)
+                self.reply(200, stats)
         else:
             self.reply(404, {"error": {"message": "no such path"}})
 
     def do_POST(self):
         req = self.read_json()
         if self.path == "/control":
+            release()
             with LOCK:
                 STATE["script"] = list(req.get("script", []))
                 STATE["requests"] = STATE["texts"] = 0
+            self.reply(200, {"ok": True})
+            return
+        if self.path == "/release":
+            release()
             self.reply(200, {"ok": True})
             return
         if self.path != "/v1/embeddings":
@@ -85,6 +103,9 @@ class Handler(BaseHTTPRequestHandler):
             texts = [texts]
         with LOCK:
             step = STATE["script"].pop(0) if STATE["script"] else "ok"
+            held = threading.Event()
+            if step == "hold":
+                HOLDS.append(held)
             STATE["requests"] += 1
             STATE["texts"] += len(texts)
             STATE["auth"] = self.headers.get("Authorization")
@@ -100,6 +121,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         if step == "stall":
             time.sleep(ARGS.stall)
+        if step == "hold":
+            held.wait(ARGS.stall)
+            with LOCK:
+                HOLDS.remove(held)
         if step == "baddim":
             dim += 1
         data = [{"object": "embedding", "index": i, "embedding": vector(t, dim)}
