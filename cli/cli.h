@@ -29,7 +29,7 @@ int cli_open_vectors(const ctx_config *cfg, ctx_store *st, vindex **vi, embed_pr
 /*
  * cli_search_run - the search `ctxgate search` runs: mode "lexical",
  * "vector" or "hybrid" (fused with cfg's weights) for user, with so's k,
- * per_doc (lexical and hybrid; the vector leg answers chunks), sources and
+ * per_doc (every mode), sources and
  * labels. vi and emb from cli_open_vectors (unused for lexical). *why is
  * NULL when the vector leg was used (or not wanted: lexical), else why
  * not: "disabled" (w_vector 0), "no_index", or "timeout" / "embedder_error"

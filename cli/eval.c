@@ -222,8 +222,6 @@ int cli_eval(int argc, char **argv)
     so.sources = g ? srcs : NULL;
     so.nsources = nsrcs;
     so.labels = lf.allowed || lf.nwithheld ? &lf : NULL;
-    if (!strcmp(mode, "vector")) /* chunks: ask for more to fill k distinct documents */
-        so.k = k * 3 > 1000 ? 1000 : k * 3;
     if (strcmp(mode, "lexical")) {
         if ((rc = cli_open_vectors(&cfg, st, &vi, &emb, &err)))
             goto fail;

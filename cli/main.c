@@ -424,6 +424,7 @@ int cli_search_run(const ctx_config *cfg, ctx_store *st, vindex *vi, embed_provi
         vsearch_opts vo;
         memset(&vo, 0, sizeof vo);
         vo.k = so->k;
+        vo.per_doc = so->per_doc;
         vo.sources = so->sources;
         vo.nsources = so->nsources;
         vo.labels = so->labels;

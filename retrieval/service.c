@@ -598,6 +598,7 @@ static int run_search(svc *s, worker *w, const svc_identity *id, const svc_reque
                 vsearch_opts vo;
                 memset(&vo, 0, sizeof vo);
                 vo.k = k;
+                vo.per_doc = 1;
                 vo.sources = sources;
                 vo.nsources = nsources;
                 vo.labels = labels;

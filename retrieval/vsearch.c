@@ -100,6 +100,18 @@ static int source_ids(sqlite3 *db, const vsearch_opts *o, acl_principals *out, c
     return rc;
 }
 
+/* over_per_doc - does out already hold opts->per_doc chunks of h's document? */
+static int over_per_doc(const search_result *out, const search_hit *h, const vsearch_opts *opts)
+{
+    size_t same = 0;
+
+    if (!opts || opts->per_doc <= 0)
+        return 0;
+    for (size_t j = 0; j < out->n; j++)
+        same += out->hits[j].doc_id == h->doc_id;
+    return same >= (size_t)opts->per_doc;
+}
+
 /*
  * The hits are read from the store (search__hit), each checked once more:
  * live document, readable ACL set. The index is derived data and a chunk
@@ -148,7 +160,9 @@ int vsearch(sqlite3 *db, const vindex *vi, const char *user, const float *q,
      * A hit the store no longer has (the index is behind) is dropped; then
      * the plan runs again for more, so k live hits come back if they exist.
      */
-    for (want = k;;) {
+    /* collapsing per document may need more chunks than k: ask a few times k */
+    want = opts && opts->per_doc > 0 && k * 4 + 8 < 1000 ? k * 4 + 8 : k;
+    for (;;) {
         vsearch_opts o2;
         memset(&o2, 0, sizeof o2);
         if (opts)
@@ -176,7 +190,7 @@ int vsearch(sqlite3 *db, const vindex *vi, const char *user, const float *q,
             }
             if (!got)
                 continue; /* deleted since the index caught up */
-            if (!ctx_in_sorted(acls.ids, acls.n, acl)) {
+            if (!ctx_in_sorted(acls.ids, acls.n, acl) || over_per_doc(out, h, opts)) {
                 search_hit_clear(h);
                 continue;
             }

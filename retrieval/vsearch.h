@@ -56,6 +56,7 @@ typedef struct vsearch_opts {
     int nprobe;                     /* lists scanned at least (0 = VSEARCH_NPROBE) */
     const acl_label_filter *labels; /* only ACL sets whose labels pass (NULL = any) */
     int ids_only;                   /* hits carry ids and score only (fusion) */
+    int per_doc;                    /* at most this many chunks per document, 0 = any */
 } vsearch_opts;
 
 typedef struct vsearch_stats {

@@ -629,3 +629,62 @@ Test(vsearch, forbidden_vectors_change_no_answer, .timeout = 300)
     vindex_free(vi);
     finish();
 }
+
+/*
+ * Vector answers are collapsed per document when asked (every interface
+ * asks: per_doc 1): documents long enough for several chunks, each chunk
+ * near the query, give k distinct documents, where without collapsing the
+ * same documents fill several places.
+ */
+Test(vsearch, vector_answers_collapse_per_document)
+{
+    const char *everyone[1] = {"everyone"};
+    ctx_acl acl = {everyone, 1, NULL, 0, NULL, 0};
+    vsearch_opts vo = {0};
+    search_result r;
+    float q[DIM];
+    vindex *vi;
+    ctx_error err;
+    size_t dups = 0;
+
+    dir = tu_tmpdir("vperdoc");
+    st = tu_store(dir);
+    source = tu_source_with_user(st, "user:reader@t.test", &ic, &rstats);
+    ic.chunk.max_tokens = 16; /* several chunks a document */
+    ic.chunk.overlap_tokens = 0;
+    cr_assert_eq(store_begin(st, &err), 0);
+    for (int d = 0; d < 30; d++) {
+        char id[16], body[2048] = "";
+        for (int c = 0; c < 6; c++)
+            strcat(body, "harbor lantern harbor lantern ledger harbor lantern meadow. ");
+        snprintf(id, sizeof id, "long%d", d);
+        ctx_record rec = {"s", id, id, NULL, body, strlen(body), NULL, 0, &acl};
+        cr_assert_eq(ingest_record(&ic, &rec, &err), 0, "%s", err.text);
+    }
+    cr_assert_eq(store_commit(st, &err), 0);
+    {
+        embed_cfg c = {0};
+        c.dim = DIM;
+        cr_assert_eq(embed_open(&c, &emb, &err), 0);
+        cr_assert_eq(embed_run(st, emb, 0, NULL, NULL, &err), 0, "%s", err.text);
+    }
+    vi = open_index();
+    embed_hash("harbor lantern", 14, DIM, q);
+    vo.k = 10;
+    cr_assert_eq(vsearch(store_db(st), vi, "reader@t.test", q, &vo, &r, NULL, &err), 0);
+    cr_assert_eq(r.n, 10);
+    for (size_t i = 0; i < r.n; i++)
+        for (size_t j = 0; j < i; j++)
+            dups += r.hits[i].doc_id == r.hits[j].doc_id;
+    cr_assert_gt(dups, 0, "without collapsing, documents repeat (the test means something)");
+    search_result_free(&r);
+    vo.per_doc = 1;
+    cr_assert_eq(vsearch(store_db(st), vi, "reader@t.test", q, &vo, &r, NULL, &err), 0);
+    cr_assert_eq(r.n, 10, "k distinct documents");
+    for (size_t i = 0; i < r.n; i++)
+        for (size_t j = 0; j < i; j++)
+            cr_assert_neq(r.hits[i].doc_id, r.hits[j].doc_id, "hits %zu and %zu", i, j);
+    search_result_free(&r);
+    vindex_free(vi);
+    finish();
+}
