@@ -32,7 +32,8 @@ int cli_open_vectors(const ctx_config *cfg, ctx_store *st, vindex **vi, embed_pr
  * per_doc (every mode), sources and
  * labels. vi and emb from cli_open_vectors (unused for lexical). *why is
  * NULL when the vector leg was used (or not wanted: lexical), else why
- * not: "disabled" (w_vector 0), "no_index", or "timeout" / "embedder_error"
+ * not: "disabled" (w_vector 0), "no_index", "lexical_model" (hybrid with
+ * the hash embedder: embed_model_lexical), or "timeout" / "embedder_error"
  * (the query could not be embedded within embeddings.query_timeout_ms: the
  * lexical leg answers alone, in vector mode too). All borrowed; *res must
  * be search_result_free'd.

@@ -388,6 +388,8 @@ int cli_search_run(const ctx_config *cfg, ctx_store *st, vindex *vi, embed_provi
         *why = "disabled";
     } else if (!emb || !vi) {
         *why = "no_index";
+    } else if (hybrid && cfg->search.w_lexical > 0 && embed_model_lexical(embed_model_name(emb))) {
+        *why = "lexical_model"; /* the hash embedder adds nothing to the lexical leg */
     } else if (!(qv = ctx_malloc((size_t)embed_dim(emb) * sizeof *qv))) {
         return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
     } else {
@@ -573,6 +575,10 @@ static int cmd_search(int argc, char **argv)
         if (degraded)
             printf("note: the query could not be embedded (%s): these results are the lexical"
                    " leg's alone\n", why);
+        else if (why && !strcmp(why, "lexical_model"))
+            printf("note: the hash embedder matches only the words the lexical leg matches:"
+                   " these results are the lexical leg's alone (choose a trained or an"
+                   " OpenAI-compatible embedder for a vector leg)\n");
     }
     fresh_report_free(&fr);
     search_result_free(&res);

@@ -664,3 +664,8 @@ int embed_run(ctx_store *st, embed_provider *p, int max_batches, volatile sig_at
     } while (n);
     return CTX_OK;
 }
+
+int embed_model_lexical(const char *model_name)
+{
+    return model_name && !strncmp(model_name, "hash:", 5);
+}

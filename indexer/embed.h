@@ -97,4 +97,13 @@ typedef struct embed_run_stats {
 int embed_run(ctx_store *st, embed_provider *p, int max_batches,
               volatile sig_atomic_t *cancel, embed_run_stats *stats, ctx_error *err);
 
+/*
+ * embed_model_lexical - 1 when the model (as embed_model_name names it)
+ * only matches the words a text shares with another, as the lexical leg
+ * does: the hash embedder. Fusing it with the lexical leg adds noise, not
+ * meaning (on the gitdocs kit hybrid scored below lexical), so hybrid
+ * search answers from the lexical leg alone and says so.
+ */
+int embed_model_lexical(const char *model_name);
+
 #endif

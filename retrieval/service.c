@@ -360,9 +360,20 @@ static const struct {
                       " the results are the lexical leg's alone"},
     {"no_index", "no embedding model has vectors yet (run `ctxgate embed`)"},
     {"disabled", "search.w_vector is 0"},
+    {"lexical_model", "the embedder (hash) matches only the words the lexical leg matches, so"
+                      " hybrid answers from the lexical leg; choose a trained or an"
+                      " OpenAI-compatible embedder (embeddings.provider) for a vector leg"},
 };
 
-enum { NOVEC_TIMEOUT, NOVEC_ERROR, NOVEC_CHANGED, NOVEC_NOINDEX, NOVEC_DISABLED, NOVEC_NONE };
+enum {
+    NOVEC_TIMEOUT,
+    NOVEC_ERROR,
+    NOVEC_CHANGED,
+    NOVEC_NOINDEX,
+    NOVEC_DISABLED,
+    NOVEC_LEXICAL,
+    NOVEC_NONE
+};
 
 /* A search's query vector, made before the search takes anything. */
 typedef struct qvec {
@@ -413,6 +424,13 @@ static void query_embed(svc *s, const svc_identity *id, const svc_request *req, 
     pthread_rwlock_unlock(&s->clock);
     if (!p)
         return;
+    /* unless the lexical leg is turned off: then the vectors are what was asked for */
+    if (!strcmp(mode, "hybrid") && s->cfg->search.w_lexical > 0 &&
+        embed_model_lexical(embed_model_name(p))) {
+        qv->why = NOVEC_LEXICAL; /* nothing to add to the lexical leg */
+        qemb_give(s, p, qv->model, gen);
+        return;
+    }
     if (!(qv->v = ctx_malloc((size_t)embed_dim(p) * sizeof *qv->v))) {
         qv->why = NOVEC_ERROR;
         qemb_give(s, p, qv->model, gen);

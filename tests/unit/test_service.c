@@ -14,6 +14,7 @@
 
 #include "core/util.h"
 #include "indexer/chunker.h"
+#include "indexer/embed.h"
 #include "indexer/ingest.h"
 #include "retrieval/rank.h"
 #include "retrieval/service.h"
@@ -307,4 +308,58 @@ Test(service, workers_warmed_ahead_and_again_answer_as_cold_ones, .timeout = 300
     }
     svc_free(cold);
     store_close(st);
+}
+
+/* doc_ids - the "doc_id"s of answer a's results, in order, as text (new). */
+static char *doc_ids(json_t *a)
+{
+    ctx_buf b = CTX_BUF_INIT;
+    json_t *v;
+    size_t i;
+
+    json_array_foreach(json_object_get(a, "results"), i, v)
+        cr_assert_eq(ctx_buf_printf(&b, "%lld ", (long long)json_integer_value(
+                                                     json_object_get(v, "doc_id"))), 0);
+    return b.data ? ctx_buf_steal(&b) : ctx_strdup("");
+}
+
+/*
+ * Issue 13: hybrid is never worse than lexical. The hash embedder only
+ * matches words the lexical leg matches, so hybrid with it answers from
+ * the lexical leg (the same documents in the same order) and says why;
+ * vector mode, asked for by name, still uses it.
+ */
+Test(service, hybrid_with_the_hash_embedder_answers_as_lexical_and_says_so)
+{
+    ctx_store *st = tu_store(dir);
+    embed_provider *emb;
+    embed_cfg ec = {0};
+    ctx_error err;
+    json_t *h, *l, *v;
+    char *hi, *li;
+
+    cr_assert_eq(embed_open(&ec, &emb, &err), 0, "%s", err.text);
+    cr_assert_eq(embed_run(st, emb, 0, NULL, NULL, &err), 0, "%s", err.text);
+    embed_close(emb);
+    store_close(st);
+    cr_assert_eq(svc_index_refresh(service, &err), 0, "%s", err.text);
+
+    h = ask("alice@northwind.test", "all", "{\"query\": \"policy plan salary\", \"k\": 8,"
+            " \"mode\": \"hybrid\"}", CTX_OK);
+    l = ask("alice@northwind.test", "all", "{\"query\": \"policy plan salary\", \"k\": 8,"
+            " \"mode\": \"lexical\"}", CTX_OK);
+    v = ask("alice@northwind.test", "all", "{\"query\": \"policy plan salary\", \"k\": 8,"
+            " \"mode\": \"vector\"}", CTX_OK);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(h, "vector_leg"),
+                                                       "reason")), "lexical_model");
+    cr_assert(json_is_true(json_object_get(json_object_get(v, "vector_leg"), "used")));
+    hi = doc_ids(h);
+    li = doc_ids(l);
+    cr_assert(strlen(li) > 0);
+    cr_assert_str_eq(hi, li, "hybrid's documents are lexical's, in its order");
+    ctx_free(hi);
+    ctx_free(li);
+    json_decref(h);
+    json_decref(l);
+    json_decref(v);
 }
