@@ -31,6 +31,7 @@ void embed_cfg_from(const ctx_config *cfg, embed_cfg *ec)
     ec->max_retries = (int)e->max_retries;
     ec->concurrency = (int)e->concurrency;
     ec->retry_base_ms = 500;
+    ec->data_dir = cfg->data_dir;
 }
 
 void embed_cfg_query_from(const ctx_config *cfg, embed_cfg *ec)
@@ -55,6 +56,21 @@ int jobs_embed(const ctx_config *cfg, ctx_store *st, int max_batches,
 
     memset(out, 0, sizeof *out);
     embed_cfg_from(cfg, &ec);
+    if (ec.provider && !strcmp(ec.provider, "lsa")) {
+        /* The model is derived from the corpus: trained here, in the job, while
+         * searches go on with the vectors already served. */
+        static __thread char hash[LSA_HASH_LEN + 1];
+        lsa_train_opts lo = {ec.dim > 0 ? ec.dim : 384, 2, 0.5, 50000, 3};
+        rc = lsa_ensure(st, cfg->data_dir, &lo, LSA_RETRAIN_SHARE, cancel, hash, &out->trained,
+                        &out->train, err);
+        if (rc == CTX_ENOTFOUND) {
+            out->model = "lsa (nothing indexed to train on yet)";
+            return CTX_OK;
+        }
+        if (rc)
+            return rc;
+        ec.model = hash;
+    }
     if ((rc = embed_open(&ec, &emb, err)))
         return rc;
     snprintf(model, sizeof model, "%s", embed_model_name(emb));

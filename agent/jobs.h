@@ -9,6 +9,7 @@
 
 #include "../core/config.h"
 #include "../indexer/embed.h"
+#include "../indexer/lsa.h"
 #include "../indexer/store.h"
 #include "agent.h"
 
@@ -28,6 +29,8 @@ typedef struct embed_job_stats {
     const char *model;        /* the provider's model (valid until the next call) */
     size_t vectors, dead;     /* in the active model's index after the job; 0 if none */
     int built;                /* the index file was missing or torn and was rebuilt */
+    int trained;              /* lsa: a new model was trained (a model switch follows) */
+    lsa_train_stats train;    /* lsa: what the training read and took, when trained */
 } embed_job_stats;
 
 /*

@@ -3,7 +3,8 @@
 # (../shared/eval/gitdocs, or KIT=dir): Debian's git-doc as 237 pages with
 # allow lists, loaded through a real files source, and the kit's 40
 # questions asked with `ctxgate eval` as user:root and user:ben, lexically,
-# then by vector and hybrid with the built-in hash embedder, beside the
+# then by vector and hybrid with each built-in embedder (hash, and lsa
+# trained on the corpus; EMBEDDERS="hash lsa", LSA_DIM=128), beside the
 # kit's FTS5 baseline. Prints one markdown table. Nothing is tuned and
 # nothing asserted about the figures; the script does check that score.py,
 # fed ctxgate's own rankings, gives the numbers `ctxgate eval` printed.
@@ -19,7 +20,7 @@ set -eu
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 : "${BUILD:=build/release}" "${KIT:=$repo/../shared/eval/gitdocs}" "${KEEP:=}"
-: "${QUESTIONS:=}"
+: "${QUESTIONS:=}" "${EMBEDDERS:=hash lsa}" "${LSA_DIM:=128}"
 K=10
 USERS="user:root user:ben"
 
@@ -76,10 +77,19 @@ evaluate() {
 for u in $USERS; do
     evaluate lexical "$u"
 done
-"$bin" --config "$work/ctxgate.json" embed >&2
-for u in $USERS; do
-    evaluate vector "$u"
-    evaluate hybrid "$u"
+# One embedder after the other on the same store: each `embed` is a model
+# switch, and eval searches with the active model.
+for e in $EMBEDDERS; do
+    case $e in lsa) extra=", \"dim\": $LSA_DIM" ;; *) extra="" ;; esac
+    sed "s/\"provider\": \"hash\"}/\"provider\": \"$e\"$extra}/" "$work/ctxgate.json" \
+        >"$work/ctxgate.$e.json"
+    "$bin" --config "$work/ctxgate.$e.json" embed >&2
+    for u in $USERS; do
+        for m in vector hybrid; do
+            evaluate $m "$u"
+            mv "$work/$m.$u.json" "$work/$m-$e.$u.json"
+        done
+    done
 done
 
 # score.py over a ranking file (relevant<TAB>ranked, the kit's ids): its
@@ -133,7 +143,11 @@ for u in $USERS; do
     set -- $(kit_score "$work/baseline.$u.tsv" "$u")
     echo "| kit FTS5 baseline (whole pages) | lexical | $u | $1 | $2 | $3 |" \
         "$(recall "$work/baseline.$u.tsv") | $4 |"
-    for m in lexical vector hybrid; do
+    modes=lexical
+    for e in $EMBEDDERS; do
+        modes="$modes vector-$e hybrid-$e"
+    done
+    for m in $modes; do
         j=$work/$m.$u.json
         set -- $(python3 -c 'import json, sys
 m = json.load(open(sys.argv[1]))["means"]
@@ -146,8 +160,8 @@ print(" ".join(f"{m[x]:.3f}" for x in ("found", "mrr", "ndcg", "recall")))' "$j"
             echo "relevance.sh: $m $u: ctxgate eval says $ours, score.py says $1 $2 $3" >&2
             bad=1
         fi
-        case $m in lexical) sys="ctxgate" ;; *) sys="ctxgate, hash embedder" ;; esac
-        echo "| $sys | $m | $u | $1 | $2 | $3 | $ourrec | $4 |"
+        case $m in lexical) sys="ctxgate" ;; *) sys="ctxgate, ${m#*-} embedder" ;; esac
+        echo "| $sys | ${m%-*} | $u | $1 | $2 | $3 | $ourrec | $4 |"
     done
 done
 python3 - "$work/lexical.user:ben.json" <<'EOF'

@@ -607,6 +607,10 @@ static int cmd_embed(int argc, char **argv)
     signal(SIGTERM, on_signal);
     if ((rc = jobs_embed(&cfg, st, 0, &canceled, &es, &err)))
         goto done;
+    if (es.trained)
+        printf("lsa: trained on %lld chunks, %lld terms, %lld entries in %.2fs\n",
+               (long long)es.train.chunks, (long long)es.train.terms, (long long)es.train.nnz,
+               es.train.seconds);
     printf("%s: %lld embedded, %lld reused, %lld skipped in %.2fs; %lld waiting%s\n",
            es.model, (long long)es.run.embedded, (long long)es.run.reused,
            (long long)es.run.skipped, (double)(ctx_mono_ns() - t0) / 1e9,

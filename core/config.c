@@ -179,12 +179,14 @@ static const ctx_opt chunk_opts[] = {
 
 static const ctx_opt embed_opts[] = {
     {"provider", CTX_OPT_STRING, "hash", offsetof(ctx_embed_cfg, provider), 0,
-     "\"hash\" (built in, no network) or \"openai\" (any OpenAI-compatible endpoint)",
+     "\"hash\" (built in, no network), \"lsa\" (built in, no network: a model trained on"
+     " the indexed chunks by `ctxgate embed`) or \"openai\" (any OpenAI-compatible endpoint)",
      NULL, 0},
     {"model", CTX_OPT_STRING, "", offsetof(ctx_embed_cfg, model), 0,
      "model name; hash: \"v1\", openai: e.g. \"text-embedding-3-small\"", NULL, 0},
     {"dim", CTX_OPT_INT, "384", offsetof(ctx_embed_cfg, dim), 0,
-     "vector dimension (2..8192); must be what the model returns", NULL, 0},
+     "vector dimension (2..8192); must be what the model returns; lsa: the dimensions"
+     " the trained model keeps", NULL, 0},
     {"base_url", CTX_OPT_STRING, "", offsetof(ctx_embed_cfg, base_url), 0,
      "openai: the endpoint up to /v1 (default https://api.openai.com/v1)", NULL, 0},
     {"api_key_env", CTX_OPT_STRING, "OPENAI_API_KEY", offsetof(ctx_embed_cfg, api_key_env), 0,
@@ -470,9 +472,10 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
                            (long long)cfg->embeddings.query_timeout_ms);
         goto done;
     }
-    if (strcmp(cfg->embeddings.provider, "hash") && strcmp(cfg->embeddings.provider, "openai")) {
+    if (strcmp(cfg->embeddings.provider, "hash") && strcmp(cfg->embeddings.provider, "openai") &&
+        strcmp(cfg->embeddings.provider, "lsa")) {
         rc = ctx_error_set(err, CTX_ECONFIG, "embeddings.provider: unknown provider \"%s\";"
-                           " use \"hash\" or \"openai\"", cfg->embeddings.provider);
+                           " use \"hash\", \"lsa\" or \"openai\"", cfg->embeddings.provider);
         goto done;
     }
 

@@ -1,6 +1,6 @@
 /*
- * embed.c - the hash and OpenAI-compatible embedders and the queue worker
- * (see embed.h).
+ * embed.c - the hash, lsa and OpenAI-compatible embedders and the queue
+ * worker (see embed.h; the lsa models themselves are lsa.c's).
  */
 #include "embed.h"
 
@@ -15,8 +15,9 @@
 #include <time.h>
 
 #include "../core/util.h"
+#include "lsa.h"
 
-enum { PROV_HASH = 1, PROV_OPENAI = 2 };
+enum { PROV_HASH = 1, PROV_OPENAI = 2, PROV_LSA = 3 };
 
 struct embed_provider {
     int kind;
@@ -29,6 +30,7 @@ struct embed_provider {
     int timeout_ms, max_retries, retry_base_ms, retry_max_ms;
     int concurrency;   /* openai: requests in flight */
     CURL **curl;       /* openai: one handle per request in flight */
+    lsa_embedder *lsa; /* lsa: the model and a tokenizer */
 };
 
 /* ---- hash embedder ---- */
@@ -111,6 +113,8 @@ static int provider_kind(const char *name)
         return PROV_HASH;
     if (!strcmp(name, "openai"))
         return PROV_OPENAI;
+    if (!strcmp(name, "lsa"))
+        return PROV_LSA;
     return 0;
 }
 
@@ -139,6 +143,23 @@ static int open_kind(const embed_cfg *cfg, int kind, const char *model, int dim,
     if (kind == PROV_HASH) {
         p->model = ctx_strdup(model && *model ? model : "v1");
         ctx_buf_printf(&b, "hash:%s@%d", p->model ? p->model : "", dim);
+    } else if (kind == PROV_LSA) {
+        lsa_model *m = NULL;
+        int rc;
+        if (!model || !*model) {
+            embed_close(p);
+            return ctx_error_set(err, CTX_ECONFIG, "embeddings: the lsa provider has no trained"
+                                 " model yet; run `ctxgate embed` to train one");
+        }
+        if ((rc = lsa_load(cfg->data_dir ? cfg->data_dir : ".", model, dim, &m, err)) ||
+            (rc = lsa_embedder_new(m, &p->lsa, err))) {
+            lsa_release(m);
+            embed_close(p);
+            return rc;
+        }
+        lsa_release(m);
+        p->model = ctx_strdup(model);
+        ctx_buf_printf(&b, "lsa:%s@%d", model, dim);
     } else {
         const char *base = cfg->base_url && *cfg->base_url ? cfg->base_url
                                                             : "https://api.openai.com/v1";
@@ -196,7 +217,7 @@ int embed_open(const embed_cfg *cfg, embed_provider **out, ctx_error *err)
     int kind = provider_kind(cfg->provider);
     if (!kind)
         return ctx_error_set(err, CTX_ECONFIG, "embeddings.provider: unknown provider \"%s\";"
-                             " use \"hash\" or \"openai\"", cfg->provider);
+                             " use \"hash\", \"lsa\" or \"openai\"", cfg->provider);
     return open_kind(cfg, kind, cfg->model, cfg->dim > 0 ? cfg->dim : 384, out, err);
 }
 
@@ -213,6 +234,12 @@ int embed_open_model(const embed_cfg *base, const char *name, int dim, embed_pro
                  colon + 1);
         return open_kind(base, PROV_HASH, model, dim, out, err);
     }
+    if (colon && !strncmp(name, "lsa:", 4)) {
+        const char *at = strrchr(colon + 1, '@');
+        snprintf(model, sizeof model, "%.*s", (int)(at ? at - colon - 1 : (long)strlen(colon + 1)),
+                 colon + 1);
+        return open_kind(base, PROV_LSA, model, dim, out, err);
+    }
     if (colon && !strncmp(name, "openai:", 7))
         return open_kind(base, PROV_OPENAI, colon + 1, dim, out, err);
     return ctx_error_set(err, CTX_ECONFIG, "embeddings: the store's model \"%s\" has no"
@@ -227,6 +254,7 @@ void embed_close(embed_provider *p)
         if (p->curl[i])
             curl_easy_cleanup(p->curl[i]);
     ctx_free(p->curl);
+    lsa_embedder_free(p->lsa);
     ctx_free(p->name);
     ctx_free(p->model);
     ctx_free(p->url);
@@ -540,6 +568,14 @@ int embed_texts(embed_provider *p, const char *const *texts, const size_t *lens,
     if (p->kind == PROV_HASH) {
         for (size_t i = 0; i < n; i++)
             embed_hash(texts[i], lens[i], p->dim, out + i * (size_t)p->dim);
+        return CTX_OK;
+    }
+    if (p->kind == PROV_LSA) {
+        for (size_t i = 0; i < n; i++) {
+            int rc = lsa_embed(p->lsa, texts[i], lens[i], out + i * (size_t)p->dim, err);
+            if (rc)
+                return rc;
+        }
         return CTX_OK;
     }
     return embed_openai(p, texts, lens, n, out, err);

@@ -3,8 +3,9 @@
  * worker that gives every chunk a vector of the configured model.
  *
  * Providers: "hash" (built in, deterministic, no network: signed feature
- * hashing of words and word pairs) and "openai" (any OpenAI-compatible
- * POST {base_url}/embeddings endpoint, through libcurl).
+ * hashing of words and word pairs), "lsa" (built in, no network: a model
+ * trained on the store's own chunks, see lsa.h) and "openai" (any
+ * OpenAI-compatible POST {base_url}/embeddings endpoint, through libcurl).
  */
 #ifndef CTX_INDEXER_EMBED_H
 #define CTX_INDEXER_EMBED_H
@@ -17,8 +18,9 @@
 #include "store.h"
 
 typedef struct embed_cfg {
-    const char *provider;     /* "hash" (default) or "openai" */
-    const char *model;        /* hash: "v1" (default); openai: the model name */
+    const char *provider;     /* "hash" (default), "lsa" or "openai" */
+    const char *model;        /* hash: "v1" (default); lsa: the trained model's hash;
+                                 openai: the model name */
     int dim;                  /* vector dimension; 384 by default */
     const char *base_url;     /* openai: default "https://api.openai.com/v1" */
     const char *api_key_env;  /* openai: env var holding the key (OPENAI_API_KEY) */
@@ -28,6 +30,7 @@ typedef struct embed_cfg {
     int retry_base_ms;        /* openai: first backoff, doubling; 500 */
     int retry_max_ms;         /* openai: longest wait, Retry-After included; 60000 */
     int concurrency;          /* openai: requests in flight at once (1..64); 1 */
+    const char *data_dir;     /* lsa: where the model files are */
 } embed_cfg;
 
 typedef struct embed_provider embed_provider;
@@ -49,7 +52,7 @@ int embed_open_model(const embed_cfg *base, const char *name, int dim,
 
 void embed_close(embed_provider *p);
 
-/* embed_model_name - "hash:v1@384" or "openai:<model>"; borrowed. */
+/* embed_model_name - "hash:v1@384", "lsa:<hash>@<dim>" or "openai:<model>"; borrowed. */
 const char *embed_model_name(const embed_provider *p);
 int embed_dim(const embed_provider *p);
 

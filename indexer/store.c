@@ -371,6 +371,11 @@ const char *const store__sql_text[Q_COUNT] = {
                      " JOIN chunks_fts_content f ON f.id = q.chunk_id"
                      " WHERE q.chunk_id > ?1 ORDER BY q.chunk_id LIMIT ?2",
     [Q_QUEUE_DEPTH] = "SELECT count(*) FROM embed_queue",
+    [Q_CHUNK_TEXTS] = "SELECT c.id, f.c0, f.c1 FROM chunks c"
+                      " JOIN chunks_fts_content f ON f.id = c.id"
+                      " WHERE c.id > ?1 ORDER BY c.id LIMIT ?2",
+    [Q_CHUNK_COUNT] = "SELECT count(*), coalesce(max(id), 0), count(*) FILTER (WHERE id > ?1)"
+                      " FROM chunks",
     [Q_VEC_REUSE] = "SELECT vec FROM vectors WHERE model_id = ?1 AND text_hash = ?2 LIMIT 1",
     [Q_VEC_ADD] = "INSERT INTO vectors(chunk_id, model_id, dim, text_hash, vec, created_at)"
                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",

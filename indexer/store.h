@@ -315,6 +315,21 @@ int store_embed_take(ctx_store *st, int64_t after, size_t max, store_embed_batch
                      ctx_error *err);
 void store_embed_batch_free(store_embed_batch *b);
 
+/*
+ * store_chunk_texts - up to max live chunks with id > after, in id order,
+ * with the text store_embed_take gives (for training a model on them).
+ * *out must be store_embed_batch_free'd.
+ */
+int store_chunk_texts(ctx_store *st, int64_t after, size_t max, store_embed_batch *out,
+                      ctx_error *err);
+
+/*
+ * store_chunk_count - how many live chunks there are (*total), the largest
+ * chunk id (*max_id) and how many have an id above after (*above).
+ */
+int store_chunk_count(ctx_store *st, int64_t after, int64_t *total, int64_t *max_id,
+                      int64_t *above, ctx_error *err);
+
 /* store_embed_depth - how many chunks wait in the queue. */
 int store_embed_depth(ctx_store *st, int64_t *n, ctx_error *err);
 

@@ -151,10 +151,10 @@ void store_embed_batch_free(store_embed_batch *b)
     b->n = 0;
 }
 
-int store_embed_take(ctx_store *st, int64_t after, size_t max, store_embed_batch *out,
-                     ctx_error *err)
+/* read_texts - the rows of s (id, title, text) into out, for either query below. */
+static int read_texts(ctx_store *st, sqlite3_stmt *s, int64_t after, size_t max,
+                      store_embed_batch *out, ctx_error *err)
 {
-    sqlite3_stmt *s = store__stmt(st, Q_QUEUE_TAKE, err);
     int rc;
 
     out->items = NULL;
@@ -184,9 +184,40 @@ int store_embed_take(ctx_store *st, int64_t after, size_t max, store_embed_batch
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) {
         store_embed_batch_free(out);
-        return store_errf(st, err, "read embedding queue");
+        return store_errf(st, err, "read chunk texts");
     }
     return CTX_OK;
+}
+
+int store_embed_take(ctx_store *st, int64_t after, size_t max, store_embed_batch *out,
+                     ctx_error *err)
+{
+    return read_texts(st, store__stmt(st, Q_QUEUE_TAKE, err), after, max, out, err);
+}
+
+int store_chunk_texts(ctx_store *st, int64_t after, size_t max, store_embed_batch *out,
+                      ctx_error *err)
+{
+    return read_texts(st, store__stmt(st, Q_CHUNK_TEXTS, err), after, max, out, err);
+}
+
+int store_chunk_count(ctx_store *st, int64_t after, int64_t *total, int64_t *max_id,
+                      int64_t *above, ctx_error *err)
+{
+    sqlite3_stmt *s = store__stmt(st, Q_CHUNK_COUNT, err);
+    int rc;
+
+    *total = *max_id = *above = 0;
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, after);
+    if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        *total = sqlite3_column_int64(s, 0);
+        *max_id = sqlite3_column_int64(s, 1);
+        *above = sqlite3_column_int64(s, 2);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? CTX_OK : store_errf(st, err, "count chunks");
 }
 
 int store_vector_reuse(ctx_store *st, int64_t model_id, const unsigned char hash[16],

@@ -30,6 +30,7 @@ enum {
     Q_TOMB_LAST, Q_TOMB_PRUNE,
     Q_AUDIT_ADD,
     Q_PERM_SEEN, Q_PERM_LOOKUP, /* permission runs (store_perm.c) */
+    Q_CHUNK_TEXTS, Q_CHUNK_COUNT, /* training a model (lsa.c) */
     Q_COUNT
 };
 
