@@ -133,8 +133,8 @@ static const ctx_opt search_opts_table[] = {
      "the best added word counts this fraction of its IDF (the others less), (0, 1]", NULL, 0},
     {"proximity", CTX_OPT_NUMBER, "0", offsetof(ctx_search_cfg, proximity), 0,
      "lexical search (alone or as hybrid's leg) reorders its best 50 chunks by a bonus for the"
-     " query's words close together: this weight times the lesser IDF over the distance, per"
-     " pair; 0 turns it off, at most 10", NULL, 0},
+     " query's words close together: this weight times the lesser IDF over the distance"
+     " squared, per pair; 0 turns it off, at most 10", NULL, 0},
     CTX_OPT_END,
 };
 

@@ -615,7 +615,8 @@ static int prox_token(void *arg, int flags, const char *stem, int nstem, int sta
  * proximity - reorder h's rows (sorted, best first) by score plus a bonus
  * for the query's own words (not added ones) close together in the
  * chunk's title or text: for each pair whose nearest occurrences are d
- * tokens apart, w times the lesser of their IDFs over d. Only the rows already ranked
+ * tokens apart, w times the lesser of their IDFs over d squared (side by
+ * side counts in full, a few words apart little). Only the rows already ranked
  * are read (readable ones), and the IDFs are the caller's, so the
  * permission argument is that of the ranking; ties stay broken by id.
  */
@@ -666,7 +667,8 @@ static int proximity(sqlite3 *db, rank_conn *rc, const qterms *t, double w, heap
             for (size_t j = i + 1; j < nq; j++)
                 if (p->dist[i][j] != INT64_MAX) {
                     double a = t->t[q[i]].idf, b = t->t[q[j]].idf;
-                    bonus += w * (a < b ? a : b) / (double)p->dist[i][j];
+                    double d = (double)p->dist[i][j];
+                    bonus += w * (a < b ? a : b) / (d * d);
                 }
         h->v[r].score += bonus;
     }

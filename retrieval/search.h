@@ -52,7 +52,8 @@ typedef struct search_opts {
     search_expand expand;           /* query expansion (off when expand.terms is 0) */
     /* > 0: the best 50 rows (or more, when k asks for more) are reordered
      * by score plus this times, for each pair of the query's words, the
-     * lesser IDF over their least distance in the chunk (0 = off) */
+     * lesser IDF over the square of their least distance in the chunk
+     * (0 = off) */
     double proximity;
 } search_opts;
 
