@@ -13,6 +13,8 @@
 #   QUESTIONS=bench/tune_gitdocs.tsv sh bench/relevance.sh
 #                                  (another question set in the kit's format: our
 #                                  own tuning set, so the kit's 40 stay unseen)
+#   SEARCH='{"expand_terms": 0}' sh bench/relevance.sh
+#                                  (the config's search section, to compare settings)
 #
 # Exit status: 0 done, 2 the kit or git-doc missing (and git-doc could not
 # be installed), 1 anything else, including eval and score.py disagreeing.
@@ -20,7 +22,7 @@ set -eu
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 : "${BUILD:=build/release}" "${KIT:=$repo/../shared/eval/gitdocs}" "${KEEP:=}"
-: "${QUESTIONS:=}" "${EMBEDDERS:=hash lsa}" "${LSA_DIM:=128}"
+: "${QUESTIONS:=}" "${EMBEDDERS:=hash lsa}" "${LSA_DIM:=128}" "${SEARCH:=}"
 K=10
 USERS="user:root user:ben"
 
@@ -55,8 +57,10 @@ fi
 # The corpus, as the kit's README loads it: one JSON file per page and
 # _principals.json, read by a files source.
 python3 "$KIT/extract.py" "$work/gitdocs.jsonl" --files "$work/gitdocs" >&2
+search=""
+[ -z "$SEARCH" ] || search=" \"search\": $SEARCH,"
 cat >"$work/ctxgate.json" <<EOF
-{"data_dir": "./data", "embeddings": {"provider": "hash"},
+{"data_dir": "./data", "embeddings": {"provider": "hash"},$search
  "sources": [{"name": "gitdocs", "type": "files", "path": "./gitdocs", "extensions": [".json"]}]}
 EOF
 "$bin" --config "$work/ctxgate.json" sync >&2

@@ -62,7 +62,9 @@ static void usage(FILE *f)
             "  --fresh       rebuild the store and the PG table even if present\n"
             "  --cold        search without the warm-up `ctxgate serve` does at start\n"
             "                (rank_warm): first sights of words are then timed\n"
-            "environment: BENCH_SLOW_MS=N prints each of our queries slower than N ms\n");
+            "environment: BENCH_SLOW_MS=N prints each of our queries slower than N ms;\n"
+            "  BENCH_EXPAND=terms,docs,weight times our queries with query expansion;\n"
+            "  BENCH_PROXIMITY=w with the proximity reordering of weight w\n");
 }
 
 static int parse_opts(int argc, char **argv, opts *o)
@@ -668,8 +670,12 @@ static void ours_one(sqlite3 *db, const char *user, const query *q, size_t *hits
     search_opts so = {.k = 10};
     search_result res = {0};
     ctx_error err = {0};
-    const char *slow = getenv("BENCH_SLOW_MS");
+    const char *slow = getenv("BENCH_SLOW_MS"), *x = getenv("BENCH_EXPAND");
     double t0 = slow ? now_s() : 0;
+    if (x && sscanf(x, "%d,%d,%lf", &so.expand.terms, &so.expand.docs, &so.expand.weight) != 3)
+        die("BENCH_EXPAND", "want terms,docs,weight");
+    if (getenv("BENCH_PROXIMITY"))
+        so.proximity = atof(getenv("BENCH_PROXIMITY"));
     if (search_lexical(db, user, q->text, &so, &res, &err))
         die("search_lexical", err.text);
     if (slow && (now_s() - t0) * 1e3 > atof(slow))

@@ -382,8 +382,12 @@ int cli_search_run(const ctx_config *cfg, ctx_store *st, vindex *vi, embed_provi
 
     memset(res, 0, sizeof *res);
     *why = NULL;
-    if (!strcmp(mode, "lexical"))
-        return search_lexical(store_db(st), user, query, so, res, err);
+    if (!strcmp(mode, "lexical")) {
+        search_opts lo = *so;
+        lo.expand = search_expand_of(&cfg->search);
+        lo.proximity = cfg->search.proximity;
+        return search_lexical(store_db(st), user, query, &lo, res, err);
+    }
     if (hybrid && !(cfg->search.w_vector > 0)) {
         *why = "disabled";
     } else if (!emb || !vi) {
@@ -417,6 +421,8 @@ int cli_search_run(const ctx_config *cfg, ctx_store *st, vindex *vi, embed_provi
         ho.w_lexical = cfg->search.w_lexical;
         ho.w_vector = cfg->search.w_vector;
         ho.rrf_k = (int)cfg->search.rrf_k;
+        ho.expand = search_expand_of(&cfg->search);
+        ho.proximity = cfg->search.proximity;
         if (degraded) { /* the lexical leg answers alone, whatever its weight */
             ho.w_lexical = ho.w_lexical > 0 ? ho.w_lexical : 1;
             ho.w_vector = 0;

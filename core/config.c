@@ -122,6 +122,19 @@ static const ctx_opt search_opts_table[] = {
      "weight of the vector leg in hybrid fusion (0 turns it off)", NULL, 0},
     {"rrf_k", CTX_OPT_INT, "60", offsetof(ctx_search_cfg, rrf_k), 0,
      "reciprocal rank fusion's k: a hit at rank r adds w / (rrf_k + r)", NULL, 0},
+    {"expand_terms", CTX_OPT_INT, "0", offsetof(ctx_search_cfg, expand_terms), 0,
+     "lexical search (alone or as hybrid's leg) asks again with up to this many words of its"
+     " first answer's best pages (pseudo-relevance feedback); 0 turns it off, at most 16",
+     NULL, 0},
+    {"expand_docs", CTX_OPT_INT, "10", offsetof(ctx_search_cfg, expand_docs), 0,
+     "how many of the first answer's best documents the added words come from, 1..100",
+     NULL, 0},
+    {"expand_weight", CTX_OPT_NUMBER, "0.5", offsetof(ctx_search_cfg, expand_weight), 0,
+     "the best added word counts this fraction of its IDF (the others less), (0, 1]", NULL, 0},
+    {"proximity", CTX_OPT_NUMBER, "0", offsetof(ctx_search_cfg, proximity), 0,
+     "lexical search (alone or as hybrid's leg) reorders its best 50 chunks by a bonus for the"
+     " query's words close together: this weight times the lesser IDF over the distance"
+     " squared, per pair; 0 turns it off, at most 10", NULL, 0},
     CTX_OPT_END,
 };
 
@@ -514,6 +527,15 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
         if (cfg->search.rrf_k < 1 || cfg->search.rrf_k > 1000) {
             rc = ctx_error_set(err, CTX_ECONFIG, "search.rrf_k: out of range; use 1..1000"
                                " (60 is the usual)");
+            goto done;
+        }
+        if (cfg->search.expand_terms < 0 || cfg->search.expand_terms > 16 ||
+            cfg->search.expand_docs < 1 || cfg->search.expand_docs > 100 ||
+            !(cfg->search.expand_weight > 0 && cfg->search.expand_weight <= 1) ||
+            !(cfg->search.proximity >= 0 && cfg->search.proximity <= 10)) {
+            rc = ctx_error_set(err, CTX_ECONFIG, "search.expand_*: out of range; use"
+                               " expand_terms 0..16, expand_docs 1..100 and expand_weight"
+                               " in (0, 1], proximity 0..10");
             goto done;
         }
         cfg->agents = top.agents.v;

@@ -82,6 +82,10 @@ int hybrid_lexical(sqlite3 *db, const char *user, const char *query, const hybri
     so.nsources = o ? o->nsources : 0;
     so.labels = o ? o->labels : NULL;
     so.ids_only = 1; /* the shown fields are read for the fused k only */
+    if (o) {
+        so.expand = o->expand;
+        so.proximity = o->proximity;
+    }
     return search_lexical(db, user, query, &so, lex, err);
 }
 

@@ -23,6 +23,8 @@ typedef struct hybrid_opts {
     int rrf_k;                      /* 0 = 60 */
     int depth;                      /* candidates per leg; 0 = max(4k, 50) */
     const acl_label_filter *labels; /* only ACL sets whose labels pass (NULL = any) */
+    search_expand expand;           /* the lexical leg's query expansion (search.h) */
+    double proximity;               /* the lexical leg's proximity weight (search.h) */
 } hybrid_opts;
 
 /*

@@ -388,6 +388,12 @@ static int collect_token(void *arg, int flags, const char *tok, int ntok, int st
     return SQLITE_OK;
 }
 
+int rank_tokenize(rank_conn *rc, const char *text, int len, void *arg,
+                  int (*fn)(void *, int, const char *, int, int, int))
+{
+    return rc->tok.xTokenize(rc->tokenizer, arg, FTS5_TOKENIZE_DOCUMENT, text, len, fn);
+}
+
 static int ensure_vocab(rank_conn *rc, ctx_error *err)
 {
     if (rc->vocab)

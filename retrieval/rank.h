@@ -96,6 +96,15 @@ rank_conn *rank_attach(sqlite3 *db, ctx_error *err);
  */
 double rank_score(const rank_query *q, const double *freq, int len);
 
+/*
+ * rank_tokenize - text's index terms, as the index's tokenizer makes them
+ * from a document: each goes to fn(arg, flags, term, nterm, start, end)
+ * (FTS5's xTokenize callback; start and end are byte offsets of the word
+ * in text). A non-zero return from fn stops it and is returned.
+ */
+int rank_tokenize(rank_conn *rc, const char *text, int len, void *arg,
+                  int (*fn)(void *, int, const char *, int, int, int));
+
 /* rank_idf - FTS5's IDF: log((N - df + 0.5) / (df + 0.5)), at least 1e-6. */
 double rank_idf(int64_t n, int64_t df);
 

@@ -13,6 +13,26 @@
 #include "../core/ctx.h"
 #include "acl.h"
 
+/*
+ * search_expand - pseudo-relevance feedback: the query is asked once, the
+ * best docs documents' top chunks (all readable by the caller, since the
+ * first answer is permission-filtered) give up to terms words the query
+ * lacks, chosen by how much of those chunks they make up, weighed by the
+ * first answer's scores, times their IDF over the readable chunks; the
+ * query is then asked again with them, each weighing at most weight times
+ * its IDF. terms = 0 is off: the answer is exactly the one-pass answer.
+ */
+typedef struct search_expand {
+    int terms;                      /* words added, 0 = off */
+    int docs;                       /* documents read for them (0 = 10) */
+    double weight;                  /* the best added word's IDF weight, 0..1 (0 = 0.5) */
+} search_expand;
+
+struct ctx_search_cfg;
+
+/* search_expand_of - the expansion a config's search section asks for. */
+search_expand search_expand_of(const struct ctx_search_cfg *cfg);
+
 typedef struct search_opts {
     int k;                          /* results wanted, 1..1000 (default 10) */
     int per_doc;                    /* at most this many chunks per document, 0 = any */
@@ -29,6 +49,12 @@ typedef struct search_opts {
     const acl_label_filter *labels; /* only ACL sets whose labels pass (NULL = any) */
     int ids_only;                   /* hits carry ids and score only (fusion) */
     int tfmaps;                     /* negative: never score from frequency maps; for tests */
+    search_expand expand;           /* query expansion (off when expand.terms is 0) */
+    /* > 0: the best 50 rows (or more, when k asks for more) are reordered
+     * by score plus this times, for each pair of the query's words, the
+     * lesser IDF over the square of their least distance in the chunk
+     * (0 = off) */
+    double proximity;
 } search_opts;
 
 #define SEARCH_RANK_WINDOW 20000

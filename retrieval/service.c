@@ -606,6 +606,8 @@ static int run_search(svc *s, worker *w, const svc_identity *id, const svc_reque
         so.sources = sources;
         so.nsources = nsources;
         so.labels = labels;
+        so.expand = search_expand_of(&s->cfg->search);
+        so.proximity = s->cfg->search.proximity;
         return search_lexical(db, id->user, req->query, &so, res, err);
     }
     if (qv->v) {
@@ -654,6 +656,8 @@ static int run_search(svc *s, worker *w, const svc_identity *id, const svc_reque
     ho.w_lexical = s->cfg->search.w_lexical;
     ho.w_vector = s->cfg->search.w_vector;
     ho.rrf_k = (int)s->cfg->search.rrf_k;
+    ho.expand = search_expand_of(&s->cfg->search);
+    ho.proximity = s->cfg->search.proximity;
     if (!used && degraded(*why)) {
         /* the lexical leg answers alone, whatever its weight */
         ho.w_lexical = ho.w_lexical > 0 ? ho.w_lexical : 1;

@@ -137,6 +137,31 @@ Test(config, search_weights_have_defaults_and_bounds)
     cr_assert_eq(parse("{\"search\":{\"rrf_k\":0},\"sources\":[]}", &cfg, &err), CTX_ECONFIG);
     cr_assert(strstr(err.text, "search.rrf_k"), "%s", err.text);
     ctx_config_free(&cfg);
+    /* expansion and proximity: off unless set, and bounded */
+    cr_assert_eq(parse("{\"sources\":[]}", &cfg, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(cfg.search.expand_terms, 0);
+    cr_assert_eq(cfg.search.expand_docs, 10);
+    cr_assert_float_eq(cfg.search.expand_weight, 0.5, 1e-12);
+    cr_assert_float_eq(cfg.search.proximity, 0.0, 1e-12);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"search\":{\"expand_terms\":3,\"expand_docs\":5,"
+                       "\"expand_weight\":0.2,\"proximity\":1},\"sources\":[]}", &cfg, &err),
+                 CTX_OK, "%s", err.text);
+    cr_assert_eq(cfg.search.expand_terms, 3);
+    cr_assert_eq(cfg.search.expand_docs, 5);
+    cr_assert_float_eq(cfg.search.expand_weight, 0.2, 1e-12);
+    cr_assert_float_eq(cfg.search.proximity, 1.0, 1e-12);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"search\":{\"expand_terms\":17},\"sources\":[]}", &cfg, &err),
+                 CTX_ECONFIG);
+    cr_assert(strstr(err.text, "search.expand"), "%s", err.text);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"search\":{\"expand_weight\":0},\"sources\":[]}", &cfg, &err),
+                 CTX_ECONFIG);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"search\":{\"proximity\":-1},\"sources\":[]}", &cfg, &err),
+                 CTX_ECONFIG);
+    ctx_config_free(&cfg);
     cr_assert_eq(parse("{\"search\":{\"w_vector\":\"high\"},\"sources\":[]}", &cfg, &err),
                  CTX_ECONFIG);
     cr_assert(strstr(err.text, "w_vector") && strstr(err.text, "a number"), "%s", err.text);

@@ -536,6 +536,143 @@ Test(leak_oracle, bm25_by_hand)
     free(dir);
 }
 
+static char *answer_of(const search_result *r);
+
+/*
+ * Query expansion (search_expand): a page that shares no word with the
+ * query but shares words with the best hit is found once the best hit's
+ * words are added; words of a chunk the caller cannot read are never
+ * added (bob's page would bring "quokka"); with expansion off the answer
+ * is the one-pass answer exactly.
+ */
+Test(leak_oracle, expansion_finds_the_neighbours_of_the_best_hit)
+{
+    static const char *const docs[][2] = {
+        {"rebase guide", "rebase rewrites commits onto upstream history"},
+        {"replay notes", "rewrites commits onto upstream history when replaying"},
+        {"animals", "the quokka habitat"},
+    };
+    char *dir = tu_tmpdir("expand");
+    ctx_store *st = tu_store(dir);
+    const char *everyone[] = {"everyone"}, *bob_only[] = {"user:bob"};
+    ctx_acl acl = {everyone, 1, NULL, 0, NULL, 0}, bob = {bob_only, 1, NULL, 0, NULL, 0};
+    store_run_stats stats;
+    search_result r, plain;
+    search_opts so = {.k = 10};
+    ingest_ctx ic;
+    ctx_error err;
+    char *a, *b;
+
+    tu_source_with_user(st, "user:alice", &ic, &stats);
+    cr_assert_eq(store_begin(st, &err), 0);
+    for (size_t i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "d%zu", i);
+        ctx_record rec = {"s", id, docs[i][0], NULL, docs[i][1], strlen(docs[i][1]),
+                          NULL, 0, &acl};
+        cr_assert_eq(ingest_record(&ic, &rec, &err), 0, "%s", err.text);
+    }
+    /* so the added words are rare (in under 1/20 of the chunks) */
+    for (int i = 0; i < 60; i++) {
+        char id[8], body[64];
+        snprintf(id, sizeof id, "f%d", i);
+        snprintf(body, sizeof body, "filler page number %d of many", i);
+        ctx_record rec = {"s", id, id, NULL, body, strlen(body), NULL, 0, &acl};
+        cr_assert_eq(ingest_record(&ic, &rec, &err), 0, "%s", err.text);
+    }
+    {
+        const char *body = "rebase rebase quokka quokka quokka quokka";
+        ctx_record rec = {"s", "secret", "secret", NULL, body, strlen(body), NULL, 0, &bob};
+        cr_assert_eq(ingest_record(&ic, &rec, &err), 0, "%s", err.text);
+    }
+    cr_assert_eq(store_commit(st, &err), 0);
+
+    cr_assert_eq(search_lexical(store_db(st), "alice", "rebase", &so, &plain, &err), 0,
+                 "%s", err.text);
+    cr_assert_eq(plain.n, 1, "one page says rebase");
+    cr_assert_str_eq(plain.hits[0].title, "rebase guide");
+
+    so.expand = (search_expand){.terms = 5, .docs = 5, .weight = 0.5};
+    cr_assert_eq(search_lexical(store_db(st), "alice", "rebase", &so, &r, &err), 0, "%s",
+                 err.text);
+    cr_assert_eq(r.n, 2, "the best hit's words find its neighbour, and nothing of bob's");
+    cr_assert_str_eq(r.hits[0].title, "rebase guide");
+    cr_assert_str_eq(r.hits[1].title, "replay notes");
+    cr_assert(r.hits[0].score > r.hits[1].score);
+    search_result_free(&r);
+
+    /* the same again, and under the other plan: deterministic */
+    so.match_principals_max = 1;
+    cr_assert_eq(search_lexical(store_db(st), "alice", "rebase", &so, &r, &err), 0, "%s",
+                 err.text);
+    cr_assert_eq(r.n, 2);
+    cr_assert_str_eq(r.hits[1].title, "replay notes");
+    search_result_free(&r);
+
+    /* off: byte for byte the one-pass answer */
+    so.expand.terms = 0;
+    so.match_principals_max = 0;
+    cr_assert_eq(search_lexical(store_db(st), "alice", "rebase", &so, &r, &err), 0, "%s",
+                 err.text);
+    a = answer_of(&plain);
+    b = answer_of(&r);
+    cr_assert_str_eq(a, b);
+    ctx_free(a);
+    ctx_free(b);
+    search_result_free(&r);
+    search_result_free(&plain);
+    store_close(st);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* Proximity (search_opts.proximity): of two chunks that score the same,
+ * the one whose query words stand together comes first; off, the tie
+ * breaks on the id as before. */
+Test(leak_oracle, proximity_puts_words_together_first)
+{
+    static const char *const docs[] = {
+        "merge conflict one two three four five six",
+        "merge one two three four five six conflict",
+    };
+    char *dir = tu_tmpdir("prox");
+    ctx_store *st = tu_store(dir);
+    const char *everyone[] = {"everyone"};
+    ctx_acl acl = {everyone, 1, NULL, 0, NULL, 0};
+    store_run_stats stats;
+    search_result r;
+    search_opts so = {.k = 10};
+    ingest_ctx ic;
+    ctx_error err;
+
+    tu_source_with_user(st, "user:alice", &ic, &stats);
+    cr_assert_eq(store_begin(st, &err), 0);
+    for (int i = 0; i < 12; i++) {
+        char id[8], body[64];
+        snprintf(id, sizeof id, "d%d", i);
+        snprintf(body, sizeof body, "%s", i < 2 ? docs[i] : "other words entirely");
+        ctx_record rec = {"s", id, "t", NULL, body, strlen(body), NULL, 0, &acl};
+        cr_assert_eq(ingest_record(&ic, &rec, &err), 0, "%s", err.text);
+    }
+    cr_assert_eq(store_commit(st, &err), 0);
+    cr_assert_eq(search_lexical(store_db(st), "alice", "merge conflict", &so, &r, &err), 0,
+                 "%s", err.text);
+    cr_assert_eq(r.n, 2);
+    cr_assert_eq(r.hits[0].score, r.hits[1].score, "a tie");
+    cr_assert(r.hits[0].chunk_id > r.hits[1].chunk_id, "broken on the id");
+    search_result_free(&r);
+    so.proximity = 1;
+    cr_assert_eq(search_lexical(store_db(st), "alice", "merge conflict", &so, &r, &err), 0,
+                 "%s", err.text);
+    cr_assert_eq(r.n, 2);
+    cr_assert(strstr(r.hits[0].text, "merge conflict"), "together first: %s", r.hits[0].text);
+    cr_assert(r.hits[0].score > r.hits[1].score);
+    search_result_free(&r);
+    store_close(st);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 /* A long-lived search connection finds chunks another connection commits
  * after its chunk map was loaded (the many-principals plan reads the map). */
 Test(leak_oracle, the_chunk_map_follows_other_connections)
@@ -697,7 +834,7 @@ Test(leak_oracle, frequency_maps_follow_other_connections)
 /* ---- what a caller cannot read moves nothing in their answers --------- */
 
 #define FB_QUERIES 6
-#define FB_VARIANTS 8
+#define FB_VARIANTS 11
 #define FB_WORDS 7
 
 static const char *const fb_words[FB_WORDS] = {"ledger", "quasar", "orbit", "meadow",
@@ -727,8 +864,10 @@ static char *answer_of(const search_result *r)
 /*
  * fb_answers - user's answers to every query under every variant of the
  * options (both permission plans, no frequency maps, a source filter, a
- * label filter, per-document collapsing, a tiny window, ranking all), the
- * queries asked rounds times first so a connection has built its maps.
+ * label filter, per-document collapsing, a tiny window, ranking all, query
+ * expansion under both plans, whose added words must come from chunks
+ * the caller may read, proximity), the queries asked rounds times first so a
+ * connection has built its maps.
  */
 static void fb_answers(ctx_store *st, const char *user, int rounds,
                        char *out[FB_QUERIES][FB_VARIANTS])
@@ -750,6 +889,11 @@ static void fb_answers(ctx_store *st, const char *user, int rounds,
     v[6].rank_window = 5;
     v[7].k = 100;
     v[7].rank_window = -1;
+    v[8].expand = (search_expand){.terms = 4, .docs = 5, .weight = 0.5};
+    v[9].expand = (search_expand){.terms = 8, .docs = 20, .weight = 1};
+    v[9].match_principals_max = 1;
+    v[9].per_doc = 1;
+    v[10].proximity = 2;
     for (int round = 0; round < rounds; round++)
         for (int q = 0; q < FB_QUERIES; q++)
             for (int i = 0; i < FB_VARIANTS; i++) {
@@ -780,16 +924,19 @@ static void fb_same(char *a[FB_QUERIES][FB_VARIANTS], char *b[FB_QUERIES][FB_VAR
 }
 
 /* fb_doc - document id in source ic with n words drawn from the first
- * nwords of fb_words, readable as acl says, labeled pii if pii. */
+ * nwords of fb_words, readable as acl says, labeled pii if pii; the
+ * documents alice may not read ("b...") say zephyr four times too. */
 static void fb_doc(ingest_ctx *ic, const char *id, int n, int nwords, const ctx_acl *acl)
 {
-    char body[1024] = "";
+    char body[2048] = "";
     ctx_error err;
 
     for (int i = 0; i < n; i++) {
         strcat(body, fb_words[rnd((unsigned)nwords)]);
         strcat(body, rnd(4) ? " " : " filler ");
     }
+    if (id[0] == 'b') /* what an expansion from them would add */
+        strcat(body, "zephyr zephyr zephyr zephyr");
     ctx_record rec = {"s", id, id, NULL, body, strlen(body), NULL, 0, acl};
     cr_assert_eq(ingest_record(ic, &rec, &err), 0, "%s", err.text);
 }
