@@ -14,6 +14,7 @@
 #include "../indexer/stmt.h"
 #include "acl.h"
 #include "rank.h"
+#include "search_int.h"
 
 /* Words too common to rank by; dropped unless they are all the query has. */
 static const char *const stopwords[] = {
@@ -24,7 +25,7 @@ static const char *const stopwords[] = {
     "your", NULL,
 };
 
-static int is_stop(const char *w)
+int search__is_stop(const char *w)
 {
     for (const char *const *s = stopwords; *s; s++)
         if (!strcmp(*s, w))
@@ -32,24 +33,7 @@ static int is_stop(const char *w)
     return 0;
 }
 
-static int word_byte(unsigned char c) { return isalnum(c) || c >= 0x80; }
-
-#define MAX_TERMS RANK_MAX_TERMS
-
-/* A query word with its statistics. */
-typedef struct qterm {
-    char *word;
-    double idf;
-    int common;          /* in more than 1/COMMON_DIV of the readable chunks */
-    int64_t df;          /* chunks holding it, readable or not (a map's size) */
-    double weight;       /* its IDF is multiplied by this: 1 for a word of the query */
-    int added;           /* added by an expansion, not the caller's */
-} qterm;
-
-typedef struct qterms {
-    qterm t[MAX_TERMS];
-    size_t n;
-} qterms;
+int search__word_byte(unsigned char c) { return isalnum(c) || c >= 0x80; }
 
 static void qterms_free(qterms *q)
 {
@@ -74,10 +58,10 @@ static int parse_terms(const char *query, qterms *out)
     while (*p && n < MAX_TERMS) {
         const unsigned char *s;
         char *w;
-        while (*p && !word_byte(*p))
+        while (*p && !search__word_byte(*p))
             p++;
         s = p;
-        while (*p && word_byte(*p))
+        while (*p && search__word_byte(*p))
             p++;
         if (p == s || p - s >= 64)
             continue;
@@ -94,11 +78,11 @@ static int parse_terms(const char *query, qterms *out)
             ctx_free(w);
             continue;
         }
-        nstop += (size_t)is_stop(w);
+        nstop += (size_t)search__is_stop(w);
         words[n++] = w;
     }
     for (i = 0; i < n; i++) {
-        if (nstop < n && is_stop(words[i]))
+        if (nstop < n && search__is_stop(words[i]))
             ctx_free(words[i]);
         else
             out->t[out->n++] = (qterm){.word = words[i], .weight = 1.0};
@@ -237,9 +221,6 @@ static const char hit_id_sql[] = "SELECT doc_id, acl_id FROM chunks WHERE id = ?
  * word) rather than from a walk of a common word's whole doclist. */
 #define SMALL_READER 32
 
-/* A term in more than 1/COMMON_DIV of the chunks is common (MaxScore's
- * "non-essential" terms). */
-#define COMMON_DIV 20
 
 /*
  * ids_bitmap - a bit per id in ids. *nbits is one past the highest id;
@@ -282,29 +263,14 @@ static int id_bitmap(sqlite3 *db, const char *sql, const char *json, uint8_t **b
 
 /* ---- the best L candidates: a min-heap on (score, id) ------------------ */
 
-typedef struct cand {
-    double score;
-    int64_t id;
-} cand;
-
-typedef struct heap {
-    cand *v;
-    size_t n, cap;
-} heap;
-
-static int cand_less(const cand *a, const cand *b)
-{
-    return a->score < b->score || (a->score == b->score && a->id < b->id);
-}
-
 static void heap_sift_down(heap *h, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
         cand t;
-        if (l < h->n && cand_less(&h->v[l], &h->v[m]))
+        if (l < h->n && search__cand_less(&h->v[l], &h->v[m]))
             m = l;
-        if (r < h->n && cand_less(&h->v[r], &h->v[m]))
+        if (r < h->n && search__cand_less(&h->v[r], &h->v[m]))
             m = r;
         if (m == i)
             return;
@@ -319,13 +285,13 @@ static void heap_push(heap *h, cand c)
 {
     size_t i;
     if (h->n == h->cap) {
-        if (!cand_less(&h->v[0], &c))
+        if (!search__cand_less(&h->v[0], &c))
             return;
         h->v[0] = c;
         heap_sift_down(h, 0);
         return;
     }
-    for (i = h->n++; i > 0 && cand_less(&c, &h->v[(i - 1) / 2]); i = (i - 1) / 2)
+    for (i = h->n++; i > 0 && search__cand_less(&c, &h->v[(i - 1) / 2]); i = (i - 1) / 2)
         h->v[i] = h->v[(i - 1) / 2];
     h->v[i] = c;
 }
@@ -566,131 +532,6 @@ static int fetch_hits(sqlite3 *db, const heap *h, int k, int per_doc, int ids_on
     return CTX_OK;
 }
 
-/* ---- proximity: query words close together in a chunk ----------------- */
-
-/* The best this many rows (at least) are reordered by proximity. */
-#define PROX_DEPTH 50
-/* Longest index term (bytes) proximity and expansion look at, plus one. */
-#define XP_WORD 32
-
-/* What prox_token tracks over one chunk: where each query word was last
- * seen, and the least distance between each pair. */
-typedef struct prox_scan {
-    char stem[MAX_TERMS][XP_WORD];
-    size_t n;
-    int64_t pos, last[MAX_TERMS];
-    int64_t dist[MAX_TERMS][MAX_TERMS];
-    int marking;        /* the query's own words are being read */
-} prox_scan;
-
-static int prox_token(void *arg, int flags, const char *stem, int nstem, int start, int end)
-{
-    prox_scan *p = arg;
-    (void)start;
-    (void)end;
-    if (flags & FTS5_TOKEN_COLOCATED)
-        return SQLITE_OK;
-    if (p->marking) {
-        if (nstem > 0 && nstem < XP_WORD && p->n < MAX_TERMS) {
-            memcpy(p->stem[p->n], stem, (size_t)nstem);
-            p->stem[p->n++][nstem] = '\0';
-        }
-        return SQLITE_OK;
-    }
-    p->pos++;
-    for (size_t i = 0; i < p->n; i++) {
-        if ((int)strlen(p->stem[i]) != nstem || memcmp(p->stem[i], stem, (size_t)nstem))
-            continue;
-        p->last[i] = p->pos;
-        for (size_t j = 0; j < p->n; j++)
-            /* two query words of one index term share a token: no pair */
-            if (j != i && p->last[j] > 0 && p->last[j] < p->pos &&
-                p->pos - p->last[j] < p->dist[i][j])
-                p->dist[i][j] = p->dist[j][i] = p->pos - p->last[j];
-    }
-    return SQLITE_OK;
-}
-
-/*
- * proximity - reorder h's rows (sorted, best first) by score plus a bonus
- * for the query's own words (not added ones) close together in the
- * chunk's title or text: for each pair whose nearest occurrences are d
- * tokens apart, w times the lesser of their IDFs over d squared (side by
- * side counts in full, a few words apart little). Only the rows already ranked
- * are read (readable ones), and the IDFs are the caller's, so the
- * permission argument is that of the ranking; ties stay broken by id.
- */
-static int proximity(sqlite3 *db, rank_conn *rc, const qterms *t, double w, heap *h,
-                     ctx_error *err)
-{
-    prox_scan *p;
-    size_t q[MAX_TERMS], nq = 0;
-
-    if (!(p = ctx_calloc(1, sizeof *p)))
-        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-    p->marking = 1;
-    for (size_t i = 0; i < t->n; i++) {
-        size_t before = p->n;
-        if (t->t[i].added)
-            continue;
-        rank_tokenize(rc, t->t[i].word, (int)strlen(t->t[i].word), p, prox_token);
-        if (p->n == before + 1) /* one index term: its IDF is t's */
-            q[nq++] = i;
-        else
-            p->n = before;
-    }
-    p->marking = 0;
-    for (size_t r = 0; nq > 1 && r < h->n; r++) {
-        sqlite3_stmt *s;
-        double bonus = 0;
-        if (stmt_get(db, "SELECT c0, c1 FROM chunks_fts_content WHERE id = ?1", &s) !=
-            SQLITE_OK) {
-            ctx_free(p);
-            return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
-        }
-        sqlite3_bind_int64(s, 1, h->v[r].id);
-        p->pos = 0;
-        for (size_t i = 0; i < nq; i++) {
-            p->last[i] = 0;
-            for (size_t j = 0; j < nq; j++)
-                p->dist[i][j] = INT64_MAX;
-        }
-        if (sqlite3_step(s) == SQLITE_ROW)
-            for (int c = 0; c < 2; c++) {
-                const char *x = (const char *)sqlite3_column_text(s, c);
-                if (x)
-                    rank_tokenize(rc, x, (int)strlen(x), p, prox_token);
-                p->pos += 1000; /* no pair spans the title and the text */
-            }
-        stmt_put(s);
-        for (size_t i = 0; i < nq; i++)
-            for (size_t j = i + 1; j < nq; j++)
-                if (p->dist[i][j] != INT64_MAX) {
-                    double a = t->t[q[i]].idf, b = t->t[q[j]].idf;
-                    double d = (double)p->dist[i][j];
-                    bonus += w * (a < b ? a : b) / (d * d);
-                }
-        h->v[r].score += bonus;
-    }
-    ctx_free(p);
-    /* best first again: a min-heap's order, reversed */
-    for (size_t i = 1; i < h->n; i++)
-        for (size_t j = i; j > 0 && cand_less(&h->v[j - 1], &h->v[j]); j--) {
-            cand x = h->v[j];
-            h->v[j] = h->v[j - 1];
-            h->v[j - 1] = x;
-        }
-    return CTX_OK;
-}
-
-/* What lexical() leaves for a query expansion (when asked): the caller's
- * readable ACL sets (new) and their chunk count, the first answer's
- * statistics. */
-typedef struct lex_state {
-    rank_conn *rc;
-    uint8_t *readable;
-    int64_t nreadable, nrows;
-} lex_state;
 
 /* What every pass of one search shares. */
 typedef struct plan {
@@ -1096,7 +937,7 @@ static int lexical(sqlite3 *db, const char *user, qterms *terms, const search_op
             goto done;
         heap_sort(&h);
         if (opts && opts->proximity > 0 &&
-            (rc = proximity(db, rconn, terms, opts->proximity, &h, err)))
+            (rc = search__proximity(db, rconn, terms, opts->proximity, &h, err)))
             goto done;
         if ((rc = fetch_hits(db, &h, k, per_doc, opts && opts->ids_only, out, err)))
             goto done;
@@ -1128,200 +969,6 @@ done:
     return rc;
 }
 
-/* ---- query expansion (pseudo-relevance feedback) ------------------------ */
-
-/* Distinct index terms kept from the feedback chunks (a power of two; once
- * three quarters are taken, new words are not counted). */
-#define XP_SLOTS 2048
-
-/* A word of the feedback chunks, by its index term (stem). */
-typedef struct xp_word {
-    char stem[XP_WORD], word[XP_WORD]; /* word: its first form seen, lowercased */
-    double rm;          /* sum over the chunks of chunk weight * tf / chunk length */
-    int chunks;         /* chunks holding it */
-    int tf, last;       /* its count in chunk last (1-based) */
-    int query;          /* a term of the query itself */
-    double idf;
-} xp_word;
-
-typedef struct xp_table {
-    xp_word *v;
-    size_t n;
-    const char *text;   /* what is being tokenized */
-    int chunk;          /* 1-based chunk being read, 0: the query's words */
-    int len;            /* its tokens */
-} xp_table;
-
-static xp_word *xp_find(xp_table *t, const char *stem, int n)
-{
-    uint32_t h = 2166136261u;
-    for (int i = 0; i < n; i++)
-        h = (h ^ (unsigned char)stem[i]) * 16777619u;
-    for (size_t i = h & (XP_SLOTS - 1);; i = (i + 1) & (XP_SLOTS - 1)) {
-        xp_word *w = &t->v[i];
-        if (!w->stem[0]) {
-            if (t->n >= XP_SLOTS / 4 * 3)
-                return NULL;
-            t->n++;
-            memcpy(w->stem, stem, (size_t)n);
-            return w;
-        }
-        if ((int)strlen(w->stem) == n && !memcmp(w->stem, stem, (size_t)n))
-            return w;
-    }
-}
-
-/* xp_token - rank_tokenize's callback: count a word of the chunk (or mark
- * one of the query's). Only words that parse_terms would keep whole
- * (letters, digits, non-ASCII; not a stopword, not digits only, 3 bytes
- * or more) are candidates, so an added word is a safe FTS5 phrase. */
-static int xp_token(void *arg, int flags, const char *stem, int nstem, int start, int end)
-{
-    xp_table *t = arg;
-    char word[XP_WORD];
-    int n = end - start, digits = 1;
-    xp_word *w;
-
-    if (flags & FTS5_TOKEN_COLOCATED)
-        return SQLITE_OK;
-    t->len++;
-    if (nstem <= 0 || nstem >= XP_WORD || n >= XP_WORD || (t->chunk && n < 3))
-        return SQLITE_OK;
-    for (int i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)t->text[start + i];
-        if (!word_byte(c))
-            return SQLITE_OK;
-        digits &= isdigit(c) != 0;
-        word[i] = (char)tolower(c);
-    }
-    word[n] = '\0';
-    if (t->chunk && (digits || is_stop(word)))
-        return SQLITE_OK;
-    if (!(w = xp_find(t, stem, nstem)))
-        return SQLITE_OK;
-    if (!t->chunk) {
-        w->query = 1;
-        return SQLITE_OK;
-    }
-    if (!w->word[0])
-        memcpy(w->word, word, (size_t)n + 1);
-    if (w->last != t->chunk) {
-        w->last = t->chunk;
-        w->tf = 0;
-        w->chunks++;
-    }
-    w->tf++;
-    return SQLITE_OK;
-}
-
-/* xp_tokenize - text through the index's tokenizer into t. */
-static void xp_tokenize(const lex_state *st, xp_table *t, const char *text)
-{
-    t->text = text;
-    rank_tokenize(st->rc, text, (int)strlen(text), t, xp_token);
-}
-
-/* Best candidate first: by rm, then by stem (deterministic). */
-static int xp_by_rm(const void *a, const void *b)
-{
-    const xp_word *x = *(xp_word *const *)a, *y = *(xp_word *const *)b;
-    if (x->rm != y->rm)
-        return x->rm > y->rm ? -1 : 1;
-    return strcmp(x->stem, y->stem);
-}
-
-/* Best added word first: by rm * idf, then by stem. */
-static int xp_by_score(const void *a, const void *b)
-{
-    const xp_word *x = *(xp_word *const *)a, *y = *(xp_word *const *)b;
-    double sx = x->rm * x->idf, sy = y->rm * y->idf;
-    if (sx != sy)
-        return sx > sy ? -1 : 1;
-    return strcmp(x->stem, y->stem);
-}
-
-/*
- * expand - add to terms up to x->terms words of the feedback chunks fb
- * (the first answer: chunks the caller may read) that the query lacks.
- * A word's relevance-model weight is the sum over the chunks of the
- * chunk's score (over the best one's) times the word's share of its
- * tokens; the words in at least two chunks (when there are two) with the
- * highest such weights are then weighed by their IDF over the caller's
- * readable chunks (st), and the best are added, with an IDF multiplier of
- * x->weight times their weight over the best one's. A word in more than
- * 1/COMMON_DIV of the readable chunks is not added: it says little and
- * would send the search down its common-term pass.
- */
-static int expand(sqlite3 *db, const lex_state *st, const search_result *fb,
-                  const search_expand *x, qterms *terms, ctx_error *err)
-{
-    xp_table t = {NULL, 0, NULL, 0, 0};
-    xp_word **c = NULL;
-    size_t nc = 0, want = (size_t)x->terms, pool;
-    double weight = x->weight > 0 ? x->weight : 0.5, top = fb->hits[0].score;
-    int min_chunks = fb->n > 1 ? 2 : 1, rc = CTX_OK;
-
-    if (!(t.v = ctx_calloc(XP_SLOTS, sizeof *t.v)) || !(c = ctx_malloc(XP_SLOTS * sizeof *c)))
-        goto oom;
-    for (size_t i = 0; i < terms->n; i++)
-        xp_tokenize(st, &t, terms->t[i].word);
-    for (size_t i = 0; i < fb->n; i++) {
-        sqlite3_stmt *s;
-        double w = top > 0 && fb->hits[i].score > 0 ? fb->hits[i].score / top : 1.0;
-        if (stmt_get(db, "SELECT c0, c1 FROM chunks_fts_content WHERE id = ?1", &s) !=
-            SQLITE_OK) {
-            rc = ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
-            goto done;
-        }
-        sqlite3_bind_int64(s, 1, fb->hits[i].chunk_id);
-        t.chunk = (int)i + 1;
-        t.len = 0;
-        if (sqlite3_step(s) == SQLITE_ROW) {
-            const unsigned char *title = sqlite3_column_text(s, 0);
-            const unsigned char *text = sqlite3_column_text(s, 1);
-            if (title)
-                xp_tokenize(st, &t, (const char *)title);
-            if (text)
-                xp_tokenize(st, &t, (const char *)text);
-        }
-        stmt_put(s);
-        for (size_t j = 0; t.len && j < XP_SLOTS; j++)
-            if (t.v[j].last == t.chunk && t.v[j].tf)
-                t.v[j].rm += w * t.v[j].tf / t.len;
-    }
-    for (size_t j = 0; j < XP_SLOTS; j++)
-        if (t.v[j].stem[0] && !t.v[j].query && t.v[j].word[0] && t.v[j].chunks >= min_chunks)
-            c[nc++] = &t.v[j];
-    qsort(c, nc, sizeof *c, xp_by_rm);
-    /* IDFs for the strongest few only: a count may walk a word's doclist */
-    pool = want * 4 < nc ? want * 4 : nc;
-    for (size_t j = 0; j < pool; j++) {
-        int64_t df = 0;
-        if ((rc = rank_readable_df(st->rc, c[j]->word, st->readable, st->nreadable, &df, NULL,
-                                   err)))
-            goto done;
-        c[j]->idf = df > 0 && df * COMMON_DIV <= st->nrows ? rank_idf(st->nrows, df) : 0;
-    }
-    qsort(c, pool, sizeof *c, xp_by_score);
-    for (size_t j = 0; j < pool && j < want && terms->n < MAX_TERMS; j++) {
-        qterm *q = &terms->t[terms->n];
-        if (!(c[j]->rm * c[j]->idf > 0))
-            break;
-        if (!(q->word = ctx_strdup(c[j]->word)))
-            goto oom;
-        q->weight = weight * (c[j]->rm * c[j]->idf) / (c[0]->rm * c[0]->idf);
-        q->added = 1;
-        terms->n++;
-    }
-    goto done;
-oom:
-    rc = ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-done:
-    ctx_free(t.v);
-    ctx_free(c);
-    return rc;
-}
-
 int search_lexical(sqlite3 *db, const char *user, const char *query,
                    const search_opts *opts, search_result *out, ctx_error *err)
 {
@@ -1346,7 +993,7 @@ int search_lexical(sqlite3 *db, const char *user, const char *query,
     first.ids_only = 1;
     if ((rc = lexical(db, user, &terms, &first, &fb, &st, err)))
         goto done;
-    if (fb.n && st.readable && (rc = expand(db, &st, &fb, &opts->expand, &terms, err)))
+    if (fb.n && st.readable && (rc = search__expand(db, &st, &fb, &opts->expand, &terms, err)))
         goto done;
     rc = lexical(db, user, &terms, opts, out, NULL, err);
 done:
