@@ -63,21 +63,7 @@ static void teardown(void)
 /* run - the command's stdout (new) and exit status. */
 static char *run(const char *args, int *status)
 {
-    char cmd[PATH_MAX * 2];
-    ctx_buf b = CTX_BUF_INIT;
-    char buf[4096];
-    size_t n;
-    FILE *p;
-
-    snprintf(cmd, sizeof cmd, "%s/ctxgate --config %s/ctxgate.json %s 2>/dev/null",
-             tu_build_dir(), dir, args);
-    p = popen(cmd, "r");
-    cr_assert(p);
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-        ctx_buf_append(&b, buf, n);
-    *status = pclose(p);
-    ctx_buf_append(&b, "", 1);
-    return ctx_buf_steal(&b);
+    return tu_cli(dir, args, 0, status);
 }
 
 TestSuite(cli_lsa, .init = setup, .fini = teardown);

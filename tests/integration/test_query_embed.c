@@ -376,22 +376,13 @@ Test(query_embed, a_rate_limit_or_server_error_at_query_time_is_not_retried)
     }
 }
 
-/* run - `ctxgate --config dir/ctxgate.json ARGS`: its stdout, new. */
+/* run - `ctxgate --config dir/ctxgate.json ARGS`, which must succeed: its stdout, new. */
 static char *run(const char *args)
 {
-    char cmd[PATH_MAX * 2], buf[4096];
-    ctx_buf b = CTX_BUF_INIT;
-    size_t n;
-    FILE *p;
-
-    snprintf(cmd, sizeof cmd, "%s/ctxgate --config %s/ctxgate.json %s 2>/dev/null",
-             tu_build_dir(), dir, args);
-    cr_assert(p = popen(cmd, "r"));
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-        ctx_buf_append(&b, buf, n);
-    cr_assert_eq(pclose(p), 0, "%s", cmd);
-    ctx_buf_append(&b, "", 1);
-    return ctx_buf_steal(&b);
+    int status;
+    char *out = tu_cli(dir, args, 0, &status);
+    cr_assert_eq(status, 0, "ctxgate %s", args);
+    return out;
 }
 
 Test(query_embed, the_cli_search_says_when_its_query_was_not_embedded)

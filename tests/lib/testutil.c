@@ -197,3 +197,23 @@ int64_t tu_source_with_user(ctx_store *st, const char *user, ingest_ctx *ic,
         die("declare user", err.text);
     return source;
 }
+
+char *tu_cli(const char *dir, const char *args, int with_stderr, int *status)
+{
+    char cmd[8192], buf[4096];
+    ctx_buf b = CTX_BUF_INIT;
+    size_t n;
+    FILE *p;
+
+    snprintf(cmd, sizeof cmd, "%s/ctxgate --config %s/ctxgate.json %s %s", tu_build_dir(), dir,
+             args, with_stderr ? "2>&1" : "2>/dev/null");
+    if (!(p = popen(cmd, "r"))) {
+        fprintf(stderr, "tu_cli: cannot run %s\n", cmd);
+        abort();
+    }
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+        ctx_buf_append(&b, buf, n);
+    *status = pclose(p);
+    ctx_buf_append(&b, "", 1);
+    return ctx_buf_steal(&b);
+}

@@ -49,5 +49,11 @@ char *tu_search_titles(ctx_store *st, const char *user, const char *query);
 int tu_sees(ctx_store *st, const char *user, const char *query, const char *title);
 /* tu_build_dir - where the binaries under test were built (env CTX_BUILD). */
 const char *tu_build_dir(void);
+/*
+ * tu_cli - run `ctxgate --config DIR/ctxgate.json ARGS` (the binary under
+ * test): its stdout, and its stderr too when with_stderr, new; *status is
+ * pclose's.
+ */
+char *tu_cli(const char *dir, const char *args, int with_stderr, int *status);
 
 #endif
