@@ -40,59 +40,19 @@ static svc *service;
 
 static void start_server(void)
 {
-    int fds[2];
-    char line[64] = "";
-    FILE *f;
-
-    cr_assert_eq(pipe(fds), 0);
-    server = fork();
-    cr_assert_neq(server, -1);
-    if (!server) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execlp("python3", "python3", "tests/embed_server.py", "--dim", "16", "--stall",
-               HOLD_CAP_S, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    f = fdopen(fds[0], "r");
-    cr_assert(fgets(line, sizeof line, f), "the embeddings server did not start");
-    fclose(f);
-    cr_assert_eq(sscanf(line, "PORT %d", &port), 1, "%s", line);
-}
-
-static size_t sink(char *p, size_t s, size_t n, void *arg)
-{
-    ctx_buf_append(arg, p, s * n);
-    return s * n;
+    server = tu_embed_server(16, HOLD_CAP_S, &port);
 }
 
 /* http - POST body to path (or GET when body is NULL); the reply, new. */
 static char *http(const char *path, const char *body)
 {
-    CURL *c = curl_easy_init();
-    ctx_buf b = CTX_BUF_INIT;
-    char url[128];
-
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    cr_assert_eq(curl_easy_perform(c), CURLE_OK);
-    curl_easy_cleanup(c);
-    ctx_buf_append(&b, "", 1);
-    return ctx_buf_steal(&b);
+    return tu_http(port, path, body);
 }
 
 /* script - the server's next answers; also lets go of every held request. */
 static void script(const char *json_list)
 {
-    char body[256];
-    snprintf(body, sizeof body, "{\"script\": %s}", json_list);
-    ctx_free(http("/control", body));
+    tu_embed_script(port, json_list);
 }
 
 /* server_stat - one number of the server's /stats. */

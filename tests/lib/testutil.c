@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <curl/curl.h>
 #include <unistd.h>
 
 #include "agent/jobs.h"
@@ -216,4 +217,70 @@ char *tu_cli(const char *dir, const char *args, int with_stderr, int *status)
     *status = pclose(p);
     ctx_buf_append(&b, "", 1);
     return ctx_buf_steal(&b);
+}
+
+pid_t tu_embed_server(int dim, const char *stall_s, int *port)
+{
+    char line[64] = "", d[16];
+    int fds[2];
+    pid_t pid;
+    FILE *f;
+
+    snprintf(d, sizeof d, "%d", dim);
+    if (pipe(fds) || (pid = fork()) < 0) {
+        fprintf(stderr, "tu_embed_server: %s\n", strerror(errno));
+        abort();
+    }
+    if (!pid) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execlp("python3", "python3", "tests/embed_server.py", "--dim", d, "--stall", stall_s,
+               (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    f = fdopen(fds[0], "r");
+    if (!f || !fgets(line, sizeof line, f) || sscanf(line, "PORT %d", port) != 1) {
+        fprintf(stderr, "tu_embed_server: the embeddings server did not start: %s\n", line);
+        abort();
+    }
+    fclose(f);
+    return pid;
+}
+
+static size_t http_sink(char *p, size_t s, size_t n, void *arg)
+{
+    ctx_buf_append(arg, p, s * n);
+    return s * n;
+}
+
+char *tu_http(int port, const char *path, const char *body)
+{
+    CURL *c = curl_easy_init();
+    ctx_buf b = CTX_BUF_INIT;
+    char url[128];
+
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    if (curl_easy_perform(c) != CURLE_OK) {
+        fprintf(stderr, "tu_http: %s failed\n", url);
+        abort();
+    }
+    curl_easy_cleanup(c);
+    ctx_buf_append(&b, "", 1);
+    return ctx_buf_steal(&b);
+}
+
+void tu_embed_script(int port, const char *json_list)
+{
+    ctx_buf b = CTX_BUF_INIT;
+
+    ctx_buf_printf(&b, "{\"script\": %s}", json_list);
+    ctx_free(tu_http(port, "/control", b.data));
+    ctx_buf_free(&b);
 }

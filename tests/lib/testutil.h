@@ -6,6 +6,7 @@
 #define CTX_TESTS_TESTUTIL_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "agent/sync.h"
 #include "core/config.h"
@@ -55,5 +56,16 @@ const char *tu_build_dir(void);
  * pclose's.
  */
 char *tu_cli(const char *dir, const char *args, int with_stderr, int *status);
+
+/*
+ * tests/embed_server.py, the local OpenAI-compatible embeddings server:
+ * tu_embed_server starts it (vectors of dim, "stall" steps of stall_s
+ * seconds), sets *port and returns its pid (SIGTERM and waitpid it);
+ * tu_http POSTs body to its path (GET when body is NULL) and returns the
+ * reply (new); tu_embed_script sets its next answers (a JSON list).
+ */
+pid_t tu_embed_server(int dim, const char *stall_s, int *port);
+char *tu_http(int port, const char *path, const char *body);
+void tu_embed_script(int port, const char *json_list);
 
 #endif
