@@ -418,15 +418,7 @@ int cli_search_run(const ctx_config *cfg, ctx_store *st, vindex *vi, embed_provi
         ho.sources = so->sources;
         ho.nsources = so->nsources;
         ho.labels = so->labels;
-        ho.w_lexical = cfg->search.w_lexical;
-        ho.w_vector = cfg->search.w_vector;
-        ho.rrf_k = (int)cfg->search.rrf_k;
-        ho.expand = search_expand_of(&cfg->search);
-        ho.proximity = cfg->search.proximity;
-        if (degraded) { /* the lexical leg answers alone, whatever its weight */
-            ho.w_lexical = ho.w_lexical > 0 ? ho.w_lexical : 1;
-            ho.w_vector = 0;
-        }
+        hybrid_opts_config(&ho, &cfg->search, degraded);
         rc = hybrid_search_vec(store_db(st), vi, qv, user, query, &ho, res, err);
     } else if (qv) {
         vsearch_opts vo;

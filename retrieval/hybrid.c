@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/config.h"
 #include "../core/util.h"
 #include "vsearch.h"
 
@@ -220,4 +221,17 @@ int hybrid_search(sqlite3 *db, const vindex *vi, embed_provider *emb, const char
     rc = hybrid_search_vec(db, q ? vi : NULL, q, user, query, o, out, err);
     ctx_free(q);
     return rc;
+}
+
+void hybrid_opts_config(hybrid_opts *o, const ctx_search_cfg *cfg, int lexical_only)
+{
+    o->w_lexical = cfg->w_lexical;
+    o->w_vector = cfg->w_vector;
+    o->rrf_k = (int)cfg->rrf_k;
+    o->expand = search_expand_of(cfg);
+    o->proximity = cfg->proximity;
+    if (lexical_only) {
+        o->w_lexical = o->w_lexical > 0 ? o->w_lexical : 1;
+        o->w_vector = 0;
+    }
 }

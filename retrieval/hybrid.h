@@ -28,6 +28,14 @@ typedef struct hybrid_opts {
 } hybrid_opts;
 
 /*
+ * hybrid_opts_config - set o's fusion (weights, rrf_k) and lexical-leg
+ * options (expansion, proximity) from the config's search section; with
+ * lexical_only, the lexical leg answers alone whatever its weight (the
+ * query could not be embedded). The rest of o is left as it was.
+ */
+void hybrid_opts_config(hybrid_opts *o, const struct ctx_search_cfg *cfg, int lexical_only);
+
+/*
  * hybrid_search - the best k chunks for query that user may read. emb
  * embeds the query for the vector leg; it must be the model of vi. With vi
  * or emb NULL, or when the query cannot be embedded (a warning is logged),

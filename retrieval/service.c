@@ -653,16 +653,7 @@ static int run_search(svc *s, worker *w, const svc_identity *id, const svc_reque
     ho.sources = sources;
     ho.nsources = nsources;
     ho.labels = labels;
-    ho.w_lexical = s->cfg->search.w_lexical;
-    ho.w_vector = s->cfg->search.w_vector;
-    ho.rrf_k = (int)s->cfg->search.rrf_k;
-    ho.expand = search_expand_of(&s->cfg->search);
-    ho.proximity = s->cfg->search.proximity;
-    if (!used && degraded(*why)) {
-        /* the lexical leg answers alone, whatever its weight */
-        ho.w_lexical = ho.w_lexical > 0 ? ho.w_lexical : 1;
-        ho.w_vector = 0;
-    }
+    hybrid_opts_config(&ho, &s->cfg->search, !used && degraded(*why));
     if (ho.w_lexical > 0 && (rc = hybrid_lexical(db, id->user, req->query, &ho, &lex, err))) {
         search_result_free(&vec);
         return rc;
