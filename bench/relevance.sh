@@ -72,10 +72,15 @@ awk -F '\t' 'BEGIN { OFS = "\t" } /^#/ || !NF { next } {
     for (i = 1; i <= n; i++) s = s (i > 1 ? "," : "") id[i] ".json"
     print $1, s }' "$QUESTIONS" >"$work/qrels.tsv"
 
-# evaluate MODE USER - `ctxgate eval --json` into $work/MODE.USER.json
+# evaluate MODE USER - `ctxgate eval --json` into $work/MODE.USER.json, and
+# with --readable (judged only by the relevant pages USER may read) into
+# $work/MODE.USER.readable.json
 evaluate() {
     "$bin" --config "$work/ctxgate.json" eval --qrels "$work/qrels.tsv" --source gitdocs \
         --as "$2" --mode "$1" --k $K --json >"$work/$1.$2.json" 2>"$work/$1.$2.err"
+    "$bin" --config "$work/ctxgate.json" eval --qrels "$work/qrels.tsv" --source gitdocs \
+        --as "$2" --mode "$1" --k $K --json --readable >"$work/$1.$2.readable.json" \
+        2>>"$work/$1.$2.err"
 }
 
 for u in $USERS; do
@@ -92,6 +97,7 @@ for e in $EMBEDDERS; do
         for m in vector hybrid; do
             evaluate $m "$u"
             mv "$work/$m.$u.json" "$work/$m-$e.$u.json"
+            mv "$work/$m.$u.readable.json" "$work/$m-$e.$u.readable.json"
         done
     done
 done
@@ -174,6 +180,51 @@ r = json.load(open(sys.argv[1]))["relevant"]
 print(f"\nuser:ben may read {r['total'] - r['unreadable'] - r['missing']} of the"
       f" {r['total']} relevant pages; the {r['unreadable']} others count as misses.")
 EOF
+
+# The same answers judged only by the relevant pages each user may read
+# (`ctxgate eval --readable`); questions with none are left out. The
+# baseline's rankings are judged the same way here.
+printf '\nJudged by what each user may read (`ctxgate eval --readable`):\n\n'
+echo "| system | mode | user | questions | found@$K | MRR@$K | nDCG@$K | recall@$K |"
+echo "|---|---|---|---|---|---|---|---|"
+for u in $USERS; do
+    python3 - "$work/baseline.$u.tsv" "$work/lexical.$u.json" "$u" <<'EOF'
+import json, math, sys
+ev = json.load(open(sys.argv[2], encoding="utf-8"))["per_question"]
+sums, n = [0.0] * 4, 0
+for line, q in zip(open(sys.argv[1], encoding="utf-8"), ev):
+    gone = {x.split(":", 1)[1][:-5] for x in q["unreadable"] + q["missing"]}
+    rel, _, ranked = line.rstrip("\n").partition("\t")
+    rel = [x for x in rel.split(",") if x and x not in gone]
+    if not rel:
+        continue
+    top = []
+    for x in ranked.split(","):
+        if x and x not in top:
+            top.append(x)
+    top = top[:10]
+    hits = [i for i, x in enumerate(top) if x in rel]
+    dcg = sum(1 / math.log2(i + 2) for i in hits)
+    ideal = sum(1 / math.log2(i + 2) for i in range(min(len(rel), 10)))
+    for j, v in enumerate((1.0 if hits else 0.0, 1 / (hits[0] + 1) if hits else 0.0,
+                           dcg / ideal, len(hits) / len(rel))):
+        sums[j] += v
+    n += 1
+print(f"| kit FTS5 baseline (whole pages) | lexical | {sys.argv[3]} | {n} | "
+      + " | ".join(f"{x / n:.3f}" for x in sums) + " |")
+EOF
+    for m in $modes; do
+        python3 - "$work/$m.$u.readable.json" "$m" "$u" <<'EOF'
+import json, sys
+ev = json.load(open(sys.argv[1], encoding="utf-8"))
+m = ev["means"]
+mode = sys.argv[2]
+name = "ctxgate" if mode == "lexical" else f"ctxgate, {mode.split('-')[1]} embedder"
+print(f"| {name} | {mode.split('-')[0]} | {sys.argv[3]} | {ev['scored']} | "
+      + " | ".join(f"{m[x]:.3f}" for x in ("found", "mrr", "ndcg", "recall")) + " |")
+EOF
+    done
+done
 if [ "$bad" -ne 0 ]; then
     echo "relevance.sh: ctxgate eval and score.py disagree (above)" >&2
     exit 1

@@ -25,6 +25,7 @@ typedef struct eval_row {
     size_t nranked;
     int *reach;             /* per relevant id: REF_*; owned */
     qrels_scores sc;
+    int skipped;            /* --readable and no relevant document readable: not scored */
 } eval_row;
 
 /* granted - 1 when l names s or holds "*" (a grant's list). */
@@ -118,6 +119,32 @@ static void short_question(const char *q, char *out, size_t width)
     snprintf(out, width + 1, "%.*s...", (int)n, q);
 }
 
+/*
+ * score_row - row's scores against q's relevant documents: all of them, or
+ * with readable set only those the user may read (none: the row is skipped,
+ * since no answer could score on it for this user).
+ */
+static int score_row(const qrels_item *q, eval_row *row, int readable, int k, ctx_error *err)
+{
+    const char **rel;
+    size_t n = 0;
+
+    if (!readable) {
+        qrels_score((const char *const *)q->relevant, q->nrelevant,
+                    (const char *const *)row->ranked, row->nranked, k, &row->sc);
+        return CTX_OK;
+    }
+    if (!(rel = ctx_calloc(q->nrelevant, sizeof *rel)))
+        return ctx_error_set(err, CTX_ENOMEM, "eval: out of memory");
+    for (size_t j = 0; j < q->nrelevant; j++)
+        if (row->reach[j] == REF_READABLE)
+            rel[n++] = q->relevant[j];
+    row->skipped = n == 0;
+    qrels_score(rel, n, (const char *const *)row->ranked, row->nranked, k, &row->sc);
+    ctx_free(rel);
+    return CTX_OK;
+}
+
 int cli_eval(int argc, char **argv)
 {
     static const struct option lo[] = {{"qrels", required_argument, NULL, 'q'},
@@ -127,12 +154,13 @@ int cli_eval(int argc, char **argv)
                                        {"k", required_argument, NULL, 'k'},
                                        {"source", required_argument, NULL, 's'},
                                        {"json", no_argument, NULL, 'j'},
+                                       {"readable", no_argument, NULL, 'r'},
                                        {NULL, 0, NULL, 0}};
     const char *path = NULL, *user = NULL, *agent = NULL, *mode = "hybrid", *source = NULL;
     const char **srcs = NULL;
-    size_t nsrcs = 0, nrel = 0, nunread = 0, nmissing = 0, ndegraded = 0;
-    int c, k = 10, as_json = 0, rc, status = 1;
-    double sum_found = 0, sum_rr = 0, sum_ndcg = 0, sum_recall = 0;
+    size_t nsrcs = 0, nrel = 0, nunread = 0, nmissing = 0, ndegraded = 0, nscored = 0;
+    int c, k = 10, as_json = 0, readable = 0, rc, status = 1;
+    double sum_found = 0, sum_rr = 0, sum_ndcg = 0, sum_recall = 0, denom;
     qrels qr;
     ctx_config cfg;
     ctx_store *st = NULL;
@@ -161,6 +189,8 @@ int cli_eval(int argc, char **argv)
             source = optarg;
         else if (c == 'j')
             as_json = 1;
+        else if (c == 'r')
+            readable = 1;
         else
             return 2;
     }
@@ -271,21 +301,26 @@ int cli_eval(int argc, char **argv)
             if (rc)
                 goto fail;
         }
-        qrels_score((const char *const *)q->relevant, q->nrelevant,
-                    (const char *const *)row->ranked, row->nranked, k, &row->sc);
+        if ((rc = score_row(q, row, readable, k, &err)))
+            goto fail;
+        if (row->skipped)
+            continue;
+        nscored++;
         sum_found += row->sc.found;
         sum_rr += row->sc.rr;
         sum_ndcg += row->sc.ndcg;
         sum_recall += row->sc.recall;
     }
 
+    /* Means over the questions scored (all but, with --readable, the skipped). */
+    denom = nscored ? (double)nscored : 1.0;
     if (as_json) {
         json_t *per = json_array(), *root;
         for (size_t i = 0; i < qr.n; i++) {
             const qrels_item *q = &qr.v[i];
             const eval_row *row = &rows[i];
             json_array_append_new(
-                per, json_pack("{s:i,s:s,s:o,s:o,s:o,s:o,s:f,s:f,s:f,s:f}", "line", q->line,
+                per, json_pack("{s:i,s:s,s:o,s:o,s:o,s:o,s:b,s:f,s:f,s:f,s:f}", "line", q->line,
                                "question", q->question, "relevant",
                                strs_json(q->relevant, q->nrelevant, NULL, 0), "unreadable",
                                strs_json(q->relevant, q->nrelevant, row->reach,
@@ -293,14 +328,15 @@ int cli_eval(int argc, char **argv)
                                "missing",
                                strs_json(q->relevant, q->nrelevant, row->reach, REF_MISSING),
                                "ranked", strs_json(row->ranked, row->nranked, NULL, 0),
-                               "found", row->sc.found, "mrr", row->sc.rr, "ndcg",
+                               "scored", !row->skipped, "found", row->sc.found, "mrr", row->sc.rr, "ndcg",
                                row->sc.ndcg, "recall", row->sc.recall));
         }
-        root = json_pack("{s:s,s:s?,s:s,s:i,s:I,s:{s:f,s:f,s:f,s:f},s:{s:I,s:I,s:I},s:o,s:o}",
-                         "user", user, "agent", agent, "mode", mode, "k", k, "questions",
-                         (json_int_t)qr.n, "means", "found", sum_found / (double)qr.n, "mrr",
-                         sum_rr / (double)qr.n, "ndcg", sum_ndcg / (double)qr.n, "recall",
-                         sum_recall / (double)qr.n, "relevant", "total", (json_int_t)nrel,
+        root = json_pack("{s:s,s:s?,s:s,s:i,s:b,s:I,s:I,s:{s:f,s:f,s:f,s:f},s:{s:I,s:I,s:I},"
+                         "s:o,s:o}", "user", user, "agent", agent, "mode", mode, "k", k,
+                         "readable_only", readable, "questions", (json_int_t)qr.n, "scored",
+                         (json_int_t)nscored, "means", "found", sum_found / denom, "mrr",
+                         sum_rr / denom, "ndcg", sum_ndcg / denom, "recall",
+                         sum_recall / denom, "relevant", "total", (json_int_t)nrel,
                          "unreadable", (json_int_t)nunread, "missing", (json_int_t)nmissing,
                          "per_question", per, "withheld", fresh_withheld_json(&fr));
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -309,9 +345,12 @@ int cli_eval(int argc, char **argv)
     } else {
         printf("%zu questions as %s%s%s, mode %s, the first %d distinct documents\n", qr.n,
                user, agent ? " through " : "", agent ? agent : "", mode, k);
+        if (readable)
+            printf("scored     %zu, against the relevant documents %s may read;"
+                   " %zu left out, having none\n", nscored, user, qr.n - nscored);
         printf("found@%-4d %.3f\nMRR@%-6d %.3f\nnDCG@%-5d %.3f\nrecall@%-3d %.3f\n", k,
-               sum_found / (double)qr.n, k, sum_rr / (double)qr.n, k,
-               sum_ndcg / (double)qr.n, k, sum_recall / (double)qr.n);
+               sum_found / denom, k, sum_rr / denom, k, sum_ndcg / denom, k,
+               sum_recall / denom);
         printf("relevant   %zu: %zu readable, %zu not readable by %s, %zu not in the store\n\n",
                nrel, nrel - nunread - nmissing, nunread, user, nmissing);
         printf("%5s %5s %5s %5s %6s %4s %4s  %s\n", "line", "found", "RR", "nDCG", "recall",
@@ -323,6 +362,11 @@ int cli_eval(int argc, char **argv)
             for (size_t j = 0; j < qr.v[i].nrelevant; j++)
                 bad += row->reach[j] != REF_READABLE;
             short_question(qr.v[i].question, qs, 60);
+            if (row->skipped) {
+                printf("%5d %5s %5s %5s %6s %4zu %4zu  %s\n", qr.v[i].line, "-", "-", "-", "-",
+                       qr.v[i].nrelevant, bad, qs);
+                continue;
+            }
             printf("%5d %5.0f %5.3f %5.3f %6.3f %4zu %4zu  %s\n", qr.v[i].line, row->sc.found,
                    row->sc.rr, row->sc.ndcg, row->sc.recall, qr.v[i].nrelevant, bad, qs);
         }
@@ -331,11 +375,11 @@ int cli_eval(int argc, char **argv)
                 printf("withheld: %s: %s\n", fr.v[i].name, fr.v[i].why);
     }
     fflush(stdout); /* the notes after the figures, also when both go to one file */
-    if (nunread)
+    if (nunread && !readable)
         fprintf(stderr, "ctxgate: eval: %zu relevant documents exist but %s%s%s may not read"
                 " them, so no search can find them for this user (\"!rd\"; `ctxgate explain"
-                " --as %s REF` says why)\n", nunread, user, agent ? " through " : "",
-                agent ? agent : "", user);
+                " --as %s REF` says why; --readable scores against the readable ones)\n",
+                nunread, user, agent ? " through " : "", agent ? agent : "", user);
     if (ndegraded)
         fprintf(stderr, "ctxgate: eval: %zu questions could not be embedded in time (see the"
                 " warnings): the lexical leg answered them alone, so these figures are not"

@@ -61,8 +61,12 @@ static char *run(const char *args, int *status)
     return tu_cli(dir, args, 1, status);
 }
 
-/* eval_json - `ctxgate eval --json` as who (and through agent), parsed (new). */
-static json_t *eval_json(const char *who, const char *agent, const char *mode)
+/*
+ * eval_json_with - `ctxgate eval --json` as who (and through agent), with
+ * the extra arguments more, parsed (new).
+ */
+static json_t *eval_json_with(const char *who, const char *agent, const char *mode,
+                              const char *more)
 {
     char args[512];
     json_error_t jerr;
@@ -72,7 +76,8 @@ static json_t *eval_json(const char *who, const char *agent, const char *mode)
     char *out;
 
     snprintf(args, sizeof args, "eval --qrels %s/qrels.tsv --source pages --as %s %s%s"
-             " --mode %s --json", dir, who, agent ? "--agent " : "", agent ? agent : "", mode);
+             " --mode %s --json %s", dir, who, agent ? "--agent " : "", agent ? agent : "",
+             mode, more);
     out = run(args, &status);
     cr_assert_eq(status, 0, "%s", out);
     brace = strchr(out, '{'); /* stderr notes may come first or after */
@@ -81,6 +86,12 @@ static json_t *eval_json(const char *who, const char *agent, const char *mode)
     cr_assert(root, "%s: %s", jerr.text, out);
     ctx_free(out);
     return root;
+}
+
+/* eval_json - eval_json_with and no extra arguments. */
+static json_t *eval_json(const char *who, const char *agent, const char *mode)
+{
+    return eval_json_with(who, agent, mode, "");
 }
 
 static double num(json_t *o, const char *a, const char *b)
@@ -152,6 +163,45 @@ Test(eval, two_users_score_what_they_may_read)
     }
     json_decref(root);
     json_decref(ben);
+}
+
+Test(eval, readable_judges_by_what_the_user_may_read)
+{
+    json_t *ben, *root;
+    int status;
+    char args[512];
+    char *out;
+
+    synced();
+    /*
+     * ben may not read the salary bands: that question is left out, and the
+     * printer question is judged by the printer page alone (the other id
+     * names no document), so both that remain score fully.
+     */
+    ben = eval_json_with("user:ben", NULL, "lexical", "--readable");
+    cr_assert(json_is_true(json_object_get(ben, "readable_only")));
+    cr_assert_eq(json_integer_value(json_object_get(ben, "questions")), 3);
+    cr_assert_eq(json_integer_value(json_object_get(ben, "scored")), 2);
+    cr_assert(NEAR(num(ben, "means", "found"), 1.0));
+    cr_assert(NEAR(num(ben, "means", "ndcg"), 1.0), "%f", num(ben, "means", "ndcg"));
+    cr_assert(NEAR(num(ben, "means", "recall"), 1.0));
+    cr_assert(json_is_false(json_object_get(question(ben, 1), "scored")));
+    cr_assert(json_is_true(json_object_get(question(ben, 2), "scored")));
+    /* Without it, the same answers score lower: nothing else changed. */
+    root = eval_json("user:ben", NULL, "lexical");
+    cr_assert_eq(json_integer_value(json_object_get(root, "scored")), 3);
+    cr_assert(num(root, "means", "ndcg") < 0.9);
+    json_decref(ben);
+    json_decref(root);
+
+    snprintf(args, sizeof args, "eval --qrels %s/qrels.tsv --source pages --as user:ben"
+             " --mode lexical --readable", dir);
+    out = run(args, &status);
+    cr_assert_eq(status, 0, "%s", out);
+    cr_assert(strstr(out, "scored     2, against the relevant documents user:ben may read;"
+                     " 1 left out, having none"), "%s", out);
+    cr_assert(strstr(out, "nDCG@10    1.000"), "%s", out);
+    ctx_free(out);
 }
 
 Test(eval, an_agents_grant_applies)
