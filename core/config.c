@@ -135,6 +135,10 @@ static const ctx_opt search_opts_table[] = {
      "lexical search (alone or as hybrid's leg) reorders its best 50 chunks by a bonus for the"
      " query's words close together: this weight times the lesser IDF over the distance"
      " squared, per pair; 0 turns it off, at most 10", NULL, 0},
+    {"doc_decay", CTX_OPT_NUMBER, "0", offsetof(ctx_search_cfg, doc_decay), 0,
+     "lexical search (alone or as hybrid's leg) scores a document by its best chunk plus this"
+     " times its second, its square times its third, ... among the best 200 chunks; 0 ranks"
+     " a document by its best chunk alone; 0..0.9", NULL, 0},
     CTX_OPT_END,
 };
 
@@ -536,6 +540,11 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
             rc = ctx_error_set(err, CTX_ECONFIG, "search.expand_*: out of range; use"
                                " expand_terms 0..16, expand_docs 1..100 and expand_weight"
                                " in (0, 1], proximity 0..10");
+            goto done;
+        }
+        if (!(cfg->search.doc_decay >= 0 && cfg->search.doc_decay <= 0.9)) {
+            rc = ctx_error_set(err, CTX_ECONFIG, "search.doc_decay: out of range; use"
+                               " 0..0.9 (0 ranks a document by its best chunk alone)");
             goto done;
         }
         cfg->agents = top.agents.v;

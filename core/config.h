@@ -113,6 +113,7 @@ typedef struct ctx_search_cfg {
     int64_t expand_terms, expand_docs;
     double expand_weight;
     double proximity;           /* the lexical leg's proximity weight, 0..10 (0 = off) */
+    double doc_decay;           /* a document's later chunks' weight, 0..0.9 (search.h) */
 } ctx_search_cfg;
 
 typedef struct ctx_config {

@@ -86,6 +86,11 @@ int hybrid_lexical(sqlite3 *db, const char *user, const char *query, const hybri
     if (o) {
         so.expand = o->expand;
         so.proximity = o->proximity;
+        /* documents summed in the leg itself, so its ranks are documents' */
+        if (o->per_doc == 1 && o->doc_decay > 0) {
+            so.per_doc = 1;
+            so.doc_decay = o->doc_decay;
+        }
     }
     return search_lexical(db, user, query, &so, lex, err);
 }
@@ -230,6 +235,7 @@ void hybrid_opts_config(hybrid_opts *o, const ctx_search_cfg *cfg, int lexical_o
     o->rrf_k = (int)cfg->rrf_k;
     o->expand = search_expand_of(cfg);
     o->proximity = cfg->proximity;
+    o->doc_decay = cfg->doc_decay;
     if (lexical_only) {
         o->w_lexical = o->w_lexical > 0 ? o->w_lexical : 1;
         o->w_vector = 0;

@@ -25,11 +25,12 @@ typedef struct hybrid_opts {
     const acl_label_filter *labels; /* only ACL sets whose labels pass (NULL = any) */
     search_expand expand;           /* the lexical leg's query expansion (search.h) */
     double proximity;               /* the lexical leg's proximity weight (search.h) */
+    double doc_decay;               /* the lexical leg's per-document sum (search.h) */
 } hybrid_opts;
 
 /*
  * hybrid_opts_config - set o's fusion (weights, rrf_k) and lexical-leg
- * options (expansion, proximity) from the config's search section; with
+ * options (expansion, proximity, doc_decay) from the config's search section; with
  * lexical_only, the lexical leg answers alone whatever its weight (the
  * query could not be embedded). The rest of o is left as it was.
  */

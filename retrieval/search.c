@@ -746,6 +746,7 @@ static int lexical(sqlite3 *db, const char *user, qterms *terms, const search_op
     uint8_t *readable = NULL, *srcbits = NULL;
     int64_t nreadable = 0, nsrcbits = 0, nrows = 0, window;
     int k = opts && opts->k > 0 ? opts->k : 10, per_doc = opts ? opts->per_doc : 0;
+    int aggregate = per_doc == 1 && opts->doc_decay > 0;
     int max_match = opts && opts->match_principals_max > 0 ? opts->match_principals_max
                                                           : MATCH_PRINCIPALS_MAX;
     uint32_t rare = 0, all;
@@ -923,8 +924,11 @@ static int lexical(sqlite3 *db, const char *user, qterms *terms, const search_op
     limit = per_doc ? (size_t)k * 4 + 8 : (size_t)k;
     if (opts && opts->proximity > 0 && limit < PROX_DEPTH)
         limit = PROX_DEPTH; /* room to move up */
+    if (aggregate && limit < AGG_DEPTH)
+        limit = AGG_DEPTH; /* a document's other chunks */
     for (;;) {
         int windowed, rare_only;
+        size_t ranked;
         cand *v;
 
         if (!(v = ctx_realloc(h.v, limit * sizeof *v)))
@@ -939,13 +943,16 @@ static int lexical(sqlite3 *db, const char *user, qterms *terms, const search_op
         if (opts && opts->proximity > 0 &&
             (rc = search__proximity(db, rconn, terms, opts->proximity, &h, err)))
             goto done;
+        ranked = h.n;
+        if (aggregate && (rc = search__aggregate(db, opts->doc_decay, &h, err)))
+            goto done;
         if ((rc = fetch_hits(db, &h, k, per_doc, opts && opts->ids_only, out, err)))
             goto done;
         out->rare_only = rare_only;
         out->windowed = windowed;
         out->mapped = pl.mapped;
         out->rare_mapped = pl.rare_mapped && rare;
-        if ((int)out->n >= k || h.n < h.cap || limit >= (size_t)1 << 20)
+        if ((int)out->n >= k || ranked < h.cap || limit >= (size_t)1 << 20)
             break;
         limit *= 8;
     }

@@ -55,6 +55,10 @@ typedef struct search_opts {
      * lesser IDF over the square of their least distance in the chunk
      * (0 = off) */
     double proximity;
+    /* > 0 with per_doc 1: a document scores its best row plus doc_decay
+     * times its second, doc_decay^2 times its third, ... over the best 200
+     * rows or more (0 = its best row alone) */
+    double doc_decay;
 } search_opts;
 
 #define SEARCH_RANK_WINDOW 20000

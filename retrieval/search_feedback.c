@@ -1,8 +1,9 @@
 /*
- * search_feedback.c - two optional refinements of a lexical search, both
- * off by default (docs/benchmarks.md has the measurements): a proximity
- * bonus for the query's words close together, and query expansion from
- * the caller's own best hits (pseudo-relevance feedback). See search.h.
+ * search_feedback.c - optional refinements of a lexical search
+ * (docs/benchmarks.md has the measurements): a proximity bonus for the
+ * query's words close together, query expansion from the caller's own best
+ * hits (pseudo-relevance feedback), both off by default, and a document
+ * scored by its best chunks together. See search.h.
  */
 #include "search_int.h"
 
@@ -322,3 +323,67 @@ done:
     return rc;
 }
 
+
+/* ---- a document scored by its best chunks together --------------------- */
+
+/* One document among the rows: its best row and the score so far. */
+typedef struct agg_doc {
+    int64_t doc;            /* 0: an empty slot */
+    int64_t best;           /* its best row's chunk id */
+    double score, w;        /* the sum so far, and the next row's weight */
+} agg_doc;
+
+static int cand_desc(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    return search__cand_less(x, y) - search__cand_less(y, x); /* best first */
+}
+
+/*
+ * search__aggregate - one row per document: its best row, scored s1 +
+ * decay s2 + decay^2 s3 + ... over its rows in h (sorted, best first), so
+ * a document several of whose chunks match ranks above one with a single
+ * match of the same strength. Only the ranked rows count, and those are
+ * rows the caller may read; a row whose document is gone is dropped. Ties
+ * stay broken by id.
+ */
+int search__aggregate(sqlite3 *db, double decay, heap *h, ctx_error *err)
+{
+    size_t cap = 16, mask;
+    agg_doc *t;
+
+    while (cap < h->n * 2)
+        cap *= 2;
+    mask = cap - 1;
+    if (!(t = ctx_calloc(cap, sizeof *t)))
+        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    for (size_t i = 0; i < h->n; i++) {
+        search_hit hit = {.chunk_id = h->v[i].id};
+        int got = search__hit(db, &hit, 1, NULL, err);
+        size_t j;
+
+        if (got < 0) {
+            ctx_free(t);
+            return -got;
+        }
+        if (!got)
+            continue; /* its document was deleted */
+        j = (size_t)((uint64_t)hit.doc_id * 0x9E3779B97F4A7C15ull >> 32) & mask;
+        while (t[j].doc && t[j].doc != hit.doc_id)
+            j = (j + 1) & mask;
+        if (!t[j].doc) {
+            t[j].doc = hit.doc_id;
+            t[j].best = h->v[i].id;
+            t[j].w = 1.0;
+        }
+        t[j].score += t[j].w * h->v[i].score;
+        t[j].w *= decay;
+    }
+    h->n = 0;
+    for (size_t j = 0; j < cap; j++)
+        if (t[j].doc)
+            h->v[h->n++] = (cand){t[j].score, t[j].best};
+    ctx_free(t);
+    qsort(h->v, h->n, sizeof *h->v, cand_desc);
+    return CTX_OK;
+}

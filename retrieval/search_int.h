@@ -76,6 +76,16 @@ int search__word_byte(unsigned char c);
 int search__proximity(sqlite3 *db, rank_conn *rc, const qterms *t, double w, heap *h,
                       ctx_error *err);
 
+/* At least this many rows are ranked when a document sums its chunks. */
+#define AGG_DEPTH 200
+
+/*
+ * search__aggregate - (search-internal) one row per document in h (sorted,
+ * best first), scored by its rows together with weights 1, decay, decay^2,
+ * ... (see search_feedback.c). CTX_OK or an error.
+ */
+int search__aggregate(sqlite3 *db, double decay, heap *h, ctx_error *err);
+
 /*
  * search__expand - (search-internal) add to terms up to x->terms words of
  * the feedback chunks fb (see search_feedback.c). CTX_OK or an error.

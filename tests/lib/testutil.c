@@ -284,3 +284,19 @@ void tu_embed_script(int port, const char *json_list)
     ctx_free(tu_http(port, "/control", b.data));
     ctx_buf_free(&b);
 }
+
+char *tu_search_answer(const search_result *r)
+{
+    ctx_buf b = CTX_BUF_INIT;
+    int bad = ctx_buf_printf(&b, "%zu hits\n", r->n);
+
+    for (size_t i = 0; i < r->n && !bad; i++) {
+        const search_hit *h = &r->hits[i];
+        bad = ctx_buf_printf(&b, "%lld %lld %a %lld|%s|%s|%s|%s\n", (long long)h->chunk_id,
+                             (long long)h->doc_id, h->score, (long long)h->acl_synced_at,
+                             h->source, h->title, h->url, h->text);
+    }
+    if (bad)
+        die("tu_search_answer", "out of memory");
+    return ctx_buf_steal(&b);
+}

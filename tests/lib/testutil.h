@@ -32,6 +32,7 @@ int tu_sync(ctx_store *st, const char *source_json, int full, store_run_stats *s
  * of 256 tokens), counting into *stats (zeroed). Both borrowed.
  */
 struct ingest_ctx;
+struct search_result;
 void tu_ingest_init(struct ingest_ctx *ic, ctx_store *st, int64_t source, store_run_stats *stats);
 /*
  * tu_source_with_user - source "s" in st with user (a principal name such
@@ -67,5 +68,8 @@ char *tu_cli(const char *dir, const char *args, int with_stderr, int *status);
 pid_t tu_embed_server(int dim, const char *stall_s, int *port);
 char *tu_http(int port, const char *path, const char *body);
 void tu_embed_script(int port, const char *json_list);
+
+/* tu_search_answer - every field of r, each score to the bit, as text (new). */
+char *tu_search_answer(const struct search_result *r);
 
 #endif

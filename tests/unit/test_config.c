@@ -143,6 +143,7 @@ Test(config, search_weights_have_defaults_and_bounds)
     cr_assert_eq(cfg.search.expand_docs, 10);
     cr_assert_float_eq(cfg.search.expand_weight, 0.5, 1e-12);
     cr_assert_float_eq(cfg.search.proximity, 0.0, 1e-12);
+    cr_assert_float_eq(cfg.search.doc_decay, 0.0, 1e-12);
     ctx_config_free(&cfg);
     cr_assert_eq(parse("{\"search\":{\"expand_terms\":3,\"expand_docs\":5,"
                        "\"expand_weight\":0.2,\"proximity\":1},\"sources\":[]}", &cfg, &err),
@@ -161,6 +162,15 @@ Test(config, search_weights_have_defaults_and_bounds)
     ctx_config_free(&cfg);
     cr_assert_eq(parse("{\"search\":{\"proximity\":-1},\"sources\":[]}", &cfg, &err),
                  CTX_ECONFIG);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"search\":{\"doc_decay\":0.95},\"sources\":[]}", &cfg, &err),
+                 CTX_ECONFIG);
+    cr_assert(strstr(err.text, "search.doc_decay") && strstr(err.text, "0..0.9"), "%s",
+              err.text);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"search\":{\"doc_decay\":0.3},\"sources\":[]}", &cfg, &err),
+                 CTX_OK, "%s", err.text);
+    cr_assert_float_eq(cfg.search.doc_decay, 0.3, 1e-12);
     ctx_config_free(&cfg);
     cr_assert_eq(parse("{\"search\":{\"w_vector\":\"high\"},\"sources\":[]}", &cfg, &err),
                  CTX_ECONFIG);

@@ -536,143 +536,6 @@ Test(leak_oracle, bm25_by_hand)
     free(dir);
 }
 
-static char *answer_of(const search_result *r);
-
-/*
- * Query expansion (search_expand): a page that shares no word with the
- * query but shares words with the best hit is found once the best hit's
- * words are added; words of a chunk the caller cannot read are never
- * added (bob's page would bring "quokka"); with expansion off the answer
- * is the one-pass answer exactly.
- */
-Test(leak_oracle, expansion_finds_the_neighbours_of_the_best_hit)
-{
-    static const char *const docs[][2] = {
-        {"rebase guide", "rebase rewrites commits onto upstream history"},
-        {"replay notes", "rewrites commits onto upstream history when replaying"},
-        {"animals", "the quokka habitat"},
-    };
-    char *dir = tu_tmpdir("expand");
-    ctx_store *st = tu_store(dir);
-    const char *everyone[] = {"everyone"}, *bob_only[] = {"user:bob"};
-    ctx_acl acl = {everyone, 1, NULL, 0, NULL, 0}, bob = {bob_only, 1, NULL, 0, NULL, 0};
-    store_run_stats stats;
-    search_result r, plain;
-    search_opts so = {.k = 10};
-    ingest_ctx ic;
-    ctx_error err;
-    char *a, *b;
-
-    tu_source_with_user(st, "user:alice", &ic, &stats);
-    cr_assert_eq(store_begin(st, &err), 0);
-    for (size_t i = 0; i < 3; i++) {
-        char id[8];
-        snprintf(id, sizeof id, "d%zu", i);
-        ctx_record rec = {"s", id, docs[i][0], NULL, docs[i][1], strlen(docs[i][1]),
-                          NULL, 0, &acl};
-        cr_assert_eq(ingest_record(&ic, &rec, &err), 0, "%s", err.text);
-    }
-    /* so the added words are rare (in under 1/20 of the chunks) */
-    for (int i = 0; i < 60; i++) {
-        char id[8], body[64];
-        snprintf(id, sizeof id, "f%d", i);
-        snprintf(body, sizeof body, "filler page number %d of many", i);
-        ctx_record rec = {"s", id, id, NULL, body, strlen(body), NULL, 0, &acl};
-        cr_assert_eq(ingest_record(&ic, &rec, &err), 0, "%s", err.text);
-    }
-    {
-        const char *body = "rebase rebase quokka quokka quokka quokka";
-        ctx_record rec = {"s", "secret", "secret", NULL, body, strlen(body), NULL, 0, &bob};
-        cr_assert_eq(ingest_record(&ic, &rec, &err), 0, "%s", err.text);
-    }
-    cr_assert_eq(store_commit(st, &err), 0);
-
-    cr_assert_eq(search_lexical(store_db(st), "alice", "rebase", &so, &plain, &err), 0,
-                 "%s", err.text);
-    cr_assert_eq(plain.n, 1, "one page says rebase");
-    cr_assert_str_eq(plain.hits[0].title, "rebase guide");
-
-    so.expand = (search_expand){.terms = 5, .docs = 5, .weight = 0.5};
-    cr_assert_eq(search_lexical(store_db(st), "alice", "rebase", &so, &r, &err), 0, "%s",
-                 err.text);
-    cr_assert_eq(r.n, 2, "the best hit's words find its neighbour, and nothing of bob's");
-    cr_assert_str_eq(r.hits[0].title, "rebase guide");
-    cr_assert_str_eq(r.hits[1].title, "replay notes");
-    cr_assert(r.hits[0].score > r.hits[1].score);
-    search_result_free(&r);
-
-    /* the same again, and under the other plan: deterministic */
-    so.match_principals_max = 1;
-    cr_assert_eq(search_lexical(store_db(st), "alice", "rebase", &so, &r, &err), 0, "%s",
-                 err.text);
-    cr_assert_eq(r.n, 2);
-    cr_assert_str_eq(r.hits[1].title, "replay notes");
-    search_result_free(&r);
-
-    /* off: byte for byte the one-pass answer */
-    so.expand.terms = 0;
-    so.match_principals_max = 0;
-    cr_assert_eq(search_lexical(store_db(st), "alice", "rebase", &so, &r, &err), 0, "%s",
-                 err.text);
-    a = answer_of(&plain);
-    b = answer_of(&r);
-    cr_assert_str_eq(a, b);
-    ctx_free(a);
-    ctx_free(b);
-    search_result_free(&r);
-    search_result_free(&plain);
-    store_close(st);
-    tu_rmrf(dir);
-    free(dir);
-}
-
-/* Proximity (search_opts.proximity): of two chunks that score the same,
- * the one whose query words stand together comes first; off, the tie
- * breaks on the id as before. */
-Test(leak_oracle, proximity_puts_words_together_first)
-{
-    static const char *const docs[] = {
-        "merge conflict one two three four five six",
-        "merge one two three four five six conflict",
-    };
-    char *dir = tu_tmpdir("prox");
-    ctx_store *st = tu_store(dir);
-    const char *everyone[] = {"everyone"};
-    ctx_acl acl = {everyone, 1, NULL, 0, NULL, 0};
-    store_run_stats stats;
-    search_result r;
-    search_opts so = {.k = 10};
-    ingest_ctx ic;
-    ctx_error err;
-
-    tu_source_with_user(st, "user:alice", &ic, &stats);
-    cr_assert_eq(store_begin(st, &err), 0);
-    for (int i = 0; i < 12; i++) {
-        char id[8], body[64];
-        snprintf(id, sizeof id, "d%d", i);
-        snprintf(body, sizeof body, "%s", i < 2 ? docs[i] : "other words entirely");
-        ctx_record rec = {"s", id, "t", NULL, body, strlen(body), NULL, 0, &acl};
-        cr_assert_eq(ingest_record(&ic, &rec, &err), 0, "%s", err.text);
-    }
-    cr_assert_eq(store_commit(st, &err), 0);
-    cr_assert_eq(search_lexical(store_db(st), "alice", "merge conflict", &so, &r, &err), 0,
-                 "%s", err.text);
-    cr_assert_eq(r.n, 2);
-    cr_assert_eq(r.hits[0].score, r.hits[1].score, "a tie");
-    cr_assert(r.hits[0].chunk_id > r.hits[1].chunk_id, "broken on the id");
-    search_result_free(&r);
-    so.proximity = 1;
-    cr_assert_eq(search_lexical(store_db(st), "alice", "merge conflict", &so, &r, &err), 0,
-                 "%s", err.text);
-    cr_assert_eq(r.n, 2);
-    cr_assert(strstr(r.hits[0].text, "merge conflict"), "together first: %s", r.hits[0].text);
-    cr_assert(r.hits[0].score > r.hits[1].score);
-    search_result_free(&r);
-    store_close(st);
-    tu_rmrf(dir);
-    free(dir);
-}
-
 /* A long-lived search connection finds chunks another connection commits
  * after its chunk map was loaded (the many-principals plan reads the map). */
 Test(leak_oracle, the_chunk_map_follows_other_connections)
@@ -834,7 +697,7 @@ Test(leak_oracle, frequency_maps_follow_other_connections)
 /* ---- what a caller cannot read moves nothing in their answers --------- */
 
 #define FB_QUERIES 6
-#define FB_VARIANTS 11
+#define FB_VARIANTS 12
 #define FB_WORDS 7
 
 static const char *const fb_words[FB_WORDS] = {"ledger", "quasar", "orbit", "meadow",
@@ -844,29 +707,12 @@ static const char *const fb_queries[FB_QUERIES] = {
     "meadow",
 };
 
-/* answer_of - every field of r, each score to the bit, as text (new). */
-static char *answer_of(const search_result *r)
-{
-    ctx_buf b = CTX_BUF_INIT;
-
-    cr_assert_eq(ctx_buf_printf(&b, "%zu hits\n", r->n), 0);
-    for (size_t i = 0; i < r->n; i++) {
-        const search_hit *h = &r->hits[i];
-        cr_assert_eq(ctx_buf_printf(&b, "%lld %lld %a %lld|%s|%s|%s|%s\n",
-                                    (long long)h->chunk_id, (long long)h->doc_id, h->score,
-                                    (long long)h->acl_synced_at, h->source, h->title, h->url,
-                                    h->text),
-                     0);
-    }
-    return ctx_buf_steal(&b);
-}
-
 /*
  * fb_answers - user's answers to every query under every variant of the
  * options (both permission plans, no frequency maps, a source filter, a
  * label filter, per-document collapsing, a tiny window, ranking all, query
  * expansion under both plans, whose added words must come from chunks
- * the caller may read, proximity), the queries asked rounds times first so a
+ * the caller may read, proximity, a document's chunks summed), the queries asked rounds times first so a
  * connection has built its maps.
  */
 static void fb_answers(ctx_store *st, const char *user, int rounds,
@@ -894,6 +740,8 @@ static void fb_answers(ctx_store *st, const char *user, int rounds,
     v[9].match_principals_max = 1;
     v[9].per_doc = 1;
     v[10].proximity = 2;
+    v[11].per_doc = 1;
+    v[11].doc_decay = 0.5;
     for (int round = 0; round < rounds; round++)
         for (int q = 0; q < FB_QUERIES; q++)
             for (int i = 0; i < FB_VARIANTS; i++) {
@@ -901,7 +749,7 @@ static void fb_answers(ctx_store *st, const char *user, int rounds,
                 cr_assert_eq(search_lexical(store_db(st), user, fb_queries[q], &v[i], &r, &err),
                              0, "%s", err.text);
                 if (round == rounds - 1)
-                    out[q][i] = answer_of(&r);
+                    out[q][i] = tu_search_answer(&r);
                 search_result_free(&r);
             }
 }
