@@ -111,6 +111,9 @@ int jobs_maintain(const ctx_config *cfg, ctx_store *st, ctx_error *err)
         return rc;
     if ((rc = vindex_maintain(st, cfg->data_dir, &pruned, err)))
         return rc;
+    /* A search connection that has not looked at the log for a day reloads. */
+    if ((rc = store_gone_trim(st, ctx_now_ms() - 86400000, &pruned, err)))
+        return rc;
     if ((rc = store_exec(st, "PRAGMA wal_checkpoint(TRUNCATE)", err)))
         return rc;
     return store_exec(st, "PRAGMA optimize", err);

@@ -261,6 +261,19 @@ static const char schema_v8_pending[] =
  */
 static const char schema_v9_runs[] = ""; /* add_run_columns does it */
 
+/*
+ * Version 10: chunks_gone logs every chunk deleted, in commit order (seq),
+ * so a search connection's chunk map forgets exactly those chunks instead
+ * of reading every chunk again after each commit that deleted some
+ * (rank_chunks_load). The maintain job trims what is older than a day
+ * (store_gone_trim); a connection that missed trimmed entries reloads.
+ */
+static const char schema_v10_gone[] =
+    "CREATE TABLE IF NOT EXISTS chunks_gone("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS chunks_gone_at ON chunks_gone(at);";
+
 /* The audit log's own file, version 1: the table v4 made, unchanged. */
 static const char audit_schema_v1[] = AUDIT_TABLE;
 
@@ -326,6 +339,11 @@ const char *const store__sql_text[Q_COUNT] = {
     [Q_CHUNK_TEXT] = "SELECT c.ntokens, f.c0, f.c1 FROM chunks c"
                      " JOIN chunks_fts_content f ON f.id = c.id"
                      " WHERE c.doc_id = ?1 ORDER BY c.seq",
+    [Q_PRUNE_GONE] = "INSERT INTO chunks_gone(chunk_id, at) SELECT c.id, ?4 FROM chunks c"
+                     " JOIN documents d ON d.id = c.doc_id WHERE d.source_id = ?1"
+                     " AND d.stream = ?2 AND d.seen_epoch < ?3 AND d.deleted = 0",
+    [Q_GONE_ADD] = "INSERT INTO chunks_gone(chunk_id, at) VALUES(?1, ?2)",
+    [Q_GONE_TRIM] = "DELETE FROM chunks_gone WHERE at < ?1",
     [Q_PRUNE_FTS] = "DELETE FROM chunks_fts WHERE rowid IN (SELECT c.id FROM chunks c"
                     " JOIN documents d ON d.id = c.doc_id WHERE d.source_id = ?1"
                     " AND d.stream = ?2 AND d.seen_epoch < ?3 AND d.deleted = 0)",
@@ -513,6 +531,7 @@ static const schema_step store_steps[] = {
     {schema_v7, NULL, store__v7_split_sets},
     {schema_v8_pending, NULL, NULL}, /* permission sync, resumable full runs */
     {schema_v9_runs, add_run_columns, NULL}, /* sync_runs.warnings, held_reason */
+    {schema_v10_gone, NULL, NULL},           /* the log of deleted chunks */
 };
 static const schema_step audit_steps[] = {{audit_schema_v1, NULL, NULL}};
 
@@ -751,11 +770,15 @@ static int cmp_id(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* flush_fts_deletes - the deferred FTS5 deletes, in ascending rowid order. */
+/*
+ * flush_fts_deletes - the deferred FTS5 deletes, in ascending rowid order,
+ * each logged in chunks_gone (single-row statements: see Q_DOC_INSERT).
+ */
 static int flush_fts_deletes(ctx_store *st, ctx_error *err)
 {
     sqlite3_stmt *s;
     size_t i;
+    int64_t now = ctx_now_ms();
     int rc = CTX_OK;
 
     if (!st->n_fts_del)
@@ -765,7 +788,13 @@ static int flush_fts_deletes(ctx_store *st, ctx_error *err)
         if (!(s = store__stmt(st, Q_FTS_DEL, err)))
             return CTX_ESTORE;
         sqlite3_bind_int64(s, 1, st->fts_del[i]);
-        rc = store__step_done(st, s, err, "drop chunk text");
+        if ((rc = store__step_done(st, s, err, "drop chunk text")))
+            break;
+        if (!(s = store__stmt(st, Q_GONE_ADD, err)))
+            return CTX_ESTORE;
+        sqlite3_bind_int64(s, 1, st->fts_del[i]);
+        sqlite3_bind_int64(s, 2, now);
+        rc = store__step_done(st, s, err, "log a dropped chunk");
     }
     st->n_fts_del = 0;
     return rc;

@@ -16,7 +16,7 @@
 #include "../connectors/sdk/ctxgate/connector.h"
 #include "../core/ctx.h"
 
-#define STORE_SCHEMA_VERSION 9
+#define STORE_SCHEMA_VERSION 10
 
 typedef struct ctx_store ctx_store;
 
@@ -162,6 +162,14 @@ int store_doc_delete(ctx_store *st, int64_t doc_id, int64_t epoch,
  */
 int store_prune(ctx_store *st, int64_t source, const char *stream,
                 int64_t epoch, int64_t *n, ctx_error *err);
+
+/*
+ * store_gone_trim - forget the log of chunks dropped before before_ms
+ * (chunks_gone: every dropped chunk's id, for search connections to unmap
+ * it; one that has not looked since reloads its whole map). *n receives
+ * how many entries went. Runs in its own statement.
+ */
+int store_gone_trim(ctx_store *st, int64_t before_ms, int64_t *n, ctx_error *err);
 
 /* Sync runs: one row per run, its counts and outcome. */
 typedef struct store_run_stats {

@@ -539,8 +539,8 @@ int store_doc_delete(ctx_store *st, int64_t doc_id, int64_t epoch, ctx_error *er
 int store_prune(ctx_store *st, int64_t source, const char *stream, int64_t epoch,
                 int64_t *n, ctx_error *err)
 {
-    static const int order[] = {Q_PRUNE_FTS, Q_PRUNE_TOMB, Q_PRUNE_VEC, Q_PRUNE_QUEUE,
-                                Q_PRUNE_CHUNKS, Q_PRUNE_DOCS};
+    static const int order[] = {Q_PRUNE_GONE, Q_PRUNE_FTS,   Q_PRUNE_TOMB, Q_PRUNE_VEC,
+                                Q_PRUNE_QUEUE, Q_PRUNE_CHUNKS, Q_PRUNE_DOCS};
     sqlite3_stmt *s;
     int rc;
 
@@ -550,7 +550,7 @@ int store_prune(ctx_store *st, int64_t source, const char *stream, int64_t epoch
         sqlite3_bind_int64(s, 1, source);
         sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 3, epoch);
-        if (order[i] == Q_PRUNE_DOCS)
+        if (order[i] == Q_PRUNE_DOCS || order[i] == Q_PRUNE_GONE)
             sqlite3_bind_int64(s, 4, ctx_now_ms());
         if ((rc = store__step_done(st, s, err, "prune")))
             return rc;
@@ -663,4 +663,18 @@ int store_source_held(ctx_store *st, int64_t source, char *reason, size_t len, c
         snprintf(reason, len, "%s", (const char *)sqlite3_column_text(s, 0));
     sqlite3_finalize(s);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? CTX_OK : store_errf(st, err, "last run");
+}
+
+int store_gone_trim(ctx_store *st, int64_t before_ms, int64_t *n, ctx_error *err)
+{
+    sqlite3_stmt *s = store__stmt(st, Q_GONE_TRIM, err);
+    int rc;
+
+    *n = 0;
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, before_ms);
+    if (!(rc = store__step_done(st, s, err, "trim the log of dropped chunks")))
+        *n = sqlite3_changes(st->db);
+    return rc;
 }

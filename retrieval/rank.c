@@ -666,31 +666,98 @@ static void map_reset(rank_conn *rc)
     rc->live_rows = rc->live_tokens = 0;
     rc->loaded = 0;
     rc->epoch++;
+    rc->reloads++;
+}
+
+/*
+ * gone_apply - unmap the chunks chunks_gone logged since rc->gone_seq,
+ * among those mapped before this load (up to was; rows this load mapped
+ * come from the same snapshot, without them). *reload is set when the log
+ * cannot say (entries trimmed before we read them): then only a reload of
+ * the whole map is sure. A store without the log (read-only, older) leaves
+ * it to FTS5's totals, as before the log.
+ */
+static int gone_apply(rank_conn *rc, int64_t was, int *reload, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int64_t hi = 0, lo = 0, unmapped = 0;
+    int r;
+
+    *reload = 0;
+    if (stmt_get(rc->db, "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'chunks_gone'),"
+                         " (SELECT min(seq) FROM chunks_gone)", &s) != SQLITE_OK) {
+        return CTX_OK; /* a store from before the log: the totals decide */
+    }
+    if ((r = sqlite3_step(s)) == SQLITE_ROW) {
+        hi = sqlite3_column_int64(s, 0);
+        lo = sqlite3_column_type(s, 1) == SQLITE_NULL ? hi + 1 : sqlite3_column_int64(s, 1);
+    }
+    stmt_put(s);
+    if (r != SQLITE_ROW)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    if (hi <= rc->gone_seq || was == 0) {
+        rc->gone_seq = hi > rc->gone_seq ? hi : rc->gone_seq; /* nothing mapped to forget */
+        return CTX_OK;
+    }
+    if (lo > rc->gone_seq + 1) {
+        *reload = 1; /* entries we never saw were trimmed */
+        return CTX_OK;
+    }
+    if (stmt_get(rc->db, "SELECT chunk_id FROM chunks_gone WHERE seq > ?1 AND seq <= ?2",
+                 &s) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    sqlite3_bind_int64(s, 1, rc->gone_seq);
+    sqlite3_bind_int64(s, 2, hi);
+    while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(s, 0);
+        int32_t acl, len;
+        if (id <= 0 || id > was || id >= rc->cap || !(acl = rc->acl_of[id]))
+            continue; /* never mapped, or already forgotten */
+        len = rc->len_of[id] > 0 ? rc->len_of[id] : 0;
+        rc->acl_rows[acl]--;
+        rc->acl_tokens[acl] -= len;
+        rc->live_rows--;
+        rc->live_tokens -= len;
+        rc->acl_of[id] = 0;
+        rc->src_of[id] = 0;
+        rc->len_of[id] = -1;
+        unmapped++;
+    }
+    stmt_put(s);
+    if (r != SQLITE_DONE)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    rc->gone_seq = hi;
+    if (unmapped)
+        rc->epoch++; /* the document frequencies are counted again (rank_stats.c) */
+    return CTX_OK;
 }
 
 int rank_chunks_load(rank_conn *rc, ctx_error *err)
 {
-    int64_t rows = 0, tokens = 0;
-    int r, txn = 0;
+    int64_t rows = 0, tokens = 0, was = rc->loaded;
+    int r, txn = 0, reload = 0;
 
     if (sqlite3_txn_state(rc->db, "main") == SQLITE_TXN_WRITE)
         return CTX_OK; /* rows seen now might still roll back */
     /*
-     * The new rows and FTS5's totals from one snapshot: then totals that
-     * moved by other than the rows just mapped mean a mapped chunk was
-     * deleted (a document dropped, or re-indexed under a new ACL), and the
-     * per-set counts would be stale. That reloads the whole map (once per
-     * such commit, not per search).
+     * The new rows, the log of dropped chunks and FTS5's totals from one
+     * snapshot. The log unmaps each chunk deleted since the last look (a
+     * document dropped, or re-indexed under a new ACL); totals that still
+     * moved by other than that and the rows just mapped mean a deletion the
+     * log does not hold, and the per-set counts would be stale: that
+     * reloads the whole map (once per such commit, not per search).
      */
     if (sqlite3_get_autocommit(rc->db)) {
         if (sqlite3_exec(rc->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
             return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
         txn = 1;
     }
-    if (!(r = load_rows(rc, err)) && !(r = fts_totals(rc, &rows, &tokens, err)) &&
-        (rows - rc->live_rows != rc->drift_rows || tokens - rc->live_tokens != rc->drift_tokens)) {
+    if (!(r = load_rows(rc, err)) && !(r = gone_apply(rc, was, &reload, err)) &&
+        !(r = fts_totals(rc, &rows, &tokens, err)) &&
+        (reload || rows - rc->live_rows != rc->drift_rows ||
+         tokens - rc->live_tokens != rc->drift_tokens)) {
         map_reset(rc);
-        if (!(r = load_rows(rc, err))) {
+        if (!(r = load_rows(rc, err)) && !(r = gone_apply(rc, 0, &reload, err))) {
             /* what FTS5 counts and we do not (a chunk without a docsize
              * row): from here on only a move in it means a deletion */
             rc->drift_rows = rows - rc->live_rows;

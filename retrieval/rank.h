@@ -157,6 +157,13 @@ int rank_match_df(rank_conn *rc, const char *match, const uint8_t *readable,
 /* rank_mapped_rows - the live chunks the chunk map holds. */
 int64_t rank_mapped_rows(const rank_conn *rc);
 
+/*
+ * rank_map_reloads - how many times rc read its whole chunk map again
+ * because chunks were deleted that the log of dropped chunks did not
+ * account for (trimmed before rc looked, or a store without the log).
+ */
+int64_t rank_map_reloads(const rank_conn *rc);
+
 /* rank_mapped_upto - the chunk map holds every committed chunk id up to this. */
 int64_t rank_mapped_upto(const rank_conn *rc);
 

@@ -23,6 +23,7 @@ struct rank_conn {
     int32_t *len_of;
     int64_t cap;                /* slots in the three arrays */
     int64_t loaded;             /* every committed id <= loaded is mapped */
+    int64_t gone_seq;           /* chunks_gone entries <= gone_seq are applied */
     /*
      * Per ACL set id: the live chunks the map holds and their title + text
      * tokens, so the totals over a readable set are a sum over its sets.
@@ -33,7 +34,8 @@ struct rank_conn {
     /* FTS5's own totals minus ours at the last full load: a move says a
      * chunk was deleted (rank_chunks_load) */
     int64_t drift_rows, drift_tokens;
-    uint64_t epoch;             /* bumped by every full reload of the map */
+    uint64_t epoch;             /* bumped when the map forgets chunks (reload or log) */
+    int64_t reloads;            /* full reloads of the map after a deletion */
     /* frequency maps of common words (rank.h) */
     rank_tfmap **maps;
     size_t nmaps, capmaps;

@@ -458,6 +458,11 @@ int64_t rank_mapped_rows(const rank_conn *rc)
     return rc->live_rows;
 }
 
+int64_t rank_map_reloads(const rank_conn *rc)
+{
+    return rc->reloads;
+}
+
 int64_t rank_mapped_upto(const rank_conn *rc)
 {
     return rc->loaded;
@@ -529,7 +534,7 @@ void rank__state_clear(rank_conn *rc)
     ctx_free(rc->scratch);
     rc->acl_of = rc->src_of = rc->len_of = rc->scratch = NULL;
     rc->acl_rows = rc->acl_tokens = NULL;
-    rc->cap = rc->nacl = rc->loaded = 0;
+    rc->cap = rc->nacl = rc->loaded = rc->gone_seq = 0;
     rc->live_rows = rc->live_tokens = rc->drift_rows = rc->drift_tokens = 0;
     rc->epoch++;
 }
@@ -598,6 +603,7 @@ int rank_copy(rank_conn *dst, const rank_conn *src, ctx_error *err)
     if (rank__dftabs_copy(dst, src))
         goto oom;
     dst->loaded = src->loaded;
+    dst->gone_seq = src->gone_seq;
     dst->live_rows = src->live_rows;
     dst->live_tokens = src->live_tokens;
     dst->drift_rows = src->drift_rows;
