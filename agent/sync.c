@@ -14,6 +14,7 @@
 #include "../core/util.h"
 #include "../indexer/ingest.h"
 #include "../retrieval/rank.h"
+#include "../core/json.h"
 
 /* ---- warning summary: kinds, counts and a few examples ---- */
 
@@ -192,7 +193,7 @@ static char *warn_json(const warn_summary *w)
                                            "count", (json_int_t)k->count, "message",
                                            k->message ? k->message : "", "examples", ex));
     }
-    text = a && json_array_size(a) ? json_dumps(a, JSON_COMPACT) : NULL;
+    text = a && json_array_size(a) ? ctx_json_text(a, JSON_COMPACT) : NULL;
     json_decref(a);
     return text;
 }
@@ -329,7 +330,7 @@ static int em_state(ctx_emitter *em, const char *stream, const char *state)
 
     if ((rc = check_go(em)) || (rc = check_stream(em, "STATE", stream)))
         return rc;
-    j = state ? json_loads(state, 0, NULL) : NULL;
+    j = state ? ctx_json_loads(state, 0, NULL) : NULL;
     if (!json_is_object(j)) {
         json_decref(j);
         ctx_error_set(&em->err, CTX_EINVAL, "STATE for %s: not a JSON object", stream);

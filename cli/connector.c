@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../connectors/conformance.h"
+#include "../core/json.h"
 
 /*
  * main() moves into the config file's directory before it runs a command,
@@ -102,7 +103,7 @@ static int parse_args(int argc, char **argv, args *a)
     if (a->state && a->nstreams != 1)
         return usage_error("--state %s: goes with exactly one --stream", a->state);
     if (a->state) {
-        json_t *st = json_loads(a->state, 0, NULL);
+        json_t *st = ctx_json_loads(a->state, 0, NULL);
         int ok = json_is_object(st);
         json_decref(st);
         if (!ok)
@@ -121,7 +122,7 @@ static int parse_args(int argc, char **argv, args *a)
 static json_t *load_config(const char *path, const char *source)
 {
     json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), *srcs, *s, *pick = NULL;
+    json_t *root = ctx_json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), *srcs, *s, *pick = NULL;
     size_t i;
 
     if (!root) {

@@ -28,6 +28,7 @@
 #include "cli.h"
 #include "connector.h"
 #include "serve.h"
+#include "../core/json.h"
 
 static volatile sig_atomic_t canceled;
 
@@ -832,7 +833,7 @@ static int cmd_status(int argc, char **argv)
             /* The last run's warning summary and, when held, why. */
             const char *w = (const char *)sqlite3_column_text(s, 12);
             const char *held = (const char *)sqlite3_column_text(s, 13);
-            json_t *wj = w ? json_loads(w, 0, NULL) : NULL;
+            json_t *wj = w ? ctx_json_loads(w, 0, NULL) : NULL;
             json_object_set_new(o, "last_run_warnings", wj ? wj : json_array());
             if (held)
                 json_object_set_new(o, "held_reason", json_string(held));
@@ -880,7 +881,7 @@ static int cmd_schema(int argc, char **argv)
     (void)argv;
 
     for (const char *const *n = registry_builtin_names(); *n; n++) {
-        json_t *spec = json_loads(registry_builtin(*n)->xSpec(), 0, NULL);
+        json_t *spec = ctx_json_loads(registry_builtin(*n)->xSpec(), 0, NULL);
         if (!spec) {
             fprintf(stderr, "ctxgate: the %s connector's spec is not JSON\n", *n);
             json_decref(specs);
@@ -983,6 +984,7 @@ int main(int argc, char **argv)
 {
     int i = 1;
 
+    ctx_json_init(); /* jansson's allocation failures become errors (core/json.h) */
     while (i < argc && argv[i][0] == '-') {
         if (!strcmp(argv[i], "--config") && i + 1 < argc) {
             config_path = argv[i + 1];

@@ -21,6 +21,7 @@
 #include "../retrieval/http.h"
 #include "../retrieval/mcp_service.h"
 #include "../retrieval/service.h"
+#include "../core/json.h"
 
 static volatile sig_atomic_t stop_asked, agent_quit, agent_reload, serve_reload;
 
@@ -364,7 +365,7 @@ int cli_audit(int argc, char **argv, const char *config_path)
                               "action", sqlite3_column_text(q, 4), "query",
                               sqlite3_column_text(q, 5), "query_sha256",
                               sqlite3_column_text(q, 6), "doc_ids",
-                              ids ? json_loads(ids, 0, NULL) : json_array(), "tokens",
+                              ids ? ctx_json_loads(ids, 0, NULL) : json_array(), "tokens",
                               (json_int_t)sqlite3_column_int64(q, 8), "latency_us",
                               (json_int_t)sqlite3_column_int64(q, 9), "outcome",
                               sqlite3_column_text(q, 10));

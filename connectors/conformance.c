@@ -15,6 +15,7 @@
 
 #include "../core/opts.h"
 #include "exec/exec.h"
+#include "../core/json.h"
 
 /* Limits the suite holds every message to. */
 #define MAX_ID_BYTES 1024
@@ -221,7 +222,7 @@ static int cap_record(ctx_emitter *em, const ctx_record *r)
     if (r->updated_at_ms < 0)
         problem(em, "%s: updated_at_ms is negative; use 0 when unknown", what);
     if (r->metadata_json) {
-        meta = json_loads(r->metadata_json, JSON_REJECT_DUPLICATES, NULL);
+        meta = ctx_json_loads(r->metadata_json, JSON_REJECT_DUPLICATES, NULL);
         if (!json_is_object(meta)) {
             problem(em, "%s: metadata_json is not a JSON object", what);
             json_decref(meta);
@@ -283,7 +284,7 @@ static int cap_principal(ctx_emitter *em, const ctx_principal *p)
 
 static int cap_state(ctx_emitter *em, const char *stream, const char *state)
 {
-    json_t *j = state ? json_loads(state, 0, NULL) : NULL;
+    json_t *j = state ? ctx_json_loads(state, 0, NULL) : NULL;
 
     check_stream(em, "STATE", stream);
     if (!json_is_object(j)) {
@@ -359,7 +360,7 @@ int conform_read(registry_conn *conn, const char *stream, const char *state, int
 
 json_t *conform_spec_msg(const registry_conn *conn)
 {
-    json_t *spec = json_loads(conn->vt->xSpec(), 0, NULL);
+    json_t *spec = ctx_json_loads(conn->vt->xSpec(), 0, NULL);
     return spec ? json_pack("{s:s,s:o}", "type", "SPEC", "spec", spec) : NULL;
 }
 
@@ -379,7 +380,7 @@ json_t *conform_check_msg(registry_conn *conn, int *rc)
 
 static int add_stream(void *arg, const char *name, const char *desc)
 {
-    json_t *d = desc ? json_loads(desc, 0, NULL) : NULL;
+    json_t *d = desc ? ctx_json_loads(desc, 0, NULL) : NULL;
     json_t *m = json_pack("{s:s,s:o,s:o}", "type", "STREAM", "name", jz(name ? name : ""),
                           "description", json_is_object(d) ? d : json_object());
 
@@ -642,7 +643,7 @@ static int collect(void *arg, json_t *msg)
 
 static void read_stream(suite *s, const char *stream, json_t *state, int full, readout *r)
 {
-    char *text = state ? json_dumps(state, JSON_COMPACT) : NULL;
+    char *text = state ? ctx_json_text(state, JSON_COMPACT) : NULL;
 
     memset(r, 0, sizeof *r);
     r->msgs = json_array();
@@ -769,7 +770,7 @@ static void check_schema(suite *s, const char *name, const char *cname, const ch
 {
     json_error_t jerr;
     ctx_buf why = CTX_BUF_INIT;
-    json_t *spec = spec_text ? json_loads(spec_text, 0, &jerr) : NULL;
+    json_t *spec = spec_text ? ctx_json_loads(spec_text, 0, &jerr) : NULL;
     const char *type = json_string_value(json_object_get(spec, "type"));
 
     if (!spec) {
@@ -1466,7 +1467,7 @@ static int kill_once(suite *s, const char *stream, size_t k, json_t **seen)
     int rc;
 
     {
-        char *text = state ? json_dumps(state, JSON_COMPACT) : NULL;
+        char *text = state ? ctx_json_text(state, JSON_COMPACT) : NULL;
         rc = conform_read(&s->conn, stream, text, 1, collect_until, &a, NULL, NULL, &err);
         free(text);
     }

@@ -2,6 +2,7 @@
  * registry.c - built-in connectors and .so plugins behind one vtable.
  */
 #include "registry.h"
+#include "../core/json.h"
 
 #include <dlfcn.h>
 #include <stdarg.h>
@@ -139,7 +140,7 @@ int registry_open(const ctx_source_cfg *src, registry_conn *out, ctx_error *err)
         return rc;
     }
 
-    if (!(json = json_dumps(src->conn, JSON_COMPACT)))
+    if (!(json = ctx_json_text(src->conn, JSON_COMPACT)))
         return ctx_error_set(err, CTX_ENOMEM, "out of memory");
     memset(&ce, 0, sizeof ce);
     rc = out->vt->xOpen(json, &out->conn, &ce);

@@ -10,6 +10,7 @@
 #include "opts.h"
 #include "schedule.h"
 #include "util.h"
+#include "json.h"
 
 typedef struct chunk_cfg {
     int64_t max_tokens, overlap_tokens;
@@ -604,7 +605,7 @@ int ctx_config_load(const char *path, ctx_config *cfg, ctx_error *err)
 
     memset(cfg, 0, sizeof *cfg);
     cfg->path = ctx_strdup(path);
-    root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    root = ctx_json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         if (jerr.line < 0 || strstr(jerr.text, "unable to open"))
             return ctx_error_set(err, CTX_ECONFIG,

@@ -83,9 +83,38 @@ void ctx_log(int level, const char *part, const char *fmt, ...)
     va_end(ap);
 }
 
-void *ctx_malloc(size_t n) { return malloc(n ? n : 1); }
-void *ctx_calloc(size_t n, size_t size) { return calloc(n ? n : 1, size ? size : 1); }
-void *ctx_realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
+/* Allocations left before the injected failure (0: none armed), and whether it came. */
+static long alloc_countdown;
+static int alloc_fired;
+
+void ctx_alloc_fail_at(long n)
+{
+    __atomic_store_n(&alloc_fired, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&alloc_countdown, n > 0 ? n : 0, __ATOMIC_RELAXED);
+}
+
+int ctx_alloc_failed(void)
+{
+    return __atomic_load_n(&alloc_fired, __ATOMIC_RELAXED);
+}
+
+/* inject - 1 when this allocation is the one ctx_alloc_fail_at named. */
+static int inject(void)
+{
+    if (__builtin_expect(__atomic_load_n(&alloc_countdown, __ATOMIC_RELAXED) <= 0, 1))
+        return 0;
+    if (__atomic_sub_fetch(&alloc_countdown, 1, __ATOMIC_RELAXED) != 0)
+        return 0; /* not yet, or another thread's was the one */
+    __atomic_store_n(&alloc_fired, 1, __ATOMIC_RELAXED);
+    return 1;
+}
+
+void *ctx_malloc(size_t n) { return inject() ? NULL : malloc(n ? n : 1); }
+void *ctx_calloc(size_t n, size_t size)
+{
+    return inject() ? NULL : calloc(n ? n : 1, size ? size : 1);
+}
+void *ctx_realloc(void *p, size_t n) { return inject() ? NULL : realloc(p, n ? n : 1); }
 void ctx_free(void *p) { free(p); }
 
 char *ctx_strndup(const char *s, size_t n)

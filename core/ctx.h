@@ -78,6 +78,15 @@ char *ctx_strdup(const char *s);
 char *ctx_strndup(const char *s, size_t n);
 void ctx_free(void *p);
 
+/*
+ * ctx_alloc_fail_at - for torture tests (curl's `-t`): the nth allocation
+ * through the functions above from now on fails (1 = the next one), once;
+ * 0 turns it off. ctx_alloc_failed - whether that failure has happened
+ * since. Process-wide; the cost when off is one relaxed atomic load.
+ */
+void ctx_alloc_fail_at(long n);
+int ctx_alloc_failed(void);
+
 /* Wall clock in milliseconds since the epoch, and a monotonic clock in ns. */
 int64_t ctx_now_ms(void);
 uint64_t ctx_mono_ns(void);

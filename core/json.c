@@ -4,6 +4,7 @@
 #include "json.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctx.h"
@@ -131,4 +132,71 @@ char *ctx_json_dumps(const json_t *v, size_t *len)
     if (len)
         *len = b.len;
     return ctx_buf_steal(&b);
+}
+
+/* ---- jansson's allocations, guarded (json.h) ---------------------------- */
+
+static __thread int json_oom;
+
+static void *json_alloc(size_t n)
+{
+    void *p = ctx_malloc(n);
+    if (!p)
+        json_oom = 1;
+    return p;
+}
+
+static void json_release(void *p)
+{
+    ctx_free(p);
+}
+
+void ctx_json_init(void)
+{
+    json_set_alloc_funcs(json_alloc, json_release);
+}
+
+/* guard - v, or NULL (v released, e saying why) when an allocation failed. */
+static json_t *guard(json_t *v, json_error_t *e)
+{
+    if (!json_oom)
+        return v;
+    json_decref(v);
+    if (e) {
+        memset(e, 0, sizeof *e);
+        snprintf(e->text, sizeof e->text, "out of memory");
+        e->text[JSON_ERROR_TEXT_LENGTH - 1] = (char)json_error_out_of_memory;
+    }
+    return NULL;
+}
+
+json_t *ctx_json_loads(const char *text, size_t flags, json_error_t *e)
+{
+    json_oom = 0;
+    return guard(json_loads(text, flags, e), e);
+}
+
+json_t *ctx_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *e)
+{
+    json_oom = 0;
+    return guard(json_loadb(buf, len, flags, e), e);
+}
+
+json_t *ctx_json_load_file(const char *path, size_t flags, json_error_t *e)
+{
+    json_oom = 0;
+    return guard(json_load_file(path, flags, e), e);
+}
+
+char *ctx_json_text(const json_t *v, size_t flags)
+{
+    char *s;
+
+    json_oom = 0;
+    s = json_dumps(v, flags);
+    if (json_oom) {
+        free(s);
+        return NULL;
+    }
+    return s;
 }

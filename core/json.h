@@ -22,4 +22,22 @@ int ctx_json_write(const json_t *v, ctx_buf *out);
  * memory or v is NULL), its length in *len when len is not NULL. */
 char *ctx_json_dumps(const json_t *v, size_t *len);
 
+/*
+ * jansson's allocations, guarded. jansson 2.14's lexer and dumper do not
+ * check every growth of their buffers: when an allocation fails they drop
+ * a byte and go on, so a parse or a dump "succeeds" with a string one byte
+ * short (found by tests/unit/test_torture.c). ctx_json_init routes
+ * jansson's allocations through ctx_malloc and remembers, per thread,
+ * that one failed; the loaders and ctx_json_text below then fail as out
+ * of memory ("out of memory" in e->text, json_error_code(e) is
+ * json_error_out_of_memory) rather than hand on a damaged
+ * value. Call ctx_json_init once at start, before threads.
+ */
+void ctx_json_init(void);
+json_t *ctx_json_loads(const char *text, size_t flags, json_error_t *e);
+json_t *ctx_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *e);
+json_t *ctx_json_load_file(const char *path, size_t flags, json_error_t *e);
+/* ctx_json_text - json_dumps(v, flags), or NULL (new; free() it). */
+char *ctx_json_text(const json_t *v, size_t flags);
+
 #endif

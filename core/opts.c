@@ -3,6 +3,7 @@
  */
 #include "opts.h"
 #include "util.h"
+#include "json.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +172,8 @@ int ctx_opts_parse(const ctx_opt *table, json_t *obj, void *dst,
     json_t *v;
     int rc;
 
+    if (!obj) /* a default object the caller could not make */
+        return ctx_error_set(err, CTX_ENOMEM, "%s: out of memory", *path ? path : "config");
     if (!json_is_object(obj))
         return ctx_error_set(err, CTX_ECONFIG, "%s: expected an object, got %s",
                              *path ? path : "config", ctx_json_typename(obj));
@@ -316,7 +319,7 @@ int ctx_opts_parse_text(const ctx_opt *table, const char *text, void *dst,
                         ctx_error *err)
 {
     json_error_t jerr;
-    json_t *obj = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *obj = ctx_json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
     int rc;
 
     if (!obj)

@@ -16,6 +16,7 @@
 
 #include "../core/util.h"
 #include "lsa.h"
+#include "../core/json.h"
 
 enum { PROV_HASH = 1, PROV_OPENAI = 2, PROV_LSA = 3 };
 
@@ -304,7 +305,7 @@ static void sleep_ms(long ms)
 /* The server's own words about an error, if its body says any. */
 static void server_message(const ctx_buf *body, char *out, size_t len)
 {
-    json_t *root = body->len ? json_loadb(body->data, body->len, 0, NULL) : NULL;
+    json_t *root = body->len ? ctx_json_loadb(body->data, body->len, 0, NULL) : NULL;
     json_t *m = json_object_get(json_object_get(root, "error"), "message");
     if (json_is_string(m))
         snprintf(out, len, ": %s", json_string_value(m));
@@ -320,7 +321,7 @@ static int parse_reply(embed_provider *p, const ctx_buf *body, size_t n, float *
                        ctx_error *err)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(body->data ? body->data : "", body->len, 0, &jerr);
+    json_t *root = ctx_json_loadb(body->data ? body->data : "", body->len, 0, &jerr);
     json_t *data = json_object_get(root, "data"), *item;
     unsigned char *seen = NULL;
     size_t i;
@@ -390,7 +391,7 @@ static int embed_request(embed_provider *p, CURL *c, const char *const *texts,
         json_array_append_new(in, json_stringn_nocheck(texts[i], lens[i]));
     json_object_set_new(req, "model", json_string(p->model));
     json_object_set_new(req, "input", in);
-    body = json_dumps(req, JSON_COMPACT);
+    body = ctx_json_text(req, JSON_COMPACT);
     json_decref(req);
     hdr = curl_slist_append(hdr, "Content-Type: application/json");
     if (p->auth)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../core/util.h"
+#include "../core/json.h"
 
 /* repair - *out is s itself when valid, else a repaired copy kept in buf. */
 static int repair(const char *s, size_t len, ctx_buf *buf, const char **out,
@@ -103,7 +104,9 @@ int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err)
     if (rec->metadata_json) {
         /* Keep only a well-formed JSON object; anything else is dropped, loudly. */
         json_error_t jerr;
-        json_t *m = json_loads(rec->metadata_json, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *m = ctx_json_loads(rec->metadata_json, JSON_REJECT_DUPLICATES, &jerr);
+        if (!m && json_error_code(&jerr) == json_error_out_of_memory)
+            goto oom; /* not the record's fault: it is not stored at all */
         if (json_is_object(m)) {
             meta = rec->metadata_json;
             mlen = strlen(meta);

@@ -11,6 +11,7 @@
 
 #include "../core/util.h"
 #include "../indexer/stmt.h"
+#include "../core/json.h"
 
 /*
  * A caller's view from each source: (src, principal) for every principal
@@ -156,7 +157,7 @@ static char *names_json(const char *const *v, size_t n)
     char *s;
     for (size_t i = 0; a && i < n; i++)
         json_array_append_new(a, json_string(v[i]));
-    s = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    s = a ? ctx_json_text(a, JSON_COMPACT) : NULL;
     json_decref(a);
     return s;
 }

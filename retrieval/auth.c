@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../core/util.h"
+#include "../core/json.h"
 
 typedef struct auth_key {
     jwt_alg_t alg;
@@ -207,7 +208,7 @@ static json_t *json_part(const char *s, size_t n)
     if (!buf)
         return NULL;
     if ((len = b64url_decode(s, n, buf)) > 0)
-        j = json_loadb((const char *)buf, (size_t)len, JSON_REJECT_DUPLICATES, NULL);
+        j = ctx_json_loadb((const char *)buf, (size_t)len, JSON_REJECT_DUPLICATES, NULL);
     ctx_free(buf);
     if (j && !json_is_object(j)) {
         json_decref(j);
@@ -303,7 +304,7 @@ int auth_verify(const auth *a, const char *token, int64_t now, auth_identity *id
                                             : "bad signature, or no key for its algorithm");
         goto done;
     }
-    if (!(grants = jwt_get_grants_json(jwt, NULL)) || !(claims = json_loads(grants, 0, NULL))) {
+    if (!(grants = jwt_get_grants_json(jwt, NULL)) || !(claims = ctx_json_loads(grants, 0, NULL))) {
         rc = deny(err, "claims are not JSON");
         goto done;
     }
@@ -378,7 +379,7 @@ int auth_mint(const auth *a, const char *user, const char *agent, int64_t ttl, c
         rc = ctx_error_set(err, CTX_ENOMEM, "token mint: libjwt failed");
     if (!rc && agent) {
         act = json_pack("{s:{s:s}}", "act", "sub", agent);
-        actjs = act ? json_dumps(act, JSON_COMPACT) : NULL;
+        actjs = act ? ctx_json_text(act, JSON_COMPACT) : NULL;
         if (!actjs || jwt_add_grants_json(jwt, actjs))
             rc = ctx_error_set(err, CTX_ENOMEM, "token mint: libjwt failed");
     }

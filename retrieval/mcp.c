@@ -175,7 +175,7 @@ char *mcp_handle(const mcp_backend *be, const char *msg, size_t len)
     const char *method;
     char *out, buf[256];
 
-    if (!(root = json_loadb(msg, len, JSON_REJECT_DUPLICATES, &jerr))) {
+    if (!(root = ctx_json_loadb(msg, len, JSON_REJECT_DUPLICATES, &jerr))) {
         snprintf(buf, sizeof buf, "parse error at line %d column %d: %s", jerr.line,
                  jerr.column, jerr.text);
         return rpc_error(NULL, RPC_PARSE, buf);

@@ -11,6 +11,7 @@
 
 #include "../core/util.h"
 #include "qrels.h"
+#include "../core/json.h"
 
 enum { FMT_NONE, FMT_TSV, FMT_JSONL };
 
@@ -122,7 +123,7 @@ static int json_line(qrels_item *it, const char *s, size_t n, const char *source
                      ctx_error *err)
 {
     json_error_t jerr;
-    json_t *o = json_loadb(s, n, JSON_REJECT_DUPLICATES, &jerr), *q, *rel, *v;
+    json_t *o = ctx_json_loadb(s, n, JSON_REJECT_DUPLICATES, &jerr), *q, *rel, *v;
     const char *key;
     size_t i;
     int rc = CTX_OK;

@@ -15,6 +15,7 @@
 #include "acl.h"
 #include "rank.h"
 #include "search_int.h"
+#include "../core/json.h"
 
 /* Words too common to rank by; dropped unless they are all the query has. */
 static const char *const stopwords[] = {
@@ -791,9 +792,12 @@ static int lexical(sqlite3 *db, const char *user, qterms *terms, const search_op
     }
     if (opts && opts->nsources) {
         json_t *a = json_array();
-        for (i = 0; i < opts->nsources; i++)
-            json_array_append_new(a, json_string(opts->sources[i]));
-        srcs = json_dumps(a, JSON_COMPACT);
+        for (i = 0; a && i < opts->nsources; i++)
+            if (json_array_append_new(a, json_string(opts->sources[i]))) {
+                json_decref(a); /* a source left out would narrow the answer */
+                a = NULL;
+            }
+        srcs = a ? ctx_json_text(a, JSON_COMPACT) : NULL;
         json_decref(a);
         if (!srcs)
             goto oom;

@@ -18,6 +18,7 @@
 #include "hybrid.h"
 #include "search.h"
 #include "vsearch.h"
+#include "../core/json.h"
 
 const char svc_untrusted_note[] =
     "The text below was retrieved from the organization's documents for the user this"
@@ -59,7 +60,7 @@ int svc_request_parse(const char *body, size_t len, svc_request *req, ctx_error 
     int rc;
 
     memset(req, 0, sizeof *req);
-    if (!(req->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)))
+    if (!(req->root = ctx_json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)))
         return ctx_error_set(err, CTX_EINVAL, "body: not JSON at line %d column %d: %s",
                              jerr.line, jerr.column, jerr.text);
     if (!json_is_object(req->root))
@@ -146,6 +147,8 @@ int svc__labels_ok(const ctx_agent_grant *g, const svc_request *req, json_t *lab
     json_t *l;
     int any = !req || !req->nlabels;
 
+    if (!json_is_array(labels))
+        return 0; /* they could not be read: fail closed */
     json_array_foreach(labels, i, l) {
         const char *name = json_string_value(l);
         if (!svc__has(&g->labels, name))
@@ -260,12 +263,21 @@ void svc__give(svc *s, worker *w)
 json_t *svc__acl_labels_of(worker *w, int64_t acl_id)
 {
     json_t *a = json_array();
+    int step = SQLITE_DONE;
 
     sqlite3_reset(w->labels);
     sqlite3_bind_int64(w->labels, 1, acl_id);
-    while (sqlite3_step(w->labels) == SQLITE_ROW)
-        json_array_append_new(a, json_string((const char *)sqlite3_column_text(w->labels, 0)));
+    while (a && (step = sqlite3_step(w->labels)) == SQLITE_ROW)
+        if (json_array_append_new(a, json_string((const char *)sqlite3_column_text(w->labels,
+                                                                                   0)))) {
+            json_decref(a);
+            a = NULL;
+        }
     sqlite3_reset(w->labels);
+    if (step != SQLITE_DONE && step != SQLITE_ROW) {
+        json_decref(a); /* a label left unread could be the one that forbids */
+        a = NULL;
+    }
     return a;
 }
 
@@ -728,20 +740,26 @@ const ctx_agent_grant *svc__grant_of(svc *s, const svc_identity *id)
     return ctx_config_agent(s->cfg, id->agent);
 }
 
-/* search_locked - svc_search under the config's read lock. */
-/* external_id - the source's own id of document doc_id (new JSON string; null if gone). */
+/*
+ * external_id - the source's own id of document doc_id (new JSON string;
+ * null if gone; NULL when out of memory, which fails the json_pack it
+ * goes into).
+ */
 static json_t *external_id(worker *w, int64_t doc_id)
 {
-    json_t *v = NULL;
+    json_t *v;
 
     sqlite3_reset(w->ext);
     sqlite3_bind_int64(w->ext, 1, doc_id);
     if (sqlite3_step(w->ext) == SQLITE_ROW && sqlite3_column_text(w->ext, 0))
         v = json_string((const char *)sqlite3_column_text(w->ext, 0));
+    else
+        v = json_null();
     sqlite3_reset(w->ext);
-    return v ? v : json_null();
+    return v;
 }
 
+/* search_locked - svc_search under the config's read lock. */
 static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
                          const qvec *qv, json_t **answer, ctx_error *err)
 {
@@ -807,6 +825,10 @@ static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
         char cite[64];
         int ntok;
         size_t keep, len;
+        if (!labels) {
+            rc = ctx_error_set(err, CTX_ESTORE, "could not read a result's labels");
+            goto done;
+        }
         if (!svc__labels_ok(g, req, labels)) { /* the filter's twin, in case they disagree */
             json_decref(labels);
             continue;
@@ -821,7 +843,7 @@ static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
         if (keep < len)
             truncated = 1;
         snprintf(cite, sizeof cite, "[%zu]", json_array_size(results) + 1);
-        json_array_append_new(
+        if (json_array_append_new(
             results, json_pack("{s:I,s:o,s:I,s:s,s:s,s:s,s:o,s:f,s:I,s:s,s:i,s:b,s:o}", "doc_id",
                                (json_int_t)h->doc_id, "external_id", external_id(w, h->doc_id),
                                "chunk_id", (json_int_t)h->chunk_id,
@@ -829,12 +851,13 @@ static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
                                "source", h->source ? h->source : "", "labels", labels,
                                "score", h->score, "acl_synced_at",
                                (json_int_t)h->acl_synced_at, "citation", cite, "tokens", ntok,
-                               "untrusted", 1, "text", text_value(h->text, keep)));
-        if (context_add(&ctxt, cite, h->title, h->url, h->text, keep)) {
+                               "untrusted", 1, "text", text_value(h->text, keep))) ||
+            context_add(&ctxt, cite, h->title, h->url, h->text, keep) ||
+            /* the audit names every document handed out, or none is */
+            json_array_append_new(ids, json_integer(h->doc_id))) {
             rc = ctx_error_set(err, CTX_ENOMEM, "out of memory");
             goto done;
         }
-        json_array_append_new(ids, json_integer(h->doc_id));
         used += ntok;
         if (keep < len)
             break;
@@ -866,7 +889,17 @@ done:
     if (w)
         svc__give(s, w);
     fresh_report_free(&fr);
-    svc__audit(s, id, "search", req->query, ids, rc ? 0 : used, t0, rc ? "error" : "ok");
+    if (svc__audit(s, id, "search", req->query, ids, rc ? 0 : used, t0, rc ? "error" : "ok") &&
+        !rc) {
+        /* an answer is given only with its record */
+        json_decref(*answer);
+        *answer = NULL;
+        rc = ctx_error_set(err, CTX_ENOMEM, "out of memory: the answer could not be audited");
+    }
+    if (rc) { /* no half answer beside an error */
+        json_decref(*answer);
+        *answer = NULL;
+    }
     if (!rc) {
         svc__usage_add(s, id->user, 0, used);
         svc__usage_add(s, id->agent, 1, used);

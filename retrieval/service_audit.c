@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "../core/util.h"
+#include "../core/json.h"
 
 #define AUDIT_QUEUE_MAX 65536
 /* How long the audit writer lets records gather before a commit: also the
@@ -56,16 +57,21 @@ json_t *svc_usage(svc *s)
 }
 
 /* svc__audit - queue one record (strings copied); waits while the queue is full. */
-void svc__audit(svc *s, const svc_identity *id, const char *action, const char *query,
-                json_t *doc_ids, int64_t tokens, uint64_t t0, const char *outcome)
+int svc__audit(svc *s, const svc_identity *id, const char *action, const char *query,
+               json_t *doc_ids, int64_t tokens, uint64_t t0, const char *outcome)
 {
-    char hash[65] = "", *ids = doc_ids ? json_dumps(doc_ids, JSON_COMPACT) : NULL;
+    char hash[65] = "", *ids = doc_ids ? ctx_json_text(doc_ids, JSON_COMPACT) : NULL;
     const char *fields[6];
     size_t lens[6], total = 0;
     audit_item it;
     char *p;
 
     memset(&it, 0, sizeof it);
+    if (doc_ids && !ids) {
+        ctx_log(CTX_LOG_ERROR, "audit", "out of memory: a %s by %s was not recorded", action,
+                id && id->user ? id->user : "(nobody)");
+        return CTX_ENOMEM; /* never "[]" for documents that were handed out */
+    }
     if (query) {
         const void *parts[1] = {query};
         size_t plen[1] = {strlen(query)};
@@ -83,7 +89,7 @@ void svc__audit(svc *s, const svc_identity *id, const char *action, const char *
         ctx_log(CTX_LOG_ERROR, "audit", "out of memory: a %s by %s was not recorded", action,
                 fields[0] ? fields[0] : "(nobody)");
         free(ids);
-        return;
+        return CTX_ENOMEM;
     }
     {
         const char **dst[6] = {&it.r.user, &it.r.agent, &it.r.action, &it.r.query,
@@ -111,7 +117,7 @@ void svc__audit(svc *s, const svc_identity *id, const char *action, const char *
             pthread_mutex_unlock(&s->amu);
             ctx_free(it.strs);
             ctx_log(CTX_LOG_ERROR, "audit", "out of memory: a record was not queued");
-            return;
+            return CTX_ENOMEM;
         }
         s->aq = v;
         s->capaq = cap;
@@ -120,6 +126,7 @@ void svc__audit(svc *s, const svc_identity *id, const char *action, const char *
     s->queued++;
     pthread_cond_signal(&s->acv);
     pthread_mutex_unlock(&s->amu);
+    return CTX_OK;
 }
 
 /* The writer: takes the whole queue and writes it in one transaction. */

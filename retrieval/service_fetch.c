@@ -192,8 +192,13 @@ static int fetch_locked(svc *s, const svc_identity *id, int64_t doc_id, const ch
     if (rc == CTX_ENOTFOUND)
         ctx_error_set(err, CTX_ENOTFOUND, "no such document");
     ids = rc ? json_array() : json_pack("[I]", (json_int_t)doc_id);
-    svc__audit(s, id, "fetch", NULL, ids, rc ? 0 : ntok, t0,
-               !rc ? "ok" : rc == CTX_ENOTFOUND ? "not_found" : "error");
+    if ((!ids || svc__audit(s, id, "fetch", NULL, ids, rc ? 0 : ntok, t0,
+                            !rc ? "ok" : rc == CTX_ENOTFOUND ? "not_found" : "error")) &&
+        !rc) {
+        json_decref(*answer); /* an answer is given only with its record */
+        *answer = NULL;
+        rc = ctx_error_set(err, CTX_ENOMEM, "out of memory: the answer could not be audited");
+    }
     json_decref(ids);
     if (!rc) {
         svc__usage_add(s, id->user, 0, ntok);

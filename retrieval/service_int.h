@@ -130,9 +130,11 @@ const ctx_agent_grant *svc__grant_of(svc *s, const svc_identity *id);
 
 /*
  * svc__audit - queue one audit record (strings copied); waits while the
- * queue is full. Under the config's read lock.
+ * queue is full. Under the config's read lock. CTX_ENOMEM when the record
+ * could not be made whole (then nothing is queued, and an answer it was
+ * to record must not be given).
  */
-void svc__audit(svc *s, const svc_identity *id, const char *action, const char *query,
+int svc__audit(svc *s, const svc_identity *id, const char *action, const char *query,
                 json_t *doc_ids, int64_t tokens, uint64_t t0, const char *outcome);
 
 /* svc__usage_add - count tokens handed to a user (is_agent 0) or an agent. */

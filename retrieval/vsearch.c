@@ -10,6 +10,7 @@
 #include "../core/util.h"
 #include "../indexer/stmt.h"
 #include "acl.h"
+#include "../core/json.h"
 
 #define EF_MAX 4096
 
@@ -85,7 +86,7 @@ static int source_ids(sqlite3 *db, const vsearch_opts *o, acl_principals *out, c
 
     for (size_t i = 0; i < o->nsources; i++)
         json_array_append_new(a, json_string(o->sources[i]));
-    js = json_dumps(a, JSON_COMPACT);
+    js = ctx_json_text(a, JSON_COMPACT);
     json_decref(a);
     if (!js)
         return ctx_error_set(err, CTX_ENOMEM, "vsearch: out of memory");

@@ -23,6 +23,7 @@
 #include "../../core/util.h"
 #include "../registry.h"
 #include "exec.h"
+#include "../../core/json.h"
 
 typedef struct exec_cfg {
     ctx_strlist command;
@@ -73,7 +74,7 @@ static const char *exec_spec(void)
         json_object_set_new(json_object_get(p, "timeout_seconds"), "minimum", json_integer(1));
         json_object_set_new(json_object_get(p, "max_line_bytes"), "minimum",
                             json_integer(1024));
-        spec = json_dumps(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        spec = ctx_json_text(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         json_decref(s);
     }
     return spec;
@@ -276,7 +277,7 @@ static int child_start(child *c, exec_conn *x, json_t *req, ctx_conn_error *e)
     c->x = x;
     c->pid = -1;
     c->in = c->out = c->err = -1;
-    if (!(line = json_dumps(req, JSON_COMPACT)) || !(c->req = ctx_malloc(strlen(line) + 2))) {
+    if (!(line = ctx_json_text(req, JSON_COMPACT)) || !(c->req = ctx_malloc(strlen(line) + 2))) {
         free(line);
         return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
     }
@@ -816,7 +817,7 @@ static int exec_read(void *conn, const char *stream, const char *state, int full
               EXEC_BIT(EXEC_RECORD) | EXEC_BIT(EXEC_DELETE) | EXEC_BIT(EXEC_ACL) |
                   EXEC_BIT(EXEC_PRINCIPAL) | EXEC_BIT(EXEC_STATE),
               on_data, NULL, NULL, NULL, NULL, 0};
-    json_t *st = state ? json_loads(state, 0, NULL) : json_null();
+    json_t *st = state ? ctx_json_loads(state, 0, NULL) : json_null();
 
     return talk_run(conn,
                     json_pack("{s:s,s:o,s:b}", "stream", stream, "state",

@@ -10,6 +10,7 @@
 #include "../../core/opts.h"
 #include "../../core/util.h"
 #include "exec.h"
+#include "../../core/json.h"
 
 /* What a field may hold. */
 enum {
@@ -265,7 +266,7 @@ static int take_acl(exec_msg *m, ctx_error *err)
 
 static char *dump(json_t *v, ctx_error *err)
 {
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = ctx_json_text(v, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!s)
         ctx_error_set(err, CTX_ENOMEM, "out of memory");
     return s;
@@ -382,7 +383,7 @@ int ctx__exec_parse_line(const char *line, size_t len, exec_msg *m, ctx_error *e
     if (!ctx_utf8_valid(line, len))
         return ctx_error_set(err, CTX_EINVAL, "not valid UTF-8; print UTF-8 JSON (escape"
                              " binary data, e.g. as base64)");
-    if (!(m->root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr))) {
+    if (!(m->root = ctx_json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr))) {
         /* Quote the start of the line, cut at a character boundary. */
         int show = len > 60 ? 60 : (int)len;
         while (show > 0 && (size_t)show < len && (line[show] & 0xC0) == 0x80)

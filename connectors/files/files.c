@@ -19,6 +19,7 @@
 #include "../../core/util.h"
 #include "../registry.h"
 #include "../sdk/ctxgate/connector.h"
+#include "../../core/json.h"
 
 typedef struct files_cfg {
     char *path;
@@ -53,7 +54,7 @@ static const char *files_spec(void)
     static char *spec;
     if (!spec) {
         json_t *s = ctx_opts_schema(files_opts, "files connector");
-        spec = json_dumps(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        spec = ctx_json_text(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         json_decref(s);
     }
     return spec;
@@ -276,7 +277,7 @@ static int acl_from(json_t *obj, file_acl *a, char *why, size_t whylen)
         return -1;
     c = json_pack("{s:O?,s:O?,s:O?}", "a", json_object_get(obj, "allow"), "d",
                   json_object_get(obj, "deny"), "l", json_object_get(obj, "labels"));
-    canon = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
+    canon = ctx_json_text(c, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(c);
     p = canon;
     l = canon ? strlen(canon) : 0;
@@ -336,7 +337,7 @@ static json_t *load_json_file(const char *path, char *why, size_t whylen, int *m
     *missing = stat(path, &sb) < 0;
     if (*missing)
         return NULL;
-    j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    j = ctx_json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!j)
         snprintf(why, whylen, "%s:%d:%d: invalid JSON: %s", path, jerr.line, jerr.column,
                  jerr.text);
@@ -507,7 +508,7 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
         body = "";
     } else if (ext && !strcasecmp(ext, ".json")) {
         json_error_t jerr;
-        doc = json_loadb(text, len, 0, &jerr);
+        doc = ctx_json_loadb(text, len, 0, &jerr);
         if (json_is_object(doc) && json_is_string(json_object_get(doc, "body"))) {
             body = json_string_value(json_object_get(doc, "body"));
             len = json_string_length(json_object_get(doc, "body"));
@@ -623,7 +624,7 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
     else
         snprintf(url, sizeof url, "file://%s", abs);
     meta = json_pack("{s:s,s:I}", "path", rel, "size", (json_int_t)sb->st_size);
-    meta_s = json_dumps(meta, JSON_COMPACT);
+    meta_s = ctx_json_text(meta, JSON_COMPACT);
     json_decref(meta);
 
     memset(&rec, 0, sizeof rec);
@@ -653,7 +654,7 @@ static int emit_state(walk *w)
 {
     /* A permission read's STATE is a commit point only: no file list. */
     char *s = w->perm ? ctx_strdup("{\"permissions\":true}")
-                      : json_dumps(w->new_state, JSON_COMPACT);
+                      : ctx_json_text(w->new_state, JSON_COMPACT);
     int rc;
     if (!s)
         return conn_errf(w->e, CTX_CONN_ENOMEM, "out of memory");
@@ -746,7 +747,7 @@ static int read_files(files_conn *c, const char *state, int full, int perm,
     w.full = full || perm;
     w.perm = perm;
     if (state && !w.full) {
-        w.old_state = json_loads(state, 0, NULL);
+        w.old_state = ctx_json_loads(state, 0, NULL);
         w.old_files = json_object_get(w.old_state, "files");
         if (!json_is_object(w.old_files))
             w.old_files = NULL;

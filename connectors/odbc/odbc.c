@@ -19,6 +19,7 @@
 #include "../../core/util.h"
 #include "../sdk/ctxgate/connector.h"
 #include "../sql/sqlmap.h"
+#include "../../core/json.h"
 
 /* ---- configuration ---- */
 
@@ -848,7 +849,7 @@ static const char *meta_json(odbc_reader *r, size_t first)
         if (!j || json_object_set_new(o, r->cols[k].name, j))
             return NULL;
     }
-    return r->meta_text = json_dumps(o, JSON_COMPACT);
+    return r->meta_text = ctx_json_text(o, JSON_COMPACT);
 }
 
 static sqlmap_val as_val(const odbc_col *c)

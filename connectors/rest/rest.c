@@ -22,6 +22,7 @@
 #include "../../core/util.h"
 #include "../registry.h"
 #include "../sdk/ctxgate/connector.h"
+#include "../../core/json.h"
 
 /* ---- configuration ---- */
 
@@ -407,7 +408,7 @@ static const char *rest_spec(void)
                                                           " comes from secret_env or"
                                                           " secret_file"));
         json_object_set_new(props, "auth", a);
-        spec = json_dumps(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        spec = ctx_json_text(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         json_decref(s);
     }
     return spec;
@@ -1007,7 +1008,7 @@ static int fetch_token(rest_conn *c, ctx_conn_error *e)
     }
     if ((rc = http_call(c, "auth.token_url", url.data, form.data, &resp, e)))
         goto done;
-    root = resp.body.data ? json_loadb(resp.body.data, resp.body.len, 0, NULL) : NULL;
+    root = resp.body.data ? ctx_json_loadb(resp.body.data, resp.body.len, 0, NULL) : NULL;
     tok = json_object_get(root, "access_token");
     if (!json_is_string(tok) || !*json_string_value(tok)) {
         rc = conn_errf(e, CTX_CONN_EAUTH, "auth.token_url: POST %s: the answer has no"
@@ -1066,7 +1067,7 @@ static int parse_answer(const rest_conn *c, const char *what, const char *url,
         return conn_errf(e, CTX_CONN_ESOURCE, "%s: GET %s: the answer is not valid UTF-8"
                         " (first bad byte at offset %zu of %zu)", what, url_path(url), ok, n);
     }
-    if (!(*root = json_loadb(r->body.data, r->body.len, JSON_DECODE_ANY, &jerr))) {
+    if (!(*root = ctx_json_loadb(r->body.data, r->body.len, JSON_DECODE_ANY, &jerr))) {
         if (r->ctype[0] && !strstr(r->ctype, "json")) {
             snippet(c, r, snip, sizeof snip);
             return conn_errf(e, CTX_CONN_ESOURCE, "%s: GET %s: the answer is not JSON"
@@ -1563,7 +1564,7 @@ static int put_state(rest_reader *r)
     if (!st || (r->have_cur && (json_object_set_new(st, "updated_at", json_string(r->cur_raw)) ||
                                 json_object_set_new(st, "id", json_string(r->cur_id)))) ||
         (r->del_raw[0] && json_object_set_new(st, "deleted_since", json_string(r->del_raw))) ||
-        !(text = json_dumps(st, JSON_COMPACT))) {
+        !(text = ctx_json_text(st, JSON_COMPACT))) {
         json_decref(st);
         return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
     }
@@ -1595,7 +1596,7 @@ static void format_like(const char *raw, int64_t ms, char *out, size_t len)
 /* load_state - the cursors of the last committed STATE. */
 static void load_state(rest_reader *r, const char *state, int full)
 {
-    json_t *st = state ? json_loads(state, 0, NULL) : NULL;
+    json_t *st = state ? ctx_json_loads(state, 0, NULL) : NULL;
     const char *ts = json_string_value(json_object_get(st, "updated_at"));
     const char *id = json_string_value(json_object_get(st, "id"));
     const char *del = json_string_value(json_object_get(st, "deleted_since"));
@@ -1712,7 +1713,7 @@ static int emit_group(rest_reader *r, json_t *item, const char *url)
  */
 static int read_principals(rest_reader *r, const char *state)
 {
-    json_t *old = state ? json_loads(state, 0, NULL) : NULL, *v, *st = NULL;
+    json_t *old = state ? ctx_json_loads(state, 0, NULL) : NULL, *v, *st = NULL;
     char *text = NULL;
     const char *name;
     void *tmp;
@@ -1740,7 +1741,7 @@ static int read_principals(rest_reader *r, const char *state)
             goto done;
     }
     st = r->kind == KIND_GROUPS ? json_pack("{s:O}", "groups", r->seen) : json_object();
-    if (!st || !(text = json_dumps(st, JSON_COMPACT))) {
+    if (!st || !(text = ctx_json_text(st, JSON_COMPACT))) {
         rc = conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
         goto done;
     }
@@ -1849,7 +1850,7 @@ static int rest_discover(void *conn, ctx_stream_fn fn, void *arg, ctx_conn_error
                               kind == KIND_DOCS ? "documents" : "principals", "endpoint",
                               s->endpoint, "incremental",
                               kind == KIND_DOCS && s->since_param != NULL);
-        char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        char *text = d ? ctx_json_text(d, JSON_COMPACT) : NULL;
         int stop;
         json_decref(d);
         if (!text)

@@ -4,6 +4,7 @@
  * principals rows into PRINCIPALs (see sqlmap.h).
  */
 #include "sqlmap.h"
+#include "../../core/json.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -195,7 +196,7 @@ char *sqlmap_spec(const ctx_opt *table, const char *title)
                                   "type", "boolean", "description",
                                   "boolean column, or true: every authenticated user"
                                   " may read the row"));
-    text = json_dumps(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    text = ctx_json_text(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(s);
     return text;
 }
@@ -261,7 +262,7 @@ int sqlmap_discover(const sqlmap_cfg *g, const sqlmap_conf *c, ctx_stream_fn fn,
         json_t *d = json_pack("{s:s,s:s,s:b}", "kind", "documents",
                               s->table ? "table" : "query", s->table ? s->table : s->query,
                               "incremental", s->updated_at != NULL);
-        char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        char *text = d ? ctx_json_text(d, JSON_COMPACT) : NULL;
         json_decref(d);
         if (!text)
             return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
@@ -454,7 +455,7 @@ static int add_acl_values(sqlmap_reader *r, ctx_strvec *l, const char *prefix,
         len = r->acl_text.len;
     }
     if (r->acl_json || (len && text[0] == '[')) {
-        if (!(j = json_loadb(text, len, JSON_DECODE_ANY, NULL)))
+        if (!(j = ctx_json_loadb(text, len, JSON_DECODE_ANY, NULL)))
             return r->acl_json ? CTX_OK : add_split(l, prefix, text, len, delim);
         rc = add_json(l, prefix, j, delim);
         json_decref(j);
@@ -648,7 +649,7 @@ int sqlmap_load_state(sqlmap_reader *r, const char *state, int full)
     r->mode = SQLMAP_CURSOR_NONE;
     if (full || !state)
         return CTX_CONN_OK;
-    j = json_loads(state, 0, NULL);
+    j = ctx_json_loads(state, 0, NULL);
     ts = json_object_get(j, "cursor_ts");
     id = json_object_get(j, "cursor_id");
     if (!json_is_object(j)) {
@@ -692,7 +693,7 @@ static int emit_state(sqlmap_reader *r, int final)
                       "partial", 1);
     else
         j = json_object();
-    text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    text = j ? ctx_json_text(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!text)
         return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
@@ -854,7 +855,7 @@ static const char *fix_utf8(ctx_buf *buf, const char *s)
 int sqlmap_principals_begin(sqlmap_princ_reader *p, const char *state, const ctx_host *host,
                             ctx_emitter *em, ctx_conn_error *e)
 {
-    json_t *old = state ? json_loads(state, 0, NULL) : NULL, *v;
+    json_t *old = state ? ctx_json_loads(state, 0, NULL) : NULL, *v;
     size_t i;
 
     memset(p, 0, sizeof *p);
@@ -995,7 +996,7 @@ int sqlmap_principals_end(sqlmap_princ_reader *p)
             return rc;
     }
     st = json_pack("{s:O}", "groups", p->seen);
-    text = st ? json_dumps(st, JSON_COMPACT) : NULL;
+    text = st ? ctx_json_text(st, JSON_COMPACT) : NULL;
     json_decref(st);
     if (!text)
         return conn_errf(p->e, CTX_CONN_ENOMEM, "out of memory");
