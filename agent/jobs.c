@@ -31,6 +31,7 @@ void embed_cfg_from(const ctx_config *cfg, embed_cfg *ec)
     ec->max_retries = (int)e->max_retries;
     ec->concurrency = (int)e->concurrency;
     ec->retry_base_ms = 500;
+    ec->max_retry_after_ms = e->max_retry_after * 1000;
     ec->data_dir = cfg->data_dir;
 }
 

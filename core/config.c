@@ -220,6 +220,10 @@ static const ctx_opt embed_opts[] = {
      " answers from the lexical leg (50..60000)", NULL, 0},
     {"concurrency", CTX_OPT_INT, "1", offsetof(ctx_embed_cfg, concurrency), 0,
      "openai: requests in flight at once (1..64)", NULL, 0},
+    {"max_retry_after", CTX_OPT_INT, "300", offsetof(ctx_embed_cfg, max_retry_after), 0,
+     "openai: the longest wait a 429's or 503's Retry-After (seconds or an HTTP-date) may ask"
+     " for, in seconds; a server asking more fails the run, which the next embed run"
+     " resumes (0..86400)", NULL, 0},
     CTX_OPT_END,
 };
 

@@ -69,6 +69,7 @@ typedef struct ctx_embed_cfg {
     int64_t max_retries;
     int64_t concurrency;      /* openai: requests in flight at once */
     int64_t query_timeout_ms; /* openai: embedding a search's query, no retries */
+    int64_t max_retry_after;  /* openai: longest Retry-After waited for, seconds */
 } ctx_embed_cfg;
 
 /* One "agents" entry: an agent allowed to act for users, and its grant. */

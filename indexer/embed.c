@@ -17,6 +17,7 @@
 #include "../core/util.h"
 #include "lsa.h"
 #include "../core/json.h"
+#include "../core/retry.h"
 
 enum { PROV_HASH = 1, PROV_OPENAI = 2, PROV_LSA = 3 };
 
@@ -29,6 +30,7 @@ struct embed_provider {
     char *url;         /* openai: base_url + "/embeddings" */
     char *auth;        /* openai: "Authorization: Bearer ..." or NULL */
     int timeout_ms, max_retries, retry_base_ms, retry_max_ms;
+    int64_t max_retry_after_ms;
     int concurrency;   /* openai: requests in flight */
     CURL **curl;       /* openai: one handle per request in flight */
     lsa_embedder *lsa; /* lsa: the model and a tokenizer */
@@ -138,6 +140,7 @@ static int open_kind(const embed_cfg *cfg, int kind, const char *model, int dim,
     p->max_retries = cfg->max_retries >= 0 ? cfg->max_retries : 5;
     p->retry_base_ms = cfg->retry_base_ms > 0 ? cfg->retry_base_ms : 500;
     p->retry_max_ms = cfg->retry_max_ms > 0 ? cfg->retry_max_ms : 60000;
+    p->max_retry_after_ms = cfg->max_retry_after_ms > 0 ? cfg->max_retry_after_ms : 300000;
     p->concurrency = kind == PROV_OPENAI && cfg->concurrency > 1 ? cfg->concurrency : 1;
     if (p->concurrency > 64)
         p->concurrency = 64;
@@ -271,7 +274,7 @@ int embed_batch_items(const embed_provider *p) { return p->batch_size * p->concu
 
 typedef struct http_reply {
     ctx_buf body;
-    long retry_after_s;   /* -1 when absent */
+    char retry_after[96]; /* the Retry-After header's value, "" when absent */
 } http_reply;
 
 static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
@@ -287,10 +290,9 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *arg)
     http_reply *r = arg;
     size_t len = size * n;
     if (len > 12 && !strncasecmp(ptr, "Retry-After:", 12)) {
-        char *end;
-        long v = strtol(ptr + 12, &end, 10);
-        if (end != ptr + 12 && v >= 0)
-            r->retry_after_s = v;
+        size_t k = len - 12 < sizeof r->retry_after - 1 ? len - 12 : sizeof r->retry_after - 1;
+        memcpy(r->retry_after, ptr + 12, k);
+        r->retry_after[k] = '\0'; /* blanks and CRLF are ctx_retry_after_ms's to skip */
     }
     return len;
 }
@@ -381,18 +383,23 @@ static int embed_request(embed_provider *p, CURL *c, const char *const *texts,
 {
     json_t *req = json_object(), *in = json_array();
     struct curl_slist *hdr = NULL;
-    http_reply r = {CTX_BUF_INIT, -1};
+    http_reply r = {CTX_BUF_INIT, ""};
     char *body = NULL, msg[256];
-    long status = 0, wait = 0;
+    long status = 0;
+    int64_t wait = 0;
+    ctx_backoff bo;
     CURLcode cc = CURLE_OK;
-    int attempt, rc;
+    int attempt, rc, built = req && in;
 
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(in, json_stringn_nocheck(texts[i], lens[i]));
-    json_object_set_new(req, "model", json_string(p->model));
-    json_object_set_new(req, "input", in);
-    body = ctx_json_text(req, JSON_COMPACT);
+    for (size_t i = 0; built && i < n; i++)
+        built = !json_array_append_new(in, json_stringn_nocheck(texts[i], lens[i]));
+    if (built && !json_object_set_new(req, "model", json_string(p->model)) &&
+        !json_object_set_new(req, "input", in))
+        body = ctx_json_text(req, JSON_COMPACT); /* every text in it, or none sent */
+    else if (req)
+        json_decref(in);
     json_decref(req);
+    ctx_backoff_init(&bo, p->retry_base_ms, p->retry_max_ms, (uint64_t)ctx_mono_ns());
     hdr = curl_slist_append(hdr, "Content-Type: application/json");
     if (p->auth)
         hdr = curl_slist_append(hdr, p->auth);
@@ -402,7 +409,7 @@ static int embed_request(embed_provider *p, CURL *c, const char *const *texts,
     }
     for (attempt = 0;; attempt++) {
         ctx_buf_reset(&r.body);
-        r.retry_after_s = -1;
+        r.retry_after[0] = '\0';
         curl_easy_reset(c);
         curl_easy_setopt(c, CURLOPT_URL, p->url);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
@@ -424,7 +431,7 @@ static int embed_request(embed_provider *p, CURL *c, const char *const *texts,
         }
         /* Only what may pass by itself is retried: rate limits, server
          * errors, timeouts and broken connections. */
-        if (cc == CURLE_OK && status != 429 && status < 500) {
+        if (cc == CURLE_OK && !ctx_retry_status(status)) {
             server_message(&r.body, msg, sizeof msg);
             rc = ctx_error_set(err, status == 401 || status == 403 ? CTX_EAUTH : CTX_ESOURCE,
                                "embeddings: POST %s: HTTP %ld%s%s", p->url, status, msg,
@@ -434,17 +441,25 @@ static int embed_request(embed_provider *p, CURL *c, const char *const *texts,
         }
         if (attempt >= p->max_retries)
             break;
-        wait = (long)p->retry_base_ms << (attempt < 16 ? attempt : 16);
-        if (r.retry_after_s >= 0)
-            wait = r.retry_after_s * 1000;
-        if (wait > p->retry_max_ms)
-            wait = p->retry_max_ms;
+        /* The server's Retry-After (seconds or an HTTP-date) in full, never less;
+         * else a backoff with jitter. */
+        wait = cc == CURLE_OK ? ctx_retry_after_ms(r.retry_after, ctx_now_ms()) : -1;
+        if (wait > p->max_retry_after_ms) {
+            rc = ctx_error_set(err, CTX_ESOURCE, "embeddings: POST %s: HTTP %ld asks to wait"
+                               " %lld s, more than embeddings.max_retry_after (%lld s); the"
+                               " next embed run resumes", p->url, status,
+                               (long long)(wait / 1000),
+                               (long long)(p->max_retry_after_ms / 1000));
+            goto done;
+        }
+        if (wait < 0)
+            wait = ctx_backoff_next(&bo);
         if (cc == CURLE_OK)
             snprintf(msg, sizeof msg, "HTTP %ld", status);
         else
             snprintf(msg, sizeof msg, "%s", curl_easy_strerror(cc));
-        ctx_log(CTX_LOG_WARN, "embed", "POST %s: %s; retrying in %ld ms (%d of %d)", p->url, msg,
-                wait, attempt + 1, p->max_retries);
+        ctx_log(CTX_LOG_WARN, "embed", "POST %s: %s; retrying in %lld ms (%d of %d)", p->url,
+                msg, (long long)wait, attempt + 1, p->max_retries);
         sleep_ms(wait);
     }
     if (cc == CURLE_OK) {

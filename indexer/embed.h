@@ -28,7 +28,9 @@ typedef struct embed_cfg {
     int timeout_ms;           /* openai: per request; 30000 */
     int max_retries;          /* openai: retries of 429, 5xx, timeouts; 5 */
     int retry_base_ms;        /* openai: first backoff, doubling; 500 */
-    int retry_max_ms;         /* openai: longest wait, Retry-After included; 60000 */
+    int retry_max_ms;         /* openai: longest backoff step; 60000 */
+    int64_t max_retry_after_ms; /* openai: longest Retry-After honoured (0: 300000); a
+                                 * longer one fails the request rather than retry early */
     int concurrency;          /* openai: requests in flight at once (1..64); 1 */
     const char *data_dir;     /* lsa: where the model files are */
 } embed_cfg;

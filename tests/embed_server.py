@@ -8,6 +8,9 @@ POST /control {"script": ["429", "500", "ok", "baddim", "stall", ...]}:
 each embeddings request pops the next entry (an empty script means "ok").
 
   429      Too Many Requests with Retry-After: 0
+  429date  Too Many Requests with Retry-After as an HTTP-date 2 s on (the
+           next whole second + 2), kept in /stats as "until" (epoch seconds)
+  429far   Too Many Requests with Retry-After: 3600
   500      Internal Server Error with an OpenAI-style error body
   401      Unauthorized
   baddim   200 with vectors of dim + 1 dimensions
@@ -18,10 +21,12 @@ each embeddings request pops the next entry (an empty script means "ok").
 
 POST /control also ends every hold, as does POST /release.
 GET /stats answers {"requests": n, "texts": n, "auth": last Authorization,
-"holding": requests waiting in a hold now}.
+"holding": requests waiting in a hold now, "times": each request's arrival
+(epoch seconds), "until": the last 429date's date}.
 The port it listens on is printed on stdout as "PORT <n>" once ready.
 """
 import argparse
+import email.utils
 import hashlib
 import json
 import struct
@@ -30,7 +35,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-STATE = {"script": [], "requests": 0, "texts": 0, "auth": None}
+STATE = {"script": [], "requests": 0, "texts": 0, "auth": None, "times": [], "until": 0}
 LOCK = threading.Lock()
 HOLDS = []  # one Event per request held now
 
@@ -76,7 +81,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/stats":
             with LOCK:
-                stats = {k: STATE[k] for k in ("requests", "texts", "auth")}
+                stats = {k: STATE[k] for k in ("requests", "texts", "auth", "times", "until")}
                 stats["holding"] = len(HOLDS)
                 self.reply(200, stats)
         else:
@@ -107,11 +112,22 @@ class Handler(BaseHTTPRequestHandler):
             if step == "hold":
                 HOLDS.append(held)
             STATE["requests"] += 1
+            STATE["times"].append(time.time())
             STATE["texts"] += len(texts)
             STATE["auth"] = self.headers.get("Authorization")
         dim = ARGS.dim
         if step == "429":
             self.reply(429, {"error": {"message": "rate limited"}}, [("Retry-After", "0")])
+            return
+        if step == "429date":
+            until = int(time.time()) + 3
+            with LOCK:
+                STATE["until"] = until
+            self.reply(429, {"error": {"message": "rate limited"}},
+                       [("Retry-After", email.utils.formatdate(until, usegmt=True))])
+            return
+        if step == "429far":
+            self.reply(429, {"error": {"message": "rate limited"}}, [("Retry-After", "3600")])
             return
         if step == "500":
             self.reply(500, {"error": {"message": "the model is overloaded"}})

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../../core/opts.h"
+#include "../../core/retry.h"
 #include "../../core/util.h"
 #include "../registry.h"
 #include "../sdk/ctxgate/connector.h"
@@ -510,14 +511,6 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
-static uint64_t next_rand(rest_conn *c)
-{
-    c->rng ^= c->rng << 13;
-    c->rng ^= c->rng >> 7;
-    c->rng ^= c->rng << 17;
-    return c->rng;
-}
-
 /* url_path - the part of url after scheme and host, for messages. Borrowed. */
 static const char *url_path(const char *url)
 {
@@ -794,24 +787,6 @@ static int auth_headers(rest_conn *c, struct curl_slist **hl, ctx_conn_error *e)
     return CTX_CONN_OK;
 }
 
-/* retry_after_ms - Retry-After as seconds or an HTTP-date, in ms; -1 if absent. */
-static int64_t retry_after_ms(const rest_resp *r)
-{
-    char *end;
-    long long v;
-    time_t t;
-
-    if (!r->retry_after[0])
-        return -1;
-    v = strtoll(r->retry_after, &end, 10);
-    if (end != r->retry_after && !*end)
-        return v < 0 ? 0 : v * 1000;
-    if ((t = curl_getdate(r->retry_after, NULL)) < 0)
-        return -1;
-    v = (long long)t * 1000 - ctx_now_ms();
-    return v < 0 ? 0 : v;
-}
-
 /* wait_budget - sleep until the shared rate budget allows the next request. */
 static void wait_budget(rest_conn *c)
 {
@@ -847,11 +822,6 @@ static void note_limits(rest_conn *c, const rest_resp *r)
              (long long)wait);
 }
 
-static int retryable(long status)
-{
-    return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
-}
-
 /* client_auth - the token request's options: the form, client id and secret. */
 static int client_auth(rest_conn *c, const char *form, struct curl_slist **hl)
 {
@@ -875,11 +845,14 @@ static int http_call(rest_conn *c, const char *what, const char *url, const char
     char ebuf[CURL_ERROR_SIZE], msg[300], snip[200];
     const char *method = form ? "POST" : "GET";
     struct curl_slist *hl = NULL;
-    int64_t attempt = 0, delay, backoff = c->cfg.backoff_ms;
+    int64_t attempt = 0, delay;
+    ctx_backoff bo;
     int rc, refreshed = 0, tr;
 
     if ((rc = load_secret(c, e)))
         return rc;
+    ctx_backoff_init(&bo, c->cfg.backoff_ms, c->cfg.max_backoff_ms, c->rng);
+    c->rng = c->rng * 6364136223846793005ull + 1442695040888963407ull; /* the next call's */
     for (;;) {
         wait_budget(c);
         resp_reset(resp, (size_t)c->cfg.max_page_bytes);
@@ -936,7 +909,7 @@ static int http_call(rest_conn *c, const char *what, const char *url, const char
                                                : "check the secret in auth.secret_file");
             break;
         }
-        if (tr == -2 || (!tr && !retryable(resp->status))) {
+        if (tr == -2 || (!tr && !ctx_retry_status(resp->status))) {
             if (!tr) {
                 snippet(c, resp, snip, sizeof snip);
                 snprintf(msg, sizeof msg, "HTTP %ld: %s", resp->status, snip);
@@ -954,7 +927,7 @@ static int http_call(rest_conn *c, const char *what, const char *url, const char
             break;
         }
         attempt++;
-        delay = tr ? -1 : retry_after_ms(resp);
+        delay = tr ? -1 : ctx_retry_after_ms(resp->retry_after, ctx_now_ms());
         if (!tr && delay < 0)
             delay = reset_ms(resp);
         if (delay > c->cfg.max_retry_after * 1000) {
@@ -963,11 +936,8 @@ static int http_call(rest_conn *c, const char *what, const char *url, const char
                           (long long)(delay / 1000), (long long)c->cfg.max_retry_after);
             break;
         }
-        if (delay < 0) {
-            /* Half the backoff plus a random half: retries of many clients spread. */
-            delay = backoff / 2 + (int64_t)(next_rand(c) % (uint64_t)(backoff / 2 + 1));
-            backoff = backoff * 2 > c->cfg.max_backoff_ms ? c->cfg.max_backoff_ms : backoff * 2;
-        }
+        if (delay < 0)
+            delay = ctx_backoff_next(&bo);
         rest_log(c, CTX_CONN_LOG_WARN, "%s: %s %s: %s; retry %lld of %lld in %lld ms", what,
                  method, url_path(url), msg, (long long)attempt, (long long)c->cfg.retries,
                  (long long)delay);

@@ -275,3 +275,37 @@ Test(openai, concurrent_requests_fill_one_transaction)
     check_nothing_half_applied(1, 6);
     embed_close(p);
 }
+
+/*
+ * A Retry-After given as an HTTP-date is waited for in full before the
+ * next attempt; one asking more than embeddings.max_retry_after (300 s by
+ * default) fails the run at once, with nothing applied, for the next run.
+ */
+Test(openai, retry_after_dates_are_waited_for_and_long_waits_refused)
+{
+    embed_provider *p = provider(6, 3, 5000);
+    embed_run_stats es;
+    ctx_error err;
+    json_t *stats;
+    char *s;
+
+    script("[\"429far\"]");
+    cr_assert_eq(embed_run(st, p, 0, NULL, &es, &err), CTX_ESOURCE);
+    cr_assert(strstr(err.text, "HTTP 429 asks to wait 3600 s, more than"
+                               " embeddings.max_retry_after (300 s)"), "%s", err.text);
+    cr_assert_eq(requests(), 1, "no early retry");
+    check_nothing_half_applied(0, 6);
+
+    script("[\"429date\"]");
+    cr_assert_eq(embed_run(st, p, 0, NULL, &es, &err), 0, "%s", err.text);
+    cr_assert_eq(es.embedded, 6);
+    s = http("/stats", NULL);
+    cr_assert(stats = json_loads(s, 0, NULL), "%s", s);
+    cr_assert_eq(json_array_size(json_object_get(stats, "times")), 3, "%s", s);
+    /* the retry came no sooner than the date the server named */
+    cr_assert_geq(json_real_value(json_array_get(json_object_get(stats, "times"), 2)),
+                  (double)json_integer_value(json_object_get(stats, "until")), "%s", s);
+    json_decref(stats);
+    ctx_free(s);
+    embed_close(p);
+}
