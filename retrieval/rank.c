@@ -206,7 +206,8 @@ static int collect_row(const Fts5ExtensionApi *api, Fts5Context *fts, rank_query
                        int64_t id)
 {
     rank_collect *c = q->collect;
-    int len = q->rc->len_of[id];
+    int64_t slot = rank__cmap_slot(&q->rc->map, id);
+    int len = slot < 0 ? -1 : q->rc->map.len[slot];
 
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 256;
@@ -260,10 +261,11 @@ static void ctx_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_c
          * checked by the caller in SQL. */
         const rank_conn *rc = q->rc;
         id = api->xRowid(fts);
-        if (id > 0 && id <= rc->loaded && id < rc->cap) {
-            if (!rc->acl_of[id] ||
-                (q->readable && !rank_bit(q->readable, q->nreadable, rc->acl_of[id])) ||
-                (q->sources && !rank_bit(q->sources, q->nsources, rc->src_of[id]))) {
+        if (id > 0 && id <= rc->loaded) {
+            int64_t slot = rank__cmap_slot(&rc->map, id);
+            if (slot < 0 || !rc->map.acl[slot] ||
+                (q->readable && !rank_bit(q->readable, q->nreadable, rc->map.acl[slot])) ||
+                (q->sources && !rank_bit(q->sources, q->nsources, rc->map.src[slot]))) {
                 sqlite3_result_null(ctx);
                 return;
             }
@@ -273,7 +275,7 @@ static void ctx_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_c
     if (q->collect) {
         /* only rows the map decided: the statistics are the map's */
         const rank_conn *rc = q->rc;
-        if (!q->readable || id <= 0 || id > rc->loaded || id >= rc->cap || !rc->acl_of[id])
+        if (!q->readable || id <= 0 || id > rc->loaded || !rank__cmap_acl(&rc->map, id))
             sqlite3_result_null(ctx);
         else if (collect_row(api, fts, q, id))
             sqlite3_result_error_nomem(ctx);
@@ -291,8 +293,11 @@ static void ctx_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_c
              * table for each (a B-tree lookup, 4,000 instructions). */
             const rank_conn *rc = q->rc;
             int len = -1;
-            if (rc && id > 0 && id <= rc->loaded && id < rc->cap)
-                len = rc->len_of[id];
+            if (rc && id > 0 && id <= rc->loaded) {
+                int64_t slot = rank__cmap_slot(&rc->map, id);
+                if (slot >= 0)
+                    len = rc->map.len[slot];
+            }
             if (len < 0) {
                 int title = 0, text = 0;
                 api->xColumnSize(fts, 0, &title);
@@ -512,29 +517,6 @@ static void *grow_fill(void *p, size_t size, int64_t old, int64_t cap, int byte)
     return v;
 }
 
-static int map_grow(rank_conn *rc, int64_t id, ctx_error *err)
-{
-    int64_t cap = rc->cap ? rc->cap : 4096;
-    int32_t *v;
-
-    while (cap <= id)
-        cap *= 2;
-    /* each array keeps what it held until it is replaced: a failure part way is harmless */
-    if (!(v = grow_fill(rc->acl_of, sizeof *v, rc->cap, cap, 0)))
-        goto oom;
-    rc->acl_of = v;
-    if (!(v = grow_fill(rc->src_of, sizeof *v, rc->cap, cap, 0)))
-        goto oom;
-    rc->src_of = v;
-    if (!(v = grow_fill(rc->len_of, sizeof *v, rc->cap, cap, 0xff))) /* -1 */
-        goto oom;
-    rc->len_of = v;
-    rc->cap = cap;
-    return CTX_OK;
-oom:
-    return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-}
-
 int rank_chunks_seq(rank_conn *rc, int64_t *seq, ctx_error *err)
 {
     sqlite3_stmt *s;
@@ -588,16 +570,15 @@ static int load_rows(rank_conn *rc, ctx_error *err)
     while ((r = sqlite3_step(s)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(s, 0), acl = sqlite3_column_int64(s, 1);
         int32_t len = docsize_len(sqlite3_column_blob(s, 3), sqlite3_column_bytes(s, 3));
-        if ((id >= rc->cap && map_grow(rc, id, err)) ||
-            (acl >= rc->nacl && acl <= INT32_MAX && acl_grow(rc, acl, err))) {
-            stmt_put(s);
-            return CTX_ENOMEM;
-        }
         if (acl <= 0 || acl > INT32_MAX)
-            acl = 0; /* not a set: no caller reads it */
-        rc->acl_of[id] = (int32_t)acl;
-        rc->src_of[id] = (int32_t)sqlite3_column_int64(s, 2);
-        rc->len_of[id] = len;
+            acl = 0; /* not a set: no caller reads it, and it gets no slot */
+        if ((acl >= rc->nacl && acl_grow(rc, acl, err)) ||
+            (acl && rank__cmap_append(&rc->map, id, (int32_t)acl,
+                                      (int32_t)sqlite3_column_int64(s, 2), len))) {
+            stmt_put(s);
+            rc->loaded = hi; /* what is mapped so far; the next load goes on from there */
+            return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+        }
         if (acl) {
             rc->acl_rows[acl]++;
             rc->acl_tokens[acl] += len > 0 ? len : 0;
@@ -614,8 +595,6 @@ static int load_rows(rank_conn *rc, ctx_error *err)
      * and every chunk up to it was committed before the rows were read. */
     if (seq > hi)
         hi = seq;
-    if (hi >= rc->cap && map_grow(rc, hi, err))
-        return CTX_ENOMEM;
     rc->loaded = hi;
     return CTX_OK;
 }
@@ -654,11 +633,7 @@ static int fts_totals(rank_conn *rc, int64_t *rows, int64_t *tokens, ctx_error *
 /* map_reset - forget every mapped chunk; the next load maps them all anew. */
 static void map_reset(rank_conn *rc)
 {
-    if (rc->cap) {
-        memset(rc->acl_of, 0, (size_t)rc->cap * sizeof *rc->acl_of);
-        memset(rc->src_of, 0, (size_t)rc->cap * sizeof *rc->src_of);
-        memset(rc->len_of, 0xff, (size_t)rc->cap * sizeof *rc->len_of); /* -1 */
-    }
+    rank__cmap_free(&rc->map);
     if (rc->nacl) {
         memset(rc->acl_rows, 0, (size_t)rc->nacl * sizeof *rc->acl_rows);
         memset(rc->acl_tokens, 0, (size_t)rc->nacl * sizeof *rc->acl_tokens);
@@ -709,26 +684,28 @@ static int gone_apply(rank_conn *rc, int64_t was, int *reload, ctx_error *err)
     sqlite3_bind_int64(s, 1, rc->gone_seq);
     sqlite3_bind_int64(s, 2, hi);
     while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(s, 0);
+        int64_t id = sqlite3_column_int64(s, 0), slot;
         int32_t acl, len;
-        if (id <= 0 || id > was || id >= rc->cap || !(acl = rc->acl_of[id]))
+        if (id > was || (slot = rank__cmap_slot(&rc->map, id)) < 0 ||
+            !(acl = rc->map.acl[slot]))
             continue; /* never mapped, or already forgotten */
-        len = rc->len_of[id] > 0 ? rc->len_of[id] : 0;
+        len = rc->map.len[slot] > 0 ? rc->map.len[slot] : 0;
         rc->acl_rows[acl]--;
         rc->acl_tokens[acl] -= len;
         rc->live_rows--;
         rc->live_tokens -= len;
-        rc->acl_of[id] = 0;
-        rc->src_of[id] = 0;
-        rc->len_of[id] = -1;
+        rc->map.acl[slot] = 0;
+        rc->map.dead++;
         unmapped++;
     }
     stmt_put(s);
     if (r != SQLITE_DONE)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
     rc->gone_seq = hi;
-    if (unmapped)
+    if (unmapped) {
         rc->epoch++; /* the document frequencies are counted again (rank_stats.c) */
+        rank__cmap_compact(&rc->map);
+    }
     return CTX_OK;
 }
 
@@ -794,9 +771,10 @@ int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err
 
     if (!q->readable && !q->sources)
         return 1;
-    if (id > 0 && id <= rc->loaded && id < rc->cap) {
-        acl = rc->acl_of[id];
-        src = rc->src_of[id];
+    if (id > 0 && id <= rc->loaded) {
+        int64_t slot = rank__cmap_slot(&rc->map, id);
+        acl = slot < 0 ? 0 : rc->map.acl[slot];
+        src = slot < 0 ? 0 : rc->map.src[slot];
     } else {
         if (stmt_get(rc->db,
                      "SELECT c.acl_id, d.source_id FROM chunks c"
@@ -1132,10 +1110,12 @@ int rank_tfmap_get(rank_conn *rc, const char *word, int64_t df, const rank_tfmap
 /* row_len - title + text tokens of chunk id, from the map or its docsize row; -1 if none. */
 static int row_len(rank_conn *rc, int64_t id, ctx_error *err, int *len)
 {
+    int64_t slot = rank__cmap_slot(&rc->map, id);
     sqlite3_stmt *s;
     int step;
 
-    if ((*len = rc->len_of[id]) >= 0)
+    *len = -1;
+    if (slot >= 0 && (*len = rc->map.len[slot]) >= 0)
         return CTX_OK;
     if (stmt_get(rc->db, "SELECT sz FROM chunks_fts_docsize WHERE id = ?1", &s) != SQLITE_OK)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
@@ -1152,9 +1132,11 @@ static int row_len(rank_conn *rc, int64_t id, ctx_error *err, int *len)
  * q's caller may read it (q's readable and sources bitmaps). */
 static inline int map_row_ok(const rank_conn *rc, const rank_query *q, int64_t id)
 {
-    return id <= rc->loaded && id < rc->cap && rc->acl_of[id] &&
-           (!q->readable || rank_bit(q->readable, q->nreadable, rc->acl_of[id])) &&
-           (!q->sources || rank_bit(q->sources, q->nsources, rc->src_of[id]));
+    int64_t slot = id <= rc->loaded ? rank__cmap_slot(&rc->map, id) : -1;
+
+    return slot >= 0 && rc->map.acl[slot] &&
+           (!q->readable || rank_bit(q->readable, q->nreadable, rc->map.acl[slot])) &&
+           (!q->sources || rank_bit(q->sources, q->nsources, rc->map.src[slot]));
 }
 
 int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_t *skip,

@@ -10,8 +10,11 @@
  *    only: their number, mean length and each word's document frequency
  *    (rank_readable_totals, rank_readable_df), so neither a score nor an
  *    order says anything about a chunk the caller cannot read;
- *  - an in-memory map chunk id -> (ACL set, source), so the permission
- *    check of a candidate row is an array read rather than a B-tree lookup.
+ *  - an in-memory map chunk id -> (ACL set, source, length), so the
+ *    permission check of a candidate row is a bit test, a popcount and an
+ *    array read rather than a B-tree lookup; it holds the live chunks only
+ *    (rank_int.h: rank_cmap), so its memory follows them, not the highest
+ *    id ever issued.
  *
  * The map is sound because a chunk row never changes: chunk ids come from
  * AUTOINCREMENT and are never reused, and a changed ACL re-indexes a
@@ -156,6 +159,13 @@ int rank_match_df(rank_conn *rc, const char *match, const uint8_t *readable,
 
 /* rank_mapped_rows - the live chunks the chunk map holds. */
 int64_t rank_mapped_rows(const rank_conn *rc);
+
+/*
+ * rank_map_bytes - what rc's chunk map holds in memory: 12 bytes a live
+ * chunk (plus the slots of chunks deleted since it was last compacted)
+ * and 16 bytes for every 64 ids up to the highest mapped.
+ */
+int64_t rank_map_bytes(const rank_conn *rc);
 
 /*
  * rank_map_reloads - how many times rc read its whole chunk map again

@@ -11,17 +11,72 @@
 
 typedef struct rank_dftab rank_dftab;
 
+/*
+ * The chunk map: chunk id -> ACL set, source and title + text length, kept
+ * for the live chunks only, so its memory follows them and not the
+ * highest id ever issued (ids are never reused, and every change of a
+ * document or of its ACL issues new ones). A bit per id up to the highest
+ * mapped says whether the id has a slot; its slot is the number of slots
+ * before its 64-id word (kept beside the word's bits, one cache line)
+ * plus the set bits below it in the word.
+ * A deleted chunk's slot keeps acl 0 until rank__cmap_compact drops the
+ * dead slots (once they outnumber the live ones).
+ */
+typedef struct rank_cmap_word {
+    uint64_t bits;              /* bit i: id 64w + i has a slot */
+    uint64_t before;            /* the slots of the words before it (one cache line) */
+} rank_cmap_word;
+
+typedef struct rank_cmap {
+    rank_cmap_word *w;          /* nwords words */
+    int64_t nwords, capwords;
+    int32_t *acl, *src, *len;   /* per slot; acl 0 = deleted, len -1 = unknown */
+    int64_t nslots, capslots, dead;
+} rank_cmap;
+
+/* rank__cmap_slot - chunk id's slot in m, or -1 when it has none. */
+static inline int64_t rank__cmap_slot(const rank_cmap *m, int64_t id)
+{
+    int64_t w = id >> 6;
+    uint64_t bit;
+    const rank_cmap_word *x;
+
+    if (id <= 0 || w >= m->nwords)
+        return -1;
+    x = &m->w[w];
+    bit = (uint64_t)1 << (id & 63);
+    if (!(x->bits & bit))
+        return -1;
+    return (int64_t)x->before + __builtin_popcountll(x->bits & (bit - 1));
+}
+
+/* rank__cmap_acl - the ACL set of chunk id, 0 when it is not a live mapped chunk. */
+static inline int32_t rank__cmap_acl(const rank_cmap *m, int64_t id)
+{
+    int64_t s = rank__cmap_slot(m, id);
+    return s < 0 ? 0 : m->acl[s];
+}
+
+/* rank__cmap_append - map id (past every id mapped) to (acl, src, len):
+ * 0, or CTX_ENOMEM (the map unchanged). */
+int rank__cmap_append(rank_cmap *m, int64_t id, int32_t acl, int32_t src, int32_t len);
+
+/* rank__cmap_compact - drop the dead slots when they outnumber the live ones. */
+void rank__cmap_compact(rank_cmap *m);
+
+/* rank__cmap_free - release m's arrays; m is then empty. */
+void rank__cmap_free(rank_cmap *m);
+
+/* rank__cmap_copy - dst (empty) becomes a copy of src: 0 or CTX_ENOMEM. */
+int rank__cmap_copy(rank_cmap *dst, const rank_cmap *src);
+
 struct rank_conn {
     sqlite3 *db;
     fts5_api *api;
     fts5_tokenizer tok;
     Fts5Tokenizer *tokenizer;
     int vocab;                  /* temp.ctx_vocab exists (rank_stats_refresh) */
-    /* chunk id -> ACL set id and source id; 0 = no such committed chunk */
-    int32_t *acl_of, *src_of;
-    /* chunk id -> tokens in title + text (FTS5's docsize), -1 = unknown */
-    int32_t *len_of;
-    int64_t cap;                /* slots in the three arrays */
+    rank_cmap map;              /* the chunk map (above) */
     int64_t loaded;             /* every committed id <= loaded is mapped */
     int64_t gone_seq;           /* chunks_gone entries <= gone_seq are applied */
     /*

@@ -186,7 +186,7 @@ static int count_row(df_count *c, int64_t id)
     rank_conn *rc = c->rc;
     int32_t acl;
 
-    if (id <= c->lo || id > c->hi || id >= rc->cap || !(acl = rc->acl_of[id]))
+    if (id <= c->lo || id > c->hi || !(acl = rank__cmap_acl(&rc->map, id)))
         return CTX_OK; /* outside the range, deleted, or never mapped */
     if (rc->scratch[acl]++)
         return CTX_OK;
@@ -443,8 +443,8 @@ int rank_match_df(rank_conn *rc, const char *match, const uint8_t *readable,
     sqlite3_bind_text(s, 1, match, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, rc->loaded);
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(s, 0);
-        n += id < rc->cap && rc->acl_of[id] && rank_bit(readable, nreadable, rc->acl_of[id]);
+        int32_t acl = rank__cmap_acl(&rc->map, sqlite3_column_int64(s, 0));
+        n += acl && rank_bit(readable, nreadable, acl);
     }
     stmt_put(s);
     if (step != SQLITE_DONE)
@@ -526,15 +526,13 @@ void rank__state_clear(rank_conn *rc)
     rc->nmaps = rc->capmaps = rc->nshared = rc->nmapslot = 0;
     rc->entries = rc->shared_entries = 0;
     rank__dftabs_free(rc);
-    ctx_free(rc->acl_of);
-    ctx_free(rc->src_of);
-    ctx_free(rc->len_of);
+    rank__cmap_free(&rc->map);
     ctx_free(rc->acl_rows);
     ctx_free(rc->acl_tokens);
     ctx_free(rc->scratch);
-    rc->acl_of = rc->src_of = rc->len_of = rc->scratch = NULL;
+    rc->scratch = NULL;
     rc->acl_rows = rc->acl_tokens = NULL;
-    rc->cap = rc->nacl = rc->loaded = rc->gone_seq = 0;
+    rc->nacl = rc->loaded = rc->gone_seq = 0;
     rc->live_rows = rc->live_tokens = rc->drift_rows = rc->drift_tokens = 0;
     rc->epoch++;
 }
@@ -569,16 +567,13 @@ static rank_tfmap *tfmap_dup(const rank_tfmap *m)
 
 int rank_copy(rank_conn *dst, const rank_conn *src, ctx_error *err)
 {
-    size_t ids = (size_t)src->cap * sizeof(int32_t), sets = (size_t)src->nacl * sizeof(int64_t);
+    size_t sets = (size_t)src->nacl * sizeof(int64_t);
 
     if (dst == src)
         return CTX_OK;
     rank__state_clear(dst);
-    if (src->cap && (!(dst->acl_of = dup_bytes(src->acl_of, ids)) ||
-                     !(dst->src_of = dup_bytes(src->src_of, ids)) ||
-                     !(dst->len_of = dup_bytes(src->len_of, ids))))
+    if (rank__cmap_copy(&dst->map, &src->map))
         goto oom;
-    dst->cap = src->cap;
     if (src->nacl && (!(dst->acl_rows = dup_bytes(src->acl_rows, sets)) ||
                       !(dst->acl_tokens = dup_bytes(src->acl_tokens, sets)) ||
                       !(dst->scratch = ctx_calloc((size_t)src->nacl, sizeof(int32_t)))))

@@ -171,3 +171,68 @@ Test(rank_map, a_prune_is_logged)
     tu_rmrf(dir);
     free(dir);
 }
+
+/*
+ * The map keeps the live chunks only: after most documents are deleted
+ * (more dead slots than live ones) it is compacted, takes less memory,
+ * and still answers exactly as a connection that maps the store afresh.
+ */
+Test(rank_map, memory_follows_the_live_chunks)
+{
+    char *dir = tu_tmpdir("rankcompact");
+    ctx_store *writer = tu_store(dir), *reader, *fresh;
+    store_run_stats stats;
+    ingest_ctx ic;
+    rank_conn *rc;
+    search_result r;
+    search_opts so = {.k = 50};
+    int64_t full;
+    char *a, *b;
+    ctx_error err;
+
+    tu_source_with_user(writer, "user:ann", &ic, &stats);
+    cr_assert_eq(store_begin(writer, &err), 0);
+    for (int i = 0; i < 3000; i++)
+        put(&ic, i, i % 3 ? "otter" : "otter heron");
+    cr_assert_eq(store_commit(writer, &err), 0);
+    reader = tu_store(dir);
+    cr_assert(rc = rank_attach(store_db(reader), &err), "%s", err.text);
+    cr_assert_eq(rank_chunks_load(rc, &err), 0, "%s", err.text);
+    full = rank_map_bytes(rc);
+    cr_assert_geq(full, 3000 * 12);
+
+    cr_assert_eq(store_begin(writer, &err), 0);
+    for (int i = 0; i < 3000; i++)
+        if (i % 4)
+            drop(&ic, i);
+    cr_assert_eq(store_commit(writer, &err), 0);
+    cr_assert_eq(rank_chunks_load(rc, &err), 0, "%s", err.text);
+    cr_assert_eq(rank_map_reloads(rc), 0);
+    cr_assert_eq(rank_mapped_rows(rc), 750);
+    cr_assert_lt(rank_map_bytes(rc), full, "compacted: %lld of %lld bytes",
+                 (long long)rank_map_bytes(rc), (long long)full);
+    same_totals(rc, dir);
+    /* and new chunks after the compaction land right too */
+    cr_assert_eq(store_begin(writer, &err), 0);
+    for (int i = 3000; i < 3100; i++)
+        put(&ic, i, "otter heron");
+    cr_assert_eq(store_commit(writer, &err), 0);
+    cr_assert_eq(search_lexical(store_db(reader), "ann", "heron otter", &so, &r, &err), 0, "%s",
+                 err.text);
+    a = tu_search_answer(&r);
+    search_result_free(&r);
+    fresh = tu_store(dir);
+    cr_assert_eq(search_lexical(store_db(fresh), "ann", "heron otter", &so, &r, &err), 0, "%s",
+                 err.text);
+    b = tu_search_answer(&r);
+    search_result_free(&r);
+    cr_assert_str_eq(a, b);
+    same_totals(rc, dir);
+    ctx_free(a);
+    ctx_free(b);
+    store_close(fresh);
+    store_close(reader);
+    store_close(writer);
+    tu_rmrf(dir);
+    free(dir);
+}
