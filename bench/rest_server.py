@@ -19,7 +19,8 @@ to two seconds ahead; a request that comes before that time is answered
 429 again (with the wait left) and counted as early.
 
 GET /_stats[?span=K] (no auth) answers what the server saw, from its own
-clock: requests, ok, throttled, early, items (served in 200 answers),
+clock: cpu_s (the server's CPU seconds), requests, ok, throttled, early,
+items (served in 200 answers),
   max_in_1s (most requests of /api/ that arrived within any 1 s),
   min_span_ms (with span: the shortest time K + 1 consecutive requests took),
   retry_after: [{"form", "asked_ms", "gap_ms", "honoured"}] per 429 sent:
@@ -86,8 +87,9 @@ def stats(span):
             waits.append({"form": w["form"], "asked_ms": round(asked, 1),
                           "gap_ms": None if gap is None else round(gap, 1),
                           "honoured": gap is not None and w["next"] >= w["until"]})
-        return {"requests": len(ts), "ok": STATS.ok, "throttled": STATS.throttled,
-                "early": STATS.early, "items": STATS.items, "max_in_1s": max_in_window(ts),
+        return {"cpu_s": round(time.process_time(), 2), "requests": len(ts), "ok": STATS.ok,
+                "throttled": STATS.throttled, "early": STATS.early, "items": STATS.items,
+                "max_in_1s": max_in_window(ts),
                 "min_span_ms": round(min(spans) * 1000, 1) if spans else None,
                 "retry_after": waits}
 
