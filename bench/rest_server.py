@@ -150,24 +150,26 @@ class Handler(BaseHTTPRequestHandler):
         now = time.time()
         with STATS.lock:
             date = not early and len(STATS.waits) % 2 == 1
-            if early:
-                until = STATS.not_before
-                value = str(int(math.ceil(until - now)))
-                until = now + int(value)
-            elif date:
+            if date:
                 # An HTTP-date has whole seconds: the wait ends at that second.
                 until = float(int(now) + 2)
                 value = email.utils.formatdate(until, usegmt=True)
             else:
-                until = now + DELTA
-                value = str(DELTA)
+                seconds = int(math.ceil(STATS.not_before - now)) if early else DELTA
+                until = now + seconds   # for now; from the end of the answer below
+                value = str(seconds)
             STATS.not_before = max(STATS.not_before, until)
             wait = {"form": "date" if date else "seconds", "sent": now, "until": until,
                     "next": None}
             STATS.waits.append(wait)
         self.send(429, {"error": "rate limited"}, {"Retry-After": value})
         with STATS.lock:
-            wait["sent"] = time.time()   # the gap counts from the end of the answer
+            # Both the gap and delta-seconds count from the end of the answer: a
+            # client cannot start waiting before it has the answer.
+            wait["sent"] = time.time()
+            if not date:
+                wait["until"] = wait["sent"] + int(value)
+                STATS.not_before = max(STATS.not_before, wait["until"])
 
 
 class Server(ThreadingHTTPServer):
