@@ -11,9 +11,9 @@ cd "$(dirname "$0")/.."
 work=$(mktemp -d /tmp/ctxgate-fts5.XXXXXX)
 trap 'rm -rf "$work"' EXIT INT TERM
 
-# The vocabulary is the one sync_pg.sh loads into PostgreSQL.
-sed -n "/string_to_array(/,/' ')/p" bench/sync_pg.sh | sed "1s/.*string_to_array(//; s/^'//; s/', ' '.*//" |
-    tr ' ' '\n' | grep . >"$work/vocab"
+# The vocabulary of sync_pg.sh's rows.
+. bench/lib.sh
+bench_vocab | tr ' ' '\n' >"$work/vocab"
 awk -v n="$ROWS" 'NR == FNR { w[nv++] = $0; next } END {
     srand(42)
     for (i = 1; i <= n; i++) {

@@ -6,6 +6,12 @@ cd "$(dirname "$0")/.."
 echo "## bench/sync_pg.sh"
 sh bench/sync_pg.sh
 echo
+echo "## bench/sync_odbc.sh"
+sh bench/sync_odbc.sh
+echo
+echo "## bench/sync_rest.sh"
+sh bench/sync_rest.sh
+echo
 echo "## bench/perm_sync.sh"
 sh bench/perm_sync.sh
 echo

@@ -5,7 +5,7 @@ set -e
 PKGS="build-essential pkg-config libjansson-dev libsqlite3-dev sqlite3 libpq-dev
 libssl-dev libcriterion-dev postgresql postgresql-contrib clang python3-jsonschema
 unixodbc-dev unixodbc odbcinst libsqliteodbc odbc-postgresql libcurl4-openssl-dev
-libfaiss-dev g++ libjwt-dev libmicrohttpd-dev wrk valgrind git-doc"
+libfaiss-dev g++ libjwt-dev libmicrohttpd-dev wrk valgrind git-doc time curl"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
