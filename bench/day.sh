@@ -73,7 +73,8 @@ for u in u1 u4 u7; do
     ctx token mint --user "user:$u" --agent bench --ttl 4h >"$work/token.$u"
 done
 
-ctx serve --no-agent --listen "127.0.0.1:$PORT" 2>"$work/serve.log" &
+"$bin" --config "$work/ctxgate.json" serve --no-agent --listen "127.0.0.1:$PORT" \
+    2>"$work/serve.log" &
 pid=$!
 for _ in $(seq 3000); do
     grep -q "serving on" "$work/serve.log" 2>/dev/null && break
