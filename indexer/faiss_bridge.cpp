@@ -11,7 +11,7 @@
 extern "C" {
 #include "../core/ctx.h"
 }
-#include "vindex.h"
+#include "vindex_int.h"
 
 #include <faiss/IndexHNSW.h>
 #include <faiss/impl/AuxIndexStructures.h>
@@ -962,10 +962,15 @@ void vindex_threads_set(int n) { omp_set_num_threads(n > 0 ? n : omp_get_num_pro
 int vindex_save(const vindex *vi, const char *path, ctx_error *err)
 {
     std::string tmp = std::string(path) + ".tmp";
-    FILE *f = fopen(tmp.c_str(), "wb");
-    if (!f)
-        return ctx_error_set(err, CTX_EIO, "vector index: cannot write %s: %s", tmp.c_str(),
-                             strerror(errno));
+    FILE *f;
+    int lockfd, rc;
+    /* Locked while written and renamed: vindex_maintain leaves it alone. */
+    if ((rc = vindex__tmp_open(tmp.c_str(), &f, &lockfd, err)))
+        return rc;
+    struct unlock {
+        int fd;
+        ~unlock() { close(fd); }
+    } held{lockfd};
     try {
         Writer w(f);
         w.put(MAGIC, 8);
