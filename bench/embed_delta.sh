@@ -42,7 +42,8 @@ row() { # row SIDE RUN OUTPUT
     set -- "$1" "$2" $3
     echo "| $1 | $BENCH_N | $2 | $4 | $6 | $8 | ${10} | ${12} | $(cut -d' ' -f1 /proc/loadavg) |"
 }
-for side in before after; do
+: "${SIDES:=before after}"
+for side in $SIDES; do
     [ -n "${SERVE_ONLY:-}" ] && break
     eval "bin=\$$side"
     side_dir "$side"
@@ -50,13 +51,13 @@ for side in before after; do
     row "$side" "nothing new" "$("$bin/bench/embed_delta" embed "$work/$side")"
     "$bin/bench/embed_delta" add "$work/$side" "$ADD"
     row "$side" "$ADD new" "$("$bin/bench/embed_delta" embed "$work/$side")"
+    rm -rf "${work:?}/$side"
 done
 
 # serve with its agent: peak RSS across the embed job that takes ADD new chunks.
 echo
 echo "| side | N | serve RSS MB before | peak RSS MB across the embed job | load (1 min) |"
 echo "|---|---:|---:|---:|---:|"
-: "${SIDES:=before after}"
 CTXGATE_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export CTXGATE_JWT_SECRET
 for side in $SIDES; do
