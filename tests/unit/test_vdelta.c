@@ -507,7 +507,8 @@ Test(vdelta, a_torn_delta_is_caught_up_from_the_store_then_merged_away)
 
 /*
  * child_update - fork a process that runs vindex_update (wait_ms) rounds
- * times on a store connection of its own and exits with its rc.
+ * times (< 0: until the file dir/stop exists) on a store connection of its
+ * own and exits with its rc.
  */
 static pid_t child_update(int wait_ms, int rounds)
 {
@@ -519,11 +520,12 @@ static pid_t child_update(int wait_ms, int rounds)
         vindex_update_stats us;
         ctx_error err;
         int rc = 0;
-        char db[4096];
+        char db[4096], stop[4096];
         snprintf(db, sizeof db, "%s/ctxgate.db", dir);
+        snprintf(stop, sizeof stop, "%s/stop", dir);
         if (store_open(db, 0, &cst, &err))
             _exit(100);
-        for (int i = 0; i < rounds && !rc; i++)
+        for (int i = 0; (rounds < 0 ? access(stop, F_OK) != 0 : i < rounds) && !rc; i++)
             rc = vindex_update(cst, dir, m, wait_ms, NULL, &us, &err);
         store_close(cst);
         _exit(rc);
@@ -598,14 +600,21 @@ Test(vdelta, writers_in_two_processes_keep_one_chain)
     embed_all();
     update(&us);
     /* two processes bring the files up to the store again and again while
-     * documents come and go here */
-    for (int round = 0; round < 6; round++) {
-        pid_t a = child_update(-1, 4), b = child_update(-1, 4);
-        put_docs(200 + round * 30, 230 + round * 30);
-        delete_doc(round * 3 + 1);
-        embed_all();
+     * documents come and go here, a few at a time */
+    {
+        char stop[4096];
+        pid_t a = child_update(-1, -1), b = child_update(-1, -1);
+        for (int i = 0; i < 120; i++) {
+            put_docs(200 + i, 201 + i);
+            if (i % 4 == 0)
+                delete_doc(i / 4 + 1);
+            embed_all();
+        }
+        tu_write(dir, "stop", "");
         cr_assert_eq(exit_code(a), 0);
         cr_assert_eq(exit_code(b), 0);
+        snprintf(stop, sizeof stop, "%s/stop", dir);
+        unlink(stop);
     }
     update(&us);
     cr_assert_eq(vindex_files(dir, model(), &fi, &err), 0);
