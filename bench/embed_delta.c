@@ -182,7 +182,8 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "fill")) {
         char cfgtext[512];
         snprintf(cfgtext, sizeof cfgtext, "{\"data_dir\": \"%s/data\", \"embeddings\":"
-                 " {\"provider\": \"hash\", \"dim\": 384, \"batch_size\": 512}, \"sources\": []}", argv[2]);
+                 " {\"provider\": \"hash\", \"dim\": 384, \"batch_size\": 512},"
+                 " \"sources\": []}", argv[2]);
         ctx_mkdir_p(argv[2]);
         {
             char path[4096];
