@@ -6,7 +6,8 @@
  * the store answers (deletions and ACL changes included); and the lock:
  * writers in two real processes keep one chain, a writer waits for the
  * holder, and vindex_maintain never deletes a live writer's temporary file;
- * and a few vectors more cost the index a block of rows, not a copy.
+ * a few vectors more cost the index a block of rows, not a copy; a model
+ * switch keeps the old model's files until it flips.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -708,4 +709,61 @@ Test(vdelta, a_few_vectors_more_cost_a_block_not_a_copy)
     vindex_free(vi);
     free(v);
     free(ids);
+}
+
+/*
+ * A model switch with deltas: while the new model's vectors are made, the
+ * old model's files keep taking deltas and answering; after the flip the
+ * new model's main file is built, and vindex_maintain deletes every file
+ * of the old one, its deltas too.
+ */
+Test(vdelta, a_model_switch_keeps_the_old_files_until_it_flips)
+{
+    vindex_update_stats us;
+    vindex_files_info fi;
+    embed_provider *next;
+    embed_run_stats rs;
+    embed_cfg c = {0};
+    int64_t old, active, target;
+    ctx_error err;
+    char path[4096];
+    struct stat sb;
+
+    put_docs(0, 300);
+    embed_all();
+    update(&us);
+    old = model();
+    put_docs(300, 320);
+    embed_all();
+    update(&us);
+    cr_assert_eq(us.added, 20);
+    /* another model: a few batches only, the old one still active */
+    c.dim = 32;
+    c.batch_size = 16;
+    cr_assert_eq(embed_open(&c, &next, &err), 0);
+    cr_assert_eq(embed_run(st, next, 3, NULL, &rs, &err), 0, "%s", err.text);
+    cr_assert_gt(rs.remaining, 0);
+    cr_assert_eq(store_embed_models(st, &active, &target, &err), 0);
+    cr_assert_eq(active, old);
+    cr_assert_neq(target, 0);
+    delete_doc(7);
+    update(&us); /* the active model's files take the deletion */
+    cr_assert_eq(us.removed, 1);
+    cr_assert_eq(vindex_files(dir, old, &fi, &err), 0);
+    cr_assert_eq(fi.deltas, 2);
+    /* the rest, then the flip */
+    cr_assert_eq(embed_run(st, next, 0, NULL, &rs, &err), 0, "%s", err.text);
+    cr_assert(rs.switched);
+    cr_assert_eq(store_embed_models(st, &active, &target, &err), 0);
+    cr_assert_eq(target, 0);
+    cr_assert_neq(active, old);
+    cr_assert_eq(vindex_update(st, dir, active, -1, NULL, &us, &err), 0, "%s", err.text);
+    cr_assert(us.built);
+    cr_assert_eq(vindex_maintain(st, dir, NULL, &err), 0, "%s", err.text);
+    cr_assert_eq(vindex_files(dir, old, &fi, &err), 0);
+    cr_assert(!fi.main_ok);
+    cr_assert_eq(fi.deltas + fi.other, 0, "the old model's deltas were kept");
+    vindex_path(dir, active, path, sizeof path);
+    cr_assert_eq(stat(path, &sb), 0);
+    embed_close(next);
 }
