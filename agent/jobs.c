@@ -44,18 +44,25 @@ void embed_cfg_query_from(const ctx_config *cfg, embed_cfg *ec)
     ec->concurrency = 1;
 }
 
-int jobs_embed(const ctx_config *cfg, ctx_store *st, int max_batches,
+int jobs_embed(const ctx_config *cfg, ctx_store *st, int max_batches, int wait_ms,
                volatile sig_atomic_t *cancel, embed_job_stats *out, ctx_error *err)
 {
     static __thread char model[256];
     embed_provider *emb = NULL;
-    vindex *vi = NULL;
     embed_cfg ec;
     int64_t active, target;
-    char path[4096];
-    int rc, how;
+    char lock[4096];
+    int rc, fd;
 
     memset(out, 0, sizeof *out);
+    snprintf(lock, sizeof lock, "%s/embed.lock", cfg->data_dir);
+    if ((rc = ctx_flock_take(lock, wait_ms, cancel, &fd)))
+        return rc == CTX_EBUSY ? ctx_error_set(err, rc, "embed: another process is embedding"
+                                               " into %s (lock %s)", cfg->data_dir, lock)
+             : rc == CTX_ECANCELED ? ctx_error_set(err, rc, "embed: canceled while waiting"
+                                                   " for %s", lock)
+                                   : ctx_error_set(err, rc, "embed: cannot lock %s: %s", lock,
+                                                   strerror(errno));
     embed_cfg_from(cfg, &ec);
     if (ec.provider && !strcmp(ec.provider, "lsa")) {
         /* The model is derived from the corpus: trained here, in the job, while
@@ -66,35 +73,26 @@ int jobs_embed(const ctx_config *cfg, ctx_store *st, int max_batches,
                         &out->train, err);
         if (rc == CTX_ENOTFOUND) {
             out->model = "lsa (nothing indexed to train on yet)";
-            return CTX_OK;
+            rc = CTX_OK;
+            goto done;
         }
         if (rc)
-            return rc;
+            goto done;
         ec.model = hash;
     }
     if ((rc = embed_open(&ec, &emb, err)))
-        return rc;
+        goto done;
     snprintf(model, sizeof model, "%s", embed_model_name(emb));
     out->model = model;
     if ((rc = embed_run(st, emb, max_batches, cancel, &out->run, err)))
         goto done;
-    /* The index of the model searches use, caught up and written back. */
+    /* The files of the model searches use: a delta of what is new, if anything. */
     if ((rc = store_embed_models(st, &active, &target, err)) || !active)
         goto done;
-    vindex_path(cfg->data_dir, active, path, sizeof path);
-    if ((rc = vindex_open(st, path, active, &vi, &how, err)) ||
-        (rc = vindex_save(vi, path, err)))
-        goto done;
-    {
-        vindex_info info;
-        vindex_get_info(vi, &info);
-        out->vectors = info.n - info.dead;
-        out->dead = info.dead;
-        out->built = how == VINDEX_BUILT;
-    }
+    rc = vindex_update(st, cfg->data_dir, active, -1, cancel, &out->index, err);
 done:
-    vindex_free(vi);
     embed_close(emb);
+    ctx_flock_drop(fd);
     return rc;
 }
 
@@ -257,7 +255,8 @@ static int daemon_run(void *arg, const agent_job *job, volatile sig_atomic_t *ca
     }
     case AGENT_JOB_EMBED: {
         embed_job_stats es;
-        rc = jobs_embed(cfg, st, 0, cancel, &es, err);
+        /* another process embedding: "busy", tried again after agent.retry */
+        rc = jobs_embed(cfg, st, 0, 0, cancel, &es, err);
         break;
     }
     case AGENT_JOB_MAINTAIN:

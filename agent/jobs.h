@@ -11,6 +11,7 @@
 #include "../indexer/embed.h"
 #include "../indexer/lsa.h"
 #include "../indexer/store.h"
+#include "../indexer/vindex.h"
 #include "agent.h"
 
 /* embed_cfg_from - the embedder settings of a config (strings borrowed). */
@@ -27,17 +28,21 @@ void embed_cfg_query_from(const ctx_config *cfg, embed_cfg *ec);
 typedef struct embed_job_stats {
     embed_run_stats run;
     const char *model;        /* the provider's model (valid until the next call) */
-    size_t vectors, dead;     /* in the active model's index after the job; 0 if none */
-    int built;                /* the index file was missing or torn and was rebuilt */
+    vindex_update_stats index;    /* what the active model's index files took; 0s if none */
     int trained;              /* lsa: a new model was trained (a model switch follows) */
     lsa_train_stats train;    /* lsa: what the training read and took, when trained */
 } embed_job_stats;
 
 /*
  * jobs_embed - work the embedding queue off (max_batches, 0 = all), then
- * bring the active model's vector index up to date and write it back.
+ * bring the active model's vector index files up to date (vindex_update:
+ * nothing written when nothing changed, else a delta). One embed job at a
+ * time per data_dir: it holds "<data_dir>/embed.lock" throughout, waiting
+ * for it up to wait_ms (0: CTX_EBUSY at once if another process or thread
+ * runs one; < 0: until *cancel), so two agents, or an agent and `ctxgate
+ * embed`, never embed the same chunks or write the same files at once.
  */
-int jobs_embed(const ctx_config *cfg, ctx_store *st, int max_batches,
+int jobs_embed(const ctx_config *cfg, ctx_store *st, int max_batches, int wait_ms,
                volatile sig_atomic_t *cancel, embed_job_stats *out, ctx_error *err);
 
 /*

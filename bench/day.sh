@@ -16,7 +16,8 @@
 #   sh bench/day.sh                            # 1,000,000 rows, 10 minutes
 #   ROWS=100000 MINUTES=3 sh bench/day.sh      # a quick run
 #
-# Environment: ROWS (1000000), MINUTES (10), WORDS (body words, 120),
+# Environment: ROWS (1000000), MINUTES (10), WORDS (English body words,
+# 120), TAIL (words of a long tail added to each row, 12),
 # MODE (hybrid), CONNECTIONS (50), THREADS (wrk threads, 2), SERVE_THREADS
 # (2), PORT (18097), LEAK_Q (20), BUILD (build/release).
 set -eu
@@ -39,6 +40,16 @@ INSERT INTO members SELECT 'g' || ((k * 5 + j) % 50), 'u' || k
     FROM generate_series(0, 9) k, generate_series(0, 4) j;
 SQL
 docs_fill "$ROWS" "$WORDS"
+# The 482 English words are all common at this size; real text has a long
+# tail. Each row also gets TAIL (12) words of a 50,000-word tail (t0 ..
+# t49999, t<n> about as frequent as 1/n^0.7 of the rows), so questions
+# name words that are rare, middling and common, as users' do.
+echo "adding the tail words" >&2
+# (the WHERE names the row, so the subquery runs for each)
+$PSQL -c "UPDATE docs SET body = body || ' ' || (SELECT string_agg(
+              't' || floor(50000 * power(random(), 3))::int, ' ')
+          FROM generate_series(1, ${TAIL:-12}) WHERE docs.id IS NOT NULL)" >/dev/null
+$PSQL -c "VACUUM ANALYZE docs" >/dev/null
 
 CTXGATE_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export CTXGATE_JWT_SECRET
@@ -62,11 +73,12 @@ first_sync=$1 first_sync_kb=$2
 set -- $(measure "$bin" --config "$work/ctxgate.json" embed)
 first_embed=$1 first_embed_kb=$2
 
-# Questions of three words: one of the 100 commonest, two of the rest.
+# Questions of three words: one of the English ones, two of the tail drawn
+# as the rows draw them (so most are rare, some middling).
 bench_vocab | tr ' ' '\n' >"$work/vocab"
 awk -v n=200 '{ w[NR] = $0 } END { srand(7); for (i = 0; i < n; i++)
-    print w[1 + int(rand() * 100)] " " w[101 + int(rand() * (NR - 100))] " " \
-          w[101 + int(rand() * (NR - 100))] }' "$work/vocab" >"$work/questions"
+    print w[1 + int(rand() * NR)] " t" int(50000 * rand() ^ 3) " t" int(50000 * rand() ^ 3) }' \
+    "$work/vocab" >"$work/questions"
 token=$(ctx token mint --user user:u0 --agent bench --ttl 4h)
 search_lua "$work/questions" "$MODE" "$token" >"$work/search.lua"
 for u in u1 u4 u7; do

@@ -363,8 +363,15 @@ static int open_vectors(const ctx_config *cfg, ctx_store *st, vindex **vi, embed
         *emb = NULL;
         return rc;
     }
-    if (how == VINDEX_BUILT && vindex_save(*vi, path, err))
-        ctx_log(CTX_LOG_WARN, "vindex", "%s", err->text);
+    /* Written for the next search unless an embed job is writing the files. */
+    if (how == VINDEX_BUILT) {
+        ctx_error lerr;
+        int fd;
+        if (vindex_lock(cfg->data_dir, 0, NULL, &fd, &lerr) ||
+            vindex_save(*vi, path, &lerr))
+            ctx_log(CTX_LOG_WARN, "vindex", "%s", lerr.text);
+        vindex_unlock(fd);
+    }
     return CTX_OK;
 }
 
@@ -605,7 +612,8 @@ static int cmd_embed(int argc, char **argv)
         goto done;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    if ((rc = jobs_embed(&cfg, st, 0, &canceled, &es, &err)))
+    /* another embed job running (an agent's): wait for it, then do what is left */
+    if ((rc = jobs_embed(&cfg, st, 0, -1, &canceled, &es, &err)))
         goto done;
     if (es.trained)
         printf("lsa: trained on %lld chunks, %lld terms, %lld entries in %.2fs\n",
@@ -615,9 +623,16 @@ static int cmd_embed(int argc, char **argv)
            es.model, (long long)es.run.embedded, (long long)es.run.reused,
            (long long)es.run.skipped, (double)(ctx_mono_ns() - t0) / 1e9,
            (long long)es.run.remaining, es.run.switched ? "; now the active model" : "");
-    if (es.vectors || es.dead)
-        printf("vector index: %zu vectors (%zu deleted), %s\n", es.vectors, es.dead,
-               es.built ? "built" : "caught up");
+    if (es.index.built || es.index.merged)
+        printf("vector index: %zu vectors (%zu deleted), %s; %llu bytes written\n",
+               es.index.vectors, es.index.dead, es.index.built ? "built" : "deltas merged",
+               (unsigned long long)es.index.bytes);
+    else if (es.index.bytes)
+        printf("vector index: a delta of %zu vectors and %zu deletions, %llu bytes; %zu"
+               " deltas beside the main file\n", es.index.added, es.index.removed,
+               (unsigned long long)es.index.bytes, es.index.files.deltas);
+    else if (es.index.files.main_ok)
+        printf("vector index: up to date, nothing written\n");
 done:
     store_close(st);
     ctx_config_free(&cfg);

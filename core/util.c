@@ -5,12 +5,15 @@
 #include "ctx.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int ctx_buf_reserve(ctx_buf *b, size_t extra)
 {
@@ -366,6 +369,38 @@ int ctx_mkdir_p(const char *path)
         }
     }
     return 0;
+}
+
+int ctx_flock_take(const char *path, int wait_ms, volatile sig_atomic_t *cancel, int *fd)
+{
+    struct timespec nap = {0, 20 * 1000000L};
+    int waited = 0;
+
+    if ((*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
+        return CTX_EIO;
+    while (flock(*fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        if (e != EWOULDBLOCK && e != EINTR) {
+            close(*fd);
+            *fd = -1;
+            errno = e;
+            return CTX_EIO;
+        }
+        if ((cancel && *cancel) || (wait_ms >= 0 && waited >= wait_ms)) {
+            close(*fd);
+            *fd = -1;
+            return cancel && *cancel ? CTX_ECANCELED : CTX_EBUSY;
+        }
+        nanosleep(&nap, NULL);
+        waited += 20;
+    }
+    return CTX_OK;
+}
+
+void ctx_flock_drop(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* the lock goes with the last descriptor of the open file */
 }
 
 void ctx_wipe_free(char *s)

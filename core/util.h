@@ -5,6 +5,7 @@
 #ifndef CTX_CORE_UTIL_H
 #define CTX_CORE_UTIL_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -93,5 +94,17 @@ void ctx_strvec_free(ctx_strvec *l);
 
 /* ctx_mkdir_p - mkdir -p path (0755); 0, or -1 with errno set. */
 int ctx_mkdir_p(const char *path);
+
+/*
+ * ctx_flock_take - an exclusive flock(2) on path (created if missing),
+ * asked for every 20 ms for up to wait_ms (0: once; < 0: until it is had
+ * or *cancel is set; cancel may be NULL). *fd receives the descriptor that
+ * holds it (ctx_flock_drop), -1 otherwise. Returns CTX_OK, CTX_EBUSY
+ * (another holder all along), CTX_ECANCELED or CTX_EIO (errno set). A
+ * flock belongs to an open file, so it also keeps two threads of one
+ * process apart, and goes with the process that held it.
+ */
+int ctx_flock_take(const char *path, int wait_ms, volatile sig_atomic_t *cancel, int *fd);
+void ctx_flock_drop(int fd);
 
 #endif

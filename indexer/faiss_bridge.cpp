@@ -11,7 +11,7 @@
 extern "C" {
 #include "../core/ctx.h"
 }
-#include "vindex.h"
+#include "vindex_int.h"
 
 #include <faiss/IndexHNSW.h>
 #include <faiss/impl/AuxIndexStructures.h>
@@ -188,15 +188,58 @@ struct SimdDistance : faiss::DistanceComputer {
     float symmetric_dis(idx_t i, idx_t j) override;
 };
 
+/*
+ * Rows of one width in blocks of 1,024 rows: adding rows never moves the
+ * rows before. A std::vector grows by copying everything into a larger
+ * buffer, so a catch-up of a few vectors that crossed its capacity held
+ * the old and the new buffer at once: a second index's worth of memory in
+ * `serve` for a moment (issue 16). The last block's unused rows are the
+ * only slack.
+ */
+template <class T> struct Rows {
+    static constexpr size_t SHIFT = 10, BLOCK = size_t(1) << SHIFT;
+    size_t width = 0, n = 0;
+    std::vector<std::unique_ptr<T[]>> blocks;
+
+    T *row(size_t i) { return blocks[i >> SHIFT].get() + (i & (BLOCK - 1)) * width; }
+    const T *row(size_t i) const
+    {
+        return blocks[i >> SHIFT].get() + (i & (BLOCK - 1)) * width;
+    }
+    void resize(size_t rows)
+    {
+        while (blocks.size() * BLOCK < rows)
+            blocks.emplace_back(new T[BLOCK * width]);
+        n = rows;
+    }
+    void append(const T *x, size_t rows)
+    {
+        size_t at = n;
+        resize(n + rows);
+        for (size_t i = 0; i < rows; i++)
+            std::memcpy(row(at + i), x + i * width, width * sizeof(T));
+    }
+    void clear()
+    {
+        blocks.clear();
+        n = 0;
+    }
+    size_t bytes() const { return blocks.size() * BLOCK * width * sizeof(T); }
+};
+
 /* Plain float32 rows; exists to hand HNSW a fast distance computer. */
 struct SimdStorage : faiss::Index {
-    std::vector<float> data;
+    Rows<float> data;
 
-    explicit SimdStorage(int dim) : faiss::Index(dim, faiss::METRIC_L2) { is_trained = true; }
-    const float *row(idx_t i) const { return data.data() + (size_t)i * (size_t)d; }
+    explicit SimdStorage(int dim) : faiss::Index(dim, faiss::METRIC_L2)
+    {
+        is_trained = true;
+        data.width = (size_t)dim;
+    }
+    const float *row(idx_t i) const { return data.row((size_t)i); }
     void add(idx_t n, const float *x) override
     {
-        data.insert(data.end(), x, x + (size_t)n * (size_t)d);
+        data.append(x, (size_t)n);
         ntotal += n;
     }
     void reset() override
@@ -273,7 +316,7 @@ struct vindex {
     struct code_meta {
         float step, resid, norm2; /* together: one cache line a row */
     };
-    std::vector<int8_t> code;
+    Rows<int8_t> code;
     std::vector<code_meta> meta;
     float xmax = 0;
     size_t graph_n() const { return hnsw->hnsw.levels.size(); }
@@ -281,6 +324,7 @@ struct vindex {
     vindex(int d, int64_t model, int m) : dim(d), M(m), model_id(model)
     {
         storage = new SimdStorage(d);
+        code.width = (size_t)d;
         hnsw.reset(new faiss::IndexHNSW(storage, m));
         hnsw->own_fields = true;
         hnsw->hnsw.efConstruction = 40;
@@ -365,9 +409,8 @@ template <class T> void grow(std::vector<T> &v, size_t need)
 void encode(vindex &vi, size_t from)
 {
     size_t n = vi.chunk.size(), d = (size_t)vi.dim;
-    grow(vi.code, n * d);
     grow(vi.meta, n);
-    vi.code.resize(n * d);
+    vi.code.resize(n);
     vi.meta.resize(n);
     for (size_t slot = from; slot < n; slot++) {
         const float *x = vi.storage->row((faiss::Index::idx_t)slot);
@@ -379,7 +422,7 @@ void encode(vindex &vi, size_t from)
             long v = std::lround(x[i] / st);
             int8_t c = (int8_t)std::max(-127L, std::min(127L, v));
             float diff = x[i] - (float)c * st;
-            vi.code[slot * d + i] = c;
+            vi.code.row(slot)[i] = c;
             e += diff * diff;
             nn += x[i] * x[i];
         }
@@ -584,6 +627,14 @@ struct Writer {
         val<uint64_t>(v.size());
         put(v.data(), v.size() * sizeof(T));
     }
+    /* as vec() of the rows one after another: the same bytes */
+    template <class T> void rows(const Rows<T> &r)
+    {
+        val<uint64_t>(r.n * r.width);
+        for (size_t b = 0; b * Rows<T>::BLOCK < r.n; b++)
+            put(r.blocks[b].get(),
+                std::min(Rows<T>::BLOCK, r.n - b * Rows<T>::BLOCK) * r.width * sizeof(T));
+    }
 };
 
 struct Reader {
@@ -619,6 +670,18 @@ struct Reader {
         v.resize(n);
         get(v.data(), n * sizeof(T));
     }
+    template <class T> void rows(Rows<T> &r)
+    {
+        uint64_t n = val<uint64_t>();
+        if (!ok || n % r.width || n > (size - len) / sizeof(T)) {
+            ok = false;
+            return;
+        }
+        r.resize(n / r.width);
+        for (size_t b = 0; b * Rows<T>::BLOCK < r.n; b++)
+            get(r.blocks[b].get(),
+                std::min(Rows<T>::BLOCK, r.n - b * Rows<T>::BLOCK) * r.width * sizeof(T));
+    }
 };
 
 /* The fields after the header, in file order: one list for both ways. */
@@ -631,7 +694,7 @@ template <class IO> void body(IO &io, vindex &vi)
     io.vec(vi.acl);
     io.vec(vi.src);
     io.vec(vi.dead);
-    io.vec(vi.storage->data);
+    io.rows(vi.storage->data);
     io.vec(h.assign_probas);
     io.vec(h.cum_nneighbor_per_level);
     io.vec(h.levels);
@@ -670,14 +733,14 @@ void vindex_get_info(const vindex *vi, vindex_info *info)
     info->dead = vi->ndead;
     info->seq = vi->seq;
     info->tomb_seq = vi->tomb_seq;
-    info->bytes = vi->storage->data.capacity() * sizeof(float) +
+    info->bytes = vi->storage->data.bytes() +
                   h.neighbors.capacity() * sizeof(faiss::HNSW::storage_idx_t) +
                   h.offsets.capacity() * sizeof(size_t) + h.levels.capacity() * sizeof(int) +
                   vi->chunk.capacity() * 8 + vi->acl.capacity() * 4 + vi->src.capacity() * 4 +
                   vi->dead.capacity() + n * 4 /* by_acl */ +
                   vi->slot_of.size() * (sizeof(void *) * 2 + 16) +
                   vi->slot_of.bucket_count() * sizeof(void *) +
-                  vi->cent.capacity() * sizeof(float) + vi->code.capacity() +
+                  vi->cent.capacity() * sizeof(float) + vi->code.bytes() +
                   vi->meta.capacity() * sizeof(vindex::code_meta) +
                   vi->list_of.capacity() * 4 * 2 /* and the lists */;
 }
@@ -697,7 +760,6 @@ int vindex_add(vindex *vi, size_t n, const float *vecs, const int64_t *chunk_ids
             /* Grow by a quarter, not the doubling std::vector would do on
              * its own: at a million vectors the slack is the memory target. */
             faiss::HNSW &h = vi->hnsw->hnsw;
-            grow(vi->storage->data, (base + n) * (size_t)vi->dim);
             grow(vi->chunk, base + n);
             grow(vi->acl, base + n);
             grow(vi->src, base + n);
@@ -829,7 +891,7 @@ int vindex_search_exact(const vindex *vi, const float *q, int k, const vindex_fi
                  * those a few ahead while this one is measured. */
                 if (j + SCAN_AHEAD < slots.size()) {
                     uint32_t next = slots[j + SCAN_AHEAD];
-                    prefetch(&vi->code[(size_t)next * d], d);
+                    prefetch(vi->code.row(next), d);
                     prefetch(&vi->meta[next], sizeof(vindex::code_meta));
                 }
                 const vindex::code_meta &m = vi->meta[slot];
@@ -842,7 +904,7 @@ int vindex_search_exact(const vindex *vi, const float *q, int k, const vindex_fi
                 }
                 float mid = qn2 + m.norm2 -
                             2 * m.step * qs *
-                                (float)dot8(q16.data(), &vi->code[(size_t)slot * d], d);
+                                (float)dot8(q16.data(), vi->code.row(slot), d);
                 float r = 2 * qn * m.resid * 1.001f + slack;
                 if (mid - r > t)
                     continue;
@@ -962,10 +1024,15 @@ void vindex_threads_set(int n) { omp_set_num_threads(n > 0 ? n : omp_get_num_pro
 int vindex_save(const vindex *vi, const char *path, ctx_error *err)
 {
     std::string tmp = std::string(path) + ".tmp";
-    FILE *f = fopen(tmp.c_str(), "wb");
-    if (!f)
-        return ctx_error_set(err, CTX_EIO, "vector index: cannot write %s: %s", tmp.c_str(),
-                             strerror(errno));
+    FILE *f;
+    int lockfd, rc;
+    /* Locked while written and renamed: vindex_maintain leaves it alone. */
+    if ((rc = vindex__tmp_open(tmp.c_str(), &f, &lockfd, err)))
+        return rc;
+    struct unlock {
+        int fd;
+        ~unlock() { close(fd); }
+    } held{lockfd};
     try {
         Writer w(f);
         w.put(MAGIC, 8);
@@ -1051,7 +1118,7 @@ int vindex_load(const char *path, vindex **out, ctx_error *err)
         size_t n = vi->chunk.size();
         if (!r.ok || !tail || r.len != r.size || sum != r.sum.h || total != (uint64_t)size ||
             std::memcmp(end, MAGIC_END, 8) || vi->acl.size() != n || vi->src.size() != n ||
-            vi->dead.size() != n || vi->storage->data.size() != n * (size_t)dim ||
+            vi->dead.size() != n || vi->storage->data.n != n ||
             h.levels.size() > n || (vi->cent.empty() && h.levels.size() != n) ||
             h.offsets.size() != h.levels.size() + 1 ||
             (!h.levels.empty() && (h.entry_point < 0 || (size_t)h.entry_point >= h.levels.size())))

@@ -420,8 +420,10 @@ const char *const store__sql_text[Q_COUNT] = {
     [Q_PERM_LOOKUP] = "SELECT id, acl_id, deleted FROM documents INDEXED BY documents_acl"
                       " WHERE source_id = ?1 AND stream = ?2 AND ext_id = ?3",
     /* Through the models (few) and vectors_model, not a scan of vectors. */
+    /* CROSS JOIN: the models outside, each one's vectors by the index;
+     * the other way round every embed run read the whole index (issue 16). */
     [Q_VEC_RETIRE] = "DELETE FROM vectors WHERE seq IN (SELECT v.seq FROM embed_models m"
-                     " JOIN vectors v ON v.model_id = m.id WHERE m.id NOT IN"
+                     " CROSS JOIN vectors v ON v.model_id = m.id WHERE m.id NOT IN"
                      " (SELECT value FROM settings"
                      "  WHERE key IN ('embed.active_model', 'embed.target_model'))"
                      " LIMIT ?1)",

@@ -400,6 +400,9 @@ int store_tombstone_marks(ctx_store *st, int64_t *last, int64_t *floor, ctx_erro
  */
 int store_tombstones_prune(ctx_store *st, int64_t upto, int64_t *n, ctx_error *err);
 
+/* store_vectors_last - the highest vectors.seq of model_id (0 if none). */
+int store_vectors_last(ctx_store *st, int64_t model_id, int64_t *seq, ctx_error *err);
+
 /* store_tombstones_scan - fn(arg, seq, chunk_id) for each tombstone with seq > after. */
 int store_tombstones_scan(ctx_store *st, int64_t after,
                           int (*fn)(void *arg, int64_t seq, int64_t chunk_id), void *arg,

@@ -345,6 +345,22 @@ int store_vectors_scan(ctx_store *st, int64_t model_id, int64_t after,
     return rc;
 }
 
+int store_vectors_last(ctx_store *st, int64_t model_id, int64_t *seq, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *seq = 0;
+    if (sqlite3_prepare_v2(st->db, "SELECT coalesce(max(seq), 0) FROM vectors"
+                           " WHERE model_id = ?1", -1, &s, NULL) != SQLITE_OK)
+        return store_errf(st, err, "prepare last vector");
+    sqlite3_bind_int64(s, 1, model_id);
+    if ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        *seq = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? CTX_OK : store_errf(st, err, "read last vector");
+}
+
 int store_tombstones_scan(ctx_store *st, int64_t after,
                           int (*fn)(void *arg, int64_t seq, int64_t chunk_id), void *arg,
                           ctx_error *err)

@@ -1,16 +1,22 @@
 /*
  * vindex.c - the vector index's life beside the store: load or build,
- * catch up with vectors and tombstones, rebuild when torn or too full of
- * tombstones (see vindex.h).
+ * apply deltas, catch up with vectors and tombstones, rebuild when torn or
+ * too full of tombstones; write deltas and merge them, under a lock that
+ * every writer of the files takes (see vindex.h).
  */
-#include "vindex.h"
+#include "vindex_int.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "../core/util.h"
 #include "store.h"
 
 /* Vectors go to the graph in slices: FAISS inserts a slice in parallel. */
@@ -124,6 +130,44 @@ int vindex_build(ctx_store *st, int64_t model_id, vindex **out, ctx_error *err)
     return CTX_OK;
 }
 
+/*
+ * apply_deltas - the deltas that continue vi's file, when path is a model's
+ * main file in its data_dir. A torn one ends the chain (the store fills
+ * in, or the tombstone floor asks for a rebuild).
+ */
+static int apply_deltas(vindex *vi, const char *path, int64_t model_id, ctx_error *err)
+{
+    char dir[4096], want[64];
+    const char *slash = strrchr(path, '/');
+    vindex_info info;
+    vdelta_set set;
+    ctx_error derr;
+    int rc;
+
+    snprintf(want, sizeof want, "vectors-%lld.idx", (long long)model_id);
+    if (!slash || strcmp(slash + 1, want) || (size_t)(slash - path) >= sizeof dir)
+        return CTX_OK;
+    memcpy(dir, path, (size_t)(slash - path));
+    dir[slash - path] = '\0';
+    if ((rc = vdelta_list(dir, model_id, &set, err)))
+        return rc;
+    vindex_get_info(vi, &info);
+    /* the chain was found from the file's head; vi is that file */
+    if (set.main_seq == info.seq && set.main_tomb == info.tomb_seq) {
+        for (size_t i = 0; i < set.n; i++) {
+            if (!set.d[i].chained)
+                continue;
+            if (vdelta_apply(vi, dir, &set.d[i], &derr)) {
+                ctx_log(CTX_LOG_WARN, "vindex", "%s; caught up from the store instead",
+                        derr.text);
+                break;
+            }
+        }
+    }
+    vdelta_set_free(&set);
+    return CTX_OK;
+}
+
 int vindex_open(ctx_store *st, const char *path, int64_t model_id, vindex **out, int *how,
                 ctx_error *err)
 {
@@ -138,11 +182,16 @@ int vindex_open(ctx_store *st, const char *path, int64_t model_id, vindex **out,
     if (!rc) {
         int64_t last, floor;
         vindex_get_info(vi, &info);
+        if (info.model_id == model_id && (rc = apply_deltas(vi, path, model_id, err))) {
+            vindex_free(vi);
+            return rc;
+        }
+        vindex_get_info(vi, &info);
         if ((rc = store_tombstone_marks(st, &last, &floor, err))) {
             vindex_free(vi);
             return rc;
         }
-        /* Another model's file, or one older than the tombstones kept. */
+        /* Another model's file, or files older than the tombstones kept. */
         if (info.model_id != model_id || info.tomb_seq < floor) {
             vindex_free(vi);
             vi = NULL;
@@ -175,48 +224,223 @@ void vindex_path(const char *data_dir, int64_t model_id, char *buf, size_t len)
     snprintf(buf, len, "%s/vectors-%lld.idx", data_dir, (long long)model_id);
 }
 
+int vindex_files(const char *data_dir, int64_t model_id, vindex_files_info *out,
+                 ctx_error *err)
+{
+    vdelta_set set;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if ((rc = vdelta_list(data_dir, model_id, &set, err)))
+        return rc;
+    out->main_ok = set.main_ok;
+    out->seq = set.seq;
+    out->tomb_seq = set.tomb;
+    out->deltas = set.nchain;
+    out->other = set.n - set.nchain;
+    out->delta_bytes = set.chain_bytes;
+    vdelta_set_free(&set);
+    return CTX_OK;
+}
+
+int vindex_lock(const char *data_dir, int wait_ms, volatile sig_atomic_t *cancel, int *fd,
+                ctx_error *err)
+{
+    char path[4096];
+    int rc;
+
+    snprintf(path, sizeof path, "%s/vectors.lock", data_dir);
+    rc = ctx_flock_take(path, wait_ms, cancel, fd);
+    if (rc == CTX_EBUSY)
+        return ctx_error_set(err, rc, "vector index: another process is writing the index"
+                             " files of %s (lock %s); try again", data_dir, path);
+    if (rc == CTX_ECANCELED)
+        return ctx_error_set(err, rc, "vector index: canceled while waiting for %s", path);
+    if (rc)
+        return ctx_error_set(err, rc, "vector index: cannot lock %s: %s", path,
+                             strerror(errno));
+    return CTX_OK;
+}
+
+void vindex_unlock(int fd) { ctx_flock_drop(fd); }
+
+/* drop_deltas - unlink every delta of model_id in data_dir (lock held). */
+static void drop_deltas(const char *data_dir, const vdelta_set *set)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", data_dir, set->d[i].name);
+        unlink(path);
+    }
+}
+
+/*
+ * rewrite - the main file of model_id written from vi, or from what
+ * vindex_open makes of the files and the store when vi is NULL (a merge);
+ * then the deltas it holds are deleted (lock held).
+ */
+static int rewrite(ctx_store *st, const char *data_dir, int64_t model_id, vindex *vi,
+                   vindex_update_stats *out, ctx_error *err)
+{
+    char path[4096];
+    vindex *mine = NULL;
+    vindex_info info;
+    vdelta_set set;
+    struct stat sb;
+    int rc, how;
+
+    vindex_path(data_dir, model_id, path, sizeof path);
+    if (!vi && (rc = vindex_open(st, path, model_id, &mine, &how, err)))
+        return rc;
+    if ((rc = vindex_save(vi ? vi : mine, path, err)))
+        goto done;
+    vindex_get_info(vi ? vi : mine, &info);
+    out->vectors = info.n - info.dead;
+    out->dead = info.dead;
+    if (!stat(path, &sb))
+        out->bytes += (uint64_t)sb.st_size;
+    /* everything the deltas held is in the main file now */
+    if (!(rc = vdelta_list(data_dir, model_id, &set, err))) {
+        drop_deltas(data_dir, &set);
+        vdelta_set_free(&set);
+    }
+done:
+    vindex_free(mine);
+    return rc;
+}
+
+int vindex_update(ctx_store *st, const char *data_dir, int64_t model_id, int wait_ms,
+                  volatile sig_atomic_t *cancel, vindex_update_stats *out, ctx_error *err)
+{
+    int64_t last_seq, last_tomb, floor;
+    vdelta_set set;
+    char *name = NULL;
+    int rc, fd, dim;
+
+    memset(out, 0, sizeof *out);
+    memset(&set, 0, sizeof set);
+    if ((rc = vindex_lock(data_dir, wait_ms, cancel, &fd, err)))
+        return rc;
+    if ((rc = store_embed_model_info(st, model_id, &name, &dim, err)) ||
+        (rc = vdelta_list(data_dir, model_id, &set, err)) ||
+        (rc = store_vectors_last(st, model_id, &last_seq, err)) ||
+        (rc = store_tombstone_marks(st, &last_tomb, &floor, err)))
+        goto done;
+    if (!set.main_ok || set.tomb < floor) {
+        vindex *vi;
+        if ((rc = vindex_build(st, model_id, &vi, err)))
+            goto done;
+        out->built = 1;
+        rc = rewrite(st, data_dir, model_id, vi, out, err);
+        vindex_free(vi);
+    } else if (last_seq > set.seq || last_tomb > set.tomb) {
+        rc = vdelta_write(st, data_dir, model_id, dim, set.seq, set.tomb, &out->bytes,
+                          &out->added, &out->removed, err);
+        /* A merge now and then keeps opening the index from costing more
+         * and more files, when vindex_maintain does not run. */
+        if (!rc && set.nchain + 1 > VINDEX_DELTAS_MAX) {
+            out->merged = 1;
+            rc = rewrite(st, data_dir, model_id, NULL, out, err);
+        }
+    }
+    if (!rc)
+        rc = vindex_files(data_dir, model_id, &out->files, err);
+done:
+    vdelta_set_free(&set);
+    ctx_free(name);
+    vindex_unlock(fd);
+    return rc;
+}
+
+static int ends_with(const char *s, size_t len, const char *tail)
+{
+    size_t n = strlen(tail);
+    return len >= n && !strcmp(s + len - n, tail);
+}
+
+/* tmp_unused - path is a temporary file no writer holds; it is locked into *fd. */
+static int tmp_unused(const char *path, int *fd)
+{
+    if ((*fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return 0;
+    if (flock(*fd, LOCK_EX | LOCK_NB) < 0) {
+        close(*fd);
+        *fd = -1;
+        return 0;
+    }
+    return 1;
+}
+
 int vindex_maintain(ctx_store *st, const char *data_dir, int64_t *pruned, ctx_error *err)
 {
-    int64_t active, target, upto = -1;
+    int64_t active, target, upto = -1, keep[2];
     struct dirent *e;
     DIR *d;
-    int rc;
+    int rc, lock;
 
     if (pruned)
         *pruned = 0;
     if ((rc = store_embed_models(st, &active, &target, err)))
         return rc;
-    if (!(d = opendir(data_dir)))
+    if ((rc = vindex_lock(data_dir, 60000, NULL, &lock, err)))
+        return rc;
+    if (!(d = opendir(data_dir))) {
+        vindex_unlock(lock);
         return ctx_error_set(err, CTX_EIO, "vector index: cannot list %s", data_dir);
+    }
     while ((e = readdir(d))) {
         char path[4096], *end;
-        int64_t model, seq, tomb;
+        size_t len = strlen(e->d_name);
         long long id;
+        int fd;
         if (strncmp(e->d_name, "vectors-", 8))
             continue;
         id = strtoll(e->d_name + 8, &end, 10);
-        if (end == e->d_name + 8 || (strcmp(end, ".idx") && strcmp(end, ".idx.tmp")))
+        if (end == e->d_name + 8 || *end != '.' ||
+            (!ends_with(e->d_name, len, ".idx") && !ends_with(e->d_name, len, ".dlt") &&
+             !ends_with(e->d_name, len, ".tmp")))
             continue;
         snprintf(path, sizeof path, "%s/%s", data_dir, e->d_name);
-        /* A .tmp is a save that never finished; other models' files are done with. */
-        if (!strcmp(end, ".idx.tmp") || (id != active && id != target)) {
-            unlink(path);
+        /* A .tmp is a write that never finished, unless its writer still holds it. */
+        if (ends_with(e->d_name, len, ".tmp")) {
+            if (tmp_unused(path, &fd)) {
+                unlink(path);
+                close(fd);
+            }
             continue;
         }
-        if (vindex_peek(path, &model, &seq, &tomb) || model != id)
-            tomb = 0; /* it will be rebuilt anyway; keep every tombstone meanwhile */
-        upto = upto < 0 || tomb < upto ? tomb : upto;
+        /* other models' files are done with */
+        if (id != active && id != target)
+            unlink(path);
     }
     closedir(d);
-    /* No index file of the active model yet: it will be built from the
-     * store, which needs no tombstones, but keep them until it exists. */
-    if (upto <= 0 || !active)
-        return CTX_OK;
-    {
-        char path[4096];
-        vindex_path(data_dir, active, path, sizeof path);
-        if (access(path, F_OK))
-            return CTX_OK;
+    keep[0] = active;
+    keep[1] = target;
+    for (int i = 0; i < 2 && !rc; i++) {
+        vindex_update_stats us;
+        vdelta_set set;
+        if (!keep[i] || (i && keep[1] == keep[0]))
+            continue;
+        if ((rc = vdelta_list(data_dir, keep[i], &set, err)))
+            break;
+        /* the deltas into the main file: one file to open again */
+        if (set.main_ok && set.n) {
+            memset(&us, 0, sizeof us);
+            vdelta_set_free(&set);
+            if ((rc = rewrite(st, data_dir, keep[i], NULL, &us, err)) ||
+                (rc = vdelta_list(data_dir, keep[i], &set, err)))
+                break;
+        }
+        /* No file of the active model yet: it will be built from the
+         * store, which needs no tombstones, but keep them until it exists. */
+        if (!set.main_ok && i == 0)
+            upto = 0;
+        else if (set.main_ok)
+            upto = upto < 0 || set.tomb < upto ? set.tomb : upto;
+        vdelta_set_free(&set);
     }
-    return store_tombstones_prune(st, upto, pruned, err);
+    if (!rc && upto > 0 && active)
+        rc = store_tombstones_prune(st, upto, pruned, err);
+    vindex_unlock(lock);
+    return rc;
 }

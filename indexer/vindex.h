@@ -2,9 +2,10 @@
  * vindex.h - the vector index: an HNSW graph (FAISS) and a k-means
  * partition (an inverted file) over the vectors of one embedding model,
  * with each vector's chunk id, ACL set and source, so a search can be
- * limited to what a caller may read before anything is ranked. Derived data: the store's vectors table is the truth; the index
- * is persisted beside the store, caught up from it, and rebuilt when its
- * file is missing, torn or of another model.
+ * limited to what a caller may read before anything is ranked. Derived
+ * data: the store's vectors table is the truth; the index is persisted
+ * beside the store (a main file and deltas), caught up from it, and
+ * rebuilt when its file is missing, torn or of another model.
  *
  * The C face of indexer/faiss_bridge.cpp (the index itself) and
  * indexer/vindex.c (its life beside the store). Distances are squared L2
@@ -16,6 +17,7 @@
 #ifndef CTX_INDEXER_VINDEX_H
 #define CTX_INDEXER_VINDEX_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,10 +64,13 @@ enum {
 /*
  * vindex_open - the index of model_id: load path, or build from the store
  * when the file is missing, torn (size, magic or checksum wrong) or holds
- * another model; then catch up with vectors and tombstones newer than it
- * holds, and rebuild when tombstones pass a fifth of the graph. *how says
- * which (VINDEX_*). A bad file is never an error, only a rebuild. *out new:
- * vindex_free. The file is not written: call vindex_save.
+ * another model; then, when path is "<dir>/vectors-<model_id>.idx", apply
+ * the deltas beside it that continue it (vindex_update), in order, up to
+ * the first torn or missing one; then catch up with vectors and tombstones
+ * newer than these files hold, and rebuild when tombstones pass a fifth of
+ * the graph. *how says which (VINDEX_*). A bad file is never an error,
+ * only a rebuild. *out new: vindex_free. No file is written: call
+ * vindex_save or vindex_update.
  */
 int vindex_open(struct ctx_store *st, const char *path, int64_t model_id, vindex **out,
                 int *how, ctx_error *err);
@@ -81,9 +86,12 @@ int vindex_catch_up(vindex *vi, struct ctx_store *st, size_t *added, size_t *rem
                     ctx_error *err);
 
 /*
- * vindex_maintain - upkeep beside the store (the maintenance agent's): the
- * index files of models neither active nor target are deleted, and the
- * tombstones every remaining index file already holds are pruned (see
+ * vindex_maintain - upkeep beside the store (the maintenance agent's),
+ * under vindex_lock (waiting up to a minute, then CTX_EBUSY): the index
+ * files of models neither active nor target are deleted; temporary files
+ * are deleted only when no writer holds them (their writer's flock is
+ * gone); the deltas of a model are merged into its main file and deleted;
+ * and the tombstones every remaining model's files hold are pruned (see
  * store_tombstones_prune). *pruned (may be NULL) receives how many.
  */
 int vindex_maintain(struct ctx_store *st, const char *data_dir, int64_t *pruned,
@@ -91,6 +99,62 @@ int vindex_maintain(struct ctx_store *st, const char *data_dir, int64_t *pruned,
 
 /* vindex_path - "<data_dir>/vectors-<model_id>.idx" into buf. */
 void vindex_path(const char *data_dir, int64_t model_id, char *buf, size_t len);
+
+/*
+ * The files of a model in data_dir: the main index "vectors-<m>.idx"
+ * (vindex_save) and deltas "vectors-<m>.<seq>-<tomb>.dlt", each holding the
+ * vectors and tombstones that came after the files before it, up to its
+ * seq and tomb (indexer/vdelta.c). A write goes through "<name>.tmp",
+ * locked by its writer. Whoever writes them holds "<data_dir>/vectors.lock"
+ * (vindex_lock): vindex_update, vindex_maintain, the CLI's first build.
+ */
+
+/* What the files of a model hold (vindex_files). */
+typedef struct vindex_files_info {
+    int main_ok;          /* the main file is whole at both ends and of this model */
+    int64_t seq, tomb_seq;    /* the marks of the main file and its deltas together */
+    size_t deltas;        /* deltas that continue the main file */
+    size_t other;         /* other deltas (merged already, torn, off the chain) */
+    uint64_t delta_bytes; /* the size of the deltas that continue it */
+} vindex_files_info;
+
+/* vindex_files - what the files of model_id in data_dir hold (heads and tails only). */
+int vindex_files(const char *data_dir, int64_t model_id, vindex_files_info *out,
+                 ctx_error *err);
+
+/*
+ * vindex_lock - take "<data_dir>/vectors.lock", asking for up to wait_ms
+ * (< 0: until *cancel, which may be NULL). *fd: pass it to vindex_unlock.
+ * CTX_EBUSY names the lock when another process or thread holds it.
+ */
+int vindex_lock(const char *data_dir, int wait_ms, volatile sig_atomic_t *cancel, int *fd,
+                ctx_error *err);
+void vindex_unlock(int fd);
+
+/* What vindex_update did. */
+typedef struct vindex_update_stats {
+    int built;            /* no usable main file: built from the store and written */
+    int merged;           /* the deltas were many: merged into the main file */
+    size_t added, removed;    /* vectors and tombstones in the delta written, if any */
+    size_t vectors, dead;     /* in the index, when it was built or merged */
+    uint64_t bytes;       /* written to index files; 0 when nothing changed */
+    vindex_files_info files;  /* after */
+} vindex_update_stats;
+
+/* Past this many deltas vindex_update merges them itself (vindex_maintain does hourly). */
+#define VINDEX_DELTAS_MAX 64
+
+/*
+ * vindex_update - bring model_id's files in data_dir up to the store, under
+ * vindex_lock (wait_ms and cancel as there): nothing is written when the
+ * files hold every vector and tombstone; otherwise the new ones go to a
+ * delta, whose cost follows their number; the main file is built from the
+ * store when missing, torn at either end, of another model or older than
+ * the tombstones kept. Never reads the main file itself, unless to merge
+ * more than VINDEX_DELTAS_MAX deltas.
+ */
+int vindex_update(struct ctx_store *st, const char *data_dir, int64_t model_id, int wait_ms,
+                  volatile sig_atomic_t *cancel, vindex_update_stats *out, ctx_error *err);
 
 /* ---- the index (faiss_bridge.cpp) ---- */
 

@@ -3,7 +3,8 @@
  * job of a fresh store and records it; two agents on one store never run a
  * job of the same source at the same time (a slow exec connector makes
  * runs overlap if they could); SIGTERM stops an agent cleanly mid-job;
- * SIGHUP with a broken config keeps the old one; a bad schedule is named.
+ * SIGHUP with a broken config keeps the old one; a bad schedule is named;
+ * embed jobs of two processes take turns (data/embed.lock).
  */
 #include <criterion/criterion.h>
 #include <limits.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "indexer/vindex.h"
 #include "tests/lib/testutil.h"
 
 static char *dir;
@@ -314,4 +316,102 @@ Test(agent_daemon, the_permissions_job_applies_revocations_and_deletes)
     cr_assert(tu_sees(st, "user:ann", "walrus", "Gamma"));
     store_close(st);
     cr_assert_eq(cli("sync --full --permissions", &out), 2);
+}
+
+/* spawn_cli - `ctxgate ARGS` in dir (not the agent), output to dir/name.log. */
+static pid_t spawn_cli(const char *args, const char *name)
+{
+    char cmd[PATH_MAX * 3], bin[PATH_MAX];
+    pid_t pid;
+
+    cr_assert(realpath(tu_build_dir(), bin));
+    snprintf(cmd, sizeof cmd, "cd %s && exec %s/ctxgate %s >%s.log 2>&1", dir, bin, args, name);
+    pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/*
+ * One embed job at a time per data_dir, whichever process runs it: while
+ * another holds data/embed.lock an agent's embed job is recorded busy and
+ * writes nothing, and `ctxgate embed` waits its turn; two agents embedding
+ * all the time keep the index files one chain that holds every vector.
+ */
+Test(agent_daemon, embed_jobs_take_turns_across_processes)
+{
+    char lock[PATH_MAX], data[PATH_MAX];
+    vindex_files_info fi;
+    int64_t active, target;
+    ctx_error err;
+    ctx_store *st;
+    int fd, status;
+    pid_t a, b, e;
+
+    write_config("{\"sync\": \"1s\", \"permissions\": \"\", \"full\": \"\"}", 0);
+    cr_assert_eq(wait_exit(spawn("--once", "a")), 0, "%s", log_of("a"));
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(lock, sizeof lock, "%s/embed.lock", data);
+    cr_assert_eq(ctx_flock_take(lock, 0, NULL, &fd), 0);
+    sleep(3); /* the embed job is due again */
+    cr_assert_eq(wait_exit(spawn("--once", "b")), 0, "%s", log_of("b"));
+    st = open_store();
+    cr_assert_geq(tu_count(st, "SELECT count(*) FROM agent_jobs WHERE kind = 'embed'"
+                               " AND status = 'busy'"), 1, "%s", log_of("b"));
+    store_close(st);
+    /* the command waits for the holder */
+    e = spawn_cli("embed", "e");
+    usleep(500 * 1000);
+    cr_assert_eq(waitpid(e, &status, WNOHANG), 0, "`ctxgate embed` did not wait");
+    ctx_flock_drop(fd);
+    cr_assert_eq(wait_exit(e), 0, "%s", log_of("e"));
+
+    /* two agents, syncing and embedding every second, for a few seconds */
+    {
+        char cfg[2048];
+        snprintf(cfg, sizeof cfg,
+                 "{\"data_dir\": \"./data\", \"embeddings\": {\"provider\": \"hash\", \"dim\": 32},"
+                 " \"agent\": {\"max_jobs\": 3, \"retry\": \"1s\", \"embed\": \"1s\","
+                 "  \"maintain\": \"2s\"},"
+                 " \"sources\": [{\"name\": \"slow\", \"type\": \"exec\","
+                 "  \"command\": [\"python3\", \"slow.py\"], \"config\": {\"sleep\": 0.2},"
+                 "  \"schedule\": {\"sync\": \"1s\", \"permissions\": \"\", \"full\": \"\"}}]}");
+        tu_write(dir, "ctxgate.json", cfg);
+    }
+    a = spawn("", "a2");
+    b = spawn("", "b2");
+    sleep(8);
+    kill(a, SIGTERM);
+    kill(b, SIGTERM);
+    cr_assert_eq(wait_exit(a), 0, "%s", log_of("a2"));
+    cr_assert_eq(wait_exit(b), 0, "%s", log_of("b2"));
+    /* the last word: what the agents left, brought up to the store */
+    cr_assert_eq(wait_exit(spawn_cli("embed", "e2")), 0, "%s", log_of("e2"));
+    st = open_store();
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM agent_jobs WHERE kind IN"
+                              " ('embed', 'maintain') AND status NOT IN ('ok', 'busy')"), 0);
+    cr_assert_gt(tu_count(st, "SELECT count(*) FROM agent_jobs WHERE kind = 'embed'"
+                              " AND status = 'ok'"), 2);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM embed_queue"), 0);
+    cr_assert_eq(store_embed_models(st, &active, &target, &err), 0);
+    cr_assert_eq(vindex_files(data, active, &fi, &err), 0);
+    cr_assert(fi.main_ok);
+    cr_assert_eq(fi.other, 0, "%zu deltas off the chain", fi.other);
+    cr_assert_eq(fi.seq, tu_count(st, "SELECT max(seq) FROM vectors"));
+    {
+        vindex *vi;
+        vindex_info info;
+        char path[PATH_MAX + 64];
+        int how;
+        vindex_path(data, active, path, sizeof path);
+        cr_assert_eq(vindex_open(st, path, active, &vi, &how, &err), 0, "%s", err.text);
+        cr_assert_eq(how, VINDEX_LOADED);
+        vindex_get_info(vi, &info);
+        cr_assert_eq((int64_t)(info.n - info.dead), tu_count(st, "SELECT count(*) FROM vectors"));
+        vindex_free(vi);
+    }
+    store_close(st);
 }

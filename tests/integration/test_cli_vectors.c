@@ -2,7 +2,8 @@
  * test_cli_vectors.c - `ctxgate embed` and `ctxgate search --mode` on the
  * example company (examples/demo): every mode answers inside what the user
  * may read, an unknown user gets nothing, a second `embed` has nothing to
- * do, and a deleted index file is rebuilt by the next search.
+ * do and writes nothing, and a deleted index file is rebuilt by the next
+ * search.
  */
 #include <criterion/criterion.h>
 #include <limits.h>
@@ -59,6 +60,8 @@ Test(cli_vectors, embed_then_search_in_every_mode)
     out = run("embed", &status);
     cr_assert_eq(status, 0, "%s", out);
     cr_assert(strstr(out, " 0 embedded"), "a second embed had work to do:\n%s", out);
+    /* and wrote nothing: the index files are as they were (issue 16) */
+    cr_assert(strstr(out, "vector index: up to date, nothing written"), "%s", out);
     ctx_free(out);
 
     for (size_t m = 0; m < 3; m++) {
