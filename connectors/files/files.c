@@ -952,6 +952,14 @@ static int walk_dir(walk *w, const char *rel)
         int doc = !ents[i].dir && is_doc(w->c, name), perm = !ents[i].dir && is_perm_file(name);
         if (!ents[i].dir && !doc && !perm)
             continue;
+        if (!ctx_utf8_valid(name, strlen(name))) {
+            /* The host would store a repaired id, which this walk would
+             * never find again: the file would be deleted and sent anew
+             * by every sync. */
+            warn(w, "files.bad_name", *rel ? rel : ".", "a name in this folder is not valid"
+                 " UTF-8; skipped, rename it");
+            continue;
+        }
         if ((size_t)snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, *rel ? "/" : "",
                              name) >= sizeof child_rel ||
             (size_t)snprintf(child_abs, sizeof child_abs, "%s/%s", w->c->cfg.path,
