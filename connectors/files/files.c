@@ -2,8 +2,9 @@
  * files.c - the files connector: a directory tree of Markdown, text and
  * JSON documents. Permissions come from front matter, a sidecar
  * `<file>.acl.json`, or the nearest `_acl.json` above the file; users and
- * groups from `_principals.json` at the root. Incremental by mtime, size and
- * ACL; files that disappeared become DELETEs.
+ * groups from `_principals.json` at the root. Incremental by ctime since the
+ * last walk began; files that disappeared become DELETEs, found by walking
+ * the tree beside the host's ids (xNextId). The checkpoint is a cursor.
  *
  * Streams: "principals" (from _principals.json) and "files".
  */
@@ -731,30 +732,38 @@ static int emit_state(walk *w, int done, const char *after)
 }
 
 /*
- * walk_start - the time a walk starts, in ns, on the clock file times come
- * from (the coarse one on Linux), just after it ticked: a file changed
- * after the walk looked at it has a ctime at or after this, and a file
- * changed before the walk began has an earlier one, so it is not read
- * again by the next walk.
+ * walk_start - the time a walk starts, in ns, such that a file changed
+ * after the walk looked at it gets a ctime at or after it, and a file
+ * changed before the walk began an earlier one (so the next walk does not
+ * read it again). File times come from a coarse clock that lags the real
+ * one by a tick or more, or from the real clock (Linux's fine-grained
+ * times for a file whose times were just read): take the real time, then
+ * wait until the coarse clock has passed it. Should it not within 200 ms,
+ * the coarse time is still right, and some unchanged files are read again.
  */
 static int64_t walk_start(void)
 {
-#ifdef CLOCK_REALTIME_COARSE
-    const clockid_t clk = CLOCK_REALTIME_COARSE;
-#else
-    const clockid_t clk = CLOCK_REALTIME;
-#endif
-    struct timespec t0, t;
-    const struct timespec nap = {0, 1000000};
+    struct timespec t;
+    int64_t real;
 
-    clock_gettime(clk, &t0);
-    for (int i = 0; i < 100; i++) {
-        clock_gettime(clk, &t);
-        if (t.tv_sec != t0.tv_sec || t.tv_nsec != t0.tv_nsec)
-            break;
-        nanosleep(&nap, NULL);
+    clock_gettime(CLOCK_REALTIME, &t);
+    real = (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+#ifdef CLOCK_REALTIME_COARSE
+    {
+        const struct timespec nap = {0, 1000000};
+        int64_t coarse = 0;
+        for (int i = 0; i < 200; i++) {
+            clock_gettime(CLOCK_REALTIME_COARSE, &t);
+            coarse = (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+            if (coarse >= real)
+                return real;
+            nanosleep(&nap, NULL);
+        }
+        return coarse;
     }
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+#else
+    return real;
+#endif
 }
 
 static int64_t ctime_ns(const struct stat *sb)
