@@ -55,6 +55,7 @@ struct ctx_emitter {
     int64_t live_at_start;    /* the source's live documents when the run began */
     char held[CTX_ERRMSG_MAX]; /* why the run is held; "" = not held */
     warn_summary warns;
+    char *next_id;            /* xNextId's last answer: valid until the next host call */
 };
 
 /* ---- sync guards against mass changes ----
@@ -374,9 +375,24 @@ static void em_warn(ctx_emitter *em, const char *kind, const char *stream, const
                  msg ? msg : "");
 }
 
+static int em_next_id(ctx_emitter *em, const char *stream, const char *after, const char **id)
+{
+    int rc;
+
+    *id = NULL;
+    ctx_free(em->next_id);
+    em->next_id = NULL;
+    if ((rc = check_go(em)) || (rc = check_stream(em, "NEXT ID", stream)))
+        return rc;
+    if ((rc = store_doc_next(em->st, em->ing.source, stream, after, &em->next_id, &em->err)))
+        return fail(em, rc);
+    *id = em->next_id;
+    return CTX_OK;
+}
+
 static const ctx_host host = {
     CTX_CONNECTOR_ABI_VERSION, sizeof(ctx_host),
-    em_record, em_delete, em_acl, em_principal, em_state, em_log, em_warn,
+    em_record, em_delete, em_acl, em_principal, em_state, em_log, em_warn, em_next_id,
 };
 
 typedef struct stream_list {
@@ -693,6 +709,7 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
         *stats = em.stats;
 out:
     warn_free(&em.warns);
+    ctx_free(em.next_id);
     for (i = 0; i < streams.n; i++)
         ctx_free(streams.v[i]);
     ctx_free(streams.v);

@@ -77,6 +77,8 @@ struct ctx_emitter {
     ctx_buf *why;
     int stopped;              /* fn asked to stop */
     size_t after_stop;        /* host calls the connector made after that */
+    json_t *held;             /* ids the host holds (borrowed, updated); NULL: none kept */
+    char *next;               /* xNextId's last answer (new) */
 };
 
 static void problem(ctx_emitter *em, const char *fmt, ...)
@@ -229,6 +231,8 @@ static int cap_record(ctx_emitter *em, const ctx_record *r)
             meta = NULL;
         }
     }
+    if (em->held && r->id && !em->stopped)
+        json_object_set_new(em->held, r->id, json_true());
     return deliver(em, json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o}", "type", "RECORD",
                                  "stream", jz(r->stream), "id", jz(r->id), "title",
                                  jz(r->title), "url", jz(r->url), "body",
@@ -241,6 +245,8 @@ static int cap_delete(ctx_emitter *em, const char *stream, const char *id)
 {
     check_stream(em, "DELETE", stream);
     check_key(em, "DELETE", "id", id, MAX_ID_BYTES);
+    if (em->held && id && !em->stopped)
+        json_object_del(em->held, id);
     return deliver(em, json_pack("{s:s,s:o,s:o}", "type", "DELETE", "stream", jz(stream),
                                  "id", jz(id)));
 }
@@ -322,9 +328,39 @@ static void cap_warn(ctx_emitter *em, const char *kind, const char *stream, cons
     cap_log(em, CTX_CONN_LOG_WARN, line);
 }
 
+/* NEXT ID from the ids the suite says the host holds (a scan: the suite's sources are small). */
+static int cap_next_id(ctx_emitter *em, const char *stream, const char *after, const char **id)
+{
+    const char *key, *best = NULL;
+    json_t *v;
+
+    *id = NULL;
+    check_stream(em, "NEXT ID", stream);
+    if (em->stopped) {
+        em->after_stop++;
+        return CTX_ECANCELED;
+    }
+    json_object_foreach(em->held, key, v) {
+        if ((!after || strcmp(key, after) > 0) && (!best || strcmp(key, best) < 0))
+            best = key;
+    }
+    ctx_free(em->next);
+    em->next = best ? ctx_strdup(best) : NULL;
+    if (best && !em->next)
+        return CTX_ENOMEM;
+    *id = em->next;
+    return 0;
+}
+
 static const ctx_host capture_host = {
     CTX_CONNECTOR_ABI_VERSION, sizeof(ctx_host),
-    cap_record, cap_delete, cap_acl, cap_principal, cap_state, cap_log, cap_warn,
+    cap_record, cap_delete, cap_acl, cap_principal, cap_state, cap_log, cap_warn, NULL,
+};
+
+/* The same, for a host that keeps items: it answers xNextId. */
+static const ctx_host capture_host_held = {
+    CTX_CONNECTOR_ABI_VERSION, sizeof(ctx_host),
+    cap_record, cap_delete, cap_acl, cap_principal, cap_state, cap_log, cap_warn, cap_next_id,
 };
 
 /* xRead through the capture host; the connector's rc, and *em as it ended. */
@@ -332,23 +368,32 @@ static int capture_read(registry_conn *conn, const char *stream, const char *sta
                         ctx_emitter *em, ctx_conn_error *ce)
 {
     ctx_read_permissions_fn xperm;
+    const ctx_host *h = em->held ? &capture_host_held : &capture_host;
 
     memset(ce, 0, sizeof *ce);
     if (full != CONFORM_READ_PERMISSIONS)
-        return conn->vt->xRead(conn->conn, stream, state, full, &capture_host, em, ce);
+        return conn->vt->xRead(conn->conn, stream, state, full, h, em, ce);
     if (!(xperm = registry_read_permissions(conn->vt)))
         return conn_errf(ce, CTX_EABI, "the connector has no xReadPermissions (ABI 2)");
-    return xperm(conn->conn, stream, state, &capture_host, em, ce);
+    return xperm(conn->conn, stream, state, h, em, ce);
 }
 
 int conform_read(registry_conn *conn, const char *stream, const char *state, int full,
                  conform_msg_fn fn, void *arg, size_t *problems, ctx_buf *why,
                  ctx_error *err)
 {
-    ctx_emitter em = {stream, fn, arg, 0, why, 0, 0};
+    return conform_read_held(conn, stream, state, full, NULL, fn, arg, problems, why, err);
+}
+
+int conform_read_held(registry_conn *conn, const char *stream, const char *state, int full,
+                      json_t *held, conform_msg_fn fn, void *arg, size_t *problems,
+                      ctx_buf *why, ctx_error *err)
+{
+    ctx_emitter em = {stream, fn, arg, 0, why, 0, 0, held, NULL};
     ctx_conn_error ce;
     int rc = capture_read(conn, stream, state, full, &em, &ce);
 
+    ctx_free(em.next);
     if (problems)
         *problems = em.problems;
     if (rc && em.stopped)
@@ -603,6 +648,7 @@ typedef struct suite {
     json_t *streams;      /* [name, ...] */
     json_t *base;         /* stream -> messages of the first read */
     json_t *state;        /* stream -> the last STATE (object) read so far */
+    json_t *held;         /* stream -> {id: true} a host would hold after the reads so far */
 } suite;
 
 static void report(suite *s, int status, const char *name, const char *fmt, ...)
@@ -641,15 +687,32 @@ static int collect(void *arg, json_t *msg)
     return json_array_append(arg, msg) ? CTX_ENOMEM : 0;
 }
 
-static void read_stream(suite *s, const char *stream, json_t *state, int full, readout *r)
+/*
+ * read_stream - a read through a host that holds the ids in held (an
+ * object, updated by the read; NULL: a host that keeps nothing).
+ */
+static void read_stream(suite *s, const char *stream, json_t *state, int full, json_t *held,
+                        readout *r)
 {
     char *text = state ? ctx_json_text(state, JSON_COMPACT) : NULL;
 
     memset(r, 0, sizeof *r);
     r->msgs = json_array();
-    r->rc = conform_read(&s->conn, stream, text, full, collect, r->msgs, &r->problems,
-                         &r->why, &r->err);
+    r->rc = conform_read_held(&s->conn, stream, text, full, held, collect, r->msgs,
+                              &r->problems, &r->why, &r->err);
     free(text);
+}
+
+/* The ids the suite's host holds for stream: borrowed, made on first use. */
+static json_t *held_of(suite *s, const char *stream)
+{
+    json_t *h = json_object_get(s->held, stream);
+
+    if (!h) {
+        h = json_object();
+        json_object_set_new(s->held, stream, h);
+    }
+    return h;
 }
 
 static void readout_free(readout *r)
@@ -970,10 +1033,11 @@ static int check_first_read(suite *s)
 
     s->base = json_object();
     s->state = json_object();
+    s->held = json_object();
     json_array_foreach(s->streams, i, v) {
         readout r;
         stream = json_string_value(v);
-        read_stream(s, stream, NULL, 0, &r);
+        read_stream(s, stream, NULL, 0, held_of(s, stream), &r);
         if (r.rc) {
             report(s, FAIL, "read", "stream %s: %s", stream, r.err.text);
             readout_free(&r);
@@ -1040,7 +1104,7 @@ static void check_full(suite *s)
     json_object_foreach(s->base, stream, msgs) {
         json_t *want = json_object(), *have = json_object();
         readout r;
-        read_stream(s, stream, json_object_get(s->state, stream), 1, &r);
+        read_stream(s, stream, json_object_get(s->state, stream), 1, NULL, &r);
         add_ids(want, msgs, json_array_size(msgs));
         add_ids(have, r.msgs, json_array_size(r.msgs));
         if (r.rc)
@@ -1066,7 +1130,7 @@ static void check_unchanged(suite *s)
     json_object_foreach(s->base, stream, msgs) {
         readout r;
         size_t n;
-        read_stream(s, stream, json_object_get(s->state, stream), 0, &r);
+        read_stream(s, stream, json_object_get(s->state, stream), 0, held_of(s, stream), &r);
         n = count_type(r.msgs, NULL, &id);
         if (r.rc)
             report(s, FAIL, "incremental.unchanged", "stream %s: %s", stream, r.err.text);
@@ -1102,10 +1166,14 @@ static void check_resume(suite *s)
         for (k = 0; k < nst && k < max; k++) {
             /* Evenly spread over the states, always the first and the last. */
             size_t pos = at[max >= nst ? k : k * (nst - 1) / (max - 1)];
-            json_t *have = json_object();
+            json_t *have = json_object(), *held = json_object();
             const char *lost, *gone = NULL;
             readout r;
-            read_stream(s, stream, json_object_get(json_array_get(msgs, pos), "state"), 0, &r);
+            /* The host holds what the first read sent before that STATE. */
+            add_ids(held, msgs, pos);
+            read_stream(s, stream, json_object_get(json_array_get(msgs, pos), "state"), 0,
+                        held, &r);
+            json_decref(held);
             reads++;
             add_ids(have, msgs, pos);
             add_ids(have, r.msgs, json_array_size(r.msgs));
@@ -1186,7 +1254,7 @@ static int mutate(suite *s, const char *name, const char *verb, const char *stre
 /* Read stream on from its state after a change; rc, with FAIL reported. */
 static int read_after(suite *s, const char *name, const char *stream, readout *r)
 {
-    read_stream(s, stream, json_object_get(s->state, stream), 0, r);
+    read_stream(s, stream, json_object_get(s->state, stream), 0, held_of(s, stream), r);
     if (r->rc) {
         report(s, FAIL, name, "stream %s: %s", stream, r->err.text);
         return r->rc;
@@ -1373,8 +1441,8 @@ static void check_permissions(suite *s)
 
         if (!count_type(msgs, "RECORD", NULL))
             continue; /* users and groups: the host reads those as usual */
-        read_stream(s, stream, json_object_get(s->state, stream), 1, &full);
-        read_stream(s, stream, NULL, CONFORM_READ_PERMISSIONS, &perm);
+        read_stream(s, stream, json_object_get(s->state, stream), 1, NULL, &full);
+        read_stream(s, stream, NULL, CONFORM_READ_PERMISSIONS, NULL, &perm);
         want = acl_map(full.msgs, NULL);
         have = acl_map(perm.msgs, &nrec);
         if (full.rc || perm.rc)
@@ -1485,7 +1553,7 @@ static int kill_once(suite *s, const char *stream, size_t k, json_t **seen)
         }
     *seen = json_object();
     add_items(*seen, a.msgs, upto);
-    read_stream(s, stream, committed_state, 1, &r);
+    read_stream(s, stream, committed_state, 1, NULL, &r);
     json_decref(a.msgs);
     if (r.rc) {
         report(s, FAIL, "full.killed", "stream %s: the rerun after a stop at message %zu"
@@ -1521,7 +1589,7 @@ static void check_killed_full(suite *s)
     if (!stream)
         return;
     /* What the store holds now: the items of a full read. */
-    read_stream(s, stream, NULL, 1, &base);
+    read_stream(s, stream, NULL, 1, NULL, &base);
     if (base.rc) {
         report(s, FAIL, "full.killed", "stream %s: %s", stream, base.err.text);
         readout_free(&base);
@@ -1613,6 +1681,7 @@ int conform_run(const conform_target *t, json_t *config, const conform_opts *opt
     json_decref(s.streams);
     json_decref(s.base);
     json_decref(s.state);
+    json_decref(s.held);
     registry_close(&s.conn);
     return CTX_OK;
 }

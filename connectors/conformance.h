@@ -53,6 +53,16 @@ int conform_read(registry_conn *conn, const char *stream, const char *state, int
                  conform_msg_fn fn, void *arg, size_t *problems, ctx_buf *why,
                  ctx_error *err);
 
+/*
+ * conform_read_held - conform_read through a host that holds the ids in
+ * held (an object {id: true}, borrowed): it answers xNextId (ABI 3) from
+ * them, and adds each RECORD's id and drops each DELETE's as it comes.
+ * held NULL: a host that keeps nothing and has no xNextId (conform_read).
+ */
+int conform_read_held(registry_conn *conn, const char *stream, const char *state, int full,
+                      json_t *held, conform_msg_fn fn, void *arg, size_t *problems,
+                      ctx_buf *why, ctx_error *err);
+
 /* conform_spec_msg - {"type":"SPEC","spec":{...}}, new; NULL if not JSON. */
 json_t *conform_spec_msg(const registry_conn *conn);
 

@@ -238,9 +238,14 @@ int ingest_acl(ingest_ctx *c, const char *stream, const char *id, const ctx_acl 
     int64_t acl_id;
     int rc;
 
-    if ((rc = acl_target(c, stream, id, acl, store_doc_lookup, &info, &acl_id, err)) ||
+    /* The hash is not needed: the index answers without reading the row. */
+    if ((rc = acl_target(c, stream, id, acl, store_doc_acl_lookup, &info, &acl_id, err)) ||
         !info.id)
         return rc;
+    /* The same ACL set again is no change: nothing is counted or rewritten
+     * (moving the chunks would index them again). */
+    if (info.acl_id == acl_id)
+        return CTX_OK;
     c->stats->acls++;
     if (info.acl_id != acl_id && allows_everyone(acl)) {
         int was = 0;

@@ -28,7 +28,8 @@ int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err);
 /* ingest_delete - tombstone the document; deleting an unknown id is a no-op. */
 int ingest_delete(ingest_ctx *c, const char *stream, const char *id, ctx_error *err);
 
-/* ingest_acl - change only the document's permissions; unknown id is a no-op. */
+/* ingest_acl - change only the document's permissions; unknown id is a no-op, and so
+ * is an ACL the document already has (not counted as a permission change). */
 int ingest_acl(ingest_ctx *c, const char *stream, const char *id, const ctx_acl *acl,
                ctx_error *err);
 

@@ -419,6 +419,10 @@ const char *const store__sql_text[Q_COUNT] = {
      * which sends every lookup to the row and its body. */
     [Q_PERM_LOOKUP] = "SELECT id, acl_id, deleted FROM documents INDEXED BY documents_acl"
                       " WHERE source_id = ?1 AND stream = ?2 AND ext_id = ?3",
+    /* From documents_acl alone too: one seek, and tombstones skipped in the index. */
+    [Q_DOC_NEXT] = "SELECT ext_id FROM documents INDEXED BY documents_acl"
+                   " WHERE source_id = ?1 AND stream = ?2 AND ext_id > ?3 AND deleted = 0"
+                   " ORDER BY ext_id LIMIT 1",
     /* Through the models (few) and vectors_model, not a scan of vectors. */
     /* CROSS JOIN: the models outside, each one's vectors by the index;
      * the other way round every embed run read the whole index (issue 16). */

@@ -221,6 +221,14 @@ int store_perm_begin(ctx_store *st, ctx_error *err);
  * empty), answered from an index: a permission run's lookup. */
 int store_doc_acl_lookup(ctx_store *st, int64_t source, const char *stream,
                          const char *ext_id, store_doc_info *info, ctx_error *err);
+/*
+ * store_doc_next - the ext_id of the first live document of (source, stream)
+ * whose ext_id sorts after `after` (byte order; NULL or "": the first), into
+ * *out (new, caller frees), or *out = NULL when there is none. One seek in
+ * documents_acl; what the open transaction wrote counts.
+ */
+int store_doc_next(ctx_store *st, int64_t source, const char *stream, const char *after,
+                   char **out, ctx_error *err);
 int store_perm_seen(ctx_store *st, int64_t doc_id, ctx_error *err);
 int store_perm_prune(ctx_store *st, int64_t source, const char *stream, int64_t epoch,
                      int64_t *n, ctx_error *err);

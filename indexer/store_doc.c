@@ -161,6 +161,29 @@ int store_doc_acl_lookup(ctx_store *st, int64_t source, const char *stream,
     return doc_lookup(st, Q_PERM_LOOKUP, source, stream, ext_id, info, err);
 }
 
+int store_doc_next(ctx_store *st, int64_t source, const char *stream, const char *after,
+                   char **out, ctx_error *err)
+{
+    sqlite3_stmt *s = store__stmt(st, Q_DOC_NEXT, err);
+    int rc;
+
+    *out = NULL;
+    if (!s)
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, source);
+    sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, after ? after : "", -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && !(*out = ctx_strdup((const char *)sqlite3_column_text(s, 0)))) {
+        sqlite3_reset(s);
+        return ctx_error_set(err, CTX_ENOMEM, "next document: out of memory");
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_errf(st, err, "find the next document");
+    return CTX_OK;
+}
+
 /* see store_perm_seen in store.h (the table comes from store_perm_begin). */
 int store_perm_seen(ctx_store *st, int64_t doc_id, ctx_error *err)
 {

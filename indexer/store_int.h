@@ -31,6 +31,7 @@ enum {
     Q_AUDIT_ADD,
     Q_PERM_SEEN, Q_PERM_LOOKUP, /* permission runs (store_perm.c) */
     Q_CHUNK_TEXTS, Q_CHUNK_COUNT, /* training a model (lsa.c) */
+    Q_DOC_NEXT, /* a connector's merge of its listing with the store (store_doc_next) */
     Q_COUNT
 };
 

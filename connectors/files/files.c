@@ -2,8 +2,9 @@
  * files.c - the files connector: a directory tree of Markdown, text and
  * JSON documents. Permissions come from front matter, a sidecar
  * `<file>.acl.json`, or the nearest `_acl.json` above the file; users and
- * groups from `_principals.json` at the root. Incremental by mtime, size and
- * ACL; files that disappeared become DELETEs.
+ * groups from `_principals.json` at the root. Incremental by ctime since the
+ * last walk began; files that disappeared become DELETEs, found by walking
+ * the tree beside the host's ids (xNextId). The checkpoint is a cursor.
  *
  * Streams: "principals" (from _principals.json) and "files".
  */
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "../../core/opts.h"
 #include "../../core/util.h"
@@ -286,24 +288,45 @@ static int acl_from(json_t *obj, file_acl *a, char *why, size_t whylen)
     return 0;
 }
 
-/* Folder defaults (_acl.json), loaded once per directory. */
-typedef struct dir_acl {
-    char *dir;        /* relative path of the folder, "" for the root */
-    json_t *acl;      /* parsed _acl.json, or NULL when the folder has none */
-} dir_acl;
+/*
+ * The checkpoint, the same size however large the tree (see the README's
+ * "Incremental syncs"): where the walk is, when it began, and a sum over
+ * the permission files it passed. What each file was, is in the store.
+ */
+enum { PHASE_FILES = 0, PHASE_ACLS = 1 };
+
+typedef struct files_state {
+    int64_t since;       /* ns: start of the last finished walk; 0: none, send every file */
+    int64_t start;       /* ns: start of this walk */
+    uint64_t perm[2];    /* sum of the permission files' fingerprints walked so far */
+    uint64_t prev[2];    /* the same sum at the end of the last finished walk */
+    int has_prev;
+    int phase;           /* PHASE_FILES, then PHASE_ACLS when the permission files changed */
+    char *after;         /* resume after this path (new); NULL: from the start */
+} files_state;
+
+/* A folder on the walk's path, with its _acl.json once a file needed it. */
+typedef struct dir_frame {
+    char *dir;        /* the folder's path from the root, "" for the root (new) */
+    json_t *acl;      /* parsed _acl.json (new reference), or NULL */
+    int loaded;       /* 0: not read yet; 1: read (acl may be NULL); -1: broken */
+    char *why;        /* why it is broken (new) */
+} dir_frame;
 
 typedef struct walk {
     files_conn *c;
     const ctx_host *host;
     ctx_emitter *em;
     ctx_conn_error *e;
-    json_t *old_state, *new_state;   /* {"files": {rel: "mtime:size:aclsig"}} */
-    json_t *old_files, *new_files;   /* borrowed from the states */
-    dir_acl *dirs;
-    size_t ndirs;
+    files_state st;
+    dir_frame *frames;   /* one per folder from the root to the one being walked */
+    size_t depth, cap;
+    char *known;         /* the next id the host holds (new), in a merge; NULL: none left */
+    int merge;           /* the host lists its ids (xNextId): deletions are found */
     int64_t since_state;
-    int full;
-    int perm;         /* permission read: stat, sidecars, front matter; ACLs only */
+    int full;            /* send every file (a full or permission read) */
+    int acl_only;        /* stat, sidecars, front matter; ACLs only (permission read, ACL pass) */
+    int perm_read;       /* xReadPermissions: its STATEs are commit points only */
 } walk;
 
 static int is_doc(const files_conn *c, const char *name)
@@ -349,50 +372,40 @@ static json_t *load_json_file(const char *path, char *why, size_t whylen, int *m
     return j;
 }
 
-/* folder_acl - the nearest _acl.json at or above rel_dir, or NULL. Borrowed. */
-static json_t *folder_acl(walk *w, const char *rel_dir, int *bad)
+/*
+ * folder_acl - the nearest _acl.json at or above the folder being walked
+ * (borrowed), or NULL when there is none. Each is read the first time a
+ * file needs it, and kept while the walk is inside its folder. A broken one
+ * sets *bad and w->e.
+ */
+static json_t *folder_acl(walk *w, int *bad)
 {
     char path[PATH_MAX], why[512];
-    int missing;
-    size_t i;
-    json_t *j;
-    const char *slash;
+    size_t i = w->depth;
 
-    for (i = 0; i < w->ndirs; i++)
-        if (!strcmp(w->dirs[i].dir, rel_dir))
-            goto found;
-    snprintf(path, sizeof path, "%s/%s%s_acl.json", w->c->cfg.path, rel_dir,
-             *rel_dir ? "/" : "");
-    why[0] = '\0';
-    j = load_json_file(path, why, sizeof why, &missing);
-    if (!j && !missing) {
-        conn_errf(w->e, CTX_CONN_ESOURCE, "%s; fix the file", why);
-        *bad = 1;
-        return NULL;
-    }
-    {
-        dir_acl *d = ctx_realloc(w->dirs, (w->ndirs + 1) * sizeof *d);
-        if (!d) {
-            json_decref(j);
+    while (i-- > 0) {
+        dir_frame *f = &w->frames[i];
+        if (!f->loaded) {
+            int missing;
+            snprintf(path, sizeof path, "%s/%s%s_acl.json", w->c->cfg.path, f->dir,
+                     *f->dir ? "/" : "");
+            why[0] = '\0';
+            f->acl = load_json_file(path, why, sizeof why, &missing);
+            f->loaded = 1;
+            if (!f->acl && !missing) {
+                f->loaded = -1;
+                f->why = ctx_strdup(why);
+            }
+        }
+        if (f->loaded < 0) {
+            conn_errf(w->e, CTX_CONN_ESOURCE, "%s; fix the file", f->why ? f->why : "_acl.json");
             *bad = 1;
-            conn_errf(w->e, CTX_CONN_ENOMEM, "out of memory");
             return NULL;
         }
-        w->dirs = d;
-        w->dirs[w->ndirs].dir = ctx_strdup(rel_dir);
-        w->dirs[w->ndirs].acl = j;
-        i = w->ndirs++;
+        if (f->acl)
+            return f->acl;
     }
-found:
-    if (w->dirs[i].acl || !*rel_dir)
-        return w->dirs[i].acl;
-    /* Not here: ask the parent folder. */
-    slash = strrchr(rel_dir, '/');
-    {
-        char parent[PATH_MAX];
-        snprintf(parent, sizeof parent, "%.*s", slash ? (int)(slash - rel_dir) : 0, rel_dir);
-        return folder_acl(w, parent, bad);
-    }
+    return NULL;
 }
 
 /* ---- one file ---- */
@@ -431,12 +444,6 @@ static const char *first_line(const char *body, size_t len, char *buf, size_t bu
     return buf;
 }
 
-/*
- * skip_file - a file whose text or permissions cannot be read is not
- * indexed: it is logged, retracted if an earlier version was indexed (fail
- * closed: its old permissions may be the ones being fixed), and left out of
- * the state so the next run tries it again. The other files go on.
- */
 /* warn - a warning about file rel, of kind (a key the host summarizes by). */
 static void warn(walk *w, const char *kind, const char *rel, const char *msg)
 {
@@ -450,12 +457,18 @@ static void warn(walk *w, const char *kind, const char *rel, const char *msg)
     w->host->xLog(w->em, CTX_CONN_LOG_WARN, line);
 }
 
+/*
+ * skip_file - a file whose text or permissions cannot be read is not
+ * indexed: it is logged and retracted if an earlier version was indexed
+ * (fail closed: its old permissions may be the ones being fixed). The host
+ * then does not hold it, so the next run tries it again. The other files
+ * go on.
+ */
 static int skip_file(walk *w, const char *rel, const char *why)
 {
     char msg[1024];
     snprintf(msg, sizeof msg, "%s: %s; skipped until fixed", rel, why);
     w->host->xLog(w->em, CTX_CONN_LOG_ERROR, msg);
-    json_object_del(w->new_files, rel);
     return w->host->xDelete(w->em, "files", rel) ? CTX_CONN_ECANCELED : CTX_CONN_OK;
 }
 
@@ -479,10 +492,13 @@ static int has_own_acl(const char *abs, const char *ext)
     return n == 4 && !strncmp(head, "---", 3) && (head[3] == '\n' || head[3] == '\r');
 }
 
+/*
+ * emit_file - send the file rel (at abs, stat sb): a RECORD with its text
+ * and permissions, or with acl_only its permissions alone (an ACL).
+ */
 static int emit_file(walk *w, const char *rel, const char *abs, const struct stat *sb)
 {
-    char *text = NULL, why[512] = "", sidecar[PATH_MAX], sig[160], titlebuf[256],
-         url[PATH_MAX + 8];
+    char *text = NULL, why[512] = "", sidecar[PATH_MAX], titlebuf[256], url[PATH_MAX + 8];
     size_t len = 0, body_off = 0;
     json_t *fm = NULL, *doc = NULL, *acl_obj = NULL, *side = NULL, *meta, *item = NULL;
     json_t *merged = NULL;
@@ -490,17 +506,16 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
     file_acl acl;
     ctx_acl cacl;
     ctx_record rec;
-    int rc = CTX_CONN_OK, missing, bad = 0, changed_content, changed_acl;
-    json_t *prev;
+    int rc = CTX_CONN_OK, missing, bad = 0;
     char *meta_s = NULL;
 
     memset(&acl, 0, sizeof acl);
-    if (w->perm && !has_own_acl(abs, ext)) {
+    if (w->acl_only && !has_own_acl(abs, ext)) {
         text = NULL; /* the ACL is in a sidecar or _acl.json: no need to read it */
     } else if (ctx_read_file(abs, &text, &len)) {
-        /* Vanished between readdir and open: the next run deletes it. */
+        /* Vanished between readdir and open: gone, as far as this run knows. */
         warn(w, "files.vanished", rel, "file vanished while reading; skipped");
-        return CTX_CONN_OK;
+        return w->host->xDelete(w->em, "files", rel) ? CTX_CONN_ECANCELED : CTX_CONN_OK;
     }
     body = text;
 
@@ -540,10 +555,7 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
         }
         acl_obj = side;
         if (!acl_obj) {
-            char dir[PATH_MAX];
-            const char *slash = strrchr(rel, '/');
-            snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - rel) : 0, rel);
-            acl_obj = folder_acl(w, dir, &bad);
+            acl_obj = folder_acl(w, &bad);
             if (bad) {
                 rc = w->e->code == CTX_CONN_ENOMEM ? w->e->code : skip_file(w, rel, w->e->text);
                 goto done;
@@ -572,29 +584,13 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
         goto done;
     }
 
-    snprintf(sig, sizeof sig, "%lld.%09ld:%lld:%s", (long long)sb->st_mtim.tv_sec,
-             sb->st_mtim.tv_nsec, (long long)sb->st_size, acl_obj ? acl.sig : "none");
-    prev = w->old_files ? json_object_get(w->old_files, rel) : NULL;
-    json_object_set_new(w->new_files, rel, json_string(sig));
-    if (prev && !w->full) {
-        const char *p = json_string_value(prev);
-        const char *pa = strrchr(p, ':'), *na = strrchr(sig, ':');
-        changed_content = (size_t)(pa - p) != (size_t)(na - sig) || strncmp(p, sig, (size_t)(na - sig));
-        changed_acl = strcmp(pa, na) != 0;
-        if (!changed_content && !changed_acl)
-            goto done;
-    } else {
-        changed_content = 1;
-        changed_acl = 1;
-    }
-
     cacl.allow = acl.allow;
     cacl.n_allow = acl.n_allow;
     cacl.deny = acl.deny;
     cacl.n_deny = acl.n_deny;
     cacl.labels = acl.labels;
     cacl.n_labels = acl.n_labels;
-    if (w->perm) {
+    if (w->acl_only) {
         /* every file, changed or not: the host compares and keeps it */
         if (w->host->xAcl(w->em, "files", rel, acl_obj ? &cacl : NULL))
             rc = CTX_CONN_ECANCELED;
@@ -604,11 +600,6 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
         warn(w, "files.no_acl", rel, "file has no permissions (front matter, sidecar or"
              " _acl.json): nobody will see it");
 
-    if (!changed_content) {
-        if (w->host->xAcl(w->em, "files", rel, acl_obj ? &cacl : NULL))
-            rc = CTX_CONN_ECANCELED;
-        goto done;
-    }
     if (!title)
         title = first_heading(body, len, titlebuf, sizeof titlebuf);
     if (!title && ext && !strcasecmp(ext, ".txt"))
@@ -650,81 +641,377 @@ done:
     return rc;
 }
 
-static int emit_state(walk *w)
+/* ---- the checkpoint ---- */
+
+static void sum_hex(const uint64_t v[2], char out[33])
 {
-    /* A permission read's STATE is a commit point only: no file list. */
-    char *s = w->perm ? ctx_strdup("{\"permissions\":true}")
-                      : ctx_json_text(w->new_state, JSON_COMPACT);
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)v[0], (unsigned long long)v[1]);
+}
+
+static int hex_sum(const char *s, uint64_t v[2])
+{
+    char half[17];
+
+    if (!s || strlen(s) != 32 || s[strspn(s, "0123456789abcdef")])
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        memcpy(half, s + 16 * i, 16);
+        half[16] = '\0';
+        v[i] = strtoull(half, NULL, 16);
+    }
+    return 0;
+}
+
+/*
+ * state_parse - the checkpoint text into *st (st->after new). Anything
+ * else, the per-file map of versions before 2 included, is no checkpoint:
+ * since = 0, so every file is sent again (the host skips unchanged text
+ * by its hash) and deletions are still found. Never fails.
+ */
+static void state_parse(const char *text, files_state *st)
+{
+    json_t *j = text ? ctx_json_loads(text, 0, NULL) : NULL, *v;
+
+    memset(st, 0, sizeof *st);
+    if (!json_is_object(j) || json_integer_value(json_object_get(j, "walk")) != 2)
+        goto done;
+    v = json_object_get(j, "since");
+    st->since = json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : 0;
+    st->has_prev = !hex_sum(json_string_value(json_object_get(j, "prev")), st->prev);
+    v = json_object_get(j, "start");
+    if (!json_is_integer(v) || json_integer_value(v) <= 0)
+        goto done; /* a finished walk: the next one starts afresh */
+    if (hex_sum(json_string_value(json_object_get(j, "perm")), st->perm))
+        goto done;
+    st->start = json_integer_value(v);
+    v = json_object_get(j, "phase");
+    st->phase = json_is_string(v) && !strcmp(json_string_value(v), "acls") ? PHASE_ACLS
+                                                                          : PHASE_FILES;
+    v = json_object_get(j, "after");
+    if (json_is_string(v) && json_string_length(v) && !memchr(json_string_value(v), 0,
+                                                              json_string_length(v)))
+        st->after = ctx_strdup(json_string_value(v));
+done:
+    json_decref(j);
+}
+
+/*
+ * emit_state - a STATE: during a walk, its start, the permission sum so
+ * far and the last file passed; after it (done), only what the next walk
+ * compares with. A permission read's STATE is a commit point only.
+ */
+static int emit_state(walk *w, int done, const char *after)
+{
+    char perm[33], prev[33], *s;
+    json_t *j;
     int rc;
+
+    if (w->perm_read) {
+        w->since_state = 0;
+        return w->host->xState(w->em, "files", "{\"permissions\":true}") ? CTX_CONN_ECANCELED
+                                                                           : CTX_CONN_OK;
+    }
+    sum_hex(w->st.perm, perm);
+    sum_hex(w->st.prev, prev);
+    if (done)
+        j = json_pack("{s:i,s:I,s:s}", "walk", 2, "since", (json_int_t)w->st.start, "prev",
+                      perm);
+    else
+        j = json_pack("{s:i,s:I,s:I,s:s,s:s*,s:s,s:s*}", "walk", 2, "since",
+                      (json_int_t)w->st.since, "start", (json_int_t)w->st.start, "perm", perm,
+                      "prev", w->st.has_prev ? prev : NULL, "phase",
+                      w->st.phase == PHASE_ACLS ? "acls" : "files", "after", after);
+    s = j ? ctx_json_text(j, JSON_COMPACT) : NULL;
+    json_decref(j);
     if (!s)
         return conn_errf(w->e, CTX_CONN_ENOMEM, "out of memory");
     rc = w->host->xState(w->em, "files", s);
-    if (w->perm)
-        ctx_free(s);
-    else
-        free(s);
+    free(s);
     w->since_state = 0;
     return rc ? CTX_CONN_ECANCELED : CTX_CONN_OK;
 }
 
-static int cmp_str(const void *a, const void *b)
+/*
+ * walk_start - the time a walk starts, in ns, such that a file changed
+ * after the walk looked at it gets a ctime at or after it, and a file
+ * changed before the walk began an earlier one (so the next walk does not
+ * read it again). File times come from a coarse clock that lags the real
+ * one by a tick or more, or from the real clock (Linux's fine-grained
+ * times for a file whose times were just read): take the real time, then
+ * wait until the coarse clock has passed it. Should it not within 200 ms,
+ * the coarse time is still right, and some unchanged files are read again.
+ */
+static int64_t walk_start(void)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    struct timespec t;
+    int64_t real;
+
+    clock_gettime(CLOCK_REALTIME, &t);
+    real = (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+#ifdef CLOCK_REALTIME_COARSE
+    {
+        const struct timespec nap = {0, 1000000};
+        int64_t coarse = 0;
+        for (int i = 0; i < 200; i++) {
+            clock_gettime(CLOCK_REALTIME_COARSE, &t);
+            coarse = (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+            if (coarse >= real)
+                return real;
+            nanosleep(&nap, NULL);
+        }
+        return coarse;
+    }
+#else
+    return real;
+#endif
 }
 
-/* Walk rel (relative to the root) in sorted order, so checkpoints are stable. */
+static int64_t ctime_ns(const struct stat *sb)
+{
+    return (int64_t)sb->st_ctim.tv_sec * 1000000000 + sb->st_ctim.tv_nsec;
+}
+
+/*
+ * perm_add - add a permission file (_acl.json or a sidecar) to the walk's
+ * sum: its path, inode, size and times. A sum does not depend on the
+ * order, so a walk resumed halfway adds up to the same.
+ */
+static void perm_add(walk *w, const char *rel, const struct stat *sb)
+{
+    char hex[65], meta[96];
+    const void *parts[2] = {rel, meta};
+    size_t lens[2];
+    uint64_t v[2];
+
+    snprintf(meta, sizeof meta, "\n%llu:%lld:%lld.%09ld:%lld", (unsigned long long)sb->st_ino,
+             (long long)sb->st_size, (long long)sb->st_mtim.tv_sec, sb->st_mtim.tv_nsec,
+             (long long)ctime_ns(sb));
+    lens[0] = strlen(rel);
+    lens[1] = strlen(meta);
+    ctx_hash_hex(parts, lens, 2, hex);
+    hex[32] = '\0';
+    if (hex_sum(hex, v))
+        return;
+    w->st.perm[0] += v[0];
+    w->st.perm[1] += v[1];
+}
+
+static int is_perm_file(const char *name)
+{
+    size_t n = strlen(name);
+    return !strcmp(name, "_acl.json") || (n > 9 && !strcmp(name + n - 9, ".acl.json"));
+}
+
+/* ---- the walk ---- */
+
+/* next_known - w->known becomes the host's next id after `after`. */
+static int next_known(walk *w, const char *after)
+{
+    const char *id = NULL;
+    int rc = w->host->xNextId(w->em, "files", after, &id);
+
+    /* after may be w->known itself: it is freed only now. */
+    ctx_free(w->known);
+    w->known = NULL;
+    if (rc)
+        return CTX_CONN_ECANCELED;
+    if (id && !(w->known = ctx_strdup(id)))
+        return conn_errf(w->e, CTX_CONN_ENOMEM, "out of memory");
+    return CTX_CONN_OK;
+}
+
+/*
+ * merge_to - in a merge, every id the host holds before rel (or all that
+ * are left, rel NULL) is gone from the tree: DELETE it. *held: the host
+ * holds rel itself.
+ */
+static int merge_to(walk *w, const char *rel, int *held)
+{
+    int rc = CTX_CONN_OK;
+
+    *held = 0;
+    while (!rc && w->known && (!rel || strcmp(w->known, rel) < 0)) {
+        if (w->host->xDelete(w->em, "files", w->known))
+            return CTX_CONN_ECANCELED;
+        rc = next_known(w, w->known);
+    }
+    if (!rc && rel && w->known && !strcmp(w->known, rel)) {
+        *held = 1;
+        rc = next_known(w, rel);
+    }
+    return rc;
+}
+
+/* One entry of a folder; dir: it is one (so it sorts as "name/"). */
+typedef struct entry {
+    char *name;
+    int dir;
+} entry;
+
+/*
+ * cmp_entry - the order of the paths the entries lead to: a folder "a"
+ * as "a/", so that "a-b.md" < "a/x.md" as their paths compare. A walk
+ * then passes every path in strcmp order, the host's order of ids.
+ */
+static int cmp_entry(const void *pa, const void *pb)
+{
+    const entry *a = pa, *b = pb;
+    const unsigned char *x = (const unsigned char *)a->name, *y = (const unsigned char *)b->name;
+
+    while (*x && *x == *y)
+        x++, y++;
+    return (int)(*x ? *x : a->dir ? '/' : 0) - (int)(*y ? *y : b->dir ? '/' : 0);
+}
+
+/*
+ * visit_file - one document in the walk: in a merge, DELETE the ids the
+ * host holds before it; then send it when it is new to the host, changed
+ * since the last walk began (ctime), or every file is to be sent.
+ */
+static int visit_file(walk *w, const char *rel, const char *abs, const struct stat *sb)
+{
+    int rc, held = 0;
+
+    if (w->merge && (rc = merge_to(w, rel, &held)))
+        return rc;
+    if (w->full || w->acl_only || !w->st.since || (w->merge && !held) ||
+        ctime_ns(sb) >= w->st.since)
+        rc = emit_file(w, rel, abs, sb);
+    else
+        rc = CTX_CONN_OK;
+    if (!rc && ++w->since_state >= w->c->cfg.state_every)
+        rc = emit_state(w, 0, rel);
+    return rc;
+}
+
+static int push_frame(walk *w, const char *rel)
+{
+    if (w->depth == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        dir_frame *f = ctx_realloc(w->frames, cap * sizeof *f);
+        if (!f)
+            return conn_errf(w->e, CTX_CONN_ENOMEM, "out of memory");
+        w->frames = f;
+        w->cap = cap;
+    }
+    memset(&w->frames[w->depth], 0, sizeof *w->frames);
+    if (!(w->frames[w->depth].dir = ctx_strdup(rel)))
+        return conn_errf(w->e, CTX_CONN_ENOMEM, "out of memory");
+    w->depth++;
+    return CTX_CONN_OK;
+}
+
+static void pop_frame(walk *w)
+{
+    dir_frame *f = &w->frames[--w->depth];
+    ctx_free(f->dir);
+    ctx_free(f->why);
+    json_decref(f->acl);
+}
+
+/*
+ * walk_dir - walk folder rel (relative to the root) in path order, one
+ * folder's entries in memory at a time. When the walk resumes after
+ * st.after, what sorts before it is passed by.
+ */
 static int walk_dir(walk *w, const char *rel)
 {
     char abs[PATH_MAX], child_rel[PATH_MAX], child_abs[PATH_MAX];
-    char **names = NULL;
+    entry *ents = NULL;
     size_t n = 0, cap = 0, i;
     struct dirent *de;
     struct stat sb;
     DIR *d;
-    int rc = CTX_CONN_OK;
+    int rc;
 
     snprintf(abs, sizeof abs, "%s%s%s", w->c->cfg.path, *rel ? "/" : "", rel);
     if (!(d = opendir(abs)))
         return conn_errf(w->e, CTX_CONN_ESOURCE, "%s: %s", abs, strerror(errno));
+    if ((rc = push_frame(w, rel))) {
+        closedir(d);
+        return rc;
+    }
     while ((de = readdir(d))) {
         if (de->d_name[0] == '.')
             continue;
         if (n == cap) {
-            char **nn;
+            entry *ne;
             cap = cap ? cap * 2 : 32;
-            if (!(nn = ctx_realloc(names, cap * sizeof *nn))) {
+            if (!(ne = ctx_realloc(ents, cap * sizeof *ne))) {
                 rc = conn_errf(w->e, CTX_CONN_ENOMEM, "out of memory");
                 goto done;
             }
-            names = nn;
+            ents = ne;
         }
-        names[n++] = ctx_strdup(de->d_name);
+        if (!(ents[n].name = ctx_strdup(de->d_name))) {
+            rc = conn_errf(w->e, CTX_CONN_ENOMEM, "out of memory");
+            goto done;
+        }
+        ents[n].dir = de->d_type == DT_DIR;
+        if (de->d_type == DT_UNKNOWN) {
+            snprintf(child_abs, sizeof child_abs, "%s/%s", abs, de->d_name);
+            ents[n].dir = lstat(child_abs, &sb) == 0 && S_ISDIR(sb.st_mode);
+        }
+        n++;
     }
     if (n) /* qsort wants a non-NULL array even for none */
-        qsort(names, n, sizeof *names, cmp_str);
+        qsort(ents, n, sizeof *ents, cmp_entry);
     for (i = 0; i < n && !rc; i++) {
+        const char *name = ents[i].name;
+        int doc = !ents[i].dir && is_doc(w->c, name), perm = !ents[i].dir && is_perm_file(name);
+        if (!ents[i].dir && !doc && !perm)
+            continue;
+        if (!ctx_utf8_valid(name, strlen(name))) {
+            /* The host would store a repaired id, which this walk would
+             * never find again: the file would be deleted and sent anew
+             * by every sync. */
+            warn(w, "files.bad_name", *rel ? rel : ".", "a name in this folder is not valid"
+                 " UTF-8; skipped, rename it");
+            continue;
+        }
         if ((size_t)snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, *rel ? "/" : "",
-                             names[i]) >= sizeof child_rel ||
+                             name) >= sizeof child_rel ||
             (size_t)snprintf(child_abs, sizeof child_abs, "%s/%s", w->c->cfg.path,
                              child_rel) >= sizeof child_abs) {
             rc = conn_errf(w->e, CTX_CONN_ESOURCE, "%s/%s: path longer than %d bytes", rel,
-                        names[i], PATH_MAX);
+                           name, PATH_MAX);
             break;
+        }
+        if (w->st.after) {
+            /* Resuming: pass by what the checkpoint covers. A folder sorts
+             * as "name/", and the resume point may be inside it. */
+            size_t len = strlen(child_rel);
+            int c = strcmp(child_rel, w->st.after);
+            if (ents[i].dir) {
+                c = strncmp(child_rel, w->st.after, len);
+                if (!c)
+                    c = (unsigned char)'/' - (unsigned char)w->st.after[len];
+                if (!c)
+                    c = -2; /* the resume point is inside: go in */
+                else if (c < 0)
+                    continue;
+            } else if (c <= 0) {
+                continue;
+            }
+            if (c > 0) {
+                ctx_free(w->st.after);
+                w->st.after = NULL;
+            }
         }
         if (lstat(child_abs, &sb) < 0)
             continue;
-        if (S_ISDIR(sb.st_mode)) {
+        if (S_ISDIR(sb.st_mode))
             rc = walk_dir(w, child_rel);
-        } else if (S_ISREG(sb.st_mode) && is_doc(w->c, names[i])) {
-            rc = emit_file(w, child_rel, child_abs, &sb);
-            if (!rc && ++w->since_state >= w->c->cfg.state_every)
-                rc = emit_state(w);
-        }
+        else if (S_ISREG(sb.st_mode) && perm && !w->acl_only)
+            perm_add(w, child_rel, &sb);
+        else if (S_ISREG(sb.st_mode) && doc)
+            rc = visit_file(w, child_rel, child_abs, &sb);
     }
 done:
     for (i = 0; i < n; i++)
-        ctx_free(names[i]);
-    ctx_free(names);
+        ctx_free(ents[i].name);
+    ctx_free(ents);
+    pop_frame(w);
     closedir(d);
     return rc;
 }
@@ -733,11 +1020,7 @@ static int read_files(files_conn *c, const char *state, int full, int perm,
                       const ctx_host *host, ctx_emitter *em, ctx_conn_error *e)
 {
     walk w;
-    const char *key;
-    json_t *v;
-    void *tmp;
     int rc;
-    size_t i;
 
     memset(&w, 0, sizeof w);
     w.c = c;
@@ -745,47 +1028,52 @@ static int read_files(files_conn *c, const char *state, int full, int perm,
     w.em = em;
     w.e = e;
     w.full = full || perm;
-    w.perm = perm;
-    if (state && !w.full) {
-        w.old_state = ctx_json_loads(state, 0, NULL);
-        w.old_files = json_object_get(w.old_state, "files");
-        if (!json_is_object(w.old_files))
-            w.old_files = NULL;
+    w.acl_only = perm;
+    w.perm_read = perm;
+    if ((rc = files_check(c, e)))
+        return rc;
+    if (!perm)
+        state_parse(state, &w.st);
+    if (w.full || !w.st.start) {
+        /* A new walk. A full one sends every file and resumes nowhere: a
+         * killed full read is read whole again. */
+        ctx_free(w.st.after);
+        w.st.after = NULL;
+        w.st.phase = PHASE_FILES;
+        w.st.perm[0] = w.st.perm[1] = 0;
+        w.st.start = walk_start();
     }
-    w.new_state = json_object();
-    w.new_files = json_object();
-    json_object_set_new(w.new_state, "files", w.new_files);
-    /* Files not reached yet keep their old entry, so a checkpoint mid-walk
-     * does not make them look deleted. */
-    if (w.old_files)
-        json_object_update(w.new_files, w.old_files);
-    rc = files_check(c, e);
-    if (!rc)
-        rc = walk_dir(&w, "");
-    if (!rc && w.old_files) {
-        /* A file of the old state that is no longer there was deleted. */
-        json_object_foreach_safe(w.old_files, tmp, key, v) {
-            char abs[PATH_MAX];
-            struct stat sb;
-            snprintf(abs, sizeof abs, "%s/%s", c->cfg.path, key);
-            if (lstat(abs, &sb) == 0 && S_ISREG(sb.st_mode))
-                continue;
-            json_object_del(w.new_files, key);
-            if (host->xDelete(em, "files", key)) {
-                rc = CTX_CONN_ECANCELED;
-                break;
-            }
+    /* Deletions come from the host's list; a host without one (an older
+     * one, or one that keeps nothing) finds them by full reads. */
+    w.merge = !w.full && CTX_HOST_HAS(host, xNextId);
+    if (w.st.phase == PHASE_FILES) {
+        if (w.merge)
+            rc = next_known(&w, w.st.after);
+        if (!rc)
+            rc = walk_dir(&w, "");
+        if (!rc && w.merge)
+            rc = merge_to(&w, NULL, &(int){0});
+        /* A permission file changed, came or went: every file's permissions
+         * are checked again, as a permission read does (the host re-labels
+         * those that differ). A first walk sent them all already. */
+        if (!rc && !w.full && w.st.since && w.st.has_prev &&
+            (w.st.perm[0] != w.st.prev[0] || w.st.perm[1] != w.st.prev[1])) {
+            w.st.phase = PHASE_ACLS;
+            rc = emit_state(&w, 0, NULL);
         }
     }
-    if (!rc)
-        rc = emit_state(&w);
-    for (i = 0; i < w.ndirs; i++) {
-        ctx_free(w.dirs[i].dir);
-        json_decref(w.dirs[i].acl);
+    if (!rc && w.st.phase == PHASE_ACLS) {
+        w.acl_only = 1;
+        w.merge = 0;
+        rc = walk_dir(&w, "");
     }
-    ctx_free(w.dirs);
-    json_decref(w.old_state);
-    json_decref(w.new_state);
+    if (!rc)
+        rc = emit_state(&w, 1, NULL);
+    while (w.depth)
+        pop_frame(&w);
+    ctx_free(w.frames);
+    ctx_free(w.known);
+    ctx_free(w.st.after);
     return rc;
 }
 

@@ -6,7 +6,8 @@
  * tree through a small host whose emitters check every message the way the
  * real host relies on (ids and streams set, body_len readable, JSON that
  * parses) and count them: reading from the bare tree's checkpoint must send
- * exactly what the added file changed.
+ * exactly what the added file changed. The host holds the ids it was sent
+ * and answers xNextId from them, as the sync runner does from the store.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,11 +32,22 @@ struct ctx_emitter {
     size_t max_body;        /* no body can be longer than the input file */
     int records, deletes, acls, principals, states;
     char *last_state;       /* new; the last STATE's JSON */
+    char held[8][32];       /* the ids the host holds (the tree has few, all short) */
+    int nheld;
 };
 
 static char root[64];
 static void *conn;
 static char *base_state;    /* the checkpoint of the bare tree */
+static ctx_emitter base_em; /* what the host holds after reading it */
+
+static int held_at(const ctx_emitter *em, const char *id)
+{
+    for (int i = 0; i < em->nheld; i++)
+        if (!strcmp(em->held[i], id))
+            return i;
+    return -1;
+}
 
 static void check_json_object(const char *what, const char *s)
 {
@@ -101,6 +113,8 @@ static int h_record(ctx_emitter *em, const ctx_record *rec)
     FUZZ_CHECK(rec->updated_at_ms >= 0, "updated_at_ms %lld", (long long)rec->updated_at_ms);
     check_acl(rec->acl);
     em->records++;
+    if (held_at(em, rec->id) < 0 && em->nheld < 8 && strlen(rec->id) < sizeof em->held[0])
+        strcpy(em->held[em->nheld++], rec->id);
     return 0;
 }
 
@@ -109,6 +123,11 @@ static int h_delete(ctx_emitter *em, const char *stream, const char *id)
     check_stream(em, stream);
     check_str("delete id", id);
     em->deletes++;
+    {
+        int i = held_at(em, id);
+        if (i >= 0)
+            memmove(em->held[i], em->held[i + 1], (size_t)(--em->nheld - i) * sizeof em->held[0]);
+    }
     return 0;
 }
 
@@ -159,18 +178,38 @@ static void h_log(ctx_emitter *em, int level, const char *msg)
     check_str("log message", msg);
 }
 
+static int h_next_id(ctx_emitter *em, const char *stream, const char *after, const char **id)
+{
+    const char *best = NULL;
+
+    check_stream(em, stream);
+    for (int i = 0; i < em->nheld; i++)
+        if ((!after || strcmp(em->held[i], after) > 0) && (!best || strcmp(em->held[i], best) < 0))
+            best = em->held[i];
+    *id = best;
+    return 0;
+}
+
 static const ctx_host host = {
     CTX_CONNECTOR_ABI_VERSION, sizeof(ctx_host), h_record, h_delete, h_acl,
-    h_principal, h_state, h_log, NULL,
+    h_principal, h_state, h_log, NULL, h_next_id,
 };
 
-/* xRead one stream; returns the connector's result, em filled in. */
-static int read_stream(const char *stream, const char *state, size_t max_body, ctx_emitter *em)
+/*
+ * xRead one stream with the host holding what it held after the read
+ * `from` (NULL: nothing); returns the connector's result, em filled in.
+ */
+static int read_stream(const char *stream, const char *state, size_t max_body, ctx_emitter *em,
+                       const ctx_emitter *from)
 {
     ctx_conn_error e;
     int rc;
 
     memset(em, 0, sizeof *em);
+    if (from) {
+        memcpy(em->held, from->held, sizeof em->held);
+        em->nheld = from->nheld;
+    }
     memset(&e, 0, sizeof e);
     em->stream = stream;
     em->max_body = max_body;
@@ -254,9 +293,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(cfg, sizeof cfg, "{\"path\": \"%s\"}", root);
     memset(&e, 0, sizeof e);
     FUZZ_CHECK(ctx__files_connector.xOpen(cfg, &conn, &e) == CTX_CONN_OK, "xOpen: %s", e.text);
-    FUZZ_CHECK(read_stream("files", NULL, 64, &em) == CTX_CONN_OK && em.records == 2,
+    FUZZ_CHECK(read_stream("files", NULL, 64, &em, NULL) == CTX_CONN_OK && em.records == 2,
                "reading the bare tree gave %d records", em.records);
     base_state = em.last_state;
+    em.last_state = NULL;
+    base_em = em;
     return 0;
 }
 
@@ -288,10 +329,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * again from the new checkpoint, nothing changed, so nothing is sent. */
     put("doc.md", data, size);
     put("doc.txt", data, size);
-    rc = read_stream("files", base_state, max_body, &em);
+    rc = read_stream("files", base_state, max_body, &em, &base_em);
     expect(rc, &em, 2, 0, "doc.md + doc.txt");
     if (!rc) {
-        FUZZ_CHECK(read_stream("files", em.last_state, max_body, &again) == CTX_CONN_OK,
+        FUZZ_CHECK(read_stream("files", em.last_state, max_body, &again, &em) == CTX_CONN_OK,
                    "the first read succeeded, re-reading the same tree failed");
         /* Skipped files are tried (and retracted) again; nothing else is sent. */
         FUZZ_CHECK(again.records == 0 && again.acls == 0 && again.deletes == em.deletes,
@@ -305,7 +346,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* A JSON document: {"title", "body", "url", "allow", ...}. */
     put("doc.json", data, size);
-    rc = read_stream("files", base_state, max_body, &em);
+    rc = read_stream("files", base_state, max_body, &em, &base_em);
     expect(rc, &em, 1, 0, "doc.json");
     free(em.last_state);
     drop("doc.json");
@@ -313,21 +354,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Folder permissions: plain.md and sub/note.md both resolve to them,
      * and only their ACL changed. */
     put("_acl.json", data, size);
-    rc = read_stream("files", base_state, max_body, &em);
+    rc = read_stream("files", base_state, max_body, &em, &base_em);
     expect(rc, &em, 0, 2, "_acl.json");
     free(em.last_state);
     drop("_acl.json");
 
-    /* A sidecar for plain.md: its ACL changed, nothing else. */
+    /* A sidecar for plain.md: a permission file came, so both files'
+     * permissions are sent again (the host keeps what did not change). */
     put("plain.md.acl.json", data, size);
-    rc = read_stream("files", base_state, max_body, &em);
-    expect(rc, &em, 0, 1, "plain.md.acl.json");
+    rc = read_stream("files", base_state, max_body, &em, &base_em);
+    expect(rc, &em, 0, 2, "plain.md.acl.json");
     free(em.last_state);
     drop("plain.md.acl.json");
 
     /* Users and groups. */
     put("_principals.json", data, size);
-    read_stream("principals", NULL, max_body, &em);
+    read_stream("principals", NULL, max_body, &em, NULL);
     free(em.last_state);
     drop("_principals.json");
     return 0;

@@ -15,6 +15,7 @@
 #include "core/util.h"
 #include "indexer/ingest.h"
 #include "retrieval/search.h"
+#include "tests/lib/synctest.h"
 #include "tests/lib/testutil.h"
 
 static char *root, *docs, src[8192];
@@ -190,8 +191,6 @@ Test(files, full_refresh_prunes_and_keeps_what_it_saw)
     ctx_error err;
     sync_ok(&s);
     /* Make the store believe a document exists that the source no longer has. */
-    cr_assert_eq(store_exec(st, "UPDATE sync_state SET state = json_set(state,"
-                                " '$.files.\"gone.md\"', 'x') WHERE stream = 'files'", &err), 0);
     {
         ctx_record r = {"files", "gone.md", "Gone", NULL, "zebra ghost", 11, NULL, 0, NULL};
         ingest_ctx ic;
@@ -366,4 +365,196 @@ Test(files, missing_directory_is_a_clear_error)
                          0, &s, &err), CTX_ESOURCE);
     cr_assert(strstr(err.text, "/nonexistent/dir"), "%s", err.text);
     cr_assert(strstr(err.text, "existing directory"), "%s", err.text);
+}
+
+/* ---- the checkpoint: a cursor, not a list of files ---- */
+
+/* The committed state of the files stream (new). */
+static char *files_state(void)
+{
+    return tu_text(st, "SELECT state FROM sync_state WHERE stream = 'files'");
+}
+
+/* bulk - n files bulk/dNN/fNNN.md from `from` on, readable by group:eng. */
+static void bulk(int from, int n, const char *extra)
+{
+    char rel[64], text[256];
+    for (int i = from; i < from + n; i++) {
+        snprintf(rel, sizeof rel, "bulk/d%02d/f%03d.md", i % 10, i);
+        snprintf(text, sizeof text, "---\nallow: [group:eng]\n---\n# Bulk %d\n\nzebra bulk %d%s\n",
+                 i, i, extra);
+        tu_write(docs, rel, text);
+    }
+}
+
+static void rm_doc(const char *rel)
+{
+    char p[8192];
+    snprintf(p, sizeof p, "%s/%s", docs, rel);
+    cr_assert_eq(unlink(p), 0, "%s", p);
+}
+
+Test(files, a_checkpoint_does_not_grow_with_the_tree)
+{
+    store_run_stats s;
+    char *small, *large;
+
+    snprintf(src, sizeof src, "{\"name\":\"wiki\",\"type\":\"files\",\"path\":\"%s\","
+             "\"state_every\":7}", docs);
+    sync_ok(&s);
+    small = files_state();
+    bulk(0, 400, "");
+    sync_ok(&s);
+    cr_assert_eq(s.records, 400);
+    large = files_state();
+    cr_assert_eq(strlen(large), strlen(small), "6 files: %s; 406 files: %s", small, large);
+    cr_assert_lt(strlen(large), 128, "%s", large);
+    cr_assert_null(strstr(large, ".md"), "no file in the state: %s", large);
+    free(small);
+    free(large);
+}
+
+/*
+ * Stopped between checkpoints (as a kill -9 leaves it, the open batch
+ * rolled back), an incremental walk resumes at its last checkpoint: the
+ * edits and deletions before it are not sent again, the rest come once.
+ */
+Test(files, a_stopped_walk_resumes_without_loss_or_duplicates, .timeout = 120)
+{
+    static const char *const gone[] = {"bulk/d00/f000.md", "bulk/d05/f015.md",
+                                       "bulk/d09/f029.md"};
+    store_run_stats s, s1;
+    ctx_config cfg;
+    ctx_error err;
+    sync_opts o;
+    tsync_cancel ca = {0, 4};
+    char *state;
+    int64_t edited, rc;
+
+    snprintf(src, sizeof src, "{\"name\":\"wiki\",\"type\":\"files\",\"path\":\"%s\","
+             "\"state_every\":3}", docs);
+    bulk(0, 30, "");
+    sync_ok(&s);
+    cr_assert_eq(s.records, 36);
+
+    /* Ten edits spread over the walk, three deletions. */
+    for (int i = 1; i < 30; i += 3)
+        bulk(i, 1, " edited");
+    for (size_t i = 0; i < 3; i++)
+        rm_doc(gone[i]);
+    {
+        char text[9000];
+        snprintf(text, sizeof text, "{\"sources\": [%s]}", src);
+        json_t *conf = json_loads(text, 0, NULL);
+        memset(&cfg, 0, sizeof cfg);
+        cr_assert_eq(ctx_config_parse(conf, ".", &cfg, &err), 0, "%s", err.text);
+        json_decref(conf);
+    }
+    /* The files stream alone: the progress reports then start at its first record. */
+    memset(&o, 0, sizeof o);
+    o.streams = (const char *[]){"files"};
+    o.nstreams = 1;
+    o.cancel = &ca.flag;
+    o.progress = tsync_cancel_progress;
+    o.progress_arg = &ca;
+    rc = sync_source(st, &cfg.sources[0], &o, &s1, &err);
+    ctx_config_free(&cfg);
+    cr_assert_eq(rc, CTX_ECANCELED, "rc %lld, %lld records", (long long)rc, (long long)s1.records);
+    state = files_state();
+    cr_assert(strstr(state, "\"after\":\"bulk/"), "stopped mid-walk: %s", state);
+    free(state);
+    edited = tu_count(st, "SELECT count(*) FROM documents WHERE body LIKE '%edited%'");
+    cr_assert_gt(edited, 0, "a checkpoint came after the first edits");
+    cr_assert_lt(edited, 10);
+
+    sync_ok(&s);
+    cr_assert_eq(s.records, 10 - edited, "only the edits after the checkpoint: %lld",
+                 (long long)s.records);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents WHERE body LIKE '%edited%'"), 10);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents WHERE deleted = 0"), 33);
+    for (size_t i = 0; i < 3; i++) {
+        char q[256];
+        snprintf(q, sizeof q, "SELECT deleted FROM documents WHERE ext_id = '%s'", gone[i]);
+        cr_assert_eq(tu_count(st, q), 1, "%s is deleted", gone[i]);
+    }
+    /* One set of chunks per live document: nothing indexed twice. */
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id"
+                              " WHERE d.deleted = 0"),
+                 tu_count(st, "SELECT count(*) FROM documents WHERE deleted = 0"));
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM chunks"),
+                 tu_count(st, "SELECT count(*) FROM chunks_fts"));
+    sync_ok(&s);
+    cr_assert_eq(s.records + s.deletes + s.acls, 0);
+}
+
+/*
+ * Deletions come from walking the tree beside the store's ids: the walk's
+ * order must be the store's byte order, or a file would be deleted and sent
+ * again. Names that sort differently as paths than as folder entries.
+ */
+Test(files, deletions_are_found_in_path_order)
+{
+    static const char *const names[] = {"o/a-b.md", "o/a.md", "o/a/x.md", "o/a0.md",
+                                        "o/a/b/c.md", "o/A.md", "o/\xc3\xa9t\xc3\xa9.md",
+                                        "o/a b.md", "o/a_/y.md", "o/ab.md"};
+    store_run_stats s;
+    size_t n = sizeof names / sizeof *names;
+
+    for (size_t i = 0; i < n; i++)
+        tu_write(docs, names[i], "---\nallow: [group:eng]\n---\nzebra order\n");
+    /* Not UTF-8: the store would keep another id than the walk finds. */
+    tu_write(docs, "o/bad\xff.md", "---\nallow: [group:eng]\n---\nzebra bad name\n");
+    sync_ok(&s);
+    cr_assert_eq(s.records, 6 + n);
+    cr_assert_geq(s.warnings, 1);
+    sync_ok(&s);
+    cr_assert_eq(s.records + s.deletes + s.acls, 0, "%lld records, %lld deletes",
+                 (long long)s.records, (long long)s.deletes);
+    for (size_t i = 0; i < n; i += 2)
+        rm_doc(names[i]);
+    sync_ok(&s);
+    cr_assert_eq(s.deletes, (int64_t)(n + 1) / 2);
+    cr_assert_eq(s.records, 0);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents WHERE deleted = 0"),
+                 6 + (int64_t)n / 2);
+}
+
+/* A removed sidecar changes no file's own times: the permission sum finds it. */
+Test(files, a_removed_sidecar_is_a_permission_change)
+{
+    store_run_stats s;
+
+    sync_ok(&s);
+    cr_assert(has("ann@x.test", "Zebra notes from the account."));
+    rm_doc("eng/notes.txt.acl.json");
+    sync_ok(&s);
+    cr_assert_eq(s.records, 0);
+    cr_assert_eq(s.acls, 1, "notes.txt lost its permissions: %lld", (long long)s.acls);
+    cr_assert(!has("ann@x.test", "Zebra notes from the account."));
+    sync_ok(&s);
+    cr_assert_eq(s.records + s.acls + s.deletes, 0);
+}
+
+/*
+ * A checkpoint of the version before (a map of every file) is taken as no
+ * checkpoint: every file is read again, unchanged ones are kept by their
+ * hash, files gone are deleted, and the state becomes a cursor.
+ */
+Test(files, an_old_checkpoint_means_one_whole_walk)
+{
+    store_run_stats s;
+    ctx_error err;
+    char *state;
+
+    sync_ok(&s);
+    cr_assert_eq(store_exec(st, "UPDATE sync_state SET state = '{\"files\":{\"hr/pay.md\":"
+                                "\"1.000000000:10:none\"}}' WHERE stream = 'files'", &err), 0);
+    rm_doc("all/noacl.md");
+    sync_ok(&s);
+    cr_assert_eq(s.records, 0);
+    cr_assert_eq(s.unchanged, 5);
+    cr_assert_eq(s.deletes, 1);
+    state = files_state();
+    cr_assert(strstr(state, "\"walk\":2") && !strstr(state, "\"files\""), "%s", state);
+    free(state);
 }

@@ -1,5 +1,5 @@
 /*
- * ctxgate/connector.h - the connector plugin ABI, version 2.
+ * ctxgate/connector.h - the connector plugin ABI, version 3.
  *
  * A connector pulls items from one kind of source (a database, an API, a
  * directory) and hands them to the host as messages: RECORD, DELETE, ACL,
@@ -68,11 +68,11 @@ extern "C" {
 
 /*
  * Version 2 appended xReadPermissions to ctx_connector and xWarn to
- * ctx_host. The host loads plugins built for version 1 or 2 and never
- * reads a member past the plugin's struct_size; a plugin calls xWarn only
- * through CTX_HOST_HAS.
+ * ctx_host; version 3 appended xNextId to ctx_host. The host loads plugins
+ * built for version 1, 2 or 3 and never reads a member past the plugin's
+ * struct_size; a plugin calls xWarn and xNextId only through CTX_HOST_HAS.
  */
-#define CTX_CONNECTOR_ABI_VERSION 2
+#define CTX_CONNECTOR_ABI_VERSION 3
 
 #if defined(__GNUC__)
 #define CTX_CONNECTOR_EXPORT __attribute__((visibility("default")))
@@ -202,6 +202,25 @@ typedef struct ctx_host {
      */
     void (*xWarn)(ctx_emitter *em, const char *kind, const char *stream, const char *id,
                   const char *msg);
+    /* ---- version 2 members above; append new members below ---- */
+    /*
+     * NEXT ID (version 3; a host older than it lacks it, and a host that
+     * keeps no items, such as a conformance or print-only host, may leave
+     * it NULL: call through CTX_HOST_HAS(host, xNextId)): the id of the
+     * first live item of stream the host holds whose id sorts after
+     * `after` byte for byte (strcmp order; after NULL or "": the first),
+     * into *id, or *id = NULL when there is none. It counts what this read
+     * sent so far, committed or not. *id is the host's: valid until the
+     * next call to any host function, copy it to keep it.
+     *
+     * It lets a connector whose source lists its items in id order find
+     * deletions without remembering the items in its state: walk the
+     * source and the host's ids side by side (a merge), send a DELETE for
+     * each id the host holds that the source skipped, and resume after a
+     * STATE from the id the state names. An item the host does not hold
+     * (never sent, or refused) is sent again.
+     */
+    int (*xNextId)(ctx_emitter *em, const char *stream, const char *after, const char **id);
 } ctx_host;
 
 /* CTX_HOST_HAS - host (a const ctx_host *) has the appended member m, set. */
