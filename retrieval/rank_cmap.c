@@ -113,8 +113,8 @@ void rank__cmap_free(rank_cmap *m)
     memset(m, 0, sizeof *m);
 }
 
-/* dup - n elements of size bytes of p, or NULL (also for none). */
-static void *dup(const void *p, int64_t n, size_t size)
+/* copy_of - n elements of size bytes of p, or NULL (also for none). */
+static void *copy_of(const void *p, int64_t n, size_t size)
 {
     void *d = n ? ctx_malloc((size_t)n * size) : NULL;
     if (d)
@@ -127,12 +127,12 @@ int rank__cmap_copy(rank_cmap *dst, const rank_cmap *src)
     memset(dst, 0, sizeof *dst);
     if (!src->nwords)
         return CTX_OK;
-    dst->w = dup(src->w, src->nwords, sizeof *src->w);
+    dst->w = copy_of(src->w, src->nwords, sizeof *src->w);
     dst->capwords = dst->nwords = src->nwords;
     if (src->nslots) {
-        dst->acl = dup(src->acl, src->nslots, sizeof *src->acl);
-        dst->src = dup(src->src, src->nslots, sizeof *src->src);
-        dst->len = dup(src->len, src->nslots, sizeof *src->len);
+        dst->acl = copy_of(src->acl, src->nslots, sizeof *src->acl);
+        dst->src = copy_of(src->src, src->nslots, sizeof *src->src);
+        dst->len = copy_of(src->len, src->nslots, sizeof *src->len);
     }
     dst->capslots = dst->nslots = src->nslots;
     dst->dead = src->dead;
