@@ -392,9 +392,7 @@ int cli_search_run(const ctx_config *cfg, ctx_store *st, vindex *vi, embed_provi
     *why = NULL;
     if (!strcmp(mode, "lexical")) {
         search_opts lo = *so;
-        lo.expand = search_expand_of(&cfg->search);
-        lo.proximity = cfg->search.proximity;
-        lo.doc_decay = cfg->search.doc_decay;
+        search_opts_config(&lo, &cfg->search);
         return search_lexical(store_db(st), user, query, &lo, res, err);
     }
     if (hybrid && !(cfg->search.w_vector > 0)) {

@@ -223,7 +223,7 @@ static const ctx_opt embed_opts[] = {
     {"max_retry_after", CTX_OPT_INT, "300", offsetof(ctx_embed_cfg, max_retry_after), 0,
      "openai: the longest wait a 429's or 503's Retry-After (seconds or an HTTP-date) may ask"
      " for, in seconds; a server asking more fails the run, which the next embed run"
-     " resumes (0..86400)", NULL, 0},
+     " resumes (1..86400)", NULL, 0},
     CTX_OPT_END,
 };
 
@@ -492,6 +492,12 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
         rc = ctx_error_set(err, CTX_ECONFIG,
                            "embeddings.query_timeout_ms: %lld is out of range; use 50..60000",
                            (long long)cfg->embeddings.query_timeout_ms);
+        goto done;
+    }
+    if (cfg->embeddings.max_retry_after < 1 || cfg->embeddings.max_retry_after > 86400) {
+        rc = ctx_error_set(err, CTX_ECONFIG,
+                           "embeddings.max_retry_after: %lld is out of range; use 1..86400"
+                           " (seconds)", (long long)cfg->embeddings.max_retry_after);
         goto done;
     }
     if (strcmp(cfg->embeddings.provider, "hash") && strcmp(cfg->embeddings.provider, "openai") &&

@@ -1019,3 +1019,10 @@ search_expand search_expand_of(const ctx_search_cfg *cfg)
     search_expand x = {(int)cfg->expand_terms, (int)cfg->expand_docs, cfg->expand_weight};
     return x;
 }
+
+void search_opts_config(search_opts *so, const ctx_search_cfg *cfg)
+{
+    so->expand = search_expand_of(cfg);
+    so->proximity = cfg->proximity;
+    so->doc_decay = cfg->doc_decay;
+}

@@ -63,6 +63,14 @@ typedef struct search_opts {
 
 #define SEARCH_RANK_WINDOW 20000
 
+/*
+ * search_opts_config - so's ranking options (expansion, proximity,
+ * doc_decay) as the config's search section sets them; the rest of so is
+ * left as it was. The one place a lexical search reads them (the service
+ * and the CLI; hybrid's leg takes them through hybrid_opts_config).
+ */
+void search_opts_config(search_opts *so, const struct ctx_search_cfg *cfg);
+
 typedef struct search_hit {
     int64_t chunk_id, doc_id;
     double score;                   /* higher is better */

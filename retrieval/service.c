@@ -618,9 +618,7 @@ static int run_search(svc *s, worker *w, const svc_identity *id, const svc_reque
         so.sources = sources;
         so.nsources = nsources;
         so.labels = labels;
-        so.expand = search_expand_of(&s->cfg->search);
-        so.proximity = s->cfg->search.proximity;
-        so.doc_decay = s->cfg->search.doc_decay;
+        search_opts_config(&so, &s->cfg->search);
         return search_lexical(db, id->user, req->query, &so, res, err);
     }
     if (qv->v) {

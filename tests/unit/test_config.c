@@ -163,6 +163,11 @@ Test(config, search_weights_have_defaults_and_bounds)
     cr_assert_eq(parse("{\"search\":{\"proximity\":-1},\"sources\":[]}", &cfg, &err),
                  CTX_ECONFIG);
     ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"embeddings\":{\"max_retry_after\":0},\"sources\":[]}", &cfg,
+                       &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "embeddings.max_retry_after") && strstr(err.text, "1..86400"),
+              "%s", err.text);
+    ctx_config_free(&cfg);
     cr_assert_eq(parse("{\"search\":{\"doc_decay\":0.95},\"sources\":[]}", &cfg, &err),
                  CTX_ECONFIG);
     cr_assert(strstr(err.text, "search.doc_decay") && strstr(err.text, "0..0.9"), "%s",
