@@ -64,7 +64,8 @@ static void usage(FILE *f)
             "                (rank_warm): first sights of words are then timed\n"
             "environment: BENCH_SLOW_MS=N prints each of our queries slower than N ms;\n"
             "  BENCH_EXPAND=terms,docs,weight times our queries with query expansion;\n"
-            "  BENCH_PROXIMITY=w with the proximity reordering of weight w\n");
+            "  BENCH_PROXIMITY=w with the proximity reordering of weight w;\n"
+            "  BENCH_ONLY=10%%,100%% times only those shares\n");
 }
 
 static int parse_opts(int argc, char **argv, opts *o)
@@ -680,9 +681,9 @@ static void ours_one(sqlite3 *db, const char *user, const query *q, size_t *hits
         die("search_lexical", err.text);
     if (slow && (now_s() - t0) * 1e3 > atof(slow))
         fprintf(stderr, "  slow: %s \"%s\" %.2f ms (rare_only %d windowed %d mapped %d"
-                        " rare_mapped %d)\n",
+                        " rare_mapped %d by_readable %d)\n",
                 user, q->text, (now_s() - t0) * 1e3, res.rare_only, res.windowed, res.mapped,
-                res.rare_mapped);
+                res.rare_mapped, res.by_readable);
     *hits = res.n;
     search_result_free(&res);
 }
@@ -817,6 +818,19 @@ static void print_tables(const opts *o, const user_result *res)
  * alternated, the last user's p50 tripled). PostgreSQL's data stays in its
  * own shared_buffers either way.
  */
+/* wanted_user - is users[u] among BENCH_ONLY's comma-separated labels (or is it unset)? */
+static int wanted_user(size_t u)
+{
+    const char *only = getenv("BENCH_ONLY");
+    char list[256], item[32];
+
+    if (!only)
+        return 1;
+    snprintf(list, sizeof list, ",%s,", only);
+    snprintf(item, sizeof item, ",%s,", users[u].label);
+    return strstr(list, item) != NULL;
+}
+
 static void run_user(const opts *o, sqlite3 *db, PGconn *pg, size_t u, const query *q,
                      user_result *r)
 {
@@ -979,9 +993,11 @@ int main(int argc, char **argv)
     t0 = now_s();
     load0 = loadavg();
     for (u = 0; u < NUSERS; u++)
-        run_user(&o, store_db(st), NULL, u, q, &res[u]);
+        if (wanted_user(u))
+            run_user(&o, store_db(st), NULL, u, q, &res[u]);
     for (u = 0; pg && u < NUSERS; u++)
-        run_user(&o, store_db(st), pg, u, q, &res[u]);
+        if (wanted_user(u))
+            run_user(&o, store_db(st), pg, u, q, &res[u]);
     printf("- timed runs: %.0f s; load average %.2f before, %.2f after (%ld CPUs)\n",
            now_s() - t0, load0, loadavg(), sysconf(_SC_NPROCESSORS_ONLN));
     print_tables(&o, res);

@@ -74,60 +74,6 @@ static double phrase_freq(const Fts5ExtensionApi *api, Fts5Context *fts, int phr
     return freq;
 }
 
-/*
- * tfmap_freq - the word's frequency in chunk id; 0 when it has none. *pos
- * is where the last lookup ended (the first index at or past its id): a
- * walk in either direction gallops on from there through memory it just
- * read, where a binary search from the start would miss the cache at most
- * steps.
- */
-static double tfmap_freq(const rank_tfmap *m, int64_t id, size_t *pos)
-{
-    size_t lo = *pos < m->n ? *pos : m->n, hi, step = 1;
-    uint32_t x;
-
-    if (id < 0 || id > (int64_t)UINT32_MAX)
-        return 0;
-    x = (uint32_t)id;
-    /* bracket the first index at or past id in [lo, hi) */
-    if (lo > 0 && m->ids[lo - 1] >= x) { /* down: it is at most lo - 1 */
-        hi = lo - 1;
-        while (hi >= step && m->ids[hi - step] >= x) {
-            hi -= step;
-            step *= 2;
-        }
-        lo = hi >= step ? hi - step + 1 : 0;
-        hi++;
-    } else { /* up: it is at least lo */
-        while (lo + step < m->n && m->ids[lo + step] < x) {
-            lo += step;
-            step *= 2;
-        }
-        hi = lo + step < m->n ? lo + step + 1 : m->n;
-    }
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (m->ids[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *pos = lo;
-    return lo < m->n && m->ids[lo] == x ? m->freq[lo] : 0;
-}
-
-/* The parts of BM25, shared by ctx_rank and rank_map_pass so both give a
- * row the same score to the last bit. */
-static double length_norm(int len, double avg)
-{
-    return RANK_K1 * (1.0 - RANK_B + RANK_B * (double)len / avg);
-}
-
-static double term_score(double idf, double freq, double norm)
-{
-    return idf * (freq * (RANK_K1 + 1.0)) / (freq + norm);
-}
-
 /* What ctx_tfbuild fills: m with the rows in (lo, hi]. */
 typedef struct tf_build {
     rank_tfmap *m;
@@ -192,12 +138,12 @@ static void ctx_tfbuild_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite
 
 double rank_score(const rank_query *q, const double *freq, int len)
 {
-    double score = 0, norm = length_norm(len, q->avg);
+    double score = 0, norm = rank__length_norm(len, q->avg);
 
     /* as ctx_rank adds them: in term order, a term the row lacks skipped */
     for (int i = 0; i < q->nterms; i++)
         if (freq[i] != 0)
-            score += term_score(q->idf[i], freq[i], norm);
+            score += rank__term_score(q->idf[i], freq[i], norm);
     return score;
 }
 
@@ -231,7 +177,7 @@ static int collect_row(const Fts5ExtensionApi *api, Fts5Context *fts, rank_query
     }
     for (int i = 0, phrase = q->first_phrase; i < q->nterms; i++)
         c->freq[c->n * (size_t)q->nterms + (size_t)i] =
-            q->map[i] ? tfmap_freq(q->map[i], id, &q->pos[i]) : phrase_freq(api, fts, phrase++);
+            q->map[i] ? rank__tfmap_freq(q->map[i], id, &q->pos[i]) : phrase_freq(api, fts, phrase++);
     c->ids[c->n] = id;
     c->lens[c->n++] = len;
     return CTX_OK;
@@ -284,7 +230,7 @@ static void ctx_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_c
         return;
     }
     for (int i = 0, phrase = q->first_phrase; i < q->nterms; i++) {
-        double freq = q->map[i] ? tfmap_freq(q->map[i], id, &q->pos[i])
+        double freq = q->map[i] ? rank__tfmap_freq(q->map[i], id, &q->pos[i])
                                 : phrase_freq(api, fts, phrase++);
         if (freq == 0)
             continue;
@@ -304,9 +250,9 @@ static void ctx_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_c
                 api->xColumnSize(fts, 1, &text);
                 len = title + text;
             }
-            norm = length_norm(len, q->avg);
+            norm = rank__length_norm(len, q->avg);
         }
-        score += term_score(q->idf[i], freq, norm);
+        score += rank__term_score(q->idf[i], freq, norm);
     }
     sqlite3_result_double(ctx, score);
 }
@@ -485,10 +431,10 @@ static int get_varint(const unsigned char *p, int n, uint64_t *v)
 }
 
 /*
- * docsize_len - title + text tokens from an FTS5 docsize blob (one varint
+ * rank__docsize_len - title + text tokens from an FTS5 docsize blob (one varint
  * per column), or -1 when it is not one.
  */
-static int32_t docsize_len(const unsigned char *p, int n)
+int32_t rank__docsize_len(const unsigned char *p, int n)
 {
     int64_t sum = 0;
 
@@ -569,7 +515,8 @@ static int load_rows(rank_conn *rc, ctx_error *err)
     sqlite3_bind_int64(s, 1, rc->loaded);
     while ((r = sqlite3_step(s)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(s, 0), acl = sqlite3_column_int64(s, 1);
-        int32_t len = docsize_len(sqlite3_column_blob(s, 3), sqlite3_column_bytes(s, 3));
+        int32_t len =
+            rank__docsize_len(sqlite3_column_blob(s, 3), sqlite3_column_bytes(s, 3));
         if (acl <= 0 || acl > INT32_MAX)
             acl = 0; /* not a set: no caller reads it, and it gets no slot */
         if ((acl >= rc->nacl && acl_grow(rc, acl, err)) ||
@@ -840,7 +787,7 @@ static rank_tfmap *map_lookup(const rank_conn *rc, const char *word)
 
 
 /* Words counted but not mapped, at most; and how often counts are halved. */
-#define TFMAP_STUBS 4096
+#define TFMAP_STUBS 16384
 #define TFMAP_AGE_EVERY 1024
 #define TFMAP_ADMIT 4
 /* A common word's build walks tens of thousands of rows: one a search, so
@@ -1105,114 +1052,4 @@ int rank_tfmap_get(rank_conn *rc, const char *word, int64_t df, const rank_tfmap
         *upto = rc->loaded;
     *out = m;
     return CTX_OK;
-}
-
-/* row_len - title + text tokens of chunk id, from the map or its docsize row; -1 if none. */
-static int row_len(rank_conn *rc, int64_t id, ctx_error *err, int *len)
-{
-    int64_t slot = rank__cmap_slot(&rc->map, id);
-    sqlite3_stmt *s;
-    int step;
-
-    *len = -1;
-    if (slot >= 0 && (*len = rc->map.len[slot]) >= 0)
-        return CTX_OK;
-    if (stmt_get(rc->db, "SELECT sz FROM chunks_fts_docsize WHERE id = ?1", &s) != SQLITE_OK)
-        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
-    sqlite3_bind_int64(s, 1, id);
-    if ((step = sqlite3_step(s)) == SQLITE_ROW)
-        *len = docsize_len(sqlite3_column_blob(s, 0), sqlite3_column_bytes(s, 0));
-    stmt_put(s);
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
-    return CTX_OK;
-}
-
-/* map_row_ok - chunk id of a map is committed as the chunk map knows it and
- * q's caller may read it (q's readable and sources bitmaps). */
-static inline int map_row_ok(const rank_conn *rc, const rank_query *q, int64_t id)
-{
-    int64_t slot = id <= rc->loaded ? rank__cmap_slot(&rc->map, id) : -1;
-
-    return slot >= 0 && rc->map.acl[slot] &&
-           (!q->readable || rank_bit(q->readable, q->nreadable, rc->map.acl[slot])) &&
-           (!q->sources || rank_bit(q->sources, q->nsources, rc->map.src[slot]));
-}
-
-int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_t *skip,
-                      size_t nskip, int64_t window, rank_push_fn push, void *arg,
-                      ctx_error *err)
-{
-    size_t pos[RANK_MAX_TERMS];
-    int64_t pushed = 0;
-    int r;
-
-    for (int i = 0; i < q->nterms; i++) {
-        const rank_tfmap *m = q->map[i];
-        size_t lo = 0, hi;
-        if (!m)
-            return -ctx_error_set(err, CTX_EINVAL, "search: a map pass needs every term's map");
-        /* driving maps: the next row is at pos - 1, the newest <= q->upto */
-        for (hi = m->n; lo < hi;) {
-            size_t mid = lo + (hi - lo) / 2;
-            if ((int64_t)m->ids[mid] <= q->upto)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        pos[i] = lo;
-        q->pos[i] = lo;
-    }
-    drive &= q->nterms >= 32 ? ~0u : (1u << q->nterms) - 1;
-    for (;;) {
-        int64_t id = -1;
-        double score = 0, norm = -1;
-        int len;
-
-        /* One driving map (one word, most often a common one): step past
-         * the rows the caller may not read in a tight loop, as a caller
-         * who reads little would otherwise merge the whole map. */
-        if (drive && !(drive & (drive - 1))) {
-            int i = __builtin_ctz(drive);
-            while (pos[i] && !map_row_ok(rc, q, q->map[i]->ids[pos[i] - 1]))
-                pos[i]--;
-        }
-        /* the next id down, over the driving maps */
-        for (int i = 0; i < q->nterms; i++)
-            if ((drive >> i & 1) && pos[i] && (int64_t)q->map[i]->ids[pos[i] - 1] > id)
-                id = q->map[i]->ids[pos[i] - 1];
-        if (id < 0)
-            break;
-        /* skipped, dead before the map was loaded, or not the caller's */
-        if (!map_row_ok(rc, q, id) || ctx_in_sorted(skip, nskip, id)) {
-            for (int i = 0; i < q->nterms; i++)
-                if ((drive >> i & 1) && pos[i] && q->map[i]->ids[pos[i] - 1] == (uint64_t)id)
-                    pos[i]--;
-            continue;
-        }
-        for (int i = 0; i < q->nterms; i++) {
-            double freq;
-            if (!(drive >> i & 1))
-                freq = tfmap_freq(q->map[i], id, &q->pos[i]);
-            else if (pos[i] && q->map[i]->ids[pos[i] - 1] == (uint64_t)id)
-                freq = q->map[i]->freq[--pos[i]];
-            else
-                continue;
-            if (freq == 0)
-                continue;
-            if (norm < 0) {
-                if ((r = row_len(rc, id, err, &len)))
-                    return -r;
-                if (len < 0)
-                    return -ctx_error_set(err, CTX_ESTORE, "search: chunk %lld has no length",
-                                          (long long)id);
-                norm = length_norm(len, q->avg);
-            }
-            score += term_score(q->idf[i], freq, norm);
-        }
-        push(arg, id, score);
-        if (++pushed == window)
-            break;
-    }
-    return pushed;
 }

@@ -161,9 +161,10 @@ int rank_match_df(rank_conn *rc, const char *match, const uint8_t *readable,
 int64_t rank_mapped_rows(const rank_conn *rc);
 
 /*
- * rank_map_bytes - what rc's chunk map holds in memory: 12 bytes a live
- * chunk (plus the slots of chunks deleted since it was last compacted)
- * and 16 bytes for every 64 ids up to the highest mapped.
+ * rank_map_bytes - what rc's chunk map holds in memory: 16 bytes a live
+ * chunk (12 in its slot, 4 in its ACL set's list; plus those of chunks
+ * deleted since it was last compacted), 16 bytes for every 64 ids up to
+ * the highest mapped, and 16 bytes for every ACL set id.
  */
 int64_t rank_map_bytes(const rank_conn *rc);
 
@@ -203,13 +204,16 @@ int rank_chunk_ok(rank_conn *rc, const rank_query *q, int64_t id, ctx_error *err
 #define RANK_TFMAP_BUDGET ((size_t)1 << 22)
 
 /*
- * The maps rank_warm builds, for the commonest words, have a budget of
- * their own (6 bytes an entry: about 100 MB): they are frozen where they
- * were read, so every connection that copies the warm state (rank_copy)
- * shares one copy of them, and the rows committed since are walked in
- * FTS5 (as for any map, past its upto).
+ * The maps rank_warm builds, commonest words first, have a budget of their
+ * own: 2^27 entries of 6 bytes, at most 768 MB a process. An entry is a
+ * (word, chunk) pair, so the budget holds every word of a store of a
+ * million chunks (bench/search_lexical's: 78M pairs, 470 MB), and a bigger
+ * store's commonest words. They are frozen where they were read, so every
+ * connection that copies the warm state (rank_copy) shares one copy of
+ * them, and the rows committed since are walked in FTS5 (as for any map,
+ * past its upto).
  */
-#define RANK_TFMAP_SHARED_BUDGET ((size_t)1 << 24)
+#define RANK_TFMAP_SHARED_BUDGET ((size_t)1 << 27)
 
 /* rank_tfmap_begin - start a search: maps it gets are not evicted until the next. */
 void rank_tfmap_begin(rank_conn *rc);
@@ -251,12 +255,31 @@ int rank_tfmap_prebuild(rank_conn *rc, const char *word, ctx_error *err);
  * term as ctx_rank scores it, goes to push(arg, id, score); with window >
  * 0, only the first window rows. Returns how many rows were pushed, or
  * minus an error code. A chunk deleted since its map was read may be
- * pushed: the caller's fetch drops it.
+ * pushed: the caller's fetch drops it. push returns the score a row must
+ * reach to be of use (the least of a full top list), or -INFINITY while
+ * any row is: a row that cannot reach it is counted but not scored.
  */
-typedef void (*rank_push_fn)(void *arg, int64_t id, double score);
+typedef double (*rank_push_fn)(void *arg, int64_t id, double score);
 int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_t *skip,
                       size_t nskip, int64_t window, rank_push_fn push, void *arg,
                       ctx_error *err);
+
+/*
+ * rank_readable_pass - a pass over the caller's own rows: every chunk up to
+ * q->upto of each ACL set whose bit is in q->readable (which must be set)
+ * that holds one of q's terms (every term has a map) and that q->sources
+ * lets through, scored on every term as ctx_rank scores it, goes to
+ * push(arg, id, score), set by set. For a caller who reads fewer rows than
+ * the terms' maps hold: each row costs a lookup in each map, where a pass
+ * driven by the terms visits every row holding one. Returns how many rows
+ * were pushed, or minus an error code. Needs rank_by_acl.
+ */
+int64_t rank_readable_pass(rank_conn *rc, rank_query *q, rank_push_fn push, void *arg,
+                           ctx_error *err);
+
+/* rank_by_acl - 1 when rc's chunk map keeps its chunks by ACL set (ids up to
+ * UINT32_MAX), so rank_readable_pass can run; else 0. */
+int rank_by_acl(const rank_conn *rc);
 
 /*
  * rank_warm - do ahead, off the request path, what searches would

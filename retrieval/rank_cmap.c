@@ -26,12 +26,56 @@ static int grow(void **p, int64_t *cap, int64_t n, size_t size)
     return CTX_OK;
 }
 
+/* list_room - room for one more id in acl's list (growing byacl to hold
+ * acl): 0 or CTX_ENOMEM. */
+static int list_room(rank_cmap *m, int32_t acl)
+{
+    rank_idlist *l;
+
+    if (acl >= m->nbyacl) {
+        int64_t n = m->nbyacl ? m->nbyacl : 64;
+        rank_idlist *v;
+        while (n <= acl)
+            n *= 2;
+        if (!(v = ctx_realloc(m->byacl, (size_t)n * sizeof *v)))
+            return CTX_ENOMEM;
+        memset(v + m->nbyacl, 0, (size_t)(n - m->nbyacl) * sizeof *v);
+        m->byacl = v;
+        m->nbyacl = n;
+    }
+    l = &m->byacl[acl];
+    if (l->n == l->cap) {
+        uint32_t cap = l->cap ? l->cap * 2 : 16;
+        uint32_t *ids;
+        if (l->cap >= UINT32_MAX / 2 || !(ids = ctx_realloc(l->ids, (size_t)cap * sizeof *ids)))
+            return CTX_ENOMEM;
+        l->ids = ids;
+        l->cap = cap;
+    }
+    return CTX_OK;
+}
+
+static void lists_free(rank_cmap *m)
+{
+    for (int64_t i = 0; i < m->nbyacl; i++)
+        ctx_free(m->byacl[i].ids);
+    ctx_free(m->byacl);
+    m->byacl = NULL;
+    m->nbyacl = 0;
+}
+
 int rank__cmap_append(rank_cmap *m, int64_t id, int32_t acl, int32_t src, int32_t len)
 {
     int64_t w = id >> 6, cw = m->capwords, cs = m->capslots;
 
     if (id <= 0)
         return CTX_OK;
+    if (id > (int64_t)UINT32_MAX && !m->nolists) {
+        lists_free(m); /* the lists hold 32-bit ids, as the frequency maps do */
+        m->nolists = 1;
+    }
+    if (!m->nolists && acl > 0 && list_room(m, acl))
+        return CTX_ENOMEM;
     /* the words first (bits and before grow together), then the slots */
     if (w >= m->capwords) {
         void *x = m->w;
@@ -63,6 +107,10 @@ int rank__cmap_append(rank_cmap *m, int64_t id, int32_t acl, int32_t src, int32_
     m->acl[m->nslots] = acl;
     m->src[m->nslots] = src;
     m->len[m->nslots++] = len;
+    if (!m->nolists && acl > 0) {
+        rank_idlist *l = &m->byacl[acl];
+        l->ids[l->n++] = (uint32_t)id;
+    }
     return CTX_OK;
 }
 
@@ -72,6 +120,8 @@ void rank__cmap_compact(rank_cmap *m)
 
     if (m->dead <= m->nslots - m->dead || m->dead < 1024)
         return;
+    for (int64_t i = 0; i < m->nbyacl; i++) /* listed again below, live ones only */
+        m->byacl[i].n = 0;
     for (int64_t w = 0, s = 0; w < m->nwords; w++) {
         uint64_t b = m->w[w].bits;
         m->w[w].before = (uint64_t)keep;
@@ -79,6 +129,10 @@ void rank__cmap_compact(rank_cmap *m)
             if (!m->acl[s]) {
                 m->w[w].bits &= ~(left & -left); /* its lowest set bit: this slot's */
                 continue;
+            }
+            if (!m->nolists) { /* the list had room for it before */
+                rank_idlist *l = &m->byacl[m->acl[s]];
+                l->ids[l->n++] = (uint32_t)(w * 64 + __builtin_ctzll(left));
             }
             m->acl[keep] = m->acl[s];
             m->src[keep] = m->src[s];
@@ -106,6 +160,7 @@ void rank__cmap_compact(rank_cmap *m)
 
 void rank__cmap_free(rank_cmap *m)
 {
+    lists_free(m);
     ctx_free(m->w);
     ctx_free(m->acl);
     ctx_free(m->src);
@@ -136,16 +191,33 @@ int rank__cmap_copy(rank_cmap *dst, const rank_cmap *src)
     }
     dst->capslots = dst->nslots = src->nslots;
     dst->dead = src->dead;
-    if (!dst->w || (src->nslots && (!dst->acl || !dst->src || !dst->len))) {
-        rank__cmap_free(dst);
-        return CTX_ENOMEM;
+    dst->nolists = src->nolists;
+    if (!dst->w || (src->nslots && (!dst->acl || !dst->src || !dst->len)))
+        goto oom;
+    if (src->nbyacl) {
+        if (!(dst->byacl = ctx_calloc((size_t)src->nbyacl, sizeof *dst->byacl)))
+            goto oom;
+        dst->nbyacl = src->nbyacl;
+        for (int64_t i = 0; i < src->nbyacl; i++) {
+            const rank_idlist *l = &src->byacl[i];
+            if (l->n && !(dst->byacl[i].ids = copy_of(l->ids, l->n, sizeof *l->ids)))
+                goto oom;
+            dst->byacl[i].n = dst->byacl[i].cap = l->n;
+        }
     }
     return CTX_OK;
+oom:
+    rank__cmap_free(dst);
+    return CTX_ENOMEM;
 }
 
 int64_t rank_map_bytes(const rank_conn *rc)
 {
     const rank_cmap *m = &rc->map;
+    int64_t lists = m->nbyacl * (int64_t)sizeof *m->byacl;
+
+    for (int64_t i = 0; i < m->nbyacl; i++)
+        lists += (int64_t)m->byacl[i].cap * (int64_t)sizeof *m->byacl[i].ids;
     return m->capwords * (int64_t)sizeof *m->w +
-           m->capslots * (int64_t)(sizeof *m->acl + sizeof *m->src + sizeof *m->len);
+           m->capslots * (int64_t)(sizeof *m->acl + sizeof *m->src + sizeof *m->len) + lists;
 }

@@ -27,11 +27,24 @@ typedef struct rank_cmap_word {
     uint64_t before;            /* the slots of the words before it (one cache line) */
 } rank_cmap_word;
 
+/*
+ * The chunks of one ACL set, ascending, so a caller who reads little can
+ * walk their own rows rather than every row holding a word. A chunk deleted
+ * since the last compaction stays listed (its slot's acl is 0).
+ */
+typedef struct rank_idlist {
+    uint32_t *ids;
+    uint32_t n, cap;
+} rank_idlist;
+
 typedef struct rank_cmap {
     rank_cmap_word *w;          /* nwords words */
     int64_t nwords, capwords;
     int32_t *acl, *src, *len;   /* per slot; acl 0 = deleted, len -1 = unknown */
     int64_t nslots, capslots, dead;
+    rank_idlist *byacl;         /* per ACL set id: its chunks (nbyacl sets) */
+    int64_t nbyacl;
+    int nolists;                /* an id past UINT32_MAX: byacl is not kept */
 } rank_cmap;
 
 /* rank__cmap_slot - chunk id's slot in m, or -1 when it has none. */
@@ -57,8 +70,8 @@ static inline int32_t rank__cmap_acl(const rank_cmap *m, int64_t id)
     return s < 0 ? 0 : m->acl[s];
 }
 
-/* rank__cmap_append - map id (past every id mapped) to (acl, src, len):
- * 0, or CTX_ENOMEM (the map unchanged). */
+/* rank__cmap_append - map id (past every id mapped) to (acl, src, len) and
+ * list it under acl: 0, or CTX_ENOMEM (the map unchanged). */
 int rank__cmap_append(rank_cmap *m, int64_t id, int32_t acl, int32_t src, int32_t len);
 
 /* rank__cmap_compact - drop the dead slots when they outnumber the live ones. */
@@ -69,6 +82,24 @@ void rank__cmap_free(rank_cmap *m);
 
 /* rank__cmap_copy - dst (empty) becomes a copy of src: 0 or CTX_ENOMEM. */
 int rank__cmap_copy(rank_cmap *dst, const rank_cmap *src);
+
+/*
+ * A caller's readable chunks as a bit per chunk id (rank_pass.c): a bit
+ * test in a few hundred kilobytes that stay in cache, where the chunk map's
+ * ACL array (4 bytes a chunk) misses it a row at a time. Kept per readable
+ * set of ACL sets, the last RANK_RBITS_KEEP asked for, and made again when
+ * the chunk map forgets a chunk (its epoch moves).
+ */
+#define RANK_RBITS_KEEP 8
+
+typedef struct rank_rbits {
+    uint8_t *sets;              /* the readable ACL-set bitmap it was made for */
+    int64_t nsets;              /* bits in sets */
+    uint64_t epoch;             /* rc->epoch when made */
+    uint64_t *bits;             /* bit per chunk id <= upto: live and readable */
+    int64_t upto, nwords;
+    uint64_t used;              /* rc->tick of its last use */
+} rank_rbits;
 
 struct rank_conn {
     sqlite3 *db;
@@ -108,8 +139,12 @@ struct rank_conn {
     size_t ndfslot;             /* a power of two, at least twice ndfs */
     size_t dfpairs;             /* (ACL set, count) pairs in all tables */
     int32_t *scratch;           /* nacl counters, zero between counts */
+    rank_rbits rbits[RANK_RBITS_KEEP]; /* readable chunks by caller (rank_pass.c) */
     rank_conn *next;            /* in the registry */
 };
+
+/* rank__rbits_free - (rank-internal) forget every caller's readable bits. */
+void rank__rbits_free(rank_conn *rc);
 
 /*
  * The entries of a map rank_warm built: shared by every connection that
@@ -169,5 +204,62 @@ int rank__dftabs_copy(rank_conn *dst, const rank_conn *src);
 
 /* rank__tfmap_peek - (rank-internal) word's built map, or NULL; borrowed. */
 const rank_tfmap *rank__tfmap_peek(const rank_conn *rc, const char *word);
+
+/* rank__docsize_len - title + text tokens from an FTS5 docsize blob; -1 if it has none. */
+int32_t rank__docsize_len(const unsigned char *p, int n);
+
+/*
+ * rank__tfmap_freq - the word's frequency in chunk id; 0 when it has none. *pos
+ * is where the last lookup ended (the first index at or past its id): a
+ * walk in either direction gallops on from there through memory it just
+ * read, where a binary search from the start would miss the cache at most
+ * steps.
+ */
+static inline double rank__tfmap_freq(const rank_tfmap *m, int64_t id, size_t *pos)
+{
+    size_t lo = *pos < m->n ? *pos : m->n, hi, step = 1;
+    uint32_t x;
+
+    if (id < 0 || id > (int64_t)UINT32_MAX)
+        return 0;
+    x = (uint32_t)id;
+    /* bracket the first index at or past id in [lo, hi) */
+    if (lo > 0 && m->ids[lo - 1] >= x) { /* down: it is at most lo - 1 */
+        hi = lo - 1;
+        while (hi >= step && m->ids[hi - step] >= x) {
+            hi -= step;
+            step *= 2;
+        }
+        lo = hi >= step ? hi - step + 1 : 0;
+        hi++;
+    } else { /* up: it is at least lo */
+        while (lo + step < m->n && m->ids[lo + step] < x) {
+            lo += step;
+            step *= 2;
+        }
+        hi = lo + step < m->n ? lo + step + 1 : m->n;
+    }
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->ids[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *pos = lo;
+    return lo < m->n && m->ids[lo] == x ? m->freq[lo] : 0;
+}
+
+/* The parts of BM25, shared by ctx_rank and rank_map_pass so both give a
+ * row the same score to the last bit. */
+static inline double rank__length_norm(int len, double avg)
+{
+    return RANK_K1 * (1.0 - RANK_B + RANK_B * (double)len / avg);
+}
+
+static inline double rank__term_score(double idf, double freq, double norm)
+{
+    return idf * (freq * (RANK_K1 + 1.0)) / (freq + norm);
+}
 
 #endif

@@ -19,7 +19,7 @@
  * all (8 bytes each) and this many words; past either, the words asked for
  * least recently are forgotten (and counted again when asked for).
  */
-#define DF_PAIRS_BUDGET ((size_t)1 << 21)
+#define DF_PAIRS_BUDGET ((size_t)1 << 23)
 #define DF_WORDS_MAX ((size_t)1 << 16)
 
 struct rank_dftab {
@@ -527,6 +527,7 @@ void rank__state_clear(rank_conn *rc)
     rc->entries = rc->shared_entries = 0;
     rank__dftabs_free(rc);
     rank__cmap_free(&rc->map);
+    rank__rbits_free(rc);
     ctx_free(rc->acl_rows);
     ctx_free(rc->acl_tokens);
     ctx_free(rc->scratch);

@@ -87,6 +87,7 @@ typedef struct search_result {
     int windowed;                   /* ranking of common-term rows stopped at the window */
     int mapped;                     /* common terms were scored from frequency maps */
     int rare_mapped;                /* and the rows with a rare term came from maps too */
+    int by_readable;                /* ranked by a pass over the caller's own rows */
 } search_result;
 
 /*

@@ -1,0 +1,325 @@
+/*
+ * rank_pass.c - ranking from memory alone (rank.h): the passes over the
+ * frequency maps, driven by the terms' rows (rank_map_pass) or by the
+ * caller's own rows (rank_readable_pass).
+ */
+#include "rank_int.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../core/util.h"
+#include "../indexer/stmt.h"
+
+/* row_len - title + text tokens of chunk id, from the map or its docsize row; -1 if none. */
+static int row_len(rank_conn *rc, int64_t id, ctx_error *err, int *len)
+{
+    int64_t slot = rank__cmap_slot(&rc->map, id);
+    sqlite3_stmt *s;
+    int step;
+
+    *len = -1;
+    if (slot >= 0 && (*len = rc->map.len[slot]) >= 0)
+        return CTX_OK;
+    if (stmt_get(rc->db, "SELECT sz FROM chunks_fts_docsize WHERE id = ?1", &s) != SQLITE_OK)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    sqlite3_bind_int64(s, 1, id);
+    if ((step = sqlite3_step(s)) == SQLITE_ROW)
+        *len = rank__docsize_len(sqlite3_column_blob(s, 0), sqlite3_column_bytes(s, 0));
+    stmt_put(s);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
+    return CTX_OK;
+}
+
+/* map_row_ok - chunk id of a map is committed as the chunk map knows it and
+ * q's caller may read it (q's readable and sources bitmaps). */
+static inline int map_row_ok(const rank_conn *rc, const rank_query *q, int64_t id)
+{
+    int64_t slot = id <= rc->loaded ? rank__cmap_slot(&rc->map, id) : -1;
+
+    return slot >= 0 && rc->map.acl[slot] &&
+           (!q->readable || rank_bit(q->readable, q->nreadable, rc->map.acl[slot])) &&
+           (!q->sources || rank_bit(q->sources, q->nsources, rc->map.src[slot]));
+}
+
+/* ---- a caller's readable chunks, a bit per id ---- */
+
+void rank__rbits_free(rank_conn *rc)
+{
+    for (int i = 0; i < RANK_RBITS_KEEP; i++) {
+        ctx_free(rc->rbits[i].sets);
+        ctx_free(rc->rbits[i].bits);
+    }
+    memset(rc->rbits, 0, sizeof rc->rbits);
+}
+
+/* rbits_scan - set the bits of the live readable chunks in (b->upto, rc->loaded],
+ * in id order through the chunk map's slots. */
+static void rbits_scan(const rank_conn *rc, const rank_query *q, rank_rbits *b)
+{
+    const rank_cmap *m = &rc->map;
+    int64_t w0 = (b->upto + 1) >> 6;
+
+    for (int64_t w = w0; w < m->nwords && w < b->nwords; w++) {
+        uint64_t left = m->w[w].bits;
+        int64_t s = (int64_t)m->w[w].before;
+        for (; left; left &= left - 1, s++) {
+            int64_t id = w * 64 + __builtin_ctzll(left);
+            if (id > b->upto && id <= rc->loaded && m->acl[s] &&
+                rank_bit(q->readable, q->nreadable, m->acl[s]))
+                b->bits[id >> 6] |= (uint64_t)1 << (id & 63);
+        }
+    }
+}
+
+/* rbits_lists - set the bits of the live chunks of each readable ACL set
+ * from its list: for a caller who reads a small part of the chunks. */
+static void rbits_lists(const rank_conn *rc, const rank_query *q, rank_rbits *b)
+{
+    const rank_cmap *m = &rc->map;
+    int64_t nsets = q->nreadable < m->nbyacl ? q->nreadable : m->nbyacl;
+
+    for (int64_t a = 1; a < nsets; a++) {
+        const rank_idlist *l = &m->byacl[a];
+        if (!rank_bit(q->readable, q->nreadable, a))
+            continue;
+        for (uint32_t j = 0; j < l->n && (int64_t)l->ids[j] <= rc->loaded; j++) {
+            int64_t id = l->ids[j], slot = rank__cmap_slot(m, id);
+            if (slot >= 0 && m->acl[slot]) /* not deleted since it was listed */
+                b->bits[id >> 6] |= (uint64_t)1 << (id & 63);
+        }
+    }
+}
+
+/*
+ * rbits_get - q's caller's readable chunks up to rc->loaded as bits, kept
+ * from an earlier search with the same readable sets when the chunk map
+ * has forgotten nothing since; NULL when q reads everything, or out of
+ * memory (the caller then asks the chunk map row by row).
+ */
+static const rank_rbits *rbits_get(rank_conn *rc, const rank_query *q)
+{
+    size_t bytes = (size_t)(q->nreadable + 7) / 8;
+    int64_t nwords = (rc->loaded >> 6) + 1, rows = 0;
+    rank_rbits *b = NULL;
+
+    if (!q->readable)
+        return NULL;
+    for (int i = 0; i < RANK_RBITS_KEEP; i++) {
+        rank_rbits *x = &rc->rbits[i];
+        if (x->sets && x->nsets == q->nreadable && !memcmp(x->sets, q->readable, bytes)) {
+            b = x;
+            break;
+        }
+        if (!b || x->used < b->used)
+            b = x; /* the least recently used, if none matches */
+    }
+    b->used = rc->tick;
+    if (b->sets && b->nsets == q->nreadable && !memcmp(b->sets, q->readable, bytes) &&
+        b->epoch == rc->epoch && b->nwords >= nwords) {
+        if (b->upto < rc->loaded) { /* chunks committed since: set theirs */
+            rbits_scan(rc, q, b);
+            b->upto = rc->loaded;
+        }
+        return b;
+    }
+    ctx_free(b->sets);
+    ctx_free(b->bits);
+    memset(b, 0, sizeof *b);
+    /* room for the ids to come, so the next chunks only add bits */
+    nwords += nwords / 8 + 16;
+    if (!(b->sets = ctx_malloc(bytes ? bytes : 1)) ||
+        !(b->bits = ctx_calloc((size_t)nwords, sizeof *b->bits))) {
+        ctx_free(b->sets);
+        b->sets = NULL;
+        return NULL;
+    }
+    memcpy(b->sets, q->readable, bytes);
+    b->nsets = q->nreadable;
+    b->nwords = nwords;
+    b->epoch = rc->epoch;
+    b->upto = 0;
+    b->used = rc->tick;
+    if (!rc->map.nolists)
+        for (int64_t a = 1; a < q->nreadable && a < rc->nacl; a++)
+            if (rank_bit(q->readable, q->nreadable, a))
+                rows += rc->acl_rows[a];
+    if (!rc->map.nolists && rows < rc->live_rows / 8)
+        rbits_lists(rc, q, b);
+    else
+        rbits_scan(rc, q, b);
+    b->upto = rc->loaded;
+    return b;
+}
+
+static inline int rbits_has(const rank_rbits *b, int64_t id)
+{
+    return id > 0 && id <= b->upto && (b->bits[id >> 6] >> (id & 63) & 1);
+}
+
+/*
+ * score_bound - the most a row with these frequencies can score, whatever
+ * its length (a length of 0 gives the smallest norm), a hair over so that
+ * rounding never puts it under the row's score.
+ */
+static double score_bound(const rank_query *q, const double *freq)
+{
+    double ub = 0, norm = RANK_K1 * (1.0 - RANK_B);
+
+    for (int i = 0; i < q->nterms; i++)
+        if (freq[i] != 0)
+            ub += rank__term_score(q->idf[i], freq[i], norm);
+    return ub * (1 + 1e-9);
+}
+
+/* row_score - the score ctx_rank gives chunk id with these frequencies
+ * (rank_score's sum, in the same order); minus an error code in *r. */
+static double row_score(rank_conn *rc, const rank_query *q, int64_t id, const double *freq,
+                        int *r, ctx_error *err)
+{
+    double score = 0, norm;
+    int len;
+
+    if ((*r = row_len(rc, id, err, &len)))
+        return 0;
+    if (len < 0) {
+        *r = ctx_error_set(err, CTX_ESTORE, "search: chunk %lld has no length", (long long)id);
+        return 0;
+    }
+    norm = rank__length_norm(len, q->avg);
+    for (int i = 0; i < q->nterms; i++)
+        if (freq[i] != 0)
+            score += rank__term_score(q->idf[i], freq[i], norm);
+    return score;
+}
+
+int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_t *skip,
+                      size_t nskip, int64_t window, rank_push_fn push, void *arg,
+                      ctx_error *err)
+{
+    size_t pos[RANK_MAX_TERMS], sk = nskip;
+    int64_t pushed = 0;
+    double bar = -INFINITY;
+    /* with a source filter the chunk map is asked: the bits know no sources */
+    const rank_rbits *rb = q->sources ? NULL : rbits_get(rc, q);
+    int r;
+
+#define ROW_OK(id) (rb ? rbits_has(rb, id) : map_row_ok(rc, q, id))
+    for (int i = 0; i < q->nterms; i++) {
+        const rank_tfmap *m = q->map[i];
+        size_t lo = 0, hi;
+        if (!m)
+            return -ctx_error_set(err, CTX_EINVAL, "search: a map pass needs every term's map");
+        /* driving maps: the next row is at pos - 1, the newest <= q->upto */
+        for (hi = m->n; lo < hi;) {
+            size_t mid = lo + (hi - lo) / 2;
+            if ((int64_t)m->ids[mid] <= q->upto)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        pos[i] = lo;
+        q->pos[i] = lo;
+    }
+    drive &= q->nterms >= 32 ? ~0u : (1u << q->nterms) - 1;
+    for (;;) {
+        int64_t id = -1;
+        double freq[RANK_MAX_TERMS], score;
+
+        /* One driving map (one word, most often a common one): step past
+         * the rows the caller may not read in a tight loop, as a caller
+         * who reads little would otherwise merge the whole map. */
+        if (drive && !(drive & (drive - 1))) {
+            int i = __builtin_ctz(drive);
+            while (pos[i] && !ROW_OK(q->map[i]->ids[pos[i] - 1]))
+                pos[i]--;
+        }
+        /* the next id down, over the driving maps */
+        for (int i = 0; i < q->nterms; i++)
+            if ((drive >> i & 1) && pos[i] && (int64_t)q->map[i]->ids[pos[i] - 1] > id)
+                id = q->map[i]->ids[pos[i] - 1];
+        if (id < 0)
+            break;
+        while (sk && skip[sk - 1] > id) /* ids come down, the skip list goes up */
+            sk--;
+        /* skipped, dead before the map was loaded, or not the caller's */
+        if (!ROW_OK(id) || (sk && skip[sk - 1] == id)) {
+            for (int i = 0; i < q->nterms; i++)
+                if ((drive >> i & 1) && pos[i] && q->map[i]->ids[pos[i] - 1] == (uint64_t)id)
+                    pos[i]--;
+            continue;
+        }
+        for (int i = 0; i < q->nterms; i++) {
+            if (!(drive >> i & 1))
+                freq[i] = rank__tfmap_freq(q->map[i], id, &q->pos[i]);
+            else if (pos[i] && q->map[i]->ids[pos[i] - 1] == (uint64_t)id)
+                freq[i] = q->map[i]->freq[--pos[i]];
+            else
+                freq[i] = 0;
+        }
+        /* A row that cannot beat the bar is counted, not scored: its length
+         * is a read from memory far from the rest. */
+        if (bar == -INFINITY || score_bound(q, freq) >= bar) {
+            score = row_score(rc, q, id, freq, &r, err);
+            if (r)
+                return -r;
+            bar = push(arg, id, score);
+        }
+        if (++pushed == window)
+            break;
+    }
+#undef ROW_OK
+    return pushed;
+}
+
+int rank_by_acl(const rank_conn *rc)
+{
+    return !rc->map.nolists;
+}
+
+int64_t rank_readable_pass(rank_conn *rc, rank_query *q, rank_push_fn push, void *arg,
+                           ctx_error *err)
+{
+    const rank_cmap *m = &rc->map;
+    const rank_rbits *b;
+    size_t pos[RANK_MAX_TERMS] = {0};
+    int64_t pushed = 0, last;
+    double bar = -INFINITY;
+    int r;
+
+    if (m->nolists || !q->readable)
+        return -ctx_error_set(err, CTX_EINVAL, "search: a pass over the caller's rows needs"
+                              " the chunks by ACL set and the caller's readable sets");
+    for (int i = 0; i < q->nterms; i++)
+        if (!q->map[i])
+            return -ctx_error_set(err, CTX_EINVAL, "search: a map pass needs every term's map");
+    if (!(b = rbits_get(rc, q)))
+        return -ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+    /* the caller's rows in ascending order: each term's lookup gallops on
+     * from the last through memory close to it */
+    last = q->upto < b->upto ? q->upto : b->upto;
+    for (int64_t w = 0; w <= last >> 6; w++) {
+        for (uint64_t left = b->bits[w]; left; left &= left - 1) {
+            int64_t id = w * 64 + __builtin_ctzll(left), slot;
+            double freq[RANK_MAX_TERMS], score;
+            int any = 0;
+
+            if (id > last)
+                break;
+            for (int i = 0; i < q->nterms; i++)
+                any |= (freq[i] = rank__tfmap_freq(q->map[i], id, &pos[i])) != 0;
+            if (!any || (bar != -INFINITY && score_bound(q, freq) < bar))
+                continue;
+            if (q->sources && ((slot = rank__cmap_slot(m, id)) < 0 ||
+                               !rank_bit(q->sources, q->nsources, m->src[slot])))
+                continue; /* from a source not asked for */
+            score = row_score(rc, q, id, freq, &r, err);
+            if (r)
+                return -r;
+            bar = push(arg, id, score);
+            pushed++;
+        }
+    }
+    return pushed;
+}
