@@ -2,12 +2,12 @@
 # day.sh - a day compressed (issue 16): `ctxgate serve` under wrk for
 # MINUTES (10) one-minute rounds while, every minute, 1% of a PostgreSQL
 # table's rows change (a new body and updated_at) and the groups of
-# another 1% change, then `ctxgate sync`, `sync --permissions` and `embed`
-# run as a separate process, as the maintenance agent's jobs would.
+# another 1% change, then `ctxgate sync`, `sync --permissions`, `embed` and
+# `maintain` run as a separate process, as the maintenance agent's jobs would.
 #
 # Each minute prints one table row: requests/s, p50 and p99 (wrk), non-2xx
-# answers and socket errors, serve's RSS, how long the sync, permission
-# sync and embed took, and a sampled leak check: LEAK_Q (20) questions
+# answers and socket errors, serve's RSS (and of it the heap's), how long
+# the sync, permission sync, embed and maintain took, and a sampled leak check: LEAK_Q (20) questions
 # asked over HTTP as each of three users after that minute's syncs, every
 # result's row checked against PostgreSQL's groups and memberships (a
 # result its user may not read there is a leak). Nothing is asserted about
@@ -94,6 +94,8 @@ for _ in $(seq 3000); do
 done
 grep -q "serving on" "$work/serve.log" || { cat "$work/serve.log" >&2; exit 1; }
 rss() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
+# what of it is the heap (anonymous) rather than mapped files
+rss_anon() { awk '/^RssAnon/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
 
 # changes M - the minute's changes: 1% of the rows get a new body, another
 # 1% new groups, then the syncs and embed a separate agent would run; the
@@ -112,7 +114,12 @@ changes() {
     t2=$(date +%s.%N)
     ctx embed >>"$work/sync.$1" 2>&1 || { echo "embed failed" >"$work/changes.$1"; return; }
     t3=$(date +%s.%N)
-    echo "$t0 $t1 $t2 $t3" | awk '{ printf "%.1f %.1f %.1f\n", $2 - $1, $3 - $2, $4 - $3 }' \
+    # the agent's maintain job (hourly by default: at least once in each
+    # compressed minute) merges the vector deltas and prunes
+    ctx maintain >>"$work/sync.$1" 2>&1 || { echo "maintain failed" >"$work/changes.$1"; return; }
+    t4=$(date +%s.%N)
+    echo "$t0 $t1 $t2 $t3 $t4" |
+        awk '{ printf "%.1f %.1f %.1f %.1f\n", $2 - $1, $3 - $2, $4 - $3, $5 - $4 }' \
         >"$work/changes.$1"
 }
 
@@ -147,16 +154,16 @@ echo
 echo "- first sync $first_sync s (peak RSS $((first_sync_kb / 1024)) MB), first embed" \
      "$first_embed s (peak RSS $((first_embed_kb / 1024)) MB); serve's RSS before load $(rss) MB"
 echo
-echo "| minute | requests/s | p50 | p99 | non-2xx | socket errors | serve RSS MB |" \
-     "sync s | permissions s | embed s | leaks / results checked |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+echo "| minute | requests/s | p50 | p99 | non-2xx | socket errors | serve RSS MB (anon) |" \
+     "sync s | permissions s | embed s | maintain s | leaks / results checked |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 bad=0
 for m in $(seq "$MINUTES"); do
     changes "$m" &
     cpid=$!
     out=$(wrk -t "$THREADS" -c "$CONNECTIONS" -d 60s --latency -s "$work/search.lua" \
         "http://127.0.0.1:$PORT/v1/search")
-    rss_now=$(rss)
+    rss_now="$(rss) ($(rss_anon))"
     wait "$cpid" || true
     rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
@@ -165,13 +172,13 @@ for m in $(seq "$MINUTES"); do
     sock=$(echo "$out" | sed -n 's/.*Socket errors: *//p')
     if grep -q failed "$work/changes.$m"; then
         cat "$work/changes.$m" "$work/sync.$m" >&2
-        s_sync=failed s_perm=- s_embed=- bad=1
+        s_sync=failed s_perm=- s_embed=- s_maint=- bad=1
     else
-        read -r s_sync s_perm s_embed <"$work/changes.$m"
+        read -r s_sync s_perm s_embed s_maint <"$work/changes.$m"
     fi
     set -- $(leaks)
     echo "| $m | $rps | $p50 | $p99 | ${non2xx:-0} | ${sock:-none} | $rss_now |" \
-         "$s_sync | $s_perm | $s_embed | $1 / $2 |"
+         "$s_sync | $s_perm | $s_embed | $s_maint | $1 / $2 |"
     [ "$1" = 0 ] || bad=1
     [ -z "$non2xx" ] || bad=1
 done

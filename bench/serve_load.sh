@@ -20,7 +20,9 @@
 # Environment: WARMUP (10s: a first run reported as "warm-up"; 0: none),
 # BUILD (build/release), CONFIG (a ctxgate.json whose store is
 # synced; default: the demo corpus synced and embedded into a temp dir),
-# DOCS, MODE (hybrid), QUERY (the demo's one question), USER_ID
+# DOCS, MODE (hybrid), EMBED (hash, or lsa: trained on the corpus, 128
+# dimensions; with hash, hybrid answers from its lexical leg, so a hybrid
+# whose vector leg runs needs lsa), QUERY (the demo's one question), USER_ID
 # (alice@northwind.test; with DOCS user:u10), AGENT (bench; with CONFIG it
 # must be in its "agents"), THREADS (wrk threads, 2), SERVE_THREADS (2),
 # PORT (18099).
@@ -29,7 +31,12 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 : "${BUILD:=build/release}" "${DURATION:=30s}" "${CONNECTIONS:=50}" "${RUNS:=3}"
 : "${THREADS:=2}" "${MODE:=hybrid}" "${QUERY:=vacation policy for new parents}" "${WARMUP:=10s}"
-: "${AGENT:=bench}" "${PORT:=18099}" "${SERVE_THREADS:=2}" "${QUERIES:=200}"
+: "${AGENT:=bench}" "${PORT:=18099}" "${SERVE_THREADS:=2}" "${QUERIES:=200}" "${EMBED:=hash}"
+case $EMBED in
+    hash) EMBEDDINGS='{"provider": "hash", "dim": 384}' ;;
+    lsa) EMBEDDINGS='{"provider": "lsa", "dim": 128}' ;;
+    *) echo "serve_load: EMBED is hash or lsa, not $EMBED" >&2; exit 2 ;;
+esac
 if [ -n "${DOCS:-}" ]; then : "${USER_ID:=user:u10}"; else : "${USER_ID:=alice@northwind.test}"; fi
 command -v wrk >/dev/null || { echo "serve_load: wrk is missing (make deps)" >&2; exit 2; }
 [ -x "$BUILD/ctxgate" ] || make --no-print-directory BUILD="$BUILD" "$BUILD/ctxgate" >/dev/null
@@ -48,7 +55,7 @@ CTXGATE_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export CTXGATE_JWT_SECRET
 config() { # config SOURCE-NAME SOURCE-PATH
     cat >"$work/ctxgate.json" <<JSON
-{"data_dir": "./data", "embeddings": {"provider": "hash", "dim": 384},
+{"data_dir": "./data", "embeddings": $EMBEDDINGS,
  "sources": [{"name": "$1", "type": "files", "path": "$2"}],
  "agents": [{"name": "$AGENT", "sources": "*", "labels": "*", "max_k": 10, "max_tokens": 4000}],
  "serve": {"listen": "127.0.0.1:$PORT", "threads": $SERVE_THREADS, "user_rate": 0, "agent_rate": 0}}

@@ -953,6 +953,26 @@ static int cmd_mcp(int argc, char **argv) { return cli_mcp(argc, argv, config_pa
 static int cmd_audit(int argc, char **argv) { return cli_audit(argc, argv, config_path); }
 static int cmd_usage(int argc, char **argv) { return cli_usage(argc, argv, config_path); }
 
+/* maintain - the agent's maintain job, once: for scripts and for an
+ * operator who runs no agent. */
+static int cmd_maintain(int argc, char **argv)
+{
+    ctx_config cfg;
+    ctx_store *st = NULL;
+    ctx_error err;
+    int rc;
+    uint64_t t0 = ctx_mono_ns();
+    (void)argc;
+    (void)argv;
+
+    if (!(rc = open_all(&cfg, &st, 0, &err)) && !(rc = jobs_maintain(&cfg, st, &err)))
+        printf("maintain: statistics, index segments, vector deltas and logs tidied in %.2fs\n",
+               (double)(ctx_mono_ns() - t0) / 1e9);
+    store_close(st);
+    ctx_config_free(&cfg);
+    return rc ? fail(&err) : 0;
+}
+
 static const cmd cmds[] = {
     {"init", cmd_init, "init                    write ./ctxgate.json if missing and create the store"},
     {"sources", cmd_sources, "sources                 list configured sources and check each can be reached"},
@@ -968,6 +988,9 @@ static const cmd cmds[] = {
     {"eval", cmd_eval, CLI_EVAL_USAGE},
     {"embed", cmd_embed, "embed                   give every chunk a vector of the configured model\n"
                          "                        and bring the vector index up to date"},
+    {"maintain", cmd_maintain, "maintain                the agent's maintain job once: ranking statistics,\n"
+                               "                        FTS5 segments merged, vector deltas merged, logs\n"
+                               "                        trimmed"},
     {"agent", cmd_agent, "agent [--once]          the maintenance agent: run each source's sync,\n"
                          "                        permissions and full-refresh jobs on their\n"
                          "                        schedules, embed, keep the index healthy\n"

@@ -6,6 +6,7 @@
  * search.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,4 +97,63 @@ Test(cli_vectors, embed_then_search_in_every_mode)
     cr_assert(strstr(out, "Salary bands"), "%s", out);
     ctx_free(out);
     cr_assert_eq(access(path, F_OK), 0, "the rebuilt index was not written back");
+}
+
+/* deltas - how many vector delta files (vectors-<model>.<a>-<b>.dlt) dir's data has. */
+static int deltas(void)
+{
+    char path[PATH_MAX + 16];
+    struct dirent *e;
+    DIR *d;
+    int n = 0;
+
+    snprintf(path, sizeof path, "%s/data", dir);
+    cr_assert(d = opendir(path), "%s", path);
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        n += len > 4 && !strcmp(e->d_name + len - 4, ".dlt");
+    }
+    closedir(d);
+    return n;
+}
+
+/* `ctxgate maintain` runs the agent's maintain job once: the vector deltas
+ * an embed left beside the main index are merged into it, and searches
+ * still find what was added. */
+Test(cli_vectors, maintain_merges_the_vector_deltas)
+{
+    char cfg[PATH_MAX + 256];
+    int status;
+    char *out;
+
+    snprintf(cfg, sizeof cfg,
+             "{\"data_dir\": \"./data\", \"embeddings\": {\"provider\": \"hash\", \"dim\": 64},"
+             " \"sources\": [{\"name\": \"notes\", \"type\": \"files\", \"path\": \"%s/notes\"}]}",
+             dir);
+    tu_write(dir, "ctxgate.json", cfg);
+    tu_write(dir, "notes/_principals.json",
+             "{\"users\": [{\"id\": \"user:ann@x.test\", \"email\": \"ann@x.test\"}]}");
+    tu_write(dir, "notes/a.md", "---\nallow: [everyone]\n---\n# Otters\n\nOtters hold hands while they sleep.\n");
+    ctx_free(run("sync", &status));
+    cr_assert_eq(status, 0);
+    ctx_free(run("embed", &status));
+    cr_assert_eq(status, 0);
+    cr_assert_eq(deltas(), 0);
+    tu_write(dir, "notes/b.md", "---\nallow: [everyone]\n---\n# Herons\n\nHerons stand still in shallow water.\n");
+    ctx_free(run("sync", &status));
+    out = run("embed", &status);
+    cr_assert_eq(status, 0, "%s", out);
+    cr_assert(strstr(out, "a delta of 1 vectors"), "%s", out);
+    ctx_free(out);
+    cr_assert_eq(deltas(), 1);
+
+    out = run("maintain", &status);
+    cr_assert_eq(status, 0, "%s", out);
+    cr_assert(strstr(out, "maintain:"), "%s", out);
+    ctx_free(out);
+    cr_assert_eq(deltas(), 0, "maintain left the delta beside the index");
+    out = run("search --as ann@x.test --mode vector herons shallow water", &status);
+    cr_assert_eq(status, 0, "%s", out);
+    cr_assert(strstr(out, "Herons"), "%s", out);
+    ctx_free(out);
 }
