@@ -117,6 +117,8 @@ int cli_serve(int argc, char **argv, const char *config_path)
         else
             return 2;
     }
+    /* the search caches are replaced whole while serving: their memory must go back */
+    ctx_mem_long_lived();
     if ((rc = ctx_config_load(config_path, &cfg, &err)))
         goto fail;
     if (ctx_mkdir_p(cfg.data_dir) < 0) {

@@ -5,6 +5,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 #include <time.h>
 
@@ -116,6 +119,20 @@ void *ctx_calloc(size_t n, size_t size)
 }
 void *ctx_realloc(void *p, size_t n) { return inject() ? NULL : realloc(p, n ? n : 1); }
 void ctx_free(void *p) { free(p); }
+
+void ctx_mem_long_lived(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024); /* a set value also stops it moving */
+#endif
+}
+
+void ctx_mem_give_back(void)
+{
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
 
 char *ctx_strndup(const char *s, size_t n)
 {

@@ -87,6 +87,17 @@ void ctx_free(void *p);
 void ctx_alloc_fail_at(long n);
 int ctx_alloc_failed(void);
 
+/*
+ * ctx_mem_long_lived - for a long-lived server: blocks of 256 KB and more
+ * get pages of their own, so freeing one gives its memory back at once
+ * (glibc's default raises that bar as big blocks are freed, up to 32 MB,
+ * and then serves them from its heaps, where a freed block stays
+ * resident). ctx_mem_give_back - return the free pages of the heaps too.
+ * Both do nothing where the C library offers no such knob.
+ */
+void ctx_mem_long_lived(void);
+void ctx_mem_give_back(void);
+
 /* Wall clock in milliseconds since the epoch, and a monotonic clock in ns. */
 int64_t ctx_now_ms(void);
 uint64_t ctx_mono_ns(void);

@@ -162,6 +162,7 @@ int svc_rewarm(svc *s, int force, int *did, ctx_error *err)
     }
     warm_swap(s, st);
     adopt_idle(s);
+    ctx_mem_give_back(); /* what the old state held, mostly freed by now */
     if (did)
         *did = 1;
     return CTX_OK;
