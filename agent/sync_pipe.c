@@ -50,7 +50,10 @@ static void *applier(void *arg)
                 until.tv_nsec -= 1000000000L;
             }
             p->applier_waits = 1;
+            p->applier_naps++;
+            p->applier_wait_ns -= ctx_mono_ns();
             pthread_cond_timedwait(&p->more, &p->mu, &until);
+            p->applier_wait_ns += ctx_mono_ns();
             p->applier_waits = 0;
             continue;
         }
@@ -123,6 +126,7 @@ void sync_pipe_start(sync_pipe *p, int threaded, size_t max_msgs, size_t max_byt
         pthread_mutex_destroy(&p->mu);
         return;
     }
+    pthread_setname_np(p->thread, "ctxgate-apply");
     p->threaded = 1;
 }
 
@@ -144,7 +148,10 @@ int sync_pipe_push(sync_pipe *p, sync_pipe_node *msg)
         if (p->applier_waits)
             pthread_cond_signal(&p->more);
         p->pusher_waits = 1;
+        p->pusher_naps++;
+        p->pusher_wait_ns -= ctx_mono_ns();
         pthread_cond_wait(&p->room, &p->mu);
+        p->pusher_wait_ns += ctx_mono_ns();
         p->pusher_waits = 0;
     }
     if ((rc = p->failed)) {
@@ -157,6 +164,7 @@ int sync_pipe_push(sync_pipe *p, sync_pipe_node *msg)
     else
         p->head = msg;
     p->tail = msg;
+    p->pushed++;
     p->nmsgs++;
     p->nbytes += msg->bytes;
     wake = p->max_msgs < WAKE_BATCH ? p->max_msgs : WAKE_BATCH;
@@ -212,6 +220,10 @@ int sync_pipe_finish(sync_pipe *p)
     pthread_mutex_unlock(&p->mu);
     pthread_join(p->thread, NULL);
     p->threaded = 0;
+    ctx_log(CTX_LOG_DEBUG, "sync", "%zu messages; the applier waited for them %zu times"
+            " (%.2f s), the connector for room %zu times (%.2f s)", p->pushed,
+            p->applier_naps, (double)p->applier_wait_ns / 1e9, p->pusher_naps,
+            (double)p->pusher_wait_ns / 1e9);
     pthread_cond_destroy(&p->idle);
     pthread_cond_destroy(&p->room);
     pthread_cond_destroy(&p->more);

@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The first member of every message; the pipe's own. */
 typedef struct sync_pipe_node {
@@ -39,6 +40,9 @@ typedef struct sync_pipe {
     int busy;                       /* the applier holds a message */
     int closing, pusher_waits, applier_waits, barrier_waits;
     int failed;                     /* the first error; read without the lock too */
+    /* what waited on what (sync_pipe_finish logs them at debug level) */
+    size_t pushed, applier_naps, pusher_naps;
+    uint64_t applier_wait_ns, pusher_wait_ns;
 } sync_pipe;
 
 #define SYNC_PIPE_MAX_MSGS 1024             /* default bound, in messages */
@@ -83,7 +87,8 @@ int sync_pipe_fail(sync_pipe *p, int rc);
 
 /*
  * sync_pipe_finish - apply what is queued, stop the applier thread and
- * free the pipe; returns its first error or 0.
+ * free the pipe; returns its first error or 0. At debug level it logs how
+ * long each side waited for the other (what bounds the sync's speed).
  */
 int sync_pipe_finish(sync_pipe *p);
 
