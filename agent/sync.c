@@ -13,6 +13,7 @@
 
 #include "../core/util.h"
 #include "../indexer/ingest.h"
+#include "sync_pipe.h"
 #include "../retrieval/rank.h"
 #include "../core/json.h"
 
@@ -36,26 +37,38 @@ typedef struct warn_summary {
     int other_used;
 } warn_summary;
 
-/* The host side of the connector ABI: what ctx_emitter points to. */
+/*
+ * The host side of the connector ABI: what ctx_emitter points to. While a
+ * stream is read, two threads share it: the connector's (the caller's),
+ * which checks and copies each message and queues it, and the applier,
+ * which applies the queue to the store in order (sync_pipe.h). Each member
+ * below says whose it is then; between reads, all are the caller's.
+ */
 struct ctx_emitter {
+    /* the applier's during a read */
     ctx_store *st;
-    ingest_ctx ing;
+    ingest_ctx ing;           /* (its chunk and max_record_bytes are read by both) */
+    store_run_stats stats;    /* (but warnings, counted in nwarnings) */
+    ctx_error err;            /* the first failure, reported over the connector's */
+    char held[CTX_ERRMSG_MAX]; /* why the run is held; "" = not held */
+    uint64_t last_progress;
+    /* the connector thread's during a read */
+    const char *stream;       /* the stream being read */
+    ctx_error cerr;           /* a failure found on this side (cfailed), in message order */
+    int cfailed;
+    warn_summary warns;
+    char *next_id;            /* xNextId's last answer: valid until the next host call */
+    int64_t nwarnings;        /* warnings counted (atomic: progress reads it) */
+    /* both: the queue between them, and what neither changes during a read */
+    sync_pipe pipe;
     const sync_opts *opts;
     const char *source_name;
-    const char *stream;       /* the stream being read */
-    store_run_stats stats;
-    ctx_error err;            /* the first failure, reported over the connector's */
-    int failed;
     int64_t run;              /* this run's id: the epoch of streams not resumed */
     int perm;                 /* the stream is read for its permissions only */
     int partial;              /* some stream was read from a checkpoint, not whole */
-    uint64_t t0, last_progress;
-    /* sync guards and the warning summary */
+    uint64_t t0;
     const ctx_guard_cfg *guard;
     int64_t live_at_start;    /* the source's live documents when the run began */
-    char held[CTX_ERRMSG_MAX]; /* why the run is held; "" = not held */
-    warn_summary warns;
-    char *next_id;            /* xNextId's last answer: valid until the next host call */
 };
 
 /* ---- sync guards against mass changes ----
@@ -81,10 +94,8 @@ static int hold(ctx_emitter *em, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(em->held, sizeof em->held, fmt, ap);
     va_end(ap);
-    ctx_error_set(&em->err, CTX_EHELD, "held: %s; if that is right, run `ctxgate sync %s"
-                  " --confirm`", em->held, em->source_name);
-    em->failed = CTX_EHELD;
-    return CTX_EHELD;
+    return ctx_error_set(&em->err, CTX_EHELD, "held: %s; if that is right, run `ctxgate"
+                         " sync %s --confirm`", em->held, em->source_name);
 }
 
 /* guard_deletes - hold when this run's deletes and prunes, plus more, pass the share. */
@@ -150,7 +161,7 @@ static void note_warning(ctx_emitter *em, int level, const char *kind, const cha
     warn_kind *k = warn_find(&em->warns, kind);
 
     snprintf(part, sizeof part, "source %s", em->source_name);
-    em->stats.warnings++;
+    __atomic_add_fetch(&em->nwarnings, 1, __ATOMIC_RELAXED);
     if (!k) {
         ctx_log(level, part, "%s%s%s", item ? item : "", item ? ": " : "", msg);
         return;
@@ -232,25 +243,80 @@ static void warn_free(warn_summary *w)
     memset(w, 0, sizeof *w);
 }
 
-static int fail(ctx_emitter *em, int rc)
-{
-    em->failed = rc ? rc : CTX_EINTERNAL;
-    return em->failed;
-}
+/* ---- messages from the connector's thread to the applier's ---- */
 
-static int check_go(ctx_emitter *em)
+enum { MSG_RECORD, MSG_DELETE, MSG_ACL, MSG_PRINCIPAL, MSG_STATE };
+
+/* One message, in one block with everything it points to (but prep). */
+typedef struct sync_msg {
+    sync_pipe_node node;
+    int kind;
+    ingest_prep *prep;         /* RECORD: new, freed with the message */
+    const char *stream, *id;   /* DELETE, ACL (and a permission read's RECORD), STATE */
+    const char *state;         /* STATE */
+    const ctx_acl *acl;        /* ACL: NULL or &acl_copy */
+    ctx_acl acl_copy;
+    ctx_principal p;           /* PRINCIPAL */
+} sync_msg;
+
+/* msg_pack - m's strings and arrays laid out in k (see ctx_pack). */
+static void msg_pack(sync_msg *m, ctx_pack *k, const char *stream, const char *id,
+                     const char *state, const ctx_acl *acl, const ctx_principal *p)
 {
-    if (em->failed)
-        return em->failed;
-    if (em->opts->cancel && *em->opts->cancel) {
-        ctx_error_set(&em->err, CTX_ECANCELED, "sync of %s canceled", em->source_name);
-        return fail(em, CTX_ECANCELED);
+    m->stream = ctx_pack_str(k, stream);
+    m->id = ctx_pack_str(k, id);
+    m->state = ctx_pack_str(k, state);
+    m->acl = NULL;
+    if (acl) {
+        m->acl_copy.allow = ctx_pack_strv(k, acl->allow, acl->n_allow);
+        m->acl_copy.n_allow = acl->n_allow;
+        m->acl_copy.deny = ctx_pack_strv(k, acl->deny, acl->n_deny);
+        m->acl_copy.n_deny = acl->n_deny;
+        m->acl_copy.labels = ctx_pack_strv(k, acl->labels, acl->n_labels);
+        m->acl_copy.n_labels = acl->n_labels;
+        m->acl = &m->acl_copy;
     }
-    return CTX_OK;
+    if (p) {
+        m->p = *p;
+        m->p.id = ctx_pack_str(k, p->id);
+        m->p.display_name = ctx_pack_str(k, p->display_name);
+        m->p.email = ctx_pack_str(k, p->email);
+        m->p.maps_to = ctx_pack_str(k, p->maps_to);
+        m->p.members = ctx_pack_strv(k, p->members, p->n_members);
+    }
 }
 
+/* msg_new - a new message holding copies of its arguments; NULL: out of memory. */
+static sync_msg *msg_new(int kind, const char *stream, const char *id, const char *state,
+                         const ctx_acl *acl, const ctx_principal *p)
+{
+    ctx_pack k = {NULL, sizeof(sync_msg)};
+    sync_msg measured, *m;
+
+    msg_pack(&measured, &k, stream, id, state, acl, p);
+    if (!(m = ctx_malloc(k.used)))
+        return NULL;
+    memset(m, 0, sizeof *m);
+    m->kind = kind;
+    m->node.bytes = k.used;
+    k.base = (char *)m;
+    k.used = sizeof *m;
+    msg_pack(m, &k, stream, id, state, acl, p);
+    return m;
+}
+
+static void msg_free(sync_pipe_node *node)
+{
+    sync_msg *m = (sync_msg *)node;
+
+    ctx_free(m->prep);
+    ctx_free(m);
+}
+
+/* progress - on the applier's thread (or after a read): the counts so far. */
 static void progress(ctx_emitter *em, int done)
 {
+    store_run_stats s;
     uint64_t now;
 
     if (!em->opts->progress)
@@ -259,8 +325,84 @@ static void progress(ctx_emitter *em, int done)
     if (!done && now - em->last_progress < 250000000u)
         return;
     em->last_progress = now;
-    em->opts->progress(em->opts->progress_arg, em->source_name, em->stream, &em->stats,
+    s = em->stats;
+    s.warnings = __atomic_load_n(&em->nwarnings, __ATOMIC_RELAXED);
+    em->opts->progress(em->opts->progress_arg, em->source_name, em->stream, &s,
                        (double)(now - em->t0) / 1e9, done);
+}
+
+/*
+ * apply - one message into the store, on the applier's thread, inside the
+ * open transaction; errors into em->err. A cancel is seen here too, so a
+ * sync stops at the next message it applies, however far ahead the
+ * connector is.
+ */
+static int apply(void *arg, sync_pipe_node *node)
+{
+    ctx_emitter *em = arg;
+    sync_msg *m = (sync_msg *)node;
+    int rc = CTX_OK;
+
+    if (em->opts->cancel && *em->opts->cancel)
+        return ctx_error_set(&em->err, CTX_ECANCELED, "sync of %s canceled", em->source_name);
+    switch (m->kind) {
+    case MSG_RECORD:
+        if (!(rc = ingest_apply(&em->ing, m->prep, &em->err)))
+            rc = guard_everyone(em);
+        break;
+    case MSG_ACL:
+        /* A permission read takes a RECORD for its ACL only (a connector
+         * without a permission mode is read in full for it). */
+        rc = em->perm ? ingest_acl_seen(&em->ing, m->stream, m->id, m->acl, &em->err)
+                      : ingest_acl(&em->ing, m->stream, m->id, m->acl, &em->err);
+        if (!rc)
+            rc = guard_everyone(em);
+        break;
+    case MSG_DELETE:
+        if (!(rc = ingest_delete(&em->ing, m->stream, m->id, &em->err)))
+            rc = guard_deletes(em, 0);
+        break;
+    case MSG_PRINCIPAL:
+        if (!(rc = store_principal_put(em->st, em->ing.source, &m->p, &em->err)))
+            em->stats.principals++;
+        break;
+    case MSG_STATE:
+        /* The checkpoint and everything before it, in one transaction. A
+         * permission read's STATE only marks a commit point: the stream's
+         * resume point stays the content read's. */
+        if ((!em->perm &&
+             (rc = store_state_put(em->st, em->ing.source, m->stream, m->state, &em->err))) ||
+            (rc = store_commit(em->st, &em->err)) || (rc = store_begin(em->st, &em->err)))
+            break;
+        em->stats.states++;
+        break;
+    }
+    if (!rc && (m->kind == MSG_RECORD || m->kind == MSG_ACL))
+        progress(em, 0);
+    return rc;
+}
+
+/* refuse - a failure found on the connector's side (its text in em->cerr). */
+static int refuse(ctx_emitter *em, int rc)
+{
+    em->cfailed = rc ? rc : CTX_EINTERNAL;
+    return em->cfailed;
+}
+
+/* check_go - 0 to take the connector's next message, else the reason to stop. */
+static int check_go(ctx_emitter *em)
+{
+    int rc;
+
+    if (em->cfailed)
+        return em->cfailed;
+    if ((rc = sync_pipe_failed(&em->pipe)))
+        return rc;
+    if (em->opts->cancel && *em->opts->cancel) {
+        ctx_error_set(&em->cerr, CTX_ECANCELED, "sync of %s canceled", em->source_name);
+        return refuse(em, CTX_ECANCELED);
+    }
+    return CTX_OK;
 }
 
 /* A message for another stream than the one being read is a connector bug. */
@@ -268,26 +410,41 @@ static int check_stream(ctx_emitter *em, const char *kind, const char *stream)
 {
     if (stream && !strcmp(stream, em->stream))
         return CTX_OK;
-    ctx_error_set(&em->err, CTX_EINVAL, "%s for stream \"%s\" while reading \"%s\"", kind,
+    ctx_error_set(&em->cerr, CTX_EINVAL, "%s for stream \"%s\" while reading \"%s\"", kind,
                   stream ? stream : "(null)", em->stream);
-    return fail(em, CTX_EINVAL);
+    return refuse(em, CTX_EINVAL);
+}
+
+/* emit - queue m (NULL: it could not be made) for the applier. */
+static int emit(ctx_emitter *em, sync_msg *m)
+{
+    if (!m) {
+        ctx_error_set(&em->cerr, CTX_ENOMEM, "stream %s: out of memory", em->stream);
+        return refuse(em, CTX_ENOMEM);
+    }
+    return sync_pipe_push(&em->pipe, &m->node);
 }
 
 static int em_record(ctx_emitter *em, const ctx_record *rec)
 {
+    ingest_prep *prep;
+    sync_msg *m;
     int rc;
+
     if ((rc = check_go(em)) || (rc = check_stream(em, "RECORD", rec->stream)))
         return rc;
-    /* A permission read takes a RECORD for its ACL only (a connector
-     * without a permission mode is read in full for it). */
-    rc = em->perm ? ingest_acl_seen(&em->ing, rec->stream, rec->id, rec->acl, &em->err)
-                  : ingest_record(&em->ing, rec, &em->err);
-    if (rc)
-        return fail(em, rc);
-    if ((rc = guard_everyone(em)))
-        return rc;
-    progress(em, 0);
-    return CTX_OK;
+    if (em->perm)
+        return emit(em, msg_new(MSG_ACL, rec->stream, rec->id, NULL, rec->acl, NULL));
+    /* What needs no store is done here, beside the applier. */
+    if ((rc = ingest_prepare(&em->ing, rec, &prep, &em->cerr)))
+        return refuse(em, rc);
+    if (!(m = msg_new(MSG_RECORD, NULL, NULL, NULL, NULL, NULL))) {
+        ctx_free(prep);
+        return emit(em, NULL);
+    }
+    m->prep = prep;
+    m->node.bytes += prep->bytes;
+    return emit(em, m);
 }
 
 static int em_delete(ctx_emitter *em, const char *stream, const char *id)
@@ -295,9 +452,7 @@ static int em_delete(ctx_emitter *em, const char *stream, const char *id)
     int rc;
     if ((rc = check_go(em)) || (rc = check_stream(em, "DELETE", stream)))
         return rc;
-    if ((rc = ingest_delete(&em->ing, stream, id, &em->err)))
-        return fail(em, rc);
-    return guard_deletes(em, 0);
+    return emit(em, msg_new(MSG_DELETE, stream, id, NULL, NULL, NULL));
 }
 
 static int em_acl(ctx_emitter *em, const char *stream, const char *id, const ctx_acl *acl)
@@ -305,12 +460,7 @@ static int em_acl(ctx_emitter *em, const char *stream, const char *id, const ctx
     int rc;
     if ((rc = check_go(em)) || (rc = check_stream(em, "ACL", stream)))
         return rc;
-    rc = em->perm ? ingest_acl_seen(&em->ing, stream, id, acl, &em->err)
-                  : ingest_acl(&em->ing, stream, id, acl, &em->err);
-    if (rc)
-        return fail(em, rc);
-    progress(em, 0);
-    return guard_everyone(em);
+    return emit(em, msg_new(MSG_ACL, stream, id, NULL, acl, NULL));
 }
 
 static int em_principal(ctx_emitter *em, const ctx_principal *p)
@@ -318,10 +468,7 @@ static int em_principal(ctx_emitter *em, const ctx_principal *p)
     int rc;
     if ((rc = check_go(em)))
         return rc;
-    if ((rc = store_principal_put(em->st, em->ing.source, p, &em->err)))
-        return fail(em, rc);
-    em->stats.principals++;
-    return CTX_OK;
+    return emit(em, msg_new(MSG_PRINCIPAL, NULL, NULL, NULL, NULL, p));
 }
 
 static int em_state(ctx_emitter *em, const char *stream, const char *state)
@@ -334,18 +481,11 @@ static int em_state(ctx_emitter *em, const char *stream, const char *state)
     j = state ? ctx_json_loads(state, 0, NULL) : NULL;
     if (!json_is_object(j)) {
         json_decref(j);
-        ctx_error_set(&em->err, CTX_EINVAL, "STATE for %s: not a JSON object", stream);
-        return fail(em, CTX_EINVAL);
+        ctx_error_set(&em->cerr, CTX_EINVAL, "STATE for %s: not a JSON object", stream);
+        return refuse(em, CTX_EINVAL);
     }
     json_decref(j);
-    /* The checkpoint and everything before it, in one transaction. A
-     * permission read's STATE only marks a commit point: the stream's
-     * resume point stays the content read's. */
-    if ((!em->perm && (rc = store_state_put(em->st, em->ing.source, stream, state, &em->err))) ||
-        (rc = store_commit(em->st, &em->err)) || (rc = store_begin(em->st, &em->err)))
-        return fail(em, rc);
-    em->stats.states++;
-    return CTX_OK;
+    return emit(em, msg_new(MSG_STATE, stream, NULL, state, NULL, NULL));
 }
 
 static void em_log(ctx_emitter *em, int level, const char *msg)
@@ -384,8 +524,12 @@ static int em_next_id(ctx_emitter *em, const char *stream, const char *after, co
     em->next_id = NULL;
     if ((rc = check_go(em)) || (rc = check_stream(em, "NEXT ID", stream)))
         return rc;
+    /* It answers with what was sent so far: the store must have it all. The
+     * applier is idle until the next push, so the store is this thread's. */
+    if ((rc = sync_pipe_drain(&em->pipe)))
+        return rc;
     if ((rc = store_doc_next(em->st, em->ing.source, stream, after, &em->next_id, &em->err)))
-        return fail(em, rc);
+        return sync_pipe_fail(&em->pipe, rc);
     *id = em->next_id;
     return CTX_OK;
 }
@@ -527,7 +671,7 @@ static int read_stream(ctx_emitter *em, registry_conn *rc_, const char *stream, 
     ctx_read_permissions_fn xperm = NULL;
     ctx_conn_error ce;
     char *state = NULL;
-    int rc;
+    int rc, wrc;
 
     em->stream = stream;
     if ((rc = begin_stream(em, stream, &mode)))
@@ -548,13 +692,22 @@ static int read_stream(ctx_emitter *em, registry_conn *rc_, const char *stream, 
         goto done;
     if ((rc = store_begin(em->st, &em->err)))
         goto done;
+    sync_pipe_start(&em->pipe, !em->opts->serial, em->opts->queue_msgs, em->opts->queue_bytes,
+                    apply, msg_free, em);
+    em->cfailed = 0;
     memset(&ce, 0, sizeof ce);
     if (xperm)
         rc = xperm(rc_->conn, stream, NULL, &host, em, &ce);
     else
         rc = rc_->vt->xRead(rc_->conn, stream, state, mode != READ_INCR, &host, em, &ce);
-    if (em->failed) {
-        rc = em->failed; /* the host's reason is the real one */
+    /* What was queued is applied first (its STATEs commit); the first
+     * failure in message order is the real reason: the applier's, then
+     * one found on the connector's side, then the connector's own. */
+    if ((wrc = sync_pipe_finish(&em->pipe))) {
+        rc = wrc;
+    } else if (em->cfailed) {
+        rc = em->cfailed;
+        em->err = em->cerr;
     } else if (rc) {
         registry_conn_error(&ce, rc, &em->err);
         rc = em->err.code;
@@ -673,6 +826,7 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
     if (!rc)
         mark_acl_synced(st, opts, em.partial, em.ing.source, src->name, started_at);
 
+    em.stats.warnings = em.nwarnings;
     if (rc)
         ctx_error_prefix(&em.err, "source %s: ", src->name);
     warn_report(&em);

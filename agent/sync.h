@@ -40,6 +40,15 @@ typedef struct sync_opts {
     const char *const *principal_streams;
     size_t nprincipal_streams;
     int confirm;                     /* apply what the source's guard would hold */
+    /*
+     * While a stream is read, the connector runs on the calling thread and
+     * its messages are applied to the store, in order, by a second thread,
+     * through a queue of at most queue_msgs messages and queue_bytes bytes
+     * (0: 1024 and 16 MB). serial applies each message on the calling
+     * thread as it comes (no second thread; the tests compare the two).
+     */
+    int serial;
+    size_t queue_msgs, queue_bytes;
 } sync_opts;
 
 /*
@@ -59,6 +68,12 @@ typedef struct sync_opts {
  * Warnings a connector logs are counted per kind: the first few of each
  * are logged naming the item, the rest summarized at the end, and the
  * summary kept in the run's record (sync_runs.warnings).
+ *
+ * Threads: the connector (xDiscover, xRead and the host functions it
+ * calls) runs on the calling thread; opts->progress is called from the
+ * thread that applies the messages (a thread of this call, see
+ * sync_opts.serial), never from two at once. st is used by one thread at
+ * a time and is the caller's again when this returns.
  */
 int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
                 store_run_stats *stats, ctx_error *err);

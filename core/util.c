@@ -435,3 +435,44 @@ int ctx_in_sorted(const int64_t *v, size_t n, int64_t x)
     }
     return lo < n && v[lo] == x;
 }
+
+void *ctx_pack_take(ctx_pack *k, size_t len, size_t align)
+{
+    size_t off = (k->used + align - 1) & ~(align - 1);
+
+    k->used = off + len;
+    return k->base ? k->base + off : NULL;
+}
+
+const char *ctx_pack_mem(ctx_pack *k, const char *s, size_t len)
+{
+    char *d;
+
+    if (!s)
+        return NULL;
+    if ((d = ctx_pack_take(k, len + 1, 1))) {
+        memcpy(d, s, len);
+        d[len] = '\0';
+    }
+    return d;
+}
+
+const char *ctx_pack_str(ctx_pack *k, const char *s)
+{
+    return s ? ctx_pack_mem(k, s, strlen(s)) : NULL;
+}
+
+const char *const *ctx_pack_strv(ctx_pack *k, const char *const *v, size_t n)
+{
+    const char **d;
+
+    if (!n || !v)
+        return NULL;
+    d = ctx_pack_take(k, n * sizeof *d, _Alignof(const char *));
+    for (size_t i = 0; i < n; i++) {
+        const char *s = ctx_pack_str(k, v[i]);
+        if (d)
+            d[i] = s;
+    }
+    return d;
+}

@@ -92,6 +92,28 @@ void ctx_strvec_clear(ctx_strvec *l);
 /* ctx_strvec_free - free everything and reset l to empty. */
 void ctx_strvec_free(ctx_strvec *l);
 
+/*
+ * ctx_pack - strings and arrays laid out in one allocation, by running the
+ * same code twice: first with base NULL, which only adds up used (every
+ * call returns NULL), then with base = a block of that many bytes, which
+ * copies. Start both passes with the same used (e.g. the size of a header
+ * the block begins with). The copies are borrowed from the block.
+ */
+typedef struct ctx_pack {
+    char *base;   /* NULL: measuring */
+    size_t used;  /* bytes taken so far */
+} ctx_pack;
+
+/* ctx_pack_take - len bytes aligned to align (a power of two), uninitialized. */
+void *ctx_pack_take(ctx_pack *k, size_t len, size_t align);
+/* ctx_pack_mem - a copy of s[0..len) plus a NUL (s NULL: NULL). */
+const char *ctx_pack_mem(ctx_pack *k, const char *s, size_t len);
+/* ctx_pack_str - a copy of the string s (NULL: NULL). */
+const char *ctx_pack_str(ctx_pack *k, const char *s);
+/* ctx_pack_strv - a copy of the n strings of v, each copied (NULL entries stay NULL);
+ * NULL when n is 0. */
+const char *const *ctx_pack_strv(ctx_pack *k, const char *const *v, size_t n);
+
 /* ctx_mkdir_p - mkdir -p path (0755); 0, or -1 with errno set. */
 int ctx_mkdir_p(const char *path);
 

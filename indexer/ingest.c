@@ -68,19 +68,45 @@ static int count_acl_change(ingest_ctx *c, const store_doc_info *info, const ctx
     return CTX_OK;
 }
 
-int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err)
+/* prep_pack - d as a copy of s laid out in k (see ctx_pack): strings, ACL, spans. */
+static void prep_pack(ingest_prep *d, ctx_pack *k, const ingest_prep *s)
 {
-    ctx_buf fix[5] = {CTX_BUF_INIT, CTX_BUF_INIT, CTX_BUF_INIT, CTX_BUF_INIT, CTX_BUF_INIT};
-    const char *id, *title, *url, *body, *meta = NULL;
-    size_t idlen, tlen, ulen, blen, mlen = 0, nspans = 0, i;
-    chunk_span *spans = NULL;
-    store_chunk *chunks = NULL;
-    store_doc_info info;
-    store_doc d;
-    int64_t acl_id, doc_id;
-    int rc;
-    char hash[65];
+    chunk_span *spans = ctx_pack_take(k, s->nspans * sizeof *spans, _Alignof(chunk_span));
 
+    *d = *s;
+    if (spans && s->nspans)
+        memcpy(spans, s->spans, s->nspans * sizeof *spans);
+    d->spans = spans;
+    d->stream = ctx_pack_str(k, s->stream);
+    d->id = ctx_pack_str(k, s->id);
+    d->title = ctx_pack_mem(k, s->title, s->tlen);
+    d->url = ctx_pack_mem(k, s->url, s->ulen);
+    d->body = ctx_pack_mem(k, s->body, s->blen);
+    d->meta = ctx_pack_mem(k, s->meta, s->mlen);
+    memset(&d->acl_copy, 0, sizeof d->acl_copy);
+    d->acl = NULL;
+    if (s->acl) {
+        d->acl_copy.allow = ctx_pack_strv(k, s->acl->allow, s->acl->n_allow);
+        d->acl_copy.n_allow = s->acl->n_allow;
+        d->acl_copy.deny = ctx_pack_strv(k, s->acl->deny, s->acl->n_deny);
+        d->acl_copy.n_deny = s->acl->n_deny;
+        d->acl_copy.labels = ctx_pack_strv(k, s->acl->labels, s->acl->n_labels);
+        d->acl_copy.n_labels = s->acl->n_labels;
+        d->acl = &d->acl_copy;
+    }
+}
+
+int ingest_prepare(const ingest_ctx *c, const ctx_record *rec, ingest_prep **out,
+                   ctx_error *err)
+{
+    ctx_buf fix[4] = {CTX_BUF_INIT, CTX_BUF_INIT, CTX_BUF_INIT, CTX_BUF_INIT};
+    ctx_pack k = {NULL, sizeof(ingest_prep)};
+    ingest_prep t, measured, *p;
+    chunk_span *spans = NULL;
+    size_t idlen, i;
+    int rc;
+
+    *out = NULL;
     if (!rec->stream || !*rec->stream)
         return ctx_error_set(err, CTX_EINVAL, "RECORD: missing stream");
     if (!rec->id || !*rec->id)
@@ -93,13 +119,16 @@ int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err)
                              rec->stream, rec->id, rec->body_len,
                              (long long)c->max_record_bytes);
 
-    rc = CTX_ENOMEM;
-    if (repair(rec->id, strlen(rec->id), &fix[0], &id, &idlen, &c->stats->repaired_utf8) ||
-        repair(rec->title, rec->title ? strlen(rec->title) : 0, &fix[1], &title, &tlen,
-               &c->stats->repaired_utf8) ||
-        repair(rec->url, rec->url ? strlen(rec->url) : 0, &fix[2], &url, &ulen,
-               &c->stats->repaired_utf8) ||
-        repair(rec->body, rec->body_len, &fix[3], &body, &blen, &c->stats->repaired_utf8))
+    memset(&t, 0, sizeof t);
+    t.stream = rec->stream;
+    t.updated_at_ms = rec->updated_at_ms;
+    t.acl = rec->acl;
+    if (repair(rec->id, strlen(rec->id), &fix[0], &t.id, &idlen, &t.repaired) ||
+        repair(rec->title, rec->title ? strlen(rec->title) : 0, &fix[1], &t.title, &t.tlen,
+               &t.repaired) ||
+        repair(rec->url, rec->url ? strlen(rec->url) : 0, &fix[2], &t.url, &t.ulen,
+               &t.repaired) ||
+        repair(rec->body, rec->body_len, &fix[3], &t.body, &t.blen, &t.repaired))
         goto oom;
     if (rec->metadata_json) {
         /* Keep only a well-formed JSON object; anything else is dropped, loudly. */
@@ -108,88 +137,122 @@ int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err)
         if (!m && json_error_code(&jerr) == json_error_out_of_memory)
             goto oom; /* not the record's fault: it is not stored at all */
         if (json_is_object(m)) {
-            meta = rec->metadata_json;
-            mlen = strlen(meta);
+            t.meta = rec->metadata_json;
+            t.mlen = strlen(t.meta);
         } else {
             ctx_log(CTX_LOG_WARN, "ingest", "RECORD %s/%s: metadata is not a JSON object (%s);"
-                    " stored without it", rec->stream, id, m ? "wrong type" : jerr.text);
+                    " stored without it", rec->stream, t.id, m ? "wrong type" : jerr.text);
         }
         json_decref(m);
     }
-
-    if ((rc = store_acl_intern(c->store, c->source, rec->acl, &acl_id, err)))
-        goto out;
-    if (!rec->acl || !rec->acl->n_allow)
-        ctx_log(CTX_LOG_DEBUG, "ingest", "RECORD %s/%s has no allow list: nobody can read it",
-                rec->stream, id);
     {
-        const void *parts[4] = {title ? title : "", url ? url : "", body ? body : "",
-                                meta ? meta : ""};
-        size_t lens[4] = {tlen, ulen, blen, mlen};
-        ctx_hash_hex(parts, lens, 4, hash);
+        const void *parts[4] = {t.title ? t.title : "", t.url ? t.url : "",
+                                t.body ? t.body : "", t.meta ? t.meta : ""};
+        size_t lens[4] = {t.tlen, t.ulen, t.blen, t.mlen};
+        ctx_hash_hex(parts, lens, 4, t.hash);
     }
-    if ((rc = store_doc_lookup(c->store, c->source, rec->stream, id, &info, err)) ||
-        (rc = count_acl_change(c, &info, rec->acl, acl_id, err)))
-        goto out;
-    if (info.id && !info.deleted && !strcmp(info.hash, hash)) {
-        c->stats->unchanged++;
-        /* (counted above: a full read finds permission changes too) */
-        if (info.acl_id != acl_id && (rc = store_doc_set_acl(c->store, info.id, acl_id, err)))
-            goto out;
-        rc = store_doc_touch(c->store, info.id, c->epoch, err);
-        goto out;
-    }
-
-    d.source = c->source;
-    d.stream = rec->stream;
-    d.ext_id = id;
-    d.title = title;
-    d.url = url;
-    d.body = body;
-    d.body_len = blen;
-    d.metadata = meta;
-    d.updated_at_ms = rec->updated_at_ms;
-    d.acl_id = acl_id;
-    d.hash = hash;
-    d.epoch = c->epoch;
-    doc_id = info.id;
-    if ((rc = store_doc_write(c->store, &d, &doc_id, err)))
-        goto out;
-
-    rc = CTX_ENOMEM;
-    if (chunker_split(body ? body : "", blen, &c->chunk, &spans, &nspans))
+    /* Chunked here even when the store turns out to hold the same content:
+     * this side of a sync has time to spare, the store's side has none. */
+    if (chunker_split(t.body ? t.body : "", t.blen, &c->chunk, &spans, &t.nspans))
         goto oom;
-    if (!(chunks = ctx_calloc(nspans ? nspans : 1, sizeof *chunks)))
+    t.spans = spans;
+    prep_pack(&measured, &k, &t);
+    if (!(p = ctx_malloc(k.used)))
         goto oom;
-    for (i = 0; i < nspans; i++) {
-        chunks[i].text = body + spans[i].off;
-        chunks[i].len = spans[i].len;
-        chunks[i].ntokens = spans[i].ntokens;
-    }
-    if (!nspans) {
-        /* An empty body still leaves the title to be found. */
-        chunks[0].text = "";
-        nspans = 1;
-    }
-    /* A document new to the store (or a tombstone, which has no chunks) has
-     * nothing to drop first. */
-    rc = info.id && !info.deleted
-             ? store_chunks_replace(c->store, doc_id, title, acl_id, chunks, nspans, err)
-             : store_chunks_add(c->store, doc_id, title, acl_id, chunks, nspans, err);
-    if (rc)
-        goto out;
-    c->stats->records++;
-    c->stats->chunks += (int64_t)nspans;
-    c->stats->bytes += (int64_t)blen;
+    t.bytes = k.used;
+    k.base = (char *)p;
+    k.used = sizeof *p;
+    prep_pack(p, &k, &t);
+    *out = p;
     rc = CTX_OK;
     goto out;
 oom:
     rc = ctx_error_set(err, CTX_ENOMEM, "RECORD %s/%s: out of memory", rec->stream, rec->id);
-out: /* every exit: rc says whether it failed */
-    for (i = 0; i < 5; i++)
+out:
+    for (i = 0; i < 4; i++)
         ctx_buf_free(&fix[i]);
     ctx_free(spans);
+    return rc;
+}
+
+int ingest_apply(ingest_ctx *c, const ingest_prep *p, ctx_error *err)
+{
+    store_chunk *chunks = NULL;
+    store_doc_info info;
+    store_doc d;
+    size_t nchunks = p->nspans, i;
+    int64_t acl_id, doc_id;
+    int rc;
+
+    c->stats->repaired_utf8 += p->repaired;
+    if ((rc = store_acl_intern(c->store, c->source, p->acl, &acl_id, err)))
+        return rc;
+    if (!p->acl || !p->acl->n_allow)
+        ctx_log(CTX_LOG_DEBUG, "ingest", "RECORD %s/%s has no allow list: nobody can read it",
+                p->stream, p->id);
+    if ((rc = store_doc_lookup(c->store, c->source, p->stream, p->id, &info, err)) ||
+        (rc = count_acl_change(c, &info, p->acl, acl_id, err)))
+        return rc;
+    if (info.id && !info.deleted && !strcmp(info.hash, p->hash)) {
+        c->stats->unchanged++;
+        /* (counted above: a full read finds permission changes too) */
+        if (info.acl_id != acl_id && (rc = store_doc_set_acl(c->store, info.id, acl_id, err)))
+            return rc;
+        return store_doc_touch(c->store, info.id, c->epoch, err);
+    }
+
+    d.source = c->source;
+    d.stream = p->stream;
+    d.ext_id = p->id;
+    d.title = p->title;
+    d.url = p->url;
+    d.body = p->body;
+    d.body_len = p->blen;
+    d.metadata = p->meta;
+    d.updated_at_ms = p->updated_at_ms;
+    d.acl_id = acl_id;
+    d.hash = p->hash;
+    d.epoch = c->epoch;
+    doc_id = info.id;
+    if ((rc = store_doc_write(c->store, &d, &doc_id, err)))
+        return rc;
+
+    if (!(chunks = ctx_calloc(nchunks ? nchunks : 1, sizeof *chunks)))
+        return ctx_error_set(err, CTX_ENOMEM, "RECORD %s/%s: out of memory", p->stream,
+                             p->id);
+    for (i = 0; i < nchunks; i++) {
+        chunks[i].text = p->body + p->spans[i].off;
+        chunks[i].len = p->spans[i].len;
+        chunks[i].ntokens = p->spans[i].ntokens;
+    }
+    if (!nchunks) {
+        /* An empty body still leaves the title to be found. */
+        chunks[0].text = "";
+        nchunks = 1;
+    }
+    /* A document new to the store (or a tombstone, which has no chunks) has
+     * nothing to drop first. */
+    rc = info.id && !info.deleted
+             ? store_chunks_replace(c->store, doc_id, p->title, acl_id, chunks, nchunks, err)
+             : store_chunks_add(c->store, doc_id, p->title, acl_id, chunks, nchunks, err);
     ctx_free(chunks);
+    if (rc)
+        return rc;
+    c->stats->records++;
+    c->stats->chunks += (int64_t)nchunks;
+    c->stats->bytes += (int64_t)p->blen;
+    return CTX_OK;
+}
+
+int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err)
+{
+    ingest_prep *p;
+    int rc;
+
+    if ((rc = ingest_prepare(c, rec, &p, err)))
+        return rc;
+    rc = ingest_apply(c, p, err);
+    ctx_free(p);
     return rc;
 }
 

@@ -22,8 +22,45 @@ typedef struct ingest_ctx {
  * ingest_record - insert or update a document and its chunks. Unchanged
  * content (same hash) is only marked seen; a changed ACL alone re-labels
  * the chunks without re-chunking. Errors name the record ("tickets/42").
+ * It is ingest_prepare, then ingest_apply.
  */
 int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err);
+
+/*
+ * A RECORD in two steps, so that a sync can do the first on one thread
+ * while the second runs on another:
+ *   - ingest_prepare does what needs no store: checks the id and
+ *     max_record_bytes, repairs ill-formed UTF-8, drops metadata that is
+ *     not a JSON object (logged), hashes the content and chunks the body.
+ *     It reads only c->chunk and c->max_record_bytes, never the store nor
+ *     the counters, and copies what it keeps: rec may go right after.
+ *   - ingest_apply does the rest in the store, in message order: interns
+ *     the ACL, skips unchanged content by hash, writes the document and
+ *     its chunks, and counts (repairs included) in c->stats.
+ */
+typedef struct ingest_prep {
+    const char *stream, *id, *title, *url, *body, *meta; /* title, url, body, meta may be NULL */
+    size_t tlen, ulen, blen, mlen;
+    int64_t updated_at_ms;
+    const ctx_acl *acl;      /* NULL: no ACL; else &acl_copy */
+    ctx_acl acl_copy;
+    const chunk_span *spans; /* of body; nspans may be 0 (empty body) */
+    size_t nspans;
+    int64_t repaired;        /* ill-formed sequences fixed */
+    size_t bytes;            /* the size of the one block it lives in */
+    char hash[65];
+} ingest_prep;
+
+/*
+ * ingest_prepare - *out is new (one block: ctx_free it), everything in it
+ * borrowed from it. Errors as ingest_record's: CTX_EINVAL (no stream or
+ * id), CTX_ETOOBIG (over max_record_bytes), CTX_ENOMEM.
+ */
+int ingest_prepare(const ingest_ctx *c, const ctx_record *rec, ingest_prep **out,
+                   ctx_error *err);
+
+/* ingest_apply - p (borrowed) into the store, inside the caller's transaction. */
+int ingest_apply(ingest_ctx *c, const ingest_prep *p, ctx_error *err);
 
 /* ingest_delete - tombstone the document; deleting an unknown id is a no-op. */
 int ingest_delete(ingest_ctx *c, const char *stream, const char *id, ctx_error *err);

@@ -846,6 +846,11 @@ Test(postgres, connection_lost_mid_read_fails_then_resumes)
     k.app = app;
     o.progress = tsync_kill_progress;
     o.progress_arg = &k;
+    /* Progress comes from the thread that applies the rows; a queue of one
+     * message keeps the connector at most a row or two ahead of it, so the
+     * kill lands while the read is still going (with the default queue all
+     * six rows can be read before the first is applied). */
+    o.queue_msgs = 1;
     rc = tsync_run_opts(&cfg, &o, &s, &err);
     cr_assert_eq(rc, CTX_ESOURCE, "%s: %s", ctx_rc_name(rc), err.text);
     cr_assert(strstr(err.text, "streams[0]: connection to the server lost after"), "%s",

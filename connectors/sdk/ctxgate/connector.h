@@ -54,7 +54,14 @@
  * called from the thread that called xRead (or xDiscover for fn), before it
  * returns; a connector may read with threads of its own but emits from the
  * calling thread only. Nothing of the connector may still run when xClose
- * returns (the host may dlclose the plugin right after).
+ * returns (the host may dlclose the plugin right after). The host's own
+ * work on what a connector emits may run on a thread of the host's: a host
+ * function that returns 0 has taken the message (copied it and checked
+ * what needs no store), not necessarily stored it yet. Messages are
+ * stored in the order they were emitted, a STATE commits everything
+ * before it, and a message the host cannot store makes the next host
+ * call return non-zero (or xRead's end fail): the rules below hold as
+ * written. xNextId waits until everything emitted before it is stored.
  */
 #ifndef CTXGATE_CONNECTOR_H
 #define CTXGATE_CONNECTOR_H
