@@ -462,13 +462,76 @@ static void query_embed(svc *s, const svc_identity *id, const svc_request *req, 
     qemb_give(s, p, qv->model, gen);
 }
 
+/* index_open - load model active's vector index (files, else the store)
+ * and make it the one searches use; the old one goes. */
+static int index_open(svc *s, worker *w, int64_t active, ctx_error *err)
+{
+    char path[4096], *name = NULL;
+    vindex *nvi = NULL;
+    int rc, how, dim;
+
+    if ((rc = store_embed_model_info(w->st, active, &name, &dim, err)))
+        return rc;
+    vindex_path(s->data_dir, active, path, sizeof path);
+    if ((rc = vindex_open(w->st, path, active, &nvi, &how, err))) {
+        ctx_free(name);
+        return rc;
+    }
+    pthread_rwlock_wrlock(&s->vlock);
+    vindex_free(s->vi);
+    s->vi = nvi;
+    s->vi_model = active;
+    snprintf(s->vi_name, sizeof s->vi_name, "%s", name);
+    s->vi_dim = dim;
+    pthread_rwlock_unlock(&s->vlock);
+    ctx_free(name);
+    __atomic_store_n(&s->index_ok, 1, __ATOMIC_RELEASE);
+    return CTX_OK;
+}
+
+/*
+ * index_catch_up - add the vectors and apply the tombstones the store has
+ * beyond the loaded index of model active. *stale = 1 when a fifth of it
+ * is then dead: a replaced vector is only marked dead and stays in memory.
+ */
+static int index_catch_up(svc *s, worker *w, int64_t active, int *stale, ctx_error *err)
+{
+    int64_t last_seq = 0, last_tomb = 0, floor;
+    sqlite3_stmt *q;
+    vindex_info info;
+    int rc;
+
+    *stale = 0;
+    if (sqlite3_prepare_v2(store_db(w->st), "SELECT coalesce(max(seq), 0) FROM vectors"
+                           " WHERE model_id = ?1", -1, &q, NULL) != SQLITE_OK)
+        return store_errf(w->st, err, "index refresh");
+    sqlite3_bind_int64(q, 1, active);
+    if (sqlite3_step(q) == SQLITE_ROW)
+        last_seq = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    if ((rc = store_tombstone_marks(w->st, &last_tomb, &floor, err)))
+        return rc;
+    pthread_rwlock_rdlock(&s->vlock);
+    vindex_get_info(s->vi, &info);
+    pthread_rwlock_unlock(&s->vlock);
+    if (info.seq >= last_seq && info.tomb_seq >= last_tomb)
+        return CTX_OK;
+    pthread_rwlock_wrlock(&s->vlock);
+    rc = vindex_catch_up(s->vi, w->st, NULL, NULL, err);
+    vindex_get_info(s->vi, &info);
+    pthread_rwlock_unlock(&s->vlock);
+    *stale = !rc && info.dead > 64 && info.dead * 5 > info.n;
+    if (*stale)
+        ctx_log(CTX_LOG_INFO, "service", "vector index: %zu of %zu vectors dead; opening it"
+                " again", info.dead, info.n);
+    return rc;
+}
+
 int svc_index_refresh(svc *s, ctx_error *err)
 {
-    int64_t active = 0, target, last_seq = 0, last_tomb = 0, floor;
-    char path[4096];
-    vindex *nvi = NULL;
+    int64_t active = 0, target;
     worker *w;
-    int rc, how;
+    int rc, stale = 0;
 
     if (!(w = svc__take(s, err)))
         return err->code;
@@ -478,53 +541,29 @@ int svc_index_refresh(svc *s, ctx_error *err)
         __atomic_store_n(&s->index_ok, 1, __ATOMIC_RELEASE);
         goto done;
     }
-    if (active != s->vi_model || !s->vi) {
-        char *name = NULL;
-        int dim;
-        if ((rc = store_embed_model_info(w->st, active, &name, &dim, err)))
-            goto done;
-        vindex_path(s->data_dir, active, path, sizeof path);
-        if ((rc = vindex_open(w->st, path, active, &nvi, &how, err))) {
-            ctx_free(name);
-            goto done;
-        }
-        pthread_rwlock_wrlock(&s->vlock);
-        vindex_free(s->vi);
-        s->vi = nvi;
-        s->vi_model = active;
-        snprintf(s->vi_name, sizeof s->vi_name, "%s", name);
-        s->vi_dim = dim;
-        pthread_rwlock_unlock(&s->vlock);
-        ctx_free(name);
-        __atomic_store_n(&s->index_ok, 1, __ATOMIC_RELEASE);
-        goto done;
-    }
-    {
-        sqlite3_stmt *q;
-        vindex_info info;
-        if (sqlite3_prepare_v2(store_db(w->st), "SELECT coalesce(max(seq), 0) FROM vectors"
-                               " WHERE model_id = ?1", -1, &q, NULL) != SQLITE_OK) {
-            rc = store_errf(w->st, err, "index refresh");
-            goto done;
-        }
-        sqlite3_bind_int64(q, 1, active);
-        if (sqlite3_step(q) == SQLITE_ROW)
-            last_seq = sqlite3_column_int64(q, 0);
-        sqlite3_finalize(q);
-        if ((rc = store_tombstone_marks(w->st, &last_tomb, &floor, err)))
-            goto done;
-        pthread_rwlock_rdlock(&s->vlock);
-        vindex_get_info(s->vi, &info);
-        pthread_rwlock_unlock(&s->vlock);
-        if (info.seq < last_seq || info.tomb_seq < last_tomb) {
-            pthread_rwlock_wrlock(&s->vlock);
-            rc = vindex_catch_up(s->vi, w->st, NULL, NULL, err);
-            pthread_rwlock_unlock(&s->vlock);
-        }
-    }
+    /* a new model, or none loaded; or past a fifth dead: open it again (from
+     * the files the maintain job merged, or built from the store) while
+     * searches go on with the one they have */
+    if (active != s->vi_model || !s->vi ||
+        (!(rc = index_catch_up(s, w, active, &stale, err)) && stale))
+        rc = index_open(s, w, active, err);
 done:
     svc__give(s, w);
     return rc;
+}
+
+void svc_index_info(svc *s, size_t *vectors, size_t *dead)
+{
+    vindex_info info;
+
+    *vectors = *dead = 0;
+    pthread_rwlock_rdlock(&s->vlock);
+    if (s->vi) {
+        vindex_get_info(s->vi, &info);
+        *vectors = info.n - info.dead;
+        *dead = info.dead;
+    }
+    pthread_rwlock_unlock(&s->vlock);
 }
 
 int svc_ready(svc *s)

@@ -148,10 +148,19 @@ int svc_fetch_ref(svc *s, const svc_identity *id, const char *ref, json_t **answ
 
 /*
  * svc_index_refresh - follow the store: load the active model's vector
- * index when it changed, catch up with new vectors and tombstones. Run
+ * index when it changed, catch up with new vectors and tombstones (and
+ * open it again when a fifth of it is dead, see below). Run
  * every few seconds by the server; searches wait only for the catch-up.
  */
 int svc_index_refresh(svc *s, ctx_error *err);
+
+/*
+ * svc_index_info - the loaded vector index's live vectors and the dead
+ * ones it still holds (0, 0 without one). svc_index_refresh opens the
+ * index again once the dead pass a fifth of it, so memory does not keep
+ * the vectors of replaced chunks.
+ */
+void svc_index_info(svc *s, size_t *vectors, size_t *dead);
 
 /* svc_ready - 1 when the store answers and the vector index (if any model) is loaded. */
 int svc_ready(svc *s);

@@ -363,3 +363,44 @@ Test(service, hybrid_with_the_hash_embedder_answers_as_lexical_and_says_so)
     json_decref(l);
     json_decref(v);
 }
+
+/*
+ * Issue 16: a long-lived server's vector index does not keep the vectors
+ * of replaced chunks. Each round rewrites 25 of the 200 bulk documents
+ * (new chunks, the old ones' vectors tombstoned); following the store
+ * only marks them dead, so once they pass a fifth of the index it is
+ * opened again and holds the live vectors alone. Searches still find the
+ * new text.
+ */
+Test(service, the_vector_index_drops_replaced_vectors)
+{
+    ctx_store *st = tu_store(dir);
+    embed_provider *emb;
+    embed_cfg ec = {0};
+    size_t live, dead, most = 0;
+    ctx_error err;
+    json_t *a;
+
+    cr_assert_eq(embed_open(&ec, &emb, &err), 0, "%s", err.text);
+    add_docs(st, 0, 200, "zephyr", 1);
+    cr_assert_eq(embed_run(st, emb, 0, NULL, NULL, &err), 0, "%s", err.text);
+    cr_assert_eq(svc_index_refresh(service, &err), 0, "%s", err.text);
+    for (int round = 0; round < 8; round++) {
+        add_docs(st, round * 25, 25, round % 2 ? "zephyr" : "mistral", 2 + round);
+        cr_assert_eq(embed_run(st, emb, 0, NULL, NULL, &err), 0, "%s", err.text);
+        cr_assert_eq(svc_index_refresh(service, &err), 0, "%s", err.text);
+        svc_index_info(service, &live, &dead);
+        cr_assert_geq(live, 200, "round %d: %zu live vectors", round, live);
+        cr_assert_leq(dead * 5, live + dead, "round %d: %zu dead of %zu", round, dead,
+                      live + dead);
+        most = dead > most ? dead : most;
+    }
+    /* the first round's replacements were held as dead until the reopening */
+    cr_assert_gt(most, 0);
+    embed_close(emb);
+    store_close(st);
+    a = ask("alice@northwind.test", "all", "{\"query\": \"zephyr quarterly\", \"k\": 3,"
+            " \"mode\": \"vector\"}", CTX_OK);
+    cr_assert_gt(json_array_size(json_object_get(a, "results")), 0);
+    json_decref(a);
+}
