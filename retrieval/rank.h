@@ -269,10 +269,12 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_
  * q->upto of each ACL set whose bit is in q->readable (which must be set)
  * that holds one of q's terms (every term has a map) and that q->sources
  * lets through, scored on every term as ctx_rank scores it, goes to
- * push(arg, id, score), set by set. For a caller who reads fewer rows than
- * the terms' maps hold: each row costs a lookup in each map, where a pass
- * driven by the terms visits every row holding one. Returns how many rows
- * were pushed, or minus an error code. Needs rank_by_acl.
+ * push(arg, id, score) in id order (the caller's readable chunks kept as
+ * bits, rank_pass.c; a row that cannot reach push's bar is not scored).
+ * For a caller who reads fewer rows than the terms' maps hold: each row
+ * costs a lookup in each map, where a pass driven by the terms visits
+ * every row holding one. Returns how many rows were pushed, or minus an
+ * error code. Needs rank_by_acl.
  */
 int64_t rank_readable_pass(rank_conn *rc, rank_query *q, rank_push_fn push, void *arg,
                            ctx_error *err);

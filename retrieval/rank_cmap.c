@@ -45,7 +45,7 @@ static int list_room(rank_cmap *m, int32_t acl)
     }
     l = &m->byacl[acl];
     if (l->n == l->cap) {
-        uint32_t cap = l->cap ? l->cap * 2 : 16;
+        uint32_t cap = l->cap ? l->cap * 2 : 4; /* a set per document is common */
         uint32_t *ids;
         if (l->cap >= UINT32_MAX / 2 || !(ids = ctx_realloc(l->ids, (size_t)cap * sizeof *ids)))
             return CTX_ENOMEM;
