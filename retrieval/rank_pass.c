@@ -160,25 +160,19 @@ static inline int rbits_has(const rank_rbits *b, int64_t id)
 
 /*
  * score_bound - the most a row with these frequencies can score, whatever
- * its length (a length of 0 gives the smallest norm), a hair over so that
- * rounding never puts it under the row's score.
+ * its length: rank_score at length 0 (the smallest norm), a hair over so
+ * that rounding never puts it under the row's score.
  */
 static double score_bound(const rank_query *q, const double *freq)
 {
-    double ub = 0, norm = RANK_K1 * (1.0 - RANK_B);
-
-    for (int i = 0; i < q->nterms; i++)
-        if (freq[i] != 0)
-            ub += rank__term_score(q->idf[i], freq[i], norm);
-    return ub * (1 + 1e-9);
+    return rank_score(q, freq, 0) * (1 + 1e-9);
 }
 
-/* row_score - the score ctx_rank gives chunk id with these frequencies
- * (rank_score's sum, in the same order); minus an error code in *r. */
+/* row_score - rank_score of chunk id with these frequencies, its length read
+ * from the chunk map (or its docsize row); on an error 0 and *r set. */
 static double row_score(rank_conn *rc, const rank_query *q, int64_t id, const double *freq,
                         int *r, ctx_error *err)
 {
-    double score = 0, norm;
     int len;
 
     if ((*r = row_len(rc, id, err, &len)))
@@ -187,11 +181,7 @@ static double row_score(rank_conn *rc, const rank_query *q, int64_t id, const do
         *r = ctx_error_set(err, CTX_ESTORE, "search: chunk %lld has no length", (long long)id);
         return 0;
     }
-    norm = rank__length_norm(len, q->avg);
-    for (int i = 0; i < q->nterms; i++)
-        if (freq[i] != 0)
-            score += rank__term_score(q->idf[i], freq[i], norm);
-    return score;
+    return rank_score(q, freq, len);
 }
 
 int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_t *skip,
