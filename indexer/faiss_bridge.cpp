@@ -284,7 +284,8 @@ struct Allowed : faiss::IDSelector {
     const vindex *vi;
     std::vector<uint64_t> acl, src;
     bool any_source = true;
-    bool is_member(idx_t slot) const override;
+    inline bool allows(size_t slot) const; /* is_member without the virtual call */
+    bool is_member(idx_t slot) const override { return allows((size_t)slot); }
 };
 
 } // namespace
@@ -345,10 +346,10 @@ struct vindex {
 
 namespace {
 
-bool Allowed::is_member(idx_t slot) const
+inline bool Allowed::allows(size_t slot) const
 {
-    size_t a = (size_t)vi->acl[(size_t)slot], s = (size_t)vi->src[(size_t)slot];
-    if (vi->dead[(size_t)slot] || a / 64 >= acl.size() || !(acl[a / 64] >> (a % 64) & 1))
+    size_t a = (size_t)vi->acl[slot], s = (size_t)vi->src[slot];
+    if (vi->dead[slot] || a / 64 >= acl.size() || !(acl[a / 64] >> (a % 64) & 1))
         return false;
     return any_source || (s / 64 < src.size() && (src[s / 64] >> (s % 64) & 1));
 }
@@ -977,7 +978,8 @@ int vindex_search_ivf(const vindex *vi, const float *q, int k, int nprobe,
 {
     try {
         std::vector<std::pair<float, uint32_t>> order, top; /* top: a max-heap */
-        size_t d = (size_t)vi->dim, nlist = vi->lists.size(), found = 0;
+        std::vector<uint32_t> mine; /* a list's allowed slots */
+        size_t d = (size_t)vi->dim, nlist = vi->lists.size(), found = 0, sorted;
         Allowed sel;
         *n = 0;
         if (k <= 0 || !nlist || !f->nacl)
@@ -986,20 +988,27 @@ int vindex_search_ivf(const vindex *vi, const float *q, int k, int nprobe,
         order.reserve(nlist);
         for (size_t j = 0; j < nlist; j++)
             order.emplace_back(l2(q, &vi->cent[j * d], d), (uint32_t)j);
-        std::sort(order.begin(), order.end());
+        /* Only the nearest nprobe lists in order; the rest if they are needed. */
+        sorted = std::min(nlist, (size_t)std::max(nprobe, 1));
+        std::partial_sort(order.begin(), order.begin() + (ptrdiff_t)sorted, order.end());
         top.reserve((size_t)k + 1);
         for (size_t p = 0; p < nlist; p++) {
             if ((int)p >= nprobe && found >= (size_t)k)
                 break;
-            const std::vector<uint32_t> &slots = vi->lists[order[p].second];
-            for (size_t j = 0; j < slots.size(); j++) {
-                uint32_t slot = slots[j];
-                if (j + 2 < slots.size())
-                    prefetch(vi->storage->row(slots[j + 2]), d * sizeof(float));
-                if (!sel.is_member(slot))
-                    continue;
-                found++;
-                keep_best(top, (size_t)k, l2(q, vi->storage->row(slot), d), slot);
+            if (p == sorted) {
+                std::sort(order.begin() + (ptrdiff_t)sorted, order.end());
+                sorted = nlist;
+            }
+            /* The filter first: a row is fetched only if the caller may read it. */
+            mine.clear();
+            for (uint32_t slot : vi->lists[order[p].second])
+                if (sel.allows(slot))
+                    mine.push_back(slot);
+            found += mine.size();
+            for (size_t j = 0; j < mine.size(); j++) {
+                if (j + SCAN_AHEAD < mine.size())
+                    prefetch(vi->storage->row(mine[j + SCAN_AHEAD]), d * sizeof(float));
+                keep_best(top, (size_t)k, l2(q, vi->storage->row(mine[j]), d), mine[j]);
             }
         }
         sort_hits(top, vi, out, n);
