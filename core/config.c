@@ -123,6 +123,9 @@ static const ctx_opt search_opts_table[] = {
      "weight of the vector leg in hybrid fusion (0 turns it off)", NULL, 0},
     {"rrf_k", CTX_OPT_INT, "60", offsetof(ctx_search_cfg, rrf_k), 0,
      "reciprocal rank fusion's k: a hit at rank r adds w / (rrf_k + r)", NULL, 0},
+    {"depth", CTX_OPT_INT, "0", offsetof(ctx_search_cfg, depth), 0,
+     "candidates each leg of hybrid hands to the fusion, 1..1000; 0 = 4 times k, at least 50",
+     NULL, 0},
     {"expand_terms", CTX_OPT_INT, "0", offsetof(ctx_search_cfg, expand_terms), 0,
      "lexical search (alone or as hybrid's leg) asks again with up to this many words of its"
      " first answer's best pages (pseudo-relevance feedback); 0 turns it off, at most 16",
@@ -537,6 +540,11 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
             cfg->search.w_vector > 1e6) {
             rc = ctx_error_set(err, CTX_ECONFIG, "search: w_lexical and w_vector must be"
                                " between 0 and 1e6 and not both 0; use 1 and 1 for equal legs");
+            goto done;
+        }
+        if (cfg->search.depth < 0 || cfg->search.depth > 1000) {
+            rc = ctx_error_set(err, CTX_ECONFIG, "search.depth: out of range; use 0 (4 times"
+                               " k, at least 50) or 1..1000");
             goto done;
         }
         if (cfg->search.rrf_k < 1 || cfg->search.rrf_k > 1000) {

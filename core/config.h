@@ -109,6 +109,7 @@ typedef struct ctx_serve_cfg {
 typedef struct ctx_search_cfg {
     double w_lexical, w_vector; /* each leg's weight, >= 0, not both 0 */
     int64_t rrf_k;              /* score = sum of w / (rrf_k + rank), 1..1000 */
+    int64_t depth;              /* hybrid: candidates per leg, 0 = max(4k, 50) */
     /* the lexical leg's query expansion (search_expand): words added
      * (0 = off, up to 16), documents read (1..100), weight (0..1] */
     int64_t expand_terms, expand_docs;

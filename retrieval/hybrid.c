@@ -68,7 +68,7 @@ static int depth_of(const hybrid_opts *o)
 
     if (k > 1000)
         k = 1000;
-    depth = o && o->depth > 0 ? o->depth : k * 4 > 50 ? k * 4 : 50;
+    depth = o && o->depth > 0 ? (o->depth > k ? o->depth : k) : k * 4 > 50 ? k * 4 : 50;
     return depth > 1000 ? 1000 : depth;
 }
 
@@ -82,7 +82,7 @@ int hybrid_lexical(sqlite3 *db, const char *user, const char *query, const hybri
     so.sources = o ? o->sources : NULL;
     so.nsources = o ? o->nsources : 0;
     so.labels = o ? o->labels : NULL;
-    so.ids_only = 1; /* the shown fields are read for the fused k only */
+    so.ranks_only = 1; /* the store is read for the fused k only */
     if (o) {
         so.expand = o->expand;
         so.proximity = o->proximity;
@@ -105,7 +105,7 @@ int hybrid_vector(sqlite3 *db, const vindex *vi, const char *user, const float *
     vo.sources = o ? o->sources : NULL;
     vo.nsources = o ? o->nsources : 0;
     vo.labels = o ? o->labels : NULL;
-    vo.ids_only = 1;
+    vo.ids_only = 1; /* read: a chunk deleted since the index caught up is passed over */
     return vsearch(db, vi, user, qv, &vo, vec, NULL, err);
 }
 
@@ -135,23 +135,42 @@ int hybrid_fuse(sqlite3 *db, search_result *lex, search_result *vec, const hybri
         ctx_error_set(err, rc, "hybrid: out of memory");
         goto done;
     }
+    /*
+     * The lexical leg hands over ranks alone (its chunks are the store's as
+     * of its read), the vector leg its live chunks' documents. Each
+     * candidate, best first, is read here: its document first, by the
+     * narrow chunk row, when documents are collapsed and no leg gave it,
+     * and one deleted since a leg ranked it is passed over.
+     */
     for (i = 0; i < n && (int)out->n < k; i++) {
         search_hit *h = &out->hits[out->n];
-        size_t same = 0;
         int got;
-        for (size_t j = 0; o && o->per_doc && j < out->n; j++)
-            same += out->hits[j].doc_id == all[i].hit.doc_id;
-        if (o && o->per_doc && (int)same >= o->per_doc)
-            continue;
         *h = all[i].hit;
         h->score = all[i].score;
         memset(&all[i].hit, 0, sizeof all[i].hit);
+        if (o && o->per_doc > 0) {
+            size_t same = 0;
+            if (h->doc_id > 0)
+                got = 1;
+            else if ((got = search__hit(db, h, 1, NULL, err)) < 0) {
+                rc = -got;
+                goto done;
+            }
+            for (size_t j = 0; got && j < out->n; j++)
+                same += out->hits[j].doc_id == h->doc_id;
+            if (!got || (int)same >= o->per_doc) {
+                search_hit_clear(h);
+                continue;
+            }
+        }
         if ((got = search__hit(db, h, 0, NULL, err)) < 0) {
             rc = -got;
             goto done;
         }
-        if (got) /* else deleted since the leg found it */
+        if (got)
             out->n++;
+        else
+            search_hit_clear(h);
     }
     rc = CTX_OK;
 done:
@@ -233,6 +252,7 @@ void hybrid_opts_config(hybrid_opts *o, const ctx_search_cfg *cfg, int lexical_o
     o->w_lexical = cfg->w_lexical;
     o->w_vector = cfg->w_vector;
     o->rrf_k = (int)cfg->rrf_k;
+    o->depth = (int)cfg->depth;
     o->expand = search_expand_of(cfg);
     o->proximity = cfg->proximity;
     o->doc_decay = cfg->doc_decay;

@@ -21,7 +21,7 @@ typedef struct hybrid_opts {
     size_t nsources;
     double w_lexical, w_vector;     /* leg weights; both 0 = 1 and 1 */
     int rrf_k;                      /* 0 = 60 */
-    int depth;                      /* candidates per leg; 0 = max(4k, 50) */
+    int depth;                      /* candidates per leg, at least k; 0 = max(4k, 50) */
     const acl_label_filter *labels; /* only ACL sets whose labels pass (NULL = any) */
     search_expand expand;           /* the lexical leg's query expansion (search.h) */
     double proximity;               /* the lexical leg's proximity weight (search.h) */

@@ -515,12 +515,24 @@ void search_result_free(search_result *r)
 
 /*
  * fetch_hits - the candidates in h (best first) whose documents are live, at
- * most per_doc per document, up to k; with their shown fields unless ids_only.
+ * most per_doc per document, up to k; with their shown fields unless ids_only;
+ * ids_only 2 (ranks only): the first k as they are, nothing read.
  */
 static int fetch_hits(sqlite3 *db, const heap *h, int k, int per_doc, int ids_only,
                       search_result *out, ctx_error *err)
 {
     size_t cap = 0;
+
+    if (ids_only > 1) { /* ranks only: nothing is read */
+        size_t n = h->n < (size_t)k ? h->n : (size_t)k;
+        if (n && !(out->hits = ctx_calloc(n, sizeof *out->hits)))
+            return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
+        for (; out->n < n; out->n++) {
+            out->hits[out->n].chunk_id = h->v[out->n].id;
+            out->hits[out->n].score = h->v[out->n].score;
+        }
+        return CTX_OK;
+    }
 
     for (size_t i = 0; i < h->n && (int)out->n < k; i++) {
         search_hit hit = {.chunk_id = h->v[i].id, .score = h->v[i].score};
@@ -983,7 +995,9 @@ static int lexical(sqlite3 *db, const char *user, qterms *terms, const search_op
         ranked = h.n;
         if (aggregate && (rc = search__aggregate(db, opts->doc_decay, &h, err)))
             goto done;
-        if ((rc = fetch_hits(db, &h, k, per_doc, opts && opts->ids_only, out, err)))
+        if ((rc = fetch_hits(db, &h, k, per_doc,
+                             opts && opts->ranks_only && !per_doc ? 2 : opts && opts->ids_only,
+                             out, err)))
             goto done;
         out->rare_only = rare_only;
         out->windowed = windowed;

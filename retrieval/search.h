@@ -48,6 +48,9 @@ typedef struct search_opts {
     int64_t rank_window;
     const acl_label_filter *labels; /* only ACL sets whose labels pass (NULL = any) */
     int ids_only;                   /* hits carry ids and score only (fusion) */
+    /* hits carry chunk ids and scores, unread from the store (no doc_id, no
+     * check that the document still exists); with per_doc 0 only (fusion) */
+    int ranks_only;
     int tfmaps;                     /* negative: never score from frequency maps; for tests */
     search_expand expand;           /* query expansion (off when expand.terms is 0) */
     /* > 0: the best 50 rows (or more, when k asks for more) are reordered

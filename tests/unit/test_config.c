@@ -137,6 +137,14 @@ Test(config, search_weights_have_defaults_and_bounds)
     cr_assert_eq(parse("{\"search\":{\"rrf_k\":0},\"sources\":[]}", &cfg, &err), CTX_ECONFIG);
     cr_assert(strstr(err.text, "search.rrf_k"), "%s", err.text);
     ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"search\":{\"depth\":30},\"sources\":[]}", &cfg, &err), CTX_OK,
+                 "%s", err.text);
+    cr_assert_eq(cfg.search.depth, 30);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"search\":{\"depth\":1001},\"sources\":[]}", &cfg, &err),
+                 CTX_ECONFIG);
+    cr_assert(strstr(err.text, "search.depth") && strstr(err.text, "1..1000"), "%s", err.text);
+    ctx_config_free(&cfg);
     /* expansion and proximity: off unless set, and bounded */
     cr_assert_eq(parse("{\"sources\":[]}", &cfg, &err), CTX_OK, "%s", err.text);
     cr_assert_eq(cfg.search.expand_terms, 0);

@@ -685,6 +685,36 @@ Test(vsearch, vector_answers_collapse_per_document)
         for (size_t j = 0; j < i; j++)
             cr_assert_neq(r.hits[i].doc_id, r.hits[j].doc_id, "hits %zu and %zu", i, j);
     search_result_free(&r);
+    /*
+     * Hybrid's legs hand over ranks only, read for the fused answer: a
+     * document deleted after the vector index caught up (not caught up
+     * again here) is passed over, and k distinct live documents still come.
+     */
+    cr_assert_eq(store_begin(st, &err), 0);
+    for (int d = 0; d < 30; d += 2) {
+        char id[16];
+        snprintf(id, sizeof id, "long%d", d);
+        cr_assert_eq(ingest_delete(&ic, "s", id, &err), 0, "%s", err.text);
+    }
+    cr_assert_eq(store_commit(st, &err), 0);
+    for (int w = 0; w < 2; w++) {
+        hybrid_opts ho = {0};
+        ho.k = 10;
+        ho.per_doc = 1;
+        ho.w_lexical = w ? 0.01 : 1; /* the vector leg's ranks lead, then the lexical's */
+        ho.w_vector = w ? 1 : 0.01;
+        cr_assert_eq(hybrid_search(store_db(st), vi, emb, "reader@t.test", "harbor lantern",
+                                   &ho, &r, &err), 0, "%s", err.text);
+        cr_assert_eq(r.n, 10, "k distinct live documents (%zu, w %d)", r.n, w);
+        for (size_t i = 0; i < r.n; i++) {
+            cr_assert(r.hits[i].title && atoi(r.hits[i].title + 4) % 2,
+                      "deleted document %s served", r.hits[i].title);
+            cr_assert(r.hits[i].text, "hit %zu has its text", i);
+            for (size_t j = 0; j < i; j++)
+                cr_assert_neq(r.hits[i].doc_id, r.hits[j].doc_id, "hits %zu and %zu", i, j);
+        }
+        search_result_free(&r);
+    }
     vindex_free(vi);
     finish();
 }
