@@ -25,7 +25,12 @@
 # whose vector leg runs needs lsa), QUERY (the demo's one question), USER_ID
 # (alice@northwind.test; with DOCS user:u10), AGENT (bench; with CONFIG it
 # must be in its "agents"), THREADS (wrk threads, 2), SERVE_THREADS (2),
-# PORT (18099).
+# PORT (18099), QUESTIONS (a file of questions, one a line, asked at random;
+# with CONFIG, e.g. a PREPARE_ONLY dir's, instead of QUERY alone).
+#
+#   PREPARE_ONLY=/tmp/h1m DOCS=1000000 EMBED=lsa sh bench/serve_load.sh   # once
+#   CONFIG=/tmp/h1m/ctxgate.json QUESTIONS=/tmp/h1m/questions USER_ID=user:u10 \
+#       sh bench/serve_load.sh                       # then as often as needed
 set -eu
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -84,6 +89,7 @@ elif [ -z "${CONFIG:-}" ]; then
     "$bin" --config "$CONFIG" sync >/dev/null
     "$bin" --config "$CONFIG" embed >/dev/null
 fi
+if [ -n "${QUESTIONS:-}" ]; then cp "$QUESTIONS" "$work/questions"; fi
 [ -s "$work/questions" ] || echo "$QUERY" >"$work/questions"
 [ -z "${PREPARE_ONLY:-}" ] || exit 0
 token=$("$bin" --config "$CONFIG" token mint --user "$USER_ID" --agent "$AGENT" --ttl 2h)
