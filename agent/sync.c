@@ -779,6 +779,13 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
     em.ing.chunk.overlap_tokens = (int)opts->chunk_overlap_tokens;
     em.t0 = ctx_mono_ns();
     em.guard = &src->guard;
+    /* The connector's thread tokenizes each chunk for FTS5 (pretok.h): the
+     * applier's side of a sync is its bound. Without one, FTS5 does it. */
+    if (!opts->permissions) {
+        ctx_error terr;
+        if (pretok_open(&em.ing.tok, &terr))
+            ctx_log(CTX_LOG_DEBUG, "sync", "%s", terr.text);
+    }
 
     if ((rc = store_source(st, src->name, conn.vt->name, &em.ing.source, err)) ||
         (rc = store_source_live(st, em.ing.source, &em.live_at_start, err)))
@@ -862,6 +869,7 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
     if (stats)
         *stats = em.stats;
 out:
+    pretok_close(em.ing.tok);
     warn_free(&em.warns);
     ctx_free(em.next_id);
     for (i = 0; i < streams.n; i++)

@@ -134,6 +134,10 @@ typedef struct store_chunk {
     const char *text;
     size_t len;
     int ntokens;
+    /* text's FTS5 tokens from pretok_run (nbytes of them), or NULL: the
+     * insert tokenizes text itself */
+    const unsigned char *toks;
+    size_t toks_len;
 } store_chunk;
 
 /*

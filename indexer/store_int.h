@@ -6,6 +6,7 @@
 #ifndef CTX_INDEXER_STORE_INT_H
 #define CTX_INDEXER_STORE_INT_H
 
+#include "pretok.h"
 #include "store.h"
 
 /* The cached statements: store__sql_text holds each one's SQL (store.c). */
@@ -67,6 +68,9 @@ struct ctx_store {
      */
     int64_t *fts_del;
     size_t n_fts_del, cap_fts_del;
+    /* A chunk's tokens, made on a sync's connector thread, for the FTS5
+     * insert that store_chunks_add runs (pretok.h). */
+    pretok_slot tok_slot;
 };
 
 /*
