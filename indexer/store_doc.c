@@ -343,15 +343,17 @@ int store_chunks_add(ctx_store *st, int64_t doc_id, const char *title, int64_t a
         return rc;
 
     for (i = 0; i < n; i++) {
+        if ((rc = store__chunk_id(st, &cid, err)))
+            return rc;
         if (!(s = store__stmt(st, Q_CHUNK_ADD, err)))
             return CTX_ESTORE;
         sqlite3_bind_int64(s, 1, doc_id);
         sqlite3_bind_int64(s, 2, (int64_t)i);
         sqlite3_bind_int(s, 3, chunks[i].ntokens);
         sqlite3_bind_int64(s, 4, acl_id);
+        sqlite3_bind_int64(s, 5, cid);
         if ((rc = store__step_done(st, s, err, "add chunk")))
             return rc;
-        cid = sqlite3_last_insert_rowid(st->db);
         if (!(s = store__stmt(st, Q_QUEUE_ADD, err)))
             return CTX_ESTORE;
         sqlite3_bind_int64(s, 1, cid);

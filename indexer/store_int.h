@@ -33,6 +33,7 @@ enum {
     Q_PERM_SEEN, Q_PERM_LOOKUP, /* permission runs (store_perm.c) */
     Q_CHUNK_TEXTS, Q_CHUNK_COUNT, /* training a model (lsa.c) */
     Q_DOC_NEXT, /* a connector's merge of its listing with the store (store_doc_next) */
+    Q_CHUNK_MARK, Q_CHUNK_MARK_PUT, Q_CHUNK_MARK_ADD, /* chunk ids (store__chunk_id) */
     Q_COUNT
 };
 
@@ -71,6 +72,9 @@ struct ctx_store {
     /* A chunk's tokens, made on a sync's connector thread, for the FTS5
      * insert that store_chunks_add runs (pretok.h). */
     pretok_slot tok_slot;
+    /* The last chunk id handed out in the open transaction (0: none yet;
+     * store__chunk_id), written to sqlite_sequence at commit. */
+    int64_t chunk_mark;
 };
 
 /*
@@ -78,6 +82,13 @@ struct ctx_store {
  * and unbound; borrowed (the connection owns it). NULL on error, with err set.
  */
 sqlite3_stmt *store__stmt(ctx_store *st, int id, ctx_error *err);
+
+/*
+ * store__chunk_id - a new chunk id for the open transaction: above every id
+ * the store ever handed out, so FTS5 rows are only appended and a deleted
+ * chunk's id never comes back (schema v11).
+ */
+int store__chunk_id(ctx_store *st, int64_t *id, ctx_error *err);
 
 /* store__step_done - run a statement expected to return no rows; then reset it. */
 int store__step_done(ctx_store *st, sqlite3_stmt *s, ctx_error *err, const char *what);
