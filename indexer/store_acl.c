@@ -266,28 +266,56 @@ static int memo_key(int64_t source, const ctx_acl *acl, ctx_buf *b, uint32_t *h)
     return 0;
 }
 
+/* memo_slot - the first (which 0) or second (1) slot of a key of hash h. */
+static size_t memo_slot(uint32_t h, int which)
+{
+    return which ? (h / ACL_CACHE) % ACL_CACHE : h % ACL_CACHE;
+}
+
+/*
+ * memo_put - key (stolen) -> acl_id into its first slot; the entry there
+ * moves to its own other slot, and the one in that slot is forgotten.
+ */
+static void memo_put(ctx_store *st, char *key, uint32_t h, int64_t acl_id)
+{
+    size_t at = memo_slot(h, 0);
+    acl_memo *m = &st->memo[at];
+
+    if (m->key) {
+        size_t other = memo_slot(m->hash, memo_slot(m->hash, 0) == at);
+        if (other != at) {
+            ctx_free(st->memo[other].key);
+            st->memo[other] = *m;
+            m->key = NULL;
+        }
+    }
+    ctx_free(m->key);
+    m->key = key;
+    m->acl_id = acl_id;
+    m->hash = h;
+}
+
 int store_acl_intern(ctx_store *st, int64_t source, const ctx_acl *acl, int64_t *acl_id,
                      ctx_error *err)
 {
     ctx_buf mk = CTX_BUF_INIT;
-    acl_memo *m = NULL;
-    uint32_t h;
-    int rc;
+    int memo = 0, rc;
+    uint32_t h = 0;
 
     if (acl && !memo_key(source, acl, &mk, &h)) {
-        m = &st->memo[h % ACL_CACHE];
-        if (m->key && !strcmp(m->key, mk.data)) {
-            *acl_id = m->acl_id;
-            ctx_buf_free(&mk);
-            return CTX_OK;
+        memo = 1;
+        for (int i = 0; i < 2; i++) {
+            const acl_memo *m = &st->memo[memo_slot(h, i)];
+            if (m->key && m->hash == h && !strcmp(m->key, mk.data)) {
+                *acl_id = m->acl_id;
+                ctx_buf_free(&mk);
+                return CTX_OK;
+            }
         }
     }
     rc = acl_intern(st, source, acl, acl_id, err);
-    if (!rc && m) {
-        ctx_free(m->key);
-        m->key = ctx_buf_steal(&mk);
-        m->acl_id = *acl_id;
-    }
+    if (!rc && memo)
+        memo_put(st, ctx_buf_steal(&mk), h, *acl_id);
     ctx_buf_free(&mk);
     return rc;
 }

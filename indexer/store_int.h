@@ -48,11 +48,15 @@ typedef struct acl_tokens {
 } acl_tokens;
 
 /* Recently interned ACLs by their names as given, so a repeated ACL costs
- * one hash and one compare. Cleared on rollback like the token cache. */
+ * one hash and one compare. Each key has two slots (store_acl.c): with
+ * one, two sets a sync alternates between that hashed to the same slot
+ * missed every time, and a miss is a SHA-256 and SQL. Cleared on rollback
+ * like the token cache. */
 #define ACL_CACHE 256
 typedef struct acl_memo {
     char *key;        /* allow names \x1f deny names \x1f labels; owned */
     int64_t acl_id;
+    uint32_t hash;    /* of key: where its two slots are */
 } acl_memo;
 
 struct ctx_store {

@@ -512,3 +512,31 @@ Test(store, v11_chunk_ids_are_never_reused)
     cr_assert_eq(store_exec(st, "INSERT INTO chunks_fts(chunks_fts) VALUES('integrity-check')",
                             &err), 0, "%s", err.text);
 }
+
+/* The memo of interned ACLs (two slots a key, displacement, eviction)
+ * always answers the set the store holds, however many sets pass by. */
+Test(store, acl_memo_answers_right_across_many_sets)
+{
+    static int64_t ids[700];
+    ctx_error err;
+    int64_t src;
+
+    cr_assert_eq(store_source(st, "s", "files", &src, &err), 0);
+    cr_assert_eq(store_begin(st, &err), 0);
+    for (int pass = 0; pass < 3; pass++)
+        for (int i = 0; i < 700; i++) {
+            int k = pass == 1 ? 699 - i : (i * 37) % 700; /* other orders each pass */
+            char g[32];
+            const char *allow[] = {g};
+            ctx_acl acl = {allow, 1, NULL, 0, NULL, 0};
+            int64_t id;
+            snprintf(g, sizeof g, "group:g%d", k);
+            cr_assert_eq(store_acl_intern(st, src, &acl, &id, &err), 0, "%s", err.text);
+            if (!pass)
+                ids[k] = id;
+            else
+                cr_assert_eq(id, ids[k], "set %d", k);
+        }
+    cr_assert_eq(store_commit(st, &err), 0);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM acl_sets"), 700);
+}
