@@ -18,6 +18,7 @@ typedef struct ingest_ctx {
     int64_t max_record_bytes; /* bodies over this are refused, 0 = no limit */
     store_run_stats *stats;  /* counters updated in place; borrowed */
     pretok *tok;             /* the preparing thread's, or NULL: FTS5 tokenizes (borrowed) */
+    /* (ingest_prepare reads chunk, max_record_bytes and tok only) */
 } ingest_ctx;
 
 /*
