@@ -668,11 +668,11 @@ static int open_db(const char *path, int flags, const schema_def *def, ctx_store
                            st->db ? sqlite3_errmsg(st->db) : "out of memory");
         goto fail;
     }
+    sqlite3_busy_timeout(st->db, 10000);
+    sqlite3_extended_result_codes(st->db, 1);
     /* Before any FTS5 use: a table keeps the tokenizer it first found. Without
      * it every chunk is simply tokenized by the insert. */
     pretok_install(st->db, &st->tok_slot);
-    sqlite3_busy_timeout(st->db, 10000);
-    sqlite3_extended_result_codes(st->db, 1);
     if (!(flags & STORE_OPEN_READONLY)) {
         /*
          * WAL + NORMAL: a process crash loses nothing committed. Turning a
