@@ -806,6 +806,7 @@ void store_close(ctx_store *st)
         sqlite3_finalize(st->q[i]);
     stmt_close(st->db);
     token_cache_clear(st);
+    ctx_buf_free(&st->memo_buf);
     ctx_free(st->fts_del);
     sqlite3_close(st->db);
     ctx_free(st);

@@ -65,6 +65,7 @@ struct ctx_store {
     int in_tx;
     acl_tokens cache[TOKEN_CACHE];
     acl_memo memo[ACL_CACHE];
+    ctx_buf memo_buf;     /* the key being looked up (store_acl_intern) */
     /*
      * FTS5 rows to delete at commit. FTS5 flushes its pending index
      * whenever a write goes to a lower rowid than the last one, so deleting
