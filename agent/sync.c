@@ -57,6 +57,8 @@ struct ctx_emitter {
     ctx_error cerr;           /* a failure found on this side (cfailed), in message order */
     int cfailed;
     warn_summary warns;
+    pretok *tok;              /* tokenizes chunks for the applier (em_record); or NULL */
+    int64_t nrecords, ntok_ahead; /* records prepared in this read, and tokenized by tok */
     char *next_id;            /* xNextId's last answer: valid until the next host call */
     int64_t nwarnings;        /* warnings counted (atomic: progress reads it) */
     /* both: the queue between them, and what neither changes during a read */
@@ -427,6 +429,7 @@ static int emit(ctx_emitter *em, sync_msg *m)
 
 static int em_record(ctx_emitter *em, const ctx_record *rec)
 {
+    ingest_ctx pc = {0};
     ingest_prep *prep;
     sync_msg *m;
     int rc;
@@ -435,9 +438,16 @@ static int em_record(ctx_emitter *em, const ctx_record *rec)
         return rc;
     if (em->perm)
         return emit(em, msg_new(MSG_ACL, rec->stream, rec->id, NULL, rec->acl, NULL));
-    /* What needs no store is done here, beside the applier. */
-    if ((rc = ingest_prepare(&em->ing, rec, &prep, &em->cerr)))
+    /* What needs no store is done here, beside the applier; and FTS5's
+     * tokenizing of the chunks when the applier is behind (pretok.h), so
+     * that neither side idles while the other is the bound. */
+    pc.chunk = em->ing.chunk;
+    pc.max_record_bytes = em->ing.max_record_bytes;
+    pc.tok = em->tok && sync_pipe_backlog(&em->pipe) ? em->tok : NULL;
+    if ((rc = ingest_prepare(&pc, rec, &prep, &em->cerr)))
         return refuse(em, rc);
+    em->nrecords++;
+    em->ntok_ahead += pc.tok != NULL;
     if (!(m = msg_new(MSG_RECORD, NULL, NULL, NULL, NULL, NULL))) {
         ctx_free(prep);
         return emit(em, NULL);
@@ -703,7 +713,12 @@ static int read_stream(ctx_emitter *em, registry_conn *rc_, const char *stream, 
     /* What was queued is applied first (its STATEs commit); the first
      * failure in message order is the real reason: the applier's, then
      * one found on the connector's side, then the connector's own. */
-    if ((wrc = sync_pipe_finish(&em->pipe))) {
+    wrc = sync_pipe_finish(&em->pipe);
+    if (em->tok)
+        ctx_log(CTX_LOG_DEBUG, "sync", "%s: %lld of %lld records tokenized ahead of the store",
+                stream, (long long)em->ntok_ahead, (long long)em->nrecords);
+    em->ntok_ahead = em->nrecords = 0;
+    if (wrc) {
         rc = wrc;
     } else if (em->cfailed) {
         rc = em->cfailed;
@@ -779,6 +794,13 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
     em.ing.chunk.overlap_tokens = (int)opts->chunk_overlap_tokens;
     em.t0 = ctx_mono_ns();
     em.guard = &src->guard;
+    /* For tokenizing chunks ahead of the store (em_record). Without it,
+     * FTS5 does it all. */
+    if (!opts->permissions && !opts->serial) {
+        ctx_error terr;
+        if (pretok_open(&em.tok, &terr))
+            ctx_log(CTX_LOG_DEBUG, "sync", "%s", terr.text);
+    }
 
     if ((rc = store_source(st, src->name, conn.vt->name, &em.ing.source, err)) ||
         (rc = store_source_live(st, em.ing.source, &em.live_at_start, err)))
@@ -862,6 +884,7 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
     if (stats)
         *stats = em.stats;
 out:
+    pretok_close(em.tok);
     warn_free(&em.warns);
     ctx_free(em.next_id);
     for (i = 0; i < streams.n; i++)

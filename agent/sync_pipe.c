@@ -192,6 +192,18 @@ int sync_pipe_drain(sync_pipe *p)
     return rc;
 }
 
+int sync_pipe_backlog(sync_pipe *p)
+{
+    int behind;
+
+    if (!p->threaded)
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    behind = p->nmsgs >= p->max_msgs / 4 || p->nbytes >= p->max_bytes / 4;
+    pthread_mutex_unlock(&p->mu);
+    return behind;
+}
+
 int sync_pipe_failed(sync_pipe *p)
 {
     return get_failed(p);

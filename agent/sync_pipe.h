@@ -75,6 +75,14 @@ int sync_pipe_push(sync_pipe *p, sync_pipe_node *msg);
  */
 int sync_pipe_drain(sync_pipe *p);
 
+/*
+ * sync_pipe_backlog - 1 when the applier is behind: a quarter of the bound
+ * (in messages or in bytes) or more waits in the queue; 0 otherwise, and
+ * always for a pipe without a thread. For the pusher: work it could do
+ * for the applier is worth doing only then.
+ */
+int sync_pipe_backlog(sync_pipe *p);
+
 /* sync_pipe_failed - the first error so far (0: none); any thread, no wait. */
 int sync_pipe_failed(sync_pipe *p);
 

@@ -75,6 +75,11 @@ int main(int argc, char **argv)
     ic.stats = &stats;
     ic.chunk.max_tokens = 256;
     ic.chunk.overlap_tokens = 32;
+    /* As a sync does: chunks tokenized ahead of the store (pretok.h). */
+    if (!getenv("INGEST_COST_NO_PRETOK") && pretok_open(&ic.tok, &err)) {
+        fprintf(stderr, "ingest_cost: %s\n", err.text);
+        return 1;
+    }
     store_begin(st, &err);
     for (int i = 0; i < total && done < n; i++) {
         /* update: every (20000 / n)th record gets new text */
@@ -96,5 +101,6 @@ int main(int argc, char **argv)
         return 1;
     printf("%s: %d records indexed, %lld chunks\n", argv[1], done, (long long)stats.chunks);
     store_close(st);
+    pretok_close(ic.tok);
     return 0;
 }

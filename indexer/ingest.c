@@ -68,15 +68,27 @@ static int count_acl_change(ingest_ctx *c, const store_doc_info *info, const ctx
     return CTX_OK;
 }
 
-/* prep_pack - d as a copy of s laid out in k (see ctx_pack): strings, ACL, spans. */
+/* prep_pack - d as a copy of s laid out in k (see ctx_pack): strings, ACL, spans, tokens. */
 static void prep_pack(ingest_prep *d, ctx_pack *k, const ingest_prep *s)
 {
     chunk_span *spans = ctx_pack_take(k, s->nspans * sizeof *spans, _Alignof(chunk_span));
+    size_t *ends = NULL, ntoks = s->toks && s->nspans ? s->tok_ends[s->nspans - 1] : 0;
+    unsigned char *toks = NULL;
 
     *d = *s;
     if (spans && s->nspans)
         memcpy(spans, s->spans, s->nspans * sizeof *spans);
     d->spans = spans;
+    if (s->toks && s->nspans) {
+        ends = ctx_pack_take(k, s->nspans * sizeof *ends, _Alignof(size_t));
+        toks = ctx_pack_take(k, ntoks ? ntoks : 1, 1);
+        if (ends)
+            memcpy(ends, s->tok_ends, s->nspans * sizeof *ends);
+        if (toks && ntoks)
+            memcpy(toks, s->toks, ntoks);
+    }
+    d->tok_ends = ends;
+    d->toks = toks;
     d->stream = ctx_pack_str(k, s->stream);
     d->id = ctx_pack_str(k, s->id);
     d->title = ctx_pack_mem(k, s->title, s->tlen);
@@ -103,7 +115,8 @@ int ingest_prepare(const ingest_ctx *c, const ctx_record *rec, ingest_prep **out
     ctx_pack k = {NULL, sizeof(ingest_prep)};
     ingest_prep t, measured, *p;
     chunk_span *spans = NULL;
-    size_t idlen, i;
+    ctx_buf toks = CTX_BUF_INIT;
+    size_t idlen, i, *ends = NULL;
     int rc;
 
     *out = NULL;
@@ -156,6 +169,23 @@ int ingest_prepare(const ingest_ctx *c, const ctx_record *rec, ingest_prep **out
     if (chunker_split(t.body ? t.body : "", t.blen, &c->chunk, &spans, &t.nspans))
         goto oom;
     t.spans = spans;
+    /* So is FTS5's tokenizing of each chunk: the applier replays it. */
+    if (c->tok && t.nspans) {
+        int trc = CTX_OK;
+        if (!(ends = ctx_malloc(t.nspans * sizeof *ends)))
+            goto oom;
+        for (i = 0; !trc && i < t.nspans; i++) {
+            trc = pretok_run(c->tok, t.body + spans[i].off, spans[i].len, &toks);
+            ends[i] = toks.len;
+        }
+        if (trc == CTX_ENOMEM)
+            goto oom;
+        /* (any other failure: FTS5 tokenizes this record itself) */
+        if (!trc) {
+            t.toks = toks.data ? (const unsigned char *)toks.data : (const unsigned char *)"";
+            t.tok_ends = ends;
+        }
+    }
     prep_pack(&measured, &k, &t);
     if (!(p = ctx_malloc(k.used)))
         goto oom;
@@ -171,6 +201,8 @@ oom:
 out:
     for (i = 0; i < 4; i++)
         ctx_buf_free(&fix[i]);
+    ctx_buf_free(&toks);
+    ctx_free(ends);
     ctx_free(spans);
     return rc;
 }
@@ -224,6 +256,11 @@ int ingest_apply(ingest_ctx *c, const ingest_prep *p, ctx_error *err)
         chunks[i].text = p->body + p->spans[i].off;
         chunks[i].len = p->spans[i].len;
         chunks[i].ntokens = p->spans[i].ntokens;
+        if (p->toks) {
+            size_t from = i ? p->tok_ends[i - 1] : 0;
+            chunks[i].toks = p->toks + from;
+            chunks[i].toks_len = p->tok_ends[i] - from;
+        }
     }
     if (!nchunks) {
         /* An empty body still leaves the title to be found. */

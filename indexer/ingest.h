@@ -7,6 +7,7 @@
 #define CTX_INDEXER_INGEST_H
 
 #include "chunker.h"
+#include "pretok.h"
 #include "store.h"
 
 typedef struct ingest_ctx {
@@ -16,6 +17,8 @@ typedef struct ingest_ctx {
     chunker_opts chunk;
     int64_t max_record_bytes; /* bodies over this are refused, 0 = no limit */
     store_run_stats *stats;  /* counters updated in place; borrowed */
+    pretok *tok;             /* the preparing thread's, or NULL: FTS5 tokenizes (borrowed) */
+    /* (ingest_prepare reads chunk, max_record_bytes and tok only) */
 } ingest_ctx;
 
 /*
@@ -31,9 +34,11 @@ int ingest_record(ingest_ctx *c, const ctx_record *rec, ctx_error *err);
  * while the second runs on another:
  *   - ingest_prepare does what needs no store: checks the id and
  *     max_record_bytes, repairs ill-formed UTF-8, drops metadata that is
- *     not a JSON object (logged), hashes the content and chunks the body.
- *     It reads only c->chunk and c->max_record_bytes, never the store nor
- *     the counters, and copies what it keeps: rec may go right after.
+ *     not a JSON object (logged), hashes the content, chunks the body
+ *     and, with c->tok, tokenizes each chunk for FTS5 (pretok.h). It
+ *     reads only c->chunk, c->max_record_bytes and c->tok (which only the
+ *     preparing thread uses), never the store nor the counters, and copies
+ *     what it keeps: rec may go right after.
  *   - ingest_apply does the rest in the store, in message order: interns
  *     the ACL, skips unchanged content by hash, writes the document and
  *     its chunks, and counts (repairs included) in c->stats.
@@ -46,6 +51,8 @@ typedef struct ingest_prep {
     ctx_acl acl_copy;
     const chunk_span *spans; /* of body; nspans may be 0 (empty body) */
     size_t nspans;
+    const unsigned char *toks; /* NULL, or span i's FTS5 tokens (pretok_run) at */
+    const size_t *tok_ends;    /* toks[i ? tok_ends[i - 1] : 0 .. tok_ends[i]) */
     int64_t repaired;        /* ill-formed sequences fixed */
     size_t bytes;            /* the size of the one block it lives in */
     char hash[65];

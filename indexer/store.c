@@ -274,6 +274,43 @@ static const char schema_v10_gone[] =
     "  at INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS chunks_gone_at ON chunks_gone(at);";
 
+/*
+ * Version 11: chunks without AUTOINCREMENT. Its bookkeeping, a read and a
+ * write of sqlite_sequence in every INSERT statement, was some 8,000
+ * instructions of every chunk a sync indexed (issue 16). Ids are still
+ * never reused: the store hands them out itself above the same high-water
+ * mark, sqlite_sequence's 'chunks' row, and writes that row once per
+ * commit (store__chunk_id, flush_chunk_mark); readers (rank_chunks_seq)
+ * read it as before. The table is made anew, rows and ids kept; the old
+ * table's row in sqlite_sequence goes with it, so the mark is carried over.
+ *
+ * And one index less on documents: documents_epoch (source_id, stream,
+ * seen_epoch) cost some 6,000 instructions of every document inserted.
+ * documents_acl ends in seen_epoch instead; what looked for old epochs
+ * (a full run's prune) reads that index's entries of the stream, and a
+ * document marked seen rewrites one index entry, as before.
+ */
+static const char schema_v11_leaner[] =
+    "CREATE TABLE chunks_v11("
+    "  id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    "  ntokens INTEGER NOT NULL, acl_id INTEGER NOT NULL, UNIQUE(doc_id, seq));"
+    "INSERT INTO chunks_v11(id, doc_id, seq, ntokens, acl_id)"
+    "  SELECT id, doc_id, seq, ntokens, acl_id FROM chunks ORDER BY id;"
+    "CREATE TEMP TABLE chunks_mark AS SELECT max("
+    "  coalesce((SELECT max(seq) FROM sqlite_sequence WHERE name = 'chunks'), 0),"
+    "  coalesce((SELECT max(id) FROM chunks), 0)) AS seq;"
+    "DROP TABLE chunks;"
+    "ALTER TABLE chunks_v11 RENAME TO chunks;"
+    "CREATE INDEX chunks_acl ON chunks(acl_id);"
+    "DELETE FROM sqlite_sequence WHERE name = 'chunks';"
+    "INSERT INTO sqlite_sequence(name, seq) SELECT 'chunks', seq FROM temp.chunks_mark;"
+    "DROP TABLE temp.chunks_mark;"
+    /* IF EXISTS: a test takes a store back to an older version, indexes as they are. */
+    "DROP INDEX IF EXISTS documents_epoch;"
+    "DROP INDEX IF EXISTS documents_acl;"
+    "CREATE INDEX documents_acl ON documents(source_id, stream, ext_id, acl_id, deleted,"
+    "  seen_epoch);";
+
 /* The audit log's own file, version 1: the table v4 made, unchanged. */
 static const char audit_schema_v1[] = AUDIT_TABLE;
 
@@ -331,7 +368,13 @@ const char *const store__sql_text[Q_COUNT] = {
     [Q_CHUNK_IDS] = "SELECT id FROM chunks WHERE doc_id = ?1",
     [Q_FTS_DEL] = "DELETE FROM chunks_fts WHERE rowid = ?1",
     [Q_CHUNK_DEL_DOC] = "DELETE FROM chunks WHERE doc_id = ?1",
-    [Q_CHUNK_ADD] = "INSERT INTO chunks(doc_id, seq, ntokens, acl_id) VALUES(?1, ?2, ?3, ?4)",
+    /* The id is the store's own (schema v11, store__chunk_id). */
+    [Q_CHUNK_ADD] = "INSERT INTO chunks(id, doc_id, seq, ntokens, acl_id)"
+                    " VALUES(?5, ?1, ?2, ?3, ?4)",
+    [Q_CHUNK_MARK] = "SELECT max(coalesce((SELECT max(seq) FROM sqlite_sequence"
+                     " WHERE name = 'chunks'), 0), coalesce((SELECT max(id) FROM chunks), 0))",
+    [Q_CHUNK_MARK_PUT] = "UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'chunks'",
+    [Q_CHUNK_MARK_ADD] = "INSERT INTO sqlite_sequence(name, seq) VALUES('chunks', ?1)",
     /* VALUES, not INSERT ... SELECT: see the note at Q_DOC_INSERT. */
     [Q_FTS_ADD] = "INSERT INTO chunks_fts(rowid, title, text, allow, deny, labels)"
                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
@@ -436,6 +479,7 @@ const char *const store__sql_text[Q_COUNT] = {
 static void token_cache_clear(ctx_store *st)
 {
     st->n_fts_del = 0;
+    st->chunk_mark = 0;
     for (int i = 0; i < ACL_CACHE; i++) {
         ctx_free(st->memo[i].key);
         st->memo[i].key = NULL;
@@ -529,6 +573,7 @@ typedef struct schema_step {
 
 static int move_audit(ctx_store *st, ctx_error *err);
 static int flush_fts_deletes(ctx_store *st, ctx_error *err);
+static int flush_chunk_mark(ctx_store *st, ctx_error *err);
 static int add_run_columns(ctx_store *st, ctx_error *err);
 
 static const schema_step store_steps[] = {
@@ -538,6 +583,7 @@ static const schema_step store_steps[] = {
     {schema_v8_pending, NULL, NULL}, /* permission sync, resumable full runs */
     {schema_v9_runs, add_run_columns, NULL}, /* sync_runs.warnings, held_reason */
     {schema_v10_gone, NULL, NULL},           /* the log of deleted chunks */
+    {schema_v11_leaner, NULL, NULL},         /* no AUTOINCREMENT, documents_epoch */
 };
 static const schema_step audit_steps[] = {{audit_schema_v1, NULL, NULL}};
 
@@ -587,7 +633,7 @@ static int migrate(ctx_store *st, const schema_def *def, ctx_error *err)
     if ((rc = store_exec(st, set, err)))
         goto fail;
     /* A hook may have moved chunks (v7): their old FTS5 rows go now. */
-    if ((rc = flush_fts_deletes(st, err)))
+    if ((rc = flush_fts_deletes(st, err)) || (rc = flush_chunk_mark(st, err)))
         goto fail;
     return store_exec(st, "COMMIT", err);
 fail:
@@ -624,6 +670,9 @@ static int open_db(const char *path, int flags, const schema_def *def, ctx_store
     }
     sqlite3_busy_timeout(st->db, 10000);
     sqlite3_extended_result_codes(st->db, 1);
+    /* Before any FTS5 use: a table keeps the tokenizer it first found. Without
+     * it every chunk is simply tokenized by the insert. */
+    pretok_install(st->db, &st->tok_slot);
     if (!(flags & STORE_OPEN_READONLY)) {
         /*
          * WAL + NORMAL: a process crash loses nothing committed. Turning a
@@ -757,6 +806,7 @@ void store_close(ctx_store *st)
         sqlite3_finalize(st->q[i]);
     stmt_close(st->db);
     token_cache_clear(st);
+    ctx_buf_free(&st->memo_buf);
     ctx_free(st->fts_del);
     sqlite3_close(st->db);
     ctx_free(st);
@@ -806,9 +856,52 @@ static int flush_fts_deletes(ctx_store *st, ctx_error *err)
     return rc;
 }
 
+/* store__chunk_id - see store_int.h. */
+int store__chunk_id(ctx_store *st, int64_t *id, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (!st->chunk_mark) {
+        /* The first of the transaction: whatever another connection wrote. */
+        if (!(s = store__stmt(st, Q_CHUNK_MARK, err)))
+            return CTX_ESTORE;
+        if ((rc = store__get_id(st, s, &st->chunk_mark, err, "read the last chunk id")))
+            return rc;
+    }
+    *id = ++st->chunk_mark;
+    return CTX_OK;
+}
+
+/* flush_chunk_mark - the transaction's last chunk id into sqlite_sequence. */
+static int flush_chunk_mark(ctx_store *st, ctx_error *err)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (!st->chunk_mark)
+        return CTX_OK;
+    if (!(s = store__stmt(st, Q_CHUNK_MARK_PUT, err)))
+        return CTX_ESTORE;
+    sqlite3_bind_int64(s, 1, st->chunk_mark);
+    if ((rc = store__step_done(st, s, err, "write the last chunk id")))
+        return rc;
+    if (!sqlite3_changes(st->db)) {
+        if (!(s = store__stmt(st, Q_CHUNK_MARK_ADD, err)))
+            return CTX_ESTORE;
+        sqlite3_bind_int64(s, 1, st->chunk_mark);
+        if ((rc = store__step_done(st, s, err, "write the last chunk id")))
+            return rc;
+    }
+    st->chunk_mark = 0;
+    return CTX_OK;
+}
+
 int store_commit(ctx_store *st, ctx_error *err)
 {
     int rc = flush_fts_deletes(st, err);
+    if (!rc)
+        rc = flush_chunk_mark(st, err);
     if (rc)
         return rc;
     rc = store_exec(st, "COMMIT", err);

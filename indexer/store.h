@@ -16,7 +16,7 @@
 #include "../connectors/sdk/ctxgate/connector.h"
 #include "../core/ctx.h"
 
-#define STORE_SCHEMA_VERSION 10
+#define STORE_SCHEMA_VERSION 11
 
 typedef struct ctx_store ctx_store;
 
@@ -134,6 +134,10 @@ typedef struct store_chunk {
     const char *text;
     size_t len;
     int ntokens;
+    /* text's FTS5 tokens from pretok_run (nbytes of them), or NULL: the
+     * insert tokenizes text itself */
+    const unsigned char *toks;
+    size_t toks_len;
 } store_chunk;
 
 /*

@@ -343,15 +343,17 @@ int store_chunks_add(ctx_store *st, int64_t doc_id, const char *title, int64_t a
         return rc;
 
     for (i = 0; i < n; i++) {
+        if ((rc = store__chunk_id(st, &cid, err)))
+            return rc;
         if (!(s = store__stmt(st, Q_CHUNK_ADD, err)))
             return CTX_ESTORE;
         sqlite3_bind_int64(s, 1, doc_id);
         sqlite3_bind_int64(s, 2, (int64_t)i);
         sqlite3_bind_int(s, 3, chunks[i].ntokens);
         sqlite3_bind_int64(s, 4, acl_id);
+        sqlite3_bind_int64(s, 5, cid);
         if ((rc = store__step_done(st, s, err, "add chunk")))
             return rc;
-        cid = sqlite3_last_insert_rowid(st->db);
         if (!(s = store__stmt(st, Q_QUEUE_ADD, err)))
             return CTX_ESTORE;
         sqlite3_bind_int64(s, 1, cid);
@@ -364,7 +366,14 @@ int store_chunks_add(ctx_store *st, int64_t doc_id, const char *title, int64_t a
         sqlite3_bind_text(s, 3, chunks[i].text, (int)chunks[i].len, SQLITE_STATIC);
         for (int j = 0; j < 3; j++)
             sqlite3_bind_text(s, 4 + j, tok->tok[j], -1, SQLITE_STATIC);
-        if ((rc = store__step_done(st, s, err, "index chunk")))
+        if (chunks[i].toks) {
+            pretok_slot slot = {chunks[i].text, chunks[i].len, chunks[i].toks,
+                                chunks[i].toks_len};
+            st->tok_slot = slot;
+        }
+        rc = store__step_done(st, s, err, "index chunk");
+        memset(&st->tok_slot, 0, sizeof st->tok_slot);
+        if (rc)
             return rc;
     }
     return CTX_OK;
@@ -515,6 +524,8 @@ int store_doc_set_acl(ctx_store *st, int64_t doc_id, int64_t acl_id, ctx_error *
         offs[n] = text.len;
         chunks[n].len = len;
         chunks[n].ntokens = sqlite3_column_int(s, 0);
+        chunks[n].toks = NULL;
+        chunks[n].toks_len = 0;
         if (ctx_buf_append(&text, t ? t : "", len)) {
             rc = CTX_ENOMEM;
             break;

@@ -6,6 +6,7 @@
 #ifndef CTX_INDEXER_STORE_INT_H
 #define CTX_INDEXER_STORE_INT_H
 
+#include "pretok.h"
 #include "store.h"
 
 /* The cached statements: store__sql_text holds each one's SQL (store.c). */
@@ -32,6 +33,7 @@ enum {
     Q_PERM_SEEN, Q_PERM_LOOKUP, /* permission runs (store_perm.c) */
     Q_CHUNK_TEXTS, Q_CHUNK_COUNT, /* training a model (lsa.c) */
     Q_DOC_NEXT, /* a connector's merge of its listing with the store (store_doc_next) */
+    Q_CHUNK_MARK, Q_CHUNK_MARK_PUT, Q_CHUNK_MARK_ADD, /* chunk ids (store__chunk_id) */
     Q_COUNT
 };
 
@@ -46,11 +48,15 @@ typedef struct acl_tokens {
 } acl_tokens;
 
 /* Recently interned ACLs by their names as given, so a repeated ACL costs
- * one hash and one compare. Cleared on rollback like the token cache. */
+ * one hash and one compare. Each key has two slots (store_acl.c): with
+ * one, two sets a sync alternates between that hashed to the same slot
+ * missed every time, and a miss is a SHA-256 and SQL. Cleared on rollback
+ * like the token cache. */
 #define ACL_CACHE 256
 typedef struct acl_memo {
     char *key;        /* allow names \x1f deny names \x1f labels; owned */
     int64_t acl_id;
+    uint32_t hash;    /* of key: where its two slots are */
 } acl_memo;
 
 struct ctx_store {
@@ -59,6 +65,7 @@ struct ctx_store {
     int in_tx;
     acl_tokens cache[TOKEN_CACHE];
     acl_memo memo[ACL_CACHE];
+    ctx_buf memo_buf;     /* the key being looked up (store_acl_intern) */
     /*
      * FTS5 rows to delete at commit. FTS5 flushes its pending index
      * whenever a write goes to a lower rowid than the last one, so deleting
@@ -67,6 +74,12 @@ struct ctx_store {
      */
     int64_t *fts_del;
     size_t n_fts_del, cap_fts_del;
+    /* A chunk's tokens, made on a sync's connector thread, for the FTS5
+     * insert that store_chunks_add runs (pretok.h). */
+    pretok_slot tok_slot;
+    /* The last chunk id handed out in the open transaction (0: none yet;
+     * store__chunk_id), written to sqlite_sequence at commit. */
+    int64_t chunk_mark;
 };
 
 /*
@@ -74,6 +87,13 @@ struct ctx_store {
  * and unbound; borrowed (the connection owns it). NULL on error, with err set.
  */
 sqlite3_stmt *store__stmt(ctx_store *st, int id, ctx_error *err);
+
+/*
+ * store__chunk_id - a new chunk id for the open transaction: above every id
+ * the store ever handed out, so FTS5 rows are only appended and a deleted
+ * chunk's id never comes back (schema v11).
+ */
+int store__chunk_id(ctx_store *st, int64_t *id, ctx_error *err);
 
 /* store__step_done - run a statement expected to return no rows; then reset it. */
 int store__step_done(ctx_store *st, sqlite3_stmt *s, ctx_error *err, const char *what);

@@ -133,7 +133,7 @@ int store_perm_prune(ctx_store *st, int64_t source, const char *stream, int64_t 
     int rc, step;
 
     *n = 0;
-    /* One pass over the stream's live documents (documents_epoch's prefix). */
+    /* One pass over the stream's live documents (documents_acl's prefix). */
     if (!(s = one_stmt(st, "INSERT INTO temp.perm_gone(doc_id) SELECT id FROM documents"
                            " WHERE source_id = ?1 AND stream = ?2 AND deleted = 0"
                            " AND id NOT IN (SELECT doc_id FROM temp.perm_seen)", err)))

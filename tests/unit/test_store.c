@@ -420,3 +420,123 @@ Test(store_race, processes_creating_one_store_at_once_all_open_it)
     tu_rmrf(d);
     free(d);
 }
+
+/* ingest_one - a one-chunk document id with body into source src, committed. */
+static void ingest_one(int64_t src, const char *id, const char *body)
+{
+    const char *allow[] = {"everyone"};
+    ctx_acl acl = {allow, 1, NULL, 0, NULL, 0};
+    ctx_record r = {.stream = "docs", .id = id, .title = id, .body = body,
+                    .body_len = strlen(body), .acl = &acl};
+    store_run_stats stats;
+    ingest_ctx ic;
+    ctx_error err;
+
+    tu_ingest_init(&ic, st, src, &stats);
+    cr_assert_eq(store_begin(st, &err), 0);
+    cr_assert_eq(ingest_record(&ic, &r, &err), 0, "%s", err.text);
+    cr_assert_eq(store_commit(st, &err), 0, "%s", err.text);
+}
+
+/* delete_one - document id of source src deleted, committed. */
+static void delete_one(int64_t src, const char *id)
+{
+    store_run_stats stats;
+    ingest_ctx ic;
+    ctx_error err;
+
+    tu_ingest_init(&ic, st, src, &stats);
+    cr_assert_eq(store_begin(st, &err), 0);
+    cr_assert_eq(ingest_delete(&ic, "docs", id, &err), 0, "%s", err.text);
+    cr_assert_eq(store_commit(st, &err), 0, "%s", err.text);
+}
+
+/*
+ * v11 takes AUTOINCREMENT off chunks and hands out ids itself: a store of
+ * v10 keeps its chunks and ids, and no id is ever handed out twice, not
+ * even the highest one's after its chunk went away, nor across a reopen.
+ */
+Test(store, v11_chunk_ids_are_never_reused)
+{
+    ctx_error err;
+    int64_t src;
+
+    cr_assert_eq(store_source(st, "s", "files", &src, &err), 0);
+    ingest_one(src, "a", "alpha apples");
+    ingest_one(src, "b", "beta bananas");
+    ingest_one(src, "c", "gamma cherries");
+    delete_one(src, "c");
+    /* As v10 left it: AUTOINCREMENT, and its mark above the last chunk. */
+    cr_assert_eq(store_exec(st, "CREATE TABLE chunks_v10(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                                " doc_id INTEGER NOT NULL, seq INTEGER NOT NULL, ntokens"
+                                " INTEGER NOT NULL, acl_id INTEGER NOT NULL, UNIQUE(doc_id, seq));"
+                                "INSERT INTO chunks_v10 SELECT * FROM chunks;"
+                                "DELETE FROM sqlite_sequence WHERE name = 'chunks';"
+                                "DROP TABLE chunks; ALTER TABLE chunks_v10 RENAME TO chunks;"
+                                "CREATE INDEX chunks_acl ON chunks(acl_id);"
+                                "UPDATE sqlite_sequence SET seq = 3 WHERE name = 'chunks';"
+                                "PRAGMA user_version = 10", &err), 0, "%s", err.text);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM sqlite_master WHERE name = 'chunks'"
+                              " AND sql LIKE '%AUTOINCREMENT%'"), 1);
+    store_close(st);
+    st = tu_store(dir);
+    cr_assert_eq(tu_count(st, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM sqlite_master WHERE name = 'chunks'"
+                              " AND sql LIKE '%AUTOINCREMENT%'"), 0);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM sqlite_master WHERE tbl_name = 'chunks'"
+                              " AND type = 'index'"), 2, "chunks_acl and the unique (doc_id, seq)");
+    cr_assert_eq(tu_count(st, "SELECT sum(c.id * (CASE d.ext_id WHEN 'a' THEN 10 ELSE 1 END))"
+                              " FROM chunks c JOIN documents d ON d.id = c.doc_id"), 12,
+                 "a's chunk is 1, b's is 2");
+    cr_assert_eq(tu_count(st, "SELECT seq FROM sqlite_sequence WHERE name = 'chunks'"), 3);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'banana'"),
+                 1);
+    ingest_one(src, "d", "delta dates");
+    cr_assert_eq(tu_count(st, "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id"
+                              " WHERE d.ext_id = 'd'"), 4, "not 3, whose chunk went away");
+    cr_assert_eq(tu_count(st, "SELECT seq FROM sqlite_sequence WHERE name = 'chunks'"), 4);
+    delete_one(src, "d");
+    store_close(st);
+    st = tu_store(dir);
+    ingest_one(src, "e", "epsilon elderberries");
+    cr_assert_eq(tu_count(st, "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id"
+                              " WHERE d.ext_id = 'e'"), 5);
+    /* an update re-makes the chunk under a new id too */
+    ingest_one(src, "a", "alpha apricots");
+    cr_assert_eq(tu_count(st, "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id"
+                              " WHERE d.ext_id = 'a'"), 6);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH"
+                              " 'apricot OR apple OR date'"), 1);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM sqlite_sequence WHERE name = 'chunks'"), 1);
+    cr_assert_eq(tu_count(st, "SELECT seq FROM sqlite_sequence WHERE name = 'chunks'"), 6);
+    cr_assert_eq(store_exec(st, "INSERT INTO chunks_fts(chunks_fts) VALUES('integrity-check')",
+                            &err), 0, "%s", err.text);
+}
+
+/* The memo of interned ACLs (two slots a key, displacement, eviction)
+ * always answers the set the store holds, however many sets pass by. */
+Test(store, acl_memo_answers_right_across_many_sets)
+{
+    static int64_t ids[700];
+    ctx_error err;
+    int64_t src;
+
+    cr_assert_eq(store_source(st, "s", "files", &src, &err), 0);
+    cr_assert_eq(store_begin(st, &err), 0);
+    for (int pass = 0; pass < 3; pass++)
+        for (int i = 0; i < 700; i++) {
+            int k = pass == 1 ? 699 - i : (i * 37) % 700; /* other orders each pass */
+            char g[32];
+            const char *allow[] = {g};
+            ctx_acl acl = {allow, 1, NULL, 0, NULL, 0};
+            int64_t id;
+            snprintf(g, sizeof g, "group:g%d", k);
+            cr_assert_eq(store_acl_intern(st, src, &acl, &id, &err), 0, "%s", err.text);
+            if (!pass)
+                ids[k] = id;
+            else
+                cr_assert_eq(id, ids[k], "set %d", k);
+        }
+    cr_assert_eq(store_commit(st, &err), 0);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM acl_sets"), 700);
+}

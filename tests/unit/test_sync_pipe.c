@@ -154,3 +154,26 @@ Test(sync_pipe, a_barrier_sees_everything_pushed_before_it)
         cr_assert_eq(s.live, 0);
     }
 }
+
+/* The backlog says when the applier is behind: a slow one with a full
+ * queue is, a pipe without a thread never is. */
+Test(sync_pipe, backlog_is_a_quarter_of_the_bound_waiting)
+{
+    for (int threaded = 0; threaded <= 1; threaded++) {
+        sink s = {0, -1, 0, 2000, 0, 0};
+        sync_pipe p;
+        int seen = 0;
+        cur = &s;
+        sync_pipe_start(&p, threaded, 16, 0, apply, free_msg, &s);
+        cr_assert_eq(sync_pipe_backlog(&p), 0, "empty");
+        for (int i = 0; i < 64; i++) {
+            cr_assert_eq(sync_pipe_push(&p, &make(i, 40)->node), 0);
+            seen |= sync_pipe_backlog(&p);
+        }
+        cr_assert_eq(seen, threaded, "threaded %d", threaded);
+        cr_assert_eq(sync_pipe_drain(&p), 0);
+        cr_assert_eq(sync_pipe_backlog(&p), 0, "drained");
+        cr_assert_eq(sync_pipe_finish(&p), 0);
+        cr_assert_eq(s.next, 64);
+    }
+}
