@@ -9,22 +9,30 @@
 #   sh bench/serve_cost.sh
 #
 # Environment: N (60), WARM (6), DOCS (86000), USER_ID (user:u10), MODE
-# (hybrid), BUILD (build/release), PORT (18097).
+# (hybrid), BUILD (build/release), PORT (18097), EMBED (hash; lsa: the
+# trained embedder, so hybrid's vector leg runs), SEARCH (the config's
+# search section, e.g. '{"depth": 30}').
 set -eu
 cd "$(dirname "$0")/.."
 : "${N:=60}" "${WARM:=6}" "${DOCS:=86000}" "${USER_ID:=user:u10}" "${MODE:=hybrid}"
-: "${BUILD:=build/release}" "${PORT:=18097}"
+: "${BUILD:=build/release}" "${PORT:=18097}" "${EMBED:=hash}" "${SEARCH:=}"
 command -v valgrind >/dev/null || { echo "serve_cost: valgrind is missing (make deps)" >&2; exit 2; }
 [ -x "$BUILD/ctxgate" ] || make -s BUILD="$BUILD" "$BUILD/ctxgate"
 bin=$(realpath "$BUILD/ctxgate")
-src=/tmp/ctxgate-bench/search-cost-$DOCS
-[ -s "$src/questions" ] || PREPARE_ONLY=$src DOCS=$DOCS BUILD=$BUILD sh bench/serve_load.sh
+src=/tmp/ctxgate-bench/search-cost-$DOCS; [ "$EMBED" = hash ] || src=$src-$EMBED
+[ -s "$src/questions" ] ||
+    PREPARE_ONLY=$src DOCS=$DOCS EMBED=$EMBED BUILD=$BUILD sh bench/serve_load.sh
 work=$(mktemp -d /tmp/ctxgate-cost.XXXXXX)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
 cp -r "$src/data" "$src/ctxgate.json" "$work/"
 head -n "$N" "$src/questions" >"$work/q"
+[ -z "$SEARCH" ] ||
+    sed -i "s|^{\"data_dir\": \"./data\",|{\"data_dir\": \"./data\", \"search\": $SEARCH,|" \
+        "$work/ctxgate.json"
+[ -z "$SEARCH" ] || grep -q "\"search\"" "$work/ctxgate.json" ||
+    { echo "serve_cost: could not set SEARCH in the config" >&2; exit 2; }
 CTXGATE_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export CTXGATE_JWT_SECRET
 token=$("$bin" --config "$work/ctxgate.json" token mint --user "$USER_ID" --agent bench --ttl 2h)
