@@ -160,12 +160,17 @@ static inline int rbits_has(const rank_rbits *b, int64_t id)
 
 /*
  * score_bound - the most a row with these frequencies can score, whatever
- * its length: rank_score at length 0 (the smallest norm), a hair over so
- * that rounding never puts it under the row's score.
+ * its length: rank_score at length 0 (norm0, the smallest norm), a hair
+ * over so that rounding never puts it under the row's score.
  */
-static double score_bound(const rank_query *q, const double *freq)
+static inline double score_bound(const rank_query *q, const double *freq, double norm0)
 {
-    return rank_score(q, freq, 0) * (1 + 1e-9);
+    double score = 0;
+
+    for (int i = 0; i < q->nterms; i++) /* as rank_score adds them */
+        if (freq[i] != 0)
+            score += rank__term_score(q->idf[i], freq[i], norm0);
+    return score * (1 + 1e-9);
 }
 
 /* row_score - rank_score of chunk id with these frequencies, its length read
@@ -184,13 +189,28 @@ static double row_score(rank_conn *rc, const rank_query *q, int64_t id, const do
     return rank_score(q, freq, len);
 }
 
-int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_t *skip,
-                      size_t nskip, int64_t window, rank_push_fn push, void *arg,
-                      ctx_error *err)
+/* desc_has - does map m hold id? For ids asked in falling order: *c is
+ * where the last ended (m's ids below c are at most the last id asked), so
+ * a pass steps through m once, as through a merge. */
+static inline int desc_has(const rank_tfmap *m, size_t *c, uint32_t id)
+{
+    size_t p = *c;
+
+    while (p && m->ids[p - 1] > id)
+        p--;
+    *c = p;
+    return p && m->ids[p - 1] == id;
+}
+
+int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, uint32_t avoid,
+                      const int64_t *skip, size_t nskip, int64_t window, rank_push_fn push,
+                      void *arg, ctx_error *err)
 {
     size_t pos[RANK_MAX_TERMS], sk = nskip;
+    int dv[RANK_MAX_TERMS], av[RANK_MAX_TERMS], lv[RANK_MAX_TERMS], nd = 0, na = 0, nl = 0;
     int64_t pushed = 0;
-    double bar = -INFINITY;
+    /* the length norm at length 0, the least: what score_bound scores with */
+    double bar = -INFINITY, norm0 = rank__length_norm(0, q->avg), look_ceiling = 0;
     /* with a source filter the chunk map is asked: the bits know no sources */
     const rank_rbits *rb = q->sources ? NULL : rbits_get(rc, q);
     int r;
@@ -201,7 +221,7 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_
         size_t lo = 0, hi;
         if (!m)
             return -ctx_error_set(err, CTX_EINVAL, "search: a map pass needs every term's map");
-        /* driving maps: the next row is at pos - 1, the newest <= q->upto */
+        /* driving and avoided maps: the next row is at pos - 1, the newest <= q->upto */
         for (hi = m->n; lo < hi;) {
             size_t mid = lo + (hi - lo) / 2;
             if ((int64_t)m->ids[mid] <= q->upto)
@@ -211,51 +231,87 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_
         }
         pos[i] = lo;
         q->pos[i] = lo;
+        if (drive >> i & 1)
+            dv[nd++] = i;
+        else if (avoid >> i & 1)
+            av[na++] = i;
+        else {
+            lv[nl++] = i;
+            /* a term adds less than this to any row (rank.h) */
+            look_ceiling += q->idf[i] * (RANK_K1 + 1.0);
+        }
     }
-    drive &= q->nterms >= 32 ? ~0u : (1u << q->nterms) - 1;
     for (;;) {
         int64_t id = -1;
-        double freq[RANK_MAX_TERMS], score;
+        double freq[RANK_MAX_TERMS], score, bound = 0;
+        int j;
 
-        /* One driving map (one word, most often a common one): step past
-         * the rows the caller may not read in a tight loop, as a caller
-         * who reads little would otherwise merge the whole map. */
-        if (drive && !(drive & (drive - 1))) {
-            int i = __builtin_ctz(drive);
-            while (pos[i] && !ROW_OK(q->map[i]->ids[pos[i] - 1]))
-                pos[i]--;
+        if (nd == 1) {
+            /* One driving map (one word, most often a common one): step
+             * past the rows the caller may not read in a tight loop, as a
+             * caller who reads little would otherwise merge the whole map. */
+            const rank_tfmap *m = q->map[dv[0]];
+            size_t p = pos[dv[0]];
+            while (p && !ROW_OK(m->ids[p - 1]))
+                p--;
+            if (!p)
+                break;
+            id = m->ids[--p];
+            pos[dv[0]] = p;
+            freq[dv[0]] = m->freq[p];
+        } else {
+            /* the next id down, over the driving maps; each that holds it
+             * steps past it */
+            for (j = 0; j < nd; j++) {
+                size_t p = pos[dv[j]];
+                if (p && (int64_t)q->map[dv[j]]->ids[p - 1] > id)
+                    id = q->map[dv[j]]->ids[p - 1];
+            }
+            if (id < 0)
+                break;
+            for (j = 0; j < nd; j++) {
+                const rank_tfmap *m = q->map[dv[j]];
+                size_t p = pos[dv[j]];
+                if (p && m->ids[p - 1] == (uint64_t)id) {
+                    freq[dv[j]] = m->freq[p - 1];
+                    pos[dv[j]] = p - 1;
+                } else {
+                    freq[dv[j]] = 0;
+                }
+            }
+            if (!ROW_OK(id)) /* dead before the map was loaded, or not the caller's */
+                continue;
         }
-        /* the next id down, over the driving maps */
-        for (int i = 0; i < q->nterms; i++)
-            if ((drive >> i & 1) && pos[i] && (int64_t)q->map[i]->ids[pos[i] - 1] > id)
-                id = q->map[i]->ids[pos[i] - 1];
-        if (id < 0)
-            break;
         while (sk && skip[sk - 1] > id) /* ids come down, the skip list goes up */
             sk--;
-        /* skipped, dead before the map was loaded, or not the caller's */
-        if (!ROW_OK(id) || (sk && skip[sk - 1] == id)) {
-            for (int i = 0; i < q->nterms; i++)
-                if ((drive >> i & 1) && pos[i] && q->map[i]->ids[pos[i] - 1] == (uint64_t)id)
-                    pos[i]--;
+        if (sk && skip[sk - 1] == id)
             continue;
-        }
-        for (int i = 0; i < q->nterms; i++) {
-            if (!(drive >> i & 1))
-                freq[i] = rank__tfmap_freq(q->map[i], id, &q->pos[i]);
-            else if (pos[i] && q->map[i]->ids[pos[i] - 1] == (uint64_t)id)
-                freq[i] = q->map[i]->freq[--pos[i]];
-            else
-                freq[i] = 0;
-        }
+        for (j = 0; j < na; j++) /* a row holding an avoided term is no row of this pass */
+            if (desc_has(q->map[av[j]], &q->pos[av[j]], (uint32_t)id))
+                break;
+        if (j < na)
+            continue;
         /* A row that cannot beat the bar is counted, not scored: its length
-         * is a read from memory far from the rest. */
-        if (bar == -INFINITY || score_bound(q, freq) >= bar) {
+         * is a read from memory far from the rest. First the bound with the
+         * terms looked up at their ceilings, so that a lookup is saved too. */
+        if (bar != -INFINITY) {
+            for (j = 0; j < nd; j++)
+                if (freq[dv[j]] != 0)
+                    bound += rank__term_score(q->idf[dv[j]], freq[dv[j]], norm0);
+            if ((bound + look_ceiling) * (1 + 1e-9) < bar)
+                goto counted;
+        }
+        for (j = 0; j < na; j++)
+            freq[av[j]] = 0;
+        for (j = 0; j < nl; j++)
+            freq[lv[j]] = rank__tfmap_freq(q->map[lv[j]], id, &q->pos[lv[j]]);
+        if (bar == -INFINITY || score_bound(q, freq, norm0) >= bar) {
             score = row_score(rc, q, id, freq, &r, err);
             if (r)
                 return -r;
             bar = push(arg, id, score);
         }
+    counted:
         if (++pushed == window)
             break;
     }
@@ -275,7 +331,7 @@ int64_t rank_readable_pass(rank_conn *rc, rank_query *q, rank_push_fn push, void
     const rank_rbits *b;
     size_t pos[RANK_MAX_TERMS] = {0};
     int64_t pushed = 0, last;
-    double bar = -INFINITY;
+    double bar = -INFINITY, norm0 = rank__length_norm(0, q->avg);
     int r;
 
     if (m->nolists || !q->readable)
@@ -299,7 +355,7 @@ int64_t rank_readable_pass(rank_conn *rc, rank_query *q, rank_push_fn push, void
                 break;
             for (int i = 0; i < q->nterms; i++)
                 any |= (freq[i] = rank__tfmap_freq(q->map[i], id, &pos[i])) != 0;
-            if (!any || (bar != -INFINITY && score_bound(q, freq) < bar))
+            if (!any || (bar != -INFINITY && score_bound(q, freq, norm0) < bar))
                 continue;
             if (q->sources && ((slot = rank__cmap_slot(m, id)) < 0 ||
                                !rank_bit(q->sources, q->nsources, m->src[slot])))
