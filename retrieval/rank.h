@@ -258,7 +258,10 @@ int rank_tfmap_prebuild(rank_conn *rc, const char *word, ctx_error *err);
  * A chunk deleted since its map was read may be pushed: the caller's
  * fetch drops it. push returns the score a row must reach to be of use
  * (the least of a full top list), or -INFINITY while any row is: a row
- * that cannot reach it is counted but not scored.
+ * that cannot reach it is counted but not scored. With no window and no
+ * skip[] nothing needs counting, so such rows are passed over unvisited
+ * where the terms allow (a driving term that cannot lift a row to the bar
+ * is only looked up, MaxScore), and the count leaves them out.
  */
 typedef double (*rank_push_fn)(void *arg, int64_t id, double score);
 int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, uint32_t avoid,

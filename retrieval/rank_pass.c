@@ -202,6 +202,28 @@ static inline int desc_has(const rank_tfmap *m, size_t *c, uint32_t id)
     return p && m->ids[p - 1] == id;
 }
 
+/*
+ * least_freq - with one driving term d: the least frequency from lo up of a
+ * row whose bound, as rank_map_pass takes it (d's score at length 0 plus
+ * the looked-up terms' ceilings, a hair over), reaches bar; 65536 for none.
+ * The bound rises with the frequency (by far more than rounding moves it),
+ * so a binary search finds it, and a row under it fails the test exactly.
+ */
+static uint32_t least_freq(double idf, double norm0, double look_ceiling, double bar,
+                           uint32_t lo)
+{
+    uint32_t hi = 65536;
+
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if ((rank__term_score(idf, (double)mid, norm0) + look_ceiling) * (1 + 1e-9) < bar)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, uint32_t avoid,
                       const int64_t *skip, size_t nskip, int64_t window, rank_push_fn push,
                       void *arg, ctx_error *err)
@@ -211,6 +233,12 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, uint32_t avo
     int64_t pushed = 0;
     /* the length norm at length 0, the least: what score_bound scores with */
     double bar = -INFINITY, norm0 = rank__length_norm(0, q->avg), look_ceiling = 0;
+    /* with one driving term, a row of a lesser frequency in it cannot reach the bar */
+    uint32_t fmin = 0;
+    /* Nothing counted, so a row that cannot reach the bar need not be
+     * visited: a driving term that cannot lift a row to the bar with the
+     * looked-up ones is looked up too (MaxScore). */
+    int prune = window <= 0 && !nskip;
     /* with a source filter the chunk map is asked: the bits know no sources */
     const rank_rbits *rb = q->sources ? NULL : rbits_get(rc, q);
     int r;
@@ -249,11 +277,16 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, uint32_t avo
         if (nd == 1) {
             /* One driving map (one word, most often a common one): step
              * past the rows the caller may not read in a tight loop, as a
-             * caller who reads little would otherwise merge the whole map. */
+             * caller who reads little would otherwise merge the whole map;
+             * with nothing counted, past those that cannot reach the bar. */
             const rank_tfmap *m = q->map[dv[0]];
             size_t p = pos[dv[0]];
-            while (p && !ROW_OK(m->ids[p - 1]))
-                p--;
+            if (prune)
+                while (p && (m->freq[p - 1] < fmin || !ROW_OK(m->ids[p - 1])))
+                    p--;
+            else
+                while (p && !ROW_OK(m->ids[p - 1]))
+                    p--;
             if (!p)
                 break;
             id = m->ids[--p];
@@ -295,21 +328,48 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, uint32_t avo
          * is a read from memory far from the rest. First the bound with the
          * terms looked up at their ceilings, so that a lookup is saved too. */
         if (bar != -INFINITY) {
-            for (j = 0; j < nd; j++)
-                if (freq[dv[j]] != 0)
-                    bound += rank__term_score(q->idf[dv[j]], freq[dv[j]], norm0);
-            if ((bound + look_ceiling) * (1 + 1e-9) < bar)
-                goto counted;
+            if (nd == 1) {
+                if (freq[dv[0]] < fmin)
+                    goto counted;
+            } else {
+                for (j = 0; j < nd; j++)
+                    if (freq[dv[j]] != 0)
+                        bound += rank__term_score(q->idf[dv[j]], freq[dv[j]], norm0);
+                if ((bound + look_ceiling) * (1 + 1e-9) < bar)
+                    goto counted;
+            }
         }
         for (j = 0; j < na; j++)
             freq[av[j]] = 0;
         for (j = 0; j < nl; j++)
             freq[lv[j]] = rank__tfmap_freq(q->map[lv[j]], id, &q->pos[lv[j]]);
         if (bar == -INFINITY || score_bound(q, freq, norm0) >= bar) {
+            double was = bar;
             score = row_score(rc, q, id, freq, &r, err);
             if (r)
                 return -r;
             bar = push(arg, id, score);
+            if (bar != was && bar != -INFINITY) {
+                /* demote the driving term of the least ceiling while it and
+                 * the looked-up ones cannot reach the bar */
+                while (prune && nd > 0) {
+                    int least = 0;
+                    for (j = 1; j < nd; j++)
+                        if (q->idf[dv[j]] < q->idf[dv[least]])
+                            least = j;
+                    if ((look_ceiling + q->idf[dv[least]] * (RANK_K1 + 1.0)) * (1 + 1e-9) >=
+                        bar)
+                        break;
+                    look_ceiling += q->idf[dv[least]] * (RANK_K1 + 1.0);
+                    q->pos[dv[least]] = pos[dv[least]];
+                    lv[nl++] = dv[least];
+                    dv[least] = dv[--nd];
+                }
+                if (!nd)
+                    break; /* no row left can reach the bar */
+                if (nd == 1)
+                    fmin = least_freq(q->idf[dv[0]], norm0, look_ceiling, bar, fmin);
+            }
         }
     counted:
         if (++pushed == window)
