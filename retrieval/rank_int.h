@@ -277,4 +277,16 @@ static inline double rank__term_score(double idf, double freq, double norm)
     return idf * (freq * (RANK_K1 + 1.0)) / (freq + norm);
 }
 
+/* rank__score - rank_score (rank.h), inline for the passes over the maps. */
+static inline double rank__score(const rank_query *q, const double *freq, int len)
+{
+    double score = 0, norm = rank__length_norm(len, q->avg);
+
+    /* as ctx_rank adds them: in term order, a term the row lacks skipped */
+    for (int i = 0; i < q->nterms; i++)
+        if (freq[i] != 0)
+            score += rank__term_score(q->idf[i], freq[i], norm);
+    return score;
+}
+
 #endif

@@ -11,16 +11,14 @@
 #include "../core/util.h"
 #include "../indexer/stmt.h"
 
-/* row_len - title + text tokens of chunk id, from the map or its docsize row; -1 if none. */
-static int row_len(rank_conn *rc, int64_t id, ctx_error *err, int *len)
+/* docsize_len - title + text tokens of chunk id from its docsize row (an id the
+ * chunk map has no length for); -1 if none. */
+static int docsize_len(rank_conn *rc, int64_t id, ctx_error *err, int *len)
 {
-    int64_t slot = rank__cmap_slot(&rc->map, id);
     sqlite3_stmt *s;
     int step;
 
     *len = -1;
-    if (slot >= 0 && (*len = rc->map.len[slot]) >= 0)
-        return CTX_OK;
     if (stmt_get(rc->db, "SELECT sz FROM chunks_fts_docsize WHERE id = ?1", &s) != SQLITE_OK)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
     sqlite3_bind_int64(s, 1, id);
@@ -30,6 +28,16 @@ static int row_len(rank_conn *rc, int64_t id, ctx_error *err, int *len)
     if (step != SQLITE_ROW && step != SQLITE_DONE)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
     return CTX_OK;
+}
+
+/* row_len - title + text tokens of chunk id, from the map or its docsize row; -1 if none. */
+static inline int row_len(rank_conn *rc, int64_t id, ctx_error *err, int *len)
+{
+    int64_t slot = rank__cmap_slot(&rc->map, id);
+
+    if (slot >= 0 && (*len = rc->map.len[slot]) >= 0)
+        return CTX_OK;
+    return docsize_len(rc, id, err, len);
 }
 
 /* map_row_ok - chunk id of a map is committed as the chunk map knows it and
@@ -175,8 +183,8 @@ static inline double score_bound(const rank_query *q, const double *freq, double
 
 /* row_score - rank_score of chunk id with these frequencies, its length read
  * from the chunk map (or its docsize row); on an error 0 and *r set. */
-static double row_score(rank_conn *rc, const rank_query *q, int64_t id, const double *freq,
-                        int *r, ctx_error *err)
+static inline double row_score(rank_conn *rc, const rank_query *q, int64_t id,
+                               const double *freq, int *r, ctx_error *err)
 {
     int len;
 
@@ -186,7 +194,7 @@ static double row_score(rank_conn *rc, const rank_query *q, int64_t id, const do
         *r = ctx_error_set(err, CTX_ESTORE, "search: chunk %lld has no length", (long long)id);
         return 0;
     }
-    return rank_score(q, freq, len);
+    return rank__score(q, freq, len);
 }
 
 /* desc_has - does map m hold id? For ids asked in falling order: *c is
