@@ -232,25 +232,110 @@ static uint32_t least_freq(double idf, double norm0, double look_ceiling, double
     return lo;
 }
 
+/*
+ * What rank_map_pass keeps: its terms by role, the bar, and the rows that
+ * passed the bound waiting for their lengths. A row's length is a read far
+ * from the rest (a cache miss a row where the rows are scattered), so each
+ * is asked for ahead (a prefetch) and MAP_PEND of them are scored together,
+ * their reads overlapping; the bar is then a few rows late, which only
+ * lets a row more through the bound.
+ */
+#define MAP_PEND 8
+
+typedef struct map_walk {
+    rank_conn *rc;
+    rank_query *q;
+    rank_push_fn push;
+    void *arg;
+    size_t pos[RANK_MAX_TERMS];     /* driving and avoided maps: next row at pos - 1 */
+    int dv[RANK_MAX_TERMS], av[RANK_MAX_TERMS], lv[RANK_MAX_TERMS], nd, na, nl;
+    double bar, norm0, look_ceiling;
+    uint32_t fmin;                  /* one driving term: a lesser frequency cannot reach bar */
+    int prune;                      /* nothing counted: demote driving terms (MaxScore) */
+    int npend;
+    int64_t pend_id[MAP_PEND], pend_slot[MAP_PEND];
+    double pend_freq[MAP_PEND][RANK_MAX_TERMS];
+} map_walk;
+
+/* walk_raised - the bar rose to w->bar: with nothing counted, demote the
+ * driving term of the least ceiling while it and the looked-up ones cannot
+ * reach it; with one driving term left, the frequency it needs. */
+static void walk_raised(map_walk *w)
+{
+    const rank_query *q = w->q;
+
+    while (w->prune && w->nd > 0) {
+        int least = 0;
+        for (int j = 1; j < w->nd; j++)
+            if (q->idf[w->dv[j]] < q->idf[w->dv[least]])
+                least = j;
+        if ((w->look_ceiling + q->idf[w->dv[least]] * (RANK_K1 + 1.0)) * (1 + 1e-9) >= w->bar)
+            break;
+        w->look_ceiling += q->idf[w->dv[least]] * (RANK_K1 + 1.0);
+        w->q->pos[w->dv[least]] = w->pos[w->dv[least]];
+        w->lv[w->nl++] = w->dv[least];
+        w->dv[least] = w->dv[--w->nd];
+    }
+    if (w->nd == 1)
+        w->fmin = least_freq(q->idf[w->dv[0]], w->norm0, w->look_ceiling, w->bar, w->fmin);
+}
+
+/* walk_flush - score the waiting rows, in the order they came, each
+ * against the bar as it is by then. CTX_OK or a store error. */
+static int walk_flush(map_walk *w, ctx_error *err)
+{
+    int n = w->npend, r;
+
+    w->npend = 0;
+    for (int i = 0; i < n; i++) {
+        const double *freq = w->pend_freq[i];
+        int len;
+        double bar;
+        if (w->bar != -INFINITY && score_bound(w->q, freq, w->norm0) < w->bar)
+            continue; /* the bar rose past it while it waited */
+        if (w->pend_slot[i] < 0 || (len = w->rc->map.len[w->pend_slot[i]]) < 0) {
+            if ((r = docsize_len(w->rc, w->pend_id[i], err, &len)))
+                return r;
+            if (len < 0)
+                return ctx_error_set(err, CTX_ESTORE, "search: chunk %lld has no length",
+                                     (long long)w->pend_id[i]);
+        }
+        bar = w->push(w->arg, w->pend_id[i], rank__score(w->q, freq, len));
+        if (bar != w->bar && bar != -INFINITY) {
+            w->bar = bar;
+            walk_raised(w);
+        }
+        w->bar = bar;
+    }
+    return CTX_OK;
+}
+
 int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, uint32_t avoid,
                       const int64_t *skip, size_t nskip, int64_t window, rank_push_fn push,
                       void *arg, ctx_error *err)
 {
-    size_t pos[RANK_MAX_TERMS], sk = nskip;
-    int dv[RANK_MAX_TERMS], av[RANK_MAX_TERMS], lv[RANK_MAX_TERMS], nd = 0, na = 0, nl = 0;
+    map_walk *w, walk;
+    size_t sk = nskip;
     int64_t pushed = 0;
-    /* the length norm at length 0, the least: what score_bound scores with */
-    double bar = -INFINITY, norm0 = rank__length_norm(0, q->avg), look_ceiling = 0;
-    /* with one driving term, a row of a lesser frequency in it cannot reach the bar */
-    uint32_t fmin = 0;
-    /* Nothing counted, so a row that cannot reach the bar need not be
-     * visited: a driving term that cannot lift a row to the bar with the
-     * looked-up ones is looked up too (MaxScore). */
-    int prune = window <= 0 && !nskip;
     /* with a source filter the chunk map is asked: the bits know no sources */
     const rank_rbits *rb = q->sources ? NULL : rbits_get(rc, q);
     int r;
 
+    w = &walk;
+    w->rc = rc;
+    w->q = q;
+    w->push = push;
+    w->arg = arg;
+    w->nd = w->na = w->nl = w->npend = 0;
+    w->bar = -INFINITY;
+    /* the length norm at length 0, the least: what score_bound scores with */
+    w->norm0 = rank__length_norm(0, q->avg);
+    w->look_ceiling = 0;
+    w->fmin = 0;
+    /* Nothing counted, so a row that cannot reach the bar need not be
+     * visited: a driving term that cannot lift a row to the bar with the
+     * looked-up ones is looked up too (MaxScore). */
+    w->prune = window <= 0 && !nskip;
 #define ROW_OK(id) (rb ? rbits_has(rb, id) : map_row_ok(rc, q, id))
     for (int i = 0; i < q->nterms; i++) {
         const rank_tfmap *m = q->map[i];
@@ -265,31 +350,32 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, uint32_t avo
             else
                 hi = mid;
         }
-        pos[i] = lo;
+        w->pos[i] = lo;
         q->pos[i] = lo;
         if (drive >> i & 1)
-            dv[nd++] = i;
+            w->dv[w->nd++] = i;
         else if (avoid >> i & 1)
-            av[na++] = i;
+            w->av[w->na++] = i;
         else {
-            lv[nl++] = i;
+            w->lv[w->nl++] = i;
             /* a term adds less than this to any row (rank.h) */
-            look_ceiling += q->idf[i] * (RANK_K1 + 1.0);
+            w->look_ceiling += q->idf[i] * (RANK_K1 + 1.0);
         }
     }
-    for (;;) {
+    while (w->nd > 0) {
         int64_t id = -1;
-        double freq[RANK_MAX_TERMS], score, bound = 0;
+        double *freq = w->pend_freq[w->npend], bound = 0;
         int j;
 
-        if (nd == 1) {
+        if (w->nd == 1) {
             /* One driving map (one word, most often a common one): step
              * past the rows the caller may not read in a tight loop, as a
              * caller who reads little would otherwise merge the whole map;
              * with nothing counted, past those that cannot reach the bar. */
-            const rank_tfmap *m = q->map[dv[0]];
-            size_t p = pos[dv[0]];
-            if (prune)
+            const rank_tfmap *m = q->map[w->dv[0]];
+            size_t p = w->pos[w->dv[0]];
+            uint32_t fmin = w->fmin;
+            if (w->prune)
                 while (p && (m->freq[p - 1] < fmin || !ROW_OK(m->ids[p - 1])))
                     p--;
             else
@@ -298,26 +384,26 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, uint32_t avo
             if (!p)
                 break;
             id = m->ids[--p];
-            pos[dv[0]] = p;
-            freq[dv[0]] = m->freq[p];
+            w->pos[w->dv[0]] = p;
+            freq[w->dv[0]] = m->freq[p];
         } else {
             /* the next id down, over the driving maps; each that holds it
              * steps past it */
-            for (j = 0; j < nd; j++) {
-                size_t p = pos[dv[j]];
-                if (p && (int64_t)q->map[dv[j]]->ids[p - 1] > id)
-                    id = q->map[dv[j]]->ids[p - 1];
+            for (j = 0; j < w->nd; j++) {
+                size_t p = w->pos[w->dv[j]];
+                if (p && (int64_t)q->map[w->dv[j]]->ids[p - 1] > id)
+                    id = q->map[w->dv[j]]->ids[p - 1];
             }
             if (id < 0)
                 break;
-            for (j = 0; j < nd; j++) {
-                const rank_tfmap *m = q->map[dv[j]];
-                size_t p = pos[dv[j]];
+            for (j = 0; j < w->nd; j++) {
+                const rank_tfmap *m = q->map[w->dv[j]];
+                size_t p = w->pos[w->dv[j]];
                 if (p && m->ids[p - 1] == (uint64_t)id) {
-                    freq[dv[j]] = m->freq[p - 1];
-                    pos[dv[j]] = p - 1;
+                    freq[w->dv[j]] = m->freq[p - 1];
+                    w->pos[w->dv[j]] = p - 1;
                 } else {
-                    freq[dv[j]] = 0;
+                    freq[w->dv[j]] = 0;
                 }
             }
             if (!ROW_OK(id)) /* dead before the map was loaded, or not the caller's */
@@ -327,63 +413,46 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, uint32_t avo
             sk--;
         if (sk && skip[sk - 1] == id)
             continue;
-        for (j = 0; j < na; j++) /* a row holding an avoided term is no row of this pass */
-            if (desc_has(q->map[av[j]], &q->pos[av[j]], (uint32_t)id))
+        for (j = 0; j < w->na; j++) /* a row holding an avoided term is no row of this pass */
+            if (desc_has(q->map[w->av[j]], &q->pos[w->av[j]], (uint32_t)id))
                 break;
-        if (j < na)
+        if (j < w->na)
             continue;
         /* A row that cannot beat the bar is counted, not scored: its length
          * is a read from memory far from the rest. First the bound with the
          * terms looked up at their ceilings, so that a lookup is saved too. */
-        if (bar != -INFINITY) {
-            if (nd == 1) {
-                if (freq[dv[0]] < fmin)
+        if (w->bar != -INFINITY) {
+            if (w->nd == 1) {
+                if (freq[w->dv[0]] < w->fmin)
                     goto counted;
             } else {
-                for (j = 0; j < nd; j++)
-                    if (freq[dv[j]] != 0)
-                        bound += rank__term_score(q->idf[dv[j]], freq[dv[j]], norm0);
-                if ((bound + look_ceiling) * (1 + 1e-9) < bar)
+                for (j = 0; j < w->nd; j++)
+                    if (freq[w->dv[j]] != 0)
+                        bound += rank__term_score(q->idf[w->dv[j]], freq[w->dv[j]], w->norm0);
+                if ((bound + w->look_ceiling) * (1 + 1e-9) < w->bar)
                     goto counted;
             }
         }
-        for (j = 0; j < na; j++)
-            freq[av[j]] = 0;
-        for (j = 0; j < nl; j++)
-            freq[lv[j]] = rank__tfmap_freq(q->map[lv[j]], id, &q->pos[lv[j]]);
-        if (bar == -INFINITY || score_bound(q, freq, norm0) >= bar) {
-            double was = bar;
-            score = row_score(rc, q, id, freq, &r, err);
-            if (r)
+        for (j = 0; j < w->na; j++)
+            freq[w->av[j]] = 0;
+        for (j = 0; j < w->nl; j++)
+            freq[w->lv[j]] = rank__tfmap_freq(q->map[w->lv[j]], id, &q->pos[w->lv[j]]);
+        if (w->bar == -INFINITY || score_bound(q, freq, w->norm0) >= w->bar) {
+            int64_t slot = rank__cmap_slot(&rc->map, id);
+            if (slot >= 0)
+                __builtin_prefetch(&rc->map.len[slot]);
+            w->pend_id[w->npend] = id;
+            w->pend_slot[w->npend] = slot;
+            if (++w->npend == MAP_PEND && (r = walk_flush(w, err)))
                 return -r;
-            bar = push(arg, id, score);
-            if (bar != was && bar != -INFINITY) {
-                /* demote the driving term of the least ceiling while it and
-                 * the looked-up ones cannot reach the bar */
-                while (prune && nd > 0) {
-                    int least = 0;
-                    for (j = 1; j < nd; j++)
-                        if (q->idf[dv[j]] < q->idf[dv[least]])
-                            least = j;
-                    if ((look_ceiling + q->idf[dv[least]] * (RANK_K1 + 1.0)) * (1 + 1e-9) >=
-                        bar)
-                        break;
-                    look_ceiling += q->idf[dv[least]] * (RANK_K1 + 1.0);
-                    q->pos[dv[least]] = pos[dv[least]];
-                    lv[nl++] = dv[least];
-                    dv[least] = dv[--nd];
-                }
-                if (!nd)
-                    break; /* no row left can reach the bar */
-                if (nd == 1)
-                    fmin = least_freq(q->idf[dv[0]], norm0, look_ceiling, bar, fmin);
-            }
         }
     counted:
         if (++pushed == window)
             break;
     }
 #undef ROW_OK
+    if ((r = walk_flush(w, err)))
+        return -r;
     return pushed;
 }
 
