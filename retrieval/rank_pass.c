@@ -280,8 +280,10 @@ static void walk_raised(map_walk *w)
         w->fmin = least_freq(q->idf[w->dv[0]], w->norm0, w->look_ceiling, w->bar, w->fmin);
 }
 
-/* walk_flush - score the waiting rows, in the order they came, each
- * against the bar as it is by then. CTX_OK or a store error. */
+/* walk_flush - score the waiting rows, in the order they came (a row the
+ * bar rose past while it waited is scored all the same: its length is
+ * read by now, and a second bound costs about what the score does).
+ * CTX_OK or a store error. */
 static int walk_flush(map_walk *w, ctx_error *err)
 {
     int n = w->npend, r;
@@ -291,8 +293,6 @@ static int walk_flush(map_walk *w, ctx_error *err)
         const double *freq = w->pend_freq[i];
         int len;
         double bar;
-        if (w->bar != -INFINITY && score_bound(w->q, freq, w->norm0) < w->bar)
-            continue; /* the bar rose past it while it waited */
         if (w->pend_slot[i] < 0 || (len = w->rc->map.len[w->pend_slot[i]]) < 0) {
             if ((r = docsize_len(w->rc, w->pend_id[i], err, &len)))
                 return r;
@@ -317,6 +317,9 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, uint32_t avo
     map_walk *w, walk;
     size_t sk = nskip;
     int64_t pushed = 0;
+    int nd, na, nl;
+    uint32_t fmin;
+    double bar, look_ceiling, norm0;
     /* with a source filter the chunk map is asked: the bits know no sources */
     const rank_rbits *rb = q->sources ? NULL : rbits_get(rc, q);
     int r;
@@ -362,19 +365,26 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, uint32_t avo
             w->look_ceiling += q->idf[i] * (RANK_K1 + 1.0);
         }
     }
-    while (w->nd > 0) {
+    /* the loop's copies of what only walk_flush changes */
+    nd = w->nd;
+    na = w->na;
+    nl = w->nl;
+    bar = w->bar;
+    fmin = w->fmin;
+    look_ceiling = w->look_ceiling;
+    norm0 = w->norm0;
+    while (nd > 0) {
         int64_t id = -1;
         double *freq = w->pend_freq[w->npend], bound = 0;
         int j;
 
-        if (w->nd == 1) {
+        if (nd == 1) {
             /* One driving map (one word, most often a common one): step
              * past the rows the caller may not read in a tight loop, as a
              * caller who reads little would otherwise merge the whole map;
              * with nothing counted, past those that cannot reach the bar. */
             const rank_tfmap *m = q->map[w->dv[0]];
             size_t p = w->pos[w->dv[0]];
-            uint32_t fmin = w->fmin;
             if (w->prune)
                 while (p && (m->freq[p - 1] < fmin || !ROW_OK(m->ids[p - 1])))
                     p--;
@@ -389,14 +399,14 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, uint32_t avo
         } else {
             /* the next id down, over the driving maps; each that holds it
              * steps past it */
-            for (j = 0; j < w->nd; j++) {
+            for (j = 0; j < nd; j++) {
                 size_t p = w->pos[w->dv[j]];
                 if (p && (int64_t)q->map[w->dv[j]]->ids[p - 1] > id)
                     id = q->map[w->dv[j]]->ids[p - 1];
             }
             if (id < 0)
                 break;
-            for (j = 0; j < w->nd; j++) {
+            for (j = 0; j < nd; j++) {
                 const rank_tfmap *m = q->map[w->dv[j]];
                 size_t p = w->pos[w->dv[j]];
                 if (p && m->ids[p - 1] == (uint64_t)id) {
@@ -413,38 +423,45 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, uint32_t avo
             sk--;
         if (sk && skip[sk - 1] == id)
             continue;
-        for (j = 0; j < w->na; j++) /* a row holding an avoided term is no row of this pass */
+        for (j = 0; j < na; j++) /* a row holding an avoided term is no row of this pass */
             if (desc_has(q->map[w->av[j]], &q->pos[w->av[j]], (uint32_t)id))
                 break;
-        if (j < w->na)
+        if (j < na)
             continue;
         /* A row that cannot beat the bar is counted, not scored: its length
          * is a read from memory far from the rest. First the bound with the
          * terms looked up at their ceilings, so that a lookup is saved too. */
-        if (w->bar != -INFINITY) {
-            if (w->nd == 1) {
-                if (freq[w->dv[0]] < w->fmin)
+        if (bar != -INFINITY) {
+            if (nd == 1) {
+                if (freq[w->dv[0]] < fmin)
                     goto counted;
             } else {
-                for (j = 0; j < w->nd; j++)
+                for (j = 0; j < nd; j++)
                     if (freq[w->dv[j]] != 0)
-                        bound += rank__term_score(q->idf[w->dv[j]], freq[w->dv[j]], w->norm0);
-                if ((bound + w->look_ceiling) * (1 + 1e-9) < w->bar)
+                        bound += rank__term_score(q->idf[w->dv[j]], freq[w->dv[j]], norm0);
+                if ((bound + look_ceiling) * (1 + 1e-9) < bar)
                     goto counted;
             }
         }
-        for (j = 0; j < w->na; j++)
+        for (j = 0; j < na; j++)
             freq[w->av[j]] = 0;
-        for (j = 0; j < w->nl; j++)
+        for (j = 0; j < nl; j++)
             freq[w->lv[j]] = rank__tfmap_freq(q->map[w->lv[j]], id, &q->pos[w->lv[j]]);
-        if (w->bar == -INFINITY || score_bound(q, freq, w->norm0) >= w->bar) {
+        if (bar == -INFINITY || score_bound(q, freq, norm0) >= bar) {
             int64_t slot = rank__cmap_slot(&rc->map, id);
             if (slot >= 0)
                 __builtin_prefetch(&rc->map.len[slot]);
             w->pend_id[w->npend] = id;
             w->pend_slot[w->npend] = slot;
-            if (++w->npend == MAP_PEND && (r = walk_flush(w, err)))
-                return -r;
+            if (++w->npend == MAP_PEND) {
+                if ((r = walk_flush(w, err)))
+                    return -r;
+                nd = w->nd;
+                nl = w->nl;
+                bar = w->bar;
+                fmin = w->fmin;
+                look_ceiling = w->look_ceiling;
+            }
         }
     counted:
         if (++pushed == window)
