@@ -65,7 +65,10 @@ static void usage(FILE *f)
             "environment: BENCH_SLOW_MS=N prints each of our queries slower than N ms;\n"
             "  BENCH_EXPAND=terms,docs,weight times our queries with query expansion;\n"
             "  BENCH_PROXIMITY=w with the proximity reordering of weight w;\n"
-            "  BENCH_ONLY=10%%,100%% times only those shares\n");
+            "  BENCH_ONLY=10%%,100%% times only those shares;\n"
+            "  BENCH_NO_VISIBLE=1 skips counting each user's documents (a scan of\n"
+            "  every document: minutes under valgrind; the report then says -1);\n"
+            "  BENCH_DUMP=FILE appends each of our answers (ids, scores in %%a) to FILE\n");
 }
 
 static int parse_opts(int argc, char **argv, opts *o)
@@ -685,6 +688,16 @@ static void ours_one(sqlite3 *db, const char *user, const query *q, size_t *hits
                 user, q->text, (now_s() - t0) * 1e3, res.rare_only, res.windowed, res.mapped,
                 res.rare_mapped, res.by_readable);
     *hits = res.n;
+    if (getenv("BENCH_DUMP")) { /* to compare two builds' answers */
+        FILE *f = fopen(getenv("BENCH_DUMP"), "a");
+        if (!f)
+            die("BENCH_DUMP", strerror(errno));
+        fprintf(f, "%s \"%s\":", user, q->text);
+        for (size_t i = 0; i < res.n; i++)
+            fprintf(f, " %lld/%a", (long long)res.hits[i].chunk_id, res.hits[i].score);
+        fprintf(f, "\n");
+        fclose(f);
+    }
     search_result_free(&res);
 }
 
@@ -854,7 +867,7 @@ static void run_user(const opts *o, sqlite3 *db, PGconn *pg, size_t u, const que
             die("principals", "out of memory");
     puts_(&pj, "]");
     puts_(&parr, "}");
-    r->visible = visible_docs(db, pj.data);
+    r->visible = getenv("BENCH_NO_VISIBLE") ? -1 : visible_docs(db, pj.data);
 
     /* Warm-up and checks get a slice of the budget, so a slow system cannot
      * spend it all before timing starts. */

@@ -138,13 +138,7 @@ static void ctx_tfbuild_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite
 
 double rank_score(const rank_query *q, const double *freq, int len)
 {
-    double score = 0, norm = rank__length_norm(len, q->avg);
-
-    /* as ctx_rank adds them: in term order, a term the row lacks skipped */
-    for (int i = 0; i < q->nterms; i++)
-        if (freq[i] != 0)
-            score += rank__term_score(q->idf[i], freq[i], norm);
-    return score;
+    return rank__score(q, freq, len);
 }
 
 /* collect_row - append chunk id (mapped) to q->collect: 0, or CTX_ENOMEM. */

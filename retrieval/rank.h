@@ -250,19 +250,23 @@ int rank_tfmap_prebuild(rank_conn *rc, const char *word, ctx_error *err);
 /*
  * rank_map_pass - a pass over rows from q's maps alone, where every term of
  * q has one: each row holding one of the terms whose bit is in drive, up
- * to the maps' upto, that q's readable and sources bitmaps let through and
- * that is not in skip[] (ascending ids), newest first, scored on every
- * term as ctx_rank scores it, goes to push(arg, id, score); with window >
- * 0, only the first window rows. Returns how many rows were pushed, or
- * minus an error code. A chunk deleted since its map was read may be
- * pushed: the caller's fetch drops it. push returns the score a row must
- * reach to be of use (the least of a full top list), or -INFINITY while
- * any row is: a row that cannot reach it is counted but not scored.
+ * to the maps' upto, that q's readable and sources bitmaps let through,
+ * that holds none of the terms whose bit is in avoid and that is not in
+ * skip[] (ascending ids), newest first, scored on every term as ctx_rank
+ * scores it, goes to push(arg, id, score); with window > 0, only the first
+ * window rows. Returns how many rows were pushed, or minus an error code.
+ * A chunk deleted since its map was read may be pushed: the caller's
+ * fetch drops it. push returns the score a row must reach to be of use
+ * (the least of a full top list), or -INFINITY while any row is: a row
+ * that cannot reach it is counted but not scored. With no window and no
+ * skip[] nothing needs counting, so such rows are passed over unvisited
+ * where the terms allow (a driving term that cannot lift a row to the bar
+ * is only looked up, MaxScore), and the count leaves them out.
  */
 typedef double (*rank_push_fn)(void *arg, int64_t id, double score);
-int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_t *skip,
-                      size_t nskip, int64_t window, rank_push_fn push, void *arg,
-                      ctx_error *err);
+int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, uint32_t avoid,
+                      const int64_t *skip, size_t nskip, int64_t window, rank_push_fn push,
+                      void *arg, ctx_error *err);
 
 /*
  * rank_readable_pass - a pass over the caller's own rows: every chunk up to

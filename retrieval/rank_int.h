@@ -47,6 +47,21 @@ typedef struct rank_cmap {
     int nolists;                /* an id past UINT32_MAX: byacl is not kept */
 } rank_cmap;
 
+/* rank__popcount - the set bits of x. __builtin_popcountll is a call into
+ * libgcc unless the build targets the popcnt instruction; a row looked up
+ * in the chunk map pays for one, so without it the bits are added here. */
+static inline int rank__popcount(uint64_t x)
+{
+#ifdef __POPCNT__
+    return __builtin_popcountll(x);
+#else
+    x -= (x >> 1) & 0x5555555555555555u;
+    x = (x & 0x3333333333333333u) + ((x >> 2) & 0x3333333333333333u);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fu;
+    return (int)((x * 0x0101010101010101u) >> 56);
+#endif
+}
+
 /* rank__cmap_slot - chunk id's slot in m, or -1 when it has none. */
 static inline int64_t rank__cmap_slot(const rank_cmap *m, int64_t id)
 {
@@ -60,7 +75,7 @@ static inline int64_t rank__cmap_slot(const rank_cmap *m, int64_t id)
     bit = (uint64_t)1 << (id & 63);
     if (!(x->bits & bit))
         return -1;
-    return (int64_t)x->before + __builtin_popcountll(x->bits & (bit - 1));
+    return (int64_t)x->before + rank__popcount(x->bits & (bit - 1));
 }
 
 /* rank__cmap_acl - the ACL set of chunk id, 0 when it is not a live mapped chunk. */
@@ -260,6 +275,18 @@ static inline double rank__length_norm(int len, double avg)
 static inline double rank__term_score(double idf, double freq, double norm)
 {
     return idf * (freq * (RANK_K1 + 1.0)) / (freq + norm);
+}
+
+/* rank__score - rank_score (rank.h), inline for the passes over the maps. */
+static inline double rank__score(const rank_query *q, const double *freq, int len)
+{
+    double score = 0, norm = rank__length_norm(len, q->avg);
+
+    /* as ctx_rank adds them: in term order, a term the row lacks skipped */
+    for (int i = 0; i < q->nterms; i++)
+        if (freq[i] != 0)
+            score += rank__term_score(q->idf[i], freq[i], norm);
+    return score;
 }
 
 #endif

@@ -11,16 +11,14 @@
 #include "../core/util.h"
 #include "../indexer/stmt.h"
 
-/* row_len - title + text tokens of chunk id, from the map or its docsize row; -1 if none. */
-static int row_len(rank_conn *rc, int64_t id, ctx_error *err, int *len)
+/* docsize_len - title + text tokens of chunk id from its docsize row (an id the
+ * chunk map has no length for); -1 if none. */
+static int docsize_len(rank_conn *rc, int64_t id, ctx_error *err, int *len)
 {
-    int64_t slot = rank__cmap_slot(&rc->map, id);
     sqlite3_stmt *s;
     int step;
 
     *len = -1;
-    if (slot >= 0 && (*len = rc->map.len[slot]) >= 0)
-        return CTX_OK;
     if (stmt_get(rc->db, "SELECT sz FROM chunks_fts_docsize WHERE id = ?1", &s) != SQLITE_OK)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
     sqlite3_bind_int64(s, 1, id);
@@ -30,6 +28,16 @@ static int row_len(rank_conn *rc, int64_t id, ctx_error *err, int *len)
     if (step != SQLITE_ROW && step != SQLITE_DONE)
         return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(rc->db));
     return CTX_OK;
+}
+
+/* row_len - title + text tokens of chunk id, from the map or its docsize row; -1 if none. */
+static inline int row_len(rank_conn *rc, int64_t id, ctx_error *err, int *len)
+{
+    int64_t slot = rank__cmap_slot(&rc->map, id);
+
+    if (slot >= 0 && (*len = rc->map.len[slot]) >= 0)
+        return CTX_OK;
+    return docsize_len(rc, id, err, len);
 }
 
 /* map_row_ok - chunk id of a map is committed as the chunk map knows it and
@@ -160,18 +168,23 @@ static inline int rbits_has(const rank_rbits *b, int64_t id)
 
 /*
  * score_bound - the most a row with these frequencies can score, whatever
- * its length: rank_score at length 0 (the smallest norm), a hair over so
- * that rounding never puts it under the row's score.
+ * its length: rank_score at length 0 (norm0, the smallest norm), a hair
+ * over so that rounding never puts it under the row's score.
  */
-static double score_bound(const rank_query *q, const double *freq)
+static inline double score_bound(const rank_query *q, const double *freq, double norm0)
 {
-    return rank_score(q, freq, 0) * (1 + 1e-9);
+    double score = 0;
+
+    for (int i = 0; i < q->nterms; i++) /* as rank_score adds them */
+        if (freq[i] != 0)
+            score += rank__term_score(q->idf[i], freq[i], norm0);
+    return score * (1 + 1e-9);
 }
 
 /* row_score - rank_score of chunk id with these frequencies, its length read
  * from the chunk map (or its docsize row); on an error 0 and *r set. */
-static double row_score(rank_conn *rc, const rank_query *q, int64_t id, const double *freq,
-                        int *r, ctx_error *err)
+static inline double row_score(rank_conn *rc, const rank_query *q, int64_t id,
+                               const double *freq, int *r, ctx_error *err)
 {
     int len;
 
@@ -181,27 +194,158 @@ static double row_score(rank_conn *rc, const rank_query *q, int64_t id, const do
         *r = ctx_error_set(err, CTX_ESTORE, "search: chunk %lld has no length", (long long)id);
         return 0;
     }
-    return rank_score(q, freq, len);
+    return rank__score(q, freq, len);
 }
 
-int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_t *skip,
-                      size_t nskip, int64_t window, rank_push_fn push, void *arg,
-                      ctx_error *err)
+/* desc_has - does map m hold id? For ids asked in falling order: *c is
+ * where the last ended (m's ids below c are at most the last id asked), so
+ * a pass steps through m once, as through a merge. */
+static inline int desc_has(const rank_tfmap *m, size_t *c, uint32_t id)
 {
-    size_t pos[RANK_MAX_TERMS], sk = nskip;
+    size_t p = *c;
+
+    while (p && m->ids[p - 1] > id)
+        p--;
+    *c = p;
+    return p && m->ids[p - 1] == id;
+}
+
+/*
+ * least_freq - with one driving term d: the least frequency from lo up of a
+ * row whose bound, as rank_map_pass takes it (d's score at length 0 plus
+ * the looked-up terms' ceilings, a hair over), reaches bar; 65536 for none.
+ * The bound rises with the frequency (by far more than rounding moves it),
+ * so a binary search finds it, and a row under it fails the test exactly.
+ */
+static uint32_t least_freq(double idf, double norm0, double look_ceiling, double bar,
+                           uint32_t lo)
+{
+    uint32_t hi = 65536;
+
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if ((rank__term_score(idf, (double)mid, norm0) + look_ceiling) * (1 + 1e-9) < bar)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/*
+ * What rank_map_pass keeps: its terms by role, the bar, and the rows that
+ * passed the bound waiting for their lengths. A row's length is a read far
+ * from the rest (a cache miss a row where the rows are scattered), so each
+ * is asked for ahead (a prefetch) and MAP_PEND of them are scored together,
+ * their reads overlapping; the bar is then a few rows late, which only
+ * lets a row more through the bound.
+ */
+#define MAP_PEND 8
+
+typedef struct map_walk {
+    rank_conn *rc;
+    rank_query *q;
+    rank_push_fn push;
+    void *arg;
+    size_t pos[RANK_MAX_TERMS];     /* driving and avoided maps: next row at pos - 1 */
+    int dv[RANK_MAX_TERMS], av[RANK_MAX_TERMS], lv[RANK_MAX_TERMS], nd, na, nl;
+    double bar, norm0, look_ceiling;
+    uint32_t fmin;                  /* one driving term: a lesser frequency cannot reach bar */
+    int prune;                      /* nothing counted: demote driving terms (MaxScore) */
+    int npend;
+    int64_t pend_id[MAP_PEND], pend_slot[MAP_PEND];
+    double pend_freq[MAP_PEND][RANK_MAX_TERMS];
+} map_walk;
+
+/* walk_raised - the bar rose to w->bar: with nothing counted, demote the
+ * driving term of the least ceiling while it and the looked-up ones cannot
+ * reach it; with one driving term left, the frequency it needs. */
+static void walk_raised(map_walk *w)
+{
+    const rank_query *q = w->q;
+
+    while (w->prune && w->nd > 0) {
+        int least = 0;
+        for (int j = 1; j < w->nd; j++)
+            if (q->idf[w->dv[j]] < q->idf[w->dv[least]])
+                least = j;
+        if ((w->look_ceiling + q->idf[w->dv[least]] * (RANK_K1 + 1.0)) * (1 + 1e-9) >= w->bar)
+            break;
+        w->look_ceiling += q->idf[w->dv[least]] * (RANK_K1 + 1.0);
+        w->q->pos[w->dv[least]] = w->pos[w->dv[least]];
+        w->lv[w->nl++] = w->dv[least];
+        w->dv[least] = w->dv[--w->nd];
+    }
+    if (w->nd == 1)
+        w->fmin = least_freq(q->idf[w->dv[0]], w->norm0, w->look_ceiling, w->bar, w->fmin);
+}
+
+/* walk_flush - score the waiting rows, in the order they came (a row the
+ * bar rose past while it waited is scored all the same: its length is
+ * read by now, and a second bound costs about what the score does).
+ * CTX_OK or a store error. */
+static int walk_flush(map_walk *w, ctx_error *err)
+{
+    int n = w->npend, r;
+
+    w->npend = 0;
+    for (int i = 0; i < n; i++) {
+        const double *freq = w->pend_freq[i];
+        int len;
+        double bar;
+        if (w->pend_slot[i] < 0 || (len = w->rc->map.len[w->pend_slot[i]]) < 0) {
+            if ((r = docsize_len(w->rc, w->pend_id[i], err, &len)))
+                return r;
+            if (len < 0)
+                return ctx_error_set(err, CTX_ESTORE, "search: chunk %lld has no length",
+                                     (long long)w->pend_id[i]);
+        }
+        bar = w->push(w->arg, w->pend_id[i], rank__score(w->q, freq, len));
+        if (bar != w->bar && bar != -INFINITY) {
+            w->bar = bar;
+            walk_raised(w);
+        }
+        w->bar = bar;
+    }
+    return CTX_OK;
+}
+
+int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, uint32_t avoid,
+                      const int64_t *skip, size_t nskip, int64_t window, rank_push_fn push,
+                      void *arg, ctx_error *err)
+{
+    map_walk *w, walk;
+    size_t sk = nskip;
     int64_t pushed = 0;
-    double bar = -INFINITY;
+    int nd, na, nl;
+    uint32_t fmin;
+    double bar, look_ceiling, norm0;
     /* with a source filter the chunk map is asked: the bits know no sources */
     const rank_rbits *rb = q->sources ? NULL : rbits_get(rc, q);
     int r;
 
+    w = &walk;
+    w->rc = rc;
+    w->q = q;
+    w->push = push;
+    w->arg = arg;
+    w->nd = w->na = w->nl = w->npend = 0;
+    w->bar = -INFINITY;
+    /* the length norm at length 0, the least: what score_bound scores with */
+    w->norm0 = rank__length_norm(0, q->avg);
+    w->look_ceiling = 0;
+    w->fmin = 0;
+    /* Nothing counted, so a row that cannot reach the bar need not be
+     * visited: a driving term that cannot lift a row to the bar with the
+     * looked-up ones is looked up too (MaxScore). */
+    w->prune = window <= 0 && !nskip;
 #define ROW_OK(id) (rb ? rbits_has(rb, id) : map_row_ok(rc, q, id))
     for (int i = 0; i < q->nterms; i++) {
         const rank_tfmap *m = q->map[i];
         size_t lo = 0, hi;
         if (!m)
             return -ctx_error_set(err, CTX_EINVAL, "search: a map pass needs every term's map");
-        /* driving maps: the next row is at pos - 1, the newest <= q->upto */
+        /* driving and avoided maps: the next row is at pos - 1, the newest <= q->upto */
         for (hi = m->n; lo < hi;) {
             size_t mid = lo + (hi - lo) / 2;
             if ((int64_t)m->ids[mid] <= q->upto)
@@ -209,57 +353,123 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, const int64_
             else
                 hi = mid;
         }
-        pos[i] = lo;
+        w->pos[i] = lo;
         q->pos[i] = lo;
-    }
-    drive &= q->nterms >= 32 ? ~0u : (1u << q->nterms) - 1;
-    for (;;) {
-        int64_t id = -1;
-        double freq[RANK_MAX_TERMS], score;
-
-        /* One driving map (one word, most often a common one): step past
-         * the rows the caller may not read in a tight loop, as a caller
-         * who reads little would otherwise merge the whole map. */
-        if (drive && !(drive & (drive - 1))) {
-            int i = __builtin_ctz(drive);
-            while (pos[i] && !ROW_OK(q->map[i]->ids[pos[i] - 1]))
-                pos[i]--;
+        if (drive >> i & 1)
+            w->dv[w->nd++] = i;
+        else if (avoid >> i & 1)
+            w->av[w->na++] = i;
+        else {
+            w->lv[w->nl++] = i;
+            /* a term adds less than this to any row (rank.h) */
+            w->look_ceiling += q->idf[i] * (RANK_K1 + 1.0);
         }
-        /* the next id down, over the driving maps */
-        for (int i = 0; i < q->nterms; i++)
-            if ((drive >> i & 1) && pos[i] && (int64_t)q->map[i]->ids[pos[i] - 1] > id)
-                id = q->map[i]->ids[pos[i] - 1];
-        if (id < 0)
-            break;
+    }
+    /* the loop's copies of what only walk_flush changes */
+    nd = w->nd;
+    na = w->na;
+    nl = w->nl;
+    bar = w->bar;
+    fmin = w->fmin;
+    look_ceiling = w->look_ceiling;
+    norm0 = w->norm0;
+    while (nd > 0) {
+        int64_t id = -1;
+        double *freq = w->pend_freq[w->npend], bound = 0;
+        int j;
+
+        if (nd == 1) {
+            /* One driving map (one word, most often a common one): step
+             * past the rows the caller may not read in a tight loop, as a
+             * caller who reads little would otherwise merge the whole map;
+             * with nothing counted, past those that cannot reach the bar. */
+            const rank_tfmap *m = q->map[w->dv[0]];
+            size_t p = w->pos[w->dv[0]];
+            if (w->prune)
+                while (p && (m->freq[p - 1] < fmin || !ROW_OK(m->ids[p - 1])))
+                    p--;
+            else
+                while (p && !ROW_OK(m->ids[p - 1]))
+                    p--;
+            if (!p)
+                break;
+            id = m->ids[--p];
+            w->pos[w->dv[0]] = p;
+            freq[w->dv[0]] = m->freq[p];
+        } else {
+            /* the next id down, over the driving maps; each that holds it
+             * steps past it */
+            for (j = 0; j < nd; j++) {
+                size_t p = w->pos[w->dv[j]];
+                if (p && (int64_t)q->map[w->dv[j]]->ids[p - 1] > id)
+                    id = q->map[w->dv[j]]->ids[p - 1];
+            }
+            if (id < 0)
+                break;
+            for (j = 0; j < nd; j++) {
+                const rank_tfmap *m = q->map[w->dv[j]];
+                size_t p = w->pos[w->dv[j]];
+                if (p && m->ids[p - 1] == (uint64_t)id) {
+                    freq[w->dv[j]] = m->freq[p - 1];
+                    w->pos[w->dv[j]] = p - 1;
+                } else {
+                    freq[w->dv[j]] = 0;
+                }
+            }
+            if (!ROW_OK(id)) /* dead before the map was loaded, or not the caller's */
+                continue;
+        }
         while (sk && skip[sk - 1] > id) /* ids come down, the skip list goes up */
             sk--;
-        /* skipped, dead before the map was loaded, or not the caller's */
-        if (!ROW_OK(id) || (sk && skip[sk - 1] == id)) {
-            for (int i = 0; i < q->nterms; i++)
-                if ((drive >> i & 1) && pos[i] && q->map[i]->ids[pos[i] - 1] == (uint64_t)id)
-                    pos[i]--;
+        if (sk && skip[sk - 1] == id)
             continue;
-        }
-        for (int i = 0; i < q->nterms; i++) {
-            if (!(drive >> i & 1))
-                freq[i] = rank__tfmap_freq(q->map[i], id, &q->pos[i]);
-            else if (pos[i] && q->map[i]->ids[pos[i] - 1] == (uint64_t)id)
-                freq[i] = q->map[i]->freq[--pos[i]];
-            else
-                freq[i] = 0;
-        }
+        for (j = 0; j < na; j++) /* a row holding an avoided term is no row of this pass */
+            if (desc_has(q->map[w->av[j]], &q->pos[w->av[j]], (uint32_t)id))
+                break;
+        if (j < na)
+            continue;
         /* A row that cannot beat the bar is counted, not scored: its length
-         * is a read from memory far from the rest. */
-        if (bar == -INFINITY || score_bound(q, freq) >= bar) {
-            score = row_score(rc, q, id, freq, &r, err);
-            if (r)
-                return -r;
-            bar = push(arg, id, score);
+         * is a read from memory far from the rest. First the bound with the
+         * terms looked up at their ceilings, so that a lookup is saved too. */
+        if (bar != -INFINITY) {
+            if (nd == 1) {
+                if (freq[w->dv[0]] < fmin)
+                    goto counted;
+            } else {
+                for (j = 0; j < nd; j++)
+                    if (freq[w->dv[j]] != 0)
+                        bound += rank__term_score(q->idf[w->dv[j]], freq[w->dv[j]], norm0);
+                if ((bound + look_ceiling) * (1 + 1e-9) < bar)
+                    goto counted;
+            }
         }
+        for (j = 0; j < na; j++)
+            freq[w->av[j]] = 0;
+        for (j = 0; j < nl; j++)
+            freq[w->lv[j]] = rank__tfmap_freq(q->map[w->lv[j]], id, &q->pos[w->lv[j]]);
+        if (bar == -INFINITY || score_bound(q, freq, norm0) >= bar) {
+            int64_t slot = rank__cmap_slot(&rc->map, id);
+            if (slot >= 0)
+                __builtin_prefetch(&rc->map.len[slot]);
+            w->pend_id[w->npend] = id;
+            w->pend_slot[w->npend] = slot;
+            if (++w->npend == MAP_PEND) {
+                if ((r = walk_flush(w, err)))
+                    return -r;
+                nd = w->nd;
+                nl = w->nl;
+                bar = w->bar;
+                fmin = w->fmin;
+                look_ceiling = w->look_ceiling;
+            }
+        }
+    counted:
         if (++pushed == window)
             break;
     }
 #undef ROW_OK
+    if ((r = walk_flush(w, err)))
+        return -r;
     return pushed;
 }
 
@@ -275,7 +485,7 @@ int64_t rank_readable_pass(rank_conn *rc, rank_query *q, rank_push_fn push, void
     const rank_rbits *b;
     size_t pos[RANK_MAX_TERMS] = {0};
     int64_t pushed = 0, last;
-    double bar = -INFINITY;
+    double bar = -INFINITY, norm0 = rank__length_norm(0, q->avg);
     int r;
 
     if (m->nolists || !q->readable)
@@ -299,7 +509,7 @@ int64_t rank_readable_pass(rank_conn *rc, rank_query *q, rank_push_fn push, void
                 break;
             for (int i = 0; i < q->nterms; i++)
                 any |= (freq[i] = rank__tfmap_freq(q->map[i], id, &pos[i])) != 0;
-            if (!any || (bar != -INFINITY && score_bound(q, freq) < bar))
+            if (!any || (bar != -INFINITY && score_bound(q, freq, norm0) < bar))
                 continue;
             if (q->sources && ((slot = rank__cmap_slot(m, id)) < 0 ||
                                !rank_bit(q->sources, q->nsources, m->src[slot])))

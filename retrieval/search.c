@@ -352,23 +352,6 @@ static double heap_push_cb(void *arg, int64_t id, double score)
     return h->n == h->cap && h->cap ? h->v[0].score : -INFINITY;
 }
 
-/* What record_push_cb fills: the heap, and the pass's ids. */
-typedef struct recorder {
-    heap *h;
-    pass *p;
-    int oom;
-} recorder;
-
-/* record_push_cb - into the heap, and the id into the pass's list; every
- * row is pushed (no bar), so the list holds them all. */
-static double record_push_cb(void *arg, int64_t id, double score)
-{
-    recorder *r = arg;
-    heap_push(r->h, (cand){score, id});
-    r->oom |= record_id(r->p, id);
-    return -INFINITY;
-}
-
 /* run_pass - score every row of p's MATCH that the caller may read into h. */
 static int run_pass(sqlite3 *db, rank_conn *rc, pass *p, rank_query *q, heap *h,
                     ctx_error *err)
@@ -599,25 +582,18 @@ static int walk(plan *pl, enum match_shape shape, uint32_t mask, int first_phras
 
 /*
  * map_rare_pass - the rows up to upto holding a rare term, from the maps
- * (every term has one), scored on every term and recorded in p (ascending,
- * as the common pass's skip list wants them).
+ * (every term has one), scored on every term. A row that cannot enter the
+ * heap is not scored; the common pass then leaves out every row holding a
+ * rare term by the rare terms' maps.
  */
-static int map_rare_pass(plan *pl, pass *p, heap *h, ctx_error *err)
+static int map_rare_pass(plan *pl, heap *h, ctx_error *err)
 {
     rank_query mq = *pl->q;
-    recorder r = {h, p, 0};
     int64_t n;
 
     query_terms(&mq, pl->terms, pl->all, 0, pl->maps);
-    if ((n = rank_map_pass(pl->rc, &mq, pl->rare, NULL, 0, 0, record_push_cb, &r, err)) < 0)
+    if ((n = rank_map_pass(pl->rc, &mq, pl->rare, 0, NULL, 0, 0, heap_push_cb, h, err)) < 0)
         return (int)-n;
-    if (r.oom)
-        return ctx_error_set(err, CTX_ENOMEM, "search: out of memory");
-    for (size_t i = 0, j = p->nids; i + 1 < j; i++, j--) { /* newest first: turn it */
-        int64_t t = p->ids[i];
-        p->ids[i] = p->ids[j - 1];
-        p->ids[j - 1] = t;
-    }
     return CTX_OK;
 }
 
@@ -699,7 +675,7 @@ static int rank_into(plan *pl, heap *h, int *windowed, int *rare_only, ctx_error
     if (pl->rare) {
         /* Rows with a rare term, scored on every term. */
         if (pl->rare_mapped) {
-            if ((rc = map_rare_pass(pl, &rp, h, err)))
+            if ((rc = map_rare_pass(pl, h, err)))
                 goto out;
             tail.lo = pl->upto + 1;
         } else if (pl->mapped) {
@@ -731,9 +707,18 @@ static int rank_into(plan *pl, heap *h, int *windowed, int *rare_only, ctx_error
     if (pl->mapped && !cp.windowed) {
         int64_t left = pl->window > 0 ? pl->window - cp.seen : 0;
         rank_query mq = *pl->q;
-        query_terms(&mq, pl->terms, pl->all & ~pl->rare, 0, pl->maps);
-        if ((n = rank_map_pass(pl->rc, &mq, (1u << mq.nterms) - 1, rp.ids, rp.nids, left,
-                               heap_push_cb, h, err)) < 0)
+        uint32_t drive;
+        /* Rows holding a rare term were ranked above: with every term
+         * mapped, the rare terms' maps say which; else the walk's ids. */
+        if (pl->rare_mapped) {
+            query_terms(&mq, pl->terms, pl->all, 0, pl->maps);
+            drive = pl->all & ~pl->rare;
+        } else {
+            query_terms(&mq, pl->terms, pl->all & ~pl->rare, 0, pl->maps);
+            drive = (1u << mq.nterms) - 1;
+        }
+        if ((n = rank_map_pass(pl->rc, &mq, drive, pl->rare_mapped ? pl->rare : 0, rp.ids,
+                               rp.nids, left, heap_push_cb, h, err)) < 0)
             rc = (int)-n;
         else
             *windowed = left > 0 && n == left;
