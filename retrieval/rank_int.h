@@ -102,7 +102,8 @@ int rank__cmap_copy(rank_cmap *dst, const rank_cmap *src);
  * A caller's readable chunks as a bit per chunk id (rank_pass.c): a bit
  * test in a few hundred kilobytes that stay in cache, where the chunk map's
  * ACL array (4 bytes a chunk) misses it a row at a time. Kept per readable
- * set of ACL sets, the last RANK_RBITS_KEEP asked for, and made again when
+ * set of ACL sets and source filter (a service names the sources an agent
+ * is granted in every search), the last RANK_RBITS_KEEP asked for, and made again when
  * the chunk map forgets a chunk (its epoch moves).
  */
 #define RANK_RBITS_KEEP 8
@@ -110,6 +111,8 @@ int rank__cmap_copy(rank_cmap *dst, const rank_cmap *src);
 typedef struct rank_rbits {
     uint8_t *sets;              /* the readable ACL-set bitmap it was made for */
     int64_t nsets;              /* bits in sets */
+    uint8_t *srcs;              /* the source bitmap it was made for, NULL = any */
+    int64_t nsrcs;              /* bits in srcs */
     uint64_t epoch;             /* rc->epoch when made */
     uint64_t *bits;             /* bit per chunk id <= upto: live and readable */
     int64_t upto, nwords;

@@ -57,13 +57,20 @@ void rank__rbits_free(rank_conn *rc)
 {
     for (int i = 0; i < RANK_RBITS_KEEP; i++) {
         ctx_free(rc->rbits[i].sets);
+        ctx_free(rc->rbits[i].srcs);
         ctx_free(rc->rbits[i].bits);
     }
     memset(rc->rbits, 0, sizeof rc->rbits);
 }
 
-/* rbits_scan - set the bits of the live readable chunks in (b->upto, rc->loaded],
- * in id order through the chunk map's slots. */
+/* in_sources - chunk map slot s is of a source q asks for. */
+static inline int in_sources(const rank_cmap *m, const rank_query *q, int64_t s)
+{
+    return !q->sources || rank_bit(q->sources, q->nsources, m->src[s]);
+}
+
+/* rbits_scan - set the bits of the live readable chunks in (b->upto, rc->loaded]
+ * of q's sources, in id order through the chunk map's slots. */
 static void rbits_scan(const rank_conn *rc, const rank_query *q, rank_rbits *b)
 {
     const rank_cmap *m = &rc->map;
@@ -75,14 +82,15 @@ static void rbits_scan(const rank_conn *rc, const rank_query *q, rank_rbits *b)
         for (; left; left &= left - 1, s++) {
             int64_t id = w * 64 + __builtin_ctzll(left);
             if (id > b->upto && id <= rc->loaded && m->acl[s] &&
-                rank_bit(q->readable, q->nreadable, m->acl[s]))
+                rank_bit(q->readable, q->nreadable, m->acl[s]) && in_sources(m, q, s))
                 b->bits[id >> 6] |= (uint64_t)1 << (id & 63);
         }
     }
 }
 
-/* rbits_lists - set the bits of the live chunks of each readable ACL set
- * from its list: for a caller who reads a small part of the chunks. */
+/* rbits_lists - set the bits of the live chunks of q's sources in each
+ * readable ACL set from its list: for a caller who reads a small part of
+ * the chunks. */
 static void rbits_lists(const rank_conn *rc, const rank_query *q, rank_rbits *b)
 {
     const rank_cmap *m = &rc->map;
@@ -94,21 +102,31 @@ static void rbits_lists(const rank_conn *rc, const rank_query *q, rank_rbits *b)
             continue;
         for (uint32_t j = 0; j < l->n && (int64_t)l->ids[j] <= rc->loaded; j++) {
             int64_t id = l->ids[j], slot = rank__cmap_slot(m, id);
-            if (slot >= 0 && m->acl[slot]) /* not deleted since it was listed */
+            if (slot >= 0 && m->acl[slot] && in_sources(m, q, slot)) /* live, asked for */
                 b->bits[id >> 6] |= (uint64_t)1 << (id & 63);
         }
     }
 }
 
 /*
- * rbits_get - q's caller's readable chunks up to rc->loaded as bits, kept
- * from an earlier search with the same readable sets when the chunk map
- * has forgotten nothing since; NULL when q reads everything, or out of
- * memory (the caller then asks the chunk map row by row).
+ * rbits_get - q's caller's readable chunks of q's sources up to rc->loaded
+ * as bits, kept from an earlier search with the same readable sets and
+ * sources when the chunk map has forgotten nothing since; NULL when q
+ * reads everything, or out of memory (the caller then asks the chunk map
+ * row by row).
  */
+static int rbits_for(const rank_rbits *x, const rank_query *q)
+{
+    return x->sets && x->nsets == q->nreadable &&
+           !memcmp(x->sets, q->readable, (size_t)(q->nreadable + 7) / 8) &&
+           !x->srcs == !q->sources &&
+           (!q->sources || (x->nsrcs == q->nsources &&
+                            !memcmp(x->srcs, q->sources, (size_t)(q->nsources + 7) / 8)));
+}
+
 static const rank_rbits *rbits_get(rank_conn *rc, const rank_query *q)
 {
-    size_t bytes = (size_t)(q->nreadable + 7) / 8;
+    size_t bytes = (size_t)(q->nreadable + 7) / 8, sbytes = (size_t)(q->nsources + 7) / 8;
     int64_t nwords = (rc->loaded >> 6) + 1, rows = 0;
     rank_rbits *b = NULL;
 
@@ -116,7 +134,7 @@ static const rank_rbits *rbits_get(rank_conn *rc, const rank_query *q)
         return NULL;
     for (int i = 0; i < RANK_RBITS_KEEP; i++) {
         rank_rbits *x = &rc->rbits[i];
-        if (x->sets && x->nsets == q->nreadable && !memcmp(x->sets, q->readable, bytes)) {
+        if (rbits_for(x, q)) {
             b = x;
             break;
         }
@@ -124,8 +142,7 @@ static const rank_rbits *rbits_get(rank_conn *rc, const rank_query *q)
             b = x; /* the least recently used, if none matches */
     }
     b->used = rc->tick;
-    if (b->sets && b->nsets == q->nreadable && !memcmp(b->sets, q->readable, bytes) &&
-        b->epoch == rc->epoch && b->nwords >= nwords) {
+    if (rbits_for(b, q) && b->epoch == rc->epoch && b->nwords >= nwords) {
         if (b->upto < rc->loaded) { /* chunks committed since: set theirs */
             rbits_scan(rc, q, b);
             b->upto = rc->loaded;
@@ -133,18 +150,26 @@ static const rank_rbits *rbits_get(rank_conn *rc, const rank_query *q)
         return b;
     }
     ctx_free(b->sets);
+    ctx_free(b->srcs);
     ctx_free(b->bits);
     memset(b, 0, sizeof *b);
     /* room for the ids to come, so the next chunks only add bits */
     nwords += nwords / 8 + 16;
     if (!(b->sets = ctx_malloc(bytes ? bytes : 1)) ||
+        (q->sources && !(b->srcs = ctx_malloc(sbytes ? sbytes : 1))) ||
         !(b->bits = ctx_calloc((size_t)nwords, sizeof *b->bits))) {
         ctx_free(b->sets);
+        ctx_free(b->srcs);
         b->sets = NULL;
+        b->srcs = NULL;
         return NULL;
     }
     memcpy(b->sets, q->readable, bytes);
     b->nsets = q->nreadable;
+    if (q->sources) {
+        memcpy(b->srcs, q->sources, sbytes);
+        b->nsrcs = q->nsources;
+    }
     b->nwords = nwords;
     b->epoch = rc->epoch;
     b->upto = 0;
@@ -320,8 +345,7 @@ int64_t rank_map_pass(rank_conn *rc, rank_query *q, uint32_t drive, uint32_t avo
     int nd, na, nl;
     uint32_t fmin;
     double bar, look_ceiling, norm0;
-    /* with a source filter the chunk map is asked: the bits know no sources */
-    const rank_rbits *rb = q->sources ? NULL : rbits_get(rc, q);
+    const rank_rbits *rb = rbits_get(rc, q); /* NULL: the chunk map is asked */
     int r;
 
     w = &walk;
@@ -501,7 +525,7 @@ int64_t rank_readable_pass(rank_conn *rc, rank_query *q, rank_push_fn push, void
     last = q->upto < b->upto ? q->upto : b->upto;
     for (int64_t w = 0; w <= last >> 6; w++) {
         for (uint64_t left = b->bits[w]; left; left &= left - 1) {
-            int64_t id = w * 64 + __builtin_ctzll(left), slot;
+            int64_t id = w * 64 + __builtin_ctzll(left);
             double freq[RANK_MAX_TERMS], score;
             int any = 0;
 
@@ -511,9 +535,6 @@ int64_t rank_readable_pass(rank_conn *rc, rank_query *q, rank_push_fn push, void
                 any |= (freq[i] = rank__tfmap_freq(q->map[i], id, &pos[i])) != 0;
             if (!any || (bar != -INFINITY && score_bound(q, freq, norm0) < bar))
                 continue;
-            if (q->sources && ((slot = rank__cmap_slot(m, id)) < 0 ||
-                               !rank_bit(q->sources, q->nsources, m->src[slot])))
-                continue; /* from a source not asked for */
             score = row_score(rc, q, id, freq, &r, err);
             if (r)
                 return -r;

@@ -29,6 +29,8 @@ static const char *const queries[] = {"otter", "heron wren", "otter heron wren",
                                       "kestrel otter", "heron"};
 #define NQUERIES (sizeof queries / sizeof queries[0])
 
+static ingest_ctx ic_t; /* a second source, "t": every third document is its */
+
 /* put - document i: words in proportions that vary with i, and lengths too. */
 static void put(ingest_ctx *ic, int i)
 {
@@ -48,7 +50,7 @@ static void put(ingest_ctx *ic, int i)
         n += snprintf(body + n, sizeof body - (size_t)n, " filler%d", k);
     ctx_record rec = {"d", id, id, NULL, body, strlen(body), NULL, 0,
                       i % FEW_EVERY ? &bob_acl : &few_acl};
-    cr_assert_eq(ingest_record(ic, &rec, &err), 0, "%s", err.text);
+    cr_assert_eq(ingest_record(i % 3 ? ic : &ic_t, &rec, &err), 0, "%s", err.text);
 }
 
 /*
@@ -85,6 +87,39 @@ static int same_as_fts5(ctx_store *reader, const char *dir, const char *user)
             search_result_free(&r);
             search_result_free(&f);
         }
+    /* A source filter (a service names an agent's sources in every search)
+     * is part of the kept readable bits: the same hits as FTS5 and the
+     * chunk map give, per source and for both. */
+    for (int f = 0; f < 3; f++) {
+        static const char *const s_only[] = {"s"}, *const t_only[] = {"t"},
+                                 *const st[] = {"s", "t"};
+        const char *const *names = f == 0 ? s_only : f == 1 ? t_only : st;
+        size_t got = 0;
+        for (size_t q = 0; q < NQUERIES; q++) {
+            search_opts so = {.k = 20, .sources = names, .nsources = f == 2 ? 2 : 1};
+            search_opts fo = so;
+            search_result r, p;
+            char *a, *b;
+            fo.tfmaps = -1;
+            cr_assert_eq(search_lexical(store_db(reader), user, queries[q], &so, &r, &err), 0,
+                         "%s", err.text);
+            cr_assert_eq(search_lexical(store_db(plain), user, queries[q], &fo, &p, &err), 0,
+                         "%s", err.text);
+            a = tu_search_answer(&r);
+            b = tu_search_answer(&p);
+            cr_assert_str_eq(a, b, "\"%s\" as %s, sources %d", queries[q], user, f);
+            for (size_t i = 0; i < r.n; i++)
+                cr_assert(f == 2 || !strcmp(r.hits[i].source, names[0]),
+                          "\"%s\" as %s: a hit of source %s", queries[q], user,
+                          r.hits[i].source);
+            got += r.n;
+            free(a);
+            free(b);
+            search_result_free(&r);
+            search_result_free(&p);
+        }
+        cr_assert_gt(got, 0, "%s finds something in source filter %d", user, f);
+    }
     store_close(plain);
     return by_readable;
 }
@@ -102,6 +137,8 @@ Test(rank_pass, passes_from_memory_rank_as_fts5_does, .timeout = 300)
     char id[16];
 
     tu_source_with_user(writer, "user:ann", &ic, &stats);
+    ic_t = ic;
+    cr_assert_eq(store_source(writer, "t", "test", &ic_t.source, &err), 0, "%s", err.text);
     cr_assert_eq(store_begin(writer, &err), 0);
     cr_assert_eq(store_principal_put(writer, ic.source, &bob, &err), 0, "%s", err.text);
     for (int i = 0; i < NDOCS; i++)
