@@ -96,6 +96,24 @@ done:
     return rc;
 }
 
+/*
+ * write_tx - sql in a transaction that takes the write lock first. A
+ * statement that reads before it writes (FTS5's merge, the ANALYZE of
+ * PRAGMA optimize) fails at once with "database is locked" when another
+ * process commits between its read and its write: SQLite cannot move a
+ * reader's snapshot forward, so its busy handler is not asked.
+ */
+static int write_tx(ctx_store *st, const char *sql, ctx_error *err)
+{
+    int rc;
+
+    if ((rc = store_begin(st, err)))
+        return rc;
+    if ((rc = store_exec(st, sql, err)) || (rc = store_commit(st, err)))
+        store_rollback(st);
+    return rc;
+}
+
 int jobs_maintain(const ctx_config *cfg, ctx_store *st, ctx_error *err)
 {
     int64_t pruned;
@@ -105,8 +123,8 @@ int jobs_maintain(const ctx_config *cfg, ctx_store *st, ctx_error *err)
         return rc;
     /* Merge FTS5 segments a bounded amount per run (about 2000 leaf pages):
      * fewer segments, fewer doclists per query term. */
-    if ((rc = store_exec(st, "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('merge', 2000)",
-                         err)))
+    if ((rc = write_tx(st, "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('merge', 2000)",
+                       err)))
         return rc;
     if ((rc = vindex_maintain(st, cfg->data_dir, &pruned, err)))
         return rc;
@@ -115,7 +133,7 @@ int jobs_maintain(const ctx_config *cfg, ctx_store *st, ctx_error *err)
         return rc;
     if ((rc = store_exec(st, "PRAGMA wal_checkpoint(TRUNCATE)", err)))
         return rc;
-    return store_exec(st, "PRAGMA optimize", err);
+    return write_tx(st, "PRAGMA optimize", err);
 }
 
 /* ---- jobs from the config ---- */
