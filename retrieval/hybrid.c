@@ -83,6 +83,7 @@ int hybrid_lexical(sqlite3 *db, const char *user, const char *query, const hybri
     so.nsources = o ? o->nsources : 0;
     so.labels = o ? o->labels : NULL;
     so.ranks_only = 1; /* the store is read for the fused k only */
+    so.ids_only = 1;   /* and where the leg sums documents (doc_decay), ids alone */
     if (o) {
         so.expand = o->expand;
         so.proximity = o->proximity;
