@@ -830,6 +830,52 @@ void vindex_remove(vindex *vi, int64_t chunk_id, int64_t tomb_seq)
         vi->tomb_seq = tomb_seq;
 }
 
+size_t vindex_compact(vindex *vi)
+{
+    size_t g = vi->graph_n(), n = vi->chunk.size(), d = (size_t)vi->dim, w = g;
+
+    if (vi->cent.empty())
+        return 0; /* every slot is in the graph, whose nodes are its slots */
+    for (size_t s = g; s < n; s++) {
+        if (vi->dead[s])
+            continue;
+        if (w != s) {
+            std::memcpy(vi->storage->data.row(w), vi->storage->data.row(s), d * sizeof(float));
+            std::memcpy(vi->code.row(w), vi->code.row(s), d);
+            vi->meta[w] = vi->meta[s];
+            vi->chunk[w] = vi->chunk[s];
+            vi->acl[w] = vi->acl[s];
+            vi->src[w] = vi->src[s];
+            vi->dead[w] = 0;
+            vi->list_of[w] = vi->list_of[s];
+        }
+        w++;
+    }
+    if (w == n)
+        return 0;
+    /* Shorter, with the room kept: the vectors to come fill it again. */
+    vi->storage->data.resize(w);
+    vi->storage->ntotal = (faiss::Index::idx_t)w;
+    vi->code.resize(w);
+    vi->meta.resize(w);
+    vi->chunk.resize(w);
+    vi->acl.resize(w);
+    vi->src.resize(w);
+    vi->dead.resize(w);
+    vi->list_of.resize(w);
+    partition_derive(*vi);
+    for (auto &slots : vi->by_acl)
+        slots.clear();
+    std::fill(vi->live_by_acl.begin(), vi->live_by_acl.end(), 0);
+    vi->slot_of.clear();
+    vi->ndead = 0;
+    for (size_t s = 0; s < w; s++) {
+        vi->ndead += vi->dead[s];
+        vi->index_slot((uint32_t)s);
+    }
+    return n - w;
+}
+
 size_t vindex_count(const vindex *vi, const vindex_filter *f)
 {
     size_t n = 0;

@@ -191,6 +191,15 @@ int vindex_peek(const char *path, int64_t *model_id, int64_t *seq, int64_t *tomb
 int vindex_load(const char *path, vindex **out, ctx_error *err);
 
 /* vindex_count - live vectors the filter lets through (sources ignored). */
+/*
+ * vindex_compact - squeeze the dead vectors out of a partitioned index in
+ * memory (those past the graph's nodes; the graph's own stay), keeping the
+ * room they took for the vectors to come: a long-lived server's memory
+ * then stays flat while chunks are replaced. Answers do not change.
+ * Returns the vectors dropped.
+ */
+size_t vindex_compact(vindex *vi);
+
 size_t vindex_count(const vindex *vi, const vindex_filter *f);
 
 /*

@@ -491,8 +491,12 @@ static int index_open(svc *s, worker *w, int64_t active, ctx_error *err)
 
 /*
  * index_catch_up - add the vectors and apply the tombstones the store has
- * beyond the loaded index of model active. *stale = 1 when a fifth of it
- * is then dead: a replaced vector is only marked dead and stays in memory.
+ * beyond the loaded index of model active. A replaced vector is only
+ * marked dead; once a twentieth of the index is, the dead are squeezed out
+ * in place (vindex_compact: the room is kept for the vectors to come, so
+ * a long-lived server's memory stays flat). *stale = 1 when a fifth is
+ * still dead after that (the graph's own, which only opening it again
+ * drops).
  */
 static int index_catch_up(svc *s, worker *w, int64_t active, int *stale, ctx_error *err)
 {
@@ -519,6 +523,13 @@ static int index_catch_up(svc *s, worker *w, int64_t active, int *stale, ctx_err
     pthread_rwlock_wrlock(&s->vlock);
     rc = vindex_catch_up(s->vi, w->st, NULL, NULL, err);
     vindex_get_info(s->vi, &info);
+    if (!rc && info.dead > 64 && info.dead * 20 > info.n) {
+        uint64_t t0 = ctx_mono_ns();
+        size_t dropped = vindex_compact(s->vi);
+        ctx_log(CTX_LOG_INFO, "service", "vector index: %zu dead vectors of %zu dropped in"
+                " place in %.0f ms", dropped, info.n, (double)(ctx_mono_ns() - t0) / 1e6);
+        vindex_get_info(s->vi, &info);
+    }
     pthread_rwlock_unlock(&s->vlock);
     *stale = !rc && info.dead > 64 && info.dead * 5 > info.n;
     if (*stale)

@@ -651,3 +651,87 @@ Test(vindex_store, maintenance_prunes_tombstones_and_other_models_files)
     check_equals_store(vi);
     vindex_free(vi);
 }
+
+/*
+ * A long-lived server squeezes the dead vectors out of its index in memory
+ * (issue 16: its memory stays flat while chunks are replaced): the slots
+ * past the graph's are compacted, and every answer, exact and by the
+ * partition, filtered by ACL sets and sources, stays what the uncompacted
+ * index gives; so do the counts, and vectors added afterwards.
+ */
+Test(vindex, compaction_drops_dead_vectors_and_changes_no_answer)
+{
+    vindex *vi = vindex_new(LD, 1, 16), *ref;
+    float *v = malloc(sizeof(float) * LN * LD), c[16][LD], q[LD];
+    int64_t *ids = malloc(sizeof(int64_t) * LN), *acl = malloc(sizeof(int64_t) * LN),
+            *src = malloc(sizeof(int64_t) * LN);
+    char *d = tu_tmpdir("compact"), path[4096];
+    vindex_hit a[50], b[50];
+    vindex_info before, after;
+    ctx_error err;
+    size_t dead_tail = 0, dead_graph = 0;
+    int half = LN / 2;
+
+    clustered(v, c, ids, acl, src, LN);
+    cr_assert_eq(vindex_add(vi, (size_t)half, v, ids, acl, src, half, &err), 0, "%s", err.text);
+    cr_assert_eq(vindex_partition(vi, 40, &err), 0, "%s", err.text);
+    cr_assert_eq(vindex_add(vi, (size_t)(LN - half), v + (size_t)half * LD, ids + half,
+                            acl + half, src + half, LN, &err), 0, "%s", err.text);
+    for (int i = 0; i < LN; i++)
+        if (i < half ? i % 50 == 0 : i % 3 == 0) {
+            vindex_remove(vi, ids[i], i);
+            dead_graph += i < half;
+            dead_tail += i >= half;
+        }
+    snprintf(path, sizeof path, "%s/ref.idx", d);
+    cr_assert_eq(vindex_save(vi, path, &err), 0, "%s", err.text);
+    cr_assert_eq(vindex_load(path, &ref, &err), 0, "%s", err.text);
+    vindex_get_info(vi, &before);
+    cr_assert_eq(vindex_compact(vi), dead_tail);
+    vindex_get_info(vi, &after);
+    cr_assert_eq(after.n, before.n - dead_tail);
+    cr_assert_eq(after.dead, dead_graph, "the graph's dead stay: %zu", after.dead);
+    cr_assert_eq(vindex_compact(vi), 0, "nothing more to drop");
+
+    for (int round = 0; round < 2; round++) {
+        if (round) { /* new vectors after it: the room kept is used, both agree */
+            for (int i = 0; i < LN; i += 3)
+                ids[i] += 1000000;
+            for (int i = 0; i < LN; i += 600) {
+                cr_assert_eq(vindex_add(vi, 1, v + (size_t)i * LD, ids + i, acl + i, src + i,
+                                        LN + i, &err), 0, "%s", err.text);
+                cr_assert_eq(vindex_add(ref, 1, v + (size_t)i * LD, ids + i, acl + i, src + i,
+                                        LN + i, &err), 0, "%s", err.text);
+            }
+        }
+        for (int t = 0; t < 80; t++) {
+            int64_t allowed[LACL], srcs[1] = {1 + rnd(3)};
+            size_t na = 0, n1, n2;
+            int share = 1 + rnd(100), k = 1 + rnd(50);
+            for (int x = 1; x <= LACL; x++)
+                if (rnd(100) < share)
+                    allowed[na++] = x;
+            vindex_filter f = {allowed, na, t % 3 ? NULL : srcs, 1};
+            for (int j = 0; j < LD; j++)
+                q[j] = c[rnd(16)][j] + frand();
+            embed_normalize(q, LD);
+            cr_assert_eq(vindex_count(vi, &f), vindex_count(ref, &f), "query %d", t);
+            cr_assert_eq(vindex_search_exact(vi, q, k, &f, a, &n1, &err), 0);
+            cr_assert_eq(vindex_search_exact(ref, q, k, &f, b, &n2, &err), 0);
+            same_hits(a, n1, b, n2, "exact");
+            for (int np = 2; np <= 40; np += 38) {
+                cr_assert_eq(vindex_search_ivf(vi, q, k, np, &f, a, &n1, &err), 0);
+                cr_assert_eq(vindex_search_ivf(ref, q, k, np, &f, b, &n2, &err), 0);
+                same_hits(a, n1, b, n2, np == 2 ? "two lists" : "every list");
+            }
+        }
+    }
+    vindex_free(vi);
+    vindex_free(ref);
+    tu_rmrf(d);
+    free(d);
+    free(v);
+    free(ids);
+    free(acl);
+    free(src);
+}
