@@ -525,9 +525,10 @@ static int index_catch_up(svc *s, worker *w, int64_t active, int *stale, ctx_err
     vindex_get_info(s->vi, &info);
     if (!rc && info.dead > 64 && info.dead * 20 > info.n) {
         uint64_t t0 = ctx_mono_ns();
-        size_t dropped = vindex_compact(s->vi);
-        ctx_log(CTX_LOG_INFO, "service", "vector index: %zu dead vectors of %zu dropped in"
-                " place in %.0f ms", dropped, info.n, (double)(ctx_mono_ns() - t0) / 1e6);
+        size_t dropped = vindex_compact(s->vi); /* 0: the dead are the graph's */
+        if (dropped)
+            ctx_log(CTX_LOG_INFO, "service", "vector index: %zu dead vectors of %zu dropped"
+                    " in place in %.0f ms", dropped, info.n, (double)(ctx_mono_ns() - t0) / 1e6);
         vindex_get_info(s->vi, &info);
     }
     pthread_rwlock_unlock(&s->vlock);
