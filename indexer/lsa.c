@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../core/util.h"
+#include "stmt.h"
 
 /* LAPACK and BLAS (Fortran calling convention), linked with FAISS. */
 extern void dgeqrf_(const int *m, const int *n, double *a, const int *lda, double *tau,
@@ -57,20 +58,14 @@ static int tok_open(lsa_tok *t, ctx_error *err)
 {
     static const char *args[] = {"unicode61", "remove_diacritics", "2"};
     fts5_api *api = NULL;
-    sqlite3_stmt *s = NULL;
     void *ud = NULL;
 
     memset(t, 0, sizeof *t);
-    if (sqlite3_open_v2(":memory:", &t->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) ||
-        sqlite3_prepare_v2(t->db, "SELECT fts5(?1)", -1, &s, NULL)) {
-        sqlite3_finalize(s);
+    if (sqlite3_open_v2(":memory:", &t->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL)) {
         tok_close(t);
         return ctx_error_set(err, CTX_ESTORE, "lsa: cannot open SQLite for FTS5's tokenizer");
     }
-    sqlite3_bind_pointer(s, 1, (void *)&api, "fts5_api_ptr", NULL);
-    sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (!api || api->xFindTokenizer(api, "porter", &ud, &t->mod) ||
+    if (!(api = stmt_fts5_api(t->db)) || api->xFindTokenizer(api, "porter", &ud, &t->mod) ||
         t->mod.xCreate(ud, args, 3, &t->tok)) {
         tok_close(t);
         return ctx_error_set(err, CTX_ESTORE, "lsa: SQLite has no FTS5 porter tokenizer");

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../core/ctx.h"
+#include "stmt.h"
 
 /* The arguments porter gets from chunks_fts's "tokenize" option (store.c, schema v1). */
 static const char *const porter_args[] = {"unicode61", "remove_diacritics", "2"};
@@ -33,19 +34,6 @@ struct pretok {
     int last;              /* the previous token's start, while it runs */
 };
 
-static fts5_api *api_of(sqlite3 *db)
-{
-    fts5_api *api = NULL;
-    sqlite3_stmt *s;
-
-    if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &s, NULL) != SQLITE_OK)
-        return NULL;
-    sqlite3_bind_pointer(s, 1, (void *)&api, "fts5_api_ptr", NULL);
-    sqlite3_step(s);
-    sqlite3_finalize(s);
-    return api;
-}
-
 int pretok_open(pretok **out, ctx_error *err)
 {
     pretok *t = ctx_calloc(1, sizeof *t);
@@ -57,7 +45,7 @@ int pretok_open(pretok **out, ctx_error *err)
         return ctx_error_set(err, CTX_ENOMEM, "tokenizer: out of memory");
     if (sqlite3_open_v2(":memory:", &t->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK ||
-        !(api = api_of(t->db)) || api->xFindTokenizer(api, "porter", &ud, &t->fn) ||
+        !(api = stmt_fts5_api(t->db)) || api->xFindTokenizer(api, "porter", &ud, &t->fn) ||
         t->fn.xCreate(ud, (const char **)porter_args, NARGS, &t->inner) != SQLITE_OK) {
         pretok_close(t);
         return ctx_error_set(err, CTX_ESTORE, "tokenizer: SQLite's FTS5 porter tokenizer"
@@ -201,7 +189,7 @@ static void wrap_free(void *ud) { ctx_free(ud); }
 int pretok_install(sqlite3 *db, pretok_slot *slot)
 {
     fts5_tokenizer wrap = {wrap_create, wrap_delete, wrap_tokenize};
-    fts5_api *api = api_of(db);
+    fts5_api *api = stmt_fts5_api(db);
     wrap_def *def;
 
     if (!api || !(def = ctx_calloc(1, sizeof *def)))

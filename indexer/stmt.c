@@ -116,3 +116,16 @@ void stmt_close(sqlite3 *db)
         sqlite3_finalize(c->v[i].s);
     ctx_free(c);
 }
+
+fts5_api *stmt_fts5_api(sqlite3 *db)
+{
+    fts5_api *api = NULL;
+    sqlite3_stmt *s;
+
+    if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &s, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_pointer(s, 1, (void *)&api, "fts5_api_ptr", NULL);
+    sqlite3_step(s);
+    sqlite3_finalize(s);
+    return api;
+}

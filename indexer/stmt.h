@@ -27,4 +27,7 @@ void stmt_put(sqlite3_stmt *s);
 /* stmt_close - finalize the cached statements of db and forget them. */
 void stmt_close(sqlite3 *db);
 
+/* stmt_fts5_api - FTS5's API on db (to find or add a tokenizer), or NULL without FTS5. */
+fts5_api *stmt_fts5_api(sqlite3 *db);
+
 #endif

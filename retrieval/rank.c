@@ -251,19 +251,6 @@ static void ctx_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_c
     sqlite3_result_double(ctx, score);
 }
 
-static fts5_api *fts5_api_of(sqlite3 *db)
-{
-    fts5_api *api = NULL;
-    sqlite3_stmt *s;
-
-    if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &s, NULL) != SQLITE_OK)
-        return NULL;
-    sqlite3_bind_pointer(s, 1, (void *)&api, "fts5_api_ptr", NULL);
-    sqlite3_step(s);
-    sqlite3_finalize(s);
-    return api;
-}
-
 rank_conn *rank_attach(sqlite3 *db, ctx_error *err)
 {
     rank_conn *rc;
@@ -281,7 +268,7 @@ rank_conn *rank_attach(sqlite3 *db, ctx_error *err)
         return NULL;
     }
     rc->db = db;
-    if (!(rc->api = fts5_api_of(db)) || rc->api->iVersion < 2) {
+    if (!(rc->api = stmt_fts5_api(db)) || rc->api->iVersion < 2) {
         ctx_free(rc);
         ctx_error_set(err, CTX_ESTORE, "search: this SQLite has no FTS5 API");
         return NULL;
