@@ -121,6 +121,9 @@ static const ctx_opt search_opts_table[] = {
      "weight of the lexical leg in hybrid fusion (0 turns it off)", NULL, 0},
     {"w_vector", CTX_OPT_NUMBER, "1", offsetof(ctx_search_cfg, w_vector), 0,
      "weight of the vector leg in hybrid fusion (0 turns it off)", NULL, 0},
+    {"fusion", CTX_OPT_STRING, "rrf", offsetof(ctx_search_cfg, fusion), 0,
+     "how hybrid fuses its legs: \"rrf\" (reciprocal rank fusion, by ranks) or \"scores\""
+     " (each leg's scores scaled to 0..1 over its candidates, weighted and summed)", NULL, 0},
     {"rrf_k", CTX_OPT_INT, "60", offsetof(ctx_search_cfg, rrf_k), 0,
      "reciprocal rank fusion's k: a hit at rank r adds w / (rrf_k + r)", NULL, 0},
     {"depth", CTX_OPT_INT, "0", offsetof(ctx_search_cfg, depth), 0,
@@ -547,6 +550,11 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
                                " k, at least 50) or 1..1000");
             goto done;
         }
+        if (strcmp(cfg->search.fusion, "rrf") && strcmp(cfg->search.fusion, "scores")) {
+            rc = ctx_error_set(err, CTX_ECONFIG, "search.fusion: \"%s\" is not a fusion;"
+                               " use \"rrf\" or \"scores\"", cfg->search.fusion);
+            goto done;
+        }
         if (cfg->search.rrf_k < 1 || cfg->search.rrf_k > 1000) {
             rc = ctx_error_set(err, CTX_ECONFIG, "search.rrf_k: out of range; use 1..1000"
                                " (60 is the usual)");
@@ -662,6 +670,7 @@ void ctx_config_free(ctx_config *cfg)
     ctx_free(cfg->agents);
     ctx_opts_free(auth_opts, &cfg->auth);
     ctx_opts_free(serve_opts, &cfg->serve);
+    ctx_opts_free(search_opts_table, &cfg->search);
     ctx_free(cfg->sources);
     ctx_opts_free(embed_opts, &cfg->embeddings);
     ctx_free(cfg->data_dir);

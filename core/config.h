@@ -108,7 +108,8 @@ typedef struct ctx_serve_cfg {
 /* search: how hybrid retrieval fuses its legs (reciprocal rank fusion). */
 typedef struct ctx_search_cfg {
     double w_lexical, w_vector; /* each leg's weight, >= 0, not both 0 */
-    int64_t rrf_k;              /* score = sum of w / (rrf_k + rank), 1..1000 */
+    char *fusion;               /* "rrf" (by ranks) or "scores" (each leg's scores min-max) */
+    int64_t rrf_k;              /* rrf: score = sum of w / (rrf_k + rank), 1..1000 */
     int64_t depth;              /* hybrid: candidates per leg, 0 = max(4k, 50) */
     /* the lexical leg's query expansion (search_expand): words added
      * (0 = off, up to 16), documents read (1..100), weight (0..1] */

@@ -1,6 +1,6 @@
 /*
- * hybrid.c - reciprocal rank fusion of the lexical and vector legs (see
- * hybrid.h).
+ * hybrid.c - the fusion of the lexical and vector legs, by ranks or by
+ * scaled scores (see hybrid.h).
  */
 #include "hybrid.h"
 
@@ -24,11 +24,26 @@ static int by_score(const void *a, const void *b)
     return (x->hit.chunk_id > y->hit.chunk_id) - (x->hit.chunk_id < y->hit.chunk_id);
 }
 
-/* Add one leg's ranks to the fused list, taking over its hits' strings. */
+/*
+ * Add one leg's share to the fused list, taking over its hits' strings.
+ * By ranks (rrf_k > 0), the hit at rank r adds w / (rrf_k + r + 1). By
+ * scores (rrf_k 0), it adds w times its score scaled over the leg's
+ * candidates, the worst 0 and the best 1: BM25 and cosine are on
+ * different scales, and a leg's best is worth as much as the other's.
+ */
 static int fuse(fused **all, size_t *n, size_t *cap, search_result *leg, double w, int rrf_k)
 {
+    double lo = 0, hi = 0;
+
+    for (size_t r = 0; r < leg->n; r++) {
+        double s = leg->hits[r].score;
+        lo = r && lo < s ? lo : s;
+        hi = r && hi > s ? hi : s;
+    }
     for (size_t r = 0; r < leg->n; r++) {
         search_hit *h = &leg->hits[r];
+        double share = rrf_k > 0 ? 1.0 / (double)(rrf_k + (int)r + 1)
+                       : hi > lo ? (h->score - lo) / (hi - lo) : 1;
         size_t i;
         for (i = 0; i < *n && (*all)[i].hit.chunk_id != h->chunk_id; i++)
             ;
@@ -46,7 +61,7 @@ static int fuse(fused **all, size_t *n, size_t *cap, search_result *leg, double 
             memset(h, 0, sizeof *h); /* stolen */
             (*n)++;
         }
-        (*all)[i].score += w / (double)(rrf_k + (int)r + 1);
+        (*all)[i].score += w * share;
     }
     return CTX_OK;
 }
@@ -116,7 +131,7 @@ int hybrid_fuse(sqlite3 *db, search_result *lex, search_result *vec, const hybri
     fused *all = NULL;
     size_t n = 0, cap = 0, i;
     int k = o && o->k > 0 ? o->k : 10, rc;
-    int rrf_k = o && o->rrf_k > 0 ? o->rrf_k : 60;
+    int rrf_k = o && o->by_scores ? 0 : o && o->rrf_k > 0 ? o->rrf_k : 60;
     double wl, wv;
 
     out->hits = NULL;
@@ -253,6 +268,7 @@ void hybrid_opts_config(hybrid_opts *o, const ctx_search_cfg *cfg, int lexical_o
     o->w_lexical = cfg->w_lexical;
     o->w_vector = cfg->w_vector;
     o->rrf_k = (int)cfg->rrf_k;
+    o->by_scores = cfg->fusion && !strcmp(cfg->fusion, "scores");
     o->depth = (int)cfg->depth;
     o->expand = search_expand_of(cfg);
     o->proximity = cfg->proximity;

@@ -1,7 +1,10 @@
 /*
  * hybrid.h - hybrid retrieval: the lexical leg (search_lexical) and the
  * vector leg (vsearch), each inside what the caller may read, fused by
- * reciprocal rank fusion: score = sum over legs of w / (rrf_k + rank).
+ * reciprocal rank fusion (score = sum over legs of w / (rrf_k + rank)) or,
+ * with by_scores, by each leg's scores scaled to 0..1 over its candidates
+ * (score = sum over legs of w * scaled score; a chunk one leg did not
+ * hand over gets 0 from it).
  * A chunk not yet embedded is still found by the lexical leg.
  */
 #ifndef CTX_RETRIEVAL_HYBRID_H
@@ -21,6 +24,7 @@ typedef struct hybrid_opts {
     size_t nsources;
     double w_lexical, w_vector;     /* leg weights; both 0 = 1 and 1 */
     int rrf_k;                      /* 0 = 60 */
+    int by_scores;                  /* fuse scaled scores, not ranks (hybrid.c) */
     int depth;                      /* candidates per leg, at least k; 0 = max(4k, 50) */
     const acl_label_filter *labels; /* only ACL sets whose labels pass (NULL = any) */
     search_expand expand;           /* the lexical leg's query expansion (search.h) */

@@ -120,6 +120,16 @@ Test(config, search_weights_have_defaults_and_bounds)
     cr_assert_float_eq(cfg.search.w_lexical, 1.0, 1e-12);
     cr_assert_float_eq(cfg.search.w_vector, 1.0, 1e-12);
     cr_assert_eq(cfg.search.rrf_k, 60);
+    cr_assert_str_eq(cfg.search.fusion, "rrf");
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"search\":{\"fusion\":\"scores\"},\"sources\":[]}", &cfg, &err),
+                 CTX_OK, "%s", err.text);
+    cr_assert_str_eq(cfg.search.fusion, "scores");
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"search\":{\"fusion\":\"max\"},\"sources\":[]}", &cfg, &err),
+                 CTX_ECONFIG);
+    cr_assert(strstr(err.text, "search.fusion") && strstr(err.text, "\"scores\""), "%s",
+              err.text);
     ctx_config_free(&cfg);
     cr_assert_eq(parse("{\"search\":{\"w_lexical\":0.5,\"w_vector\":2,\"rrf_k\":10},"
                        "\"sources\":[]}", &cfg, &err), CTX_OK, "%s", err.text);

@@ -304,6 +304,78 @@ Test(vsearch, equals_the_oracle_and_never_leaks)
     finish();
 }
 
+/* legs - a lexical and a vector answer over the chunks ids[0..2] with
+ * these scores, as the legs hand them to hybrid_fuse (ids and scores). */
+static void legs(const int64_t *ids, const double *ls, const double *vs, search_result *lex,
+                 search_result *vec)
+{
+    static const int lorder[3] = {0, 1, 2}, vorder[3] = {2, 1, 0};
+    lex->hits = ctx_calloc(3, sizeof *lex->hits);
+    vec->hits = ctx_calloc(3, sizeof *vec->hits);
+    cr_assert(lex->hits && vec->hits);
+    lex->n = vec->n = 3;
+    for (int r = 0; r < 3; r++) {
+        lex->hits[r].chunk_id = ids[lorder[r]];
+        lex->hits[r].score = ls[lorder[r]];
+        vec->hits[r].chunk_id = ids[vorder[r]];
+        vec->hits[r].score = vs[vorder[r]];
+    }
+}
+
+/*
+ * The two fusions on the same legs. Lexically A leads B by a hair and C
+ * trails far behind; by vector C leads, B is a little above A. By ranks
+ * A and C tie ahead of B (each is once first and once last); by scaled
+ * scores B, close to the best in both legs, comes first.
+ */
+Test(vsearch, fusion_by_scores_weighs_the_gaps_ranks_do_not)
+{
+    static const double ls[3] = {10.0, 9.9, 1.0}, vs[3] = {0.0, 0.1, 0.9};
+    int64_t ids[3];
+    search_result lex, vec, out;
+    search_opts so = {0};
+    hybrid_opts ho = {0};
+    ctx_error err;
+    int u;
+
+    build();
+    /* Three chunks one user may read, whichever they are. */
+    so.k = 3;
+    for (u = 0; u < NUSERS; u++) {
+        cr_assert_eq(search_lexical(store_db(st), names[u] + 5, "word1 word2 word3", &so,
+                                    &lex, &err), 0, "%s", err.text);
+        if (lex.n == 3)
+            break;
+        search_result_free(&lex);
+    }
+    cr_assert(u < NUSERS, "no user reads three chunks with these words");
+    for (int i = 0; i < 3; i++)
+        ids[i] = lex.hits[i].chunk_id;
+    search_result_free(&lex);
+
+    ho.k = 3;
+    legs(ids, ls, vs, &lex, &vec);
+    cr_assert_eq(hybrid_fuse(store_db(st), &lex, &vec, &ho, &out, &err), 0, "%s", err.text);
+    cr_assert_eq(out.n, 3);
+    cr_assert_neq(out.hits[0].chunk_id, ids[1], "by ranks B is not first");
+    cr_assert_eq(out.hits[2].chunk_id, ids[1], "by ranks B is last");
+    search_result_free(&out);
+
+    ho.by_scores = 1;
+    legs(ids, ls, vs, &lex, &vec);
+    cr_assert_eq(hybrid_fuse(store_db(st), &lex, &vec, &ho, &out, &err), 0, "%s", err.text);
+    cr_assert_eq(out.n, 3);
+    cr_assert_eq(out.hits[0].chunk_id, ids[1], "by scores B is first");
+    /* B: 8.9/9 + 0.1/0.9; A: 1 + 0; C: 0 + 1. */
+    cr_assert_float_eq(out.hits[0].score, 8.9 / 9 + 0.1 / 0.9, 1e-9);
+    cr_assert_float_eq(out.hits[1].score, 1.0, 1e-9);
+    /* The hits are read from the store: the user's own chunks, whole. */
+    for (size_t i = 0; i < out.n; i++)
+        cr_assert(out.hits[i].text && out.hits[i].doc_id > 0);
+    search_result_free(&out);
+    finish();
+}
+
 Test(vsearch, hybrid_stays_inside_and_finds_unembedded_chunks)
 {
     vindex *vi;
@@ -333,6 +405,7 @@ Test(vsearch, hybrid_stays_inside_and_finds_unembedded_chunks)
         ho.k = 1 + rnd(20);
         ho.w_lexical = 1 + rnd(3);
         ho.w_vector = 1 + rnd(3);
+        ho.by_scores = rnd(2);
         if (!(i % 10)) {
             /* Equal weights: the only lexical match ranks with the best vector. */
             ho.k = 3 + rnd(10);
