@@ -44,12 +44,14 @@ int cli_search_run(const ctx_config *cfg, ctx_store *st, vindex *vi, embed_provi
 
 #define CLI_EVAL_USAGE                                                                   \
     "eval --qrels FILE --as USER [--agent A] [--mode lexical|vector|hybrid]\n"           \
-    "       [--k N] [--source S] [--readable] [--json]\n"                                \
+    "       [--k N] [--source S] [--readable] [--json] [--compare RUN.json]\n"          \
     "                        ask each question of FILE (TSV question<TAB>ids or JSON\n"  \
     "                        lines) as USER and score the first N distinct documents:\n"\
     "                        found@N, MRR@N, nDCG@N, recall@N (mode default hybrid,\n"   \
     "                        N 10; --source S: ids are S's external ids; --readable:\n" \
-    "                        judge only by the relevant documents USER may read)"
+    "                        judge only by the relevant documents USER may read;\n"     \
+    "                        --compare: against an earlier run's --json output, each\n" \
+    "                        question paired, with a 95% interval of the difference)"
 
 /* cli_eval - `ctxgate eval`; 0 when scored, 2 for bad arguments or qrels, else 1. */
 int cli_eval(int argc, char **argv);

@@ -145,6 +145,127 @@ static int score_row(const qrels_item *q, eval_row *row, int readable, int k, ct
     return CTX_OK;
 }
 
+/*
+ * compare_load - the earlier run at path (`ctxgate eval --json` output),
+ * checked to be scored as this one is (same k, same --readable). NULL with
+ * err set when it is not.
+ */
+static json_t *compare_load(const char *path, int k, int readable, ctx_error *err)
+{
+    json_error_t je;
+    json_t *run = json_load_file(path, 0, &je), *per;
+
+    if (!run) {
+        ctx_error_set(err, CTX_EINVAL, "--compare %s: %s (line %d); give the output of an"
+                      " earlier `ctxgate eval --json`", path, je.text, je.line);
+        return NULL;
+    }
+    per = json_object_get(run, "per_question");
+    if (!json_is_array(per) || !json_is_integer(json_object_get(run, "k"))) {
+        ctx_error_set(err, CTX_EINVAL, "--compare %s: no \"per_question\" or \"k\"; give the"
+                      " output of an earlier `ctxgate eval --json`", path);
+    } else if (json_integer_value(json_object_get(run, "k")) != k) {
+        ctx_error_set(err, CTX_EINVAL, "--compare %s: scored at k %lld, this run at k %d;"
+                      " compare runs of the same --k", path,
+                      (long long)json_integer_value(json_object_get(run, "k")), k);
+    } else if (json_is_true(json_object_get(run, "readable_only")) != readable) {
+        ctx_error_set(err, CTX_EINVAL, "--compare %s: %s --readable, this run %s; compare runs"
+                      " judged alike", path, readable ? "scored without" : "scored with",
+                      readable ? "with it" : "without it");
+    } else {
+        return run;
+    }
+    json_decref(run);
+    return NULL;
+}
+
+static const char *const compare_metric[4] = {"ndcg", "mrr", "found", "recall"};
+
+static double row_metric(const eval_row *row, int m)
+{
+    return m == 0 ? row->sc.ndcg : m == 1 ? row->sc.rr : m == 2 ? row->sc.found : row->sc.recall;
+}
+
+/*
+ * compare_runs - this run's scored questions paired with the earlier run's
+ * (by question text; a question not scored in both is left out, counted
+ * in *unmatched): out[m] for each of compare_metric.
+ */
+static int compare_runs(const json_t *run, const qrels *qr, const eval_row *rows,
+                        qrels_paired out[4], size_t *unmatched, ctx_error *err)
+{
+    const json_t *per = json_object_get(run, "per_question");
+    double *v = ctx_calloc(qr->n ? qr->n * 8 : 1, sizeof *v);
+    size_t n = 0;
+
+    if (!v)
+        return ctx_error_set(err, CTX_ENOMEM, "eval: out of memory");
+    *unmatched = 0;
+    for (size_t i = 0; i < qr->n; i++) {
+        const json_t *hit = NULL, *e;
+        size_t j;
+        if (rows[i].skipped) {
+            continue;
+        }
+        json_array_foreach(per, j, e) {
+            const char *q = json_string_value(json_object_get(e, "question"));
+            if (q && !strcmp(q, qr->v[i].question) &&
+                json_is_true(json_object_get(e, "scored"))) {
+                hit = e;
+                break;
+            }
+        }
+        if (!hit) {
+            (*unmatched)++;
+            continue;
+        }
+        for (int m = 0; m < 4; m++) {
+            v[m * qr->n + n] = json_number_value(json_object_get(hit, compare_metric[m]));
+            v[(4 + m) * qr->n + n] = row_metric(&rows[i], m);
+        }
+        n++;
+    }
+    for (int m = 0; m < 4; m++)
+        qrels_compare(v + m * qr->n, v + (4 + m) * qr->n, n, &out[m]);
+    ctx_free(v);
+    return CTX_OK;
+}
+
+static json_t *compare_json(const char *path, const qrels_paired pr[4], size_t unmatched)
+{
+    json_t *o = json_pack("{s:s,s:I,s:I}", "file", path, "pairs", (json_int_t)pr[0].n,
+                          "unmatched", (json_int_t)unmatched);
+    for (int m = 0; m < 4; m++)
+        json_object_set_new(o, compare_metric[m],
+                            json_pack("{s:f,s:f,s:f,s:f,s:f,s:I,s:I}", "this", pr[m].mean_b,
+                                      "that", pr[m].mean_a, "diff", pr[m].diff, "lo", pr[m].lo,
+                                      "hi", pr[m].hi, "better", (json_int_t)pr[m].better,
+                                      "worse", (json_int_t)pr[m].worse));
+    return o;
+}
+
+static void compare_print(const char *path, const qrels_paired pr[4], size_t unmatched, int k)
+{
+    static const char *const label[4] = {"nDCG", "MRR", "found", "recall"};
+    char name[24];
+
+    printf("\ncompared with %s: %zu questions scored in both", path, pr[0].n);
+    if (unmatched)
+        printf(" (%zu of this run's not in it, left out)", unmatched);
+    printf("\n%-10s %6s %6s %7s  %-18s %6s %5s\n", "", "this", "that", "diff", "95% interval",
+           "better", "worse");
+    for (int m = 0; m < 4; m++) {
+        snprintf(name, sizeof name, "%s@%d", label[m], k);
+        printf("%-10s %6.3f %6.3f %+7.3f  [%+.3f, %+.3f]   %6zu %5zu\n", name, pr[m].mean_b,
+               pr[m].mean_a, pr[m].diff, pr[m].lo, pr[m].hi, pr[m].better, pr[m].worse);
+    }
+    if (pr[0].lo <= 0 && pr[0].hi >= 0)
+        printf("nDCG@%d's interval holds 0: these questions cannot tell the two runs apart\n", k);
+    else
+        printf("nDCG@%d: this run is %s, beyond what chance among these questions explains"
+               " (95%%)\n", k, pr[0].diff > 0 ? "better" : "worse");
+}
+
 int cli_eval(int argc, char **argv)
 {
     static const struct option lo[] = {{"qrels", required_argument, NULL, 'q'},
@@ -155,8 +276,13 @@ int cli_eval(int argc, char **argv)
                                        {"source", required_argument, NULL, 's'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"readable", no_argument, NULL, 'r'},
+                                       {"compare", required_argument, NULL, 'c'},
                                        {NULL, 0, NULL, 0}};
     const char *path = NULL, *user = NULL, *agent = NULL, *mode = "hybrid", *source = NULL;
+    const char *against = NULL;
+    json_t *earlier = NULL;
+    qrels_paired pr[4];
+    size_t unmatched = 0;
     const char **srcs = NULL;
     size_t nsrcs = 0, nrel = 0, nunread = 0, nmissing = 0, ndegraded = 0, nscored = 0;
     int c, k = 10, as_json = 0, readable = 0, rc, status = 1;
@@ -191,6 +317,8 @@ int cli_eval(int argc, char **argv)
             as_json = 1;
         else if (c == 'r')
             readable = 1;
+        else if (c == 'c')
+            against = optarg;
         else
             return 2;
     }
@@ -234,6 +362,11 @@ int cli_eval(int argc, char **argv)
         for (size_t i = 0; i < cfg.nsources; i++)
             if (granted(&g->sources, cfg.sources[i].name))
                 srcs[nsrcs++] = cfg.sources[i].name;
+    }
+    if (against && !(earlier = compare_load(against, k, readable, &err))) {
+        fprintf(stderr, "ctxgate: eval: %s\n", err.text);
+        status = 2;
+        goto done;
     }
     /* Sources whose permissions are too old are withheld, as in search. */
     if ((rc = fresh_check(store_db(st), &cfg, ctx_now_ms(), &fr, &err)))
@@ -314,6 +447,8 @@ int cli_eval(int argc, char **argv)
 
     /* Means over the questions scored (all but, with --readable, the skipped). */
     denom = nscored ? (double)nscored : 1.0;
+    if (earlier && (rc = compare_runs(earlier, &qr, rows, pr, &unmatched, &err)))
+        goto fail;
     if (as_json) {
         json_t *per = json_array(), *root;
         for (size_t i = 0; i < qr.n; i++) {
@@ -339,6 +474,8 @@ int cli_eval(int argc, char **argv)
                          sum_recall / denom, "relevant", "total", (json_int_t)nrel,
                          "unreadable", (json_int_t)nunread, "missing", (json_int_t)nmissing,
                          "per_question", per, "withheld", fresh_withheld_json(&fr));
+        if (earlier)
+            json_object_set_new(root, "compare", compare_json(against, pr, unmatched));
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         fputc('\n', stdout);
         json_decref(root);
@@ -373,6 +510,8 @@ int cli_eval(int argc, char **argv)
         for (size_t i = 0; i < fr.n; i++)
             if (fr.v[i].withheld)
                 printf("withheld: %s: %s\n", fr.v[i].name, fr.v[i].why);
+        if (earlier)
+            compare_print(against, pr, unmatched, k);
     }
     fflush(stdout); /* the notes after the figures, also when both go to one file */
     if (nunread && !readable)
@@ -403,6 +542,7 @@ done:
         }
         ctx_free(rows);
     }
+    json_decref(earlier);
     sqlite3_finalize(ext);
     vindex_free(vi);
     embed_close(emb);

@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../core/util.h"
@@ -319,4 +321,47 @@ void qrels_score(const char *const *relevant, size_t nrelevant, const char *cons
     out->found = out->hits ? 1.0 : 0.0;
     out->ndcg = dcg / ideal;
     out->recall = (double)out->hits / (double)nrel;
+}
+
+static int by_value(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+void qrels_compare(const double *a, const double *b, size_t n, qrels_paired *out)
+{
+    double *means;
+    uint64_t s = 0x9e3779b97f4a7c15u; /* fixed: the same scores, the same interval */
+
+    memset(out, 0, sizeof *out);
+    if (!n)
+        return;
+    out->n = n;
+    for (size_t i = 0; i < n; i++) {
+        out->mean_a += a[i] / (double)n;
+        out->mean_b += b[i] / (double)n;
+        out->better += b[i] > a[i] + 1e-9;
+        out->worse += b[i] < a[i] - 1e-9;
+    }
+    out->diff = out->mean_b - out->mean_a;
+    out->lo = out->hi = out->diff;
+    if (!(means = ctx_malloc(QRELS_RESAMPLES * sizeof *means)))
+        return; /* no memory for the interval: it stays the point */
+    for (size_t r = 0; r < QRELS_RESAMPLES; r++) {
+        double sum = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t j;
+            s ^= s << 13; /* xorshift64 */
+            s ^= s >> 7;
+            s ^= s << 17;
+            j = (size_t)(s % n);
+            sum += b[j] - a[j];
+        }
+        means[r] = sum / (double)n;
+    }
+    qsort(means, QRELS_RESAMPLES, sizeof *means, by_value);
+    out->lo = means[QRELS_RESAMPLES / 40];               /* 2.5% */
+    out->hi = means[QRELS_RESAMPLES - 1 - QRELS_RESAMPLES / 40]; /* 97.5% */
+    ctx_free(means);
 }

@@ -63,4 +63,23 @@ typedef struct qrels_scores {
 void qrels_score(const char *const *relevant, size_t nrelevant, const char *const *ranked,
                  size_t nranked, int k, qrels_scores *out);
 
+/* Two runs' scores of the same questions, compared pair by pair. */
+typedef struct qrels_paired {
+    size_t n;               /* pairs */
+    size_t better, worse;   /* pairs where b is above a, below a (ties are neither) */
+    double mean_a, mean_b;
+    double diff;            /* mean of b - a */
+    double lo, hi;          /* 95% bootstrap interval of diff */
+} qrels_paired;
+
+/*
+ * qrels_compare - b against a over n paired scores (a question's score in
+ * each run). The interval is the percentile bootstrap: QRELS_RESAMPLES
+ * resamples of the n pairs with replacement, from a fixed seed, so the
+ * same scores always give the same interval. When it holds 0 the
+ * questions cannot tell the runs apart. n 0 gives all zeros.
+ */
+#define QRELS_RESAMPLES 2000
+void qrels_compare(const double *a, const double *b, size_t n, qrels_paired *out);
+
 #endif

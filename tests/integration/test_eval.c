@@ -253,3 +253,68 @@ Test(eval, text_output_and_bad_input)
     cr_assert(strstr(out, "agent \"nobody\" is not registered"), "%s", out);
     ctx_free(out);
 }
+
+/*
+ * --compare pairs each question with an earlier run's --json output: ben
+ * against root on the same questions loses exactly the salary question,
+ * which root reads and ben may not; a run against itself differs nowhere.
+ */
+Test(eval, compare_pairs_each_question_with_an_earlier_run)
+{
+    char args[1024], *text, *out;
+    json_t *root, *ben, *c;
+    int status;
+
+    synced();
+    root = eval_json("user:root", NULL, "lexical");
+    text = json_dumps(root, 0);
+    tu_write(dir, "root.json", text);
+    free(text);
+
+    snprintf(args, sizeof args, "--compare %s/root.json", dir);
+    ben = eval_json_with("user:ben", NULL, "lexical", args);
+    c = json_object_get(ben, "compare");
+    cr_assert(json_is_object(c), "no compare in the answer");
+    cr_assert_eq(json_integer_value(json_object_get(c, "pairs")), 3);
+    cr_assert_eq(json_integer_value(json_object_get(c, "unmatched")), 0);
+    cr_assert_float_eq(num(c, "ndcg", "this"), num(ben, "means", "ndcg"), 1e-9);
+    cr_assert_float_eq(num(c, "ndcg", "that"), num(root, "means", "ndcg"), 1e-9);
+    cr_assert_float_eq(num(c, "found", "diff"), -1.0 / 3, 1e-9);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(c, "found"), "worse")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(c, "found"), "better")), 0);
+    cr_assert(num(c, "ndcg", "lo") <= num(c, "ndcg", "diff") &&
+              num(c, "ndcg", "diff") <= num(c, "ndcg", "hi"));
+    json_decref(ben);
+
+    /* Against itself, as text: no difference, and it says so. */
+    snprintf(args, sizeof args, "eval --qrels %s/qrels.tsv --source pages --as user:root"
+             " --mode lexical --compare %s/root.json", dir, dir);
+    out = run(args, &status);
+    cr_assert_eq(status, 0, "%s", out);
+    cr_assert(strstr(out, "3 questions scored in both"), "%s", out);
+    cr_assert(strstr(out, "+0.000  [+0.000, +0.000]"), "%s", out);
+    cr_assert(strstr(out, "cannot tell the two runs apart"), "%s", out);
+    ctx_free(out);
+
+    /* Runs scored differently are not compared: another k, another judging. */
+    snprintf(args, sizeof args, "eval --qrels %s/qrels.tsv --source pages --as user:root"
+             " --mode lexical --k 5 --compare %s/root.json", dir, dir);
+    out = run(args, &status);
+    cr_assert_eq(WEXITSTATUS(status), 2, "%s", out);
+    cr_assert(strstr(out, "scored at k 10, this run at k 5"), "%s", out);
+    ctx_free(out);
+    snprintf(args, sizeof args, "eval --qrels %s/qrels.tsv --source pages --as user:root"
+             " --readable --compare %s/root.json", dir, dir);
+    out = run(args, &status);
+    cr_assert_eq(WEXITSTATUS(status), 2, "%s", out);
+    cr_assert(strstr(out, "judged alike"), "%s", out);
+    ctx_free(out);
+    /* Not an eval output at all: named, with the fix. */
+    snprintf(args, sizeof args, "eval --qrels %s/qrels.tsv --source pages --as user:root"
+             " --compare %s/qrels.tsv", dir, dir);
+    out = run(args, &status);
+    cr_assert_eq(WEXITSTATUS(status), 2, "%s", out);
+    cr_assert(strstr(out, "--compare") && strstr(out, "ctxgate eval --json"), "%s", out);
+    ctx_free(out);
+    json_decref(root);
+}

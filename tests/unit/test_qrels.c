@@ -203,3 +203,42 @@ Test(qrels, no_relevant_scores_zero)
     score(NULL, 0, ranked, 1, 10, &s);
     cr_assert(s.rr == 0 && s.ndcg == 0 && s.recall == 0 && s.found == 0);
 }
+
+Test(qrels, paired_comparison_and_its_interval)
+{
+    static const double zero[4] = {0, 0, 0, 0}, one[4] = {1, 1, 1, 1};
+    static const double a[6] = {0.2, 0.5, 1.0, 0.0, 0.3, 0.6};
+    static const double b[6] = {0.4, 0.5, 0.0, 0.0, 0.9, 0.7};
+    qrels_paired p, again;
+
+    /* Every question better by 1: the interval is the point. */
+    qrels_compare(zero, one, 4, &p);
+    cr_assert_eq(p.n, 4);
+    cr_assert_eq(p.better, 4);
+    cr_assert_eq(p.worse, 0);
+    cr_assert_float_eq(p.diff, 1.0, 1e-12);
+    cr_assert_float_eq(p.lo, 1.0, 1e-12);
+    cr_assert_float_eq(p.hi, 1.0, 1e-12);
+
+    /* Mixed: three better, one worse, two tied; the mean is -0.1/6 and
+     * the interval, which resamples the pairs, spans both signs. */
+    qrels_compare(a, b, 6, &p);
+    cr_assert_eq(p.better, 3);
+    cr_assert_eq(p.worse, 1);
+    cr_assert_float_eq(p.mean_a, 2.6 / 6, 1e-12);
+    cr_assert_float_eq(p.mean_b, 2.5 / 6, 1e-12);
+    cr_assert_float_eq(p.diff, -0.1 / 6, 1e-12);
+    cr_assert(p.lo < 0 && p.hi > 0 && p.lo <= p.diff && p.diff <= p.hi, "[%f, %f]", p.lo, p.hi);
+    /* No resample's mean is past the worst or best pair (-1, +0.6). */
+    cr_assert(p.lo >= -1.0 && p.hi <= 0.6, "[%f, %f]", p.lo, p.hi);
+    /* The same scores, the same interval. */
+    qrels_compare(a, b, 6, &again);
+    cr_assert_float_eq(again.lo, p.lo, 0);
+    cr_assert_float_eq(again.hi, p.hi, 0);
+
+    /* Nothing to compare: all zeros. */
+    qrels_compare(a, b, 0, &p);
+    cr_assert_eq(p.n, 0);
+    cr_assert_float_eq(p.diff, 0.0, 0);
+    cr_assert_float_eq(p.lo, 0.0, 0);
+}
