@@ -42,7 +42,8 @@ LIB_SRC := $(wildcard core/*.c indexer/*.c connectors/*.c connectors/*/*.c \
              agent/*.c retrieval/*.c)
 CLI_SRC := $(wildcard cli/*.c)
 LIB_CXX_SRC := $(wildcard indexer/*.cpp)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LIB_CXX_SRC:%.cpp=$(BUILD)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LIB_CXX_SRC:%.cpp=$(BUILD)/%.o) \
+           $(BUILD)/gen/console_html.o
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -70,6 +71,15 @@ $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CXX     $<")
 	$(Q)$(CXX) $(CXXFLAGS_ALL) -c $< -o $@
+
+# The admin console's page, compiled in as a C string (awk, no other tool).
+$(BUILD)/gen/console_html.c: retrieval/console.html scripts/embed.awk
+	@mkdir -p $(dir $@)
+	$(Q)awk -v name=ctx_console_html -f scripts/embed.awk retrieval/console.html >$@
+
+$(BUILD)/gen/console_html.o: $(BUILD)/gen/console_html.c
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(BUILD)/libctxgate.a: $(LIB_OBJ)
 	@rm -f $@

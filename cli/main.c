@@ -24,6 +24,7 @@
 #include "../retrieval/fresh.h"
 #include "../retrieval/hybrid.h"
 #include "../retrieval/search.h"
+#include "../retrieval/status.h"
 #include "../retrieval/vsearch.h"
 #include "cli.h"
 #include "connector.h"
@@ -639,129 +640,6 @@ done:
 
 /* ---- status ---- */
 
-/* one_int - the integer a one-value query gives, or dflt. */
-static int64_t one_int(ctx_store *st, const char *sql, int64_t arg, int64_t dflt)
-{
-    sqlite3_stmt *s;
-    int64_t v = dflt;
-    if (sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL) != SQLITE_OK)
-        return dflt;
-    sqlite3_bind_int64(s, 1, arg);
-    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
-        v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    return v;
-}
-
-/*
- * index_status - the store-wide part of `status`: embedding model, queue
- * and vectors, the vector index file, ranking statistics, the agent's last
- * store-wide jobs. Printed unless as_json; returned as JSON (new).
- */
-static json_t *index_status(const ctx_config *cfg, ctx_store *st, int as_json)
-{
-    int64_t now = ctx_now_ms(), active = 0, target = 0, depth = 0, vectors, built, rows;
-    int64_t last_embed;
-    char *model = NULL, *next = NULL, path[4096];
-    int dim = 0, tdim = 0, have_file = 0;
-    ctx_error err;
-    struct stat sb;
-    json_t *o;
-
-    store_embed_models(st, &active, &target, &err);
-    if (active)
-        store_embed_model_info(st, active, &model, &dim, &err);
-    if (target)
-        store_embed_model_info(st, target, &next, &tdim, &err);
-    store_embed_depth(st, &depth, &err);
-    vectors = one_int(st, "SELECT count(*) FROM vectors WHERE model_id = ?1", active, 0);
-    if (active) {
-        vindex_path(cfg->data_dir, active, path, sizeof path);
-        have_file = stat(path, &sb) == 0;
-    }
-    built = one_int(st, "SELECT built_at FROM term_df_meta", 0, 0);
-    last_embed = one_int(st, "SELECT max(finished_at) FROM agent_jobs WHERE kind = 'embed'"
-                             " AND status = 'ok'", 0, 0);
-    rows = one_int(st, "SELECT nrows FROM term_df_meta", 0, -1);
-    o = json_pack("{s:{s:s?,s:i,s:s?,s:I,s:I},s:{s:b,s:I},s:{s:I,s:I},s:I,s:I}",
-                  "embeddings", "model", model, "dim", dim, "switching_to", next,
-                  "queue", (json_int_t)depth, "vectors", (json_int_t)vectors,
-                  "vector_index", "file_present", have_file, "bytes",
-                  (json_int_t)(have_file ? sb.st_size : 0),
-                  "ranking_stats", "chunks_at_build", (json_int_t)rows, "age_ms",
-                  (json_int_t)(built ? now - built : -1),
-                  "last_embed_ok_ms_ago", (json_int_t)(last_embed ? now - last_embed : -1),
-                  "failed_jobs_last_day",
-                  (json_int_t)one_int(st, "SELECT count(*) FROM agent_jobs WHERE"
-                                          " status = 'failed' AND started_at > ?1",
-                                      now - 86400000, 0));
-    if (!as_json) {
-        printf("embeddings: %s, %lld vectors, %lld chunks waiting%s%s\n",
-               model ? model : "none yet", (long long)vectors, (long long)depth,
-               next ? "; re-embedding for " : "", next ? next : "");
-        printf("vector index: %s; ranking statistics: %s\n",
-               !active ? "none (no model)" : have_file ? "on disk" : "missing (rebuilt on next use)",
-               built ? "built" : "never built (run a sync or `ctxgate agent`)");
-    }
-    ctx_free(model);
-    ctx_free(next);
-    return o;
-}
-
-/*
- * permission_status - each configured source's permission age against its
- * max_permission_age (fresh.h), printed unless as_json; the JSON (new).
- */
-static json_t *permission_status(const ctx_config *cfg, ctx_store *st, int64_t now,
-                                 int as_json)
-{
-    json_t *arr = json_array();
-    fresh_report fr;
-    ctx_error err;
-
-    if (fresh_check(store_db(st), cfg, now, &fr, &err)) {
-        fprintf(stderr, "ctxgate: status: %s\n", err.text);
-        fresh_report_free(&fr);
-        return arr;
-    }
-    for (size_t i = 0; i < fr.n; i++) {
-        const fresh_source *f = &fr.v[i];
-        json_t *w = explain_source_warnings(store_db(st), f->name, &err);
-        json_array_append_new(
-            arr, json_pack("{s:s,s:o,s:o,s:o,s:b,s:s?,s:o}", "source", f->name,
-                           "permissions_synced_at",
-                           f->synced_at ? json_integer(f->synced_at) : json_null(),
-                           "permission_age_s",
-                           f->synced_at ? json_integer((now - f->synced_at) / 1000)
-                                        : json_null(),
-                           "max_permission_age_s",
-                           f->bound_ms < 0 ? json_null() : json_integer(f->bound_ms / 1000),
-                           "withheld", f->withheld, "reason",
-                           f->withheld ? f->why : NULL, "warnings",
-                           w ? json_incref(json_object_get(w, "warnings")) : json_array()));
-        if (!as_json) {
-            size_t j;
-            json_t *v;
-            json_array_foreach(json_object_get(w, "warnings"), j, v)
-                printf("warning: %s\n", json_string_value(v));
-        }
-        json_decref(w);
-        if (as_json)
-            continue;
-        if (f->withheld)
-            printf("permissions %-12s WITHHELD: %s\n", f->name, f->why);
-        else if (f->synced_at)
-            printf("permissions %-12s synced %.0fs ago%s\n", f->name,
-                   (double)(now - f->synced_at) / 1000.0,
-                   f->bound_ms < 0 ? " (no max_permission_age)" : "");
-        else
-            printf("permissions %-12s never synced by a permission or full sync%s\n",
-                   f->name, f->bound_ms < 0 ? " (no max_permission_age)" : "");
-    }
-    fresh_report_free(&fr);
-    return arr;
-}
-
 /* print_warnings - a run's warning summary (a JSON array, borrowed), one line a kind. */
 static void print_warnings(json_t *a)
 {
@@ -791,24 +669,74 @@ static void print_warnings(json_t *a)
     }
 }
 
+/* print_status - `ctxgate status` as text, from status_report's JSON (borrowed). */
+static void print_status(const json_t *r, int64_t now)
+{
+    const json_t *o, *idx = json_object_get(r, "index");
+    const json_t *emb = json_object_get(idx, "embeddings");
+    size_t i, j;
+    json_t *v;
+
+    json_array_foreach(json_object_get(r, "sources"), i, o) {
+        int64_t lag_ms = json_integer_value(json_object_get(o, "lag_ms"));
+        const char *status = json_string_value(json_object_get(o, "last_run"));
+        const char *error = json_string_value(json_object_get(o, "last_error"));
+        char lag[64];
+        if (lag_ms >= 0)
+            snprintf(lag, sizeof lag, "%.1fs ago", (double)lag_ms / 1000.0);
+        else
+            snprintf(lag, sizeof lag, "never");
+        printf("%-16s %-8s %7lld docs %8lld chunks  last good sync %s, last run %s%s%s\n",
+               json_string_value(json_object_get(o, "source")),
+               json_string_value(json_object_get(o, "type")),
+               (long long)json_integer_value(json_object_get(o, "documents")),
+               (long long)json_integer_value(json_object_get(o, "chunks")), lag,
+               status ? status : "never", error ? ": " : "", error ? error : "");
+        print_warnings(json_object_get(o, "last_run_warnings"));
+    }
+    json_array_foreach(json_object_get(r, "permissions"), i, o) {
+        const char *name = json_string_value(json_object_get(o, "source"));
+        const json_t *at = json_object_get(o, "permissions_synced_at");
+        int bounded = !json_is_null(json_object_get(o, "max_permission_age_s"));
+        json_array_foreach(json_object_get(o, "warnings"), j, v)
+            printf("warning: %s\n", json_string_value(v));
+        if (json_is_true(json_object_get(o, "withheld")))
+            printf("permissions %-12s WITHHELD: %s\n", name,
+                   json_string_value(json_object_get(o, "reason")));
+        else if (json_is_integer(at))
+            printf("permissions %-12s synced %.0fs ago%s\n", name,
+                   (double)(now - json_integer_value(at)) / 1000.0,
+                   bounded ? "" : " (no max_permission_age)");
+        else
+            printf("permissions %-12s never synced by a permission or full sync%s\n", name,
+                   bounded ? "" : " (no max_permission_age)");
+    }
+    {
+        const char *model = json_string_value(json_object_get(emb, "model"));
+        const char *next = json_string_value(json_object_get(emb, "switching_to"));
+        int active = model != NULL;
+        int have_file = json_is_true(json_object_get(json_object_get(idx, "vector_index"),
+                                                     "file_present"));
+        int64_t age = json_integer_value(json_object_get(json_object_get(idx, "ranking_stats"),
+                                                         "age_ms"));
+        printf("embeddings: %s, %lld vectors, %lld chunks waiting%s%s\n",
+               model ? model : "none yet",
+               (long long)json_integer_value(json_object_get(emb, "vectors")),
+               (long long)json_integer_value(json_object_get(emb, "queue")),
+               next ? "; re-embedding for " : "", next ? next : "");
+        printf("vector index: %s; ranking statistics: %s\n",
+               !active ? "none (no model)" : have_file ? "on disk" : "missing (rebuilt on next use)",
+               age >= 0 ? "built" : "never built (run a sync or `ctxgate agent`)");
+    }
+}
+
 static int cmd_status(int argc, char **argv)
 {
     static const struct option lo[] = {{"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
-    static const char sql[] =
-        "SELECT s.name, s.type,"
-        " (SELECT count(*) FROM documents d WHERE d.source_id = s.id AND d.deleted = 0),"
-        " (SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id"
-        "   WHERE d.source_id = s.id),"
-        " r.status, r.started_at, r.finished_at, r.records, r.unchanged, r.deletes, r.error,"
-        " (SELECT max(finished_at) FROM sync_runs o WHERE o.source_id = s.id AND o.status = 'ok'),"
-        " r.warnings, r.held_reason"
-        " FROM sources s LEFT JOIN sync_runs r ON r.id ="
-        "  (SELECT max(id) FROM sync_runs x WHERE x.source_id = s.id) ORDER BY s.name";
     ctx_config cfg;
     ctx_store *st = NULL;
     ctx_error err;
-    sqlite3_stmt *s;
-    json_t *arr = json_array(), *index, *perms;
+    json_t *r = NULL;
     int c, as_json = 0, rc;
     int64_t now = ctx_now_ms();
 
@@ -818,68 +746,18 @@ static int cmd_status(int argc, char **argv)
         else
             return 2;
     }
-    if ((rc = open_all(&cfg, &st, 1, &err))) {
-        ctx_config_free(&cfg);
-        json_decref(arr);
-        return fail(&err);
-    }
-    if (sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL) != SQLITE_OK) {
-        store_errf(st, &err, "status");
+    if ((rc = open_all(&cfg, &st, 1, &err)) || (rc = status_report(&cfg, st, now, &r, &err))) {
         store_close(st);
         ctx_config_free(&cfg);
-        json_decref(arr);
         return fail(&err);
     }
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        const char *status = (const char *)sqlite3_column_text(s, 4);
-        int64_t last_ok = sqlite3_column_int64(s, 11);
-        json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:s?,s:I,s:I,s:I,s:s?}",
-                              "source", sqlite3_column_text(s, 0), "type",
-                              sqlite3_column_text(s, 1), "documents",
-                              (json_int_t)sqlite3_column_int64(s, 2), "chunks",
-                              (json_int_t)sqlite3_column_int64(s, 3), "last_run", status,
-                              "last_run_started_at", (json_int_t)sqlite3_column_int64(s, 5),
-                              "last_run_records", (json_int_t)sqlite3_column_int64(s, 7),
-                              "lag_ms", (json_int_t)(last_ok ? now - last_ok : -1),
-                              "last_error", sqlite3_column_text(s, 10));
-        {
-            /* The last run's warning summary and, when held, why. */
-            const char *w = (const char *)sqlite3_column_text(s, 12);
-            const char *held = (const char *)sqlite3_column_text(s, 13);
-            json_t *wj = w ? ctx_json_loads(w, 0, NULL) : NULL;
-            json_object_set_new(o, "last_run_warnings", wj ? wj : json_array());
-            if (held)
-                json_object_set_new(o, "held_reason", json_string(held));
-        }
-        json_array_append_new(arr, o);
-        if (!as_json) {
-            char lag[64];
-            if (last_ok)
-                snprintf(lag, sizeof lag, "%.1fs ago", (double)(now - last_ok) / 1000.0);
-            else
-                snprintf(lag, sizeof lag, "never");
-            printf("%-16s %-8s %7lld docs %8lld chunks  last good sync %s, last run %s%s%s\n",
-                   sqlite3_column_text(s, 0), sqlite3_column_text(s, 1),
-                   (long long)sqlite3_column_int64(s, 2), (long long)sqlite3_column_int64(s, 3),
-                   lag, status ? status : "never", sqlite3_column_text(s, 10) ? ": " : "",
-                   sqlite3_column_text(s, 10) ? (const char *)sqlite3_column_text(s, 10) : "");
-            print_warnings(json_object_get(o, "last_run_warnings"));
-        }
-    }
-    sqlite3_finalize(s);
-    perms = permission_status(&cfg, st, now, as_json);
-    index = index_status(&cfg, st, as_json);
     if (as_json) {
-        json_t *root = json_pack("{s:o,s:o,s:o}", "sources", arr, "permissions", perms,
-                                 "index", index);
-        json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_dumpf(r, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         fputc('\n', stdout);
-        json_decref(root);
     } else {
-        json_decref(arr);
-        json_decref(perms);
-        json_decref(index);
+        print_status(r, now);
     }
+    json_decref(r);
     store_close(st);
     ctx_config_free(&cfg);
     return 0;

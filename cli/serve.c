@@ -17,6 +17,7 @@
 #include "../core/config.h"
 #include "../core/util.h"
 #include "../indexer/store.h"
+#include "../retrieval/admin.h"
 #include "../retrieval/auth.h"
 #include "../retrieval/http.h"
 #include "../retrieval/mcp_service.h"
@@ -141,6 +142,9 @@ int cli_serve(int argc, char **argv, const char *config_path)
     if ((rc = http_start(&ho, &srv, &err)) ||
         (rc = mcp_http_register(srv, service, &cfg)
                   ? ctx_error_set(&err, CTX_EINTERNAL, "cannot route /mcp")
+                  : CTX_OK) ||
+        (rc = admin_http_register(srv, service)
+                  ? ctx_error_set(&err, CTX_EINTERNAL, "cannot route the admin endpoints")
                   : CTX_OK))
         goto fail;
     signal(SIGINT, on_stop);

@@ -19,7 +19,7 @@
 #include "../core/util.h"
 #include "../indexer/store.h"
 
-#define MAX_ROUTES 16
+#define MAX_ROUTES 32
 #define NBUCKETS 4096
 
 typedef struct route {
@@ -90,6 +90,12 @@ int http_port(const http_server *srv) { return srv->port; }
 const char *http_header(const http_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_query(const http_req *req, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    return v && *v ? v : NULL;
 }
 
 void http_json(http_resp *resp, int status, json_t *o)

@@ -64,6 +64,9 @@ typedef void (*http_handler)(http_server *srv, void *arg, const http_req *req,
 /* http_header - a request header's value (borrowed), or NULL. */
 const char *http_header(const http_req *req, const char *name);
 
+/* http_query - a query argument's value (borrowed, URL-decoded), or NULL when absent or empty. */
+const char *http_query(const http_req *req, const char *name);
+
 /* http_json - resp answers status with o as JSON (o stolen). */
 void http_json(http_resp *resp, int status, json_t *o);
 

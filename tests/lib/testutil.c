@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <curl/curl.h>
 #include <unistd.h>
@@ -274,6 +275,102 @@ char *tu_http(int port, const char *path, const char *body)
     curl_easy_cleanup(c);
     ctx_buf_append(&b, "", 1);
     return ctx_buf_steal(&b);
+}
+
+typedef struct tu_hdr {
+    const char *name;
+    char *value;
+    size_t len;
+} tu_hdr;
+
+static size_t header_sink(char *p, size_t s, size_t n, void *arg)
+{
+    tu_hdr *h = arg;
+    size_t len = s * n, nl = strlen(h->name);
+    if (len > nl + 2 && !strncasecmp(p, h->name, nl) && p[nl] == ':') {
+        size_t from = nl + 1, to = len;
+        while (from < to && p[from] == ' ')
+            from++;
+        while (to > from && (p[to - 1] == '\r' || p[to - 1] == '\n'))
+            to--;
+        snprintf(h->value, h->len, "%.*s", (int)(to - from), p + from);
+    }
+    return len;
+}
+
+char *tu_request(int port, const char *method, const char *path, const char *token,
+                 const char *body, long *status, const char *header, char *value,
+                 size_t value_len)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *hl = NULL;
+    ctx_buf b = CTX_BUF_INIT;
+    char url[1024], auth[8300];
+    tu_hdr h = {header ? header : "", value, value_len};
+
+    if (value && value_len)
+        value[0] = '\0';
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    if (token) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+        hl = curl_slist_append(hl, auth);
+    }
+    if (body) {
+        hl = curl_slist_append(hl, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    if (header && value && value_len) {
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_sink);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+    }
+    if (curl_easy_perform(c) != CURLE_OK) {
+        fprintf(stderr, "tu_request: %s %s failed\n", method, url);
+        abort();
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    ctx_buf_append(&b, "", 1);
+    return ctx_buf_steal(&b);
+}
+
+pid_t tu_serve(const char *dir, const char *env, int *port)
+{
+    char cmd[8192], logp[4096], bin[4096];
+    pid_t pid;
+
+    if (!realpath(tu_build_dir(), bin))
+        abort();
+    snprintf(cmd, sizeof cmd, "cd %s && %s exec %s/ctxgate serve --no-agent 2>serve.log", dir,
+             env ? env : "", bin);
+    if ((pid = fork()) < 0)
+        abort();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    *port = 0;
+    snprintf(logp, sizeof logp, "%s/serve.log", dir);
+    for (int i = 0; i < 600 && !*port; i++) {
+        char line[512];
+        FILE *f = fopen(logp, "r");
+        while (f && fgets(line, sizeof line, f)) {
+            const char *p = strstr(line, "serving on http://127.0.0.1:");
+            if (p)
+                *port = atoi(p + strlen("serving on http://127.0.0.1:"));
+        }
+        if (f)
+            fclose(f);
+        if (!*port)
+            usleep(50000);
+    }
+    return pid;
 }
 
 void tu_embed_script(int port, const char *json_list)

@@ -69,6 +69,23 @@ pid_t tu_embed_server(int dim, const char *stall_s, int *port);
 char *tu_http(int port, const char *path, const char *body);
 void tu_embed_script(int port, const char *json_list);
 
+/*
+ * tu_request - one HTTP request to 127.0.0.1:port: method, path, a Bearer
+ * token (NULL: none) and a body (NULL: none). The reply's body (new); its
+ * status in *status and, when header is not NULL, the value of the header
+ * of that name in *value (value_len bytes, "" when absent).
+ */
+char *tu_request(int port, const char *method, const char *path, const char *token,
+                 const char *body, long *status, const char *header, char *value,
+                 size_t value_len);
+
+/*
+ * tu_serve - start `ctxgate serve --no-agent` in dir (its ctxgate.json)
+ * with env (e.g. "A=1 B=2") in front, stderr to dir/serve.log; *port is
+ * the port it says it serves on. SIGTERM and waitpid the pid it returns.
+ */
+pid_t tu_serve(const char *dir, const char *env, int *port);
+
 /* tu_search_answer - every field of r, each score to the bit, as text (new). */
 char *tu_search_answer(const struct search_result *r);
 
