@@ -7,6 +7,9 @@
  * the tree beside the host's ids (xNextId). The checkpoint is a cursor.
  *
  * Streams: "principals" (from _principals.json) and "files".
+ *
+ * A file's url is its front matter's, else url_base joined with its path,
+ * else none: the server's own paths (file://...) never leave it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +30,7 @@ typedef struct files_cfg {
     char *path;
     ctx_strlist extensions;
     int64_t state_every;
+    char *url_base;
 } files_cfg;
 
 static const ctx_opt files_opts[] = {
@@ -36,6 +40,10 @@ static const ctx_opt files_opts[] = {
      "file extensions to index (default .md, .markdown, .txt, .json)", NULL, 0},
     {"state_every", CTX_OPT_INT, "1000", offsetof(files_cfg, state_every), 0,
      "emit a checkpoint after this many files", NULL, 0},
+    {"url_base", CTX_OPT_STRING, NULL, offsetof(files_cfg, url_base), 0,
+     "http(s) address the tree is published at, e.g. \"https://wiki.corp.test/docs\": a"
+     " file's url is it joined with the file's path (front matter url wins); without it"
+     " a file has no url", NULL, 0},
     CTX_OPT_END,
 };
 
@@ -62,6 +70,49 @@ static const char *files_spec(void)
     return spec;
 }
 
+/* url_base_ok - http:// or https://, a host, and nothing a header could not carry. */
+static int url_base_ok(const char *u)
+{
+    size_t skip = !strncmp(u, "https://", 8) ? 8 : !strncmp(u, "http://", 7) ? 7 : 0;
+
+    if (!skip || !u[skip] || u[skip] == '/')
+        return 0;
+    for (const char *p = u; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return 0;
+    return 1;
+}
+
+/*
+ * file_url - base joined with the file's path rel, each byte outside
+ * RFC 3986's unreserved set and '/' percent-encoded. New, or NULL (memory).
+ */
+static char *file_url(const char *base, const char *rel)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(base);
+    ctx_buf b = CTX_BUF_INIT;
+    int rc = ctx_buf_append(&b, base, n);
+
+    if (!rc && n && base[n - 1] != '/')
+        rc = ctx_buf_append(&b, "/", 1);
+    for (const unsigned char *p = (const unsigned char *)rel; !rc && *p; p++) {
+        char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~/", *p))
+            rc = ctx_buf_append(&b, (const char *)p, 1);
+        else
+            rc = ctx_buf_append(&b, esc, 3);
+    }
+    if (!rc)
+        rc = ctx_buf_append(&b, "", 1);
+    if (rc) {
+        ctx_buf_free(&b);
+        return NULL;
+    }
+    return ctx_buf_steal(&b);
+}
+
 static int files_open(const char *config_json, void **pconn, ctx_conn_error *e)
 {
     files_conn *c;
@@ -76,8 +127,16 @@ static int files_open(const char *config_json, void **pconn, ctx_conn_error *e)
     }
     if (c->cfg.state_every < 1)
         c->cfg.state_every = 1000;
+    if (c->cfg.url_base && !url_base_ok(c->cfg.url_base)) {
+        rc = conn_errf(e, CTX_CONN_ECONFIG, "url_base: \"%.200s\" is not an http(s) address;"
+                       " give where readers open the tree, e.g. \"https://wiki.corp.test/docs\","
+                       " or leave it out (files then carry no url)", c->cfg.url_base);
+        ctx_opts_free(files_opts, &c->cfg);
+        ctx_free(c);
+        return rc;
+    }
     {
-        /* Absolute root: URLs and messages then name the real place. */
+        /* Absolute root: messages then name the real place. */
         char real[PATH_MAX];
         if (realpath(c->cfg.path, real)) {
             char *dup = ctx_strdup(real);
@@ -498,7 +557,7 @@ static int has_own_acl(const char *abs, const char *ext)
  */
 static int emit_file(walk *w, const char *rel, const char *abs, const struct stat *sb)
 {
-    char *text = NULL, why[512] = "", sidecar[PATH_MAX], titlebuf[256], url[PATH_MAX + 8];
+    char *text = NULL, why[512] = "", sidecar[PATH_MAX], titlebuf[256], *url = NULL;
     size_t len = 0, body_off = 0;
     json_t *fm = NULL, *doc = NULL, *acl_obj = NULL, *side = NULL, *meta, *item = NULL;
     json_t *merged = NULL;
@@ -608,12 +667,13 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
         const char *base = strrchr(rel, '/');
         title = base ? base + 1 : rel;
     }
+    /* The author's url, else one under url_base; never the server's path. */
     if (fm && json_is_string(json_object_get(fm, "url")))
-        snprintf(url, sizeof url, "%s", json_string_value(json_object_get(fm, "url")));
+        url = ctx_strdup(json_string_value(json_object_get(fm, "url")));
     else if (doc && json_is_string(json_object_get(doc, "url")))
-        snprintf(url, sizeof url, "%s", json_string_value(json_object_get(doc, "url")));
-    else
-        snprintf(url, sizeof url, "file://%s", abs);
+        url = ctx_strdup(json_string_value(json_object_get(doc, "url")));
+    else if (w->c->cfg.url_base && !(url = file_url(w->c->cfg.url_base, rel)))
+        warn(w, "files.url", rel, "out of memory building its url; sent without one");
     meta = json_pack("{s:s,s:I}", "path", rel, "size", (json_int_t)sb->st_size);
     meta_s = ctx_json_text(meta, JSON_COMPACT);
     json_decref(meta);
@@ -622,7 +682,7 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
     rec.stream = "files";
     rec.id = rel;
     rec.title = title;
-    rec.url = url;
+    rec.url = url; /* NULL: no url */
     rec.body = body;
     rec.body_len = len;
     rec.metadata_json = meta_s;
@@ -631,6 +691,7 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
     if (w->host->xRecord(w->em, &rec))
         rc = CTX_CONN_ECANCELED;
 done:
+    ctx_free(url);
     acl_free(&acl);
     json_decref(merged);
     json_decref(fm);
