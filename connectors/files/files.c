@@ -25,6 +25,7 @@
 #include "../registry.h"
 #include "../sdk/ctxgate/connector.h"
 #include "../../core/json.h"
+#include "links.h"
 
 typedef struct files_cfg {
     char *path;
@@ -70,49 +71,6 @@ static const char *files_spec(void)
     return spec;
 }
 
-/* url_base_ok - http:// or https://, a host, and nothing a header could not carry. */
-static int url_base_ok(const char *u)
-{
-    size_t skip = !strncmp(u, "https://", 8) ? 8 : !strncmp(u, "http://", 7) ? 7 : 0;
-
-    if (!skip || !u[skip] || u[skip] == '/')
-        return 0;
-    for (const char *p = u; *p; p++)
-        if ((unsigned char)*p <= ' ' || *p == 0x7f)
-            return 0;
-    return 1;
-}
-
-/*
- * file_url - base joined with the file's path rel, each byte outside
- * RFC 3986's unreserved set and '/' percent-encoded. New, or NULL (memory).
- */
-static char *file_url(const char *base, const char *rel)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = strlen(base);
-    ctx_buf b = CTX_BUF_INIT;
-    int rc = ctx_buf_append(&b, base, n);
-
-    if (!rc && n && base[n - 1] != '/')
-        rc = ctx_buf_append(&b, "/", 1);
-    for (const unsigned char *p = (const unsigned char *)rel; !rc && *p; p++) {
-        char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            strchr("-._~/", *p))
-            rc = ctx_buf_append(&b, (const char *)p, 1);
-        else
-            rc = ctx_buf_append(&b, esc, 3);
-    }
-    if (!rc)
-        rc = ctx_buf_append(&b, "", 1);
-    if (rc) {
-        ctx_buf_free(&b);
-        return NULL;
-    }
-    return ctx_buf_steal(&b);
-}
-
 static int files_open(const char *config_json, void **pconn, ctx_conn_error *e)
 {
     files_conn *c;
@@ -127,7 +85,7 @@ static int files_open(const char *config_json, void **pconn, ctx_conn_error *e)
     }
     if (c->cfg.state_every < 1)
         c->cfg.state_every = 1000;
-    if (c->cfg.url_base && !url_base_ok(c->cfg.url_base)) {
+    if (c->cfg.url_base && !files__url_ok(c->cfg.url_base)) {
         rc = conn_errf(e, CTX_CONN_ECONFIG, "url_base: \"%.200s\" is not an http(s) address;"
                        " give where readers open the tree, e.g. \"https://wiki.corp.test/docs\","
                        " or leave it out (files then carry no url)", c->cfg.url_base);
@@ -672,7 +630,7 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
         url = ctx_strdup(json_string_value(json_object_get(fm, "url")));
     else if (doc && json_is_string(json_object_get(doc, "url")))
         url = ctx_strdup(json_string_value(json_object_get(doc, "url")));
-    else if (w->c->cfg.url_base && !(url = file_url(w->c->cfg.url_base, rel)))
+    else if (w->c->cfg.url_base && !(url = files__url(w->c->cfg.url_base, rel)))
         warn(w, "files.url", rel, "out of memory building its url; sent without one");
     meta = json_pack("{s:s,s:I}", "path", rel, "size", (json_int_t)sb->st_size);
     meta_s = ctx_json_text(meta, JSON_COMPACT);
