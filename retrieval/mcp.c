@@ -379,8 +379,13 @@ static char *choose_revision(mcp_req *r, json_t *params, const mcp_http_headers 
     }
     if (!known_version(version))
         return unsupported(r, version);
-    if (strcmp(version, MODERN_FIRST) < 0)
-        return NULL; /* names an initialize-based revision: served as one */
+    if (strcmp(version, MODERN_FIRST) < 0) {
+        /* names an initialize-based revision: served as one, but a header
+         * naming another is the mismatch 2026-07-28 forbids */
+        if (h && h->protocol_version && strcmp(h->protocol_version, version))
+            return headers_match(r, h, version, params);
+        return NULL;
+    }
     r->modern = 1;
     if (!json_is_object(json_object_get(meta, META_CAPS))) {
         r->status = 400;

@@ -356,6 +356,9 @@ Test(mcp, http_headers_must_say_what_the_body_says)
         {"2026-07-28", "tools/call", "=?base64?ZmV0Y2g=?=", 0, "Mcp-Name differs"},
         {"2026-07-28", "tools/call", "=?base64?!!!?=", 0, "not valid"},
     };
+    static const char old_meta[] =
+        "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/list\",\"params\":{\"_meta\":{"
+        "\"io.modelcontextprotocol/protocolVersion\":\"2025-06-18\"}}}";
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int status = 0;
         json_t *j = hcall(call_search, cases[i].version, cases[i].method, cases[i].name,
@@ -369,6 +372,19 @@ Test(mcp, http_headers_must_say_what_the_body_says)
             cr_assert(strstr(json_string_value(json_object_get(e, "message")), cases[i].says),
                       "case %zu: %s", i, json_dumps(j, 0));
         }
+        json_decref(j);
+    }
+    /* a handshake revision named in _meta: served as one, if the header agrees */
+    {
+        int status = 0;
+        json_t *j = hcall(old_meta, "2025-06-18", NULL, NULL, &status);
+        cr_assert_eq(status, 200);
+        cr_assert_null(json_object_get(json_object_get(j, "result"), "resultType"));
+        json_decref(j);
+        j = hcall(old_meta, "2026-07-28", "tools/list", NULL, &status);
+        cr_assert_eq(status, 400);
+        cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "error"), "code")),
+                     -32020);
         json_decref(j);
     }
 }
