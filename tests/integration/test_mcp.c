@@ -420,6 +420,24 @@ Test(mcp, sdk_v2_in_its_default_mode_gets_2025_11_25)
     ctx_free(id);
 }
 
+/* A client that knows no later than 2025-06-18 gets 2025-06-18. */
+Test(mcp, a_2025_06_18_client_gets_2025_06_18)
+{
+    char args[8192], *id = salary_doc();
+    json_t *a, *b;
+
+    http_args(args, sizeof args, ALICE, id, QUERY, "--negotiation legacy --versions 2025-06-18");
+    a = mcp_client("client2.mjs", "", args);
+    http_args(args, sizeof args, BOB, id, QUERY, "--negotiation legacy --versions 2025-06-18");
+    b = mcp_client("client2.mjs", "", args);
+    cr_assert_str_eq(str(a, "protocolVersion", NULL), "2025-06-18");
+    cr_assert_str_eq(str(b, "protocolVersion", NULL), "2025-06-18");
+    two_users(a, b);
+    json_decref(a);
+    json_decref(b);
+    ctx_free(id);
+}
+
 /* ---- 2026-07-28 on the wire ---- */
 
 #define META(v) "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"" v "\"," \

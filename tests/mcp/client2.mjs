@@ -8,6 +8,10 @@
 //                    [--negotiation auto|legacy] QUERY
 //   node client2.mjs --http URL --token JWT [--fetch ID] [--negotiation auto|legacy] QUERY
 //
+// --versions V1,V2 sets the versions the client knows (the SDK's
+// supportedProtocolVersions): with --negotiation legacy and 2025-06-18 it
+// is a client of that revision.
+//
 // --negotiation auto (the default here) probes with server/discover and
 // speaks 2026-07-28 when the server offers it; legacy is the SDK's own
 // default, the initialize handshake of 2025-11-25.
@@ -28,6 +32,7 @@ const url = opt("--http");
 const token = opt("--token");
 const fetchId = opt("--fetch");
 const negotiation = opt("--negotiation") ?? "auto";
+const offered = opt("--versions");
 const query = args.join(" ");
 
 let transport;
@@ -45,10 +50,9 @@ if (stdioBin) {
   });
 }
 
-const client = new Client(
-  { name: "ctxgate-test-v2", version: "1.0.0" },
-  negotiation === "legacy" ? {} : { versionNegotiation: { mode: negotiation } },
-);
+const options = negotiation === "legacy" ? {} : { versionNegotiation: { mode: negotiation } };
+if (offered) options.supportedProtocolVersions = offered.split(",");
+const client = new Client({ name: "ctxgate-test-v2", version: "1.0.0" }, options);
 const out = { sdk: "@modelcontextprotocol/client" };
 try {
   await client.connect(transport);
