@@ -603,3 +603,18 @@ Test(mcp, stdio_refuses_to_start_for_an_unknown_agent_or_no_user)
                  err);
     ctx_free(err);
 }
+
+Test(mcp, serve_and_mcp_help_name_the_transports)
+{
+    int status = -1;
+    char *out = tu_cli(dir, "serve --help", 1, &status);
+
+    cr_assert_eq(status, 0);
+    cr_assert(strstr(out, "/mcp"), "serve --help does not name /mcp: %s", out);
+    cr_assert(strstr(out, "2026-07-28"), "%s", out);
+    free(out);
+    out = tu_cli(dir, "mcp --help", 1, &status);
+    cr_assert_eq(status, 0);
+    cr_assert(strstr(out, "CTXGATE_USER") && strstr(out, "CTXGATE_AGENT"), "%s", out);
+    free(out);
+}
