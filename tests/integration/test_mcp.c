@@ -612,9 +612,9 @@ Test(mcp, serve_and_mcp_help_name_the_transports)
     cr_assert_eq(status, 0);
     cr_assert(strstr(out, "/mcp"), "serve --help does not name /mcp: %s", out);
     cr_assert(strstr(out, "2026-07-28"), "%s", out);
-    free(out);
+    ctx_free(out);
     out = tu_cli(dir, "mcp --help", 1, &status);
     cr_assert_eq(status, 0);
     cr_assert(strstr(out, "CTXGATE_USER") && strstr(out, "CTXGATE_AGENT"), "%s", out);
-    free(out);
+    ctx_free(out);
 }
