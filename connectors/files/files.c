@@ -685,14 +685,20 @@ static int hex_sum(const char *s, uint64_t v[2])
  * state_parse - the checkpoint text into *st (st->after new). Anything
  * else, the per-file map of versions before 2 included, is no checkpoint:
  * since = 0, so every file is sent again (the host skips unchanged text
- * by its hash) and deletions are still found. Never fails.
+ * by its hash) and deletions are still found. So is one whose walks
+ * linked files under another url_base than links ("" for none; before
+ * "links" was kept, files linked to their file:// path): every url then
+ * changes, and only a whole walk sends them. Never fails.
  */
-static void state_parse(const char *text, files_state *st)
+static void state_parse(const char *text, const char *links, files_state *st)
 {
     json_t *j = text ? ctx_json_loads(text, 0, NULL) : NULL, *v;
 
     memset(st, 0, sizeof *st);
     if (!json_is_object(j) || json_integer_value(json_object_get(j, "walk")) != 2)
+        goto done;
+    v = json_object_get(j, "links");
+    if (!json_is_string(v) || strcmp(json_string_value(v), links))
         goto done;
     v = json_object_get(j, "since");
     st->since = json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : 0;
@@ -717,11 +723,13 @@ done:
 /*
  * emit_state - a STATE: during a walk, its start, the permission sum so
  * far and the last file passed; after it (done), only what the next walk
- * compares with. A permission read's STATE is a commit point only.
+ * compares with. Both name the url_base the files were linked under. A
+ * permission read's STATE is a commit point only.
  */
 static int emit_state(walk *w, int done, const char *after)
 {
     char perm[33], prev[33], *s;
+    const char *links = w->c->cfg.url_base ? w->c->cfg.url_base : "";
     json_t *j;
     int rc;
 
@@ -733,13 +741,14 @@ static int emit_state(walk *w, int done, const char *after)
     sum_hex(w->st.perm, perm);
     sum_hex(w->st.prev, prev);
     if (done)
-        j = json_pack("{s:i,s:I,s:s}", "walk", 2, "since", (json_int_t)w->st.start, "prev",
-                      perm);
+        j = json_pack("{s:i,s:I,s:s,s:s}", "walk", 2, "since", (json_int_t)w->st.start, "prev",
+                      perm, "links", links);
     else
-        j = json_pack("{s:i,s:I,s:I,s:s,s:s*,s:s,s:s*}", "walk", 2, "since",
+        j = json_pack("{s:i,s:I,s:I,s:s,s:s*,s:s,s:s*,s:s}", "walk", 2, "since",
                       (json_int_t)w->st.since, "start", (json_int_t)w->st.start, "perm", perm,
                       "prev", w->st.has_prev ? prev : NULL, "phase",
-                      w->st.phase == PHASE_ACLS ? "acls" : "files", "after", after);
+                      w->st.phase == PHASE_ACLS ? "acls" : "files", "after", after, "links",
+                      links);
     s = j ? ctx_json_text(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!s)
@@ -1052,7 +1061,7 @@ static int read_files(files_conn *c, const char *state, int full, int perm,
     if ((rc = files_check(c, e)))
         return rc;
     if (!perm)
-        state_parse(state, &w.st);
+        state_parse(state, c->cfg.url_base ? c->cfg.url_base : "", &w.st);
     if (w.full || !w.st.start) {
         /* A new walk. A full one sends every file and resumes nowhere: a
          * killed full read is read whole again. */

@@ -369,6 +369,8 @@ Test(files, missing_directory_is_a_clear_error)
 
 /* ---- urls: the author's, or under url_base, never the server's path ---- */
 
+static char *files_state(void);
+
 static char *url_of(const char *rel)
 {
     char sql[256];
@@ -419,14 +421,49 @@ Test(files, url_base_is_joined_with_the_path_percent_encoded)
     u = url_of("all/linked.md");
     cr_assert_str_eq(u, "https://elsewhere.x.test/l", "the author's url wins");
     free(u);
-    /* a base without the trailing slash joins the same; a full sync re-sends
-     * every file, so changing url_base changes every url */
+    cr_assert_eq(tu_sync(st, cfg, 0, &s, &err), 0, "%s", err.text);
+    cr_assert_eq(s.records, 0, "an unchanged tree under the same url_base sends nothing");
+    /* a base without the trailing slash joins the same; another url_base
+     * changes every url, so even an incremental sync sends every file once */
     snprintf(cfg, sizeof cfg, "{\"name\":\"wiki\",\"type\":\"files\",\"path\":\"%s\","
              "\"url_base\":\"http://intranet.x.test:8080/w\"}", docs);
-    cr_assert_eq(tu_sync(st, cfg, 1, &s, &err), 0, "%s", err.text);
+    cr_assert_eq(tu_sync(st, cfg, 0, &s, &err), 0, "%s", err.text);
+    cr_assert_eq(s.records, 7, "%lld files re-sent", (long long)s.records);
     u = url_of("eng/notes.txt");
     cr_assert_str_eq(u, "http://intranet.x.test:8080/w/eng/notes.txt");
     free(u);
+    u = url_of("all/linked.md");
+    cr_assert_str_eq(u, "https://elsewhere.x.test/l");
+    free(u);
+}
+
+/*
+ * A store synced by a version that linked file:// paths (its checkpoint
+ * names no url_base): the next incremental sync sends every file once,
+ * and no url names the server's files any more.
+ */
+Test(files, an_upgraded_checkpoint_relinks_every_file)
+{
+    store_run_stats s;
+    ctx_error err;
+    char *state;
+
+    sync_ok(&s);
+    cr_assert_eq(store_exec(st, "UPDATE documents SET url = 'file:///srv/docs/' || ext_id,"
+                                " hash = 'from-before'", &err), 0, "%s", err.text);
+    cr_assert_eq(store_exec(st, "UPDATE sync_state SET state = json_remove(state, '$.links')"
+                                " WHERE stream = 'files'", &err), 0, "%s", err.text);
+    state = files_state();
+    cr_assert(!strstr(state, "links"), "%s", state);
+    free(state);
+    sync_ok(&s);
+    cr_assert_eq(s.records, 6, "%lld files re-sent", (long long)s.records);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents WHERE url LIKE 'file:%'"), 0);
+    state = files_state();
+    cr_assert(strstr(state, "\"links\":\"\""), "%s", state);
+    free(state);
+    sync_ok(&s);
+    cr_assert_eq(s.records, 0);
 }
 
 Test(files, a_url_base_that_is_not_http_is_refused)
