@@ -468,6 +468,30 @@ int cli_usage(int argc, char **argv, const char *config_path)
     return 0;
 }
 
+/*
+ * mcp_agent_known - 1 when the config registers agent. Else prints why
+ * `ctxgate mcp` will not start, naming the agents it does register.
+ */
+static int mcp_agent_known(const ctx_config *cfg, const char *name, const char *config_path)
+{
+    ctx_buf names = CTX_BUF_INIT;
+
+    for (size_t i = 0; i < cfg->nagents; i++)
+        if (cfg->agents[i].name && !strcmp(cfg->agents[i].name, name))
+            return 1;
+    for (size_t i = 0; i < cfg->nagents && i < 20; i++) {
+        ctx_buf_puts(&names, i ? ", " : "");
+        ctx_buf_puts(&names, cfg->agents[i].name ? cfg->agents[i].name : "?");
+    }
+    ctx_buf_append(&names, "", 1);
+    fprintf(stderr, "ctxgate: mcp: CTXGATE_AGENT=%s is not an agent of %s (its \"agents\": %s);"
+            " set CTXGATE_AGENT to one of them, or register \"%s\" under \"agents\" with"
+            " the sources it may read\n", name, config_path,
+            cfg->nagents ? names.data : "none", name);
+    ctx_buf_free(&names);
+    return 0;
+}
+
 int cli_mcp(int argc, char **argv, const char *config_path)
 {
     const char *user = getenv("CTXGATE_USER"), *acting = getenv("CTXGATE_AGENT");
@@ -479,13 +503,30 @@ int cli_mcp(int argc, char **argv, const char *config_path)
 
     (void)argc;
     (void)argv;
-    if (!user || !*user || !acting || !*acting) {
-        fprintf(stderr, "ctxgate: mcp: set CTXGATE_USER (the person) and CTXGATE_AGENT (a"
-                        " registered agent acting for them) in the environment\n");
+    /* The identity is fixed for the process: a caller nobody named, or an
+     * agent nobody registered, would only ever get empty answers. */
+    if (!user || !*user) {
+        fprintf(stderr, "ctxgate: mcp: CTXGATE_USER is not set; set it to the person the"
+                        " agent acts for (the user id the sources' permissions name, e.g."
+                        " alice@corp.test), and CTXGATE_AGENT to a registered agent\n");
         return 2;
     }
-    if ((rc = ctx_config_load(config_path, &cfg, &err)) ||
-        (rc = svc_new(&cfg, 1, &service, &err))) {
+    if (!acting || !*acting) {
+        fprintf(stderr, "ctxgate: mcp: CTXGATE_AGENT is not set; set it to the name of an"
+                        " agent under \"agents\" in the config (the agent acting for %s)\n",
+                user);
+        return 2;
+    }
+    if ((rc = ctx_config_load(config_path, &cfg, &err))) {
+        fprintf(stderr, "ctxgate: %s\n", err.text);
+        ctx_config_free(&cfg);
+        return rc == CTX_ECONFIG ? 2 : 1;
+    }
+    if (!mcp_agent_known(&cfg, acting, config_path)) {
+        ctx_config_free(&cfg);
+        return 2;
+    }
+    if ((rc = svc_new(&cfg, 1, &service, &err))) {
         fprintf(stderr, "ctxgate: %s\n", err.text);
         ctx_config_free(&cfg);
         return rc == CTX_ECONFIG ? 2 : 1;

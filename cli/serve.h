@@ -9,7 +9,9 @@
 #define CLI_SERVE_USAGE                                                                  \
     "serve [--listen HOST:PORT] [--no-agent]\n"                                          \
     "                        the HTTP API (POST /v1/search, GET /v1/documents/ID,\n"     \
-    "                        /healthz, /readyz, admin-only /metrics) with the maintenance agent"
+    "                        /healthz, /readyz, admin-only /metrics), MCP at /mcp\n"     \
+    "                        (POST, Bearer JWT; 2026-07-28, 2025-11-25, 2025-06-18)\n"   \
+    "                        and the maintenance agent"
 #define CLI_TOKEN_USAGE                                                                  \
     "token mint --user U [--agent A] [--ttl 1h]\n"                                       \
     "                        a development token (HS256, the configured secret)"
@@ -18,7 +20,8 @@
     "                        searches and fetches served (T: ISO 8601 or 1h, 2d ago)"
 #define CLI_MCP_USAGE                                                                    \
     "mcp                     the MCP server on stdio (tools search and fetch) for\n"     \
-    "                        CTXGATE_USER acting through CTXGATE_AGENT"
+    "                        CTXGATE_USER acting through CTXGATE_AGENT (one of the\n"    \
+    "                        config's \"agents\"; both are required)"
 #define CLI_USAGE_USAGE                                                                  \
     "usage [--since T] [--json]\n"                                                       \
     "                        tokens served per user and per agent"

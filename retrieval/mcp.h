@@ -10,6 +10,13 @@
  * each also as structuredContent. What they return is data from the
  * organization's documents: the tool descriptions and every result say it
  * is untrusted content, never instructions.
+ *
+ * Protocol revisions: 2026-07-28 (stateless: no handshake; every request
+ * carries its version and the client's capabilities in params._meta;
+ * server/discover lists what this server speaks) and the initialize-based
+ * 2025-11-25, 2025-06-18, 2025-03-26 and 2024-11-05. Each message is
+ * answered on its own: a request whose _meta names a version is served
+ * under that revision, any other under the one its initialize agreed.
  */
 #ifndef CTX_RETRIEVAL_MCP_H
 #define CTX_RETRIEVAL_MCP_H
@@ -20,6 +27,9 @@
 
 /* The protocol revisions this server speaks, newest first. */
 extern const char *const mcp_protocol_versions[];
+
+/* The newest revision an initialize handshake can agree on. */
+#define MCP_LEGACY_LATEST "2025-11-25"
 
 typedef struct mcp_backend {
     /* *results: a new array of {"id","title","url"} (may be empty); *extra:
@@ -38,5 +48,25 @@ typedef struct mcp_backend {
  * fails: bad input gets a JSON-RPC error naming the problem.
  */
 char *mcp_handle(const mcp_backend *be, const char *msg, size_t len);
+
+/* The MCP request headers of one POST /mcp (each NULL when absent). */
+typedef struct mcp_http_headers {
+    const char *protocol_version;   /* MCP-Protocol-Version */
+    const char *method;             /* Mcp-Method */
+    const char *name;               /* Mcp-Name (may be =?base64?...?=) */
+} mcp_http_headers;
+
+/*
+ * mcp_handle_http - mcp_handle for one POST /mcp body and its headers h.
+ * *status gets the HTTP status to answer with: 202 with no answer (a
+ * notification); 400 for an unsupported version (a header or _meta naming
+ * one: UnsupportedProtocolVersion, -32022), a 2026-07-28 request without
+ * its required _meta (-32602), or headers that do not match the body
+ * (HeaderMismatch, -32020); 404 for a method a 2026-07-28 request names and
+ * this server lacks (-32601); 200 otherwise (a JSON-RPC error, if any, in
+ * the body, as the initialize-based revisions have it).
+ */
+char *mcp_handle_http(const mcp_backend *be, const char *msg, size_t len,
+                      const mcp_http_headers *h, int *status);
 
 #endif

@@ -119,7 +119,9 @@ static void mcp_route(http_server *srv, void *arg, const http_req *req, http_res
     mcp_http *h = arg;
     mcp_caller caller;
     mcp_backend be;
+    mcp_http_headers mh;
     char *out;
+    int status = 200;
 
     (void)srv;
     if (!origin_ok(req, http_base_url(h->srv))) {
@@ -138,12 +140,11 @@ static void mcp_route(http_server *srv, void *arg, const http_req *req, http_res
     caller.who.user = req->who->user;
     caller.who.agent = req->who->agent;
     be = mcp_service_backend(&caller);
-    out = mcp_handle(&be, req->body ? req->body : "", req->body_len);
-    if (!out) {
-        resp->status = 202; /* a notification: accepted, nothing to say */
-        return;
-    }
-    resp->status = 200;
+    mh.protocol_version = http_header(req, "MCP-Protocol-Version");
+    mh.method = http_header(req, "Mcp-Method");
+    mh.name = http_header(req, "Mcp-Name");
+    out = mcp_handle_http(&be, req->body ? req->body : "", req->body_len, &mh, &status);
+    resp->status = status; /* 202 with no body: a notification, accepted */
     resp->body = out;
 }
 

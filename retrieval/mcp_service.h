@@ -5,11 +5,14 @@
  * API. Two transports:
  *
  *   POST /mcp  Streamable HTTP (one JSON answer per request; no SSE
- *              stream), Bearer JWT like /v1, Origin checked; with
+ *              stream, no session), Bearer JWT like /v1, Origin checked;
+ *              MCP-Protocol-Version, Mcp-Method and Mcp-Name go to
+ *              mcp_handle_http, which sets the status; with
  *              /.well-known/oauth-protected-resource (RFC 9728).
  *   stdio      `ctxgate mcp`: one JSON-RPC message per line; the caller is
  *              CTXGATE_USER acting through CTXGATE_AGENT from the
- *              environment of whoever started it.
+ *              environment of whoever started it (cli_mcp refuses to start
+ *              without a user or with an agent the config lacks).
  */
 #ifndef CTX_RETRIEVAL_MCP_SERVICE_H
 #define CTX_RETRIEVAL_MCP_SERVICE_H

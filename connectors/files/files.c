@@ -7,6 +7,9 @@
  * the tree beside the host's ids (xNextId). The checkpoint is a cursor.
  *
  * Streams: "principals" (from _principals.json) and "files".
+ *
+ * A file's url is its front matter's, else url_base joined with its path,
+ * else none: the server's own paths (file://...) never leave it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,11 +25,13 @@
 #include "../registry.h"
 #include "../sdk/ctxgate/connector.h"
 #include "../../core/json.h"
+#include "links.h"
 
 typedef struct files_cfg {
     char *path;
     ctx_strlist extensions;
     int64_t state_every;
+    char *url_base;
 } files_cfg;
 
 static const ctx_opt files_opts[] = {
@@ -36,6 +41,10 @@ static const ctx_opt files_opts[] = {
      "file extensions to index (default .md, .markdown, .txt, .json)", NULL, 0},
     {"state_every", CTX_OPT_INT, "1000", offsetof(files_cfg, state_every), 0,
      "emit a checkpoint after this many files", NULL, 0},
+    {"url_base", CTX_OPT_STRING, NULL, offsetof(files_cfg, url_base), 0,
+     "http(s) address the tree is published at, e.g. \"https://wiki.corp.test/docs\": a"
+     " file's url is it joined with the file's path (front matter url wins); without it"
+     " a file has no url", NULL, 0},
     CTX_OPT_END,
 };
 
@@ -76,8 +85,16 @@ static int files_open(const char *config_json, void **pconn, ctx_conn_error *e)
     }
     if (c->cfg.state_every < 1)
         c->cfg.state_every = 1000;
+    if (c->cfg.url_base && !files__url_ok(c->cfg.url_base)) {
+        rc = conn_errf(e, CTX_CONN_ECONFIG, "url_base: \"%.200s\" is not an http(s) address;"
+                       " give where readers open the tree, e.g. \"https://wiki.corp.test/docs\","
+                       " or leave it out (files then carry no url)", c->cfg.url_base);
+        ctx_opts_free(files_opts, &c->cfg);
+        ctx_free(c);
+        return rc;
+    }
     {
-        /* Absolute root: URLs and messages then name the real place. */
+        /* Absolute root: messages then name the real place. */
         char real[PATH_MAX];
         if (realpath(c->cfg.path, real)) {
             char *dup = ctx_strdup(real);
@@ -498,7 +515,7 @@ static int has_own_acl(const char *abs, const char *ext)
  */
 static int emit_file(walk *w, const char *rel, const char *abs, const struct stat *sb)
 {
-    char *text = NULL, why[512] = "", sidecar[PATH_MAX], titlebuf[256], url[PATH_MAX + 8];
+    char *text = NULL, why[512] = "", sidecar[PATH_MAX], titlebuf[256], *url = NULL;
     size_t len = 0, body_off = 0;
     json_t *fm = NULL, *doc = NULL, *acl_obj = NULL, *side = NULL, *meta, *item = NULL;
     json_t *merged = NULL;
@@ -608,12 +625,13 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
         const char *base = strrchr(rel, '/');
         title = base ? base + 1 : rel;
     }
+    /* The author's url, else one under url_base; never the server's path. */
     if (fm && json_is_string(json_object_get(fm, "url")))
-        snprintf(url, sizeof url, "%s", json_string_value(json_object_get(fm, "url")));
+        url = ctx_strdup(json_string_value(json_object_get(fm, "url")));
     else if (doc && json_is_string(json_object_get(doc, "url")))
-        snprintf(url, sizeof url, "%s", json_string_value(json_object_get(doc, "url")));
-    else
-        snprintf(url, sizeof url, "file://%s", abs);
+        url = ctx_strdup(json_string_value(json_object_get(doc, "url")));
+    else if (w->c->cfg.url_base && !(url = files__url(w->c->cfg.url_base, rel)))
+        warn(w, "files.url", rel, "out of memory building its url; sent without one");
     meta = json_pack("{s:s,s:I}", "path", rel, "size", (json_int_t)sb->st_size);
     meta_s = ctx_json_text(meta, JSON_COMPACT);
     json_decref(meta);
@@ -622,7 +640,7 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
     rec.stream = "files";
     rec.id = rel;
     rec.title = title;
-    rec.url = url;
+    rec.url = url; /* NULL: no url */
     rec.body = body;
     rec.body_len = len;
     rec.metadata_json = meta_s;
@@ -631,6 +649,7 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
     if (w->host->xRecord(w->em, &rec))
         rc = CTX_CONN_ECANCELED;
 done:
+    ctx_free(url);
     acl_free(&acl);
     json_decref(merged);
     json_decref(fm);
@@ -666,14 +685,20 @@ static int hex_sum(const char *s, uint64_t v[2])
  * state_parse - the checkpoint text into *st (st->after new). Anything
  * else, the per-file map of versions before 2 included, is no checkpoint:
  * since = 0, so every file is sent again (the host skips unchanged text
- * by its hash) and deletions are still found. Never fails.
+ * by its hash) and deletions are still found. So is one whose walks
+ * linked files under another url_base than links ("" for none; before
+ * "links" was kept, files linked to their file:// path): every url then
+ * changes, and only a whole walk sends them. Never fails.
  */
-static void state_parse(const char *text, files_state *st)
+static void state_parse(const char *text, const char *links, files_state *st)
 {
     json_t *j = text ? ctx_json_loads(text, 0, NULL) : NULL, *v;
 
     memset(st, 0, sizeof *st);
     if (!json_is_object(j) || json_integer_value(json_object_get(j, "walk")) != 2)
+        goto done;
+    v = json_object_get(j, "links");
+    if (!json_is_string(v) || strcmp(json_string_value(v), links))
         goto done;
     v = json_object_get(j, "since");
     st->since = json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : 0;
@@ -698,11 +723,13 @@ done:
 /*
  * emit_state - a STATE: during a walk, its start, the permission sum so
  * far and the last file passed; after it (done), only what the next walk
- * compares with. A permission read's STATE is a commit point only.
+ * compares with. Both name the url_base the files were linked under. A
+ * permission read's STATE is a commit point only.
  */
 static int emit_state(walk *w, int done, const char *after)
 {
     char perm[33], prev[33], *s;
+    const char *links = w->c->cfg.url_base ? w->c->cfg.url_base : "";
     json_t *j;
     int rc;
 
@@ -714,13 +741,14 @@ static int emit_state(walk *w, int done, const char *after)
     sum_hex(w->st.perm, perm);
     sum_hex(w->st.prev, prev);
     if (done)
-        j = json_pack("{s:i,s:I,s:s}", "walk", 2, "since", (json_int_t)w->st.start, "prev",
-                      perm);
+        j = json_pack("{s:i,s:I,s:s,s:s}", "walk", 2, "since", (json_int_t)w->st.start, "prev",
+                      perm, "links", links);
     else
-        j = json_pack("{s:i,s:I,s:I,s:s,s:s*,s:s,s:s*}", "walk", 2, "since",
+        j = json_pack("{s:i,s:I,s:I,s:s,s:s*,s:s,s:s*,s:s}", "walk", 2, "since",
                       (json_int_t)w->st.since, "start", (json_int_t)w->st.start, "perm", perm,
                       "prev", w->st.has_prev ? prev : NULL, "phase",
-                      w->st.phase == PHASE_ACLS ? "acls" : "files", "after", after);
+                      w->st.phase == PHASE_ACLS ? "acls" : "files", "after", after, "links",
+                      links);
     s = j ? ctx_json_text(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!s)
@@ -1033,7 +1061,7 @@ static int read_files(files_conn *c, const char *state, int full, int perm,
     if ((rc = files_check(c, e)))
         return rc;
     if (!perm)
-        state_parse(state, &w.st);
+        state_parse(state, c->cfg.url_base ? c->cfg.url_base : "", &w.st);
     if (w.full || !w.st.start) {
         /* A new walk. A full one sends every file and resumes nowhere: a
          * killed full read is read whole again. */

@@ -367,6 +367,123 @@ Test(files, missing_directory_is_a_clear_error)
     cr_assert(strstr(err.text, "existing directory"), "%s", err.text);
 }
 
+/* ---- urls: the author's, or under url_base, never the server's path ---- */
+
+static char *files_state(void);
+
+static char *url_of(const char *rel)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT url FROM documents WHERE ext_id = '%s'", rel);
+    return tu_text(st, sql);
+}
+
+Test(files, without_url_base_no_file_carries_a_server_path)
+{
+    store_run_stats s;
+    char *u;
+
+    tu_write(docs, "all/linked.md", "---\ntitle: Linked\nallow: [everyone]\n"
+                                    "url: https://wiki.x.test/linked\n---\nZebra link.\n");
+    sync_ok(&s);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents WHERE deleted = 0"), 7);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents WHERE url LIKE '%file:%'"
+                              " OR url LIKE '%/%docs/%' OR url LIKE '/%'"), 0,
+                 "a url names the server's files");
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents WHERE url IS NOT NULL"
+                              " AND url <> ''"), 1, "only the front matter's url is kept");
+    u = url_of("all/linked.md");
+    cr_assert_str_eq(u, "https://wiki.x.test/linked");
+    free(u);
+    u = url_of("hr/pay.md");
+    cr_assert_str_eq(u, "");
+    free(u);
+}
+
+Test(files, url_base_is_joined_with_the_path_percent_encoded)
+{
+    store_run_stats s;
+    ctx_error err;
+    char cfg[8192], *u;
+
+    tu_write(docs, "all/Q3 plan #2 \xc3\xbc.md", "---\nallow: [everyone]\n---\nZebra plan.\n");
+    tu_write(docs, "all/linked.md", "---\ntitle: Linked\nallow: [everyone]\n"
+                                    "url: https://elsewhere.x.test/l\n---\nZebra link.\n");
+    snprintf(cfg, sizeof cfg, "{\"name\":\"wiki\",\"type\":\"files\",\"path\":\"%s\","
+             "\"url_base\":\"https://wiki.x.test/docs/\"}", docs);
+    cr_assert_eq(tu_sync(st, cfg, 0, &s, &err), 0, "%s", err.text);
+    u = url_of("hr/pay.md");
+    cr_assert_str_eq(u, "https://wiki.x.test/docs/hr/pay.md");
+    free(u);
+    u = url_of("all/Q3 plan #2 \xc3\xbc.md");
+    cr_assert_str_eq(u, "https://wiki.x.test/docs/all/Q3%20plan%20%232%20%C3%BC.md");
+    free(u);
+    u = url_of("all/linked.md");
+    cr_assert_str_eq(u, "https://elsewhere.x.test/l", "the author's url wins");
+    free(u);
+    cr_assert_eq(tu_sync(st, cfg, 0, &s, &err), 0, "%s", err.text);
+    cr_assert_eq(s.records, 0, "an unchanged tree under the same url_base sends nothing");
+    /* a base without the trailing slash joins the same; another url_base
+     * changes every url, so even an incremental sync sends every file once */
+    snprintf(cfg, sizeof cfg, "{\"name\":\"wiki\",\"type\":\"files\",\"path\":\"%s\","
+             "\"url_base\":\"http://intranet.x.test:8080/w\"}", docs);
+    cr_assert_eq(tu_sync(st, cfg, 0, &s, &err), 0, "%s", err.text);
+    cr_assert_eq(s.records, 7, "%lld files re-sent", (long long)s.records);
+    u = url_of("eng/notes.txt");
+    cr_assert_str_eq(u, "http://intranet.x.test:8080/w/eng/notes.txt");
+    free(u);
+    u = url_of("all/linked.md");
+    cr_assert_str_eq(u, "https://elsewhere.x.test/l");
+    free(u);
+}
+
+/*
+ * A store synced by a version that linked file:// paths (its checkpoint
+ * names no url_base): the next incremental sync sends every file once,
+ * and no url names the server's files any more.
+ */
+Test(files, an_upgraded_checkpoint_relinks_every_file)
+{
+    store_run_stats s;
+    ctx_error err;
+    char *state;
+
+    sync_ok(&s);
+    cr_assert_eq(store_exec(st, "UPDATE documents SET url = 'file:///srv/docs/' || ext_id,"
+                                " hash = 'from-before'", &err), 0, "%s", err.text);
+    cr_assert_eq(store_exec(st, "UPDATE sync_state SET state = json_remove(state, '$.links')"
+                                " WHERE stream = 'files'", &err), 0, "%s", err.text);
+    state = files_state();
+    cr_assert(!strstr(state, "links"), "%s", state);
+    free(state);
+    sync_ok(&s);
+    cr_assert_eq(s.records, 6, "%lld files re-sent", (long long)s.records);
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents WHERE url LIKE 'file:%'"), 0);
+    state = files_state();
+    cr_assert(strstr(state, "\"links\":\"\""), "%s", state);
+    free(state);
+    sync_ok(&s);
+    cr_assert_eq(s.records, 0);
+}
+
+Test(files, a_url_base_that_is_not_http_is_refused)
+{
+    static const char *const bad[] = {"file:///srv/wiki", "wiki.x.test/docs", "https://",
+                                      "https:///path", "https://wiki.x.test/a b"};
+    store_run_stats s;
+    ctx_error err;
+    char cfg[8192];
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cfg, sizeof cfg, "{\"name\":\"wiki\",\"type\":\"files\",\"path\":\"%s\","
+                 "\"url_base\":\"%s\"}", docs, bad[i]);
+        cr_assert_neq(tu_sync(st, cfg, 0, &s, &err), 0, "%s was accepted", bad[i]);
+        cr_assert(strstr(err.text, "url_base"), "%s", err.text);
+        cr_assert(strstr(err.text, "http(s)"), "%s", err.text);
+    }
+    cr_assert_eq(tu_count(st, "SELECT count(*) FROM documents"), 0);
+}
+
 /* ---- the checkpoint: a cursor, not a list of files ---- */
 
 /* The committed state of the files stream (new). */

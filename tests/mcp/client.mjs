@@ -1,6 +1,9 @@
 // client.mjs - drive ctxgate's MCP server with the official MCP TypeScript
-// SDK client: list the tools, search, fetch the first result, and fetch an
-// id given on the command line. Prints one JSON object on stdout.
+// SDK v1 client (@modelcontextprotocol/sdk, pinned in tests/package.json):
+// list the tools, search, fetch the first result, and fetch an id given on
+// the command line. Prints one JSON object on stdout, with the protocol
+// version the client asked for in initialize and the one the server agreed.
+// (tests/mcp/client2.mjs is the same for the v2 client.)
 //
 //   node client.mjs --stdio CTXGATE_BINARY --config FILE [--fetch ID] QUERY
 //   node client.mjs --http URL --token JWT [--fetch ID] QUERY
@@ -39,7 +42,24 @@ if (stdioBin) {
 }
 
 const client = new Client({ name: "ctxgate-test", version: "1.0.0" });
-const out = {};
+const out = { sdk: "@modelcontextprotocol/sdk" };
+// The v1 client keeps the agreed version to itself: watch the handshake go
+// by (Protocol.connect sets onmessage, then starts the transport).
+const start = transport.start.bind(transport);
+transport.start = async () => {
+  const inner = transport.onmessage;
+  transport.onmessage = (msg, extra) => {
+    if (msg && msg.result && typeof msg.result.protocolVersion === "string")
+      out.protocolVersion = msg.result.protocolVersion;
+    return inner?.(msg, extra);
+  };
+  return start();
+};
+const send = transport.send.bind(transport);
+transport.send = (msg, options) => {
+  if (msg && msg.method === "initialize") out.askedVersion = msg.params.protocolVersion;
+  return send(msg, options);
+};
 try {
   await client.connect(transport);
   out.server = client.getServerVersion();
