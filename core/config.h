@@ -55,6 +55,9 @@ typedef struct ctx_agent_cfg {
     char *jitter;             /* most a job is delayed, stable per job */
     char *embed;              /* how often the embedding queue is worked off */
     char *maintain;           /* ranking statistics, FTS5 merge, WAL checkpoint */
+    int64_t history_keep;     /* sync_runs per source, agent_jobs per job: newest kept */
+    char *history_retain;     /* ... and none older than this ("off": no time bound) */
+    int64_t history_retain_ms; /* history_retain parsed; -1 = "off" */
 } ctx_agent_cfg;
 
 /* The "embeddings" section: which embedder gives chunks their vectors. */
@@ -132,6 +135,7 @@ typedef struct ctx_config {
     ctx_auth_cfg auth;
     ctx_serve_cfg serve;
     int audit_store_queries;  /* audit.store_queries: text, else its SHA-256 */
+    int64_t audit_retain_ms;  /* audit.retain: older records pruned; -1 = "off" */
     ctx_search_cfg search;    /* hybrid fusion */
 } ctx_config;
 

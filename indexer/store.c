@@ -591,13 +591,20 @@ typedef struct schema_def {
     const char *what; /* for messages: "store", "audit log" */
     const schema_step *steps;
     int nsteps;
+    /* run first, before the file is turned to WAL (which writes its header):
+     * settings only a new, empty file takes */
+    const char *first;
 } schema_def;
 
 _Static_assert(sizeof store_steps / sizeof *store_steps == STORE_SCHEMA_VERSION,
                "a store schema step for every version");
-static const schema_def store_schema = {"store", store_steps, STORE_SCHEMA_VERSION};
+static const schema_def store_schema = {"store", store_steps, STORE_SCHEMA_VERSION, NULL};
+/* Incremental auto-vacuum: pruning old records (store_audit_prune) can give
+ * the file's pages back a batch at a time (store_audit_reclaim). A log made
+ * before this keeps auto_vacuum off; its freed pages are reused instead. */
 static const schema_def audit_schema = {"audit log", audit_steps,
-                                        (int)(sizeof audit_steps / sizeof *audit_steps)};
+                                        (int)(sizeof audit_steps / sizeof *audit_steps),
+                                        "PRAGMA auto_vacuum = INCREMENTAL"};
 
 static int migrate(ctx_store *st, const schema_def *def, ctx_error *err)
 {
@@ -681,6 +688,8 @@ static int open_db(const char *path, int flags, const schema_def *def, ctx_store
          * together) saw "database is locked": try again for as long as the
          * busy timeout would have waited.
          */
+        if (def->first && (rc = store_exec(st, def->first, err)))
+            goto fail;
         for (int tries = 0;; tries++) {
             rc = store_exec(st, "PRAGMA journal_mode = WAL;"
                                 "PRAGMA synchronous = NORMAL;"

@@ -1,0 +1,88 @@
+/*
+ * config_check.c - the checks of a loaded config that look across sections:
+ * every schedule the agent will run, the history and audit bounds, and
+ * that an agent's grant names configured sources. They run at load, so
+ * `sync`, `agent`, `serve` and every other command accept and refuse the
+ * same files.
+ */
+#include "config_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "schedule.h"
+
+/* check_schedules - each source's schedule and the agent's own jobs. */
+static int check_schedules(const ctx_config *cfg, ctx_error *err)
+{
+    static const char *const kinds[] = {"sync", "permissions", "full"};
+    char what[96];
+    int rc;
+
+    for (size_t i = 0; i < cfg->nsources; i++) {
+        const ctx_schedule_cfg *s = &cfg->sources[i].schedule;
+        const char *exprs[] = {s->sync, s->permissions, s->full};
+        for (size_t k = 0; k < 3; k++) {
+            if (!exprs[k] || !*exprs[k]) /* "" turns the job off */
+                continue;
+            snprintf(what, sizeof what, "sources[%zu].schedule.%s", i, kinds[k]);
+            if ((rc = sched_check(exprs[k], what, err)))
+                return rc;
+        }
+    }
+    if ((cfg->agent.embed && *cfg->agent.embed &&
+         (rc = sched_check(cfg->agent.embed, "agent.embed", err))) ||
+        (cfg->agent.maintain && *cfg->agent.maintain &&
+         (rc = sched_check(cfg->agent.maintain, "agent.maintain", err))))
+        return rc;
+    return CTX_OK;
+}
+
+/* check_agent - the agent's intervals and history bounds. */
+static int check_agent(ctx_config *cfg, ctx_error *err)
+{
+    ctx_agent_cfg *a = &cfg->agent;
+    int64_t ms;
+    int rc;
+
+    if ((rc = sched_interval(a->retry, "agent.retry", "\"30s\"", 0, &ms, err)))
+        return rc;
+    if (a->jitter && *a->jitter && strcmp(a->jitter, "0s") &&
+        (rc = sched_interval(a->jitter, "agent.jitter", "\"30s\" (or \"0s\": none)", 0, &ms,
+                             err)))
+        return rc;
+    if (a->history_keep < 1 || a->history_keep > 1000000)
+        return ctx_error_set(err, CTX_ECONFIG, "agent.history_keep: %lld is out of range; use"
+                             " 1..1000000 (runs kept per source and per job)",
+                             (long long)a->history_keep);
+    return sched_interval(a->history_retain, "agent.history_retain", "\"30d\"", 1,
+                          &a->history_retain_ms, err);
+}
+
+/* check_grant_sources - each source an agent is granted is configured. */
+static int check_grant_sources(const ctx_config *cfg, ctx_error *err)
+{
+    for (size_t i = 0; i < cfg->nagents; i++) {
+        const ctx_agent_grant *g = &cfg->agents[i];
+        for (size_t j = 0; j < g->sources.n; j++) {
+            const char *name = g->sources.v[j];
+            if (!strcmp(name, "*") || ctx_config_source(cfg, name))
+                continue;
+            return ctx_error_set(err, CTX_ECONFIG,
+                                 "agents[%zu].sources[%zu]: \"%s\" is not a configured source;"
+                                 " name one of sources[].name, or \"*\" for all of them", i, j,
+                                 name);
+        }
+    }
+    return CTX_OK;
+}
+
+int ctx__config_check(ctx_config *cfg, ctx_error *err)
+{
+    int rc;
+
+    if ((rc = check_schedules(cfg, err)) || (rc = check_agent(cfg, err)) ||
+        (rc = check_grant_sources(cfg, err)))
+        return rc;
+    return CTX_OK;
+}
