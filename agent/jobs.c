@@ -159,15 +159,16 @@ int jobs_prune(const ctx_config *cfg, ctx_store *st, int64_t now, prune_stats *o
     if ((rc = store_history_prune(st, cfg->agent.history_keep, before, PRUNE_BATCH, &ps.runs,
                                   &ps.jobs, err)))
         goto done;
-    if (cfg->audit_retain_ms < 0)
-        goto done;
     /* The log beside the config's store: the file the service writes. */
     ctx_config_store_path(cfg, store_path, sizeof store_path);
     if ((rc = store_audit_path(store_path, path, sizeof path, err)))
         goto done;
     if (access(path, F_OK)) /* nothing served yet: no log to prune */
         goto done;
+    /* Budget windows end within a day: two days back is past every one. */
     if ((rc = store_audit_open(store_path, &log, err)) ||
+        (rc = store_usage_prune(log, now - 2 * 86400000LL, &ps.windows, err)) ||
+        cfg->audit_retain_ms < 0 ||
         (rc = store_audit_prune(log, now - cfg->audit_retain_ms, PRUNE_BATCH, &ps.audit, err)))
         goto done;
     rc = store_audit_reclaim(log, RECLAIM_PAGES, &ps.pages, err);

@@ -21,7 +21,8 @@
     "                        CTXGATE_USER acting through CTXGATE_AGENT"
 #define CLI_USAGE_USAGE                                                                  \
     "usage [--since T] [--json]\n"                                                       \
-    "                        tokens served per user and per agent"
+    "                        tokens served per user and per agent, and each token\n"   \
+    "                        budget's use, remainder and reset time"
 
 /* Each returns the exit status; argv[0] is the command. config_path as for main. */
 int cli_serve(int argc, char **argv, const char *config_path);

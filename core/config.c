@@ -24,6 +24,7 @@ typedef struct top_cfg {
     json_t *agent;
     json_t *sources;
     ctx_objlist agents;
+    ctx_objlist budgets;
     json_t *auth;
     json_t *serve;
     json_t *audit;
@@ -63,6 +64,9 @@ static const ctx_opt top_opts[] = {
     {"agents", CTX_OPT_OBJLIST, NULL, offsetof(top_cfg, agents), 0,
      "agents that may act for users, each with its grant", grant_opts,
      sizeof(ctx_agent_grant)},
+    {"budgets", CTX_OPT_OBJLIST, NULL, offsetof(top_cfg, budgets), 0,
+     "token budgets: tokens of context a user or an agent may be served per UTC hour or day",
+     ctx__budget_opts, sizeof(ctx_budget)},
     {"auth", CTX_OPT_JSON, NULL, offsetof(top_cfg, auth), 0,
      "bearer tokens: {\"issuer\", \"audience\", \"hs256_secret_env\"}", NULL, 0},
     {"serve", CTX_OPT_JSON, NULL, offsetof(top_cfg, serve), 0,
@@ -588,6 +592,10 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
         cfg->nagents = top.agents.n;
         top.agents.v = NULL;
         top.agents.n = 0;
+        cfg->budgets = top.budgets.v;
+        cfg->nbudgets = top.budgets.n;
+        top.budgets.v = NULL;
+        top.budgets.n = 0;
         if ((rc = check_grants(cfg, err)))
             goto done;
     }
@@ -678,6 +686,9 @@ void ctx_config_free(ctx_config *cfg)
     for (size_t i = 0; i < cfg->nagents; i++)
         ctx_opts_free(grant_opts, &cfg->agents[i]);
     ctx_free(cfg->agents);
+    for (size_t i = 0; i < cfg->nbudgets; i++)
+        ctx_opts_free(ctx__budget_opts, &cfg->budgets[i]);
+    ctx_free(cfg->budgets);
     ctx_opts_free(auth_opts, &cfg->auth);
     ctx_opts_free(serve_opts, &cfg->serve);
     ctx_free(cfg->sources);

@@ -84,6 +84,19 @@ typedef struct ctx_agent_grant {
     int64_t max_tokens;       /* most tokens of context per answer */
 } ctx_agent_grant;
 
+/*
+ * One "budgets" entry: the tokens of context a user or an agent may be
+ * served in a UTC hour or day, counted in the audit log's file so every
+ * replica sharing the data_dir shares it (retrieval/budget.c).
+ */
+typedef struct ctx_budget {
+    char *user;               /* a user, or "*": each user no entry names */
+    char *agent;              /* or an agent (then user is NULL), or "*" likewise */
+    int64_t tokens;           /* served per window, >= 1 */
+    char *per;                /* "hour" or "day" */
+    int64_t per_ms;           /* 3600000 or 86400000 (from per) */
+} ctx_budget;
+
 /* The "auth" section: how bearer tokens are checked. */
 typedef struct ctx_auth_cfg {
     char *issuer;             /* required iss */
@@ -137,6 +150,8 @@ typedef struct ctx_config {
     int audit_store_queries;  /* audit.store_queries: text, else its SHA-256 */
     int64_t audit_retain_ms;  /* audit.retain: older records pruned; -1 = "off" */
     ctx_search_cfg search;    /* hybrid fusion */
+    ctx_budget *budgets;      /* token budgets (the "budgets" array) */
+    size_t nbudgets;
 } ctx_config;
 
 /*

@@ -7,6 +7,7 @@
  */
 #include "config_int.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -77,12 +78,65 @@ static int check_grant_sources(const ctx_config *cfg, ctx_error *err)
     return CTX_OK;
 }
 
+const ctx_opt ctx__budget_opts[] = {
+    {"user", CTX_OPT_STRING, NULL, offsetof(ctx_budget, user), 0,
+     "the user (a token's sub) it limits, or \"*\": each user no other entry names", NULL, 0},
+    {"agent", CTX_OPT_STRING, NULL, offsetof(ctx_budget, agent), 0,
+     "or the agent (one of agents[].name) it limits, or \"*\": each agent no other entry"
+     " names", NULL, 0},
+    {"tokens", CTX_OPT_INT, NULL, offsetof(ctx_budget, tokens), 1,
+     "tokens of context served per window; once reached, searches and fetches answer 429"
+     " until the window ends", NULL, 0},
+    {"per", CTX_OPT_STRING, "day", offsetof(ctx_budget, per), 0,
+     "the window: \"hour\" or \"day\" (UTC, starting on the hour or at midnight)", NULL, 0},
+    CTX_OPT_END,
+};
+
+/* check_budgets - each entry names one user or one agent, a positive
+ * count and a window; an agent must be registered. */
+static int check_budgets(ctx_config *cfg, ctx_error *err)
+{
+    for (size_t i = 0; i < cfg->nbudgets; i++) {
+        ctx_budget *b = &cfg->budgets[i];
+        const char *who = b->user ? b->user : b->agent;
+        if (!b->user == !b->agent)
+            return ctx_error_set(err, CTX_ECONFIG, "budgets[%zu]: give either \"user\" or"
+                                 " \"agent\" (one entry limits one of them)", i);
+        if (!*who)
+            return ctx_error_set(err, CTX_ECONFIG, "budgets[%zu].%s: empty; name one, or"
+                                 " \"*\" for each", i, b->user ? "user" : "agent");
+        if (b->agent && strcmp(b->agent, "*") && !ctx_config_agent(cfg, b->agent))
+            return ctx_error_set(err, CTX_ECONFIG, "budgets[%zu].agent: \"%s\" is not a"
+                                 " registered agent; name one of agents[].name, or \"*\"", i,
+                                 b->agent);
+        if (b->tokens < 1)
+            return ctx_error_set(err, CTX_ECONFIG, "budgets[%zu].tokens: %lld; use a positive"
+                                 " number of tokens", i, (long long)b->tokens);
+        if (!strcmp(b->per, "hour"))
+            b->per_ms = 3600000;
+        else if (!strcmp(b->per, "day"))
+            b->per_ms = 86400000;
+        else
+            return ctx_error_set(err, CTX_ECONFIG, "budgets[%zu].per: \"%s\"; use \"hour\""
+                                 " or \"day\"", i, b->per);
+        for (size_t j = 0; j < i; j++) {
+            const ctx_budget *o = &cfg->budgets[j];
+            if (!o->user == !b->user && !strcmp(o->user ? o->user : o->agent, who) &&
+                o->per_ms == b->per_ms)
+                return ctx_error_set(err, CTX_ECONFIG, "budgets[%zu]: the same %s and window"
+                                     " as budgets[%zu]; keep one", i,
+                                     b->user ? "user" : "agent", j);
+        }
+    }
+    return CTX_OK;
+}
+
 int ctx__config_check(ctx_config *cfg, ctx_error *err)
 {
     int rc;
 
     if ((rc = check_schedules(cfg, err)) || (rc = check_agent(cfg, err)) ||
-        (rc = check_grant_sources(cfg, err)))
+        (rc = check_grant_sources(cfg, err)) || (rc = check_budgets(cfg, err)))
         return rc;
     return CTX_OK;
 }

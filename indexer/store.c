@@ -314,6 +314,19 @@ static const char schema_v11_leaner[] =
 /* The audit log's own file, version 1: the table v4 made, unchanged. */
 static const char audit_schema_v1[] = AUDIT_TABLE;
 
+/*
+ * Version 2: tokens served per user and per agent in each UTC window a
+ * budget counts (kind 0 a user, 1 an agent; span the window's length in
+ * ms, start its first ms), written with the records in the audit writer's
+ * transaction, so every replica sharing the file sees one count
+ * (store_usage_add, retrieval/budget.c).
+ */
+static const char audit_schema_v2[] =
+    "CREATE TABLE IF NOT EXISTS usage_window("
+    "  kind INTEGER NOT NULL, name TEXT NOT NULL, span INTEGER NOT NULL,"
+    "  start INTEGER NOT NULL, tokens INTEGER NOT NULL,"
+    "  PRIMARY KEY(kind, name, span, start)) WITHOUT ROWID;";
+
 const char *const store__sql_text[Q_COUNT] = {
     [Q_SOURCE_GET] = "SELECT id FROM sources WHERE name = ?1",
     [Q_SOURCE_ADD] = "INSERT INTO sources(name, type, created_at) VALUES(?1, ?2, ?3)",
@@ -585,7 +598,8 @@ static const schema_step store_steps[] = {
     {schema_v10_gone, NULL, NULL},           /* the log of deleted chunks */
     {schema_v11_leaner, NULL, NULL},         /* no AUTOINCREMENT, documents_epoch */
 };
-static const schema_step audit_steps[] = {{audit_schema_v1, NULL, NULL}};
+static const schema_step audit_steps[] = {{audit_schema_v1, NULL, NULL},
+                                           {audit_schema_v2, NULL, NULL}};
 
 typedef struct schema_def {
     const char *what; /* for messages: "store", "audit log" */

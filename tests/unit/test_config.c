@@ -392,3 +392,51 @@ Test(config, agent_granted_an_unknown_source_is_refused)
                  err.text);
     ctx_config_free(&cfg);
 }
+
+Test(config, budgets_are_checked_at_load)
+{
+    static const struct {
+        const char *budgets, *want;
+    } cases[] = {
+        {"[{\"tokens\": 5}]", "budgets[0]: give either \"user\" or \"agent\""},
+        {"[{\"user\": \"a\", \"agent\": \"h\", \"tokens\": 5}]", "budgets[0]: give either"},
+        {"[{\"user\": \"a\"}]", "budgets[0]: missing required key \"tokens\""},
+        {"[{\"user\": \"a\", \"tokens\": 0}]", "budgets[0].tokens: 0; use a positive number"},
+        {"[{\"user\": \"a\", \"tokens\": 5, \"per\": \"week\"}]",
+         "budgets[0].per: \"week\"; use \"hour\" or \"day\""},
+        {"[{\"agent\": \"ghost\", \"tokens\": 5}]",
+         "budgets[0].agent: \"ghost\" is not a registered agent; name one of agents[].name"},
+        {"[{\"user\": \"a\", \"tokens\": 5}, {\"user\": \"a\", \"tokens\": 9, \"per\": \"day\"}]",
+         "budgets[1]: the same user and window as budgets[0]; keep one"},
+        {"[{\"user\": \"a\", \"tokens\": 5, \"per_day\": 1}]", "unknown key \"per_day\""},
+    };
+    char text[512];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ctx_config cfg;
+        ctx_error err;
+        snprintf(text, sizeof text, "{\"sources\": [], \"agents\": [{\"name\": \"h\","
+                 " \"sources\": \"*\"}], \"budgets\": %s}", cases[i].budgets);
+        cr_assert_eq(parse(text, &cfg, &err), CTX_ECONFIG, "%s", text);
+        cr_assert(strstr(err.text, cases[i].want), "%s: got %s", text, err.text);
+        ctx_config_free(&cfg);
+    }
+}
+
+Test(config, budgets_parse_with_their_windows)
+{
+    ctx_config cfg;
+    ctx_error err;
+    cr_assert_eq(parse("{\"sources\": [], \"agents\": [{\"name\": \"h\", \"sources\": \"*\"}],"
+                       " \"budgets\": [{\"agent\": \"h\", \"tokens\": 500, \"per\": \"hour\"},"
+                       " {\"user\": \"*\", \"tokens\": 9000},"
+                       " {\"user\": \"a\", \"tokens\": 10, \"per\": \"hour\"},"
+                       " {\"user\": \"a\", \"tokens\": 100, \"per\": \"day\"}]}", &cfg, &err),
+                 CTX_OK, "%s", err.text);
+    cr_assert_eq(cfg.nbudgets, 4);
+    cr_assert_str_eq(cfg.budgets[0].agent, "h");
+    cr_assert_null(cfg.budgets[0].user);
+    cr_assert_eq(cfg.budgets[0].per_ms, 3600000);
+    cr_assert_str_eq(cfg.budgets[1].per, "day"); /* the default window */
+    cr_assert_eq(cfg.budgets[1].per_ms, 86400000);
+    ctx_config_free(&cfg);
+}
