@@ -1,12 +1,13 @@
 /*
  * config_check.c - the checks of a loaded config that look across sections:
- * every schedule the agent will run, the history and audit bounds, and
- * that an agent's grant names configured sources. They run at load, so
- * `sync`, `agent`, `serve` and every other command accept and refuse the
- * same files.
+ * every schedule the agent will run, the history and audit bounds, that
+ * an agent's grant names configured sources, the budgets, and the address
+ * `serve` will listen on. They run at load, so `sync`, `agent`, `serve` and
+ * every other command accept and refuse the same files.
  */
 #include "config_int.h"
 
+#include <arpa/inet.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -78,6 +79,28 @@ static int check_grant_sources(const ctx_config *cfg, ctx_error *err)
     return CTX_OK;
 }
 
+/* check_listen - serve.listen is IPv4:port, as `serve` will bind it
+ * (retrieval/http.c); `sync` and `agent` refused nothing here before. */
+static int check_listen(const ctx_config *cfg, ctx_error *err)
+{
+    const char *l = cfg->serve.listen ? cfg->serve.listen : "";
+    const char *colon = strrchr(l, ':'), *p;
+    char host[64];
+    struct in_addr a;
+    long port = 0;
+
+    for (p = colon ? colon + 1 : ""; *p >= '0' && *p <= '9' && port <= 65535; p++)
+        port = port * 10 + (*p - '0');
+    if (!colon || p == colon + 1 || *p || port > 65535 || (size_t)(colon - l) >= sizeof host)
+        return ctx_error_set(err, CTX_ECONFIG, "serve.listen: \"%s\" is not host:port; use"
+                             " an IPv4 address and a port, e.g. \"127.0.0.1:8080\"", l);
+    snprintf(host, sizeof host, "%.*s", (int)(colon - l), l);
+    if (strcmp(host, "localhost") && inet_pton(AF_INET, host, &a) != 1)
+        return ctx_error_set(err, CTX_ECONFIG, "serve.listen: \"%s\" is not an IPv4 address;"
+                             " use one such as 127.0.0.1 or 0.0.0.0 (or localhost)", host);
+    return CTX_OK;
+}
+
 const ctx_opt ctx__budget_opts[] = {
     {"user", CTX_OPT_STRING, NULL, offsetof(ctx_budget, user), 0,
      "the user (a token's sub) it limits, or \"*\": each user no other entry names", NULL, 0},
@@ -136,7 +159,8 @@ int ctx__config_check(ctx_config *cfg, ctx_error *err)
     int rc;
 
     if ((rc = check_schedules(cfg, err)) || (rc = check_agent(cfg, err)) ||
-        (rc = check_grant_sources(cfg, err)) || (rc = check_budgets(cfg, err)))
+        (rc = check_grant_sources(cfg, err)) || (rc = check_budgets(cfg, err)) ||
+        (rc = check_listen(cfg, err)))
         return rc;
     return CTX_OK;
 }

@@ -342,6 +342,11 @@ Test(config, bad_schedules_fail_at_load_naming_the_field)
         {"{\"sources\":[],\"agent\":{\"history_keep\":0}}", "agent.history_keep: 0 is out"},
         {"{\"sources\":[],\"agent\":{\"history_retain\":\"forever\"}}",
          "agent.history_retain: \"forever\" is not an interval; use one like \"30d\""},
+        {"{\"sources\":[],\"serve\":{\"listen\":\"8080\"}}",
+         "serve.listen: \"8080\" is not host:port; use an IPv4 address and a port"},
+        {"{\"sources\":[],\"serve\":{\"listen\":\"127.0.0.1:80x\"}}", "serve.listen:"},
+        {"{\"sources\":[],\"serve\":{\"listen\":\"myhost:8080\"}}",
+         "serve.listen: \"myhost\" is not an IPv4 address"},
         {"{\"sources\":[],\"audit\":{\"retain\":\"3 months\"}}",
          "audit.retain: \"3 months\" is not an interval; use one like \"90d\" (s, m, h, d:"
          " seconds to days), or \"off\""},
