@@ -89,9 +89,15 @@ json_t *svc_budgets(svc *s)
     ctx_error err;
     int rc = CTX_OK;
 
+    size_t n;
+
+    pthread_rwlock_rdlock(&s->clock);
+    n = s->cfg->nbudgets;
+    pthread_rwlock_unlock(&s->clock);
     /* What this process served is in the file first: a "*" budget lists
      * the names the file holds. */
-    svc_audit_flush(s);
+    if (n)
+        svc_audit_flush(s);
     pthread_rwlock_rdlock(&s->clock);
     pthread_mutex_lock(&s->bmu);
     if (s->cfg->nbudgets)
