@@ -156,7 +156,7 @@ static const ctx_opt audit_opts[] = {
     {"store_queries", CTX_OPT_BOOL, "false", offsetof(audit_cfg, store_queries), 0,
      "keep query text in the audit log; false keeps its SHA-256 only", NULL, 0},
     {"retain", CTX_OPT_STRING, "90d", offsetof(audit_cfg, retain), 0,
-     "how long records are kept (\"90d\", \"1y\" is \"365d\"); the maintain job prunes"
+     "how long records are kept, e.g. \"90d\" (a year: \"365d\"); the maintain job prunes"
      " older ones; \"off\" keeps them all", NULL, 0},
     CTX_OPT_END,
 };
