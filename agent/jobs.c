@@ -6,6 +6,7 @@
 #include "jobs.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -131,9 +132,55 @@ int jobs_maintain(const ctx_config *cfg, ctx_store *st, ctx_error *err)
     /* A search connection that has not looked at the log for a day reloads. */
     if ((rc = store_gone_trim(st, ctx_now_ms() - 86400000, &pruned, err)))
         return rc;
+    if ((rc = jobs_prune(cfg, st, ctx_now_ms(), NULL, err)))
+        return rc;
     if ((rc = store_exec(st, "PRAGMA wal_checkpoint(TRUNCATE)", err)))
         return rc;
     return write_tx(st, "PRAGMA optimize", err);
+}
+
+/* Rows a prune batch deletes, and pages an incremental vacuum step frees:
+ * each batch is one short write transaction, so the service's audit
+ * writer, or a sync, waits a few milliseconds at most. */
+#define PRUNE_BATCH 2000
+#define RECLAIM_PAGES 512
+
+int jobs_prune(const ctx_config *cfg, ctx_store *st, int64_t now, prune_stats *out,
+               ctx_error *err)
+{
+    char store_path[4096], path[4096];
+    prune_stats ps;
+    ctx_store *log = NULL;
+    int64_t before;
+    int rc;
+
+    memset(&ps, 0, sizeof ps);
+    before = cfg->agent.history_retain_ms < 0 ? INT64_MIN : now - cfg->agent.history_retain_ms;
+    if ((rc = store_history_prune(st, cfg->agent.history_keep, before, PRUNE_BATCH, &ps.runs,
+                                  &ps.jobs, err)))
+        goto done;
+    /* The log beside the config's store: the file the service writes. */
+    ctx_config_store_path(cfg, store_path, sizeof store_path);
+    if ((rc = store_audit_path(store_path, path, sizeof path, err)))
+        goto done;
+    if (access(path, F_OK)) /* nothing served yet: no log to prune */
+        goto done;
+    /* Budget windows end within a day: two days back is past every one. */
+    if ((rc = store_audit_open(store_path, &log, err)) ||
+        (rc = store_usage_prune(log, now - 2 * 86400000LL, &ps.windows, err)) ||
+        cfg->audit_retain_ms < 0 ||
+        (rc = store_audit_prune(log, now - cfg->audit_retain_ms, PRUNE_BATCH, &ps.audit, err)))
+        goto done;
+    rc = store_audit_reclaim(log, RECLAIM_PAGES, &ps.pages, err);
+done:
+    store_close(log);
+    if (!rc && (ps.runs || ps.jobs || ps.audit))
+        ctx_log(CTX_LOG_INFO, "maintain", "pruned %lld audit records (%lld pages freed),"
+                " %lld sync runs, %lld job runs", (long long)ps.audit, (long long)ps.pages,
+                (long long)ps.runs, (long long)ps.jobs);
+    if (out)
+        *out = ps;
+    return rc;
 }
 
 /* ---- jobs from the config ---- */

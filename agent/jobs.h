@@ -48,9 +48,27 @@ int jobs_embed(const ctx_config *cfg, ctx_store *st, int max_batches, int wait_m
 /*
  * jobs_maintain - index upkeep: ranking statistics rebuilt, FTS5 segments
  * merged, vector index files of retired models deleted and their
- * tombstones pruned, the WAL checkpointed, PRAGMA optimize.
+ * tombstones pruned, the history and audit log pruned (jobs_prune), the
+ * WAL checkpointed, PRAGMA optimize.
  */
 int jobs_maintain(const ctx_config *cfg, ctx_store *st, ctx_error *err);
+
+typedef struct prune_stats {
+    int64_t audit;            /* audit records deleted */
+    int64_t pages;            /* audit file pages given back */
+    int64_t runs, jobs;       /* sync_runs and agent_jobs rows deleted */
+    int64_t windows;          /* token counts of budget windows long over */
+} prune_stats;
+
+/*
+ * jobs_prune - the maintain job's pruning, as of now (ms): the sync_runs
+ * and agent_jobs history to agent.history_keep / history_retain, and the
+ * audit log of the config's store to audit.retain, its freed pages given
+ * back, and the token counts of budget windows over for a day. *out
+ * (may be NULL) receives the counts.
+ */
+int jobs_prune(const ctx_config *cfg, ctx_store *st, int64_t now, prune_stats *out,
+               ctx_error *err);
 
 /*
  * jobs_principal_streams - the streams a permission run of src reads as

@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include "../connectors/conformance.h"
+#include "../connectors/registry.h"
 #include "../core/json.h"
+#include "../core/util.h"
 
 /*
  * main() moves into the config file's directory before it runs a command,
@@ -188,6 +190,47 @@ static int run_read(registry_conn *conn, const args *a, ctx_error *err)
     return rc;
 }
 
+/*
+ * spec_only - the SPEC of a connector named by --plugin or --type, without
+ * a config: a setup UI asks what a connector takes before any config
+ * exists. xSpec needs no instance, so nothing is opened.
+ */
+static int spec_only(const args *a)
+{
+    registry_conn conn;
+    ctx_error err;
+    json_t *m;
+    int rc = CTX_OK;
+
+    memset(&conn, 0, sizeof conn);
+    if (a->t.plugin) {
+        rc = registry_load_plugin(a->t.plugin, &conn.vt, &conn.dl, &err);
+    } else if (!(conn.vt = registry_builtin(a->t.type))) {
+        ctx_buf names = CTX_BUF_INIT;
+        for (const char *const *n = registry_builtin_names(); *n; n++)
+            ctx_buf_printf(&names, "%s%s", names.len ? ", " : "", *n);
+        rc = ctx_error_set(&err, CTX_ECONFIG, "--type %s: no such built-in connector; use one"
+                           " of %s, or --plugin FILE.so", a->t.type, names.data);
+        ctx_buf_free(&names);
+    } else {
+        rc = registry_check_abi(conn.vt, a->t.type, &err);
+    }
+    if (rc) {
+        fprintf(stderr, "ctxgate: connector spec: %s\n", err.text);
+        registry_close(&conn);
+        return rc == CTX_ECONFIG ? 2 : 1;
+    }
+    if ((m = conform_spec_msg(&conn)))
+        print_msg(m);
+    else
+        fprintf(stderr, "ctxgate: connector spec: the %s connector's spec is not JSON\n",
+                conn.vt->name);
+    json_decref(m);
+    registry_close(&conn);
+    fflush(stdout);
+    return m ? 0 : 1;
+}
+
 int cli_connector(int argc, char **argv, const char *config_path)
 {
     static const char *const subs[] = {"spec", "check", "discover", "read", "test", NULL};
@@ -206,6 +249,8 @@ int cli_connector(int argc, char **argv, const char *config_path)
     optind = 2;
     if ((rc = parse_args(argc, argv, &a)))
         return rc;
+    if (!strcmp(sub, "spec") && (a.t.plugin || a.t.type))
+        return spec_only(&a);
     if (!(config = load_config(config_path, a.source)))
         return 2;
     if (a.bad_config && !(a.o.bad_config = load_config(a.bad_config, NULL))) {

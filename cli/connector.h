@@ -11,7 +11,8 @@
     "                        [--mutate CMD] [--bad-config FILE] [--validator SCRIPT]\n"  \
     "                        run one connector on --config FILE (its own keys, or a\n"   \
     "                        ctxgate.json with --source), printing messages as JSON\n"   \
-    "                        lines; `test` runs the conformance suite"
+    "                        lines; `test` runs the conformance suite; `spec` with\n"  \
+    "                        --plugin or --type needs no config"
 
 /*
  * cli_connector - the command; argv[0] is "connector". config_path is the

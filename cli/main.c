@@ -868,7 +868,7 @@ static const cmd cmds[] = {
                          "                        and bring the vector index up to date"},
     {"maintain", cmd_maintain, "maintain                the agent's maintain job once: ranking statistics,\n"
                                "                        FTS5 segments merged, vector deltas merged, logs\n"
-                               "                        trimmed"},
+                               "                        trimmed, audit log and run history pruned"},
     {"agent", cmd_agent, "agent [--once]          the maintenance agent: run each source's sync,\n"
                          "                        permissions and full-refresh jobs on their\n"
                          "                        schedules, embed, keep the index healthy\n"

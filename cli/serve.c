@@ -19,6 +19,7 @@
 #include "../indexer/store.h"
 #include "../retrieval/admin.h"
 #include "../retrieval/auth.h"
+#include "../retrieval/budget.h"
 #include "../retrieval/http.h"
 #include "../retrieval/mcp_service.h"
 #include "../retrieval/service.h"
@@ -402,6 +403,29 @@ int cli_audit(int argc, char **argv, const char *config_path)
     return 0;
 }
 
+/* print_budgets - budget_status's array as a table. */
+static void print_budgets(const json_t *b)
+{
+    size_t i;
+    json_t *e;
+
+    printf("\n%-11s %-6s %-30s %-5s %10s %10s %10s  %s\n", "budget", "kind", "name", "per",
+           "tokens", "used", "remaining", "resets at");
+    json_array_foreach(b, i, e) {
+        char name[32];
+        snprintf(name, sizeof name, "budgets[%lld]",
+                 (long long)json_integer_value(json_object_get(e, "budget")));
+        printf("%-11s %-6s %-30s %-5s %10lld %10lld %10lld  %s\n", name,
+               json_string_value(json_object_get(e, "kind")),
+               json_string_value(json_object_get(e, "name")),
+               json_string_value(json_object_get(e, "per")),
+               (long long)json_integer_value(json_object_get(e, "tokens")),
+               (long long)json_integer_value(json_object_get(e, "used")),
+               (long long)json_integer_value(json_object_get(e, "remaining")),
+               json_string_value(json_object_get(e, "resets_at_iso")));
+    }
+}
+
 int cli_usage(int argc, char **argv, const char *config_path)
 {
     static const struct option lo[] = {{"since", required_argument, NULL, 's'},
@@ -457,6 +481,17 @@ int cli_usage(int argc, char **argv, const char *config_path)
         json_object_set_new(root, what[i], o);
         if (!as_json && !i)
             printf("\n");
+    }
+    if (cfg.nbudgets) {
+        json_t *b = NULL;
+        ctx_error err;
+        if (budget_status(st, &cfg, ctx_now_ms(), NULL, NULL, &b, &err)) {
+            fprintf(stderr, "ctxgate: usage: %s\n", err.text);
+        } else {
+            if (!as_json)
+                print_budgets(b);
+            json_object_set_new(root, "budgets", b);
+        }
     }
     if (as_json) {
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

@@ -24,7 +24,8 @@
     "                        config's \"agents\"; both are required)"
 #define CLI_USAGE_USAGE                                                                  \
     "usage [--since T] [--json]\n"                                                       \
-    "                        tokens served per user and per agent"
+    "                        tokens served per user and per agent, and each token\n"   \
+    "                        budget's use, remainder and reset time"
 
 /* Each returns the exit status; argv[0] is the command. config_path as for main. */
 int cli_serve(int argc, char **argv, const char *config_path);

@@ -2,6 +2,7 @@
  * config.c - load and check ctxgate.json (see config.h).
  */
 #include "config.h"
+#include "config_int.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@ typedef struct top_cfg {
     json_t *agent;
     json_t *sources;
     ctx_objlist agents;
+    ctx_objlist budgets;
     json_t *auth;
     json_t *serve;
     json_t *audit;
@@ -31,6 +33,7 @@ typedef struct top_cfg {
 
 typedef struct audit_cfg {
     int store_queries;
+    char *retain;
 } audit_cfg;
 
 static const ctx_opt grant_opts[] = {
@@ -61,6 +64,9 @@ static const ctx_opt top_opts[] = {
     {"agents", CTX_OPT_OBJLIST, NULL, offsetof(top_cfg, agents), 0,
      "agents that may act for users, each with its grant", grant_opts,
      sizeof(ctx_agent_grant)},
+    {"budgets", CTX_OPT_OBJLIST, NULL, offsetof(top_cfg, budgets), 0,
+     "token budgets: tokens of context a user or an agent may be served per UTC hour or day",
+     ctx__budget_opts, sizeof(ctx_budget)},
     {"auth", CTX_OPT_JSON, NULL, offsetof(top_cfg, auth), 0,
      "bearer tokens: {\"issuer\", \"audience\", \"hs256_secret_env\"}", NULL, 0},
     {"serve", CTX_OPT_JSON, NULL, offsetof(top_cfg, serve), 0,
@@ -152,6 +158,9 @@ static const ctx_opt search_opts_table[] = {
 static const ctx_opt audit_opts[] = {
     {"store_queries", CTX_OPT_BOOL, "false", offsetof(audit_cfg, store_queries), 0,
      "keep query text in the audit log; false keeps its SHA-256 only", NULL, 0},
+    {"retain", CTX_OPT_STRING, "90d", offsetof(audit_cfg, retain), 0,
+     "how long records are kept, e.g. \"90d\" (a year: \"365d\"); the maintain job prunes"
+     " older ones; \"off\" keeps them all", NULL, 0},
     CTX_OPT_END,
 };
 
@@ -246,7 +255,13 @@ static const ctx_opt agent_opts[] = {
     {"embed", CTX_OPT_STRING, "1m", offsetof(ctx_agent_cfg, embed), 0,
      "schedule of the embedding job (an interval or a cron expression)", NULL, 0},
     {"maintain", CTX_OPT_STRING, "1h", offsetof(ctx_agent_cfg, maintain), 0,
-     "schedule of index upkeep: ranking statistics, FTS5 merge, WAL checkpoint", NULL, 0},
+     "schedule of index upkeep: ranking statistics, FTS5 merge, WAL checkpoint, pruning"
+     " of the audit log and run history", NULL, 0},
+    {"history_keep", CTX_OPT_INT, "1000", offsetof(ctx_agent_cfg, history_keep), 0,
+     "sync runs kept per source and job runs per job, newest first (1..1000000)", NULL, 0},
+    {"history_retain", CTX_OPT_STRING, "30d", offsetof(ctx_agent_cfg, history_retain), 0,
+     "sync and job runs older than this are pruned (a source's last run, last good run and"
+     " last hold stay); \"off\" bounds them by history_keep alone", NULL, 0},
     CTX_OPT_END,
 };
 
@@ -535,9 +550,16 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
         if ((rc = parse_section(auth_opts, top.auth, &cfg->auth, "auth", err)) ||
             (rc = parse_section(serve_opts, top.serve, &cfg->serve, "serve", err)) ||
             (rc = parse_section(audit_opts, top.audit, &au, "audit", err)) ||
-            (rc = parse_section(search_opts_table, top.search, &cfg->search, "search", err)))
+            (rc = parse_section(search_opts_table, top.search, &cfg->search, "search", err))) {
+            ctx_opts_free(audit_opts, &au);
             goto done;
+        }
         cfg->audit_store_queries = au.store_queries;
+        rc = sched_interval(au.retain, "audit.retain", "\"90d\"", 1, &cfg->audit_retain_ms,
+                            err);
+        ctx_opts_free(audit_opts, &au);
+        if (rc)
+            goto done;
         if (!(cfg->search.w_lexical >= 0 && cfg->search.w_vector >= 0) ||
             cfg->search.w_lexical + cfg->search.w_vector <= 0 || cfg->search.w_lexical > 1e6 ||
             cfg->search.w_vector > 1e6) {
@@ -578,6 +600,10 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
         cfg->nagents = top.agents.n;
         top.agents.v = NULL;
         top.agents.n = 0;
+        cfg->budgets = top.budgets.v;
+        cfg->nbudgets = top.budgets.n;
+        top.budgets.v = NULL;
+        top.budgets.n = 0;
         if ((rc = check_grants(cfg, err)))
             goto done;
     }
@@ -613,7 +639,7 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
             }
         }
     }
-    if ((rc = check_principals_from(cfg, err)))
+    if ((rc = check_principals_from(cfg, err)) || (rc = ctx__config_check(cfg, err)))
         goto done;
     rc = CTX_OK;
 done:
@@ -668,6 +694,9 @@ void ctx_config_free(ctx_config *cfg)
     for (size_t i = 0; i < cfg->nagents; i++)
         ctx_opts_free(grant_opts, &cfg->agents[i]);
     ctx_free(cfg->agents);
+    for (size_t i = 0; i < cfg->nbudgets; i++)
+        ctx_opts_free(ctx__budget_opts, &cfg->budgets[i]);
+    ctx_free(cfg->budgets);
     ctx_opts_free(auth_opts, &cfg->auth);
     ctx_opts_free(serve_opts, &cfg->serve);
     ctx_opts_free(search_opts_table, &cfg->search);

@@ -55,6 +55,9 @@ typedef struct ctx_agent_cfg {
     char *jitter;             /* most a job is delayed, stable per job */
     char *embed;              /* how often the embedding queue is worked off */
     char *maintain;           /* ranking statistics, FTS5 merge, WAL checkpoint */
+    int64_t history_keep;     /* sync_runs per source, agent_jobs per job: newest kept */
+    char *history_retain;     /* ... and none older than this ("off": no time bound) */
+    int64_t history_retain_ms; /* history_retain parsed; -1 = "off" */
 } ctx_agent_cfg;
 
 /* The "embeddings" section: which embedder gives chunks their vectors. */
@@ -80,6 +83,19 @@ typedef struct ctx_agent_grant {
     int64_t max_k;            /* most results per search */
     int64_t max_tokens;       /* most tokens of context per answer */
 } ctx_agent_grant;
+
+/*
+ * One "budgets" entry: the tokens of context a user or an agent may be
+ * served in a UTC hour or day, counted in the audit log's file so every
+ * replica sharing the data_dir shares it (retrieval/budget.c).
+ */
+typedef struct ctx_budget {
+    char *user;               /* a user, or "*": each user no entry names */
+    char *agent;              /* or an agent (then user is NULL), or "*" likewise */
+    int64_t tokens;           /* served per window, >= 1 */
+    char *per;                /* "hour" or "day" */
+    int64_t per_ms;           /* 3600000 or 86400000 (from per) */
+} ctx_budget;
 
 /* The "auth" section: how bearer tokens are checked. */
 typedef struct ctx_auth_cfg {
@@ -133,7 +149,10 @@ typedef struct ctx_config {
     ctx_auth_cfg auth;
     ctx_serve_cfg serve;
     int audit_store_queries;  /* audit.store_queries: text, else its SHA-256 */
+    int64_t audit_retain_ms;  /* audit.retain: older records pruned; -1 = "off" */
     ctx_search_cfg search;    /* hybrid fusion */
+    ctx_budget *budgets;      /* token budgets (the "budgets" array) */
+    size_t nbudgets;
 } ctx_config;
 
 /*

@@ -29,6 +29,7 @@ typedef enum ctx_rc {
     CTX_EINTERNAL = 12,  /* a bug: an invariant did not hold */
     CTX_EBUSY = 13,      /* another process holds the lock */
     CTX_EHELD = 14,      /* a sync guard held back a mass change; confirm to go on */
+    CTX_ELIMIT = 15,     /* a token budget is spent until its window ends */
 } ctx_rc;
 
 /* Human message carried beside a code. Fixed size: no ownership to track. */

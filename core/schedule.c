@@ -233,6 +233,36 @@ int64_t sched_next(const sched_spec *s, int64_t after)
     return -1;
 }
 
+int sched_check(const char *expr, const char *what, ctx_error *err)
+{
+    sched_spec spec;
+    int rc = sched_parse(expr, what, &spec, err);
+
+    if (!rc && sched_next(&spec, 0) < 0)
+        return ctx_error_set(err, CTX_ECONFIG, "%s: \"%s\" matches no date, so the job would"
+                             " never run; %s", what, expr, help);
+    return rc;
+}
+
+int sched_interval(const char *expr, const char *what, const char *example, int off_ok,
+                   int64_t *ms, ctx_error *err)
+{
+    const char *p = expr ? expr : "";
+
+    *ms = 0;
+    if (off_ok && !strcmp(p, "off")) {
+        *ms = -1;
+        return CTX_OK;
+    }
+    if (!strncmp(p, "@every ", 7))
+        p += 7;
+    if (parse_duration(p, ms))
+        return ctx_error_set(err, CTX_ECONFIG, "%s: \"%s\" is not an interval; use one like"
+                             " %s (s, m, h, d: seconds to days)%s", what, expr ? expr : "",
+                             example, off_ok ? ", or \"off\"" : "");
+    return CTX_OK;
+}
+
 int64_t sched_jitter(const char *key, int64_t max_ms)
 {
     uint64_t h = 1469598103934665603ull;

@@ -29,6 +29,21 @@ typedef struct sched_spec {
 int sched_parse(const char *expr, const char *what, sched_spec *out, ctx_error *err);
 
 /*
+ * sched_check - expr is a schedule that ever comes: sched_parse's errors,
+ * and a cron expression no date matches ("0 0 31 2 *") is one too. What
+ * every command checks at config load (config_check.c).
+ */
+int sched_check(const char *expr, const char *what, ctx_error *err);
+
+/*
+ * sched_interval - expr as an interval ("30s", "90d", "@every 1h") into
+ * *ms; "off" gives -1 when off_ok. Anything else is an error naming what
+ * and showing example.
+ */
+int sched_interval(const char *expr, const char *what, const char *example, int off_ok,
+                   int64_t *ms, ctx_error *err);
+
+/*
  * sched_next - the first time strictly after `after` when the job is due.
  * An interval counts from `after` (the last run's start). -1 if a cron
  * expression never matches (e.g. "0 0 31 2 *").

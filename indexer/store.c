@@ -314,6 +314,19 @@ static const char schema_v11_leaner[] =
 /* The audit log's own file, version 1: the table v4 made, unchanged. */
 static const char audit_schema_v1[] = AUDIT_TABLE;
 
+/*
+ * Version 2: tokens served per user and per agent in each UTC window a
+ * budget counts (kind 0 a user, 1 an agent; span the window's length in
+ * ms, start its first ms), written with the records in the audit writer's
+ * transaction, so every replica sharing the file sees one count
+ * (store_usage_add, retrieval/budget.c).
+ */
+static const char audit_schema_v2[] =
+    "CREATE TABLE IF NOT EXISTS usage_window("
+    "  kind INTEGER NOT NULL, name TEXT NOT NULL, span INTEGER NOT NULL,"
+    "  start INTEGER NOT NULL, tokens INTEGER NOT NULL,"
+    "  PRIMARY KEY(kind, name, span, start)) WITHOUT ROWID;";
+
 const char *const store__sql_text[Q_COUNT] = {
     [Q_SOURCE_GET] = "SELECT id FROM sources WHERE name = ?1",
     [Q_SOURCE_ADD] = "INSERT INTO sources(name, type, created_at) VALUES(?1, ?2, ?3)",
@@ -585,19 +598,27 @@ static const schema_step store_steps[] = {
     {schema_v10_gone, NULL, NULL},           /* the log of deleted chunks */
     {schema_v11_leaner, NULL, NULL},         /* no AUTOINCREMENT, documents_epoch */
 };
-static const schema_step audit_steps[] = {{audit_schema_v1, NULL, NULL}};
+static const schema_step audit_steps[] = {{audit_schema_v1, NULL, NULL},
+                                           {audit_schema_v2, NULL, NULL}};
 
 typedef struct schema_def {
     const char *what; /* for messages: "store", "audit log" */
     const schema_step *steps;
     int nsteps;
+    /* run first, before the file is turned to WAL (which writes its header):
+     * settings only a new, empty file takes */
+    const char *first;
 } schema_def;
 
 _Static_assert(sizeof store_steps / sizeof *store_steps == STORE_SCHEMA_VERSION,
                "a store schema step for every version");
-static const schema_def store_schema = {"store", store_steps, STORE_SCHEMA_VERSION};
+static const schema_def store_schema = {"store", store_steps, STORE_SCHEMA_VERSION, NULL};
+/* Incremental auto-vacuum: pruning old records (store_audit_prune) can give
+ * the file's pages back a batch at a time (store_audit_reclaim). A log made
+ * before this keeps auto_vacuum off; its freed pages are reused instead. */
 static const schema_def audit_schema = {"audit log", audit_steps,
-                                        (int)(sizeof audit_steps / sizeof *audit_steps)};
+                                        (int)(sizeof audit_steps / sizeof *audit_steps),
+                                        "PRAGMA auto_vacuum = INCREMENTAL"};
 
 static int migrate(ctx_store *st, const schema_def *def, ctx_error *err)
 {
@@ -681,6 +702,8 @@ static int open_db(const char *path, int flags, const schema_def *def, ctx_store
          * together) saw "database is locked": try again for as long as the
          * busy timeout would have waited.
          */
+        if (def->first && (rc = store_exec(st, def->first, err)))
+            goto fail;
         for (int tries = 0;; tries++) {
             rc = store_exec(st, "PRAGMA journal_mode = WAL;"
                                 "PRAGMA synchronous = NORMAL;"

@@ -463,4 +463,60 @@ typedef struct store_audit_rec {
 /* store_audit_put - append one record (autocommit; no transaction needed). */
 int store_audit_put(ctx_store *st, const store_audit_rec *r, ctx_error *err);
 
+/*
+ * ---- Pruning (store_prune.c) ----
+ * Each deletes in batches of at most batch rows, each batch its own
+ * autocommit transaction: a writer (the service's audit writer, a sync)
+ * waits for one batch at most.
+ */
+
+/* store_audit_prune - delete the audit log's records older than before_ms;
+ * *n receives how many. log is a store_audit_open connection. */
+int store_audit_prune(ctx_store *log, int64_t before_ms, int64_t batch, int64_t *n,
+                      ctx_error *err);
+
+/*
+ * store_audit_reclaim - give the log's free pages back to the file system
+ * (PRAGMA incremental_vacuum, step pages a transaction), then truncate its
+ * WAL. *pages receives how many pages went. A log made before ctxgate
+ * set incremental auto-vacuum cannot shrink: 0, and its free pages take
+ * the next records, so it does not grow past its size either.
+ */
+int store_audit_reclaim(ctx_store *log, int64_t step, int64_t *pages, ctx_error *err);
+
+/*
+ * store_history_prune - bound the sync_runs history (per source) and the
+ * agent_jobs history (per source and job kind): rows beyond the newest
+ * keep, or started before before_ms, go. Never pruned: each one's newest
+ * row, a source's newest successful run and newest run that held or lifted
+ * a hold, and a run still going. *runs and *jobs receive how many went.
+ */
+int store_history_prune(ctx_store *st, int64_t keep, int64_t before_ms, int64_t batch,
+                        int64_t *runs, int64_t *jobs, ctx_error *err);
+
+/*
+ * ---- Token usage per window (store_usage.c), in the audit log's file ----
+ * kind: 0 a user, 1 an agent. A window is (span, start), both ms.
+ */
+
+/* store_usage_add - add tokens to name's count in the window (an upsert;
+ * in the caller's transaction, or its own). log: store_audit_open's. */
+int store_usage_add(ctx_store *log, int kind, const char *name, int64_t span, int64_t start,
+                    int64_t tokens, ctx_error *err);
+
+/* store_usage_get - *tokens: name's count in the window, 0 if none. */
+int store_usage_get(ctx_store *log, int kind, const char *name, int64_t span, int64_t start,
+                    int64_t *tokens, ctx_error *err);
+
+/* store_usage_scan - fn(arg, kind, name, tokens) for every count of the
+ * window (span, start), by kind and name; a non-zero return of fn stops
+ * the scan and is returned. name is valid during the call. */
+int store_usage_scan(ctx_store *log, int64_t span, int64_t start,
+                     int (*fn)(void *arg, int kind, const char *name, int64_t tokens),
+                     void *arg, ctx_error *err);
+
+/* store_usage_prune - forget windows that started before before_ms; *n
+ * receives how many counts went. */
+int store_usage_prune(ctx_store *log, int64_t before_ms, int64_t *n, ctx_error *err);
+
 #endif

@@ -18,6 +18,7 @@
 #include "../core/json.h"
 #include "../core/util.h"
 #include "../indexer/store.h"
+#include "budget.h"
 
 #define MAX_ROUTES 32
 #define NBUCKETS 4096
@@ -177,6 +178,33 @@ static void h_ready(http_server *srv, void *arg, const http_req *req, http_resp 
         http_error(resp, 503, "not_ready", "the store or the vector index is not available");
 }
 
+/* budget_spent - 429 naming the spent token budget, Retry-After its reset. */
+static void budget_spent(http_server *srv, const svc_identity *id, const ctx_error *err,
+                         http_resp *resp)
+{
+    int64_t reset = 0, now = ctx_now_ms();
+    ctx_error again;
+
+    http_error(resp, 429, "budget_exhausted", err->text);
+    svc_budget_check(srv->service, id, &reset, &again);
+    snprintf(resp->header_name, sizeof resp->header_name, "Retry-After");
+    snprintf(resp->header_value, sizeof resp->header_value, "%lld",
+             (long long)(reset > now ? (reset - now + 999) / 1000 : 1));
+}
+
+/* h_budgets - GET /v1/admin/budgets: every token budget's state (svc_budgets). */
+static void h_budgets(http_server *srv, void *arg, const http_req *req, http_resp *resp)
+{
+    json_t *b = svc_budgets(srv->service);
+    (void)arg;
+    (void)req;
+
+    if (b)
+        http_json(resp, 200, json_pack("{s:o}", "budgets", b));
+    else
+        http_error(resp, 500, "internal", "the token counts could not be read");
+}
+
 static void h_search(http_server *srv, void *arg, const http_req *req, http_resp *resp)
 {
     svc_identity id = {req->who->user, req->who->agent[0] ? req->who->agent : NULL};
@@ -193,6 +221,8 @@ static void h_search(http_server *srv, void *arg, const http_req *req, http_resp
         http_json(resp, 200, answer);
     } else if (rc == CTX_EAUTH) {
         http_error(resp, 403, "forbidden", err.text);
+    } else if (rc == CTX_ELIMIT) {
+        budget_spent(srv, &id, &err, resp);
     } else {
         ctx_log(CTX_LOG_ERROR, "http", "search: %s", err.text);
         http_error(resp, 500, "internal", "the search failed; try again later");
@@ -219,6 +249,8 @@ static void h_document(http_server *srv, void *arg, const http_req *req, http_re
         http_error(resp, 404, "not_found", "no such document");
     else if (rc == CTX_EAUTH)
         http_error(resp, 403, "forbidden", err.text);
+    else if (rc == CTX_ELIMIT)
+        budget_spent(srv, &id, &err, resp);
     else {
         ctx_log(CTX_LOG_ERROR, "http", "fetch: %s", err.text);
         http_error(resp, 500, "internal", "the fetch failed; try again later");
@@ -315,6 +347,11 @@ static void h_metrics(http_server *srv, void *arg, const http_req *req, http_res
         ctx_buf_printf(&b, "\"} %lld\n", (long long)json_integer_value(v));
     }
     json_decref(usage);
+    {
+        json_t *budgets = svc_budgets(srv->service);
+        budget_prometheus(budgets, &b); /* used, remaining, reset of each token budget */
+        json_decref(budgets);
+    }
     {
         json_t *ages = svc_permission_ages(srv->service);
         ctx_buf_puts(&b, "# HELP ctxgate_permission_age_seconds Since the source's last"
@@ -731,6 +768,7 @@ int http_start(const http_opts *opts, http_server **out, ctx_error *err)
     add_route(srv, "/mcp", 0, HTTP_AUTH_USER, h_unset, "/mcp");
     /* Admin endpoints not (yet) set answer 404, but only to the admin. */
     add_route(srv, "/v1/admin/explain", 0, HTTP_AUTH_ADMIN, h_explain, "/v1/admin/explain");
+    add_route(srv, "/v1/admin/budgets", 0, HTTP_AUTH_ADMIN, h_budgets, "/v1/admin/budgets");
     add_route(srv, "/v1/admin/", 1, HTTP_AUTH_ADMIN, h_unset, "/v1/admin/");
     add_route(srv, "/.well-known/oauth-protected-resource", 0, 0, h_unset,
               "/.well-known/oauth-protected-resource");

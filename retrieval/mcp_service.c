@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/json.h"
+
 static int svc_search_tool(void *arg, const char *query, json_t **results, json_t **extra,
                            ctx_error *err)
 {
@@ -23,6 +25,10 @@ static int svc_search_tool(void *arg, const char *query, json_t **results, json_
     *results = json_array();
     *extra = NULL;
     rc = svc_search(c->service, &c->who, &req, &answer, err);
+    if (rc == CTX_ELIMIT) { /* the transport says which budget */
+        snprintf(c->spent, sizeof c->spent, "%s", err->text);
+        return CTX_OK;
+    }
     if (rc == CTX_EAUTH || rc == CTX_EINVAL)
         return CTX_OK; /* nothing to show this caller; the refusal is audited */
     if (rc)
@@ -69,6 +75,10 @@ static int svc_fetch_tool(void *arg, const char *id, json_t **doc, ctx_error *er
     *doc = NULL;
     /* An internal id or SOURCE:EXTERNAL_ID; naming nothing answers as forbidden. */
     rc = svc_fetch_ref(c->service, &c->who, id, &a, err);
+    if (rc == CTX_ELIMIT) { /* the transport says which budget */
+        snprintf(c->spent, sizeof c->spent, "%s", err->text);
+        return CTX_OK;
+    }
     if (rc == CTX_ENOTFOUND || rc == CTX_EAUTH)
         return CTX_OK;
     if (rc)
@@ -84,6 +94,35 @@ static int svc_fetch_tool(void *arg, const char *id, json_t **doc, ctx_error *er
                      json_object_get(a, "truncated"));
     json_decref(a);
     return *doc ? CTX_OK : ctx_error_set(err, CTX_ENOMEM, "mcp: out of memory");
+}
+
+/*
+ * budget_answer - the answer out (new JSON-RPC text, taken) to a tool call
+ * a spent token budget refused, made a tool error (isError) whose text
+ * names the budget, as MCP reports a tool's failure to the model. New.
+ */
+static char *budget_answer(char *out, mcp_caller *c)
+{
+    json_t *a = out ? ctx_json_loads(out, 0, NULL) : NULL;
+    json_t *res = json_object_get(a, "result");
+    char *text;
+    /* the result's other members (a revision's resultType, _meta) stay */
+    int bad = !json_is_object(res) ||
+              json_object_set_new(res, "content",
+                                  json_pack("[{s:s,s:s}]", "type", "text", "text", c->spent)) ||
+              json_object_set_new(res, "isError", json_true());
+
+    c->spent[0] = '\0'; /* the next message starts afresh */
+    if (bad) {
+        json_decref(a);
+        return out;
+    }
+    text = ctx_json_dumps(a, NULL);
+    json_decref(a);
+    if (!text)
+        return out;
+    free(out);
+    return text;
 }
 
 mcp_backend mcp_service_backend(mcp_caller *caller)
@@ -136,6 +175,7 @@ static void mcp_route(http_server *srv, void *arg, const http_req *req, http_res
         snprintf(resp->header_value, sizeof resp->header_value, "POST");
         return;
     }
+    memset(&caller, 0, sizeof caller);
     caller.service = h->service;
     caller.who.user = req->who->user;
     caller.who.agent = req->who->agent;
@@ -144,6 +184,8 @@ static void mcp_route(http_server *srv, void *arg, const http_req *req, http_res
     mh.method = http_header(req, "Mcp-Method");
     mh.name = http_header(req, "Mcp-Name");
     out = mcp_handle_http(&be, req->body ? req->body : "", req->body_len, &mh, &status);
+    if (out && caller.spent[0])
+        out = budget_answer(out, &caller);
     resp->status = status; /* 202 with no body: a notification, accepted */
     resp->body = out;
 }
@@ -190,7 +232,10 @@ int mcp_stdio(svc *service, const svc_identity *who, FILE *in, FILE *out)
             line[--n] = '\0';
         if (!n)
             continue;
-        if ((answer = mcp_handle(&be, line, (size_t)n))) {
+        answer = mcp_handle(&be, line, (size_t)n);
+        if (caller.spent[0])
+            answer = budget_answer(answer, &caller);
+        if (answer) {
             fputs(answer, out);
             fputc('\n', out);
             fflush(out);

@@ -27,6 +27,9 @@
 typedef struct mcp_caller {
     svc *service;
     svc_identity who;
+    /* set by a tool when a token budget refused it: the transport answers
+     * that tool call with a tool error naming the budget (budget_answer) */
+    char spent[CTX_ERRMSG_MAX];
 } mcp_caller;
 
 /* mcp_service_backend - a backend whose tools run as caller (borrowed). */

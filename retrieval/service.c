@@ -836,6 +836,11 @@ static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
                                                        : "agent is not registered in the"
                                                          " config's \"agents\"");
     }
+    if ((rc = svc__budget_check(s, id, NULL, err))) { /* spent: 429, naming the budget */
+        svc__audit(s, id, "search", req->query, NULL, 0, t0,
+                   rc == CTX_ELIMIT ? "budget" : "error");
+        return rc;
+    }
     if (ctx_buf_puts(&ctxt, CONTEXT_BEGIN)) {
         rc = ctx_error_set(err, CTX_ENOMEM, "out of memory");
         goto done;
@@ -1050,6 +1055,7 @@ int svc_new(const ctx_config *cfg, int nworkers, svc **out, ctx_error *err)
     pthread_cond_init(&s->acv, NULL);
     pthread_cond_init(&s->adone, NULL);
     pthread_mutex_init(&s->umu, NULL);
+    pthread_mutex_init(&s->bmu, NULL);
     pthread_mutex_init(&s->fmu, NULL);
     pthread_mutex_init(&s->wmu, NULL);
     pthread_mutex_init(&s->qmu, NULL);
@@ -1089,6 +1095,7 @@ void svc_free(svc *s)
     pthread_mutex_unlock(&s->amu);
     pthread_join(s->writer, NULL);
     store_close(s->ast);
+    svc__budget_free(s);
     for (int i = 0; i < s->nworkers; i++)
         worker_close(&s->workers[i]);
     ctx_free(s->workers);

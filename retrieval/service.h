@@ -197,6 +197,18 @@ json_t *svc_permission_ages(svc *s);
  */
 json_t *svc_usage(svc *s);
 
+/*
+ * svc_budget_check - whether a token budget of id is spent (CTX_ELIMIT,
+ * with the message naming it, and *reset_ms when it resets; may be NULL).
+ */
+int svc_budget_check(svc *s, const svc_identity *id, int64_t *reset_ms, ctx_error *err);
+
+/*
+ * svc_budgets - every budget's state now (budget_status: used, remaining,
+ * reset time per budget and name) as a new JSON array; NULL on error.
+ */
+json_t *svc_budgets(svc *s);
+
 /* svc_store_path - the store's file, borrowed. */
 const char *svc_store_path(const svc *s);
 

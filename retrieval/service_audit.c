@@ -12,11 +12,14 @@
 
 #include "../core/util.h"
 #include "../core/json.h"
+#include "budget.h"
 
 #define AUDIT_QUEUE_MAX 65536
 /* How long the audit writer lets records gather before a commit: also the
  * most a crash can lose beyond the records a commit was writing. */
 #define AUDIT_LINGER_MS 20
+
+static void unpend(svc *s, const audit_item *batch, size_t n);
 
 void svc__usage_add(svc *s, const char *name, int is_agent, int64_t tokens)
 {
@@ -107,6 +110,15 @@ int svc__audit(svc *s, const svc_identity *id, const char *action, const char *q
     it.r.tokens = tokens;
     it.r.latency_us = (int64_t)((ctx_mono_ns() - t0) / 1000);
     it.r.outcome = outcome; /* a string literal */
+    /* The budget windows its tokens count in, while the config is held;
+     * queued tokens count for the budget check until they are written. */
+    if (tokens > 0 && s->cfg->nbudgets) {
+        it.spans[BUDGET_USER] = it.r.user ? budget_spans(s->cfg, BUDGET_USER) : 0;
+        it.spans[BUDGET_AGENT] = it.r.agent ? budget_spans(s->cfg, BUDGET_AGENT) : 0;
+        for (int k = 0; k < 2; k++)
+            if (it.spans[k])
+                svc__budget_pend(s, k, k ? it.r.agent : it.r.user, tokens, 1);
+    }
     pthread_mutex_lock(&s->amu);
     while (s->naq >= AUDIT_QUEUE_MAX && !s->astop)
         pthread_cond_wait(&s->adone, &s->amu);
@@ -115,6 +127,7 @@ int svc__audit(svc *s, const svc_identity *id, const char *action, const char *q
         audit_item *v = ctx_realloc(s->aq, cap * sizeof *v);
         if (!v) {
             pthread_mutex_unlock(&s->amu);
+            unpend(s, &it, 1);
             ctx_free(it.strs);
             ctx_log(CTX_LOG_ERROR, "audit", "out of memory: a record was not queued");
             return CTX_ENOMEM;
@@ -127,6 +140,31 @@ int svc__audit(svc *s, const svc_identity *id, const char *action, const char *q
     pthread_cond_signal(&s->acv);
     pthread_mutex_unlock(&s->amu);
     return CTX_OK;
+}
+
+/* count - add r's tokens to the windows spans asks for (budget.h). */
+static int count(ctx_store *log, const audit_item *it, ctx_error *err)
+{
+    int rc = CTX_OK;
+
+    for (int k = 0; k < 2 && !rc; k++)
+        for (int i = 0; i < 2 && !rc; i++) {
+            int64_t span = budget_span_ms(i);
+            if (it->spans[k] >> i & 1)
+                rc = store_usage_add(log, k, k ? it->r.agent : it->r.user, span,
+                                     it->r.at - it->r.at % span, it->r.tokens, err);
+        }
+    return rc;
+}
+
+/* unpend - the batch is written (or given up on): its tokens are no longer queued. */
+static void unpend(svc *s, const audit_item *batch, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < 2; k++)
+            if (batch[i].spans[k])
+                svc__budget_pend(s, k, k ? batch[i].r.agent : batch[i].r.user,
+                                 batch[i].r.tokens, -1);
 }
 
 /* The writer: takes the whole queue and writes it in one transaction. */
@@ -161,18 +199,21 @@ void *svc__audit_writer(void *arg)
             ctx_error err;
             int rc = store_begin(s->ast, &err);
             for (size_t i = 0; !rc && i < n; i++)
-                rc = store_audit_put(s->ast, &batch[i].r, &err);
+                if (!(rc = store_audit_put(s->ast, &batch[i].r, &err)))
+                    rc = count(s->ast, &batch[i], &err);
             if (!rc)
                 rc = store_commit(s->ast, &err);
             if (rc) {
                 store_rollback(s->ast);
                 /* Try them one by one so one bad row costs only itself. */
                 for (size_t i = 0; i < n; i++)
-                    if (store_audit_put(s->ast, &batch[i].r, &err))
+                    if (store_audit_put(s->ast, &batch[i].r, &err) ||
+                        count(s->ast, &batch[i], &err))
                         ctx_log(CTX_LOG_ERROR, "audit", "a %s by %s was not recorded: %s",
                                 batch[i].r.action, batch[i].r.user ? batch[i].r.user : "-",
                                 err.text);
             }
+            unpend(s, batch, n);
         }
         for (size_t i = 0; i < n; i++)
             ctx_free(batch[i].strs);

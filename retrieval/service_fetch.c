@@ -150,6 +150,11 @@ static int fetch_locked(svc *s, const svc_identity *id, int64_t doc_id, const ch
                                                        : "agent is not registered in the"
                                                          " config's \"agents\"");
     }
+    if ((rc = svc__budget_check(s, id, NULL, err))) { /* spent: 429, naming the budget */
+        svc__audit(s, id, "fetch", NULL, NULL, 0, t0, rc == CTX_ELIMIT ? "budget" : "error");
+        return rc;
+    }
+    rc = CTX_ENOTFOUND; /* until the document is found readable */
     if (!(w = svc__take(s, err))) {
         svc__audit(s, id, "fetch", NULL, NULL, 0, t0, "error");
         return err->code;

@@ -28,7 +28,15 @@ typedef struct worker {
 typedef struct audit_item {
     store_audit_rec r;
     char *strs;             /* owned copies of the record's strings, one block */
+    unsigned spans[2];      /* budget windows to count its tokens in: user, agent */
 } audit_item;
+
+/* Tokens queued for the audit writer, not yet in the file (budget.h). */
+typedef struct pending_entry {
+    char *name;
+    int kind;
+    int64_t tokens;
+} pending_entry;
 
 typedef struct usage_entry {
     char *name;
@@ -70,6 +78,13 @@ struct svc {
     int astop;
     pthread_t writer;
     ctx_store *ast;
+    /* token budgets (service_budget.c): a connection reading the counts
+     * in the audit log's file, opened at the first check, and the tokens
+     * queued but not yet written, all under bmu */
+    pthread_mutex_t bmu;
+    ctx_store *bst;
+    pending_entry *pend;
+    size_t npend;
     /* usage */
     pthread_mutex_t umu;
     usage_entry *usage;
@@ -139,6 +154,22 @@ int svc__audit(svc *s, const svc_identity *id, const char *action, const char *q
 
 /* svc__usage_add - count tokens handed to a user (is_agent 0) or an agent. */
 void svc__usage_add(svc *s, const char *name, int is_agent, int64_t tokens);
+
+/* ---- service_budget.c ---- */
+
+/*
+ * svc__budget_check - CTX_ELIMIT naming the spent budget when one of id's
+ * is spent (budget_check), CTX_ESTORE when the counts cannot be read (fail
+ * closed), else CTX_OK; at once when no budget is configured. Under the
+ * config's read lock.
+ */
+int svc__budget_check(svc *s, const svc_identity *id, int64_t *reset_ms, ctx_error *err);
+
+/* svc__budget_pend - add (sign 1) or take back (-1) tokens queued for name. */
+void svc__budget_pend(svc *s, int kind, const char *name, int64_t tokens, int sign);
+
+/* svc__budget_free - what svc_free frees of the budgets' state. */
+void svc__budget_free(svc *s);
 
 /* svc__audit_writer - the audit writer thread's body; arg is the svc. */
 void *svc__audit_writer(void *arg);

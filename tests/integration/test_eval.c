@@ -25,7 +25,9 @@ static void setup(void)
     tu_write(dir, "ctxgate.json",
              "{\"data_dir\": \"./data\","
              " \"sources\": [{\"name\": \"pages\", \"type\": \"files\", \"path\": \"./pages\","
-             "  \"extensions\": [\".json\"]}],"
+             "  \"extensions\": [\".json\"]},"
+             "  {\"name\": \"nothing\", \"type\": \"files\", \"path\": \"./nothing\","
+             "   \"enabled\": false}],"
              " \"agents\": [{\"name\": \"helper\", \"sources\": [\"pages\"]},"
              "  {\"name\": \"elsewhere\", \"sources\": [\"nothing\"]}]}");
     tu_write(dir, "pages/_principals.json",
@@ -215,7 +217,7 @@ Test(eval, an_agents_grant_applies)
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(h, "relevant"),
                                                     "unreadable")), 1);
     cr_assert_str_eq(json_string_value(json_object_get(h, "agent")), "helper");
-    /* elsewhere was granted no configured source: nothing is found. */
+    /* elsewhere was granted only a source with nothing in it: nothing is found. */
     e = eval_json("user:root", "elsewhere", "hybrid");
     cr_assert(NEAR(num(e, "means", "found"), 0.0));
     cr_assert(NEAR(num(e, "means", "ndcg"), 0.0));

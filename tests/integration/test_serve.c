@@ -59,7 +59,8 @@ static void start_with(const char *serve_extra, int with_agent)
     cr_assert_eq(system(cmd), 0, "openssl: %s", cmd);
     snprintf(cfg, sizeof cfg,
              "{\"data_dir\": \"./data\", \"embeddings\": {\"provider\": \"hash\", \"dim\": 64},"
-             " \"sources\": [{\"name\": \"northwind\", \"type\": \"files\", \"path\": \"%s\"}],"
+             " \"sources\": [{\"name\": \"northwind\", \"type\": \"files\", \"path\": \"%s\"},"
+             "  {\"name\": \"crm\", \"type\": \"files\", \"path\": \"./crm\", \"enabled\": false}],"
              " \"agents\": ["
              "  {\"name\": \"helpdesk\", \"sources\": \"*\", \"labels\": \"*\", \"max_k\": 50,"
              "   \"max_tokens\": 1000000},"

@@ -329,3 +329,129 @@ Test(util, suggest_and_utf8)
     cr_assert_str_eq(b.data, "a\xEF\xBF\xBD" "bc");
     ctx_buf_free(&b);
 }
+
+/* One check at load serves every command: `sync` used to accept a schedule
+ * that only `agent` refused. */
+Test(config, bad_schedules_fail_at_load_naming_the_field)
+{
+    static const struct {
+        const char *json, *want;
+    } cases[] = {
+        {"{\"sources\":[{\"name\":\"a\",\"type\":\"files\",\"schedule\":{\"sync\":\"soon\"}}]}",
+         "sources[0].schedule.sync: \"soon\": bad minute field"},
+        {"{\"sources\":[{\"name\":\"a\",\"type\":\"files\",\"enabled\":false,"
+         "\"schedule\":{\"full\":\"0 0 31 2 *\"}}]}",
+         "sources[0].schedule.full: \"0 0 31 2 *\" matches no date"},
+        {"{\"sources\":[{\"name\":\"a\",\"type\":\"files\",\"schedule\":"
+         "{\"permissions\":\"5x\"}}]}", "sources[0].schedule.permissions:"},
+        {"{\"sources\":[],\"agent\":{\"embed\":\"61 * * * *\"}}", "agent.embed:"},
+        {"{\"sources\":[],\"agent\":{\"maintain\":\"every hour\"}}", "agent.maintain:"},
+        {"{\"sources\":[],\"agent\":{\"retry\":\"@daily\"}}",
+         "agent.retry: \"@daily\" is not an interval; use one like \"30s\""},
+        {"{\"sources\":[],\"agent\":{\"jitter\":\"lots\"}}", "agent.jitter:"},
+        {"{\"sources\":[],\"agent\":{\"history_keep\":0}}", "agent.history_keep: 0 is out"},
+        {"{\"sources\":[],\"agent\":{\"history_retain\":\"forever\"}}",
+         "agent.history_retain: \"forever\" is not an interval; use one like \"30d\""},
+        {"{\"sources\":[],\"serve\":{\"listen\":\"8080\"}}",
+         "serve.listen: \"8080\" is not host:port; use an IPv4 address and a port"},
+        {"{\"sources\":[],\"serve\":{\"listen\":\"127.0.0.1:80x\"}}", "serve.listen:"},
+        {"{\"sources\":[],\"serve\":{\"listen\":\"myhost:8080\"}}",
+         "serve.listen: \"myhost\" is not an IPv4 address"},
+        {"{\"sources\":[],\"audit\":{\"retain\":\"3 months\"}}",
+         "audit.retain: \"3 months\" is not an interval; use one like \"90d\" (s, m, h, d:"
+         " seconds to days), or \"off\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ctx_config cfg;
+        ctx_error err;
+        cr_assert_eq(parse(cases[i].json, &cfg, &err), CTX_ECONFIG, "%s", cases[i].json);
+        cr_assert(strstr(err.text, cases[i].want), "%s: got %s", cases[i].json, err.text);
+        ctx_config_free(&cfg);
+    }
+}
+
+Test(config, good_schedules_and_bounds_load_with_documented_defaults)
+{
+    ctx_config cfg;
+    ctx_error err;
+    cr_assert_eq(parse("{\"sources\":[{\"name\":\"a\",\"type\":\"files\",\"schedule\":"
+                       "{\"sync\":\"*/10 * * * *\",\"permissions\":\"\",\"full\":\"@weekly\"}}],"
+                       "\"agent\":{\"jitter\":\"0s\",\"maintain\":\"\"}}", &cfg, &err), CTX_OK,
+                 "%s", err.text);
+    cr_assert_eq(cfg.audit_retain_ms, 90LL * 86400 * 1000); /* audit.retain "90d" */
+    cr_assert_eq(cfg.agent.history_keep, 1000);
+    cr_assert_eq(cfg.agent.history_retain_ms, 30LL * 86400 * 1000);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"sources\":[],\"audit\":{\"retain\":\"off\"},"
+                       "\"agent\":{\"history_retain\":\"off\"}}", &cfg, &err), CTX_OK, "%s",
+                 err.text);
+    cr_assert_eq(cfg.audit_retain_ms, -1);
+    cr_assert_eq(cfg.agent.history_retain_ms, -1);
+    ctx_config_free(&cfg);
+}
+
+Test(config, agent_granted_an_unknown_source_is_refused)
+{
+    ctx_config cfg;
+    ctx_error err;
+    cr_assert_eq(parse("{\"sources\":[{\"name\":\"wiki\",\"type\":\"files\"}],"
+                       "\"agents\":[{\"name\":\"h\",\"sources\":[\"wiki\",\"wkii\"]}]}", &cfg,
+                       &err), CTX_ECONFIG);
+    cr_assert(strstr(err.text, "agents[0].sources[1]: \"wkii\" is not a configured source;"
+                               " name one of sources[].name, or \"*\""), "%s", err.text);
+    ctx_config_free(&cfg);
+    /* A configured source, even a disabled one, and "*" are fine. */
+    cr_assert_eq(parse("{\"sources\":[{\"name\":\"wiki\",\"type\":\"files\",\"enabled\":false}],"
+                       "\"agents\":[{\"name\":\"h\",\"sources\":[\"wiki\"]},"
+                       "{\"name\":\"all\",\"sources\":\"*\"}]}", &cfg, &err), CTX_OK, "%s",
+                 err.text);
+    ctx_config_free(&cfg);
+}
+
+Test(config, budgets_are_checked_at_load)
+{
+    static const struct {
+        const char *budgets, *want;
+    } cases[] = {
+        {"[{\"tokens\": 5}]", "budgets[0]: give either \"user\" or \"agent\""},
+        {"[{\"user\": \"a\", \"agent\": \"h\", \"tokens\": 5}]", "budgets[0]: give either"},
+        {"[{\"user\": \"a\"}]", "budgets[0]: missing required key \"tokens\""},
+        {"[{\"user\": \"a\", \"tokens\": 0}]", "budgets[0].tokens: 0; use a positive number"},
+        {"[{\"user\": \"a\", \"tokens\": 5, \"per\": \"week\"}]",
+         "budgets[0].per: \"week\"; use \"hour\" or \"day\""},
+        {"[{\"agent\": \"ghost\", \"tokens\": 5}]",
+         "budgets[0].agent: \"ghost\" is not a registered agent; name one of agents[].name"},
+        {"[{\"user\": \"a\", \"tokens\": 5}, {\"user\": \"a\", \"tokens\": 9, \"per\": \"day\"}]",
+         "budgets[1]: the same user and window as budgets[0]; keep one"},
+        {"[{\"user\": \"a\", \"tokens\": 5, \"per_day\": 1}]", "unknown key \"per_day\""},
+    };
+    char text[512];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ctx_config cfg;
+        ctx_error err;
+        snprintf(text, sizeof text, "{\"sources\": [], \"agents\": [{\"name\": \"h\","
+                 " \"sources\": \"*\"}], \"budgets\": %s}", cases[i].budgets);
+        cr_assert_eq(parse(text, &cfg, &err), CTX_ECONFIG, "%s", text);
+        cr_assert(strstr(err.text, cases[i].want), "%s: got %s", text, err.text);
+        ctx_config_free(&cfg);
+    }
+}
+
+Test(config, budgets_parse_with_their_windows)
+{
+    ctx_config cfg;
+    ctx_error err;
+    cr_assert_eq(parse("{\"sources\": [], \"agents\": [{\"name\": \"h\", \"sources\": \"*\"}],"
+                       " \"budgets\": [{\"agent\": \"h\", \"tokens\": 500, \"per\": \"hour\"},"
+                       " {\"user\": \"*\", \"tokens\": 9000},"
+                       " {\"user\": \"a\", \"tokens\": 10, \"per\": \"hour\"},"
+                       " {\"user\": \"a\", \"tokens\": 100, \"per\": \"day\"}]}", &cfg, &err),
+                 CTX_OK, "%s", err.text);
+    cr_assert_eq(cfg.nbudgets, 4);
+    cr_assert_str_eq(cfg.budgets[0].agent, "h");
+    cr_assert_null(cfg.budgets[0].user);
+    cr_assert_eq(cfg.budgets[0].per_ms, 3600000);
+    cr_assert_str_eq(cfg.budgets[1].per, "day"); /* the default window */
+    cr_assert_eq(cfg.budgets[1].per_ms, 86400000);
+    ctx_config_free(&cfg);
+}
