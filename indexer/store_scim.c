@@ -157,12 +157,17 @@ int store_scim_members(ctx_store *st, int64_t source, const char *group_id,
 #define BY_NAME " AND name_key = lower(?3)"
 #define BY_EXT " AND external_id = ?3"
 #define BY_ID " AND id = ?3"
+#define BY_EMAIL                                                                           \
+    " AND EXISTS (SELECT 1 FROM json_each(body, '$.emails') e"                             \
+    "  WHERE lower(json_extract(e.value, '$.value')) = lower(?3))"
 static const char *const count_sql[] = {
     "SELECT count(*)" LIST_FROM, "SELECT count(*)" LIST_FROM BY_NAME,
-    "SELECT count(*)" LIST_FROM BY_EXT, "SELECT count(*)" LIST_FROM BY_ID};
+    "SELECT count(*)" LIST_FROM BY_EXT, "SELECT count(*)" LIST_FROM BY_ID,
+    "SELECT count(*)" LIST_FROM BY_EMAIL};
 static const char *const page_sql[] = {
     "SELECT " ROW_COLS LIST_FROM LIST_PAGE, "SELECT " ROW_COLS LIST_FROM BY_NAME LIST_PAGE,
-    "SELECT " ROW_COLS LIST_FROM BY_EXT LIST_PAGE, "SELECT " ROW_COLS LIST_FROM BY_ID LIST_PAGE};
+    "SELECT " ROW_COLS LIST_FROM BY_EXT LIST_PAGE, "SELECT " ROW_COLS LIST_FROM BY_ID LIST_PAGE,
+    "SELECT " ROW_COLS LIST_FROM BY_EMAIL LIST_PAGE};
 
 int store_scim_list(ctx_store *st, int64_t source, int kind, const char *attr,
                     const char *value, int64_t start, int64_t count, store_scim_row_fn fn,
@@ -177,6 +182,8 @@ int store_scim_list(ctx_store *st, int64_t source, int kind, const char *attr,
         w = 2;
     else if (attr && !strcmp(attr, "id"))
         w = 3;
+    else if (attr && !strcmp(attr, "email"))
+        w = 4;
     else if (attr)
         return ctx_error_set(err, CTX_EINVAL, "scim: cannot filter on %s", attr);
     if (stmt_get(st->db, count_sql[w], &s) != SQLITE_OK)

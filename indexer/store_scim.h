@@ -88,7 +88,8 @@ int store_scim_members(ctx_store *st, int64_t source, const char *group_id,
  * store_scim_list - the resources of kind in creation order, *total of
  * them matching, fn called for at most count of them from the start'th
  * (1-based). attr: NULL (all), "name" (ASCII case-insensitive equality),
- * "externalId" or "id" (exact), compared with value. Rows borrowed for the
+ * "externalId" or "id" (exact), or "email" (one of the emails' values,
+ * ASCII case-insensitively), compared with value. Rows borrowed for the
  * call; a non-zero return of fn stops and is returned.
  */
 typedef int (*store_scim_row_fn)(void *arg, const store_scim_row *row);

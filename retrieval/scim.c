@@ -486,6 +486,10 @@ static void save(scim *s, const char *base, int kind, const char *id, const json
     rc = check(s, kind, id, o, &c, &f, &err);
     if (!rc)
         rc = store_scim_put(s->st, s->source, &c.r, create, &why, &err);
+    if (!rc)
+        /* The record of who the directory made whom: deactivations above all. */
+        ctx_log(CTX_LOG_INFO, "scim", "%s %s %s: %s%s", create ? "created" : "replaced",
+                kind_name(kind), id, c.r.principal, c.r.active ? "" : " (inactive: blocked)");
     checked_free(&c);
     if (rc)
         store_fail(resp, rc, why, &f, &err);
@@ -532,8 +536,9 @@ static int list_filter(const char *filter, int kind, const char **attr, char **v
 
     while (*p == ' ')
         p++;
-    for (a = p; *a && *a != ' '; a++)
-        ;
+    a = p;
+    for (int depth = 0; *a && (*a != ' ' || depth > 0); a++)
+        depth += (*a == '[') - (*a == ']');
     if (a == p || (size_t)(a - p) >= sizeof name || strncasecmp(a, " eq ", 4))
         return -1;
     snprintf(name, sizeof name, "%.*s", (int)(a - p), p);
@@ -543,6 +548,10 @@ static int list_filter(const char *filter, int kind, const char **attr, char **v
         *attr = "externalId";
     else if (!strcasecmp(name, "id"))
         *attr = "id";
+    else if (kind == CTX_PRINCIPAL_USER &&
+             (!strcasecmp(name, "emails.value") ||
+              !strcasecmp(name, "emails[type eq \"work\"].value")))
+        *attr = "email";    /* Entra ID matches on the work email (the type is not checked) */
     else
         return -1;
     for (p = a + 4; *p == ' '; p++)
@@ -669,10 +678,12 @@ static void resources(scim *s, const char *base, int kind, const char *rest,
     if (!strcmp(m, "GET")) {
         served(s, base, kind, rest, 200, resp);
     } else if (!strcmp(m, "DELETE")) {
-        if (store_scim_delete(s->st, s->source, kind, rest, &err))
+        if (store_scim_delete(s->st, s->source, kind, rest, &err)) {
             store_fail(resp, err.code, 0, NULL, &err);
-        else
+        } else {
+            ctx_log(CTX_LOG_INFO, "scim", "deleted %s %s", kind_name(kind), rest);
             resp->status = 204;
+        }
     } else if (!strcmp(m, "PUT") || !strcmp(m, "PATCH")) {
         if (!(body = parse_body(req, resp)))
             return;

@@ -545,7 +545,8 @@ Test(scim, filters_and_pagination)
 
     for (int i = 0; i < 5; i++) {
         snprintf(body, sizeof body, "{\"schemas\": [\"" CORE_USER "\"], \"userName\":"
-                 " \"user%d@corp.test\", \"externalId\": \"ext-%d\"}", i, i);
+                 " \"u%d\", \"externalId\": \"ext-%d\", \"emails\": [{\"type\": \"work\","
+                 " \"value\": \"user%d@corp.test\"}]}", i, i, i);
         ids[i] = create("/Users", body);
     }
     for (int start = 1; start <= 5; start += 2) {
@@ -578,6 +579,13 @@ Test(scim, filters_and_pagination)
     cr_assert_eq(json_integer_value(json_object_get(r.json, "totalResults")), 1);
     cr_assert_str_eq(json_string_value(json_object_get(json_array_get(
                          json_object_get(r.json, "Resources"), 0), "id")), ids[3]);
+    reply_free(&r);
+    /* Entra ID's match on the work email */
+    r = scim("GET", "/Users?filter=emails%5Btype%20eq%20%22work%22%5D.value%20eq%20"
+             "%22USER2%40corp.test%22", NULL, 200);
+    cr_assert_eq(json_integer_value(json_object_get(r.json, "totalResults")), 1, "%s", r.body);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(
+                         json_object_get(r.json, "Resources"), 0), "id")), ids[2]);
     reply_free(&r);
     r = http("GET", "/scim/v2/Users?filter=title%20sw%20%22x%22", SCIM_TOKEN, NULL);
     scim_error(&r, 400, "invalidFilter");
