@@ -345,13 +345,16 @@ static int join_parents(ctx_store *st, int64_t source, const char *id, const cha
 static int assert_user(ctx_store *st, int64_t source, const store_scim_res *r, ctx_error *err)
 {
     ctx_principal p;
-    int rc, held;
+    int rc, held = 0;
 
-    if ((rc = block(st, source, r->principal, !r->active, err)))
-        return rc;
-    for (size_t i = 0; i < r->naliases; i++)
-        if ((rc = block(st, source, r->aliases[i], !r->active, err)))
+    for (size_t i = 0; i <= r->naliases; i++) {
+        const char *name = i ? r->aliases[i - 1] : r->principal;
+        /* An inactive user's alias that an active user holds stays open. */
+        if (!r->active && (rc = held_elsewhere(st, source, r->id, name, &held, err)))
             return rc;
+        if ((r->active || !held) && (rc = block(st, source, name, !r->active, err)))
+            return rc;
+    }
     if (!r->active)
         return CTX_OK;
     memset(&p, 0, sizeof p);

@@ -535,6 +535,33 @@ Test(scim, put_replaces_and_a_renamed_user_leaves_no_access_behind)
     ctx_free(id);
 }
 
+/*
+ * An alias another user already stands for is not taken over, and
+ * deactivating or deleting the user who asked for it blocks nothing of
+ * the other's.
+ */
+Test(scim, an_alias_never_takes_over_another_users_name)
+{
+    char path[128], *alice, *ann;
+    reply r;
+
+    alice = create("/Users", "{\"schemas\": [\"" CORE_USER "\"], \"userName\":"
+                   " \"alice@corp.test\"}");
+    ann = create("/Users", "{\"schemas\": [\"" CORE_USER "\"], \"userName\": \"ann\","
+                 " \"emails\": [{\"value\": \"alice@corp.test\", \"primary\": true}]}");
+    SEES("ann", "");
+    SEES("alice@corp.test", "Zephyr plan of Alice");
+    snprintf(path, sizeof path, "/Users/%s", ann);
+    patch(path, "[{\"op\": \"replace\", \"path\": \"active\", \"value\": false}]");
+    SEES("alice@corp.test", "Zephyr plan of Alice");
+    r = scim("DELETE", path, NULL, 204);
+    reply_free(&r);
+    SEES("alice@corp.test", "Zephyr plan of Alice");
+    SEES("ann", "");
+    ctx_free(alice);
+    ctx_free(ann);
+}
+
 /* ---- lists ---- */
 
 Test(scim, filters_and_pagination)
