@@ -562,6 +562,213 @@ Test(scim, an_alias_never_takes_over_another_users_name)
     ctx_free(ann);
 }
 
+/* ---- an oracle: random provisioning against a model ---- */
+
+#define NU 4
+#define NG 4
+static const char *const unames[NU] = {"alice@corp.test", "bob@corp.test", "carl@corp.test",
+                                       "dana@corp.test"};
+static const char *const own_doc[NU] = {"Zephyr plan of Alice", "Zephyr notes of Bob", NULL,
+                                        NULL};
+static const char *const gnames[] = {"Engineering", "Operations", "Leads", "Spare", "Eng2"};
+#define NNAMES 5
+
+typedef struct model {
+    char uid[NU][40];           /* "" = not provisioned */
+    int active[NU];
+    char gid[NG][40];
+    int gname[NG];              /* index into gnames */
+    int mu[NG][NU];             /* group g lists user u */
+    int mg[NG][NG];             /* group g lists group h */
+} model;
+
+/* reach - g reaches (through nesting) a group named after gnames[want]. */
+static int reach(const model *m, int g, int want, int *seen)
+{
+    if (seen[g])
+        return 0;
+    seen[g] = 1;
+    if (m->gname[g] == want)
+        return 1;
+    for (int p = 0; p < NG; p++)
+        if (m->gid[p][0] && m->mg[p][g] && reach(m, p, want, seen))
+            return 1;
+    return 0;
+}
+
+/* expect - what user u must see under the model, as sees() prints it (new). */
+static char *expect(const model *m, int u)
+{
+    const char *t[4];
+    size_t n = 0;
+    ctx_buf b = CTX_BUF_INIT;
+
+    if (m->uid[u][0] && m->active[u]) {
+        int eng = 0, ops = 0;
+        for (int g = 0; g < NG; g++) {
+            int seen[NG] = {0}, seen2[NG] = {0};
+            if (!m->gid[g][0] || !m->mu[g][u])
+                continue;
+            eng |= reach(m, g, 0, seen);
+            ops |= reach(m, g, 1, seen2);
+        }
+        if (eng)
+            t[n++] = "Zephyr design";
+        if (own_doc[u])
+            t[n++] = own_doc[u];
+        if (ops)
+            t[n++] = "Zephyr runbook";
+    }
+    for (size_t x = 0; x < n; x++)
+        for (size_t y = x + 1; y < n; y++)
+            if (strcmp(t[y], t[x]) < 0) {
+                const char *z = t[x];
+                t[x] = t[y];
+                t[y] = z;
+            }
+    for (size_t x = 0; x < n; x++)
+        ctx_buf_printf(&b, "%s%s", x ? "|" : "", t[x]);
+    ctx_buf_append(&b, "", 1);
+    return ctx_buf_steal(&b);
+}
+
+static int name_used(const model *m, int name)
+{
+    for (int g = 0; g < NG; g++)
+        if (m->gid[g][0] && m->gname[g] == name)
+            return 1;
+    return 0;
+}
+
+/* step - one random provisioning request, applied to the model too. */
+static void step(model *m, unsigned *seed, char *what, size_t len)
+{
+    char path[128], body[1024];
+    int u = rand_r(seed) % NU, g = rand_r(seed) % NG, h = rand_r(seed) % NG;
+    int op = rand_r(seed) % 9;
+    reply r;
+
+    snprintf(what, len, "nothing");
+    if (op == 0 || (!m->uid[u][0] && op < 4)) {
+        if (m->uid[u][0])
+            return;
+        snprintf(body, sizeof body, "{\"schemas\": [\"" CORE_USER "\"], \"userName\":"
+                 " \"%s\"}", unames[u]);
+        char *id = create("/Users", body);
+        snprintf(m->uid[u], sizeof m->uid[u], "%s", id);
+        ctx_free(id);
+        m->active[u] = 1;
+        snprintf(what, len, "create user %s", unames[u]);
+    } else if (op == 1) {
+        snprintf(path, sizeof path, "/Users/%s", m->uid[u]);
+        r = scim("DELETE", path, NULL, 204);
+        reply_free(&r);
+        m->uid[u][0] = '\0';
+        for (int x = 0; x < NG; x++)
+            m->mu[x][u] = 0;
+        snprintf(what, len, "delete user %s", unames[u]);
+    } else if (op == 2 || op == 3) {
+        snprintf(path, sizeof path, "/Users/%s", m->uid[u]);
+        m->active[u] = !m->active[u];
+        patch(path, m->active[u] ? "[{\"op\": \"Replace\", \"path\": \"active\", \"value\":"
+                                   " \"True\"}]"
+                                 : "[{\"op\": \"replace\", \"value\": {\"active\": false}}]");
+        snprintf(what, len, "user %s active %d", unames[u], m->active[u]);
+    } else if (!m->gid[g][0]) {
+        int name = rand_r(seed) % NNAMES;
+        if (name_used(m, name))
+            return;
+        snprintf(body, sizeof body, "{\"schemas\": [\"" CORE_GROUP "\"], \"displayName\":"
+                 " \"%s\"}", gnames[name]);
+        char *id = create("/Groups", body);
+        snprintf(m->gid[g], sizeof m->gid[g], "%s", id);
+        ctx_free(id);
+        m->gname[g] = name;
+        memset(m->mu[g], 0, sizeof m->mu[g]);
+        memset(m->mg[g], 0, sizeof m->mg[g]);
+        for (int x = 0; x < NG; x++)
+            m->mg[x][g] = 0;
+        snprintf(what, len, "create group %s", gnames[name]);
+    } else if (op == 4 && m->uid[u][0]) {
+        snprintf(path, sizeof path, "/Groups/%s", m->gid[g]);
+        snprintf(body, sizeof body, rand_r(seed) % 2
+                 ? "[{\"op\": \"add\", \"path\": \"members\", \"value\": [{\"value\": \"%s\"}]}]"
+                 : "[{\"op\": \"Add\", \"path\": \"members\", \"value\": [{\"$ref\": null,"
+                   " \"value\": \"%s\"}]}]", m->uid[u]);
+        patch(path, body);
+        m->mu[g][u] = 1;
+        snprintf(what, len, "add %s to %s", unames[u], gnames[m->gname[g]]);
+    } else if (op == 5 && m->uid[u][0]) {
+        snprintf(path, sizeof path, "/Groups/%s", m->gid[g]);
+        snprintf(body, sizeof body, rand_r(seed) % 2
+                 ? "[{\"op\": \"remove\", \"path\": \"members[value eq \\\"%s\\\"]\"}]"
+                 : "[{\"op\": \"Remove\", \"path\": \"members\", \"value\": [{\"value\":"
+                   " \"%s\"}]}]", m->uid[u]);
+        patch(path, body);
+        m->mu[g][u] = 0;
+        snprintf(what, len, "remove %s from %s", unames[u], gnames[m->gname[g]]);
+    } else if (op == 6 && m->gid[h][0] && h != g) {
+        snprintf(path, sizeof path, "/Groups/%s", m->gid[g]);
+        snprintf(body, sizeof body, "[{\"op\": \"add\", \"path\": \"members\", \"value\":"
+                 " [{\"value\": \"%s\"}]}]", m->gid[h]);
+        patch(path, body);
+        m->mg[g][h] = 1;
+        snprintf(what, len, "nest %s in %s", gnames[m->gname[h]], gnames[m->gname[g]]);
+    } else if (op == 7) {
+        int name = rand_r(seed) % NNAMES;
+        if (name_used(m, name))
+            return;
+        snprintf(path, sizeof path, "/Groups/%s", m->gid[g]);
+        snprintf(body, sizeof body, "[{\"op\": \"replace\", \"value\": {\"id\": \"%s\","
+                 " \"displayName\": \"%s\"}}]", m->gid[g], gnames[name]);
+        patch(path, body);
+        snprintf(what, len, "rename %s to %s", gnames[m->gname[g]], gnames[name]);
+        m->gname[g] = name;
+    } else if (op == 8) {
+        snprintf(path, sizeof path, "/Groups/%s", m->gid[g]);
+        r = scim("DELETE", path, NULL, 204);
+        reply_free(&r);
+        snprintf(what, len, "delete group %s", gnames[m->gname[g]]);
+        m->gid[g][0] = '\0';
+        for (int x = 0; x < NG; x++)
+            m->mg[x][g] = 0;
+    }
+}
+
+/*
+ * 150 random requests of both providers' shapes (users created, deleted,
+ * deactivated and back; groups created, renamed, nested, deleted; members
+ * added and removed), and after each, every user's search compared with
+ * what the model says they may read.
+ */
+Test(scim, random_provisioning_matches_the_model)
+{
+    static const char *const kind_names[9] = {"create user", "delete user", "user ",
+                                              "create group", "add ", "remove ", "nest ",
+                                              "rename ", "delete group"};
+    int kinds[9] = {0};
+    model m;
+    unsigned seed = 20261206;
+    char what[256];
+
+    memset(&m, 0, sizeof m);
+    for (int i = 0; i < 150; i++) {
+        step(&m, &seed, what, sizeof what);
+        for (int k = 0; k < 9; k++)
+            kinds[k] += !strncmp(what, kind_names[k], strlen(kind_names[k]));
+        for (int u = 0; u < NU; u++) {
+            char *want = expect(&m, u), *got = sees(unames[u]);
+            cr_assert_str_eq(got, want, "step %d (%s): %s sees [%s], the model says [%s]", i,
+                             what, unames[u], got, want);
+            ctx_free(want);
+            ctx_free(got);
+        }
+    }
+    for (int k = 0; k < 9; k++)
+        cr_assert_geq(kinds[k], 3, "only %d steps of \"%s\": the sequence tests too little",
+                      kinds[k], kind_names[k]);
+}
+
 /* ---- lists ---- */
 
 Test(scim, filters_and_pagination)
