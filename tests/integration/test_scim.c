@@ -299,6 +299,20 @@ static char *sees(const char *user)
     return ctx_buf_steal(&b);
 }
 
+/* fetch_status - the status of fetching SOURCE:EXTERNAL_ID ref (URL-encoded) as user. */
+static long fetch_status(const char *user, const char *ref)
+{
+    char *tok = token(user), path[256];
+    reply r;
+    long st;
+    snprintf(path, sizeof path, "/v1/documents/%s", ref);
+    r = http("GET", path, tok, NULL);
+    st = r.status;
+    reply_free(&r);
+    ctx_free(tok);
+    return st;
+}
+
 #define SEES(user, want)                                                                   \
     do {                                                                                   \
         char *got_ = sees(user);                                                           \
@@ -478,10 +492,13 @@ Test(scim, entra_sequence_and_the_access_it_gives)
     patch(path, "[{\"op\": \"Replace\", \"path\": \"active\", \"value\": true}]");
     SEES("alice@corp.test", "Zephyr design|Zephyr plan of Alice");
 
-    /* Deleted: gone from the group, 404, and nothing readable. */
+    /* Deleted: gone from the group, 404, and nothing readable, by search or fetch. */
+    cr_assert_eq(fetch_status("alice@corp.test", "docs%3Aalice%2Fdoc.md"), 200);
     r = scim("DELETE", path, NULL, 204);
     reply_free(&r);
     SEES("alice@corp.test", "");
+    cr_assert_eq(fetch_status("alice@corp.test", "docs%3Aalice%2Fdoc.md"), 404);
+    cr_assert_eq(fetch_status("alice@corp.test", "docs%3Aeng%2Fdoc.md"), 404);
     r = http("GET", "/scim/v2/Users/x", SCIM_TOKEN, NULL);
     scim_error(&r, 404, NULL);
     reply_free(&r);
