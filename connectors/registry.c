@@ -15,6 +15,7 @@ extern const ctx_connector ctx__files_connector;
 extern const ctx_connector ctx__odbc_connector;
 extern const ctx_connector ctx__postgres_connector;
 extern const ctx_connector ctx__rest_connector;
+extern const ctx_connector ctx__scim_connector;
 
 static const ctx_connector *const builtins[] = {
     &ctx__exec_connector,
@@ -22,9 +23,11 @@ static const ctx_connector *const builtins[] = {
     &ctx__odbc_connector,
     &ctx__postgres_connector,
     &ctx__rest_connector,
+    &ctx__scim_connector,
 };
 
-static const char *const builtin_names[] = {"exec", "files", "odbc", "postgres", "rest", NULL};
+static const char *const builtin_names[] = {"exec", "files", "odbc", "postgres", "rest", "scim",
+                                            NULL};
 
 const char *const *registry_builtin_names(void) { return builtin_names; }
 

@@ -589,6 +589,42 @@ static int flush_fts_deletes(ctx_store *st, ctx_error *err);
 static int flush_chunk_mark(ctx_store *st, ctx_error *err);
 static int add_run_columns(ctx_store *st, ctx_error *err);
 
+/*
+ * Version 12: SCIM provisioning (indexer/store_scim.c). scim_resources holds
+ * the users and groups an identity provider pushed to a source of type
+ * "scim", as the provider sent them (body: their JSON without id, meta and
+ * members), with the principal each stands for; scim_members the groups'
+ * members by SCIM id; scim_aliases the other user: names a user maps to
+ * its principal. principal_blocks names principals a directory has
+ * deprovisioned (deleted or active = false): they have no view at all,
+ * whoever else declares them (retrieval/acl.c). IF NOT EXISTS: a test
+ * takes a store back to an older version with these tables in place.
+ */
+static const char schema_v12_scim[] =
+    "CREATE TABLE IF NOT EXISTS scim_resources("
+    "  source_id INTEGER NOT NULL, id TEXT NOT NULL, kind INTEGER NOT NULL,"
+    "  name TEXT NOT NULL, name_key TEXT NOT NULL, external_id TEXT,"
+    "  active INTEGER NOT NULL, body TEXT NOT NULL, principal TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL, modified_at INTEGER NOT NULL,"
+    "  version INTEGER NOT NULL, PRIMARY KEY(source_id, id)) WITHOUT ROWID;"
+    "CREATE UNIQUE INDEX IF NOT EXISTS scim_resources_name"
+    "  ON scim_resources(source_id, kind, name_key);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS scim_resources_principal"
+    "  ON scim_resources(source_id, principal);"
+    "CREATE INDEX IF NOT EXISTS scim_resources_ext"
+    "  ON scim_resources(source_id, kind, external_id);"
+    "CREATE TABLE IF NOT EXISTS scim_members("
+    "  source_id INTEGER NOT NULL, group_id TEXT NOT NULL, member_id TEXT NOT NULL,"
+    "  PRIMARY KEY(source_id, group_id, member_id)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS scim_members_member ON scim_members(source_id, member_id);"
+    "CREATE TABLE IF NOT EXISTS scim_aliases("
+    "  source_id INTEGER NOT NULL, resource_id TEXT NOT NULL, principal TEXT NOT NULL,"
+    "  PRIMARY KEY(source_id, resource_id, principal)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS principal_blocks("
+    "  principal_id INTEGER NOT NULL, source_id INTEGER NOT NULL,"
+    "  PRIMARY KEY(principal_id, source_id)) WITHOUT ROWID;"
+    BUMP_GEN("principal_blocks", "INSERT") BUMP_GEN("principal_blocks", "DELETE");
+
 static const schema_step store_steps[] = {
     {schema_v1, NULL, NULL}, {schema_v2, NULL, NULL},       {schema_v3, NULL, NULL},
     {schema_v4, NULL, NULL}, {schema_v5, NULL, NULL},       {schema_v6, move_audit, NULL},
@@ -597,6 +633,7 @@ static const schema_step store_steps[] = {
     {schema_v9_runs, add_run_columns, NULL}, /* sync_runs.warnings, held_reason */
     {schema_v10_gone, NULL, NULL},           /* the log of deleted chunks */
     {schema_v11_leaner, NULL, NULL},         /* no AUTOINCREMENT, documents_epoch */
+    {schema_v12_scim, NULL, NULL},           /* SCIM resources, principal blocks */
 };
 static const schema_step audit_steps[] = {{audit_schema_v1, NULL, NULL},
                                            {audit_schema_v2, NULL, NULL}};

@@ -20,11 +20,13 @@
  * '*' = a directory every source trusts) count there: the accounts they map
  * to the user, the groups their memberships reach (UNION stops on cycles),
  * and "everyone" when one of them declared the user. The user must be
- * declared by some source at all, or there is no view.
+ * declared by some source at all, and not deprovisioned by a directory
+ * (principal_blocks, written by SCIM), or there is no view.
  */
 #define VIEW_CTE                                                                              \
     "WITH RECURSIVE"                                                                          \
-    " me(id) AS (SELECT id FROM principals WHERE name = ?1 AND kind = 1 AND declared = 1),"   \
+    " me(id) AS (SELECT id FROM principals WHERE name = ?1 AND kind = 1 AND declared = 1"     \
+    "   AND id NOT IN (SELECT principal_id FROM principal_blocks)),"                          \
     " trust(src, t) AS (SELECT id, id FROM sources"                                           \
     "   UNION SELECT s.id, t.id FROM source_trust x JOIN sources s ON x.source IN (s.name, '*')" \
     "   JOIN sources t ON t.name = x.trusted),"                                               \

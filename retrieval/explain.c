@@ -341,7 +341,12 @@ int explain_access(sqlite3 *db, const ctx_config *cfg, const char *user, const c
     /* Who the user is where this source's documents are concerned. */
     me = one_int(db, "SELECT id FROM principals WHERE name = ?1 AND kind = 1 AND declared = 1",
                  0, uname);
-    if (me <= 0) {
+    if (me > 0 && one_int(db, "SELECT count(*) FROM principal_blocks WHERE principal_id = ?1",
+                          me, NULL) > 0) {
+        ok = 0;
+        reason(reasons, "%s was deprovisioned by a directory (SCIM: deleted or active"
+               " false): a deprovisioned user reads nothing", uname);
+    } else if (me <= 0) {
         ok = 0;
         reason(reasons, "%s is declared by no source: users become known when a source"
                " declares them (a users stream or query, a _principals.json, a directory)",

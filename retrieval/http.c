@@ -19,6 +19,7 @@
 #include "../core/util.h"
 #include "../indexer/store.h"
 #include "budget.h"
+#include "scim.h"
 
 #define MAX_ROUTES 32
 #define NBUCKETS 4096
@@ -67,6 +68,7 @@ struct http_server {
     ctx_store *mst;         /* the metrics' own connection, under mu */
     int have_admin;         /* an admin token is configured */
     unsigned char admin_sha[SHA256_DIGEST_LENGTH]; /* its SHA-256, not the token itself */
+    scim *scim;             /* /scim/v2 of the source of type "scim", or NULL */
 };
 
 typedef struct conn_state {
@@ -477,6 +479,14 @@ static int admin_ok(const http_server *srv, const char *h)
 
 static int is_admin_path(const char *path) { return !strncmp(path, "/v1/admin/", 10); }
 
+/* h_scim - /scim/v2/...: SCIM checks its own token (or the admin token). */
+static void h_scim(http_server *srv, void *arg, const http_req *req, http_resp *resp)
+{
+    (void)arg;
+    scim_handle(srv->scim, srv->base, req, admin_ok(srv, http_header(req, "Authorization")),
+                resp);
+}
+
 /* ---- dispatch ---- */
 
 static int add_route(http_server *srv, const char *path, int prefix, int need_auth, http_handler fn,
@@ -516,7 +526,7 @@ static const char *allowed_method(const route *r)
 {
     /* /mcp takes POST (and answers GET with its own 405): its handler decides */
     return !strcmp(r->label, "/v1/search")                      ? "POST"
-           : r->fn == h_unset || !strcmp(r->label, "/mcp") ? NULL
+           : r->fn == h_unset || r->fn == h_scim || !strcmp(r->label, "/mcp") ? NULL
                                                                 : "GET";
 }
 
@@ -772,7 +782,14 @@ int http_start(const http_opts *opts, http_server **out, ctx_error *err)
     add_route(srv, "/v1/admin/", 1, HTTP_AUTH_ADMIN, h_unset, "/v1/admin/");
     add_route(srv, "/.well-known/oauth-protected-resource", 0, 0, h_unset,
               "/.well-known/oauth-protected-resource");
+    /* SCIM provisioning: answers in SCIM's own error format, so no server-side auth. */
+    add_route(srv, "/scim/v2/", 1, HTTP_AUTH_NONE, h_scim, "/scim/v2/");
     if (store_open(svc_store_path(opts->service), 0, &srv->mst, err)) {
+        ctx_free(srv);
+        return err->code;
+    }
+    if (scim_open(opts->cfg, svc_store_path(opts->service), &srv->scim, err)) {
+        store_close(srv->mst);
         ctx_free(srv);
         return err->code;
     }
@@ -785,6 +802,7 @@ int http_start(const http_opts *opts, http_server **out, ctx_error *err)
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1024,
                               MHD_OPTION_NOTIFY_COMPLETED, on_done, srv, MHD_OPTION_END);
     if (!srv->d) {
+        scim_close(srv->scim);
         store_close(srv->mst);
         pthread_mutex_destroy(&srv->mu);
         ctx_free(srv);
@@ -816,6 +834,7 @@ void http_stop(http_server *srv)
             ctx_free(b);
         }
     }
+    scim_close(srv->scim);
     store_close(srv->mst);
     pthread_mutex_destroy(&srv->mu);
     pthread_rwlock_destroy(&srv->alock);

@@ -9,6 +9,8 @@
  *   GET  /metrics             Prometheus text; needs the admin token
  *   /mcp, /.well-known/oauth-protected-resource
  *                             routes left for the MCP layer (http_route_set)
+ *   /scim/v2/...              SCIM 2.0 provisioning of the "scim" source
+ *                             (retrieval/scim.h); its own token, else the admin one
  *
  * Every /v1 request needs `Authorization: Bearer <JWT>` (retrieval/auth.h);
  * a 401 names the protected-resource metadata in WWW-Authenticate. Admin
