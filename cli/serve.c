@@ -16,6 +16,7 @@
 #include "../core/schedule.h"
 #include "../core/config.h"
 #include "../core/util.h"
+#include "../indexer/report.h"
 #include "../indexer/store.h"
 #include "../retrieval/admin.h"
 #include "../retrieval/auth.h"
@@ -317,85 +318,63 @@ int cli_audit(int argc, char **argv, const char *config_path)
                                        {"limit", required_argument, NULL, 'n'},
                                        {"json", no_argument, NULL, 'j'},
                                        {NULL, 0, NULL, 0}};
-    static const char sql[] =
-        "SELECT id, at, user, agent, action, query, query_sha256, doc_ids, tokens, latency_us,"
-        " outcome FROM audit WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR agent = ?2)"
-        " AND at >= ?3 ORDER BY id DESC LIMIT ?4";
-    const char *user = NULL, *agent_name = NULL;
-    int64_t since = 0, limit = 100;
+    report_audit_q q;
     int c, as_json = 0, rc;
     ctx_config cfg;
     ctx_store *st;
-    sqlite3_stmt *q;
-    json_t *arr = json_array();
+    ctx_error err;
+    json_t *arr = NULL, *o;
+    size_t i;
 
+    memset(&q, 0, sizeof q);
+    q.limit = 100;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (c == 'u')
-            user = optarg;
+            q.user = optarg;
         else if (c == 'a')
-            agent_name = optarg;
+            q.agent = optarg;
         else if (c == 'j')
             as_json = 1;
         else if (c == 'n')
-            limit = atoll(optarg);
-        else if (c == 's' && !since_ms(optarg, &since))
+            q.limit = atoll(optarg);
+        else if (c == 's' && !since_ms(optarg, &q.since))
             continue;
         else {
             fprintf(stderr, "ctxgate: audit: --since takes an ISO 8601 time or a duration"
                     " (1h: the last hour)\n");
-            json_decref(arr);
             return 2;
         }
     }
     if ((rc = open_log(config_path, &cfg, &st))) {
         ctx_config_free(&cfg);
-        json_decref(arr);
         return rc;
     }
-    if (sqlite3_prepare_v2(store_db(st), sql, -1, &q, NULL) != SQLITE_OK) {
-        fprintf(stderr, "ctxgate: audit: %s\n", sqlite3_errmsg(store_db(st)));
+    if (report_audit(st, &q, &arr, &err)) {
+        fprintf(stderr, "ctxgate: audit: %s\n", err.text);
         store_close(st);
         ctx_config_free(&cfg);
-        json_decref(arr);
         return 1;
     }
-    sqlite3_bind_text(q, 1, user, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, agent_name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 3, since);
-    sqlite3_bind_int64(q, 4, limit > 0 ? limit : 100);
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        const char *ids = (const char *)sqlite3_column_text(q, 7);
-        json_t *o = json_pack("{s:I,s:I,s:s?,s:s?,s:s,s:s?,s:s?,s:o,s:I,s:I,s:s}", "id",
-                              (json_int_t)sqlite3_column_int64(q, 0), "at",
-                              (json_int_t)sqlite3_column_int64(q, 1), "user",
-                              sqlite3_column_text(q, 2), "agent", sqlite3_column_text(q, 3),
-                              "action", sqlite3_column_text(q, 4), "query",
-                              sqlite3_column_text(q, 5), "query_sha256",
-                              sqlite3_column_text(q, 6), "doc_ids",
-                              ids ? ctx_json_loads(ids, 0, NULL) : json_array(), "tokens",
-                              (json_int_t)sqlite3_column_int64(q, 8), "latency_us",
-                              (json_int_t)sqlite3_column_int64(q, 9), "outcome",
-                              sqlite3_column_text(q, 10));
-        if (!o)
-            continue;
-        if (!as_json) {
-            const char *qt = (const char *)sqlite3_column_text(q, 5);
-            const char *qh = (const char *)sqlite3_column_text(q, 6);
-            printf("%lld %-6s %-9s user=%s agent=%s docs=%s tokens=%lld %.1fms %s%s%.12s\n",
-                   (long long)sqlite3_column_int64(q, 1), sqlite3_column_text(q, 4),
-                   sqlite3_column_text(q, 10),
-                   sqlite3_column_text(q, 2) ? (const char *)sqlite3_column_text(q, 2) : "-",
-                   sqlite3_column_text(q, 3) ? (const char *)sqlite3_column_text(q, 3) : "-",
-                   ids ? ids : "[]", (long long)sqlite3_column_int64(q, 8),
-                   (double)sqlite3_column_int64(q, 9) / 1000.0, qt ? "query=" : "",
-                   qt ? qt : qh ? "sha256=" : "", qt ? "" : qh ? qh : "");
-        }
-        json_array_append_new(arr, o);
-    }
-    sqlite3_finalize(q);
     if (as_json) {
         json_dumpf(arr, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         fputc('\n', stdout);
+        json_array_clear(arr); /* printed whole: no lines after it */
+    }
+    json_array_foreach(arr, i, o) {
+        const char *qt = json_string_value(json_object_get(o, "query"));
+        const char *qh = json_string_value(json_object_get(o, "query_sha256"));
+        const char *user = json_string_value(json_object_get(o, "user"));
+        const char *via = json_string_value(json_object_get(o, "agent"));
+        char *ids = json_dumps(json_object_get(o, "doc_ids"), JSON_COMPACT);
+        printf("%lld %-6s %-9s user=%s agent=%s docs=%s tokens=%lld %.1fms %s%s%.12s\n",
+               (long long)json_integer_value(json_object_get(o, "at")),
+               json_string_value(json_object_get(o, "action")),
+               json_string_value(json_object_get(o, "outcome")), user ? user : "-",
+               via ? via : "-", ids ? ids : "[]",
+               (long long)json_integer_value(json_object_get(o, "tokens")),
+               (double)json_integer_value(json_object_get(o, "latency_us")) / 1000.0,
+               qt ? "query=" : "", qt ? qt : qh ? "sha256=" : "", qt ? "" : qh ? qh : "");
+        free(ids);
     }
     json_decref(arr);
     store_close(st);
@@ -431,17 +410,13 @@ int cli_usage(int argc, char **argv, const char *config_path)
     static const struct option lo[] = {{"since", required_argument, NULL, 's'},
                                        {"json", no_argument, NULL, 'j'},
                                        {NULL, 0, NULL, 0}};
-    static const char *const sql[2] = {
-        "SELECT user, sum(tokens), count(*) FROM audit WHERE at >= ?1 AND user IS NOT NULL"
-        " GROUP BY user ORDER BY 2 DESC",
-        "SELECT agent, sum(tokens), count(*) FROM audit WHERE at >= ?1 AND agent IS NOT NULL"
-        " GROUP BY agent ORDER BY 2 DESC"};
     static const char *const what[2] = {"users", "agents"};
     int64_t since = 0;
     int c, as_json = 0, rc;
     ctx_config cfg;
     ctx_store *st;
-    json_t *root = json_object();
+    ctx_error err;
+    json_t *root = NULL;
 
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (c == 'j')
@@ -449,42 +424,32 @@ int cli_usage(int argc, char **argv, const char *config_path)
         else if (c == 's' && !since_ms(optarg, &since))
             continue;
         else {
-            json_decref(root);
             return 2;
         }
     }
     if ((rc = open_log(config_path, &cfg, &st))) {
         ctx_config_free(&cfg);
-        json_decref(root);
         return rc;
     }
-    for (int i = 0; i < 2; i++) {
-        sqlite3_stmt *q;
-        json_t *o = json_object();
-        if (!as_json)
-            printf("%-30s %12s %10s\n", i ? "agent" : "user", "tokens", "requests");
-        if (sqlite3_prepare_v2(store_db(st), sql[i], -1, &q, NULL) == SQLITE_OK) {
-            sqlite3_bind_int64(q, 1, since);
-            while (sqlite3_step(q) == SQLITE_ROW) {
-                json_object_set_new(o, (const char *)sqlite3_column_text(q, 0),
-                                    json_pack("{s:I,s:I}", "tokens",
-                                              (json_int_t)sqlite3_column_int64(q, 1),
-                                              "requests",
-                                              (json_int_t)sqlite3_column_int64(q, 2)));
-                if (!as_json)
-                    printf("%-30s %12lld %10lld\n", sqlite3_column_text(q, 0),
-                           (long long)sqlite3_column_int64(q, 1),
-                           (long long)sqlite3_column_int64(q, 2));
-            }
-            sqlite3_finalize(q);
-        }
-        json_object_set_new(root, what[i], o);
-        if (!as_json && !i)
+    if (report_usage(st, since, 0, &root, &err)) {
+        fprintf(stderr, "ctxgate: usage: %s\n", err.text);
+        store_close(st);
+        ctx_config_free(&cfg);
+        return 1;
+    }
+    for (int i = 0; i < 2 && !as_json; i++) {
+        const char *name;
+        json_t *v;
+        printf("%-30s %12s %10s\n", i ? "agent" : "user", "tokens", "requests");
+        json_object_foreach(json_object_get(root, what[i]), name, v)
+            printf("%-30s %12lld %10lld\n", name,
+                   (long long)json_integer_value(json_object_get(v, "tokens")),
+                   (long long)json_integer_value(json_object_get(v, "requests")));
+        if (!i)
             printf("\n");
     }
     if (cfg.nbudgets) {
         json_t *b = NULL;
-        ctx_error err;
         if (budget_status(st, &cfg, ctx_now_ms(), NULL, NULL, &b, &err)) {
             fprintf(stderr, "ctxgate: usage: %s\n", err.text);
         } else {

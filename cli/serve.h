@@ -10,7 +10,9 @@
     "serve [--listen HOST:PORT] [--no-agent]\n"                                          \
     "                        the HTTP API (POST /v1/search, GET /v1/documents/ID,\n"     \
     "                        /healthz, /readyz, admin-only /metrics), MCP at /mcp\n"     \
-    "                        (POST, Bearer JWT; 2026-07-28, 2025-11-25, 2025-06-18)\n"   \
+    "                        (POST, Bearer JWT; 2026-07-28, 2025-11-25, 2025-06-18),\n"  \
+    "                        SCIM 2.0 at /scim/v2/ (a scim source's token), the admin\n"  \
+    "                        console at /console (/v1/admin/..., the admin token)\n"     \
     "                        and the maintenance agent"
 #define CLI_TOKEN_USAGE                                                                  \
     "token mint --user U [--agent A] [--ttl 1h]\n"                                       \

@@ -12,7 +12,6 @@
 #define STMT_CACHE_MAX 64
 
 typedef struct entry {
-    const char *key;        /* the caller's SQL pointer last asked with */
     sqlite3_stmt *s;
     int busy;               /* handed out, not yet given back */
 } entry;
@@ -35,10 +34,15 @@ static cache *find(sqlite3 *db)
     return NULL;
 }
 
-/* Whether e holds sql: the same pointer (the usual case), or equal text. */
+/*
+ * Whether e holds sql: equal text, whatever the address. A caller may
+ * build two queries in one buffer, so the same pointer is not the same
+ * SQL; the compare costs tens of nanoseconds against a query's hundreds
+ * of microseconds.
+ */
 static int same_sql(const entry *e, const char *sql)
 {
-    return e->key == sql || !strcmp(sqlite3_sql(e->s), sql);
+    return !strcmp(sqlite3_sql(e->s), sql);
 }
 
 int stmt_get(sqlite3 *db, const char *sql, sqlite3_stmt **out)
@@ -52,7 +56,6 @@ int stmt_get(sqlite3 *db, const char *sql, sqlite3_stmt **out)
             entry *e = &c->v[i];
             if (!e->busy && same_sql(e, sql)) {
                 e->busy = 1;
-                e->key = sql;
                 *out = e->s;
                 pthread_mutex_unlock(&mu);
                 return SQLITE_OK;
@@ -70,7 +73,7 @@ int stmt_get(sqlite3 *db, const char *sql, sqlite3_stmt **out)
         caches = c;
     }
     if (c && c->n < STMT_CACHE_MAX)
-        c->v[c->n++] = (entry){sql, *out, 1};
+        c->v[c->n++] = (entry){*out, 1};
     pthread_mutex_unlock(&mu);
     return SQLITE_OK;
 }

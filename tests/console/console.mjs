@@ -7,10 +7,12 @@
 // Prints one JSON object: what each page showed beside what the admin API
 // answered for the same question, so the C test asserts on both. With
 // SHOTS, a screenshot of each page goes there (docs/console/ holds them).
+import { mkdirSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 const { BASE, ADMIN, WRONG, SHOTS, EXPLAIN_USER, EXPLAIN_DOC } = process.env;
 const out = {};
+if (SHOTS) mkdirSync(SHOTS, { recursive: true });
 
 async function api(path, token) {
   const r = await fetch(BASE + path, { headers: { Authorization: "Bearer " + token } });
@@ -94,6 +96,10 @@ try {
     (ps) => ps.map((p) => [p.dataset.name, Number(p.dataset.total)])));
   out.plot_agents = await page.locator("#plot-agents path[data-name]").count();
   out.api_agents = Object.keys(usage.agents).length;
+  const budgets = (await api("/v1/admin/budgets", ADMIN)).body.budgets;
+  out.api_budget_remaining = budgets.find((x) => x.name === "hr-bot").remaining;
+  out.page_budget_remaining = Number(await page.textContent(
+    '#budgets tr[data-name="hr-bot"] [data-k="remaining"]'));
   await shot(page, "usage");
 
   await tab(page, "explain");

@@ -46,6 +46,7 @@ static void setup(void)
              "  \"hs256_secret_env\": \"CTXGATE_TEST_SECRET\"},"
              " \"serve\": {\"listen\": \"127.0.0.1:0\", \"threads\": 2, \"user_rate\": 0,"
              "  \"agent_rate\": 0},"
+             " \"budgets\": [{\"agent\": \"hr-bot\", \"tokens\": 1000000, \"per\": \"day\"}],"
              " \"agent\": {\"embed\": \"1h\", \"maintain\": \"1h\"}}", demo);
     tu_write(dir, "ctxgate.json", cfg);
     setenv("CTXGATE_TEST_SECRET", SECRET, 1);
@@ -281,6 +282,9 @@ Test(console, the_page_in_chromium_shows_what_the_api_gives, .timeout = 180)
                      json_integer_value(v), "the plot of %s adds up to the API's total", k);
     cr_assert_eq(num(r, "plot_agents"), num(r, "api_agents"));
     cr_assert_eq(num(r, "plot_agents"), 2);
+    /* The budget's row: what the API says is left for hr-bot. */
+    cr_assert_eq(num(r, "page_budget_remaining"), num(r, "api_budget_remaining"), "%s", out);
+    cr_assert_lt(num(r, "api_budget_remaining"), 1000000, "hr-bot's searches count");
     /* Explain: alice is in group:hr-leads, which reads the salary bands. */
     cr_assert(json_is_true(json_object_get(r, "api_explain")), "%s", out);
     cr_assert(strstr(json_string_value(json_object_get(r, "page_explain")), "READABLE") ==
