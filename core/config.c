@@ -94,7 +94,8 @@ static const ctx_opt auth_opts[] = {
      "a token naming an unknown kid fetches the JWKS again, at most once per this many"
      " seconds (0..3600)", NULL, 0},
     {"jwks_ttl_s", CTX_OPT_INT, "3600", offsetof(ctx_auth_cfg, jwks_ttl_s), 0,
-     "seconds the JWKS is kept when its answer has no Cache-Control max-age (60..86400)",
+     "seconds the JWKS is kept when its answer has no Cache-Control max-age (1..86400); a"
+     " max-age is taken between jwks_refresh_min_s and a day",
      NULL, 0},
     {"jwks_timeout_ms", CTX_OPT_INT, "3000", offsetof(ctx_auth_cfg, jwks_timeout_ms), 0,
      "most milliseconds one fetch of the discovery document or JWKS may take (100..30000)",
@@ -204,8 +205,8 @@ static int check_auth(ctx_auth_cfg *a, ctx_error *err)
     if (a->jwks_refresh_min_s < 0 || a->jwks_refresh_min_s > 3600)
         return ctx_error_set(err, CTX_ECONFIG, "auth.jwks_refresh_min_s: out of range; use"
                              " 0..3600");
-    if (a->jwks_ttl_s < 60 || a->jwks_ttl_s > 86400)
-        return ctx_error_set(err, CTX_ECONFIG, "auth.jwks_ttl_s: out of range; use 60..86400");
+    if (a->jwks_ttl_s < 1 || a->jwks_ttl_s > 86400)
+        return ctx_error_set(err, CTX_ECONFIG, "auth.jwks_ttl_s: out of range; use 1..86400");
     if (a->jwks_timeout_ms < 100 || a->jwks_timeout_ms > 30000)
         return ctx_error_set(err, CTX_ECONFIG, "auth.jwks_timeout_ms: out of range; use"
                              " 100..30000");

@@ -23,8 +23,8 @@
 
 /* A discovery document or JWKS larger than this is refused. */
 #define OIDC_DOC_MAX (1024 * 1024)
-/* Bounds on a JWKS's Cache-Control max-age, seconds. */
-#define OIDC_MAXAGE_MIN 60
+/* Most seconds a JWKS's Cache-Control max-age keeps it; the least is
+ * jwks_refresh_min_s (and 1), so "no-cache" cannot fetch per request. */
 #define OIDC_MAXAGE_MAX 86400
 
 struct oidc {
@@ -477,7 +477,7 @@ static int load_keys(oidc *o, int64_t now, oidc_keyset **out, int64_t *expires, 
 {
     char *body;
     size_t len;
-    int64_t max_age, ttl;
+    int64_t max_age, ttl, least = o->refresh_min_s > 1 ? o->refresh_min_s : 1;
     int rc;
 
     *out = NULL;
@@ -486,7 +486,7 @@ static int load_keys(oidc *o, int64_t now, oidc_keyset **out, int64_t *expires, 
     rc = oidc_jwks_parse(body, len, out, err);
     ctx_free(body);
     ttl = max_age < 0                 ? o->ttl_s
-          : max_age < OIDC_MAXAGE_MIN ? OIDC_MAXAGE_MIN
+          : max_age < least           ? least
           : max_age > OIDC_MAXAGE_MAX ? OIDC_MAXAGE_MAX
                                       : max_age;
     *expires = now + ttl;

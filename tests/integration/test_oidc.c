@@ -6,8 +6,8 @@
  * claim; tokens of another key, expired, for another audience, of another
  * issuer, alg none, HS256 over the RSA key and alg swaps are refused; a key
  * rotation at the provider is followed without a restart, an unknown kid
- * fetches no more often than jwks_refresh_min_s, and a failed fetch keeps
- * the keys. Everything talks to 127.0.0.1 on ports the system picks.
+ * fetches no more often than jwks_refresh_min_s, the keys expire after
+ * jwks_ttl_s or the provider's max-age, and a failed fetch keeps them. Everything talks to 127.0.0.1 on ports the system picks.
  */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
@@ -589,4 +589,41 @@ Test(oidc, a_bad_or_unreachable_issuer_stops_serve_with_the_field_named)
     log = serve_log();
     cr_assert(strstr(log, "auth.issuer: cannot read the discovery document"), "%s", log);
     ctx_free(log);
+}
+
+/* expire_and_follow - after the keys' time is up, a token of a key the
+ * provider dropped is refused and one of its new key taken, with one fetch,
+ * though jwks_refresh_min_s (an hour) forbids a fetch for an unknown kid. */
+static void expire_and_follow(void)
+{
+    char *old = mint(ALICE), *fresh, *kids;
+    long hits;
+
+    cr_assert_eq(search(old, "salary", NULL), 200);
+    kids = idp_call("POST", "/_test/rotate");
+    fresh = mint(ALICE);
+    usleep(1100 * 1000); /* past the copy's one second */
+    hits = jwks_hits();
+    cr_assert_eq(search(old, "salary", NULL), 401, "a dropped key outlived the copy's time");
+    cr_assert_eq(jwks_hits(), hits + 1, "the expired copy was not fetched again once");
+    cr_assert_eq(search(fresh, "salary", NULL), 200, "the new key did not come with it");
+    ctx_free(old);
+    ctx_free(fresh);
+    ctx_free(kids);
+}
+
+Test(oidc, the_keys_expire_after_jwks_ttl_s)
+{
+    cr_assert_eq(start_serve(", \"jwks_refresh_min_s\": 3600, \"jwks_ttl_s\": 1"), 0);
+    expire_and_follow();
+}
+
+Test(oidc, the_keys_expire_after_the_providers_max_age)
+{
+    char *t = idp_call("POST", "/_test/max_age?s=1");
+    ctx_free(t);
+    /* jwks_ttl_s is an hour: only the answer's max-age can end the copy; the
+     * least max-age taken is jwks_refresh_min_s */
+    cr_assert_eq(start_serve(", \"jwks_refresh_min_s\": 1, \"jwks_ttl_s\": 3600"), 0);
+    expire_and_follow();
 }

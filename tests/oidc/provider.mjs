@@ -13,7 +13,8 @@
 //     key under the same kid.
 // And for the tests that watch ctxgate follow the provider:
 //   - POST /_test/rotate : new keys (new kids), the old ones dropped;
-//   - GET /_test/jwks_hits : how many times the JWKS was fetched.
+//   - GET /_test/jwks_hits : how many times the JWKS was fetched;
+//   - POST /_test/max_age?s=N : the JWKS answers Cache-Control max-age=N.
 //
 // argv: [resource]  (the audience tokens carry by default)
 import * as crypto from 'node:crypto';
@@ -31,6 +32,7 @@ process.stdout.on('error', () => {});
 
 let generation = 0;
 let jwksHits = 0;
+let maxAge = null;
 
 function newKeys() {
   generation += 1;
@@ -143,6 +145,9 @@ async function control(req, res, url) {
   } else if (url.pathname === '/_test/rotate' && req.method === 'POST') {
     rotate();
     reply(200, keys.map((k) => k.kid).join(' '));
+  } else if (url.pathname === '/_test/max_age' && req.method === 'POST') {
+    maxAge = Number(url.searchParams.get('s'));
+    reply(200, String(maxAge));
   } else if (url.pathname === '/_test/jwks_hits') {
     reply(200, String(jwksHits));
   } else {
@@ -159,7 +164,10 @@ server.on('request', (req, res) => {
     });
     return;
   }
-  if (url.pathname === '/jwks') jwksHits += 1;
+  if (url.pathname === '/jwks') {
+    jwksHits += 1;
+    if (maxAge !== null) res.setHeader('Cache-Control', `public, max-age=${maxAge}`);
+  }
   provider.callback()(req, res);
 });
 

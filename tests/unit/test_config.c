@@ -305,7 +305,7 @@ Test(config, auth_defaults_and_ranges)
     static const char *const bad[][2] = {
         {"\"jwks_refresh_min_s\": -1", "auth.jwks_refresh_min_s"},
         {"\"jwks_refresh_min_s\": 3601", "auth.jwks_refresh_min_s"},
-        {"\"jwks_ttl_s\": 59", "auth.jwks_ttl_s"},
+        {"\"jwks_ttl_s\": 0", "auth.jwks_ttl_s"},
         {"\"jwks_timeout_ms\": 50", "auth.jwks_timeout_ms"},
         {"\"user_claim\": \"\"", "auth.user_claim"},
         {"\"agent_claims\": [\"azp\", \"\"]", "auth.agent_claims[1]"},
