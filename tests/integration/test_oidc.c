@@ -7,7 +7,8 @@
  * issuer, alg none, HS256 over the RSA key and alg swaps are refused; a key
  * rotation at the provider is followed without a restart, an unknown kid
  * fetches no more often than jwks_refresh_min_s, the keys expire after
- * jwks_ttl_s or the provider's max-age, and a failed fetch keeps them. Everything talks to 127.0.0.1 on ports the system picks.
+ * jwks_ttl_s or the provider's max-age, a failed fetch keeps them, and a
+ * fetch the provider holds up holds up no other request. Everything talks to 127.0.0.1 on ports the system picks.
  */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
@@ -15,6 +16,7 @@
 #include <limits.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,14 +73,44 @@ static void start_idp(void)
     fclose(f);
 }
 
-static void stop(pid_t *pid)
+/*
+ * stop - SIGTERM *pid and wait; its exit status (0 when none ran). One that
+ * has not stopped after a minute is a hang: its threads' stacks go to
+ * stderr (gdb), then SIGKILL, and the status says so (-1).
+ */
+static int stop(pid_t *pid)
 {
-    int status;
-    if (*pid > 0) {
-        kill(*pid, SIGTERM);
+    int status = 0, i;
+    if (*pid <= 0)
+        return 0;
+    kill(*pid, SIGTERM);
+    for (i = 0; i < 1200 && waitpid(*pid, &status, WNOHANG) == 0; i++)
+        usleep(50000);
+    if (i == 1200) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "gdb -p %d -batch -ex 'thread apply all bt' >&2"
+                 " 2>/dev/null", (int)*pid);
+        fprintf(stderr, "pid %d did not stop after SIGTERM:\n", (int)*pid);
+        if (system(cmd)) {}
+        kill(*pid, SIGKILL);
         waitpid(*pid, &status, 0);
+        status = -1;
     }
     *pid = -1;
+    return status;
+}
+
+static char *serve_log(void);
+
+/* stop_serve - serve stops cleanly (under ASan: without leaks). */
+static void stop_serve(void)
+{
+    int st = stop(&server);
+    if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+        char *log = serve_log();
+        cr_expect(0, "serve did not stop cleanly (status %d): %s", st, log);
+        ctx_free(log);
+    }
 }
 
 /* ---- HTTP ---- */
@@ -288,7 +320,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    stop(&server);
+    stop_serve();
     stop(&idp);
     if (dir) {
         tu_rmrf(dir);
@@ -443,7 +475,7 @@ Test(oidc, the_configured_claims_name_the_agent_and_the_user)
     cr_assert_eq(search(rogue, "salary", NULL), 403, "an unregistered agent was served");
     /* no act: no agent, refused by the service (the token itself is good) */
     cr_assert_eq(search(by_mail, "salary", NULL), 403);
-    stop(&server);
+    stop_serve();
 
     /* email names the user; act.sub, else the client (client_id), the agent */
     cr_assert_eq(start_serve(", \"user_claim\": \"email\", \"agent_claims\": [\"act.sub\","
@@ -455,7 +487,7 @@ Test(oidc, the_configured_claims_name_the_agent_and_the_user)
     cr_assert(sees(by_mail, "office move", MOVE));
     /* a token without email names no user */
     cr_assert_eq(search(help, "salary", NULL), 401);
-    stop(&server);
+    stop_serve();
 
     /* sub names the user, client_id the agent: the token endpoint's
      * client_credentials token, whose client is its own subject, is served */
@@ -626,4 +658,59 @@ Test(oidc, the_keys_expire_after_the_providers_max_age)
      * least max-age taken is jwks_refresh_min_s */
     cr_assert_eq(start_serve(", \"jwks_refresh_min_s\": 1, \"jwks_ttl_s\": 3600"), 0);
     expire_and_follow();
+}
+
+typedef struct bg_search {
+    const char *tok;
+    long status;
+} bg_search;
+
+static void *search_bg(void *arg)
+{
+    bg_search *b = arg;
+    b->status = search(b->tok, "salary", NULL);
+    return NULL;
+}
+
+Test(oidc, a_fetch_in_progress_holds_up_no_other_request)
+{
+    char *known = mint(ALICE), *fresh, *kids, *t;
+    bg_search bg = {NULL, 0};
+    pthread_t th;
+    int i;
+
+    cr_assert_eq(start_serve(", \"jwks_refresh_min_s\": 0, \"jwks_timeout_ms\": 30000"), 0);
+    kids = idp_call("POST", "/_test/rotate");
+    fresh = mint(ALICE);
+    t = idp_call("POST", "/_test/hold");
+    ctx_free(t);
+    /* a new kid: this request fetches the JWKS, which the provider holds */
+    bg.tok = fresh;
+    cr_assert_eq(pthread_create(&th, NULL, search_bg, &bg), 0);
+    for (i = 0; i < 600; i++) {
+        long n;
+        t = idp_call("GET", "/_test/held");
+        n = atol(t);
+        ctx_free(t);
+        if (n == 1)
+            break;
+        usleep(50000);
+    }
+    cr_assert_lt(i, 600, "serve never asked for the JWKS");
+    /* meanwhile: a known kid is answered, another new kid is refused at
+     * once with the keys serve has (no second fetch), while the first is
+     * still held */
+    cr_assert_eq(search(known, "salary", NULL), 200);
+    cr_assert_eq(search(fresh, "salary", NULL), 401);
+    t = idp_call("GET", "/_test/held");
+    cr_assert_str_eq(t, "1", "the fetch ended before the others were answered");
+    ctx_free(t);
+    t = idp_call("POST", "/_test/release");
+    ctx_free(t);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(bg.status, 200, "the request that fetched the new key was refused");
+    cr_assert_eq(search(fresh, "salary", NULL), 200);
+    ctx_free(known);
+    ctx_free(fresh);
+    ctx_free(kids);
 }

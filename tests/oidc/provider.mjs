@@ -14,7 +14,9 @@
 // And for the tests that watch ctxgate follow the provider:
 //   - POST /_test/rotate : new keys (new kids), the old ones dropped;
 //   - GET /_test/jwks_hits : how many times the JWKS was fetched;
-//   - POST /_test/max_age?s=N : the JWKS answers Cache-Control max-age=N.
+//   - POST /_test/max_age?s=N : the JWKS answers Cache-Control max-age=N;
+//   - POST /_test/hold : JWKS requests wait until POST /_test/release;
+//     GET /_test/held says how many wait.
 //
 // argv: [resource]  (the audience tokens carry by default)
 import * as crypto from 'node:crypto';
@@ -33,6 +35,8 @@ process.stdout.on('error', () => {});
 let generation = 0;
 let jwksHits = 0;
 let maxAge = null;
+let holding = false;
+let held = [];
 
 function newKeys() {
   generation += 1;
@@ -148,6 +152,17 @@ async function control(req, res, url) {
   } else if (url.pathname === '/_test/max_age' && req.method === 'POST') {
     maxAge = Number(url.searchParams.get('s'));
     reply(200, String(maxAge));
+  } else if (url.pathname === '/_test/hold' && req.method === 'POST') {
+    holding = true;
+    reply(200, 'holding');
+  } else if (url.pathname === '/_test/release' && req.method === 'POST') {
+    holding = false;
+    const waiting = held;
+    held = [];
+    waiting.forEach((go) => go());
+    reply(200, String(waiting.length));
+  } else if (url.pathname === '/_test/held') {
+    reply(200, String(held.length));
   } else if (url.pathname === '/_test/jwks_hits') {
     reply(200, String(jwksHits));
   } else {
@@ -167,6 +182,11 @@ server.on('request', (req, res) => {
   if (url.pathname === '/jwks') {
     jwksHits += 1;
     if (maxAge !== null) res.setHeader('Cache-Control', `public, max-age=${maxAge}`);
+    if (holding) {
+      const p = provider;
+      held.push(() => p.callback()(req, res));
+      return;
+    }
   }
   provider.callback()(req, res);
 });
