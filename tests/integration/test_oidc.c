@@ -8,7 +8,8 @@
  * rotation at the provider is followed without a restart, an unknown kid
  * fetches no more often than jwks_refresh_min_s, the keys expire after
  * jwks_ttl_s or the provider's max-age, a failed fetch keeps them, and a
- * fetch the provider holds up holds up no other request. Everything talks to 127.0.0.1 on ports the system picks.
+ * fetch the provider holds up holds up no other request. Everything talks
+ * to 127.0.0.1 on ports the system picks.
  */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
