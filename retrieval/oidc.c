@@ -1,7 +1,7 @@
 /*
  * oidc.c - an OpenID provider's signing keys: discovery, JWKS fetch and
- * parse (JWK to PEM with OpenSSL 3), and the cache that refreshes them
- * (see oidc.h).
+ * parse (JWK to EVP_PKEY and PEM with OpenSSL 3), RS256/ES256 signature
+ * checks, and the cache that refreshes them (see oidc.h).
  */
 #include "oidc.h"
 

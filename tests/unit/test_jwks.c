@@ -4,12 +4,14 @@
  * originals; bad base64url, missing or short fields, points off the curve
  * and small RSA keys are refused naming the field; keys not for RS256/ES256
  * signing are skipped; a JWKS with a repeated kid or no usable key is
- * refused; only https or loopback http URLs pass.
+ * refused; only https or loopback http URLs pass; oidc_verify takes the
+ * key's own signatures (ES256 as r || s) and nothing else.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <string.h>
@@ -280,4 +282,70 @@ Test(jwks, only_https_or_loopback_http_urls_pass)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         cr_assert(!oidc_url_ok(bad[i]), "%s taken", bad[i]);
     cr_assert(!oidc_url_ok(NULL));
+}
+
+/* sign - base64url JWS signature (new) of data with key: RS256, or ES256 as r || s. */
+static char *sign(EVP_PKEY *key, int ec, const char *data)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char sig[512], rs[64] = {0};
+    const unsigned char *p = sig;
+    size_t len = sizeof sig;
+    char *out;
+
+    cr_assert(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) == 1);
+    cr_assert(EVP_DigestSign(md, sig, &len, (const unsigned char *)data, strlen(data)) == 1);
+    EVP_MD_CTX_free(md);
+    if (!ec)
+        return b64url(sig, len);
+    {
+        ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)len);
+        const BIGNUM *r, *s;
+        cr_assert(es);
+        ECDSA_SIG_get0(es, &r, &s);
+        BN_bn2binpad(r, rs, 32);
+        BN_bn2binpad(s, rs + 32, 32);
+        ECDSA_SIG_free(es);
+        out = b64url(rs, 64);
+    }
+    return out;
+}
+
+Test(jwks, a_key_verifies_its_own_signatures_and_nothing_else)
+{
+    static const char data[] = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbm4ifQ";
+    EVP_PKEY *rsa, *ec, *other;
+    oidc_key kr, ke, ko;
+    ctx_error err;
+    char *rs, *es, *os;
+
+    cr_assert_eq(parse(rsa_jwk(2048, &rsa), &kr, &err), 0, "%s", err.text);
+    cr_assert_eq(parse(ec_jwk(&ec), &ke, &err), 0, "%s", err.text);
+    cr_assert_eq(parse(ec_jwk(&other), &ko, &err), 0, "%s", err.text);
+    rs = sign(rsa, 0, data);
+    es = sign(ec, 1, data);
+    os = sign(other, 1, data);
+    cr_assert(oidc_verify(&kr, data, strlen(data), rs, strlen(rs)));
+    cr_assert(oidc_verify(&ke, data, strlen(data), es, strlen(es)));
+    cr_assert(oidc_verify(&ko, data, strlen(data), os, strlen(os)));
+    /* another key's signature, other data, a signature of the wrong kind */
+    cr_assert(!oidc_verify(&ke, data, strlen(data), os, strlen(os)));
+    cr_assert(!oidc_verify(&ke, data, strlen(data) - 1, es, strlen(es)));
+    cr_assert(!oidc_verify(&kr, data, strlen(data), es, strlen(es)));
+    cr_assert(!oidc_verify(&ke, data, strlen(data), rs, strlen(rs)));
+    /* a flipped character, a cut signature, no signature, not base64url */
+    es[5] = es[5] == 'A' ? 'B' : 'A';
+    cr_assert(!oidc_verify(&ke, data, strlen(data), es, strlen(es)));
+    cr_assert(!oidc_verify(&kr, data, strlen(data), rs, strlen(rs) - 4));
+    cr_assert(!oidc_verify(&kr, data, strlen(data), "", 0));
+    cr_assert(!oidc_verify(&kr, data, strlen(data), "+/==", 4));
+    ctx_free(rs);
+    ctx_free(es);
+    ctx_free(os);
+    oidc_key_clear(&kr);
+    oidc_key_clear(&ke);
+    oidc_key_clear(&ko);
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(ec);
+    EVP_PKEY_free(other);
 }
