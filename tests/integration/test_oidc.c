@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -69,6 +70,11 @@ static void start_idp(void)
     }
     close(fds[1]);
     f = fdopen(fds[0], "r");
+    {
+        /* a provider that never speaks fails the test, not hangs it */
+        struct pollfd pfd = {fds[0], POLLIN, 0};
+        cr_assert_eq(poll(&pfd, 1, 60000), 1, "the OpenID provider said nothing in 60 s");
+    }
     cr_assert(f && fgets(line, sizeof line, f) && sscanf(line, "ISSUER %127s", issuer) == 1,
               "the OpenID provider did not start: %s", line);
     fclose(f);
@@ -240,7 +246,7 @@ static void sync_demo(void)
              " \"sources\": [{\"name\": \"northwind\", \"type\": \"files\", \"path\": \"%s\"}]}",
              demo);
     tu_write(dir, "ctxgate.json", cfg);
-    snprintf(cmd, sizeof cmd, "cd %s && %s/ctxgate sync >/dev/null 2>&1",
+    snprintf(cmd, sizeof cmd, "cd %s && timeout 120 %s/ctxgate sync >/dev/null 2>&1",
              dir, bin);
     cr_assert_eq(system(cmd), 0, "sync failed: %s", cmd);
 }
@@ -280,6 +286,7 @@ static int start_serve(const char *auth_extra)
     server = fork();
     cr_assert(server >= 0);
     if (!server) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
