@@ -73,7 +73,14 @@ static void start_idp(void)
     {
         /* a provider that never speaks fails the test, not hangs it */
         struct pollfd pfd = {fds[0], POLLIN, 0};
-        cr_assert_eq(poll(&pfd, 1, 60000), 1, "the OpenID provider said nothing in 60 s");
+        if (poll(&pfd, 1, 60000) != 1) {
+            char cmd[PATH_MAX + 256];
+            snprintf(cmd, sizeof cmd, "cat %s/idp.log /proc/%d/wchan >&2; grep State"
+                     " /proc/%d/status >&2; ps -o pid,stat,etime,time,args -p %d >&2", dir,
+                     (int)idp, (int)idp, (int)idp);
+            if (system(cmd)) {}
+            cr_assert(0, "the OpenID provider said nothing in 60 s");
+        }
     }
     cr_assert(f && fgets(line, sizeof line, f) && sscanf(line, "ISSUER %127s", issuer) == 1,
               "the OpenID provider did not start: %s", line);
