@@ -163,6 +163,8 @@ int cli_serve(int argc, char **argv, const char *config_path)
     }
     fprintf(stderr, "ctxgate: serving on %s%s\n", http_base_url(srv),
             no_agent ? " (no maintenance agent)" : " with the maintenance agent");
+    if (*cfg.serve.public_url) /* the public URL hides the port bound */
+        fprintf(stderr, "ctxgate: listening on port %d\n", http_port(srv));
     while (!stop_asked) {
         /* Follow the vector index the agent keeps up to date. */
         for (int i = 0; i < 20 && !stop_asked; i++) {

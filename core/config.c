@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "opts.h"
 #include "schedule.h"
@@ -92,6 +93,25 @@ static const ctx_opt auth_opts[] = {
      "PEM public key files: an RSA key verifies RS256 tokens, a P-256 key ES256", NULL, 0},
     {"clock_skew_s", CTX_OPT_INT, "60", offsetof(ctx_auth_cfg, clock_skew_s), 0,
      "seconds of leeway on exp and nbf (0..600)", NULL, 0},
+    {"discovery", CTX_OPT_BOOL, "false", offsetof(ctx_auth_cfg, discovery), 0,
+     "issuer is an OpenID provider's URL (https, or http to 127.0.0.1/localhost): read its"
+     " /.well-known/openid-configuration at start and check tokens with its JWKS", NULL, 0},
+    {"jwks_refresh_min_s", CTX_OPT_INT, "30", offsetof(ctx_auth_cfg, jwks_refresh_min_s), 0,
+     "a token naming an unknown kid fetches the JWKS again, at most once per this many"
+     " seconds (0..3600)", NULL, 0},
+    {"jwks_ttl_s", CTX_OPT_INT, "3600", offsetof(ctx_auth_cfg, jwks_ttl_s), 0,
+     "seconds the JWKS is kept when its answer has no Cache-Control max-age (1..86400); a"
+     " max-age is taken between jwks_refresh_min_s and a day",
+     NULL, 0},
+    {"jwks_timeout_ms", CTX_OPT_INT, "3000", offsetof(ctx_auth_cfg, jwks_timeout_ms), 0,
+     "most milliseconds one fetch of the discovery document or JWKS may take (100..30000)",
+     NULL, 0},
+    {"user_claim", CTX_OPT_STRING, "sub", offsetof(ctx_auth_cfg, user_claim), 0,
+     "the claim naming the user: \"sub\", \"email\", \"preferred_username\" or any other;"
+     " \"a.b\" is claim b inside object a", NULL, 0},
+    {"agent_claims", CTX_OPT_STRLIST, NULL, offsetof(ctx_auth_cfg, agent_claims), 0,
+     "claims naming the agent acting for the user, the first present wins (e.g. [\"act.sub\","
+     " \"azp\"]); default [\"act.sub\"] (RFC 8693 delegation)", NULL, 0},
     CTX_OPT_END,
 };
 
@@ -174,8 +194,48 @@ static int parse_section(const ctx_opt *table, json_t *v, void *dst, const char 
     return rc;
 }
 
+/* issuer_url_ok - https, or http to the loopback host only (development). */
+static int issuer_url_ok(const char *u)
+{
+    static const char *const ok[] = {"https://", "http://127.0.0.1", "http://localhost",
+                                     "http://[::1]"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        size_t n = strlen(ok[i]);
+        if (!strncasecmp(u, ok[i], n) &&
+            (i == 0 ? u[n] && u[n] != '/' : !u[n] || u[n] == ':' || u[n] == '/'))
+            return 1;
+    }
+    return 0;
+}
+
+static int check_auth(ctx_auth_cfg *a, ctx_error *err)
+{
+    if (a->discovery && !issuer_url_ok(a->issuer))
+        return ctx_error_set(err, CTX_ECONFIG, "auth.issuer: \"%s\" is not an https URL (http"
+                             " is allowed to 127.0.0.1 or localhost only); with auth.discovery"
+                             " set it to the provider's issuer URL", a->issuer);
+    if (a->jwks_refresh_min_s < 0 || a->jwks_refresh_min_s > 3600)
+        return ctx_error_set(err, CTX_ECONFIG, "auth.jwks_refresh_min_s: out of range; use"
+                             " 0..3600");
+    if (a->jwks_ttl_s < 1 || a->jwks_ttl_s > 86400)
+        return ctx_error_set(err, CTX_ECONFIG, "auth.jwks_ttl_s: out of range; use 1..86400");
+    if (a->jwks_timeout_ms < 100 || a->jwks_timeout_ms > 30000)
+        return ctx_error_set(err, CTX_ECONFIG, "auth.jwks_timeout_ms: out of range; use"
+                             " 100..30000");
+    if (!*a->user_claim)
+        return ctx_error_set(err, CTX_ECONFIG, "auth.user_claim: empty; use \"sub\" or the"
+                             " claim that names your users");
+    for (size_t i = 0; i < a->agent_claims.n; i++)
+        if (!*a->agent_claims.v[i])
+            return ctx_error_set(err, CTX_ECONFIG, "auth.agent_claims[%zu]: empty; name a"
+                                 " claim such as \"act.sub\", \"azp\" or \"client_id\"", i);
+    return CTX_OK;
+}
+
 static int check_grants(ctx_config *cfg, ctx_error *err)
 {
+    int rc;
+
     for (size_t i = 0; i < cfg->nagents; i++) {
         const ctx_agent_grant *g = &cfg->agents[i];
         if (!ctx_valid_name(g->name))
@@ -192,6 +252,8 @@ static int check_grants(ctx_config *cfg, ctx_error *err)
     }
     if (cfg->auth.clock_skew_s < 0 || cfg->auth.clock_skew_s > 600)
         return ctx_error_set(err, CTX_ECONFIG, "auth.clock_skew_s: out of range; use 0..600");
+    if ((rc = check_auth(&cfg->auth, err)))
+        return rc;
     if (cfg->serve.threads < 1 || cfg->serve.threads > 256)
         return ctx_error_set(err, CTX_ECONFIG, "serve.threads: out of range; use 1..256");
     if (cfg->serve.max_body_bytes < 256)
@@ -606,6 +668,7 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
         top.budgets.n = 0;
         if ((rc = check_grants(cfg, err)))
             goto done;
+        cfg->auth.resource = cfg->serve.public_url;
     }
 
     if (top.data_dir[0] == '/' || !base_dir || !*base_dir) {

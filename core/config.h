@@ -105,6 +105,15 @@ typedef struct ctx_auth_cfg {
     char *hs256_secret_file;  /* or a file holding it */
     ctx_strlist public_keys;  /* PEM files: RSA keys verify RS256, P-256 keys ES256 */
     int64_t clock_skew_s;     /* leeway on exp and nbf */
+    /* An OpenID provider (retrieval/oidc.h): issuer is its URL, its keys
+     * come from its discovery document's jwks_uri. */
+    int discovery;
+    int64_t jwks_refresh_min_s;  /* least seconds between fetches on an unknown kid */
+    int64_t jwks_ttl_s;       /* keys kept this long when the JWKS has no max-age */
+    int64_t jwks_timeout_ms;  /* most one fetch may take */
+    char *user_claim;         /* the claim naming the user, "sub"; "a.b" is a nested one */
+    ctx_strlist agent_claims; /* claims naming the agent, first present wins; [] = act.sub */
+    const char *resource;     /* serve.public_url, also accepted as aud; borrowed */
 } ctx_auth_cfg;
 
 /* The "serve" section: the HTTP service. */

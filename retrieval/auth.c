@@ -15,6 +15,7 @@
 
 #include "../core/util.h"
 #include "../core/json.h"
+#include "oidc.h"
 
 typedef struct auth_key {
     jwt_alg_t alg;
@@ -24,10 +25,15 @@ typedef struct auth_key {
 
 struct auth {
     char *issuer, *audience;
+    char *resource;         /* serve.public_url: an aud accepted too (RFC 8707), or NULL */
     int64_t skew;
     auth_key *keys;
     size_t nkeys;
     const auth_key *secret; /* the HS256 key, if any */
+    oidc *idp;              /* the OpenID provider's keys, or NULL */
+    char *user_claim;
+    char **agent_claims;    /* tried in order */
+    size_t nagent_claims;
 };
 
 static void key_wipe(auth_key *k)
@@ -45,6 +51,12 @@ void auth_free(auth *a)
     for (size_t i = 0; i < a->nkeys; i++)
         key_wipe(&a->keys[i]);
     ctx_free(a->keys);
+    oidc_free(a->idp);
+    ctx_free(a->user_claim);
+    for (size_t i = 0; i < a->nagent_claims; i++)
+        ctx_free(a->agent_claims[i]);
+    ctx_free(a->agent_claims);
+    ctx_free(a->resource);
     ctx_free(a->issuer);
     ctx_free(a->audience);
     ctx_free(a);
@@ -79,6 +91,25 @@ static jwt_alg_t pem_alg(const char *pem, size_t len)
     return alg;
 }
 
+/* claims_new - which claims name the user and the agent, and the resource. */
+static int claims_new(auth *a, const ctx_auth_cfg *cfg, ctx_error *err)
+{
+    static const char *const dflt[] = {"act.sub"};
+    const char *const *v = cfg->agent_claims.n ? (const char *const *)cfg->agent_claims.v
+                                               : dflt;
+    size_t n = cfg->agent_claims.n ? cfg->agent_claims.n : 1;
+
+    if (!(a->user_claim = ctx_strdup(cfg->user_claim && *cfg->user_claim ? cfg->user_claim
+                                                                         : "sub")) ||
+        !(a->agent_claims = ctx_calloc(n, sizeof *a->agent_claims)) ||
+        (cfg->resource && *cfg->resource && !(a->resource = ctx_strdup(cfg->resource))))
+        return ctx_error_set(err, CTX_ENOMEM, "auth: out of memory");
+    for (; a->nagent_claims < n; a->nagent_claims++)
+        if (!(a->agent_claims[a->nagent_claims] = ctx_strdup(v[a->nagent_claims])))
+            return ctx_error_set(err, CTX_ENOMEM, "auth: out of memory");
+    return CTX_OK;
+}
+
 int auth_new(const ctx_auth_cfg *cfg, auth **out, ctx_error *err)
 {
     const char *env = cfg->hs256_secret_env && *cfg->hs256_secret_env
@@ -95,6 +126,8 @@ int auth_new(const ctx_auth_cfg *cfg, auth **out, ctx_error *err)
         return ctx_error_set(err, CTX_ENOMEM, "auth: out of memory");
     }
     a->skew = cfg->clock_skew_s;
+    if ((rc = claims_new(a, cfg, err)))
+        goto fail;
     if (env && *env) {
         text = ctx_strdup(env);
         len = strlen(env);
@@ -144,9 +177,12 @@ int auth_new(const ctx_auth_cfg *cfg, auth **out, ctx_error *err)
     for (size_t i = 0; i < a->nkeys; i++)
         if (a->keys[i].alg == JWT_ALG_HS256)
             a->secret = &a->keys[i];
-    if (!a->nkeys) {
+    if (cfg->discovery && (rc = oidc_new(cfg, &a->idp, err)))
+        goto fail;
+    if (!a->nkeys && !a->idp) {
         rc = ctx_error_set(err, CTX_ECONFIG, "auth: no key to check tokens with; set %s (an"
-                           " HS256 secret), auth.hs256_secret_file or auth.public_keys",
+                           " HS256 secret), auth.hs256_secret_file, auth.public_keys or"
+                           " auth.discovery with the provider's URL in auth.issuer",
                            cfg->hs256_secret_env && *cfg->hs256_secret_env
                                ? cfg->hs256_secret_env : "auth.hs256_secret_env");
         goto fail;
@@ -243,6 +279,8 @@ static int aud_ok(json_t *aud, const char *want)
     size_t i;
     json_t *v;
 
+    if (!want)
+        return 0;
     if (json_is_string(aud))
         return !strcmp(json_string_value(aud), want);
     json_array_foreach(aud, i, v)
@@ -251,16 +289,118 @@ static int aud_ok(json_t *aud, const char *want)
     return 0;
 }
 
+/*
+ * claim_at - the claim at path in claims (borrowed), or NULL. A name that
+ * is a claim as it stands wins (namespaced claims carry dots); otherwise
+ * "a.b" is member b of object a.
+ */
+static json_t *claim_at(json_t *claims, const char *path)
+{
+    json_t *v = json_object_get(claims, path);
+    const char *dot;
+
+    if (v)
+        return v;
+    while ((dot = strchr(path, '.')) && json_is_object(claims)) {
+        claims = json_object_getn(claims, path, (size_t)(dot - path));
+        path = dot + 1;
+    }
+    return json_is_object(claims) ? json_object_get(claims, path) : NULL;
+}
+
+/*
+ * name_from - copy the claim at path into buf (len bytes). 0 when absent,
+ * 1 when copied, -1 when present but not a non-empty string that fits.
+ */
+static int name_from(json_t *claims, const char *path, char *buf, size_t len)
+{
+    json_t *v = claim_at(claims, path);
+    const char *dot = strchr(path, '.');
+
+    if (!v) {
+        /* "act.sub" with an act that is no object is malformed, not absent */
+        if (dot && !json_object_get(claims, path) &&
+            json_object_getn(claims, path, (size_t)(dot - path)))
+            return -1;
+        return 0;
+    }
+    if (!json_is_string(v) || !json_string_length(v) || json_string_length(v) >= len ||
+        strlen(json_string_value(v)) != json_string_length(v))
+        return -1;
+    snprintf(buf, len, "%s", json_string_value(v));
+    return 1;
+}
+
+/* try_key - the claims (new) of token when key (a PEM or the secret) of alg verifies it. */
+static json_t *try_key(jwt_alg_t alg, const unsigned char *key, size_t len, const char *token)
+{
+    jwt_t *jwt = NULL;
+    char *grants = NULL;
+    json_t *claims = NULL;
+
+    if (jwt_decode(&jwt, token, key, (int)len) == 0 && jwt && jwt_get_alg(jwt) == alg &&
+        (grants = jwt_get_grants_json(jwt, NULL)))
+        claims = ctx_json_loads(grants, 0, NULL);
+    free(grants);
+    jwt_free(jwt);
+    return claims;
+}
+
+/*
+ * verify_sig - the claims (new) of the token when a key made for alg
+ * verifies it: the provider's key named by kid (or each of its keys of alg
+ * when the token names none), then the static keys. NULL otherwise; *why
+ * says which.
+ */
+static json_t *verify_sig(const auth *a, const char *token, size_t signed_len, jwt_alg_t alg,
+                          const char *kid, int64_t now, const char **why)
+{
+    const char *sig = token + signed_len + 1, *dot1 = strchr(token, '.');
+    json_t *claims = NULL;
+
+    *why = "bad signature, or no key for its algorithm";
+    if (alg == JWT_ALG_INVAL) {
+        *why = "algorithm not accepted";
+        return NULL;
+    }
+    if (a->idp && alg != JWT_ALG_HS256) {
+        oidc_keyset *ks = oidc_acquire(a->idp, kid, now);
+        int named = 0, ok = 0;
+        for (size_t i = 0; i < ks->n && !ok; i++) {
+            const oidc_key *k = &ks->keys[i];
+            if (kid && strcmp(k->kid, kid))
+                continue;
+            named = 1;
+            ok = k->alg == alg && oidc_verify(k, token, signed_len, sig, strlen(sig));
+        }
+        oidc_release(a->idp, ks);
+        if (ok) {
+            if (!(claims = json_part(dot1 + 1, signed_len - (size_t)(dot1 + 1 - token))))
+                *why = "claims are not base64url JSON";
+            return claims;
+        }
+        if (kid && !named && !a->nkeys)
+            *why = "unknown kid (the provider's JWKS has no such key)";
+    }
+    for (size_t i = 0; i < a->nkeys && !claims; i++) {
+        const auth_key *k = &a->keys[i];
+        if (k->alg != alg)
+            continue;
+        if (k->alg == JWT_ALG_HS256 && !hs256_ok(k, token, signed_len, sig, strlen(sig)))
+            continue;
+        claims = try_key(alg, k->key, k->len, token);
+    }
+    return claims;
+}
+
 int auth_verify(const auth *a, const char *token, int64_t now, auth_identity *id,
                 ctx_error *err)
 {
-    const char *dot1, *dot2, *alg_name;
-    json_t *hdr = NULL, *claims = NULL, *v, *act;
-    jwt_t *jwt = NULL;
+    const char *dot1, *dot2, *alg_name, *kid = NULL, *why;
+    json_t *hdr = NULL, *claims = NULL, *v;
     jwt_alg_t alg;
     size_t n;
-    int rc = CTX_EAUTH, verified = 0;
-    char *grants = NULL;
+    int rc = CTX_EAUTH, got;
 
     memset(id, 0, sizeof *id);
     if (!token || (n = strlen(token)) == 0 || n > AUTH_TOKEN_MAX)
@@ -279,33 +419,18 @@ int auth_verify(const auth *a, const char *token, int64_t now, auth_identity *id
         rc = deny(err, "critical header extensions are not supported");
         goto done;
     }
+    if ((v = json_object_get(hdr, "kid")) &&
+        (!(kid = json_string_value(v)) || strlen(kid) != json_string_length(v))) {
+        rc = deny(err, "kid is not a string");
+        goto done;
+    }
     alg = !strcmp(alg_name, "HS256")   ? JWT_ALG_HS256
           : !strcmp(alg_name, "RS256") ? JWT_ALG_RS256
           : !strcmp(alg_name, "ES256") ? JWT_ALG_ES256
                                        : JWT_ALG_INVAL;
     /* The keys decide: only a key made for the header's algorithm is tried. */
-    for (size_t i = 0; i < a->nkeys && !verified; i++) {
-        const auth_key *k = &a->keys[i];
-        if (alg == JWT_ALG_INVAL || k->alg != alg)
-            continue;
-        if (k->alg == JWT_ALG_HS256 &&
-            !hs256_ok(k, token, (size_t)(dot2 - token), dot2 + 1, strlen(dot2 + 1)))
-            continue;
-        if (jwt_decode(&jwt, token, k->key, (int)k->len) == 0 && jwt &&
-            jwt_get_alg(jwt) == k->alg)
-            verified = 1;
-        else if (jwt) {
-            jwt_free(jwt);
-            jwt = NULL;
-        }
-    }
-    if (!verified) {
-        rc = deny(err, alg == JWT_ALG_INVAL ? "algorithm not accepted"
-                                            : "bad signature, or no key for its algorithm");
-        goto done;
-    }
-    if (!(grants = jwt_get_grants_json(jwt, NULL)) || !(claims = ctx_json_loads(grants, 0, NULL))) {
-        rc = deny(err, "claims are not JSON");
+    if (!(claims = verify_sig(a, token, (size_t)(dot2 - token), alg, kid, now, &why))) {
+        rc = deny(err, why);
         goto done;
     }
     v = json_object_get(claims, "exp");
@@ -329,33 +454,30 @@ int auth_verify(const auth *a, const char *token, int64_t now, auth_identity *id
         goto done;
     }
     v = json_object_get(claims, "aud");
-    if (!v || !aud_ok(v, a->audience)) {
+    if (!v || (!aud_ok(v, a->audience) && !aud_ok(v, a->resource))) {
         rc = deny(err, v ? "wrong audience" : "aud missing");
         goto done;
     }
-    v = json_object_get(claims, "sub");
-    if (!json_is_string(v) || !json_string_length(v) || json_string_length(v) >= sizeof id->user) {
-        rc = deny(err, "sub (the user) missing");
+    if (name_from(claims, a->user_claim, id->user, sizeof id->user) != 1) {
+        rc = ctx_error_set(err, CTX_EAUTH, "token rejected: %s (the user) missing or not a"
+                           " short string", a->user_claim);
         goto done;
     }
-    snprintf(id->user, sizeof id->user, "%s", json_string_value(v));
-    if ((act = json_object_get(claims, "act"))) {
-        v = json_object_get(act, "sub");
-        if (!json_is_object(act) || !json_is_string(v) || !json_string_length(v) ||
-            json_string_length(v) >= sizeof id->agent) {
-            rc = deny(err, "act.sub (the agent) malformed");
+    for (size_t i = 0; i < a->nagent_claims; i++) {
+        if ((got = name_from(claims, a->agent_claims[i], id->agent, sizeof id->agent)) < 0) {
+            rc = ctx_error_set(err, CTX_EAUTH, "token rejected: %s (the agent) malformed",
+                               a->agent_claims[i]);
             goto done;
         }
-        snprintf(id->agent, sizeof id->agent, "%s", json_string_value(v));
+        if (got)
+            break;
     }
     rc = CTX_OK;
 done:
     if (rc)
         memset(id, 0, sizeof *id);
-    free(grants);
     json_decref(claims);
     json_decref(hdr);
-    jwt_free(jwt);
     return rc;
 }
 

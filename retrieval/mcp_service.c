@@ -193,12 +193,14 @@ static void mcp_route(http_server *srv, void *arg, const http_req *req, http_res
 static void resource_metadata(http_server *srv, void *arg, const http_req *req, http_resp *resp)
 {
     mcp_http *h = arg;
-    char resource[1024];
     (void)req;
 
-    snprintf(resource, sizeof resource, "%s/mcp", http_base_url(srv));
+    /* RFC 9728: the resource is this service (serve.public_url), the
+     * identifier a client asks its token for (RFC 8707) and auth accepts as
+     * aud; the authorization server is the issuer, the provider's URL. */
     http_json(resp, 200,
-              json_pack("{s:s,s:[s],s:[s],s:s}", "resource", resource, "authorization_servers",
+              json_pack("{s:s,s:[s],s:[s],s:s}", "resource", http_base_url(srv),
+                        "authorization_servers",
                         h->cfg->auth.issuer, "bearer_methods_supported", "header",
                         "resource_name", "ctxgate company knowledge"));
 }

@@ -555,7 +555,9 @@ Test(mcp, http_refuses_what_it_should)
     r = http("GET", "/.well-known/oauth-protected-resource", NULL, NULL, NULL);
     cr_assert_eq(r.status, 200);
     j = json_loads(r.body, 0, NULL);
-    cr_assert(strstr(json_string_value(json_object_get(j, "resource")), "/mcp"), "%s", r.body);
+    /* the resource is the whole service (its /v1 and /mcp take the same tokens) */
+    cr_assert(!strncmp(json_string_value(json_object_get(j, "resource")), "http://127.0.0.1:",
+                       17), "%s", r.body);
     cr_assert_str_eq(
         json_string_value(json_array_get(json_object_get(j, "authorization_servers"), 0)), ISS);
     json_decref(j);

@@ -2,7 +2,9 @@
  * test_auth.c - retrieval/auth.c without HTTP: key loading refuses what
  * cannot be a key, minted tokens verify, and each claim rule (exp and nbf
  * with skew, iss, aud as a string or a list, sub, act.sub, crit, size)
- * holds on its own. Keys are made with openssl at test time.
+ * holds on its own; the claims naming the user and the agent are the
+ * configured ones; serve.public_url is an accepted audience. Keys are made
+ * with openssl at test time.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -190,4 +192,78 @@ Test(auth, malformed_tokens_are_refused)
         jwt_free(j);
     }
     auth_free(a);
+}
+
+Test(auth, the_configured_claims_name_the_user_and_the_agent)
+{
+    char *agents[] = {"act.sub", "azp", "client_id"};
+    auth *a;
+    auth_identity id;
+    ctx_error err;
+
+    cfg.user_claim = "email";
+    cfg.agent_claims.v = agents;
+    cfg.agent_claims.n = 3;
+    cr_assert_eq(auth_new(&cfg, &a, &err), 0, "%s", err.text);
+#define CL(rest) "{\"exp\":9999999999,\"iss\":\"iss-x\",\"aud\":\"aud-x\"," rest "}"
+    cr_assert_eq(check(a, CL("\"sub\":\"00u1\",\"email\":\"ann@x\",\"azp\":\"bot\","
+                             "\"client_id\":\"cid\""), &id, &err), 0, "%s", err.text);
+    cr_assert_str_eq(id.user, "ann@x");
+    cr_assert_str_eq(id.agent, "bot", "azp comes before client_id");
+    cr_assert_eq(check(a, CL("\"email\":\"ann@x\",\"act\":{\"sub\":\"deleg\"},"
+                             "\"azp\":\"bot\""), &id, &err), 0, "%s", err.text);
+    cr_assert_str_eq(id.agent, "deleg", "act.sub comes first");
+    cr_assert_eq(check(a, CL("\"email\":\"ann@x\",\"client_id\":\"cid\""), &id, &err), 0);
+    cr_assert_str_eq(id.agent, "cid");
+    cr_assert_eq(check(a, CL("\"email\":\"ann@x\""), &id, &err), 0);
+    cr_assert_str_eq(id.agent, "", "no agent claim: no agent");
+    /* the user claim is required; sub does not stand in for it */
+    cr_assert_eq(check(a, CL("\"sub\":\"ann\""), &id, &err), CTX_EAUTH);
+    cr_assert(strstr(err.text, "email (the user)"), "%s", err.text);
+    cr_assert_eq(check(a, CL("\"email\":7"), &id, &err), CTX_EAUTH);
+    cr_assert_eq(check(a, CL("\"email\":\"\""), &id, &err), CTX_EAUTH);
+    /* a present but malformed agent claim is refused, not skipped */
+    cr_assert_eq(check(a, CL("\"email\":\"a@x\",\"azp\":[\"bot\"]"), &id, &err), CTX_EAUTH);
+    cr_assert(strstr(err.text, "azp (the agent)"), "%s", err.text);
+    cr_assert_eq(check(a, CL("\"email\":\"a@x\",\"act\":\"bot\""), &id, &err), CTX_EAUTH);
+    auth_free(a);
+
+    /* nested and namespaced (dotted) claim names */
+    cfg.user_claim = "https://example.com/claims.user";
+    cfg.agent_claims.n = 0;
+    cr_assert_eq(auth_new(&cfg, &a, &err), 0, "%s", err.text);
+    cr_assert_eq(check(a, CL("\"https://example.com/claims.user\":\"ns\",\"azp\":\"b\""),
+                       &id, &err), 0, "%s", err.text);
+    cr_assert_str_eq(id.user, "ns");
+    cr_assert_str_eq(id.agent, "", "agent_claims [] means act.sub only");
+    auth_free(a);
+    cfg.user_claim = "ext.uid";
+    cr_assert_eq(auth_new(&cfg, &a, &err), 0, "%s", err.text);
+    cr_assert_eq(check(a, CL("\"ext\":{\"uid\":\"nested\"}"), &id, &err), 0, "%s", err.text);
+    cr_assert_str_eq(id.user, "nested");
+    cr_assert_eq(check(a, CL("\"ext\":{\"other\":\"x\"},\"sub\":\"s\""), &id, &err),
+                 CTX_EAUTH);
+    auth_free(a);
+    cfg.user_claim = NULL;
+}
+
+Test(auth, the_resource_is_an_audience_too)
+{
+    auth *a;
+    auth_identity id;
+    ctx_error err;
+
+    cfg.resource = "https://ctx.example.com";
+    cr_assert_eq(auth_new(&cfg, &a, &err), 0, "%s", err.text);
+    cr_assert_eq(check(a, "{\"sub\":\"u\",\"exp\":9999999999,\"iss\":\"iss-x\","
+                          "\"aud\":[\"other\",\"https://ctx.example.com\"]}", &id, &err), 0,
+                 "%s", err.text);
+    cr_assert_eq(check(a, "{\"sub\":\"u\",\"exp\":9999999999,\"iss\":\"iss-x\","
+                          "\"aud\":\"aud-x\"}", &id, &err), 0, "%s", err.text);
+    cr_assert_eq(check(a, "{\"sub\":\"u\",\"exp\":9999999999,\"iss\":\"iss-x\","
+                          "\"aud\":\"https://ctx.example.com/\"}", &id, &err), CTX_EAUTH);
+    cr_assert_eq(check(a, "{\"sub\":\"u\",\"exp\":9999999999,\"iss\":\"iss-x\","
+                          "\"aud\":[]}", &id, &err), CTX_EAUTH);
+    auth_free(a);
+    cfg.resource = NULL;
 }

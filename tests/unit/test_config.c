@@ -274,6 +274,78 @@ static const ctx_opt outer_opts[] = {
     CTX_OPT_END,
 };
 
+/* auth_with - parse a config whose "auth" object is auth (its inside). */
+static int auth_with(const char *auth, ctx_config *cfg, ctx_error *err)
+{
+    char text[1024];
+    snprintf(text, sizeof text, "{\"sources\": [], \"serve\": {\"public_url\":"
+             " \"https://ctx.example.com\"}, \"auth\": {%s}}", auth);
+    return parse(text, cfg, err);
+}
+
+Test(config, an_identity_provider_issuer_must_be_https_or_loopback)
+{
+    static const char *const bad[] = {"http://idp.example.com", "ftp://idp.example.com",
+                                      "ctxgate", "http://127.0.0.1.evil.test", "https://"};
+    static const char *const good[] = {"https://idp.example.com/realms/acme",
+                                       "http://127.0.0.1:8080", "http://localhost"};
+    ctx_config cfg;
+    ctx_error err;
+    char a[256];
+
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(a, sizeof a, "\"discovery\": true, \"issuer\": \"%s\"", bad[i]);
+        cr_assert_eq(auth_with(a, &cfg, &err), CTX_ECONFIG, "%s taken", bad[i]);
+        cr_assert(strstr(err.text, "auth.issuer") && strstr(err.text, "https"), "%s",
+                  err.text);
+        ctx_config_free(&cfg);
+    }
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        snprintf(a, sizeof a, "\"discovery\": true, \"issuer\": \"%s\"", good[i]);
+        cr_assert_eq(auth_with(a, &cfg, &err), 0, "%s: %s", good[i], err.text);
+        ctx_config_free(&cfg);
+    }
+    /* without discovery the issuer is any string (static keys, development) */
+    cr_assert_eq(auth_with("\"issuer\": \"ctxgate\"", &cfg, &err), 0, "%s", err.text);
+    ctx_config_free(&cfg);
+}
+
+Test(config, auth_defaults_and_ranges)
+{
+    static const char *const bad[][2] = {
+        {"\"jwks_refresh_min_s\": -1", "auth.jwks_refresh_min_s"},
+        {"\"jwks_refresh_min_s\": 3601", "auth.jwks_refresh_min_s"},
+        {"\"jwks_ttl_s\": 0", "auth.jwks_ttl_s"},
+        {"\"jwks_timeout_ms\": 50", "auth.jwks_timeout_ms"},
+        {"\"user_claim\": \"\"", "auth.user_claim"},
+        {"\"agent_claims\": [\"azp\", \"\"]", "auth.agent_claims[1]"},
+        {"\"agent_claim\": \"azp\"", "did you mean \"agent_claims\""},
+    };
+    ctx_config cfg;
+    ctx_error err;
+
+    cr_assert_eq(auth_with("", &cfg, &err), 0, "%s", err.text);
+    cr_assert_eq(cfg.auth.discovery, 0);
+    cr_assert_eq(cfg.auth.jwks_refresh_min_s, 30);
+    cr_assert_eq(cfg.auth.jwks_ttl_s, 3600);
+    cr_assert_eq(cfg.auth.jwks_timeout_ms, 3000);
+    cr_assert_str_eq(cfg.auth.user_claim, "sub");
+    cr_assert_eq(cfg.auth.agent_claims.n, 0, "[] stands for act.sub");
+    cr_assert_str_eq(cfg.auth.resource, "https://ctx.example.com");
+    ctx_config_free(&cfg);
+    cr_assert_eq(auth_with("\"agent_claims\": \"azp\", \"user_claim\": \"email\"", &cfg,
+                           &err), 0, "%s", err.text);
+    cr_assert_eq(cfg.auth.agent_claims.n, 1, "a single name is a list of one");
+    cr_assert_str_eq(cfg.auth.agent_claims.v[0], "azp");
+    cr_assert_str_eq(cfg.auth.user_claim, "email");
+    ctx_config_free(&cfg);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cr_assert_eq(auth_with(bad[i][0], &cfg, &err), CTX_ECONFIG, "%s taken", bad[i][0]);
+        cr_assert(strstr(err.text, bad[i][1]), "%s: %s", bad[i][0], err.text);
+        ctx_config_free(&cfg);
+    }
+}
+
 Test(opts, defaults_lists_and_nested_errors)
 {
     outer o;
