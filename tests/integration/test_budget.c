@@ -113,60 +113,13 @@ TestSuite(budget, .init = setup, .fini = teardown, .timeout = 180);
 
 /* ---- HTTP ---- */
 
-typedef struct reply {
-    long status;
-    char *body; /* new */
-    char retry_after[32];
-} reply;
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-    ctx_buf_append(arg, p, size * n);
-    return size * n;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
-{
-    reply *r = arg;
-    size_t len = size * n;
-    if (len > 13 && !strncasecmp(p, "Retry-After: ", 13))
-        snprintf(r->retry_after, sizeof r->retry_after, "%.*s", (int)(len - 15), p + 13);
-    return len;
-}
+typedef tu_reply reply;
 
 /* http - one request to server i; bearer is a token (or the admin's), body NULL for GET. */
 static reply http(int i, const char *path, const char *bearer, const char *body)
 {
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    ctx_buf b = CTX_BUF_INIT;
-    char url[512], auth[4096];
-    reply r;
-
-    memset(&r, 0, sizeof r);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", ports[i], path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", bearer);
-    h = curl_slist_append(h, auth);
-    h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, "Accept: application/json, text/event-stream");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    cr_assert_eq(curl_easy_perform(c), CURLE_OK, "%s", path);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    ctx_buf_append(&b, "", 1);
-    r.body = ctx_buf_steal(&b);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return r;
+    static const char *const accept[] = {"Accept: application/json, text/event-stream", NULL};
+    return tu_call(ports[i], body ? "POST" : "GET", path, bearer, body, accept);
 }
 
 /* run - a shell command's stdout (new); *status its exit status. */

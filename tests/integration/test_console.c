@@ -93,11 +93,11 @@ static char *token(const char *user, const char *agent)
 /* get - GET path with token; the JSON answer (new) and its status. */
 static json_t *get(const char *path, const char *tok, long *status)
 {
-    json_error_t je;
-    char *body = tu_request(port, "GET", path, tok, NULL, status, NULL, NULL, 0);
-    json_t *o = json_loads(body, 0, &je);
-    cr_assert(o, "%s: not JSON: %s", path, body);
-    ctx_free(body);
+    tu_reply r = tu_call(port, "GET", path, tok, NULL, NULL);
+    json_t *o = json_loads(r.body, 0, NULL);
+    cr_assert(o, "%s: not JSON: %s", path, r.body);
+    *status = r.status;
+    tu_reply_free(&r);
     return o;
 }
 
@@ -105,13 +105,12 @@ static json_t *get(const char *path, const char *tok, long *status)
 static void search(const char *tok, const char *query)
 {
     char body[256];
-    long status;
-    char *out;
+    tu_reply r;
 
     snprintf(body, sizeof body, "{\"query\": \"%s\", \"k\": 5, \"mode\": \"lexical\"}", query);
-    out = tu_request(port, "POST", "/v1/search", tok, body, &status, NULL, NULL, 0);
-    cr_assert_eq(status, 200, "%s", out);
-    ctx_free(out);
+    r = tu_call(port, "POST", "/v1/search", tok, body, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    tu_reply_free(&r);
 }
 
 static int64_t num(const json_t *o, const char *k)
@@ -121,7 +120,7 @@ static int64_t num(const json_t *o, const char *k)
 
 Test(console, admin_endpoints_answer_what_the_store_and_log_hold)
 {
-    char *alice = token(ALICE, "helpdesk"), *bob = token(BOB, "hr-bot"), *out, csp[512];
+    char *alice = token(ALICE, "helpdesk"), *bob = token(BOB, "hr-bot"), *out;
     json_t *st, *cli, *a, *u, *runs, *jobs, *e;
     int64_t sum = 0, series = 0;
     long status;
@@ -226,13 +225,16 @@ Test(console, admin_endpoints_answer_what_the_store_and_log_hold)
     json_decref(a);
 
     /* The page needs no token, holds no data, and keeps to its own origin. */
-    out = tu_request(port, "GET", "/console", NULL, NULL, &status, "Content-Security-Policy",
-                     csp, sizeof csp);
-    cr_assert_eq(status, 200);
-    cr_assert(strstr(out, "<title>ctxgate console</title>"));
-    cr_assert(!strstr(out, "northwind"), "the page carries no data");
-    cr_assert(strstr(csp, "default-src 'none'") && strstr(csp, "connect-src 'self'"), "%s", csp);
-    ctx_free(out);
+    {
+        tu_reply r = tu_call(port, "GET", "/console", NULL, NULL, NULL);
+        cr_assert_eq(r.status, 200);
+        cr_assert(strstr(r.body, "<title>ctxgate console</title>"));
+        cr_assert(!strstr(r.body, "northwind"), "the page carries no data");
+        cr_assert(strstr(r.csp, "default-src 'none'") && strstr(r.csp, "connect-src 'self'"),
+                  "%s", r.csp);
+        cr_assert(!strncmp(r.content_type, "text/html", 9), "%s", r.content_type);
+        tu_reply_free(&r);
+    }
     ctx_free(alice);
     ctx_free(bob);
 }

@@ -110,88 +110,20 @@ TestSuite(mcp, .init = setup, .fini = teardown, .timeout = 240);
 
 /* ---- HTTP with curl ---- */
 
-typedef struct reply {
-    long status;
-    char *body; /* new */
-    char www_auth[512];
-} reply;
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-    ctx_buf_append(arg, p, size * n);
-    return size * n;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
-{
-    reply *r = arg;
-    size_t len = size * n;
-    if (len > 18 && !strncasecmp(p, "WWW-Authenticate: ", 18))
-        snprintf(r->www_auth, sizeof r->www_auth, "%.*s", (int)(len - 20), p + 18);
-    return len;
-}
+typedef tu_reply reply;
 
 /* http - method path with token (or none), body (or none) and the extra
  * headers (a NULL-ended list, or NULL). */
 static reply http(const char *method, const char *path, const char *token, const char *body,
                   const char *const *headers)
 {
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    ctx_buf b = CTX_BUF_INIT;
-    char url[512], auth[4096];
-    reply r;
-
-    memset(&r, 0, sizeof r);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    if (token) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        h = curl_slist_append(h, auth);
-    }
-    h = curl_slist_append(h, "Content-Type: application/json");
-    for (size_t i = 0; headers && headers[i]; i++)
-        h = curl_slist_append(h, headers[i]);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    cr_assert_eq(curl_easy_perform(c), CURLE_OK, "%s %s", method, path);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    ctx_buf_append(&b, "", 1);
-    r.body = ctx_buf_steal(&b);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return r;
+    return tu_call(port, method, path, token, body, headers);
 }
 
 /* token - an HS256 JWT for user acting through agent (new). */
 static char *token(const char *user, const char *agent)
 {
-    json_t *claims = json_pack("{s:s,s:{s:s},s:I,s:s,s:s}", "sub", user, "act", "sub", agent,
-                               "exp", (json_int_t)time(NULL) + 3600, "iss", ISS, "aud", AUD);
-    char *text = json_dumps(claims, JSON_COMPACT), *tok, *out;
-    jwt_t *j;
-
-    cr_assert_eq(jwt_new(&j), 0);
-    cr_assert_eq(jwt_add_grants_json(j, text), 0, "%s", text);
-    cr_assert_eq(jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *)SECRET,
-                             (int)strlen(SECRET)), 0);
-    tok = jwt_encode_str(j);
-    cr_assert(tok);
-    out = ctx_strdup(tok);
-    free(tok);
-    jwt_free(j);
-    free(text);
-    json_decref(claims);
-    return out;
+    return tu_jwt(SECRET, ISS, AUD, user, agent, 3600);
 }
 
 /* salary_doc - the id of the salary bands, as alice finds them over /v1 (new). */

@@ -46,20 +46,25 @@ static int port;
 
 /* ---- the provider ---- */
 
-static void start_idp(void)
+/*
+ * idp_spawn - start the provider (its stderr to dir/idp.log) and read its
+ * "ISSUER <url>" line: 1 when it came within 60 s. Else its log and state
+ * go to stderr, it is killed, and 0. Only what is async-signal-safe runs
+ * between fork and exec: the test process has threads of its own.
+ */
+static int idp_spawn(void)
 {
-    char line[256] = "";
-    int fds[2];
+    char line[256] = "", logp[PATH_MAX + 32];
+    struct pollfd pfd;
+    int fds[2], log, ok;
     FILE *f;
 
-    cr_assert_eq(pipe(fds), 0);
+    snprintf(logp, sizeof logp, "%s/idp.log", dir);
+    log = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    cr_assert(log >= 0 && pipe(fds) == 0);
     idp = fork();
     cr_assert(idp >= 0);
     if (!idp) {
-        char logp[PATH_MAX + 32];
-        int log;
-        snprintf(logp, sizeof logp, "%s/idp.log", dir);
-        log = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
         prctl(PR_SET_PDEATHSIG, SIGTERM); /* a test that crashes takes it along */
         dup2(log, 2);
         dup2(fds[1], 1);
@@ -68,23 +73,41 @@ static void start_idp(void)
         execlp("node", "node", "tests/oidc/provider.mjs", RESOURCE, (char *)NULL);
         _exit(127);
     }
+    close(log);
     close(fds[1]);
-    f = fdopen(fds[0], "r");
-    {
-        /* a provider that never speaks fails the test, not hangs it */
-        struct pollfd pfd = {fds[0], POLLIN, 0};
-        if (poll(&pfd, 1, 60000) != 1) {
-            char cmd[PATH_MAX + 256];
-            snprintf(cmd, sizeof cmd, "cat %s/idp.log /proc/%d/wchan >&2; grep State"
-                     " /proc/%d/status >&2; ps -o pid,stat,etime,time,args -p %d >&2", dir,
-                     (int)idp, (int)idp, (int)idp);
-            if (system(cmd)) {}
-            cr_assert(0, "the OpenID provider said nothing in 60 s");
-        }
+    pfd.fd = fds[0];
+    pfd.events = POLLIN;
+    if (poll(&pfd, 1, 60000) != 1) {
+        char cmd[PATH_MAX + 256];
+        snprintf(cmd, sizeof cmd, "cat %s/idp.log /proc/%d/wchan >&2; grep State"
+                 " /proc/%d/status >&2; ps -o pid,stat,etime,time,args -p %d >&2", dir,
+                 (int)idp, (int)idp, (int)idp);
+        if (system(cmd)) {}
+        kill(idp, SIGKILL);
+        waitpid(idp, NULL, 0);
+        idp = -1;
+        close(fds[0]);
+        return 0;
     }
-    cr_assert(f && fgets(line, sizeof line, f) && sscanf(line, "ISSUER %127s", issuer) == 1,
-              "the OpenID provider did not start: %s", line);
+    f = fdopen(fds[0], "r");
+    ok = f && fgets(line, sizeof line, f) && sscanf(line, "ISSUER %127s", issuer) == 1;
+    cr_assert(ok, "the OpenID provider did not start: %s", line);
     fclose(f);
+    return 1;
+}
+
+/*
+ * start_idp - the provider, listening. One that says nothing in 60 s
+ * (seen 3 times in about 40 loaded runs, never alone; the log above says
+ * where it stood) is started once more: the provider is the test's
+ * instrument, not what it tests.
+ */
+static void start_idp(void)
+{
+    if (idp_spawn())
+        return;
+    fprintf(stderr, "test_oidc: the OpenID provider said nothing in 60 s; starting it again\n");
+    cr_assert(idp_spawn(), "the OpenID provider said nothing in 60 s, twice");
 }
 
 /*

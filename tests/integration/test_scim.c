@@ -135,57 +135,18 @@ typedef struct reply {
     char location[512], ctype[128];
 } reply;
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-    ctx_buf_append(arg, p, size * n);
-    return size * n;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
-{
-    reply *r = arg;
-    size_t len = size * n;
-    if (len > 10 && !strncasecmp(p, "Location: ", 10))
-        snprintf(r->location, sizeof r->location, "%.*s", (int)(len - 12), p + 10);
-    if (len > 14 && !strncasecmp(p, "Content-Type: ", 14))
-        snprintf(r->ctype, sizeof r->ctype, "%.*s", (int)(len - 16), p + 14);
-    return len;
-}
-
 static reply http(const char *method, const char *path, const char *token, const char *body)
 {
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    ctx_buf b = CTX_BUF_INIT;
-    char url[1024], auth[4096];
+    static const char *const scim_type[] = {"Content-Type: application/scim+json", NULL};
+    tu_reply t = tu_call(port, method, path, token, body, scim_type);
     reply r;
 
     memset(&r, 0, sizeof r);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    if (token) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        h = curl_slist_append(h, auth);
-    }
-    h = curl_slist_append(h, "Content-Type: application/scim+json");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    cr_assert_eq(curl_easy_perform(c), CURLE_OK, "%s %s", method, path);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    ctx_buf_append(&b, "", 1);
-    r.body = ctx_buf_steal(&b);
-    r.json = json_loads(r.body, 0, NULL);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    r.status = t.status;
+    r.body = t.body;
+    r.json = json_loads(t.body, 0, NULL);
+    snprintf(r.location, sizeof r.location, "%s", t.location);
+    snprintf(r.ctype, sizeof r.ctype, "%s", t.content_type);
     return r;
 }
 

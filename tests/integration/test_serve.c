@@ -129,68 +129,15 @@ static void teardown(void)
 
 /* ---- HTTP ---- */
 
-typedef struct reply {
-    long status;
-    char *body;             /* new */
-    char retry_after[32], www_auth[512];
-} reply;
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-    ctx_buf_append(arg, p, size * n);
-    return size * n;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
-{
-    reply *r = arg;
-    size_t len = size * n;
-    if (len > 13 && !strncasecmp(p, "Retry-After: ", 13))
-        snprintf(r->retry_after, sizeof r->retry_after, "%.*s", (int)(len - 15), p + 13);
-    if (len > 18 && !strncasecmp(p, "WWW-Authenticate: ", 18))
-        snprintf(r->www_auth, sizeof r->www_auth, "%.*s", (int)(len - 20), p + 18);
-    return len;
-}
+typedef tu_reply reply;
 
 /* One more request header for the next http() calls, or NULL. */
 static const char *extra_header;
 
 static reply http(const char *method, const char *path, const char *token, const char *body)
 {
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    ctx_buf b = CTX_BUF_INIT;
-    char url[512], auth[AUTH_MAX_LEN];
-    reply r;
-
-    memset(&r, 0, sizeof r);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    if (token) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        h = curl_slist_append(h, auth);
-    }
-    h = curl_slist_append(h, "Content-Type: application/json");
-    if (extra_header)
-        h = curl_slist_append(h, extra_header);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    cr_assert_eq(curl_easy_perform(c), CURLE_OK, "%s %s", method, path);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    ctx_buf_append(&b, "", 1);
-    r.body = ctx_buf_steal(&b);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return r;
+    const char *more[2] = {extra_header, NULL};
+    return tu_call(port, method, path, token, body, extra_header ? more : NULL);
 }
 
 /* ---- tokens ---- */

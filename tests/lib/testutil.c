@@ -13,6 +13,9 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <curl/curl.h>
+#include <jwt.h>
+#include <stddef.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/jobs.h"
@@ -277,39 +280,46 @@ char *tu_http(int port, const char *path, const char *body)
     return ctx_buf_steal(&b);
 }
 
-typedef struct tu_hdr {
-    const char *name;
-    char *value;
-    size_t len;
-} tu_hdr;
-
+/* header_sink - the headers a tu_reply keeps, as they come. */
 static size_t header_sink(char *p, size_t s, size_t n, void *arg)
 {
-    tu_hdr *h = arg;
-    size_t len = s * n, nl = strlen(h->name);
-    if (len > nl + 2 && !strncasecmp(p, h->name, nl) && p[nl] == ':') {
-        size_t from = nl + 1, to = len;
+    static const struct {
+        const char *name;
+        size_t off, len;
+    } kept[] = {
+        {"Retry-After", offsetof(tu_reply, retry_after), sizeof ((tu_reply *)0)->retry_after},
+        {"WWW-Authenticate", offsetof(tu_reply, www_auth), sizeof ((tu_reply *)0)->www_auth},
+        {"Location", offsetof(tu_reply, location), sizeof ((tu_reply *)0)->location},
+        {"Content-Type", offsetof(tu_reply, content_type),
+         sizeof ((tu_reply *)0)->content_type},
+        {"Content-Security-Policy", offsetof(tu_reply, csp), sizeof ((tu_reply *)0)->csp},
+    };
+    size_t len = s * n;
+
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        size_t nl = strlen(kept[i].name), from = nl + 1, to = len;
+        if (len <= nl + 1 || strncasecmp(p, kept[i].name, nl) || p[nl] != ':')
+            continue;
         while (from < to && p[from] == ' ')
             from++;
         while (to > from && (p[to - 1] == '\r' || p[to - 1] == '\n'))
             to--;
-        snprintf(h->value, h->len, "%.*s", (int)(to - from), p + from);
+        snprintf((char *)arg + kept[i].off, kept[i].len, "%.*s", (int)(to - from), p + from);
     }
     return len;
 }
 
-char *tu_request(int port, const char *method, const char *path, const char *token,
-                 const char *body, long *status, const char *header, char *value,
-                 size_t value_len)
+tu_reply tu_call(int port, const char *method, const char *path, const char *token,
+                 const char *body, const char *const *headers)
 {
     CURL *c = curl_easy_init();
     struct curl_slist *hl = NULL;
     ctx_buf b = CTX_BUF_INIT;
-    char url[1024], auth[8300];
-    tu_hdr h = {header ? header : "", value, value_len};
+    char url[2048], auth[9000];
+    int typed = 0;
+    tu_reply r;
 
-    if (value && value_len)
-        value[0] = '\0';
+    memset(&r, 0, sizeof r);
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -318,26 +328,62 @@ char *tu_request(int port, const char *method, const char *path, const char *tok
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
         hl = curl_slist_append(hl, auth);
     }
-    if (body) {
-        hl = curl_slist_append(hl, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    for (size_t i = 0; headers && headers[i]; i++) {
+        typed |= !strncasecmp(headers[i], "Content-Type:", 13);
+        hl = curl_slist_append(hl, headers[i]);
     }
+    if (!typed)
+        hl = curl_slist_append(hl, "Content-Type: application/json");
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_sink);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    if (header && value && value_len) {
-        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_sink);
-        curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
-    }
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_sink);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
     if (curl_easy_perform(c) != CURLE_OK) {
-        fprintf(stderr, "tu_request: %s %s failed\n", method, url);
+        fprintf(stderr, "tu_call: %s %s failed\n", method, url);
         abort();
     }
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
     curl_slist_free_all(hl);
     curl_easy_cleanup(c);
     ctx_buf_append(&b, "", 1);
-    return ctx_buf_steal(&b);
+    r.body = ctx_buf_steal(&b);
+    return r;
+}
+
+void tu_reply_free(tu_reply *r)
+{
+    ctx_free(r->body);
+    r->body = NULL;
+}
+
+char *tu_jwt(const char *secret, const char *iss, const char *aud, const char *user,
+             const char *acting, long ttl)
+{
+    json_t *claims = json_pack("{s:s,s:I,s:s,s:s}", "sub", user, "exp",
+                               (json_int_t)time(NULL) + ttl, "iss", iss, "aud", aud);
+    char *text, *tok = NULL, *out;
+    jwt_t *j = NULL;
+
+    if (acting)
+        json_object_set_new(claims, "act", json_pack("{s:s}", "sub", acting));
+    text = json_dumps(claims, JSON_COMPACT);
+    if (!text || jwt_new(&j) || jwt_add_grants_json(j, text) ||
+        jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)) ||
+        !(tok = jwt_encode_str(j))) {
+        fprintf(stderr, "tu_jwt: cannot mint a token\n");
+        abort();
+    }
+    out = ctx_strdup(tok);
+    free(tok);
+    jwt_free(j);
+    free(text);
+    json_decref(claims);
+    return out;
 }
 
 pid_t tu_serve(const char *dir, const char *env, int *port)

@@ -69,15 +69,29 @@ pid_t tu_embed_server(int dim, const char *stall_s, int *port);
 char *tu_http(int port, const char *path, const char *body);
 void tu_embed_script(int port, const char *json_list);
 
+/* A reply to tu_call: the status, the body and the headers tests look at. */
+typedef struct tu_reply {
+    long status;
+    char *body;                     /* new; tu_reply_free */
+    char retry_after[32], www_auth[512], location[512], content_type[128], csp[512];
+} tu_reply;
+
 /*
- * tu_request - one HTTP request to 127.0.0.1:port: method, path, a Bearer
- * token (NULL: none) and a body (NULL: none). The reply's body (new); its
- * status in *status and, when header is not NULL, the value of the header
- * of that name in *value (value_len bytes, "" when absent).
+ * tu_call - one HTTP request to 127.0.0.1:port: method and path, a Bearer
+ * token (NULL: none), a body (NULL: none) and more request headers (a
+ * NULL-ended list, or NULL); "Content-Type: application/json" unless they
+ * name one. A request that cannot be made at all aborts the test.
  */
-char *tu_request(int port, const char *method, const char *path, const char *token,
-                 const char *body, long *status, const char *header, char *value,
-                 size_t value_len);
+tu_reply tu_call(int port, const char *method, const char *path, const char *token,
+                 const char *body, const char *const *headers);
+void tu_reply_free(tu_reply *r);
+
+/*
+ * tu_jwt - a development token (new): HS256 with secret over {"sub": user,
+ * "act": {"sub": acting} (when not NULL), "iss", "aud", "exp": now + ttl}.
+ */
+char *tu_jwt(const char *secret, const char *iss, const char *aud, const char *user,
+             const char *acting, long ttl);
 
 /*
  * tu_serve - start `ctxgate serve --no-agent` in dir (its ctxgate.json)
