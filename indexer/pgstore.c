@@ -210,7 +210,6 @@ fail:
 
 int pgstore_open(const ctx_cluster_cfg *c, pgstore **out, ctx_error *err)
 {
-    static int seq;
     const char *kw[4] = {"dbname", "application_name", NULL, NULL};
     const char *val[4];
     char host[64] = "";
@@ -248,8 +247,7 @@ int pgstore_open(const ctx_cluster_cfg *c, pgstore **out, ctx_error *err)
         return rc;
     }
     gethostname(host, sizeof host - 1);
-    snprintf(pg->owner, sizeof pg->owner, "%s:%ld:%d", host, (long)getpid(),
-             __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+    snprintf(pg->owner, sizeof pg->owner, "%s:%ld", host, (long)getpid());
     pg->lease_ms = c->lease_s > 0 ? c->lease_s * 1000 : 30000;
     if ((rc = pg__ok(pg, err, "session settings",
                      "SET client_min_messages TO warning; SET TIME ZONE 'UTC'", 0)) ||

@@ -36,7 +36,50 @@ int pgstore_version(pgstore *pg, int *version, ctx_error *err);
 /* pgstore_sink - pg (borrowed) as the sync runner's sink, into *out. */
 void pgstore_sink(pgstore *pg, sync_sink *out);
 
-/* pgstore_owner - this connection's worker name ("host:pid:n"): borrowed. */
+/* pgstore_owner - this process's worker name ("host:pid"): borrowed. */
 const char *pgstore_owner(const pgstore *pg);
+
+/*
+ * ---- The job schedule (ctxgate.jobs, pgjobs.c) ----
+ *
+ * One row per (source, kind); the database's clock decides what is due and
+ * when a lease has run out, so workers on several machines agree.
+ */
+typedef struct pgstore_job {
+    char source[256];
+    char kind[16];            /* "sync", "permissions", "full" */
+    int64_t started_at;       /* the claim's time (ms, the database's clock) */
+} pgstore_job;
+
+/* pgstore_job_ensure - the row of (source, kind), due now when new; an
+ * existing row keeps its schedule (own statement). */
+int pgstore_job_ensure(pgstore *pg, const char *source, const char *kind, ctx_error *err);
+
+/*
+ * pgstore_job_claim - claim the longest-due job among keys ("source/kind",
+ * n of them; borrowed): due, its lease free or run out, and no other job
+ * of its source leased. FOR UPDATE SKIP LOCKED, so concurrent workers
+ * claim different rows. The claim (this worker as lease_owner, lease_until
+ * now + lease_s) is committed before it returns. *got 0: nothing due.
+ */
+int pgstore_job_claim(pgstore *pg, const char *const *keys, size_t n, pgstore_job *job,
+                      int *got, ctx_error *err);
+
+/* pgstore_job_renew - extend the lease by lease_s; *mine 0 when another
+ * worker holds it now (the caller must stop the job). */
+int pgstore_job_renew(pgstore *pg, const pgstore_job *job, int *mine, ctx_error *err);
+
+/*
+ * pgstore_job_finish - the job ended: record status ("ok", "failed",
+ * "busy", "held", "canceled") and error (may be NULL), make it due at
+ * next_at and free the lease; next_at < 0 frees the lease only (the job
+ * stays due for another worker). Only while this worker holds the lease:
+ * *mine 0 when it did not (nothing written).
+ */
+int pgstore_job_finish(pgstore *pg, const pgstore_job *job, int64_t next_at,
+                       const char *status, const char *error, int *mine, ctx_error *err);
+
+/* pgstore_now - the database's clock, ms since the epoch. */
+int pgstore_now(pgstore *pg, int64_t *ms, ctx_error *err);
 
 #endif

@@ -10,7 +10,7 @@
 
 struct pgstore {
     PGconn *db;
-    char owner[128];          /* host:pid:n, the worker name in runs and leases */
+    char owner[128];          /* host:pid: the worker name in runs and leases */
     int64_t lease_ms;
 };
 

@@ -328,3 +328,183 @@ Test(cluster, kill_9_mid_sync_then_a_new_sync_loses_and_duplicates_nothing)
     free(crash);
     free(clean);
 }
+
+/* ---- workers: `ctxgate agent` claiming jobs from the cluster schedule ---- */
+
+/* start_agent - `ctxgate agent` on dir's config; its log in dir/agent-N.log. */
+static pid_t start_agent(const char *dir, int n)
+{
+    char cfg[4200], log[4200];
+    pid_t pid;
+
+    snprintf(cfg, sizeof cfg, "%s/ctxgate.json", dir);
+    snprintf(log, sizeof log, "%s/agent-%d.log", dir, n);
+    pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        freopen(log, "w", stderr);
+        execl(F.bin, F.bin, "--config", cfg, "agent", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void stop_agent(pid_t pid)
+{
+    int status;
+
+    kill(pid, SIGTERM);
+    waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "agent %d ended with %d", (int)pid,
+              status);
+}
+
+/* wait_for - until sql on database 0 answers at least want (polled), or
+ * timeout_s; returns the last answer. */
+static long long wait_for(const char *sql, long long want, int timeout_s)
+{
+    long long n = 0;
+
+    for (int i = 0; i < timeout_s * 20; i++) {
+        /* (before the first worker made the schema, the query fails: 0) */
+        PGresult *r = PQexec(F.db[0], sql);
+        n = PQresultStatus(r) == PGRES_TUPLES_OK ? atoll(PQgetvalue(r, 0, 0)) : 0;
+        PQclear(r);
+        if (n >= want)
+            break;
+        usleep(50000);
+    }
+    return n;
+}
+
+/* worker - "host:pid", as the worker names itself. */
+static void worker(char *out, size_t len, pid_t pid)
+{
+    char host[64] = "";
+
+    gethostname(host, sizeof host - 1);
+    snprintf(out, len, "%s:%ld", host, (long)pid);
+}
+
+Test(cluster, two_agents_sync_each_source_exactly_once_per_schedule)
+{
+    char *dir = tu_tmpdir("cla"), text[8192], rel[64];
+    pid_t a, b;
+
+    for (int s = 0; s < 4; s++)
+        for (int i = 0; i < 30; i++) {
+            snprintf(rel, sizeof rel, "s%d/f%02d.md", s, i);
+            snprintf(text, sizeof text, "---\ntitle: S%d F%d\nallow: [group:g%d]\n---\n"
+                     "Source %d file %d.\n", s, i, s, s, i);
+            tu_write(dir, rel, text);
+        }
+    snprintf(text, sizeof text,
+             "{\"data_dir\": \"data\", \"sources\": ["
+             "{\"name\": \"s0\", \"type\": \"files\", \"path\": \"s0\", \"schedule\": %s},"
+             "{\"name\": \"s1\", \"type\": \"files\", \"path\": \"s1\", \"schedule\": %s},"
+             "{\"name\": \"s2\", \"type\": \"files\", \"path\": \"s2\", \"schedule\": %s},"
+             "{\"name\": \"s3\", \"type\": \"files\", \"path\": \"s3\", \"schedule\": %s}],"
+             " \"cluster\": {\"conninfo\": \"%s dbname=%s\","
+             " \"password_env\": \"CTX_TEST_PGPASSWORD\", \"lease_s\": 5}}",
+             "{\"sync\": \"1h\", \"permissions\": \"\", \"full\": \"\"}",
+             "{\"sync\": \"1h\", \"permissions\": \"\", \"full\": \"\"}",
+             "{\"sync\": \"1h\", \"permissions\": \"\", \"full\": \"\"}",
+             "{\"sync\": \"1h\", \"permissions\": \"\", \"full\": \"\"}", pgtest_conninfo(),
+             F.names[0]);
+    tu_write(dir, "ctxgate.json", text);
+
+    a = start_agent(dir, 1);
+    b = start_agent(dir, 2);
+    cr_assert_eq(wait_for("SELECT count(*) FROM ctxgate.jobs WHERE last_status = 'ok'", 4, 60),
+                 4, "the four sync jobs did not all finish");
+    /* Two more claim rounds of both workers: nothing else is due. */
+    sleep(3);
+    stop_agent(a);
+    stop_agent(b);
+    cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.jobs"), 4);
+    cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.jobs WHERE runs = 1"), 4,
+                 "a job ran more than once");
+    cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.sync_runs"), 4);
+    cr_assert_eq(pg_count(0, "SELECT count(DISTINCT source) FROM ctxgate.sync_runs"
+                             " WHERE status = 'ok'"), 4);
+    cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.jobs WHERE lease_owner IS NOT NULL"),
+                 0, "a lease was left behind");
+    /* due again an hour after it started (the schedule), not sooner */
+    cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.jobs"
+                             " WHERE next_at >= last_start + 3600000"), 4);
+    cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.documents WHERE NOT deleted"), 120);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+#define SLOW_N 300
+
+Test(cluster, worker_killed_mid_job_the_other_resumes_after_the_lease)
+{
+    char *dir = tu_tmpdir("clw"), text[8192], wa[128], wb[128], sql[512];
+    long long at_kill, lease_until, records;
+    pid_t a, b;
+    int status;
+
+    /* A slow exec source: a STATE every 10 records, then a pause. */
+    snprintf(text, sizeof text,
+             "#!/bin/sh\nread -r req\n"
+             "case \"$req\" in *'\"discover\"'*)\n"
+             "  printf '%%s\\n' '{\"type\":\"HELLO\",\"protocol\":1}'"
+             " '{\"type\":\"STREAM\",\"name\":\"s\"}' '{\"type\":\"DONE\"}'; exit 0;;\nesac\n"
+             "n=$(printf '%%s' \"$req\" | sed -n 's/.*\"n\": *\\([0-9][0-9]*\\).*/\\1/p')\n"
+             "i=${n:-0}\necho '{\"type\":\"HELLO\",\"protocol\":1}'\n"
+             "while [ $i -lt %d ]; do\n  i=$((i + 1))\n"
+             "  echo \"{\\\"type\\\":\\\"RECORD\\\",\\\"stream\\\":\\\"s\\\",\\\"id\\\":\\\"r$i\\\","
+             "\\\"title\\\":\\\"R $i\\\",\\\"body\\\":\\\"body $i\\\","
+             "\\\"acl\\\":{\\\"allow\\\":[\\\"group:g\\\"]}}\"\n"
+             "  if [ $((i %% 10)) -eq 0 ]; then\n"
+             "    echo \"{\\\"type\\\":\\\"STATE\\\",\\\"stream\\\":\\\"s\\\","
+             "\\\"state\\\":{\\\"n\\\":$i}}\"\n    sleep 0.1\n  fi\ndone\n"
+             "echo '{\"type\":\"DONE\"}'\n", SLOW_N);
+    tu_write(dir, "slow.sh", text);
+    snprintf(text, sizeof text,
+             "{\"data_dir\": \"data\", \"sources\": [{\"name\": \"slow\", \"type\": \"exec\","
+             " \"command\": [\"/bin/sh\", \"slow.sh\"],"
+             " \"schedule\": {\"sync\": \"1h\", \"permissions\": \"\", \"full\": \"\"}}],"
+             " \"cluster\": {\"conninfo\": \"%s dbname=%s\","
+             " \"password_env\": \"CTX_TEST_PGPASSWORD\", \"lease_s\": 5}}",
+             pgtest_conninfo(), F.names[0]);
+    tu_write(dir, "ctxgate.json", text);
+
+    a = start_agent(dir, 1);
+    worker(wa, sizeof wa, a);
+    cr_assert_geq(wait_for("SELECT count(*) FROM ctxgate.documents", 50, 60), 50,
+                  "the first worker committed nothing");
+    kill(a, SIGKILL);
+    waitpid(a, &status, 0);
+    at_kill = pg_count(0, "SELECT count(*) FROM ctxgate.documents");
+    cr_assert_lt(at_kill, SLOW_N, "the job ended before the kill; make slow.sh slower");
+    cr_assert_eq(at_kill % 10, 0, "a batch was committed without its STATE");
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM ctxgate.jobs WHERE lease_owner = '%s'", wa);
+    cr_assert_eq(pg_count(0, sql), 1, "the killed worker %s held no lease: %s", wa,
+                 pg_text(0, "SELECT * FROM ctxgate.jobs"));
+    lease_until = pg_count(0, "SELECT lease_until FROM ctxgate.jobs");
+
+    b = start_agent(dir, 2);
+    worker(wb, sizeof wb, b);
+    cr_assert_eq(wait_for("SELECT count(*) FROM ctxgate.jobs WHERE last_status = 'ok'", 1, 120),
+                 1, "the second worker did not complete the job");
+    stop_agent(b);
+    /* taken only once the lease had run out, and resumed from the checkpoint */
+    cr_assert_geq(pg_count(0, "SELECT last_start FROM ctxgate.jobs"), lease_until);
+    cr_assert_eq(pg_count(0, "SELECT runs FROM ctxgate.jobs"), 2);
+    snprintf(sql, sizeof sql, "SELECT records FROM ctxgate.sync_runs WHERE status = 'ok'"
+             " AND worker = '%s'", wb);
+    records = pg_count(0, sql);
+    cr_assert_eq(records, SLOW_N - at_kill, "the second run read %lld records, not the %lld"
+                 " after the checkpoint", records, SLOW_N - at_kill);
+    cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.documents WHERE NOT deleted"),
+                 SLOW_N);
+    cr_assert_eq(pg_count(0, "SELECT count(DISTINCT ext_id) FROM ctxgate.documents"), SLOW_N);
+    cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.sync_runs WHERE status = 'running'"),
+                 0);
+    tu_rmrf(dir);
+    free(dir);
+}
