@@ -216,9 +216,26 @@ int cluster_daemon(const ctx_config *cfg, const agent_daemon_opts *opts, ctx_err
     while (!*opts->stop) {
         pgstore_job claim;
         const agent_job *job = NULL;
+        ctx_error lerr;
         int got = 0;
-        if ((rc = pgstore_job_claim(pg, (const char *const *)keys, nk, &claim, &got, err)))
-            break;
+        /* A lost connection (a PostgreSQL restart, a failover) is opened
+         * again; what it leased runs out and is claimed again. */
+        if (!pg && pgstore_open(&cfg->cluster, &pg, &lerr)) {
+            if (opts->once) {
+                *err = lerr;
+                rc = lerr.code;
+                break;
+            }
+            ctx_log(CTX_LOG_WARN, "cluster", "%s; trying again in a second", lerr.text);
+            sleep_ms(1000, opts->stop);
+            continue;
+        }
+        if (pgstore_job_claim(pg, (const char *const *)keys, nk, &claim, &got, &lerr)) {
+            ctx_log(CTX_LOG_WARN, "cluster", "%s; connecting again", lerr.text);
+            pgstore_close(pg);
+            pg = NULL;
+            continue;
+        }
         if (!got) {
             if (opts->once)
                 break;
@@ -229,8 +246,12 @@ int cluster_daemon(const ctx_config *cfg, const agent_daemon_opts *opts, ctx_err
             if (jobs[i].source && !strcmp(jobs[i].source, claim.source) &&
                 !strcmp(agent_job_kind_name(jobs[i].kind), claim.kind))
                 job = &jobs[i];
-        if ((rc = run_claimed(cfg, pg, job, &claim, retry_ms, jitter_ms, opts->stop, err)))
-            break;
+        if (!job || run_claimed(cfg, pg, job, &claim, retry_ms, jitter_ms, opts->stop, &lerr)) {
+            ctx_log(CTX_LOG_WARN, "cluster", "%s %s: %s; connecting again", claim.kind,
+                    claim.source, job ? lerr.text : "not a job of this config");
+            pgstore_close(pg);
+            pg = NULL;
+        }
     }
 done:
     for (size_t i = 0; i < nk; i++)

@@ -78,7 +78,7 @@ static void write_config(const char *dir, const char *docs, int db, const char *
 
 /* run_sync - `ctxgate sync` of dir; killed with SIGKILL after delay_us (0:
  * let it finish). Returns the exit status, or minus the signal. */
-static int run_sync(const char *dir, long delay_us)
+static int run_sync_arg(const char *dir, const char *arg, long delay_us)
 {
     char cfg[4200];
     pid_t pid;
@@ -91,7 +91,7 @@ static int run_sync(const char *dir, long delay_us)
         freopen("/dev/null", "w", stdout);
         if (!getenv("CTX_CLUSTER_DEBUG"))
             freopen("/dev/null", "w", stderr);
-        execl(F.bin, F.bin, "--config", cfg, "sync", (char *)NULL);
+        execl(F.bin, F.bin, "--config", cfg, "sync", arg, (char *)NULL);
         _exit(127);
     }
     if (delay_us) {
@@ -100,6 +100,11 @@ static int run_sync(const char *dir, long delay_us)
     }
     waitpid(pid, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+static int run_sync(const char *dir, long delay_us)
+{
+    return run_sync_arg(dir, NULL, delay_us);
 }
 
 /* pg_text - the rows of sql on database db, one line each, fields by ' '. */
@@ -132,7 +137,9 @@ static char *pg_docs(int db)
                        "  FROM ctxgate.acl_entries e WHERE e.acl = d.acl AND effect = 'allow'),"
                        "  '-'),"
                        " coalesce((SELECT string_agg(principal, ',' ORDER BY principal)"
-                       "  FROM ctxgate.acl_entries e WHERE e.acl = d.acl AND effect = 'deny'), '-')"
+                       "  FROM ctxgate.acl_entries e WHERE e.acl = d.acl AND effect = 'deny'), '-'),"
+                       " coalesce((SELECT string_agg(label, ',' ORDER BY label)"
+                       "  FROM ctxgate.acl_labels l WHERE l.acl = d.acl), '-')"
                        " FROM ctxgate.documents d WHERE NOT deleted ORDER BY 1, 2");
 }
 
@@ -165,7 +172,10 @@ static char *store_docs(const char *dir)
                     "  WHERE e.acl_id = d.acl_id AND e.deny = 0 ORDER BY 1)), '-') || ' ' ||"
                     " coalesce((SELECT group_concat(name, ',') FROM (SELECT p.name FROM"
                     "  acl_entries e JOIN principals p ON p.id = e.principal_id"
-                    "  WHERE e.acl_id = d.acl_id AND e.deny = 1 ORDER BY 1)), '-')"
+                    "  WHERE e.acl_id = d.acl_id AND e.deny = 1 ORDER BY 1)), '-') || ' ' ||"
+                    " coalesce((SELECT group_concat(name, ',') FROM (SELECT b.name FROM"
+                    "  acl_labels l JOIN labels b ON b.id = l.label_id"
+                    "  WHERE l.acl_id = d.acl_id ORDER BY 1)), '-')"
                     " FROM documents d WHERE deleted = 0 ORDER BY d.stream, d.ext_id");
 }
 
@@ -245,6 +255,35 @@ Test(cluster, demo_source_in_postgres_equals_the_embedded_store_and_follows_chan
                  "a tombstone kept its content");
     cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.documents WHERE NOT deleted AND"
                              " ext_id LIKE '%new-one.md' AND body LIKE '%quarterly numbers%'"), 1);
+
+    /* A permission run: hr's folder ACL changes, no content does. */
+    tu_write(docs, "hr/_acl.json", "{\"allow\": [\"group:hr-leads\"], \"deny\":"
+             " [\"user:grace@northwind.test\"], \"labels\": [\"restricted\"]}");
+    before = pg_text(0, "SELECT count(*) FROM ctxgate.documents WHERE NOT deleted");
+    cr_assert_eq(run_sync_arg(cl, "--permissions", 0), 0);
+    cr_assert_eq(run_sync_arg(em, "--permissions", 0), 0);
+    same(pg_docs(0), store_docs(em), "documents after a permission run");
+    cr_assert_gt(pg_count(0, "SELECT acls FROM ctxgate.sync_runs ORDER BY id DESC LIMIT 1"), 0);
+    cr_assert_eq(pg_count(0, "SELECT mode FROM ctxgate.sync_runs ORDER BY id DESC LIMIT 1"), 2);
+    same(before, pg_text(0, "SELECT count(*) FROM ctxgate.documents WHERE NOT deleted"),
+         "live documents after a permission run");
+
+    /* A full run re-reads everything: nothing changes, nothing is pruned. */
+    cr_assert_eq(run_sync_arg(cl, "--full", 0), 0);
+    cr_assert_eq(run_sync_arg(em, "--full", 0), 0);
+    same(pg_docs(0), store_docs(em), "documents after a full run");
+    cr_assert_eq(pg_count(0, "SELECT records + pruned + acls FROM ctxgate.sync_runs"
+                             " ORDER BY id DESC LIMIT 1"), 0);
+    cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.checkpoints"
+                             " WHERE pending_epoch IS NOT NULL"), 0);
+    /* A file gone before a full run: pruned (or deleted) there too. */
+    snprintf(cmd, sizeof cmd, "rm \"$(ls %s/engineering/*.md | head -1)\"", docs);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(run_sync_arg(cl, "--full", 0), 0);
+    cr_assert_eq(run_sync_arg(em, "--full", 0), 0);
+    same(pg_docs(0), store_docs(em), "documents after a full run with a file gone");
+    cr_assert_eq(pg_count(0, "SELECT pruned + deletes FROM ctxgate.sync_runs"
+                             " ORDER BY id DESC LIMIT 1"), 1);
     tu_rmrf(cl);
     tu_rmrf(em);
     free(cl);
