@@ -124,6 +124,7 @@ int pg__ok(pgstore *pg, ctx_error *err, const char *what, const char *sql, int n
 
 const char *pg__i64(pg_num *b, int64_t v)
 {
+    memset(b, 0, sizeof *b);
     snprintf(b->s, sizeof b->s, "%lld", (long long)v);
     return b->s;
 }
