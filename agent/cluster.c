@@ -194,6 +194,13 @@ int cluster_daemon(const ctx_config *cfg, const agent_daemon_opts *opts, ctx_err
         return rc;
     if ((rc = pgstore_open(&cfg->cluster, &pg, err)))
         goto done;
+    /* A lease under this worker's name (host:pid) is a dead process's
+     * that had the same name (a container restarted as pid 1): free it. */
+    {
+        int64_t freed = 0;
+        if ((rc = pgstore_job_release_all(pg, &freed, err)))
+            goto done;
+    }
     if (!(keys = ctx_calloc(n + 1, sizeof *keys))) {
         rc = ctx_error_set(err, CTX_ENOMEM, "out of memory");
         goto done;
@@ -220,15 +227,25 @@ int cluster_daemon(const ctx_config *cfg, const agent_daemon_opts *opts, ctx_err
         int got = 0;
         /* A lost connection (a PostgreSQL restart, a failover) is opened
          * again; what it leased runs out and is claimed again. */
-        if (!pg && pgstore_open(&cfg->cluster, &pg, &lerr)) {
-            if (opts->once) {
-                *err = lerr;
-                rc = lerr.code;
-                break;
+        if (!pg) {
+            int64_t freed = 0;
+            if (pgstore_open(&cfg->cluster, &pg, &lerr)) {
+                if (opts->once) {
+                    *err = lerr;
+                    rc = lerr.code;
+                    break;
+                }
+                ctx_log(CTX_LOG_WARN, "cluster", "%s; trying again in a second", lerr.text);
+                sleep_ms(1000, opts->stop);
+                continue;
             }
-            ctx_log(CTX_LOG_WARN, "cluster", "%s; trying again in a second", lerr.text);
-            sleep_ms(1000, opts->stop);
-            continue;
+            /* Nothing runs here now: what this worker leased before the
+             * connection broke is due again for any worker, at once. */
+            if (pgstore_job_release_all(pg, &freed, &lerr))
+                ctx_log(CTX_LOG_WARN, "cluster", "%s", lerr.text);
+            else if (freed)
+                ctx_log(CTX_LOG_INFO, "cluster", "connected again; freed %lld leases of"
+                        " this worker", (long long)freed);
         }
         if (pgstore_job_claim(pg, (const char *const *)keys, nk, &claim, &got, &lerr)) {
             ctx_log(CTX_LOG_WARN, "cluster", "%s; connecting again", lerr.text);

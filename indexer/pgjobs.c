@@ -121,3 +121,17 @@ int pgstore_job_finish(pgstore *pg, const pgstore_job *job, int64_t next_at,
     PQclear(r);
     return CTX_OK;
 }
+
+int pgstore_job_release_all(pgstore *pg, int64_t *n, ctx_error *err)
+{
+    PGresult *r = pg__q(pg, err, "free this worker's leases",
+                        "UPDATE ctxgate.jobs SET lease_owner = NULL, lease_until = NULL"
+                        " WHERE lease_owner = $1", 1, pg->owner);
+
+    *n = 0;
+    if (!r)
+        return err->code;
+    *n = strtoll(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return CTX_OK;
+}

@@ -79,6 +79,11 @@ int pgstore_job_renew(pgstore *pg, const pgstore_job *job, int *mine, ctx_error 
 int pgstore_job_finish(pgstore *pg, const pgstore_job *job, int64_t next_at,
                        const char *status, const char *error, int *mine, ctx_error *err);
 
+/* pgstore_job_release_all - free every lease this worker (host:pid) holds,
+ * the jobs still due: after a lost connection, when it runs nothing.
+ * *n receives how many. */
+int pgstore_job_release_all(pgstore *pg, int64_t *n, ctx_error *err);
+
 /* pgstore_now - the database's clock, ms since the epoch. */
 int pgstore_now(pgstore *pg, int64_t *ms, ctx_error *err);
 

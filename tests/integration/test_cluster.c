@@ -400,15 +400,17 @@ static void stop_agent(pid_t pid)
               status);
 }
 
-/* wait_for - until sql on database 0 answers at least want (polled), or
- * timeout_s; returns the last answer. */
-static long long wait_for(const char *sql, long long want, int timeout_s)
+/* wait_on - until sql on db answers at least want (polled), or timeout_s;
+ * returns the last answer. A broken connection is reset. */
+static long long wait_on(PGconn *db, const char *sql, long long want, int timeout_s)
 {
     long long n = 0;
 
     for (int i = 0; i < timeout_s * 20; i++) {
         /* (before the first worker made the schema, the query fails: 0) */
-        PGresult *r = PQexec(F.db[0], sql);
+        PGresult *r = PQexec(db, sql);
+        if (PQstatus(db) != CONNECTION_OK)
+            PQreset(db);
         n = PQresultStatus(r) == PGRES_TUPLES_OK ? atoll(PQgetvalue(r, 0, 0)) : 0;
         PQclear(r);
         if (n >= want)
@@ -416,6 +418,11 @@ static long long wait_for(const char *sql, long long want, int timeout_s)
         usleep(50000);
     }
     return n;
+}
+
+static long long wait_for(const char *sql, long long want, int timeout_s)
+{
+    return wait_on(F.db[0], sql, want, timeout_s);
 }
 
 /* worker - "host:pid", as the worker names itself. */
@@ -480,14 +487,12 @@ Test(cluster, two_agents_sync_each_source_exactly_once_per_schedule)
 
 #define SLOW_N 300
 
-Test(cluster, worker_killed_mid_job_the_other_resumes_after_the_lease)
+/* write_slow - dir/slow.sh, a slow exec source: SLOW_N records in stream
+ * "s", a STATE every 10 of them, then a pause of pause seconds. */
+static void write_slow(const char *dir, const char *pause)
 {
-    char *dir = tu_tmpdir("clw"), text[8192], wa[128], wb[128], sql[512];
-    long long at_kill, lease_until, records;
-    pid_t a, b;
-    int status;
+    char text[8192];
 
-    /* A slow exec source: a STATE every 10 records, then a pause. */
     snprintf(text, sizeof text,
              "#!/bin/sh\nread -r req\n"
              "case \"$req\" in *'\"discover\"'*)\n"
@@ -502,9 +507,19 @@ Test(cluster, worker_killed_mid_job_the_other_resumes_after_the_lease)
              "\\\"acl\\\":{\\\"allow\\\":[\\\"group:g\\\"]}}\"\n"
              "  if [ $((i %% 10)) -eq 0 ]; then\n"
              "    echo \"{\\\"type\\\":\\\"STATE\\\",\\\"stream\\\":\\\"s\\\","
-             "\\\"state\\\":{\\\"n\\\":$i}}\"\n    sleep 0.1\n  fi\ndone\n"
-             "echo '{\"type\":\"DONE\"}'\n", SLOW_N);
+             "\\\"state\\\":{\\\"n\\\":$i}}\"\n    sleep %s\n  fi\ndone\n"
+             "echo '{\"type\":\"DONE\"}'\n", SLOW_N, pause);
     tu_write(dir, "slow.sh", text);
+}
+
+Test(cluster, worker_killed_mid_job_the_other_resumes_after_the_lease)
+{
+    char *dir = tu_tmpdir("clw"), text[8192], wa[128], wb[128], sql[512];
+    long long at_kill, lease_until, records;
+    pid_t a, b;
+    int status;
+
+    write_slow(dir, "0.1");
     snprintf(text, sizeof text,
              "{\"data_dir\": \"data\", \"sources\": [{\"name\": \"slow\", \"type\": \"exec\","
              " \"command\": [\"/bin/sh\", \"slow.sh\"],"
@@ -546,6 +561,78 @@ Test(cluster, worker_killed_mid_job_the_other_resumes_after_the_lease)
     cr_assert_eq(pg_count(0, "SELECT count(DISTINCT ext_id) FROM ctxgate.documents"), SLOW_N);
     cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.sync_runs WHERE status = 'running'"),
                  0);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* ---- a PostgreSQL restart under a running worker ---- */
+
+/* pg_server - `sh scripts/pg.sh start dir`: a server of the test's own,
+ * its conninfo into conninfo. */
+static void pg_server(const char *dir, char *conninfo, size_t len)
+{
+    char cmd[512], line[1024];
+    FILE *f;
+
+    snprintf(cmd, sizeof cmd, "sh scripts/pg.sh start %s 2>/dev/null", dir);
+    cr_assert_not_null(f = popen(cmd, "r"));
+    conninfo[0] = '\0';
+    while (fgets(line, sizeof line, f)) {
+        char *p = strstr(line, "CTX_TEST_PG='"), *q;
+        if (p && (q = strchr(p + 13, '\'')))
+            snprintf(conninfo, len, "%.*s", (int)(q - p - 13), p + 13);
+    }
+    cr_assert_eq(pclose(f), 0, "%s failed", cmd);
+    cr_assert(conninfo[0], "no CTX_TEST_PG from %s", cmd);
+}
+
+Test(cluster, postgres_restart_mid_job_the_worker_reconnects_and_completes_it)
+{
+    char *dir = tu_tmpdir("clr"), text[8192], srv[64], conninfo[512], cmd[1024];
+    const char *kw[] = {"dbname", "password", NULL}, *val[3];
+    long long records;
+    PGconn *db;
+    pid_t a;
+
+    snprintf(srv, sizeof srv, "/tmp/ctxclr.%ld", (long)getpid());
+    pg_server(srv, conninfo, sizeof conninfo);
+    val[0] = conninfo;
+    val[1] = pgtest_password();
+    val[2] = NULL;
+    db = PQconnectdbParams(kw, val, 1);
+    cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
+    write_slow(dir, "0.2");
+    snprintf(text, sizeof text,
+             "{\"data_dir\": \"data\", \"sources\": [{\"name\": \"slow\", \"type\": \"exec\","
+             " \"command\": [\"/bin/sh\", \"slow.sh\"],"
+             " \"schedule\": {\"sync\": \"1h\", \"permissions\": \"\", \"full\": \"\"}}],"
+             " \"cluster\": {\"conninfo\": \"%s\","
+             " \"password_env\": \"CTX_TEST_PGPASSWORD\", \"lease_s\": 30}}", conninfo);
+    tu_write(dir, "ctxgate.json", text);
+
+    a = start_agent(dir, 1);
+    cr_assert_geq(wait_on(db, "SELECT count(*) FROM ctxgate.documents", 50, 60), 50,
+                  "the worker committed nothing");
+    snprintf(cmd, sizeof cmd, "%s/usr/lib/postgresql/15/bin/pg_ctl -D %s/data -m fast -w"
+             " -l %s/server.log restart >/dev/null 2>&1",
+             getuid() == 0 ? "runuser -u postgres -- " : "", srv, srv);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    /* The lease is 30 s: done well before it means the worker freed and
+     * took its job again itself once it had connected again. */
+    cr_assert_eq(wait_on(db, "SELECT count(*) FROM ctxgate.jobs WHERE last_status = 'ok'", 1,
+                         25), 1, "the job was not completed after the restart");
+    stop_agent(a);
+    cr_assert_eq(wait_on(db, "SELECT count(*) FROM ctxgate.documents WHERE NOT deleted",
+                         SLOW_N, 1), SLOW_N);
+    cr_assert_eq(wait_on(db, "SELECT count(DISTINCT ext_id) FROM ctxgate.documents", SLOW_N, 1),
+                 SLOW_N);
+    cr_assert_geq(wait_on(db, "SELECT runs FROM ctxgate.jobs", 2, 1), 2);
+    records = wait_on(db, "SELECT records FROM ctxgate.sync_runs WHERE status = 'ok'", 1, 1);
+    cr_assert(records > 0 && records < SLOW_N, "the run after the restart read %lld records:"
+              " not resumed from the checkpoint", records);
+    PQfinish(db);
+    snprintf(cmd, sizeof cmd, "sh scripts/pg.sh stop %s", srv);
+    cr_assert_eq(system(cmd), 0);
     tu_rmrf(dir);
     free(dir);
 }
