@@ -1,6 +1,7 @@
 /*
  * sync.h - the sync runner: reads a source's streams through its connector
- * and applies the messages to the store. Everything a connector emits up to
+ * and applies the messages to a sink: the embedded store, or PostgreSQL in
+ * cluster mode (indexer/sync_sink.h). Everything a connector emits up to
  * a STATE is committed together with that STATE in one transaction, so the
  * stored checkpoint is never ahead of the data; on failure the open
  * transaction is rolled back and the next run resumes from the last STATE.
