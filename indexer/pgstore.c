@@ -265,6 +265,7 @@ void pgstore_close(pgstore *pg)
     if (!pg)
         return;
     PQfinish(pg->db);
+    ctx_free(pg->acls);
     ctx_free(pg);
 }
 
@@ -414,7 +415,10 @@ static int k_begin(void *self, ctx_error *err)
 
 static int k_commit(void *self, ctx_error *err)
 {
-    return pg__ok(self, err, "commit", "COMMIT", 0);
+    int rc = pg__ok(self, err, "commit", "COMMIT", 0);
+
+    pg__acl_cache_end(self, !rc);
+    return rc;
 }
 
 static void k_rollback(void *self)
@@ -422,6 +426,7 @@ static void k_rollback(void *self)
     pgstore *pg = self;
 
     PQclear(PQexec(pg->db, "ROLLBACK"));
+    pg__acl_cache_end(pg, 0);
 }
 
 static int k_pending_get(void *self, int64_t source, const char *stream, int64_t *epoch,

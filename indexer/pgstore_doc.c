@@ -71,6 +71,44 @@ static int acl_key(const ctx_acl *acl, const char **lists[3], size_t ns[3], char
     return CTX_OK;
 }
 
+void pg__acl_cache_end(pgstore *pg, int committed)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < pg->nacls; i++) {
+        if (pg->acls[i].pending && !committed)
+            continue;
+        pg->acls[i].pending = 0;
+        pg->acls[n++] = pg->acls[i];
+    }
+    pg->nacls = n;
+}
+
+static int64_t acl_cached(const pgstore *pg, int64_t source, const char *key)
+{
+    for (size_t i = pg->nacls; i-- > 0;)
+        if (pg->acls[i].source == source && !strcmp(pg->acls[i].key, key))
+            return pg->acls[i].id;
+    return 0;
+}
+
+/* acl_remember - pending until the transaction commits (an id made in a
+ * transaction that rolls back is no set at all). */
+static void acl_remember(pgstore *pg, int64_t source, const char *key, int64_t id)
+{
+    pg_acl_seen *a;
+
+    if (!pg->acls && !(pg->acls = ctx_malloc(PG_ACL_CACHE * sizeof *pg->acls)))
+        return;
+    if (pg->nacls >= PG_ACL_CACHE)
+        return;
+    a = &pg->acls[pg->nacls++];
+    a->source = source;
+    a->id = id;
+    a->pending = 1;
+    snprintf(a->key, sizeof a->key, "%s", key);
+}
+
 /* acl_intern - the id of source's ACL set equal to acl, made when new. */
 static int acl_intern(pgstore *pg, int64_t source, const ctx_acl *acl, int64_t *id,
                       ctx_error *err)
@@ -87,6 +125,8 @@ static int acl_intern(pgstore *pg, int64_t source, const ctx_acl *acl, int64_t *
         rc = ctx_error_set(err, CTX_ENOMEM, "out of memory");
         goto done;
     }
+    if ((*id = acl_cached(pg, source, key)))
+        goto done;
     r = pg__q(pg, err, "find the ACL set",
               "SELECT id FROM ctxgate.acl_sets WHERE source = $1 AND key = $2", 2,
               pg__i64(&a, source), key);
@@ -96,8 +136,10 @@ static int acl_intern(pgstore *pg, int64_t source, const ctx_acl *acl, int64_t *
     }
     *id = PQntuples(r) ? pg__get64(r, 0, 0) : 0;
     PQclear(r);
-    if (*id)
+    if (*id) {
+        acl_remember(pg, source, key, *id);
         goto done;
+    }
     /* Two writers of one source never run at once (the source's lock), so
      * a plain insert cannot race another of the same key. */
     r = pg__q(pg, err, "make the ACL set",
@@ -120,6 +162,8 @@ static int acl_intern(pgstore *pg, int64_t source, const ctx_acl *acl, int64_t *
         rc = pg__ok(pg, err, "record an ACL label",
                     "INSERT INTO ctxgate.acl_labels (acl, label) VALUES ($1, $2)", 2, b.s,
                     lists[2][i]);
+    if (!rc)
+        acl_remember(pg, source, key, *id);
 done:
     for (int l = 0; l < 3; l++)
         ctx_free(lists[l]);

@@ -8,11 +8,25 @@
 
 #include "pgstore.h"
 
+/* An ACL set this connection has seen: kept across a run's batches. */
+typedef struct pg_acl_seen {
+    int64_t source, id;
+    int pending;              /* seen in the open transaction: dropped if it rolls back */
+    char key[65];
+} pg_acl_seen;
+
+#define PG_ACL_CACHE 4096     /* sets remembered per connection; more are looked up */
+
 struct pgstore {
     PGconn *db;
     char owner[128];          /* host:pid: the worker name in runs and leases */
     int64_t lease_ms;
+    pg_acl_seen *acls;        /* PG_ACL_CACHE of them, nacls used */
+    size_t nacls;
 };
+
+/* pg__acl_cache_end - the open transaction committed (1) or rolled back (0). */
+void pg__acl_cache_end(pgstore *pg, int committed);
 
 /* A number as text, for a query parameter. */
 typedef struct pg_num {

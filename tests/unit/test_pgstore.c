@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/util.h"
+#include "indexer/ingest.h"
 #include "indexer/pgstore.h"
 #include "tests/lib/pgtest.h"
 
@@ -123,4 +125,75 @@ Test(pgstore, missing_password_and_wrong_password_are_named_without_the_password
     cr_assert_null(strstr(err.text, "not-the-password"), "%s", err.text);
     /* a failed open made no schema */
     cr_assert_eq(count("SELECT count(*) FROM pg_namespace WHERE nspname = 'ctxgate'"), 0);
+}
+
+/* record - one RECORD through the sink (its xRecord), as the runner applies it. */
+static int record(const sync_sink *sk, ingest_ctx *c, const char *id, const ctx_acl *acl,
+                  ctx_error *err)
+{
+    ctx_record rec = {"s", id, "T", NULL, "some body text", 14, NULL, 0, acl};
+    ingest_prep *p;
+    int rc;
+
+    if ((rc = ingest_prepare(c, &rec, &p, err)))
+        return rc;
+    rc = sk->xRecord(sk->self, c, p, err);
+    ctx_free(p);
+    return rc;
+}
+
+Test(pgstore, sink_batches_roll_back_whole_and_forget_what_they_made)
+{
+    static const char *const allow[] = {"group:b", "group:a", "group:a"};
+    static const char *const allow2[] = {"group:a", "group:b"};
+    const ctx_acl acl = {allow, 3, NULL, 0, NULL, 0}, same = {allow2, 2, NULL, 0, NULL, 0};
+    store_run_stats stats;
+    ingest_ctx c;
+    sync_sink sk;
+    pgstore *pg;
+    ctx_error err;
+    int64_t n = 0;
+
+    memset(&stats, 0, sizeof stats);
+    memset(&c, 0, sizeof c);
+    c.stats = &stats;
+    c.epoch = 1;
+    c.chunk.max_tokens = 256;
+    cr_assert_eq(pgstore_open(&F.cfg, &pg, &err), CTX_OK, "%s", err.text);
+    pgstore_sink(pg, &sk);
+    cr_assert_eq(sk.xSource(sk.self, "src", "files", &c.source, &err), CTX_OK, "%s", err.text);
+    /* A batch that makes an ACL set, then rolls back: nothing of it stays. */
+    cr_assert_eq(sk.xBegin(sk.self, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(record(&sk, &c, "a", &acl, &err), CTX_OK, "%s", err.text);
+    sk.xRollback(sk.self);
+    cr_assert_eq(count("SELECT count(*) FROM ctxgate.acl_sets"), 0);
+    cr_assert_eq(count("SELECT count(*) FROM ctxgate.documents"), 0);
+    /* The same set again (order and duplicates do not matter) is made anew,
+     * and the record and its checkpoint commit together. */
+    cr_assert_eq(sk.xBegin(sk.self, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(record(&sk, &c, "a", &same, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(record(&sk, &c, "b", &acl, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(sk.xStatePut(sk.self, c.source, "s", "{\"n\":2}", &err), CTX_OK, "%s",
+                 err.text);
+    cr_assert_eq(sk.xCommit(sk.self, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(count("SELECT count(*) FROM ctxgate.acl_sets"), 1);
+    cr_assert_eq(count("SELECT count(*) FROM ctxgate.acl_entries"), 2);
+    cr_assert_eq(count("SELECT count(DISTINCT acl) FROM ctxgate.documents"), 1);
+    cr_assert_eq(count("SELECT count(*) FROM ctxgate.checkpoints WHERE state = '{\"n\":2}'"), 1);
+    /* A full run of epoch 2 that saw only "b" prunes "a". */
+    c.epoch = 2;
+    cr_assert_eq(sk.xBegin(sk.self, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(record(&sk, &c, "b", &acl, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(sk.xPruneCount(sk.self, c.source, "s", 2, 0, &n, &err), CTX_OK, "%s",
+                 err.text);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(sk.xPrune(sk.self, c.source, "s", 2, 0, &n, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(sk.xCommit(sk.self, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(count("SELECT count(*) FROM ctxgate.documents WHERE ext_id = 'a' AND deleted"
+                       " AND body IS NULL"), 1);
+    /* (counted as applied, the rolled-back one too, as on the embedded side) */
+    cr_assert_eq(stats.records, 3);
+    cr_assert_eq(stats.unchanged, 1);
+    pgstore_close(pg);
 }
