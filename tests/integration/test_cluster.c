@@ -636,3 +636,40 @@ Test(cluster, postgres_restart_mid_job_the_worker_reconnects_and_completes_it)
     tu_rmrf(dir);
     free(dir);
 }
+
+/* ---- the sync guards hold in cluster mode as they do embedded ---- */
+
+Test(cluster, mass_delete_is_held_in_postgres_until_confirmed)
+{
+    char *dir = tu_tmpdir("clg"), docs[4200], rel[64], *out;
+    int status;
+
+    snprintf(docs, sizeof docs, "%s/docs", dir);
+    for (int i = 0; i < 40; i++) {
+        snprintf(rel, sizeof rel, "f%02d.md", i);
+        tu_write(docs, rel, "---\nallow: [group:g]\n---\nA page.\n");
+    }
+    write_config(dir, docs, 0, NULL);
+    cr_assert_eq(run_sync(dir, 0), 0);
+    for (int i = 0; i < 30; i++) {
+        char p[4300];
+        snprintf(p, sizeof p, "%s/f%02d.md", docs, i);
+        unlink(p);
+    }
+    /* 30 of 40 is over the default share (half, past 10 deletes): held,
+     * nothing deleted, and held again by the next unconfirmed run. */
+    cr_assert_neq(run_sync(dir, 0), 0);
+    cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.documents WHERE NOT deleted"), 40);
+    cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.sync_runs WHERE status = 'held'"
+                             " AND held_reason LIKE '%guard.max_delete_share%'"), 1);
+    cr_assert_neq(run_sync(dir, 0), 0);
+    cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.documents WHERE NOT deleted"), 40);
+    out = tu_cli(dir, "sync --confirm", 1, &status);
+    cr_assert_eq(status, 0, "%s", out);
+    free(out);
+    cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.documents WHERE NOT deleted"), 10);
+    cr_assert_eq(pg_count(0, "SELECT deletes FROM ctxgate.sync_runs ORDER BY id DESC LIMIT 1"),
+                 30);
+    tu_rmrf(dir);
+    free(dir);
+}
