@@ -16,6 +16,7 @@
 #include "../core/util.h"
 #include "../indexer/vindex.h"
 #include "../retrieval/rank.h"
+#include "cluster.h"
 #include "sync.h"
 
 void embed_cfg_from(const ctx_config *cfg, embed_cfg *ec)
@@ -427,7 +428,13 @@ int agent_daemon(const char *config_path, const agent_daemon_opts *opts, ctx_err
     int rc;
 
     memset(&env, 0, sizeof env);
-    if ((rc = ctx_config_load(config_path, &cfg, err)) || (rc = start(&env, &cfg, &a, err))) {
+    /* Cluster mode: the jobs come from PostgreSQL's schedule (cluster.h). */
+    if (!(rc = ctx_config_load(config_path, &cfg, err)) && *cfg.cluster.conninfo) {
+        rc = cluster_daemon(&cfg, opts, err);
+        ctx_config_free(&cfg);
+        return rc;
+    }
+    if (rc || (rc = start(&env, &cfg, &a, err))) {
         ctx_config_free(&cfg);
         return rc;
     }

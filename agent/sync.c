@@ -14,7 +14,6 @@
 #include "../core/util.h"
 #include "../indexer/ingest.h"
 #include "sync_pipe.h"
-#include "../retrieval/rank.h"
 #include "../core/json.h"
 
 /* ---- warning summary: kinds, counts and a few examples ---- */
@@ -46,7 +45,7 @@ typedef struct warn_summary {
  */
 struct ctx_emitter {
     /* the applier's during a read */
-    ctx_store *st;
+    const sync_sink *sk;      /* where messages go (sync_sink.h) */
     ingest_ctx ing;           /* (its chunk and max_record_bytes are read by both) */
     store_run_stats stats;    /* (but warnings, counted in nwarnings) */
     ctx_error err;            /* the first failure, reported over the connector's */
@@ -349,32 +348,33 @@ static int apply(void *arg, sync_pipe_node *node)
         return ctx_error_set(&em->err, CTX_ECANCELED, "sync of %s canceled", em->source_name);
     switch (m->kind) {
     case MSG_RECORD:
-        if (!(rc = ingest_apply(&em->ing, m->prep, &em->err)))
+        if (!(rc = em->sk->xRecord(em->sk->self, &em->ing, m->prep, &em->err)))
             rc = guard_everyone(em);
         break;
     case MSG_ACL:
         /* A permission read takes a RECORD for its ACL only (a connector
          * without a permission mode is read in full for it). */
-        rc = em->perm ? ingest_acl_seen(&em->ing, m->stream, m->id, m->acl, &em->err)
-                      : ingest_acl(&em->ing, m->stream, m->id, m->acl, &em->err);
+        rc = (em->perm ? em->sk->xAclSeen : em->sk->xAcl)(em->sk->self, &em->ing, m->stream,
+                                                          m->id, m->acl, &em->err);
         if (!rc)
             rc = guard_everyone(em);
         break;
     case MSG_DELETE:
-        if (!(rc = ingest_delete(&em->ing, m->stream, m->id, &em->err)))
+        if (!(rc = em->sk->xDelete(em->sk->self, &em->ing, m->stream, m->id, &em->err)))
             rc = guard_deletes(em, 0);
         break;
     case MSG_PRINCIPAL:
-        if (!(rc = store_principal_put(em->st, em->ing.source, &m->p, &em->err)))
+        if (!(rc = em->sk->xPrincipal(em->sk->self, em->ing.source, &m->p, &em->err)))
             em->stats.principals++;
         break;
     case MSG_STATE:
         /* The checkpoint and everything before it, in one transaction. A
          * permission read's STATE only marks a commit point: the stream's
          * resume point stays the content read's. */
-        if ((!em->perm &&
-             (rc = store_state_put(em->st, em->ing.source, m->stream, m->state, &em->err))) ||
-            (rc = store_commit(em->st, &em->err)) || (rc = store_begin(em->st, &em->err)))
+        if ((!em->perm && (rc = em->sk->xStatePut(em->sk->self, em->ing.source, m->stream,
+                                                  m->state, &em->err))) ||
+            (rc = em->sk->xCommit(em->sk->self, &em->err)) ||
+            (rc = em->sk->xBegin(em->sk->self, &em->err)))
             break;
         em->stats.states++;
         break;
@@ -538,7 +538,8 @@ static int em_next_id(ctx_emitter *em, const char *stream, const char *after, co
      * applier is idle until the next push, so the store is this thread's. */
     if ((rc = sync_pipe_drain(&em->pipe)))
         return rc;
-    if ((rc = store_doc_next(em->st, em->ing.source, stream, after, &em->next_id, &em->err)))
+    if ((rc = em->sk->xDocNext(em->sk->self, em->ing.source, stream, after, &em->next_id,
+                               &em->err)))
         return sync_pipe_fail(&em->pipe, rc);
     *id = em->next_id;
     return CTX_OK;
@@ -626,7 +627,7 @@ static int begin_stream(ctx_emitter *em, const char *stream, int *mode)
     int rc;
 
     em->ing.epoch = em->run;
-    if ((rc = store_pending_get(em->st, em->ing.source, stream, &pending, &em->err)))
+    if ((rc = em->sk->xPendingGet(em->sk->self, em->ing.source, stream, &pending, &em->err)))
         return rc;
     if (pending) {
         ctx_log(CTX_LOG_INFO, "sync", "source %s: resuming the unfinished full sync of"
@@ -638,11 +639,11 @@ static int begin_stream(ctx_emitter *em, const char *stream, int *mode)
     }
     if (*mode != READ_FULL)
         return CTX_OK;
-    if ((rc = store_begin(em->st, &em->err)))
+    if ((rc = em->sk->xBegin(em->sk->self, &em->err)))
         return rc;
-    if ((rc = store_pending_put(em->st, em->ing.source, stream, em->run, &em->err)) ||
-        (rc = store_commit(em->st, &em->err)))
-        store_rollback(em->st);
+    if ((rc = em->sk->xPendingPut(em->sk->self, em->ing.source, stream, em->run, &em->err)) ||
+        (rc = em->sk->xCommit(em->sk->self, &em->err)))
+        em->sk->xRollback(em->sk->self);
     return rc;
 }
 
@@ -660,19 +661,17 @@ static int finish_stream(ctx_emitter *em, const char *stream, int mode)
     if (mode == READ_INCR)
         return CTX_OK;
     /* Counted first: over the guard's share the run is held (CTX_EHELD). */
-    rc = mode == READ_PERM
-             ? store_perm_prune_count(em->st, em->ing.source, stream, &n, &em->err)
-             : store_prune_count(em->st, em->ing.source, stream, em->ing.epoch, &n, &em->err);
+    rc = em->sk->xPruneCount(em->sk->self, em->ing.source, stream, em->ing.epoch,
+                             mode == READ_PERM, &n, &em->err);
     if (rc || (n && (rc = guard_deletes(em, n))))
         return rc;
-    rc = mode == READ_PERM
-             ? store_perm_prune(em->st, em->ing.source, stream, em->ing.epoch, &n, &em->err)
-             : store_prune(em->st, em->ing.source, stream, em->ing.epoch, &n, &em->err);
+    rc = em->sk->xPrune(em->sk->self, em->ing.source, stream, em->ing.epoch, mode == READ_PERM,
+                        &n, &em->err);
     if (rc)
         return rc;
     em->stats.pruned += n;
     if (mode == READ_FULL)
-        return store_pending_clear(em->st, em->ing.source, stream, &em->err);
+        return em->sk->xPendingClear(em->sk->self, em->ing.source, stream, &em->err);
     return CTX_OK;
 }
 
@@ -693,14 +692,15 @@ static int read_stream(ctx_emitter *em, registry_conn *rc_, const char *stream, 
     em->perm = mode == READ_PERM;
     /* A full read gets the state too: the connector re-reads everything but
      * may need to know what it sent last time (groups to retract). */
-    if (!xperm && (rc = store_state_get(em->st, em->ing.source, stream, &state, &em->err)))
+    if (!xperm &&
+        (rc = em->sk->xStateGet(em->sk->self, em->ing.source, stream, &state, &em->err)))
         goto done;
     /* An incremental read from a checkpoint reads only what changed. */
     if (mode == READ_INCR && state)
         em->partial = 1;
-    if (mode == READ_PERM && (rc = store_perm_begin(em->st, &em->err)))
+    if (mode == READ_PERM && (rc = em->sk->xPermBegin(em->sk->self, &em->err)))
         goto done;
-    if ((rc = store_begin(em->st, &em->err)))
+    if ((rc = em->sk->xBegin(em->sk->self, &em->err)))
         goto done;
     sync_pipe_start(&em->pipe, !em->opts->serial, em->opts->queue_msgs, em->opts->queue_bytes,
                     apply, msg_free, em);
@@ -728,19 +728,19 @@ static int read_stream(ctx_emitter *em, registry_conn *rc_, const char *stream, 
         rc = em->err.code;
     }
     if (rc) {
-        store_rollback(em->st);
+        em->sk->xRollback(em->sk->self);
         goto done;
     }
     /* Over a guard, what was read is kept and the prune waits for a
      * confirmed run: the full run stays pending with its epoch. */
     rc = finish_stream(em, stream, mode);
     if (rc == CTX_EHELD) {
-        if (store_commit(em->st, &em->err))
-            store_rollback(em->st);
+        if (em->sk->xCommit(em->sk->self, &em->err))
+            em->sk->xRollback(em->sk->self);
         goto done;
     }
-    if (rc || (rc = store_commit(em->st, &em->err)))
-        store_rollback(em->st);
+    if (rc || (rc = em->sk->xCommit(em->sk->self, &em->err)))
+        em->sk->xRollback(em->sk->self);
 done:
     em->perm = 0;
     em->ing.epoch = em->run;
@@ -753,14 +753,14 @@ done:
  * finished (a full or permission run, or a first sync that had no
  * checkpoint to start from): the source's permissions are as fresh as the
  * run's start. */
-static void mark_acl_synced(ctx_store *st, const sync_opts *opts, int partial, int64_t source,
-                            const char *name, int64_t started_at)
+static void mark_acl_synced(const sync_sink *sk, const sync_opts *opts, int partial,
+                            int64_t source, const char *name, int64_t started_at)
 {
     ctx_error err;
 
     if ((!opts->full && !opts->permissions && partial) || opts->nstreams || opts->filter)
         return;
-    if (store_source_acl_synced_put(st, source, started_at, &err))
+    if (sk->xAclSynced(sk->self, source, started_at, &err))
         ctx_log(CTX_LOG_WARN, "sync", "source %s: permission sync time not recorded: %s",
                 name, err.text);
 }
@@ -768,12 +768,21 @@ static void mark_acl_synced(ctx_store *st, const sync_opts *opts, int partial, i
 int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
                 store_run_stats *stats, ctx_error *err)
 {
+    sync_sink sk;
+
+    sync_sink_store(st, &sk);
+    return sync_source_to(&sk, src, opts, stats, err);
+}
+
+int sync_source_to(const sync_sink *sk, const ctx_source_cfg *src, const sync_opts *opts,
+                   store_run_stats *stats, ctx_error *err)
+{
     ctx_emitter em;
     registry_conn conn = {0};
     stream_list streams = {NULL, 0};
     ctx_conn_error ce;
     int64_t run = 0, started_at;
-    int rc, lockfd = -1, guards_off;
+    int rc, lockfd = -1, guards_off, locked = 0;
     size_t i;
 
     memset(&em, 0, sizeof em);
@@ -784,10 +793,10 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
     if ((rc = registry_open(src, &conn, err)))
         goto out;
 
-    em.st = st;
+    em.sk = sk;
     em.opts = opts;
     em.source_name = src->name;
-    em.ing.store = st;
+    em.ing.store = sk->chunks ? sk->self : NULL;
     em.ing.stats = &em.stats;
     em.ing.max_record_bytes = src->max_record_bytes;
     em.ing.chunk.max_tokens = opts->chunk_max_tokens ? (int)opts->chunk_max_tokens : 256;
@@ -796,14 +805,20 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
     em.guard = &src->guard;
     /* For tokenizing chunks ahead of the store (em_record). Without it,
      * FTS5 does it all. */
-    if (!opts->permissions && !opts->serial) {
+    if (!opts->permissions && !opts->serial && sk->chunks) {
         ctx_error terr;
         if (pretok_open(&em.tok, &terr))
             ctx_log(CTX_LOG_DEBUG, "sync", "%s", terr.text);
     }
 
-    if ((rc = store_source(st, src->name, conn.vt->name, &em.ing.source, err)) ||
-        (rc = store_source_live(st, em.ing.source, &em.live_at_start, err)))
+    if ((rc = sk->xSource(sk->self, src->name, conn.vt->name, &em.ing.source, err)))
+        goto out;
+    if (sk->xLock) {
+        if ((rc = sk->xLock(sk->self, em.ing.source, src->name, err)))
+            goto out;
+        locked = 1;
+    }
+    if ((rc = sk->xLive(sk->self, em.ing.source, &em.live_at_start, err)))
         goto out;
     /* A held source stays held until a confirmed run (or a config
      * without guards): a second unconfirmed run would otherwise measure
@@ -813,11 +828,11 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
     guards_off = opts->confirm ||
                  (src->guard.max_delete_share >= 1 && src->guard.max_everyone <= 0);
     if (!guards_off && !opts->filter &&
-        (rc = store_source_held(st, em.ing.source, em.held, sizeof em.held, err)))
+        (rc = sk->xHeld(sk->self, em.ing.source, em.held, sizeof em.held, err)))
         goto out;
     started_at = ctx_now_ms();
-    if ((rc = store_run_begin(st, em.ing.source, opts->permissions ? 2 : opts->full, &run,
-                              err)))
+    if ((rc = sk->xRunBegin(sk->self, em.ing.source, opts->permissions ? 2 : opts->full, &run,
+                            err)))
         goto out;
     em.ing.epoch = em.run = run;
     if (em.held[0]) {
@@ -846,7 +861,7 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
         if (wanted(opts, streams.v[i]))
             rc = read_stream(&em, &conn, streams.v[i], stream_mode(opts, streams.v[i]));
     if (!rc)
-        mark_acl_synced(st, opts, em.partial, em.ing.source, src->name, started_at);
+        mark_acl_synced(sk, opts, em.partial, em.ing.source, src->name, started_at);
 
     em.stats.warnings = em.nwarnings;
     if (rc)
@@ -862,23 +877,20 @@ int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
         /* held_reason: why, for a held run; "" for a run without guards,
          * which lifts an earlier hold; NULL otherwise. */
         const char *held = em.held[0] ? em.held : guards_off && !rc ? "" : NULL;
-        int frc = store_run_finish(st, run, status, &em.stats, rc ? em.err.text : NULL, &ferr);
+        int frc = sk->xRunFinish(sk->self, run, status, &em.stats, rc ? em.err.text : NULL,
+                                 &ferr);
         if (!frc && (warnings || held))
-            frc = store_run_note(st, run, warnings, held, &ferr);
+            frc = sk->xRunNote(sk->self, run, warnings, held, &ferr);
         ctx_free(warnings);
         if (frc && !rc) {
             rc = frc;
             em.err = ferr;
         }
     }
-    /* Ranking statistics follow the index when it has grown or shrunk
-     * enough to matter (rank.h); a failure here loses no data. */
-    if (rc != CTX_ECANCELED) {
-        ctx_error serr;
-        if (rank_stats_refresh(store_db(st), 0, &serr))
-            ctx_log(CTX_LOG_WARN, "sync", "source %s: ranking statistics not refreshed: %s",
-                    src->name, serr.text);
-    }
+    /* Derived statistics (the store's ranking statistics); a failure here
+     * loses no data. */
+    if (rc != CTX_ECANCELED && sk->xRunEnd)
+        sk->xRunEnd(sk->self, src->name);
     if (rc && err)
         *err = em.err;
     if (stats)
@@ -891,6 +903,8 @@ out:
         ctx_free(streams.v[i]);
     ctx_free(streams.v);
     registry_close(&conn);
+    if (locked)
+        sk->xUnlock(sk->self, em.ing.source);
     if (lockfd >= 0)
         close(lockfd);
     return rc;

@@ -1,6 +1,7 @@
 /*
  * sync.h - the sync runner: reads a source's streams through its connector
- * and applies the messages to the store. Everything a connector emits up to
+ * and applies the messages to a sink: the embedded store, or PostgreSQL in
+ * cluster mode (indexer/sync_sink.h). Everything a connector emits up to
  * a STATE is committed together with that STATE in one transaction, so the
  * stored checkpoint is never ahead of the data; on failure the open
  * transaction is rolled back and the next run resumes from the last STATE.
@@ -13,6 +14,7 @@
 #include "../connectors/registry.h"
 #include "../core/config.h"
 #include "../indexer/store.h"
+#include "../indexer/sync_sink.h"
 
 /* Progress, called at most a few times a second while a stream is read. */
 typedef void (*sync_progress_fn)(void *arg, const char *source, const char *stream,
@@ -77,5 +79,13 @@ typedef struct sync_opts {
  */
 int sync_source(ctx_store *st, const ctx_source_cfg *src, const sync_opts *opts,
                 store_run_stats *stats, ctx_error *err);
+
+/*
+ * sync_source_to - sync_source into any sink (indexer/sync_sink.h; borrowed):
+ * sync_source is this with the embedded store's sink. With a sink that
+ * has xLock (PostgreSQL), one run of a source at a time cluster-wide too.
+ */
+int sync_source_to(const sync_sink *sk, const ctx_source_cfg *src, const sync_opts *opts,
+                   store_run_stats *stats, ctx_error *err);
 
 #endif

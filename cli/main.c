@@ -18,6 +18,7 @@
 #include "../core/config.h"
 #include "../core/util.h"
 #include "../indexer/embed.h"
+#include "../indexer/pgstore.h"
 #include "../indexer/store.h"
 #include "../indexer/vindex.h"
 #include "../retrieval/explain.h"
@@ -197,6 +198,8 @@ static int cmd_sync(int argc, char **argv)
     ctx_store *st = NULL;
     ctx_error err;
     sync_opts so;
+    sync_sink sink;
+    pgstore *pg = NULL;
     char lockdir[4096];
     int c, rc, failed = 0, full = 0, perms = 0, confirm = 0;
 
@@ -229,6 +232,16 @@ static int cmd_sync(int argc, char **argv)
             return 2;
         }
     }
+    /* Cluster mode (docs/cluster.md): the runs write to PostgreSQL. */
+    sync_sink_store(st, &sink);
+    if (cfg.cluster.conninfo && *cfg.cluster.conninfo) {
+        if ((rc = pgstore_open(&cfg.cluster, &pg, &err))) {
+            store_close(st);
+            ctx_config_free(&cfg);
+            return fail(&err);
+        }
+        pgstore_sink(pg, &sink);
+    }
     snprintf(lockdir, sizeof lockdir, "%s/locks", cfg.data_dir);
     ctx_mkdir_p(lockdir);
     signal(SIGINT, on_signal);
@@ -260,7 +273,7 @@ static int cmd_sync(int argc, char **argv)
         so.permissions = perms;
         so.nprincipal_streams = perms ? jobs_principal_streams(src, pstreams, 32) : 0;
         so.principal_streams = pstreams;
-        rc = sync_source(st, src, &so, &stats, &err);
+        rc = sync_source_to(&sink, src, &so, &stats, &err);
         if (rc) {
             fprintf(stderr, "ctxgate: %s\n", err.text);
             failed = 1;
@@ -285,8 +298,10 @@ static int cmd_sync(int argc, char **argv)
         if (stats.repaired_utf8)
             fprintf(stderr, "ctxgate: %s: repaired %lld ill-formed UTF-8 sequences\n",
                     src->name, (long long)stats.repaired_utf8);
-        permission_warnings(st, src->name);
+        if (!pg)
+            permission_warnings(st, src->name);
     }
+    pgstore_close(pg);
     store_close(st);
     ctx_config_free(&cfg);
     return failed || canceled ? 1 : 0;

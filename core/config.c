@@ -30,6 +30,7 @@ typedef struct top_cfg {
     json_t *serve;
     json_t *audit;
     json_t *search;
+    json_t *cluster;
 } top_cfg;
 
 typedef struct audit_cfg {
@@ -76,6 +77,23 @@ static const ctx_opt top_opts[] = {
      "the audit log: {\"store_queries\": false}", NULL, 0},
     {"search", CTX_OPT_JSON, NULL, offsetof(top_cfg, search), 0,
      "hybrid fusion: {\"w_lexical\": 1, \"w_vector\": 1, \"rrf_k\": 60}", NULL, 0},
+    {"cluster", CTX_OPT_JSON, NULL, offsetof(top_cfg, cluster), 0,
+     "cluster mode (preview): {\"conninfo\": \"host=... dbname=...\", \"password_env\": ...}",
+     NULL, 0},
+    CTX_OPT_END,
+};
+
+static const ctx_opt cluster_opts[] = {
+    {"conninfo", CTX_OPT_STRING, "", offsetof(ctx_cluster_cfg, conninfo), 0,
+     "libpq connection string of the PostgreSQL that holds the system of record and the job"
+     " schedule; keep the password out of it (\"\" = embedded mode)", NULL, 0},
+    {"password_env", CTX_OPT_STRING, "", offsetof(ctx_cluster_cfg, password_env), 0,
+     "environment variable holding the PostgreSQL password", NULL, 0},
+    {"password_file", CTX_OPT_STRING, "", offsetof(ctx_cluster_cfg, password_file), 0,
+     "file holding the PostgreSQL password (its first line)", NULL, 0},
+    {"lease_s", CTX_OPT_INT, "30", offsetof(ctx_cluster_cfg, lease_s), 0,
+     "seconds a worker's claim on a job lasts unless renewed (5..3600); a killed worker's"
+     " job is taken by another after this", NULL, 0},
     CTX_OPT_END,
 };
 
@@ -229,6 +247,25 @@ static int check_auth(ctx_auth_cfg *a, ctx_error *err)
         if (!*a->agent_claims.v[i])
             return ctx_error_set(err, CTX_ECONFIG, "auth.agent_claims[%zu]: empty; name a"
                                  " claim such as \"act.sub\", \"azp\" or \"client_id\"", i);
+    return CTX_OK;
+}
+
+/* check_cluster - the cluster section's values, once parsed. */
+static int check_cluster(const ctx_cluster_cfg *c, ctx_error *err)
+{
+    if (!*c->conninfo && (*c->password_env || *c->password_file))
+        return ctx_error_set(err, CTX_ECONFIG, "cluster.conninfo: required when a password is"
+                             " given; set it to the PostgreSQL's conninfo, or drop the"
+                             " cluster section for the embedded mode");
+    if (*c->password_env && *c->password_file)
+        return ctx_error_set(err, CTX_ECONFIG, "cluster.password_env, cluster.password_file:"
+                             " set one of them, not both");
+    if (strstr(c->conninfo, "password"))
+        return ctx_error_set(err, CTX_ECONFIG, "cluster.conninfo: holds a password; move it"
+                             " to cluster.password_env or cluster.password_file");
+    if (c->lease_s < 5 || c->lease_s > 3600)
+        return ctx_error_set(err, CTX_ECONFIG, "cluster.lease_s: %lld is out of range; use"
+                             " 5..3600 (seconds)", (long long)c->lease_s);
     return CTX_OK;
 }
 
@@ -612,7 +649,9 @@ int ctx_config_parse(json_t *root, const char *base_dir, ctx_config *cfg, ctx_er
         if ((rc = parse_section(auth_opts, top.auth, &cfg->auth, "auth", err)) ||
             (rc = parse_section(serve_opts, top.serve, &cfg->serve, "serve", err)) ||
             (rc = parse_section(audit_opts, top.audit, &au, "audit", err)) ||
-            (rc = parse_section(search_opts_table, top.search, &cfg->search, "search", err))) {
+            (rc = parse_section(search_opts_table, top.search, &cfg->search, "search", err)) ||
+            (rc = parse_section(cluster_opts, top.cluster, &cfg->cluster, "cluster", err)) ||
+            (rc = check_cluster(&cfg->cluster, err))) {
             ctx_opts_free(audit_opts, &au);
             goto done;
         }
@@ -763,6 +802,7 @@ void ctx_config_free(ctx_config *cfg)
     ctx_opts_free(auth_opts, &cfg->auth);
     ctx_opts_free(serve_opts, &cfg->serve);
     ctx_opts_free(search_opts_table, &cfg->search);
+    ctx_opts_free(cluster_opts, &cfg->cluster);
     ctx_free(cfg->sources);
     ctx_opts_free(embed_opts, &cfg->embeddings);
     ctx_free(cfg->data_dir);
@@ -886,6 +926,10 @@ json_t *ctx_config_schema(json_t *connectors)
     json_object_set_new(props, "audit", ctx_opts_schema(audit_opts, NULL));
     json_object_set_new(json_object_get(props, "audit"), "description",
                         json_string("the audit log of searches and fetches"));
+    json_object_set_new(props, "cluster", ctx_opts_schema(cluster_opts, NULL));
+    json_object_set_new(json_object_get(props, "cluster"), "description",
+                        json_string("cluster mode (preview, docs/cluster.md): PostgreSQL holds"
+                                    " the system of record and the job schedule"));
     json_object_set_new(props, "sources",
                         json_pack("{s:s,s:s,s:{s:o}}", "type", "array", "description",
                                   "the sources to sync", "items", "oneOf", branches));

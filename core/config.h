@@ -144,6 +144,17 @@ typedef struct ctx_search_cfg {
     double doc_decay;           /* a document's later chunks' weight, 0..0.9 (search.h) */
 } ctx_search_cfg;
 
+/*
+ * The "cluster" section: cluster mode (docs/cluster.md). Unset conninfo =
+ * the embedded mode (one SQLite store and its FAISS files per data_dir).
+ */
+typedef struct ctx_cluster_cfg {
+    char *conninfo;           /* libpq conninfo of the shared PostgreSQL; "" = not a cluster */
+    char *password_env;       /* env var holding its password, or "" */
+    char *password_file;      /* or a file holding it, or "" */
+    int64_t lease_s;          /* a job claim lasts this long unless renewed (5..3600) */
+} ctx_cluster_cfg;
+
 typedef struct ctx_config {
     char *path;               /* the file it came from, or NULL */
     char *data_dir;           /* absolute or relative to the config file */
@@ -162,6 +173,7 @@ typedef struct ctx_config {
     ctx_search_cfg search;    /* hybrid fusion */
     ctx_budget *budgets;      /* token budgets (the "budgets" array) */
     size_t nbudgets;
+    ctx_cluster_cfg cluster;  /* cluster mode, when cluster.conninfo is set */
 } ctx_config;
 
 /*

@@ -527,3 +527,40 @@ Test(config, budgets_parse_with_their_windows)
     cr_assert_eq(cfg.budgets[1].per_ms, 86400000);
     ctx_config_free(&cfg);
 }
+
+Test(config, cluster_section_defaults_and_checks)
+{
+    static const struct {
+        const char *cluster, *want;
+    } bad[] = {
+        {"{\"conninfo\": \"host=h\", \"lease_s\": 2}", "cluster.lease_s: 2 is out of range"},
+        {"{\"conninfo\": \"host=h\", \"password_env\": \"A\", \"password_file\": \"f\"}",
+         "set one of them, not both"},
+        {"{\"password_env\": \"A\"}", "cluster.conninfo: required when a password is given"},
+        {"{\"conninfo\": \"host=h password=x\"}", "cluster.conninfo: holds a password"},
+        {"{\"conninfo\": \"host=h\", \"leas_s\": 40}", "did you mean \"lease_s\""},
+        {"[]", "cluster: expected an object"},
+    };
+    ctx_config cfg;
+    ctx_error err;
+    char text[512];
+
+    /* No section: the embedded mode. */
+    cr_assert_eq(parse("{\"sources\":[]}", &cfg, &err), 0, "%s", err.text);
+    cr_assert_str_eq(cfg.cluster.conninfo, "");
+    cr_assert_eq(cfg.cluster.lease_s, 30);
+    ctx_config_free(&cfg);
+    cr_assert_eq(parse("{\"sources\":[],\"cluster\":{\"conninfo\":\"host=db dbname=c\","
+                       "\"password_env\":\"PGPW\",\"lease_s\":60}}", &cfg, &err), 0, "%s",
+                 err.text);
+    cr_assert_str_eq(cfg.cluster.conninfo, "host=db dbname=c");
+    cr_assert_str_eq(cfg.cluster.password_env, "PGPW");
+    cr_assert_eq(cfg.cluster.lease_s, 60);
+    ctx_config_free(&cfg);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, "{\"sources\":[],\"cluster\":%s}", bad[i].cluster);
+        cr_assert_eq(parse(text, &cfg, &err), CTX_ECONFIG, "%s", bad[i].cluster);
+        cr_assert(strstr(err.text, bad[i].want), "%s: %s", bad[i].cluster, err.text);
+        ctx_config_free(&cfg);
+    }
+}

@@ -1,0 +1,61 @@
+/*
+ * pgstore_int.h - what pgstore.c and pgstore_doc.c share (indexer-internal).
+ */
+#ifndef CTX_INDEXER_PGSTORE_INT_H
+#define CTX_INDEXER_PGSTORE_INT_H
+
+#include <libpq-fe.h>
+
+#include "pgstore.h"
+
+/* An ACL set this connection has seen: kept across a run's batches. */
+typedef struct pg_acl_seen {
+    int64_t source, id;
+    int pending;              /* seen in the open transaction: dropped if it rolls back */
+    char key[65];
+} pg_acl_seen;
+
+#define PG_ACL_CACHE 4096     /* sets remembered per connection; more are looked up */
+
+struct pgstore {
+    PGconn *db;
+    char owner[128];          /* host:pid: the worker name in runs and leases */
+    int64_t lease_ms;
+    pg_acl_seen *acls;        /* PG_ACL_CACHE of them, nacls used */
+    size_t nacls;
+};
+
+/* pg__acl_cache_end - the open transaction committed (1) or rolled back (0). */
+void pg__acl_cache_end(pgstore *pg, int committed);
+
+/* A number as text, for a query parameter. */
+typedef struct pg_num {
+    char s[24];
+} pg_num;
+
+const char *pg__i64(pg_num *b, int64_t v);
+/* pg__get64 - the value at (row, col) as a number; 0 for NULL. */
+int64_t pg__get64(PGresult *r, int row, int col);
+/* pg__fail - err from r (cleared) or the connection, naming what. */
+int pg__fail(pgstore *pg, PGresult *r, ctx_error *err, const char *what);
+/* pg__q - run sql with n text parameters (const char *, NULL = SQL NULL);
+ * the result (PQclear it), or NULL with err set. */
+PGresult *pg__q(pgstore *pg, ctx_error *err, const char *what, const char *sql, int n, ...);
+/* pg__ok - pg__q for a statement whose result is not read (n 0: several
+ * statements may be given). */
+int pg__ok(pgstore *pg, ctx_error *err, const char *what, const char *sql, int n, ...);
+
+/* The sink's messages (pgstore_doc.c); contracts as sync_sink's members. */
+int pg__record(void *self, ingest_ctx *c, const ingest_prep *p, ctx_error *err);
+int pg__delete(void *self, ingest_ctx *c, const char *stream, const char *id, ctx_error *err);
+int pg__acl(void *self, ingest_ctx *c, const char *stream, const char *id, const ctx_acl *acl,
+            ctx_error *err);
+int pg__acl_seen(void *self, ingest_ctx *c, const char *stream, const char *id,
+                 const ctx_acl *acl, ctx_error *err);
+int pg__principal(void *self, int64_t source, const ctx_principal *p, ctx_error *err);
+int pg__prune_count(void *self, int64_t source, const char *stream, int64_t epoch, int perm,
+                    int64_t *n, ctx_error *err);
+int pg__prune(void *self, int64_t source, const char *stream, int64_t epoch, int perm,
+              int64_t *n, ctx_error *err);
+
+#endif
