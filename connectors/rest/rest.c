@@ -6,7 +6,8 @@
  * (updated_at, id) cursor. All streams of a source share one HTTP handle,
  * one credential and so one rate budget.
  *
- * Streams: one per streams[] entry, in the configured order.
+ * Streams: one per streams[] entry, in the configured order. The
+ * requests themselves are in rest_http.c (rest_int.h).
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -18,42 +19,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../core/json.h"
 #include "../../core/opts.h"
-#include "../../core/retry.h"
 #include "../../core/util.h"
 #include "../registry.h"
-#include "../sdk/ctxgate/connector.h"
-#include "../../core/json.h"
+#include "rest_int.h"
 
 /* ---- configuration ---- */
 
-typedef struct rest_stream_cfg {
-    char *name, *kind, *endpoint, *records;
-    json_t *params;
-    char *id, *title;
-    ctx_strlist body;
-    char *url, *url_template, *updated_at, *since_param;
-    char *allow_users, *allow_groups, *deny_users, *deny_groups, *labels;
-    int allow_everyone;
-    char *permissions_endpoint, *permissions_users, *permissions_groups;
-    char *deleted_endpoint, *deleted_records, *deleted_id, *deleted_at;
-    char *pagination, *page_param, *offset_param, *limit_param, *cursor_param, *cursor_path;
-    int64_t page_size, start_page, lookback_seconds;
-    char *email, *display_name, *members, *member_groups;
-} rest_stream_cfg;
-
-typedef struct rest_auth_cfg {
-    char *type, *secret_env, *secret_file, *header, *username, *client_id, *token_url,
-        *scope;
-} rest_auth_cfg;
-
-typedef struct rest_cfg {
-    char *base_url, *ca_file;
-    json_t *auth;
-    int64_t connect_timeout, timeout, retries, backoff_ms, max_backoff_ms, max_retry_after;
-    int64_t requests_per_second, max_page_bytes;
-    ctx_objlist streams;   /* of rest_stream_cfg */
-} rest_cfg;
 
 #define S(f) offsetof(rest_stream_cfg, f)
 static const ctx_opt stream_opts[] = {
@@ -191,40 +164,7 @@ static const ctx_opt rest_opts[] = {
 };
 #undef G
 
-enum { AUTH_NONE, AUTH_BEARER, AUTH_API_KEY, AUTH_BASIC, AUTH_OAUTH2 };
-enum { KIND_DOCS, KIND_USERS, KIND_GROUPS };
-enum { PAGE_NONE, PAGE_NUMBER, PAGE_OFFSET, PAGE_CURSOR, PAGE_LINK };
-
-typedef struct rest_conn {
-    rest_cfg cfg;
-    rest_auth_cfg auth;
-    int auth_kind;
-    CURL *curl;
-    char *secret;             /* loaded on first use; wiped on close */
-    char *token;              /* oauth2 access token */
-    int64_t token_exp_ms;
-    uint64_t next_ok_ns;      /* the rate budget: no request before this (ctx_mono_ns) */
-    uint64_t rng;
-    const ctx_host *host;     /* during xRead only, for retry logs */
-    ctx_emitter *em;
-} rest_conn;
-
-/* One HTTP answer. */
-typedef struct rest_resp {
-    long status;
-    ctx_buf body, link;
-    size_t max;
-    int too_big;
-    char retry_after[64], ctype[96];
-    int64_t rl_remaining, rl_reset;   /* -1 when absent */
-} rest_resp;
-
-#define REST_STATE_MAX 512
-
-static void rest_log(const rest_conn *c, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void rest_log(const rest_conn *c, int level, const char *fmt, ...)
+void rest_log(const rest_conn *c, int level, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -318,13 +258,12 @@ static int check_stream(const rest_conn *c, size_t i, ctx_error *err)
     return CTX_OK;
 }
 
-static int same_origin(const char *a, const char *b);
 
 /* foreign - 1 when an endpoint is an absolute URL on another host than base_url. */
 static int foreign(const rest_conn *c, const char *endpoint)
 {
     return endpoint && (!strncmp(endpoint, "http://", 7) || !strncmp(endpoint, "https://", 8)) &&
-           !same_origin(endpoint, c->cfg.base_url);
+           !rest_same_origin(endpoint, c->cfg.base_url);
 }
 
 /* check_cfg - cross-key rules of the whole config. */
@@ -416,7 +355,7 @@ static const char *rest_spec(void)
 }
 
 /* err_prefix - put "what: " before the message already in *e. */
-static void err_prefix(ctx_conn_error *e, const char *what)
+void rest_err_prefix(ctx_conn_error *e, const char *what)
 {
     char text[sizeof e->text];
     snprintf(text, sizeof text, "%s: %s", what, e->text);
@@ -472,595 +411,6 @@ static int rest_open(const char *config_json, void **pconn, ctx_conn_error *e)
     return CTX_CONN_OK;
 }
 
-/* ---- secrets and small helpers ---- */
-
-/* load_secret - the secret from secret_env or secret_file, once. */
-static int load_secret(rest_conn *c, ctx_conn_error *e)
-{
-    char *text = NULL;
-    size_t len = 0;
-    const char *v;
-
-    if (c->secret || c->auth_kind == AUTH_NONE || !c->cfg.auth)
-        return CTX_CONN_OK;
-    if (c->auth.secret_env) {
-        if (!(v = getenv(c->auth.secret_env)) || !*v)
-            return conn_errf(e, CTX_CONN_ECONFIG, "auth.secret_env: the environment variable"
-                            " \"%s\" is not set; export it before the sync",
-                            c->auth.secret_env);
-        if (!(c->secret = ctx_strdup(v)))
-            return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
-        return CTX_CONN_OK;
-    }
-    if (ctx_read_file(c->auth.secret_file, &text, &len))
-        return conn_errf(e, CTX_CONN_ECONFIG, "auth.secret_file: cannot read %s: %s",
-                        c->auth.secret_file, strerror(errno));
-    text[strcspn(text, "\r\n")] = '\0';
-    c->secret = text;
-    return CTX_CONN_OK;
-}
-
-/* sleep_until - sleep until ctx_mono_ns() reaches t (CLOCK_MONOTONIC, ns). */
-static void sleep_until(uint64_t t)
-{
-    struct timespec ts;
-    ts.tv_sec = (time_t)(t / 1000000000u);
-    ts.tv_nsec = (long)(t % 1000000000u);
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
-}
-
-/* hold - no request of this credential before ms milliseconds from now. */
-static void hold(rest_conn *c, int64_t ms)
-{
-    uint64_t until = ctx_mono_ns() + (uint64_t)(ms > 0 ? ms : 0) * 1000000u;
-    if (until > c->next_ok_ns)
-        c->next_ok_ns = until;
-}
-
-/* url_path - the part of url after scheme and host, for messages. Borrowed. */
-static const char *url_path(const char *url)
-{
-    const char *p = strstr(url, "://");
-    p = p ? strchr(p + 3, '/') : NULL;
-    return p ? p : url;
-}
-
-/* same_origin - 1 when a and b have the same scheme://host:port. */
-static int same_origin(const char *a, const char *b)
-{
-    size_t la = (size_t)(url_path(a) - a), lb = (size_t)(url_path(b) - b);
-    if (a[la] != '/')
-        la = strlen(a);
-    if (b[lb] != '/')
-        lb = strlen(b);
-    return la == lb && !strncasecmp(a, b, la);
-}
-
-/*
- * jpath - the value at a dotted path in v ("" is v itself), or NULL.
- * Borrowed from v.
- */
-static json_t *jpath(json_t *v, const char *path)
-{
-    char key[256];
-    size_t n;
-
-    while (v && path && *path) {
-        n = strcspn(path, ".");
-        if (n >= sizeof key)
-            return NULL;
-        memcpy(key, path, n);
-        key[n] = '\0';
-        v = json_object_get(v, key);
-        path += n;
-        if (*path == '.')
-            path++;
-    }
-    return v;
-}
-
-/*
- * jtext - a scalar as text: strings as they are, numbers and booleans
- * printed into buf; NULL for null, objects, arrays and absent values.
- */
-static const char *jtext(const json_t *v, char *buf, size_t len)
-{
-    if (json_is_string(v))
-        return json_string_value(v);
-    if (json_is_integer(v)) {
-        snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return buf;
-    }
-    if (json_is_real(v)) {
-        snprintf(buf, len, "%.17g", json_real_value(v));
-        return buf;
-    }
-    if (json_is_boolean(v))
-        return json_is_true(v) ? "true" : "false";
-    return NULL;
-}
-
-/*
- * parse_time - milliseconds since the epoch of an ISO 8601 date or time
- * (ctx_iso8601_ms) or of epoch seconds (milliseconds when above 1e11, as
- * number or digits). -1 if neither.
- */
-static int64_t parse_time(const char *s)
-{
-    int64_t ms;
-    char *end;
-
-    if (!s || !*s)
-        return -1;
-    if (strspn(s, "0123456789.") == strlen(s)) {
-        double v = strtod(s, &end);
-        if (*end)
-            return -1;
-        return v > 1e11 ? (int64_t)v : (int64_t)(v * 1000.0);
-    }
-    return ctx_iso8601_ms(s, &ms) ? -1 : ms;
-}
-
-/* cmp_id - order of two ids: numerically when both are digits, else bytewise. */
-static int cmp_id(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la && lb && strspn(a, "0123456789") == la && strspn(b, "0123456789") == lb &&
-        la != lb)
-        return la < lb ? -1 : 1;
-    return strcmp(a, b);
-}
-
-/* ---- HTTP ---- */
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-    rest_resp *r = arg;
-    size_t len = size * n;
-    if (r->body.len + len > r->max) {
-        r->too_big = 1;
-        return 0;
-    }
-    return ctx_buf_append(&r->body, p, len) ? 0 : len;
-}
-
-/* header_is - the value of "Name: value" when line is that header, else NULL. */
-static const char *header_is(const char *line, size_t len, const char *name, size_t *vlen)
-{
-    size_t n = strlen(name);
-    const char *v;
-    if (len <= n || strncasecmp(line, name, n) || line[n] != ':')
-        return NULL;
-    for (v = line + n + 1; v < line + len && (*v == ' ' || *v == '\t'); v++)
-        ;
-    *vlen = (size_t)(line + len - v);
-    while (*vlen && (v[*vlen - 1] == '\r' || v[*vlen - 1] == '\n' || v[*vlen - 1] == ' '))
-        (*vlen)--;
-    return v;
-}
-
-static void copy_value(char *dst, size_t cap, const char *v, size_t n)
-{
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(dst, v, n);
-    dst[n] = '\0';
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
-{
-    rest_resp *r = arg;
-    size_t len = size * n, vl;
-    const char *v;
-    char num[32];
-
-    if (len >= 5 && !strncmp(p, "HTTP/", 5)) {
-        /* A new answer (after 100 Continue): forget the previous headers. */
-        r->retry_after[0] = r->ctype[0] = '\0';
-        r->rl_remaining = r->rl_reset = -1;
-        ctx_buf_reset(&r->link);
-    } else if ((v = header_is(p, len, "Retry-After", &vl))) {
-        copy_value(r->retry_after, sizeof r->retry_after, v, vl);
-    } else if ((v = header_is(p, len, "Content-Type", &vl))) {
-        copy_value(r->ctype, sizeof r->ctype, v, vl);
-    } else if ((v = header_is(p, len, "X-RateLimit-Remaining", &vl))) {
-        copy_value(num, sizeof num, v, vl);
-        r->rl_remaining = strtoll(num, NULL, 10);
-    } else if ((v = header_is(p, len, "X-RateLimit-Reset", &vl))) {
-        copy_value(num, sizeof num, v, vl);
-        r->rl_reset = strtoll(num, NULL, 10);
-    } else if ((v = header_is(p, len, "Link", &vl))) {
-        if ((r->link.len && ctx_buf_puts(&r->link, ",")) || ctx_buf_append(&r->link, v, vl))
-            return 0;
-    }
-    return len;
-}
-
-static void resp_reset(rest_resp *r, size_t max)
-{
-    ctx_buf_reset(&r->body);
-    ctx_buf_reset(&r->link);
-    r->status = 0;
-    r->too_big = 0;
-    r->max = max;
-    r->retry_after[0] = r->ctype[0] = '\0';
-    r->rl_remaining = r->rl_reset = -1;
-}
-
-static void resp_free(rest_resp *r)
-{
-    ctx_buf_free(&r->body);
-    ctx_buf_free(&r->link);
-}
-
-/* setup - the options every request carries; TLS verification stays on. */
-static int setup(rest_conn *c, const char *url, rest_resp *resp, char *ebuf)
-{
-    CURL *h = c->curl;
-    curl_easy_reset(h);
-    return curl_easy_setopt(h, CURLOPT_URL, url) ||
-           curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") ||
-           curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) ||
-           curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->cfg.connect_timeout * 1000) ||
-           curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->cfg.timeout * 1000) ||
-           curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L) ||
-           curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L) ||
-           (c->cfg.ca_file && curl_easy_setopt(h, CURLOPT_CAINFO, c->cfg.ca_file)) ||
-           curl_easy_setopt(h, CURLOPT_USERAGENT, "ctxgate-rest/1.0") ||
-           curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "") ||
-           curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body) ||
-           curl_easy_setopt(h, CURLOPT_WRITEDATA, resp) ||
-           curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header) ||
-           curl_easy_setopt(h, CURLOPT_HEADERDATA, resp) ||
-           curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
-}
-
-/* perform - run the prepared request; a transport failure is described in msg. */
-static int perform(rest_conn *c, rest_resp *resp, const char *ebuf, char *msg, size_t len)
-{
-    CURLcode cc = curl_easy_perform(c->curl);
-    if (cc == CURLE_OK) {
-        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &resp->status);
-        return 0;
-    }
-    if (resp->too_big)
-        snprintf(msg, len, "the answer is larger than max_page_bytes (%lld)",
-                 (long long)c->cfg.max_page_bytes);
-    else if (cc == CURLE_OPERATION_TIMEDOUT)
-        snprintf(msg, len, "no complete answer within the timeout (%llds); raise timeout"
-                 " or check the server", (long long)c->cfg.timeout);
-    else
-        snprintf(msg, len, "%s", *ebuf ? ebuf : curl_easy_strerror(cc));
-    return cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
-                   cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_URL_MALFORMAT ||
-                   resp->too_big
-               ? -2
-               : -1;
-}
-
-/* snippet - the start of an answer body on one line, secrets masked. */
-static void snippet(const rest_conn *c, const rest_resp *r, char *out, size_t len)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < r->body.len && n + 1 < len && n < 160; i++) {
-        unsigned char ch = (unsigned char)r->body.data[i];
-        out[n++] = ch < 0x20 || ch >= 0x7f ? ' ' : (char)ch;
-    }
-    out[n] = '\0';
-    ctx_scrub(out, c->secret);
-    ctx_scrub(out, c->token);
-}
-
-static int fetch_token(rest_conn *c, ctx_conn_error *e);
-static int endpoint_url(const rest_conn *c, ctx_buf *out, const char *endpoint);
-
-/* auth_headers - the request's credentials; *hl (new) is freed by the caller. */
-static int auth_headers(rest_conn *c, struct curl_slist **hl, ctx_conn_error *e)
-{
-    ctx_buf h = CTX_BUF_INIT;
-    struct curl_slist *l;
-    int rc = 0;
-
-    *hl = curl_slist_append(NULL, "Accept: application/json");
-    if (!*hl)
-        return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
-    switch (c->auth_kind) {
-    case AUTH_BEARER:
-        rc = ctx_buf_printf(&h, "Authorization: Bearer %s", c->secret);
-        break;
-    case AUTH_OAUTH2:
-        rc = ctx_buf_printf(&h, "Authorization: Bearer %s", c->token);
-        break;
-    case AUTH_API_KEY:
-        rc = ctx_buf_printf(&h, "%s: %s", c->auth.header, c->secret);
-        break;
-    case AUTH_BASIC:
-        if (curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC) ||
-            curl_easy_setopt(c->curl, CURLOPT_USERNAME, c->auth.username) ||
-            curl_easy_setopt(c->curl, CURLOPT_PASSWORD, c->secret))
-            return conn_errf(e, CTX_CONN_ENOMEM, "libcurl: cannot set basic auth");
-        return CTX_CONN_OK;
-    default:
-        return CTX_CONN_OK;
-    }
-    l = rc ? NULL : curl_slist_append(*hl, h.data);
-    if (h.data)
-        explicit_bzero(h.data, h.len);
-    ctx_buf_free(&h);
-    if (!l)
-        return conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
-    *hl = l;
-    return CTX_CONN_OK;
-}
-
-/*
- * wait_budget - sleep until the shared rate budget allows the next request,
- * then book the one after it. The requests are spaced 2% wider than
- * 1/requests_per_second, in ns: spaced exactly, from a millisecond clock
- * (truncated, and 1000 / rps rounded down), a server counted rps + 1 of
- * them within one second (bench/sync_rest.sh); the 2% (20 ms in every
- * second) also absorbs the jitter between sending and arriving.
- */
-static void wait_budget(rest_conn *c)
-{
-    if (c->next_ok_ns > ctx_mono_ns())
-        sleep_until(c->next_ok_ns);
-    if (c->cfg.requests_per_second)
-        c->next_ok_ns = ctx_mono_ns() +
-                        (uint64_t)(1020000000 / c->cfg.requests_per_second);
-}
-
-/* reset_ms - ms until an exhausted X-RateLimit window resets; -1 when not exhausted. */
-static int64_t reset_ms(const rest_resp *r)
-{
-    int64_t now = ctx_now_ms(), until;
-    if (r->rl_remaining != 0 || r->rl_reset < 0)
-        return -1;
-    /* Reset is epoch seconds (GitHub) or seconds from now (others). */
-    until = r->rl_reset > 1000000000 ? r->rl_reset * 1000 : now + r->rl_reset * 1000;
-    return until > now ? until - now : 0;
-}
-
-/* note_limits - after a success: an exhausted X-RateLimit window blocks until its reset. */
-static void note_limits(rest_conn *c, const rest_resp *r)
-{
-    int64_t wait = reset_ms(r);
-    if (wait < 0)
-        return;
-    if (wait > c->cfg.max_retry_after * 1000)
-        wait = c->cfg.max_retry_after * 1000;
-    hold(c, wait);
-    rest_log(c, CTX_CONN_LOG_INFO, "rate limit exhausted; next request in %lld ms",
-             (long long)wait);
-}
-
-/* client_auth - the token request's options: the form, client id and secret. */
-static int client_auth(rest_conn *c, const char *form, struct curl_slist **hl)
-{
-    *hl = curl_slist_append(NULL, "Accept: application/json");
-    return !*hl || curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, form) ||
-           curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC) ||
-           curl_easy_setopt(c->curl, CURLOPT_USERNAME, c->auth.client_id) ||
-           curl_easy_setopt(c->curl, CURLOPT_PASSWORD, c->secret);
-}
-
-/*
- * http_call - GET url (or, with form, POST it to the OAuth2 token
- * endpoint) into resp, a 2xx answer, with the credential, the shared rate
- * budget and bounded retries: 429 and 5xx wait Retry-After or the
- * X-RateLimit reset when given, else an exponential backoff with jitter;
- * an OAuth2 401 gets one fresh token. what names the stream in messages.
- */
-static int http_call(rest_conn *c, const char *what, const char *url, const char *form,
-                     rest_resp *resp, ctx_conn_error *e)
-{
-    char ebuf[CURL_ERROR_SIZE], msg[300], snip[200];
-    const char *method = form ? "POST" : "GET";
-    struct curl_slist *hl = NULL;
-    int64_t attempt = 0, delay;
-    ctx_backoff bo;
-    int rc, refreshed = 0, tr;
-
-    if ((rc = load_secret(c, e)))
-        return rc;
-    ctx_backoff_init(&bo, c->cfg.backoff_ms, c->cfg.max_backoff_ms, c->rng);
-    c->rng = c->rng * 6364136223846793005ull + 1442695040888963407ull; /* the next call's */
-    for (;;) {
-        wait_budget(c);
-        resp_reset(resp, (size_t)c->cfg.max_page_bytes);
-        ebuf[0] = '\0';
-        /* Refresh a little before the expiry, so no request carries a dead token. */
-        if (!form && c->auth_kind == AUTH_OAUTH2 &&
-            (!c->token || ctx_now_ms() + 5000 >= c->token_exp_ms) &&
-            (rc = fetch_token(c, e))) {
-            err_prefix(e, what);
-            break;
-        }
-        if (setup(c, url, resp, ebuf)) {
-            rc = conn_errf(e, CTX_CONN_ENOMEM, "libcurl: cannot set request options");
-            break;
-        }
-        if (form && client_auth(c, form, &hl)) {
-            rc = conn_errf(e, CTX_CONN_ENOMEM, "libcurl: cannot set the token request");
-            break;
-        }
-        if (!form && (rc = auth_headers(c, &hl, e)))
-            break;
-        if (curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hl)) {
-            rc = conn_errf(e, CTX_CONN_ENOMEM, "libcurl: cannot set headers");
-            break;
-        }
-        tr = perform(c, resp, ebuf, msg, sizeof msg);
-        curl_slist_free_all(hl);
-        hl = NULL;
-        if (!tr && resp->status >= 200 && resp->status < 300) {
-            note_limits(c, resp);
-            return CTX_CONN_OK;
-        }
-        if (!tr && form && (resp->status == 400 || resp->status == 401 || resp->status == 403)) {
-            snippet(c, resp, snip, sizeof snip);
-            rc = conn_errf(e, CTX_CONN_EAUTH, "%s: POST %s: HTTP %ld (%s); check"
-                          " auth.client_id and the secret", what, url_path(url), resp->status,
-                          snip);
-            break;
-        }
-        if (!tr && !form && resp->status == 401 && c->auth_kind == AUTH_OAUTH2 && !refreshed) {
-            rest_log(c, CTX_CONN_LOG_INFO, "%s: GET %s: HTTP 401; fetching a new token",
-                     what, url_path(url));
-            ctx_wipe_free(c->token);
-            c->token = NULL;
-            refreshed = 1;
-            continue;
-        }
-        if (!tr && (resp->status == 401 || resp->status == 403)) {
-            rc = conn_errf(e, CTX_CONN_EAUTH, "%s: %s %s: HTTP %ld, credentials rejected;"
-                          " %s", what, method, url_path(url), resp->status,
-                          !c->cfg.auth || c->auth_kind == AUTH_NONE
-                              ? "the API wants credentials: set auth"
-                          : c->auth.secret_env ? "check the secret in auth.secret_env"
-                                               : "check the secret in auth.secret_file");
-            break;
-        }
-        if (tr == -2 || (!tr && !ctx_retry_status(resp->status))) {
-            if (!tr) {
-                snippet(c, resp, snip, sizeof snip);
-                snprintf(msg, sizeof msg, "HTTP %ld: %s", resp->status, snip);
-            }
-            rc = conn_errf(e, CTX_CONN_ESOURCE, "%s: %s %s: %s", what, method, url_path(url),
-                          msg);
-            break;
-        }
-        if (!tr)
-            snprintf(msg, sizeof msg, "HTTP %ld", resp->status);
-        if (attempt >= c->cfg.retries) {
-            rc = conn_errf(e, CTX_CONN_ESOURCE, "%s: %s %s: %s, still failing after %lld"
-                          " attempt%s; nothing past the last checkpoint was committed", what,
-                          method, url_path(url), msg, (long long)attempt + 1, attempt ? "s" : "");
-            break;
-        }
-        attempt++;
-        delay = tr ? -1 : ctx_retry_after_ms(resp->retry_after, ctx_now_ms());
-        if (!tr && delay < 0)
-            delay = reset_ms(resp);
-        if (delay > c->cfg.max_retry_after * 1000) {
-            rc = conn_errf(e, CTX_CONN_ESOURCE, "%s: %s %s: %s asks to wait %lld s, more than"
-                          " max_retry_after (%lld s)", what, method, url_path(url), msg,
-                          (long long)(delay / 1000), (long long)c->cfg.max_retry_after);
-            break;
-        }
-        if (delay < 0)
-            delay = ctx_backoff_next(&bo);
-        rest_log(c, CTX_CONN_LOG_WARN, "%s: %s %s: %s; retry %lld of %lld in %lld ms", what,
-                 method, url_path(url), msg, (long long)attempt, (long long)c->cfg.retries,
-                 (long long)delay);
-        /* The wait belongs to the credential: every stream of the source waits too. */
-        hold(c, delay);
-    }
-    curl_slist_free_all(hl);
-    return rc;
-}
-
-/*
- * fetch_token - a new OAuth2 access token (client credentials grant),
- * client id and secret sent with HTTP basic auth, retried like any request.
- */
-static int fetch_token(rest_conn *c, ctx_conn_error *e)
-{
-    rest_resp resp = {0};
-    ctx_buf url = CTX_BUF_INIT, form = CTX_BUF_INIT;
-    json_t *root = NULL, *tok;
-    int rc;
-
-    ctx_wipe_free(c->token);
-    c->token = NULL;
-    if (endpoint_url(c, &url, c->auth.token_url) ||
-        ctx_buf_puts(&form, "grant_type=client_credentials")) {
-        rc = conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
-        goto done;
-    }
-    if (c->auth.scope) {
-        char *q = curl_easy_escape(c->curl, c->auth.scope, 0);
-        rc = !q || ctx_buf_printf(&form, "&scope=%s", q);
-        curl_free(q);
-        if (rc) {
-            rc = conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
-            goto done;
-        }
-    }
-    if ((rc = http_call(c, "auth.token_url", url.data, form.data, &resp, e)))
-        goto done;
-    root = resp.body.data ? ctx_json_loadb(resp.body.data, resp.body.len, 0, NULL) : NULL;
-    tok = json_object_get(root, "access_token");
-    if (!json_is_string(tok) || !*json_string_value(tok)) {
-        rc = conn_errf(e, CTX_CONN_EAUTH, "auth.token_url: POST %s: the answer has no"
-                      " \"access_token\"", url_path(url.data));
-        goto done;
-    }
-    if (!(c->token = ctx_strdup(json_string_value(tok)))) {
-        rc = conn_errf(e, CTX_CONN_ENOMEM, "out of memory");
-        goto done;
-    }
-    {
-        json_int_t exp = json_integer_value(json_object_get(root, "expires_in"));
-        c->token_exp_ms = exp > 0 ? ctx_now_ms() + exp * 1000 : INT64_MAX;
-    }
-    rc = CTX_CONN_OK;
-done:
-    json_decref(root);
-    if (form.data)
-        explicit_bzero(form.data, form.len);
-    ctx_buf_free(&form);
-    ctx_buf_free(&url);
-    resp_free(&resp);
-    return rc;
-}
-
-/* utf8_bad_at - offset of the first ill-formed sequence in s[0..n), or n. */
-static size_t utf8_bad_at(const char *s, size_t n)
-{
-    size_t i = 0, len;
-    while (i < n) {
-        unsigned char ch = (unsigned char)s[i];
-        len = ch < 0x80 ? 1 : (ch >> 5) == 6 ? 2 : (ch >> 4) == 14 ? 3 : (ch >> 3) == 30 ? 4 : 0;
-        if (!len || i + len > n || !ctx_utf8_valid(s + i, len))
-            return i;
-        i += len;
-    }
-    return n;
-}
-
-/*
- * parse_answer - the JSON of a 2xx answer (new reference in *root). Invalid
- * UTF-8, non-JSON and truncated JSON fail naming the place.
- */
-static int parse_answer(const rest_conn *c, const char *what, const char *url,
-                        const rest_resp *r, json_t **root, ctx_conn_error *e)
-{
-    json_error_t jerr;
-    char snip[200];
-
-    *root = NULL;
-    if (!r->body.len)
-        return conn_errf(e, CTX_CONN_ESOURCE, "%s: GET %s: the answer is empty; expected"
-                        " JSON", what, url_path(url));
-    if (!ctx_utf8_valid(r->body.data, r->body.len)) {
-        size_t ok = utf8_bad_at(r->body.data, r->body.len), n = r->body.len;
-        return conn_errf(e, CTX_CONN_ESOURCE, "%s: GET %s: the answer is not valid UTF-8"
-                        " (first bad byte at offset %zu of %zu)", what, url_path(url), ok, n);
-    }
-    if (!(*root = ctx_json_loadb(r->body.data, r->body.len, JSON_DECODE_ANY, &jerr))) {
-        if (r->ctype[0] && !strstr(r->ctype, "json")) {
-            snippet(c, r, snip, sizeof snip);
-            return conn_errf(e, CTX_CONN_ESOURCE, "%s: GET %s: the answer is not JSON"
-                            " (Content-Type %s): %s", what, url_path(url), r->ctype, snip);
-        }
-        return conn_errf(e, CTX_CONN_ESOURCE, "%s: GET %s: the answer is not valid JSON"
-                        " (truncated?): %s at line %d column %d of %zu bytes", what,
-                        url_path(url), jerr.text, jerr.line, jerr.column, r->body.len);
-    }
-    return CTX_CONN_OK;
-}
 
 /* ---- reading a stream ---- */
 
@@ -1119,11 +469,11 @@ static int add_values(ctx_strvec *l, const char *prefix, json_t *v, const char *
 
     if (!path)
         return CTX_OK;
-    v = jpath(v, path);
+    v = rest_jpath(v, path);
     if (!json_is_array(v))
-        return add_value(l, prefix, jtext(v, buf, sizeof buf));
+        return add_value(l, prefix, rest_jtext(v, buf, sizeof buf));
     json_array_foreach(v, i, x)
-        if (add_value(l, prefix, jtext(x, buf, sizeof buf)))
+        if (add_value(l, prefix, rest_jtext(x, buf, sizeof buf)))
             return CTX_ENOMEM;
     return CTX_OK;
 }
@@ -1145,7 +495,7 @@ static int expand(rest_reader *r, ctx_buf *out, const char *tmpl, const char *id
 }
 
 /* endpoint_url - base_url + endpoint (absolute endpoints are kept) into out. */
-static int endpoint_url(const rest_conn *c, ctx_buf *out, const char *endpoint)
+int rest_endpoint_url(const rest_conn *c, ctx_buf *out, const char *endpoint)
 {
     size_t n = strlen(c->cfg.base_url);
     ctx_buf_reset(out);
@@ -1180,10 +530,10 @@ static int page_url(rest_reader *r, const char *endpoint, const char *since, int
     json_t *v;
     void *tmp;
 
-    if (endpoint_url(r->c, out, endpoint))
+    if (rest_endpoint_url(r->c, out, endpoint))
         return CTX_ENOMEM;
     json_object_foreach_safe(s->params, tmp, k, v)
-        if (add_param(r->c, out, k, jtext(v, buf, sizeof buf)))
+        if (add_param(r->c, out, k, rest_jtext(v, buf, sizeof buf)))
             return CTX_ENOMEM;
     if (since && s->since_param && add_param(r->c, out, s->since_param, since))
         return CTX_ENOMEM;
@@ -1222,7 +572,7 @@ static int link_next(rest_reader *r, const char *url, ctx_buf *out, int *found)
         {
             char params[256];
             size_t n = (size_t)(end - gt - 1);
-            copy_value(params, sizeof params, gt + 1, n);
+            rest_copy_value(params, sizeof params, gt + 1, n);
             if (!strstr(params, "rel=\"next\"") && !strstr(params, "rel=next"))
                 continue;
         }
@@ -1234,14 +584,14 @@ static int link_next(rest_reader *r, const char *url, ctx_buf *out, int *found)
                 curl_url_set(u, CURLUPART_URL, target, 0) ||
                 curl_url_get(u, CURLUPART_URL, &abs, 0))
                 rc = conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: the Link header's next"
-                              " URL is not a URL", r->what, url_path(url));
+                              " URL is not a URL", r->what, rest_url_path(url));
             ctx_free(target);
         }
         curl_url_cleanup(u);
-        if (!rc && !same_origin(abs, r->c->cfg.base_url))
+        if (!rc && !rest_same_origin(abs, r->c->cfg.base_url))
             rc = conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: the Link header points to"
                           " another host; refused, the credential stays with base_url",
-                          r->what, url_path(url));
+                          r->what, rest_url_path(url));
         if (!rc) {
             ctx_buf_reset(out);
             rc = ctx_buf_puts(out, abs) ? conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory") : 0;
@@ -1285,14 +635,14 @@ static int read_pages(rest_reader *r, const char *endpoint, const char *records_
             rc = conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
             break;
         }
-        if ((rc = http_call(r->c, r->what, url.data, NULL, &r->resp, r->e)) ||
-            (rc = parse_answer(r->c, r->what, url.data, &r->resp, &root, r->e)))
+        if ((rc = rest_http_call(r->c, r->what, url.data, NULL, &r->resp, r->e)) ||
+            (rc = rest_parse_answer(r->c, r->what, url.data, &r->resp, &root, r->e)))
             break;
-        items = jpath(root, records_path);
+        items = rest_jpath(root, records_path);
         if (!json_is_array(items)) {
             rc = conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: no array at records path"
                           " \"%s\" (found %s); set the stream's records to the path of the"
-                          " item list", r->what, url_path(url.data), records_path,
+                          " item list", r->what, rest_url_path(url.data), records_path,
                           items ? ctx_json_typename(items) : "nothing");
             break;
         }
@@ -1327,19 +677,19 @@ static int read_pages(rest_reader *r, const char *endpoint, const char *records_
             }
             break;
         case PAGE_CURSOR: {
-            const char *t = jtext(jpath(root, s->cursor_path), tbuf, sizeof tbuf);
+            const char *t = rest_jtext(rest_jpath(root, s->cursor_path), tbuf, sizeof tbuf);
             more = n && t && *t;
             if (more) {
                 if (strlen(t) >= sizeof token) {
                     rc = conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: the next-page token"
-                                  " is longer than %d bytes", r->what, url_path(url.data),
+                                  " is longer than %d bytes", r->what, rest_url_path(url.data),
                                   REST_STATE_MAX - 1);
                     goto done;
                 }
                 if (!strcmp(t, token)) {
                     rc = conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: the server returned"
                                   " the same next-page token again; stopping a loop",
-                                  r->what, url_path(url.data));
+                                  r->what, rest_url_path(url.data));
                     goto done;
                 }
                 snprintf(token, sizeof token, "%s", t);
@@ -1379,16 +729,16 @@ static int item_time(rest_reader *r, json_t *item, const char *url, char *raw, s
     raw[0] = '\0';
     if (!r->s->updated_at)
         return CTX_CONN_OK;
-    t = jtext(jpath(item, r->s->updated_at), buf, sizeof buf);
+    t = rest_jtext(rest_jpath(item, r->s->updated_at), buf, sizeof buf);
     if (!t)
         return CTX_CONN_OK;
-    if ((*ms = parse_time(t)) < 0)
+    if ((*ms = rest_parse_time(t)) < 0)
         return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: updated_at \"%.40s\" is neither"
                         " ISO 8601 nor epoch seconds; point updated_at at a time field",
-                        r->what, url_path(url), t);
+                        r->what, rest_url_path(url), t);
     if (strlen(t) >= rawlen)
         return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: updated_at value too long",
-                        r->what, url_path(url));
+                        r->what, rest_url_path(url));
     snprintf(raw, rawlen, "%s", t);
     return CTX_CONN_OK;
 }
@@ -1412,10 +762,10 @@ static int item_acl(rest_reader *r, json_t *item, const char *id, ctx_acl *acl)
         return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
     if (s->permissions_endpoint) {
         if (expand(r, &r->tmp, s->permissions_endpoint, id, 1) ||
-            endpoint_url(r->c, &r->url, r->tmp.data))
+            rest_endpoint_url(r->c, &r->url, r->tmp.data))
             return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
-        if ((rc = http_call(r->c, r->what, r->url.data, NULL, &r->presp, r->e)) ||
-            (rc = parse_answer(r->c, r->what, r->url.data, &r->presp, &root, r->e)))
+        if ((rc = rest_http_call(r->c, r->what, r->url.data, NULL, &r->presp, r->e)) ||
+            (rc = rest_parse_answer(r->c, r->what, r->url.data, &r->presp, &root, r->e)))
             return rc;
         rc = add_values(&r->allow, "user:", root, s->permissions_users) ||
              add_values(&r->allow, "group:", root, s->permissions_groups);
@@ -1443,8 +793,8 @@ static int item_body(rest_reader *r, json_t *item)
 
     ctx_buf_reset(&r->body);
     for (size_t i = 0; i < b->n && !rc; i++) {
-        json_t *v = jpath(item, b->v[i]);
-        if (!(t = jtext(v, buf, sizeof buf)) || !*t)
+        json_t *v = rest_jpath(item, b->v[i]);
+        if (!(t = rest_jtext(v, buf, sizeof buf)) || !*t)
             continue;
         if (r->body.len)
             rc = ctx_buf_puts(&r->body, "\n\n");
@@ -1457,7 +807,7 @@ static int emit_document(rest_reader *r, json_t *item, const char *url)
 {
     const rest_stream_cfg *s = r->s;
     char idbuf[64], tbuf[64], ubuf[64], raw[REST_STATE_MAX];
-    const char *id = jtext(jpath(item, s->id), idbuf, sizeof idbuf);
+    const char *id = rest_jtext(rest_jpath(item, s->id), idbuf, sizeof idbuf);
     ctx_record rec;
     ctx_acl acl;
     int64_t ms;
@@ -1465,22 +815,22 @@ static int emit_document(rest_reader *r, json_t *item, const char *url)
 
     if (!json_is_object(item))
         return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: an item is %s, not an object",
-                        r->what, url_path(url), ctx_json_typename(item));
+                        r->what, rest_url_path(url), ctx_json_typename(item));
     if (!id || !*id)
         return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: an item has no \"%s\" field;"
                         " set the stream's id to the field holding the key", r->what,
-                        url_path(url), s->id);
+                        rest_url_path(url), s->id);
     if (strlen(id) >= REST_STATE_MAX)
         return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: id \"%.40s...\" is longer than"
-                        " %d bytes", r->what, url_path(url), id, REST_STATE_MAX - 1);
+                        " %d bytes", r->what, rest_url_path(url), id, REST_STATE_MAX - 1);
     if ((rc = item_time(r, item, url, raw, sizeof raw, &ms)))
         return rc;
     if (r->incremental && r->have_cur && raw[0] &&
-        (ms < r->cur_ms || (ms == r->cur_ms && cmp_id(id, r->cur_id) <= 0))) {
+        (ms < r->cur_ms || (ms == r->cur_ms && rest_cmp_id(id, r->cur_id) <= 0))) {
         /* At or before the cursor: already emitted, unless the lookback
          * window before the state's cursor asks for it again. */
         if (!r->lookback || ms < r->floor_ms || ms > r->start_ms ||
-            (ms == r->start_ms && cmp_id(id, r->start_id) > 0))
+            (ms == r->start_ms && rest_cmp_id(id, r->start_id) > 0))
             return CTX_CONN_OK;
         again = 1;
     }
@@ -1489,13 +839,13 @@ static int emit_document(rest_reader *r, json_t *item, const char *url)
     memset(&rec, 0, sizeof rec);
     rec.stream = s->name;
     rec.id = id;
-    rec.title = s->title ? jtext(jpath(item, s->title), tbuf, sizeof tbuf) : NULL;
+    rec.title = s->title ? rest_jtext(rest_jpath(item, s->title), tbuf, sizeof tbuf) : NULL;
     rec.body = r->body.data;
     rec.body_len = r->body.len;
     rec.updated_at_ms = ms;
     rec.acl = &acl;
     if (s->url) {
-        rec.url = jtext(jpath(item, s->url), ubuf, sizeof ubuf);
+        rec.url = rest_jtext(rest_jpath(item, s->url), ubuf, sizeof ubuf);
     } else if (s->url_template) {
         if (expand(r, &r->tmp, s->url_template, id, 0))
             return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
@@ -1506,7 +856,7 @@ static int emit_document(rest_reader *r, json_t *item, const char *url)
     /* A re-read is not news: it must not restart page/offset reading. */
     r->fresh += !again;
     if (r->incremental && raw[0] &&
-        (!r->have_cur || ms > r->cur_ms || (ms == r->cur_ms && cmp_id(id, r->cur_id) > 0))) {
+        (!r->have_cur || ms > r->cur_ms || (ms == r->cur_ms && rest_cmp_id(id, r->cur_id) > 0))) {
         snprintf(r->cur_raw, sizeof r->cur_raw, "%s", raw);
         snprintf(r->cur_id, sizeof r->cur_id, "%s", id);
         r->cur_ms = ms;
@@ -1519,13 +869,13 @@ static int emit_deleted(rest_reader *r, json_t *item, const char *url)
 {
     const rest_stream_cfg *s = r->s;
     char idbuf[64], tbuf[64];
-    const char *id = jtext(jpath(item, s->deleted_id), idbuf, sizeof idbuf);
-    const char *at = jtext(jpath(item, s->deleted_at), tbuf, sizeof tbuf);
-    int64_t ms = at ? parse_time(at) : -1;
+    const char *id = rest_jtext(rest_jpath(item, s->deleted_id), idbuf, sizeof idbuf);
+    const char *at = rest_jtext(rest_jpath(item, s->deleted_at), tbuf, sizeof tbuf);
+    int64_t ms = at ? rest_parse_time(at) : -1;
 
     if (!id || !*id)
         return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: a deleted item has no \"%s\""
-                        " field; set the stream's deleted_id", r->what, url_path(url),
+                        " field; set the stream's deleted_id", r->what, rest_url_path(url),
                         s->deleted_id);
     if (r->host->xDelete(r->em, s->name, id))
         return conn_errf(r->e, CTX_CONN_ECANCELED, "stopped by the host");
@@ -1584,10 +934,10 @@ static void load_state(rest_reader *r, const char *state, int full)
     const char *del = json_string_value(json_object_get(st, "deleted_since"));
 
     if (!full && r->incremental && ts && id && strlen(ts) < REST_STATE_MAX &&
-        strlen(id) < REST_STATE_MAX && parse_time(ts) >= 0) {
+        strlen(id) < REST_STATE_MAX && rest_parse_time(ts) >= 0) {
         snprintf(r->cur_raw, sizeof r->cur_raw, "%s", ts);
         snprintf(r->cur_id, sizeof r->cur_id, "%s", id);
-        r->cur_ms = parse_time(ts);
+        r->cur_ms = rest_parse_time(ts);
         r->have_cur = 1;
         if (r->s->lookback_seconds) {
             r->lookback = 1;
@@ -1597,9 +947,9 @@ static void load_state(rest_reader *r, const char *state, int full)
             format_like(ts, r->floor_ms, r->floor_raw, sizeof r->floor_raw);
         }
     }
-    if (del && strlen(del) < REST_STATE_MAX && parse_time(del) >= 0) {
+    if (del && strlen(del) < REST_STATE_MAX && rest_parse_time(del) >= 0) {
         snprintf(r->del_raw, sizeof r->del_raw, "%s", del);
-        r->del_ms = parse_time(del);
+        r->del_ms = rest_parse_time(del);
     }
     json_decref(st);
 }
@@ -1627,14 +977,14 @@ static int emit_user(rest_reader *r, json_t *item, const char *url)
 {
     const rest_stream_cfg *s = r->s;
     char idbuf[64], nbuf[64], ebuf[64];
-    const char *id = jtext(jpath(item, s->id), idbuf, sizeof idbuf);
-    const char *email = jtext(jpath(item, s->email), ebuf, sizeof ebuf);
+    const char *id = rest_jtext(rest_jpath(item, s->id), idbuf, sizeof idbuf);
+    const char *email = rest_jtext(rest_jpath(item, s->email), ebuf, sizeof ebuf);
     ctx_principal p;
     int rc;
 
     if (!id || !*id)
         return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: a user has no \"%s\" field; set"
-                        " the stream's id", r->what, url_path(url), s->id);
+                        " the stream's id", r->what, rest_url_path(url), s->id);
     ctx_strvec_clear(&r->members);
     if (sl_add(&r->members, strncmp(id, "user:", 5) ? "user:" : NULL, id) ||
         (email && *email && sl_add(&r->members, "user:", email)))
@@ -1642,7 +992,7 @@ static int emit_user(rest_reader *r, json_t *item, const char *url)
     memset(&p, 0, sizeof p);
     p.kind = CTX_PRINCIPAL_USER;
     p.id = r->members.v[0];
-    p.display_name = jtext(jpath(item, s->display_name), nbuf, sizeof nbuf);
+    p.display_name = rest_jtext(rest_jpath(item, s->display_name), nbuf, sizeof nbuf);
     p.email = email && *email ? email : NULL;
     /* The source's account stands for the canonical user of the same email. */
     if (r->members.n > 1 && strcmp(r->members.v[0], r->members.v[1]))
@@ -1669,12 +1019,12 @@ static int emit_group(rest_reader *r, json_t *item, const char *url)
 {
     const rest_stream_cfg *s = r->s;
     char idbuf[64], nbuf[64];
-    const char *id = jtext(jpath(item, s->id), idbuf, sizeof idbuf);
+    const char *id = rest_jtext(rest_jpath(item, s->id), idbuf, sizeof idbuf);
     const char *name;
 
     if (!id || !*id)
         return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: a group has no \"%s\" field;"
-                        " set the stream's id", r->what, url_path(url), s->id);
+                        " set the stream's id", r->what, rest_url_path(url), s->id);
     ctx_buf_reset(&r->tmp);
     if (ctx_buf_printf(&r->tmp, "%s%s", strncmp(id, "group:", 6) ? "group:" : "", id))
         return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
@@ -1685,7 +1035,7 @@ static int emit_group(rest_reader *r, json_t *item, const char *url)
         json_array_append_new(r->seen, json_string(name)))
         return conn_errf(r->e, CTX_CONN_ENOMEM, "out of memory");
     json_object_del(r->gone, name);
-    return put_group(r, name, jtext(jpath(item, s->display_name), nbuf, sizeof nbuf));
+    return put_group(r, name, rest_jtext(rest_jpath(item, s->display_name), nbuf, sizeof nbuf));
 }
 
 /*
@@ -1753,8 +1103,8 @@ static void reader_init(rest_reader *r, rest_conn *c, size_t si, ctx_conn_error 
 
 static void reader_free(rest_reader *r)
 {
-    resp_free(&r->resp);
-    resp_free(&r->presp);
+    rest_resp_free(&r->resp);
+    rest_resp_free(&r->presp);
     ctx_strvec_free(&r->allow);
     ctx_strvec_free(&r->deny);
     ctx_strvec_free(&r->labels);
@@ -1852,17 +1202,17 @@ static int rest_discover(void *conn, ctx_stream_fn fn, void *arg, ctx_conn_error
 static int emit_acl_item(rest_reader *r, json_t *item, const char *url)
 {
     char idbuf[64];
-    const char *id = jtext(jpath(item, r->s->id), idbuf, sizeof idbuf);
+    const char *id = rest_jtext(rest_jpath(item, r->s->id), idbuf, sizeof idbuf);
     ctx_acl acl;
     int rc;
 
     if (!json_is_object(item))
         return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: an item is %s, not an object",
-                        r->what, url_path(url), ctx_json_typename(item));
+                        r->what, rest_url_path(url), ctx_json_typename(item));
     if (!id || !*id)
         return conn_errf(r->e, CTX_CONN_ESOURCE, "%s: GET %s: an item has no \"%s\" field;"
                         " set the stream's id to the field holding the key", r->what,
-                        url_path(url), r->s->id);
+                        rest_url_path(url), r->s->id);
     if ((rc = item_acl(r, item, id, &acl)))
         return rc;
     if (r->host->xAcl(r->em, r->s->name, id, &acl))
