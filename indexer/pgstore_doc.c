@@ -226,41 +226,66 @@ static int set_acl(pgstore *pg, int64_t doc, int64_t acl, ctx_error *err)
                   pg__i64(&a, doc), pg__i64(&b, acl));
 }
 
+/*
+ * A record's write in one round trip. old is the row as it was (read in
+ * the statement's snapshot, so before the upsert), which the counts need;
+ * the upsert writes the record. A record whose hash is its live row's
+ * keeps the row's content (the same datums: PostgreSQL copies no TOASTed
+ * body) and its changed_at unless the ACL set moved: it is only marked
+ * seen (epoch) and, maybe, moved to its new ACL set.
+ */
+#define SAME "NOT d.deleted AND d.hash = EXCLUDED.hash"
+static const char record_sql[] =
+    "WITH old AS (SELECT o.id, o.acl, o.deleted, o.hash, coalesce(s.everyone, false)"
+    "  FROM ctxgate.documents o LEFT JOIN ctxgate.acl_sets s ON s.id = o.acl"
+    "  WHERE o.source = $1 AND o.stream = $2 AND o.ext_id = $3),"
+    " up AS (INSERT INTO ctxgate.documents AS d (source, stream, ext_id, title, url, body,"
+    "  metadata, updated_at, acl, hash, epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+    "  $10, $11) ON CONFLICT (source, stream, ext_id) DO UPDATE SET"
+    "  title = CASE WHEN " SAME " THEN d.title ELSE EXCLUDED.title END,"
+    "  url = CASE WHEN " SAME " THEN d.url ELSE EXCLUDED.url END,"
+    "  body = CASE WHEN " SAME " THEN d.body ELSE EXCLUDED.body END,"
+    "  metadata = CASE WHEN " SAME " THEN d.metadata ELSE EXCLUDED.metadata END,"
+    "  updated_at = CASE WHEN " SAME " THEN d.updated_at ELSE EXCLUDED.updated_at END,"
+    "  changed_at = CASE WHEN " SAME " AND d.acl = EXCLUDED.acl THEN d.changed_at"
+    "   ELSE now() END,"
+    "  acl = EXCLUDED.acl, hash = EXCLUDED.hash, epoch = EXCLUDED.epoch, deleted = false)"
+    " SELECT * FROM old";
+#undef SAME
+
 int pg__record(void *self, ingest_ctx *c, const ingest_prep *p, ctx_error *err)
 {
     pgstore *pg = self;
     doc_info d;
     int64_t acl;
     pg_num v[5];
+    PGresult *r;
     int rc;
 
     c->stats->repaired_utf8 += p->repaired;
-    if ((rc = acl_intern(pg, c->source, p->acl, &acl, err)) ||
-        (rc = doc_lookup(pg, c->source, p->stream, p->id, &d, err)))
+    if ((rc = acl_intern(pg, c->source, p->acl, &acl, err)))
         return rc;
+    r = pg__q(pg, err, "write the document", record_sql, 11, pg__i64(&v[0], c->source),
+              p->stream, p->id, p->title, p->url, p->body ? p->body : "", p->meta,
+              pg__i64(&v[1], p->updated_at_ms), pg__i64(&v[2], acl), p->hash,
+              pg__i64(&v[3], c->epoch));
+    if (!r) {
+        ctx_error_prefix(err, "RECORD %s/%s: ", p->stream, p->id);
+        return err->code;
+    }
+    memset(&d, 0, sizeof d);
+    if (PQntuples(r)) {
+        d.id = pg__get64(r, 0, 0);
+        d.acl = pg__get64(r, 0, 1);
+        d.deleted = !strcmp(PQgetvalue(r, 0, 2), "t");
+        snprintf(d.hash, sizeof d.hash, "%s", PQgetvalue(r, 0, 3));
+        d.everyone = !strcmp(PQgetvalue(r, 0, 4), "t");
+    }
+    PQclear(r);
     count_acl_change(c, &d, p->acl, acl);
     if (d.id && !d.deleted && !strcmp(d.hash, p->hash)) {
         c->stats->unchanged++;
-        if (d.acl != acl && (rc = set_acl(pg, d.id, acl, err)))
-            return rc;
-        return pg__ok(pg, err, "mark the document seen",
-                      "UPDATE ctxgate.documents SET epoch = $2 WHERE id = $1", 2,
-                      pg__i64(&v[0], d.id), pg__i64(&v[1], c->epoch));
-    }
-    rc = pg__ok(pg, err, "write the document",
-                "INSERT INTO ctxgate.documents (source, stream, ext_id, title, url, body,"
-                " metadata, updated_at, acl, hash, epoch) VALUES ($1, $2, $3, $4, $5, $6, $7,"
-                " $8, $9, $10, $11) ON CONFLICT (source, stream, ext_id) DO UPDATE SET"
-                " title = EXCLUDED.title, url = EXCLUDED.url, body = EXCLUDED.body,"
-                " metadata = EXCLUDED.metadata, updated_at = EXCLUDED.updated_at,"
-                " acl = EXCLUDED.acl, hash = EXCLUDED.hash, epoch = EXCLUDED.epoch,"
-                " deleted = false, changed_at = now()", 11,
-                pg__i64(&v[0], c->source), p->stream, p->id, p->title, p->url,
-                p->body ? p->body : "", p->meta, pg__i64(&v[1], p->updated_at_ms),
-                pg__i64(&v[2], acl), p->hash, pg__i64(&v[3], c->epoch));
-    if (rc) {
-        ctx_error_prefix(err, "RECORD %s/%s: ", p->stream, p->id);
-        return rc;
+        return CTX_OK;
     }
     c->stats->records++;
     c->stats->chunks += (int64_t)(p->nspans ? p->nspans : 1);
