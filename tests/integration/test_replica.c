@@ -1,0 +1,544 @@
+/*
+ * test_replica.c - search replicas against the PostgreSQL of scripts/pg.sh
+ * (wal_level = logical), through the real binary: `ctxgate sync` in
+ * cluster mode writes the system of record; `ctxgate follow` and `ctxgate
+ * serve` with cluster.replica copy it and follow its changes by logical
+ * decoding into their own data_dir. A replica answers every user exactly
+ * as the embedded mode does on the same data, through edits, deletions,
+ * ACL changes and revoked memberships; a replica killed with kill -9
+ * catches up with nothing lost or applied twice; a replica that cannot
+ * follow answers 503 past its lag bound. Each test makes its own database
+ * and drops its replicas' slots.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "indexer/store.h"
+#include "tests/lib/pgtest.h"
+#include "tests/lib/testutil.h"
+
+#define SECRET "test-secret-0123456789-abcdefghijklmnop"
+#define ISS "ctxgate-test"
+#define AUD "ctxgate-api"
+
+static struct {
+    PGconn *admin, *db;
+    char name[64];           /* the database this test made */
+    char tag[16];            /* in this test's replica names (slots are server-wide) */
+    char bin[4096];
+    char root[4096];         /* the test's directory */
+    char why[1024];
+} F;
+
+static void setup(void)
+{
+    char extra[96];
+
+    cr_assert(pgtest_conninfo() != NULL, PGTEST_MISSING);
+    F.admin = pgtest_connect(NULL, F.why, sizeof F.why);
+    cr_assert(F.admin != NULL, "%s", F.why);
+    pgtest_name(F.name, sizeof F.name, "repl");
+    snprintf(F.tag, sizeof F.tag, "%ld", (long)getpid());
+    cr_assert(pgtest_exec(F.admin, F.why, sizeof F.why, "CREATE DATABASE %s", F.name) == 0, "%s",
+              F.why);
+    snprintf(extra, sizeof extra, "dbname=%s", F.name);
+    F.db = pgtest_connect(extra, F.why, sizeof F.why);
+    cr_assert(F.db != NULL, "%s", F.why);
+    snprintf(F.bin, sizeof F.bin, "%s/ctxgate", tu_build_dir());
+    {
+        char real[4096];
+        cr_assert(realpath(F.bin, real) != NULL && access(real, X_OK) == 0, "%s not built",
+                  F.bin);
+        snprintf(F.bin, sizeof F.bin, "%s", real);
+    }
+    snprintf(F.root, sizeof F.root, "%s", tu_tmpdir("replica"));
+}
+
+static void teardown(void)
+{
+    if (F.admin && F.name[0]) {
+        /* A database with logical slots cannot be dropped; a stuck slot keeps WAL. */
+        pgtest_exec(F.admin, F.why, sizeof F.why, "SELECT pg_drop_replication_slot(slot_name)"
+                    " FROM pg_replication_slots WHERE database = '%s' AND NOT active", F.name);
+        PQfinish(F.db);
+        pgtest_exec(F.admin, F.why, sizeof F.why, "DROP DATABASE IF EXISTS %s WITH (FORCE)",
+                    F.name);
+    }
+    PQfinish(F.admin);
+    if (F.root[0])
+        tu_rmrf(F.root);
+}
+
+TestSuite(replica, .init = setup, .fini = teardown, .timeout = 600);
+
+/* ---- set-up of writers, replicas and the embedded twin ---- */
+
+/* node - F.root/name/ctxgate.json over the sources (JSON list items);
+ * mode "embedded", "writer", or a replica's name (made unique per test). */
+static char *node(const char *name, const char *mode, const char *sources, int max_lag_s)
+{
+    static char dirs[8][4200];
+    static int n;
+    char *dir = dirs[n++ % 8], cluster[2048] = "", text[16384];
+
+    snprintf(dir, sizeof dirs[0], "%s/%s", F.root, name);
+    if (strcmp(mode, "embedded"))
+        snprintf(cluster, sizeof cluster, ", \"cluster\": {\"conninfo\": \"%s dbname=%s\","
+                 " \"password_env\": \"CTX_TEST_PGPASSWORD\"%s%s%s%s, \"max_lag_s\": %d}",
+                 pgtest_conninfo(), F.name, strcmp(mode, "writer") ? ", \"replica\": \"" : "",
+                 strcmp(mode, "writer") ? mode : "", strcmp(mode, "writer") ? F.tag : "",
+                 strcmp(mode, "writer") ? "\"" : "", max_lag_s);
+    snprintf(text, sizeof text,
+             "{\"data_dir\": \"data\", \"chunk\": {\"max_tokens\": 48, \"overlap_tokens\": 8},"
+             " \"sources\": [%s],"
+             " \"agents\": [{\"name\": \"desk\", \"sources\": \"*\", \"labels\": \"*\","
+             "  \"max_k\": 50, \"max_tokens\": 1000000}],"
+             " \"auth\": {\"issuer\": \"" ISS "\", \"audience\": \"" AUD "\","
+             "  \"hs256_secret_env\": \"CTXGATE_TEST_SECRET\"},"
+             " \"serve\": {\"listen\": \"127.0.0.1:0\", \"threads\": 2}%s}",
+             sources, cluster);
+    tu_write(dir, "ctxgate.json", text);
+    return dir;
+}
+
+/* demo_copy - a copy of examples/demo under F.root/name (to edit). */
+static char *demo_copy(const char *name)
+{
+    static char path[4200];
+    char cmd[9000];
+
+    snprintf(path, sizeof path, "%s/%s", F.root, name);
+    snprintf(cmd, sizeof cmd, "cp -r examples/demo %s", path);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    return path;
+}
+
+/* run - `ctxgate ARGS` in dir; its exit status. */
+static int run(const char *dir, const char *args)
+{
+    int status;
+    char *out = tu_cli(dir, args, 1, &status);
+
+    if (status)
+        fprintf(stderr, "ctxgate %s in %s: %s\n", args, dir, out);
+    free(out);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* start - `ctxgate ARGS` in dir in the background (stderr to dir/log). */
+static pid_t start(const char *dir, const char *args)
+{
+    char cmd[9000];
+    pid_t pid;
+
+    snprintf(cmd, sizeof cmd, "cd %s && exec %s --config ctxgate.json %s >>log 2>&1", dir, F.bin,
+             args);
+    cr_assert_neq(pid = fork(), -1);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int reap(pid_t pid, int sig)
+{
+    int status;
+
+    if (sig)
+        kill(pid, sig);
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+/* ---- what a node holds and answers ---- */
+
+static const char *const queries[] = {"budget", "leave policy", "salary bands", "incident",
+                                      "plan 2027", "office move", "investigation"};
+static const char *const users[] = {"user:alice@northwind.test", "user:carol@northwind.test",
+                                    "user:bob@northwind.test"};
+
+/* answers - every query's JSON answer for user in dir, without the local
+ * doc ids and sync times (another store's numbering and clock), new. */
+static char *answers(const char *dir, const char *user)
+{
+    ctx_buf b = CTX_BUF_INIT;
+
+    for (size_t q = 0; q < sizeof queries / sizeof queries[0]; q++) {
+        char args[512], *out, *dump;
+        int status;
+        json_t *j, *res, *r;
+        json_error_t je;
+        size_t i;
+        snprintf(args, sizeof args, "search --as %s --k 50 --json '%s'", user, queries[q]);
+        out = tu_cli(dir, args, 0, &status);
+        cr_assert_eq(status, 0, "search in %s failed", dir);
+        j = json_loads(out, 0, &je);
+        cr_assert_not_null(j, "%s: %s", je.text, out);
+        free(out);
+        res = json_object_get(j, "results");
+        json_array_foreach(res, i, r) {
+            json_object_del(r, "doc_id");
+            json_object_del(r, "acl_synced_at");
+        }
+        dump = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+        ctx_buf_printf(&b, "%s: %s\n", queries[q], dump);
+        free(dump);
+        json_decref(j);
+    }
+    return ctx_buf_steal(&b);
+}
+
+/* store_rows - one text column of sql over dir's store, a line per row, new. */
+static char *store_rows(const char *dir, const char *sql)
+{
+    char path[4200];
+    ctx_store *st;
+    char *t;
+
+    snprintf(path, sizeof path, "%s/data", dir);
+    st = tu_store(path);
+    t = tu_text(st, sql);
+    store_close(st);
+    return t;
+}
+
+/* holdings - what a store holds for search: live documents with their
+ * hash and ACL lists, chunks, and the principals' memberships. */
+static char *holdings(const char *dir)
+{
+    return store_rows(dir,
+                      "SELECT group_concat(x, char(10)) FROM ("
+                      " SELECT 'doc ' || s.name || ' ' || d.stream || ' ' || d.ext_id || ' ' ||"
+                      "  d.hash || ' ' || coalesce((SELECT group_concat(name, ',') FROM (SELECT"
+                      "  p.name FROM acl_entries e JOIN principals p ON p.id = e.principal_id"
+                      "  WHERE e.acl_id = d.acl_id ORDER BY e.deny, 1)), '-') || ' chunks ' ||"
+                      "  (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id) AS x"
+                      " FROM documents d JOIN sources s ON s.id = d.source_id WHERE d.deleted = 0"
+                      " UNION ALL SELECT 'member ' || g.name || ' ' || m.name FROM memberships y"
+                      "  JOIN principals g ON g.id = y.group_id"
+                      "  JOIN principals m ON m.id = y.member_id"
+                      " ORDER BY 1)");
+}
+
+static long long live_docs(const char *dir)
+{
+    char *t = store_rows(dir, "SELECT count(*) FROM documents WHERE deleted = 0");
+    long long n = atoll(t);
+
+    free(t);
+    return n;
+}
+
+static void same(char *a, char *b, const char *what)
+{
+    size_t i = 0;
+
+    while (a[i] && a[i] == b[i])
+        i++;
+    cr_assert(!strcmp(a, b), "%s differ at byte %zu:\n%.400s\n---\n%.400s", what, i,
+              a + (i > 100 ? i - 100 : 0), b + (i > 100 ? i - 100 : 0));
+    free(a);
+    free(b);
+}
+
+/* same_answers - a and b answer every user alike. */
+static void same_answers(const char *a, const char *b)
+{
+    for (size_t u = 0; u < sizeof users / sizeof users[0]; u++) {
+        char what[128];
+        snprintf(what, sizeof what, "answers for %s", users[u]);
+        same(answers(a, users[u]), answers(b, users[u]), what);
+    }
+}
+
+static long long pg_count(const char *sql)
+{
+    PGresult *r = PQexec(F.db, sql);
+    long long n;
+
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(F.db));
+    n = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return n;
+}
+
+/* sees - 1 when user finds the document titled title with query in dir. */
+static int sees(const char *dir, const char *user, const char *query, const char *title)
+{
+    char args[512], *out;
+    int status, yes;
+
+    snprintf(args, sizeof args, "search --as %s --k 50 --json '%s'", user, query);
+    out = tu_cli(dir, args, 0, &status);
+    cr_assert_eq(status, 0);
+    yes = strstr(out, title) != NULL;
+    free(out);
+    return yes;
+}
+
+/* ---- the tests ---- */
+
+Test(replica, answers_as_the_embedded_mode_and_follows_edits_deletes_and_revokes)
+{
+    char src[4400], *docs = demo_copy("docs"), *w, *e, *r;
+    char path[4400];
+
+    snprintf(src, sizeof src, "{\"name\": \"northwind\", \"type\": \"files\", \"path\": \"%s\"}",
+             docs);
+    w = node("w", "writer", src, 30);
+    e = node("e", "embedded", src, 30);
+    r = node("r", "ra", src, 30);
+    cr_assert_eq(run(w, "sync"), 0);
+    cr_assert_eq(run(e, "sync"), 0);
+    cr_assert_eq(run(r, "follow --once"), 0);
+    same(holdings(e), holdings(r), "the stores");
+    same_answers(e, r);
+    cr_assert(sees(r, users[1], "Q3 2026 results", "Q3 2026 financial results"));
+    cr_assert(sees(r, users[0], "salary bands", "Salary bands 2026"));
+
+    /* An edit, a deletion, a file's ACL narrowed, a group member removed. */
+    snprintf(path, sizeof path, "%s/finance/office-move-costs.md", docs);
+    tu_write(docs, "engineering/new-runbook.md", "# Incident runbook\n\nPage the on-call"
+             " engineer first, then open an incident channel.\n");
+    tu_write(docs, "finance/q3-2026-results.txt.acl.json", "{\"allow\":"
+             " [\"user:ivan@northwind.test\"], \"labels\": [\"confidential\"]}");
+    cr_assert_eq(unlink(path), 0);
+    {
+        char *p, *text;
+        size_t len;
+        snprintf(path, sizeof path, "%s/_principals.json", docs);
+        cr_assert_eq(ctx_read_file(path, &text, &len), 0);
+        p = strstr(text, "{\"id\": \"group:hr-leads\", \"members\":"
+                         " [\"user:alice@northwind.test\"]}");
+        cr_assert_not_null(p, "the demo's hr-leads group changed; update this test");
+        memcpy(strstr(p, "\"user:alice@northwind.test\""), "\"user:henry@northwind.test\"", 27);
+        tu_write(docs, "_principals.json", text);
+        ctx_free(text);
+    }
+    cr_assert_eq(run(w, "sync"), 0);
+    cr_assert_eq(run(e, "sync"), 0);
+    cr_assert_eq(run(r, "follow --once"), 0);
+    same(holdings(e), holdings(r), "the stores after the changes");
+    same_answers(e, r);
+    /* revoked: carol no longer reads the Q3 results, alice (out of hr-leads) HR's bands */
+    cr_assert(!sees(r, users[1], "Q3 2026 results", "Q3 2026 financial results"));
+    cr_assert(!sees(r, users[0], "salary bands", "Salary bands 2026"));
+    cr_assert(sees(r, users[2], "incident", "Incident runbook"));
+    /* no document twice, none lost */
+    cr_assert_eq(live_docs(r), pg_count("SELECT count(*) FROM ctxgate.documents WHERE NOT"
+                                        " deleted"));
+}
+
+/* tree - n files under F.root/name, generation gen: each file's text and
+ * reader depend on gen, and every seventh is gone in generation 2. */
+static char *tree(const char *name, int n, int gen)
+{
+    static char dirs[4][4200];
+    static int k;
+    char *dir = dirs[k++ % 4], rel[64], text[1024];
+
+    snprintf(dir, sizeof dirs[0], "%s/%s", F.root, name);
+    for (int i = 0; i < n; i++) {
+        snprintf(rel, sizeof rel, "f%03d/doc%04d.md", i % 10, i);
+        if (gen == 2 && i % 7 == 0) {
+            char path[4400];
+            snprintf(path, sizeof path, "%s/%s", dir, rel);
+            unlink(path);
+            continue;
+        }
+        snprintf(text, sizeof text, "---\ntitle: %s doc %d\nallow: [user:u%d@t.test]\n---\n"
+                 "Document %d of %s, generation %d. Quarterly figures, roadmap notes and"
+                 " the on-call rota for team %d. %s\n", name, i,
+                 (i + (gen == 2 && i % 3 == 0)) % 4, i, name, gen, i % 5,
+                 gen == 2 && i % 2 ? "Edited: the rota moved to Tuesdays." : "");
+        tu_write(dir, rel, text);
+    }
+    return dir;
+}
+
+Test(replica, killed_replica_catches_up_and_replicas_equal_a_fresh_rebuild_under_two_writers)
+{
+    char srcs[9000], *a = tree("a", 1000, 1), *b = tree("b", 1000, 1), *w, *r1, *r2, *r3;
+    pid_t sa, sb, f1, f2;
+    unsigned seed = (unsigned)getpid();
+
+    snprintf(srcs, sizeof srcs, "{\"name\": \"a\", \"type\": \"files\", \"path\": \"%s\"},"
+             " {\"name\": \"b\", \"type\": \"files\", \"path\": \"%s\"}", a, b);
+    w = node("w", "writer", srcs, 30);
+    r1 = node("r1", "ra", srcs, 30);
+    r2 = node("r2", "rb", srcs, 30);
+    /* Both replicas start on an empty database and follow from the start. */
+    cr_assert_eq(run(r1, "follow --once"), 0);
+    f1 = start(r1, "follow");
+    f2 = start(r2, "follow");
+    for (int gen = 1; gen <= 2; gen++) {
+        if (gen == 2) {
+            tree("a", 1000, 2);
+            tree("b", 1000, 2);
+        }
+        /* two sources syncing at once, while r1 is killed and started again */
+        sa = start(w, "sync a");
+        sb = start(w, "sync b");
+        for (int i = 0; i < 4; i++) {
+            usleep(30000 + (useconds_t)(rand_r(&seed) % 220000));
+            reap(f1, SIGKILL);
+            f1 = start(r1, "follow");
+        }
+        cr_assert_eq(reap(sa, 0), 0, "sync a failed (see %s/log)", w);
+        cr_assert_eq(reap(sb, 0), 0, "sync b failed (see %s/log)", w);
+    }
+    reap(f1, SIGKILL);
+    cr_assert_eq(reap(f2, SIGTERM), 0, "follow should stop cleanly on SIGTERM");
+    /* caught up; then a replica made now, from PostgreSQL alone */
+    cr_assert_eq(run(r1, "follow --once"), 0);
+    cr_assert_eq(run(r2, "follow --once"), 0);
+    r3 = node("r3", "rc", srcs, 30);
+    cr_assert_eq(run(r3, "follow --once"), 0);
+    cr_assert_eq(live_docs(r1), pg_count("SELECT count(*) FROM ctxgate.documents WHERE NOT"
+                                         " deleted"));
+    cr_assert_eq(live_docs(r1), 2 * (1000 - 143));
+    same(holdings(r3), holdings(r1), "the killed replica's store and a fresh rebuild");
+    same(holdings(r3), holdings(r2), "the other replica's store and a fresh rebuild");
+    for (int u = 0; u < 4; u++) {
+        char user[64];
+        snprintf(user, sizeof user, "user:u%d@t.test", u);
+        for (int q = 0; q < 2; q++) {
+            char args[256], *x, *y;
+            int st1, st2;
+            snprintf(args, sizeof args, "search --as %s --k 50 '%s'", user,
+                     q ? "rota Tuesdays" : "quarterly roadmap");
+            x = tu_cli(r1, args, 0, &st1);
+            y = tu_cli(r2, args, 0, &st2);
+            cr_assert(st1 == 0 && st2 == 0);
+            same(x, y, "the two replicas' answers");
+        }
+    }
+}
+
+/* hold - take the replica's slot (a replication connection streaming from
+ * it), so that its follower cannot read: NULL until it could. */
+static PGconn *hold(const char *replica)
+{
+    const char *kw[3] = {"dbname", "password", NULL};
+    const char *val[3];
+    char conninfo[1024], sql[256];
+
+    snprintf(conninfo, sizeof conninfo, "%s dbname=%s replication=database", pgtest_conninfo(),
+             F.name);
+    val[0] = conninfo;
+    val[1] = pgtest_password();
+    val[2] = NULL;
+    snprintf(sql, sizeof sql, "START_REPLICATION SLOT ctxgate_%s%s LOGICAL 0/0"
+             " (proto_version '1', publication_names 'ctxgate_replicas')", replica, F.tag);
+    for (int i = 0; i < 200; i++) {
+        PGconn *c = PQconnectdbParams(kw, val, 1);
+        PGresult *r;
+        cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+        r = PQexec(c, sql);
+        if (PQresultStatus(r) == PGRES_COPY_BOTH) {
+            PQclear(r);
+            return c;
+        }
+        PQclear(r);
+        PQfinish(c);
+        usleep(50000);     /* the follower had it for a moment */
+    }
+    cr_assert_fail("could not take slot ctxgate_%s%s", replica, F.tag);
+    return NULL;
+}
+
+/* status_of - the status of GET path (or a search as user when user). */
+static long status_of(int port, const char *path, const char *user, char **body)
+{
+    char *tok = user ? tu_jwt(SECRET, ISS, AUD, user, "desk", 3600) : NULL;
+    tu_reply r = user ? tu_call(port, "POST", "/v1/search", tok, "{\"query\": \"budget\"}", NULL)
+                      : tu_call(port, "GET", path, NULL, NULL, NULL);
+    long st = r.status;
+
+    free(tok);
+    if (body)
+        *body = r.body;
+    else
+        tu_reply_free(&r);
+    return st;
+}
+
+/* until - wait (up to 60 s) for the status of status_of to be want. */
+static int until(int port, const char *path, const char *user, long want)
+{
+    for (int i = 0; i < 600; i++) {
+        if (status_of(port, path, user, NULL) == want)
+            return 1;
+        usleep(100000);
+    }
+    return 0;
+}
+
+Test(replica, serve_is_ready_once_caught_up_shows_its_lag_and_fails_closed_past_the_bound)
+{
+    char src[4400], *docs = demo_copy("docs"), *w, *r, *body = NULL, env[256];
+    PGconn *h;
+    pid_t srv;
+    int port;
+
+    snprintf(src, sizeof src, "{\"name\": \"northwind\", \"type\": \"files\", \"path\": \"%s\"}",
+             docs);
+    w = node("w", "writer", src, 30);
+    r = node("r", "rs", src, 2);
+    cr_assert_eq(run(w, "sync"), 0);
+    cr_assert_eq(run(r, "follow --once"), 0);
+    cr_assert_eq(run(w, "sync --full"), 0);
+    /* Started while its slot is held: never caught up, so not ready and no answers. */
+    h = hold("rs");
+    snprintf(env, sizeof env, "CTXGATE_TEST_SECRET=%s CTXGATE_ADMIN_TOKEN=%s", SECRET,
+             "admin-token-0123456789-abcdefghijklmnopqrstuv");
+    srv = tu_serve(r, env, &port);
+    cr_assert(port > 0, "serve did not start (see %s/serve.log)", r);
+    cr_assert_eq(status_of(port, "/readyz", NULL, NULL), 503);
+    cr_assert_eq(status_of(port, NULL, users[1], &body), 503);
+    cr_assert(strstr(body, "replica_behind"), "%s", body);
+    free(body);
+    PQfinish(h);
+    cr_assert(until(port, "/readyz", NULL, 200), "the replica never caught up");
+    cr_assert_eq(status_of(port, NULL, users[1], &body), 200);
+    cr_assert(strstr(body, "2027 budget plan"), "%s", body);
+    free(body);
+    {
+        const char *hd[] = {"Authorization: Bearer admin-token-0123456789-abcdefghijklmnopqrstuv",
+                            NULL};
+        tu_reply m = tu_call(port, "GET", "/metrics", NULL, NULL, hd);
+        cr_assert_eq(m.status, 200, "%s", m.body);
+        cr_assert(strstr(m.body, "\nctxgate_replica_lag_seconds "), "%s", m.body);
+        cr_assert(strstr(m.body, "\nctxgate_replica_ready 1\n"), "%s", m.body);
+        tu_reply_free(&m);
+    }
+    /* A revoke reaches the serving replica. */
+    tu_write(docs, "finance/_acl.json", "{\"allow\": [\"user:ivan@northwind.test\"]}");
+    tu_write(docs, "finance/budget-plan-2027.md", "---\ntitle: 2027 budget plan\n---\nGone.\n");
+    cr_assert_eq(run(w, "sync"), 0);
+    for (int i = 0; i < 600; i++) {
+        cr_assert_eq(status_of(port, NULL, users[1], &body), 200);
+        if (!strstr(body, "2027 budget plan"))
+            break;
+        free(body);
+        body = NULL;
+        usleep(100000);
+    }
+    cr_assert(body && !strstr(body, "2027 budget plan"), "the revoke never reached the replica");
+    free(body);
+    /* It cannot follow: past max_lag_s (2 s) it answers 503, then again once it can. */
+    h = hold("rs");
+    cr_assert(until(port, NULL, users[1], 503), "a replica past its lag bound still answered");
+    cr_assert_eq(status_of(port, "/healthz", NULL, NULL), 200);
+    PQfinish(h);
+    cr_assert(until(port, NULL, users[1], 200), "the replica never caught up again");
+    cr_assert_eq(reap(srv, SIGTERM), 0);
+}
