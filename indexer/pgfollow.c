@@ -178,6 +178,7 @@ static int first_copy(pgfollow *f, ctx_error *err)
         goto fail_pg;
     if ((rc = pgf__copy(f, err)) || (rc = lsn_put(f->st, f->cfg->cluster.replica, at, err))) {
         store_rollback(f->st);
+        pgf__cache_clear(f);
         goto fail_pg;
     }
     if ((rc = store_commit(f->st, err)))
@@ -261,8 +262,9 @@ int pgfollow_step(pgfollow *f, pgfollow_step_info *info, ctx_error *err)
         rc = lsn_put(f->st, f->cfg->cluster.replica, f->lsn, err);
     if (rc) {
         store_rollback(f->st);
-        pgf__txn_reset(f);
-        /* the store's LSN is unchanged: read it again at the next step */
+        /* sources made in it are gone again; the store's LSN is unchanged:
+         * read both again at the next step */
+        pgf__cache_clear(f);
         f->started = 0;
         return rc;
     }

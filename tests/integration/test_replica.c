@@ -33,7 +33,7 @@ static struct {
     char name[64];           /* the database this test made */
     char tag[16];            /* in this test's replica names (slots are server-wide) */
     char bin[4096];
-    char root[4096];         /* the test's directory */
+    char *root;              /* the test's directory (tu_tmpdir's) */
     char why[1024];
 } F;
 
@@ -58,7 +58,7 @@ static void setup(void)
                   F.bin);
         snprintf(F.bin, sizeof F.bin, "%s", real);
     }
-    snprintf(F.root, sizeof F.root, "%s", tu_tmpdir("replica"));
+    F.root = tu_tmpdir("replica");
 }
 
 static void teardown(void)
@@ -72,8 +72,10 @@ static void teardown(void)
                     F.name);
     }
     PQfinish(F.admin);
-    if (F.root[0])
+    if (F.root) {
         tu_rmrf(F.root);
+        free(F.root);
+    }
 }
 
 TestSuite(replica, .init = setup, .fini = teardown, .timeout = 600);
