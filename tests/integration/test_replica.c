@@ -34,6 +34,7 @@ static struct {
     char tag[16];            /* in this test's replica names (slots are server-wide) */
     char bin[4096];
     char *root;              /* the test's directory (tu_tmpdir's) */
+    char own[512];           /* conninfo of a server of the test's own, or "" */
     char why[1024];
 } F;
 
@@ -92,9 +93,10 @@ static char *node(const char *name, const char *mode, const char *sources, int m
 
     snprintf(dir, sizeof dirs[0], "%s/%s", F.root, name);
     if (strcmp(mode, "embedded"))
-        snprintf(cluster, sizeof cluster, ", \"cluster\": {\"conninfo\": \"%s dbname=%s\","
+        snprintf(cluster, sizeof cluster, ", \"cluster\": {\"conninfo\": \"%s%s%s\","
                  " \"password_env\": \"CTX_TEST_PGPASSWORD\"%s%s%s%s, \"max_lag_s\": %d}",
-                 pgtest_conninfo(), F.name, strcmp(mode, "writer") ? ", \"replica\": \"" : "",
+                 F.own[0] ? F.own : pgtest_conninfo(), F.own[0] ? "" : " dbname=",
+                 F.own[0] ? "" : F.name, strcmp(mode, "writer") ? ", \"replica\": \"" : "",
                  strcmp(mode, "writer") ? mode : "", strcmp(mode, "writer") ? F.tag : "",
                  strcmp(mode, "writer") ? "\"" : "", max_lag_s);
     snprintf(text, sizeof text,
@@ -543,4 +545,81 @@ Test(replica, serve_is_ready_once_caught_up_shows_its_lag_and_fails_closed_past_
     PQfinish(h);
     cr_assert(until(port, NULL, users[1], 200), "the replica never caught up again");
     cr_assert_eq(reap(srv, SIGTERM), 0);
+}
+
+/* pg_server - `sh scripts/pg.sh start dir`: a server of the test's own
+ * (logical decoding on, as pg.sh starts every one), its conninfo in F.own. */
+static void pg_server(const char *dir)
+{
+    char cmd[512], line[1024];
+    FILE *f;
+
+    snprintf(cmd, sizeof cmd, "sh scripts/pg.sh start %s 2>/dev/null", dir);
+    cr_assert_not_null(f = popen(cmd, "r"));
+    F.own[0] = '\0';
+    while (fgets(line, sizeof line, f)) {
+        char *p = strstr(line, "CTX_TEST_PG='"), *q;
+        if (p && (q = strchr(p + 13, '\'')))
+            snprintf(F.own, sizeof F.own, "%.*s", (int)(q - p - 13), p + 13);
+    }
+    cr_assert_eq(pclose(f), 0, "%s failed", cmd);
+    cr_assert(F.own[0], "no CTX_TEST_PG from %s", cmd);
+}
+
+Test(replica, postgres_restart_while_following_the_replica_reconnects_and_loses_nothing)
+{
+    char srcs[4400], srv[64], cmd[1024], *a = tree("a", 1000, 1), *w, *r1, *r2;
+    const char *kw[] = {"dbname", "password", NULL}, *val[3];
+    PGconn *own;
+    pid_t f, s;
+    long long want;
+    int i;
+
+    snprintf(srv, sizeof srv, "/tmp/ctxrpr.%ld", (long)getpid());
+    pg_server(srv);
+    val[0] = F.own;
+    val[1] = pgtest_password();
+    val[2] = NULL;
+    own = PQconnectdbParams(kw, val, 1);
+    cr_assert_eq(PQstatus(own), CONNECTION_OK, "%s", PQerrorMessage(own));
+    snprintf(srcs, sizeof srcs, "{\"name\": \"a\", \"type\": \"files\", \"path\": \"%s\"}", a);
+    w = node("w", "writer", srcs, 30);
+    r1 = node("r1", "ra", srcs, 30);
+    cr_assert_eq(run(r1, "follow --once"), 0);
+    f = start(r1, "follow");
+    /* a sync, and PostgreSQL restarted under it and under the follower */
+    s = start(w, "sync");
+    usleep(150000);
+    snprintf(cmd, sizeof cmd, "%s/usr/lib/postgresql/15/bin/pg_ctl -D %s/data -m fast -w"
+             " -l %s/server.log restart >/dev/null 2>&1",
+             getuid() == 0 ? "runuser -u postgres -- " : "", srv, srv);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    reap(s, 0);            /* it may have failed with the restart: sync again */
+    cr_assert_eq(run(w, "sync"), 0);
+    tree("a", 1000, 2);
+    cr_assert_eq(run(w, "sync"), 0);
+    PQfinish(own);
+    own = PQconnectdbParams(kw, val, 1);
+    cr_assert_eq(PQstatus(own), CONNECTION_OK, "%s", PQerrorMessage(own));
+    {
+        PGresult *r = PQexec(own, "SELECT count(*) FROM ctxgate.documents WHERE NOT deleted");
+        cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+        want = atoll(PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+    cr_assert_eq(want, 1000 - 143);
+    /* the follower that saw the restart catches up by itself */
+    for (i = 0; i < 600 && live_docs(r1) != want; i++)
+        usleep(100000);
+    cr_assert_eq(live_docs(r1), want, "the follower did not catch up after the restart (see"
+                 " %s/log)", r1);
+    cr_assert_eq(reap(f, SIGTERM), 0);
+    cr_assert_eq(run(r1, "follow --once"), 0);
+    r2 = node("r2", "rb", srcs, 30);
+    cr_assert_eq(run(r2, "follow --once"), 0);
+    same(holdings(r2), holdings(r1), "the store that followed a restart and a fresh rebuild");
+    PQfinish(own);
+    snprintf(cmd, sizeof cmd, "sh scripts/pg.sh stop %s", srv);
+    cr_assert_eq(system(cmd), 0);
+    F.own[0] = '\0';
 }
