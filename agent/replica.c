@@ -41,7 +41,7 @@ static int follow_open(const ctx_config *cfg, ctx_store **st, pgfollow **f, ctx_
 }
 
 int replica_follow(const ctx_config *cfg, int once, volatile sig_atomic_t *stop,
-                   ctx_error *err)
+                   replica_counts *counts, ctx_error *err)
 {
     ctx_store *st = NULL;
     pgfollow *f = NULL;
@@ -71,6 +71,10 @@ int replica_follow(const ctx_config *cfg, int once, volatile sig_atomic_t *stop,
             continue;
         }
         logged = 0;
+        if (counts) {
+            counts->applied += info.txns;
+            counts->skipped += info.skipped;
+        }
         if (info.txns) {
             ctx_error e2;
             ctx_log(CTX_LOG_DEBUG, "replica", "applied %lld transactions (%lld documents)",

@@ -28,6 +28,7 @@ int cli_follow(int argc, char **argv, const char *config_path)
     static const struct option lo[] = {{"once", no_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
     ctx_config cfg;
     ctx_error err;
+    replica_counts counts = {0, 0};
     int c, once = 0, rc;
 
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -46,7 +47,7 @@ int cli_follow(int argc, char **argv, const char *config_path)
     signal(SIGINT, on_stop);
     signal(SIGTERM, on_stop);
     replica_gate_start(cfg.cluster.max_lag_s * 1000);
-    if (!(rc = replica_follow(&cfg, once, &follow_stop, &err)) && once) {
+    if (!(rc = replica_follow(&cfg, once, &follow_stop, &counts, &err)) && once) {
         char path[4096];
         ctx_store *st;
         uint64_t lsn = 0;
@@ -56,8 +57,9 @@ int cli_follow(int argc, char **argv, const char *config_path)
             store_close(st);
         }
         if (!rc)
-            printf("follow: replica %s caught up at %X/%X\n", cfg.cluster.replica,
-                   (unsigned)(lsn >> 32), (unsigned)lsn);
+            printf("follow: replica %s caught up at %X/%X (%lld transactions applied, %lld"
+                   " skipped)\n", cfg.cluster.replica, (unsigned)(lsn >> 32), (unsigned)lsn,
+                   (long long)counts.applied, (long long)counts.skipped);
     }
 out:
     if (rc)

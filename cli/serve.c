@@ -85,7 +85,7 @@ static void *run_replica(void *arg)
 {
     ctx_error err;
 
-    if (replica_follow(arg, 0, &replica_quit, &err))
+    if (replica_follow(arg, 0, &replica_quit, NULL, &err))
         ctx_log(CTX_LOG_ERROR, "replica", "stopped: %s", err.text);
     return NULL;
 }

@@ -256,7 +256,7 @@ int pgfollow_step(pgfollow *f, pgfollow_step_info *info, ctx_error *err)
     }
     for (int i = 0; i < n && !rc; i++)
         rc = pgf__message(f, (const unsigned char *)PQgetvalue(r, i, 0),
-                          (size_t)PQgetlength(r, i, 0), &last, &info->txns, err);
+                          (size_t)PQgetlength(r, i, 0), &last, info, err);
     PQclear(r);
     if (!rc)
         rc = lsn_put(f->st, f->cfg->cluster.replica, f->lsn, err);

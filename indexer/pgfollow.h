@@ -35,6 +35,7 @@ void pgfollow_close(pgfollow *f);
 typedef struct pgfollow_step_info {
     int drained;          /* 1: the slot held nothing more when read */
     int64_t txns;         /* transactions applied by this step */
+    int64_t skipped;      /* transactions read but applied before (at or below the LSN) */
     int64_t docs;         /* document rows applied (records and deletes) */
     uint64_t lsn;         /* the stored LSN after this step */
 } pgfollow_step_info;

@@ -516,7 +516,7 @@ out:
 }
 
 int pgf__message(pgfollow *f, const unsigned char *data, size_t len, uint64_t *last,
-                 int64_t *txns, ctx_error *err)
+                 pgfollow_step_info *info, ctx_error *err)
 {
     rd r = {data, len, 1, 0};
     uint64_t end;
@@ -540,12 +540,13 @@ int pgf__message(pgfollow *f, const unsigned char *data, size_t len, uint64_t *l
             *last = end;
         if (f->skip) {
             f->skip = 0;
+            info->skipped++;
             return CTX_OK;
         }
         if ((rc = apply_principals(f, err)))
             return rc;
         f->lsn = end;
-        (*txns)++;
+        info->txns++;
         return CTX_OK;
     case 'R':
         return on_relation(f, &r, err);

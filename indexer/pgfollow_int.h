@@ -79,10 +79,10 @@ struct pgfollow {
 };
 
 /* pgf__message - one pgoutput message (data, len) in the open SQLite
- * transaction; *last the highest commit end LSN read, *txns counts those
- * applied (a transaction at or below f->lsn is skipped). */
+ * transaction; *last the highest commit end LSN read; info's txns counts
+ * those applied, skipped those at or below f->lsn (applied before). */
 int pgf__message(pgfollow *f, const unsigned char *data, size_t len, uint64_t *last,
-                 int64_t *txns, ctx_error *err);
+                 pgfollow_step_info *info, ctx_error *err);
 /* pgf__copy - every table under the open snapshot into the open SQLite transaction. */
 int pgf__copy(pgfollow *f, ctx_error *err);
 /* pgf__txn_reset - forget the open transaction's pending principals. */

@@ -623,3 +623,83 @@ Test(replica, postgres_restart_while_following_the_replica_reconnects_and_loses_
     cr_assert_eq(system(cmd), 0);
     F.own[0] = '\0';
 }
+
+/* follow_once - `follow --once` in dir: its counts of transactions applied
+ * and skipped. */
+static void follow_once(const char *dir, long long *applied, long long *skipped)
+{
+    int status;
+    char *out = tu_cli(dir, "follow --once", 1, &status), *p;
+
+    cr_assert_eq(status, 0, "follow --once in %s: %s", dir, out);
+    cr_assert(p = strstr(out, "transactions applied"), "%s", out);
+    while (p > out && p[-1] != '(')
+        p--;
+    cr_assert_eq(sscanf(p, "%lld transactions applied, %lld skipped", applied, skipped), 2,
+                 "%s", out);
+    free(out);
+}
+
+Test(replica, applied_but_unconfirmed_transactions_are_skipped_and_a_stale_store_refused)
+{
+    char src[4400], cmd[13000], *docs = demo_copy("docs"), *w, *x, *y, *z, *x2, path[4400];
+    long long ya, ys, xa, xs;
+    ctx_store *st;
+    ctx_error err;
+
+    snprintf(src, sizeof src, "{\"name\": \"northwind\", \"type\": \"files\", \"path\": \"%s\"}",
+             docs);
+    w = node("w", "writer", src, 30);
+    x = node("x", "rx", src, 30);
+    y = node("y", "ry", src, 30);
+    cr_assert_eq(run(w, "sync"), 0);
+    follow_once(x, &xa, &xs);      /* x's slot starts here, */
+    follow_once(y, &ya, &ys);      /* and y's, with nothing written in between */
+    snprintf(cmd, sizeof cmd, "cp -r %s/data %s/x-then", x, F.root);
+    cr_assert_eq(system(cmd), 0);
+    for (int i = 0; i < 3; i++) {
+        char rel[64], text[256];
+        snprintf(rel, sizeof rel, "engineering/note-%d.md", i);
+        snprintf(text, sizeof text, "# Note %d\n\nThe incident review moved to room %d.\n", i,
+                 i + 4);
+        tu_write(docs, rel, text);
+        if (i == 1) {
+            snprintf(path, sizeof path, "%s/finance/office-move-costs.md", docs);
+            cr_assert_eq(unlink(path), 0);
+        }
+        cr_assert_eq(run(w, "sync"), 0);
+    }
+    follow_once(y, &ya, &ys);
+    cr_assert(ya >= 3 && ys == 0, "y applied %lld, skipped %lld", ya, ys);
+    /*
+     * x's store becomes y's, under x's name: everything after x's slot
+     * committed in the store but never confirmed to the server, as after a
+     * kill between the two. x must skip it all, and move its slot on.
+     */
+    snprintf(cmd, sizeof cmd, "rm -rf %s/data && cp -r %s/data %s/data", x, y, x);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/data", x);
+    st = tu_store(path);
+    snprintf(cmd, sizeof cmd, "UPDATE replica_state SET slot = 'rx%s' WHERE slot = 'ry%s'", F.tag,
+             F.tag);
+    cr_assert_eq(store_exec(st, cmd, &err), 0, "%s", err.text);
+    store_close(st);
+    follow_once(x, &xa, &xs);
+    cr_assert(xa == 0 && xs >= 3, "x applied %lld, skipped %lld: applied twice", xa, xs);
+    follow_once(x, &xa, &xs);
+    cr_assert(xa == 0 && xs == 0, "x's slot was not moved on (%lld, %lld)", xa, xs);
+    z = node("z", "rz", src, 30);
+    follow_once(z, &xa, &xs);
+    same(holdings(z), holdings(x), "the store after the skip and a fresh rebuild");
+    /* x's older store, behind what its slot was confirmed at: refused, not served */
+    x2 = node("x2", "rx", src, 30);
+    snprintf(cmd, sizeof cmd, "cp -r %s/x-then %s/data", F.root, x2);
+    cr_assert_eq(system(cmd), 0);
+    {
+        int status;
+        char *out = tu_cli(x2, "follow --once", 1, &status);
+        cr_assert_neq(status, 0, "a store behind its slot was followed: %s", out);
+        cr_assert(strstr(out, "rebuild the replica from an empty data_dir"), "%s", out);
+        free(out);
+    }
+}
