@@ -785,3 +785,103 @@ Test(replica, long_bodies_stored_out_of_line_follow_through_touches_and_acl_chan
         same(holdings(z), holdings(r), "the store and a fresh rebuild");
     }
 }
+
+/* readable - the external ids user may read by PostgreSQL's own tables
+ * (allow through the user, "everyone" or a group reached through
+ * memberships, no deny the same way), one per line between newlines. */
+static char *readable(const char *user)
+{
+    const char *v[1] = {user};
+    PGresult *r = PQexecParams(F.db,
+                               "WITH RECURSIVE g(p) AS (SELECT $1::text COLLATE \"C\""
+                               " UNION SELECT 'everyone' UNION SELECT m.principal FROM ctxgate.memberships m JOIN g"
+                               " ON m.member = g.p)"
+                               " SELECT d.ext_id FROM ctxgate.documents d WHERE NOT d.deleted"
+                               " AND EXISTS (SELECT 1 FROM ctxgate.acl_entries e WHERE"
+                               "  e.acl = d.acl AND e.effect = 'allow' AND e.principal IN"
+                               "  (SELECT p FROM g))"
+                               " AND NOT EXISTS (SELECT 1 FROM ctxgate.acl_entries e WHERE"
+                               "  e.acl = d.acl AND e.effect = 'deny' AND e.principal IN"
+                               "  (SELECT p FROM g))", 1, NULL, v, NULL, NULL, 0);
+    ctx_buf b = CTX_BUF_INIT;
+
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(F.db));
+    ctx_buf_puts(&b, "\n");
+    for (int i = 0; i < PQntuples(r); i++)
+        ctx_buf_printf(&b, "%s\n", PQgetvalue(r, i, 0));
+    PQclear(r);
+    return ctx_buf_steal(&b);
+}
+
+/* oracle - every answer of replica dir to every demo user and query is a
+ * document PostgreSQL says that user may read; returns how many answers. */
+static int oracle(const char *dir)
+{
+    static const char *const names[] = {"alice", "bob", "carol", "dave", "erin", "frank",
+                                        "grace", "henry", "ivan", "priya", "mallory"};
+    static const char *const qs[] = {"budget", "salary", "policy", "incident", "plan",
+                                     "notes", "results", "leave", "roadmap", "investigation"};
+    int seen = 0;
+
+    for (size_t u = 0; u < sizeof names / sizeof names[0]; u++) {
+        char user[96], *may;
+        snprintf(user, sizeof user, "user:%s@northwind.test", names[u]);
+        may = readable(user);
+        for (size_t q = 0; q < sizeof qs / sizeof qs[0]; q++) {
+            char args[256], *out;
+            int status;
+            json_t *j, *r;
+            size_t i;
+            snprintf(args, sizeof args, "search --as %s --k 50 --json '%s'", user, qs[q]);
+            out = tu_cli(dir, args, 0, &status);
+            cr_assert_eq(status, 0);
+            cr_assert_not_null(j = json_loads(out, 0, NULL), "%s", out);
+            json_array_foreach(json_object_get(j, "results"), i, r) {
+                char id[600];
+                snprintf(id, sizeof id, "\n%s\n",
+                         json_string_value(json_object_get(r, "external_id")));
+                cr_assert(strstr(may, id), "LEAK: %s got %s for '%s' from %s", user, id + 1,
+                          qs[q], dir);
+                seen++;
+            }
+            json_decref(j);
+            free(out);
+        }
+        free(may);
+    }
+    return seen;
+}
+
+Test(replica, leak_oracle_on_two_replicas_before_and_after_revokes)
+{
+    char src[4400], *docs = demo_copy("docs"), *w, *r1, *r2, path[4400], *text, *p;
+    size_t len;
+
+    snprintf(src, sizeof src, "{\"name\": \"northwind\", \"type\": \"files\", \"path\": \"%s\"}",
+             docs);
+    w = node("w", "writer", src, 30);
+    r1 = node("r1", "ro", src, 30);
+    r2 = node("r2", "rp", src, 30);
+    cr_assert_eq(run(r2, "follow --once"), 0);     /* r2 from an empty database on */
+    cr_assert_eq(run(w, "sync"), 0);
+    cr_assert_eq(run(r1, "follow --once"), 0);
+    cr_assert_eq(run(r2, "follow --once"), 0);
+    cr_assert_gt(oracle(r1), 50);
+    cr_assert_gt(oracle(r2), 50);
+    /* revokes: a folder to one user, a group emptied, a file denied to a group */
+    tu_write(docs, "hr/_acl.json", "{\"allow\": [\"user:grace@northwind.test\"]}");
+    snprintf(path, sizeof path, "%s/_principals.json", docs);
+    cr_assert_eq(ctx_read_file(path, &text, &len), 0);
+    cr_assert_not_null(p = strstr(text, "\"group:eng-oncall\", \"members\": ["));
+    memcpy(strstr(p, "\"user:bob@northwind.test\""), "\"user:xyz@northwind.test\"", 25);
+    tu_write(docs, "_principals.json", text);
+    ctx_free(text);
+    tu_write(docs, "finance/q3-2026-results.txt.acl.json", "{\"allow\": [\"group:finance\","
+             " \"group:leadership\"], \"deny\": [\"user:priya@northwind.test\"]}");
+    cr_assert_eq(run(w, "sync"), 0);
+    cr_assert_eq(run(r1, "follow --once"), 0);
+    cr_assert_eq(run(r2, "follow --once"), 0);
+    cr_assert_gt(oracle(r1), 50);
+    cr_assert_gt(oracle(r2), 50);
+    same(holdings(r1), holdings(r2), "the two replicas' stores");
+}
