@@ -192,9 +192,26 @@ fail_pg:
     return rc;
 }
 
+/* store_has_documents - *yes when the store holds any document row. */
+static int store_has_documents(pgfollow *f, int *yes, ctx_error *err)
+{
+    sqlite3_stmt *q;
+    int rc;
+
+    if (sqlite3_prepare_v2(store_db(f->st), "SELECT 1 FROM documents LIMIT 1", -1, &q, NULL) !=
+        SQLITE_OK)
+        return store_errf(f->st, err, "look into the replica's store");
+    rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_errf(f->st, err, "look into the replica's store");
+    *yes = rc == SQLITE_ROW;
+    return CTX_OK;
+}
+
 static int start(pgfollow *f, ctx_error *err)
 {
-    int exists, rc;
+    int exists, exists_docs = 0, rc;
     uint64_t confirmed;
 
     if ((rc = pgfollow_lsn(f->st, f->cfg->cluster.replica, &f->lsn, err)) ||
@@ -214,6 +231,15 @@ static int start(pgfollow *f, ctx_error *err)
         return ctx_error_set(err, CTX_ESTORE, "cluster: replica %s: its slot %s is gone (dropped,"
                              " or over max_slot_wal_keep_size); rebuild the replica from an"
                              " empty data_dir", f->cfg->cluster.replica, f->slot);
+    /* The first copy goes into a store of its own: what another replica
+     * name or a local sync left there would never be pruned. */
+    if ((rc = store_has_documents(f, &exists_docs, err)))
+        return rc;
+    if (exists_docs)
+        return ctx_error_set(err, CTX_ECONFIG, "cluster.replica: the store in data_dir already"
+                             " holds documents that replica %s did not copy (another replica"
+                             " name, or local syncs); give the replica an empty data_dir",
+                             f->cfg->cluster.replica);
     if (exists &&
         (rc = pg__ok(f->pg, err, "drop the slot of an unfinished first copy",
                      "SELECT pg_drop_replication_slot($1)", 1, f->slot)))

@@ -714,6 +714,17 @@ Test(replica, applied_but_unconfirmed_transactions_are_skipped_and_a_stale_store
         cr_assert(strstr(out, "rebuild the replica from an empty data_dir"), "%s", out);
         free(out);
     }
+    /* a new replica name over another's store: refused, not copied over it */
+    x2 = node("x3", "rq", src, 30);
+    snprintf(cmd, sizeof cmd, "cp -r %s/data %s/data", y, x2);
+    cr_assert_eq(system(cmd), 0);
+    {
+        int status;
+        char *out = tu_cli(x2, "follow --once", 1, &status);
+        cr_assert_neq(status, 0, "a copy went into another replica's store: %s", out);
+        cr_assert(strstr(out, "give the replica an empty data_dir"), "%s", out);
+        free(out);
+    }
 }
 
 /* big_tree - five files under F.root/big of ~30 kB of hex words each (too
