@@ -21,6 +21,7 @@
 
 #define PEEK_CHANGES 2000      /* changes read per step (whole transactions) */
 #define PUBLICATION "ctxgate_replicas"
+#define MARK_MS 5000           /* idle this long, a step writes a mark (see below) */
 
 /* ---- the stored LSN (in the store, beside what it describes) ---- */
 
@@ -262,6 +263,7 @@ int pgfollow_step(pgfollow *f, pgfollow_step_info *info, ctx_error *err)
         if ((rc = start(f, err)))
             return rc;
         f->started = 1;
+        f->moved_at = ctx_now_ms();
         if ((rc = store_trust_apply(f->st, f->cfg, err)))
             return rc;
     }
@@ -270,7 +272,7 @@ int pgfollow_step(pgfollow *f, pgfollow_step_info *info, ctx_error *err)
     v[1] = lim;
     r = PQexecParams(f->pg->db, "SELECT data FROM pg_logical_slot_peek_binary_changes($1,"
                      " NULL, $2::int, 'proto_version', '1', 'publication_names', '"
-                     PUBLICATION "')", 2, NULL, v, NULL, NULL, 1);
+                     PUBLICATION "', 'messages', 'true')", 2, NULL, v, NULL, NULL, 1);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return pg__fail(f->pg, r, err, "read the replica's slot");
     n = PQntuples(r);
@@ -307,8 +309,22 @@ int pgfollow_step(pgfollow *f, pgfollow_step_info *info, ctx_error *err)
                          "SELECT pg_replication_slot_advance($1, $2::pg_lsn)", 2, f->slot, lsn)))
             return rc;
         f->confirmed = last;
+        f->moved_at = ctx_now_ms();
     }
     info->drained = n < PEEK_CHANGES;
+    /*
+     * Caught up, and nothing published changed for a while: other writes
+     * (runs, jobs, other tables) still fill the WAL the slot keeps and
+     * every step decodes again. A mark (a message outside any transaction)
+     * lets the next step move the slot past them.
+     */
+    if (info->drained && ctx_now_ms() - f->moved_at > MARK_MS) {
+        if ((rc = pg__ok(f->pg, err, "mark the WAL for the replica's slot",
+                         "SELECT pg_logical_emit_message(false, '" PGF_MARK "', $1)", 1,
+                         f->slot)))
+            return rc;
+        f->moved_at = ctx_now_ms();
+    }
     info->docs = f->docs;
     info->lsn = f->lsn;
     return CTX_OK;

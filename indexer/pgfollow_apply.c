@@ -548,6 +548,22 @@ int pgf__message(pgfollow *f, const unsigned char *data, size_t len, uint64_t *l
         f->lsn = end;
         info->txns++;
         return CTX_OK;
+    case 'M':
+        /* A mark (pgfollow.c): not in a transaction, so every commit before
+         * it in the WAL was sent before it; the slot may move up to it. */
+        if (rd_n(&r, 1) == 0) {
+            uint64_t at = rd_n(&r, 8);
+            const char *prefix = rd_str(&r);
+            if (r.bad)
+                return bad(err, "MESSAGE");
+            if (!strcmp(prefix, PGF_MARK)) {
+                if (at > f->lsn)
+                    f->lsn = at;
+                if (at > *last)
+                    *last = at;
+            }
+        }
+        return CTX_OK;
     case 'R':
         return on_relation(f, &r, err);
     case 'I':
@@ -555,7 +571,7 @@ int pgf__message(pgfollow *f, const unsigned char *data, size_t len, uint64_t *l
     case 'D':
         return on_change(f, data[0], &r, err);
     default:
-        return CTX_OK;     /* ORIGIN, TYPE, TRUNCATE, MESSAGE: nothing to apply */
+        return CTX_OK;     /* ORIGIN, TYPE, TRUNCATE: nothing to apply */
     }
 }
 

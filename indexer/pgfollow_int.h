@@ -63,6 +63,7 @@ struct pgfollow {
     int started;
     uint64_t lsn;             /* the stored LSN (the last applied transaction's end) */
     uint64_t confirmed;       /* what the server was told */
+    int64_t moved_at;         /* when the slot was last advanced or a mark written (ms) */
     int skip;                 /* the open transaction was applied before (at or below lsn) */
     int new_sources;          /* a source was added locally in this step */
     int64_t docs;             /* document rows applied in this step */
@@ -77,6 +78,9 @@ struct pgfollow {
     pgf_principal *pending;
     size_t npending;
 };
+
+/* The prefix of the marks a replica writes into the WAL (pgfollow.c). */
+#define PGF_MARK "ctxgate_replica"
 
 /* pgf__message - one pgoutput message (data, len) in the open SQLite
  * transaction; *last the highest commit end LSN read; info's txns counts

@@ -896,3 +896,43 @@ Test(replica, leak_oracle_on_two_replicas_before_and_after_revokes)
     cr_assert_gt(oracle(r2), 50);
     same(holdings(r1), holdings(r2), "the two replicas' stores");
 }
+
+Test(replica, an_idle_replica_moves_its_slot_past_writes_it_does_not_follow)
+{
+    char src[4400], *docs = demo_copy("docs"), *w, *r, *z, sql[256];
+    PGresult *res;
+    pid_t f;
+    int i, past = 0;
+
+    snprintf(src, sizeof src, "{\"name\": \"northwind\", \"type\": \"files\", \"path\": \"%s\"}",
+             docs);
+    w = node("w", "writer", src, 30);
+    r = node("r", "ri", src, 30);
+    cr_assert_eq(run(w, "sync"), 0);
+    cr_assert_eq(run(r, "follow --once"), 0);
+    f = start(r, "follow");
+    /* writes outside the publication: nothing to apply, but WAL the slot holds */
+    cr_assert(pgtest_exec(F.db, F.why, sizeof F.why, "CREATE TABLE other (x int); INSERT INTO"
+                          " other SELECT generate_series(1, 5000)") == 0, "%s", F.why);
+    res = PQexec(F.db, "SELECT pg_current_wal_lsn()::text");
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    snprintf(sql, sizeof sql, "SELECT (confirmed_flush_lsn >= '%s')::int FROM"
+             " pg_replication_slots WHERE slot_name = 'ctxgate_ri%s'", PQgetvalue(res, 0, 0),
+             F.tag);
+    PQclear(res);
+    for (i = 0; i < 300 && !past; i++) {
+        past = pg_count(sql) == 1;
+        if (!past)
+            usleep(100000);
+    }
+    cr_assert(past, "the idle replica's slot stayed behind writes it does not follow");
+    /* and nothing published after that is missed */
+    tu_write(docs, "engineering/after.md", "# After the mark\n\nA runbook written later.\n");
+    cr_assert_eq(run(w, "sync"), 0);
+    cr_assert_eq(reap(f, SIGTERM), 0);
+    cr_assert_eq(run(r, "follow --once"), 0);
+    z = node("z", "rj", src, 30);
+    cr_assert_eq(run(z, "follow --once"), 0);
+    same(holdings(z), holdings(r), "the store after a mark and a fresh rebuild");
+    cr_assert(sees(r, users[2], "runbook written later", "After the mark"));
+}
