@@ -481,20 +481,27 @@ static int on_change(pgfollow *f, int type, rd *r, ctx_error *err)
     char *buf = NULL;
     int t = (int)rd_n(r, 1), rc;
 
+    if (r->bad)
+        return bad(err, "a change cut short");
     if (!rel)
         return bad(err, "a change to a relation not described");
-    if (f->skip || rel->table == PGF_OTHER || type == 'D')
-        return CTX_OK;     /* deletes: memberships are replaced with their group */
-    if (type == 'U' && (t == 'K' || t == 'O')) {
+    /* The old row (an update's changed key, a delete's key): read past it. */
+    if ((type == 'U' && (t == 'K' || t == 'O')) || type == 'D') {
+        if (t != 'K' && t != 'O')
+            return bad(err, "a delete without its key");
         if ((rc = read_tuple(r, rel, &row, &buf, err)))
             goto out;
         ctx_free(buf);
         buf = NULL;
+        if (type == 'D')
+            return CTX_OK;     /* memberships are replaced with their group's row */
         t = (int)rd_n(r, 1);
     }
     if (t != 'N')
         return bad(err, "a change without its new row");
     if ((rc = read_tuple(r, rel, &row, &buf, err)))
+        goto out;
+    if (f->skip || rel->table == PGF_OTHER)
         goto out;
     switch (rel->table) {
     case PGF_SOURCES:
@@ -528,12 +535,15 @@ int pgf__message(pgfollow *f, const unsigned char *data, size_t len, uint64_t *l
     case 'B':
         /* Commit order: a commit below the stored end was applied before. */
         f->skip = rd_n(&r, 8) < f->lsn;
+        rd_n(&r, 8);       /* commit time */
+        rd_n(&r, 4);       /* xid */
         pgf__txn_reset(f);
         return r.bad ? bad(err, "BEGIN") : CTX_OK;
     case 'C':
         rd_n(&r, 1);
         rd_n(&r, 8);
         end = rd_n(&r, 8);
+        rd_n(&r, 8);       /* commit time */
         if (r.bad)
             return bad(err, "COMMIT");
         if (end > *last)
@@ -554,7 +564,8 @@ int pgf__message(pgfollow *f, const unsigned char *data, size_t len, uint64_t *l
         if (rd_n(&r, 1) == 0) {
             uint64_t at = rd_n(&r, 8);
             const char *prefix = rd_str(&r);
-            if (r.bad)
+            size_t clen = (size_t)rd_n(&r, 4);
+            if (r.bad || r.at + clen > r.len)
                 return bad(err, "MESSAGE");
             if (!strcmp(prefix, PGF_MARK)) {
                 if (at > f->lsn)
