@@ -29,6 +29,7 @@
 #include "../retrieval/vsearch.h"
 #include "cli.h"
 #include "connector.h"
+#include "follow.h"
 #include "serve.h"
 #include "../core/json.h"
 
@@ -841,6 +842,7 @@ static int cmd_connector(int argc, char **argv)
 static int cmd_serve(int argc, char **argv) { return cli_serve(argc, argv, config_path); }
 static int cmd_explain(int argc, char **argv) { return cli_explain(argc, argv); }
 static int cmd_eval(int argc, char **argv) { return cli_eval(argc, argv); }
+static int cmd_follow(int argc, char **argv) { return cli_follow(argc, argv, config_path); }
 static int cmd_token(int argc, char **argv) { return cli_token(argc, argv, config_path); }
 static int cmd_mcp(int argc, char **argv) { return cli_mcp(argc, argv, config_path); }
 static int cmd_audit(int argc, char **argv) { return cli_audit(argc, argv, config_path); }
@@ -895,6 +897,7 @@ static const cmd cmds[] = {
     {"schema", cmd_schema, "schema                  print the JSON Schema of the config file"},
     {"connector", cmd_connector, CLI_CONNECTOR_USAGE},
     {"serve", cmd_serve, CLI_SERVE_USAGE},
+    {"follow", cmd_follow, CLI_FOLLOW_USAGE},
     {"mcp", cmd_mcp, CLI_MCP_USAGE},
     {"token", cmd_token, CLI_TOKEN_USAGE},
     {"audit", cmd_audit, CLI_AUDIT_USAGE},

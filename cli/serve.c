@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../agent/jobs.h"
+#include "../agent/replica.h"
 #include "../core/schedule.h"
 #include "../core/config.h"
 #include "../core/util.h"
@@ -23,10 +24,11 @@
 #include "../retrieval/budget.h"
 #include "../retrieval/http.h"
 #include "../retrieval/mcp_service.h"
+#include "../retrieval/replica_gate.h"
 #include "../retrieval/service.h"
 #include "../core/json.h"
 
-static volatile sig_atomic_t stop_asked, agent_quit, agent_reload, serve_reload;
+static volatile sig_atomic_t stop_asked, agent_quit, agent_reload, serve_reload, replica_quit;
 
 static void on_stop(int sig)
 {
@@ -78,6 +80,16 @@ static void reload(const char *config_path, ctx_config **live, svc *service,
             next->nagents, next->nsources);
 }
 
+/* A search replica's follower (cluster.replica set; agent/replica.h). */
+static void *run_replica(void *arg)
+{
+    ctx_error err;
+
+    if (replica_follow(arg, 0, &replica_quit, NULL, &err))
+        ctx_log(CTX_LOG_ERROR, "replica", "stopped: %s", err.text);
+    return NULL;
+}
+
 typedef struct agent_thread {
     const char *config_path;
     int rc;
@@ -110,7 +122,8 @@ int cli_serve(int argc, char **argv, const char *config_path)
     pthread_t agent_tid;
     agent_thread at;
     ctx_config *live = NULL;
-    int agent_running = 0;
+    int agent_running = 0, replica_running = 0;
+    pthread_t replica_tid;
 
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (c == 'l')
@@ -161,6 +174,13 @@ int cli_serve(int argc, char **argv, const char *config_path)
         else
             ctx_log(CTX_LOG_ERROR, "serve", "cannot start the maintenance agent");
     }
+    if (*cfg.cluster.replica) {
+        replica_gate_start(cfg.cluster.max_lag_s * 1000);
+        if (pthread_create(&replica_tid, NULL, run_replica, &cfg) == 0)
+            replica_running = 1;
+        else
+            ctx_log(CTX_LOG_ERROR, "serve", "cannot start the replica's follower");
+    }
     fprintf(stderr, "ctxgate: serving on %s%s\n", http_base_url(srv),
             no_agent ? " (no maintenance agent)" : " with the maintenance agent");
     if (*cfg.serve.public_url) /* the public URL hides the port bound */
@@ -185,6 +205,10 @@ int cli_serve(int argc, char **argv, const char *config_path)
     if (agent_running) {
         agent_quit = 1;
         pthread_join(agent_tid, NULL);
+    }
+    if (replica_running) {
+        replica_quit = 1;
+        pthread_join(replica_tid, NULL);
     }
     svc_free(service);
     auth_free(au);

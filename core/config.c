@@ -94,6 +94,13 @@ static const ctx_opt cluster_opts[] = {
     {"lease_s", CTX_OPT_INT, "30", offsetof(ctx_cluster_cfg, lease_s), 0,
      "seconds a worker's claim on a job lasts unless renewed (5..3600); a killed worker's"
      " job is taken by another after this", NULL, 0},
+    {"replica", CTX_OPT_STRING, "", offsetof(ctx_cluster_cfg, replica), 0,
+     "this serve's replica name (a-z, 0-9, _; up to 40): its logical replication slot is"
+     " ctxgate_<name>, and serve follows PostgreSQL into its own data_dir (\"\" = no"
+     " following)", NULL, 0},
+    {"max_lag_s", CTX_OPT_INT, "30", offsetof(ctx_cluster_cfg, max_lag_s), 0,
+     "a replica further behind PostgreSQL than this (seconds, 1..86400) answers searches"
+     " 503 rather than serve stale permissions", NULL, 0},
     CTX_OPT_END,
 };
 
@@ -266,6 +273,16 @@ static int check_cluster(const ctx_cluster_cfg *c, ctx_error *err)
     if (c->lease_s < 5 || c->lease_s > 3600)
         return ctx_error_set(err, CTX_ECONFIG, "cluster.lease_s: %lld is out of range; use"
                              " 5..3600 (seconds)", (long long)c->lease_s);
+    if (c->max_lag_s < 1 || c->max_lag_s > 86400)
+        return ctx_error_set(err, CTX_ECONFIG, "cluster.max_lag_s: %lld is out of range; use"
+                             " 1..86400 (seconds)", (long long)c->max_lag_s);
+    if (strlen(c->replica) > 40 || strspn(c->replica, "abcdefghijklmnopqrstuvwxyz0123456789_")
+        != strlen(c->replica))
+        return ctx_error_set(err, CTX_ECONFIG, "cluster.replica: \"%s\" is not a replica name;"
+                             " use up to 40 of a-z, 0-9 and _", c->replica);
+    if (*c->replica && !*c->conninfo)
+        return ctx_error_set(err, CTX_ECONFIG, "cluster.replica: needs cluster.conninfo (the"
+                             " PostgreSQL to follow)");
     return CTX_OK;
 }
 

@@ -153,6 +153,9 @@ typedef struct ctx_cluster_cfg {
     char *password_env;       /* env var holding its password, or "" */
     char *password_file;      /* or a file holding it, or "" */
     int64_t lease_s;          /* a job claim lasts this long unless renewed (5..3600) */
+    char *replica;            /* serve follows PostgreSQL as replica "name" (slot
+                               * ctxgate_<name>); "" = it does not follow */
+    int64_t max_lag_s;        /* past this lag a replica answers searches 503 */
 } ctx_cluster_cfg;
 
 typedef struct ctx_config {

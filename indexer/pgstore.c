@@ -65,6 +65,9 @@ static const char *const steps[] = {
     " lease_owner text, lease_until bigint, last_start bigint, last_end bigint,"
     " last_status text, last_error text, runs bigint NOT NULL DEFAULT 0,"
     " PRIMARY KEY (source, kind));",
+    /* 2: what the search replicas follow by logical decoding (pgfollow.c) */
+    "CREATE PUBLICATION ctxgate_replicas FOR TABLE ctxgate.sources, ctxgate.documents,"
+    " ctxgate.principals, ctxgate.memberships;",
 };
 
 /* An advisory lock key of ctxgate's own: "ctxg" and the purpose. */
@@ -209,41 +212,60 @@ fail:
     return rc;
 }
 
-int pgstore_open(const ctx_cluster_cfg *c, pgstore **out, ctx_error *err)
+PGconn *pg__connect(const ctx_cluster_cfg *c, int replication, ctx_error *err)
 {
-    const char *kw[4] = {"dbname", "application_name", NULL, NULL};
-    const char *val[4];
-    char host[64] = "";
-    pgstore *pg;
+    const char *kw[5] = {"dbname", "application_name", NULL, NULL, NULL};
+    const char *val[5];
+    PGconn *db;
     char *pw = NULL;
-    int rc;
+    int n = 2;
 
-    *out = NULL;
-    if (!c->conninfo || !*c->conninfo)
-        return ctx_error_set(err, CTX_ECONFIG, "cluster.conninfo: not set; cluster mode needs"
-                             " the PostgreSQL's conninfo");
-    if ((rc = read_password(c, &pw, err)))
-        return rc;
-    if (!(pg = ctx_calloc(1, sizeof *pg))) {
-        ctx_free(pw);
-        return ctx_error_set(err, CTX_ENOMEM, "out of memory");
+    if (!c->conninfo || !*c->conninfo) {
+        ctx_error_set(err, CTX_ECONFIG, "cluster.conninfo: not set; cluster mode needs"
+                      " the PostgreSQL's conninfo");
+        return NULL;
     }
+    if (read_password(c, &pw, err))
+        return NULL;
     val[0] = c->conninfo;
     val[1] = "ctxgate";
     if (pw) {
-        kw[2] = "password";
-        val[2] = pw;
+        kw[n] = "password";
+        val[n++] = pw;
     }
-    val[3] = NULL;
-    pg->db = PQconnectdbParams(kw, val, 1);
+    if (replication) {
+        kw[n] = "replication";
+        val[n++] = "database";
+    }
+    kw[n] = NULL;
+    val[n] = NULL;
+    db = PQconnectdbParams(kw, val, 1);
     if (pw) {
         memset(pw, 0, strlen(pw));
         ctx_free(pw);
     }
-    if (!pg->db || PQstatus(pg->db) != CONNECTION_OK) {
-        const char *msg = pg->db ? PQerrorMessage(pg->db) : "out of memory";
-        rc = ctx_error_set(err, CTX_EIO, "cluster: cannot connect to PostgreSQL (%s): %.*s",
-                           c->conninfo, (int)strcspn(msg, "\n"), msg);
+    if (!db || PQstatus(db) != CONNECTION_OK) {
+        const char *msg = db ? PQerrorMessage(db) : "out of memory";
+        ctx_error_set(err, CTX_EIO, "cluster: cannot connect to PostgreSQL%s (%s): %.*s",
+                      replication ? " for replication" : "", c->conninfo,
+                      (int)strcspn(msg, "\n"), msg);
+        PQfinish(db);
+        return NULL;
+    }
+    return db;
+}
+
+int pgstore_open(const ctx_cluster_cfg *c, pgstore **out, ctx_error *err)
+{
+    char host[64] = "";
+    pgstore *pg;
+    int rc;
+
+    *out = NULL;
+    if (!(pg = ctx_calloc(1, sizeof *pg)))
+        return ctx_error_set(err, CTX_ENOMEM, "out of memory");
+    if (!(pg->db = pg__connect(c, 0, err))) {
+        rc = err->code;
         pgstore_close(pg);
         return rc;
     }

@@ -14,7 +14,7 @@
 #include "../core/config.h"
 #include "sync_sink.h"
 
-#define PGSTORE_SCHEMA_VERSION 1
+#define PGSTORE_SCHEMA_VERSION 2
 
 typedef struct pgstore pgstore;
 

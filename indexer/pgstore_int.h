@@ -28,6 +28,10 @@ struct pgstore {
 /* pg__acl_cache_end - the open transaction committed (1) or rolled back (0). */
 void pg__acl_cache_end(pgstore *pg, int committed);
 
+/* pg__connect - a connection to c's PostgreSQL (password from its env or
+ * file; replication 1: a logical replication connection), or NULL with err. */
+PGconn *pg__connect(const ctx_cluster_cfg *c, int replication, ctx_error *err);
+
 /* A number as text, for a query parameter. */
 typedef struct pg_num {
     char s[24];

@@ -19,6 +19,7 @@
 #include "../core/util.h"
 #include "../indexer/store.h"
 #include "budget.h"
+#include "replica_gate.h"
 #include "scim.h"
 
 #define MAX_ROUTES 32
@@ -174,7 +175,9 @@ static void h_ready(http_server *srv, void *arg, const http_req *req, http_resp 
 {
     (void)arg;
     (void)req;
-    if (svc_ready(srv->service))
+    if (!replica_gate_ready())
+        http_error(resp, 503, "not_ready", "the replica has not caught up with PostgreSQL yet");
+    else if (svc_ready(srv->service))
         http_json(resp, 200, json_pack("{s:s}", "status", "ready"));
     else
         http_error(resp, 503, "not_ready", "the store or the vector index is not available");
@@ -310,6 +313,13 @@ static void h_metrics(http_server *srv, void *arg, const http_req *req, http_res
                        "ctxgate_http_request_duration_seconds_count{endpoint=\"%s\"} %llu\n",
                        label, st->sum, label, (unsigned long long)st->count);
     }
+    if (replica_gate_active())
+        ctx_buf_printf(&b, "# HELP ctxgate_replica_lag_seconds How far this replica may be"
+                       " behind PostgreSQL.\n# TYPE ctxgate_replica_lag_seconds gauge\n"
+                       "ctxgate_replica_lag_seconds %.3f\n# HELP ctxgate_replica_ready 1 once"
+                       " the replica caught up.\n# TYPE ctxgate_replica_ready gauge\n"
+                       "ctxgate_replica_ready %d\n",
+                       (double)replica_gate_lag_ms(ctx_now_ms()) / 1000.0, replica_gate_ready());
     /* From the store: sync runs by status, the embedding queue. */
     if (srv->mst) {
         sqlite3_stmt *q;
@@ -668,6 +678,14 @@ static void dispatch(http_server *srv, struct MHD_Connection *c, const char *url
             return;
         }
         req.who = &who;
+    }
+    if (r->auth == HTTP_AUTH_USER && replica_gate_stale(ctx_now_ms())) {
+        /* A replica behind its lag bound may hold revoked permissions: fail closed. */
+        http_error(resp, 503, "replica_behind", "this replica is not caught up with"
+                   " PostgreSQL (see /metrics ctxgate_replica_lag_seconds); retry later");
+        snprintf(resp->header_name, sizeof resp->header_name, "Retry-After");
+        snprintf(resp->header_value, sizeof resp->header_value, "1");
+        return;
     }
     r->fn(srv, r->arg, &req, resp);
     if (!resp->status)

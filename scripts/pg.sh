@@ -6,8 +6,8 @@
 #
 # The server listens on a unix socket in DIR and on 127.0.0.1 (a free port).
 # The superuser "postgres" is trusted; the test role "ctxtest" (password
-# "ctxtest-pw", may create databases) must authenticate with SCRAM, so the
-# tests exercise real password authentication. As root, the server runs as
+# "ctxtest-pw", may create databases and replication slots) must authenticate
+# with SCRAM, so the tests exercise real password authentication. As root, the server runs as
 # the "postgres" account through runuser; otherwise as the current user.
 # Only the export lines go to stdout; progress and errors go to stderr.
 set -eu
@@ -17,6 +17,8 @@ ROLE=ctxtest
 ROLE_PW=ctxtest-pw
 DB=ctxtest
 MARK=.ctxgate-pg    # start leaves it in DIR; stop removes only such a DIR
+# Logical decoding for the search replicas (docs/cluster.md): one slot each.
+LOGICAL="-c wal_level=logical -c max_replication_slots=32 -c max_wal_senders=32"
 
 die() { echo "pg.sh: $*" >&2; exit 1; }
 
@@ -64,15 +66,19 @@ start() {
     $RUN sh -c "cat > '$dir/data/pg_hba.conf'" <<EOF
 local all postgres trust
 local all all scram-sha-256
+local replication postgres trust
+local replication all scram-sha-256
 host all postgres 127.0.0.1/32 trust
 host all all 127.0.0.1/32 scram-sha-256
+host replication postgres 127.0.0.1/32 trust
+host replication all 127.0.0.1/32 scram-sha-256
 EOF
 
     tries=0
     while :; do
         port=$(pick_port)
         if $RUN "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-            -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='$dir' -c fsync=off -c password_encryption=scram-sha-256" \
+            -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='$dir' -c fsync=off -c password_encryption=scram-sha-256 $LOGICAL" \
             start >/dev/null 2>&1; then
             break
         fi
@@ -81,7 +87,7 @@ EOF
     done
 
     psql() { $RUN "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres "$@"; }
-    psql -d postgres -c "CREATE ROLE $ROLE LOGIN CREATEDB PASSWORD '$ROLE_PW'" >/dev/null ||
+    psql -d postgres -c "CREATE ROLE $ROLE LOGIN CREATEDB REPLICATION PASSWORD '$ROLE_PW'" >/dev/null ||
         die "cannot create role $ROLE"
     psql -d postgres -c "CREATE DATABASE $DB OWNER $ROLE" >/dev/null ||
         die "cannot create database $DB"

@@ -540,6 +540,11 @@ Test(config, cluster_section_defaults_and_checks)
         {"{\"conninfo\": \"host=h password=x\"}", "cluster.conninfo: holds a password"},
         {"{\"conninfo\": \"host=h\", \"leas_s\": 40}", "did you mean \"lease_s\""},
         {"[]", "cluster: expected an object"},
+        {"{\"conninfo\": \"host=h\", \"max_lag_s\": 0}",
+         "cluster.max_lag_s: 0 is out of range"},
+        {"{\"conninfo\": \"host=h\", \"replica\": \"Web-1\"}",
+         "cluster.replica: \"Web-1\" is not a replica name"},
+        {"{\"replica\": \"r1\"}", "cluster.replica: needs cluster.conninfo"},
     };
     ctx_config cfg;
     ctx_error err;
@@ -549,6 +554,8 @@ Test(config, cluster_section_defaults_and_checks)
     cr_assert_eq(parse("{\"sources\":[]}", &cfg, &err), 0, "%s", err.text);
     cr_assert_str_eq(cfg.cluster.conninfo, "");
     cr_assert_eq(cfg.cluster.lease_s, 30);
+    cr_assert_str_eq(cfg.cluster.replica, "");
+    cr_assert_eq(cfg.cluster.max_lag_s, 30);
     ctx_config_free(&cfg);
     cr_assert_eq(parse("{\"sources\":[],\"cluster\":{\"conninfo\":\"host=db dbname=c\","
                        "\"password_env\":\"PGPW\",\"lease_s\":60}}", &cfg, &err), 0, "%s",
