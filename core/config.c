@@ -219,23 +219,9 @@ static int parse_section(const ctx_opt *table, json_t *v, void *dst, const char 
     return rc;
 }
 
-/* issuer_url_ok - https, or http to the loopback host only (development). */
-static int issuer_url_ok(const char *u)
-{
-    static const char *const ok[] = {"https://", "http://127.0.0.1", "http://localhost",
-                                     "http://[::1]"};
-    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
-        size_t n = strlen(ok[i]);
-        if (!strncasecmp(u, ok[i], n) &&
-            (i == 0 ? u[n] && u[n] != '/' : !u[n] || u[n] == ':' || u[n] == '/'))
-            return 1;
-    }
-    return 0;
-}
-
 static int check_auth(ctx_auth_cfg *a, ctx_error *err)
 {
-    if (a->discovery && !issuer_url_ok(a->issuer))
+    if (a->discovery && !ctx_url_https_or_loopback(a->issuer))
         return ctx_error_set(err, CTX_ECONFIG, "auth.issuer: \"%s\" is not an https URL (http"
                              " is allowed to 127.0.0.1 or localhost only); with auth.discovery"
                              " set it to the provider's issuer URL", a->issuer);

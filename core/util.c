@@ -476,3 +476,31 @@ const char *const *ctx_pack_strv(ctx_pack *k, const char *const *v, size_t n)
     }
     return d;
 }
+
+int ctx_url_https_or_loopback(const char *url)
+{
+    static const char *const local[] = {"127.0.0.1", "localhost", "[::1]"};
+    const char *host;
+    size_t len;
+
+    if (!url)
+        return 0;
+    if (!strncasecmp(url, "https://", 8))
+        host = url + 8;
+    else if (!strncasecmp(url, "http://", 7))
+        host = url + 7;
+    else
+        return 0;
+    len = strcspn(host, "/?#");
+    if (!len || memchr(host, '@', len))
+        return 0;
+    if (host == url + 8)
+        return 1;
+    for (size_t i = 0; i < sizeof local / sizeof *local; i++) {
+        size_t n = strlen(local[i]);
+        if (len >= n && !strncasecmp(host, local[i], n) &&
+            (len == n || (host[n] == ':' && strspn(host + n + 1, "0123456789") == len - n - 1)))
+            return 1;
+    }
+    return 0;
+}

@@ -129,4 +129,12 @@ int ctx_mkdir_p(const char *path);
 int ctx_flock_take(const char *path, int wait_ms, volatile sig_atomic_t *cancel, int *fd);
 void ctx_flock_drop(int fd);
 
+/*
+ * ctx_url_https_or_loopback - 1 when url is https:// to a host, or http://
+ * to 127.0.0.1, localhost or [::1] (an optional :port), with no userinfo
+ * (user@ in front of the host, which would hide another host from a
+ * prefix check); 0 otherwise. For URLs a token's keys come from.
+ */
+int ctx_url_https_or_loopback(const char *url);
+
 #endif

@@ -349,8 +349,10 @@ static int assert_user(ctx_store *st, int64_t source, const store_scim_res *r, c
 
     for (size_t i = 0; i <= r->naliases; i++) {
         const char *name = i ? r->aliases[i - 1] : r->principal;
-        /* An inactive user's alias that an active user holds stays open. */
-        if (!r->active && (rc = held_elsewhere(st, source, r->id, name, &held, err)))
+        /* An inactive user's alias that an active user holds stays open; its
+         * own principal is its alone (taken, aliases_clash) and is blocked. */
+        held = 0;
+        if (i && !r->active && (rc = held_elsewhere(st, source, r->id, name, &held, err)))
             return rc;
         if ((r->active || !held) && (rc = block(st, source, name, !r->active, err)))
             return rc;
@@ -425,14 +427,15 @@ static int tombstone(ctx_store *st, int64_t source, const char *id, const names 
                      const store_scim_res *r, ctx_error *err)
 {
     for (size_t i = 0; i < old->n; i++) {
-        int keep = 0, held, rc;
+        int keep = 0, held = 0, rc;
         for (size_t j = 0; r && j < r->naliases; j++)
             keep |= !strcmp(old->v[i], r->aliases[j]);
         if (r && !strcmp(old->v[i], r->principal))
             keep = 1;
         if (keep)
             continue;
-        if ((rc = held_elsewhere(st, source, id, old->v[i], &held, err)))
+        /* v[0], the old principal, was this user's alone: always blocked */
+        if (i && (rc = held_elsewhere(st, source, id, old->v[i], &held, err)))
             return rc;
         if (!held && (rc = block(st, source, old->v[i], 1, err)))
             return rc;
@@ -476,6 +479,47 @@ static int taken(ctx_store *st, int64_t source, const store_scim_res *r, int *wh
     return ctx_error_set(err, CTX_EINVAL, "another resource already stands for principal %s;"
                          " the attribute the principal is made of must be unique",
                          r->principal);
+}
+
+/*
+ * aliases_clash - r's aliases name no other resource's principal, and r's
+ * principal is no other active user's alias: else deactivating one would
+ * leave the other's name open, or a new user would take over a name that
+ * another stands for.
+ */
+static int aliases_clash(ctx_store *st, int64_t source, const store_scim_res *r, int *why,
+                         ctx_error *err)
+{
+    char *t = NULL;
+    int rc;
+
+    for (size_t i = 0; i < r->naliases; i++) {
+        if (!strcmp(r->aliases[i], r->principal))
+            continue;
+        if ((rc = first_text(st, &t, err, "SELECT id FROM scim_resources WHERE source_id = ?1"
+                             " AND id != ?2 AND principal = ?3", source, r->id, r->aliases[i])))
+            return rc;
+        if (t) {
+            ctx_free(t);
+            *why = STORE_SCIM_CONFLICT;
+            return ctx_error_set(err, CTX_EINVAL, "\"%s\" (from the user's emails) is the"
+                                 " principal another resource stands for; give each user"
+                                 " an address of their own", r->aliases[i]);
+        }
+    }
+    if ((rc = first_text(st, &t, err, "SELECT r.id FROM scim_aliases a JOIN scim_resources r"
+                         " ON r.source_id = a.source_id AND r.id = a.resource_id"
+                         " WHERE a.source_id = ?1 AND a.resource_id != ?2 AND a.principal = ?3"
+                         " AND r.active = 1", source, r->id, r->principal)))
+        return rc;
+    if (t) {
+        ctx_free(t);
+        *why = STORE_SCIM_CONFLICT;
+        return ctx_error_set(err, CTX_EINVAL, "principal %s is an address of another active"
+                             " user; the attribute the principal is made of must be unique",
+                             r->principal);
+    }
+    return CTX_OK;
 }
 
 /* check_members - every member id names a resource of source other than r. */
@@ -554,6 +598,7 @@ int store_scim_put(ctx_store *st, int64_t source, const store_scim_res *r, int c
     else if (have && create)
         rc = ctx_error_set(err, CTX_EINVAL, "id %s exists", r->id), *why = STORE_SCIM_CONFLICT;
     if (rc || (rc = taken(st, source, r, why, err)) ||
+        (r->kind == CTX_PRINCIPAL_USER && (rc = aliases_clash(st, source, r, why, err))) ||
         (rc = check_members(st, source, r, why, err)))
         goto done;
     if (have && ((rc = names_read(st, source, old.id, old.principal, &oldnames, err)) ||

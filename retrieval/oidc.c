@@ -26,6 +26,11 @@
 /* Most seconds a JWKS's Cache-Control max-age keeps it; the least is
  * jwks_refresh_min_s (and 1), so "no-cache" cannot fetch per request. */
 #define OIDC_MAXAGE_MAX 86400
+/* Keys that could not be refreshed for this many jwks_ttl_s are dropped:
+ * a provider that stays unreadable, or serves a set ctxgate refuses, may
+ * have taken a key back; after this, its tokens are refused (fail closed)
+ * until a fetch succeeds. */
+#define OIDC_STALE_TTLS 4
 
 struct oidc {
     char *issuer, *jwks_uri;
@@ -34,6 +39,7 @@ struct oidc {
     oidc_keyset *keys;      /* current; never NULL after oidc_new */
     int64_t fetched_at;     /* seconds: the last fetch tried */
     int64_t expires_at;     /* seconds: the current keys' end */
+    int64_t good_at;        /* seconds: the current keys' fetch */
     int fetching;           /* a thread is fetching: others use what they have */
     int64_t fetches;
 };
@@ -376,21 +382,7 @@ done:
 
 /* ---- fetching ---- */
 
-int oidc_url_ok(const char *url)
-{
-    static const char *const local[] = {"http://127.0.0.1", "http://localhost", "http://[::1]"};
-
-    if (!url)
-        return 0;
-    if (!strncasecmp(url, "https://", 8))
-        return url[8] != '\0' && url[8] != '/';
-    for (size_t i = 0; i < sizeof local / sizeof *local; i++) {
-        size_t n = strlen(local[i]);
-        if (!strncasecmp(url, local[i], n) && (url[n] == '\0' || url[n] == ':' || url[n] == '/'))
-            return 1;
-    }
-    return 0;
-}
+int oidc_url_ok(const char *url) { return ctx_url_https_or_loopback(url); }
 
 typedef struct fetch_buf {
     ctx_buf body;
@@ -546,7 +538,7 @@ int oidc_new(const ctx_auth_cfg *cfg, oidc **out, ctx_error *err)
         goto fail;
     }
     o->fetches = 1;
-    o->fetched_at = now;
+    o->fetched_at = o->good_at = now;
     if ((rc = load_keys(o, now, &o->keys, &o->expires_at, &e))) {
         rc = ctx_error_set(err, CTX_ECONFIG, "auth.issuer: the provider's keys: %s", e.text);
         goto fail;
@@ -580,6 +572,26 @@ static int has_kid(const oidc_keyset *s, const char *kid)
         if (!strcmp(s->keys[i].kid, kid))
             return 1;
     return 0;
+}
+
+/*
+ * drop_stale - the keys the provider has not confirmed for OIDC_STALE_TTLS
+ * jwks_ttl_s give way to an empty set (callers holding them finish with
+ * them). Under o->mu. Out of memory: they stay until the next try.
+ */
+static void drop_stale(oidc *o)
+{
+    oidc_keyset *none = ctx_calloc(1, sizeof *none);
+
+    if (!none)
+        return;
+    ctx_log(CTX_LOG_ERROR, "auth", "the keys of %s could not be refreshed for %lld s (%d x"
+            " auth.jwks_ttl_s): dropped; its tokens are refused until a fetch succeeds",
+            o->issuer, (long long)(OIDC_STALE_TTLS * o->ttl_s), OIDC_STALE_TTLS);
+    none->refs = 1;
+    if (--o->keys->refs == 0)
+        oidc_keyset_free(o->keys);
+    o->keys = none;
 }
 
 oidc_keyset *oidc_acquire(oidc *o, const char *want_kid, int64_t now)
@@ -618,14 +630,24 @@ oidc_keyset *oidc_acquire(oidc *o, const char *want_kid, int64_t now)
             oidc_keyset_free(o->keys);
         o->keys = fresh;
         o->expires_at = expires;
+        o->good_at = now;
         fresh->refs++;
         s->refs--; /* s is still held by this thread's caller's old ref; swap it */
         if (s->refs == 0)
             oidc_keyset_free(s);
         s = fresh;
         ctx_log(CTX_LOG_INFO, "auth", "keys of %s refreshed: %zu", o->issuer, fresh->n);
-    } else if (o->expires_at <= now) {
-        o->expires_at = expires;
+    } else {
+        if (o->expires_at <= now)
+            o->expires_at = expires;
+        if (o->keys->n && now - o->good_at > OIDC_STALE_TTLS * o->ttl_s) {
+            drop_stale(o);
+            /* this request too is answered from what is left */
+            if (--s->refs == 0)
+                oidc_keyset_free(s);
+            s = o->keys;
+            s->refs++;
+        }
     }
     pthread_mutex_unlock(&o->mu);
     return s;

@@ -94,6 +94,15 @@ int scim_open(const ctx_config *cfg, const char *store_path, scim **out, ctx_err
     }
     if (!src)
         return CTX_OK;
+    /* In cluster mode each replica has a store of its own: a deactivation
+     * one replica took would not reach the others. Fail closed until the
+     * directory lives in PostgreSQL. */
+    if (cfg->cluster.conninfo && *cfg->cluster.conninfo)
+        return ctx_error_set(err, CTX_ECONFIG, "sources[%zu]: a source of type \"scim\" in"
+                             " cluster mode (cluster.conninfo is set): provisioning would"
+                             " reach one replica's store only; serve SCIM from an embedded"
+                             " ctxgate, or leave this source out of the cluster's config",
+                             src->index);
     if (!(s = ctx_calloc(1, sizeof *s)))
         return ctx_error_set(err, CTX_ENOMEM, "scim: out of memory");
     s->src = src;

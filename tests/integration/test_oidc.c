@@ -698,6 +698,24 @@ Test(oidc, the_keys_expire_after_the_providers_max_age)
     expire_and_follow();
 }
 
+/*
+ * Keys the provider cannot confirm are not trusted for ever: with
+ * jwks_ttl_s 1, once the provider has been gone for over 4 s (4 x
+ * jwks_ttl_s) a token of its key is refused. (That a failed fetch keeps
+ * the keys until then is a_key_rotation_is_followed_without_a_restart's.)
+ */
+Test(oidc, keys_that_cannot_be_refreshed_are_dropped_after_four_ttls)
+{
+    char *t = mint(ALICE);
+
+    cr_assert_eq(start_serve(", \"jwks_refresh_min_s\": 1, \"jwks_ttl_s\": 1"), 0);
+    cr_assert_eq(search(t, "salary", NULL), 200);
+    stop(&idp);
+    sleep(6);
+    cr_assert_eq(search(t, "salary", NULL), 401, "stale keys are still trusted");
+    ctx_free(t);
+}
+
 typedef struct bg_search {
     const char *tok;
     long status;

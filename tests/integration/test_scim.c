@@ -514,9 +514,10 @@ Test(scim, put_replaces_and_a_renamed_user_leaves_no_access_behind)
 }
 
 /*
- * An alias another user already stands for is not taken over, and
- * deactivating or deleting the user who asked for it blocks nothing of
- * the other's.
+ * One user's address may not be another's principal, either way round:
+ * a user whose email is alice's userName is refused (409), and so is a
+ * user named after another active user's address. So deactivating or
+ * deleting alice blocks her name at once: no other user holds it.
  */
 Test(scim, an_alias_never_takes_over_another_users_name)
 {
@@ -525,18 +526,57 @@ Test(scim, an_alias_never_takes_over_another_users_name)
 
     alice = create("/Users", "{\"schemas\": [\"" CORE_USER "\"], \"userName\":"
                    " \"alice@corp.test\"}");
+    r = http("POST", "/scim/v2/Users", SCIM_TOKEN, "{\"schemas\": [\"" CORE_USER "\"],"
+             " \"userName\": \"ann\", \"emails\": [{\"value\": \"alice@corp.test\","
+             " \"primary\": true}]}");
+    scim_error(&r, 409, "uniqueness");
+    cr_assert(strstr(r.body, "alice@corp.test"), "%s", r.body);
+    reply_free(&r);
     ann = create("/Users", "{\"schemas\": [\"" CORE_USER "\"], \"userName\": \"ann\","
-                 " \"emails\": [{\"value\": \"alice@corp.test\", \"primary\": true}]}");
+                 " \"emails\": [{\"value\": \"ann@corp.test\", \"primary\": true}]}");
     SEES("ann", "");
     SEES("alice@corp.test", "Zephyr plan of Alice");
-    snprintf(path, sizeof path, "/Users/%s", ann);
+    /* ann may not take alice's address by a later change either */
+    snprintf(path, sizeof path, "/scim/v2/Users/%s", ann);
+    r = http("PATCH", path, SCIM_TOKEN, "{\"schemas\": [\"" PATCH_OP "\"], \"Operations\":"
+             " [{\"op\": \"replace\", \"path\": \"emails\", \"value\": [{\"value\":"
+             " \"alice@corp.test\", \"primary\": true}]}]}");
+    scim_error(&r, 409, "uniqueness");
+    reply_free(&r);
+    /* alice deactivated: her name is blocked at once, nobody else holds it */
+    snprintf(path, sizeof path, "/Users/%s", alice);
     patch(path, "[{\"op\": \"replace\", \"path\": \"active\", \"value\": false}]");
-    SEES("alice@corp.test", "Zephyr plan of Alice");
+    SEES("alice@corp.test", "");
+    SEES("ann", "");
     r = scim("DELETE", path, NULL, 204);
     reply_free(&r);
-    SEES("alice@corp.test", "Zephyr plan of Alice");
-    SEES("ann", "");
+    SEES("alice@corp.test", "");
     ctx_free(alice);
+    ctx_free(ann);
+}
+
+/*
+ * The other way round: a user whose address came first keeps it (and the
+ * grants made to it), and a new user named after it is refused; deleting
+ * the first blocks both names.
+ */
+Test(scim, a_name_another_user_holds_as_an_address_is_refused)
+{
+    char path[128], *ann;
+    reply r;
+
+    ann = create("/Users", "{\"schemas\": [\"" CORE_USER "\"], \"userName\": \"ann\","
+                 " \"emails\": [{\"value\": \"alice@corp.test\", \"primary\": true}]}");
+    SEES("ann", "Zephyr plan of Alice"); /* her address's grants are hers */
+    r = http("POST", "/scim/v2/Users", SCIM_TOKEN, "{\"schemas\": [\"" CORE_USER "\"],"
+             " \"userName\": \"alice@corp.test\"}");
+    scim_error(&r, 409, "uniqueness");
+    reply_free(&r);
+    snprintf(path, sizeof path, "/Users/%s", ann);
+    r = scim("DELETE", path, NULL, 204);
+    reply_free(&r);
+    SEES("alice@corp.test", "");
+    SEES("ann", "");
     ctx_free(ann);
 }
 

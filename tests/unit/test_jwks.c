@@ -276,7 +276,11 @@ Test(jwks, only_https_or_loopback_http_urls_pass)
                                        "http://[::1]:9000", "HTTPS://IDP.EXAMPLE.COM"};
     static const char *const bad[] = {"http://idp.example.com", "http://127.0.0.1.evil.test",
                                       "http://localhost.evil.test/", "ftp://x", "https://",
-                                      "https:///path", "idp.example.com", "", "file:///etc"};
+                                      "https:///path", "idp.example.com", "", "file:///etc",
+                                      "http://localhost:@evil.example/jwks",
+                                      "http://127.0.0.1:x@evil.example/",
+                                      "https://user@idp.example.com/", "http://localhost:80x",
+                                      "http://[::1]evil"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
         cr_assert(oidc_url_ok(good[i]), "%s refused", good[i]);
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)

@@ -158,14 +158,15 @@ Test(scim_patch, a_request_that_is_not_a_patchop_is_refused)
 
 /* ---- set-up ---- */
 
-static int open_with(const char *sources, ctx_error *err)
+/* open_with_top - scim_open on a config of these sources and more top-level keys. */
+static int open_with_top(const char *top, const char *sources, ctx_error *err)
 {
     char *dir = tu_tmpdir("scimcfg"), text[2048], path[1024], db[1024];
     ctx_config cfg;
     scim *s = NULL;
     int rc;
 
-    snprintf(text, sizeof text, "{\"data_dir\": \".\", \"sources\": [%s]}", sources);
+    snprintf(text, sizeof text, "{\"data_dir\": \".\", %s \"sources\": [%s]}", top, sources);
     tu_write(dir, "ctxgate.json", text);
     snprintf(path, sizeof path, "%s/ctxgate.json", dir);
     snprintf(db, sizeof db, "%s/ctxgate.db", dir);
@@ -179,6 +180,23 @@ static int open_with(const char *sources, ctx_error *err)
     tu_rmrf(dir);
     free(dir);
     return rc;
+}
+
+static int open_with(const char *sources, ctx_error *err)
+{
+    return open_with_top("", sources, err);
+}
+
+/* In cluster mode each replica has its own store: SCIM there is refused. */
+Test(scim_setup, a_scim_source_in_cluster_mode_is_refused)
+{
+    ctx_error err;
+
+    cr_assert_eq(open_with_top("\"cluster\": {\"conninfo\": \"host=127.0.0.1 dbname=c\"},",
+                               "{\"name\": \"idp\", \"type\": \"scim\"}", &err),
+                 CTX_ECONFIG);
+    cr_assert(strstr(err.text, "sources[0]") && strstr(err.text, "cluster mode"), "%s",
+              err.text);
 }
 
 Test(scim_setup, options_are_checked_naming_the_key)
