@@ -197,23 +197,38 @@ void *svc__audit_writer(void *arg)
         pthread_mutex_unlock(&s->amu);
         {
             ctx_error err;
+            size_t written;
             int rc = store_begin(s->ast, &err);
             for (size_t i = 0; !rc && i < n; i++)
                 if (!(rc = store_audit_put(s->ast, &batch[i].r, &err)))
                     rc = count(s->ast, &batch[i], &err);
             if (!rc)
                 rc = store_commit(s->ast, &err);
+            written = n;
             if (rc) {
                 store_rollback(s->ast);
-                /* Try them one by one so one bad row costs only itself. */
-                for (size_t i = 0; i < n; i++)
+                /* Try them one by one so one bad row costs only itself. A
+                 * record not written keeps its tokens pending, so a budget
+                 * still counts them (fail closed): it moves past the
+                 * written ones, which alone are unpended. */
+                written = 0;
+                for (size_t i = 0; i < n; i++) {
                     if (store_audit_put(s->ast, &batch[i].r, &err) ||
-                        count(s->ast, &batch[i], &err))
+                        count(s->ast, &batch[i], &err)) {
                         ctx_log(CTX_LOG_ERROR, "audit", "a %s by %s was not recorded: %s",
                                 batch[i].r.action, batch[i].r.user ? batch[i].r.user : "-",
                                 err.text);
+                        continue;
+                    }
+                    if (i != written) {
+                        audit_item t = batch[written];
+                        batch[written] = batch[i];
+                        batch[i] = t;
+                    }
+                    written++;
+                }
             }
-            unpend(s, batch, n);
+            unpend(s, batch, written);
         }
         for (size_t i = 0; i < n; i++)
             ctx_free(batch[i].strs);
