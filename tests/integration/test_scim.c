@@ -53,7 +53,7 @@ static void put_doc(const char *folder, const char *acl, const char *title)
 /* start - sync the docs, then serve with the scim source's extra keys. */
 static void start(const char *scim_extra)
 {
-    char cfg[4096], bin[PATH_MAX], cmd[PATH_MAX * 2 + 512], logp[PATH_MAX + 32];
+    char cfg[4096], bin[PATH_MAX], cmd[PATH_MAX * 2 + 512];
 
     dir = tu_tmpdir("scim");
     cr_assert(realpath(tu_build_dir(), bin));
@@ -73,30 +73,9 @@ static void start(const char *scim_extra)
     tu_write(dir, "ctxgate.json", cfg);
     snprintf(cmd, sizeof cmd, "cd %s && %s/ctxgate sync >sync.log 2>&1", dir, bin);
     cr_assert_eq(system(cmd), 0, "sync failed: %s", cmd);
-    snprintf(cmd, sizeof cmd, "cd %s && CTXGATE_TEST_SECRET=%s CTXGATE_ADMIN_TOKEN=%s"
-             " CTXGATE_TEST_SCIM=%s exec %s/ctxgate serve --no-agent 2>serve.log", dir,
-             SECRET, ADMIN, SCIM_TOKEN, bin);
-    server = fork();
-    cr_assert(server >= 0);
-    if (server == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    snprintf(logp, sizeof logp, "%s/serve.log", dir);
-    port = 0;
-    for (int i = 0; i < 400 && !port; i++) {
-        char line[512];
-        FILE *f = fopen(logp, "r");
-        while (f && fgets(line, sizeof line, f)) {
-            const char *p = strstr(line, "serving on http://127.0.0.1:");
-            if (p)
-                port = atoi(p + strlen("serving on http://127.0.0.1:"));
-        }
-        if (f)
-            fclose(f);
-        if (!port)
-            usleep(50000);
-    }
+    snprintf(cmd, sizeof cmd, "CTXGATE_TEST_SECRET=%s CTXGATE_ADMIN_TOKEN=%s"
+             " CTXGATE_TEST_SCIM=%s", SECRET, ADMIN, SCIM_TOKEN);
+    server = tu_serve(dir, cmd, "--no-agent", &port);
     cr_assert(port > 0, "the server did not start");
 }
 

@@ -46,7 +46,6 @@ static int port;
 static void start_with(const char *serve_extra, int with_agent)
 {
     char cfg[PATH_MAX * 2 + 2048], demo[PATH_MAX], bin[PATH_MAX], cmd[PATH_MAX * 3];
-    char logp[PATH_MAX + 32];
 
     dir = tu_tmpdir("serve");
     cr_assert(realpath("examples/demo", demo));
@@ -80,29 +79,8 @@ static void start_with(const char *serve_extra, int with_agent)
     snprintf(cmd, sizeof cmd, "cd %s && %s/ctxgate sync >/dev/null 2>&1 && %s/ctxgate embed"
              " >/dev/null 2>&1", dir, bin, bin);
     cr_assert_eq(system(cmd), 0, "sync/embed failed");
-    snprintf(cmd, sizeof cmd, "cd %s && CTXGATE_TEST_SECRET=%s CTXGATE_ADMIN_TOKEN=%s exec"
-             " %s/ctxgate serve %s 2>serve.log", dir, SECRET, ADMIN, bin,
-             with_agent ? "" : "--no-agent");
-    server = fork();
-    cr_assert(server >= 0);
-    if (server == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    snprintf(logp, sizeof logp, "%s/serve.log", dir);
-    for (int i = 0; i < 400 && !port; i++) {
-        char line[512];
-        FILE *f = fopen(logp, "r");
-        while (f && fgets(line, sizeof line, f)) {
-            const char *p = strstr(line, "serving on http://127.0.0.1:");
-            if (p)
-                port = atoi(p + strlen("serving on http://127.0.0.1:"));
-        }
-        if (f)
-            fclose(f);
-        if (!port)
-            usleep(50000);
-    }
+    snprintf(cmd, sizeof cmd, "CTXGATE_TEST_SECRET=%s CTXGATE_ADMIN_TOKEN=%s", SECRET, ADMIN);
+    server = tu_serve(dir, cmd, with_agent ? "" : "--no-agent", &port);
     cr_assert(port > 0, "the server did not start");
 }
 

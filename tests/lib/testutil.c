@@ -386,15 +386,15 @@ char *tu_jwt(const char *secret, const char *iss, const char *aud, const char *u
     return out;
 }
 
-pid_t tu_serve(const char *dir, const char *env, int *port)
+pid_t tu_serve(const char *dir, const char *env, const char *args, int *port)
 {
     char cmd[8192], logp[4096], bin[4096];
     pid_t pid;
 
     if (!realpath(tu_build_dir(), bin))
         abort();
-    snprintf(cmd, sizeof cmd, "cd %s && %s exec %s/ctxgate serve --no-agent 2>serve.log", dir,
-             env ? env : "", bin);
+    snprintf(cmd, sizeof cmd, "cd %s && %s exec %s/ctxgate serve %s 2>serve.log", dir,
+             env ? env : "", bin, args ? args : "");
     if ((pid = fork()) < 0)
         abort();
     if (pid == 0) {
@@ -403,7 +403,7 @@ pid_t tu_serve(const char *dir, const char *env, int *port)
     }
     *port = 0;
     snprintf(logp, sizeof logp, "%s/serve.log", dir);
-    for (int i = 0; i < 600 && !*port; i++) {
+    for (int i = 0; i < 400 && !*port; i++) {
         char line[512];
         FILE *f = fopen(logp, "r");
         while (f && fgets(line, sizeof line, f)) {

@@ -94,11 +94,12 @@ char *tu_jwt(const char *secret, const char *iss, const char *aud, const char *u
              const char *acting, long ttl);
 
 /*
- * tu_serve - start `ctxgate serve --no-agent` in dir (its ctxgate.json)
- * with env (e.g. "A=1 B=2") in front, stderr to dir/serve.log; *port is
- * the port it says it serves on. SIGTERM and waitpid the pid it returns.
+ * tu_serve - start `ctxgate serve ARGS` in dir (its ctxgate.json) with env
+ * (e.g. "A=1 B=2") in front, stderr to dir/serve.log; *port is the port it
+ * says it serves on (0 when it did not say so within 20 s). SIGTERM and
+ * waitpid the pid it returns.
  */
-pid_t tu_serve(const char *dir, const char *env, int *port);
+pid_t tu_serve(const char *dir, const char *env, const char *args, int *port);
 
 /* tu_search_answer - every field of r, each score to the bit, as text (new). */
 char *tu_search_answer(const struct search_result *r);
