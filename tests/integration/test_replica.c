@@ -516,7 +516,7 @@ Test(replica, serve_is_ready_once_caught_up_shows_its_lag_and_fails_closed_past_
     h = hold("rs");
     snprintf(env, sizeof env, "CTXGATE_TEST_SECRET=%s CTXGATE_ADMIN_TOKEN=%s", SECRET,
              "admin-token-0123456789-abcdefghijklmnopqrstuv");
-    srv = tu_serve(r, env, &port);
+    srv = tu_serve(r, env, "--no-agent", &port);
     cr_assert(port > 0, "serve did not start (see %s/serve.log)", r);
     cr_assert_eq(status_of(port, "/readyz", NULL, NULL), 503);
     cr_assert_eq(status_of(port, NULL, users[1], &body), 503);

@@ -403,7 +403,7 @@ pid_t tu_serve(const char *dir, const char *env, const char *args, int *port)
     }
     *port = 0;
     snprintf(logp, sizeof logp, "%s/serve.log", dir);
-    for (int i = 0; i < 400 && !*port; i++) {
+    for (int i = 0; i < 600 && !*port; i++) {
         char line[512];
         FILE *f = fopen(logp, "r");
         while (f && fgets(line, sizeof line, f)) {

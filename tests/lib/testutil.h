@@ -96,7 +96,7 @@ char *tu_jwt(const char *secret, const char *iss, const char *aud, const char *u
 /*
  * tu_serve - start `ctxgate serve ARGS` in dir (its ctxgate.json) with env
  * (e.g. "A=1 B=2") in front, stderr to dir/serve.log; *port is the port it
- * says it serves on (0 when it did not say so within 20 s). SIGTERM and
+ * says it serves on (0 when it did not say so within 30 s). SIGTERM and
  * waitpid the pid it returns.
  */
 pid_t tu_serve(const char *dir, const char *env, const char *args, int *port);
