@@ -504,3 +504,35 @@ int ctx_url_https_or_loopback(const char *url)
     }
     return 0;
 }
+
+long ctx_b64_decode(const char *s, size_t n, int url, unsigned char *out)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    long o = 0;
+
+    if (n % 4 == 1)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i], v;
+        if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= 'a' && c <= 'z')
+            v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9')
+            v = c - '0' + 52;
+        else if (c == (url ? '-' : '+'))
+            v = 62;
+        else if (c == (url ? '_' : '/'))
+            v = 63;
+        else
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return o;
+}

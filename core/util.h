@@ -137,4 +137,13 @@ void ctx_flock_drop(int fd);
  */
 int ctx_url_https_or_loopback(const char *url);
 
+/*
+ * ctx_b64_decode - base64 s[0..n) without padding into out (room for
+ * n * 3 / 4 + 1 bytes): the URL-safe alphabet ('-', '_'; RFC 4648 section
+ * 5, as JOSE uses it) when url, else the standard one ('+', '/'). The
+ * length written, or -1 when s is not of that alphabet or has a length no
+ * encoding gives.
+ */
+long ctx_b64_decode(const char *s, size_t n, int url, unsigned char *out);
+
 #endif

@@ -194,46 +194,6 @@ fail:
     return rc;
 }
 
-/* ---- base64url ---- */
-
-static int b64val(int c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-/* b64url_decode - s[0..n) into out (room for n * 3 / 4 + 1); -1 when not base64url. */
-static long b64url_decode(const char *s, size_t n, unsigned char *out)
-{
-    uint32_t acc = 0;
-    int bits = 0;
-    long o = 0;
-
-    if (n % 4 == 1)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64val((unsigned char)s[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    return o;
-}
-
 /* json_part - a base64url segment decoded as a JSON object (new), or NULL. */
 static json_t *json_part(const char *s, size_t n)
 {
@@ -243,7 +203,7 @@ static json_t *json_part(const char *s, size_t n)
 
     if (!buf)
         return NULL;
-    if ((len = b64url_decode(s, n, buf)) > 0)
+    if ((len = ctx_b64_decode(s, n, 1, buf)) > 0)
         j = ctx_json_loadb((const char *)buf, (size_t)len, JSON_REJECT_DUPLICATES, NULL);
     ctx_free(buf);
     if (j && !json_is_object(j)) {
@@ -261,7 +221,7 @@ static int hs256_ok(const auth_key *k, const char *token, size_t signed_len, con
     unsigned int maclen = 0;
     long glen;
 
-    if (siglen > 80 || (glen = b64url_decode(sig, siglen, given)) != 32)
+    if (siglen > 80 || (glen = ctx_b64_decode(sig, siglen, 1, given)) != 32)
         return 0;
     if (!HMAC(EVP_sha256(), k->key, (int)k->len, (const unsigned char *)token, signed_len, mac,
               &maclen) || maclen != 32)

@@ -266,17 +266,6 @@ static char *discover(const mcp_req *r)
                                server_info(), "instructions", untrusted_note));
 }
 
-static int b64_value(int c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
 /*
  * header_text - a header value as the client meant it: plain, or the
  * 2026-07-28 sentinel =?base64?B64?= decoded. New string, or NULL when the
@@ -284,29 +273,23 @@ static int b64_value(int c)
  */
 static char *header_text(const char *v)
 {
-    size_t n = strlen(v), o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
+    size_t n = strlen(v), len;
     char *out;
+    long o;
 
     if (n < 11 || strncmp(v, "=?base64?", 9) || strcmp(v + n - 2, "?="))
         return ctx_strdup(v);
     if (!(out = ctx_malloc(n)))
         return NULL;
-    for (size_t i = 9; i < n - 2 && v[i] != '='; i++) {
-        int d = b64_value((unsigned char)v[i]);
-        if (d < 0) {
-            ctx_free(out);
-            return NULL;
-        }
-        acc = acc << 6 | (uint32_t)d;
-        if ((bits += 6) >= 8) {
-            bits -= 8;
-            out[o++] = (char)(acc >> bits & 0xff);
-        }
+    /* between the markers, up to its padding if any */
+    for (len = 0; 9 + len < n - 2 && v[9 + len] != '='; len++)
+        ;
+    if ((o = ctx_b64_decode(v + 9, len, 0, (unsigned char *)out)) < 0) {
+        ctx_free(out);
+        return NULL;
     }
     out[o] = '\0';
-    if (memchr(out, '\0', o)) {
+    if (memchr(out, '\0', (size_t)o)) {
         ctx_free(out);
         return NULL;
     }

@@ -64,17 +64,6 @@ void oidc_keyset_free(oidc_keyset *s)
     ctx_free(s);
 }
 
-static int b64v(int c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '-' ? 62 : c == '_' ? 63 : -1;
-}
-
 /*
  * b64url - the base64url (no padding, RFC 7515 section 2) member name of jwk
  * decoded into a new buffer; *len its size. NULL when missing, empty or not
@@ -83,27 +72,17 @@ static int b64v(int c)
 static unsigned char *b64url(json_t *jwk, const char *name, size_t *len)
 {
     const char *s = json_string_value(json_object_get(jwk, name));
-    size_t n = s ? strlen(s) : 0, o = 0;
+    size_t n = s ? strlen(s) : 0;
     unsigned char *out;
-    uint32_t acc = 0;
-    int bits = 0;
+    long o;
 
     if (!n || n % 4 == 1 || !(out = ctx_malloc(n * 3 / 4 + 1)))
         return NULL;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64v((unsigned char)s[i]);
-        if (v < 0) {
-            ctx_free(out);
-            return NULL;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-        }
+    if ((o = ctx_b64_decode(s, n, 1, out)) < 0) {
+        ctx_free(out);
+        return NULL;
     }
-    *len = o;
+    *len = (size_t)o;
     return out;
 }
 
@@ -261,24 +240,9 @@ int oidc_jwk_parse(json_t *jwk, oidc_key *out, ctx_error *err)
 /* unb64 - base64url s[0..n) into out (room for cap bytes); its length or -1. */
 static long unb64(const char *s, size_t n, unsigned char *out, size_t cap)
 {
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-
-    if (n % 4 == 1 || n / 4 * 3 + 3 > cap)
+    if (n / 4 * 3 + 3 > cap)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64v((unsigned char)s[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    return (long)o;
+    return ctx_b64_decode(s, n, 1, out);
 }
 
 int oidc_verify(const oidc_key *k, const char *data, size_t len, const char *sig,

@@ -75,3 +75,21 @@ Test(util, in_sorted_finds_exactly_the_members)
     cr_assert(!ctx_in_sorted(v, 0, 0));
     cr_assert(!ctx_in_sorted(NULL, 0, 7));
 }
+
+Test(util, base64_both_alphabets_and_bad_input)
+{
+    unsigned char out[16];
+
+    /* "\xfb\xff" is "-_8" URL-safe and "+/8" standard */
+    cr_assert_eq(ctx_b64_decode("-_8", 3, 1, out), 2);
+    cr_assert(out[0] == 0xfb && out[1] == 0xff);
+    cr_assert_eq(ctx_b64_decode("+/8", 3, 0, out), 2);
+    cr_assert(out[0] == 0xfb && out[1] == 0xff);
+    cr_assert_eq(ctx_b64_decode("+/8", 3, 1, out), -1, "standard letters in a URL text");
+    cr_assert_eq(ctx_b64_decode("-_8", 3, 0, out), -1, "URL letters in a standard text");
+    cr_assert_eq(ctx_b64_decode("QUJD", 4, 0, out), 3);
+    cr_assert(!memcmp(out, "ABC", 3));
+    cr_assert_eq(ctx_b64_decode("QUJDR", 5, 0, out), -1, "a length no encoding gives");
+    cr_assert_eq(ctx_b64_decode("QU=D", 4, 0, out), -1, "padding inside");
+    cr_assert_eq(ctx_b64_decode("", 0, 1, out), 0);
+}
