@@ -16,6 +16,7 @@ typedef struct pg_acl_seen {
 } pg_acl_seen;
 
 #define PG_ACL_CACHE 4096     /* sets remembered per connection; more are looked up */
+#define PG_STMTS 128          /* statements prepared per connection; more are planned each time */
 
 struct pgstore {
     PGconn *db;
@@ -23,6 +24,8 @@ struct pgstore {
     int64_t lease_ms;
     pg_acl_seen *acls;        /* PG_ACL_CACHE of them, nacls used */
     size_t nacls;
+    char **stmts;             /* PG_STMTS texts: stmts[i] is prepared as "ctxgate_<i>" */
+    size_t nstmts;
 };
 
 /* pg__acl_cache_end - the open transaction committed (1) or rolled back (0). */
