@@ -26,6 +26,7 @@
 #include "../sdk/ctxgate/connector.h"
 #include "../../core/json.h"
 #include "links.h"
+#include "meta.h"
 
 typedef struct files_cfg {
     char *path;
@@ -52,13 +53,6 @@ typedef struct files_conn {
     files_cfg cfg;
 } files_conn;
 
-/* What one file's permissions resolve to; strings owned by the json. */
-typedef struct file_acl {
-    json_t *src;    /* the object they came from (new reference), or NULL */
-    const char **allow, **deny, **labels;
-    size_t n_allow, n_deny, n_labels;
-    char sig[65];   /* hash of the canonical ACL, for change detection */
-} file_acl;
 
 static const char *files_spec(void)
 {
@@ -139,172 +133,6 @@ static int files_discover(void *conn, ctx_stream_fn fn, void *arg, ctx_conn_erro
     return CTX_CONN_OK;
 }
 
-/* ---- front matter and ACL files ---- */
-
-static char *trim(char *s)
-{
-    char *e;
-    while (*s == ' ' || *s == '\t')
-        s++;
-    e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-        *--e = '\0';
-    if (e - s >= 2 && ((*s == '"' && e[-1] == '"') || (*s == '\'' && e[-1] == '\''))) {
-        e[-1] = '\0';
-        s++;
-    }
-    return s;
-}
-
-/* A flow list "[a, b]" or a bare scalar, into a JSON array. */
-static json_t *parse_list(char *v)
-{
-    json_t *a = json_array();
-    char *p, *tok, *save = NULL;
-
-    v = trim(v);
-    if (*v == '[') {
-        p = v + 1;
-        if ((tok = strrchr(p, ']')))
-            *tok = '\0';
-    } else {
-        p = v;
-    }
-    for (tok = strtok_r(p, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *t = trim(tok);
-        if (*t)
-            json_array_append_new(a, json_string(t));
-    }
-    return a;
-}
-
-/*
- * parse_front_matter - if text starts with a "---" line, read key: value
- * lines up to the closing "---" into a JSON object (*fm, new) and set
- * *body_off past it. Otherwise *fm = NULL and *body_off = 0.
- */
-static int parse_front_matter(const char *text, size_t len, json_t **fm, size_t *body_off,
-                              char *why, size_t whylen)
-{
-    size_t i, line_start;
-    json_t *o;
-
-    *fm = NULL;
-    *body_off = 0;
-    if (len < 4 || strncmp(text, "---", 3) || (text[3] != '\n' && text[3] != '\r'))
-        return 0;
-    o = json_object();
-    i = text[3] == '\r' ? 5 : 4;
-    while (i < len) {
-        char line[4096], *colon, *k;
-        size_t n;
-        line_start = i;
-        while (i < len && text[i] != '\n')
-            i++;
-        n = i - line_start;
-        if (i < len)
-            i++;
-        if (n >= sizeof line) {
-            /* Cutting would keep a prefix of the last entry: "group:eng" of
-             * "group:eng-leads" is another, larger group. */
-            snprintf(why, whylen, "front matter line \"%.40s...\" is longer than %zu bytes;"
-                     " put long lists in a <file>.acl.json sidecar", text + line_start,
-                     sizeof line - 1);
-            json_decref(o);
-            return -1;
-        }
-        memcpy(line, text + line_start, n);
-        line[n] = '\0';
-        if (n && line[n - 1] == '\r')
-            line[--n] = '\0';
-        if (!strcmp(line, "---")) {
-            *fm = o;
-            *body_off = i;
-            return 0;
-        }
-        if (!*trim(line) || line[0] == '#')
-            continue;
-        if (!(colon = strchr(line, ':'))) {
-            snprintf(why, whylen, "front matter line \"%.60s\": expected \"key: value\"", line);
-            json_decref(o);
-            return -1;
-        }
-        *colon = '\0';
-        k = trim(line);
-        if (!*k || k[strspn(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")]) {
-            snprintf(why, whylen, "front matter line \"%.60s:...\": expected \"key: value\""
-                     " with a plain key", line);
-            json_decref(o);
-            return -1;
-        }
-        if (!strcmp(k, "allow") || !strcmp(k, "deny") || !strcmp(k, "labels"))
-            json_object_set_new(o, k, parse_list(colon + 1));
-        else
-            json_object_set_new(o, k, json_string(trim(colon + 1)));
-    }
-    snprintf(why, whylen, "front matter has no closing \"---\" line");
-    json_decref(o);
-    return -1;
-}
-
-static int list_of(json_t *obj, const char *key, const char ***out, size_t *n, char *why,
-                   size_t whylen)
-{
-    json_t *a = json_object_get(obj, key), *v;
-    size_t i;
-
-    *out = NULL;
-    *n = 0;
-    if (!a)
-        return 0;
-    if (!json_is_array(a)) {
-        snprintf(why, whylen, "\"%s\": expected an array of strings", key);
-        return -1;
-    }
-    *out = ctx_calloc(json_array_size(a) + 1, sizeof(char *));
-    json_array_foreach(a, i, v) {
-        if (!json_is_string(v)) {
-            snprintf(why, whylen, "\"%s\"[%zu]: expected a string", key, i);
-            return -1;
-        }
-        (*out)[(*n)++] = json_string_value(v);
-    }
-    return 0;
-}
-
-static void acl_free(file_acl *a)
-{
-    ctx_free(a->allow);
-    ctx_free(a->deny);
-    ctx_free(a->labels);
-    json_decref(a->src);
-    memset(a, 0, sizeof *a);
-}
-
-/* acl_from - take the allow/deny/labels of obj (a borrowed reference). */
-static int acl_from(json_t *obj, file_acl *a, char *why, size_t whylen)
-{
-    char *canon;
-    const void *p;
-    size_t l;
-    json_t *c;
-
-    a->src = json_incref(obj);
-    if (list_of(obj, "allow", &a->allow, &a->n_allow, why, whylen) ||
-        list_of(obj, "deny", &a->deny, &a->n_deny, why, whylen) ||
-        list_of(obj, "labels", &a->labels, &a->n_labels, why, whylen))
-        return -1;
-    c = json_pack("{s:O?,s:O?,s:O?}", "a", json_object_get(obj, "allow"), "d",
-                  json_object_get(obj, "deny"), "l", json_object_get(obj, "labels"));
-    canon = ctx_json_text(c, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(c);
-    p = canon;
-    l = canon ? strlen(canon) : 0;
-    ctx_hash_hex(&p, &l, 1, a->sig);
-    free(canon);
-    return 0;
-}
-
 /*
  * The checkpoint, the same size however large the tree (see the README's
  * "Incremental syncs"): where the walk is, when it began, and a sum over
@@ -368,27 +196,6 @@ static int is_doc(const files_conn *c, const char *name)
     return 0;
 }
 
-static json_t *load_json_file(const char *path, char *why, size_t whylen, int *missing)
-{
-    json_error_t jerr;
-    json_t *j;
-    struct stat sb;
-
-    *missing = stat(path, &sb) < 0;
-    if (*missing)
-        return NULL;
-    j = ctx_json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!j)
-        snprintf(why, whylen, "%s:%d:%d: invalid JSON: %s", path, jerr.line, jerr.column,
-                 jerr.text);
-    else if (!json_is_object(j)) {
-        snprintf(why, whylen, "%s: expected a JSON object", path);
-        json_decref(j);
-        j = NULL;
-    }
-    return j;
-}
-
 /*
  * folder_acl - the nearest _acl.json at or above the folder being walked
  * (borrowed), or NULL when there is none. Each is read the first time a
@@ -407,7 +214,7 @@ static json_t *folder_acl(walk *w, int *bad)
             snprintf(path, sizeof path, "%s/%s%s_acl.json", w->c->cfg.path, f->dir,
                      *f->dir ? "/" : "");
             why[0] = '\0';
-            f->acl = load_json_file(path, why, sizeof why, &missing);
+            f->acl = files__load_json(path, why, sizeof why, &missing);
             f->loaded = 1;
             if (!f->acl && !missing) {
                 f->loaded = -1;
@@ -547,7 +354,7 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
             title = json_string_value(json_object_get(doc, "title"));
             item = doc;
         }
-    } else if (parse_front_matter(text, len, &fm, &body_off, why, sizeof why) < 0) {
+    } else if (files__front_matter(text, len, &fm, &body_off, why, sizeof why) < 0) {
         rc = skip_file(w, rel, why);
         goto done;
     } else if (fm) {
@@ -565,7 +372,7 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
         acl_obj = item;
     } else {
         snprintf(sidecar, sizeof sidecar, "%s.acl.json", abs);
-        side = load_json_file(sidecar, why, sizeof why, &missing);
+        side = files__load_json(sidecar, why, sizeof why, &missing);
         if (!side && !missing) {
             rc = skip_file(w, rel, why);
             goto done;
@@ -594,7 +401,7 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
             acl_obj = merged;
         }
     }
-    if (acl_obj && acl_from(acl_obj, &acl, why, sizeof why) < 0) {
+    if (acl_obj && files__acl_from(acl_obj, &acl, why, sizeof why) < 0) {
         char msg[600];
         snprintf(msg, sizeof msg, "permissions: %s", why);
         rc = skip_file(w, rel, msg);
@@ -650,7 +457,7 @@ static int emit_file(walk *w, const char *rel, const char *abs, const struct sta
         rc = CTX_CONN_ECANCELED;
 done:
     ctx_free(url);
-    acl_free(&acl);
+    files__acl_free(&acl);
     json_decref(merged);
     json_decref(fm);
     json_decref(doc);
@@ -1116,7 +923,7 @@ static int read_principals(files_conn *c, const ctx_host *host, ctx_emitter *em,
     size_t i, j;
 
     snprintf(path, sizeof path, "%s/_principals.json", c->cfg.path);
-    root = load_json_file(path, why, sizeof why, &missing);
+    root = files__load_json(path, why, sizeof why, &missing);
     if (!root) {
         if (missing)
             return host->xState(em, "principals", "{}") ? CTX_CONN_ECANCELED : CTX_CONN_OK;
