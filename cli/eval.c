@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../core/util.h"
+#include "../indexer/store_read.h"
 #include "../retrieval/explain.h"
 #include "../retrieval/fresh.h"
 #include "../retrieval/qrels.h"
@@ -63,23 +64,25 @@ static int reach_of(ctx_store *st, const ctx_config *cfg, const char *user, cons
  * collapse - res's hits as the first k distinct documents, each named
  * "source:external_id" (new strings into row->ranked).
  */
-static int collapse(sqlite3_stmt *ext, const search_result *res, int k, eval_row *row,
+static int collapse(ctx_store *st, const search_result *res, int k, eval_row *row,
                     ctx_error *err)
 {
     if (!(row->ranked = ctx_calloc((size_t)k, sizeof *row->ranked)))
         return ctx_error_set(err, CTX_ENOMEM, "eval: out of memory");
     for (size_t i = 0; i < res->n && row->nranked < (size_t)k; i++) {
-        const char *ext_id;
+        char *source, *ext_id;
         ctx_buf b = CTX_BUF_INIT;
         size_t j;
+        int rc = store_doc_name(st, res->hits[i].doc_id, &source, &ext_id, NULL);
 
-        sqlite3_reset(ext);
-        sqlite3_bind_int64(ext, 1, res->hits[i].doc_id);
-        if (sqlite3_step(ext) != SQLITE_ROW)
+        if (rc == CTX_ENOMEM)
+            return ctx_error_set(err, CTX_ENOMEM, "eval: out of memory");
+        if (rc)
             continue; /* gone since the search: it was not there to be seen */
-        ext_id = (const char *)sqlite3_column_text(ext, 1);
-        if (ctx_buf_printf(&b, "%s:%s", (const char *)sqlite3_column_text(ext, 0),
-                           ext_id ? ext_id : "")) {
+        rc = ctx_buf_printf(&b, "%s:%s", source, ext_id ? ext_id : "");
+        ctx_free(source);
+        ctx_free(ext_id);
+        if (rc) {
             ctx_buf_free(&b);
             return ctx_error_set(err, CTX_ENOMEM, "eval: out of memory");
         }
@@ -90,7 +93,6 @@ static int collapse(sqlite3_stmt *ext, const search_result *res, int k, eval_row
         else
             row->ranked[row->nranked++] = ctx_buf_steal(&b);
     }
-    sqlite3_reset(ext);
     return CTX_OK;
 }
 
@@ -294,7 +296,6 @@ int cli_eval(int argc, char **argv)
     fresh_report fr;
     acl_label_filter lf;
     search_opts so;
-    sqlite3_stmt *ext = NULL;
     vindex *vi = NULL;
     embed_provider *emb = NULL;
     eval_row *rows = NULL;
@@ -392,12 +393,8 @@ int cli_eval(int argc, char **argv)
             fprintf(stderr, "ctxgate: eval: no embedding model yet (run `ctxgate embed`): the"
                     " vector leg finds nothing\n");
     }
-    if (sqlite3_prepare_v2(store_db(st), "SELECT s.name, d.ext_id FROM documents d JOIN"
-                           " sources s ON s.id = d.source_id WHERE d.id = ?1", -1, &ext,
-                           NULL) != SQLITE_OK) {
-        rc = store_errf(st, &err, "eval");
+    if ((rc = store_read_prepare(st, "eval", &err)))
         goto fail;
-    }
     if (!(rows = ctx_calloc(qr.n, sizeof *rows))) {
         rc = ctx_error_set(&err, CTX_ENOMEM, "eval: out of memory");
         goto fail;
@@ -429,7 +426,7 @@ int cli_eval(int argc, char **argv)
                                 &err);
             ndegraded += why && (!strcmp(why, "timeout") || !strcmp(why, "embedder_error"));
             if (!rc)
-                rc = collapse(ext, &res, k, row, &err);
+                rc = collapse(st, &res, k, row, &err);
             search_result_free(&res);
             if (rc)
                 goto fail;
@@ -543,7 +540,6 @@ done:
         ctx_free(rows);
     }
     json_decref(earlier);
-    sqlite3_finalize(ext);
     vindex_free(vi);
     embed_close(emb);
     fresh_report_free(&fr);

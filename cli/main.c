@@ -19,7 +19,7 @@
 #include "../core/util.h"
 #include "../indexer/embed.h"
 #include "../indexer/pgstore.h"
-#include "../indexer/store.h"
+#include "../indexer/store_read.h"
 #include "../indexer/vindex.h"
 #include "../retrieval/explain.h"
 #include "../retrieval/fresh.h"
@@ -552,27 +552,18 @@ static int cmd_search(int argc, char **argv)
     }
     if (as_json) {
         json_t *root = json_object(), *arr = json_array();
-        sqlite3_stmt *ext = NULL;
-        /* The source's own id beside ours. */
-        sqlite3_prepare_v2(store_db(st), "SELECT ext_id FROM documents WHERE id = ?1", -1, &ext,
-                           NULL);
         for (size_t i = 0; i < res.n; i++) {
             const search_hit *h = &res.hits[i];
-            const char *ext_id = NULL;
-            if (ext) {
-                sqlite3_reset(ext);
-                sqlite3_bind_int64(ext, 1, h->doc_id);
-                if (sqlite3_step(ext) == SQLITE_ROW)
-                    ext_id = (const char *)sqlite3_column_text(ext, 0);
-            }
+            char *ext_id = NULL; /* the source's own id beside ours */
+            store_doc_name(st, h->doc_id, NULL, &ext_id, NULL);
             json_array_append_new(arr, json_pack("{s:I,s:s?,s:s,s:s,s:s,s:f,s:s,s:I}", "doc_id",
                                                  (json_int_t)h->doc_id, "external_id", ext_id,
                                                  "source", h->source,
                                                  "title", h->title, "url", h->url, "score",
                                                  h->score, "text", h->text, "acl_synced_at",
                                                  (json_int_t)h->acl_synced_at));
+            ctx_free(ext_id);
         }
-        sqlite3_finalize(ext);
         json_object_set_new(root, "results", arr);
         json_object_set_new(root, "withheld", fresh_withheld_json(&fr));
         if (strcmp(mode, "lexical"))

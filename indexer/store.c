@@ -487,6 +487,24 @@ const char *const store__sql_text[Q_COUNT] = {
                      " (SELECT value FROM settings"
                      "  WHERE key IN ('embed.active_model', 'embed.target_model'))"
                      " LIMIT ?1)",
+    /* A live document whole, for a fetch; its permissions' age is the later of
+     * its own ACL write and its source's last whole permission read. */
+    [Q_RD_DOC] = "SELECT d.title, d.url, s.name, d.body, d.acl_id, max(d.acl_synced_at,"
+                 " coalesce((SELECT synced_at FROM source_acl_sync a"
+                 " WHERE a.source_id = d.source_id), 0)), d.ext_id, d.stream, d.source_id"
+                 " FROM documents d JOIN sources s ON s.id = d.source_id"
+                 " WHERE d.id = ?1 AND d.deleted = 0",
+    /* The lowest id: a source's external ids are unique per stream, and when
+     * two streams share one, the SOURCE:EXTERNAL_ID form names the first. */
+    [Q_RD_BY_EXT] = "SELECT d.id FROM documents d JOIN sources s ON s.id = d.source_id"
+                    " WHERE s.name = ?1 AND d.ext_id = ?2 AND d.deleted = 0"
+                    " ORDER BY d.id LIMIT 1",
+    [Q_RD_EXT] = "SELECT ext_id, stream FROM documents WHERE id = ?1",
+    [Q_RD_REF] = "SELECT s.name, d.ext_id FROM documents d JOIN sources s"
+                 " ON s.id = d.source_id WHERE d.id = ?1",
+    [Q_RD_CHUNK_ACL] = "SELECT acl_id FROM chunks WHERE id = ?1",
+    [Q_RD_LABELS] = "SELECT l.name FROM acl_labels a JOIN labels l ON l.id = a.label_id"
+                    " WHERE a.acl_id = ?1 ORDER BY l.name",
 };
 
 static void token_cache_clear(ctx_store *st)

@@ -34,6 +34,8 @@ enum {
     Q_CHUNK_TEXTS, Q_CHUNK_COUNT, /* training a model (lsa.c) */
     Q_DOC_NEXT, /* a connector's merge of its listing with the store (store_doc_next) */
     Q_CHUNK_MARK, Q_CHUNK_MARK_PUT, Q_CHUNK_MARK_ADD, /* chunk ids (store__chunk_id) */
+    /* retrieval's reads (store_read.c; store_read_prepare takes Q_RD_DOC..Q_RD_LABELS) */
+    Q_RD_DOC, Q_RD_BY_EXT, Q_RD_EXT, Q_RD_REF, Q_RD_CHUNK_ACL, Q_RD_LABELS,
     Q_COUNT
 };
 

@@ -11,64 +11,9 @@
 #include <string.h>
 
 #include "../core/util.h"
-#include "../indexer/stmt.h"
+#include "../indexer/store_read.h"
 #include "acl.h"
 #include "fresh.h"
-
-/* The sources whose facts govern source ?1's documents: its own, the
- * directories, and those it takes principals_from (as acl.c's view). */
-#define TRUST_CTE                                                                            \
-    "t(id) AS (SELECT ?1 UNION SELECT s.id FROM source_trust x"                              \
-    "  JOIN sources s ON s.name = x.trusted"                                                 \
-    "  WHERE x.source IN ((SELECT name FROM sources WHERE id = ?1), '*'))"
-
-/* ---- small readers ------------------------------------------------------ */
-
-/* strings - column 0 of every row of sql (parameters ?1 = a, ?2 = b when
- * it has one) as a JSON array (new); NULL on error. */
-static json_t *strings(sqlite3 *db, const char *sql, int64_t a, int64_t b, ctx_error *err)
-{
-    sqlite3_stmt *s;
-    json_t *arr = json_array();
-    int rc;
-
-    if (stmt_get(db, sql, &s) != SQLITE_OK) {
-        ctx_error_set(err, CTX_ESTORE, "explain: %s", sqlite3_errmsg(db));
-        json_decref(arr);
-        return NULL;
-    }
-    sqlite3_bind_int64(s, 1, a);
-    if (sqlite3_bind_parameter_count(s) >= 2)
-        sqlite3_bind_int64(s, 2, b);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        json_array_append_new(arr, json_string((const char *)sqlite3_column_text(s, 0)));
-    stmt_put(s);
-    if (rc != SQLITE_DONE) {
-        ctx_error_set(err, CTX_ESTORE, "explain: %s", sqlite3_errmsg(db));
-        json_decref(arr);
-        return NULL;
-    }
-    return arr;
-}
-
-/* one_int - the first column of sql's first row, ?1 bound to text if given
- * else to a; -1 when there is no row. */
-static int64_t one_int(sqlite3 *db, const char *sql, int64_t a, const char *text)
-{
-    sqlite3_stmt *s;
-    int64_t v = -1;
-
-    if (stmt_get(db, sql, &s) != SQLITE_OK)
-        return -1;
-    if (text)
-        sqlite3_bind_text(s, 1, text, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_int64(s, 1, a);
-    if (sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
-    stmt_put(s);
-    return v;
-}
 
 static int in_json(json_t *arr, const char *name)
 {
@@ -84,9 +29,6 @@ static int in_json(json_t *arr, const char *name)
 
 int explain_doc_ref(sqlite3 *db, const char *ref, int64_t *doc_id, ctx_error *err)
 {
-    static const char by_ext[] =
-        "SELECT d.id FROM documents d JOIN sources s ON s.id = d.source_id"
-        " WHERE s.name = ?1 AND d.ext_id = ?2 ORDER BY d.deleted, d.id LIMIT 1";
     const char *p;
     int digits = *ref != 0;
 
@@ -94,19 +36,14 @@ int explain_doc_ref(sqlite3 *db, const char *ref, int64_t *doc_id, ctx_error *er
     for (p = ref; *p; p++)
         digits &= isdigit((unsigned char)*p) != 0;
     if (digits) {
-        *doc_id = one_int(db, "SELECT id FROM documents WHERE id = ?1", atoll(ref), NULL);
+        *doc_id = store_explain_doc_id(db, atoll(ref));
         if (*doc_id > 0)
             return CTX_OK;
     }
     for (p = strchr(ref, ':'); p; p = strchr(p + 1, ':')) {
-        sqlite3_stmt *s;
-        if (stmt_get(db, by_ext, &s) != SQLITE_OK)
-            return ctx_error_set(err, CTX_ESTORE, "explain: %s", sqlite3_errmsg(db));
-        sqlite3_bind_text(s, 1, ref, (int)(p - ref), SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, p + 1, -1, SQLITE_STATIC);
-        if (sqlite3_step(s) == SQLITE_ROW)
-            *doc_id = sqlite3_column_int64(s, 0);
-        stmt_put(s);
+        int rc = store_explain_doc_by_ext(db, ref, (size_t)(p - ref), p + 1, doc_id, err);
+        if (rc)
+            return rc;
         if (*doc_id)
             return CTX_OK;
     }
@@ -154,6 +91,27 @@ static int path_add(path *p, int64_t id, const char *name, const char *via, cons
     return CTX_OK;
 }
 
+/* What walk_edge adds an edge as: the kind of step, and for a group the member. */
+enum { STEP_ACCOUNT, STEP_EVERYONE, STEP_GROUP };
+typedef struct walk_step {
+    path *p;
+    int kind;
+    const char *member;     /* STEP_GROUP: the principal the group holds */
+} walk_step;
+
+static int walk_edge(void *arg, int64_t id, const char *name, const char *by)
+{
+    walk_step *w = arg;
+    char edge[600];
+
+    if (w->kind == STEP_ACCOUNT)
+        return path_add(w->p, id, name, "an account mapped to the user", by);
+    if (w->kind == STEP_EVERYONE)
+        return path_add(w->p, id, "everyone", "the user is declared", by);
+    snprintf(edge, sizeof edge, "member: %s", w->member);
+    return path_add(w->p, id, name, edge, by);
+}
+
 /*
  * walk - user's principals where source src's documents are concerned,
  * each with the edge that gave it and the source that stated that edge.
@@ -162,78 +120,50 @@ static int path_add(path *p, int64_t id, const char *name, const char *via, cons
 static int walk(sqlite3 *db, int64_t src, int64_t me, const char *user, path *p,
                 ctx_error *err)
 {
-    static const char accounts_sql[] =
-        "WITH " TRUST_CTE
-        " SELECT i.account_id, a.name, s.name FROM identities i JOIN principals a"
-        " ON a.id = i.account_id JOIN sources s ON s.id = i.source_id"
-        " WHERE i.user_id = ?2 AND i.source_id IN t ORDER BY 1";
-    static const char everyone_sql[] =
-        "WITH " TRUST_CTE
-        " SELECT p.id, s.name FROM declared_by d JOIN sources s ON s.id = d.source_id,"
-        " principals p WHERE p.kind = 3 AND d.principal_id = ?2 AND d.source_id IN t"
-        " ORDER BY s.name LIMIT 1";
-    static const char groups_sql[] =
-        "WITH " TRUST_CTE
-        " SELECT m.group_id, g.name, s.name FROM memberships m JOIN principals g"
-        " ON g.id = m.group_id JOIN sources s ON s.id = m.source_id"
-        " WHERE m.member_id = ?2 AND m.source_id IN t ORDER BY s.name, g.name";
-    sqlite3_stmt *s;
-    int rc = CTX_OK;
+    walk_step w = {p, STEP_ACCOUNT, NULL};
+    int rc;
 
     if ((rc = path_add(p, me, user, "the user", NULL)))
         return rc;
-    if (stmt_get(db, accounts_sql, &s) != SQLITE_OK)
-        goto sqlfail;
-    sqlite3_bind_int64(s, 1, src);
-    sqlite3_bind_int64(s, 2, me);
-    while (!rc && sqlite3_step(s) == SQLITE_ROW)
-        rc = path_add(p, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
-                      "an account mapped to the user", (const char *)sqlite3_column_text(s, 2));
-    stmt_put(s);
-    if (stmt_get(db, everyone_sql, &s) != SQLITE_OK)
-        goto sqlfail;
-    sqlite3_bind_int64(s, 1, src);
-    sqlite3_bind_int64(s, 2, me);
-    if (!rc && sqlite3_step(s) == SQLITE_ROW)
-        rc = path_add(p, sqlite3_column_int64(s, 0), "everyone", "the user is declared",
-                      (const char *)sqlite3_column_text(s, 1));
-    stmt_put(s);
+    rc = store_explain_accounts(db, src, me, walk_edge, &w, err);
+    w.kind = STEP_EVERYONE;
+    if (!rc)
+        rc = store_explain_everyone(db, src, me, walk_edge, &w, err);
     /* Breadth first over memberships: each group once, by its first edge. */
+    w.kind = STEP_GROUP;
     for (size_t i = 0; !rc && i < p->n; i++) {
         /* The node's JSON outlives a move of p->v: its string stays put. */
-        const char *via = json_string_value(json_object_get(p->v[i].j, "principal"));
-        if (stmt_get(db, groups_sql, &s) != SQLITE_OK)
-            goto sqlfail;
-        sqlite3_bind_int64(s, 1, src);
-        sqlite3_bind_int64(s, 2, p->v[i].id);
-        while (!rc && sqlite3_step(s) == SQLITE_ROW) {
-            char edge[600];
-            snprintf(edge, sizeof edge, "member: %s", via);
-            rc = path_add(p, sqlite3_column_int64(s, 0),
-                          (const char *)sqlite3_column_text(s, 1), edge,
-                          (const char *)sqlite3_column_text(s, 2));
-        }
-        stmt_put(s);
+        w.member = json_string_value(json_object_get(p->v[i].j, "principal"));
+        rc = store_explain_groups(db, src, p->v[i].id, walk_edge, &w, err);
     }
+    if (rc == CTX_ESTORE)
+        return rc; /* err says what SQLite said */
     return rc ? ctx_error_set(err, rc, "explain: out of memory") : CTX_OK;
-sqlfail:
-    return ctx_error_set(err, CTX_ESTORE, "explain: %s", sqlite3_errmsg(db));
 }
 
 /* ---- the verdict ---------------------------------------------------------- */
 
-static const char doc_sql[] =
-    "SELECT d.id, d.source_id, s.name, d.stream, d.ext_id, d.title, d.acl_id, d.deleted,"
-    " d.acl_synced_at FROM documents d JOIN sources s ON s.id = d.source_id WHERE d.id = ?1";
-static const char list_sql[] =
-    "SELECT p.name FROM acl_entries e JOIN principals p ON p.id = e.principal_id"
-    " WHERE e.acl_id = ?1 AND e.deny = ?2 ORDER BY p.name";
-static const char labels_sql[] =
-    "SELECT l.name FROM acl_labels a JOIN labels l ON l.id = a.label_id"
-    " WHERE a.acl_id = ?1 ORDER BY l.name";
-static const char trusted_sql[] =
-    "WITH " TRUST_CTE " SELECT s.name FROM t JOIN sources s ON s.id = t.id"
-    " ORDER BY s.id <> ?1, s.name";
+/* The document explain_access is about, as store_explain_doc gives it. */
+typedef struct doc_seen {
+    int64_t doc_id, src, acl_id;
+    int deleted;
+    char *src_name;     /* new */
+    json_t *doc;        /* new: the answer's "document" */
+} doc_seen;
+
+static void doc_take(void *arg, const store_explain_row *d)
+{
+    doc_seen *x = arg;
+
+    x->src = d->source_id;
+    x->src_name = ctx_strdup(d->source);
+    x->acl_id = d->acl_id;
+    x->deleted = d->deleted;
+    x->doc = json_pack("{s:I,s:s,s:s,s:s,s:s?,s:b,s:I}", "doc_id", (json_int_t)x->doc_id,
+                       "source", x->src_name, "stream", d->stream, "external_id", d->ext_id,
+                       "title", d->title, "deleted", x->deleted, "acl_synced_at",
+                       (json_int_t)d->acl_synced_at);
+}
 
 static void reason(json_t *reasons, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void reason(json_t *reasons, const char *fmt, ...)
@@ -299,37 +229,28 @@ int explain_access(sqlite3 *db, const ctx_config *cfg, const char *user, const c
     path p = {NULL, 0, 0, json_array()};
     int64_t doc_id, src = 0, acl_id = 0, me;
     int rc, deleted = 0, ok = 1, acl_ok = 0, engine_ok = 0;
-    sqlite3_stmt *s;
+    doc_seen seen = {0, 0, 0, 0, NULL, NULL};
 
     *out = NULL;
     acl_user_name(user, uname, sizeof uname);
     if ((rc = explain_doc_ref(db, ref, &doc_id, err)))
         goto done;
-    if (stmt_get(db, doc_sql, &s) != SQLITE_OK) {
-        rc = ctx_error_set(err, CTX_ESTORE, "explain: %s", sqlite3_errmsg(db));
+    seen.doc_id = doc_id;
+    if ((rc = store_explain_doc(db, doc_id, doc_take, &seen, err)))
         goto done;
-    }
-    sqlite3_bind_int64(s, 1, doc_id);
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        src = sqlite3_column_int64(s, 1);
-        src_name = ctx_strdup((const char *)sqlite3_column_text(s, 2));
-        acl_id = sqlite3_column_int64(s, 6);
-        deleted = sqlite3_column_int(s, 7);
-        doc = json_pack("{s:I,s:s,s:s,s:s,s:s?,s:b,s:I}", "doc_id", (json_int_t)doc_id,
-                        "source", src_name, "stream", sqlite3_column_text(s, 3),
-                        "external_id", sqlite3_column_text(s, 4), "title",
-                        sqlite3_column_text(s, 5), "deleted", deleted, "acl_synced_at",
-                        (json_int_t)sqlite3_column_int64(s, 8));
-    }
-    stmt_put(s);
+    src = seen.src;
+    src_name = seen.src_name;
+    acl_id = seen.acl_id;
+    deleted = seen.deleted;
+    doc = seen.doc;
     if (!doc || !src_name) {
         rc = ctx_error_set(err, CTX_ENOMEM, "explain: out of memory");
         goto done;
     }
-    if (!(allow = strings(db, list_sql, acl_id, 0, err)) ||
-        !(deny = strings(db, list_sql, acl_id, 1, err)) ||
-        !(labels = strings(db, labels_sql, acl_id, 0, err)) ||
-        !(trusted = strings(db, trusted_sql, src, 0, err))) {
+    if (!(allow = store_explain_acl_names(db, acl_id, 0, err)) ||
+        !(deny = store_explain_acl_names(db, acl_id, 1, err)) ||
+        !(labels = store_explain_acl_labels(db, acl_id, err)) ||
+        !(trusted = store_explain_trusted(db, src, err))) {
         rc = err->code;
         goto done;
     }
@@ -339,10 +260,8 @@ int explain_access(sqlite3 *db, const ctx_config *cfg, const char *user, const c
     }
 
     /* Who the user is where this source's documents are concerned. */
-    me = one_int(db, "SELECT id FROM principals WHERE name = ?1 AND kind = 1 AND declared = 1",
-                 0, uname);
-    if (me > 0 && one_int(db, "SELECT count(*) FROM principal_blocks WHERE principal_id = ?1",
-                          me, NULL) > 0) {
+    me = store_explain_user(db, uname);
+    if (me > 0 && store_explain_blocks(db, me) > 0) {
         ok = 0;
         reason(reasons, "%s was deprovisioned by a directory (SCIM: deleted or active"
                " false): a deprovisioned user reads nothing", uname);
@@ -451,43 +370,17 @@ done:
 
 json_t *explain_source_warnings(sqlite3 *db, const char *name, ctx_error *err)
 {
-    /* Principals the source's live ACLs name that nothing governing it declared:
-     * a user nobody declared, a group none of its trusted sources declared. */
-    static const char undeclared_sql[] =
-        "WITH " TRUST_CTE
-        " SELECT DISTINCT p.name FROM acl_sets a JOIN acl_entries e ON e.acl_id = a.id"
-        " JOIN principals p ON p.id = e.principal_id"
-        " WHERE a.source_id = ?1 AND EXISTS (SELECT 1 FROM chunks c"
-        "  WHERE c.acl_id = a.id) AND ((p.kind = 1 AND p.declared = 0) OR (p.kind = 2"
-        "  AND NOT EXISTS (SELECT 1 FROM declared_by d WHERE d.principal_id = p.id"
-        "  AND d.source_id IN t)))"
-        " ORDER BY p.name";
-    /* ACL sets of live documents that some known user reaches (deny aside). */
-    static const char reachable_sql[] =
-        "WITH RECURSIVE " TRUST_CTE ","
-        " reach(id) AS (SELECT id FROM principals WHERE kind = 1 AND declared = 1"
-        "  UNION SELECT account_id FROM identities WHERE source_id IN t"
-        "  UNION SELECT m.group_id FROM memberships m JOIN reach r ON m.member_id = r.id"
-        "   WHERE m.source_id IN t),"
-        " who(id) AS (SELECT id FROM reach UNION SELECT p.id FROM principals p"
-        "  WHERE p.kind = 3 AND EXISTS (SELECT 1 FROM declared_by d JOIN principals u"
-        "  ON u.id = d.principal_id AND u.kind = 1 WHERE d.source_id IN t))"
-        " SELECT count(*) FROM acl_sets a WHERE a.source_id = ?1"
-        "  AND EXISTS (SELECT 1 FROM chunks c WHERE c.acl_id = a.id)"
-        "  AND EXISTS (SELECT 1 FROM acl_entries e WHERE e.acl_id = a.id AND e.deny = 0"
-        "  AND e.principal_id IN who)";
     json_t *undeclared, *examples, *warnings, *out;
     int64_t src, docs, reachable;
     size_t n;
 
-    src = one_int(db, "SELECT id FROM sources WHERE name = ?1", 0, name);
+    src = store_explain_source(db, name);
     if (src <= 0)
         return NULL;
-    docs = one_int(db, "SELECT count(*) FROM documents WHERE source_id = ?1 AND deleted = 0",
-                   src, NULL);
-    if (!(undeclared = strings(db, undeclared_sql, src, 0, err)))
+    docs = store_explain_live(db, src);
+    if (!(undeclared = store_explain_undeclared(db, src, err)))
         return NULL;
-    reachable = one_int(db, reachable_sql, src, NULL);
+    reachable = store_explain_reachable(db, src);
     n = json_array_size(undeclared);
     examples = json_array();
     for (size_t i = 0; i < n && i < 5; i++)

@@ -10,11 +10,13 @@
 #define CTX_RETRIEVAL_EXPLAIN_H
 
 #include <jansson.h>
-#include <sqlite3.h>
 #include <stdint.h>
 
 #include "../core/config.h"
 #include "../core/ctx.h"
+
+/* explain reads through the connection it is handed (see indexer/store_read.h). */
+typedef struct sqlite3 sqlite3;
 
 /*
  * explain_doc_ref - the internal id of the document ref names: its id

@@ -17,7 +17,7 @@
 
 #include "../core/json.h"
 #include "../core/util.h"
-#include "../indexer/store.h"
+#include "../indexer/store_read.h"
 #include "budget.h"
 #include "replica_gate.h"
 #include "scim.h"
@@ -274,6 +274,19 @@ static void put_esc(ctx_buf *b, const char *s)
     }
 }
 
+/* put_runs - one sample of ctxgate_sync_runs_total (store_run_counts). */
+static int put_runs(void *arg, const char *source, const char *status, int64_t n)
+{
+    ctx_buf *b = arg;
+
+    ctx_buf_puts(b, "ctxgate_sync_runs_total{source=\"");
+    put_esc(b, source);
+    ctx_buf_puts(b, "\",status=\"");
+    put_esc(b, status);
+    ctx_buf_printf(b, "\"} %lld\n", (long long)n);
+    return 0;
+}
+
 static void h_metrics(http_server *srv, void *arg, const http_req *req, http_resp *resp)
 {
     ctx_buf b = CTX_BUF_INIT;
@@ -322,22 +335,10 @@ static void h_metrics(http_server *srv, void *arg, const http_req *req, http_res
                        (double)replica_gate_lag_ms(ctx_now_ms()) / 1000.0, replica_gate_ready());
     /* From the store: sync runs by status, the embedding queue. */
     if (srv->mst) {
-        sqlite3_stmt *q;
         int64_t depth = 0;
         ctx_buf_puts(&b, "# HELP ctxgate_sync_runs_total Sync runs by source and status.\n"
                          "# TYPE ctxgate_sync_runs_total counter\n");
-        if (sqlite3_prepare_v2(store_db(srv->mst), "SELECT s.name, r.status, count(*) FROM"
-                               " sync_runs r JOIN sources s ON s.id = r.source_id GROUP BY 1, 2",
-                               -1, &q, NULL) == SQLITE_OK) {
-            while (sqlite3_step(q) == SQLITE_ROW) {
-                ctx_buf_puts(&b, "ctxgate_sync_runs_total{source=\"");
-                put_esc(&b, (const char *)sqlite3_column_text(q, 0));
-                ctx_buf_puts(&b, "\",status=\"");
-                put_esc(&b, (const char *)sqlite3_column_text(q, 1));
-                ctx_buf_printf(&b, "\"} %lld\n", (long long)sqlite3_column_int64(q, 2));
-            }
-            sqlite3_finalize(q);
-        }
+        store_run_counts(srv->mst, put_runs, &b, &err); /* what could be read */
         if (!store_embed_depth(srv->mst, &depth, &err))
             ctx_buf_printf(&b, "# HELP ctxgate_embed_queue_depth Chunks waiting for a vector.\n"
                            "# TYPE ctxgate_embed_queue_depth gauge\n"

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "../core/util.h"
-#include "../indexer/stmt.h"
+#include "../indexer/store_read.h"
 
 /* ---- proximity: query words close together in a chunk ----------------- */
 
@@ -57,6 +57,25 @@ static int prox_token(void *arg, int flags, const char *stem, int nstem, int sta
     return SQLITE_OK;
 }
 
+/* What prox_read scans a chunk with. */
+typedef struct prox_chunk {
+    rank_conn *rc;
+    prox_scan *p;
+} prox_chunk;
+
+/* prox_read - scan a chunk's title, then its text, for the query's words. */
+static void prox_read(void *arg, const char *title, const char *text)
+{
+    prox_chunk *pc = arg;
+    const char *x[2] = {title, text};
+
+    for (int c = 0; c < 2; c++) {
+        if (x[c])
+            rank_tokenize(pc->rc, x[c], (int)strlen(x[c]), pc->p, prox_token);
+        pc->p->pos += 1000; /* no pair spans the title and the text */
+    }
+}
+
 /*
  * proximity - reorder h's rows (sorted, best first) by score plus a bonus
  * for the query's own words (not added ones) close together in the
@@ -87,28 +106,18 @@ int search__proximity(sqlite3 *db, rank_conn *rc, const qterms *t, double w, hea
     }
     p->marking = 0;
     for (size_t r = 0; nq > 1 && r < h->n; r++) {
-        sqlite3_stmt *s;
+        prox_chunk pc = {rc, p};
         double bonus = 0;
-        if (stmt_get(db, "SELECT c0, c1 FROM chunks_fts_content WHERE id = ?1", &s) !=
-            SQLITE_OK) {
-            ctx_free(p);
-            return ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
-        }
-        sqlite3_bind_int64(s, 1, h->v[r].id);
         p->pos = 0;
         for (size_t i = 0; i < nq; i++) {
             p->last[i] = 0;
             for (size_t j = 0; j < nq; j++)
                 p->dist[i][j] = INT64_MAX;
         }
-        if (sqlite3_step(s) == SQLITE_ROW)
-            for (int c = 0; c < 2; c++) {
-                const char *x = (const char *)sqlite3_column_text(s, c);
-                if (x)
-                    rank_tokenize(rc, x, (int)strlen(x), p, prox_token);
-                p->pos += 1000; /* no pair spans the title and the text */
-            }
-        stmt_put(s);
+        if (store_chunk_content(db, h->v[r].id, prox_read, &pc, "search", err)) {
+            ctx_free(p);
+            return CTX_ESTORE;
+        }
         for (size_t i = 0; i < nq; i++)
             for (size_t j = i + 1; j < nq; j++)
                 if (p->dist[i][j] != INT64_MAX) {
@@ -222,6 +231,23 @@ static void xp_tokenize(const lex_state *st, xp_table *t, const char *text)
     rank_tokenize(st->rc, text, (int)strlen(text), t, xp_token);
 }
 
+/* What xp_read reads a feedback chunk into. */
+typedef struct xp_chunk {
+    const lex_state *st;
+    xp_table *t;
+} xp_chunk;
+
+/* xp_read - count a feedback chunk's words: its title, then its text. */
+static void xp_read(void *arg, const char *title, const char *text)
+{
+    xp_chunk *xc = arg;
+
+    if (title)
+        xp_tokenize(xc->st, xc->t, title);
+    if (text)
+        xp_tokenize(xc->st, xc->t, text);
+}
+
 /* Best candidate first: by rm, then by stem (deterministic). */
 static int xp_by_rm(const void *a, const void *b)
 {
@@ -267,25 +293,12 @@ int search__expand(sqlite3 *db, const lex_state *st, const search_result *fb,
     for (size_t i = 0; i < terms->n; i++)
         xp_tokenize(st, &t, terms->t[i].word);
     for (size_t i = 0; i < fb->n; i++) {
-        sqlite3_stmt *s;
+        xp_chunk xc = {st, &t};
         double w = top > 0 && fb->hits[i].score > 0 ? fb->hits[i].score / top : 1.0;
-        if (stmt_get(db, "SELECT c0, c1 FROM chunks_fts_content WHERE id = ?1", &s) !=
-            SQLITE_OK) {
-            rc = ctx_error_set(err, CTX_ESTORE, "search: %s", sqlite3_errmsg(db));
-            goto done;
-        }
-        sqlite3_bind_int64(s, 1, fb->hits[i].chunk_id);
         t.chunk = (int)i + 1;
         t.len = 0;
-        if (sqlite3_step(s) == SQLITE_ROW) {
-            const unsigned char *title = sqlite3_column_text(s, 0);
-            const unsigned char *text = sqlite3_column_text(s, 1);
-            if (title)
-                xp_tokenize(st, &t, (const char *)title);
-            if (text)
-                xp_tokenize(st, &t, (const char *)text);
-        }
-        stmt_put(s);
+        if ((rc = store_chunk_content(db, fb->hits[i].chunk_id, xp_read, &xc, "search", err)))
+            goto done;
         for (size_t j = 0; t.len && j < XP_SLOTS; j++)
             if (t.v[j].last == t.chunk && t.v[j].tf)
                 t.v[j].rm += w * t.v[j].tf / t.len;

@@ -163,42 +163,17 @@ int svc__labels_ok(const ctx_agent_grant *g, const svc_request *req, json_t *lab
 
 static void worker_close(worker *w)
 {
-    sqlite3_finalize(w->labels);
-    sqlite3_finalize(w->doc);
-    sqlite3_finalize(w->acl);
-    sqlite3_finalize(w->ext);
-    sqlite3_finalize(w->byext);
     store_close(w->st);
     memset(w, 0, sizeof *w);
 }
 
 static int worker_open(svc *s, worker *w, ctx_error *err)
 {
-    static const char labels_sql[] =
-        "SELECT l.name FROM acl_labels a JOIN labels l ON l.id = a.label_id"
-        " WHERE a.acl_id = ?1 ORDER BY l.name";
-    static const char doc_sql[] =
-        "SELECT d.title, d.url, s.name, d.body, d.acl_id, max(d.acl_synced_at,"
-        " coalesce((SELECT synced_at FROM source_acl_sync a WHERE a.source_id = d.source_id),"
-        " 0)), d.ext_id, d.stream, d.source_id FROM documents d"
-        " JOIN sources s ON s.id = d.source_id WHERE d.id = ?1 AND d.deleted = 0";
-    /* The lowest id: a source's external ids are unique per stream, and when
-     * two streams share one, the SOURCE:EXTERNAL_ID form names the first. */
-    static const char byext_sql[] =
-        "SELECT d.id FROM documents d JOIN sources s ON s.id = d.source_id"
-        " WHERE s.name = ?1 AND d.ext_id = ?2 AND d.deleted = 0 ORDER BY d.id LIMIT 1";
     int rc;
 
     if ((rc = store_open(s->store_path, 0, &w->st, err)))
         return rc;
-    if (sqlite3_prepare_v2(store_db(w->st), labels_sql, -1, &w->labels, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(store_db(w->st), doc_sql, -1, &w->doc, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(store_db(w->st), "SELECT acl_id FROM chunks WHERE id = ?1", -1,
-                           &w->acl, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(store_db(w->st), "SELECT ext_id, stream FROM documents WHERE id = ?1",
-                           -1, &w->ext, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(store_db(w->st), byext_sql, -1, &w->byext, NULL) != SQLITE_OK) {
-        rc = store_errf(w->st, err, "service");
+    if ((rc = store_read_prepare(w->st, "service", err))) {
         worker_close(w);
         return rc;
     }
@@ -232,10 +207,8 @@ worker *svc__take(svc *s, ctx_error *err)
     if (!w->st && worker_open(s, w, err))
         goto fail;
     svc__warm_adopt(s, w); /* before the first read: nothing of its snapshot yet */
-    if (sqlite3_exec(store_db(w->st), "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-        store_errf(w->st, err, "service");
+    if (store_snapshot_begin(w->st, "service", err))
         goto fail;
-    }
     return w;
 fail:
     pthread_mutex_lock(&s->mu);
@@ -247,12 +220,7 @@ fail:
 
 void svc__give(svc *s, worker *w)
 {
-    sqlite3 *db = store_db(w->st);
-
-    sqlite3_reset(w->labels);
-    sqlite3_reset(w->doc);
-    if (!sqlite3_get_autocommit(db) && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    store_snapshot_end(w->st);
     pthread_mutex_lock(&s->mu);
     w->busy = 0;
     pthread_cond_signal(&s->cv);
@@ -262,35 +230,7 @@ void svc__give(svc *s, worker *w)
 /* svc__acl_labels_of - the labels of ACL set acl_id as a new JSON array. */
 json_t *svc__acl_labels_of(worker *w, int64_t acl_id)
 {
-    json_t *a = json_array();
-    int step = SQLITE_DONE;
-
-    sqlite3_reset(w->labels);
-    sqlite3_bind_int64(w->labels, 1, acl_id);
-    while (a && (step = sqlite3_step(w->labels)) == SQLITE_ROW)
-        if (json_array_append_new(a, json_string((const char *)sqlite3_column_text(w->labels,
-                                                                                   0)))) {
-            json_decref(a);
-            a = NULL;
-        }
-    sqlite3_reset(w->labels);
-    if (step != SQLITE_DONE && step != SQLITE_ROW) {
-        json_decref(a); /* a label left unread could be the one that forbids */
-        a = NULL;
-    }
-    return a;
-}
-
-static int64_t chunk_acl(worker *w, int64_t chunk_id)
-{
-    int64_t acl = -1;
-
-    sqlite3_reset(w->acl);
-    sqlite3_bind_int64(w->acl, 1, chunk_id);
-    if (sqlite3_step(w->acl) == SQLITE_ROW)
-        acl = sqlite3_column_int64(w->acl, 0);
-    sqlite3_reset(w->acl);
-    return acl;
+    return store_acl_labels(w->st, acl_id);
 }
 
 /* ---- the vector index ---- */
@@ -501,19 +441,12 @@ static int index_open(svc *s, worker *w, int64_t active, ctx_error *err)
 static int index_catch_up(svc *s, worker *w, int64_t active, int *stale, ctx_error *err)
 {
     int64_t last_seq = 0, last_tomb = 0, floor;
-    sqlite3_stmt *q;
     vindex_info info;
     int rc;
 
     *stale = 0;
-    if (sqlite3_prepare_v2(store_db(w->st), "SELECT coalesce(max(seq), 0) FROM vectors"
-                           " WHERE model_id = ?1", -1, &q, NULL) != SQLITE_OK)
-        return store_errf(w->st, err, "index refresh");
-    sqlite3_bind_int64(q, 1, active);
-    if (sqlite3_step(q) == SQLITE_ROW)
-        last_seq = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    if ((rc = store_tombstone_marks(w->st, &last_tomb, &floor, err)))
+    if ((rc = store_vectors_last(w->st, active, &last_seq, err)) ||
+        (rc = store_tombstone_marks(w->st, &last_tomb, &floor, err)))
         return rc;
     pthread_rwlock_rdlock(&s->vlock);
     vindex_get_info(s->vi, &info);
@@ -586,8 +519,7 @@ int svc_ready(svc *s)
 
     if (!__atomic_load_n(&s->index_ok, __ATOMIC_ACQUIRE) || !(w = svc__take(s, &err)))
         return 0;
-    ok = sqlite3_exec(store_db(w->st), "SELECT 1 FROM sources LIMIT 1", NULL, NULL, NULL) ==
-         SQLITE_OK;
+    ok = store_ping(w->st);
     svc__give(s, w);
     return ok;
 }
@@ -796,15 +728,11 @@ const ctx_agent_grant *svc__grant_of(svc *s, const svc_identity *id)
  */
 static json_t *external_id(worker *w, int64_t doc_id)
 {
-    json_t *v;
+    char *ext = NULL;
+    int rc = store_doc_name(w->st, doc_id, NULL, &ext, NULL);
+    json_t *v = rc == CTX_ENOMEM ? NULL : ext ? json_string(ext) : json_null();
 
-    sqlite3_reset(w->ext);
-    sqlite3_bind_int64(w->ext, 1, doc_id);
-    if (sqlite3_step(w->ext) == SQLITE_ROW && sqlite3_column_text(w->ext, 0))
-        v = json_string((const char *)sqlite3_column_text(w->ext, 0));
-    else
-        v = json_null();
-    sqlite3_reset(w->ext);
+    ctx_free(ext);
     return v;
 }
 
@@ -875,7 +803,7 @@ static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
         goto done;
     for (size_t i = 0; i < res.n && json_array_size(results) < (size_t)k; i++) {
         const search_hit *h = &res.hits[i];
-        json_t *labels = svc__acl_labels_of(w, chunk_acl(w, h->chunk_id));
+        json_t *labels = svc__acl_labels_of(w, store_chunk_acl(w->st, h->chunk_id));
         char cite[64];
         int ntok;
         size_t keep, len;

@@ -122,12 +122,7 @@ static int64_t resolve_ref(worker *w, const char *ref)
     }
     if (colon == ref || !colon[1])
         return 0;
-    sqlite3_reset(w->byext);
-    sqlite3_bind_text(w->byext, 1, ref, (int)(colon - ref), SQLITE_STATIC);
-    sqlite3_bind_text(w->byext, 2, colon + 1, -1, SQLITE_STATIC);
-    if (sqlite3_step(w->byext) == SQLITE_ROW)
-        doc = sqlite3_column_int64(w->byext, 0);
-    sqlite3_reset(w->byext);
+    store_doc_by_ext(w->st, ref, (size_t)(colon - ref), colon + 1, &doc);
     return doc;
 }
 
@@ -140,6 +135,7 @@ static int fetch_locked(svc *s, const svc_identity *id, int64_t doc_id, const ch
     json_t *labels = NULL, *ids = NULL;
     int rc = CTX_ENOTFOUND, ntok = 0;
     char cite[32];
+    store_doc_view d;
     worker *w;
 
     *answer = NULL;
@@ -161,37 +157,27 @@ static int fetch_locked(svc *s, const svc_identity *id, int64_t doc_id, const ch
     }
     if (ref)
         doc_id = resolve_ref(w, ref);
-    sqlite3_reset(w->doc);
-    sqlite3_bind_int64(w->doc, 1, doc_id);
-    if (doc_id > 0 && sqlite3_step(w->doc) == SQLITE_ROW) {
-        const char *source = (const char *)sqlite3_column_text(w->doc, 2);
-        const char *body = (const char *)sqlite3_column_text(w->doc, 3);
-        int64_t acl_id = sqlite3_column_int64(w->doc, 4);
-        labels = svc__acl_labels_of(w, acl_id);
-        if (source && svc__has(&g->sources, source) && svc__labels_ok(g, NULL, labels) &&
-            readable(s, w, id->user, acl_id, sqlite3_column_int64(w->doc, 8), err)) {
-            size_t len = body ? strlen(body) : 0;
-            size_t keep = svc__fit(body ? body : "", len, g->max_tokens, &ntok);
-            char *text = ctx_strndup(body ? body : "", keep);
-            const char *title = (const char *)sqlite3_column_text(w->doc, 0);
-            const char *url = (const char *)sqlite3_column_text(w->doc, 1);
+    if (doc_id > 0 && !store_doc_get(w->st, doc_id, &d, NULL)) {
+        labels = svc__acl_labels_of(w, d.acl_id);
+        if (d.source && svc__has(&g->sources, d.source) && svc__labels_ok(g, NULL, labels) &&
+            readable(s, w, id->user, d.acl_id, d.source_id, err)) {
+            size_t len = d.body ? strlen(d.body) : 0;
+            size_t keep = svc__fit(d.body ? d.body : "", len, g->max_tokens, &ntok);
+            char *text = ctx_strndup(d.body ? d.body : "", keep);
             snprintf(cite, sizeof cite, "[doc %lld]", (long long)doc_id);
-            const char *ext = (const char *)sqlite3_column_text(w->doc, 6);
-            const char *stream = (const char *)sqlite3_column_text(w->doc, 7);
             *answer = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:O,s:I,s:s,s:s,s:i,s:b,s:b,s:s}",
-                                "doc_id", (json_int_t)doc_id, "external_id", ext ? ext : "",
-                                "stream", stream ? stream : "", "title", title ? title : "",
-                                "url",
-                                url ? url : "", "source", source, "labels", labels,
-                                "acl_synced_at", (json_int_t)sqlite3_column_int64(w->doc, 5),
-                                "citation", cite, "text", text ? text : "", "tokens", ntok,
-                                "truncated", keep < len, "untrusted_content", 1, "note",
-                                svc_untrusted_note);
+                                "doc_id", (json_int_t)doc_id, "external_id",
+                                d.ext_id ? d.ext_id : "", "stream", d.stream ? d.stream : "",
+                                "title", d.title ? d.title : "", "url", d.url ? d.url : "",
+                                "source", d.source, "labels", labels, "acl_synced_at",
+                                (json_int_t)d.acl_synced_at, "citation", cite, "text",
+                                text ? text : "", "tokens", ntok, "truncated", keep < len,
+                                "untrusted_content", 1, "note", svc_untrusted_note);
             ctx_free(text);
             rc = *answer ? CTX_OK : ctx_error_set(err, CTX_ENOMEM, "out of memory");
         }
+        store_doc_release(w->st);
     }
-    sqlite3_reset(w->doc);
     svc__give(s, w);
     json_decref(labels);
     if (rc == CTX_ENOTFOUND)

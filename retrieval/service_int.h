@@ -10,17 +10,13 @@
 
 #include "../indexer/embed.h"
 #include "../indexer/store.h"
+#include "../indexer/store_read.h"
 #include "../indexer/vindex.h"
 #include "fresh.h"
 #include "service.h"
 
 typedef struct worker {
-    ctx_store *st;
-    sqlite3_stmt *labels;   /* labels of an ACL set */
-    sqlite3_stmt *doc;      /* one document */
-    sqlite3_stmt *acl;      /* a chunk's ACL set */
-    sqlite3_stmt *ext;      /* a document's external id and stream */
-    sqlite3_stmt *byext;    /* a live document by source name and external id */
+    ctx_store *st;          /* its reads' statements are cached there (store_read.h) */
     uint64_t warm_gen;      /* the warm state it copied (service_warm.c) */
     int busy;
 } worker;
