@@ -126,6 +126,17 @@ static int guard_everyone(ctx_emitter *em)
                 em->source_name);
 }
 
+/* flush_guard - the sink's records counted (xFlush), then the guard on
+ * them: what a commit point checks before it commits. */
+static int flush_guard(ctx_emitter *em)
+{
+    int rc;
+
+    if (em->sk->xFlush && (rc = em->sk->xFlush(em->sk->self, &em->err)))
+        return rc;
+    return guard_everyone(em);
+}
+
 /* ---- the warning summary ---- */
 
 static warn_kind *warn_find(warn_summary *w, const char *kind)
@@ -371,7 +382,8 @@ static int apply(void *arg, sync_pipe_node *node)
         /* The checkpoint and everything before it, in one transaction. A
          * permission read's STATE only marks a commit point: the stream's
          * resume point stays the content read's. */
-        if ((!em->perm && (rc = em->sk->xStatePut(em->sk->self, em->ing.source, m->stream,
+        if ((rc = flush_guard(em)) ||
+            (!em->perm && (rc = em->sk->xStatePut(em->sk->self, em->ing.source, m->stream,
                                                   m->state, &em->err))) ||
             (rc = em->sk->xCommit(em->sk->self, &em->err)) ||
             (rc = em->sk->xBegin(em->sk->self, &em->err)))
@@ -728,6 +740,10 @@ static int read_stream(ctx_emitter *em, registry_conn *rc_, const char *stream, 
         rc = em->err.code;
     }
     if (rc) {
+        em->sk->xRollback(em->sk->self);
+        goto done;
+    }
+    if ((rc = flush_guard(em))) {
         em->sk->xRollback(em->sk->self);
         goto done;
     }

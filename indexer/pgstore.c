@@ -87,39 +87,69 @@ int pg__fail(pgstore *pg, PGresult *r, ctx_error *err, const char *what)
 }
 
 /*
- * exec - sql with n text parameters. A statement with parameters is
- * prepared on first use and executed by name after that: planning the
- * sink's statements each time cost more than running them (bench/
- * cluster_sync.sh: 1,474 rows/s planned, 7,653 prepared, at 30,000 rows).
- * The text is the key (callers pass literals, but a copy compared in full
- * costs nothing beside a round trip). A failed PREPARE is the caller's
- * error, as a failed execution would be.
+ * Statements with parameters are prepared on first use and executed by
+ * name after that: planning the sink's statements each time cost more than
+ * running them (bench/cluster_sync.sh: 1,474 rows/s planned, 7,653
+ * prepared, at 30,000 rows). The text is the key (callers pass literals,
+ * but a copy compared in full costs nothing beside a round trip).
  */
-static PGresult *exec(pgstore *pg, const char *sql, int n, const char *const *v)
+static int find_or_prepare(pgstore *pg, const char *sql, int n, char name[32], PGresult **fail)
 {
-    char name[32];
     size_t i;
     PGresult *r;
 
-    if (!n)
-        return PQexec(pg->db, sql);
+    *fail = NULL;
     for (i = 0; i < pg->nstmts && strcmp(pg->stmts[i], sql); i++)
         ;
-    if (i == pg->nstmts) {
-        if (i == PG_STMTS || (!pg->stmts && !(pg->stmts = ctx_calloc(PG_STMTS, sizeof(char *)))) ||
-            !(pg->stmts[i] = ctx_strdup(sql)))
-            return PQexecParams(pg->db, sql, n, NULL, v, NULL, NULL, 0);
-        snprintf(name, sizeof name, "ctxgate_%zu", i);
-        r = PQprepare(pg->db, name, sql, n, NULL);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            ctx_free(pg->stmts[i]);
-            pg->stmts[i] = NULL;
-            return r;
-        }
-        PQclear(r);
-        pg->nstmts++;
+    snprintf(name, 32, "ctxgate_%zu", i);
+    if (i < pg->nstmts)
+        return 0;
+    if (i == PG_STMTS || (!pg->stmts && !(pg->stmts = ctx_calloc(PG_STMTS, sizeof(char *)))) ||
+        !(pg->stmts[i] = ctx_strdup(sql)))
+        return 1;
+    r = PQprepare(pg->db, name, sql, n, NULL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        ctx_free(pg->stmts[i]);
+        pg->stmts[i] = NULL;
+        *fail = r;
+        return -1;
     }
-    snprintf(name, sizeof name, "ctxgate_%zu", i);
+    PQclear(r);
+    pg->nstmts++;
+    return 0;
+}
+
+int pg__prepared(pgstore *pg, const char *sql, int n, char name[32], ctx_error *err)
+{
+    PGresult *r;
+    int rc;
+
+    for (size_t i = 0; i < pg->nstmts; i++)
+        if (!strcmp(pg->stmts[i], sql)) {
+            snprintf(name, 32, "ctxgate_%zu", i);
+            return 0;
+        }
+    if (pg->nsent && pg__flush(pg, err))
+        return -1;
+    if ((rc = find_or_prepare(pg, sql, n, name, &r)) < 0)
+        pg__fail(pg, r, err, "prepare a statement");
+    return rc;
+}
+
+/* exec - sql with n text parameters, prepared when it has any. A failed
+ * PREPARE is the caller's error, as a failed execution would be. */
+static PGresult *exec(pgstore *pg, const char *sql, int n, const char *const *v)
+{
+    char name[32];
+    PGresult *r;
+    int rc;
+
+    if (!n)
+        return PQexec(pg->db, sql);
+    if ((rc = find_or_prepare(pg, sql, n, name, &r)) < 0)
+        return r;
+    if (rc > 0)
+        return PQexecParams(pg->db, sql, n, NULL, v, NULL, NULL, 0);
     return PQexecPrepared(pg->db, name, n, v, NULL, NULL, 0);
 }
 
@@ -134,6 +164,8 @@ PGresult *pg__q(pgstore *pg, ctx_error *err, const char *what, const char *sql, 
     for (int i = 0; i < n && i < 16; i++)
         v[i] = va_arg(ap, const char *);
     va_end(ap);
+    if (pg->nsent && pg__flush(pg, err))
+        return NULL;
     r = exec(pg, sql, n, v);
     t = PQresultStatus(r);
     if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK)
@@ -153,6 +185,8 @@ int pg__ok(pgstore *pg, ctx_error *err, const char *what, const char *sql, int n
     for (int i = 0; i < n && i < 16; i++)
         v[i] = va_arg(ap, const char *);
     va_end(ap);
+    if (pg->nsent && pg__flush(pg, err))
+        return err->code;
     r = exec(pg, sql, n, v);
     t = PQresultStatus(r);
     if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK) {
@@ -323,6 +357,8 @@ void pgstore_close(pgstore *pg)
 {
     if (!pg)
         return;
+    pg__discard(pg);
+    ctx_free(pg->sent);
     PQfinish(pg->db);
     for (size_t i = 0; i < pg->nstmts; i++)
         ctx_free(pg->stmts[i]);
@@ -486,7 +522,11 @@ static int k_commit(void *self, ctx_error *err)
 static void k_rollback(void *self)
 {
     pgstore *pg = self;
+    ctx_error ignored;
 
+    /* The answers are read (and counted, as the embedded side counts what
+     * it rolls back) up to the first that failed. */
+    pg__flush(pg, &ignored);
     PQclear(PQexec(pg->db, "ROLLBACK"));
     pg__acl_cache_end(pg, 0);
 }
@@ -596,6 +636,11 @@ static int k_perm_begin(void *self, ctx_error *err)
     return CTX_OK;
 }
 
+static int k_flush(void *self, ctx_error *err)
+{
+    return pg__flush(self, err);
+}
+
 void pgstore_sink(pgstore *pg, sync_sink *out)
 {
     static const sync_sink vt = {
@@ -603,7 +648,7 @@ void pgstore_sink(pgstore *pg, sync_sink *out)
         k_run_finish, k_run_note, k_begin, k_commit, k_rollback, k_pending_get,
         k_pending_put, k_pending_clear, k_state_get, k_state_put, pg__record, pg__delete,
         pg__acl, pg__acl_seen, pg__principal, k_perm_begin, pg__prune_count, pg__prune,
-        k_doc_next, k_acl_synced, NULL,
+        k_doc_next, k_acl_synced, NULL, k_flush,
     };
 
     *out = vt;

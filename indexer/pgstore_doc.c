@@ -203,8 +203,8 @@ static int doc_lookup(pgstore *pg, int64_t source, const char *stream, const cha
 }
 
 /* count_acl_change - as ingest.c's: acls for a live document's new set,
- * to_everyone for one readable by everyone now and not before. */
-static void count_acl_change(ingest_ctx *c, const doc_info *d, const ctx_acl *acl,
+ * to_everyone for one readable by everyone now (everyone) and not before. */
+static void count_acl_change(store_run_stats *stats, const doc_info *d, int everyone,
                              int64_t acl_id)
 {
     int live = d->id && !d->deleted;
@@ -212,9 +212,9 @@ static void count_acl_change(ingest_ctx *c, const doc_info *d, const ctx_acl *ac
     if (live && d->acl == acl_id)
         return;
     if (live)
-        c->stats->acls++;
-    if (allows_everyone(acl) && !(live && d->everyone))
-        c->stats->to_everyone++;
+        stats->acls++;
+    if (everyone && !(live && d->everyone))
+        stats->to_everyone++;
 }
 
 static int set_acl(pgstore *pg, int64_t doc, int64_t acl, ctx_error *err)
@@ -253,26 +253,67 @@ static const char record_sql[] =
     " SELECT * FROM old";
 #undef SAME
 
+/*
+ * Records go out in pipeline mode: up to PG_PIPELINE are sent before the
+ * first answer is read, so the round trips overlap with the connector's
+ * reading and PostgreSQL's writing. Their counts land when pg__flush reads
+ * the answers: before any other query on the connection (pg__q, pg__ok),
+ * so before the checkpoint and the commit, and when the runner asks
+ * (xFlush) before it checks the guards that read those counts.
+ */
 int pg__record(void *self, ingest_ctx *c, const ingest_prep *p, ctx_error *err)
 {
     pgstore *pg = self;
-    doc_info d;
+    pg_sent *t;
     int64_t acl;
-    pg_num v[5];
-    PGresult *r;
+    pg_num v[4];
+    char name[32];
     int rc;
 
     c->stats->repaired_utf8 += p->repaired;
     if ((rc = acl_intern(pg, c->source, p->acl, &acl, err)))
         return rc;
-    r = pg__q(pg, err, "write the document", record_sql, 11, pg__i64(&v[0], c->source),
-              p->stream, p->id, p->title, p->url, p->body ? p->body : "", p->meta,
-              pg__i64(&v[1], p->updated_at_ms), pg__i64(&v[2], acl), p->hash,
-              pg__i64(&v[3], c->epoch));
-    if (!r) {
-        ctx_error_prefix(err, "RECORD %s/%s: ", p->stream, p->id);
-        return err->code;
+    if ((rc = pg__prepared(pg, record_sql, 11, name, err)))
+        return rc < 0 ? err->code : ctx_error_set(err, CTX_EINTERNAL, "cluster: no room to"
+                                                  " prepare the document's write");
+    if (!pg->sent && !(pg->sent = ctx_calloc(PG_PIPELINE, sizeof *pg->sent)))
+        return ctx_error_set(err, CTX_ENOMEM, "out of memory");
+    t = &pg->sent[pg->nsent];
+    memset(t, 0, sizeof *t);
+    if (!(t->what = ctx_malloc(strlen(p->stream) + strlen(p->id) + 2)))
+        return ctx_error_set(err, CTX_ENOMEM, "out of memory");
+    sprintf(t->what, "%s/%s", p->stream, p->id);
+    t->stats = c->stats;
+    t->acl = acl;
+    t->everyone = allows_everyone(p->acl);
+    t->chunks = (int64_t)(p->nspans ? p->nspans : 1);
+    t->bytes = (int64_t)p->blen;
+    snprintf(t->hash, sizeof t->hash, "%s", p->hash);
+    {
+        const char *pv[11] = {pg__i64(&v[0], c->source), p->stream, p->id, p->title, p->url,
+                              p->body ? p->body : "", p->meta, pg__i64(&v[1], p->updated_at_ms),
+                              pg__i64(&v[2], acl), p->hash, pg__i64(&v[3], c->epoch)};
+
+        if (PQpipelineStatus(pg->db) == PQ_PIPELINE_OFF && !PQenterPipelineMode(pg->db))
+            rc = pg__fail(pg, NULL, err, "enter pipeline mode");
+        else if (!PQsendQueryPrepared(pg->db, name, 11, pv, NULL, NULL, 0))
+            rc = pg__fail(pg, NULL, err, "send the document");
     }
+    if (rc) {
+        ctx_error_prefix(err, "RECORD %s: ", t->what);
+        ctx_free(t->what);
+        pg__discard(pg);
+        return rc;
+    }
+    pg->nsent++;
+    return pg->nsent == PG_PIPELINE ? pg__flush(pg, err) : CTX_OK;
+}
+
+/* count_sent - a record's answer (the row as it was) into its counts. */
+static void count_sent(const pg_sent *t, PGresult *r)
+{
+    doc_info d;
+
     memset(&d, 0, sizeof d);
     if (PQntuples(r)) {
         d.id = pg__get64(r, 0, 0);
@@ -281,16 +322,81 @@ int pg__record(void *self, ingest_ctx *c, const ingest_prep *p, ctx_error *err)
         snprintf(d.hash, sizeof d.hash, "%s", PQgetvalue(r, 0, 3));
         d.everyone = !strcmp(PQgetvalue(r, 0, 4), "t");
     }
-    PQclear(r);
-    count_acl_change(c, &d, p->acl, acl);
-    if (d.id && !d.deleted && !strcmp(d.hash, p->hash)) {
-        c->stats->unchanged++;
-        return CTX_OK;
+    count_acl_change(t->stats, &d, t->everyone, t->acl);
+    if (d.id && !d.deleted && !strcmp(d.hash, t->hash)) {
+        t->stats->unchanged++;
+        return;
     }
-    c->stats->records++;
-    c->stats->chunks += (int64_t)(p->nspans ? p->nspans : 1);
-    c->stats->bytes += (int64_t)p->blen;
-    return CTX_OK;
+    t->stats->records++;
+    t->stats->chunks += t->chunks;
+    t->stats->bytes += t->bytes;
+}
+
+/* end_pipeline - read up to the sync point and leave pipeline mode; 0 when
+ * the connection is fit for the next query. */
+static int end_pipeline(pgstore *pg)
+{
+    PGresult *r;
+    int nulls = 0, synced;
+
+    for (;;) {
+        if (!(r = PQgetResult(pg->db))) {
+            /* One NULL ends a query's answer; two: nothing is queued. */
+            if (++nulls > 1 || PQstatus(pg->db) != CONNECTION_OK)
+                return -1;
+            continue;
+        }
+        nulls = 0;
+        synced = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+        PQclear(r);
+        if (synced)
+            break;
+    }
+    return PQexitPipelineMode(pg->db) ? 0 : -1;
+}
+
+int pg__flush(pgstore *pg, ctx_error *err)
+{
+    int rc = CTX_OK;
+    size_t i;
+
+    if (!pg->nsent)
+        return CTX_OK;
+    if (!PQpipelineSync(pg->db)) {
+        rc = pg__fail(pg, NULL, err, "send the documents");
+        ctx_error_prefix(err, "RECORD %s: ", pg->sent[0].what);
+    }
+    for (i = 0; !rc && i < pg->nsent; i++) {
+        PGresult *r = PQgetResult(pg->db);
+
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            rc = pg__fail(pg, r, err, "write the document");
+            ctx_error_prefix(err, "RECORD %s: ", pg->sent[i].what);
+            break;
+        }
+        count_sent(&pg->sent[i], r);
+        PQclear(r);
+        PQclear(PQgetResult(pg->db)); /* the NULL that ends its answer */
+    }
+    if (end_pipeline(pg) && !rc)
+        rc = pg__fail(pg, NULL, err, "read the documents' answers");
+    for (i = 0; i < pg->nsent; i++)
+        ctx_free(pg->sent[i].what);
+    pg->nsent = 0;
+    return rc;
+}
+
+void pg__discard(pgstore *pg)
+{
+    if (PQpipelineStatus(pg->db) != PQ_PIPELINE_OFF) {
+        if (PQpipelineSync(pg->db))
+            end_pipeline(pg);
+        else
+            PQexitPipelineMode(pg->db);
+    }
+    for (size_t i = 0; i < pg->nsent; i++)
+        ctx_free(pg->sent[i].what);
+    pg->nsent = 0;
 }
 
 /* tombstone - what a deleted document keeps: its identity, not its content. */
@@ -343,7 +449,7 @@ int pg__acl(void *self, ingest_ctx *c, const char *stream, const char *id, const
     if ((rc = acl_target(self, c, stream, id, acl, &d, &acl_id, err)) || !d.id ||
         d.acl == acl_id)
         return rc;
-    count_acl_change(c, &d, acl, acl_id);
+    count_acl_change(c->stats, &d, allows_everyone(acl), acl_id);
     return set_acl(self, d.id, acl_id, err);
 }
 
@@ -358,7 +464,7 @@ int pg__acl_seen(void *self, ingest_ctx *c, const char *stream, const char *id,
     if ((rc = acl_target(self, c, stream, id, acl, &d, &acl_id, err)) || !d.id)
         return rc;
     c->stats->unchanged++;
-    count_acl_change(c, &d, acl, acl_id);
+    count_acl_change(c->stats, &d, allows_everyone(acl), acl_id);
     if (acl_id != d.acl && (rc = set_acl(self, d.id, acl_id, err)))
         return rc;
     return pg__ok(self, err, "mark the document's permissions seen",

@@ -17,6 +17,16 @@ typedef struct pg_acl_seen {
 
 #define PG_ACL_CACHE 4096     /* sets remembered per connection; more are looked up */
 #define PG_STMTS 128          /* statements prepared per connection; more are planned each time */
+#define PG_PIPELINE 128       /* records sent before their answers are read (pgstore_doc.c) */
+
+/* A record sent in pipeline mode whose answer is not read yet. */
+typedef struct pg_sent {
+    store_run_stats *stats;   /* where its counts go (borrowed) */
+    int64_t acl, chunks, bytes;
+    int everyone;             /* its new ACL set allows everyone */
+    char hash[65];
+    char *what;               /* "stream/id", for an error (owned) */
+} pg_sent;
 
 struct pgstore {
     PGconn *db;
@@ -26,10 +36,27 @@ struct pgstore {
     size_t nacls;
     char **stmts;             /* PG_STMTS texts: stmts[i] is prepared as "ctxgate_<i>" */
     size_t nstmts;
+    pg_sent *sent;            /* PG_PIPELINE of them, nsent in flight */
+    size_t nsent;
 };
 
 /* pg__acl_cache_end - the open transaction committed (1) or rolled back (0). */
 void pg__acl_cache_end(pgstore *pg, int committed);
+
+/*
+ * pg__flush - read the answers of the records sent ahead (pgstore_doc.c)
+ * and count them; the first error is returned, naming its record. Every
+ * synchronous query runs it first (pg__q, pg__ok), so answers are read in
+ * order and nothing waits behind them. pg__discard drops them unread, for
+ * a rollback.
+ */
+int pg__flush(pgstore *pg, ctx_error *err);
+void pg__discard(pgstore *pg);
+
+/* pg__prepared - the name sql is prepared under on this connection
+ * (prepared now if it was not; into name, 32 bytes); -1 when it could not
+ * be (err set), 1 when the statement table is full (run it unprepared). */
+int pg__prepared(pgstore *pg, const char *sql, int n, char name[32], ctx_error *err);
 
 /* pg__connect - a connection to c's PostgreSQL (password from its env or
  * file; replication 1: a logical replication connection), or NULL with err. */

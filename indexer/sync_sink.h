@@ -72,6 +72,10 @@ typedef struct sync_sink {
     /* xRunEnd - after a run that was not canceled (may be NULL): derived
      * statistics; a failure here loses no data (logged). */
     void (*xRunEnd)(void *self, const char *source_name);
+    /* xFlush - everything xRecord took is written and counted in its
+     * stats (may be NULL: xRecord counts at once). The runner calls it
+     * before the guards read the counts at a commit point. */
+    int (*xFlush)(void *self, ctx_error *err);
 } sync_sink;
 
 /* sync_sink_store - the embedded store's sink over st (borrowed) into *out

@@ -197,3 +197,83 @@ Test(pgstore, sink_batches_roll_back_whole_and_forget_what_they_made)
     cr_assert_eq(stats.unchanged, 1);
     pgstore_close(pg);
 }
+
+/*
+ * Records are sent ahead in pipeline mode: more of them than go out before
+ * an answer is read are all written and counted (the guard's to_everyone
+ * too) once the runner flushes, and one that PostgreSQL refuses in the
+ * middle fails the batch naming that record, rolls back whole, and leaves
+ * the connection fit for the next batch.
+ */
+Test(pgstore, records_sent_ahead_are_counted_at_the_flush_and_a_refused_one_is_named)
+{
+    static const char *const all[] = {"everyone"};
+    const ctx_acl acl = {all, 1, NULL, 0, NULL, 0};
+    store_run_stats stats;
+    ingest_ctx c;
+    sync_sink sk;
+    pgstore *pg;
+    ctx_error err;
+    char id[32];
+    int rc = CTX_OK;
+
+    memset(&stats, 0, sizeof stats);
+    memset(&c, 0, sizeof c);
+    c.stats = &stats;
+    c.epoch = 1;
+    c.chunk.max_tokens = 256;
+    cr_assert_eq(pgstore_open(&F.cfg, &pg, &err), CTX_OK, "%s", err.text);
+    pgstore_sink(pg, &sk);
+    cr_assert_not_null(sk.xFlush);
+    cr_assert_eq(sk.xSource(sk.self, "src", "files", &c.source, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(sk.xBegin(sk.self, &err), CTX_OK, "%s", err.text);
+    for (int i = 0; i < 300; i++) {
+        snprintf(id, sizeof id, "d%03d", i);
+        cr_assert_eq(record(&sk, &c, id, &acl, &err), CTX_OK, "%s", err.text);
+    }
+    cr_assert_eq(sk.xFlush(sk.self, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(stats.records, 300);
+    cr_assert_eq(stats.to_everyone, 300);
+    cr_assert_eq(sk.xCommit(sk.self, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(count("SELECT count(*) FROM ctxgate.documents WHERE NOT deleted"), 300);
+    /* The same records again: unchanged, none newly readable by everyone. */
+    memset(&stats, 0, sizeof stats);
+    c.epoch = 2;
+    cr_assert_eq(sk.xBegin(sk.self, &err), CTX_OK, "%s", err.text);
+    for (int i = 0; i < 300; i++) {
+        snprintf(id, sizeof id, "d%03d", i);
+        cr_assert_eq(record(&sk, &c, id, &acl, &err), CTX_OK, "%s", err.text);
+    }
+    cr_assert_eq(sk.xCommit(sk.self, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(stats.unchanged, 300);
+    cr_assert_eq(stats.records, 0);
+    cr_assert_eq(stats.to_everyone, 0);
+    /* PostgreSQL refuses one record in the middle of a batch. */
+    cr_assert_eq(pgtest_exec(F.db, F.why, sizeof F.why,
+                             "CREATE FUNCTION ctxgate.refuse() RETURNS trigger LANGUAGE plpgsql"
+                             " AS $$BEGIN RAISE EXCEPTION 'refused by the test'; END$$;"
+                             " CREATE TRIGGER refuse BEFORE INSERT ON ctxgate.documents"
+                             " FOR EACH ROW WHEN (NEW.ext_id = 'bad')"
+                             " EXECUTE FUNCTION ctxgate.refuse()"), 0, "%s", F.why);
+    c.epoch = 3;
+    cr_assert_eq(sk.xBegin(sk.self, &err), CTX_OK, "%s", err.text);
+    for (int i = 0; i < 100 && !rc; i++) {
+        snprintf(id, sizeof id, i == 40 ? "bad" : "n%03d", i);
+        rc = record(&sk, &c, id, &acl, &err);
+    }
+    if (!rc)
+        rc = sk.xStatePut(sk.self, c.source, "s", "{\"n\":3}", &err);
+    cr_assert_neq(rc, CTX_OK);
+    cr_assert(strstr(err.text, "RECORD s/bad") && strstr(err.text, "refused by the test"),
+              "%s", err.text);
+    sk.xRollback(sk.self);
+    cr_assert_eq(count("SELECT count(*) FROM ctxgate.documents WHERE ext_id LIKE 'n%'"), 0);
+    cr_assert_eq(count("SELECT count(*) FROM ctxgate.checkpoints WHERE state = '{\"n\":3}'"),
+                 0);
+    /* The connection goes on: the next batch commits. */
+    cr_assert_eq(sk.xBegin(sk.self, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(record(&sk, &c, "n000", &acl, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(sk.xCommit(sk.self, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(count("SELECT count(*) FROM ctxgate.documents WHERE ext_id = 'n000'"), 1);
+    pgstore_close(pg);
+}
