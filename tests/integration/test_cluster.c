@@ -676,3 +676,56 @@ Test(cluster, mass_delete_is_held_in_postgres_until_confirmed)
     tu_rmrf(dir);
     free(dir);
 }
+
+/*
+ * The cluster's sink sends records ahead of their answers (pipeline mode)
+ * and counts them when it reads the answers; the runner flushes before a
+ * checkpoint and before a stream ends, so the guard on documents newly
+ * readable by everyone holds a cluster sync as it holds an embedded one:
+ * the batches before the limit commit, the one past it does not, until
+ * confirmed. (An exec source, so no ACL message flushes on the way.)
+ */
+Test(cluster, opening_more_than_max_everyone_to_everyone_is_held_in_postgres)
+{
+    char *dir = tu_tmpdir("cle"), text[8192], *out;
+    ctx_buf b = CTX_BUF_INIT;
+    int status;
+
+    tu_write(dir, "src.sh", "#!/bin/sh\nread -r req\n"
+             "case \"$req\" in *'\"discover\"'*)\n"
+             "  printf '%s\\n' '{\"type\":\"HELLO\",\"protocol\":1}'"
+             " '{\"type\":\"STREAM\",\"name\":\"s\"}' '{\"type\":\"DONE\"}'; exit 0;;\nesac\n"
+             "cat \"$(dirname \"$0\")/lines.jsonl\"\n");
+    ctx_buf_puts(&b, "{\"type\":\"HELLO\",\"protocol\":1}\n");
+    for (int i = 1; i <= 13; i++) {
+        ctx_buf_printf(&b, "{\"type\":\"RECORD\",\"stream\":\"s\",\"id\":\"d%d\",\"title\":"
+                       "\"T\",\"body\":\"zebra %d\",\"acl\":{\"allow\":[\"everyone\"]}}\n", i,
+                       i);
+        if (i == 3)
+            ctx_buf_puts(&b, "{\"type\":\"STATE\",\"stream\":\"s\",\"state\":{\"n\":1}}\n");
+    }
+    ctx_buf_puts(&b, "{\"type\":\"STATE\",\"stream\":\"s\",\"state\":{\"n\":2}}\n"
+                     "{\"type\":\"DONE\"}\n");
+    tu_write(dir, "lines.jsonl", b.data);
+    ctx_buf_free(&b);
+    snprintf(text, sizeof text,
+             "{\"data_dir\": \"data\", \"sources\": [{\"name\": \"s\", \"type\": \"exec\","
+             " \"command\": [\"/bin/sh\", \"%s/src.sh\"], \"guard\": {\"max_everyone\": 5}}],"
+             " \"cluster\": {\"conninfo\": \"%s dbname=%s\", \"password_env\":"
+             " \"CTX_TEST_PGPASSWORD\", \"lease_s\": 5}}", dir, pgtest_conninfo(), F.names[0]);
+    tu_write(dir, "ctxgate.json", text);
+    /* d1..d3 commit with the first checkpoint; d4..d13 pass 5 and stay out. */
+    cr_assert_neq(run_sync(dir, 0), 0);
+    cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.documents WHERE NOT deleted"), 3);
+    cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.checkpoints"
+                             " WHERE state = '{\"n\":1}'"), 1);
+    cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.sync_runs WHERE status = 'held'"
+                             " AND held_reason LIKE '%guard.max_everyone%'"), 1);
+    out = tu_cli(dir, "sync --confirm", 1, &status);
+    cr_assert_eq(status, 0, "%s", out);
+    free(out);
+    cr_assert_eq(pg_count(0, "SELECT count(*) FROM ctxgate.documents d JOIN ctxgate.acl_sets s"
+                             " ON s.id = d.acl WHERE s.everyone AND NOT d.deleted"), 13);
+    tu_rmrf(dir);
+    free(dir);
+}
