@@ -69,10 +69,9 @@ int svc__budget_check(svc *s, const svc_identity *id, int64_t *reset_ms, ctx_err
     pthread_mutex_lock(&s->bmu);
     if (s->cluster) { /* the cluster's counts, plus what this process has not shipped */
         budget_counts c;
-        if (!(rc = svc__cluster_counts(s, &c, err)) &&
-            (rc = budget_check_in(&c, s->cfg, id->user, id->agent, ctx_now_ms(), pending, s,
-                                  reset_ms, err)) && rc != CTX_ELIMIT)
-            svc__cluster_drop(s);
+        svc__cluster_counts(s, &c);
+        rc = budget_check_in(&c, s->cfg, id->user, id->agent, ctx_now_ms(), pending, s,
+                             reset_ms, err);
     } else if (!(rc = reader(s, err))) {
         rc = budget_check(s->bst, s->cfg, id->user, id->agent, ctx_now_ms(), pending, s,
                           reset_ms, err);
@@ -110,9 +109,8 @@ json_t *svc_budgets(svc *s)
     pthread_mutex_lock(&s->bmu);
     if (s->cluster && s->cfg->nbudgets) {
         budget_counts c;
-        if (!(rc = svc__cluster_counts(s, &c, &err)) &&
-            (rc = budget_status_in(&c, s->cfg, ctx_now_ms(), pending, s, &out, &err)))
-            svc__cluster_drop(s);
+        svc__cluster_counts(s, &c);
+        rc = budget_status_in(&c, s->cfg, ctx_now_ms(), pending, s, &out, &err);
     } else {
         if (s->cfg->nbudgets)
             rc = reader(s, &err);

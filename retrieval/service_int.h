@@ -214,9 +214,10 @@ void svc__ship_hand(svc *s, const audit_item *items, size_t n, int64_t last_id);
  * PostgreSQL, at most ms; CTX_EIO naming why not. */
 int svc__ship_wait(svc *s, int64_t ms, ctx_error *err);
 
-/* svc__cluster_counts - the cluster's token counts on bpg (opened when
- * needed; under bmu). CTX_EIO while PostgreSQL cannot be reached. */
-int svc__cluster_counts(svc *s, struct budget_counts *out, ctx_error *err);
+/* svc__cluster_counts - the cluster's token counts on bpg, connected at
+ * the first read (under bmu); a read fails CTX_EIO while PostgreSQL
+ * cannot be reached. */
+void svc__cluster_counts(svc *s, struct budget_counts *out);
 
 /* svc__cluster_drop - bpg failed: close it (under bmu). */
 void svc__cluster_drop(svc *s);

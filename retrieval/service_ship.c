@@ -272,25 +272,59 @@ int svc__ship_wait(svc *s, int64_t ms, ctx_error *err)
     return rc;
 }
 
-int svc__cluster_counts(svc *s, budget_counts *out, ctx_error *err)
+/* connected - bpg, opened when needed (under bmu). */
+static int connected(svc *s, ctx_error *err)
 {
     int64_t now = ctx_mono_ns() / 1000000;
     int rc;
 
-    if (!s->bpg) {
-        /* Fail fast while it stays down: a connect per request would make
-         * every budgeted search wait for it. */
-        if (s->bpg_failed && now - s->bpg_failed < SHIP_RETRY_MS)
-            return ctx_error_set(err, CTX_EIO, "%s", s->bpg_why);
-        if ((rc = pgstore_open(&s->ccfg, &s->bpg, err))) {
-            s->bpg_failed = now;
-            snprintf(s->bpg_why, sizeof s->bpg_why, "%s", err->text);
-            return rc;
-        }
-        s->bpg_failed = 0;
+    if (s->bpg)
+        return CTX_OK;
+    /* Fail fast while it stays down: a connect per request would make
+     * every budgeted search wait for it. */
+    if (s->bpg_failed && now - s->bpg_failed < SHIP_RETRY_MS)
+        return ctx_error_set(err, CTX_EIO, "%s", s->bpg_why);
+    if ((rc = pgstore_open(&s->ccfg, &s->bpg, err))) {
+        s->bpg_failed = now;
+        snprintf(s->bpg_why, sizeof s->bpg_why, "%s", err->text);
+        return rc;
     }
-    budget_counts_cluster(s->bpg, out);
+    s->bpg_failed = 0;
     return CTX_OK;
+}
+
+/* A read that fails drops the connection: the next one connects again. */
+static int lazy_get(void *self, int kind, const char *name, int64_t span, int64_t start,
+                    int64_t *tokens, ctx_error *err)
+{
+    svc *s = self;
+    int rc = connected(s, err);
+
+    if (!rc && (rc = pgaudit_usage_get(s->bpg, kind, name, span, start, tokens, err)))
+        svc__cluster_drop(s);
+    return rc;
+}
+
+static int lazy_scan(void *self, int64_t span, int64_t start,
+                     int (*fn)(void *arg, int kind, const char *name, int64_t tokens),
+                     void *arg, ctx_error *err)
+{
+    svc *s = self;
+    int rc = connected(s, err);
+
+    if (!rc && (rc = pgaudit_usage_scan(s->bpg, span, start, fn, arg, err)) &&
+        rc != CTX_ENOMEM)
+        svc__cluster_drop(s);
+    return rc;
+}
+
+void svc__cluster_counts(svc *s, budget_counts *out)
+{
+    /* Connected at the first read: a caller no budget limits never waits
+     * for PostgreSQL, nor fails while it is away. */
+    out->xGet = lazy_get;
+    out->xScan = lazy_scan;
+    out->self = s;
 }
 
 void svc__cluster_drop(svc *s)
