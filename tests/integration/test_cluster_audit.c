@@ -263,7 +263,7 @@ Test(cluster_audit, two_replicas_audit_to_postgres_and_either_reads_both)
     pid_t sa, sb;
     json_t *j;
 
-    cli(w, "sync");
+    free(cli(w, "sync"));
     sa = serve(a, &pa);
     sb = serve(b, &pb);
     cr_assert_eq(search(pa, ALICE, "vacation policy", NULL, NULL), 200);
@@ -342,7 +342,7 @@ Test(cluster_audit, a_budget_spent_on_one_replica_is_refused_on_the_other)
     size_t i;
     int seen = 0;
 
-    cli(w, "sync");
+    free(cli(w, "sync"));
     sa = serve(a, &pa);
     sb = serve(b, &pb);
     cr_assert_eq(search(pa, ALICE, "vacation policy", &spent, NULL), 200);
@@ -440,7 +440,7 @@ Test(cluster_audit, postgres_stopped_then_started_loses_no_record_and_budgets_fa
     pg_server();
     w = node("w", "", "");
     r = node("r", "rr", budgets);
-    cli(w, "sync");
+    free(cli(w, "sync"));
     srv = serve(r, &port);
     cr_assert_eq(search(port, ALICE, "vacation policy", NULL, NULL), 200);
     cr_assert_eq(search(port, CAROL, "budget", NULL, NULL), 200);
