@@ -96,8 +96,9 @@ void budget_counts_cluster(pgstore *pg, budget_counts *out)
 }
 
 /* used_of - (kind, name)'s tokens in b's window at now: the counts' plus pending. */
-static int used_of(const budget_counts *log, const ctx_budget *b, int kind, const char *name, int64_t now,
-                   budget_pending_fn pending, void *parg, int64_t *used, ctx_error *err)
+static int used_of(const budget_counts *log, const ctx_budget *b, int kind, const char *name,
+                   int64_t now, budget_pending_fn pending, void *parg, int64_t *used,
+                   ctx_error *err)
 {
     int64_t start = now - now % b->per_ms, extra = pending ? pending(parg, kind, name) : 0;
     int rc;

@@ -427,7 +427,8 @@ static void pg_ctl(int start)
 
 Test(cluster_audit, postgres_stopped_then_started_loses_no_record_and_budgets_fail_closed)
 {
-    static const char budgets[] = "[{\"user\": \"" CAROL "\", \"tokens\": 100000, \"per\": \"day\"}]";
+    static const char budgets[] =
+        "[{\"user\": \"" CAROL "\", \"tokens\": 100000, \"per\": \"day\"}]";
     const char *kw[] = {"dbname", "password", NULL}, *val[3];
     char *w, *r, path[4400];
     PGconn *own;
