@@ -412,6 +412,8 @@ int cli_audit(int argc, char **argv, const char *config_path)
                (long long)json_integer_value(json_object_get(o, "tokens")),
                (double)json_integer_value(json_object_get(o, "latency_us")) / 1000.0,
                qt ? "query=" : "", qt ? qt : qh ? "sha256=" : "", qt ? "" : qh ? qh : "");
+        if (json_object_get(o, "node")) /* cluster mode: the node that answered */
+            printf("    node=%s\n", json_string_value(json_object_get(o, "node")));
         free(ids);
     }
     json_decref(arr);

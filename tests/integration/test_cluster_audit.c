@@ -93,8 +93,9 @@ TestSuite(cluster_audit, .init = setup, .fini = teardown, .timeout = 300);
 /* ---- nodes ---- */
 
 /* node - F.root/name/ctxgate.json: the demo source; replica "" for the
- * writer; budgets a JSON list ("" for none). Returns the directory. */
-static char *node(const char *name, const char *replica, const char *budgets)
+ * writer; extra more members of the config ("" for none). Returns the
+ * directory. */
+static char *node(const char *name, const char *replica, const char *extra)
 {
     static char dirs[6][4200];
     static int n;
@@ -117,7 +118,7 @@ static char *node(const char *name, const char *replica, const char *budgets)
              "  \"hs256_secret_env\": \"CTXGATE_TEST_SECRET\"},"
              " \"serve\": {\"listen\": \"127.0.0.1:0\", \"threads\": 2, \"user_rate\": 0,"
              "  \"agent_rate\": 0}%s%s%s, %s}",
-             demo, *budgets ? ", \"budgets\": " : "", budgets, "", cluster);
+             demo, *extra ? ", " : "", extra, "", cluster);
     tu_write(dir, "ctxgate.json", text);
     return dir;
 }
@@ -331,7 +332,7 @@ Test(cluster_audit, two_replicas_audit_to_postgres_and_either_reads_both)
 Test(cluster_audit, a_budget_spent_on_one_replica_is_refused_on_the_other)
 {
     static const char budgets[] =
-        "[{\"user\": \"" ALICE "\", \"tokens\": 1, \"per\": \"day\"},"
+        "\"budgets\": [{\"user\": \"" ALICE "\", \"tokens\": 1, \"per\": \"day\"},"
         " {\"agent\": \"desk\", \"tokens\": 100000000, \"per\": \"hour\"}]";
     char *w = node("w", "", ""), *a = node("a", "ra", budgets), *b = node("b", "rb", budgets);
     char *body = NULL, *out;
@@ -428,7 +429,7 @@ static void pg_ctl(int start)
 Test(cluster_audit, postgres_stopped_then_started_loses_no_record_and_budgets_fail_closed)
 {
     static const char budgets[] =
-        "[{\"user\": \"" CAROL "\", \"tokens\": 100000, \"per\": \"day\"}]";
+        "\"budgets\": [{\"user\": \"" CAROL "\", \"tokens\": 100000, \"per\": \"day\"}]";
     const char *kw[] = {"dbname", "password", NULL}, *val[3];
     char *w, *r, path[4400];
     PGconn *own;
@@ -486,4 +487,27 @@ Test(cluster_audit, postgres_stopped_then_started_loses_no_record_and_budgets_fa
                  "PostgreSQL holds exactly the local log's records");
     store_close(log);
     PQfinish(own);
+}
+
+Test(cluster_audit, a_cluster_worker_prunes_the_audit_log_past_audit_retain)
+{
+    char *w = node("w", "", "\"audit\": {\"retain\": \"30d\"}"), sql[1024];
+    long long now = (long long)ctx_now_ms(), day = 86400000LL;
+
+    free(cli(w, "sync")); /* the schema */
+    for (int i = 0; i < 5; i++) {
+        snprintf(sql, sizeof sql, "INSERT INTO ctxgate.audit (origin, log_id, node, at, action,"
+                 " doc_ids, tokens, latency_us, outcome) VALUES ('o', %d, 'n', %lld, 'search',"
+                 " '[]', 1, 1, 'ok')", i, i < 3 ? now - 40 * day : now - day);
+        cr_assert_eq(pgtest_exec(F.db, F.why, sizeof F.why, "%s", sql), 0, "%s", F.why);
+    }
+    snprintf(sql, sizeof sql, "INSERT INTO ctxgate.usage_window VALUES (0, 'ann', 3600000,"
+             " %lld, 5), (0, 'ann', 3600000, %lld, 5)", now - 3 * day, now - now % 3600000);
+    cr_assert_eq(pgtest_exec(F.db, F.why, sizeof F.why, "%s", sql), 0, "%s", F.why);
+    /* a worker with nothing left to claim prunes, then (--once) exits */
+    free(cli(w, "agent --once"));
+    cr_assert_eq(db_count(NULL, "SELECT count(*) FROM ctxgate.audit"), 2);
+    cr_assert_eq(db_count(NULL, "SELECT min(log_id) FROM ctxgate.audit"), 3);
+    cr_assert_eq(db_count(NULL, "SELECT count(*) FROM ctxgate.usage_window"), 1,
+                 "the window three days old goes, the current one stays");
 }
