@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../core/json.h"
+#include "../core/util.h"
 
 /* new_origin - 32 hex digits of a random 128-bit name into out. */
 static int new_origin(char out[PGAUDIT_ORIGIN_LEN], ctx_error *err)
@@ -83,11 +84,26 @@ int store_audit_last_id(ctx_store *log, int64_t *id, ctx_error *err)
 
 int64_t store_audit_rowid(ctx_store *log) { return sqlite3_last_insert_rowid(store_db(log)); }
 
-/* col_text - a text column as JSON (null for NULL). */
+/* col_text - a text column as JSON (null for NULL). Text that is not
+ * UTF-8 (a user named by a stdio client's environment) goes with its
+ * other bytes as '?': a record PostgreSQL refused would stop the shipping
+ * of every record after it. */
 static json_t *col_text(sqlite3_stmt *s, int i)
 {
     const unsigned char *t = sqlite3_column_text(s, i);
-    return t ? json_string((const char *)t) : json_null();
+    json_t *v;
+    char *c;
+
+    if (!t)
+        return json_null();
+    if ((v = json_string((const char *)t)) || !(c = ctx_strdup((const char *)t)))
+        return v;
+    for (char *p = c; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    v = json_string(c);
+    ctx_free(c);
+    return v;
 }
 
 int store_audit_rows(ctx_store *log, int64_t after, int64_t limit, json_t **rows,

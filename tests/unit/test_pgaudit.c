@@ -325,6 +325,12 @@ Test(pgaudit, retention_prunes_records_and_old_windows_and_shipped_local_records
     put(a, now, "ann", NULL, 3, "ok");
     cr_assert_eq(ship(pg, a, "web1", 1000, &mark), 1);
     cr_assert_eq(mark, 9);
+    /* a name that is not UTF-8 does not stop the shipping */
+    put(a, now, "b\xffob", NULL, 3, "ok");
+    put(a, now, "ann", NULL, 3, "ok");
+    cr_assert_eq(ship(pg, a, "web1", 1000, &mark), 2);
+    cr_assert_eq(mark, 11);
+    cr_assert_eq(count("SELECT count(*) FROM ctxgate.audit WHERE \"user\" = 'b?ob'"), 1);
     pgstore_close(pg);
     store_close(a);
 }
