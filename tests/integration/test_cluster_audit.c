@@ -6,7 +6,8 @@
  * either show both's records; a budget spent on one replica is refused on
  * the other; PostgreSQL stopped and started under a serving replica loses
  * no record (they wait in its local log) while a budgeted user is refused
- * (fail closed). Each test makes its own database (or server).
+ * (fail closed); `ctxgate mcp` ships its records as it exits. Each test
+ * makes its own database (or server).
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -510,4 +511,84 @@ Test(cluster_audit, a_cluster_worker_prunes_the_audit_log_past_audit_retain)
     cr_assert_eq(db_count(NULL, "SELECT min(log_id) FROM ctxgate.audit"), 3);
     cr_assert_eq(db_count(NULL, "SELECT count(*) FROM ctxgate.usage_window"), 1,
                  "the window three days old goes, the current one stays");
+}
+
+/* mcp_stdio - `ctxgate mcp` on dir's data_dir as user through desk, one
+ * search per query; how many were answered and refused for a budget. */
+static void mcp_stdio(const char *dir, const char *user, int queries, int *ok, int *refused)
+{
+    ctx_buf lines = CTX_BUF_INIT, cmd = CTX_BUF_INIT;
+    char *out, *l, bin[4096];
+    int status;
+
+    cr_assert(realpath(tu_build_dir(), bin));
+    ctx_buf_puts(&lines, " '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\","
+                         "\"params\":{\"protocolVersion\":\"2025-06-18\",\"capabilities\":"
+                         "{},\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}'"
+                         " '{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}'");
+    for (int id = 2; id < 2 + queries; id++)
+        ctx_buf_printf(&lines, " '{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\","
+                       "\"params\":{\"name\":\"search\",\"arguments\":{\"query\":"
+                       "\"vacation policy\"}}}'", id);
+    ctx_buf_printf(&cmd, "cd %s && printf '%%s\\n'%s | CTXGATE_USER=%s CTXGATE_AGENT=desk"
+                   " %s/ctxgate --config ctxgate.json mcp 2>>mcp.log", dir, lines.data, user,
+                   bin);
+    {
+        FILE *p = popen(cmd.data, "r");
+        size_t len = 0;
+        FILE *m = open_memstream(&out, &len);
+        char buf[4096];
+        size_t n;
+        cr_assert_not_null(p);
+        while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+            fwrite(buf, 1, n, m);
+        status = pclose(p);
+        fclose(m);
+    }
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: %s", cmd.data, out);
+    *ok = *refused = 0;
+    for (l = strtok(out, "\n"); l; l = strtok(NULL, "\n")) {
+        json_t *m = json_loads(l, 0, NULL), *res = json_object_get(m, "result");
+        if (json_integer_value(json_object_get(m, "id")) >= 2) {
+            const char *text = json_string_value(json_object_get(
+                json_array_get(json_object_get(res, "content"), 0), "text"));
+            if (!json_is_true(json_object_get(res, "isError")))
+                (*ok)++;
+            else if (text && strstr(text, "budgets[0]"))
+                (*refused)++;
+        }
+        json_decref(m);
+    }
+    free(out);
+    ctx_buf_free(&lines);
+    ctx_buf_free(&cmd);
+}
+
+Test(cluster_audit, mcp_stdio_ships_its_records_at_exit_and_shares_the_budget)
+{
+    static const char budgets[] =
+        "\"budgets\": [{\"user\": \"" ALICE "\", \"tokens\": 1, \"per\": \"day\"}]";
+    char *w = node("w", "", ""), *a = node("a", "ma", budgets), *b = node("b", "mb", budgets);
+    char sql[256];
+    int ok, refused;
+
+    free(cli(w, "sync"));
+    free(cli(a, "follow --once"));
+    free(cli(b, "follow --once"));
+    /* one process: its first answer spends the budget, the second is refused
+     * (its own tokens count before they reach PostgreSQL) */
+    mcp_stdio(a, ALICE, 2, &ok, &refused);
+    cr_assert_eq(ok, 1);
+    cr_assert_eq(refused, 1);
+    /* gone, its records are in PostgreSQL: shipped as it stopped */
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM ctxgate.audit WHERE node = 'ma%s'", F.tag);
+    cr_assert_eq(db_count(NULL, sql), 2);
+    /* another node's process refuses alice at once; bob is served */
+    mcp_stdio(b, ALICE, 1, &ok, &refused);
+    cr_assert_eq(ok, 0);
+    cr_assert_eq(refused, 1);
+    mcp_stdio(b, BOB, 1, &ok, &refused);
+    cr_assert_eq(ok, 1);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM ctxgate.audit WHERE node = 'mb%s'", F.tag);
+    cr_assert_eq(db_count(NULL, sql), 2);
 }
