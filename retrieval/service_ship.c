@@ -143,16 +143,19 @@ static void *shipper(void *arg)
     svc *s = arg;
     pgstore *pg = NULL;
     ctx_store *log = NULL;
-    int64_t next_prune = ctx_mono_ns() / 1000000 + 60000;
+    int64_t next_prune = ctx_mono_ns() / 1000000 + 60000, retry_at = 0;
     int down = 0;
 
     pthread_mutex_lock(&s->smu);
     for (;;) {
-        struct timespec until = deadline(SHIP_RETRY_MS);
-        int64_t mark = 0, sent = 0, now;
+        int64_t mark = 0, sent = 0, now = ctx_mono_ns() / 1000000;
+        /* While PostgreSQL is away, one try a SHIP_RETRY_MS whatever the
+         * writer hands over meanwhile (each batch would be a connect). */
+        struct timespec until =
+            deadline(down ? (retry_at > now ? retry_at - now : 0) : SHIP_RETRY_MS);
         ctx_error err;
         int rc, stopping;
-        while (!s->sdue && !s->sstop)
+        while ((down || !s->sdue) && !s->sstop)
             if (pthread_cond_timedwait(&s->scv, &s->smu, &until) == ETIMEDOUT)
                 break;
         stopping = s->sstop;
@@ -178,11 +181,12 @@ static void *shipper(void *arg)
             ctx_log(CTX_LOG_INFO, "audit", "PostgreSQL answers again: shipping the audit"
                     " records held meanwhile");
         down = rc != 0;
+        retry_at = ctx_mono_ns() / 1000000 + SHIP_RETRY_MS;
         pthread_mutex_lock(&s->smu);
         if (rc) {
             if (stopping)
                 break;
-            continue; /* again after SHIP_RETRY_MS, or at once when asked */
+            continue; /* again after SHIP_RETRY_MS */
         }
         settle(s, mark);
         if (sent >= SHIP_BATCH)
