@@ -297,16 +297,24 @@ static int connected(svc *s, ctx_error *err)
     return CTX_OK;
 }
 
-/* A read that fails drops the connection: the next one connects again. */
+/* A read that fails drops the connection, and is tried once more on a new
+ * one when the old one had been open a while (PostgreSQL restarted since):
+ * the first request after a restart is not failed for a dead socket. */
 static int lazy_get(void *self, int kind, const char *name, int64_t span, int64_t start,
                     int64_t *tokens, ctx_error *err)
 {
     svc *s = self;
-    int rc = connected(s, err);
+    int rc;
 
-    if (!rc && (rc = pgaudit_usage_get(s->bpg, kind, name, span, start, tokens, err)))
+    for (int again = 0;; again++) {
+        int fresh = !s->bpg;
+        if ((rc = connected(s, err)) ||
+            !(rc = pgaudit_usage_get(s->bpg, kind, name, span, start, tokens, err)))
+            return rc;
         svc__cluster_drop(s);
-    return rc;
+        if (fresh || again)
+            return rc;
+    }
 }
 
 static int lazy_scan(void *self, int64_t span, int64_t start,
@@ -316,6 +324,7 @@ static int lazy_scan(void *self, int64_t span, int64_t start,
     svc *s = self;
     int rc = connected(s, err);
 
+    /* not tried again: fn may have seen rows of the failed read */
     if (!rc && (rc = pgaudit_usage_scan(s->bpg, span, start, fn, arg, err)) &&
         rc != CTX_ENOMEM)
         svc__cluster_drop(s);
