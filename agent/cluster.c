@@ -5,12 +5,14 @@
 #include "cluster.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "../core/util.h"
+#include "../indexer/pgaudit.h"
 #include "../indexer/pgstore.h"
 #include "sync.h"
 
@@ -172,6 +174,23 @@ static void sleep_ms(int64_t ms, volatile sig_atomic_t *stop)
     }
 }
 
+/* audit_prune - audit.retain over the cluster's audit log, and budget
+ * windows over two days old; 0 when done. */
+static int audit_prune(const ctx_config *cfg, pgstore *pg)
+{
+    int64_t now = ctx_now_ms(), recs = 0, wins = 0;
+    ctx_error e;
+
+    if (pgaudit_prune(pg, cfg->audit_retain_ms < 0 ? INT64_MIN : now - cfg->audit_retain_ms,
+                      now - 2 * 86400000LL, 2000, &recs, &wins, &e)) {
+        ctx_log(CTX_LOG_WARN, "cluster", "%s", e.text);
+        return -1;
+    }
+    if (recs)
+        ctx_log(CTX_LOG_INFO, "cluster", "pruned %lld audit records", (long long)recs);
+    return 0;
+}
+
 int cluster_daemon(const ctx_config *cfg, const agent_daemon_opts *opts, ctx_error *err)
 {
     agent_job *jobs = NULL;
@@ -179,7 +198,7 @@ int cluster_daemon(const ctx_config *cfg, const agent_daemon_opts *opts, ctx_err
     size_t n = 0, nk = 0;
     pgstore *pg = NULL;
     sched_spec d;
-    int64_t retry_ms = 30000, jitter_ms = 0;
+    int64_t retry_ms = 30000, jitter_ms = 0, prune_at = 0;
     int rc;
 
     if ((rc = sched_parse(cfg->agent.retry, "agent.retry", &d, err)))
@@ -254,6 +273,9 @@ int cluster_daemon(const ctx_config *cfg, const agent_daemon_opts *opts, ctx_err
             continue;
         }
         if (!got) {
+            /* Idle: the cluster's audit retention, at most hourly (pgaudit.h). */
+            if (ctx_now_ms() >= prune_at && !audit_prune(cfg, pg))
+                prune_at = ctx_now_ms() + 3600000;
             if (opts->once)
                 break;
             sleep_ms(1000, opts->stop);

@@ -17,6 +17,7 @@
 #include "../core/schedule.h"
 #include "../core/config.h"
 #include "../core/util.h"
+#include "../indexer/pgaudit.h"
 #include "../indexer/report.h"
 #include "../indexer/store.h"
 #include "../retrieval/admin.h"
@@ -311,17 +312,26 @@ static int since_ms(const char *t, int64_t *ms)
 /*
  * open_log - the config's audit log, or an exit status with the message
  * printed. The store is opened first: one made before the log had a file
- * of its own moves its records there then.
+ * of its own moves its records there then. In cluster mode *pg is the
+ * cluster's log instead (every node's records; this data_dir's shipped
+ * first) and *log is NULL.
  */
-static int open_log(const char *config_path, ctx_config *cfg, ctx_store **log)
+static int open_log(const char *config_path, ctx_config *cfg, ctx_store **log, pgstore **pg)
 {
     char path[4096];
     ctx_store *st;
     ctx_error err;
 
     *log = NULL;
+    *pg = NULL;
     if (ctx_config_load(config_path, cfg, &err) == CTX_OK) {
         ctx_config_store_path(cfg, path, sizeof path);
+        if (cfg->cluster.conninfo && *cfg->cluster.conninfo) {
+            if (pgaudit_open_shipped(&cfg->cluster, path, pg, &err) == CTX_OK)
+                return 0;
+            fprintf(stderr, "ctxgate: %s\n", err.text);
+            return err.code == CTX_ECONFIG ? 2 : 1;
+        }
         if (access(path, F_OK) != 0) {
             fprintf(stderr, "ctxgate: no store at %s yet\n", path);
             return 1;
@@ -348,6 +358,7 @@ int cli_audit(int argc, char **argv, const char *config_path)
     int c, as_json = 0, rc;
     ctx_config cfg;
     ctx_store *st;
+    pgstore *pg;
     ctx_error err;
     json_t *arr = NULL, *o;
     size_t i;
@@ -371,12 +382,13 @@ int cli_audit(int argc, char **argv, const char *config_path)
             return 2;
         }
     }
-    if ((rc = open_log(config_path, &cfg, &st))) {
+    if ((rc = open_log(config_path, &cfg, &st, &pg))) {
         ctx_config_free(&cfg);
         return rc;
     }
-    if (report_audit(st, &q, &arr, &err)) {
+    if (pg ? pgaudit_report(pg, &q, &arr, &err) : report_audit(st, &q, &arr, &err)) {
         fprintf(stderr, "ctxgate: audit: %s\n", err.text);
+        pgstore_close(pg);
         store_close(st);
         ctx_config_free(&cfg);
         return 1;
@@ -400,9 +412,12 @@ int cli_audit(int argc, char **argv, const char *config_path)
                (long long)json_integer_value(json_object_get(o, "tokens")),
                (double)json_integer_value(json_object_get(o, "latency_us")) / 1000.0,
                qt ? "query=" : "", qt ? qt : qh ? "sha256=" : "", qt ? "" : qh ? qh : "");
+        if (json_object_get(o, "node")) /* cluster mode: the node that answered */
+            printf("    node=%s\n", json_string_value(json_object_get(o, "node")));
         free(ids);
     }
     json_decref(arr);
+    pgstore_close(pg);
     store_close(st);
     ctx_config_free(&cfg);
     return 0;
@@ -441,6 +456,7 @@ int cli_usage(int argc, char **argv, const char *config_path)
     int c, as_json = 0, rc;
     ctx_config cfg;
     ctx_store *st;
+    pgstore *pg;
     ctx_error err;
     json_t *root = NULL;
 
@@ -453,12 +469,13 @@ int cli_usage(int argc, char **argv, const char *config_path)
             return 2;
         }
     }
-    if ((rc = open_log(config_path, &cfg, &st))) {
+    if ((rc = open_log(config_path, &cfg, &st, &pg))) {
         ctx_config_free(&cfg);
         return rc;
     }
-    if (report_usage(st, since, 0, &root, &err)) {
+    if (pg ? pgaudit_usage(pg, since, 0, &root, &err) : report_usage(st, since, 0, &root, &err)) {
         fprintf(stderr, "ctxgate: usage: %s\n", err.text);
+        pgstore_close(pg);
         store_close(st);
         ctx_config_free(&cfg);
         return 1;
@@ -476,7 +493,13 @@ int cli_usage(int argc, char **argv, const char *config_path)
     }
     if (cfg.nbudgets) {
         json_t *b = NULL;
-        if (budget_status(st, &cfg, ctx_now_ms(), NULL, NULL, &b, &err)) {
+        budget_counts bc;
+        if (pg)
+            budget_counts_cluster(pg, &bc);
+        else
+            bc = (budget_counts){NULL, NULL, NULL};
+        if (pg ? budget_status_in(&bc, &cfg, ctx_now_ms(), NULL, NULL, &b, &err)
+               : budget_status(st, &cfg, ctx_now_ms(), NULL, NULL, &b, &err)) {
             fprintf(stderr, "ctxgate: usage: %s\n", err.text);
         } else {
             if (!as_json)
@@ -489,6 +512,7 @@ int cli_usage(int argc, char **argv, const char *config_path)
         fputc('\n', stdout);
     }
     json_decref(root);
+    pgstore_close(pg);
     store_close(st);
     ctx_config_free(&cfg);
     return 0;

@@ -68,6 +68,23 @@ static const char *const steps[] = {
     /* 2: what the search replicas follow by logical decoding (pgfollow.c) */
     "CREATE PUBLICATION ctxgate_replicas FOR TABLE ctxgate.sources, ctxgate.documents,"
     " ctxgate.principals, ctxgate.memberships;",
+    /* 3: the cluster's audit log and token counts (pgaudit.c): each
+     * replica's local log shipped by (origin, log_id), exactly once */
+    "CREATE TABLE ctxgate.audit ("
+    " id bigserial PRIMARY KEY, origin text COLLATE \"C\" NOT NULL, log_id bigint NOT NULL,"
+    " node text NOT NULL, at bigint NOT NULL, \"user\" text COLLATE \"C\","
+    " agent text COLLATE \"C\", action text NOT NULL, query text, query_sha256 text,"
+    " doc_ids text NOT NULL, tokens bigint NOT NULL, latency_us bigint NOT NULL,"
+    " outcome text NOT NULL, UNIQUE (origin, log_id));"
+    "CREATE INDEX audit_at ON ctxgate.audit (at);"
+    "CREATE INDEX audit_user ON ctxgate.audit (\"user\", at);"
+    "CREATE INDEX audit_agent ON ctxgate.audit (agent, at);"
+    "CREATE TABLE ctxgate.audit_origins ("
+    " origin text COLLATE \"C\" PRIMARY KEY, node text NOT NULL, shipped bigint NOT NULL,"
+    " shipped_at bigint NOT NULL);"
+    "CREATE TABLE ctxgate.usage_window ("
+    " kind smallint NOT NULL, name text COLLATE \"C\" NOT NULL, span bigint NOT NULL,"
+    " start bigint NOT NULL, tokens bigint NOT NULL, PRIMARY KEY (kind, name, span, start));",
 };
 
 /* An advisory lock key of ctxgate's own: "ctxg" and the purpose. */

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../indexer/pgaudit.h"
+
 static const int64_t spans[2] = {3600000, 86400000};
 
 int64_t budget_span_ms(int i) { return spans[i & 1]; }
@@ -59,9 +61,44 @@ static void iso(int64_t ms, char *buf, size_t n)
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* used_of - (kind, name)'s tokens in b's window at now: the file's plus pending. */
-static int used_of(ctx_store *log, const ctx_budget *b, int kind, const char *name, int64_t now,
-                   budget_pending_fn pending, void *parg, int64_t *used, ctx_error *err)
+/* The audit log's file as counts. */
+static int file_get(void *self, int kind, const char *name, int64_t span, int64_t start,
+                    int64_t *tokens, ctx_error *err)
+{
+    return store_usage_get(self, kind, name, span, start, tokens, err);
+}
+
+static int file_scan(void *self, int64_t span, int64_t start,
+                     int (*fn)(void *arg, int kind, const char *name, int64_t tokens),
+                     void *arg, ctx_error *err)
+{
+    return store_usage_scan(self, span, start, fn, arg, err);
+}
+
+static int pg_get(void *self, int kind, const char *name, int64_t span, int64_t start,
+                  int64_t *tokens, ctx_error *err)
+{
+    return pgaudit_usage_get(self, kind, name, span, start, tokens, err);
+}
+
+static int pg_scan(void *self, int64_t span, int64_t start,
+                   int (*fn)(void *arg, int kind, const char *name, int64_t tokens), void *arg,
+                   ctx_error *err)
+{
+    return pgaudit_usage_scan(self, span, start, fn, arg, err);
+}
+
+void budget_counts_cluster(pgstore *pg, budget_counts *out)
+{
+    out->xGet = pg_get;
+    out->xScan = pg_scan;
+    out->self = pg;
+}
+
+/* used_of - (kind, name)'s tokens in b's window at now: the counts' plus pending. */
+static int used_of(const budget_counts *log, const ctx_budget *b, int kind, const char *name,
+                   int64_t now, budget_pending_fn pending, void *parg, int64_t *used,
+                   ctx_error *err)
 {
     int64_t start = now - now % b->per_ms, extra = pending ? pending(parg, kind, name) : 0;
     int rc;
@@ -69,7 +106,7 @@ static int used_of(ctx_store *log, const ctx_budget *b, int kind, const char *na
     *used = 0;
     /* pending first: the writer commits, then forgets what it wrote, so a
      * record is counted twice for a moment, never missed */
-    if (log && (rc = store_usage_get(log, kind, name, b->per_ms, start, used, err)))
+    if (log && (rc = log->xGet(log->self, kind, name, b->per_ms, start, used, err)))
         return rc;
     *used += extra;
     return CTX_OK;
@@ -78,6 +115,16 @@ static int used_of(ctx_store *log, const ctx_budget *b, int kind, const char *na
 int budget_check(ctx_store *log, const ctx_config *cfg, const char *user, const char *agent,
                  int64_t now, budget_pending_fn pending, void *parg, int64_t *reset_ms,
                  ctx_error *err)
+{
+    budget_counts c = {file_get, file_scan, log};
+
+    return budget_check_in(log ? &c : NULL, cfg, user, agent, now, pending, parg, reset_ms,
+                           err);
+}
+
+int budget_check_in(const budget_counts *log, const ctx_config *cfg, const char *user,
+                    const char *agent, int64_t now, budget_pending_fn pending, void *parg,
+                    int64_t *reset_ms, ctx_error *err)
 {
     const char *names[2] = {user, agent};
     int64_t latest = 0;
@@ -157,6 +204,14 @@ static int star_one(void *arg, int kind, const char *name, int64_t tokens)
 int budget_status(ctx_store *log, const ctx_config *cfg, int64_t now, budget_pending_fn pending,
                   void *parg, json_t **out, ctx_error *err)
 {
+    budget_counts c = {file_get, file_scan, log};
+
+    return budget_status_in(log ? &c : NULL, cfg, now, pending, parg, out, err);
+}
+
+int budget_status_in(const budget_counts *log, const ctx_config *cfg, int64_t now,
+                     budget_pending_fn pending, void *parg, json_t **out, ctx_error *err)
+{
     json_t *arr = json_array();
     int rc = arr ? CTX_OK : CTX_ENOMEM;
 
@@ -168,7 +223,7 @@ int budget_status(ctx_store *log, const ctx_config *cfg, int64_t now, budget_pen
                 rc = add_state(arr, i, b, who_of(b), used, now);
         } else if (log) {
             star_scan ss = {cfg, b, i, now, pending, parg, arr};
-            rc = store_usage_scan(log, b->per_ms, now - now % b->per_ms, star_one, &ss, err);
+            rc = log->xScan(log->self, b->per_ms, now - now % b->per_ms, star_one, &ss, err);
         }
     }
     if (rc == CTX_ENOMEM)

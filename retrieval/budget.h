@@ -12,6 +12,7 @@
 
 #include "../core/config.h"
 #include "../core/util.h"
+#include "../indexer/pgstore.h"
 #include "../indexer/store.h"
 
 #define BUDGET_USER 0
@@ -41,6 +42,31 @@ typedef int64_t (*budget_pending_fn)(void *arg, int kind, const char *name);
 int budget_check(ctx_store *log, const ctx_config *cfg, const char *user, const char *agent,
                  int64_t now, budget_pending_fn pending, void *parg, int64_t *reset_ms,
                  ctx_error *err);
+
+/*
+ * Where the counts are read: the audit log's file (budget_check and
+ * budget_status), or the cluster's (pgaudit_usage_get/_scan in cluster
+ * mode). Members as store_usage_get and store_usage_scan, self first.
+ */
+typedef struct budget_counts {
+    int (*xGet)(void *self, int kind, const char *name, int64_t span, int64_t start,
+                int64_t *tokens, ctx_error *err);
+    int (*xScan)(void *self, int64_t span, int64_t start,
+                 int (*fn)(void *arg, int kind, const char *name, int64_t tokens), void *arg,
+                 ctx_error *err);
+    void *self;
+} budget_counts;
+
+/* budget_counts_cluster - the cluster's counts on pg (pgaudit.h; borrowed). */
+void budget_counts_cluster(pgstore *pg, budget_counts *out);
+
+/* budget_check_in, budget_status_in - budget_check and budget_status over
+ * counts (borrowed; NULL: nothing counted yet). */
+int budget_check_in(const budget_counts *counts, const ctx_config *cfg, const char *user,
+                    const char *agent, int64_t now, budget_pending_fn pending, void *parg,
+                    int64_t *reset_ms, ctx_error *err);
+int budget_status_in(const budget_counts *counts, const ctx_config *cfg, int64_t now,
+                     budget_pending_fn pending, void *parg, json_t **out, ctx_error *err);
 
 /*
  * budget_status - every budget's state at now as a new JSON array: one

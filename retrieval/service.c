@@ -1006,6 +1006,10 @@ int svc_new(const ctx_config *cfg, int nworkers, svc **out, ctx_error *err)
         ctx_free(s);
         return ctx_error_set(err, CTX_ENOMEM, "service: cannot start the audit writer");
     }
+    if ((rc = svc__ship_start(s, cfg, err))) { /* cluster mode: audit to PostgreSQL */
+        svc_free(s);
+        return rc;
+    }
     *out = s;
     if ((rc = svc_index_refresh(s, err)))
         ctx_log(CTX_LOG_WARN, "service", "vector index not loaded yet: %s", err->text);
@@ -1022,6 +1026,7 @@ void svc_free(svc *s)
     pthread_cond_broadcast(&s->adone);
     pthread_mutex_unlock(&s->amu);
     pthread_join(s->writer, NULL);
+    svc__ship_stop(s);
     store_close(s->ast);
     svc__budget_free(s);
     for (int i = 0; i < s->nworkers; i++)

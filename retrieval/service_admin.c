@@ -1,11 +1,13 @@
 /*
  * service_admin.c - the service's store and audit log read for an operator
  * (admin.h): on a worker's connection in its read transaction, or on a
- * connection of the audit log's own.
+ * connection of the audit log's own; in cluster mode the cluster's log in
+ * PostgreSQL (pgaudit.h).
  */
 #include "admin.h"
 
 #include "../core/util.h"
+#include "../indexer/pgaudit.h"
 #include "service_int.h"
 #include "status.h"
 
@@ -57,12 +59,31 @@ static int with_log(svc *s, ctx_store **log, ctx_error *err)
     return store_audit_open(s->store_path, log, err);
 }
 
+/* with_cluster - cluster mode: the cluster's log once this process's
+ * records are in it (waiting up to 5 s for the shipper). */
+static int with_cluster(svc *s, pgstore **pg, ctx_error *err)
+{
+    int rc;
+
+    svc_audit_flush(s);
+    if ((rc = svc__ship_wait(s, 5000, err)))
+        return rc;
+    return pgstore_open(&s->ccfg, pg, err);
+}
+
 int svc_admin_audit(svc *s, const report_audit_q *q, json_t **out, ctx_error *err)
 {
     ctx_store *log;
+    pgstore *pg = NULL;
     int rc;
 
     *out = NULL;
+    if (s->cluster) {
+        if (!(rc = with_cluster(s, &pg, err)))
+            rc = pgaudit_report(pg, q, out, err);
+        pgstore_close(pg);
+        return rc;
+    }
     if ((rc = with_log(s, &log, err)))
         return rc;
     rc = report_audit(log, q, out, err);
@@ -73,9 +94,16 @@ int svc_admin_audit(svc *s, const report_audit_q *q, json_t **out, ctx_error *er
 int svc_admin_usage(svc *s, int64_t since, int64_t bucket_ms, json_t **out, ctx_error *err)
 {
     ctx_store *log;
+    pgstore *pg = NULL;
     int rc;
 
     *out = NULL;
+    if (s->cluster) {
+        if (!(rc = with_cluster(s, &pg, err)))
+            rc = pgaudit_usage(pg, since, bucket_ms, out, err);
+        pgstore_close(pg);
+        return rc;
+    }
     if ((rc = with_log(s, &log, err)))
         return rc;
     rc = report_usage(log, since, bucket_ms, out, err);

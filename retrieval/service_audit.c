@@ -1,7 +1,8 @@
 /*
  * service_audit.c - the service's audit log writer: records queued by the
  * request threads, written in batches by one thread to the audit file
- * (store_audit_open); and the per-user and per-agent token usage.
+ * (store_audit_open; in cluster mode service_ship.c ships it on to
+ * PostgreSQL); and the per-user and per-agent token usage.
  */
 #include "service_int.h"
 
@@ -12,6 +13,7 @@
 
 #include "../core/util.h"
 #include "../core/json.h"
+#include "../indexer/pgaudit.h"
 #include "budget.h"
 
 #define AUDIT_QUEUE_MAX 65536
@@ -200,8 +202,10 @@ void *svc__audit_writer(void *arg)
             size_t written;
             int rc = store_begin(s->ast, &err);
             for (size_t i = 0; !rc && i < n; i++)
-                if (!(rc = store_audit_put(s->ast, &batch[i].r, &err)))
+                if (!(rc = store_audit_put(s->ast, &batch[i].r, &err))) {
+                    batch[i].id = store_audit_rowid(s->ast);
                     rc = count(s->ast, &batch[i], &err);
+                }
             if (!rc)
                 rc = store_commit(s->ast, &err);
             written = n;
@@ -214,6 +218,7 @@ void *svc__audit_writer(void *arg)
                 written = 0;
                 for (size_t i = 0; i < n; i++) {
                     if (store_audit_put(s->ast, &batch[i].r, &err) ||
+                        (batch[i].id = store_audit_rowid(s->ast), 0) ||
                         count(s->ast, &batch[i], &err)) {
                         ctx_log(CTX_LOG_ERROR, "audit", "a %s by %s was not recorded: %s",
                                 batch[i].r.action, batch[i].r.user ? batch[i].r.user : "-",
@@ -228,7 +233,14 @@ void *svc__audit_writer(void *arg)
                     written++;
                 }
             }
-            unpend(s, batch, written);
+            if (s->cluster) { /* pending until PostgreSQL holds them too */
+                int64_t last = 0;
+                for (size_t i = 0; i < written; i++)
+                    last = batch[i].id > last ? batch[i].id : last;
+                svc__ship_hand(s, batch, written, last);
+            } else {
+                unpend(s, batch, written);
+            }
         }
         for (size_t i = 0; i < n; i++)
             ctx_free(batch[i].strs);

@@ -2,7 +2,8 @@
  * service_budget.c - the service's token budgets: the check before a
  * search or fetch, the tokens queued for the audit writer (counted until
  * written, so one process never overshoots by its own queue), and the
- * budgets' state for /metrics and /v1/admin/budgets (see budget.h).
+ * budgets' state for /metrics and /v1/admin/budgets (see budget.h). In
+ * cluster mode the counts are the cluster's (service_ship.c).
  */
 #include "service_int.h"
 
@@ -66,9 +67,15 @@ int svc__budget_check(svc *s, const svc_identity *id, int64_t *reset_ms, ctx_err
     if (!s->cfg->nbudgets || !id)
         return CTX_OK;
     pthread_mutex_lock(&s->bmu);
-    if (!(rc = reader(s, err)))
+    if (s->cluster) { /* the cluster's counts, plus what this process has not shipped */
+        budget_counts c;
+        svc__cluster_counts(s, &c);
+        rc = budget_check_in(&c, s->cfg, id->user, id->agent, ctx_now_ms(), pending, s,
+                             reset_ms, err);
+    } else if (!(rc = reader(s, err))) {
         rc = budget_check(s->bst, s->cfg, id->user, id->agent, ctx_now_ms(), pending, s,
                           reset_ms, err);
+    }
     pthread_mutex_unlock(&s->bmu);
     return rc;
 }
@@ -100,10 +107,16 @@ json_t *svc_budgets(svc *s)
         svc_audit_flush(s);
     pthread_rwlock_rdlock(&s->clock);
     pthread_mutex_lock(&s->bmu);
-    if (s->cfg->nbudgets)
-        rc = reader(s, &err);
-    if (!rc)
-        rc = budget_status(s->bst, s->cfg, ctx_now_ms(), pending, s, &out, &err);
+    if (s->cluster && s->cfg->nbudgets) {
+        budget_counts c;
+        svc__cluster_counts(s, &c);
+        rc = budget_status_in(&c, s->cfg, ctx_now_ms(), pending, s, &out, &err);
+    } else {
+        if (s->cfg->nbudgets)
+            rc = reader(s, &err);
+        if (!rc)
+            rc = budget_status(s->bst, s->cfg, ctx_now_ms(), pending, s, &out, &err);
+    }
     pthread_mutex_unlock(&s->bmu);
     pthread_rwlock_unlock(&s->clock);
     if (rc)
@@ -115,6 +128,7 @@ void svc__budget_free(svc *s)
 {
     store_close(s->bst);
     s->bst = NULL;
+    svc__cluster_drop(s);
     for (size_t i = 0; i < s->npend; i++)
         ctx_free(s->pend[i].name);
     ctx_free(s->pend);

@@ -25,7 +25,15 @@ typedef struct audit_item {
     store_audit_rec r;
     char *strs;             /* owned copies of the record's strings, one block */
     unsigned spans[2];      /* budget windows to count its tokens in: user, agent */
+    int64_t id;             /* its id in the local log, once written */
 } audit_item;
+
+/* Cluster mode: a written record whose tokens stay pending until shipped. */
+typedef struct ship_wait {
+    int64_t id;             /* in the local log */
+    char *name[2];          /* user, agent (NULL: not pended for that kind) */
+    int64_t tokens;
+} ship_wait;
 
 /* Tokens queued for the audit writer, not yet in the file (budget.h). */
 typedef struct pending_entry {
@@ -81,6 +89,22 @@ struct svc {
     ctx_store *bst;
     pending_entry *pend;
     size_t npend;
+    /* cluster mode (service_ship.c): the shipper thread sends the local
+     * log to PostgreSQL; budgets read the cluster's counts on bpg */
+    int cluster;
+    ctx_cluster_cfg ccfg;   /* owned copies of the config's strings */
+    char node[128];         /* cluster.replica, else the host name */
+    pthread_mutex_t smu;
+    pthread_cond_t scv, sdone;
+    pthread_t shipper;
+    int ship_started, sstop, sdue;
+    ship_wait *sw;          /* by id */
+    size_t nsw, capsw;
+    int64_t swritten;       /* the highest local id the writer wrote */
+    int64_t shipped;        /* the highest local id PostgreSQL holds (-1: not known) */
+    struct pgstore *bpg;    /* under bmu */
+    int64_t bpg_failed;     /* mono ms of the last failed connect, under bmu */
+    char bpg_why[512];
     /* usage */
     pthread_mutex_t umu;
     usage_entry *usage;
@@ -166,6 +190,33 @@ void svc__budget_pend(svc *s, int kind, const char *name, int64_t tokens, int si
 
 /* svc__budget_free - what svc_free frees of the budgets' state. */
 void svc__budget_free(svc *s);
+
+/* ---- service_ship.c (cluster mode) ---- */
+
+struct budget_counts;
+
+/* svc__ship_start - start the shipper when cfg has a cluster section. */
+int svc__ship_start(svc *s, const ctx_config *cfg, ctx_error *err);
+
+/* svc__ship_stop - ship what the writer wrote (one last try), stop the
+ * shipper and free its state; after the writer stopped. */
+void svc__ship_stop(svc *s);
+
+/* svc__ship_hand - the writer wrote items (local ids set): their pending
+ * tokens wait for the shipping, and the shipper wakes. */
+void svc__ship_hand(svc *s, const audit_item *items, size_t n, int64_t last_id);
+
+/* svc__ship_wait - wait until every record written so far is in
+ * PostgreSQL, at most ms; CTX_EIO naming why not. */
+int svc__ship_wait(svc *s, int64_t ms, ctx_error *err);
+
+/* svc__cluster_counts - the cluster's token counts on bpg, connected at
+ * the first read (under bmu); a read fails CTX_EIO while PostgreSQL
+ * cannot be reached. */
+void svc__cluster_counts(svc *s, struct budget_counts *out);
+
+/* svc__cluster_drop - bpg failed: close it (under bmu). */
+void svc__cluster_drop(svc *s);
 
 /* svc__audit_writer - the audit writer thread's body; arg is the svc. */
 void *svc__audit_writer(void *arg);
