@@ -196,6 +196,10 @@ Test(cluster_status, lists_runs_jobs_and_slots_and_a_stopped_replica_falls_behin
     cr_assert_not_null(str(src, "last_run_worker"), "the run's worker (host:pid) is named");
     cr_assert_geq(num(src, "lag_ms"), 0, "a good run was recorded (a replica used to say never)");
     cr_assert(json_is_integer(json_object_get(src, "acl_synced_at")));
+    /* a first copy builds the ranking statistics, as a local sync does */
+    cr_assert_geq(json_integer_value(json_object_get(
+                      json_object_get(json_object_get(st, "index"), "ranking_stats"), "age_ms")),
+                  0, "ranking statistics never built");
     c = json_object_get(st, "cluster");
     cr_assert_not_null(c, "no cluster object in cluster mode");
     cr_assert_geq(num(c, "schema_version"), 2);
