@@ -6,11 +6,14 @@
 #   - embedded: `ctxgate sync` of the source into its own data_dir;
 #   - replica: a writer's cluster sync of the same source, then `ctxgate
 #     follow --once` into an empty data_dir (the replica's first copy);
-#     `serve` on it runs as replica r1, following PostgreSQL while it answers.
+#     `serve` on it runs as replica r1, following PostgreSQL while it answers;
+#   - replica_nofollow: the same replica data_dir served by a config
+#     without the cluster section (nothing follows, nothing writes): what
+#     the follower's own work costs the searches.
 # Users (the source's users_query and groups_query): user:u1 in g0 (reads ~4%), user:u5 in
 # g0..g4 (~19%), user:u50 in all 50 (100%). Questions: QUERIES (200) of
 # three words, one of the vocabulary's 100 commonest and two of the rest.
-# For each ROUND (1), each data_dir, each user: `serve --no-agent` (2
+# For each ROUND (1), each of MODES (all three), each user: `serve --no-agent` (2
 # threads), wrk (2 threads, CONNECTIONS 50) for WARMUP (5s, not reported)
 # then DURATION (20s) against POST /v1/search (lexical, k=10). Prints a
 # markdown table (requests/s, p50, p99, non-2xx). Nothing is asserted.
@@ -48,13 +51,15 @@ src=$(printf '{"name": "bench", "type": "postgres", "batch_rows": 2000,
 common='"agents": [{"name": "bench", "sources": "*", "labels": "*", "max_k": 10,
                     "max_tokens": 4000}],
   "serve": {"listen": "127.0.0.1:'"$PORT"'", "threads": 2, "user_rate": 0, "agent_rate": 0}'
-mkdir -p "$work/embedded" "$work/writer" "$work/replica"
+mkdir -p "$work/embedded" "$work/writer" "$work/replica" "$work/replica_nofollow"
 printf '{"data_dir": "data", %s, "sources": [%s]}\n' "$common" "$src" \
     >"$work/embedded/ctxgate.json"
 printf '{"data_dir": "data", "cluster": {"conninfo": "%s dbname=cluster1"}, "sources": [%s]}\n' \
     "$conn" "$src" >"$work/writer/ctxgate.json"
 printf '{"data_dir": "data", "cluster": {"conninfo": "%s dbname=cluster1", "replica": "r1"},
   %s, "sources": [%s]}\n' "$conn" "$common" "$src" >"$work/replica/ctxgate.json"
+printf '{"data_dir": "../replica/data", %s, "sources": [%s]}\n' "$common" "$src" \
+    >"$work/replica_nofollow/ctxgate.json"
 CTXGATE_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export CTXGATE_JWT_SECRET
 
@@ -90,7 +95,7 @@ load=$(awk '{ print $1 "/" $2 "/" $3 }' /proc/loadavg)
 echo "| round | data_dir | user | requests/s | p50 | p99 | non-2xx |"
 echo "|---|---|---|---:|---:|---:|---:|"
 for round in $(seq "$ROUNDS"); do
-    for mode in embedded replica; do
+    for mode in ${MODES:-embedded replica replica_nofollow}; do
         serve_on "$work/$mode"
         for u in u1 u5 u50; do
             token=$(cd "$work/$mode" &&
