@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/util.h"
 #include "tests/lib/pgtest.h"
 #include "tests/lib/testutil.h"
 
@@ -316,9 +317,41 @@ Test(cluster_status, the_console_answers_it_and_an_unreachable_postgres_fails_th
     cr_assert_eq(run(w, "agent --once"), 0);
     cr_assert_eq(run(a, "follow --once"), 0);
 
+    cr_assert(pgtest_exec(F.db, F.why, sizeof F.why,
+                          "UPDATE ctxgate.jobs SET lease_owner = 'other-host:7', lease_until ="
+                          " (extract(epoch FROM clock_timestamp()) * 1000)::bigint + 600000"
+                          " WHERE kind = 'full'") == 0, "%s", F.why);
     srv = tu_serve(a, "CTXGATE_ADMIN_TOKEN=" ADMIN " CTXGATE_JWT_SECRET=" ADMIN, "--no-agent",
                    &port);
     cr_assert(port > 0, "serve did not start (see %s/serve.log)", a);
+    /* The console's Sources page shows the cluster part, in chromium. */
+    {
+        char node_cmd[9000], path[4400], *out, want[64];
+        size_t len;
+        json_t *p;
+        snprintf(path, sizeof path, "%s/cluster-console.json", F.root);
+        snprintf(node_cmd, sizeof node_cmd, "BASE=http://127.0.0.1:%d ADMIN=" ADMIN
+                 " node tests/console/cluster.mjs >%s 2>%s/cluster-console.log", port, path,
+                 F.root);
+        cr_assert_eq(system(node_cmd), 0, "cluster.mjs failed; see %s/cluster-console.log", F.root);
+        cr_assert_eq(ctx_read_file(path, &out, &len), 0);
+        p = json_loads(out, 0, NULL);
+        cr_assert_not_null(p, "%s", out);
+        cr_assert(json_is_true(json_object_get(p, "cluster_visible")), "%s", out);
+        cr_assert(json_equal(json_object_get(p, "page_jobs"), json_object_get(p, "api_jobs")),
+                  "%s", out);
+        cr_assert_eq(json_array_size(json_object_get(p, "page_jobs")), 3, "%s", out);
+        cr_assert(json_equal(json_object_get(p, "page_slots"), json_object_get(p, "api_slots")),
+                  "%s", out);
+        cr_assert_eq(json_array_size(json_object_get(p, "page_slots")), 1, "%s", out);
+        cr_assert_eq(json_array_size(json_object_get(p, "api_leased")), 1, "%s", out);
+        cr_assert(strstr(out, "\"other-host:7 for "), "the lease is shown: %s", out);
+        snprintf(want, sizeof want, "this server is replica rc%s", F.tag);
+        cr_assert(strstr(json_string_value(json_object_get(p, "page_state")), want), "%s", out);
+        cr_assert_eq(json_array_size(json_object_get(p, "page_errors")), 0, "%s", out);
+        json_decref(p);
+        ctx_free(out);
+    }
     {
         const char *hd[] = {"Authorization: Bearer " ADMIN, NULL};
         tu_reply r = tu_call(port, "GET", "/v1/admin/status", NULL, NULL, hd);
