@@ -45,12 +45,14 @@ int replica_follow(const ctx_config *cfg, int once, volatile sig_atomic_t *stop,
 {
     ctx_store *st = NULL;
     pgfollow *f = NULL;
-    int rc = CTX_OK, logged = 0;
+    int rc = CTX_OK, logged = 0, opened = 0;
 
     while (!(stop && *stop)) {
         pgfollow_step_info info;
         int64_t t0;
-        if (!f && (rc = follow_open(cfg, &st, &f, err))) {
+        if (!f && !(rc = follow_open(cfg, &st, &f, err)))
+            opened = 1;
+        else if (!f) {
             if (once)
                 return rc;
             if (!logged++)
@@ -75,8 +77,11 @@ int replica_follow(const ctx_config *cfg, int once, volatile sig_atomic_t *stop,
             counts->applied += info.txns;
             counts->skipped += info.skipped;
         }
-        if (info.txns) {
+        /* Also after the first step of an opening: a first copy applies no
+         * transaction, and without statistics the search caches warm nothing. */
+        if (info.txns || opened) {
             ctx_error e2;
+            opened = 0;
             ctx_log(CTX_LOG_DEBUG, "replica", "applied %lld transactions (%lld documents)",
                     (long long)info.txns, (long long)info.docs);
             if (rank_stats_refresh(store_db(st), 0, &e2))

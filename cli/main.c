@@ -31,6 +31,7 @@
 #include "connector.h"
 #include "follow.h"
 #include "serve.h"
+#include "status_cluster.h"
 #include "../core/json.h"
 
 static volatile sig_atomic_t canceled;
@@ -753,7 +754,12 @@ static int cmd_status(int argc, char **argv)
         else
             return 2;
     }
-    if ((rc = open_all(&cfg, &st, 1, &err)) || (rc = status_report(&cfg, st, now, &r, &err))) {
+    rc = open_all(&cfg, &st, 1, &err);
+    if (rc == CTX_ENOTFOUND && cfg.cluster.conninfo && *cfg.cluster.conninfo) {
+        ctx_config_free(&cfg); /* a cluster worker keeps no store: status makes an empty one */
+        rc = open_all(&cfg, &st, 0, &err);
+    }
+    if (rc || (rc = status_report(&cfg, st, now, &r, &err))) {
         store_close(st);
         ctx_config_free(&cfg);
         return fail(&err);
@@ -763,11 +769,14 @@ static int cmd_status(int argc, char **argv)
         fputc('\n', stdout);
     } else {
         print_status(r, now);
+        cli_status_cluster_print(r);
     }
+    /* cluster mode with PostgreSQL out of reach: reported, and exit 1 */
+    rc = json_object_get(json_object_get(r, "cluster"), "error") ? 1 : 0;
     json_decref(r);
     store_close(st);
     ctx_config_free(&cfg);
-    return 0;
+    return rc;
 }
 
 /* ---- schema ---- */

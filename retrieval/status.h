@@ -6,7 +6,14 @@
  *    "permissions": per configured source, the permission age against its
  *                   max_permission_age (fresh.h), withheld or not, and the
  *                   permission warnings explain finds,
- *    "index":       report_index: embedding model, queue, vectors, files}
+ *    "index":       report_index: embedding model, queue, vectors, files,
+ *    "cluster":     in cluster mode only (indexer/pgreport.h): schema_version,
+ *                   the jobs and their leases, the replicas' slots and their
+ *                   bytes behind, this_replica (a replica's stored LSN); or
+ *                   {"error": why} when PostgreSQL cannot be read}
+ *
+ * In cluster mode "sources" are PostgreSQL's (documents, last run, lag from
+ * ctxgate.sync_runs), each with this store's chunks and local_documents.
  */
 #ifndef CTX_RETRIEVAL_STATUS_H
 #define CTX_RETRIEVAL_STATUS_H
