@@ -68,6 +68,17 @@ static const char *const steps[] = {
     /* 2: what the search replicas follow by logical decoding (pgfollow.c) */
     "CREATE PUBLICATION ctxgate_replicas FOR TABLE ctxgate.sources, ctxgate.documents,"
     " ctxgate.principals, ctxgate.memberships;",
+    /* 3: vectors computed once in the cluster (pgvectors.c), followed by the replicas */
+    "CREATE TABLE ctxgate.embed_models ("
+    " name text COLLATE \"C\" PRIMARY KEY, dim int NOT NULL);"
+    "CREATE TABLE ctxgate.chunk_vectors ("
+    " doc bigint NOT NULL, model text COLLATE \"C\" NOT NULL, text_hash bytea NOT NULL,"
+    " vec bytea NOT NULL, PRIMARY KEY (doc, model, text_hash));"
+    "CREATE INDEX chunk_vectors_hash ON ctxgate.chunk_vectors (model, text_hash);"
+    "CREATE TABLE ctxgate.doc_embeds ("
+    " model text COLLATE \"C\" NOT NULL, doc bigint NOT NULL, hash text NOT NULL,"
+    " chunking text NOT NULL, PRIMARY KEY (model, doc));"
+    "ALTER PUBLICATION ctxgate_replicas ADD TABLE ctxgate.chunk_vectors;",
 };
 
 /* An advisory lock key of ctxgate's own: "ctxg" and the purpose. */

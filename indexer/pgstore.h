@@ -14,7 +14,7 @@
 #include "../core/config.h"
 #include "sync_sink.h"
 
-#define PGSTORE_SCHEMA_VERSION 2
+#define PGSTORE_SCHEMA_VERSION 3
 
 typedef struct pgstore pgstore;
 
