@@ -24,13 +24,17 @@
 #include "tests/lib/pgtest.h"
 #include "tests/lib/testutil.h"
 
+#define SECRET "test-secret-0123456789-abcdefghijklmnop"
+#define ISS "ctxgate-test"
+#define AUD "ctxgate-api"
+
 static struct {
     PGconn *admin, *db;
     char name[64];           /* the database this test made */
     char tag[16];            /* in this test's replica names (slots are server-wide) */
     char bin[4096];
     char *root;
-    pid_t server;
+    pid_t server, serve;     /* the embeddings server; a serve to stop at the end */
     int port;                /* the embeddings server's */
     char why[1024];
 } F;
@@ -62,6 +66,10 @@ static void setup(void)
 
 static void teardown(void)
 {
+    if (F.serve > 0) {
+        kill(F.serve, SIGTERM);
+        waitpid(F.serve, NULL, 0);
+    }
     if (F.server > 0) {
         kill(F.server, SIGTERM);
         waitpid(F.server, NULL, 0);
@@ -100,6 +108,11 @@ static char *node(const char *name, const char *replica, const char *docs)
              "  \"base_url\": \"http://127.0.0.1:%d/v1\", \"batch_size\": 16},"
              " \"search\": {\"w_lexical\": 1, \"w_vector\": 1},"
              " \"agent\": {\"embed\": \"1m\"},"
+             " \"agents\": [{\"name\": \"desk\", \"sources\": \"*\", \"labels\": \"*\","
+             "  \"max_k\": 50, \"max_tokens\": 1000000}],"
+             " \"auth\": {\"issuer\": \"" ISS "\", \"audience\": \"" AUD "\","
+             "  \"hs256_secret_env\": \"CTXGATE_TEST_SECRET\"},"
+             " \"serve\": {\"listen\": \"127.0.0.1:0\", \"threads\": 2},"
              " \"cluster\": {\"conninfo\": \"%s dbname=%s\","
              "  \"password_env\": \"CTX_TEST_PGPASSWORD\"%s}}",
              docs, F.port, pgtest_conninfo(), F.name, rep);
@@ -419,4 +432,74 @@ Test(replica_vectors, the_embed_job_runs_once_across_two_workers_and_lsa_is_refu
     cr_assert_eq(WEXITSTATUS(status), 2, "%s", out);
     cr_assert(strstr(out, "\"lsa\" is not supported in cluster mode"), "%s", out);
     free(out);
+}
+
+/* serve_leg - a hybrid search of query as user over serve's API: its
+ * vector_leg as JSON (new), and whether doc (a title) is in the results. */
+static char *serve_leg(int port, const char *user, const char *query, const char *title,
+                       int *found)
+{
+    char *tok = tu_jwt(SECRET, ISS, AUD, user, "desk", 3600), body[256], *leg;
+    tu_reply r;
+    json_t *j;
+
+    snprintf(body, sizeof body, "{\"query\": \"%s\", \"mode\": \"hybrid\"}", query);
+    r = tu_call(port, "POST", "/v1/search", tok, body, NULL);
+    free(tok);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    j = json_loads(r.body, 0, NULL);
+    cr_assert_not_null(j, "%s", r.body);
+    leg = json_dumps(json_object_get(j, "vector_leg"), JSON_SORT_KEYS | JSON_COMPACT |
+                     JSON_ENCODE_ANY);
+    *found = strstr(r.body, title) != NULL;
+    json_decref(j);
+    tu_reply_free(&r);
+    return leg;
+}
+
+Test(replica_vectors, a_serving_replica_takes_the_vectors_as_the_cluster_embeds)
+{
+    char *docs = demo_copy("docs"), *w = node("w", NULL, docs), *r = node("r", "vs", docs);
+    char env[128], *leg = NULL;
+    long long distinct, max;
+    pid_t srv;
+    int port, found = 0, i;
+
+    cr_assert_eq(run(w, "sync"), 0);
+    snprintf(env, sizeof env, "CTXGATE_TEST_SECRET=%s", SECRET);
+    F.serve = srv = tu_serve(r, env, "--no-agent", &port);
+    cr_assert(port > 0, "serve did not start (see %s/serve.log)", r);
+    for (i = 0; i < 600; i++) {
+        tu_reply h = tu_call(port, "GET", "/readyz", NULL, NULL, NULL);
+        long st = h.status;
+        tu_reply_free(&h);
+        if (st == 200)
+            break;
+        usleep(100000);
+    }
+    cr_assert_lt(i, 600, "the replica never caught up");
+    /* No vector in the cluster yet: the lexical leg answers, and says so. */
+    leg = serve_leg(port, users[1], "budget", "2027 budget plan", &found);
+    cr_assert(strstr(leg, "\"used\":false") && strstr(leg, "no_index"), "%s", leg);
+    cr_assert(found);
+    free(leg);
+    /* The cluster embeds: the serving replica follows, and its index takes them. */
+    cr_assert_eq(run(w, "embed"), 0);
+    for (i = 0; i < 600; i++) {
+        leg = serve_leg(port, users[1], "budget", "2027 budget plan", &found);
+        if (!strcmp(leg, "{\"used\":true}"))
+            break;
+        free(leg);
+        leg = NULL;
+        usleep(100000);
+    }
+    cr_assert_not_null(leg, "serve never used the vector leg");
+    cr_assert(found);
+    free(leg);
+    chunk_texts(&distinct, &max);
+    cr_assert_gt(distinct, 50);
+    cr_assert_eq(max, 1, "serve embedded a chunk the cluster had embedded");
+    kill(srv, SIGTERM);
+    waitpid(srv, NULL, 0);
+    F.serve = 0;
 }
