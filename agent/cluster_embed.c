@@ -34,7 +34,7 @@ int cluster_embed(const ctx_config *cfg, volatile sig_atomic_t *cancel, pgvec_st
     rc = pgvec_embed_run(pg, p, &co, cancel, s, err);
     if (!rc && (s->docs || s->purged || s->retired))
         ctx_log(CTX_LOG_INFO, "cluster", "embed %s: %lld documents (%lld chunks), %lld texts"
-                " embedded, %lld reused; %lld deleted documents' vectors gone, %lld rows of"
+                " embedded, %lld reused; %lld vectors of deleted documents gone, %lld rows of"
                 " other models retired", embed_model_name(p), (long long)s->docs,
                 (long long)s->chunks, (long long)s->embedded, (long long)s->reused,
                 (long long)s->purged, (long long)s->retired);

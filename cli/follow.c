@@ -87,7 +87,7 @@ int cli_cluster_embed(const char *config_path, int *status)
     signal(SIGTERM, on_stop);
     if (!(rc = cluster_embed(&cfg, &follow_stop, &s, &err)))
         printf("cluster embed: %lld documents (%lld chunks): %lld texts embedded, %lld reused"
-               " in %.2fs; %lld deleted documents' vectors gone, %lld rows of other models"
+               " in %.2fs; %lld vectors of deleted documents gone, %lld rows of other models"
                " retired\n", (long long)s.docs, (long long)s.chunks, (long long)s.embedded,
                (long long)s.reused, (double)(ctx_mono_ns() - t0) / 1e9, (long long)s.purged,
                (long long)s.retired);

@@ -373,29 +373,59 @@ static int model_row(pgstore *pg, const char *model, int dim, ctx_error *err)
     " WHERE NOT d.deleted AND d.id > $2"                                                 \
     " AND (e.doc IS NULL OR e.hash <> d.hash OR e.chunking <> $3) ORDER BY d.id LIMIT $4"
 
+/* sliced - sql (a statement deleting at most SLICE rows, $1 = arg) until it
+ * deletes none, each slice its own transaction: a replica reads a decoded
+ * transaction whole, so none is made of a million rows. *n adds them up. */
+#define SLICE "10000"
+static int sliced(pgstore *pg, const char *what, const char *sql, const char *arg, int64_t *n,
+                  ctx_error *err)
+{
+    int64_t got;
+
+    do {
+        PGresult *r = pg__q(pg, err, what, sql, arg ? 1 : 0, arg);
+        if (!r)
+            return err->code;
+        got = strtoll(PQcmdTuples(r), NULL, 10);
+        PQclear(r);
+        *n += got;
+    } while (got > 0);
+    return CTX_OK;
+}
+
 /* retire_others - every live document has this model's vectors: the others go. */
 static int retire_others(pgstore *pg, const char *model, const char *chunking,
                          int64_t *retired, ctx_error *err)
 {
-    PGresult *r = pg__q(pg, err, "look for documents left", TODO_SQL, 4, model, "0", chunking,
-                        "1");
-    int left;
+    PGresult *r = pg__q(pg, err, "look for other models", "SELECT count(*) FROM"
+                        " ctxgate.embed_models WHERE name <> $1", 1, model);
+    int64_t others, docs = 0;
+    int rc;
 
     if (!r)
         return err->code;
-    left = PQntuples(r);
+    others = pg__get64(r, 0, 0);
     PQclear(r);
-    if (left)
+    if (!others)
         return CTX_OK;
-    if (!(r = pg__q(pg, err, "retire other models",
-                    "WITH m AS (DELETE FROM ctxgate.embed_models WHERE name <> $1"
-                    " RETURNING name), e AS (DELETE FROM ctxgate.doc_embeds WHERE model IN"
-                    " (SELECT name FROM m)) DELETE FROM ctxgate.chunk_vectors"
-                    " WHERE model IN (SELECT name FROM m)", 1, model)))
+    if (!(r = pg__q(pg, err, "look for documents left", TODO_SQL, 4, model, "0", chunking,
+                    "1")))
         return err->code;
-    *retired += strtoll(PQcmdTuples(r), NULL, 10);
+    others = PQntuples(r);
     PQclear(r);
-    return CTX_OK;
+    if (others)
+        return CTX_OK; /* the switch is not over: the old vectors still serve */
+    if ((rc = sliced(pg, "retire other models",
+                     "DELETE FROM ctxgate.chunk_vectors WHERE ctid IN (SELECT ctid FROM"
+                     " ctxgate.chunk_vectors WHERE model <> $1 LIMIT " SLICE ")", model,
+                     retired, err)) ||
+        (rc = sliced(pg, "retire other models",
+                     "DELETE FROM ctxgate.doc_embeds WHERE ctid IN (SELECT ctid FROM"
+                     " ctxgate.doc_embeds WHERE model <> $1 LIMIT " SLICE ")", model, &docs,
+                     err)))
+        return rc;
+    return pg__ok(pg, err, "retire other models", "DELETE FROM ctxgate.embed_models"
+                  " WHERE name <> $1", 1, model);
 }
 
 int pgvec_embed_run(pgstore *pg, embed_provider *p, const chunker_opts *co,
@@ -419,15 +449,14 @@ int pgvec_embed_run(pgstore *pg, embed_provider *p, const chunker_opts *co,
     if ((rc = model_row(pg, model, dim, err)))
         return rc;
     /* Tombstoned documents: their marks and their vectors go together. */
-    if (!(r = pg__q(pg, err, "delete the vectors of deleted documents",
-                    "WITH gone AS (DELETE FROM ctxgate.doc_embeds e USING ctxgate.documents d"
-                    " WHERE e.doc = d.id AND d.deleted RETURNING e.doc, e.model),"
-                    " v AS (DELETE FROM ctxgate.chunk_vectors c USING gone"
-                    " WHERE c.doc = gone.doc AND c.model = gone.model)"
-                    " SELECT count(DISTINCT doc) FROM gone", 0)))
-        return err->code;
-    s->purged = pg__get64(r, 0, 0);
-    PQclear(r);
+    if ((rc = sliced(pg, "delete the vectors of deleted documents",
+                     "WITH gone AS (DELETE FROM ctxgate.doc_embeds e WHERE (e.model, e.doc) IN"
+                     " (SELECT g.model, g.doc FROM ctxgate.doc_embeds g JOIN ctxgate.documents d"
+                     " ON d.id = g.doc WHERE d.deleted LIMIT 1000) RETURNING e.doc, e.model)"
+                     " DELETE FROM ctxgate.chunk_vectors c USING gone"
+                     " WHERE c.doc = gone.doc AND c.model = gone.model", NULL, &s->purged,
+                     err)))
+        return rc;
     for (;;) {
         vbatch b;
         int n;

@@ -25,7 +25,7 @@ typedef struct pgvec_stats {
     int64_t chunks;           /* their chunks */
     int64_t embedded;         /* texts sent to the embedder */
     int64_t reused;           /* distinct texts copied from a vector already in PostgreSQL */
-    int64_t purged;           /* documents gone (tombstoned) whose vectors were deleted */
+    int64_t purged;           /* vectors of tombstoned documents deleted */
     int64_t retired;          /* vector rows of other models deleted after this one covered all */
 } pgvec_stats;
 
