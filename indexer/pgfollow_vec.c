@@ -71,6 +71,32 @@ static void floats_le(const unsigned char *b, int dim, float *v)
     }
 }
 
+/* agree - warn when the cluster computes vectors this replica cannot use:
+ * another model, or chunks cut with other settings (its texts would never
+ * match theirs). Only a warning: the lexical leg answers meanwhile. */
+static int agree(pgfollow *f, const char *name, ctx_error *err)
+{
+    char mine[32];
+    PGresult *r;
+
+    if (!(r = pg__q(f->pg, err, "read the cluster's models", "SELECT (SELECT string_agg(name,"
+                    " ', ' ORDER BY name) FROM ctxgate.embed_models), EXISTS (SELECT 1 FROM"
+                    " ctxgate.embed_models WHERE name = $1), (SELECT chunking FROM"
+                    " ctxgate.doc_embeds WHERE model = $1 LIMIT 1)", 1, name)))
+        return err->code;
+    snprintf(mine, sizeof mine, "%d/%d", f->ing.chunk.max_tokens, f->ing.chunk.overlap_tokens);
+    if (!PQgetisnull(r, 0, 0) && strcmp(PQgetvalue(r, 0, 1), "t"))
+        ctx_log(CTX_LOG_WARN, "replica", "%s: the cluster computes vectors of %s, not of this"
+                " replica's model %s: its chunks get none (the lexical leg answers) until"
+                " the embeddings sections agree", f->slot, PQgetvalue(r, 0, 0), name);
+    else if (!PQgetisnull(r, 0, 2) && strcmp(PQgetvalue(r, 0, 2), mine))
+        ctx_log(CTX_LOG_WARN, "replica", "%s: the cluster chunks with max_tokens/overlap %s,"
+                " this replica with %s: its chunks' texts will not match (set the same"
+                " chunk section everywhere)", f->slot, PQgetvalue(r, 0, 2), mine);
+    PQclear(r);
+    return CTX_OK;
+}
+
 int pgf__vec_open(pgfollow *f, ctx_error *err)
 {
     const ctx_embed_cfg *e = &f->cfg->embeddings;
@@ -95,6 +121,7 @@ int pgf__vec_open(pgfollow *f, ctx_error *err)
     ec.model = e->model;
     ec.dim = (int)e->dim;
     if ((rc = embed_cfg_name(&ec, f->vname, sizeof f->vname, &dim, err)) ||
+        (rc = agree(f, f->vname, err)) ||
         (rc = store_embed_model(f->st, f->vname, dim, &id, err)) ||
         (rc = store_embed_models(f->st, &active, &target, err)))
         return rc;
