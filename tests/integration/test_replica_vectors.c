@@ -503,3 +503,83 @@ Test(replica_vectors, a_serving_replica_takes_the_vectors_as_the_cluster_embeds)
     waitpid(srv, NULL, 0);
     F.serve = 0;
 }
+
+/* start - `ctxgate ARGS` in dir in the background (output to dir/log). */
+static pid_t start(const char *dir, const char *args)
+{
+    char cmd[9000];
+    pid_t pid;
+
+    snprintf(cmd, sizeof cmd, "cd %s && exec %s --config ctxgate.json %s >>log 2>&1", dir, F.bin,
+             args);
+    cr_assert_neq(pid = fork(), -1);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* vector_set - every vector of dir's store as "text hash:vector" lines in
+ * order (chunk ids are the store's own: left out), new. */
+static char *vector_set(const char *dir)
+{
+    char path[4200], *t;
+    ctx_store *st;
+
+    snprintf(path, sizeof path, "%s/data", dir);
+    st = tu_store(path);
+    t = tu_text(st, "SELECT group_concat(x, char(10)) FROM (SELECT hex(text_hash) || ':' ||"
+                    " hex(vec) AS x FROM vectors ORDER BY 1)");
+    store_close(st);
+    return t;
+}
+
+Test(replica_vectors, a_replica_killed_while_vectors_stream_in_ends_as_a_fresh_one)
+{
+    char *docs = demo_copy("docs"), *w = node("w", NULL, docs), *rk = node("rk", "vk", docs);
+    char *rf = node("rf", "vf", docs), path[4400], *a, *b;
+    long long chunks;
+
+    cr_assert_eq(run(w, "sync"), 0);
+    cr_assert_eq(run(w, "embed"), 0);
+    srand((unsigned)getpid());
+    for (int round = 0; round < 5; round++) {
+        pid_t f = start(rk, "follow");
+        /* three documents edited, synced and embedded while it follows */
+        for (int k = 0; k < 3; k++) {
+            static const char *const files[] = {"finance/expense-policy.md",
+                                                "hr/parental-leave-policy.md",
+                                                "engineering/oncall-runbook.md",
+                                                "all-hands/welcome-guide.md"};
+            FILE *fp;
+            snprintf(path, sizeof path, "%s/%s", docs, files[(round + k) % 4]);
+            cr_assert_not_null(fp = fopen(path, "a"));
+            fprintf(fp, "\n\nRound %d, note %d: the figures were checked again.\n", round, k);
+            fclose(fp);
+        }
+        cr_assert_eq(run(w, "sync"), 0);
+        cr_assert_eq(run(w, "embed"), 0);
+        usleep((useconds_t)(rand() % 400) * 1000);
+        kill(f, SIGKILL);
+        waitpid(f, NULL, 0);
+    }
+    cr_assert_eq(run(rk, "follow --once"), 0);
+    cr_assert_eq(run(rf, "follow --once"), 0);
+    chunks = store_count(rk, "SELECT count(*) FROM chunks");
+    cr_assert_eq(store_count(rf, "SELECT count(*) FROM chunks"), chunks);
+    cr_assert_eq(vectors_true(rk), chunks, "the killed replica lacks vectors");
+    cr_assert_eq(vectors_true(rf), chunks);
+    a = vector_set(rk);
+    b = vector_set(rf);
+    cr_assert_str_eq(a, b, "the killed replica's vectors differ from a fresh replica's");
+    free(a);
+    free(b);
+    cr_assert_eq(store_count(rk, "SELECT count(*) FROM replica_vectors"),
+                 pg_count("SELECT count(*) FROM ctxgate.chunk_vectors"));
+    {
+        long long distinct, max;
+        chunk_texts(&distinct, &max);
+        cr_assert_eq(max, 1, "a text was embedded twice");
+    }
+}
