@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../core/util.h"
+#include "../indexer/pglsa.h"
 
 int cluster_embed(const ctx_config *cfg, volatile sig_atomic_t *cancel, pgvec_stats *s,
                   ctx_error *err)
@@ -22,14 +23,28 @@ int cluster_embed(const ctx_config *cfg, volatile sig_atomic_t *cancel, pgvec_st
         s = &local;
     memset(s, 0, sizeof *s);
     embed_cfg_from(cfg, &ec);
-    if (ec.provider && !strcmp(ec.provider, "lsa"))
-        return ctx_error_set(err, CTX_ECONFIG, "embeddings.provider: \"lsa\" is not supported"
-                             " in cluster mode (its model is trained on one store's chunks);"
-                             " use \"openai\" or \"hash\"");
     /* the chunker settings a replica's follower takes (pgfollow_open) */
     co.max_tokens = cfg->chunk_max_tokens ? (int)cfg->chunk_max_tokens : 256;
     co.overlap_tokens = (int)cfg->chunk_overlap_tokens;
-    if ((rc = embed_open(&ec, &p, err)) || (rc = pgstore_open(&cfg->cluster, &pg, err)))
+    if ((rc = pgstore_open(&cfg->cluster, &pg, err)))
+        goto done;
+    if (ec.provider && !strcmp(ec.provider, "lsa")) {
+        /* the cluster's model: trained here once, on PostgreSQL's documents */
+        static __thread char hash[LSA_HASH_LEN + 1];
+        lsa_train_opts lo = {ec.dim > 0 ? ec.dim : 384, 2, 0.5, 50000, 3};
+        int trained;
+        rc = pglsa_ensure(pg, cfg->data_dir, &lo, &co, LSA_RETRAIN_SHARE, cancel, hash,
+                          &trained, err);
+        if (rc == CTX_ENOTFOUND) {
+            rc = CTX_OK; /* nothing to train on yet */
+            goto done;
+        }
+        if (rc)
+            goto done;
+        ec.model = hash;
+        ec.dim = lo.dim;
+    }
+    if ((rc = embed_open(&ec, &p, err)))
         goto done;
     rc = pgvec_embed_run(pg, p, &co, cancel, s, err);
     if (!rc && (s->docs || s->purged || s->retired))

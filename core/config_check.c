@@ -154,26 +154,13 @@ static int check_budgets(ctx_config *cfg, ctx_error *err)
     return CTX_OK;
 }
 
-/* check_cluster_embed - cluster mode computes vectors once, for every
- * replica (docs/cluster.md): a model trained on one store's chunks cannot. */
-static int check_cluster_embed(const ctx_config *cfg, ctx_error *err)
-{
-    if (cfg->cluster.conninfo && *cfg->cluster.conninfo &&
-        !strcmp(cfg->embeddings.provider, "lsa"))
-        return ctx_error_set(err, CTX_ECONFIG, "embeddings.provider: \"lsa\" is not supported"
-                             " in cluster mode (its model is trained on one store's chunks,"
-                             " and the cluster embeds once for every replica); use \"openai\""
-                             " or \"hash\", or drop the cluster section");
-    return CTX_OK;
-}
-
 int ctx__config_check(ctx_config *cfg, ctx_error *err)
 {
     int rc;
 
     if ((rc = check_schedules(cfg, err)) || (rc = check_agent(cfg, err)) ||
         (rc = check_grant_sources(cfg, err)) || (rc = check_budgets(cfg, err)) ||
-        (rc = check_listen(cfg, err)) || (rc = check_cluster_embed(cfg, err)))
+        (rc = check_listen(cfg, err)))
         return rc;
     return CTX_OK;
 }

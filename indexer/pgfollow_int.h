@@ -86,6 +86,7 @@ struct pgfollow {
     int vdim;
     int64_t vputs;            /* vectors put in this step */
     int64_t vprune_at;        /* when waiting chunks that are gone were last pruned (ms) */
+    int64_t vlsa_at;          /* lsa: when the cluster's model was last looked up (ms) */
 };
 
 /* The prefix of the marks a replica writes into the WAL (pgfollow.c). */

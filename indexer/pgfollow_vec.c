@@ -15,6 +15,7 @@
 
 #include "../core/util.h"
 #include "embed.h"
+#include "pglsa.h"
 #include "pgfollow_int.h"
 #include "pgstore_int.h"
 
@@ -120,8 +121,22 @@ int pgf__vec_open(pgfollow *f, ctx_error *err)
     ec.provider = e->provider;
     ec.model = e->model;
     ec.dim = (int)e->dim;
-    if ((rc = embed_cfg_name(&ec, f->vname, sizeof f->vname, &dim, err)) ||
-        (rc = agree(f, f->vname, err)) ||
+    if (e->provider && !strcmp(e->provider, "lsa")) {
+        /* the cluster's trained model, its file fetched for the queries */
+        char h[LSA_HASH_LEN + 1];
+        dim = e->dim > 0 ? (int)e->dim : 384;
+        f->vlsa_at = ctx_now_ms();
+        if ((rc = pglsa_current(f->pg, f->cfg->data_dir, dim, h, NULL, NULL, err)))
+            return rc;
+        f->vmodel = 0;
+        f->vname[0] = '\0';
+        if (!h[0])
+            return CTX_OK; /* none trained yet: the lexical leg answers */
+        snprintf(f->vname, sizeof f->vname, "lsa:%s@%d", h, dim);
+    } else if ((rc = embed_cfg_name(&ec, f->vname, sizeof f->vname, &dim, err))) {
+        return rc;
+    }
+    if ((rc = agree(f, f->vname, err)) ||
         (rc = store_embed_model(f->st, f->vname, dim, &id, err)) ||
         (rc = store_embed_models(f->st, &active, &target, err)))
         return rc;
@@ -331,9 +346,21 @@ int pgf__vec_settle(pgfollow *f, ctx_error *err)
 
 int pgf__vec_after(pgfollow *f, ctx_error *err)
 {
+    const char *prov = f->cfg->embeddings.provider;
     int64_t n, active, target;
     int switched = 0, rc;
 
+    /* lsa: a model trained anew in the cluster becomes this replica's target */
+    if (prov && !strcmp(prov, "lsa") && ctx_now_ms() - f->vlsa_at > 2000) {
+        char h[LSA_HASH_LEN + 1], name[256];
+        int dim = f->cfg->embeddings.dim > 0 ? (int)f->cfg->embeddings.dim : 384;
+        f->vlsa_at = ctx_now_ms();
+        if ((rc = pglsa_current(f->pg, f->cfg->data_dir, dim, h, NULL, NULL, err)))
+            return rc;
+        snprintf(name, sizeof name, "lsa:%s@%d", h, dim);
+        if (h[0] && strcmp(name, f->vname) && (rc = pgf__vec_open(f, err)))
+            return rc;
+    }
     if (f->vmodel && f->vactive && f->vactive != f->vmodel) {
         /* a switch: the target flips once the queue is empty */
         if ((rc = store_embed_switch(f->st, &switched, err)))

@@ -78,6 +78,9 @@ static const char *const steps[] = {
     "CREATE TABLE ctxgate.doc_embeds ("
     " model text COLLATE \"C\" NOT NULL, doc bigint NOT NULL, hash text NOT NULL,"
     " chunking text NOT NULL, PRIMARY KEY (model, doc));"
+    "CREATE TABLE ctxgate.lsa_models ("
+    " hash text COLLATE \"C\" PRIMARY KEY, dim int NOT NULL, docs bigint NOT NULL,"
+    " trained_at bigint NOT NULL, file bytea NOT NULL);"
     "ALTER PUBLICATION ctxgate_replicas ADD TABLE ctxgate.chunk_vectors;",
 };
 

@@ -440,10 +440,6 @@ int pgvec_embed_run(pgstore *pg, embed_provider *p, const chunker_opts *co,
     if (!s)
         s = &local;
     memset(s, 0, sizeof *s);
-    if (!strncmp(model, "lsa:", 4))
-        return ctx_error_set(err, CTX_ECONFIG, "embeddings.provider: \"lsa\" is not supported"
-                             " in cluster mode (its model is trained on one store's chunks);"
-                             " use \"openai\" or \"hash\"");
     pgvec_chunking(co, chunking, sizeof chunking);
     snprintf(lim, sizeof lim, "%d", DOCS_PER_BATCH);
     if ((rc = model_row(pg, model, dim, err)))

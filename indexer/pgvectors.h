@@ -39,8 +39,8 @@ typedef struct pgvec_stats {
  * call per batch (outside any transaction), then the batch written in one
  * transaction. When every live document is covered, other models' rows
  * are deleted (a model switch is over). cancel (may be NULL) stops between
- * batches with CTX_ECANCELED. The lsa provider is refused (CTX_ECONFIG):
- * its model is trained on one store's chunks. s may be NULL.
+ * batches with CTX_ECANCELED. An lsa provider's model is the cluster's
+ * (pglsa.h). s may be NULL.
  */
 int pgvec_embed_run(pgstore *pg, embed_provider *p, const chunker_opts *co,
                     volatile sig_atomic_t *cancel, pgvec_stats *s, ctx_error *err);

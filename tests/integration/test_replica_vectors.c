@@ -35,6 +35,8 @@ static struct {
     char bin[4096];
     char *root;
     pid_t server, serve;     /* the embeddings server; a serve to stop at the end */
+    const char *embeddings;  /* the configs' embeddings section (NULL: the server's m1) */
+    char model[64];          /* the model every replica's vector must be of */
     int port;                /* the embeddings server's */
     char why[1024];
 } F;
@@ -62,6 +64,7 @@ static void setup(void)
     }
     F.root = tu_tmpdir("rvec");
     F.server = tu_embed_server(16, "5", &F.port);
+    snprintf(F.model, sizeof F.model, "openai:m1");
 }
 
 static void teardown(void)
@@ -96,16 +99,20 @@ static char *node(const char *name, const char *replica, const char *docs)
 {
     static char dirs[8][4200];
     static int n;
-    char *dir = dirs[n++ % 8], rep[96] = "", text[8192];
+    char *dir = dirs[n++ % 8], rep[96] = "", text[8192], emb[256];
 
     snprintf(dir, sizeof dirs[0], "%s/%s", F.root, name);
     if (replica)
         snprintf(rep, sizeof rep, ", \"replica\": \"%s%s\"", replica, F.tag);
+    if (F.embeddings)
+        snprintf(emb, sizeof emb, "%s", F.embeddings);
+    else
+        snprintf(emb, sizeof emb, "{\"provider\": \"openai\", \"model\": \"m1\", \"dim\": 16,"
+                 " \"base_url\": \"http://127.0.0.1:%d/v1\", \"batch_size\": 16}", F.port);
     snprintf(text, sizeof text,
              "{\"data_dir\": \"data\", \"chunk\": {\"max_tokens\": 48, \"overlap_tokens\": 8},"
              " \"sources\": [{\"name\": \"northwind\", \"type\": \"files\", \"path\": \"%s\"}],"
-             " \"embeddings\": {\"provider\": \"openai\", \"model\": \"m1\", \"dim\": 16,"
-             "  \"base_url\": \"http://127.0.0.1:%d/v1\", \"batch_size\": 16},"
+             " \"embeddings\": %s,"
              " \"search\": {\"w_lexical\": 1, \"w_vector\": 1},"
              " \"agent\": {\"embed\": \"1m\"},"
              " \"agents\": [{\"name\": \"desk\", \"sources\": \"*\", \"labels\": \"*\","
@@ -115,7 +122,7 @@ static char *node(const char *name, const char *replica, const char *docs)
              " \"serve\": {\"listen\": \"127.0.0.1:0\", \"threads\": 2},"
              " \"cluster\": {\"conninfo\": \"%s dbname=%s\","
              "  \"password_env\": \"CTX_TEST_PGPASSWORD\"%s}}",
-             docs, F.port, pgtest_conninfo(), F.name, rep);
+             docs, emb, pgtest_conninfo(), F.name, rep);
     tu_write(dir, "ctxgate.json", text);
     return dir;
 }
@@ -196,7 +203,7 @@ static void chunk_texts(long long *distinct, long long *max)
 /*
  * vectors_true - every vector in dir's store is of the text its chunk holds
  * now (the hash of "title\ntext", as the embed queue reads it), and is of
- * the model m1 with 16 dimensions: a replica never serves a vector of text
+ * the model F.model with 16 dimensions: a replica never serves a vector of text
  * it does not hold. Returns how many there are.
  */
 static long long vectors_true(const char *dir)
@@ -223,7 +230,7 @@ static long long vectors_true(const char *dir)
         cr_assert_eq(sqlite3_column_bytes(q, 0), 16);
         cr_assert(!memcmp(h, sqlite3_column_blob(q, 0), 16),
                   "%s: a vector of other text than its chunk's: %.80s", dir, b.data);
-        cr_assert_str_eq((const char *)sqlite3_column_text(q, 3), "openai:m1");
+        cr_assert_str_eq((const char *)sqlite3_column_text(q, 3), F.model);
         cr_assert_eq(sqlite3_column_int(q, 4), 16);
         ctx_buf_free(&b);
         n++;
@@ -387,10 +394,10 @@ Test(replica_vectors, each_text_is_embedded_once_and_both_replicas_answer_from_i
     same_vector_answers(ra, rb);
 }
 
-Test(replica_vectors, the_embed_job_runs_once_across_two_workers_and_lsa_is_refused)
+Test(replica_vectors, the_embed_job_runs_once_across_two_workers)
 {
     char *docs = demo_copy("docs"), *w1 = node("w1", NULL, docs), *w2 = node("w2", NULL, docs);
-    char *r = node("r", "vr", docs), *out, text[8192];
+    char *r = node("r", "vr", docs);
     long long distinct, max, chunks;
     pid_t a, b;
     int status;
@@ -421,17 +428,6 @@ Test(replica_vectors, the_embed_job_runs_once_across_two_workers_and_lsa_is_refu
     cr_assert_eq(run(r, "follow --once"), 0);
     chunks = store_count(r, "SELECT count(*) FROM chunks");
     cr_assert_eq(vectors_true(r), chunks);
-
-    /* lsa is trained on one store's chunks: refused in cluster mode, naming why */
-    snprintf(text, sizeof text, "{\"data_dir\": \"data\", \"sources\": [],"
-             " \"embeddings\": {\"provider\": \"lsa\"}, \"cluster\": {\"conninfo\":"
-             " \"%s dbname=%s\", \"password_env\": \"CTX_TEST_PGPASSWORD\"}}",
-             pgtest_conninfo(), F.name);
-    tu_write(w1, "ctxgate.json", text);
-    out = tu_cli(w1, "embed", 1, &status);
-    cr_assert_eq(WEXITSTATUS(status), 2, "%s", out);
-    cr_assert(strstr(out, "\"lsa\" is not supported in cluster mode"), "%s", out);
-    free(out);
 }
 
 /* serve_leg - a hybrid search of query as user over serve's API: its
@@ -582,4 +578,92 @@ Test(replica_vectors, a_replica_killed_while_vectors_stream_in_ends_as_a_fresh_o
         chunk_texts(&distinct, &max);
         cr_assert_eq(max, 1, "a text was embedded twice");
     }
+}
+
+/* lsa_hash - the cluster's one lsa model (asserted to be one), new. */
+static char *lsa_hash(void)
+{
+    PGresult *r = PQexec(F.db, "SELECT hash FROM ctxgate.lsa_models");
+    char *h;
+
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(F.db));
+    cr_assert_eq(PQntuples(r), 1, "the cluster keeps one lsa model of a dimension");
+    h = strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return h;
+}
+
+/* same_file - dir's copy of the model file is the trainer's, byte for byte. */
+static void same_file(const char *dir, const char *trainer, const char *hash)
+{
+    char a[4400], b[4400], *x, *y;
+    size_t lx, ly;
+
+    snprintf(a, sizeof a, "%s/data/lsa-%s.model", dir, hash);
+    snprintf(b, sizeof b, "%s/data/lsa-%s.model", trainer, hash);
+    cr_assert_eq(ctx_read_file(a, &x, &lx), 0, "%s has no model file %s", dir, a);
+    cr_assert_eq(ctx_read_file(b, &y, &ly), 0, "%s", b);
+    cr_assert(lx == ly && !memcmp(x, y, lx), "%s differs from the trained file", a);
+    ctx_free(x);
+    ctx_free(y);
+}
+
+Test(replica_vectors, lsa_is_trained_once_in_the_cluster_and_every_replica_uses_its_file)
+{
+    char *docs, *w, *ra, *rb, *h1, *h2, path[4400];
+    long long chunks;
+    static const char *const edited[] = {
+        "finance/expense-policy.md", "hr/parental-leave-policy.md",
+        "engineering/oncall-runbook.md", "all-hands/welcome-guide.md",
+        "engineering/career-ladder.md", "hr/salary-bands-2026.md"};
+
+    F.embeddings = "{\"provider\": \"lsa\", \"dim\": 16}";
+    docs = demo_copy("docs");
+    w = node("w", NULL, docs);
+    ra = node("ra", "la", docs);
+    rb = node("rb", "lb", docs);
+    cr_assert_eq(run(w, "sync"), 0);
+    cr_assert_eq(run(rb, "follow --once"), 0); /* before any model: lexical */
+    cr_assert_eq(run(w, "embed"), 0);
+    h1 = lsa_hash();
+    snprintf(F.model, sizeof F.model, "lsa:%s@16", h1);
+    cr_assert_eq(run(ra, "follow --once"), 0);
+    cr_assert_eq(run(rb, "follow --once"), 0);
+    same_file(ra, w, h1);
+    same_file(rb, w, h1);
+    chunks = store_count(ra, "SELECT count(*) FROM chunks");
+    cr_assert_eq(vectors_true(ra), chunks);
+    cr_assert_eq(vectors_true(rb), chunks);
+    same_vector_answers(ra, rb);
+    /* Nothing changed: the model is kept, nothing is embedded again. */
+    cr_assert_eq(run(w, "embed"), 0);
+    h2 = lsa_hash();
+    cr_assert_str_eq(h1, h2);
+    free(h2);
+    /* More than a fifth of the documents changed: a new model, once; each
+     * replica switches to it when it has every vector of it. */
+    for (size_t i = 0; i < sizeof edited / sizeof edited[0]; i++) {
+        FILE *fp;
+        snprintf(path, sizeof path, "%s/%s", docs, edited[i]);
+        cr_assert_not_null(fp = fopen(path, "a"), "%s", path);
+        fputs("\n\nThe committee reviewed this page and the quarterly figures again.\n", fp);
+        fclose(fp);
+    }
+    cr_assert_eq(run(w, "sync"), 0);
+    cr_assert_eq(run(w, "embed"), 0);
+    h2 = lsa_hash();
+    cr_assert_str_neq(h1, h2, "the model was not trained again");
+    snprintf(F.model, sizeof F.model, "lsa:%s@16", h2);
+    cr_assert_eq(run(ra, "follow --once"), 0);
+    cr_assert_eq(run(rb, "follow --once"), 0);
+    same_file(ra, w, h2);
+    same_file(rb, w, h2);
+    chunks = store_count(ra, "SELECT count(*) FROM chunks");
+    cr_assert_eq(vectors_true(ra), chunks, "ra did not switch to the new model");
+    cr_assert_eq(vectors_true(rb), chunks, "rb did not switch to the new model");
+    cr_assert_eq(pg_count("SELECT count(DISTINCT model) FROM ctxgate.chunk_vectors"), 1);
+    same_vector_answers(ra, rb);
+    free(h1);
+    free(h2);
+    F.embeddings = NULL;
 }

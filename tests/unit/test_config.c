@@ -569,13 +569,4 @@ Test(config, cluster_section_defaults_and_checks)
         cr_assert_eq(parse(text, &cfg, &err), CTX_ECONFIG, "%s", bad[i].cluster);
         cr_assert(strstr(err.text, bad[i].want), "%s: %s", bad[i].cluster, err.text);
         ctx_config_free(&cfg);
-    }    /* The lsa embedder is trained on one store: refused in cluster mode only. */
-    cr_assert_eq(parse("{\"sources\":[],\"embeddings\":{\"provider\":\"lsa\"},"
-                       "\"cluster\":{\"conninfo\":\"host=db\"}}", &cfg, &err), CTX_ECONFIG);
-    cr_assert(strstr(err.text, "embeddings.provider: \"lsa\" is not supported in cluster mode"),
-              "%s", err.text);
-    ctx_config_free(&cfg);
-    cr_assert_eq(parse("{\"sources\":[],\"embeddings\":{\"provider\":\"lsa\"}}", &cfg, &err),
-                 0, "%s", err.text);
-    ctx_config_free(&cfg);
-}
+    }}
