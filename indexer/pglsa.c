@@ -217,6 +217,9 @@ int pglsa_ensure(pgstore *pg, const char *data_dir, const lsa_train_opts *opt,
                 " trained on %lld; training a new one", hash, (long long)changed,
                 (long long)docs);
     }
+    if (ctx_mkdir_p(data_dir) < 0)
+        return ctx_error_set(err, CTX_EIO, "data_dir %s: cannot create it: %s", data_dir,
+                             strerror(errno));
     memset(&c, 0, sizeof c);
     c.pg = pg;
     c.co = co;
