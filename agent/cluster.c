@@ -16,6 +16,14 @@
 #include "../indexer/pgstore.h"
 #include "sync.h"
 
+/* The schedule's name for a store-wide job (source names are [A-Za-z0-9_.-]). */
+#define ALL_SOURCES "*"
+
+static const char *job_source(const agent_job *job)
+{
+    return job->source ? job->source : ALL_SOURCES;
+}
+
 /* One running job: its thread runs the sync, the loop renews the lease. */
 typedef struct cluster_run {
     const ctx_config *cfg;
@@ -33,7 +41,8 @@ static void *run_thread(void *arg)
 {
     cluster_run *r = arg;
     const ctx_config *cfg = r->cfg;
-    const ctx_source_cfg *src = ctx_config_source(cfg, r->job->source);
+    const ctx_source_cfg *src =
+        r->job->source ? ctx_config_source(cfg, r->job->source) : NULL;
     const char *streams[32];
     pgstore *pg = NULL;
     sync_sink sink;
@@ -41,7 +50,9 @@ static void *run_thread(void *arg)
     int rc;
 
     memset(&so, 0, sizeof so);
-    if (!src) {
+    if (r->job->kind == AGENT_JOB_EMBED) {
+        rc = cluster_embed(cfg, &r->cancel, NULL, &r->err);
+    } else if (!src) {
         rc = ctx_error_set(&r->err, CTX_ECONFIG, "no source named %s any more",
                            r->job->source);
     } else if (!(rc = pgstore_open(&cfg->cluster, &pg, &r->err))) {
@@ -143,7 +154,7 @@ static int run_claimed(const ctx_config *cfg, pgstore *pg, const agent_job *job,
     if (r.rc && r.rc != CTX_ECANCELED && r.rc != CTX_EBUSY)
         ctx_log(CTX_LOG_WARN, "cluster", "%s %s: %s", claim->kind, claim->source, r.err.text);
     /* The next time from the schedule, as the embedded agent sets it (agent.c). */
-    snprintf(key, sizeof key, "%s/%s", job->source, agent_job_kind_name(job->kind));
+    snprintf(key, sizeof key, "%s/%s", job_source(job), agent_job_kind_name(job->kind));
     regular = sched_next(&job->spec, claim->started_at);
     regular = regular < 0 ? INT64_MAX : regular + sched_jitter(key, jitter_ms);
     if ((rc = pgstore_now(pg, &now, err)))
@@ -227,11 +238,11 @@ int cluster_daemon(const ctx_config *cfg, const agent_daemon_opts *opts, ctx_err
     for (size_t i = 0; i < n; i++) {
         const char *kind = agent_job_kind_name(jobs[i].kind);
         char key[300];
-        if (!jobs[i].source)
-            continue; /* embed, maintain: the local index's, not the cluster's */
-        if ((rc = pgstore_job_ensure(pg, jobs[i].source, kind, err)))
+        if (!jobs[i].source && jobs[i].kind != AGENT_JOB_EMBED)
+            continue; /* maintain: the local index's, not the cluster's */
+        if ((rc = pgstore_job_ensure(pg, job_source(&jobs[i]), kind, err)))
             goto done;
-        snprintf(key, sizeof key, "%s/%s", jobs[i].source, kind);
+        snprintf(key, sizeof key, "%s/%s", job_source(&jobs[i]), kind);
         if (!(keys[nk++] = ctx_strdup(key))) {
             rc = ctx_error_set(err, CTX_ENOMEM, "out of memory");
             goto done;
@@ -282,7 +293,8 @@ int cluster_daemon(const ctx_config *cfg, const agent_daemon_opts *opts, ctx_err
             continue;
         }
         for (size_t i = 0; i < n && !job; i++)
-            if (jobs[i].source && !strcmp(jobs[i].source, claim.source) &&
+            if ((jobs[i].source || jobs[i].kind == AGENT_JOB_EMBED) &&
+                !strcmp(job_source(&jobs[i]), claim.source) &&
                 !strcmp(agent_job_kind_name(jobs[i].kind), claim.kind))
                 job = &jobs[i];
         if (!job || run_claimed(cfg, pg, job, &claim, retry_ms, jitter_ms, opts->stop, &lerr)) {

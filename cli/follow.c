@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../agent/cluster.h"
 #include "../agent/replica.h"
 #include "../core/config.h"
 #include "../core/util.h"
@@ -66,4 +67,34 @@ out:
         fprintf(stderr, "ctxgate: %s\n", err.text);
     ctx_config_free(&cfg);
     return rc == CTX_ECONFIG ? 2 : rc ? 1 : 0;
+}
+
+int cli_cluster_embed(const char *config_path, int *status)
+{
+    ctx_config cfg;
+    ctx_error err;
+    pgvec_stats s;
+    uint64_t t0 = ctx_mono_ns();
+    int rc;
+
+    if ((rc = ctx_config_load(config_path, &cfg, &err)))
+        goto out;
+    if (!cfg.cluster.conninfo || !*cfg.cluster.conninfo) {
+        ctx_config_free(&cfg);
+        return 0;
+    }
+    signal(SIGINT, on_stop);
+    signal(SIGTERM, on_stop);
+    if (!(rc = cluster_embed(&cfg, &follow_stop, &s, &err)))
+        printf("cluster embed: %lld documents (%lld chunks): %lld texts embedded, %lld reused"
+               " in %.2fs; %lld vectors of deleted documents gone, %lld rows of other models"
+               " retired\n", (long long)s.docs, (long long)s.chunks, (long long)s.embedded,
+               (long long)s.reused, (double)(ctx_mono_ns() - t0) / 1e9, (long long)s.purged,
+               (long long)s.retired);
+out:
+    if (rc)
+        fprintf(stderr, "ctxgate: %s\n", err.text);
+    ctx_config_free(&cfg);
+    *status = rc == CTX_ECONFIG ? 2 : rc ? 1 : 0;
+    return 1;
 }

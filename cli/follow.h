@@ -13,4 +13,10 @@
 /* cli_follow - the exit status: 0, 2 for bad arguments or config, else 1. */
 int cli_follow(int argc, char **argv, const char *config_path);
 
+/* cli_cluster_embed - `ctxgate embed` in cluster mode: one run of the
+ * cluster's embed job (vectors into PostgreSQL for the replicas). 0 when
+ * the config is not a cluster's (embed locally); else 1, *status the exit
+ * status. */
+int cli_cluster_embed(const char *config_path, int *status);
+
 #endif

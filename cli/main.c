@@ -615,6 +615,8 @@ static int cmd_embed(int argc, char **argv)
     (void)argc;
     (void)argv;
 
+    if (cli_cluster_embed(config_path, &rc)) /* cluster mode: vectors into PostgreSQL */
+        return rc;
     if ((rc = open_all(&cfg, &st, 0, &err)))
         goto done;
     signal(SIGINT, on_signal);

@@ -250,6 +250,25 @@ int embed_open_model(const embed_cfg *base, const char *name, int dim, embed_pro
                          " provider here; run `ctxgate embed` with a provider", name);
 }
 
+int embed_cfg_name(const embed_cfg *cfg, char *buf, size_t len, int *dim, ctx_error *err)
+{
+    int kind = provider_kind(cfg->provider);
+
+    *dim = cfg->dim > 0 ? cfg->dim : 384;
+    if (kind == PROV_HASH) {
+        snprintf(buf, len, "hash:%s@%d", cfg->model && *cfg->model ? cfg->model : "v1", *dim);
+        return CTX_OK;
+    }
+    if (kind == PROV_OPENAI && cfg->model && *cfg->model) {
+        snprintf(buf, len, "openai:%s", cfg->model);
+        return CTX_OK;
+    }
+    return ctx_error_set(err, CTX_ECONFIG, "embeddings.provider: \"%s\" names no model before"
+                         " it is opened%s", cfg->provider ? cfg->provider : "",
+                         kind == PROV_LSA ? " (lsa is trained on a store's chunks)" :
+                         kind == PROV_OPENAI ? "; set embeddings.model" : "");
+}
+
 void embed_close(embed_provider *p)
 {
     if (!p)
@@ -599,7 +618,7 @@ int embed_texts(embed_provider *p, const char *const *texts, const size_t *lens,
 
 /* ---- queue worker ---- */
 
-static void text_hash(const char *text, size_t len, unsigned char out[16])
+void embed_text_hash(const char *text, size_t len, unsigned char out[16])
 {
     const void *part = text;
     char hex[65];
@@ -627,7 +646,7 @@ static int run_batch(ctx_store *st, embed_provider *p, int64_t model_id,
         goto done;
     }
     for (i = 0; i < n; i++) {
-        text_hash(b->items[i].text, b->items[i].len, hash[i]);
+        embed_text_hash(b->items[i].text, b->items[i].len, hash[i]);
         if ((rc = store_vector_reuse(st, model_id, hash[i], vecs + i * dim, (int)dim, &found,
                                      err)))
             goto done;

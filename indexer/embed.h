@@ -54,6 +54,14 @@ int embed_open_model(const embed_cfg *base, const char *name, int dim,
 
 void embed_close(embed_provider *p);
 
+/*
+ * embed_cfg_name - the model name embed_open would record for cfg, without
+ * opening it (no key, no network): "hash:<model>@<dim>" or
+ * "openai:<model>" into buf, its dimension into *dim. The lsa provider
+ * has no name before a training: CTX_ECONFIG, as is an unknown provider.
+ */
+int embed_cfg_name(const embed_cfg *cfg, char *buf, size_t len, int *dim, ctx_error *err);
+
 /* embed_model_name - "hash:v1@384", "lsa:<hash>@<dim>" or "openai:<model>"; borrowed. */
 const char *embed_model_name(const embed_provider *p);
 int embed_dim(const embed_provider *p);
@@ -76,6 +84,11 @@ int embed_texts(embed_provider *p, const char *const *texts, const size_t *lens,
 
 /* embed_hash - the hash embedder itself: text -> out[dim], normalized. */
 void embed_hash(const char *text, size_t len, int dim, float *out);
+
+/* embed_text_hash - the 16 bytes a vector is keyed by beside its model: the
+ * first half of the text's SHA-256 (the text as embedded: title, a newline,
+ * the chunk). Identical text reuses a vector; other text never does. */
+void embed_text_hash(const char *text, size_t len, unsigned char out[16]);
 
 /* embed_normalize - scale v[dim] to unit length (a zero vector stays zero). */
 void embed_normalize(float *v, int dim);

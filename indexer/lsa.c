@@ -570,7 +570,7 @@ static int add_row(reader *r)
 }
 
 /* read_corpus - every live chunk, tokenized, into r; *max_id the last chunk id. */
-static int read_corpus(ctx_store *st, reader *r, volatile sig_atomic_t *cancel,
+static int read_corpus(lsa_text_fn next, void *arg, reader *r, volatile sig_atomic_t *cancel,
                        int64_t *max_id, ctx_error *err)
 {
     store_embed_batch b = {NULL, 0};
@@ -585,7 +585,7 @@ static int read_corpus(ctx_store *st, reader *r, volatile sig_atomic_t *cancel,
             rc = ctx_error_set(err, CTX_ECANCELED, "lsa: training canceled");
             break;
         }
-        if ((rc = store_chunk_texts(st, after, TEXTS_PER_READ, &b, err)))
+        if ((rc = next(arg, after, TEXTS_PER_READ, &b, err)))
             break;
         if (!b.n)
             break;
@@ -845,9 +845,22 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static int store_texts(void *arg, int64_t after, size_t max, store_embed_batch *out,
+                       ctx_error *err)
+{
+    return store_chunk_texts(arg, after, max, out, err);
+}
+
 int lsa_train(ctx_store *st, const char *data_dir, const lsa_train_opts *opt,
               volatile sig_atomic_t *cancel, char hash[LSA_HASH_LEN + 1],
               lsa_train_stats *stats, ctx_error *err)
+{
+    return lsa_train_texts(store_texts, st, data_dir, opt, cancel, hash, stats, err);
+}
+
+int lsa_train_texts(lsa_text_fn next, void *arg, const char *data_dir,
+                    const lsa_train_opts *opt, volatile sig_atomic_t *cancel,
+                    char hash[LSA_HASH_LEN + 1], lsa_train_stats *stats, ctx_error *err)
 {
     lsa_train_opts o = *opt;
     lsa_train_stats local;
@@ -874,7 +887,7 @@ int lsa_train(ctx_store *st, const char *data_dir, const lsa_train_opts *opt,
     if (o.dim < 2 || o.dim > 8192)
         return ctx_error_set(err, CTX_ECONFIG, "embeddings.dim: %d is out of range; use 2..8192",
                              o.dim);
-    if ((rc = read_corpus(st, &r, cancel, &max_id, err)))
+    if ((rc = read_corpus(next, arg, &r, cancel, &max_id, err)))
         goto done;
     stats->chunks = (int64_t)r.a.rows;
     if (!r.a.rows) {

@@ -51,6 +51,18 @@ int lsa_train(ctx_store *st, const char *data_dir, const lsa_train_opts *opt,
               lsa_train_stats *stats, ctx_error *err);
 
 /*
+ * lsa_train_texts - lsa_train over texts next gives instead of a store's
+ * chunks: next(arg, after, max, out, err) fills out (as store_chunk_texts
+ * does) with up to max texts whose ids ascend above after, none at the end.
+ * Cluster mode trains on PostgreSQL's documents so (pgvectors.c).
+ */
+typedef int (*lsa_text_fn)(void *arg, int64_t after, size_t max, store_embed_batch *out,
+                           ctx_error *err);
+int lsa_train_texts(lsa_text_fn next, void *arg, const char *data_dir,
+                    const lsa_train_opts *opt, volatile sig_atomic_t *cancel,
+                    char hash[LSA_HASH_LEN + 1], lsa_train_stats *stats, ctx_error *err);
+
+/*
  * lsa_model_path - "<data_dir>/lsa-<hash>.model" into buf.
  */
 void lsa_model_path(const char *data_dir, const char *hash, char *buf, size_t len);

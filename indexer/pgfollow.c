@@ -177,7 +177,8 @@ static int first_copy(pgfollow *f, ctx_error *err)
         goto fail_pg;
     if ((rc = store_begin(f->st, err)))
         goto fail_pg;
-    if ((rc = pgf__copy(f, err)) || (rc = lsn_put(f->st, f->cfg->cluster.replica, at, err))) {
+    if ((rc = pgf__copy(f, err)) || (rc = pgf__vec_settle(f, err)) ||
+        (rc = lsn_put(f->st, f->cfg->cluster.replica, at, err))) {
         store_rollback(f->st);
         pgf__cache_clear(f);
         goto fail_pg;
@@ -260,7 +261,7 @@ int pgfollow_step(pgfollow *f, pgfollow_step_info *info, ctx_error *err)
 
     memset(info, 0, sizeof *info);
     if (!f->started) {
-        if ((rc = start(f, err)))
+        if ((rc = pgf__vec_open(f, err)) || (rc = start(f, err)))
             return rc;
         f->started = 1;
         f->moved_at = ctx_now_ms();
@@ -287,6 +288,8 @@ int pgfollow_step(pgfollow *f, pgfollow_step_info *info, ctx_error *err)
                           (size_t)PQgetlength(r, i, 0), &last, info, err);
     PQclear(r);
     if (!rc)
+        rc = pgf__vec_settle(f, err);
+    if (!rc)
         rc = lsn_put(f->st, f->cfg->cluster.replica, f->lsn, err);
     if (rc) {
         store_rollback(f->st);
@@ -300,7 +303,8 @@ int pgfollow_step(pgfollow *f, pgfollow_step_info *info, ctx_error *err)
         f->started = 0;
         return rc;
     }
-    if (f->new_sources && (rc = store_trust_apply(f->st, f->cfg, err)))
+    if ((f->new_sources && (rc = store_trust_apply(f->st, f->cfg, err))) ||
+        (rc = pgf__vec_after(f, err)))
         return rc;
     /* Only now, with the store committed, may the server forget them. */
     if (last > f->confirmed) {

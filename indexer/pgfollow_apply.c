@@ -27,6 +27,7 @@ static const char *const table_cols[][PGF_COLS] = {
                   "updated_at", "acl", "hash", "epoch", "deleted"},
     [PGF_PRINCIPALS] = {"source", "id", "kind", "display_name", "email", "maps_to"},
     [PGF_MEMBERS] = {"source", "principal", "member"},
+    [PGF_VECTORS] = {"doc", "model", "text_hash", "vec"},
 };
 
 static int bad(ctx_error *err, const char *what)
@@ -420,6 +421,7 @@ static int on_relation(pgfollow *f, rd *r, ctx_error *err)
                  : !strcmp(name, "documents")     ? PGF_DOCS
                  : !strcmp(name, "principals")    ? PGF_PRINCIPALS
                  : !strcmp(name, "memberships")   ? PGF_MEMBERS
+                 : !strcmp(name, "chunk_vectors") ? PGF_VECTORS
                                                   : PGF_OTHER;
     if (natts > 64)
         return bad(err, "a relation with too many columns");
@@ -491,10 +493,14 @@ static int on_change(pgfollow *f, int type, rd *r, ctx_error *err)
             return bad(err, "a delete without its key");
         if ((rc = read_tuple(r, rel, &row, &buf, err)))
             goto out;
+        /* memberships are replaced with their group's row; a vector goes by its key */
+        if (type == 'D') {
+            if (!f->skip && rel->table == PGF_VECTORS)
+                rc = pgf__vec_row(f, 'D', &row, err);
+            goto out;
+        }
         ctx_free(buf);
         buf = NULL;
-        if (type == 'D')
-            return CTX_OK;     /* memberships are replaced with their group's row */
         t = (int)rd_n(r, 1);
     }
     if (t != 'N')
@@ -512,6 +518,9 @@ static int on_change(pgfollow *f, int type, rd *r, ctx_error *err)
         break;
     case PGF_PRINCIPALS:
         rc = note_principal(f, &row, err);
+        break;
+    case PGF_VECTORS:
+        rc = pgf__vec_row(f, type, &row, err);
         break;
     default:
         rc = note_member(f, &row, err);
@@ -678,7 +687,8 @@ int pgf__copy(pgfollow *f, ctx_error *err)
         }
         PQclear(r);
     } while (n > 0);
-    if ((rc = pg__ok(f->pg, err, "copy the documents", "CLOSE pgf_docs", 0)))
+    if ((rc = pg__ok(f->pg, err, "copy the documents", "CLOSE pgf_docs", 0)) ||
+        (rc = pgf__copy_vectors(f, err)))
         return rc;
     return copy_principals(f, err);
 }

@@ -10,7 +10,7 @@
 #include "pgstore.h"
 
 /* The tables followed, and the columns read of each (by name). */
-enum { PGF_OTHER, PGF_SOURCES, PGF_DOCS, PGF_PRINCIPALS, PGF_MEMBERS };
+enum { PGF_OTHER, PGF_SOURCES, PGF_DOCS, PGF_PRINCIPALS, PGF_MEMBERS, PGF_VECTORS };
 #define PGF_COLS 16
 
 /* documents */
@@ -22,6 +22,8 @@ enum { S_ID, S_NAME, S_TYPE, S_SYNCED };
 enum { P_SOURCE, P_ID, P_KIND, P_DISPLAY, P_EMAIL, P_MAPS };
 /* memberships */
 enum { M_SOURCE, M_PRINCIPAL, M_MEMBER };
+/* chunk_vectors */
+enum { V_DOC, V_MODEL, V_HASH, V_VEC };
 
 /* One row: each column's text (NUL-terminated) and kind: 't' a value,
  * 'n' NULL, 'u' unchanged (TOASTed, not sent), 0 not sent at all. */
@@ -77,6 +79,14 @@ struct pgfollow {
     size_t nsources;
     pgf_principal *pending;
     size_t npending;
+    /* vectors computed in the cluster (pgfollow_vec.c) */
+    int64_t vmodel;           /* the store's model vectors are put for (the queue's) */
+    int64_t vactive;          /* the store's active model; 0: none yet */
+    char vname[256];          /* vmodel's name, as PostgreSQL's rows name it */
+    int vdim;
+    int64_t vputs;            /* vectors put in this step */
+    int64_t vprune_at;        /* when waiting chunks that are gone were last pruned (ms) */
+    int64_t vlsa_at;          /* lsa: when the cluster's model was last looked up (ms) */
 };
 
 /* The prefix of the marks a replica writes into the WAL (pgfollow.c). */
@@ -89,6 +99,24 @@ int pgf__message(pgfollow *f, const unsigned char *data, size_t len, uint64_t *l
                  pgfollow_step_info *info, ctx_error *err);
 /* pgf__copy - every table under the open snapshot into the open SQLite transaction. */
 int pgf__copy(pgfollow *f, ctx_error *err);
+/* pgf__vec_open - the replica's vector tables, and the configured model made
+ * the store's target (a switch) when another is active; outside any
+ * transaction, at each start. */
+int pgf__vec_open(pgfollow *f, ctx_error *err);
+/* pgf__vec_row - a chunk_vectors row ('I'/'U' a new row, 'D' a key) into the
+ * replica's mirror of them; a vector of the queue's model goes to the
+ * chunks waiting for its text at once. In the open SQLite transaction. */
+int pgf__vec_row(pgfollow *f, int type, const pgf_row *r, ctx_error *err);
+/* pgf__vec_settle - chunks queued since the last step: each gets its
+ * text's vector (the store's own, or the mirror's) or waits for it. In the
+ * open SQLite transaction, before the LSN is stored. */
+int pgf__vec_settle(pgfollow *f, ctx_error *err);
+/* pgf__vec_after - after the step's commit: a target model with every vector
+ * becomes the active one (old vectors retired); gone chunks stop waiting. */
+int pgf__vec_after(pgfollow *f, ctx_error *err);
+/* pgf__copy_vectors - the chunk_vectors rows under the open snapshot. */
+int pgf__copy_vectors(pgfollow *f, ctx_error *err);
+
 /* pgf__txn_reset - forget the open transaction's pending principals. */
 void pgf__txn_reset(pgfollow *f);
 /* pgf__cache_clear - forget the remembered ACL sets and sources. */

@@ -85,6 +85,20 @@ static const char *const steps[] = {
     "CREATE TABLE ctxgate.usage_window ("
     " kind smallint NOT NULL, name text COLLATE \"C\" NOT NULL, span bigint NOT NULL,"
     " start bigint NOT NULL, tokens bigint NOT NULL, PRIMARY KEY (kind, name, span, start));",
+    /* 4: vectors computed once in the cluster (pgvectors.c), followed by the replicas */
+    "CREATE TABLE ctxgate.embed_models ("
+    " name text COLLATE \"C\" PRIMARY KEY, dim int NOT NULL);"
+    "CREATE TABLE ctxgate.chunk_vectors ("
+    " doc bigint NOT NULL, model text COLLATE \"C\" NOT NULL, text_hash bytea NOT NULL,"
+    " vec bytea NOT NULL, PRIMARY KEY (doc, model, text_hash));"
+    "CREATE INDEX chunk_vectors_hash ON ctxgate.chunk_vectors (model, text_hash);"
+    "CREATE TABLE ctxgate.doc_embeds ("
+    " model text COLLATE \"C\" NOT NULL, doc bigint NOT NULL, hash text NOT NULL,"
+    " chunking text NOT NULL, PRIMARY KEY (model, doc));"
+    "CREATE TABLE ctxgate.lsa_models ("
+    " hash text COLLATE \"C\" PRIMARY KEY, dim int NOT NULL, docs bigint NOT NULL,"
+    " trained_at bigint NOT NULL, file bytea NOT NULL);"
+    "ALTER PUBLICATION ctxgate_replicas ADD TABLE ctxgate.chunk_vectors;",
 };
 
 /* An advisory lock key of ctxgate's own: "ctxg" and the purpose. */

@@ -14,7 +14,7 @@
 #include "../core/config.h"
 #include "sync_sink.h"
 
-#define PGSTORE_SCHEMA_VERSION 3
+#define PGSTORE_SCHEMA_VERSION 4
 
 typedef struct pgstore pgstore;
 

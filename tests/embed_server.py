@@ -22,7 +22,8 @@ each embeddings request pops the next entry (an empty script means "ok").
 POST /control also ends every hold, as does POST /release.
 GET /stats answers {"requests": n, "texts": n, "auth": last Authorization,
 "holding": requests waiting in a hold now, "times": each request's arrival
-(epoch seconds), "until": the last 429date's date}.
+(epoch seconds), "until": the last 429date's date, "seen": how many times
+each text was asked for, by text}.
 The port it listens on is printed on stdout as "PORT <n>" once ready.
 """
 import argparse
@@ -35,7 +36,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-STATE = {"script": [], "requests": 0, "texts": 0, "auth": None, "times": [], "until": 0}
+STATE = {"script": [], "requests": 0, "texts": 0, "auth": None, "times": [], "until": 0,
+         "seen": {}}
 LOCK = threading.Lock()
 HOLDS = []  # one Event per request held now
 
@@ -81,7 +83,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/stats":
             with LOCK:
-                stats = {k: STATE[k] for k in ("requests", "texts", "auth", "times", "until")}
+                stats = {k: STATE[k] for k in ("requests", "texts", "auth", "times", "until", "seen")}
                 stats["holding"] = len(HOLDS)
                 self.reply(200, stats)
         else:
@@ -114,6 +116,8 @@ class Handler(BaseHTTPRequestHandler):
             STATE["requests"] += 1
             STATE["times"].append(time.time())
             STATE["texts"] += len(texts)
+            for t in texts:
+                STATE["seen"][t] = STATE["seen"].get(t, 0) + 1
             STATE["auth"] = self.headers.get("Authorization")
         dim = ARGS.dim
         if step == "429":

@@ -455,7 +455,7 @@ Test(cluster, two_agents_sync_each_source_exactly_once_per_schedule)
              "{\"name\": \"s1\", \"type\": \"files\", \"path\": \"s1\", \"schedule\": %s},"
              "{\"name\": \"s2\", \"type\": \"files\", \"path\": \"s2\", \"schedule\": %s},"
              "{\"name\": \"s3\", \"type\": \"files\", \"path\": \"s3\", \"schedule\": %s}],"
-             " \"cluster\": {\"conninfo\": \"%s dbname=%s\","
+             " \"agent\": {\"embed\": \"\"}, \"cluster\": {\"conninfo\": \"%s dbname=%s\","
              " \"password_env\": \"CTX_TEST_PGPASSWORD\", \"lease_s\": 5}}",
              "{\"sync\": \"1h\", \"permissions\": \"\", \"full\": \"\"}",
              "{\"sync\": \"1h\", \"permissions\": \"\", \"full\": \"\"}",
@@ -464,6 +464,7 @@ Test(cluster, two_agents_sync_each_source_exactly_once_per_schedule)
              F.names[0]);
     tu_write(dir, "ctxgate.json", text);
 
+    /* (the cluster's embed job, off in these configs, is test_replica_vectors') */
     a = start_agent(dir, 1);
     b = start_agent(dir, 2);
     cr_assert_eq(wait_for("SELECT count(*) FROM ctxgate.jobs WHERE last_status = 'ok'", 4, 60),
@@ -527,7 +528,7 @@ Test(cluster, worker_killed_mid_job_the_other_resumes_after_the_lease)
              "{\"data_dir\": \"data\", \"sources\": [{\"name\": \"slow\", \"type\": \"exec\","
              " \"command\": [\"/bin/sh\", \"slow.sh\"],"
              " \"schedule\": {\"sync\": \"1h\", \"permissions\": \"\", \"full\": \"\"}}],"
-             " \"cluster\": {\"conninfo\": \"%s dbname=%s\","
+             " \"agent\": {\"embed\": \"\"}, \"cluster\": {\"conninfo\": \"%s dbname=%s\","
              " \"password_env\": \"CTX_TEST_PGPASSWORD\", \"lease_s\": 5}}",
              pgtest_conninfo(), F.names[0]);
     tu_write(dir, "ctxgate.json", text);
@@ -609,7 +610,7 @@ Test(cluster, postgres_restart_mid_job_the_worker_reconnects_and_completes_it)
              "{\"data_dir\": \"data\", \"sources\": [{\"name\": \"slow\", \"type\": \"exec\","
              " \"command\": [\"/bin/sh\", \"slow.sh\"],"
              " \"schedule\": {\"sync\": \"1h\", \"permissions\": \"\", \"full\": \"\"}}],"
-             " \"cluster\": {\"conninfo\": \"%s\","
+             " \"agent\": {\"embed\": \"\"}, \"cluster\": {\"conninfo\": \"%s\","
              " \"password_env\": \"CTX_TEST_PGPASSWORD\", \"lease_s\": 30}}", conninfo);
     tu_write(dir, "ctxgate.json", text);
 

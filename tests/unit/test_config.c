@@ -569,5 +569,4 @@ Test(config, cluster_section_defaults_and_checks)
         cr_assert_eq(parse(text, &cfg, &err), CTX_ECONFIG, "%s", bad[i].cluster);
         cr_assert(strstr(err.text, bad[i].want), "%s: %s", bad[i].cluster, err.text);
         ctx_config_free(&cfg);
-    }
-}
+    }}
