@@ -271,6 +271,14 @@ static int migrate(pgstore *pg, ctx_error *err)
     PGresult *r;
     int have, rc;
 
+    /* A schema already at this version needs nothing: read it first, so a
+     * role that may only read (a replica's) never runs the DDL below, whose
+     * privileges PostgreSQL checks even when it would change nothing. */
+    r = PQexec(pg->db, "SELECT max(version) FROM ctxgate.schema_version");
+    have = PQresultStatus(r) == PGRES_TUPLES_OK ? (int)pg__get64(r, 0, 0) : -1;
+    PQclear(r);
+    if (have == want)
+        return CTX_OK;
     if ((rc = pg__ok(pg, err, "begin", "BEGIN", 0)))
         return rc;
     /* One opener migrates; the others wait here, then find nothing to do. */

@@ -279,3 +279,46 @@ Test(pgstore, records_sent_ahead_are_counted_at_the_flush_and_a_refused_one_is_n
     cr_assert_eq(count("SELECT count(*) FROM ctxgate.documents WHERE ext_id = 'n000'"), 1);
     pgstore_close(pg);
 }
+
+/*
+ * A role that may only read the schema (a replica's, as docs/operations.md
+ * grants it) opens a database already at this version: the version is read
+ * first and no DDL runs. On a database without the schema the same role is
+ * refused, naming what it could not do.
+ */
+Test(pgstore, a_read_only_role_opens_a_current_schema_and_runs_no_ddl)
+{
+    char role[80], super[1200], ro[1200];
+    PGconn *su;
+    pgstore *pg;
+    ctx_error err;
+    ctx_cluster_cfg cfg;
+
+    cr_assert_eq(pgstore_open(&F.cfg, &pg, &err), CTX_OK, "%s", err.text);
+    pgstore_close(pg);
+    snprintf(role, sizeof role, "%s_ro", F.name);
+    snprintf(super, sizeof super, "%s user=postgres dbname=postgres", pgtest_conninfo());
+    su = PQconnectdb(super);
+    cr_assert_eq(PQstatus(su), CONNECTION_OK, "%s", PQerrorMessage(su));
+    cr_assert(pgtest_exec(su, F.why, sizeof F.why, "CREATE ROLE %s LOGIN PASSWORD 'ro-pw'",
+                          role) == 0, "%s", F.why);
+    cr_assert(pgtest_exec(F.db, F.why, sizeof F.why, "GRANT USAGE ON SCHEMA ctxgate TO %s;"
+                          " GRANT SELECT ON ALL TABLES IN SCHEMA ctxgate TO %s", role,
+                          role) == 0, "%s", F.why);
+    setenv("CTX_TEST_RO_PW", "ro-pw", 1);
+    snprintf(ro, sizeof ro, "%s dbname=%s user=%s", pgtest_conninfo(), F.name, role);
+    cfg = F.cfg;
+    cfg.conninfo = ro;
+    cfg.password_env = "CTX_TEST_RO_PW";
+    cr_assert_eq(pgstore_open(&cfg, &pg, &err), CTX_OK, "%s", err.text);
+    pgstore_close(pg);
+    /* the schema gone: the read-only role cannot make it, and says so */
+    cr_assert(pgtest_exec(F.db, F.why, sizeof F.why, "DROP SCHEMA ctxgate CASCADE") == 0, "%s",
+              F.why);
+    cr_assert_neq(pgstore_open(&cfg, &pg, &err), CTX_OK);
+    cr_assert(strstr(err.text, "create schema ctxgate") &&
+              strstr(err.text, "permission denied"), "%s", err.text);
+    /* (its grants went with the schema) */
+    cr_assert(pgtest_exec(su, F.why, sizeof F.why, "DROP ROLE %s", role) == 0, "%s", F.why);
+    PQfinish(su);
+}
