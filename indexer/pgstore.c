@@ -111,6 +111,8 @@ int pg__fail(pgstore *pg, PGresult *r, ctx_error *err, const char *what)
 
     if (!msg || !*msg)
         msg = PQerrorMessage(pg->db);
+    if (!msg || !*msg)
+        msg = "the connection is lost or unusable";
     ctx_error_set(err, PQstatus(pg->db) == CONNECTION_OK ? CTX_ESTORE : CTX_EIO,
                   "cluster: %s: %.*s", what, (int)strcspn(msg, "\n"), msg);
     PQclear(r);
@@ -122,18 +124,31 @@ int pg__fail(pgstore *pg, PGresult *r, ctx_error *err, const char *what)
  * name after that: planning the sink's statements each time cost more than
  * running them (bench/cluster_sync.sh: 1,474 rows/s planned, 7,653
  * prepared, at 30,000 rows). The text is the key (callers pass literals,
- * but a copy compared in full costs nothing beside a round trip).
+ * but a copy compared in full costs nothing beside a round trip), and the
+ * name is made from a hash of the text, so one name is one statement for
+ * every ctxgate process, whatever order each prepared them in.
  */
+static int find_stmt(const pgstore *pg, const char *sql, char name[32])
+{
+    const void *part = sql;
+    size_t len = strlen(sql);
+    char hex[65];
+
+    ctx_hash_hex(&part, &len, 1, hex);
+    snprintf(name, 32, "ctxgate_%.20s", hex);
+    for (size_t i = 0; i < pg->nstmts; i++)
+        if (!strcmp(pg->stmts[i], sql))
+            return 1;
+    return 0;
+}
+
 static int find_or_prepare(pgstore *pg, const char *sql, int n, char name[32], PGresult **fail)
 {
-    size_t i;
+    size_t i = pg->nstmts;
     PGresult *r;
 
     *fail = NULL;
-    for (i = 0; i < pg->nstmts && strcmp(pg->stmts[i], sql); i++)
-        ;
-    snprintf(name, 32, "ctxgate_%zu", i);
-    if (i < pg->nstmts)
+    if (find_stmt(pg, sql, name))
         return 0;
     if (i == PG_STMTS || (!pg->stmts && !(pg->stmts = ctx_calloc(PG_STMTS, sizeof(char *)))) ||
         !(pg->stmts[i] = ctx_strdup(sql)))
@@ -155,11 +170,8 @@ int pg__prepared(pgstore *pg, const char *sql, int n, char name[32], ctx_error *
     PGresult *r;
     int rc;
 
-    for (size_t i = 0; i < pg->nstmts; i++)
-        if (!strcmp(pg->stmts[i], sql)) {
-            snprintf(name, 32, "ctxgate_%zu", i);
-            return 0;
-        }
+    if (find_stmt(pg, sql, name))
+        return 0;
     if (pg->nsent && pg__flush(pg, err))
         return -1;
     if ((rc = find_or_prepare(pg, sql, n, name, &r)) < 0)
@@ -175,6 +187,11 @@ static PGresult *exec(pgstore *pg, const char *sql, int n, const char *const *v)
     PGresult *r;
     int rc;
 
+    /* A pipeline that could not be ended (the connection was cut off in
+     * the middle of a batch) leaves nothing to run a query on: fail it as
+     * the lost connection it is, not as a misuse of pipeline mode. */
+    if (PQpipelineStatus(pg->db) != PQ_PIPELINE_OFF)
+        return NULL;
     if (!n)
         return PQexec(pg->db, sql);
     if ((rc = find_or_prepare(pg, sql, n, name, &r)) < 0)

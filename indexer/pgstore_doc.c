@@ -271,6 +271,8 @@ int pg__record(void *self, ingest_ctx *c, const ingest_prep *p, ctx_error *err)
     int rc;
 
     c->stats->repaired_utf8 += p->repaired;
+    if (!pg->nsent && PQpipelineStatus(pg->db) != PQ_PIPELINE_OFF)
+        return pg__fail(pg, NULL, err, "write the document (a batch before it was cut off)");
     if ((rc = acl_intern(pg, c->source, p->acl, &acl, err)))
         return rc;
     if ((rc = pg__prepared(pg, record_sql, 11, name, err)))
@@ -367,16 +369,20 @@ int pg__flush(pgstore *pg, ctx_error *err)
         ctx_error_prefix(err, "RECORD %s: ", pg->sent[0].what);
     }
     for (i = 0; !rc && i < pg->nsent; i++) {
-        PGresult *r = PQgetResult(pg->db);
+        PGresult *r = PQgetResult(pg->db), *end = NULL;
 
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        /* its row, then the NULL that ends its answer; anything else fails it */
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || (end = PQgetResult(pg->db))) {
+            if (end) {
+                PQclear(r);
+                r = end;
+            }
             rc = pg__fail(pg, r, err, "write the document");
             ctx_error_prefix(err, "RECORD %s: ", pg->sent[i].what);
             break;
         }
         count_sent(&pg->sent[i], r);
         PQclear(r);
-        PQclear(PQgetResult(pg->db)); /* the NULL that ends its answer */
     }
     if (end_pipeline(pg) && !rc)
         rc = pg__fail(pg, NULL, err, "read the documents' answers");

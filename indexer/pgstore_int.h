@@ -34,7 +34,7 @@ struct pgstore {
     int64_t lease_ms;
     pg_acl_seen *acls;        /* PG_ACL_CACHE of them, nacls used */
     size_t nacls;
-    char **stmts;             /* PG_STMTS texts: stmts[i] is prepared as "ctxgate_<i>" */
+    char **stmts;             /* PG_STMTS texts prepared, each as "ctxgate_<its hash>" */
     size_t nstmts;
     pg_sent *sent;            /* PG_PIPELINE of them, nsent in flight */
     size_t nsent;
