@@ -177,6 +177,10 @@ static void h_ready(http_server *srv, void *arg, const http_req *req, http_resp 
     (void)req;
     if (!replica_gate_ready())
         http_error(resp, 503, "not_ready", "the replica has not caught up with PostgreSQL yet");
+    else if (replica_gate_stale(ctx_now_ms()))
+        /* searches answer 503 replica_behind now: a balancer should stop sending them */
+        http_error(resp, 503, "replica_behind", "the replica is further behind PostgreSQL"
+                   " than cluster.max_lag_s");
     else if (svc_ready(srv->service))
         http_json(resp, 200, json_pack("{s:s}", "status", "ready"));
     else

@@ -553,9 +553,14 @@ Test(replica, serve_is_ready_once_caught_up_shows_its_lag_and_fails_closed_past_
     /* It cannot follow: past max_lag_s (2 s) it answers 503, then again once it can. */
     h = hold("rs");
     cr_assert(until(port, NULL, users[1], 503), "a replica past its lag bound still answered");
+    /* and says so to a balancer: not ready, while alive */
+    cr_assert_eq(status_of(port, "/readyz", NULL, &body), 503);
+    cr_assert(strstr(body, "replica_behind"), "%s", body);
+    free(body);
     cr_assert_eq(status_of(port, "/healthz", NULL, NULL), 200);
     PQfinish(h);
     cr_assert(until(port, NULL, users[1], 200), "the replica never caught up again");
+    cr_assert_eq(status_of(port, "/readyz", NULL, NULL), 200);
     cr_assert_eq(reap(srv, SIGTERM), 0);
 }
 
