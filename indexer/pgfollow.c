@@ -185,7 +185,7 @@ static int first_copy(pgfollow *f, ctx_error *err)
     }
     if ((rc = store_commit(f->st, err)))
         goto fail_pg;
-    f->lsn = f->confirmed = at;
+    f->lsn = f->confirmed = f->stored = at;
     ctx_log(CTX_LOG_INFO, "replica", "%s: first copy made at %X/%X (%lld documents)", f->slot,
             (unsigned)(at >> 32), (unsigned)at, (long long)f->docs);
     return pg__ok(f->pg, err, "end the first copy", "COMMIT", 0);
@@ -219,6 +219,7 @@ static int start(pgfollow *f, ctx_error *err)
     if ((rc = pgfollow_lsn(f->st, f->cfg->cluster.replica, &f->lsn, err)) ||
         (rc = slot_state(f, &exists, &confirmed, err)))
         return rc;
+    f->stored = f->lsn;
     if (exists && f->lsn) {
         f->confirmed = confirmed;
         if (f->lsn < confirmed)
@@ -289,7 +290,8 @@ int pgfollow_step(pgfollow *f, pgfollow_step_info *info, ctx_error *err)
     PQclear(r);
     if (!rc)
         rc = pgf__vec_settle(f, err);
-    if (!rc)
+    /* (an idle step writes nothing: the store's LSN is already this one) */
+    if (!rc && f->lsn != f->stored)
         rc = lsn_put(f->st, f->cfg->cluster.replica, f->lsn, err);
     if (rc) {
         store_rollback(f->st);
@@ -303,6 +305,7 @@ int pgfollow_step(pgfollow *f, pgfollow_step_info *info, ctx_error *err)
         f->started = 0;
         return rc;
     }
+    f->stored = f->lsn;
     if ((f->new_sources && (rc = store_trust_apply(f->st, f->cfg, err))) ||
         (rc = pgf__vec_after(f, err)))
         return rc;

@@ -64,6 +64,7 @@ struct pgfollow {
     char slot[64];
     int started;
     uint64_t lsn;             /* the stored LSN (the last applied transaction's end) */
+    uint64_t stored;          /* lsn as the store holds it (committed): unchanged, not written */
     uint64_t confirmed;       /* what the server was told */
     int64_t moved_at;         /* when the slot was last advanced or a mark written (ms) */
     int skip;                 /* the open transaction was applied before (at or below lsn) */
