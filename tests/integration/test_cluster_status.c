@@ -87,6 +87,7 @@ static char *node(const char *name, const char *docs, const char *replica, const
              "{\"data_dir\": \"data\","
              " \"sources\": [{\"name\": \"northwind\", \"type\": \"files\", \"path\": \"%s\"}],"
              " \"serve\": {\"listen\": \"127.0.0.1:0\", \"threads\": 2},"
+             " \"agent\": {\"embed\": \"\"},"
              " \"cluster\": {\"conninfo\": \"%s\", \"password_env\": \"CTX_TEST_PGPASSWORD\"%s}}",
              docs, ci, rep);
     tu_write(dir, "ctxgate.json", text);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <curl/curl.h>
 #include <jwt.h>
@@ -389,15 +390,21 @@ char *tu_jwt(const char *secret, const char *iss, const char *aud, const char *u
 pid_t tu_serve(const char *dir, const char *env, const char *args, int *port)
 {
     char cmd[8192], logp[4096], bin[4096];
-    pid_t pid;
+    pid_t pid, parent;
 
     if (!realpath(tu_build_dir(), bin))
         abort();
     snprintf(cmd, sizeof cmd, "cd %s && %s exec %s/ctxgate serve %s 2>serve.log", dir,
              env ? env : "", bin, args ? args : "");
+    parent = getpid();
     if ((pid = fork()) < 0)
         abort();
     if (pid == 0) {
+        /* a test that fails half-way leaves no server behind: it goes with
+         * the test's process (sh execs it, so the setting carries over) */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
