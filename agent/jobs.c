@@ -167,9 +167,11 @@ int jobs_prune(const ctx_config *cfg, ctx_store *st, int64_t now, prune_stats *o
     if (access(path, F_OK)) /* nothing served yet: no log to prune */
         goto done;
     /* Budget windows end within a day: two days back is past every one. */
+    /* In cluster mode the log's records leave it only once shipped: the
+     * shipper prunes them (service_ship.c), never this job. */
     if ((rc = store_audit_open(store_path, &log, err)) ||
         (rc = store_usage_prune(log, now - 2 * 86400000LL, &ps.windows, err)) ||
-        cfg->audit_retain_ms < 0 ||
+        cfg->audit_retain_ms < 0 || (cfg->cluster.conninfo && *cfg->cluster.conninfo) ||
         (rc = store_audit_prune(log, now - cfg->audit_retain_ms, PRUNE_BATCH, &ps.audit, err)))
         goto done;
     rc = store_audit_reclaim(log, RECLAIM_PAGES, &ps.pages, err);

@@ -78,14 +78,23 @@ int pgaudit_ship(pgstore *pg, ctx_store *log, const char *node, int64_t limit, i
         (rc = store_audit_last_id(log, &last_local, err)))
         return rc;
     if (last_local < have) {
-        /* The log was made again (its ids start over): under the old name
-         * its records would be taken for ones PostgreSQL holds. */
+        /*
+         * The log is behind what it shipped: an older copy of it (a backup
+         * restored). Its ids never go back otherwise (a new log has a new
+         * origin; pruning keeps the newest record), so everything it holds
+         * was shipped already, and what it writes next would reuse ids
+         * PostgreSQL holds. A new origin, marked as shipped up to here.
+         */
         ctx_log(CTX_LOG_WARN, "audit", "the local audit log's ids (up to %lld) are behind what"
-                " the cluster holds for it (%lld): the log was made again; shipping it under"
-                " a new origin", (long long)last_local, (long long)have);
-        if ((rc = store_audit_origin(log, 1, origin, err)))
+                " the cluster holds for it (%lld): an older copy of the log; its new records"
+                " go under a new origin", (long long)last_local, (long long)have);
+        if ((rc = store_audit_origin(log, 1, origin, err)) ||
+            (rc = pg__ok(pg, err, "record the audit log's new origin",
+                         "INSERT INTO ctxgate.audit_origins (origin, node, shipped, shipped_at)"
+                         " VALUES ($1, $2, $3::bigint, " NOW_MS ")", 3, origin, node,
+                         pg__i64(&b, last_local))))
             return rc;
-        have = 0;
+        have = last_local;
     }
     *mark = have;
     if ((rc = store_audit_rows(log, have, limit, &rows, &last, err)))

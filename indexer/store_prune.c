@@ -49,10 +49,14 @@ int store_audit_prune(ctx_store *log, int64_t before_ms, int64_t batch, int64_t 
     if (batch < 1)
         batch = 1;
     /* By id, the order the records were written: the rows of a batch are
-     * neighbours in the table's B-tree, and audit_at finds them. */
+     * neighbours in the table's B-tree, and audit_at finds them. The
+     * newest record stays whatever its age: SQLite gives the next one
+     * max(id) + 1, and an id once given must not come again (a cluster
+     * node's shipped ids, docs/cluster.md). */
     return delete_batches(log,
                           "DELETE FROM audit WHERE id IN (SELECT id FROM audit"
-                          " WHERE at < ?1 ORDER BY at LIMIT ?3)",
+                          " WHERE at < ?1 AND id < (SELECT max(id) FROM audit)"
+                          " ORDER BY at LIMIT ?3)",
                           before_ms, 0, batch, n, "prune the audit log", err);
 }
 

@@ -112,6 +112,29 @@ Test(prune, maintain_drops_audit_records_older_than_retain_and_keeps_newer)
     ctx_config_free(&cfg);
 }
 
+/* Every record past retain: the newest stays, so the next record's id is
+ * above every id the log ever gave (a cluster node's shipped ids are
+ * never given again). */
+Test(prune, the_newest_record_stays_so_no_id_is_given_twice)
+{
+    int64_t now = ctx_now_ms(), top;
+    ctx_store *st = tu_store(dir), *log = audit_log();
+    ctx_config cfg;
+    ctx_error err;
+
+    config(&cfg, "\"audit\": {\"retain\": \"7d\"}");
+    put(log, "user:old", now - 30 * DAY, 10);
+    top = tu_count(log, "SELECT max(id) FROM audit");
+    cr_assert_eq(jobs_maintain(&cfg, st, &err), CTX_OK, "%s", err.text);
+    cr_assert_eq(tu_count(log, "SELECT count(*) FROM audit"), 1);
+    cr_assert_eq(tu_count(log, "SELECT max(id) FROM audit"), top);
+    put(log, "user:now", now, 1);
+    cr_assert_eq(tu_count(log, "SELECT max(id) FROM audit"), top + 1);
+    store_close(log);
+    store_close(st);
+    ctx_config_free(&cfg);
+}
+
 Test(prune, retain_off_keeps_every_record)
 {
     int64_t now = ctx_now_ms();
