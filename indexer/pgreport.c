@@ -37,33 +37,18 @@ static const char *mode_name(int64_t mode)
 /* ---- connecting ---- */
 
 /*
- * report_connect - a connection for reading: a status must not hang on an
- * unreachable server, so a key=value conninfo without connect_timeout gets
- * one (a URI is taken as it is: its own parameters decide).
+ * report_connect - a connection for reading (pg__connect: a conninfo
+ * without connect_timeout waits 10 s at most for an unreachable server).
  */
 static int report_connect(const ctx_cluster_cfg *c, pgstore **out, ctx_error *err)
 {
-    ctx_cluster_cfg cc = *c;
-    char *ci = NULL;
     pgstore *pg;
     int rc;
 
     *out = NULL;
-    if (c->conninfo && *c->conninfo && !strstr(c->conninfo, "://") &&
-        !strstr(c->conninfo, "connect_timeout")) {
-        size_t n = strlen(c->conninfo) + 32;
-        if (!(ci = ctx_malloc(n)))
-            return ctx_error_set(err, CTX_ENOMEM, "out of memory");
-        snprintf(ci, n, "connect_timeout=10 %s", c->conninfo);
-        cc.conninfo = ci;
-    }
-    if (!(pg = ctx_calloc(1, sizeof *pg))) {
-        ctx_free(ci);
+    if (!(pg = ctx_calloc(1, sizeof *pg)))
         return ctx_error_set(err, CTX_ENOMEM, "out of memory");
-    }
-    pg->db = pg__connect(&cc, 0, err);
-    ctx_free(ci);
-    if (!pg->db) {
+    if (!(pg->db = pg__connect(c, 0, err))) {
         ctx_free(pg);
         return err->code;
     }

@@ -341,11 +341,14 @@ fail:
 
 PGconn *pg__connect(const ctx_cluster_cfg *c, int replication, ctx_error *err)
 {
-    const char *kw[5] = {"dbname", "application_name", NULL, NULL, NULL};
-    const char *val[5];
+    /* connect_timeout first: the conninfo's own, when it has one, comes
+     * later and wins; without one a silent host costs 10 s, not TCP's
+     * minutes, to whatever waits on the connect (a budget check, a status) */
+    const char *kw[6] = {"connect_timeout", "dbname", "application_name", NULL, NULL, NULL};
+    const char *val[6];
     PGconn *db;
     char *pw = NULL;
-    int n = 2;
+    int n = 3;
 
     if (!c->conninfo || !*c->conninfo) {
         ctx_error_set(err, CTX_ECONFIG, "cluster.conninfo: not set; cluster mode needs"
@@ -354,8 +357,9 @@ PGconn *pg__connect(const ctx_cluster_cfg *c, int replication, ctx_error *err)
     }
     if (read_password(c, &pw, err))
         return NULL;
-    val[0] = c->conninfo;
-    val[1] = "ctxgate";
+    val[0] = "10";
+    val[1] = c->conninfo;
+    val[2] = "ctxgate";
     if (pw) {
         kw[n] = "password";
         val[n++] = pw;

@@ -984,6 +984,7 @@ int svc_new(const ctx_config *cfg, int nworkers, svc **out, ctx_error *err)
     pthread_cond_init(&s->adone, NULL);
     pthread_mutex_init(&s->umu, NULL);
     pthread_mutex_init(&s->bmu, NULL);
+    pthread_mutex_init(&s->bpgmu, NULL);
     pthread_mutex_init(&s->fmu, NULL);
     pthread_mutex_init(&s->wmu, NULL);
     pthread_mutex_init(&s->qmu, NULL);

@@ -52,6 +52,21 @@ void svc__budget_pend(svc *s, int kind, const char *name, int64_t tokens, int si
     pthread_mutex_unlock(&s->bmu);
 }
 
+/* pending_locked - pending, taking bmu: for the cluster's checks, which
+ * hold bpgmu across PostgreSQL reads instead. The pending tokens are read
+ * before the count (budget.c's used_of), so a record shipped in between
+ * counts twice for a moment, never not at all. */
+static int64_t pending_locked(void *arg, int kind, const char *name)
+{
+    svc *s = arg;
+    int64_t v;
+
+    pthread_mutex_lock(&s->bmu);
+    v = pending(s, kind, name);
+    pthread_mutex_unlock(&s->bmu);
+    return v;
+}
+
 /* reader - the counts' connection, opened at first use; under bmu. */
 static int reader(svc *s, ctx_error *err)
 {
@@ -66,16 +81,19 @@ int svc__budget_check(svc *s, const svc_identity *id, int64_t *reset_ms, ctx_err
         *reset_ms = 0;
     if (!s->cfg->nbudgets || !id)
         return CTX_OK;
-    pthread_mutex_lock(&s->bmu);
     if (s->cluster) { /* the cluster's counts, plus what this process has not shipped */
         budget_counts c;
+        pthread_mutex_lock(&s->bpgmu);
         svc__cluster_counts(s, &c);
-        rc = budget_check_in(&c, s->cfg, id->user, id->agent, ctx_now_ms(), pending, s,
+        rc = budget_check_in(&c, s->cfg, id->user, id->agent, ctx_now_ms(), pending_locked, s,
                              reset_ms, err);
-    } else if (!(rc = reader(s, err))) {
+        pthread_mutex_unlock(&s->bpgmu);
+        return rc;
+    }
+    pthread_mutex_lock(&s->bmu);
+    if (!(rc = reader(s, err)))
         rc = budget_check(s->bst, s->cfg, id->user, id->agent, ctx_now_ms(), pending, s,
                           reset_ms, err);
-    }
     pthread_mutex_unlock(&s->bmu);
     return rc;
 }
@@ -106,18 +124,20 @@ json_t *svc_budgets(svc *s)
     if (n)
         svc_audit_flush(s);
     pthread_rwlock_rdlock(&s->clock);
-    pthread_mutex_lock(&s->bmu);
     if (s->cluster && s->cfg->nbudgets) {
         budget_counts c;
+        pthread_mutex_lock(&s->bpgmu);
         svc__cluster_counts(s, &c);
-        rc = budget_status_in(&c, s->cfg, ctx_now_ms(), pending, s, &out, &err);
+        rc = budget_status_in(&c, s->cfg, ctx_now_ms(), pending_locked, s, &out, &err);
+        pthread_mutex_unlock(&s->bpgmu);
     } else {
+        pthread_mutex_lock(&s->bmu);
         if (s->cfg->nbudgets)
             rc = reader(s, &err);
         if (!rc)
             rc = budget_status(s->bst, s->cfg, ctx_now_ms(), pending, s, &out, &err);
+        pthread_mutex_unlock(&s->bmu);
     }
-    pthread_mutex_unlock(&s->bmu);
     pthread_rwlock_unlock(&s->clock);
     if (rc)
         ctx_log(CTX_LOG_ERROR, "budget", "%s", err.text);
@@ -135,4 +155,5 @@ void svc__budget_free(svc *s)
     s->pend = NULL;
     s->npend = 0;
     pthread_mutex_destroy(&s->bmu);
+    pthread_mutex_destroy(&s->bpgmu);
 }

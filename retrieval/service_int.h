@@ -102,8 +102,13 @@ struct svc {
     size_t nsw, capsw;
     int64_t swritten;       /* the highest local id the writer wrote */
     int64_t shipped;        /* the highest local id PostgreSQL holds (-1: not known) */
-    struct pgstore *bpg;    /* under bmu */
-    int64_t bpg_failed;     /* mono ms of the last failed connect, under bmu */
+    /* the cluster's counts: bpg and its state under bpgmu, never taken
+     * with bmu held (bmu is taken inside it, briefly, for the pending
+     * tokens), so a slow PostgreSQL holds up budget checks only, never
+     * the audit writer or the shipper */
+    pthread_mutex_t bpgmu;
+    struct pgstore *bpg;
+    int64_t bpg_failed;     /* mono ms of the last failed connect */
     char bpg_why[512];
     /* usage */
     pthread_mutex_t umu;

@@ -276,7 +276,7 @@ int svc__ship_wait(svc *s, int64_t ms, ctx_error *err)
     return rc;
 }
 
-/* connected - bpg, opened when needed (under bmu). */
+/* connected - bpg, opened when needed (under bpgmu). */
 static int connected(svc *s, ctx_error *err)
 {
     int64_t now = ctx_mono_ns() / 1000000;
