@@ -43,7 +43,8 @@ src() { # src NAME TABLE
 config() { # config DIR CLUSTER_DB SOURCES_JSON
     mkdir -p "$1"
     cluster=""
-    [ -z "$2" ] || cluster="\"cluster\": {\"conninfo\": \"host=$pgdir port=$PGPORT dbname=$2 user=postgres\"},"
+    # (the agents' embed job off: this measures the sync alone)
+    [ -z "$2" ] || cluster="\"agent\": {\"embed\": \"\"}, \"cluster\": {\"conninfo\": \"host=$pgdir port=$PGPORT dbname=$2 user=postgres\"},"
     printf '{"data_dir": "data", %s "sources": [%s]}\n' "$cluster" "$3" >"$1/ctxgate.json"
 }
 cpu_of() { awk '{ printf "%.1f", $3 + $4 }' "$1"; }
