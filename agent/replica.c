@@ -11,6 +11,7 @@
 #include "../retrieval/replica_gate.h"
 
 #define POLL_MS 200
+#define STATS_MS 10000 /* ranking statistics refreshed at most this often mid-backlog */
 
 static void nap(int ms, volatile sig_atomic_t *stop)
 {
@@ -45,7 +46,8 @@ int replica_follow(const ctx_config *cfg, int once, volatile sig_atomic_t *stop,
 {
     ctx_store *st = NULL;
     pgfollow *f = NULL;
-    int rc = CTX_OK, logged = 0, opened = 0;
+    int rc = CTX_OK, logged = 0, opened = 0, stale = 0;
+    int64_t refreshed = 0;
 
     while (!(stop && *stop)) {
         pgfollow_step_info info;
@@ -78,10 +80,17 @@ int replica_follow(const ctx_config *cfg, int once, volatile sig_atomic_t *stop,
             counts->skipped += info.skipped;
         }
         /* Also after the first step of an opening: a first copy applies no
-         * transaction, and without statistics the search caches warm nothing. */
-        if (info.txns || opened) {
+         * transaction, and without statistics the search caches warm nothing.
+         * While a backlog is being applied, at most every STATS_MS: a
+         * refresh after each step of 2,000 changes cost a third of the
+         * apply (bench/replica_lag.sh, docs/benchmarks.md). */
+        if (info.txns)
+            stale = 1;
+        if (opened || (stale && (info.drained || ctx_now_ms() - refreshed >= STATS_MS))) {
             ctx_error e2;
             opened = 0;
+            stale = 0;
+            refreshed = ctx_now_ms();
             ctx_log(CTX_LOG_DEBUG, "replica", "applied %lld transactions (%lld documents)",
                     (long long)info.txns, (long long)info.docs);
             if (rank_stats_refresh(store_db(st), 0, &e2))

@@ -19,7 +19,7 @@
 #include "pgfollow_int.h"
 #include "pgstore_int.h"
 
-#define PEEK_CHANGES 2000      /* changes read per step (whole transactions) */
+#define PEEK_CHANGES 5000      /* changes read per step (whole transactions) */
 #define PUBLICATION "ctxgate_replicas"
 #define MARK_MS 5000           /* idle this long, a step writes a mark (see below) */
 
