@@ -34,12 +34,8 @@ static void setup(void)
     F.admin = pgtest_connect(NULL, F.why, sizeof F.why);
     cr_assert(F.admin != NULL, "%s", F.why);
     for (int i = 0; i < 2; i++) {
-        char extra[96];
-        pgtest_name(F.names[i], sizeof F.names[i], "clus");
-        cr_assert(pgtest_exec(F.admin, F.why, sizeof F.why, "CREATE DATABASE %s",
-                              F.names[i]) == 0, "%s", F.why);
-        snprintf(extra, sizeof extra, "dbname=%s", F.names[i]);
-        F.db[i] = pgtest_connect(extra, F.why, sizeof F.why);
+        F.db[i] = pgtest_db_make(F.admin, "clus", F.names[i], sizeof F.names[i], F.why,
+                                 sizeof F.why);
         cr_assert(F.db[i] != NULL, "%s", F.why);
     }
     snprintf(F.bin, sizeof F.bin, "%s/ctxgate", tu_build_dir());
@@ -48,12 +44,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-    for (int i = 0; i < 2; i++) {
-        PQfinish(F.db[i]);
-        if (F.admin && F.names[i][0])
-            pgtest_exec(F.admin, F.why, sizeof F.why, "DROP DATABASE IF EXISTS %s WITH (FORCE)",
-                        F.names[i]);
-    }
+    for (int i = 0; i < 2; i++)
+        pgtest_db_drop(F.admin, F.db[i], F.names[i]);
     PQfinish(F.admin);
 }
 

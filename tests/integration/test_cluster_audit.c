@@ -44,17 +44,11 @@ static struct {
 
 static void setup(void)
 {
-    char extra[96];
-
     cr_assert(pgtest_conninfo() != NULL, PGTEST_MISSING);
     F.admin = pgtest_connect(NULL, F.why, sizeof F.why);
     cr_assert(F.admin != NULL, "%s", F.why);
-    pgtest_name(F.name, sizeof F.name, "caud");
     snprintf(F.tag, sizeof F.tag, "%ld", (long)getpid());
-    cr_assert(pgtest_exec(F.admin, F.why, sizeof F.why, "CREATE DATABASE %s", F.name) == 0, "%s",
-              F.why);
-    snprintf(extra, sizeof extra, "dbname=%s", F.name);
-    F.db = pgtest_connect(extra, F.why, sizeof F.why);
+    F.db = pgtest_db_make(F.admin, "caud", F.name, sizeof F.name, F.why, sizeof F.why);
     cr_assert(F.db != NULL, "%s", F.why);
     F.root = tu_tmpdir("claudit");
 }
@@ -63,15 +57,7 @@ static void teardown(void)
 {
     char cmd[256];
 
-    if (F.admin && F.name[0]) {
-        pgtest_exec(F.admin, F.why, sizeof F.why, "SELECT pg_drop_replication_slot(slot_name)"
-                    " FROM pg_replication_slots WHERE database = '%s' AND NOT active", F.name);
-        PQfinish(F.db);
-        pgtest_exec(F.admin, F.why, sizeof F.why, "DROP DATABASE IF EXISTS %s WITH (FORCE)",
-                    F.name);
-    } else {
-        PQfinish(F.db);
-    }
+    pgtest_db_drop(F.admin, F.db, F.name);
     PQfinish(F.admin);
     for (int i = 0; i < 4; i++)
         if (F.pids[i] > 0) {

@@ -40,17 +40,11 @@ static struct {
 
 static void setup(void)
 {
-    char extra[96];
-
     cr_assert(pgtest_conninfo() != NULL, PGTEST_MISSING);
     F.admin = pgtest_connect(NULL, F.why, sizeof F.why);
     cr_assert(F.admin != NULL, "%s", F.why);
-    pgtest_name(F.name, sizeof F.name, "repl");
     snprintf(F.tag, sizeof F.tag, "%ld", (long)getpid());
-    cr_assert(pgtest_exec(F.admin, F.why, sizeof F.why, "CREATE DATABASE %s", F.name) == 0, "%s",
-              F.why);
-    snprintf(extra, sizeof extra, "dbname=%s", F.name);
-    F.db = pgtest_connect(extra, F.why, sizeof F.why);
+    F.db = pgtest_db_make(F.admin, "repl", F.name, sizeof F.name, F.why, sizeof F.why);
     cr_assert(F.db != NULL, "%s", F.why);
     snprintf(F.bin, sizeof F.bin, "%s/ctxgate", tu_build_dir());
     {
@@ -64,14 +58,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    if (F.admin && F.name[0]) {
-        /* A database with logical slots cannot be dropped; a stuck slot keeps WAL. */
-        pgtest_exec(F.admin, F.why, sizeof F.why, "SELECT pg_drop_replication_slot(slot_name)"
-                    " FROM pg_replication_slots WHERE database = '%s' AND NOT active", F.name);
-        PQfinish(F.db);
-        pgtest_exec(F.admin, F.why, sizeof F.why, "DROP DATABASE IF EXISTS %s WITH (FORCE)",
-                    F.name);
-    }
+    pgtest_db_drop(F.admin, F.db, F.name);
     PQfinish(F.admin);
     if (F.root) {
         tu_rmrf(F.root);

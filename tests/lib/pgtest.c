@@ -84,6 +84,30 @@ void pgtest_name(char *buf, size_t len, const char *prefix)
     snprintf(buf, len, "%s_%d_%d", prefix, (int)getpid(), ++counter);
 }
 
+PGconn *pgtest_db_make(PGconn *admin, const char *prefix, char *name, size_t len, char *why,
+                       size_t whylen)
+{
+    char extra[128];
+
+    pgtest_name(name, len, prefix);
+    if (pgtest_exec(admin, why, whylen, "CREATE DATABASE %s", name))
+        return NULL;
+    snprintf(extra, sizeof extra, "dbname=%s", name);
+    return pgtest_connect(extra, why, whylen);
+}
+
+void pgtest_db_drop(PGconn *admin, PGconn *db, const char *name)
+{
+    char why[512];
+
+    PQfinish(db);
+    if (!admin || !name || !*name)
+        return;
+    pgtest_exec(admin, why, sizeof why, "SELECT pg_drop_replication_slot(slot_name)"
+                " FROM pg_replication_slots WHERE database = '%s' AND NOT active", name);
+    pgtest_exec(admin, why, sizeof why, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+}
+
 int pgtest_free_port(void)
 {
     struct sockaddr_in sa;

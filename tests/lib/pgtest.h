@@ -38,6 +38,19 @@ int pgtest_exec(PGconn *db, char *why, size_t whylen, const char *fmt, ...)
 /* pgtest_name - "<prefix>_<pid>_<n>": a table name no other test uses. */
 void pgtest_name(char *buf, size_t len, const char *prefix);
 
+/*
+ * pgtest_db_make - a database of the test's own, "<prefix>_<pid>_<n>" (into
+ * name), made through admin (a connection to CTX_TEST_PG's database).
+ * Returns a new connection to it, or NULL with the reason in why.
+ */
+PGconn *pgtest_db_make(PGconn *admin, const char *prefix, char *name, size_t len, char *why,
+                       size_t whylen);
+
+/* pgtest_db_drop - close db (may be NULL), then drop the database's idle
+ * replication slots (a database with slots cannot go) and the database.
+ * Errors are ignored: a teardown. */
+void pgtest_db_drop(PGconn *admin, PGconn *db, const char *name);
+
 /* pgtest_free_port - a TCP port on 127.0.0.1 that nothing listens on, or 0. */
 int pgtest_free_port(void);
 

@@ -29,25 +29,18 @@ static void setup(void)
     cr_assert(pgtest_conninfo() != NULL, PGTEST_MISSING);
     F.admin = pgtest_connect(NULL, F.why, sizeof F.why);
     cr_assert(F.admin != NULL, "%s", F.why);
-    pgtest_name(F.name, sizeof F.name, "clu");
-    cr_assert(pgtest_exec(F.admin, F.why, sizeof F.why, "CREATE DATABASE %s", F.name) == 0,
-              "%s", F.why);
+    F.db = pgtest_db_make(F.admin, "clu", F.name, sizeof F.name, F.why, sizeof F.why);
+    cr_assert(F.db != NULL, "%s", F.why);
     snprintf(F.conninfo, sizeof F.conninfo, "%s dbname=%s", pgtest_conninfo(), F.name);
     F.cfg.conninfo = F.conninfo;
     F.cfg.password_env = "CTX_TEST_PGPASSWORD";
     F.cfg.password_file = "";
     F.cfg.lease_s = 30;
-    snprintf(F.why, sizeof F.why, "dbname=%s", F.name);
-    F.db = pgtest_connect(F.why, F.why, sizeof F.why);
-    cr_assert(F.db != NULL, "%s", F.why);
 }
 
 static void teardown(void)
 {
-    PQfinish(F.db);
-    if (F.admin && F.name[0])
-        pgtest_exec(F.admin, F.why, sizeof F.why, "DROP DATABASE IF EXISTS %s WITH (FORCE)",
-                    F.name);
+    pgtest_db_drop(F.admin, F.db, F.name);
     PQfinish(F.admin);
 }
 
