@@ -797,8 +797,8 @@ static char *readable(const char *user)
     const char *v[1] = {user};
     PGresult *r = PQexecParams(F.db,
                                "WITH RECURSIVE g(p) AS (SELECT $1::text COLLATE \"C\""
-                               " UNION SELECT 'everyone' UNION SELECT m.principal FROM ctxgate.memberships m JOIN g"
-                               " ON m.member = g.p)"
+                               " UNION SELECT 'everyone' UNION SELECT m.principal"
+                               " FROM ctxgate.memberships m JOIN g ON m.member = g.p)"
                                " SELECT d.ext_id FROM ctxgate.documents d WHERE NOT d.deleted"
                                " AND EXISTS (SELECT 1 FROM ctxgate.acl_entries e WHERE"
                                "  e.acl = d.acl AND e.effect = 'allow' AND e.principal IN"
