@@ -11,6 +11,7 @@
 #include "../retrieval/replica_gate.h"
 
 #define POLL_MS 200
+#define MARK_EVERY_MS 1000 /* how often the store records that it caught up */
 #define STATS_MS 10000 /* ranking statistics refreshed at most this often mid-backlog */
 
 static void nap(int ms, volatile sig_atomic_t *stop)
@@ -47,7 +48,7 @@ int replica_follow(const ctx_config *cfg, int once, volatile sig_atomic_t *stop,
     ctx_store *st = NULL;
     pgfollow *f = NULL;
     int rc = CTX_OK, logged = 0, opened = 0, stale = 0;
-    int64_t refreshed = 0;
+    int64_t refreshed = 0, marked = 0;
 
     while (!(stop && *stop)) {
         pgfollow_step_info info;
@@ -100,6 +101,13 @@ int replica_follow(const ctx_config *cfg, int once, volatile sig_atomic_t *stop,
         if (!info.drained)
             continue;
         replica_gate_caught_up(t0);
+        /* for processes reading this store without following (search, mcp) */
+        if (t0 - marked >= MARK_EVERY_MS || once) {
+            ctx_error e3;
+            if (pgfollow_caught_up_put(st, cfg->cluster.replica, t0, &e3))
+                ctx_log(CTX_LOG_WARN, "replica", "%s", e3.text);
+            marked = t0;
+        }
         if (once)
             break;
         nap(POLL_MS, stop);

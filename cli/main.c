@@ -24,6 +24,7 @@
 #include "../retrieval/explain.h"
 #include "../retrieval/fresh.h"
 #include "../retrieval/hybrid.h"
+#include "../retrieval/replica_gate.h"
 #include "../retrieval/search.h"
 #include "../retrieval/status.h"
 #include "../retrieval/vsearch.h"
@@ -476,7 +477,7 @@ static int cmd_search(int argc, char **argv)
     ctx_buf q = CTX_BUF_INIT;
     search_opts so;
     search_result res;
-    fresh_report fr;
+    fresh_report fr = {0};
     acl_label_filter lf;
     vindex *vi = NULL;
     embed_provider *emb = NULL;
@@ -520,8 +521,10 @@ static int cmd_search(int argc, char **argv)
         ctx_buf_free(&q);
         return fail(&err);
     }
-    /* Sources whose permissions are too old are withheld, as in serve. */
-    if ((rc = fresh_check(store_db(st), &cfg, ctx_now_ms(), &fr, &err))) {
+    /* Sources whose permissions are too old are withheld, as in serve; a
+     * replica's store too far behind PostgreSQL answers nothing. */
+    if ((rc = replica_gate_store(&cfg, st, ctx_now_ms(), &err)) ||
+        (rc = fresh_check(store_db(st), &cfg, ctx_now_ms(), &fr, &err))) {
         fresh_report_free(&fr);
         store_close(st);
         ctx_config_free(&cfg);

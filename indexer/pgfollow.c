@@ -68,6 +68,47 @@ static int lsn_put(ctx_store *st, const char *replica, uint64_t lsn, ctx_error *
     return rc == SQLITE_DONE ? CTX_OK : store_errf(st, err, "store the replica's LSN");
 }
 
+int pgfollow_caught_up_put(ctx_store *st, const char *replica, int64_t at_ms, ctx_error *err)
+{
+    sqlite3_stmt *q;
+    int rc;
+
+    if ((rc = store_exec(st, "CREATE TABLE IF NOT EXISTS replica_caught_up (slot TEXT PRIMARY"
+                         " KEY, at INTEGER NOT NULL)", err)))
+        return rc;
+    if (sqlite3_prepare_v2(store_db(st), "INSERT INTO replica_caught_up (slot, at) VALUES (?, ?)"
+                           " ON CONFLICT (slot) DO UPDATE SET at = max(at, excluded.at)", -1, &q,
+                           NULL) != SQLITE_OK)
+        return store_errf(st, err, "record when the replica caught up");
+    sqlite3_bind_text(q, 1, replica, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, at_ms);
+    rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? CTX_OK : store_errf(st, err, "record when the replica caught up");
+}
+
+int pgfollow_caught_up_at(ctx_store *st, const char *replica, int64_t *at_ms, ctx_error *err)
+{
+    sqlite3_stmt *q;
+    int rc;
+
+    *at_ms = 0;
+    /* no table: no follower ever caught up on this store */
+    if (sqlite3_prepare_v2(store_db(st), "SELECT at FROM replica_caught_up WHERE slot = ?", -1,
+                           &q, NULL) != SQLITE_OK)
+        return strstr(sqlite3_errmsg(store_db(st)), "no such table")
+                   ? CTX_OK
+                   : store_errf(st, err, "read when the replica caught up");
+    sqlite3_bind_text(q, 1, replica, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        *at_ms = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE
+               ? CTX_OK
+               : store_errf(st, err, "read when the replica caught up");
+}
+
 static uint64_t lsn_parse(const char *s)
 {
     unsigned hi = 0, lo = 0;

@@ -49,6 +49,15 @@ typedef struct pgfollow_step_info {
  */
 int pgfollow_step(pgfollow *f, pgfollow_step_info *info, ctx_error *err);
 
+/*
+ * pgfollow_caught_up_put - record in st that replica name had applied
+ * everything PostgreSQL committed before at_ms (its follower's clock);
+ * pgfollow_caught_up_at reads it back (0: never), for processes that read
+ * a replica's store without following (`ctxgate search`, `ctxgate mcp`).
+ */
+int pgfollow_caught_up_put(ctx_store *st, const char *replica, int64_t at_ms, ctx_error *err);
+int pgfollow_caught_up_at(ctx_store *st, const char *replica, int64_t *at_ms, ctx_error *err);
+
 /* pgfollow_lsn - the LSN stored in st for replica name (0: no copy yet). */
 int pgfollow_lsn(ctx_store *st, const char *replica, uint64_t *lsn, ctx_error *err);
 

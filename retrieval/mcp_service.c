@@ -25,7 +25,9 @@ static int svc_search_tool(void *arg, const char *query, json_t **results, json_
     *results = json_array();
     *extra = NULL;
     rc = svc_search(c->service, &c->who, &req, &answer, err);
-    if (rc == CTX_ELIMIT) { /* the transport says which budget */
+    /* the transport says which budget, or that this replica's store is
+     * too far behind (stdio: no follower in this process) */
+    if (rc == CTX_ELIMIT || rc == CTX_EBUSY) {
         snprintf(c->spent, sizeof c->spent, "%s", err->text);
         return CTX_OK;
     }
@@ -75,7 +77,7 @@ static int svc_fetch_tool(void *arg, const char *id, json_t **doc, ctx_error *er
     *doc = NULL;
     /* An internal id or SOURCE:EXTERNAL_ID; naming nothing answers as forbidden. */
     rc = svc_fetch_ref(c->service, &c->who, id, &a, err);
-    if (rc == CTX_ELIMIT) { /* the transport says which budget */
+    if (rc == CTX_ELIMIT || rc == CTX_EBUSY) { /* as in the search tool */
         snprintf(c->spent, sizeof c->spent, "%s", err->text);
         return CTX_OK;
     }

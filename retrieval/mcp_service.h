@@ -27,8 +27,9 @@
 typedef struct mcp_caller {
     svc *service;
     svc_identity who;
-    /* set by a tool when a token budget refused it: the transport answers
-     * that tool call with a tool error naming the budget (budget_answer) */
+    /* set by a tool when a token budget refused it, or a replica's store
+     * too far behind PostgreSQL (replica_gate_store): the transport answers
+     * that tool call with a tool error carrying this text (budget_answer) */
     char spent[CTX_ERRMSG_MAX];
 } mcp_caller;
 

@@ -11,6 +11,9 @@
 
 #include <stdint.h>
 
+#include "../core/config.h"
+#include "../indexer/store.h"
+
 /* replica_gate_start - this process follows, with the lag bound max_lag_ms. */
 void replica_gate_start(int64_t max_lag_ms);
 
@@ -32,5 +35,15 @@ int64_t replica_gate_lag_ms(int64_t now_ms);
 /* replica_gate_stale - 1 when a replica is not ready or past its lag
  * bound: its data endpoints must answer 503. */
 int replica_gate_stale(int64_t now_ms);
+
+/*
+ * replica_gate_store - for a process that reads a replica's store without
+ * following it (`ctxgate search`, `ctxgate mcp` over stdio): CTX_OK when
+ * cfg is no replica, when this process follows (its own gate decides), or
+ * when the store's follower caught up within cluster.max_lag_s of now_ms;
+ * else CTX_EBUSY with a message naming how long ago and the fix. Fails
+ * closed: a store no follower ever caught up is refused.
+ */
+int replica_gate_store(const ctx_config *cfg, ctx_store *st, int64_t now_ms, ctx_error *err);
 
 #endif

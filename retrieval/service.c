@@ -16,6 +16,7 @@
 #include "../indexer/chunker.h"
 #include "acl.h"
 #include "hybrid.h"
+#include "replica_gate.h"
 #include "search.h"
 #include "vsearch.h"
 #include "../core/json.h"
@@ -797,7 +798,9 @@ static int search_locked(svc *s, const svc_identity *id, const svc_request *req,
         rc = err->code;
         goto done;
     }
-    if ((rc = svc__fresh_get(s, w, &fr, err)) ||
+    /* a replica's store read by a process that does not follow it (mcp) */
+    if ((rc = replica_gate_store(s->cfg, w->st, ctx_now_ms(), err)) ||
+        (rc = svc__fresh_get(s, w, &fr, err)) ||
         (rc = run_search(s, w, id, req, mode, k, srcs, nsrcs, label_filter(g, req, &fr, &lf),
                          qv, &why, &res, err)))
         goto done;

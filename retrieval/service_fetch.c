@@ -13,6 +13,7 @@
 #include "../core/util.h"
 #include "acl.h"
 #include "explain.h"
+#include "replica_gate.h"
 
 /*
  * readable - may user read ACL set acl_id of source source_id, now? Not
@@ -154,6 +155,12 @@ static int fetch_locked(svc *s, const svc_identity *id, int64_t doc_id, const ch
     if (!(w = svc__take(s, err))) {
         svc__audit(s, id, "fetch", NULL, NULL, 0, t0, "error");
         return err->code;
+    }
+    /* a replica's store read by a process that does not follow it (mcp) */
+    if ((rc = replica_gate_store(s->cfg, w->st, ctx_now_ms(), err))) {
+        svc__give(s, w);
+        svc__audit(s, id, "fetch", NULL, NULL, 0, t0, "error");
+        return rc;
     }
     if (ref)
         doc_id = resolve_ref(w, ref);

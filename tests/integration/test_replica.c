@@ -928,3 +928,75 @@ Test(replica, an_idle_replica_moves_its_slot_past_writes_it_does_not_follow)
     same(holdings(z), holdings(r), "the store after a mark and a fresh rebuild");
     cr_assert(sees(r, users[2], "runbook written later", "After the mark"));
 }
+
+/* mcp_search - one search through `ctxgate mcp` (stdio) as user in dir:
+ * the tools/call answer's line, new. */
+static char *mcp_search(const char *dir, const char *user, const char *query)
+{
+    char cmd[9600], *out;
+    int status;
+
+    snprintf(cmd, sizeof cmd,
+             "cd %s && printf '%%s\\n' '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\","
+             "\"params\":{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":"
+             "{\"name\":\"t\",\"version\":\"1\"}}}' '{\"jsonrpc\":\"2.0\",\"method\":"
+             "\"notifications/initialized\"}' '{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":"
+             "\"tools/call\",\"params\":{\"name\":\"search\",\"arguments\":{\"query\":\"%s\"}}}'"
+             " | CTXGATE_USER=%s CTXGATE_AGENT=desk %s --config ctxgate.json mcp 2>/dev/null"
+             " | grep '\"id\":2'", dir, query, user + 5, F.bin);
+    {
+        FILE *p = popen(cmd, "r");
+        ctx_buf b = CTX_BUF_INIT;
+        char line[4096];
+
+        cr_assert_not_null(p);
+        while (fgets(line, sizeof line, p))
+            ctx_buf_puts(&b, line);
+        status = pclose(p);
+        (void)status;
+        out = b.data ? ctx_buf_steal(&b) : ctx_strdup("");
+    }
+    return out;
+}
+
+/*
+ * A process that reads a replica's store without following it (`ctxgate
+ * search`, `ctxgate mcp` over stdio) answers only while the store's
+ * follower caught up within cluster.max_lag_s, as serve's own gate does:
+ * a store nobody follows any more would otherwise serve permissions that
+ * were revoked since.
+ */
+Test(replica, a_store_read_without_its_follower_is_refused_past_the_lag_bound)
+{
+    char src[4400], *docs = demo_copy("docs"), *w, *r, *out;
+    int status;
+
+    snprintf(src, sizeof src, "{\"name\": \"northwind\", \"type\": \"files\", \"path\": \"%s\"}",
+             docs);
+    w = node("w", "writer", src, 30);
+    r = node("r", "rl", src, 1);
+    cr_assert_eq(run(w, "sync"), 0);
+    /* no follower ever ran: nothing to answer from */
+    out = tu_cli(r, "search --as user:alice@northwind.test budget", 1, &status);
+    cr_assert_neq(status, 0, "%s", out);
+    free(out);
+    cr_assert_eq(run(r, "follow --once"), 0);
+    cr_assert(sees(r, users[0], "salary bands", "Salary bands 2026"));
+    out = mcp_search(r, users[0], "salary bands");
+    cr_assert(strstr(out, "Salary bands 2026") && !strstr(out, "\"isError\":true"), "%s", out);
+    free(out);
+    /* nobody follows: past max_lag_s (1 s) both refuse, naming the fix */
+    sleep(3);
+    out = tu_cli(r, "search --as user:alice@northwind.test 'salary bands'", 1, &status);
+    cr_assert_neq(status, 0, "%s", out);
+    cr_assert(strstr(out, "replica_behind") && strstr(out, "cluster.max_lag_s") &&
+              strstr(out, "ctxgate follow"), "%s", out);
+    free(out);
+    out = mcp_search(r, users[0], "salary bands");
+    cr_assert(strstr(out, "\"isError\":true") && strstr(out, "replica_behind") &&
+              !strstr(out, "Salary bands 2026"), "%s", out);
+    free(out);
+    /* caught up again: answers again */
+    cr_assert_eq(run(r, "follow --once"), 0);
+    cr_assert(sees(r, users[0], "salary bands", "Salary bands 2026"));
+}
