@@ -151,7 +151,6 @@ static int fetch_locked(svc *s, const svc_identity *id, int64_t doc_id, const ch
         svc__audit(s, id, "fetch", NULL, NULL, 0, t0, rc == CTX_ELIMIT ? "budget" : "error");
         return rc;
     }
-    rc = CTX_ENOTFOUND; /* until the document is found readable */
     if (!(w = svc__take(s, err))) {
         svc__audit(s, id, "fetch", NULL, NULL, 0, t0, "error");
         return err->code;
@@ -162,6 +161,7 @@ static int fetch_locked(svc *s, const svc_identity *id, int64_t doc_id, const ch
         svc__audit(s, id, "fetch", NULL, NULL, 0, t0, "error");
         return rc;
     }
+    rc = CTX_ENOTFOUND; /* until the document is found readable */
     if (ref)
         doc_id = resolve_ref(w, ref);
     if (doc_id > 0 && !store_doc_get(w->st, doc_id, &d, NULL)) {
