@@ -201,17 +201,17 @@ static PGresult *exec(pgstore *pg, const char *sql, int n, const char *const *v)
     return PQexecPrepared(pg->db, name, n, v, NULL, NULL, 0);
 }
 
-PGresult *pg__q(pgstore *pg, ctx_error *err, const char *what, const char *sql, int n, ...)
+/* vq - pg__q's body: the records sent ahead are read first, then sql
+ * runs with n parameters taken from ap. */
+static PGresult *vq(pgstore *pg, ctx_error *err, const char *what, const char *sql, int n,
+                    va_list ap)
 {
     const char *v[16];
     PGresult *r;
     ExecStatusType t;
-    va_list ap;
 
-    va_start(ap, n);
     for (int i = 0; i < n && i < 16; i++)
         v[i] = va_arg(ap, const char *);
-    va_end(ap);
     if (pg->nsent && pg__flush(pg, err))
         return NULL;
     r = exec(pg, sql, n, v);
@@ -222,26 +222,29 @@ PGresult *pg__q(pgstore *pg, ctx_error *err, const char *what, const char *sql, 
     return NULL;
 }
 
-int pg__ok(pgstore *pg, ctx_error *err, const char *what, const char *sql, int n, ...)
+PGresult *pg__q(pgstore *pg, ctx_error *err, const char *what, const char *sql, int n, ...)
 {
-    const char *v[16];
     PGresult *r;
-    ExecStatusType t;
     va_list ap;
 
     va_start(ap, n);
-    for (int i = 0; i < n && i < 16; i++)
-        v[i] = va_arg(ap, const char *);
+    r = vq(pg, err, what, sql, n, ap);
     va_end(ap);
-    if (pg->nsent && pg__flush(pg, err))
+    return r;
+}
+
+int pg__ok(pgstore *pg, ctx_error *err, const char *what, const char *sql, int n, ...)
+{
+    PGresult *r;
+    va_list ap;
+
+    va_start(ap, n);
+    r = vq(pg, err, what, sql, n, ap);
+    va_end(ap);
+    if (!r)
         return err->code;
-    r = exec(pg, sql, n, v);
-    t = PQresultStatus(r);
-    if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK) {
-        PQclear(r);
-        return CTX_OK;
-    }
-    return pg__fail(pg, r, err, what);
+    PQclear(r);
+    return CTX_OK;
 }
 
 const char *pg__i64(pg_num *b, int64_t v)
